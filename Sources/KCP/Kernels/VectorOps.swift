@@ -1,0 +1,74 @@
+/// Small vector kernels on contiguous float buffers, 8 lanes wide.
+
+/// `sum_k (a[k] - b[k])^2`, accumulated in 8 float lanes.
+@inline(__always)
+func squaredDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
+    var acc = SIMD8<Float>()
+    var k = 0
+    while k + 8 <= count {
+        let d = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
+            - UnsafeRawPointer(b + k).loadUnaligned(as: SIMD8<Float>.self)
+        acc.addProduct(d, d)
+        k += 8
+    }
+    var total = acc.sum()
+    while k < count {
+        let d = a[k] - b[k]
+        total += d * d
+        k += 1
+    }
+    return total
+}
+
+/// `sum_k (a[k] - c[k])^2` with a double-precision center `c`.
+@inline(__always)
+func squaredDistance(_ a: UnsafePointer<Float>, _ c: UnsafePointer<Double>, _ count: Int) -> Double {
+    var total = 0.0
+    for k in 0..<count {
+        let d = Double(a[k]) - c[k]
+        total += d * d
+    }
+    return total
+}
+
+/// `sum_k a[k]^2`.
+@inline(__always)
+func squaredNorm(_ a: UnsafePointer<Float>, _ count: Int) -> Float {
+    var acc = SIMD8<Float>()
+    var k = 0
+    while k + 8 <= count {
+        let v = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
+        acc.addProduct(v, v)
+        k += 8
+    }
+    var total = acc.sum()
+    while k < count {
+        total += a[k] * a[k]
+        k += 1
+    }
+    return total
+}
+
+/// `sum_k |a[k]|`.
+@inline(__always)
+func absoluteSum(_ a: UnsafePointer<Float>, _ count: Int) -> Float {
+    var acc = SIMD8<Float>()
+    var k = 0
+    while k + 8 <= count {
+        let v = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
+        acc += v.replacing(with: -v, where: v .< 0)
+        k += 8
+    }
+    var total = acc.sum()
+    while k < count {
+        total += abs(a[k])
+        k += 1
+    }
+    return total
+}
+
+extension SIMD8 where Scalar == Float {
+    @inline(__always) mutating func addProduct(_ a: Self, _ b: Self) {
+        self = addingProduct(a, b) // fused self + a * b per lane
+    }
+}

@@ -1,0 +1,36 @@
+"""kcp: kernel cluster pruning for convolutional networks.
+
+A Swift engine does the numeric work; this package hands it NumPy arrays
+without copying them. See :func:`cluster` for the method (Yu, Wu, Chen, "KCP:
+Kernel Cluster Pruning for Dense Labeling Neural Networks", arXiv:2101.06686).
+"""
+
+from . import _arguments
+from ._native import KCPError
+from ._native import get_num_threads as _get_num_threads
+from ._native import set_num_threads as _set_num_threads
+from .layer import ClusterResult, apply_mask, cluster, compact, scores, select
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClusterResult",
+    "KCPError",
+    "apply_mask",
+    "cluster",
+    "compact",
+    "get_num_threads",
+    "scores",
+    "select",
+    "set_num_threads",
+]
+
+
+def set_num_threads(n):
+    """Set the thread count of the engine's parallel loops and of OpenBLAS."""
+    _set_num_threads(_arguments.integer(n, "n", 1, 1024))
+
+
+def get_num_threads():
+    """Thread count of the engine's parallel loops and of OpenBLAS."""
+    return _get_num_threads()

@@ -1,0 +1,67 @@
+"""Validation of the plain Python arguments of kcp's public functions.
+
+Each check raises TypeError or ValueError naming the argument; arrays are
+checked by the engine itself.
+"""
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+
+def choice(value, name, options):
+    """The engine code of `value`, one of the keys of `options`."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name}: must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return options[value]
+
+
+def integer(value, name, minimum=None, maximum=None):
+    """`value` as an int (bool and float refused) within [minimum, maximum]."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: must be an integer, got {type(value).__name__} {value!r}") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: must be at most {maximum}, got {value}")
+    return value
+
+
+def seed(value):
+    """A seed: an integer in [0, 2**64)."""
+    return integer(value, "seed", 0, 2**64 - 1)
+
+
+def ratio(value):
+    """A pruning ratio: a real number in [0, 1)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"ratio: must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not (0.0 <= value < 1.0) or math.isnan(value):
+        raise ValueError(f"ratio: must be in [0, 1), got {value}")
+    return value
+
+
+def keep_mask(keep, length, name):
+    """A boolean mask of `length` entries from a mask or an array of indices."""
+    array = np.asarray(keep)
+    if array.ndim != 1:
+        raise ValueError(f"{name}: must be 1-D, got shape {array.shape}")
+    if array.dtype == np.bool_:
+        if array.shape[0] != length:
+            raise ValueError(f"{name}: has {array.shape[0]} entries, the axis has {length}")
+        return np.ascontiguousarray(array)
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name}: must be a boolean mask or integer indices, got dtype {array.dtype}")
+    indices = array.astype(np.int64)
+    if indices.size and (indices.min() < -length or indices.max() >= length):
+        raise ValueError(f"{name}: indices must be in [{-length}, {length}), got {indices.min()}..{indices.max()}")
+    mask = np.zeros(length, dtype=bool)
+    mask[indices] = True
+    return mask
