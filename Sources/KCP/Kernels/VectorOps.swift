@@ -20,13 +20,37 @@ func squaredDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ cou
     return total
 }
 
-/// `sum_k (a[k] - c[k])^2` with a double-precision center `c`.
+/// `y[k] += alpha * x[k]`.
 @inline(__always)
-func squaredDistance(_ a: UnsafePointer<Float>, _ c: UnsafePointer<Double>, _ count: Int) -> Double {
-    var total = 0.0
-    for k in 0..<count {
-        let d = Double(a[k]) - c[k]
-        total += d * d
+func addScaled(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ alpha: Float, _ count: Int) {
+    let a = SIMD8<Float>(repeating: alpha)
+    var k = 0
+    while k + 8 <= count {
+        let sum = UnsafeRawPointer(y + k).loadUnaligned(as: SIMD8<Float>.self)
+            .addingProduct(a, UnsafeRawPointer(x + k).loadUnaligned(as: SIMD8<Float>.self))
+        UnsafeMutableRawPointer(y + k).storeBytes(of: sum, as: SIMD8<Float>.self)
+        k += 8
+    }
+    while k < count {
+        y[k] += alpha * x[k]
+        k += 1
+    }
+}
+
+/// `sum_k a[k]`, in 16 float lanes.
+@inline(__always)
+func sum(_ a: UnsafePointer<Float>, _ count: Int) -> Float {
+    var low = SIMD8<Float>(), high = SIMD8<Float>()
+    var k = 0
+    while k + 16 <= count {
+        low += UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
+        high += UnsafeRawPointer(a + k + 8).loadUnaligned(as: SIMD8<Float>.self)
+        k += 16
+    }
+    var total = (low + high).sum()
+    while k < count {
+        total += a[k]
+        k += 1
     }
     return total
 }

@@ -8,14 +8,13 @@
 func geometricMedian(points: UnsafePointer<Float>, length: Int, members: [Int],
                      maxIterations: Int = 200) -> [Float]
 {
-    var center = [Double](repeating: 0, count: length)
+    var sum = [Double](repeating: 0, count: length)
     for i in members {
-        for k in 0..<length { center[k] += Double(points[i * length + k]) }
+        for k in 0..<length { sum[k] += Double(points[i * length + k]) }
     }
-    for k in 0..<length { center[k] /= Double(members.count) }
-
-    var weights = [Double](repeating: 0, count: members.count)
-    var next = [Double](repeating: 0, count: length)
+    var center = sum.map { Float($0 / Double(members.count)) }
+    var next = [Float](repeating: 0, count: length)
+    var weights = [Float](repeating: 0, count: members.count)
     for _ in 0..<maxIterations {
         center.withUnsafeBufferPointer { c in
             weights.withUnsafeMutableBufferPointer { w in
@@ -28,28 +27,26 @@ func geometricMedian(points: UnsafePointer<Float>, length: Int, members: [Int],
         }
         let totalWeight = weights.reduce(0, +)
         if totalWeight == 0 { break }
-        // Each thread owns a contiguous range of coordinates and sums the
-        // members in order: deterministic for any thread count.
-        let chunk = 64
+        // Each block of coordinates sums the members in order: deterministic
+        // for any thread count.
+        let chunk = 256
         next.withUnsafeMutableBufferPointer { nextBuffer in
             let out = nextBuffer.baseAddress!
             parallelFor((length + chunk - 1) / chunk) { block in
-                let range = (block * chunk)..<min(length, (block + 1) * chunk)
-                for k in range { out[k] = 0 }
+                let start = block * chunk, count = min(length, start + chunk) - start
+                (out + start).update(repeating: 0, count: count)
                 for (m, i) in members.enumerated() where weights[m] > 0 {
-                    let row = points + i * length
-                    for k in range { out[k] += weights[m] * Double(row[k]) }
+                    addScaled(out + start, points + i * length + start, weights[m] / totalWeight, count)
                 }
-                for k in range { out[k] /= totalWeight }
             }
         }
         var step = 0.0, norm = 0.0
         for k in 0..<length {
-            step += (next[k] - center[k]) * (next[k] - center[k])
-            norm += next[k] * next[k]
+            step += Double(next[k] - center[k]) * Double(next[k] - center[k])
+            norm += Double(next[k]) * Double(next[k])
         }
         swap(&center, &next)
         if step.squareRoot() < 1e-7 * (1 + norm.squareRoot()) { break }
     }
-    return center.map { Float($0) }
+    return center
 }

@@ -1,0 +1,7 @@
+"""`python -m kcp`: see `kcp.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
