@@ -48,8 +48,19 @@ def ratio(value):
     return value
 
 
+INT32_MAX = 2**31 - 1
+
+
+def array(value, name):
+    """`value` as an ndarray (no copy for an ndarray), naming `name` if it cannot be one."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name}: cannot be read as an array ({error})") from None
+
+
 def keep_mask(keep, length, name):
-    """A boolean mask of `length` entries from a mask or an array of indices."""
+    """A boolean mask of `length` entries from a mask or strictly increasing indices."""
     array = np.asarray(keep)
     if array.ndim != 1:
         raise ValueError(f"{name}: must be 1-D, got shape {array.shape}")
@@ -62,6 +73,9 @@ def keep_mask(keep, length, name):
     indices = array.astype(np.int64)
     if indices.size and (indices.min() < -length or indices.max() >= length):
         raise ValueError(f"{name}: indices must be in [{-length}, {length}), got {indices.min()}..{indices.max()}")
+    indices = np.where(indices < 0, indices + length, indices)
+    if np.any(np.diff(indices) <= 0):
+        raise ValueError(f"{name}: indices must be strictly increasing (kept channels stay in order)")
     mask = np.zeros(length, dtype=bool)
     mask[indices] = True
     return mask

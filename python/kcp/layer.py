@@ -88,15 +88,15 @@ def cluster(weight, ratio, *, center="mean", centers=1, granularity="channel", g
     Reference: Yu, Wu, Chen, arXiv:2101.06686.
     """
     codes = (
-        _arguments.integer(groups, "groups", 1),
+        _arguments.integer(groups, "groups", 1, _arguments.INT32_MAX),
         _arguments.ratio(ratio),
         _arguments.choice(center, "center", CENTERS),
-        _arguments.integer(centers, "centers", 1),
+        _arguments.integer(centers, "centers", 1, _arguments.INT32_MAX),
         _arguments.choice(granularity, "granularity", GRANULARITIES),
         _arguments.integer(round_to, "round_to", 1, 2**31 - 1),
         _arguments.seed(seed),
     )
-    scores, labels, found_centers, keep = _native.layer_cluster(weight, *codes)
+    scores, labels, found_centers, keep = _native.layer_cluster(_arguments.array(weight, "weight"), *codes)
     pruned = np.argwhere(~keep) if keep.ndim == 2 else np.flatnonzero(~keep)
     return ClusterResult(keep=keep, pruned=pruned, scores=scores, labels=labels, centers=found_centers)
 
@@ -125,7 +125,8 @@ def scores(weight, criterion="kcp", *, center="mean", groups=1, seed=0):
         float64 array of ``I`` (``"kcp"``) or ``O`` (baselines) scores.
     """
     criterion_code = _arguments.choice(criterion, "criterion", CRITERIA)
-    return _native.layer_scores(weight, _arguments.integer(groups, "groups", 1), criterion_code,
+    return _native.layer_scores(_arguments.array(weight, "weight"),
+                                _arguments.integer(groups, "groups", 1, _arguments.INT32_MAX), criterion_code,
                                 _arguments.choice(center, "center", CENTERS), _arguments.seed(seed))
 
 
@@ -144,7 +145,7 @@ def select(scores, ratio, *, round_to=1):
     Returns:
         bool array shaped like ``scores``, ``True`` where kept.
     """
-    values = np.asarray(scores)
+    values = _arguments.array(scores, "scores")
     if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
         raise TypeError(f"scores: expected a real-valued numeric array, got dtype {values.dtype}")
     return _native.scores_select(values, _arguments.ratio(ratio), _arguments.integer(round_to, "round_to", 1, 2**31 - 1))
@@ -156,23 +157,24 @@ def compact(weight, keep_in=None, keep_out=None):
     ``result = weight[keep_out][:, keep_in]``: axis 0 indexes output channels,
     axis 1 input channels (for grouped convs, the ``I/g`` inputs of the
     weight's second axis). A 1-D parameter (a bias) takes ``keep_out`` only.
+    Kept channels stay in their order, so indices must be strictly increasing.
 
     Args:
         weight: a parameter with at least one dimension; converted to float32.
-        keep_in: bool mask or integer indices over axis 1; ``None`` keeps all.
-        keep_out: bool mask or integer indices over axis 0; ``None`` keeps all.
+        keep_in: bool mask or increasing integer indices over axis 1; ``None`` keeps all.
+        keep_out: bool mask or increasing integer indices over axis 0; ``None`` keeps all.
 
     Returns:
         The compact float32 array.
     """
-    array = np.asarray(weight)
+    array = _arguments.array(weight, "weight")
     if array.ndim == 0:
         raise ValueError("weight: needs at least one dimension")
     if keep_in is not None and array.ndim < 2:
         raise ValueError(f"keep_in: a {array.ndim}-D parameter has no input axis")
     keep_out = None if keep_out is None else _arguments.keep_mask(keep_out, array.shape[0], "keep_out")
     keep_in = None if keep_in is None else _arguments.keep_mask(keep_in, array.shape[1], "keep_in")
-    return _native.weight_compact(weight, keep_out, keep_in)
+    return _native.weight_compact(array, keep_out, keep_in)
 
 
 def apply_mask(weight, keep, axis="in"):

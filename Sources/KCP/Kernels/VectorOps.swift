@@ -55,19 +55,19 @@ func sum(_ a: UnsafePointer<Float>, _ count: Int) -> Float {
     return total
 }
 
-/// `sum_k a[k]^2`.
+/// `sum_k a[k]^2`, in double precision (cannot overflow for finite floats).
 @inline(__always)
-func squaredNorm(_ a: UnsafePointer<Float>, _ count: Int) -> Float {
-    var acc = SIMD8<Float>()
+func squaredNorm(_ a: UnsafePointer<Float>, _ count: Int) -> Double {
+    var acc = SIMD4<Double>()
     var k = 0
-    while k + 8 <= count {
-        let v = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
-        acc.addProduct(v, v)
-        k += 8
+    while k + 4 <= count {
+        let v = SIMD4<Double>(UnsafeRawPointer(a + k).loadUnaligned(as: SIMD4<Float>.self))
+        acc = acc.addingProduct(v, v)
+        k += 4
     }
     var total = acc.sum()
     while k < count {
-        total += a[k] * a[k]
+        total += Double(a[k]) * Double(a[k])
         k += 1
     }
     return total

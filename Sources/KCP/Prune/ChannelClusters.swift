@@ -21,8 +21,9 @@ public struct ChannelClusters: Sendable {
     ///
     /// With one center, `c` is the mean (one fused pass over the weight) or
     /// the geometric median of all `v_i`. With `m > 1` centers the `v_i` are
-    /// grouped by k-means (k-means++ seeded by `seed`), and each group's
-    /// center is its mean or geometric median.
+    /// grouped by k-means (k-means++ seeded by `seed`); with the median,
+    /// each group's center then moves to its members' geometric median and
+    /// every channel joins its nearest center.
     /// - Parameters:
     ///   - weight: the layer's weight, row-major, described by `geometry`.
     ///   - center: where a group's center sits.
@@ -39,10 +40,6 @@ public struct ChannelClusters: Sendable {
         if clusters == 1 && center == .mean {
             (centers, squared) = meanCenterSquaredDistances(w, geometry)
             labels = [Int](repeating: 0, count: n)
-            if !squared.allSatisfy(\.isFinite) {
-                try requireFinite(weight, shape: geometry.shape, argument: "weight")
-                throw KCPError.numeric("weight: kernel cluster distances overflow float32")
-            }
         } else {
             try requireFinite(weight, shape: geometry.shape, argument: "weight")
             let vectors = clusterVectors(w, geometry)
@@ -63,6 +60,7 @@ public struct ChannelClusters: Sendable {
                         let median = geometricMedian(points: points, length: length, members: members)
                         centers.replaceSubrange((cluster * length)..<((cluster + 1) * length), with: median)
                     }
+                    labels = nearestCenters(points: points, count: n, length: length, centers: centers)
                 }
                 let squared = centers.withUnsafeBufferPointer { c in
                     (0..<n).map { i in
@@ -71,6 +69,10 @@ public struct ChannelClusters: Sendable {
                 }
                 return (labels, centers, squared)
             }
+        }
+        if !squared.allSatisfy(\.isFinite) {
+            try requireFinite(weight, shape: geometry.shape, argument: "weight")
+            throw KCPError.overflow
         }
         scores = normalizedByMean(squared.map { $0.squareRoot() })
     }

@@ -25,7 +25,7 @@ public enum FilterCriterion: Sendable, Equatable {
         case .l1:
             return perRow(rows) { Double(absoluteSum(w + $0 * length, length)) }
         case .l2:
-            return perRow(rows) { Double(squaredNorm(w + $0 * length, length)).squareRoot() }
+            return perRow(rows) { squaredNorm(w + $0 * length, length).squareRoot() }
         case .fpgm:
             return pairwiseDistanceSums(rows: w, count: rows, length: length)
         case let .random(seed):
@@ -46,6 +46,7 @@ public func layerScores(weight: UnsafeBufferPointer<Float>, geometry: LayerGeome
     case let .filter(baseline):
         try requireFinite(weight, shape: geometry.shape, argument: "weight")
         let raw = baseline.rawScores(weight.baseAddress!, rows: geometry.outChannels, length: geometry.filterLength)
+        if !raw.allSatisfy(\.isFinite) { throw KCPError.overflow }
         return normalizedByMean(raw)
     }
 }
@@ -65,17 +66,19 @@ func normalizedByMean(_ values: [Double]) -> [Double] {
     return mean > 0 ? values.map { $0 / mean } : [Double](repeating: 0, count: values.count)
 }
 
-/// `sum_b ||r_a - r_b||_2` for every row `a`, from the Gram matrix
-/// `G = R R^T` (one SGEMM): `||r_a - r_b||^2 = G_aa + G_bb - 2 G_ab`.
+/// `sum_b ||r_a - r_b||_2` for every row `a`, from the double-precision Gram
+/// matrix `G = R R^T` of the rows centered on their mean (one DGEMM):
+/// `||r_a - r_b||^2 = G_aa + G_bb - 2 G_ab`. Centering leaves distances
+/// unchanged and avoids cancellation when filters share a large common part.
 func pairwiseDistanceSums(rows: UnsafePointer<Float>, count n: Int, length: Int) -> [Double] {
-    let gram = gramMatrix(rows, rows: n, length: length)
+    let gram = centeredGramMatrix(rows, rows: n, length: length)
     return [Double](unsafeUninitializedCapacity: n) { out, count in
         let outBase = out.baseAddress!
         gram.withUnsafeBufferPointer { g in
             parallelFor(n) { a in
                 var sum = 0.0
                 for b in 0..<n where b != a {
-                    let d2 = Double(g[a * n + a]) + Double(g[b * n + b]) - 2 * Double(g[a * n + b])
+                    let d2 = g[a * n + a] + g[b * n + b] - 2 * g[a * n + b]
                     sum += max(d2, 0).squareRoot()
                 }
                 outBase[a] = sum

@@ -63,22 +63,8 @@ struct KMeans {
     /// Moves each row to its nearest center; returns whether any moved.
     @discardableResult
     mutating func assign(points: UnsafePointer<Float>, count n: Int, length: Int) -> Bool {
-        let m = centers.count / length
         let previous = labels
-        centers.withUnsafeBufferPointer { centerBuffer in
-            labels.withUnsafeMutableBufferPointer { labelBuffer in
-                let c = centerBuffer.baseAddress!, out = labelBuffer.baseAddress!
-                parallelFor(n) { i in
-                    var best = 0
-                    var bestDistance = Float.infinity
-                    for cluster in 0..<m {
-                        let d = squaredDistance(points + i * length, c + cluster * length, length)
-                        if d < bestDistance { (best, bestDistance) = (cluster, d) }
-                    }
-                    out[i] = best
-                }
-            }
-        }
+        labels = nearestCenters(points: points, count: n, length: length, centers: centers)
         return labels != previous
     }
 
@@ -97,5 +83,26 @@ struct KMeans {
                 centers[cluster * length + k] = Float(sums[cluster * length + k] / Double(sizes[cluster]))
             }
         }
+    }
+}
+
+/// The nearest of the `[m, length]` centers to each row (ties: lowest index).
+func nearestCenters(points: UnsafePointer<Float>, count n: Int, length: Int, centers: [Float]) -> [Int] {
+    let m = centers.count / length
+    return [Int](unsafeUninitializedCapacity: n) { out, initialized in
+        let labels = out.baseAddress!
+        centers.withUnsafeBufferPointer { centerBuffer in
+            let c = centerBuffer.baseAddress!
+            parallelFor(n) { i in
+                var best = 0
+                var bestDistance = Float.infinity
+                for cluster in 0..<m {
+                    let d = squaredDistance(points + i * length, c + cluster * length, length)
+                    if d < bestDistance { (best, bestDistance) = (cluster, d) }
+                }
+                labels[i] = best
+            }
+        }
+        initialized = n
     }
 }

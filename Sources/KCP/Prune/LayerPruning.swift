@@ -41,6 +41,7 @@ public struct LayerPruning: Sendable {
                         "kernel granularity scores kernels against their cluster's mean kernel; use center='mean' and centers=1")
             try requireFinite(weight, shape: geometry.shape, argument: "weight")
             scores = kernelDistances(weight.baseAddress!, geometry)
+            if !scores.allSatisfy(\.isFinite) { throw KCPError.overflow }
             labels = [Int](repeating: 0, count: geometry.inChannels)
             centers = []
             keep = try selectKeep(scores: scores, ratio: ratio, roundTo: roundTo)

@@ -8,6 +8,10 @@ public enum KCPError: Error, Equatable, CustomStringConvertible {
     /// A numeric failure inside the engine (overflow, no convergence, ...).
     case numeric(String)
 
+    /// Finite weights whose float32 arithmetic overflows.
+    static let overflow = KCPError.numeric(
+        "weight: values too large for float32 arithmetic (squared distances overflow); rescale the weight")
+
     public var description: String {
         switch self {
         case let .invalidArgument(argument, reason): return "\(argument): \(reason)"
