@@ -3,7 +3,7 @@ import KCP
 // The C ABI of include/kcp.h: validate, unwrap, call the engine, report.
 
 @_cdecl("kcp_abi_version")
-public func kcp_abi_version() -> Int32 { 1 }
+public func kcp_abi_version() -> Int32 { 2 }
 
 @_cdecl("kcp_threads_set")
 public func kcp_threads_set(_ n: Int32) -> Int32 {
@@ -87,7 +87,7 @@ public func kcp_weight_compact(_ weight: UnsafePointer<Float>?, _ shape: UnsafeP
         }
         try compact(Arguments.buffer(weight, slice.count, "weight").baseAddress!, shape: slice,
                     keepOut: Arguments.mask(keepOut, slice.rows), keepIn: Arguments.mask(keepIn, slice.columns),
-                    into: UnsafeMutableBufferPointer(start: out, count: Int(max(outCount, 0))))
+                    into: UnsafeMutableBufferPointer(start: Arguments.output(out, "out"), count: Int(max(outCount, 0))))
     }
 }
 

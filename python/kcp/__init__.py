@@ -10,19 +10,27 @@ from ._native import KCPError
 from ._native import get_num_threads as _get_num_threads
 from ._native import set_num_threads as _set_num_threads
 from .layer import ClusterResult, apply_mask, cluster, compact, scores, select
+from .network import Network, Value
+from .plan import Plan, Space, plan, spaces
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ClusterResult",
     "KCPError",
+    "Network",
+    "Plan",
+    "Space",
+    "Value",
     "apply_mask",
     "cluster",
     "compact",
     "get_num_threads",
+    "plan",
     "scores",
     "select",
     "set_num_threads",
+    "spaces",
 ]
 
 

@@ -6,23 +6,19 @@
  * label that releases what was taken. Aligned, C-contiguous float32 arrays
  * are passed to the engine in place; anything else is converted first.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#define NPY_NO_DEPRECATED_API NPY_1_22_API_VERSION
-#include <numpy/arrayobject.h>
+#define KCP_NATIVE_MAIN
+#include "_native.h"
 
-#include "kcp.h"
-
-static PyObject *KCPError;
+PyObject *KCPError;
 
 /* Raises the Python exception for a failed engine call. */
-static void raise_status(kcp_status status) {
+void raise_status(kcp_status status) {
     PyErr_SetString(status == KCP_INVALID_ARGUMENT ? PyExc_ValueError : KCPError, kcp_error_message());
 }
 
 /* `obj` as an aligned, C-contiguous float32 array, converting real numeric
  * input; NULL with TypeError for complex, bool, object or string data. */
-static PyArrayObject *read_float32(PyObject *obj, const char *name) {
+PyArrayObject *read_float32(PyObject *obj, const char *name) {
     PyArrayObject *array = (PyArrayObject *)PyArray_FROM_O(obj);
     if (array == NULL) return NULL;
     if (!PyArray_ISINTEGER(array) && !PyArray_ISFLOAT(array)) {
@@ -72,12 +68,12 @@ static PyArrayObject *read_optional(PyObject *obj, int type, int *ok) {
     return array;
 }
 
-static void copy_shape(PyArrayObject *array, int64_t *shape) {
+void copy_shape(PyArrayObject *array, int64_t *shape) {
     for (int axis = 0; axis < PyArray_NDIM(array) && axis < NPY_MAXDIMS; axis++) shape[axis] = PyArray_DIM(array, axis);
 }
 
 /* Checks the weight's dimension count before its shape is read. */
-static int check_ndim(PyArrayObject *array, const char *name) {
+int check_ndim(PyArrayObject *array, const char *name) {
     int ndim = PyArray_NDIM(array);
     if (ndim < 1 || ndim > 8) {
         PyErr_Format(PyExc_ValueError, "%s: has %d dimensions, expected 1 to 8", name, ndim);
@@ -314,6 +310,7 @@ static PyMethodDef methods[] = {
     {"scores_select", scores_select, METH_VARARGS, "scores_select(scores, ratio, round_to) -> bool keep mask."},
     {"weight_compact", weight_compact, METH_VARARGS, "weight_compact(weight, keep_out, keep_in) -> new array."},
     {"weight_mask", weight_mask, METH_VARARGS, "weight_mask(weight, keep, axis): zeroes pruned entries in place."},
+    NETWORK_METHODS
     {NULL, NULL, 0, NULL},
 };
 

@@ -37,19 +37,19 @@ func addScaled(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ al
     }
 }
 
-/// `sum_k a[k]`, in 16 float lanes.
+/// `sum_k a[k]`, in 8 double lanes.
 @inline(__always)
-func sum(_ a: UnsafePointer<Float>, _ count: Int) -> Float {
-    var low = SIMD8<Float>(), high = SIMD8<Float>()
+func sum(_ a: UnsafePointer<Float>, _ count: Int) -> Double {
+    var low = SIMD4<Double>(), high = SIMD4<Double>()
     var k = 0
-    while k + 16 <= count {
-        low += UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
-        high += UnsafeRawPointer(a + k + 8).loadUnaligned(as: SIMD8<Float>.self)
-        k += 16
+    while k + 8 <= count {
+        low += SIMD4<Double>(UnsafeRawPointer(a + k).loadUnaligned(as: SIMD4<Float>.self))
+        high += SIMD4<Double>(UnsafeRawPointer(a + k + 4).loadUnaligned(as: SIMD4<Float>.self))
+        k += 8
     }
     var total = (low + high).sum()
     while k < count {
-        total += a[k]
+        total += Double(a[k])
         k += 1
     }
     return total

@@ -5,6 +5,13 @@ public enum Criterion: Sendable, Equatable {
     case kcp(center: CenterKind)
     /// A baseline that scores output filters.
     case filter(FilterCriterion)
+
+    /// Whether the criterion scores the channels a layer reads (KCP) rather
+    /// than the filters it writes.
+    public var scoresInputs: Bool {
+        if case .kcp = self { return true }
+        return false
+    }
 }
 
 /// Baselines scoring each output filter `W[o]` (length `(I/g) * kh * kw`).

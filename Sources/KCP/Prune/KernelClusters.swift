@@ -40,21 +40,22 @@ func meanCenterSquaredDistances(_ weight: UnsafePointer<Float>, _ geometry: Laye
             let centerBase = centerBuffer.baseAddress!, partialBase = partialBuffer.baseAddress!
             parallelFor(blocks) { block in
                 let d2 = partialBase + block * n
+                var c = [Double](repeating: 0, count: area)
                 var cf = [Float](repeating: 0, count: area)
                 for oLocal in (rowsPerGroup * block / blocks)..<(rowsPerGroup * (block + 1) / blocks) {
-                    for k in 0..<area { cf[k] = 0 }
+                    for k in 0..<area { c[k] = 0 }
                     for group in 0..<geometry.groups {
                         let row = weight + (group * rowsPerGroup + oLocal) * geometry.filterLength
                         if area == 1 {
-                            cf[0] += sum(row, perGroup)
+                            c[0] += sum(row, perGroup)
                         } else {
                             for j in 0..<perGroup {
-                                for k in 0..<area { cf[k] += row[j * area + k] }
+                                for k in 0..<area { c[k] += Double(row[j * area + k]) }
                             }
                         }
                     }
                     for k in 0..<area {
-                        cf[k] /= Float(n)
+                        cf[k] = Float(c[k] / Double(n))
                         centerBase[oLocal * area + k] = cf[k]
                     }
                     for group in 0..<geometry.groups {

@@ -24,5 +24,6 @@ public func selectKeep(scores: [Double], ratio: Double, roundTo: Int = 1,
 /// `min(n, roundUp(max(1, n - floor(ratio * n)), roundTo))`.
 public func keptCount(channels n: Int, ratio: Double, roundTo: Int) -> Int {
     let kept = max(1, n - Int((ratio * Double(n)).rounded(.down)))
-    return min(n, (kept + roundTo - 1) / roundTo * roundTo)
+    let multiple = min(roundTo, n) // any multiple >= n is capped at n
+    return min(n, (kept + multiple - 1) / multiple * multiple)
 }

@@ -22,6 +22,6 @@ public enum KCPError: Error, Equatable, CustomStringConvertible {
 
 /// Throws `invalidArgument` unless `condition` holds.
 @inline(__always)
-func require(_ condition: Bool, _ argument: String, _ reason: @autoclosure () -> String) throws {
+public func require(_ condition: Bool, _ argument: String, _ reason: @autoclosure () -> String) throws {
     if !condition { throw KCPError.invalidArgument(argument: argument, reason: reason()) }
 }

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define KCP_ABI_VERSION 1
+#define KCP_ABI_VERSION 2
 
 typedef int32_t kcp_status;
 enum {
@@ -90,6 +90,83 @@ kcp_status kcp_weight_compact(const float *weight, const int64_t *shape, int32_t
 /* Zeroes, in place, the entries that `keep` (keep_count entries along `axis`) marks 0. */
 kcp_status kcp_weight_mask(float *weight, const int64_t *shape, int32_t ndim,
                            const uint8_t *keep, int64_t keep_count, int32_t axis);
+
+/*
+ * Networks. A kcp_network is an engine-owned DAG of nodes over values (see
+ * docs/ABI.md); value and parameter indices are returned as int64.
+ */
+typedef struct kcp_network kcp_network;
+
+/* Op codes for kcp_network_add_node and their attributes (doubles, in order). */
+enum {
+    KCP_OP_CONV2D = 0,          /* stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
+                                   dilation_h, dilation_w, groups; params weight [, bias] */
+    KCP_OP_BATCHNORM = 1,       /* epsilon; params gamma, beta, running mean, running var */
+    KCP_OP_RELU = 2,
+    KCP_OP_LEAKY_RELU = 3,      /* alpha */
+    KCP_OP_SIGMOID = 4,
+    KCP_OP_ADD = 5,
+    KCP_OP_MUL = 6,
+    KCP_OP_CONCAT = 7,          /* one or more inputs, along channels */
+    KCP_OP_MAX_POOL = 8,        /* kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, pad_bottom,
+                                   pad_right, count_include_pad */
+    KCP_OP_AVG_POOL = 9,        /* as max pool */
+    KCP_OP_GLOBAL_AVG_POOL = 10,
+    KCP_OP_FLATTEN = 11,
+    KCP_OP_LINEAR = 12,         /* params weight [, bias] */
+    KCP_OP_UPSAMPLE = 13,       /* scale, mode (0 nearest, 1 bilinear) */
+    KCP_OP_CORRELATION = 14,    /* max_disparity, scale; inputs left, right */
+    KCP_OP_SOFTMAX = 15,
+    KCP_OP_SOFT_ARGMIN = 16,
+    KCP_OP_IDENTITY = 17
+};
+
+kcp_status kcp_network_create(kcp_network **network);
+/* Releases a network (NULL is ignored). */
+void kcp_network_destroy(kcp_network *network);
+kcp_status kcp_network_add_input(kcp_network *network, const char *name, const int64_t *shape, int32_t ndim,
+                                 int64_t *value);
+/* Copies `data` into a new engine-owned parameter. */
+kcp_status kcp_network_add_parameter(kcp_network *network, const char *name, const float *data,
+                                     const int64_t *shape, int32_t ndim, int64_t *parameter);
+/* Adds a node; fails (leaving the network unchanged) if shapes do not infer. */
+kcp_status kcp_network_add_node(kcp_network *network, const char *name, int32_t op,
+                                const double *attributes, int32_t attribute_count,
+                                const int64_t *inputs, int32_t input_count,
+                                const int64_t *parameters, int32_t parameter_count, int64_t *value);
+kcp_status kcp_network_add_output(kcp_network *network, int64_t value);
+/* Shape of a value (at most 8 dims) for batch size `batch` (<= 0: the declared one). */
+kcp_status kcp_network_value_shape(const kcp_network *network, int64_t value, int64_t batch,
+                                   int64_t *shape, int32_t *ndim);
+kcp_status kcp_network_parameter_shape(const kcp_network *network, int64_t parameter, int64_t *shape,
+                                       int32_t *ndim);
+/* Copies a parameter out to / in from the caller's `count` floats. */
+kcp_status kcp_network_parameter_read(const kcp_network *network, int64_t parameter, float *out, int64_t count);
+kcp_status kcp_network_parameter_write(kcp_network *network, int64_t parameter, const float *data, int64_t count);
+/* Inference: one input array per network input (batch `batch`), one output array per network output,
+ * sized by kcp_network_value_shape. */
+kcp_status kcp_network_forward(const kcp_network *network, const float *const *inputs, int64_t batch,
+                               float *const *outputs);
+/* MACs per sample of each node (may be NULL) and total[2] = {MACs, learnable parameters}. */
+kcp_status kcp_network_cost(const kcp_network *network, int64_t *node_macs, int64_t *total);
+
+/* counts[3] = {channel classes, spaces, channels over all values}. */
+kcp_status kcp_network_spaces(const kcp_network *network, int64_t *counts);
+/* class_of[channels] (values in order, channels in order), space_of[classes], frozen[classes]. */
+kcp_status kcp_network_space_data(const kcp_network *network, int64_t *class_of, int64_t *space_of,
+                                  uint8_t *frozen);
+/* Why a space is frozen, lines joined by '\n'; *length excludes the terminating 0, which is written
+ * only if capacity > *length. */
+kcp_status kcp_network_space_reasons(const kcp_network *network, int64_t space, char *buffer, int64_t capacity,
+                                     int64_t *length);
+/* Plans pruning: amount_kind 0 = ratio, 1 = MACs reduction. Writes keep[classes], scores[classes],
+ * the applied ratio and costs[4] = {MACs before, params before, MACs after, params after}. */
+kcp_status kcp_network_plan(const kcp_network *network, int32_t amount_kind, double amount, int32_t global,
+                            double max_ratio, int32_t criterion, int32_t center, int32_t round_to, uint64_t seed,
+                            uint8_t *keep, double *scores, double *ratio, int64_t *costs);
+/* A new network: mode 0 masked (pruned channels zeroed), 1 compact (removed). */
+kcp_status kcp_network_prune(const kcp_network *network, const uint8_t *keep, int64_t count, int32_t mode,
+                             kcp_network **out);
 
 #ifdef __cplusplus
 }

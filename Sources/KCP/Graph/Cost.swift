@@ -1,0 +1,64 @@
+/// Multiply-accumulates and parameter counts.
+///
+/// MACs of a conv are `O * (I/g) * kh * kw * Hout * Wout`, of a linear layer
+/// `O * I`, per sample; other ops count none. Parameters count learnable
+/// entries once even when nodes share them (batchnorm running statistics are
+/// buffers, not parameters).
+public struct Cost: Equatable, Sendable {
+    public var macs: Int
+    public var parameters: Int
+}
+
+extension Network {
+    /// MACs per sample of each node, in node order; `widths[v]` overrides
+    /// the channel count of value `v` (a pruned network's widths).
+    public func nodeMACs(shapes: [[Int]], widths: [Int]? = nil) -> [Int] {
+        let widths = widths ?? shapes.map { $0[1] }
+        return nodes.map { node in
+            let x = node.inputs[0], y = node.output
+            switch node.op {
+            case let .conv2d(conv):
+                let w = parameters[node.parameters[0]].tensor.shape
+                let groups = conv.groups == 1 ? 1 : conv.groups == shapes[x][1] ? widths[x] : conv.groups
+                return widths[y] * (widths[x] / max(groups, 1)) * w[2] * w[3] * shapes[y][2] * shapes[y][3]
+            case .linear:
+                return widths[y] * widths[x]
+            case .batchNorm, .relu, .leakyRelu, .sigmoid, .add, .mul, .concat, .maxPool, .avgPool, .globalAvgPool,
+                 .flatten, .upsample, .correlation, .softmax, .softArgmin, .identity:
+                return 0
+            }
+        }
+    }
+
+    /// Indices of the parameters that are learned (not running statistics).
+    public var learnableParameters: Set<Int> {
+        var learnable = Set<Int>()
+        for node in nodes {
+            switch node.op {
+            case .batchNorm: learnable.formUnion(node.parameters.prefix(2))
+            default: learnable.formUnion(node.parameters)
+            }
+        }
+        return learnable
+    }
+
+    /// Total MACs per sample and learnable parameter count.
+    public func cost() throws -> Cost {
+        let macs = nodeMACs(shapes: try inferShapes()).reduce(0, +)
+        return Cost(macs: macs, parameters: learnableParameters.reduce(0) { $0 + parameters[$1].tensor.count })
+    }
+
+    /// The cost of the compact network that keeping `keep[v][c]` would give,
+    /// without building it.
+    func cost(shapes: [[Int]], keep: [[Bool]]) -> Cost {
+        let widths = keep.map { $0.filter { $0 }.count }
+        let slices = parameterSlices(keep: keep)
+        let parameterCount = learnableParameters.reduce(0) { total, index in
+            var shape = parameters[index].tensor.shape
+            if let keepOut = slices[index]?.keepOut { shape[0] = keepOut.filter { $0 }.count }
+            if let keepIn = slices[index]?.keepIn { shape[1] = keepIn.filter { $0 }.count }
+            return total + shape.reduce(1, *)
+        }
+        return Cost(macs: nodeMACs(shapes: shapes, widths: widths).reduce(0, +), parameters: parameterCount)
+    }
+}

@@ -1,0 +1,57 @@
+extension Network {
+    /// Runs the network on `inputs` (one tensor per graph input, any batch
+    /// size) and returns its outputs. Values are freed after their last use.
+    public func forward(_ inputs: [Tensor]) throws -> [Tensor] {
+        try require(inputs.count == self.inputs.count, "inputs",
+                    "the network has \(self.inputs.count) inputs, got \(inputs.count)")
+        for (tensor, input) in zip(inputs, self.inputs) {
+            try require(tensor.shape.dropFirst() == input.shape.dropFirst(), "inputs",
+                        "input '\(valueNames[input.value])' must be [N] + \(Array(input.shape.dropFirst())), got \(tensor.shape)")
+        }
+        let shapes = try inferShapes(batch: inputs.first?.shape.first)
+        var lastUse = [Int](repeating: -1, count: valueCount)
+        for (index, node) in nodes.enumerated() { for value in node.inputs { lastUse[value] = index } }
+        for value in outputs { lastUse[value] = nodes.count }
+
+        var values = [Tensor?](repeating: nil, count: valueCount)
+        for (tensor, input) in zip(inputs, self.inputs) { values[input.value] = tensor }
+        for (index, node) in nodes.enumerated() {
+            let x = node.inputs.map { values[$0]! }
+            let p = node.parameters.map { parameters[$0].tensor }
+            values[node.output] = node.op.forward(x, parameters: p, outputShape: shapes[node.output])
+            for value in node.inputs where lastUse[value] == index { values[value] = nil }
+        }
+        return outputs.map { values[$0]! }
+    }
+}
+
+extension Op {
+    /// This op applied to `inputs`, whose shapes were checked by shape inference.
+    func forward(_ inputs: [Tensor], parameters p: [Tensor], outputShape: [Int]) -> Tensor {
+        let x = inputs[0]
+        switch self {
+        case let .conv2d(conv):
+            return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape)
+        case let .batchNorm(epsilon):
+            return batchNormInference(x, gamma: p[0].data, beta: p[1].data, mean: p[2].data, variance: p[3].data,
+                                      epsilon: epsilon)
+        case .relu: return reluForward(x)
+        case let .leakyRelu(alpha): return leakyReluForward(x, alpha: alpha)
+        case .sigmoid: return sigmoidForward(x)
+        case .add: return addForward(x, inputs[1])
+        case .mul: return mulForward(x, inputs[1])
+        case .concat: return concatForward(inputs)
+        case let .maxPool(pool): return pool2dForward(x, pool, max: true, outputShape: outputShape)
+        case let .avgPool(pool): return pool2dForward(x, pool, max: false, outputShape: outputShape)
+        case .globalAvgPool: return globalAvgPoolForward(x)
+        case .flatten: return Tensor(shape: outputShape, data: x.data)
+        case .linear: return linearForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil)
+        case let .upsample(scale, mode): return upsampleForward(x, scale: scale, mode: mode)
+        case let .correlation(maxDisparity, scale):
+            return correlationForward(x, inputs[1], maxDisparity: maxDisparity, scale: scale)
+        case .softmax: return softmaxForward(x)
+        case .softArgmin: return softArgminForward(x)
+        case .identity: return x
+        }
+    }
+}

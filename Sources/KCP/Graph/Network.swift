@@ -1,0 +1,124 @@
+/// A named, engine-owned parameter tensor. Nodes refer to parameters by
+/// index, so two nodes may share one (a Siamese feature extractor).
+public struct Parameter: Sendable {
+    public var name: String
+    public var tensor: Tensor
+}
+
+/// One operation: reads values (and parameters) and writes one value.
+public struct Node: Sendable {
+    public var name: String
+    public var op: Op
+    /// Value indices read, in order.
+    public var inputs: [Int]
+    /// Parameter indices, in the order `op` documents.
+    public var parameters: [Int]
+    /// The value index written.
+    public var output: Int
+}
+
+/// A network: a DAG of nodes over values, with several inputs and outputs.
+///
+/// Nodes are kept in the order they were added, which is a topological
+/// order: a node may only read graph inputs and earlier nodes' outputs.
+public struct Network: Sendable {
+    public private(set) var valueNames: [String] = []
+    /// Graph input values and their shapes `[N, C, H, W]` (or `[N, F]`).
+    public private(set) var inputs: [(value: Int, shape: [Int])] = []
+    public private(set) var outputs: [Int] = []
+    public internal(set) var nodes: [Node] = []
+    public internal(set) var parameters: [Parameter] = []
+
+    public init() {}
+
+    public var valueCount: Int { valueNames.count }
+
+    /// Adds a graph input; returns its value index.
+    public mutating func addInput(name: String, shape: [Int]) throws -> Int {
+        try require(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "shape",
+                    "input '\(name)' needs positive dimensions, got \(shape)")
+        let value = newValue(name)
+        inputs.append((value, shape))
+        return value
+    }
+
+    /// Adds a parameter; returns its index.
+    public mutating func addParameter(name: String, tensor: Tensor) -> Int {
+        parameters.append(Parameter(name: name, tensor: tensor))
+        return parameters.count - 1
+    }
+
+    /// Adds a node reading existing values and parameters; returns its output value.
+    public mutating func addNode(name: String, op: Op, inputs: [Int], parameters: [Int] = []) throws -> Int {
+        try require(inputs.allSatisfy { (0..<valueCount).contains($0) }, "inputs",
+                    "node '\(name)' reads value indices \(inputs), only 0..<\(valueCount) exist")
+        try require(parameters.allSatisfy { (0..<self.parameters.count).contains($0) }, "parameters",
+                    "node '\(name)' uses parameter indices \(parameters), only 0..<\(self.parameters.count) exist")
+        let (arity, parameterCounts) = op.signature
+        try require(inputs.count == arity || (arity == 0 && inputs.count >= 1), "inputs",
+                    "node '\(name)' (\(op.name)) takes \(arity == 0 ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
+        try require(parameterCounts.contains(parameters.count), "parameters",
+                    "node '\(name)' (\(op.name)) takes \(parameterCounts) parameters, got \(parameters.count)")
+        let output = newValue(name)
+        nodes.append(Node(name: name, op: op, inputs: inputs, parameters: parameters, output: output))
+        return output
+    }
+
+    /// Marks a value as a graph output.
+    public mutating func addOutput(_ value: Int) throws {
+        try require((0..<valueCount).contains(value), "value", "no value \(value)")
+        outputs.append(value)
+    }
+
+    /// Replaces a parameter's tensor, keeping its shape.
+    public mutating func setParameter(_ index: Int, data: [Float]) throws {
+        try require(parameters.indices.contains(index), "parameter", "no parameter \(index)")
+        try require(data.count == parameters[index].tensor.count, "data",
+                    "parameter '\(parameters[index].name)' has \(parameters[index].tensor.count) elements, got \(data.count)")
+        parameters[index].tensor.data = data
+    }
+
+    private mutating func newValue(_ name: String) -> Int {
+        valueNames.append(name)
+        return valueNames.count - 1
+    }
+}
+
+extension Op {
+    /// Number of inputs (0: one or more) and allowed parameter counts.
+    var signature: (arity: Int, parameters: [Int]) {
+        switch self {
+        case .conv2d, .linear: return (1, [1, 2])
+        case .batchNorm: return (1, [4])
+        case .relu, .leakyRelu, .sigmoid, .maxPool, .avgPool, .globalAvgPool, .flatten, .upsample, .softmax,
+             .softArgmin, .identity:
+            return (1, [0])
+        case .add, .mul, .correlation: return (2, [0])
+        case .concat: return (0, [0])
+        }
+    }
+
+    /// A short name for messages and reports.
+    public var name: String {
+        switch self {
+        case .conv2d: return "conv2d"
+        case .batchNorm: return "batchnorm"
+        case .relu: return "relu"
+        case .leakyRelu: return "leaky_relu"
+        case .sigmoid: return "sigmoid"
+        case .add: return "add"
+        case .mul: return "mul"
+        case .concat: return "concat"
+        case .maxPool: return "max_pool"
+        case .avgPool: return "avg_pool"
+        case .globalAvgPool: return "global_avg_pool"
+        case .flatten: return "flatten"
+        case .linear: return "linear"
+        case .upsample: return "upsample"
+        case .correlation: return "correlation"
+        case .softmax: return "softmax"
+        case .softArgmin: return "soft_argmin"
+        case .identity: return "identity"
+        }
+    }
+}

@@ -1,0 +1,111 @@
+extension Network {
+    /// The shape of every value, inferred from the input shapes (with their
+    /// batch dimension replaced by `batch` if given).
+    /// - Throws: `invalidArgument` naming the node and the shapes that disagree.
+    public func inferShapes(batch: Int? = nil) throws -> [[Int]] {
+        var shapes = [[Int]](repeating: [], count: valueCount)
+        for (value, shape) in inputs { shapes[value] = [batch ?? shape[0]] + shape.dropFirst() }
+        for node in nodes {
+            let inputShapes = node.inputs.map { shapes[$0] }
+            let parameterShapes = node.parameters.map { parameters[$0].tensor.shape }
+            do {
+                shapes[node.output] = try node.op.outputShape(inputs: inputShapes, parameters: parameterShapes)
+            } catch let KCPError.invalidArgument(_, reason) {
+                throw KCPError.invalidArgument(argument: "network",
+                                               reason: "node '\(node.name)' (\(node.op.name)): \(reason)")
+            }
+        }
+        return shapes
+    }
+}
+
+extension Op {
+    /// The output shape for these input and parameter shapes.
+    func outputShape(inputs: [[Int]], parameters: [[Int]]) throws -> [Int] {
+        let x = inputs[0]
+        switch self {
+        case let .conv2d(conv):
+            try expectRank(x, 4)
+            let w = parameters[0]
+            try check(w.count == 4, "weight must be [O, I/g, kh, kw], got \(w)")
+            try check(conv.groups >= 1 && w[0] % conv.groups == 0, "\(conv.groups) groups do not divide \(w[0]) outputs")
+            try check(x[1] == w[1] * conv.groups,
+                      "input \(x) has \(x[1]) channels, weight \(w) with \(conv.groups) groups reads \(w[1] * conv.groups)")
+            try checkBias(parameters, outputs: w[0])
+            let height = try outputSize(x[2], kernel: w[2], stride: conv.stride.0, padding: conv.padding.0 + conv.padding.2,
+                                        dilation: conv.dilation.0)
+            let width = try outputSize(x[3], kernel: w[3], stride: conv.stride.1, padding: conv.padding.1 + conv.padding.3,
+                                       dilation: conv.dilation.1)
+            return [x[0], w[0], height, width]
+        case .batchNorm:
+            try check(x.count >= 2, "input must have channels, got \(x)")
+            try check(parameters.allSatisfy { $0 == [x[1]] }, "parameters must each be [\(x[1])], got \(parameters)")
+            return x
+        case .relu, .leakyRelu, .sigmoid, .identity:
+            return x
+        case .add, .mul:
+            try check(inputs[0] == inputs[1], "inputs must have equal shapes, got \(inputs[0]) and \(inputs[1])")
+            return x
+        case .concat:
+            for other in inputs {
+                try expectRank(other, 4)
+                try check(other[0] == x[0] && other[2...] == x[2...],
+                          "inputs must agree except in channels, got \(inputs)")
+            }
+            return [x[0], inputs.reduce(0) { $0 + $1[1] }, x[2], x[3]]
+        case let .maxPool(pool), let .avgPool(pool):
+            try expectRank(x, 4)
+            try check(pool.kernel.0 >= 1 && pool.kernel.1 >= 1, "kernel must be positive")
+            return [x[0], x[1],
+                    try outputSize(x[2], kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0 + pool.padding.2),
+                    try outputSize(x[3], kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1 + pool.padding.3)]
+        case .globalAvgPool:
+            try expectRank(x, 4)
+            return [x[0], x[1], 1, 1]
+        case .flatten:
+            try check(x.count >= 2, "input must have at least 2 dimensions, got \(x)")
+            return [x[0], x.dropFirst().reduce(1, *)]
+        case .linear:
+            try expectRank(x, 2)
+            let w = parameters[0]
+            try check(w.count == 2 && w[1] == x[1], "input \(x) does not match weight \(w) ([O, \(x[1])] expected)")
+            try checkBias(parameters, outputs: w[0])
+            return [x[0], w[0]]
+        case let .upsample(scale, _):
+            try expectRank(x, 4)
+            try check(scale >= 1, "scale must be a positive integer, got \(scale)")
+            return [x[0], x[1], x[2] * scale, x[3] * scale]
+        case let .correlation(maxDisparity, _):
+            try expectRank(x, 4)
+            try check(inputs[0] == inputs[1], "left and right must have equal shapes, got \(inputs[0]) and \(inputs[1])")
+            try check(maxDisparity >= 1, "max disparity must be positive, got \(maxDisparity)")
+            return [x[0], maxDisparity, x[2], x[3]]
+        case .softmax:
+            try check(x.count >= 2, "input must have channels, got \(x)")
+            return x
+        case .softArgmin:
+            try expectRank(x, 4)
+            return [x[0], 1, x[2], x[3]]
+        }
+    }
+}
+
+private func check(_ condition: Bool, _ reason: @autoclosure () -> String) throws {
+    if !condition { throw KCPError.invalidArgument(argument: "network", reason: reason()) }
+}
+
+private func expectRank(_ shape: [Int], _ rank: Int) throws {
+    try check(shape.count == rank, "expected a \(rank)-D input, got \(shape)")
+}
+
+private func checkBias(_ parameters: [[Int]], outputs: Int) throws {
+    try check(parameters.count < 2 || parameters[1] == [outputs], "bias must be [\(outputs)], got \(parameters[1])")
+}
+
+/// `floor((size + padding - dilation * (kernel - 1) - 1) / stride) + 1`, at least 1.
+func outputSize(_ size: Int, kernel: Int, stride: Int, padding: Int, dilation: Int = 1) throws -> Int {
+    try check(stride >= 1 && dilation >= 1 && padding >= 0, "stride and dilation must be positive, padding non-negative")
+    let span = size + padding - dilation * (kernel - 1) - 1
+    try check(span >= 0, "kernel \(kernel) (dilation \(dilation)) does not fit input size \(size) with padding \(padding)")
+    return span / stride + 1
+}

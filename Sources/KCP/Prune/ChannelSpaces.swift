@@ -1,0 +1,140 @@
+/// Which channels of a network must be pruned together.
+///
+/// Every channel of every value (axis 1) is a node of a union-find; ops tie
+/// channels: element-wise ops (add, mul) tie their inputs and output channel
+/// by channel, channel-preserving ops (batchnorm, activations, pooling,
+/// upsampling, identity) their input and output, a depthwise conv with
+/// multiplier `m` each output `o` to input `o / m`, a concat each output
+/// segment to its input, a flatten of spatial size `S` columns
+/// `[c*S, (c+1)*S)` to channel `c`, a stereo correlation its left and right
+/// inputs, and nodes sharing a parameter their inputs and outputs. A *channel
+/// class* is one set of tied channels, pruned as a unit; a *space* is the
+/// set of values tied by any of these ops but concat, and its classes are its
+/// channels. A concat's output is a view: its channels are the ordered union
+/// of its inputs' spaces.
+///
+/// A class is *frozen* (never pruned) if it touches a network input or
+/// output, a grouped conv with `1 < g < channels`, or an op that mixes
+/// channels (softmax, soft-argmin, a correlation's disparity output).
+public struct ChannelSpaces: Sendable {
+    public struct Space: Sendable {
+        /// Values of the space, ascending.
+        public var values: [Int]
+        /// Its channel classes, ascending; a class's channel index in the
+        /// space is its position here.
+        public var classes: [Int]
+        /// Why classes of this space are frozen, one line per cause.
+        public var frozenReasons: [String]
+    }
+
+    /// `classOf[v][c]`: class of channel `c` of value `v`.
+    public let classOf: [[Int]]
+    /// Space of each class.
+    public let spaceOf: [Int]
+    /// Whether each class is frozen.
+    public let frozen: [Bool]
+    public let spaces: [Space]
+
+    public var classCount: Int { spaceOf.count }
+
+    public init(network: Network, shapes: [[Int]]) {
+        let channels = shapes.map { $0.count >= 2 ? $0[1] : 0 }
+        var offsets = [0]
+        for count in channels { offsets.append(offsets.last! + count) }
+        var channelSets = UnionFind(count: offsets.last!)
+        var valueSets = UnionFind(count: network.valueCount)
+        var reasons = [[String]](repeating: [], count: network.valueCount)
+
+        /// Ties channel `c` of `a` to channel `map(c)` of `b` for every channel
+        /// of `a`; `sameSpace` also puts `a` and `b` in one space.
+        func tie(_ a: Int, _ b: Int, sameSpace: Bool = true, _ map: (Int) -> Int = { $0 }) {
+            if sameSpace { valueSets.union(a, b) }
+            for c in 0..<channels[a] { channelSets.union(offsets[a] + c, offsets[b] + map(c)) }
+        }
+        func freeze(_ values: [Int], _ reason: String) {
+            for value in values { reasons[value].append(reason) }
+        }
+
+        for (value, _) in network.inputs { freeze([value], "network input '\(network.valueNames[value])'") }
+        for value in network.outputs { freeze([value], "network output '\(network.valueNames[value])'") }
+        var users = [Int: [Int]]()
+        var isView = [Bool](repeating: false, count: network.valueCount)
+        for (index, node) in network.nodes.enumerated() {
+            for p in node.parameters { users[p, default: []].append(index) }
+            let x = node.inputs[0], y = node.output
+            switch node.op {
+            case let .conv2d(conv):
+                if conv.groups == 1 { break }
+                if conv.groups == channels[x] {
+                    let multiplier = channels[y] / channels[x]
+                    tie(y, x) { $0 / multiplier }
+                } else {
+                    freeze([x, y], "grouped conv '\(node.name)' (\(conv.groups) groups)")
+                }
+            case .batchNorm, .relu, .leakyRelu, .sigmoid, .maxPool, .avgPool, .globalAvgPool, .upsample, .identity:
+                tie(x, y)
+            case .add, .mul:
+                tie(x, y)
+                tie(node.inputs[1], y)
+            case .concat:
+                isView[y] = true
+                var offset = 0
+                for input in node.inputs {
+                    let start = offset
+                    tie(input, y, sameSpace: false) { start + $0 }
+                    offset += channels[input]
+                }
+            case .flatten:
+                let spatial = channels[y] / max(channels[x], 1)
+                tie(y, x) { $0 / spatial }
+            case .correlation:
+                tie(x, node.inputs[1])
+                freeze([y], "disparity channels of correlation '\(node.name)'")
+            case .softmax, .softArgmin:
+                freeze([x, y], "\(node.op.name) '\(node.name)' mixes channels")
+            case .linear:
+                break
+            }
+        }
+        for sharing in users.values where sharing.count > 1 {
+            let first = network.nodes[sharing[0]]
+            for index in sharing.dropFirst() {
+                let node = network.nodes[index]
+                tie(first.output, node.output)
+                tie(first.inputs[0], node.inputs[0])
+            }
+        }
+
+        let labels = channelSets.labels()
+        classOf = (0..<network.valueCount).map { Array(labels[offsets[$0]..<offsets[$0 + 1]]) }
+        let classCount = (labels.max() ?? -1) + 1
+        var frozen = [Bool](repeating: false, count: classCount)
+        for value in 0..<network.valueCount where !reasons[value].isEmpty {
+            for label in classOf[value] { frozen[label] = true }
+        }
+        self.frozen = frozen
+
+        let groups = valueSets.labels()
+        var spaceOf = [Int](repeating: -1, count: classCount)
+        for value in 0..<network.valueCount where !isView[value] {
+            for label in classOf[value] where spaceOf[label] < 0 { spaceOf[label] = groups[value] }
+        }
+        var spaces = [Space](repeating: Space(values: [], classes: [], frozenReasons: []),
+                             count: (groups.max() ?? -1) + 1)
+        for value in 0..<network.valueCount where !isView[value] && channels[value] > 0 {
+            spaces[groups[value]].values.append(value)
+        }
+        for label in 0..<classCount { spaces[spaceOf[label]].classes.append(label) }
+        for value in 0..<network.valueCount {
+            for label in Set(classOf[value]) {
+                for reason in reasons[value] where !spaces[spaceOf[label]].frozenReasons.contains(reason) {
+                    spaces[spaceOf[label]].frozenReasons.append(reason)
+                }
+            }
+        }
+        let kept = spaces.indices.filter { !spaces[$0].classes.isEmpty }
+        let renumber = Dictionary(uniqueKeysWithValues: kept.enumerated().map { ($1, $0) })
+        self.spaces = kept.map { spaces[$0] }
+        self.spaceOf = spaceOf.map { renumber[$0]! }
+    }
+}

@@ -1,0 +1,138 @@
+/// Which channel classes of a network to prune, and how much.
+public struct PruningTarget: Sendable {
+    public enum Amount: Sendable {
+        /// Prune `floor(ratio * n)` of every space's prunable channels.
+        case ratio(Double)
+        /// The smallest uniform ratio whose compact network has at least this
+        /// fraction fewer MACs (bisection).
+        case macsReduction(Double)
+    }
+
+    public var amount: Amount
+    /// Rank normalised scores across all spaces instead of within each.
+    public var global: Bool = false
+    /// Global ranking never prunes more than this fraction of one space.
+    public var maxRatio: Double = 0.9
+    public var criterion: Criterion = .kcp(center: .mean)
+    public var roundTo: Int = 1
+    public var seed: UInt64 = 0
+
+    public init(amount: Amount, global: Bool = false, maxRatio: Double = 0.9, criterion: Criterion = .kcp(center: .mean),
+                roundTo: Int = 1, seed: UInt64 = 0)
+    {
+        (self.amount, self.global, self.maxRatio, self.criterion) = (amount, global, maxRatio, criterion)
+        (self.roundTo, self.seed) = (roundTo, seed)
+    }
+}
+
+/// A pruning decision for a whole network: which channel classes stay.
+public struct NetworkPlan: Sendable {
+    public let spaces: ChannelSpaces
+    /// Score of every class (sum over its consumers, or producers for the baselines).
+    public let scores: [Double]
+    /// Whether each class is kept.
+    public let keep: [Bool]
+    /// The uniform (or global) ratio that was applied.
+    public let ratio: Double
+    public let before: Cost
+    public let after: Cost
+
+    /// Scores every channel class of `network` and selects what to prune.
+    public init(network: Network, target: PruningTarget) throws {
+        try require(target.roundTo >= 1, "round_to", "must be at least 1, got \(target.roundTo)")
+        try require(target.maxRatio >= 0 && target.maxRatio < 1, "max_ratio", "must be in [0, 1), got \(target.maxRatio)")
+        let shapes = try network.inferShapes()
+        let spaces = ChannelSpaces(network: network, shapes: shapes)
+        let scores = try classScores(network, spaces, criterion: target.criterion)
+        let before = try network.cost()
+        func select(_ ratio: Double) throws -> [Bool] {
+            target.global
+                ? globalSelection(spaces, scores, ratio: ratio, maxRatio: target.maxRatio)
+                : try uniformSelection(spaces, scores, ratio: ratio, roundTo: target.roundTo)
+        }
+        func costAfter(_ keep: [Bool]) -> Cost {
+            network.cost(shapes: shapes, keep: network.channelKeep(spaces, keepClasses: keep))
+        }
+        var ratio: Double
+        switch target.amount {
+        case let .ratio(r):
+            try require(r >= 0 && r < 1, "ratio", "must be in [0, 1), got \(r)")
+            ratio = r
+        case let .macsReduction(goal):
+            try require(goal > 0 && goal < 1, "macs_reduction", "must be in (0, 1), got \(goal)")
+            func reduction(_ r: Double) throws -> Double {
+                1 - Double(costAfter(try select(r)).macs) / Double(max(before.macs, 1))
+            }
+            var (low, high) = (0.0, 0.999)
+            let best = try reduction(high)
+            try require(best >= goal, "macs_reduction",
+                        "a \(Int(goal * 100))% reduction is out of reach: pruning all prunable channels saves \(Int(best * 100))%")
+            for _ in 0..<40 {
+                let middle = (low + high) / 2
+                if try reduction(middle) >= goal { high = middle } else { low = middle }
+            }
+            ratio = high
+        }
+        let keep = try select(ratio)
+        (self.spaces, self.scores, self.keep, self.ratio) = (spaces, scores, keep, ratio)
+        (self.before, self.after) = (before, costAfter(keep))
+    }
+}
+
+/// Per class: the sum of KCP scores `s_i` over every consumer layer reading
+/// it, or of a baseline's filter scores over every producer writing it.
+func classScores(_ network: Network, _ spaces: ChannelSpaces, criterion: Criterion) throws -> [Double] {
+    var scores = [Double](repeating: 0, count: spaces.classCount)
+    if case let .filter(.random(seed)) = criterion {
+        var rng = SplitMix64(seed: seed)
+        return scores.map { _ in rng.nextUnit() }
+    }
+    for node in network.nodes {
+        let groups: Int
+        switch node.op {
+        case let .conv2d(conv): groups = conv.groups
+        case .linear: groups = 1
+        default: continue
+        }
+        let parameter = network.parameters[node.parameters[0]].tensor
+        let geometry = try LayerGeometry(shape: parameter.shape, groups: groups)
+        let layerChannels = criterion.scoresInputs ? spaces.classOf[node.inputs[0]] : spaces.classOf[node.output]
+        if layerChannels.allSatisfy({ spaces.frozen[$0] }) { continue }
+        let layer = try parameter.data.withUnsafeBufferPointer {
+            try layerScores(weight: $0, geometry: geometry, criterion: criterion)
+        }
+        for (channel, score) in layer.enumerated() { scores[layerChannels[channel]] += score }
+    }
+    return scores
+}
+
+/// In every space, prune `floor(ratio * n)` of its `n` prunable classes.
+func uniformSelection(_ spaces: ChannelSpaces, _ scores: [Double], ratio: Double, roundTo: Int) throws -> [Bool] {
+    var keep = [Bool](repeating: true, count: spaces.classCount)
+    for space in spaces.spaces {
+        let prunable = space.classes.filter { !spaces.frozen[$0] }
+        if prunable.isEmpty { continue }
+        let selected = try selectKeep(scores: prunable.map { scores[$0] }, ratio: ratio, roundTo: roundTo)
+        for (position, label) in prunable.enumerated() { keep[label] = selected[position] }
+    }
+    return keep
+}
+
+/// Prune the `floor(ratio * total)` lowest-scored prunable classes across
+/// all spaces, never more than `maxRatio` of one space and never its last.
+func globalSelection(_ spaces: ChannelSpaces, _ scores: [Double], ratio: Double, maxRatio: Double) -> [Bool] {
+    var keep = [Bool](repeating: true, count: spaces.classCount)
+    let prunable = (0..<spaces.classCount).filter { !spaces.frozen[$0] }
+    var budget = [Int](repeating: 0, count: spaces.spaces.count)
+    for label in prunable { budget[spaces.spaceOf[label]] += 1 }
+    budget = budget.map { n in min(Int((maxRatio * Double(n)).rounded(.down)), max(n - 1, 0)) }
+    var remaining = Int((ratio * Double(prunable.count)).rounded(.down))
+    for label in prunable.sorted(by: { (scores[$0], $0) < (scores[$1], $1) }) where remaining > 0 {
+        let space = spaces.spaceOf[label]
+        if budget[space] == 0 { continue }
+        keep[label] = false
+        budget[space] -= 1
+        remaining -= 1
+    }
+    return keep
+}

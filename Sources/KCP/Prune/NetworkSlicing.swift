@@ -1,0 +1,108 @@
+/// Masked and compact forms of a network for a choice of kept channel classes.
+///
+/// Every parameter is sliced along axis 0 (the outputs a producer writes, or
+/// a batchnorm's channels) and axis 1 (the inputs a consumer reads); how is
+/// decided by the first node using it.
+extension Network {
+    /// Which entries of a parameter survive: `out` over axis 0, `in` over
+    /// axis 1 (`nil`: the whole axis).
+    struct ParameterSlice {
+        var keepOut: [Bool]?
+        var keepIn: [Bool]?
+        /// Batchnorm statistics: masked entries become the identity (var 1).
+        var isVariance = false
+    }
+
+    /// The slice of every parameter given kept channels per value.
+    func parameterSlices(keep: [[Bool]]) -> [Int: ParameterSlice] {
+        var slices = [Int: ParameterSlice]()
+        for node in nodes {
+            let x = node.inputs[0], y = node.output
+            switch node.op {
+            case let .conv2d(conv):
+                let weightIn = conv.groups == 1 ? keep[x] : nil
+                slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[y], keepIn: weightIn)
+                if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
+            case .linear:
+                slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[y], keepIn: keep[x])
+                if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
+            case .batchNorm:
+                for (position, p) in node.parameters.enumerated() {
+                    slices[p] = ParameterSlice(keepOut: keep[x], isVariance: position == 3)
+                }
+            case .relu, .leakyRelu, .sigmoid, .add, .mul, .concat, .maxPool, .avgPool, .globalAvgPool, .flatten,
+                 .upsample, .correlation, .softmax, .softArgmin, .identity:
+                break
+            }
+        }
+        return slices
+    }
+
+    /// Per value, whether each channel is kept, from kept classes.
+    func channelKeep(_ spaces: ChannelSpaces, keepClasses: [Bool]) -> [[Bool]] {
+        spaces.classOf.map { classes in classes.map { keepClasses[$0] } }
+    }
+
+    /// Checks that `keepClasses` keeps every frozen class and a channel of every value.
+    func validate(_ spaces: ChannelSpaces, keepClasses: [Bool]) throws {
+        try require(keepClasses.count == spaces.classCount, "keep",
+                    "has \(keepClasses.count) entries, the network has \(spaces.classCount) channel classes")
+        if let label = (0..<spaces.classCount).first(where: { spaces.frozen[$0] && !keepClasses[$0] }) {
+            throw KCPError.invalidArgument(argument: "keep", reason: "channel class \(label) is frozen and must be kept")
+        }
+        for (value, classes) in spaces.classOf.enumerated() where !classes.isEmpty {
+            try require(classes.contains { keepClasses[$0] }, "keep", "prunes every channel of '\(valueNames[value])'")
+        }
+    }
+
+    /// The same network with pruned channels zeroed: producer filters and
+    /// biases, consumer kernel clusters, batchnorm entries (running var 1).
+    public func masked(_ spaces: ChannelSpaces, keepClasses: [Bool]) throws -> Network {
+        try validate(spaces, keepClasses: keepClasses)
+        var result = self
+        for (index, slice) in parameterSlices(keep: channelKeep(spaces, keepClasses: keepClasses)) {
+            let shape = try SliceShape(parameters[index].tensor.shape)
+            try result.parameters[index].tensor.data.withUnsafeMutableBufferPointer { data in
+                if let keepOut = slice.keepOut {
+                    try zeroPruned(data.baseAddress!, shape: shape, keep: keepOut, axis: .output)
+                    if slice.isVariance {
+                        for (i, kept) in keepOut.enumerated() where !kept { data[i] = 1 }
+                    }
+                }
+                if let keepIn = slice.keepIn { try zeroPruned(data.baseAddress!, shape: shape, keep: keepIn, axis: .input) }
+            }
+        }
+        return result
+    }
+
+    /// The same network with pruned channels physically removed; depthwise
+    /// convs keep one group per remaining channel.
+    public func compacted(_ spaces: ChannelSpaces, keepClasses: [Bool]) throws -> Network {
+        try validate(spaces, keepClasses: keepClasses)
+        let keep = channelKeep(spaces, keepClasses: keepClasses)
+        var result = self
+        for (index, slice) in parameterSlices(keep: keep) {
+            let tensor = parameters[index].tensor
+            var shape = tensor.shape
+            if let keepOut = slice.keepOut { shape[0] = keepOut.filter { $0 }.count }
+            if let keepIn = slice.keepIn { shape[1] = keepIn.filter { $0 }.count }
+            var compact = Tensor(zeros: shape)
+            try tensor.data.withUnsafeBufferPointer { source in
+                try compact.data.withUnsafeMutableBufferPointer { destination in
+                    try KCP.compact(source.baseAddress!, shape: SliceShape(tensor.shape), keepOut: slice.keepOut,
+                                    keepIn: slice.keepIn, into: destination)
+                }
+            }
+            result.parameters[index].tensor = compact
+        }
+        for index in result.nodes.indices {
+            if case var .conv2d(conv) = nodes[index].op, conv.groups > 1,
+               conv.groups == keep[nodes[index].inputs[0]].count
+            {
+                conv.groups = keep[nodes[index].inputs[0]].filter { $0 }.count
+                result.nodes[index].op = .conv2d(conv)
+            }
+        }
+        return result
+    }
+}

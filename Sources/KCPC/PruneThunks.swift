@@ -1,0 +1,88 @@
+import Glibc
+import KCP
+
+// Channel spaces, plans and pruned networks: the pruning part of include/kcp.h.
+
+private func spaces(of network: Network) throws -> ChannelSpaces {
+    ChannelSpaces(network: network, shapes: try network.inferShapes())
+}
+
+@_cdecl("kcp_network_spaces")
+public func kcp_network_spaces(_ network: OpaquePointer?, _ counts: UnsafeMutablePointer<Int64>?) -> Int32 {
+    boundary {
+        let found = try spaces(of: NetworkHandle.from(network).network)
+        let channels = found.classOf.reduce(0) { $0 + $1.count }
+        try Arguments.output(counts, "counts").store([found.classCount, found.spaces.count, channels]) { Int64($0) }
+    }
+}
+
+@_cdecl("kcp_network_space_data")
+public func kcp_network_space_data(_ network: OpaquePointer?, _ classOf: UnsafeMutablePointer<Int64>?,
+                                   _ spaceOf: UnsafeMutablePointer<Int64>?, _ frozen: UnsafeMutablePointer<UInt8>?) -> Int32
+{
+    boundary {
+        let found = try spaces(of: NetworkHandle.from(network).network)
+        try Arguments.output(classOf, "class_of").store(found.classOf.joined()) { Int64($0) }
+        try Arguments.output(spaceOf, "space_of").store(found.spaceOf) { Int64($0) }
+        try Arguments.output(frozen, "frozen").store(found.frozen) { $0 ? 1 : 0 }
+    }
+}
+
+@_cdecl("kcp_network_space_reasons")
+public func kcp_network_space_reasons(_ network: OpaquePointer?, _ space: Int64, _ buffer: UnsafeMutablePointer<CChar>?,
+                                      _ capacity: Int64, _ length: UnsafeMutablePointer<Int64>?) -> Int32
+{
+    boundary {
+        let found = try spaces(of: NetworkHandle.from(network).network)
+        try require(found.spaces.indices.contains(Int(space)), "space", "no space \(space)")
+        let text = Array(found.spaces[Int(space)].frozenReasons.joined(separator: "\n").utf8)
+        try Arguments.output(length, "length").pointee = Int64(text.count)
+        if let buffer, capacity > Int64(text.count) {
+            for (i, byte) in text.enumerated() { buffer[i] = CChar(bitPattern: byte) }
+            buffer[text.count] = 0
+        }
+    }
+}
+
+@_cdecl("kcp_network_plan")
+public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ amount: Double, _ global: Int32,
+                             _ maxRatio: Double, _ criterion: Int32, _ center: Int32, _ roundTo: Int32, _ seed: UInt64,
+                             _ keep: UnsafeMutablePointer<UInt8>?, _ scores: UnsafeMutablePointer<Double>?,
+                             _ ratio: UnsafeMutablePointer<Double>?, _ costs: UnsafeMutablePointer<Int64>?) -> Int32
+{
+    boundary {
+        let net = try NetworkHandle.from(network).network
+        let kind: PruningTarget.Amount
+        switch amountKind {
+        case 0: kind = .ratio(amount)
+        case 1: kind = .macsReduction(amount)
+        default: throw KCPError.invalidArgument(argument: "amount_kind", reason: "unknown code \(amountKind)")
+        }
+        let plan = try NetworkPlan(network: net, target: PruningTarget(
+            amount: kind, global: global != 0, maxRatio: maxRatio,
+            criterion: Arguments.criterion(criterion, center: center, seed: seed), roundTo: Int(roundTo), seed: seed))
+        try Arguments.output(keep, "keep").store(plan.keep) { $0 ? 1 : 0 }
+        try Arguments.output(scores, "scores").store(plan.scores) { $0 }
+        try Arguments.output(ratio, "ratio").pointee = plan.ratio
+        try Arguments.output(costs, "costs").store([plan.before.macs, plan.before.parameters, plan.after.macs,
+                                                    plan.after.parameters]) { Int64($0) }
+    }
+}
+
+@_cdecl("kcp_network_prune")
+public func kcp_network_prune(_ network: OpaquePointer?, _ keep: UnsafePointer<UInt8>?, _ count: Int64, _ mode: Int32,
+                              _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
+{
+    boundary {
+        let net = try NetworkHandle.from(network).network
+        let found = try spaces(of: net)
+        let keepClasses = try Array(Arguments.buffer(keep, Int(max(count, 0)), "keep")).map { $0 != 0 }
+        let pruned: Network
+        switch mode {
+        case 0: pruned = try net.masked(found, keepClasses: keepClasses)
+        case 1: pruned = try net.compacted(found, keepClasses: keepClasses)
+        default: throw KCPError.invalidArgument(argument: "mode", reason: "unknown code \(mode)")
+        }
+        try Arguments.output(out, "out").pointee = NetworkHandle.retained(pruned)
+    }
+}

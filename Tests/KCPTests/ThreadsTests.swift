@@ -1,0 +1,106 @@
+import Testing
+@testable import KCP
+import KCPC
+
+/// Runs `body` with `Threads.count == n`, then restores the previous count.
+func withThreads<R>(_ n: Int, _ body: () throws -> R) throws -> R {
+    let previous = Threads.count
+    try Threads.set(n)
+    defer { try? Threads.set(previous) }
+    return try body()
+}
+
+/// Every test that changes the process-wide thread count lives here, one at a time.
+@Suite("Thread count", .serialized)
+struct ThreadsTests {
+    @Test("meanCenterSquaredDistances is bitwise the same for 1, 2 and 5 threads", arguments: layerShapes)
+    func fusedMeanDistances(shape: [Int], groups: Int) throws {
+        let g = try LayerGeometry(shape: shape, groups: groups)
+        let w = randomWeights(g.elementCount, seed: 41)
+        let run = { w.withUnsafeBufferPointer { meanCenterSquaredDistances($0.baseAddress!, g) } }
+        let one = try withThreads(1, run), two = try withThreads(2, run), five = try withThreads(5, run)
+        #expect(one.center == two.center && one.squaredDistances == two.squaredDistances)
+        #expect(one.center == five.center && one.squaredDistances == five.squaredDistances)
+    }
+
+    @Test("scores, clusters and kernel distances do not depend on the thread count")
+    func layerResults() throws {
+        let shape = [48, 16, 3, 3]
+        let g = try LayerGeometry(shape: shape, groups: 4)
+        let w = randomWeights(g.elementCount, seed: 42)
+        func run() throws -> [[Double]] {
+            try withWeight(w) { b in
+                let median = try ChannelClusters(weight: b, geometry: g, center: .median)
+                let kmeans = try ChannelClusters(weight: b, geometry: g, clusters: 5, seed: 3)
+                return [
+                    try layerScores(weight: b, geometry: g, criterion: .kcp(center: .mean)),
+                    median.scores, median.centers.map(Double.init),
+                    kmeans.scores, kmeans.labels.map(Double.init),
+                    try layerScores(weight: b, geometry: g, criterion: .filter(.l1)),
+                    try layerScores(weight: b, geometry: g, criterion: .filter(.l2)),
+                    kernelDistances(b.baseAddress!, g),
+                    clusterVectors(b.baseAddress!, g).map(Double.init),
+                ]
+            }
+        }
+        let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)
+        let names = ["kcp mean", "median scores", "median center", "k-means scores", "k-means labels",
+                     "l1", "l2", "kernel distances", "cluster vectors"]
+        for (k, name) in names.enumerated() {
+            let same = one[k] == two[k] && one[k] == three[k]
+            #expect(same, "\(name) changes with the thread count")
+        }
+    }
+
+    @Test("fpgm agrees across thread counts to float rounding")
+    func fpgm() throws {
+        let g = try LayerGeometry(shape: [40, 8, 3, 3], groups: 1)
+        let w = randomWeights(g.elementCount, seed: 43)
+        let run = { try withWeight(w) { try layerScores(weight: $0, geometry: g, criterion: .filter(.fpgm)) } }
+        expectClose(try withThreads(1, run), try withThreads(2, run), tolerance: 1e-6)
+    }
+
+    @Test("fpgm agrees to 1e-12 for 1, 2 and 4 threads (its OpenBLAS Gram matrix may change in the last bits)",
+          arguments: [[512, 64, 3, 3], [300, 700], [1024, 32, 1, 1]])
+    func fpgmBitwise(shape: [Int]) throws {
+        let g = try LayerGeometry(shape: shape, groups: 1)
+        let w = randomWeights(g.elementCount, seed: 44)
+        let run = { try withWeight(w) { try layerScores(weight: $0, geometry: g, criterion: .filter(.fpgm)) } }
+        let one = try withThreads(1, run), two = try withThreads(2, run), four = try withThreads(4, run)
+        let differences = zip(one, two).map { abs($0 - $1) } + zip(one, four).map { abs($0 - $1) }
+        let worst = differences.max()!
+        #expect(worst < 1e-12, "scores move by \(worst)")
+    }
+
+    @Test("Threads.set and kcp_threads_set change the count and validate n")
+    func setAndGet() throws {
+        let previous = Threads.count
+        defer { try? Threads.set(previous) }
+        try Threads.set(3)
+        #expect(Threads.count == 3 && kcp_threads_get() == 3)
+        #expect(kcp_threads_set(1) == 0 && lastError() == "")
+        #expect(Threads.count == 1 && kcp_threads_get() == 1)
+        expectInvalidArgument("n") { try Threads.set(0) }
+        #expect(Threads.count == 1)
+        expectInvalid("n", kcp_threads_set(0))
+        #expect(kcp_threads_set(Int32(previous)) == 0)
+        #expect(Threads.count == previous)
+        #expect(Threads.available >= 1)
+    }
+
+    @Test("parallelFor visits every index once for any thread count")
+    func parallelForCoverage() throws {
+        for n in [1, 2, 3, 7] {
+            try withThreads(n) {
+                for count in [0, 1, 5, 64] {
+                    var hits = [Int](repeating: 0, count: count)
+                    hits.withUnsafeMutableBufferPointer { h in
+                        let base = h.baseAddress!
+                        parallelFor(count) { base[$0] += 1 }
+                    }
+                    #expect(hits == [Int](repeating: 1, count: count), "threads \(n), count \(count)")
+                }
+            }
+        }
+    }
+}

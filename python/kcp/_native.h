@@ -1,0 +1,59 @@
+/* Shared by the sources of kcp._native: the engine's ABI and the helpers
+ * every function uses to convert arguments and report errors. */
+#ifndef KCP_NATIVE_H
+#define KCP_NATIVE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define PY_ARRAY_UNIQUE_SYMBOL kcp_native_ARRAY_API
+#ifndef KCP_NATIVE_MAIN
+#define NO_IMPORT_ARRAY
+#endif
+#define NPY_NO_DEPRECATED_API NPY_1_22_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include "kcp.h"
+
+/* kcp.KCPError: failures inside the engine. */
+extern PyObject *KCPError;
+
+/* Raises ValueError (bad argument) or KCPError with the engine's message. */
+void raise_status(kcp_status status);
+/* `obj` as an aligned, C-contiguous float32 array (converted if needed). */
+PyArrayObject *read_float32(PyObject *obj, const char *name);
+/* Fails with ValueError unless the array has 1 to 8 dimensions. */
+int check_ndim(PyArrayObject *array, const char *name);
+void copy_shape(PyArrayObject *array, int64_t *shape);
+
+/* The network functions of _network.c, spliced into the module's method table. */
+PyObject *network_create(PyObject *self, PyObject *args);
+PyObject *network_add_input(PyObject *self, PyObject *args);
+PyObject *network_add_parameter(PyObject *self, PyObject *args);
+PyObject *network_add_node(PyObject *self, PyObject *args);
+PyObject *network_add_output(PyObject *self, PyObject *args);
+PyObject *network_value_shape(PyObject *self, PyObject *args);
+PyObject *network_parameter_read(PyObject *self, PyObject *args);
+PyObject *network_parameter_write(PyObject *self, PyObject *args);
+PyObject *network_forward(PyObject *self, PyObject *args);
+PyObject *network_cost(PyObject *self, PyObject *args);
+PyObject *network_spaces(PyObject *self, PyObject *args);
+PyObject *network_plan(PyObject *self, PyObject *args);
+PyObject *network_prune(PyObject *self, PyObject *args);
+
+#define NETWORK_METHODS \
+    {"network_create", network_create, METH_NOARGS, "network_create() -> handle."}, \
+    {"network_add_input", network_add_input, METH_VARARGS, "network_add_input(h, name, shape) -> value."}, \
+    {"network_add_parameter", network_add_parameter, METH_VARARGS, "network_add_parameter(h, name, array) -> index."}, \
+    {"network_add_node", network_add_node, METH_VARARGS, \
+     "network_add_node(h, name, op, attributes, inputs, parameters) -> value."}, \
+    {"network_add_output", network_add_output, METH_VARARGS, "network_add_output(h, value)."}, \
+    {"network_value_shape", network_value_shape, METH_VARARGS, "network_value_shape(h, value, batch) -> tuple."}, \
+    {"network_parameter_read", network_parameter_read, METH_VARARGS, "network_parameter_read(h, index) -> array."}, \
+    {"network_parameter_write", network_parameter_write, METH_VARARGS, "network_parameter_write(h, index, array)."}, \
+    {"network_forward", network_forward, METH_VARARGS, "network_forward(h, inputs) -> list of arrays."}, \
+    {"network_cost", network_cost, METH_VARARGS, "network_cost(h, nodes) -> (node MACs, MACs, params)."}, \
+    {"network_spaces", network_spaces, METH_VARARGS, "network_spaces(h) -> (class_of, space_of, frozen, reasons)."}, \
+    {"network_plan", network_plan, METH_VARARGS, "network_plan(h, ...) -> (keep, scores, ratio, costs)."}, \
+    {"network_prune", network_prune, METH_VARARGS, "network_prune(h, keep, mode) -> handle."},
+
+#endif

@@ -1,0 +1,333 @@
+/*
+ * kcp._native network functions: a kcp_network lives in a PyCapsule whose
+ * destructor releases it. Same order as _native.c: parse -> convert ->
+ * validate -> allocate -> release the GIL -> call -> one `done:` label.
+ */
+#include "_native.h"
+
+static const char *CAPSULE = "kcp.network";
+
+static void destroy_capsule(PyObject *capsule) {
+    kcp_network_destroy(PyCapsule_GetPointer(capsule, CAPSULE));
+}
+
+static PyObject *wrap(kcp_network *network) {
+    PyObject *capsule = PyCapsule_New(network, CAPSULE, destroy_capsule);
+    if (capsule == NULL) kcp_network_destroy(network);
+    return capsule;
+}
+
+static kcp_network *unwrap(PyObject *capsule) {
+    return PyCapsule_GetPointer(capsule, CAPSULE);
+}
+
+/* Fills `out` (at most `capacity` entries) from a sequence of ints. */
+static int read_indices(PyObject *sequence, int64_t *out, Py_ssize_t capacity, Py_ssize_t *count, const char *name) {
+    PyObject *fast = PySequence_Fast(sequence, name);
+    if (fast == NULL) return 0;
+    *count = PySequence_Fast_GET_SIZE(fast);
+    if (*count > capacity) {
+        PyErr_Format(PyExc_ValueError, "%s: at most %zd entries, got %zd", name, capacity, *count);
+        Py_DECREF(fast);
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < *count; i++) {
+        out[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (out[i] == -1 && PyErr_Occurred()) { Py_DECREF(fast); return 0; }
+    }
+    Py_DECREF(fast);
+    return 1;
+}
+
+static PyObject *shape_tuple(const int64_t *shape, int32_t ndim) {
+    PyObject *tuple = PyTuple_New(ndim);
+    for (int32_t i = 0; tuple != NULL && i < ndim; i++) PyTuple_SET_ITEM(tuple, i, PyLong_FromLongLong(shape[i]));
+    return tuple;
+}
+
+PyObject *network_create(PyObject *self, PyObject *args) {
+    (void)self; (void)args;
+    kcp_network *network = NULL;
+    kcp_status status = kcp_network_create(&network);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    return wrap(network);
+}
+
+PyObject *network_add_input(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *shape_obj;
+    const char *name;
+    int64_t shape[8], value;
+    Py_ssize_t ndim;
+    if (!PyArg_ParseTuple(args, "OsO:network_add_input", &capsule, &name, &shape_obj)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL || !read_indices(shape_obj, shape, 8, &ndim, "shape")) return NULL;
+    kcp_status status = kcp_network_add_input(network, name, shape, (int32_t)ndim, &value);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    return PyLong_FromLongLong(value);
+}
+
+PyObject *network_add_parameter(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *array_obj, *result = NULL;
+    const char *name;
+    PyArrayObject *array = NULL;
+    int64_t shape[8], index;
+    if (!PyArg_ParseTuple(args, "OsO:network_add_parameter", &capsule, &name, &array_obj)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL || (array = read_float32(array_obj, name)) == NULL) goto done;
+    if (!check_ndim(array, name)) goto done;
+    copy_shape(array, shape);
+    kcp_status status = kcp_network_add_parameter(network, name, PyArray_DATA(array), shape, PyArray_NDIM(array), &index);
+    if (status != KCP_OK) { raise_status(status); goto done; }
+    result = PyLong_FromLongLong(index);
+done:
+    Py_XDECREF(array);
+    return result;
+}
+
+PyObject *network_add_node(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *attributes_obj, *inputs_obj, *parameters_obj;
+    const char *name;
+    int op;
+    double attributes[16];
+    int64_t inputs[64], parameters[8], value;
+    Py_ssize_t attribute_count, input_count, parameter_count;
+    if (!PyArg_ParseTuple(args, "OsiOOO:network_add_node", &capsule, &name, &op, &attributes_obj, &inputs_obj,
+                          &parameters_obj))
+        return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    PyObject *fast = PySequence_Fast(attributes_obj, "attributes");
+    if (fast == NULL) return NULL;
+    attribute_count = PySequence_Fast_GET_SIZE(fast);
+    for (Py_ssize_t i = 0; i < attribute_count && i < 16; i++) attributes[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, i));
+    Py_DECREF(fast);
+    if (attribute_count > 16) { PyErr_SetString(PyExc_ValueError, "attributes: at most 16"); return NULL; }
+    if (PyErr_Occurred()) return NULL;
+    if (!read_indices(inputs_obj, inputs, 64, &input_count, "inputs")) return NULL;
+    if (!read_indices(parameters_obj, parameters, 8, &parameter_count, "parameters")) return NULL;
+    kcp_status status = kcp_network_add_node(network, name, op, attributes, (int32_t)attribute_count, inputs,
+                                             (int32_t)input_count, parameters, (int32_t)parameter_count, &value);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    return PyLong_FromLongLong(value);
+}
+
+PyObject *network_add_output(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    long long value;
+    if (!PyArg_ParseTuple(args, "OL:network_add_output", &capsule, &value)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kcp_network_add_output(network, value);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    Py_RETURN_NONE;
+}
+
+PyObject *network_value_shape(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    long long value, batch;
+    int kind;
+    int64_t shape[8];
+    int32_t ndim = 0;
+    if (!PyArg_ParseTuple(args, "OiLL:network_value_shape", &capsule, &kind, &value, &batch)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kind == 0 ? kcp_network_value_shape(network, value, batch, shape, &ndim)
+                                  : kcp_network_parameter_shape(network, value, shape, &ndim);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    return shape_tuple(shape, ndim);
+}
+
+PyObject *network_parameter_read(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    long long index;
+    int64_t shape[8];
+    int32_t ndim = 0;
+    npy_intp dims[8];
+    if (!PyArg_ParseTuple(args, "OL:network_parameter_read", &capsule, &index)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kcp_network_parameter_shape(network, index, shape, &ndim);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    for (int32_t i = 0; i < ndim; i++) dims[i] = shape[i];
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(ndim, dims, NPY_FLOAT32);
+    if (out == NULL) return NULL;
+    status = kcp_network_parameter_read(network, index, PyArray_DATA(out), PyArray_SIZE(out));
+    if (status != KCP_OK) { raise_status(status); Py_DECREF(out); return NULL; }
+    return (PyObject *)out;
+}
+
+PyObject *network_parameter_write(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *array_obj;
+    long long index;
+    if (!PyArg_ParseTuple(args, "OLO:network_parameter_write", &capsule, &index, &array_obj)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    PyArrayObject *array = network == NULL ? NULL : read_float32(array_obj, "value");
+    if (array == NULL) return NULL;
+    kcp_status status = kcp_network_parameter_write(network, index, PyArray_DATA(array), PyArray_SIZE(array));
+    Py_DECREF(array);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    Py_RETURN_NONE;
+}
+
+PyObject *network_forward(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *inputs_obj, *outputs_obj, *result = NULL;
+    PyArrayObject *inputs[16] = {NULL}, *outputs[16] = {NULL};
+    const float *input_data[16];
+    float *output_data[16];
+    Py_ssize_t input_count = 0, output_count = 0;
+    long long batch;
+    kcp_status status;
+    if (!PyArg_ParseTuple(args, "OOOL:network_forward", &capsule, &inputs_obj, &outputs_obj, &batch)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    input_count = PySequence_Size(inputs_obj);
+    output_count = PySequence_Size(outputs_obj);
+    if (input_count < 0 || output_count < 0) return NULL;
+    if (input_count > 16 || output_count > 16) {
+        PyErr_SetString(PyExc_ValueError, "inputs: at most 16 network inputs and outputs");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < input_count; i++) {
+        PyObject *item = PySequence_GetItem(inputs_obj, i);
+        if (item == NULL) goto done;
+        inputs[i] = read_float32(item, "inputs");
+        Py_DECREF(item);
+        if (inputs[i] == NULL) goto done;
+        input_data[i] = PyArray_DATA(inputs[i]);
+    }
+    for (Py_ssize_t i = 0; i < output_count; i++) {
+        PyObject *item = PySequence_GetItem(outputs_obj, i);
+        if (item == NULL) goto done;
+        outputs[i] = (PyArrayObject *)item;
+        if (!PyArray_Check(item) || PyArray_TYPE(outputs[i]) != NPY_FLOAT32 || !PyArray_IS_C_CONTIGUOUS(outputs[i])) {
+            PyErr_SetString(PyExc_TypeError, "outputs: must be C-contiguous float32 arrays");
+            goto done;
+        }
+        output_data[i] = PyArray_DATA(outputs[i]);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = kcp_network_forward(network, input_data, batch, output_data);
+    Py_END_ALLOW_THREADS
+    if (status != KCP_OK) { raise_status(status); goto done; }
+    result = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t i = 0; i < 16; i++) { Py_XDECREF(inputs[i]); Py_XDECREF(outputs[i]); }
+    return result;
+}
+
+PyObject *network_cost(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    Py_ssize_t nodes;
+    int64_t total[2];
+    if (!PyArg_ParseTuple(args, "On:network_cost", &capsule, &nodes)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    npy_intp count = nodes;
+    PyArrayObject *macs = (PyArrayObject *)PyArray_SimpleNew(1, &count, NPY_INT64);
+    if (macs == NULL) return NULL;
+    kcp_status status = kcp_network_cost(network, PyArray_DATA(macs), total);
+    if (status != KCP_OK) { raise_status(status); Py_DECREF(macs); return NULL; }
+    return Py_BuildValue("(NLL)", macs, (long long)total[0], (long long)total[1]);
+}
+
+PyObject *network_spaces(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *reasons = NULL, *result = NULL;
+    PyArrayObject *class_of = NULL, *space_of = NULL, *frozen = NULL;
+    int64_t counts[3];
+    char *buffer = NULL;
+    if (!PyArg_ParseTuple(args, "O:network_spaces", &capsule)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kcp_network_spaces(network, counts);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    npy_intp classes = counts[0], channels = counts[2];
+    class_of = (PyArrayObject *)PyArray_SimpleNew(1, &channels, NPY_INT64);
+    space_of = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_INT64);
+    frozen = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_BOOL);
+    reasons = PyList_New(counts[1]);
+    if (class_of == NULL || space_of == NULL || frozen == NULL || reasons == NULL) goto done;
+    status = kcp_network_space_data(network, PyArray_DATA(class_of), PyArray_DATA(space_of), PyArray_DATA(frozen));
+    if (status != KCP_OK) { raise_status(status); goto done; }
+    for (int64_t space = 0; space < counts[1]; space++) {
+        int64_t length = 0;
+        status = kcp_network_space_reasons(network, space, NULL, 0, &length);
+        if (status != KCP_OK) { raise_status(status); goto done; }
+        if ((buffer = PyMem_Malloc(length + 1)) == NULL) { PyErr_NoMemory(); goto done; }
+        status = kcp_network_space_reasons(network, space, buffer, length + 1, &length);
+        if (status != KCP_OK) { raise_status(status); goto done; }
+        PyObject *text = PyUnicode_DecodeUTF8(buffer, length, "replace");
+        PyMem_Free(buffer);
+        buffer = NULL;
+        if (text == NULL) goto done;
+        PyList_SET_ITEM(reasons, space, text);
+    }
+    result = Py_BuildValue("(OOOO)", class_of, space_of, frozen, reasons);
+done:
+    PyMem_Free(buffer);
+    Py_XDECREF(class_of);
+    Py_XDECREF(space_of);
+    Py_XDECREF(frozen);
+    Py_XDECREF(reasons);
+    return result;
+}
+
+PyObject *network_plan(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *result = NULL;
+    int kind, global, criterion, center, round_to;
+    double amount, max_ratio, ratio = 0;
+    unsigned long long seed;
+    int64_t counts[3], costs[4];
+    PyArrayObject *keep = NULL, *scores = NULL;
+    kcp_status status;
+    if (!PyArg_ParseTuple(args, "OidpdiiiK:network_plan", &capsule, &kind, &amount, &global, &max_ratio, &criterion,
+                          &center, &round_to, &seed))
+        return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    if ((status = kcp_network_spaces(network, counts)) != KCP_OK) { raise_status(status); return NULL; }
+    npy_intp classes = counts[0];
+    keep = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_BOOL);
+    scores = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_FLOAT64);
+    if (keep == NULL || scores == NULL) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    status = kcp_network_plan(network, kind, amount, global, max_ratio, criterion, center, round_to, seed,
+                              PyArray_DATA(keep), PyArray_DATA(scores), &ratio, costs);
+    Py_END_ALLOW_THREADS
+    if (status != KCP_OK) { raise_status(status); goto done; }
+    result = Py_BuildValue("(OOd(LLLL))", keep, scores, ratio, (long long)costs[0], (long long)costs[1],
+                           (long long)costs[2], (long long)costs[3]);
+done:
+    Py_XDECREF(keep);
+    Py_XDECREF(scores);
+    return result;
+}
+
+PyObject *network_prune(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *keep_obj;
+    int mode;
+    kcp_network *pruned = NULL;
+    kcp_status status;
+    if (!PyArg_ParseTuple(args, "OOi:network_prune", &capsule, &keep_obj, &mode)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    PyArrayObject *keep = (PyArrayObject *)PyArray_FROM_OTF(keep_obj, NPY_BOOL, NPY_ARRAY_IN_ARRAY);
+    if (keep == NULL) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = kcp_network_prune(network, PyArray_DATA(keep), PyArray_SIZE(keep), mode, &pruned);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(keep);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    return wrap(pruned);
+}

@@ -1,0 +1,312 @@
+"""Whole networks: build a graph of layers, run it, read and write its parameters.
+
+A :class:`Network` is held by the engine; this class is a builder and a view.
+Layers are added in order and return a :class:`Value`, the symbolic output
+that later layers take as input::
+
+    net = kcp.Network(seed=0)
+    x = net.input("image", (1, 3, 32, 32))
+    y = net.relu(net.batchnorm(net.conv2d(x, 16, 3, padding=1)))
+    net.output(net.linear(net.flatten(net.global_avg_pool(y)), 10))
+    logits, = net(images)
+
+Weights start He-normal (biases zero, batchnorm the identity) from ``seed``;
+``net.parameters[name]`` reads a copy, ``net.set_parameter(name, array)``
+writes one in.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _arguments, _native
+
+OPS = {name: code for code, name in enumerate([
+    "conv2d", "batchnorm", "relu", "leaky_relu", "sigmoid", "add", "mul", "concat", "max_pool", "avg_pool",
+    "global_avg_pool", "flatten", "linear", "upsample", "correlation", "softmax", "soft_argmin", "identity"])}
+UPSAMPLE_MODES = {"nearest": 0, "bilinear": 1}
+
+
+@dataclass(frozen=True)
+class Value:
+    """A tensor of the network: a graph input or a layer's output."""
+
+    network: "Network"
+    index: int
+    name: str
+
+    @property
+    def shape(self):
+        """The shape at the declared batch size."""
+        return _native.network_value_shape(self.network._handle, 0, self.index, 0)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A node as built: its op, attributes, inputs and parameter names."""
+
+    name: str
+    op: str
+    attributes: tuple
+    inputs: tuple
+    parameters: tuple
+
+
+def _pair(value, name):
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name}: expected an int or a pair, got {value!r}")
+        return tuple(_arguments.integer(v, name, 0) for v in value)
+    v = _arguments.integer(value, name, 0)
+    return v, v
+
+
+class Network:
+    """A network held by the kcp engine (see the module docstring)."""
+
+    def __init__(self, seed=0):
+        self._handle = _native.network_create()
+        self._rng = np.random.default_rng(_arguments.seed(seed))
+        self._parameter_index = {}
+        self._layers = []
+        self._inputs = []
+        self._outputs = []
+        self._values = []
+        self._names = set()
+
+    # -- structure -------------------------------------------------------
+
+    @property
+    def layers(self):
+        """The layers in order, as :class:`Layer` records."""
+        return list(self._layers)
+
+    @property
+    def inputs(self):
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        return list(self._outputs)
+
+    def _name(self, name, op):
+        if name is None:
+            name = f"{op}{len(self._layers)}"
+        if not isinstance(name, str) or not name or name in self._names:
+            raise ValueError(f"name: must be a new non-empty string, got {name!r}")
+        self._names.add(name)
+        return name
+
+    def _value(self, value, name="x"):
+        if not isinstance(value, Value) or value.network is not self:
+            raise TypeError(f"{name}: expected a Value of this network, got {type(value).__name__}")
+        return value.index
+
+    def input(self, name, shape):
+        """A network input of shape ``(N, C, H, W)`` (or ``(N, F)``)."""
+        name = self._name(name, "input")
+        shape = tuple(_arguments.integer(d, "shape", 1) for d in shape)
+        value = Value(self, _native.network_add_input(self._handle, name, shape), name)
+        self._inputs.append(value)
+        self._values.append(value)
+        return value
+
+    def output(self, *values):
+        """Marks values as network outputs, in order."""
+        for value in values:
+            _native.network_add_output(self._handle, self._value(value))
+            self._outputs.append(value)
+
+    def _add_parameter(self, name, array):
+        self._parameter_index[name] = _native.network_add_parameter(self._handle, name, array)
+        return name
+
+    def _node(self, op, inputs, attributes=(), parameters=(), name=None, reserved=False):
+        """Adds a node; ``reserved`` says ``name`` was already taken by :meth:`_name`."""
+        name = name if reserved else self._name(name, op)
+        indices = [self._value(v, f"inputs[{i}]") for i, v in enumerate(inputs)]
+        params = [self._parameter_index[p] for p in parameters]
+        index = _native.network_add_node(self._handle, name, OPS[op], [float(a) for a in attributes], indices, params)
+        self._layers.append(Layer(name, op, tuple(attributes), tuple(v.name for v in inputs), tuple(parameters)))
+        self._values.append(Value(self, index, name))
+        return self._values[-1]
+
+    # -- layers ----------------------------------------------------------
+
+    def conv2d(self, x, out_channels, kernel_size, *, stride=1, padding=0, dilation=1, groups=1, bias=True,
+               share=None, name=None):
+        """2-D convolution; ``padding`` an int, a pair, or ``(top, left, bottom, right)``.
+
+        ``share`` names an earlier conv whose parameters this one reuses (a
+        Siamese branch); then ``out_channels`` and ``kernel_size`` must match.
+        """
+        kh, kw = _pair(kernel_size, "kernel_size")
+        pads = tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 4 else _pair(padding, "padding") * 2
+        groups = _arguments.integer(groups, "groups", 1)
+        attributes = (*_pair(stride, "stride"), *pads, *_pair(dilation, "dilation"), groups)
+        name = self._name(name, "conv2d")
+        if share is not None:
+            parameters = self._shared(share)
+        else:
+            in_channels = x.shape[1]
+            if in_channels % groups:
+                raise ValueError(f"groups: {groups} groups do not divide {in_channels} input channels")
+            fan_in = in_channels // groups * kh * kw
+            weight = self._rng.standard_normal((out_channels, in_channels // groups, kh, kw)) * np.sqrt(2 / fan_in)
+            parameters = [self._add_parameter(f"{name}.weight", weight.astype(np.float32))]
+            if bias:
+                parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
+        return self._node("conv2d", [x], attributes, parameters, name, reserved=True)
+
+    def linear(self, x, out_features, *, bias=True, share=None, name=None):
+        """``y = x W^T + b`` for ``x [N, F]``."""
+        name = self._name(name, "linear")
+        if share is not None:
+            parameters = self._shared(share)
+        else:
+            features = x.shape[1]
+            weight = self._rng.standard_normal((out_features, features)) * np.sqrt(1 / features)
+            parameters = [self._add_parameter(f"{name}.weight", weight.astype(np.float32))]
+            if bias:
+                parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_features, np.float32)))
+        return self._node("linear", [x], (), parameters, name, reserved=True)
+
+    def _shared(self, layer_name):
+        for layer in self._layers:
+            if layer.name == layer_name:
+                return list(layer.parameters)
+        raise ValueError(f"share: no layer named {layer_name!r}")
+
+    def batchnorm(self, x, *, epsilon=1e-5, name=None):
+        """Batch normalization (inference form, running statistics)."""
+        name = self._name(name, "batchnorm")
+        channels = x.shape[1]
+        parameters = [self._add_parameter(f"{name}.{part}", np.full(channels, fill, np.float32))
+                      for part, fill in (("weight", 1), ("bias", 0), ("running_mean", 0), ("running_var", 1))]
+        return self._node("batchnorm", [x], (epsilon,), parameters, name, reserved=True)
+
+    def relu(self, x, *, name=None):
+        return self._node("relu", [x], name=name)
+
+    def leaky_relu(self, x, alpha=0.01, *, name=None):
+        return self._node("leaky_relu", [x], (alpha,), name=name)
+
+    def sigmoid(self, x, *, name=None):
+        return self._node("sigmoid", [x], name=name)
+
+    def add(self, a, b, *, name=None):
+        return self._node("add", [a, b], name=name)
+
+    def mul(self, a, b, *, name=None):
+        return self._node("mul", [a, b], name=name)
+
+    def concat(self, *values, name=None):
+        """Concatenation along channels."""
+        return self._node("concat", list(values), name=name)
+
+    def _pool(self, op, x, kernel_size, stride, padding, count_include_pad, name):
+        kernel = _pair(kernel_size, "kernel_size")
+        pads = _pair(padding, "padding") * 2
+        attributes = (*kernel, *_pair(stride if stride is not None else kernel_size, "stride"), *pads,
+                      int(bool(count_include_pad)))
+        return self._node(op, [x], attributes, name=name)
+
+    def max_pool(self, x, kernel_size, stride=None, padding=0, *, name=None):
+        return self._pool("max_pool", x, kernel_size, stride, padding, False, name)
+
+    def avg_pool(self, x, kernel_size, stride=None, padding=0, *, count_include_pad=False, name=None):
+        return self._pool("avg_pool", x, kernel_size, stride, padding, count_include_pad, name)
+
+    def global_avg_pool(self, x, *, name=None):
+        return self._node("global_avg_pool", [x], name=name)
+
+    def flatten(self, x, *, name=None):
+        return self._node("flatten", [x], name=name)
+
+    def upsample(self, x, scale=2, mode="nearest", *, name=None):
+        """Integer-factor upsampling; bilinear uses half-pixel centers (``align_corners=False``)."""
+        mode_code = _arguments.choice(mode, "mode", UPSAMPLE_MODES)
+        return self._node("upsample", [x], (_arguments.integer(scale, "scale", 1), mode_code), name=name)
+
+    def correlation(self, left, right, max_disparity, *, name=None):
+        """Stereo cost volume ``y[d] = mean_c left[c, h, w] * right[c, h, w - d]``, ``d < max_disparity``."""
+        scale = 1.0 / left.shape[1]
+        return self._node("correlation", [left, right], (_arguments.integer(max_disparity, "max_disparity", 1), scale),
+                          name=name)
+
+    def softmax(self, x, *, name=None):
+        """Softmax over channels."""
+        return self._node("softmax", [x], name=name)
+
+    def soft_argmin(self, x, *, name=None):
+        """Disparity regression ``sum_d d * softmax_d(-x)``."""
+        return self._node("soft_argmin", [x], name=name)
+
+    def identity(self, x, *, name=None):
+        return self._node("identity", [x], name=name)
+
+    # -- parameters, inference, cost ----------------------------------------
+
+    @property
+    def parameters(self):
+        """``{name: array}``: copies of every parameter, in creation order."""
+        return {name: _native.network_parameter_read(self._handle, index)
+                for name, index in self._parameter_index.items()}
+
+    def set_parameter(self, name, value):
+        """Copies ``value`` (same shape) into the parameter ``name``."""
+        if name not in self._parameter_index:
+            raise KeyError(f"name: no parameter {name!r}")
+        index = self._parameter_index[name]
+        shape = _native.network_value_shape(self._handle, 1, index, 0)
+        array = np.asarray(value)
+        if array.shape != shape:
+            raise ValueError(f"value: parameter {name!r} has shape {shape}, got {array.shape}")
+        _native.network_parameter_write(self._handle, index, array)
+
+    def __call__(self, *inputs):
+        """Runs the network natively; returns a list with one array per output."""
+        if len(inputs) != len(self._inputs):
+            raise ValueError(f"inputs: the network has {len(self._inputs)} inputs, got {len(inputs)}")
+        arrays = [_arguments.array(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
+        batch = arrays[0].shape[0] if arrays[0].ndim else 0
+        for i, (array, value) in enumerate(zip(arrays, self._inputs)):
+            expected = (batch, *value.shape[1:])
+            if array.shape != expected:
+                raise ValueError(f"inputs[{i}]: expected shape {expected}, got {array.shape}")
+        outputs = [np.empty(_native.network_value_shape(self._handle, 0, v.index, batch), np.float32)
+                   for v in self._outputs]
+        _native.network_forward(self._handle, arrays, outputs, batch)
+        return outputs
+
+    def cost(self):
+        """``(MACs per sample, learnable parameters)``."""
+        _, macs, params = _native.network_cost(self._handle, len(self._layers))
+        return macs, params
+
+    def layer_macs(self):
+        """``{layer name: MACs per sample}``."""
+        node_macs, _, _ = _native.network_cost(self._handle, len(self._layers))
+        return {layer.name: int(m) for layer, m in zip(self._layers, node_macs)}
+
+    def _layers_by_value(self, index):
+        """The op that produced value ``index`` (``"input"`` for inputs)."""
+        ops = {layer.name: layer.op for layer in self._layers}
+        return ops.get(self._values[index].name, "input")
+
+    def _all_values(self):
+        """Every value in index order: inputs and layer outputs."""
+        return list(self._values)
+
+    def _derived(self, handle):
+        """A network with this one's structure over another engine handle."""
+        other = Network.__new__(Network)
+        other._handle = handle
+        other._rng = np.random.default_rng(0)
+        other._parameter_index = dict(self._parameter_index)
+        other._layers = list(self._layers)
+        other._names = set(self._names)
+        other._values = [Value(other, v.index, v.name) for v in self._values]
+        other._inputs = [other._values[v.index] for v in self._inputs]
+        other._outputs = [other._values[v.index] for v in self._outputs]
+        return other

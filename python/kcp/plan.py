@@ -1,0 +1,155 @@
+"""Pruning whole networks: channel spaces, plans, masked and compact networks.
+
+Channels that must go together (through residual adds, concats, shared
+weights, a stereo correlation) form *channel classes*; the values they tie
+form a *space*. A :class:`Plan` keeps or prunes every class, and applies to
+the network it was made for, or to any network of the same architecture:
+it stores, per space, which channel positions are pruned.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _arguments, _native
+from .layer import CENTERS, CRITERIA
+
+MODES = {"mask": 0, "compact": 1}
+
+
+@dataclass(frozen=True)
+class Space:
+    """Channels pruned together: ``values`` (names), ``channels`` (classes),
+    ``prunable`` (how many may be pruned) and why the rest are frozen."""
+
+    index: int
+    values: tuple
+    channels: int
+    prunable: int
+    reason: str
+
+    def to_dict(self):
+        return {"index": self.index, "values": list(self.values), "channels": self.channels,
+                "prunable": self.prunable, "frozen": self.prunable == 0, "reason": self.reason}
+
+
+def _structure(net):
+    """``(class_of per value, space_of, frozen, reasons)`` from the engine."""
+    class_of, space_of, frozen, reasons = _native.network_spaces(net._handle)
+    widths = [v.shape[1] for v in net._all_values()]
+    offsets = np.cumsum([0, *widths])
+    per_value = [class_of[offsets[i]:offsets[i + 1]] for i in range(len(widths))]
+    return per_value, space_of, frozen, reasons
+
+
+def spaces(net):
+    """The channel spaces of ``net``, each a :class:`Space`."""
+    per_value, space_of, frozen, reasons = _structure(net)
+    names = [v.name for v in net._all_values()]
+    result = []
+    for index, reason in enumerate(reasons):
+        members = np.flatnonzero(space_of == index)
+        values = tuple(names[i] for i, classes in enumerate(per_value)
+                       if len(classes) and net._layers_by_value(i) != "concat" and space_of[classes[0]] == index)
+        result.append(Space(index, values, len(members), int((~frozen[members]).sum()), reason.replace("\n", "; ")))
+    return result
+
+
+@dataclass
+class Plan:
+    """Which channels of each space are pruned, and what it saves.
+
+    Attributes:
+        pruned: per space index, the pruned channel positions in that space.
+        channels: per space index, its channel count (checked on apply).
+        ratio: the uniform (or global) ratio applied.
+        macs_before, macs_after, params_before, params_after: per sample.
+        scores: per space, the score of each channel (empty if loaded from JSON).
+    """
+
+    pruned: dict
+    channels: dict
+    ratio: float
+    macs_before: int
+    macs_after: int
+    params_before: int
+    params_after: int
+    criterion: str = "kcp"
+    scores: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def macs_reduction(self):
+        return 1 - self.macs_after / self.macs_before if self.macs_before else 0.0
+
+    def _keep_classes(self, net):
+        _, space_of, frozen, _ = _structure(net)
+        keep = np.ones(len(space_of), dtype=bool)
+        for space, count in self.channels.items():
+            members = np.flatnonzero(space_of == space)
+            if len(members) != count:
+                raise ValueError(f"plan: space {space} has {len(members)} channels in this network, "
+                                 f"the plan was made for {count}")
+            keep[members[list(self.pruned.get(space, []))]] = False
+        return keep
+
+    def apply(self, net, mode="compact"):
+        """The masked (``mode="mask"``) or compact (``"compact"``) network."""
+        mode_code = _arguments.choice(mode, "mode", MODES)
+        return net._derived(_native.network_prune(net._handle, self._keep_classes(net), mode_code))
+
+    def to_json(self):
+        """The plan as JSON (everything needed to re-apply it)."""
+        return json.dumps({
+            "format": "kcp-plan/1", "criterion": self.criterion, "ratio": self.ratio,
+            "macs": {"before": self.macs_before, "after": self.macs_after},
+            "params": {"before": self.params_before, "after": self.params_after},
+            "spaces": [{"index": s, "channels": c, "pruned": list(map(int, self.pruned.get(s, [])))}
+                       for s, c in sorted(self.channels.items())],
+        }, indent=1)
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
+        if data.get("format") != "kcp-plan/1":
+            raise ValueError("text: not a kcp plan (format 'kcp-plan/1' expected)")
+        return cls(pruned={s["index"]: s["pruned"] for s in data["spaces"]},
+                   channels={s["index"]: s["channels"] for s in data["spaces"]}, ratio=data["ratio"],
+                   macs_before=data["macs"]["before"], macs_after=data["macs"]["after"],
+                   params_before=data["params"]["before"], params_after=data["params"]["after"],
+                   criterion=data["criterion"])
+
+
+def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, criterion="kcp", center="mean",
+         round_to=1, seed=0):
+    """Plan pruning for a whole network.
+
+    Exactly one of ``ratio`` (prune ``floor(ratio * n)`` of every space's
+    ``n`` prunable channels) and ``macs_reduction`` (the smallest uniform
+    ratio whose compact network has that fraction fewer MACs) is given.
+    ``global_=True`` ranks layer-normalised scores across spaces instead,
+    pruning at most ``max_ratio`` of any space. KCP scores a channel by the
+    sum of its kernel-cluster scores ``s_i`` over every layer that reads it;
+    the baselines (``"l1"``, ``"l2"``, ``"fpgm"``, ``"random"``) by the sum of
+    their filter scores over every layer that writes it.
+    """
+    if (ratio is None) == (macs_reduction is None):
+        raise ValueError("ratio: give exactly one of ratio and macs_reduction")
+    if ratio is not None:
+        kind, amount = 0, _arguments.ratio(ratio)
+    else:
+        kind, amount = 1, float(macs_reduction)
+    keep, scores, applied, costs = _native.network_plan(
+        net._handle, kind, amount, bool(global_), float(max_ratio), _arguments.choice(criterion, "criterion", CRITERIA),
+        _arguments.choice(center, "center", CENTERS), _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX),
+        _arguments.seed(seed))
+    _, space_of, _, reasons = _structure(net)
+    pruned, channels, space_scores = {}, {}, {}
+    for space in range(len(reasons)):
+        members = np.flatnonzero(space_of == space)
+        channels[space] = len(members)
+        pruned[space] = np.flatnonzero(~keep[members]).tolist()
+        space_scores[space] = scores[members]
+    macs_before, params_before, macs_after, params_after = costs
+    return Plan(pruned, channels, applied, macs_before, macs_after, params_before, params_after, criterion=criterion,
+                scores=space_scores)
