@@ -1,0 +1,173 @@
+"""Whole networks of awkward shapes, pruned and run: compact equals masked.
+
+Each network of the zoo is planned at several ratios and criteria; the
+compact network (channels removed) and the masked network (channels zeroed)
+must give the same outputs, and the plan's MACs must be the compact
+network's.
+"""
+
+import numpy as np
+import pytest
+
+import kcp
+
+
+def chain():
+    net = kcp.Network(seed=1)
+    x = net.input("image", (2, 3, 12, 12))
+    for i, width in enumerate((8, 16, 16)):
+        x = net.relu(net.batchnorm(net.conv2d(x, width, 3, padding=1, stride=1 + (i == 1))))
+    net.output(net.linear(net.flatten(net.global_avg_pool(x)), 5))
+    return net
+
+
+def resnet_blocks():
+    net = kcp.Network(seed=2)
+    x = net.relu(net.batchnorm(net.conv2d(net.input("image", (2, 3, 16, 16)), 8, 3, padding=1)))
+    for width, stride in ((8, 1), (16, 2)):
+        y = net.relu(net.batchnorm(net.conv2d(x, width, 3, padding=1, stride=stride)))
+        y = net.batchnorm(net.conv2d(y, width, 3, padding=1))
+        shortcut = x if stride == 1 else net.batchnorm(net.conv2d(x, width, 1, stride=stride))
+        x = net.relu(net.add(y, shortcut))
+    net.output(net.linear(net.flatten(net.global_avg_pool(x)), 4))
+    return net
+
+
+def unet():
+    net = kcp.Network(seed=3)
+    x = net.input("image", (1, 3, 16, 16))
+    e1 = net.relu(net.conv2d(x, 8, 3, padding=1))
+    e2 = net.relu(net.conv2d(e1, 16, 3, padding=1, stride=2))
+    bottom = net.relu(net.conv2d(e2, 16, 3, padding=1, stride=2))
+    d2 = net.relu(net.conv2d(net.concat(net.upsample(bottom, 2, "bilinear"), e2), 16, 3, padding=1))
+    d1 = net.relu(net.conv2d(net.concat(net.upsample(d2, 2, "bilinear"), e1), 8, 3, padding=1))
+    net.output(net.conv2d(d1, 3, 1))
+    return net
+
+
+def stereo():
+    net = kcp.Network(seed=4)
+    left, right = net.input("left", (1, 3, 8, 16)), net.input("right", (1, 3, 8, 16))
+    fl = net.relu(net.conv2d(left, 8, 3, padding=1, name="feature"))
+    fr = net.relu(net.conv2d(right, 8, 3, padding=1, share="feature"))
+    fl = net.relu(net.conv2d(fl, 8, 3, padding=1, name="feature2"))
+    fr = net.relu(net.conv2d(fr, 8, 3, padding=1, share="feature2"))
+    cost = net.correlation(fl, fr, 4)
+    aggregated = net.conv2d(net.relu(net.conv2d(cost, 8, 3, padding=1)), 4, 3, padding=1)
+    net.output(net.soft_argmin(aggregated))
+    return net
+
+
+def depthwise_separable():
+    net = kcp.Network(seed=5)
+    x = net.relu(net.conv2d(net.input("image", (2, 3, 10, 10)), 8, 3, padding=1))
+    x = net.relu(net.batchnorm(net.conv2d(x, 8, 3, padding=1, groups=8)))
+    x = net.relu(net.conv2d(x, 16, 1))
+    x = net.relu(net.conv2d(x, 32, 3, padding=1, groups=16))
+    net.output(net.conv2d(x, 4, 1))
+    return net
+
+
+def grouped():
+    net = kcp.Network(seed=6)
+    x = net.relu(net.conv2d(net.input("image", (1, 4, 8, 8)), 8, 3, padding=1))
+    x = net.relu(net.conv2d(x, 8, 3, padding=1, groups=2, name="grouped"))
+    x = net.relu(net.conv2d(x, 8, 3, padding=1))
+    net.output(net.conv2d(x, 2, 1))
+    return net
+
+
+def two_outputs():
+    net = kcp.Network(seed=7)
+    x = net.relu(net.conv2d(net.input("image", (2, 3, 8, 8)), 8, 3, padding=1))
+    x = net.relu(net.conv2d(x, 8, 3, padding=1))
+    net.output(net.conv2d(x, 3, 1, name="segmentation"), net.sigmoid(net.conv2d(x, 1, 1, name="depth")))
+    return net
+
+
+ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs]
+
+
+def inputs_for(net, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(v.shape).astype(np.float32) for v in net.inputs]
+
+
+def randomize_batchnorm(net, seed=0):
+    """Non-trivial batchnorm statistics, so masking must handle them."""
+    rng = np.random.default_rng(seed)
+    for name, value in net.parameters.items():
+        if "running_var" in name:
+            net.set_parameter(name, rng.uniform(0.5, 2, value.shape))
+        elif "running_mean" in name or name.startswith("batchnorm") and name.endswith(".bias"):
+            net.set_parameter(name, rng.normal(0, 0.5, value.shape))
+
+
+@pytest.mark.parametrize("build", ZOO, ids=[f.__name__ for f in ZOO])
+@pytest.mark.parametrize(("amount", "criterion"), [({"ratio": 0.3}, "kcp"), ({"ratio": 0.5}, "kcp"),
+                                                  ({"ratio": 0.7}, "kcp"), ({"ratio": 0.5}, "l1"),
+                                                  ({"ratio": 0.5}, "fpgm"), ({"ratio": 0.5}, "random"),
+                                                  ({"ratio": 0.5, "global_": True}, "kcp")])
+def test_compact_equals_masked(build, amount, criterion):
+    net = build()
+    randomize_batchnorm(net)
+    plan = kcp.plan(net, criterion=criterion, **amount)
+    masked, compact = plan.apply(net, "mask"), plan.apply(net, "compact")
+    xs = inputs_for(net)
+    for m, c in zip(masked(*xs), compact(*xs)):
+        assert m.shape == c.shape
+        np.testing.assert_allclose(c, m, atol=1e-4 * max(np.abs(m).max(), 1e-6), rtol=0)
+    assert compact.cost() == (plan.macs_after, plan.params_after)
+    assert net.cost() == (plan.macs_before, plan.params_before)
+
+
+@pytest.mark.parametrize("build", [chain, resnet_blocks, unet, depthwise_separable], ids=lambda f: f.__name__)
+def test_macs_reduction_target_is_met(build):
+    net = build()
+    plan = kcp.plan(net, macs_reduction=0.5)
+    assert plan.macs_after <= 0.5 * plan.macs_before
+    assert plan.apply(net).cost()[0] == plan.macs_after
+
+
+def test_plan_round_trips_through_json_onto_a_fresh_copy():
+    net = unet()
+    plan = kcp.plan(net, ratio=0.5)
+    again = kcp.Plan.from_json(plan.to_json())
+    xs = inputs_for(net)
+    np.testing.assert_array_equal(again.apply(unet())(*xs)[0], plan.apply(net)(*xs)[0])
+
+
+def test_frozen_spaces_are_reported_with_their_reason():
+    reasons = [s.reason for s in kcp.spaces(grouped()) if s.prunable == 0]
+    assert any("grouped conv 'grouped'" in r for r in reasons)
+    assert any("network input 'image'" in r for r in reasons)
+    stereo_reasons = " ".join(s.reason for s in kcp.spaces(stereo()))
+    assert "correlation" in stereo_reasons and "soft_argmin" in stereo_reasons
+
+
+def test_siamese_branches_are_pruned_together():
+    net = stereo()
+    compact = kcp.plan(net, ratio=0.5).apply(net)
+    shapes = {name: value.shape for name, value in compact.parameters.items()}
+    assert shapes["feature.weight"][0] == 4 and shapes["feature2.weight"][1] == 4
+
+
+def test_conv_forward_matches_numpy():
+    net = kcp.Network(seed=9)
+    x = net.input("image", (2, 4, 7, 9))
+    net.output(net.conv2d(x, 6, 3, stride=2, padding=(1, 0, 2, 1), dilation=(1, 2), groups=2, name="conv"))
+    w, b = net.parameters["conv.weight"], net.parameters["conv.bias"]
+    b = np.arange(6, dtype=np.float32)
+    net.set_parameter("conv.bias", b)
+    image = inputs_for(net)[0]
+    padded = np.pad(image.astype(np.float64), ((0, 0), (0, 0), (1, 2), (0, 1)))
+    out_h, out_w = (padded.shape[2] - 3) // 2 + 1, (padded.shape[3] - 5) // 2 + 1
+    expected = np.zeros((2, 6, out_h, out_w))
+    for o in range(6):
+        group = o // 3
+        for p in range(3):
+            for q in range(3):
+                patch = padded[:, group * 2:(group + 1) * 2, p:p + 2 * out_h:2, 2 * q:2 * q + 2 * out_w:2]
+                expected[:, o] += np.einsum("nchw,c->nhw", patch, w[o, :, p, q])
+        expected[:, o] += b[o]
+    np.testing.assert_allclose(net(image)[0], expected, rtol=1e-4, atol=1e-4)
