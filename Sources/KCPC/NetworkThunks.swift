@@ -154,3 +154,17 @@ public func kcp_network_cost(_ network: OpaquePointer?, _ nodeMACs: UnsafeMutabl
         try Arguments.output(total, "total").store([cost.macs, cost.parameters]) { Int64($0) }
     }
 }
+
+@_cdecl("kcp_network_node_op")
+public func kcp_network_node_op(_ network: OpaquePointer?, _ node: Int64, _ op: UnsafeMutablePointer<Int32>?,
+                                _ attributes: UnsafeMutablePointer<Double>?, _ count: UnsafeMutablePointer<Int32>?) -> Int32
+{
+    boundary {
+        let nodes = try NetworkHandle.from(network).network.nodes
+        try require(nodes.indices.contains(Int(node)), "node", "no node \(node)")
+        let (code, values) = Arguments.encode(nodes[Int(node)].op)
+        try Arguments.output(op, "op").pointee = code
+        try Arguments.output(attributes, "attributes").store(values) { $0 }
+        try Arguments.output(count, "count").pointee = Int32(values.count)
+    }
+}

@@ -31,6 +31,7 @@ PyObject *network_add_input(PyObject *self, PyObject *args);
 PyObject *network_add_parameter(PyObject *self, PyObject *args);
 PyObject *network_add_node(PyObject *self, PyObject *args);
 PyObject *network_add_output(PyObject *self, PyObject *args);
+PyObject *network_node_op(PyObject *self, PyObject *args);
 PyObject *network_value_shape(PyObject *self, PyObject *args);
 PyObject *network_parameter_read(PyObject *self, PyObject *args);
 PyObject *network_parameter_write(PyObject *self, PyObject *args);
@@ -47,6 +48,7 @@ PyObject *network_prune(PyObject *self, PyObject *args);
     {"network_add_node", network_add_node, METH_VARARGS, \
      "network_add_node(h, name, op, attributes, inputs, parameters) -> value."}, \
     {"network_add_output", network_add_output, METH_VARARGS, "network_add_output(h, value)."}, \
+    {"network_node_op", network_node_op, METH_VARARGS, "network_node_op(h, node) -> (op, attributes)."}, \
     {"network_value_shape", network_value_shape, METH_VARARGS, "network_value_shape(h, value, batch) -> tuple."}, \
     {"network_parameter_read", network_parameter_read, METH_VARARGS, "network_parameter_read(h, index) -> array."}, \
     {"network_parameter_write", network_parameter_write, METH_VARARGS, "network_parameter_write(h, index, array)."}, \

@@ -126,6 +126,22 @@ PyObject *network_add_output(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyObject *network_node_op(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    long long node;
+    int32_t op = 0, count = 0;
+    double attributes[16];
+    if (!PyArg_ParseTuple(args, "OL:network_node_op", &capsule, &node)) return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kcp_network_node_op(network, node, &op, attributes, &count);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    PyObject *values = PyTuple_New(count);
+    for (int32_t i = 0; values != NULL && i < count; i++) PyTuple_SET_ITEM(values, i, PyFloat_FromDouble(attributes[i]));
+    return values == NULL ? NULL : Py_BuildValue("(iN)", op, values);
+}
+
 PyObject *network_value_shape(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *capsule;

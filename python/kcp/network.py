@@ -43,7 +43,8 @@ class Value:
 
 @dataclass(frozen=True)
 class Layer:
-    """A node as built: its op, attributes, inputs and parameter names."""
+    """A node: its name, op, attributes (in kcp.h's order), input value names
+    and parameter names."""
 
     name: str
     op: str
@@ -78,8 +79,13 @@ class Network:
 
     @property
     def layers(self):
-        """The layers in order, as :class:`Layer` records."""
-        return list(self._layers)
+        """The layers in order, as :class:`Layer` records (attributes read from the engine)."""
+        names = {code: name for name, code in OPS.items()}
+        result = []
+        for index, layer in enumerate(self._layers):
+            code, attributes = _native.network_node_op(self._handle, index)
+            result.append(Layer(layer.name, names[code], attributes, layer.inputs, layer.parameters))
+        return result
 
     @property
     def inputs(self):
@@ -132,6 +138,33 @@ class Network:
         return self._values[-1]
 
     # -- layers ----------------------------------------------------------
+
+    def layer(self, op, inputs, attributes=(), parameters=(), *, name=None):
+        """Adds a layer from its raw form (what importers use).
+
+        Args:
+            op: a key of ``kcp.network.OPS``.
+            inputs: the :class:`Value` s it reads.
+            attributes: numbers in the order ``include/kcp.h`` gives for ``op``.
+            parameters: for each parameter, a ``(name, array)`` pair creating
+                it, or the name of an existing parameter (shared).
+            name: the layer's name (default: op and position).
+        """
+        if op not in OPS:
+            raise ValueError(f"op: unknown op {op!r}; known: {', '.join(OPS)}")
+        name = self._name(name, op)
+        names = []
+        for parameter in parameters:
+            if isinstance(parameter, str):
+                if parameter not in self._parameter_index:
+                    raise ValueError(f"parameters: no parameter {parameter!r}")
+                names.append(parameter)
+            else:
+                parameter_name, array = parameter
+                if parameter_name in self._parameter_index:
+                    raise ValueError(f"parameters: {parameter_name!r} exists already")
+                names.append(self._add_parameter(parameter_name, array))
+        return self._node(op, list(inputs), tuple(attributes), names, name, reserved=True)
 
     def conv2d(self, x, out_channels, kernel_size, *, stride=1, padding=0, dilation=1, groups=1, bias=True,
                share=None, name=None):

@@ -135,6 +135,9 @@ kcp_status kcp_network_add_node(kcp_network *network, const char *name, int32_t 
                                 const int64_t *inputs, int32_t input_count,
                                 const int64_t *parameters, int32_t parameter_count, int64_t *value);
 kcp_status kcp_network_add_output(kcp_network *network, int64_t value);
+/* The op code and attributes (at most 16) of node `node`, in the order nodes were added. */
+kcp_status kcp_network_node_op(const kcp_network *network, int64_t node, int32_t *op, double *attributes,
+                               int32_t *count);
 /* Shape of a value (at most 8 dims) for batch size `batch` (<= 0: the declared one). */
 kcp_status kcp_network_value_shape(const kcp_network *network, int64_t value, int64_t batch,
                                    int64_t *shape, int32_t *ndim);
