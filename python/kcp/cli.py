@@ -1,17 +1,96 @@
-"""Command line: ``python -m kcp COMMAND``."""
+"""Command line: ``python -m kcp {demo, info, prune}``.
+
+``info`` and ``prune`` read ONNX models. Any failure they can name (a file
+that is not ONNX, an unsupported op, a target out of reach) is printed as one
+line on stderr and exits with status 2.
+"""
 
 import argparse
+import json
+import sys
 
-from . import demo
+from . import KCPError, demo, from_onnx, plan, spaces
+from .layer import CRITERIA
+from .plan import MODES
 
 
-def main(argv=None):
+def _info(args):
+    net = from_onnx(args.model)
+    macs, params = net.cost()
+    layer_macs = net.layer_macs()
+    found = spaces(net)
+    if args.json:
+        print(json.dumps({
+            "model": args.model, "macs": macs, "params": params,
+            "nodes": [{"name": layer.name, "op": layer.op, "macs": layer_macs[layer.name]} for layer in net.layers],
+            "spaces": [{"index": s.index, "channels": s.channels, "prunable": s.prunable > 0,
+                        "prunable_channels": s.prunable, "reason": s.reason, "values": list(s.values)}
+                       for s in found],
+        }))
+        return 0
+    print(f"{args.model}: {len(net.layers)} nodes, {macs:,} MACs per sample, {params:,} parameters")
+    print(f"\n{'layer':<32} {'op':<16} {'MACs':>14}")
+    for layer in net.layers:
+        print(f"{layer.name:<32} {layer.op:<16} {layer_macs[layer.name]:>14,}")
+    print(f"\n{'space':>5} {'channels':>8} {'prunable':>8}  values / frozen because")
+    for s in found:
+        detail = s.reason if s.reason else ", ".join(s.values[:4]) + (" ..." if len(s.values) > 4 else "")
+        print(f"{s.index:>5} {s.channels:>8} {s.prunable:>8}  {detail}")
+    return 0
+
+
+def _prune(args):
+    net = from_onnx(args.model)
+    amount = {"ratio": args.ratio} if args.ratio is not None else {"macs_reduction": args.macs_reduction}
+    chosen = plan(net, criterion=args.criterion, round_to=args.round_to, seed=args.seed, global_=args.global_,
+                  **amount)
+    pruned = chosen.apply(net, args.mode)
+    pruned.to_onnx(args.output)
+    if args.plan:
+        with open(args.plan, "w") as file:
+            file.write(chosen.to_json())
+    print(f"{'':<11} {'before':>14} {'after':>14} {'change':>8}")
+    for label, before, after in (("MACs", chosen.macs_before, chosen.macs_after),
+                                 ("parameters", chosen.params_before, chosen.params_after)):
+        print(f"{label:<11} {before:>14,} {after:>14,} {after / before - 1:>+8.1%}")
+    print(f"wrote {args.output} ({args.mode}, {args.criterion}, ratio {chosen.ratio:.3f})"
+          + (f" and {args.plan}" if args.plan else ""))
+    return 0
+
+
+def _parser():
     parser = argparse.ArgumentParser(prog="python -m kcp", description="Kernel cluster pruning.")
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo_parser = commands.add_parser("demo", help="prune one conv layer with KCP and show what it did")
     demo_parser.add_argument("--ratio", type=float, default=0.5, help="fraction of input channels to prune")
     demo_parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+
+    info = commands.add_parser("info", help="nodes, channel spaces, MACs and parameters of an ONNX model")
+    info.add_argument("model", help="an ONNX file")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+
+    prune = commands.add_parser("prune", help="prune an ONNX model and write the result as ONNX")
+    prune.add_argument("model", help="an ONNX file")
+    prune.add_argument("-o", "--output", required=True, help="the pruned ONNX file to write")
+    target = prune.add_mutually_exclusive_group(required=True)
+    target.add_argument("--ratio", type=float, help="fraction of each space's channels to prune")
+    target.add_argument("--macs-reduction", type=float, help="fraction of MACs to remove")
+    prune.add_argument("--criterion", choices=list(CRITERIA), default="kcp")
+    prune.add_argument("--mode", choices=list(MODES), default="compact")
+    prune.add_argument("--global", dest="global_", action="store_true", help="rank channels across spaces")
+    prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of this many channels")
+    prune.add_argument("--seed", type=int, default=0)
+    prune.add_argument("--plan", help="also write the plan as JSON")
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     if args.command == "demo":
         return demo.run(ratio=args.ratio, seed=args.seed)
-    return 2
+    try:
+        return (_info if args.command == "info" else _prune)(args)
+    except (ValueError, TypeError, KeyError, KCPError, OSError) as error:
+        print(f"kcp {args.command}: error: {error}", file=sys.stderr)
+        return 2
