@@ -4,11 +4,12 @@ extension Network {
     public func forward(_ inputs: [Tensor]) throws -> [Tensor] {
         try require(inputs.count == self.inputs.count, "inputs",
                     "the network has \(self.inputs.count) inputs, got \(inputs.count)")
+        let batch = inputs.first?.shape.first
         for (tensor, input) in zip(inputs, self.inputs) {
-            try require(tensor.shape.dropFirst() == input.shape.dropFirst(), "inputs",
-                        "input '\(valueNames[input.value])' must be [N] + \(Array(input.shape.dropFirst())), got \(tensor.shape)")
+            try require(tensor.shape.first == batch && tensor.shape.dropFirst() == input.shape.dropFirst(), "inputs",
+                        "input '\(valueNames[input.value])' must be [\(batch ?? 0)] + \(Array(input.shape.dropFirst())) (one batch size for all inputs), got \(tensor.shape)")
         }
-        let shapes = try inferShapes(batch: inputs.first?.shape.first)
+        let shapes = try inferShapes(batch: batch)
         var lastUse = [Int](repeating: -1, count: valueCount)
         for (index, node) in nodes.enumerated() { for value in node.inputs { lastUse[value] = index } }
         for value in outputs { lastUse[value] = nodes.count }

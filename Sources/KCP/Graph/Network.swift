@@ -55,7 +55,7 @@ public struct Network: Sendable {
         try require(parameters.allSatisfy { (0..<self.parameters.count).contains($0) }, "parameters",
                     "node '\(name)' uses parameter indices \(parameters), only 0..<\(self.parameters.count) exist")
         let (arity, parameterCounts) = op.signature
-        try require(inputs.count == arity || (arity == 0 && inputs.count >= 1), "inputs",
+        try require(arity == 0 ? !inputs.isEmpty : inputs.count == arity, "inputs",
                     "node '\(name)' (\(op.name)) takes \(arity == 0 ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
         try require(parameterCounts.contains(parameters.count), "parameters",
                     "node '\(name)' (\(op.name)) takes \(parameterCounts) parameters, got \(parameters.count)")

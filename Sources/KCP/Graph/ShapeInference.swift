@@ -56,6 +56,9 @@ extension Op {
         case let .maxPool(pool), let .avgPool(pool):
             try expectRank(x, 4)
             try check(pool.kernel.0 >= 1 && pool.kernel.1 >= 1, "kernel must be positive")
+            try check(2 * max(pool.padding.0, pool.padding.2) <= pool.kernel.0
+                      && 2 * max(pool.padding.1, pool.padding.3) <= pool.kernel.1,
+                      "padding \(pool.padding) must be at most half the kernel \(pool.kernel)")
             return [x[0], x[1],
                     try outputSize(x[2], kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0 + pool.padding.2),
                     try outputSize(x[3], kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1 + pool.padding.3)]

@@ -15,7 +15,9 @@
 ///
 /// A class is *frozen* (never pruned) if it touches a network input or
 /// output, a grouped conv with `1 < g < channels`, or an op that mixes
-/// channels (softmax, soft-argmin, a correlation's disparity output).
+/// channels (softmax, soft-argmin, a correlation's disparity output), or if
+/// a sigmoid output reaches a correlation: a masked channel there would be
+/// `sigmoid(0) = 0.5`, not 0, and the correlation sums over channels.
 public struct ChannelSpaces: Sendable {
     public struct Space: Sendable {
         /// Values of the space, ascending.
@@ -107,6 +109,13 @@ public struct ChannelSpaces: Sendable {
 
         let labels = channelSets.labels()
         classOf = (0..<network.valueCount).map { Array(labels[offsets[$0]..<offsets[$0 + 1]]) }
+        for correlation in network.nodes {
+            guard case .correlation = correlation.op else { continue }
+            let read = Set(classOf[correlation.inputs[0]])
+            for node in network.nodes where node.op == .sigmoid && !read.isDisjoint(with: classOf[node.output]) {
+                freeze(correlation.inputs, "sigmoid '\(node.name)' feeds correlation '\(correlation.name)'")
+            }
+        }
         let classCount = (labels.max() ?? -1) + 1
         var frozen = [Bool](repeating: false, count: classCount)
         for value in 0..<network.valueCount where !reasons[value].isEmpty {

@@ -1,0 +1,196 @@
+import Testing
+@testable import KCP
+
+// A zoo of small topologies, each pruned with `NetworkPlan` for several
+// criteria and targets, then compacted and masked: both forms must agree,
+// the compact cost must be the plan's, and every parameter must have the
+// shape (and entries) the kept channels imply (see NetworkZoo.swift).
+
+@Suite("Network zoo: prune, compact, mask")
+struct NetworkZooTests {
+    @Test(arguments: NetZoo.allCases, netTargetCases)
+    func pruneCompactMask(_ zoo: NetZoo, _ c: NetTargetCase) throws {
+        let b = try zoo.build()
+        let inputs = b.inputs(batch: 2)
+        try netCheckPruning(b.net, inputs: inputs, target: c.target)
+    }
+
+    /// A compact network is an ordinary network: it can be planned and pruned again.
+    @Test(arguments: NetZoo.allCases)
+    func pruneTwice(_ zoo: NetZoo) throws {
+        let b = try zoo.build()
+        let inputs = b.inputs(batch: 2)
+        let first = try NetworkPlan(network: b.net, target: PruningTarget(amount: .ratio(0.3)))
+        let once = try b.net.compacted(first.spaces, keepClasses: first.keep)
+        let second = try netCheckPruning(once, inputs: inputs, target: PruningTarget(amount: .ratio(0.5), criterion: .filter(.l1)))
+        #expect(second.before == first.after)
+    }
+
+    @Test(arguments: NetZoo.allCases)
+    func ratioZeroKeepsTheNetwork(_ zoo: NetZoo) throws {
+        let b = try zoo.build()
+        let inputs = b.inputs(batch: 2)
+        let plan = try NetworkPlan(network: b.net, target: PruningTarget(amount: .ratio(0)))
+        #expect(!plan.keep.contains(false))
+        #expect(plan.after == plan.before)
+        let compact = try b.net.compacted(plan.spaces, keepClasses: plan.keep)
+        let masked = try b.net.masked(plan.spaces, keepClasses: plan.keep)
+        let original = try b.net.forward(inputs)
+        #expect(try compact.forward(inputs) == original)
+        #expect(try masked.forward(inputs) == original)
+    }
+
+    @Test(arguments: NetZoo.allCases)
+    func pruningChangesTheFunction(_ zoo: NetZoo) throws {
+        // The masked network really differs from the original (masks are not no-ops).
+        let b = try zoo.build()
+        let inputs = b.inputs(batch: 1)
+        let plan = try NetworkPlan(network: b.net, target: PruningTarget(amount: .ratio(0.5)))
+        let masked = try b.net.masked(plan.spaces, keepClasses: plan.keep)
+        #expect(try masked.forward(inputs) != b.net.forward(inputs))
+    }
+
+    @Test func groupedConvIsReportedAndKept() throws {
+        let net = try NetZoo.grouped.build().net
+        let plan = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(0.5)))
+        let reasons = plan.spaces.spaces.flatMap(\.frozenReasons)
+        #expect(reasons.filter { $0.contains("'gconv'") }.count == 2)
+        let keep = netKeepMasks(plan)
+        let gconv = net.nodes.first { $0.name == "gconv" }!
+        #expect(!keep[gconv.inputs[0]].contains(false) && !keep[gconv.output].contains(false))
+        let compact = try net.compacted(plan.spaces, keepClasses: plan.keep)
+        #expect(compact.parameters[gconv.parameters[0]].tensor.shape == [8, 4, 3, 3])
+        // Only c3's 6 channels were prunable: 3 go.
+        let c3 = net.nodes.first { $0.name == "c3" }!
+        #expect(compact.parameters[c3.parameters[0]].tensor.shape == [3, 8, 3, 3])
+        #expect(compact.parameters[net.nodes.last!.parameters[0]].tensor.shape == [4, 3, 3, 3])
+    }
+
+    @Test func stereoSharesOnePlanForBothSides() throws {
+        let net = try NetZoo.stereo.build().net
+        let plan = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(0.5), criterion: .filter(.l1)))
+        let keep = netKeepMasks(plan)
+        let node = { (name: String) in net.nodes.first { $0.name == name }! }
+        #expect(keep[node("f2.l").output] == keep[node("f2.r").output])
+        #expect(keep[node("f1.l").output] == keep[node("f1.r").output])
+        #expect(!keep[node("corr").output].contains(false))
+        let compact = try net.compacted(plan.spaces, keepClasses: plan.keep)
+        #expect(compact.parameters[node("f1.l").parameters[0]].tensor.shape == [4, 3, 3, 3])
+        #expect(compact.parameters[node("f2.l").parameters[0]].tensor.shape == [3, 4, 3, 3])
+        #expect(compact.parameters[node("agg1").parameters[0]].tensor.shape == [4, 4, 3, 3])
+        // The correlation keeps its scale 1/6 after pruning to 3 channels.
+        #expect(compact.nodes.first { $0.name == "corr" }!.op == .correlation(maxDisparity: 4, scale: 1.0 / 6))
+    }
+
+    @Test func resnetProjectionAndIdentityShapes() throws {
+        let net = try NetZoo.resnet.build().net
+        let plan = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(0.5)))
+        let compact = try net.compacted(plan.spaces, keepClasses: plan.keep)
+        let weight = { (name: String) in compact.parameters[net.nodes.first { $0.name == name }!.parameters[0]].tensor.shape }
+        // Stem and block 1 share one 8-channel space; block 2's output and projection one 12-channel space.
+        #expect(weight("stem") == [4, 3, 3, 3])
+        #expect(weight("b1.conv1") == [4, 4, 3, 3])
+        #expect(weight("b1.conv2") == [4, 4, 3, 3])
+        #expect(weight("b2.conv1") == [6, 4, 3, 3])
+        #expect(weight("b2.conv2") == [6, 6, 3, 3])
+        #expect(weight("b2.proj") == [6, 4, 1, 1])
+        #expect(weight("fc") == [5, 6])
+    }
+
+    @Test func kcpScoresSumOverConsumers() throws {
+        // Residual space read by b1.conv1, b1.add -> b2.conv1 and b2.proj: the
+        // KCP score of each class is the sum of those layers' s_i.
+        let net = try NetZoo.resnet.build().net
+        let plan = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(0.5)))
+        let node = { (name: String) in net.nodes.first { $0.name == name }! }
+        func layer(_ name: String, _ criterion: Criterion) throws -> [Double] {
+            let w = net.parameters[node(name).parameters[0]].tensor
+            return try netLayerScores(w, criterion)
+        }
+        let stemClasses = plan.spaces.classOf[node("stem").output]
+        let expected = try zip(zip(layer("b1.conv1", .kcp(center: .mean)), layer("b2.conv1", .kcp(center: .mean))),
+                               layer("b2.proj", .kcp(center: .mean))).map { $0.0 + $0.1 + $1 }
+        netExpectClose(stemClasses.map { plan.scores[$0] }, expected)
+        // Block 2's output space is read only by the linear layer after GAP -> flatten (one column per channel).
+        let fcClasses = plan.spaces.classOf[node("b2.add").output]
+        netExpectClose(fcClasses.map { plan.scores[$0] }, try layer("fc", .kcp(center: .mean)))
+
+        // Baselines sum over producers: stem, b1.conv2 for the 8-channel space.
+        let l1 = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(0.5), criterion: .filter(.l1)))
+        let producers = try zip(layer("stem", .filter(.l1)), layer("b1.conv2", .filter(.l1))).map { $0 + $1 }
+        netExpectClose(stemClasses.map { l1.scores[$0] }, producers)
+    }
+
+    @Test func kcpScoresOfAFlattenSumColumns() throws {
+        let net = try NetZoo.twoOutputs.build().net
+        let plan = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(0.5)))
+        let fc = net.nodes.first { $0.name == "fc" }!
+        let w = net.parameters[fc.parameters[0]].tensor
+        let columns = try netLayerScores(w, .kcp(center: .mean))
+        let c2 = net.nodes.first { $0.name == "c2" }!
+        let classes = plan.spaces.classOf[c2.output]
+        #expect(classes.count == 6 && w.shape == [3, 24])
+        netExpectClose(classes.map { plan.scores[$0] }, (0..<6).map { c in columns[(c * 4)..<((c + 1) * 4)].reduce(0, +) })
+    }
+
+    @Test func invalidKeepsAreRejected() throws {
+        let net = try NetZoo.chain.build().net
+        let spaces = try ChannelSpaces(net)
+        var keep = [Bool](repeating: true, count: spaces.classCount)
+        netExpectInvalidArgument("keep") { _ = try net.compacted(spaces, keepClasses: Array(keep.dropLast())) }
+        keep[0] = false // a channel of the input
+        netExpectInvalidArgument("keep", ["frozen"]) { _ = try net.masked(spaces, keepClasses: keep) }
+        keep[0] = true
+        let c1 = net.nodes.first { $0.name == "c1" }!
+        for label in spaces.classOf[c1.output] { keep[label] = false }
+        netExpectInvalidArgument("keep", ["'c1'"]) { _ = try net.compacted(spaces, keepClasses: keep) }
+        netExpectInvalidArgument("keep", ["'c1'"]) { _ = try net.masked(spaces, keepClasses: keep) }
+    }
+
+    /// A pruned channel of a Siamese feature extractor ending in a sigmoid
+    /// would be sigmoid(0) = 0.5 on both sides in the masked network, and the
+    /// correlation sums over channels: those channels are frozen instead, so
+    /// compact and masked still agree.
+    @Test func sigmoidFeaturesBeforeCorrelation() throws {
+        let b = NetBuilder(seed: 8)
+        let left = try b.input("left", [1, 3, 4, 6])
+        let right = try b.input("right", [1, 3, 4, 6])
+        let conv = b.convParameters("f", in: 3, out: 6)
+        let fl = try b.op("sig.l", .sigmoid, try b.conv("f.l", left, out: 6, shared: conv))
+        let fr = try b.op("sig.r", .sigmoid, try b.conv("f.r", right, out: 6, shared: conv))
+        let cost = try b.op("corr", .correlation(maxDisparity: 3, scale: 1.0 / 6), fl, fr)
+        try b.output(try b.conv("agg", cost, out: 2))
+        let inputs = b.inputs(batch: 1)
+        let plan = try NetworkPlan(network: b.net, target: PruningTarget(amount: .ratio(0.5), criterion: .filter(.l1)))
+        let compact = try b.net.compacted(plan.spaces, keepClasses: plan.keep)
+        let masked = try b.net.masked(plan.spaces, keepClasses: plan.keep)
+        #expect(try compact.cost() == plan.after)
+        #expect(plan.spaces.spaces.contains { $0.frozenReasons.contains("sigmoid 'sig.l' feeds correlation 'corr'") })
+        netCheckSameOutputs(try compact.forward(inputs), try masked.forward(inputs), what: "compact vs masked")
+    }
+
+    @Test func targetErrors() throws {
+        let net = try NetZoo.chain.build().net
+        netExpectInvalidArgument("ratio") { _ = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(1))) }
+        netExpectInvalidArgument("ratio") { _ = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(-0.1))) }
+        netExpectInvalidArgument("macs_reduction") {
+            _ = try NetworkPlan(network: net, target: PruningTarget(amount: .macsReduction(0)))
+        }
+        netExpectInvalidArgument("macs_reduction", ["out of reach"]) {
+            _ = try NetworkPlan(network: net, target: PruningTarget(amount: .macsReduction(0.999)))
+        }
+        netExpectInvalidArgument("max_ratio") {
+            _ = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(0.5), global: true, maxRatio: 1))
+        }
+        netExpectInvalidArgument("round_to") {
+            _ = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(0.5), roundTo: 0))
+        }
+        // Everything frozen: a single conv from input to output.
+        let b = NetBuilder(seed: 3)
+        let x = try b.input("x", [1, 3, 4, 4])
+        try b.output(try b.conv("only", x, out: 2))
+        netExpectInvalidArgument("macs_reduction", ["out of reach"]) {
+            _ = try NetworkPlan(network: b.net, target: PruningTarget(amount: .macsReduction(0.1)))
+        }
+    }
+}
