@@ -171,3 +171,15 @@ def test_conv_forward_matches_numpy():
                 expected[:, o] += np.einsum("nchw,c->nhw", patch, w[o, :, p, q])
         expected[:, o] += b[o]
     np.testing.assert_allclose(net(image)[0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_kcp_scores_features_read_only_by_a_correlation_from_their_producers():
+    net = stereo()
+    chosen = kcp.plan(net, ratio=0.5)
+    feature_space = next(s.index for s in kcp.spaces(net) if "feature2" in s.values)
+    scores = chosen.scores[feature_space]
+    weight = net.parameters["feature2.weight"].reshape(8, -1).astype(np.float64)
+    distances = np.linalg.norm(weight - weight.mean(axis=0), axis=1)
+    # Two producers (the left and right branches share the weight), each adding its normalised distances.
+    np.testing.assert_allclose(scores, 2 * distances / distances.mean(), rtol=1e-6)
+    assert sorted(chosen.pruned[feature_space]) == sorted(np.argsort(distances, kind="stable")[:4])

@@ -81,29 +81,69 @@ public struct NetworkPlan: Sendable {
 
 /// Per class: the sum of KCP scores `s_i` over every consumer layer reading
 /// it, or of a baseline's filter scores over every producer writing it.
+///
+/// A class that no conv or linear layer reads (features that only reach a
+/// stereo correlation) has no kernel clusters to score; KCP then scores it
+/// from its producers, by the distance of each filter `W[o]` to the layer's
+/// mean filter, normalised per layer like `s_i`.
 func classScores(_ network: Network, _ spaces: ChannelSpaces, criterion: Criterion) throws -> [Double] {
     var scores = [Double](repeating: 0, count: spaces.classCount)
     if case let .filter(.random(seed)) = criterion {
         var rng = SplitMix64(seed: seed)
         return scores.map { _ in rng.nextUnit() }
     }
-    for node in network.nodes {
+    var scored = [Bool](repeating: false, count: spaces.classCount)
+    for (node, weight, geometry) in try weightedLayers(network) {
+        let layerChannels = criterion.scoresInputs ? spaces.classOf[node.inputs[0]] : spaces.classOf[node.output]
+        if layerChannels.allSatisfy({ spaces.frozen[$0] }) { continue }
+        let layer = try weight.data.withUnsafeBufferPointer {
+            try layerScores(weight: $0, geometry: geometry, criterion: criterion)
+        }
+        for (channel, score) in layer.enumerated() {
+            scores[layerChannels[channel]] += score
+            scored[layerChannels[channel]] = true
+        }
+    }
+    guard criterion.scoresInputs, scored.contains(false) else { return scores }
+    for (node, weight, geometry) in try weightedLayers(network) {
+        let outputs = spaces.classOf[node.output]
+        if outputs.allSatisfy({ scored[$0] || spaces.frozen[$0] }) { continue }
+        let distances = weight.data.withUnsafeBufferPointer {
+            distancesToMeanRow($0.baseAddress!, rows: geometry.outChannels, length: geometry.filterLength)
+        }
+        for (o, score) in normalizedByMean(distances).enumerated() where !scored[outputs[o]] {
+            scores[outputs[o]] += score
+        }
+    }
+    return scores
+}
+
+/// The conv and linear nodes with their weight and its geometry.
+private func weightedLayers(_ network: Network) throws -> [(Node, Tensor, LayerGeometry)] {
+    try network.nodes.compactMap { node in
         let groups: Int
         switch node.op {
         case let .conv2d(conv): groups = conv.groups
         case .linear: groups = 1
-        default: continue
+        default: return nil
         }
-        let parameter = network.parameters[node.parameters[0]].tensor
-        let geometry = try LayerGeometry(shape: parameter.shape, groups: groups)
-        let layerChannels = criterion.scoresInputs ? spaces.classOf[node.inputs[0]] : spaces.classOf[node.output]
-        if layerChannels.allSatisfy({ spaces.frozen[$0] }) { continue }
-        let layer = try parameter.data.withUnsafeBufferPointer {
-            try layerScores(weight: $0, geometry: geometry, criterion: criterion)
-        }
-        for (channel, score) in layer.enumerated() { scores[layerChannels[channel]] += score }
+        let weight = network.parameters[node.parameters[0]].tensor
+        return (node, weight, try LayerGeometry(shape: weight.shape, groups: groups))
     }
-    return scores
+}
+
+/// `||r_o - mean_o' r_o'||_2` for each row of a `[rows, length]` matrix.
+private func distancesToMeanRow(_ r: UnsafePointer<Float>, rows: Int, length: Int) -> [Double] {
+    var mean = [Double](repeating: 0, count: length)
+    for o in 0..<rows {
+        for k in 0..<length { mean[k] += Double(r[o * length + k]) / Double(rows) }
+    }
+    return (0..<rows).map { o in
+        (0..<length).reduce(0.0) { sum, k in
+            let d = Double(r[o * length + k]) - mean[k]
+            return sum + d * d
+        }.squareRoot()
+    }
 }
 
 /// In every space, prune `floor(ratio * n)` of its `n` prunable classes.
