@@ -11,6 +11,7 @@ from ._native import get_num_threads as _get_num_threads
 from ._native import set_num_threads as _set_num_threads
 from .layer import ClusterResult, apply_mask, cluster, compact, scores, select
 from .network import Network, Value
+from .onnx_import import from_onnx
 from .plan import Plan, Space, plan, spaces
 
 __version__ = "0.1.0"
@@ -25,6 +26,7 @@ __all__ = [
     "apply_mask",
     "cluster",
     "compact",
+    "from_onnx",
     "get_num_threads",
     "plan",
     "scores",

@@ -91,6 +91,6 @@ def main(argv=None):
         return demo.run(ratio=args.ratio, seed=args.seed)
     try:
         return (_info if args.command == "info" else _prune)(args)
-    except (ValueError, TypeError, KeyError, KCPError, OSError) as error:
+    except (ValueError, TypeError, KeyError, KCPError, OSError, ImportError) as error:
         print(f"kcp {args.command}: error: {error}", file=sys.stderr)
         return 2

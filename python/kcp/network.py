@@ -343,3 +343,9 @@ class Network:
         other._inputs = [other._values[v.index] for v in self._inputs]
         other._outputs = [other._values[v.index] for v in self._outputs]
         return other
+
+    def to_onnx(self, path=None, *, opset=17):
+        """The network as an ONNX ``ModelProto``, also written to ``path`` if given (see :mod:`kcp.onnx_export`)."""
+        from .onnx_export import export
+
+        return export(self, path, opset=opset)

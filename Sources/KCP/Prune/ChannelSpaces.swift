@@ -98,12 +98,18 @@ public struct ChannelSpaces: Sendable {
                 break
             }
         }
-        for sharing in users.values where sharing.count > 1 {
+        for (parameter, sharing) in users where sharing.count > 1 {
             let first = network.nodes[sharing[0]]
             for index in sharing.dropFirst() {
                 let node = network.nodes[index]
-                tie(first.output, node.output)
-                tie(first.inputs[0], node.inputs[0])
+                let (a, b) = (first.inputs[0], node.inputs[0])
+                if channels[a] == channels[b] && channels[first.output] == channels[node.output] {
+                    tie(first.output, node.output)
+                    tie(a, b)
+                } else {
+                    freeze([a, b, first.output, node.output],
+                           "parameter '\(network.parameters[parameter].name)' shared by layers of different widths")
+                }
             }
         }
 

@@ -1,0 +1,37 @@
+"""What kcp's ONNX files share: the custom domain, the batch dimension's
+name, and the lazy import of ``onnx``.
+
+Every kcp op has a standard ONNX form (opset 13 or later) except the two
+stereo ops, which are written as model-local ONNX functions in the domain
+``ai.kcp`` whose bodies use standard ops only, so onnxruntime runs the file
+unmodified; the importer recognises them by domain and op type:
+
+- ``Correlation(left, right)``, attributes ``max_disparity``, ``scale``:
+  ``y[n, d, h, w] = scale * sum_c left[n, c, h, w] * right[n, c, h, w - d]``,
+  zero where ``w - d < 0``;
+- ``SoftArgmin(x)``: ``y[n, 0] = sum_d d * softmax_d(-x[n, d])``.
+
+``onnx`` is imported on first use, so ``import kcp`` does not need it.
+"""
+
+DOMAIN = "ai.kcp"
+BATCH = "batch"
+
+
+def onnx_module():
+    """The ``onnx`` package, or an ImportError that says how to install it."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("kcp's ONNX support needs the onnx package: pip install onnx") from None
+    return onnx
+
+
+def fresh_name(name, taken):
+    """``name``, or ``name_1``, ``name_2``... if taken; reserves it."""
+    candidate, k = name, 0
+    while candidate in taken:
+        k += 1
+        candidate = f"{name}_{k}"
+    taken.add(candidate)
+    return candidate
