@@ -121,7 +121,8 @@ public func kcp_network_parameter_write(_ network: OpaquePointer?, _ parameter: 
 
 @_cdecl("kcp_network_forward")
 public func kcp_network_forward(_ network: OpaquePointer?, _ inputs: UnsafePointer<UnsafePointer<Float>?>?,
-                                _ batch: Int64, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>?>?) -> Int32
+                                _ batch: Int64, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>?>?,
+                                _ nodeSeconds: UnsafeMutablePointer<Double>?) -> Int32
 {
     boundary {
         let net = try NetworkHandle.from(network).network
@@ -132,7 +133,7 @@ public func kcp_network_forward(_ network: OpaquePointer?, _ inputs: UnsafePoint
             let shape = shapes[input.value]
             return Tensor(shape: shape, data: Array(try Arguments.buffer(inputPointers[position], shape.reduce(1, *), "inputs")))
         }
-        let results = try net.forward(tensors)
+        let results = try net.forward(tensors, nodeSeconds: nodeSeconds)
         let outputPointers = try Arguments.buffer(outputs, net.outputs.count, "outputs")
         for (position, result) in results.enumerated() {
             guard let destination = outputPointers[position] else {

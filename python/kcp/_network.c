@@ -201,7 +201,10 @@ PyObject *network_forward(PyObject *self, PyObject *args) {
     Py_ssize_t input_count = 0, output_count = 0;
     long long batch;
     kcp_status status;
-    if (!PyArg_ParseTuple(args, "OOOL:network_forward", &capsule, &inputs_obj, &outputs_obj, &batch)) return NULL;
+    PyObject *seconds_obj = Py_None;
+    PyArrayObject *seconds = NULL;
+    if (!PyArg_ParseTuple(args, "OOOL|O:network_forward", &capsule, &inputs_obj, &outputs_obj, &batch, &seconds_obj))
+        return NULL;
     kcp_network *network = unwrap(capsule);
     if (network == NULL) return NULL;
     input_count = PySequence_Size(inputs_obj);
@@ -229,8 +232,15 @@ PyObject *network_forward(PyObject *self, PyObject *args) {
         }
         output_data[i] = PyArray_DATA(outputs[i]);
     }
+    if (seconds_obj != Py_None) {
+        seconds = (PyArrayObject *)seconds_obj;
+        if (!PyArray_Check(seconds_obj) || PyArray_TYPE(seconds) != NPY_FLOAT64 || !PyArray_IS_C_CONTIGUOUS(seconds)) {
+            PyErr_SetString(PyExc_TypeError, "node_seconds: must be a C-contiguous float64 array");
+            goto done;
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
-    status = kcp_network_forward(network, input_data, batch, output_data);
+    status = kcp_network_forward(network, input_data, batch, output_data, seconds ? PyArray_DATA(seconds) : NULL);
     Py_END_ALLOW_THREADS
     if (status != KCP_OK) { raise_status(status); goto done; }
     result = Py_NewRef(Py_None);

@@ -299,6 +299,16 @@ class Network:
 
     def __call__(self, *inputs):
         """Runs the network natively; returns a list with one array per output."""
+        return self._forward(inputs, None)
+
+    def profile(self, *inputs, repeats=5):
+        """Median wall time of each layer over ``repeats`` runs: ``{layer name: ms}``."""
+        runs = np.zeros((_arguments.integer(repeats, "repeats", 1), len(self._layers)))
+        for run in runs:
+            self._forward(inputs, run)
+        return {layer.name: float(ms) for layer, ms in zip(self._layers, np.median(runs, axis=0) * 1e3)}
+
+    def _forward(self, inputs, node_seconds):
         if len(inputs) != len(self._inputs):
             raise ValueError(f"inputs: the network has {len(self._inputs)} inputs, got {len(inputs)}")
         arrays = [_arguments.array(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
@@ -309,7 +319,7 @@ class Network:
                 raise ValueError(f"inputs[{i}]: expected shape {expected}, got {array.shape}")
         outputs = [np.empty(_native.network_value_shape(self._handle, 0, v.index, batch), np.float32)
                    for v in self._outputs]
-        _native.network_forward(self._handle, arrays, outputs, batch)
+        _native.network_forward(self._handle, arrays, outputs, batch, node_seconds)
         return outputs
 
     def cost(self):

@@ -183,3 +183,12 @@ def test_kcp_scores_features_read_only_by_a_correlation_from_their_producers():
     # Two producers (the left and right branches share the weight), each adding its normalised distances.
     np.testing.assert_allclose(scores, 2 * distances / distances.mean(), rtol=1e-6)
     assert sorted(chosen.pruned[feature_space]) == sorted(np.argsort(distances, kind="stable")[:4])
+
+
+def test_a_parameter_shared_by_layers_of_different_widths_is_frozen():
+    net = kcp.Network()
+    a, x = net.input("a", (1, 6, 4, 4)), net.input("x", (1, 2, 4, 4))
+    y1 = net.layer("conv2d", [a], (1, 1, 0, 0, 0, 0, 1, 1, 3), [("w", np.ones((3, 2, 1, 1), np.float32))], name="g3")
+    y2 = net.layer("conv2d", [net.relu(x)], (1, 1, 0, 0, 0, 0, 1, 1, 1), ["w"], name="g1")
+    net.output(y1, y2)
+    assert all("parameter 'w' shared by layers of different widths" in s.reason for s in kcp.spaces(net))

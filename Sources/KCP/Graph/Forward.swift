@@ -1,7 +1,10 @@
+import Glibc
+
 extension Network {
     /// Runs the network on `inputs` (one tensor per graph input, any batch
     /// size) and returns its outputs. Values are freed after their last use.
-    public func forward(_ inputs: [Tensor]) throws -> [Tensor] {
+    /// - Parameter nodeSeconds: if given, receives each node's wall time.
+    public func forward(_ inputs: [Tensor], nodeSeconds: UnsafeMutablePointer<Double>? = nil) throws -> [Tensor] {
         try require(inputs.count == self.inputs.count, "inputs",
                     "the network has \(self.inputs.count) inputs, got \(inputs.count)")
         let batch = inputs.first?.shape.first
@@ -19,7 +22,9 @@ extension Network {
         for (index, node) in nodes.enumerated() {
             let x = node.inputs.map { values[$0]! }
             let p = node.parameters.map { parameters[$0].tensor }
+            let start = monotonicSeconds()
             values[node.output] = node.op.forward(x, parameters: p, outputShape: shapes[node.output])
+            nodeSeconds?[index] = monotonicSeconds() - start
             for value in node.inputs where lastUse[value] == index { values[value] = nil }
         }
         return outputs.map { values[$0]! }
@@ -55,4 +60,11 @@ extension Op {
         case .identity: return x
         }
     }
+}
+
+/// Seconds on the monotonic clock.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9
 }

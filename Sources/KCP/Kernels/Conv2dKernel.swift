@@ -1,5 +1,3 @@
-import COpenBLAS
-
 /// 2-D convolution, NCHW: `y[n, o] = b[o] + sum_{j, p, q} W[o, j, p, q] * x[n, g*I/g + j, h*s + p*d - pad, ...]`.
 ///
 /// Samples are unfolded side by side (im2col) into a `[I/g*kh*kw, n*Hout*Wout]`
@@ -31,9 +29,8 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                                     im2colRow(input, row, height, width, kh, kw, conv, outHeight, outWidth,
                                               cols.baseAddress! + row * span + n * pixels)
                                 }
-                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outPerGroup), Int32(span),
-                                            Int32(patch), 1, ws.baseAddress! + g * outPerGroup * patch, Int32(patch),
-                                            cols.baseAddress!, Int32(span), 0, prod.baseAddress!, Int32(span))
+                                matrixProduct(m: outPerGroup, n: span, k: patch, ws.baseAddress! + g * outPerGroup * patch,
+                                              lda: patch, cols.baseAddress!, ldb: span, prod.baseAddress!, ldc: span)
                                 parallelFor(count * outPerGroup) { job in
                                     let n = job / outPerGroup, o = job % outPerGroup
                                     (ys.baseAddress! + ((first + n) * outputs + g * outPerGroup + o) * pixels)
@@ -92,8 +89,14 @@ func addChannelBias(_ y: inout Tensor, _ bias: [Float]) {
 func linearForward(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
     let (batch, inputs, outputs) = (x.shape[0], x.shape[1], weight.shape[0])
     var y = Tensor(zeros: [batch, outputs])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(outputs), Int32(inputs),
-                1, x.data, Int32(inputs), weight.data, Int32(inputs), 0, &y.data, Int32(outputs))
+    x.data.withUnsafeBufferPointer { xs in
+        weight.data.withUnsafeBufferPointer { ws in
+            y.data.withUnsafeMutableBufferPointer { ys in
+                matrixProduct(m: batch, n: outputs, k: inputs, xs.baseAddress!, lda: inputs, ws.baseAddress!, ldb: inputs,
+                              transposeB: true, ys.baseAddress!, ldc: outputs)
+            }
+        }
+    }
     if let bias { addChannelBias(&y, bias.data) }
     return y
 }

@@ -1,9 +1,9 @@
-import COpenBLAS
 import Dispatch
 import Glibc
 import Synchronization
 
-/// The number of threads the engine's parallel loops and OpenBLAS use.
+/// The number of threads the engine's parallel loops use (OpenBLAS runs one
+/// thread per call inside them; see `matrixProduct`).
 public enum Threads {
     private static let configured = Atomic<Int>(0)
 
@@ -16,11 +16,10 @@ public enum Threads {
         return n > 0 ? n : available
     }
 
-    /// Sets the engine's and OpenBLAS's thread count.
+    /// Sets the engine's thread count.
     public static func set(_ n: Int) throws {
         try require(n >= 1, "n", "thread count must be at least 1, got \(n)")
         configured.store(n, ordering: .relaxed)
-        openblas_set_num_threads(Int32(clamping: n))
     }
 }
 

@@ -147,9 +147,9 @@ kcp_status kcp_network_parameter_shape(const kcp_network *network, int64_t param
 kcp_status kcp_network_parameter_read(const kcp_network *network, int64_t parameter, float *out, int64_t count);
 kcp_status kcp_network_parameter_write(kcp_network *network, int64_t parameter, const float *data, int64_t count);
 /* Inference: one input array per network input (batch `batch`), one output array per network output,
- * sized by kcp_network_value_shape. */
+ * sized by kcp_network_value_shape; node_seconds (may be NULL) receives each node's wall time. */
 kcp_status kcp_network_forward(const kcp_network *network, const float *const *inputs, int64_t batch,
-                               float *const *outputs);
+                               float *const *outputs, double *node_seconds);
 /* MACs per sample of each node (may be NULL) and total[2] = {MACs, learnable parameters}. */
 kcp_status kcp_network_cost(const kcp_network *network, int64_t *node_macs, int64_t *total);
 
