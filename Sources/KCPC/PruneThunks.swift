@@ -47,7 +47,8 @@ public func kcp_network_space_reasons(_ network: OpaquePointer?, _ space: Int64,
 @_cdecl("kcp_network_plan")
 public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ amount: Double, _ global: Int32,
                              _ maxRatio: Double, _ criterion: Int32, _ center: Int32, _ roundTo: Int32, _ seed: UInt64,
-                             _ keep: UnsafeMutablePointer<UInt8>?, _ scores: UnsafeMutablePointer<Double>?,
+                             _ overrideSpaces: UnsafePointer<Int64>?, _ overrideRatios: UnsafePointer<Double>?,
+                             _ overrideCount: Int32, _ keep: UnsafeMutablePointer<UInt8>?, _ scores: UnsafeMutablePointer<Double>?,
                              _ ratio: UnsafeMutablePointer<Double>?, _ costs: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
@@ -58,9 +59,12 @@ public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ a
         case 1: kind = .macsReduction(amount)
         default: throw KCPError.invalidArgument(argument: "amount_kind", reason: "unknown code \(amountKind)")
         }
+        let spaces = try Arguments.indices(overrideSpaces, overrideCount, "override_spaces")
+        let ratios = spaces.isEmpty ? [] : Array(try Arguments.buffer(overrideRatios, spaces.count, "override_ratios"))
         let plan = try NetworkPlan(network: net, target: PruningTarget(
             amount: kind, global: global != 0, maxRatio: maxRatio,
-            criterion: Arguments.criterion(criterion, center: center, seed: seed), roundTo: Int(roundTo), seed: seed))
+            criterion: Arguments.criterion(criterion, center: center, seed: seed), roundTo: Int(roundTo), seed: seed,
+            overrides: Dictionary(zip(spaces, ratios)) { _, last in last }))
         try Arguments.output(keep, "keep").store(plan.keep) { $0 ? 1 : 0 }
         try Arguments.output(scores, "scores").store(plan.scores) { $0 }
         try Arguments.output(ratio, "ratio").pointee = plan.ratio

@@ -316,24 +316,37 @@ PyObject *network_plan(PyObject *self, PyObject *args) {
     int64_t counts[3], costs[4];
     PyArrayObject *keep = NULL, *scores = NULL;
     kcp_status status;
-    if (!PyArg_ParseTuple(args, "OidpdiiiK:network_plan", &capsule, &kind, &amount, &global, &max_ratio, &criterion,
-                          &center, &round_to, &seed))
+    PyObject *override_spaces_obj, *override_ratios_obj;
+    PyArrayObject *override_spaces = NULL, *override_ratios = NULL;
+    if (!PyArg_ParseTuple(args, "OidpdiiiKOO:network_plan", &capsule, &kind, &amount, &global, &max_ratio, &criterion,
+                          &center, &round_to, &seed, &override_spaces_obj, &override_ratios_obj))
         return NULL;
     kcp_network *network = unwrap(capsule);
     if (network == NULL) return NULL;
     if ((status = kcp_network_spaces(network, counts)) != KCP_OK) { raise_status(status); return NULL; }
+    override_spaces = (PyArrayObject *)PyArray_FROM_OTF(override_spaces_obj, NPY_INT64, NPY_ARRAY_IN_ARRAY);
+    override_ratios = (PyArrayObject *)PyArray_FROM_OTF(override_ratios_obj, NPY_FLOAT64, NPY_ARRAY_IN_ARRAY);
+    if (override_spaces == NULL || override_ratios == NULL) goto done;
+    if (PyArray_SIZE(override_spaces) != PyArray_SIZE(override_ratios)) {
+        PyErr_SetString(PyExc_ValueError, "overrides: as many ratios as spaces");
+        goto done;
+    }
     npy_intp classes = counts[0];
     keep = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_BOOL);
     scores = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_FLOAT64);
     if (keep == NULL || scores == NULL) goto done;
     Py_BEGIN_ALLOW_THREADS
     status = kcp_network_plan(network, kind, amount, global, max_ratio, criterion, center, round_to, seed,
-                              PyArray_DATA(keep), PyArray_DATA(scores), &ratio, costs);
+                              PyArray_DATA(override_spaces), PyArray_DATA(override_ratios),
+                              (int32_t)PyArray_SIZE(override_spaces), PyArray_DATA(keep), PyArray_DATA(scores),
+                              &ratio, costs);
     Py_END_ALLOW_THREADS
     if (status != KCP_OK) { raise_status(status); goto done; }
     result = Py_BuildValue("(OOd(LLLL))", keep, scores, ratio, (long long)costs[0], (long long)costs[1],
                            (long long)costs[2], (long long)costs[3]);
 done:
+    Py_XDECREF(override_spaces);
+    Py_XDECREF(override_ratios);
     Py_XDECREF(keep);
     Py_XDECREF(scores);
     return result;

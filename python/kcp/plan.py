@@ -65,6 +65,7 @@ class Plan:
         channels: per space index, its channel count (checked on apply).
         ratio: the uniform (or global) ratio applied.
         macs_before, macs_after, params_before, params_after: per sample.
+        widths: per conv or linear layer, its output channels ``[before, after]``.
         scores: per space, the score of each channel (empty if loaded from JSON).
     """
 
@@ -76,6 +77,7 @@ class Plan:
     params_before: int
     params_after: int
     criterion: str = "kcp"
+    widths: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -104,6 +106,7 @@ class Plan:
             "format": "kcp-plan/1", "criterion": self.criterion, "ratio": self.ratio,
             "macs": {"before": self.macs_before, "after": self.macs_after},
             "params": {"before": self.params_before, "after": self.params_after},
+            "widths": self.widths,
             "spaces": [{"index": s, "channels": c, "pruned": list(map(int, self.pruned.get(s, [])))}
                        for s, c in sorted(self.channels.items())],
         }, indent=1)
@@ -117,11 +120,11 @@ class Plan:
                    channels={s["index"]: s["channels"] for s in data["spaces"]}, ratio=data["ratio"],
                    macs_before=data["macs"]["before"], macs_after=data["macs"]["after"],
                    params_before=data["params"]["before"], params_after=data["params"]["after"],
-                   criterion=data["criterion"])
+                   criterion=data["criterion"], widths=data.get("widths", {}))
 
 
 def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, criterion="kcp", center="mean",
-         round_to=1, seed=0):
+         round_to=1, overrides=None, seed=0):
     """Plan pruning for a whole network.
 
     Exactly one of ``ratio`` (prune ``floor(ratio * n)`` of every space's
@@ -132,6 +135,11 @@ def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, 
     sum of its kernel-cluster scores ``s_i`` over every layer that reads it;
     the baselines (``"l1"``, ``"l2"``, ``"fpgm"``, ``"random"``) by the sum of
     their filter scores over every layer that writes it.
+
+    ``overrides`` fixes the ratio of some spaces, ``{space: ratio}`` with a
+    space given by its index or by the name of one of its values (a layer);
+    an override of 0 keeps a space whole. ``round_to`` keeps a multiple of
+    that many channels in each space; ``seed`` seeds ``"random"``.
     """
     if (ratio is None) == (macs_reduction is None):
         raise ValueError("ratio: give exactly one of ratio and macs_reduction")
@@ -139,17 +147,35 @@ def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, 
         kind, amount = 0, _arguments.ratio(ratio)
     else:
         kind, amount = 1, float(macs_reduction)
+    override_spaces, override_ratios = _overrides(net, overrides or {})
     keep, scores, applied, costs = _native.network_plan(
         net._handle, kind, amount, bool(global_), float(max_ratio), _arguments.choice(criterion, "criterion", CRITERIA),
         _arguments.choice(center, "center", CENTERS), _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX),
-        _arguments.seed(seed))
-    _, space_of, _, reasons = _structure(net)
+        _arguments.seed(seed), override_spaces, override_ratios)
+    per_value, space_of, _, reasons = _structure(net)
     pruned, channels, space_scores = {}, {}, {}
     for space in range(len(reasons)):
         members = np.flatnonzero(space_of == space)
         channels[space] = len(members)
         pruned[space] = np.flatnonzero(~keep[members]).tolist()
         space_scores[space] = scores[members]
+    producers = {layer.name for layer in net.layers if layer.op in ("conv2d", "linear")}
+    widths = {value.name: [len(classes), int(keep[classes].sum())]
+              for value, classes in zip(net._all_values(), per_value) if value.name in producers}
     macs_before, params_before, macs_after, params_after = costs
     return Plan(pruned, channels, applied, macs_before, macs_after, params_before, params_after, criterion=criterion,
-                scores=space_scores)
+                widths=widths, scores=space_scores)
+
+
+def _overrides(net, overrides):
+    """``(space indices, ratios)`` from ``{space index or value name: ratio}``."""
+    by_name = {name: s.index for s in spaces(net) for name in s.values}
+    indices, ratios = [], []
+    for key, value in overrides.items():
+        if isinstance(key, str):
+            if key not in by_name:
+                raise ValueError(f"overrides: no space holds a value named {key!r}")
+            key = by_name[key]
+        indices.append(_arguments.integer(key, "overrides", 0))
+        ratios.append(_arguments.ratio(value))
+    return np.array(indices, dtype=np.int64), np.array(ratios, dtype=np.float64)

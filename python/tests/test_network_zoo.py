@@ -192,3 +192,28 @@ def test_a_parameter_shared_by_layers_of_different_widths_is_frozen():
     y2 = net.layer("conv2d", [net.relu(x)], (1, 1, 0, 0, 0, 0, 1, 1, 1), ["w"], name="g1")
     net.output(y1, y2)
     assert all("parameter 'w' shared by layers of different widths" in s.reason for s in kcp.spaces(net))
+
+
+def test_overrides_fix_the_ratio_of_a_space():
+    net = resnet_blocks()
+    spaces = [s for s in kcp.spaces(net) if s.prunable]
+    held, other = spaces[0], spaces[1]
+    chosen = kcp.plan(net, ratio=0.5, overrides={held.values[0]: 0.0, other.index: 0.25})
+    assert chosen.pruned[held.index] == []
+    assert len(chosen.pruned[other.index]) == int(0.25 * other.prunable)
+    target = kcp.plan(net, macs_reduction=0.4, overrides={held.index: 0.0})
+    assert target.pruned[held.index] == [] and target.macs_after <= 0.6 * target.macs_before
+    with pytest.raises(ValueError, match="overrides"):
+        kcp.plan(net, ratio=0.5, overrides={"no such layer": 0.5})
+    with pytest.raises(ValueError, match="overrides"):
+        kcp.plan(net, ratio=0.5, overrides={999: 0.5})
+
+
+def test_plan_reports_layer_widths_before_and_after():
+    net = chain()
+    chosen = kcp.plan(net, ratio=0.5)
+    compact = chosen.apply(net)
+    shapes = {name: value.shape[0] for name, value in compact.parameters.items() if name.endswith(".weight")}
+    for layer, (before, after) in chosen.widths.items():
+        assert net.parameters[f"{layer}.weight"].shape[0] == before and shapes[f"{layer}.weight"] == after
+    assert kcp.Plan.from_json(chosen.to_json()).widths == chosen.widths

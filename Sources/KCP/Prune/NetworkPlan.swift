@@ -16,12 +16,14 @@ public struct PruningTarget: Sendable {
     public var criterion: Criterion = .kcp(center: .mean)
     public var roundTo: Int = 1
     public var seed: UInt64 = 0
+    /// Fixed ratios for some spaces (by index), outside the uniform or global choice.
+    public var overrides: [Int: Double] = [:]
 
     public init(amount: Amount, global: Bool = false, maxRatio: Double = 0.9, criterion: Criterion = .kcp(center: .mean),
-                roundTo: Int = 1, seed: UInt64 = 0)
+                roundTo: Int = 1, seed: UInt64 = 0, overrides: [Int: Double] = [:])
     {
         (self.amount, self.global, self.maxRatio, self.criterion) = (amount, global, maxRatio, criterion)
-        (self.roundTo, self.seed) = (roundTo, seed)
+        (self.roundTo, self.seed, self.overrides) = (roundTo, seed, overrides)
     }
 }
 
@@ -43,12 +45,21 @@ public struct NetworkPlan: Sendable {
         try require(target.maxRatio >= 0 && target.maxRatio < 1, "max_ratio", "must be in [0, 1), got \(target.maxRatio)")
         let shapes = try network.inferShapes()
         let spaces = ChannelSpaces(network: network, shapes: shapes)
+        for (space, ratio) in target.overrides {
+            try require(spaces.spaces.indices.contains(space), "overrides", "no space \(space)")
+            try require(ratio >= 0 && ratio < 1, "overrides", "ratio of space \(space) must be in [0, 1), got \(ratio)")
+        }
         let scores = try classScores(network, spaces, criterion: target.criterion)
         let before = try network.cost()
         func select(_ ratio: Double) throws -> [Bool] {
-            target.global
-                ? globalSelection(spaces, scores, ratio: ratio, maxRatio: target.maxRatio)
-                : try uniformSelection(spaces, scores, ratio: ratio, roundTo: target.roundTo)
+            var keep = try uniformSelection(spaces, scores, ratio: ratio, roundTo: target.roundTo,
+                                            overrides: target.overrides)
+            if target.global {
+                let ranked = globalSelection(spaces, scores, ratio: ratio, maxRatio: target.maxRatio,
+                                             excluding: Set(target.overrides.keys))
+                for label in keep.indices where target.overrides[spaces.spaceOf[label]] == nil { keep[label] = ranked[label] }
+            }
+            return keep
         }
         func costAfter(_ keep: [Bool]) -> Cost {
             network.cost(shapes: shapes, keep: network.channelKeep(spaces, keepClasses: keep))
@@ -146,23 +157,30 @@ private func distancesToMeanRow(_ r: UnsafePointer<Float>, rows: Int, length: In
     }
 }
 
-/// In every space, prune `floor(ratio * n)` of its `n` prunable classes.
-func uniformSelection(_ spaces: ChannelSpaces, _ scores: [Double], ratio: Double, roundTo: Int) throws -> [Bool] {
+/// In every space, prune `floor(r * n)` of its `n` prunable classes, with
+/// `r` its override or `ratio`.
+func uniformSelection(_ spaces: ChannelSpaces, _ scores: [Double], ratio: Double, roundTo: Int,
+                      overrides: [Int: Double] = [:]) throws -> [Bool]
+{
     var keep = [Bool](repeating: true, count: spaces.classCount)
-    for space in spaces.spaces {
+    for (index, space) in spaces.spaces.enumerated() {
         let prunable = space.classes.filter { !spaces.frozen[$0] }
         if prunable.isEmpty { continue }
-        let selected = try selectKeep(scores: prunable.map { scores[$0] }, ratio: ratio, roundTo: roundTo)
+        let selected = try selectKeep(scores: prunable.map { scores[$0] }, ratio: overrides[index] ?? ratio,
+                                      roundTo: roundTo)
         for (position, label) in prunable.enumerated() { keep[label] = selected[position] }
     }
     return keep
 }
 
 /// Prune the `floor(ratio * total)` lowest-scored prunable classes across
-/// all spaces, never more than `maxRatio` of one space and never its last.
-func globalSelection(_ spaces: ChannelSpaces, _ scores: [Double], ratio: Double, maxRatio: Double) -> [Bool] {
+/// all spaces but `excluding`, never more than `maxRatio` of one space and
+/// never its last.
+func globalSelection(_ spaces: ChannelSpaces, _ scores: [Double], ratio: Double, maxRatio: Double,
+                     excluding: Set<Int> = []) -> [Bool]
+{
     var keep = [Bool](repeating: true, count: spaces.classCount)
-    let prunable = (0..<spaces.classCount).filter { !spaces.frozen[$0] }
+    let prunable = (0..<spaces.classCount).filter { !spaces.frozen[$0] && !excluding.contains(spaces.spaceOf[$0]) }
     var budget = [Int](repeating: 0, count: spaces.spaces.count)
     for label in prunable { budget[spaces.spaceOf[label]] += 1 }
     budget = budget.map { n in min(Int((maxRatio * Double(n)).rounded(.down)), max(n - 1, 0)) }
