@@ -17,3 +17,4 @@ test: setup
 
 bench: setup
 	$(PYTHON) benchmarks/layer_masks.py
+	$(PYTHON) benchmarks/inference.py
