@@ -5,14 +5,7 @@ extension Network {
     /// size) and returns its outputs. Values are freed after their last use.
     /// - Parameter nodeSeconds: if given, receives each node's wall time.
     public func forward(_ inputs: [Tensor], nodeSeconds: UnsafeMutablePointer<Double>? = nil) throws -> [Tensor] {
-        try require(inputs.count == self.inputs.count, "inputs",
-                    "the network has \(self.inputs.count) inputs, got \(inputs.count)")
-        let batch = inputs.first?.shape.first
-        for (tensor, input) in zip(inputs, self.inputs) {
-            try require(tensor.shape.first == batch && tensor.shape.dropFirst() == input.shape.dropFirst(), "inputs",
-                        "input '\(valueNames[input.value])' must be [\(batch ?? 0)] + \(Array(input.shape.dropFirst())) (one batch size for all inputs), got \(tensor.shape)")
-        }
-        let shapes = try inferShapes(batch: batch)
+        let shapes = try shapes(for: inputs)
         var lastUse = [Int](repeating: -1, count: valueCount)
         for (index, node) in nodes.enumerated() { for value in node.inputs { lastUse[value] = index } }
         for value in outputs { lastUse[value] = nodes.count }
@@ -28,6 +21,20 @@ extension Network {
             for value in node.inputs where lastUse[value] == index { values[value] = nil }
         }
         return outputs.map { values[$0]! }
+    }
+
+    /// Checks `inputs` against the network's inputs (one batch size, at
+    /// least 1, for all) and infers every value's shape for them.
+    func shapes(for inputs: [Tensor]) throws -> [[Int]] {
+        try require(inputs.count == self.inputs.count, "inputs",
+                    "the network has \(self.inputs.count) inputs, got \(inputs.count)")
+        let batch = inputs.first?.shape.first
+        try require((batch ?? 1) >= 1, "inputs", "the batch must hold at least one sample")
+        for (tensor, input) in zip(inputs, self.inputs) {
+            try require(tensor.shape.first == batch && tensor.shape.dropFirst() == input.shape.dropFirst(), "inputs",
+                        "input '\(valueNames[input.value])' must be [\(batch ?? 0)] + \(Array(input.shape.dropFirst())) (one batch size for all inputs), got \(tensor.shape)")
+        }
+        return try inferShapes(batch: batch)
     }
 }
 

@@ -10,7 +10,7 @@ public enum Op: Equatable, Sendable {
     /// parameters `[gamma, beta, running mean, running var]`, each `[C]`.
     case batchNorm(epsilon: Float)
     case relu
-    /// `max(x, alpha * x)`.
+    /// `x` where `x >= 0`, else `alpha * x`.
     case leakyRelu(alpha: Float)
     case sigmoid
     /// Element-wise sum of two equally shaped inputs.

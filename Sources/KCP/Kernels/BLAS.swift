@@ -12,19 +12,57 @@ private let blasRunsSingleThreaded: Void = openblas_set_num_threads(1)
 /// Columns per parallel block of a product: wide enough for OpenBLAS's kernels.
 private let blockColumns = 256
 
-/// `C[m, n] = A[m, k] B[k, n]` (row-major, `B` transposed if `transposeB`,
-/// then stored `[n, k]`), with the columns of `C` split into fixed blocks
-/// computed in parallel. Each entry comes from one call over the full `k`,
-/// so the result does not depend on the thread count.
-func matrixProduct(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
-                   transposeB: Bool = false, _ c: UnsafeMutablePointer<Float>, ldc: Int)
+/// `C[m, n] = A[m, k] B[k, n]` (row-major; `A` transposed if `transposeA`,
+/// then stored `[k, m]`; `B` transposed if `transposeB`, then stored
+/// `[n, k]`), with the columns of `C` split into fixed blocks computed in
+/// parallel. Each entry comes from one call over the full `k`, so the result
+/// does not depend on the thread count.
+func matrixProduct(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool = false,
+                   _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false,
+                   _ c: UnsafeMutablePointer<Float>, ldc: Int)
 {
     _ = blasRunsSingleThreaded
     parallelFor((n + blockColumns - 1) / blockColumns) { block in
         let first = block * blockColumns, width = min(blockColumns, n - first)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(width),
-                    Int32(k), 1, a, Int32(lda), transposeB ? b + first * ldb : b + first, Int32(ldb),
-                    0, c + first, Int32(ldc))
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(width), Int32(k), 1, a, Int32(lda), transposeB ? b + first * ldb : b + first,
+                    Int32(ldb), 0, c + first, Int32(ldc))
+    }
+}
+
+/// Depth per block of `addMatrixProduct`: deep enough for OpenBLAS's kernels.
+private let blockDepth = 1024
+
+/// `C[m, n] += A[m, k] B[k, n]` (transposes as in `matrixProduct`) for deep
+/// products such as weight gradients, whose `k` (samples x pixels) dwarfs
+/// `m` and `n`: `k` is split into fixed blocks of `blockDepth` (and the
+/// columns into blocks of `blockColumns`), the partial products are computed
+/// in parallel and then added to `C` in block order, so the result does not
+/// depend on the thread count.
+func addMatrixProduct(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool = false,
+                      _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false,
+                      _ c: UnsafeMutablePointer<Float>, ldc: Int)
+{
+    _ = blasRunsSingleThreaded
+    let depthBlocks = (k + blockDepth - 1) / blockDepth, columnBlocks = (n + blockColumns - 1) / blockColumns
+    guard depthBlocks > 0 && m > 0 && n > 0 else { return }
+    var partial = [Float](unsafeUninitializedCapacity: depthBlocks * m * n) { $1 = depthBlocks * m * n }
+    partial.withUnsafeMutableBufferPointer { partial in
+        parallelFor(depthBlocks * columnBlocks) { job in
+            let depth = job / columnBlocks, column = job % columnBlocks
+            let start = depth * blockDepth, size = min(blockDepth, k - start)
+            let first = column * blockColumns, width = min(blockColumns, n - first)
+            cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(width), Int32(size), 1, transposeA ? a + start * lda : a + start, Int32(lda),
+                        transposeB ? b + first * ldb + start : b + start * ldb + first, Int32(ldb),
+                        0, partial.baseAddress! + depth * m * n + first, Int32(n))
+        }
+        parallelFor(m) { i in
+            let row = c + i * ldc
+            for depth in 0..<depthBlocks {
+                addScaled(row, partial.baseAddress! + (depth * m + i) * n, 1, n)
+            }
+        }
     }
 }
 

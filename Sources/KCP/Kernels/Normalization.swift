@@ -18,6 +18,93 @@ func batchNormInference(_ x: Tensor, gamma: [Float], beta: [Float], mean: [Float
     return y
 }
 
+/// Batch normalization in training: the statistics are the batch's, per
+/// channel over `N` and the spatial axes (`M` values each),
+/// `mean = sum x / M`, `var = sum (x - mean)^2 / M` (biased, as PyTorch
+/// normalises in train mode), then `batchNormInference` with them.
+/// - Returns: `y`, and the batch `mean` and biased `variance` (`backward`
+///   needs them; a running update takes `variance * M / (M - 1)`).
+func batchNormTrainingForward(_ x: Tensor, gamma: [Float], beta: [Float],
+                              epsilon: Float) -> (output: Tensor, mean: [Float], variance: [Float])
+{
+    let (mean, variance) = channelMoments(x)
+    let y = batchNormInference(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon)
+    return (y, mean, variance)
+}
+
+/// Per-channel mean and biased variance of an `[N, C, ...]` tensor, accumulated in double precision.
+func channelMoments(_ x: Tensor) -> (mean: [Float], variance: [Float]) {
+    let (batch, channels) = (x.shape[0], x.shape[1]), inner = x.count / max(batch * channels, 1)
+    let total = Double(max(batch * inner, 1))
+    var mean = [Float](repeating: 0, count: channels), variance = [Float](repeating: 0, count: channels)
+    x.data.withUnsafeBufferPointer { xs in
+        mean.withUnsafeMutableBufferPointer { means in
+            variance.withUnsafeMutableBufferPointer { variances in
+                parallelFor(channels) { c in
+                    var s = 0.0
+                    for n in 0..<batch { s += sum(xs.baseAddress! + (n * channels + c) * inner, inner) }
+                    let m = s / total
+                    var squares = 0.0
+                    for n in 0..<batch {
+                        let plane = xs.baseAddress! + (n * channels + c) * inner
+                        for k in 0..<inner { squares += (Double(plane[k]) - m) * (Double(plane[k]) - m) }
+                    }
+                    (means[c], variances[c]) = (Float(m), Float(squares / total))
+                }
+            }
+        }
+    }
+    return (mean, variance)
+}
+
+/// Gradients of batch normalization given `gradient = dL/dy`, with
+/// `xhat = (x - mean) / sqrt(var + epsilon)` and sums per channel over its `M` values:
+/// `dL/dgamma = sum g * xhat`, `dL/dbeta = sum g`, and
+/// - `training` (batch statistics, so the gradient flows through them; Ioffe & Szegedy 2015, sec. 3):
+///   `dL/dx = gamma / sqrt(var + epsilon) * (g - sum g / M - xhat * sum(g * xhat) / M)`;
+/// - otherwise (running statistics, constants): `dL/dx = gamma / sqrt(var + epsilon) * g`.
+func batchNormBackward(_ x: Tensor, gamma: [Float], mean: [Float], variance: [Float], epsilon: Float,
+                       training: Bool, gradient: Tensor) -> (input: Tensor, gamma: [Float], beta: [Float])
+{
+    let (batch, channels) = (x.shape[0], x.shape[1]), inner = x.count / max(batch * channels, 1)
+    let total = Double(max(batch * inner, 1))
+    var dx = Tensor(zeros: x.shape)
+    var dgamma = [Float](repeating: 0, count: channels), dbeta = [Float](repeating: 0, count: channels)
+    x.data.withUnsafeBufferPointer { xs in
+        gradient.data.withUnsafeBufferPointer { gs in
+            dx.data.withUnsafeMutableBufferPointer { dxs in
+                dgamma.withUnsafeMutableBufferPointer { dgammas in
+                    dbeta.withUnsafeMutableBufferPointer { dbetas in
+                        parallelFor(channels) { c in
+                            let invStd = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot(), m = Double(mean[c])
+                            var sumG = 0.0, sumGXhat = 0.0
+                            for n in 0..<batch {
+                                let offset = (n * channels + c) * inner
+                                for k in 0..<inner {
+                                    let g = Double(gs[offset + k])
+                                    sumG += g
+                                    sumGXhat += g * (Double(xs[offset + k]) - m) * invStd
+                                }
+                            }
+                            (dgammas[c], dbetas[c]) = (Float(sumGXhat), Float(sumG))
+                            let scale = Double(gamma[c]) * invStd
+                            let (meanG, meanGXhat) = training ? (sumG / total, sumGXhat / total) : (0, 0)
+                            for n in 0..<batch {
+                                let offset = (n * channels + c) * inner
+                                for k in 0..<inner {
+                                    let xhat = (Double(xs[offset + k]) - m) * invStd
+                                    dxs[offset + k] = Float(scale * (Double(gs[offset + k]) - meanG - xhat * meanGXhat))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return (dx, dgamma, dbeta)
+}
+
 /// Softmax over channels: `y[n, c, p] = exp(x[n, c, p] - m) / sum_c' exp(x[n, c', p] - m)`,
 /// `m = max_c x[n, c, p]`.
 func softmaxForward(_ x: Tensor) -> Tensor {

@@ -1,0 +1,123 @@
+/// Training passes over a network: a forward pass that keeps every value
+/// (batchnorm on batch statistics), and the backward pass from output
+/// gradients to parameter gradients.
+public struct TrainingPass: Sendable {
+    /// Every value of the forward pass, by value index.
+    public var values: [Tensor]
+    /// Batch mean and biased variance of each batchnorm node (by node index)
+    /// in training mode.
+    public var batchStatistics: [Int: (mean: [Float], variance: [Float])]
+    /// Whether batchnorm used batch statistics.
+    public var training: Bool
+
+    public func outputs(of network: Network) -> [Tensor] { network.outputs.map { values[$0] } }
+}
+
+extension Network {
+    /// Runs the network keeping every value. With `training`, batchnorm
+    /// normalises by batch statistics (returned for the running averages);
+    /// otherwise by its running statistics, as at inference.
+    public func trainingForward(_ inputs: [Tensor], training: Bool = true) throws -> TrainingPass {
+        let shapes = try shapes(for: inputs)
+        var values = [Tensor](repeating: Tensor(zeros: [0]), count: valueCount)
+        for (tensor, input) in zip(inputs, self.inputs) { values[input.value] = tensor }
+        var statistics = [Int: (mean: [Float], variance: [Float])]()
+        for (index, node) in nodes.enumerated() {
+            let x = node.inputs.map { values[$0] }
+            let p = node.parameters.map { parameters[$0].tensor }
+            if training, case let .batchNorm(epsilon) = node.op {
+                let (y, mean, variance) = batchNormTrainingForward(x[0], gamma: p[0].data, beta: p[1].data,
+                                                                   epsilon: epsilon)
+                values[node.output] = y
+                statistics[index] = (mean, variance)
+            } else {
+                values[node.output] = node.op.forward(x, parameters: p, outputShape: shapes[node.output])
+            }
+        }
+        return TrainingPass(values: values, batchStatistics: statistics, training: training)
+    }
+
+    /// Gradients of every parameter (by parameter index; shared parameters
+    /// sum over their users) from the gradients of the network's outputs.
+    public func backward(_ pass: TrainingPass, outputGradients: [Tensor]) throws -> [Tensor] {
+        try require(outputGradients.count == outputs.count, "output_gradients",
+                    "the network has \(outputs.count) outputs, got \(outputGradients.count)")
+        var gradients = [Tensor?](repeating: nil, count: valueCount)
+        for (value, gradient) in zip(outputs, outputGradients) {
+            try require(gradient.shape == pass.values[value].shape, "output_gradients",
+                        "shape \(gradient.shape) does not match output \(pass.values[value].shape)")
+            accumulate(&gradients[value], gradient)
+        }
+        var parameterGradients = parameters.map { Tensor(zeros: $0.tensor.shape) }
+        for (index, node) in nodes.enumerated().reversed() {
+            guard let gradient = gradients[node.output] else { continue }
+            let x = node.inputs.map { pass.values[$0] }
+            let p = node.parameters.map { parameters[$0].tensor }
+            let (inputGradients, weightGradients) = node.op.backward(
+                x, parameters: p, output: pass.values[node.output], statistics: pass.batchStatistics[index],
+                gradient: gradient)
+            for (value, g) in zip(node.inputs, inputGradients) { accumulate(&gradients[value], g) }
+            for (parameter, g) in zip(node.parameters, weightGradients) {
+                var total = Optional(parameterGradients[parameter])
+                accumulate(&total, g)
+                parameterGradients[parameter] = total!
+            }
+        }
+        return parameterGradients
+    }
+}
+
+/// `total += g` (or `total = g` when there is none yet).
+private func accumulate(_ total: inout Tensor?, _ g: Tensor) {
+    guard var sum = total else {
+        total = g
+        return
+    }
+    for k in sum.data.indices { sum.data[k] += g.data[k] }
+    total = sum
+}
+
+extension Op {
+    /// Gradients with respect to each input and each parameter, given the
+    /// gradient of the output. `statistics` are the batch statistics of a
+    /// batchnorm run in training mode (nil: running statistics were used).
+    func backward(_ inputs: [Tensor], parameters p: [Tensor], output: Tensor,
+                  statistics: (mean: [Float], variance: [Float])?, gradient: Tensor) -> (inputs: [Tensor], parameters: [Tensor])
+    {
+        let x = inputs[0]
+        switch self {
+        case let .conv2d(conv):
+            let g = conv2dBackward(x, weight: p[0], hasBias: p.count > 1, conv, gradient: gradient)
+            return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
+        case let .batchNorm(epsilon):
+            let (mean, variance) = statistics ?? (p[2].data, p[3].data)
+            let g = batchNormBackward(x, gamma: p[0].data, mean: mean, variance: variance, epsilon: epsilon,
+                                      training: statistics != nil, gradient: gradient)
+            return ([g.input], [Tensor(shape: p[0].shape, data: g.gamma), Tensor(shape: p[1].shape, data: g.beta),
+                                Tensor(zeros: p[2].shape), Tensor(zeros: p[3].shape)])
+        case .relu: return ([reluBackward(x, gradient: gradient)], [])
+        case let .leakyRelu(alpha): return ([leakyReluBackward(x, alpha: alpha, gradient: gradient)], [])
+        case .sigmoid: return ([sigmoidBackward(output: output, gradient: gradient)], [])
+        case .add: return ([gradient, gradient], [])
+        case .mul:
+            let (a, b) = mulBackward(x, inputs[1], gradient: gradient)
+            return ([a, b], [])
+        case .concat: return (concatBackward(gradient, channels: inputs.map { $0.shape[1] }), [])
+        case let .maxPool(pool): return ([pool2dBackward(x, pool, max: true, gradient: gradient)], [])
+        case let .avgPool(pool): return ([pool2dBackward(x, pool, max: false, gradient: gradient)], [])
+        case .globalAvgPool: return ([globalAvgPoolBackward(inputShape: x.shape, gradient: gradient)], [])
+        case .flatten: return ([Tensor(shape: x.shape, data: gradient.data)], [])
+        case .linear:
+            let g = linearBackward(x, weight: p[0], hasBias: p.count > 1, gradient: gradient)
+            return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
+        case let .upsample(scale, mode):
+            return ([upsampleBackward(gradient, inputShape: x.shape, scale: scale, mode: mode)], [])
+        case let .correlation(maxDisparity, scale):
+            let g = correlationBackward(x, inputs[1], maxDisparity: maxDisparity, scale: scale, gradient: gradient)
+            return ([g.left, g.right], [])
+        case .softmax: return ([softmaxBackward(output: output, gradient: gradient)], [])
+        case .softArgmin: return ([softArgminBackward(x, gradient: gradient)], [])
+        case .identity: return ([gradient], [])
+        }
+    }
+}
