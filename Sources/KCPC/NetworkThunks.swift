@@ -126,21 +126,55 @@ public func kcp_network_forward(_ network: OpaquePointer?, _ inputs: UnsafePoint
 {
     boundary {
         let net = try NetworkHandle.from(network).network
-        try require(batch >= 1, "batch", "must be positive, got \(batch)")
-        let shapes = try net.inferShapes(batch: Int(batch))
-        let inputPointers = try Arguments.buffer(inputs, net.inputs.count, "inputs")
-        let tensors = try net.inputs.enumerated().map { position, input in
-            let shape = shapes[input.value]
-            return Tensor(shape: shape, data: Array(try Arguments.buffer(inputPointers[position], shape.reduce(1, *), "inputs")))
+        let results = try net.forward(try inputTensors(net, inputs, batch), nodeSeconds: nodeSeconds)
+        try store(results, outputs, "outputs")
+    }
+}
+
+@_cdecl("kcp_network_gradients")
+public func kcp_network_gradients(_ network: OpaquePointer?, _ inputs: UnsafePointer<UnsafePointer<Float>?>?,
+                                  _ batch: Int64, _ training: Int32,
+                                  _ outputGradients: UnsafePointer<UnsafePointer<Float>?>?,
+                                  _ outputs: UnsafePointer<UnsafeMutablePointer<Float>?>?,
+                                  _ parameterGradients: UnsafePointer<UnsafeMutablePointer<Float>?>?) -> Int32
+{
+    boundary {
+        let net = try NetworkHandle.from(network).network
+        let pass = try net.trainingForward(try inputTensors(net, inputs, batch), training: training != 0)
+        let results = pass.outputs(of: net)
+        let gradientPointers = try Arguments.buffer(outputGradients, results.count, "output_gradients")
+        let seeds = try results.enumerated().map { position, result in
+            Tensor(shape: result.shape,
+                   data: Array(try Arguments.buffer(gradientPointers[position], result.count, "output_gradients")))
         }
-        let results = try net.forward(tensors, nodeSeconds: nodeSeconds)
-        let outputPointers = try Arguments.buffer(outputs, net.outputs.count, "outputs")
-        for (position, result) in results.enumerated() {
-            guard let destination = outputPointers[position] else {
-                throw KCPError.invalidArgument(argument: "outputs", reason: "output \(position) is NULL")
-            }
-            destination.update(from: result.data, count: result.count)
+        try store(results, outputs, "outputs")
+        try store(try net.backward(pass, outputGradients: seeds), parameterGradients, "parameter_gradients")
+    }
+}
+
+/// The network's inputs for batch size `batch`, copied from the caller's arrays.
+private func inputTensors(_ net: Network, _ inputs: UnsafePointer<UnsafePointer<Float>?>?, _ batch: Int64) throws
+    -> [Tensor]
+{
+    try require(batch >= 1, "batch", "must be positive, got \(batch)")
+    let shapes = try net.inferShapes(batch: Int(batch))
+    let pointers = try Arguments.buffer(inputs, net.inputs.count, "inputs")
+    return try net.inputs.enumerated().map { position, input in
+        let shape = shapes[input.value]
+        return Tensor(shape: shape, data: Array(try Arguments.buffer(pointers[position], shape.reduce(1, *), "inputs")))
+    }
+}
+
+/// Copies each tensor to the caller's array at the same position.
+private func store(_ tensors: [Tensor], _ destinations: UnsafePointer<UnsafeMutablePointer<Float>?>?, _ name: String)
+    throws
+{
+    let pointers = try Arguments.buffer(destinations, tensors.count, name)
+    for (position, tensor) in tensors.enumerated() {
+        guard let destination = pointers[position] else {
+            throw KCPError.invalidArgument(argument: name, reason: "entry \(position) is NULL")
         }
+        destination.update(from: tensor.data, count: tensor.count)
     }
 }
 

@@ -36,6 +36,7 @@ PyObject *network_value_shape(PyObject *self, PyObject *args);
 PyObject *network_parameter_read(PyObject *self, PyObject *args);
 PyObject *network_parameter_write(PyObject *self, PyObject *args);
 PyObject *network_forward(PyObject *self, PyObject *args);
+PyObject *network_gradients(PyObject *self, PyObject *args);
 PyObject *network_cost(PyObject *self, PyObject *args);
 PyObject *network_spaces(PyObject *self, PyObject *args);
 PyObject *network_plan(PyObject *self, PyObject *args);
@@ -52,7 +53,9 @@ PyObject *network_prune(PyObject *self, PyObject *args);
     {"network_value_shape", network_value_shape, METH_VARARGS, "network_value_shape(h, value, batch) -> tuple."}, \
     {"network_parameter_read", network_parameter_read, METH_VARARGS, "network_parameter_read(h, index) -> array."}, \
     {"network_parameter_write", network_parameter_write, METH_VARARGS, "network_parameter_write(h, index, array)."}, \
-    {"network_forward", network_forward, METH_VARARGS, "network_forward(h, inputs) -> list of arrays."}, \
+    {"network_forward", network_forward, METH_VARARGS, "network_forward(h, inputs, outputs, batch[, seconds])."}, \
+    {"network_gradients", network_gradients, METH_VARARGS, \
+     "network_gradients(h, inputs, batch, training, output_gradients, outputs, gradients)."}, \
     {"network_cost", network_cost, METH_VARARGS, "network_cost(h, nodes) -> (node MACs, MACs, params)."}, \
     {"network_spaces", network_spaces, METH_VARARGS, "network_spaces(h) -> (class_of, space_of, frozen, reasons)."}, \
     {"network_plan", network_plan, METH_VARARGS, "network_plan(h, ...) -> (keep, scores, ratio, costs)."}, \

@@ -192,46 +192,60 @@ PyObject *network_parameter_write(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Up to 64 float32 arrays of a sequence, read (converted if needed) or, with
+ * `writeable`, used in place (C-contiguous float32 required). */
+typedef struct {
+    PyArrayObject *arrays[64];
+    float *data[64];
+    Py_ssize_t count;
+} array_list;
+
+static int read_arrays(PyObject *sequence, int writeable, array_list *list, const char *name) {
+    list->count = PySequence_Size(sequence);
+    if (list->count < 0) return 0;
+    if (list->count > 64) {
+        PyErr_Format(PyExc_ValueError, "%s: at most 64 arrays", name);
+        list->count = 0;
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < list->count; i++) list->arrays[i] = NULL;
+    for (Py_ssize_t i = 0; i < list->count; i++) {
+        PyObject *item = PySequence_GetItem(sequence, i);
+        if (item == NULL) return 0;
+        if (writeable) {
+            if (!PyArray_Check(item) || PyArray_TYPE((PyArrayObject *)item) != NPY_FLOAT32 ||
+                !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)item) || !PyArray_ISWRITEABLE((PyArrayObject *)item)) {
+                PyErr_Format(PyExc_TypeError, "%s: must be writeable C-contiguous float32 arrays", name);
+                Py_DECREF(item);
+                return 0;
+            }
+            list->arrays[i] = (PyArrayObject *)item;
+        } else {
+            list->arrays[i] = read_float32(item, name);
+            Py_DECREF(item);
+            if (list->arrays[i] == NULL) return 0;
+        }
+        list->data[i] = PyArray_DATA(list->arrays[i]);
+    }
+    return 1;
+}
+
+static void release_arrays(array_list *list) {
+    for (Py_ssize_t i = 0; i < list->count; i++) Py_XDECREF(list->arrays[i]);
+}
+
 PyObject *network_forward(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *capsule, *inputs_obj, *outputs_obj, *result = NULL;
-    PyArrayObject *inputs[16] = {NULL}, *outputs[16] = {NULL};
-    const float *input_data[16];
-    float *output_data[16];
-    Py_ssize_t input_count = 0, output_count = 0;
+    PyObject *capsule, *inputs_obj, *outputs_obj, *seconds_obj = Py_None, *result = NULL;
+    array_list inputs = {.count = 0}, outputs = {.count = 0};
+    PyArrayObject *seconds = NULL;
     long long batch;
     kcp_status status;
-    PyObject *seconds_obj = Py_None;
-    PyArrayObject *seconds = NULL;
     if (!PyArg_ParseTuple(args, "OOOL|O:network_forward", &capsule, &inputs_obj, &outputs_obj, &batch, &seconds_obj))
         return NULL;
     kcp_network *network = unwrap(capsule);
     if (network == NULL) return NULL;
-    input_count = PySequence_Size(inputs_obj);
-    output_count = PySequence_Size(outputs_obj);
-    if (input_count < 0 || output_count < 0) return NULL;
-    if (input_count > 16 || output_count > 16) {
-        PyErr_SetString(PyExc_ValueError, "inputs: at most 16 network inputs and outputs");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < input_count; i++) {
-        PyObject *item = PySequence_GetItem(inputs_obj, i);
-        if (item == NULL) goto done;
-        inputs[i] = read_float32(item, "inputs");
-        Py_DECREF(item);
-        if (inputs[i] == NULL) goto done;
-        input_data[i] = PyArray_DATA(inputs[i]);
-    }
-    for (Py_ssize_t i = 0; i < output_count; i++) {
-        PyObject *item = PySequence_GetItem(outputs_obj, i);
-        if (item == NULL) goto done;
-        outputs[i] = (PyArrayObject *)item;
-        if (!PyArray_Check(item) || PyArray_TYPE(outputs[i]) != NPY_FLOAT32 || !PyArray_IS_C_CONTIGUOUS(outputs[i])) {
-            PyErr_SetString(PyExc_TypeError, "outputs: must be C-contiguous float32 arrays");
-            goto done;
-        }
-        output_data[i] = PyArray_DATA(outputs[i]);
-    }
+    if (!read_arrays(inputs_obj, 0, &inputs, "inputs") || !read_arrays(outputs_obj, 1, &outputs, "outputs")) goto done;
     if (seconds_obj != Py_None) {
         seconds = (PyArrayObject *)seconds_obj;
         if (!PyArray_Check(seconds_obj) || PyArray_TYPE(seconds) != NPY_FLOAT64 || !PyArray_IS_C_CONTIGUOUS(seconds)) {
@@ -240,12 +254,43 @@ PyObject *network_forward(PyObject *self, PyObject *args) {
         }
     }
     Py_BEGIN_ALLOW_THREADS
-    status = kcp_network_forward(network, input_data, batch, output_data, seconds ? PyArray_DATA(seconds) : NULL);
+    status = kcp_network_forward(network, (const float *const *)inputs.data, batch, outputs.data,
+                                 seconds ? PyArray_DATA(seconds) : NULL);
     Py_END_ALLOW_THREADS
     if (status != KCP_OK) { raise_status(status); goto done; }
     result = Py_NewRef(Py_None);
 done:
-    for (Py_ssize_t i = 0; i < 16; i++) { Py_XDECREF(inputs[i]); Py_XDECREF(outputs[i]); }
+    release_arrays(&inputs);
+    release_arrays(&outputs);
+    return result;
+}
+
+PyObject *network_gradients(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *inputs_obj, *seeds_obj, *outputs_obj, *gradients_obj, *result = NULL;
+    array_list inputs = {.count = 0}, seeds = {.count = 0}, outputs = {.count = 0}, gradients = {.count = 0};
+    long long batch;
+    int training;
+    kcp_status status;
+    if (!PyArg_ParseTuple(args, "OOLpOOO:network_gradients", &capsule, &inputs_obj, &batch, &training, &seeds_obj,
+                          &outputs_obj, &gradients_obj))
+        return NULL;
+    kcp_network *network = unwrap(capsule);
+    if (network == NULL) return NULL;
+    if (!read_arrays(inputs_obj, 0, &inputs, "inputs") || !read_arrays(seeds_obj, 0, &seeds, "output_gradients") ||
+        !read_arrays(outputs_obj, 1, &outputs, "outputs") || !read_arrays(gradients_obj, 1, &gradients, "gradients"))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    status = kcp_network_gradients(network, (const float *const *)inputs.data, batch, training,
+                                   (const float *const *)seeds.data, outputs.data, gradients.data);
+    Py_END_ALLOW_THREADS
+    if (status != KCP_OK) { raise_status(status); goto done; }
+    result = Py_NewRef(Py_None);
+done:
+    release_arrays(&inputs);
+    release_arrays(&seeds);
+    release_arrays(&outputs);
+    release_arrays(&gradients);
     return result;
 }
 

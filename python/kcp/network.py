@@ -308,19 +308,49 @@ class Network:
             self._forward(inputs, run)
         return {layer.name: float(ms) for layer, ms in zip(self._layers, np.median(runs, axis=0) * 1e3)}
 
+    def gradients(self, *inputs, output_gradients, training=True):
+        """Outputs and parameter gradients of ``L = sum_k <output_gradients[k], outputs[k]>``.
+
+        A forward pass keeping every value (``training``: batchnorm on batch
+        statistics, as in ``model.train()``), then the backward pass.
+
+        Returns:
+            ``(outputs, {parameter name: dL/dparameter})``; a parameter shared
+            by several layers gets the sum of their gradients.
+        """
+        arrays, batch = self._checked_inputs(inputs)
+        outputs = self._output_buffers(batch)
+        seeds = [_arguments.array(g, f"output_gradients[{i}]") for i, g in enumerate(output_gradients)]
+        if len(seeds) != len(outputs) or any(s.shape != o.shape for s, o in zip(seeds, outputs)):
+            raise ValueError(f"output_gradients: expected shapes {[o.shape for o in outputs]}, "
+                             f"got {[s.shape for s in seeds]}")
+        names = list(self._parameter_index)
+        grads = [np.empty(_native.network_value_shape(self._handle, 1, self._parameter_index[n], 0), np.float32)
+                 for n in names]
+        _native.network_gradients(self._handle, arrays, batch, bool(training), seeds, outputs, grads)
+        return outputs, dict(zip(names, grads))
+
     def _forward(self, inputs, node_seconds):
+        arrays, batch = self._checked_inputs(inputs)
+        outputs = self._output_buffers(batch)
+        _native.network_forward(self._handle, arrays, outputs, batch, node_seconds)
+        return outputs
+
+    def _checked_inputs(self, inputs):
+        """The input arrays and their common batch size, checked against the declared shapes."""
         if len(inputs) != len(self._inputs):
             raise ValueError(f"inputs: the network has {len(self._inputs)} inputs, got {len(inputs)}")
         arrays = [_arguments.array(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
         batch = arrays[0].shape[0] if arrays[0].ndim else 0
         for i, (array, value) in enumerate(zip(arrays, self._inputs)):
             expected = (batch, *value.shape[1:])
-            if array.shape != expected:
-                raise ValueError(f"inputs[{i}]: expected shape {expected}, got {array.shape}")
-        outputs = [np.empty(_native.network_value_shape(self._handle, 0, v.index, batch), np.float32)
-                   for v in self._outputs]
-        _native.network_forward(self._handle, arrays, outputs, batch, node_seconds)
-        return outputs
+            if array.shape != expected or batch < 1:
+                raise ValueError(f"inputs[{i}]: expected shape {expected} with a batch of at least 1, got {array.shape}")
+        return arrays, batch
+
+    def _output_buffers(self, batch):
+        return [np.empty(_native.network_value_shape(self._handle, 0, v.index, batch), np.float32)
+                for v in self._outputs]
 
     def cost(self):
         """``(MACs per sample, learnable parameters)``."""

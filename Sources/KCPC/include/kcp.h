@@ -150,6 +150,12 @@ kcp_status kcp_network_parameter_write(kcp_network *network, int64_t parameter, 
  * sized by kcp_network_value_shape; node_seconds (may be NULL) receives each node's wall time. */
 kcp_status kcp_network_forward(const kcp_network *network, const float *const *inputs, int64_t batch,
                                float *const *outputs, double *node_seconds);
+/* Training pass: a forward keeping every value (training != 0: batchnorm on batch statistics), then
+ * the backward from output_gradients (one per output, shaped like it). Writes the outputs and the
+ * gradient of every parameter (one array per parameter, shaped like it; shared ones summed). */
+kcp_status kcp_network_gradients(const kcp_network *network, const float *const *inputs, int64_t batch,
+                                 int32_t training, const float *const *output_gradients, float *const *outputs,
+                                 float *const *parameter_gradients);
 /* MACs per sample of each node (may be NULL) and total[2] = {MACs, learnable parameters}. */
 kcp_status kcp_network_cost(const kcp_network *network, int64_t *node_macs, int64_t *total);
 
