@@ -1,7 +1,7 @@
 /// SplitMix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number
 /// generators", OOPSLA 2014): a tiny, fast generator whose exact sequence is
 /// easy to reproduce outside the engine (the NumPy reference does).
-public struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     public init(seed: UInt64) { state = seed }

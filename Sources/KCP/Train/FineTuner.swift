@@ -1,0 +1,159 @@
+/// Native fine-tuning with KCP soft pruning.
+///
+/// Masks are computed from the current weights before the first step and
+/// after every `prune.every` epochs, and the pruned weights (producer
+/// filters, batchnorm entries, consumer kernel clusters) and their optimizer
+/// state are zeroed. In hard mode they are zeroed again after every step, so
+/// they stay at zero; in soft mode they may regrow until the next re-mask.
+/// After the last epoch `compacted()` removes the pruned channels from the
+/// network and from the optimizer state alike.
+public struct FineTuner: Sendable {
+    public private(set) var network: Network
+    public private(set) var optimizer: Optimizer
+    public private(set) var history: [EpochRecord] = []
+    public let settings: FineTuneSettings
+    let train: Dataset
+    let validation: Dataset?
+    private var rng: SplitMix64
+    private var step = 0
+    /// The current pruning decision (nil: nothing pruned).
+    public private(set) var plan: NetworkPlan?
+
+    public init(network: Network, settings: FineTuneSettings, train: Dataset, validation: Dataset? = nil) throws {
+        try require(settings.epochs >= 0, "epochs", "must not be negative, got \(settings.epochs)")
+        try require(settings.batchSize >= 1, "batch_size", "must be at least 1, got \(settings.batchSize)")
+        try require(network.outputs.count == 1, "network", "fine-tuning needs one output, the network has \(network.outputs.count)")
+        try require(train.inputs.count == network.inputs.count, "train",
+                    "has \(train.inputs.count) input arrays, the network \(network.inputs.count) inputs")
+        if let prune = settings.prune {
+            try require(prune.every >= 1, "every", "must be at least 1, got \(prune.every)")
+        }
+        (self.network, self.settings, self.train, self.validation) = (network, settings, train, validation)
+        optimizer = Optimizer(settings.optimizer)
+        rng = SplitMix64(seed: settings.seed)
+        try remask(after: 0)
+    }
+
+    /// Whether every epoch has run.
+    public var finished: Bool { history.count >= settings.epochs }
+
+    /// Runs the next epoch. `onStep(step, steps, loss)` is called after each
+    /// batch; returning false stops before the next batch, leaving the
+    /// network and optimizer as they were after the last completed step, and
+    /// makes this return nil.
+    public mutating func runEpoch(onStep: (Int, Int, Double) -> Bool = { _, _, _ in true }) throws -> EpochRecord? {
+        try require(!finished, "epochs", "all \(settings.epochs) epochs have run")
+        let epoch = history.count
+        var order = Array(0..<train.count)
+        for i in stride(from: order.count - 1, to: 0, by: -1) {
+            order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+        }
+        let batches = stride(from: 0, to: order.count, by: settings.batchSize).map {
+            Array(order[$0..<min($0 + settings.batchSize, order.count)])
+        }
+        var total = 0.0, rate = settings.schedule.rate(at: step)
+        for (index, indices) in batches.enumerated() {
+            let batch = train.batch(indices)
+            let pass = try network.trainingForward(batch.inputs, training: true)
+            let loss = try settings.task.loss(pass.outputs(of: network)[0], targets: batch.targets, mask: batch.mask)
+            guard loss.value.isFinite else {
+                throw KCPError.numeric("training loss became \(loss.value) at epoch \(epoch + 1), step \(index + 1)")
+            }
+            let gradients = try network.backward(pass, outputGradients: [loss.gradient])
+            rate = settings.schedule.rate(at: step)
+            var parameters = network.parameters.map(\.tensor)
+            let learnable = network.learnableParameters
+            let trainable = parameters.indices.filter { learnable.contains($0) }
+            var updated = trainable.map { parameters[$0] }
+            try optimizer.update(&updated, gradients: trainable.map { gradients[$0] }, learningRate: Float(rate))
+            for (position, index) in trainable.enumerated() { parameters[index] = updated[position] }
+            updateRunningStatistics(&parameters, pass)
+            for index in parameters.indices { try network.setParameter(index, data: parameters[index].data) }
+            if settings.prune?.hard == true { try applyMask() }
+            step += 1
+            total += loss.value
+            if !onStep(index + 1, batches.count, loss.value) { return nil }
+        }
+        if let prune = settings.prune, (epoch + 1) % prune.every == 0 { try remask(after: epoch + 1) }
+        let record = EpochRecord(epoch: epoch + 1, loss: total / Double(batches.count), metric: try validate(),
+                                 macs: try plan?.after.macs ?? network.cost().macs, learningRate: rate)
+        history.append(record)
+        return record
+    }
+
+    /// The network with the pruned channels removed, and the optimizer with
+    /// its state sliced the same way.
+    public func compacted() throws -> (network: Network, optimizer: Optimizer) {
+        guard let plan else { return (network, optimizer) }
+        var sliced = optimizer
+        let learnable = network.learnableParameters.sorted()
+        func slice(_ moments: [[Float]]) throws -> [[Float]] {
+            if moments.isEmpty { return moments }
+            var carrier = network
+            for (position, index) in learnable.enumerated() { try carrier.setParameter(index, data: moments[position]) }
+            let compact = try carrier.compacted(plan.spaces, keepClasses: plan.keep)
+            return learnable.map { compact.parameters[$0].tensor.data }
+        }
+        sliced.firstMoments = try slice(optimizer.firstMoments)
+        sliced.secondMoments = try slice(optimizer.secondMoments)
+        return (try network.compacted(plan.spaces, keepClasses: plan.keep), sliced)
+    }
+
+    /// Recomputes the masks for the target in force after `epochs` epochs and
+    /// zeroes what they prune.
+    private mutating func remask(after epochs: Int) throws {
+        guard let prune = settings.prune else { return }
+        plan = try NetworkPlan(network: network, target: prune.target(after: epochs))
+        try applyMask()
+    }
+
+    /// Zeroes the pruned weights and their optimizer state.
+    private mutating func applyMask() throws {
+        guard let plan else { return }
+        network = try network.masked(plan.spaces, keepClasses: plan.keep)
+        if optimizer.firstMoments.isEmpty { return }
+        var ones = network
+        for index in ones.parameters.indices {
+            try ones.setParameter(index, data: [Float](repeating: 1, count: ones.parameters[index].tensor.count))
+        }
+        let masks = try ones.masked(plan.spaces, keepClasses: plan.keep).parameters
+        let learnable = network.learnableParameters.sorted()
+        for (position, index) in learnable.enumerated() {
+            let mask = masks[index].tensor.data
+            for k in mask.indices where mask[k] == 0 {
+                optimizer.firstMoments[position][k] = 0
+                if !optimizer.secondMoments.isEmpty { optimizer.secondMoments[position][k] = 0 }
+            }
+        }
+    }
+
+    /// Batchnorm running averages, as PyTorch: `r = 0.9 r + 0.1 s`, with the
+    /// unbiased batch variance `v * m / (m - 1)` (`m` values per channel).
+    private func updateRunningStatistics(_ parameters: inout [Tensor], _ pass: TrainingPass) {
+        for (index, (mean, variance)) in pass.batchStatistics {
+            let node = network.nodes[index]
+            let x = pass.values[node.inputs[0]]
+            let m = Float(x.count / x.shape[1])
+            for c in mean.indices {
+                parameters[node.parameters[2]].data[c] = 0.9 * parameters[node.parameters[2]].data[c] + 0.1 * mean[c]
+                parameters[node.parameters[3]].data[c] = 0.9 * parameters[node.parameters[3]].data[c]
+                    + 0.1 * variance[c] * m / max(m - 1, 1)
+            }
+        }
+    }
+
+    /// The task metric on the validation set, in batches, batchnorm in eval mode.
+    private func validate() throws -> Double {
+        guard let validation else { return .nan }
+        var outputs: [Float] = []
+        var shape: [Int] = []
+        for start in stride(from: 0, to: validation.count, by: settings.batchSize) {
+            let batch = validation.batch(Array(start..<min(start + settings.batchSize, validation.count)))
+            let output = try network.forward(batch.inputs)[0]
+            outputs += output.data
+            shape = output.shape
+        }
+        shape[0] = validation.count
+        return settings.task.metric(Tensor(shape: shape, data: outputs), targets: validation.targets, mask: validation.mask)
+    }
+}

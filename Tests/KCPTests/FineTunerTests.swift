@@ -1,0 +1,105 @@
+import Testing
+@testable import KCP
+
+/// Native fine-tuning on a small per-pixel task: label a pixel 1 where the
+/// sum of the two input channels around it is positive.
+@Suite("Fine-tuning")
+struct FineTunerTests {
+    static func task(samples: Int, seed: UInt64) throws -> Dataset {
+        var rng = SplitMix64(seed: seed)
+        let images = (0..<(samples * 2 * 8 * 8)).map { _ in Float(rng.nextUnit() * 2 - 1) }
+        var labels = [Float](repeating: 0, count: samples * 64)
+        for n in 0..<samples {
+            for p in 0..<64 where images[(n * 2) * 64 + p] + images[(n * 2 + 1) * 64 + p] > 0 { labels[n * 64 + p] = 1 }
+        }
+        return try Dataset(inputs: [Tensor(shape: [samples, 2, 8, 8], data: images)],
+                           targets: Tensor(shape: [samples, 8, 8], data: labels))
+    }
+
+    static func network() throws -> Network {
+        let b = NetBuilder(seed: 3)
+        let x = try b.input("x", [1, 2, 8, 8])
+        let h = try b.op("r1", .relu, try b.batchNorm("bn1", try b.conv("c1", x, out: 16)))
+        let g = try b.op("r2", .relu, try b.conv("c2", h, out: 16))
+        try b.output(try b.conv("head", g, out: 2, kernel: 1))
+        return b.net
+    }
+
+    static func settings(prune: PruneSchedule? = nil, epochs: Int = 12) -> FineTuneSettings {
+        FineTuneSettings(epochs: epochs, batchSize: 16, task: .segmentation(ignoreLabel: nil),
+                         optimizer: .sgd(momentum: 0.9, weightDecay: 1e-4),
+                         schedule: Schedule(base: 0.2, shape: .cosine(total: epochs * 4)), prune: prune, seed: 1)
+    }
+
+    @Test func learnsAndSoftPrunesToHalfTheMACs() throws {
+        let train = try Self.task(samples: 64, seed: 1), validation = try Self.task(samples: 32, seed: 2)
+        let net = try Self.network()
+        let prune = PruneSchedule(target: PruningTarget(amount: .macsReduction(0.5)), every: 1, rampEpochs: 3)
+        var tuner = try FineTuner(network: net, settings: Self.settings(prune: prune), train: train, validation: validation)
+        while !tuner.finished { _ = try tuner.runEpoch() }
+        let history = tuner.history
+        #expect(history.count == 12)
+        #expect(history.last!.loss < history.first!.loss)
+        #expect(history.last!.metric > 0.85, "mean IoU \(history.last!.metric)")
+        let before = try net.cost().macs
+        #expect(Double(history.last!.macs) <= 0.5 * Double(before))
+        let (compact, optimizer) = try tuner.compacted()
+        #expect(try compact.cost().macs == history.last!.macs)
+        let learnable = compact.learnableParameters.sorted()
+        #expect(zip(learnable, optimizer.firstMoments).allSatisfy { compact.parameters[$0].tensor.count == $1.count })
+        // The compact network computes what the masked one does.
+        let inputs = validation.batch(Array(0..<8)).inputs
+        let plan = try #require(tuner.plan)
+        let masked = try tuner.network.masked(plan.spaces, keepClasses: plan.keep)
+        let (a, b) = (try compact.forward(inputs)[0], try masked.forward(inputs)[0])
+        let scale = b.data.map(abs).max()!
+        #expect(zip(a.data, b.data).allSatisfy { abs($0 - $1) <= 1e-4 * scale })
+    }
+
+    @Test func hardPruningKeepsPrunedWeightsAtZero() throws {
+        let train = try Self.task(samples: 32, seed: 1)
+        let prune = PruneSchedule(target: PruningTarget(amount: .ratio(0.5)), hard: true, every: 2)
+        var tuner = try FineTuner(network: try Self.network(), settings: Self.settings(prune: prune, epochs: 2), train: train)
+        let plan = try #require(tuner.plan)
+        _ = try tuner.runEpoch()
+        let zeroed = try tuner.network.masked(plan.spaces, keepClasses: plan.keep)
+        for index in tuner.network.learnableParameters {
+            let (p, q) = (tuner.network.parameters[index], zeroed.parameters[index])
+            #expect(p.tensor.data == q.tensor.data, "\(p.name) regrew")
+        }
+    }
+
+    @Test func sameSeedSameHistoryAndWeights() throws {
+        let train = try Self.task(samples: 32, seed: 1), validation = try Self.task(samples: 8, seed: 2)
+        func run() throws -> FineTuner {
+            var tuner = try FineTuner(network: try Self.network(), settings: Self.settings(epochs: 2), train: train,
+                                      validation: validation)
+            while !tuner.finished { _ = try tuner.runEpoch() }
+            return tuner
+        }
+        let (a, b) = (try run(), try run())
+        #expect(a.history == b.history)
+        #expect(zip(a.network.parameters, b.network.parameters).allSatisfy { $0.tensor.data == $1.tensor.data })
+    }
+
+    @Test func stoppingLeavesTheLastCompletedStep() throws {
+        let train = try Self.task(samples: 32, seed: 1)
+        var tuner = try FineTuner(network: try Self.network(), settings: Self.settings(epochs: 1), train: train)
+        var seen = 0
+        let record = try tuner.runEpoch { step, _, _ in
+            seen = step
+            return step < 1
+        }
+        #expect(record == nil && seen == 1 && tuner.history.isEmpty && tuner.optimizer.step == 1)
+    }
+
+    @Test func badSettingsAreRefused() throws {
+        let train = try Self.task(samples: 4, seed: 1)
+        var bad = Self.settings()
+        bad.batchSize = 0
+        #expect(throws: KCPError.self) { _ = try FineTuner(network: try Self.network(), settings: bad, train: train) }
+        #expect(throws: KCPError.self) {
+            _ = try Dataset(inputs: [Tensor(zeros: [3, 2, 8, 8])], targets: Tensor(zeros: [4, 8, 8]))
+        }
+    }
+}
