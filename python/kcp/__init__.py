@@ -9,6 +9,7 @@ from . import _arguments
 from ._native import KCPError
 from ._native import get_num_threads as _get_num_threads
 from ._native import set_num_threads as _set_num_threads
+from .finetune import FineTune, PruneSchedule, finetune
 from .layer import ClusterResult, apply_mask, cluster, compact, scores, select
 from .network import Network, Value
 from .onnx_import import from_onnx
@@ -18,14 +19,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClusterResult",
+    "FineTune",
     "KCPError",
     "Network",
     "Plan",
+    "PruneSchedule",
     "Space",
     "Value",
     "apply_mask",
     "cluster",
     "compact",
+    "finetune",
     "from_onnx",
     "get_num_threads",
     "plan",

@@ -25,7 +25,14 @@ PyArrayObject *read_float32(PyObject *obj, const char *name);
 int check_ndim(PyArrayObject *array, const char *name);
 void copy_shape(PyArrayObject *array, int64_t *shape);
 
-/* The network functions of _network.c, spliced into the module's method table. */
+/* A PyCapsule owning `network` (released on failure). */
+PyObject *network_capsule(kcp_network *network);
+
+/* The network functions of _network.c and the fine-tuning functions of
+ * _finetune.c, spliced into the module's method table. */
+PyObject *finetune_create(PyObject *self, PyObject *args);
+PyObject *finetune_run_epoch(PyObject *self, PyObject *args);
+PyObject *finetune_network(PyObject *self, PyObject *args);
 PyObject *network_create(PyObject *self, PyObject *args);
 PyObject *network_add_input(PyObject *self, PyObject *args);
 PyObject *network_add_parameter(PyObject *self, PyObject *args);
@@ -59,6 +66,9 @@ PyObject *network_prune(PyObject *self, PyObject *args);
     {"network_cost", network_cost, METH_VARARGS, "network_cost(h, nodes) -> (node MACs, MACs, params)."}, \
     {"network_spaces", network_spaces, METH_VARARGS, "network_spaces(h) -> (class_of, space_of, frozen, reasons)."}, \
     {"network_plan", network_plan, METH_VARARGS, "network_plan(h, ...) -> (keep, scores, ratio, costs)."}, \
-    {"network_prune", network_prune, METH_VARARGS, "network_prune(h, keep, mode) -> handle."},
+    {"network_prune", network_prune, METH_VARARGS, "network_prune(h, keep, mode) -> handle."}, \
+    {"finetune_create", finetune_create, METH_VARARGS, "finetune_create(network, settings, inputs, targets, ...)."}, \
+    {"finetune_run_epoch", finetune_run_epoch, METH_VARARGS, "finetune_run_epoch(h, callback) -> record or None."}, \
+    {"finetune_network", finetune_network, METH_VARARGS, "finetune_network(h, mode) -> network handle."},
 
 #endif

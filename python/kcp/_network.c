@@ -11,7 +11,7 @@ static void destroy_capsule(PyObject *capsule) {
     kcp_network_destroy(PyCapsule_GetPointer(capsule, CAPSULE));
 }
 
-static PyObject *wrap(kcp_network *network) {
+PyObject *network_capsule(kcp_network *network) {
     PyObject *capsule = PyCapsule_New(network, CAPSULE, destroy_capsule);
     if (capsule == NULL) kcp_network_destroy(network);
     return capsule;
@@ -50,7 +50,7 @@ PyObject *network_create(PyObject *self, PyObject *args) {
     kcp_network *network = NULL;
     kcp_status status = kcp_network_create(&network);
     if (status != KCP_OK) { raise_status(status); return NULL; }
-    return wrap(network);
+    return network_capsule(network);
 }
 
 PyObject *network_add_input(PyObject *self, PyObject *args) {
@@ -413,5 +413,5 @@ PyObject *network_prune(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     Py_DECREF(keep);
     if (status != KCP_OK) { raise_status(status); return NULL; }
-    return wrap(pruned);
+    return network_capsule(pruned);
 }

@@ -1,5 +1,3 @@
-import Glibc
-
 extension Network {
     /// Runs the network on `inputs` (one tensor per graph input, any batch
     /// size) and returns its outputs. Values are freed after their last use.
@@ -67,11 +65,4 @@ extension Op {
         case .identity: return x
         }
     }
-}
-
-/// Seconds on the monotonic clock.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9
 }

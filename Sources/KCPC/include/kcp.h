@@ -179,6 +179,54 @@ kcp_status kcp_network_plan(const kcp_network *network, int32_t amount_kind, dou
 kcp_status kcp_network_prune(const kcp_network *network, const uint8_t *keep, int64_t count, int32_t mode,
                              kcp_network **out);
 
+/*
+ * Fine-tuning. A kcp_finetune holds a copy of a network, its data, optimizer
+ * and pruning state; kcp_finetune_run_epoch trains one epoch natively.
+ */
+typedef struct kcp_finetune kcp_finetune;
+
+/* Indices into the settings array of kcp_finetune_create (doubles). */
+enum {
+    KCP_FT_EPOCHS = 0, KCP_FT_BATCH_SIZE = 1, KCP_FT_SEED = 2,
+    KCP_FT_TASK = 3,              /* 0 classification, 1 segmentation, 2 disparity, 3 regression */
+    KCP_FT_IGNORE_LABEL = 4,      /* segmentation: label to skip, < 0 for none */
+    KCP_FT_OPTIMIZER = 5,         /* 0 SGD, 1 AdamW */
+    KCP_FT_MOMENTUM = 6, KCP_FT_NESTEROV = 7, KCP_FT_WEIGHT_DECAY = 8,
+    KCP_FT_BETA1 = 9, KCP_FT_BETA2 = 10, KCP_FT_EPSILON = 11,
+    KCP_FT_LEARNING_RATE = 12,
+    KCP_FT_SCHEDULE = 13,         /* 0 constant, 1 step, 2 cosine (over all steps after warm-up) */
+    KCP_FT_STEP_EVERY = 14, KCP_FT_STEP_GAMMA = 15, KCP_FT_MINIMUM_RATE = 16, KCP_FT_WARMUP_STEPS = 17,
+    KCP_FT_PRUNE = 18,            /* 0 none, 1 soft, 2 hard */
+    KCP_FT_PRUNE_AMOUNT_KIND = 19, KCP_FT_PRUNE_AMOUNT = 20, /* as kcp_network_plan */
+    KCP_FT_PRUNE_GLOBAL = 21, KCP_FT_PRUNE_MAX_RATIO = 22, KCP_FT_PRUNE_CRITERION = 23, KCP_FT_PRUNE_CENTER = 24,
+    KCP_FT_PRUNE_ROUND_TO = 25, KCP_FT_PRUNE_EVERY = 26, KCP_FT_PRUNE_RAMP_EPOCHS = 27,
+    KCP_FT_SETTINGS_COUNT = 28
+};
+
+/* Indices into the record array of kcp_finetune_run_epoch. */
+enum { KCP_FT_RECORD_EPOCH = 0, KCP_FT_RECORD_LOSS = 1, KCP_FT_RECORD_METRIC = 2, KCP_FT_RECORD_MACS = 3,
+       KCP_FT_RECORD_LEARNING_RATE = 4, KCP_FT_RECORD_COUNT = 5 };
+
+/* Called a few times per second at most, and after an epoch's last step; a nonzero return stops
+ * training before the next step. */
+typedef int32_t (*kcp_progress)(void *context, int64_t step, int64_t steps, double loss);
+
+/* Copies the network and the data: one array per network input, each [samples] + the input's shape
+ * without its batch; targets of target_shape (first dimension = samples); an optional mask (uint8,
+ * one per target element). Validation data (val_samples = 0: none) has the targets' shape with
+ * val_samples first. */
+kcp_status kcp_finetune_create(const kcp_network *network, const double *settings, int32_t settings_count,
+                               const float *const *inputs, const int64_t *target_shape, int32_t target_ndim,
+                               const float *targets, const uint8_t *mask,
+                               const float *const *val_inputs, int64_t val_samples, const float *val_targets,
+                               const uint8_t *val_mask, kcp_finetune **out);
+void kcp_finetune_destroy(kcp_finetune *finetune);
+/* Runs the next epoch; writes record[KCP_FT_RECORD_COUNT] unless stopped (then *stopped = 1). */
+kcp_status kcp_finetune_run_epoch(kcp_finetune *finetune, kcp_progress progress, void *context, double *record,
+                                  int32_t *stopped);
+/* The network now: mode 0 as trained (pruned weights zeroed), 1 compact. */
+kcp_status kcp_finetune_network(const kcp_finetune *finetune, int32_t mode, kcp_network **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,177 @@
+"""Native fine-tuning with KCP soft pruning.
+
+The engine trains: the network and the data are handed over once, shuffling,
+batching, forward, backward and the optimizer run in Swift with the GIL
+released, and the masks of KCP soft pruning (He et al.'s SFP schedule with
+KCP's channel classes) are recomputed from the current weights every
+``every`` epochs. Python sees a progress bar and, a few times per second, a
+callback; Ctrl-C stops at the next step boundary and leaves the network and
+the history as they were after the last completed step::
+
+    tuner = kcp.FineTune(net, train=(images, labels), val=(val_images, val_labels),
+                         task="classification", epochs=10, lr=0.05,
+                         prune=kcp.PruneSchedule(macs_reduction=0.5, ramp_epochs=3))
+    history = tuner.run()
+    small = tuner.compact()          # the pruned channels removed
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _arguments, _native
+from .layer import CENTERS, CRITERIA
+
+TASKS = {"classification": 0, "segmentation": 1, "disparity": 2, "regression": 3}
+OPTIMIZERS = {"sgd": 0, "adamw": 1}
+SCHEDULES = {"constant": 0, "step": 1, "cosine": 2}
+PRUNE_MODES = {"soft": 1, "hard": 2}
+
+
+@dataclass(frozen=True)
+class PruneSchedule:
+    """How much to prune while fine-tuning, and when.
+
+    Exactly one of ``ratio`` and ``macs_reduction`` (see :func:`kcp.plan`).
+    ``mode="soft"`` zeroes the pruned weights at each re-mask and lets them
+    regrow in between (SFP); ``"hard"`` keeps them, their gradients and their
+    optimizer state at zero. Masks are recomputed after every ``every``
+    epochs; the target rises linearly from 0 over the first ``ramp_epochs``.
+    """
+
+    ratio: float | None = None
+    macs_reduction: float | None = None
+    criterion: str = "kcp"
+    center: str = "mean"
+    mode: str = "soft"
+    every: int = 1
+    ramp_epochs: int = 0
+    global_: bool = False
+    max_ratio: float = 0.9
+    round_to: int = 1
+
+    def settings(self):
+        """The pruning entries of the engine's settings array."""
+        if (self.ratio is None) == (self.macs_reduction is None):
+            raise ValueError("prune: give exactly one of ratio and macs_reduction")
+        amount = _arguments.ratio(self.ratio) if self.ratio is not None else float(self.macs_reduction)
+        return [_arguments.choice(self.mode, "mode", PRUNE_MODES), 0 if self.ratio is not None else 1, amount,
+                float(bool(self.global_)), float(self.max_ratio), _arguments.choice(self.criterion, "criterion", CRITERIA),
+                _arguments.choice(self.center, "center", CENTERS), _arguments.integer(self.round_to, "round_to", 1),
+                _arguments.integer(self.every, "every", 1), _arguments.integer(self.ramp_epochs, "ramp_epochs", 0)]
+
+
+def _split(net, data, name):
+    """``(inputs, targets, mask)`` float32/bool arrays from ``(inputs..., targets[, mask])``."""
+    if data is None:
+        return None, None, None
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise TypeError(f"{name}: expected (inputs, targets) or (inputs, targets, mask)")
+    inputs = data[0] if isinstance(data[0], (tuple, list)) else [data[0]]
+    if len(inputs) != len(net.inputs):
+        raise ValueError(f"{name}: the network has {len(net.inputs)} inputs, got {len(inputs)} arrays")
+    inputs = [np.ascontiguousarray(x, dtype=np.float32) for x in inputs]
+    targets = np.ascontiguousarray(data[1], dtype=np.float32)
+    for x, value in zip(inputs, net.inputs):
+        if x.shape[1:] != value.shape[1:] or x.shape[0] != targets.shape[0]:
+            raise ValueError(f"{name}: inputs must be [{targets.shape[0]}] + {list(value.shape[1:])}, got {list(x.shape)}")
+    mask = None if len(data) < 3 or data[2] is None else np.ascontiguousarray(data[2], dtype=bool)
+    if mask is not None and mask.shape != targets.shape:
+        raise ValueError(f"{name}: mask must be shaped like the targets {targets.shape}, got {mask.shape}")
+    return inputs, targets, mask
+
+
+class FineTune:
+    """A fine-tuning run held by the engine (see the module docstring).
+
+    Args:
+        net: the :class:`kcp.Network` to train (it is copied; one output).
+        train, val: ``(inputs, targets)`` or ``(inputs, targets, mask)``; inputs an
+            array (or a list, one per network input) of ``[S] + input shape``.
+            Targets: class labels ``[S]`` (classification), per-pixel labels
+            ``[S, H, W]`` (segmentation), disparities ``[S, 1, H, W]`` with a
+            validity mask (disparity), or arrays shaped like the output (regression).
+        task: ``"classification"`` (cross-entropy, accuracy), ``"segmentation"``
+            (per-pixel cross-entropy skipping ``ignore_label``, mean IoU),
+            ``"disparity"`` (smooth-L1, end-point error) or ``"regression"`` (MSE).
+        optimizer: ``"sgd"`` (``momentum``, ``nesterov``, ``weight_decay``) or
+            ``"adamw"`` (``betas``, ``eps``, ``weight_decay``), PyTorch's rules.
+        schedule: ``"cosine"`` (to ``min_lr``), ``"step"`` (``step_every`` steps,
+            ``step_gamma``) or ``"constant"``, after ``warmup`` linear warm-up steps.
+        prune: a :class:`PruneSchedule`, or None to fine-tune without pruning.
+        seed: seeds shuffling (and the ``"random"`` criterion).
+    """
+
+    def __init__(self, net, train, val=None, *, task, ignore_label=None, epochs=10, batch_size=32, optimizer="sgd",
+                 lr=0.05, momentum=0.9, nesterov=False, weight_decay=5e-4, betas=(0.9, 0.999), eps=1e-8,
+                 schedule="cosine", step_every=1000, step_gamma=0.1, min_lr=0.0, warmup=0, prune=None, seed=0):
+        settings = [
+            _arguments.integer(epochs, "epochs", 0), _arguments.integer(batch_size, "batch_size", 1),
+            _arguments.seed(seed) % 2**53, _arguments.choice(task, "task", TASKS),
+            -1 if ignore_label is None else _arguments.integer(ignore_label, "ignore_label", 0),
+            _arguments.choice(optimizer, "optimizer", OPTIMIZERS), float(momentum), float(bool(nesterov)),
+            float(weight_decay), float(betas[0]), float(betas[1]), float(eps), float(lr),
+            _arguments.choice(schedule, "schedule", SCHEDULES), _arguments.integer(step_every, "step_every", 1),
+            float(step_gamma), float(min_lr), _arguments.integer(warmup, "warmup", 0),
+        ] + (prune.settings() if prune is not None else [0] * 10)
+        inputs, targets, mask = _split(net, train, "train")
+        val_inputs, val_targets, val_mask = _split(net, val, "val")
+        self._net = net
+        self._steps = -(-targets.shape[0] // batch_size)
+        self.epochs = epochs
+        self.history = []
+        self._handle = _native.finetune_create(net._handle, np.array(settings, dtype=np.float64), inputs, targets, mask,
+                                               val_inputs, val_targets, val_mask)
+
+    def run(self, *, progress=True, callback=None):
+        """Runs the remaining epochs; returns the history (one dict per epoch:
+        ``epoch``, ``loss``, ``metric``, ``macs``, ``lr``).
+
+        ``callback(step, steps, loss)`` is called a few times per second at
+        most. ``progress`` shows a tqdm bar (terminal or notebook).
+        """
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=(self.epochs - len(self.history)) * self._steps, unit="step", desc="fine-tune")
+        done = [0]
+
+        def on_step(step, steps, loss):
+            if bar is not None:
+                bar.update(len(self.history) * steps + step - done[0] - bar.initial)
+                done[0] = len(self.history) * steps + step - bar.initial
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if callback is not None:
+                callback(step, steps, loss)
+
+        try:
+            while len(self.history) < self.epochs:
+                record = _native.finetune_run_epoch(self._handle, on_step)
+                if record is None:
+                    break
+                epoch, loss, metric, macs, lr = record
+                self.history.append({"epoch": int(epoch), "loss": loss, "metric": metric, "macs": int(macs), "lr": lr})
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss:.4f}", metric=f"{metric:.4f}", MACs=f"{int(macs):,}")
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    @property
+    def network(self):
+        """The network as trained so far (pruned weights zeroed, shapes unchanged)."""
+        return self._net._derived(_native.finetune_network(self._handle, 0))
+
+    def compact(self):
+        """The network with the pruned channels removed."""
+        return self._net._derived(_native.finetune_network(self._handle, 1))
+
+
+def finetune(net, train, val=None, *, progress=True, callback=None, **settings):
+    """Fine-tunes ``net`` natively (see :class:`FineTune` for the settings);
+    returns ``(history, compact network)``."""
+    tuner = FineTune(net, train, val, **settings)
+    history = tuner.run(progress=progress, callback=callback)
+    return history, tuner.compact()
