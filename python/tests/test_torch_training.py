@@ -1,0 +1,88 @@
+"""Native fine-tuning agrees with the same training loop in PyTorch 2.13:
+same weights, same batches (the engine's SplitMix64 shuffle, replayed here),
+SGD with momentum and weight decay or AdamW, a cosine schedule per step, and
+batchnorm running statistics; the weights after a few steps agree."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kcp
+from kcp._reference import SplitMix64
+from test_torch_agreement import torch_forward
+
+
+def engine_order(samples, seed, epochs):
+    """The engine's batches: a Fisher-Yates shuffle per epoch from SplitMix64(seed)."""
+    rng = SplitMix64(seed)
+    orders = []
+    for _ in range(epochs):
+        order = list(range(samples))
+        for i in range(samples - 1, 0, -1):
+            j = rng.next() % (i + 1)
+            order[i], order[j] = order[j], order[i]
+        orders.append(order)
+    return orders
+
+
+def network():
+    net = kcp.Network(seed=5)
+    x = net.input("x", (1, 3, 6, 6))
+    # No bias before batchnorm: its gradient is zero up to rounding, which AdamW would amplify to full steps.
+    h = net.relu(net.batchnorm(net.conv2d(x, 8, 3, padding=1, bias=False, name="c1"), name="bn1"))
+    h = net.relu(net.conv2d(h, 8, 3, padding=1, stride=2, name="c2"))
+    net.output(net.conv2d(net.upsample(h, 2, "bilinear"), 2, 1, name="head"))
+    return net
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_weights_after_training_agree_with_pytorch(optimizer):
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((24, 3, 6, 6)).astype(np.float32)
+    targets = rng.standard_normal((24, 2, 6, 6)).astype(np.float32)
+    epochs, batch, lr, seed = 2, 8, 0.05, 3
+    net = network()
+    settings = dict(task="regression", epochs=epochs, batch_size=batch, lr=lr, optimizer=optimizer, momentum=0.9,
+                    nesterov=True, weight_decay=1e-3, schedule="cosine", seed=seed)
+    tuner = kcp.FineTune(net, (images, targets), **settings)
+    history = tuner.run(progress=False)
+    trained = tuner.network.parameters
+
+    torch.set_num_threads(1)
+    parameters = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in net.parameters.items()}
+    running = {k: v for k, v in parameters.items() if "running" in k}
+    learnable = [v for k, v in parameters.items() if "running" not in k]
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(learnable, lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    else:
+        opt = torch.optim.AdamW(learnable, lr=lr, weight_decay=1e-3)
+    steps = epochs * (len(images) // batch)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    losses = []
+    for order in engine_order(len(images), seed, epochs):
+        epoch_losses = []
+        for start in range(0, len(order), batch):
+            index = order[start:start + batch]
+            x = torch.tensor(images[index], dtype=torch.float64)
+            buffers = {k: v.detach().clone() for k, v in running.items()}
+            (y,) = torch_forward(net, {**parameters, **buffers}, [x], training=True)
+            loss = F.mse_loss(y, torch.tensor(targets[index], dtype=torch.float64))
+            with torch.no_grad():  # batchnorm running statistics: momentum 0.1, unbiased variance
+                features = F.conv2d(x, parameters["c1.weight"], padding=1)
+                mean, var = features.mean((0, 2, 3)), features.var((0, 2, 3), unbiased=True)
+                running["bn1.running_mean"].mul_(0.9).add_(0.1 * mean)
+                running["bn1.running_var"].mul_(0.9).add_(0.1 * var)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            schedule.step()
+            epoch_losses.append(loss.item())
+        losses.append(np.mean(epoch_losses))
+
+    np.testing.assert_allclose([r["loss"] for r in history], losses, rtol=1e-4)
+    for name, value in parameters.items():
+        reference = value.detach().numpy()
+        np.testing.assert_allclose(trained[name], reference, rtol=0, atol=1e-4 * max(np.abs(reference).max(), 1e-3),
+                                   err_msg=name)
+
