@@ -12,7 +12,7 @@ static void destroy_capsule(PyObject *capsule) {
     kcp_finetune_destroy(PyCapsule_GetPointer(capsule, CAPSULE));
 }
 
-/* An array of C-contiguous float32 arrays' data pointers from a sequence (at most 16). */
+/* The data pointers of a sequence's arrays as float32 (at most 16: one per network input). */
 static int float_pointers(PyObject *sequence, PyArrayObject **arrays, const float **data, Py_ssize_t *count,
                           const char *name) {
     *count = PySequence_Size(sequence);

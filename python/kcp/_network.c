@@ -192,24 +192,25 @@ PyObject *network_parameter_write(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* Up to 64 float32 arrays of a sequence, read (converted if needed) or, with
+/* The float32 arrays of a sequence, read (converted if needed) or, with
  * `writeable`, used in place (C-contiguous float32 required). */
 typedef struct {
-    PyArrayObject *arrays[64];
-    float *data[64];
+    PyArrayObject **arrays;
+    float **data;
     Py_ssize_t count;
 } array_list;
 
 static int read_arrays(PyObject *sequence, int writeable, array_list *list, const char *name) {
-    list->count = PySequence_Size(sequence);
-    if (list->count < 0) return 0;
-    if (list->count > 64) {
-        PyErr_Format(PyExc_ValueError, "%s: at most 64 arrays", name);
-        list->count = 0;
+    Py_ssize_t count = PySequence_Size(sequence);
+    if (count < 0) return 0;
+    list->arrays = PyMem_Calloc(count + 1, sizeof(PyArrayObject *));
+    list->data = PyMem_Calloc(count + 1, sizeof(float *));
+    if (list->arrays == NULL || list->data == NULL) {
+        PyErr_NoMemory();
         return 0;
     }
-    for (Py_ssize_t i = 0; i < list->count; i++) list->arrays[i] = NULL;
-    for (Py_ssize_t i = 0; i < list->count; i++) {
+    list->count = count;
+    for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PySequence_GetItem(sequence, i);
         if (item == NULL) return 0;
         if (writeable) {
@@ -231,13 +232,15 @@ static int read_arrays(PyObject *sequence, int writeable, array_list *list, cons
 }
 
 static void release_arrays(array_list *list) {
-    for (Py_ssize_t i = 0; i < list->count; i++) Py_XDECREF(list->arrays[i]);
+    for (Py_ssize_t i = 0; list->arrays != NULL && i < list->count; i++) Py_XDECREF(list->arrays[i]);
+    PyMem_Free(list->arrays);
+    PyMem_Free(list->data);
 }
 
 PyObject *network_forward(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *capsule, *inputs_obj, *outputs_obj, *seconds_obj = Py_None, *result = NULL;
-    array_list inputs = {.count = 0}, outputs = {.count = 0};
+    array_list inputs = {0}, outputs = {0};
     PyArrayObject *seconds = NULL;
     long long batch;
     kcp_status status;
@@ -268,7 +271,7 @@ done:
 PyObject *network_gradients(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *capsule, *inputs_obj, *seeds_obj, *outputs_obj, *gradients_obj, *result = NULL;
-    array_list inputs = {.count = 0}, seeds = {.count = 0}, outputs = {.count = 0}, gradients = {.count = 0};
+    array_list inputs = {0}, seeds = {0}, outputs = {0}, gradients = {0};
     long long batch;
     int training;
     kcp_status status;

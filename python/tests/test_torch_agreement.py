@@ -2,79 +2,16 @@
 networks, weights and batch: a CIFAR ResNet, the U-Net and the stereo
 network of ``kcp.models``, with batchnorm in training and in eval mode.
 
-PyTorch runs each network through ``torch_forward``, a direct translation of
-``net.layers`` into ``torch.nn.functional`` calls (the correlation and
-soft-argmin written out from their definitions).
+PyTorch runs each network through ``kcp.torch_functional.torch_forward``, a
+direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
 """
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from kcp import models
-
-
-def torch_forward(net, parameters, inputs, training):
-    """The network's outputs in PyTorch, from ``parameters`` ({name: tensor})."""
-    values = {value.name: x for value, x in zip(net.inputs, inputs)}
-    for layer in net.layers:
-        x = [values[name] for name in layer.inputs]
-        p = [parameters[name] for name in layer.parameters]
-        a = [int(v) if float(v).is_integer() else v for v in layer.attributes]
-        if layer.op == "conv2d":
-            sh, sw, top, left, bottom, right, dh, dw, groups = a
-            y = F.conv2d(F.pad(x[0], (left, right, top, bottom)), p[0], p[1] if len(p) > 1 else None,
-                         stride=(sh, sw), dilation=(dh, dw), groups=groups)
-        elif layer.op == "batchnorm":
-            y = F.batch_norm(x[0], p[2].detach().clone(), p[3].detach().clone(), p[0], p[1], training=training,
-                             momentum=0.1, eps=layer.attributes[0])
-        elif layer.op == "relu":
-            y = F.relu(x[0])
-        elif layer.op == "leaky_relu":
-            y = F.leaky_relu(x[0], layer.attributes[0])
-        elif layer.op == "sigmoid":
-            y = torch.sigmoid(x[0])
-        elif layer.op == "add":
-            y = x[0] + x[1]
-        elif layer.op == "mul":
-            y = x[0] * x[1]
-        elif layer.op == "concat":
-            y = torch.cat(x, dim=1)
-        elif layer.op in ("max_pool", "avg_pool"):
-            kh, kw, sh, sw, top, left, bottom, right, include = a
-            assert (top, left) == (bottom, right)
-            if layer.op == "max_pool":
-                y = F.max_pool2d(x[0], (kh, kw), (sh, sw), (top, left))
-            else:
-                y = F.avg_pool2d(x[0], (kh, kw), (sh, sw), (top, left), count_include_pad=bool(include))
-        elif layer.op == "global_avg_pool":
-            y = F.adaptive_avg_pool2d(x[0], 1)
-        elif layer.op == "flatten":
-            y = torch.flatten(x[0], 1)
-        elif layer.op == "linear":
-            y = F.linear(x[0], p[0], p[1] if len(p) > 1 else None)
-        elif layer.op == "upsample":
-            scale, mode = a
-            y = F.interpolate(x[0], scale_factor=scale, mode="bilinear" if mode else "nearest",
-                              **({"align_corners": False} if mode else {}))
-        elif layer.op == "correlation":
-            disparities, scale = int(a[0]), layer.attributes[1]
-            left, right = x
-            width = left.shape[3]
-            y = torch.cat([(left * F.pad(right, (d, 0))[..., :width]).sum(1, keepdim=True) * scale
-                           for d in range(disparities)], dim=1)
-        elif layer.op == "softmax":
-            y = torch.softmax(x[0], dim=1)
-        elif layer.op == "soft_argmin":
-            d = torch.arange(x[0].shape[1], dtype=x[0].dtype).view(1, -1, 1, 1)
-            y = (torch.softmax(-x[0], dim=1) * d).sum(1, keepdim=True)
-        elif layer.op == "identity":
-            y = x[0]
-        else:
-            raise NotImplementedError(layer.op)
-        values[layer.name] = y
-    return [values[v.name] for v in net.outputs]
+from kcp.torch_functional import torch_forward
 
 
 NETWORKS = {
@@ -108,7 +45,8 @@ def test_outputs_and_gradients_agree_with_pytorch(name, training):
     ours, gradients = net.gradients(*inputs, output_gradients=seeds, training=training)
 
     torch.set_num_threads(1)
-    parameters = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in net.parameters.items()}
+    parameters = {k: torch.tensor(v, dtype=torch.float64, requires_grad="running" not in k)
+                  for k, v in net.parameters.items()}
     theirs = torch_forward(net, parameters, [torch.tensor(x, dtype=torch.float64) for x in inputs], training)
     loss = sum((torch.tensor(s, dtype=torch.float64) * t).sum() for s, t in zip(seeds, theirs))
     loss.backward()
@@ -125,3 +63,11 @@ def test_outputs_and_gradients_agree_with_pytorch(name, training):
     for key, reference in references.items():
         scale = max(np.abs(reference).max(), floor)
         np.testing.assert_allclose(gradients[key], reference, rtol=0, atol=1e-3 * scale, err_msg=key)
+
+
+def test_gradients_of_a_network_with_many_parameters():
+    net = models.resnet(20, batch=2, image_size=8)
+    assert len(net.parameters) > 64
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    _, gradients = net.gradients(x, output_gradients=[np.ones((2, 10), np.float32)])
+    assert set(gradients) == set(net.parameters) and all(np.isfinite(g).all() for g in gradients.values())
