@@ -128,9 +128,23 @@ public func kcp_finetune_run_epoch(_ finetune: OpaquePointer?,
             return progress(context, Int64(step), Int64(steps), loss) == 0
         }
         stoppedOut.pointee = result == nil ? 1 : 0
-        if let result {
-            recordOut.store([Double(result.epoch), result.loss, result.metric, Double(result.macs), result.learningRate]) { $0 }
-        }
+        if let result { recordOut.store(values(result)) { $0 } }
+    }
+}
+
+/// An epoch record as the `KCP_FT_RECORD_*` doubles.
+private func values(_ record: EpochRecord) -> [Double] {
+    [Double(record.epoch), record.loss, record.metric, Double(record.macs), record.learningRate]
+}
+
+@_cdecl("kcp_finetune_history")
+public func kcp_finetune_history(_ finetune: OpaquePointer?, _ records: UnsafeMutablePointer<Double>?, _ capacity: Int64,
+                                 _ count: UnsafeMutablePointer<Int64>?) -> Int32
+{
+    boundary {
+        let history = try FineTuneHandle.from(finetune).tuner.history
+        try Arguments.output(count, "count").pointee = Int64(history.count)
+        if let records, capacity >= Int64(history.count * 5) { records.store(history.flatMap(values)) { $0 } }
     }
 }
 
@@ -147,5 +161,24 @@ public func kcp_finetune_network(_ finetune: OpaquePointer?, _ mode: Int32, _ ou
         default: throw KCPError.invalidArgument(argument: "mode", reason: "unknown code \(mode)")
         }
         try Arguments.output(out, "out").pointee = NetworkHandle.retained(network)
+    }
+}
+
+@_cdecl("kcp_finetune_checkpoint")
+public func kcp_finetune_checkpoint(_ finetune: OpaquePointer?, _ buffer: UnsafeMutablePointer<UInt8>?, _ capacity: Int64,
+                                    _ size: UnsafeMutablePointer<Int64>?) -> Int32
+{
+    boundary {
+        let bytes = try FineTuneHandle.from(finetune).tuner.checkpoint()
+        try Arguments.output(size, "size").pointee = Int64(bytes.count)
+        if let buffer, capacity >= Int64(bytes.count) { buffer.update(from: bytes, count: bytes.count) }
+    }
+}
+
+@_cdecl("kcp_finetune_restore")
+public func kcp_finetune_restore(_ finetune: OpaquePointer?, _ checkpoint: UnsafePointer<UInt8>?, _ size: Int64) -> Int32 {
+    boundary {
+        let handle = try FineTuneHandle.from(finetune)
+        try handle.tuner.restore(Array(try Arguments.buffer(checkpoint, Int(max(size, 0)), "checkpoint")))
     }
 }

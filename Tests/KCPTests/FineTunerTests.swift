@@ -103,3 +103,45 @@ struct FineTunerTests {
         }
     }
 }
+
+@Suite("Fine-tuning checkpoints")
+struct FineTunerCheckpointTests {
+    @Test(arguments: [Optimizer.Rule.sgd(momentum: 0.9), .adamW()])
+    func resumingGivesTheUninterruptedRun(rule: Optimizer.Rule) throws {
+        let train = try FineTunerTests.task(samples: 32, seed: 1), validation = try FineTunerTests.task(samples: 8, seed: 2)
+        var settings = FineTunerTests.settings(prune: PruneSchedule(target: PruningTarget(amount: .ratio(0.5)), every: 1,
+                                                                   rampEpochs: 2), epochs: 4)
+        settings.optimizer = rule
+        var straight = try FineTuner(network: try FineTunerTests.network(), settings: settings, train: train,
+                                     validation: validation)
+        while !straight.finished { _ = try straight.runEpoch() }
+
+        var first = try FineTuner(network: try FineTunerTests.network(), settings: settings, train: train,
+                                  validation: validation)
+        _ = try first.runEpoch()
+        _ = try first.runEpoch()
+        let saved = first.checkpoint()
+        var resumed = try FineTuner(network: try FineTunerTests.network(), settings: settings, train: train,
+                                    validation: validation)
+        try resumed.restore(saved)
+        while !resumed.finished { _ = try resumed.runEpoch() }
+        #expect(resumed.history.map(\.loss) == straight.history.map(\.loss))
+        #expect(zip(resumed.network.parameters, straight.network.parameters).allSatisfy { $0.tensor.data == $1.tensor.data })
+        #expect(resumed.plan?.keep == straight.plan?.keep)
+    }
+
+    @Test func corruptCheckpointsAreRefusedAndChangeNothing() throws {
+        let train = try FineTunerTests.task(samples: 16, seed: 1)
+        var tuner = try FineTuner(network: try FineTunerTests.network(), settings: FineTunerTests.settings(epochs: 2),
+                                  train: train)
+        _ = try tuner.runEpoch()
+        let saved = tuner.checkpoint()
+        var fresh = try FineTuner(network: try FineTunerTests.network(), settings: FineTunerTests.settings(epochs: 2),
+                                  train: train)
+        let before = fresh.network.parameters.map(\.tensor.data)
+        for corrupt in [Array(saved.prefix(saved.count / 2)), [UInt8](repeating: 7, count: 64), [], saved + [0]] {
+            #expect(throws: KCPError.self) { try fresh.restore(corrupt) }
+        }
+        #expect(fresh.network.parameters.map(\.tensor.data) == before && fresh.history.isEmpty)
+    }
+}

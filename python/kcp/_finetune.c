@@ -134,3 +134,50 @@ PyObject *finetune_network(PyObject *self, PyObject *args) {
     if (status != KCP_OK) { raise_status(status); return NULL; }
     return network_capsule(network);
 }
+
+PyObject *finetune_history(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    int64_t count = 0;
+    if (!PyArg_ParseTuple(args, "O:finetune_history", &capsule)) return NULL;
+    kcp_finetune *finetune = PyCapsule_GetPointer(capsule, CAPSULE);
+    if (finetune == NULL) return NULL;
+    kcp_status status = kcp_finetune_history(finetune, NULL, 0, &count);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    npy_intp shape[2] = {count, KCP_FT_RECORD_COUNT};
+    PyArrayObject *records = (PyArrayObject *)PyArray_SimpleNew(2, shape, NPY_FLOAT64);
+    if (records == NULL) return NULL;
+    status = kcp_finetune_history(finetune, PyArray_DATA(records), PyArray_SIZE(records), &count);
+    if (status != KCP_OK) { raise_status(status); Py_DECREF(records); return NULL; }
+    return (PyObject *)records;
+}
+
+PyObject *finetune_checkpoint(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    int64_t size = 0;
+    if (!PyArg_ParseTuple(args, "O:finetune_checkpoint", &capsule)) return NULL;
+    kcp_finetune *finetune = PyCapsule_GetPointer(capsule, CAPSULE);
+    if (finetune == NULL) return NULL;
+    kcp_status status = kcp_finetune_checkpoint(finetune, NULL, 0, &size);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, size);
+    if (bytes == NULL) return NULL;
+    status = kcp_finetune_checkpoint(finetune, (uint8_t *)PyBytes_AS_STRING(bytes), size, &size);
+    if (status != KCP_OK) { raise_status(status); Py_DECREF(bytes); return NULL; }
+    return bytes;
+}
+
+PyObject *finetune_restore(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    Py_buffer checkpoint;
+    if (!PyArg_ParseTuple(args, "Oy*:finetune_restore", &capsule, &checkpoint)) return NULL;
+    kcp_finetune *finetune = PyCapsule_GetPointer(capsule, CAPSULE);
+    kcp_status status = KCP_OK;
+    if (finetune != NULL) status = kcp_finetune_restore(finetune, checkpoint.buf, checkpoint.len);
+    PyBuffer_Release(&checkpoint);
+    if (finetune == NULL) return NULL;
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    Py_RETURN_NONE;
+}

@@ -33,6 +33,9 @@ PyObject *network_capsule(kcp_network *network);
 PyObject *finetune_create(PyObject *self, PyObject *args);
 PyObject *finetune_run_epoch(PyObject *self, PyObject *args);
 PyObject *finetune_network(PyObject *self, PyObject *args);
+PyObject *finetune_history(PyObject *self, PyObject *args);
+PyObject *finetune_checkpoint(PyObject *self, PyObject *args);
+PyObject *finetune_restore(PyObject *self, PyObject *args);
 PyObject *network_create(PyObject *self, PyObject *args);
 PyObject *network_add_input(PyObject *self, PyObject *args);
 PyObject *network_add_parameter(PyObject *self, PyObject *args);
@@ -69,6 +72,9 @@ PyObject *network_prune(PyObject *self, PyObject *args);
     {"network_prune", network_prune, METH_VARARGS, "network_prune(h, keep, mode) -> handle."}, \
     {"finetune_create", finetune_create, METH_VARARGS, "finetune_create(network, settings, inputs, targets, ...)."}, \
     {"finetune_run_epoch", finetune_run_epoch, METH_VARARGS, "finetune_run_epoch(h, callback) -> record or None."}, \
-    {"finetune_network", finetune_network, METH_VARARGS, "finetune_network(h, mode) -> network handle."},
+    {"finetune_network", finetune_network, METH_VARARGS, "finetune_network(h, mode) -> network handle."}, \
+    {"finetune_history", finetune_history, METH_VARARGS, "finetune_history(h) -> [epochs, 5] records."}, \
+    {"finetune_checkpoint", finetune_checkpoint, METH_VARARGS, "finetune_checkpoint(h) -> bytes."}, \
+    {"finetune_restore", finetune_restore, METH_VARARGS, "finetune_restore(h, bytes)."},
 
 #endif

@@ -15,6 +15,8 @@ the history as they were after the last completed step::
     small = tuner.compact()          # the pruned channels removed
 """
 
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,16 +121,16 @@ class FineTune:
         self._net = net
         self._steps = -(-targets.shape[0] // batch_size)
         self.epochs = epochs
-        self.history = []
         self._handle = _native.finetune_create(net._handle, np.array(settings, dtype=np.float64), inputs, targets, mask,
                                                val_inputs, val_targets, val_mask)
 
-    def run(self, *, progress=True, callback=None):
+    def run(self, *, progress=True, callback=None, checkpoint=None):
         """Runs the remaining epochs; returns the history (one dict per epoch:
         ``epoch``, ``loss``, ``metric``, ``macs``, ``lr``).
 
         ``callback(step, steps, loss)`` is called a few times per second at
         most. ``progress`` shows a tqdm bar (terminal or notebook).
+        ``checkpoint``: a path written (atomically) after every epoch.
         """
         bar = None
         if progress:
@@ -150,14 +152,46 @@ class FineTune:
                 record = _native.finetune_run_epoch(self._handle, on_step)
                 if record is None:
                     break
-                epoch, loss, metric, macs, lr = record
-                self.history.append({"epoch": int(epoch), "loss": loss, "metric": metric, "macs": int(macs), "lr": lr})
+                if checkpoint is not None:
+                    self.save(checkpoint)
                 if bar is not None:
+                    _, loss, metric, macs, _ = record
                     bar.set_postfix(loss=f"{loss:.4f}", metric=f"{metric:.4f}", MACs=f"{int(macs):,}")
         finally:
             if bar is not None:
                 bar.close()
         return self.history
+
+    @property
+    def history(self):
+        """One dict per completed epoch: ``epoch``, ``loss`` (mean training
+        loss), ``metric`` (validation; NaN without ``val``), ``macs`` (per
+        sample, as pruned after the epoch), ``lr`` (the epoch's last)."""
+        return [{"epoch": int(e), "loss": loss, "metric": metric, "macs": int(macs), "lr": lr}
+                for e, loss, metric, macs, lr in _native.finetune_history(self._handle).tolist()]
+
+    def save(self, path):
+        """Writes a checkpoint (weights, optimizer and shuffling state, step,
+        history, masks) to ``path`` atomically: a crash during the write
+        leaves the previous file intact."""
+        data = _native.finetune_checkpoint(self._handle)
+        folder = os.path.dirname(os.path.abspath(path))
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".kcp-checkpoint-")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+
+    def load(self, path):
+        """Continues from a checkpoint written by :meth:`save` for the same
+        network, settings and data; on failure nothing changes."""
+        with open(path, "rb") as file:
+            _native.finetune_restore(self._handle, file.read())
 
     @property
     def network(self):
@@ -169,9 +203,12 @@ class FineTune:
         return self._net._derived(_native.finetune_network(self._handle, 1))
 
 
-def finetune(net, train, val=None, *, progress=True, callback=None, **settings):
+def finetune(net, train, val=None, *, progress=True, callback=None, checkpoint=None, **settings):
     """Fine-tunes ``net`` natively (see :class:`FineTune` for the settings);
-    returns ``(history, compact network)``."""
+    returns ``(history, compact network)``. With ``checkpoint``, a path: an
+    existing checkpoint there is resumed, and one is written after every epoch."""
     tuner = FineTune(net, train, val, **settings)
-    history = tuner.run(progress=progress, callback=callback)
+    if checkpoint is not None and os.path.exists(checkpoint):
+        tuner.load(checkpoint)
+    history = tuner.run(progress=progress, callback=callback, checkpoint=checkpoint)
     return history, tuner.compact()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import kcp
+import kcp.models
 
 
 def pixel_task(samples, seed):
@@ -50,12 +51,14 @@ def test_an_exception_in_the_callback_stops_at_a_step_boundary():
     calls = []
 
     def interrupt(step, steps, loss):
-        calls.append(step)
+        calls.append((step, steps))
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         tuner.run(progress=False, callback=interrupt)
-    assert tuner.history == [] and len(calls) == 1
+    # Stopped before the next step, or, at an epoch's last step, once that epoch was recorded.
+    (step, steps), = calls
+    assert len(tuner.history) == (1 if step == steps else 0)
     # The network is consistent and training can go on.
     assert np.isfinite(tuner.network(pixel_task(4, 5)[0])[0]).all()
     assert len(tuner.run(progress=False)) == 3
@@ -91,3 +94,43 @@ def test_bad_data_is_refused():
         kcp.FineTune(small_net(), (images, labels + 5), **SETTINGS).run(progress=False)
     with pytest.raises(TypeError, match="train"):
         kcp.FineTune(small_net(), images, **SETTINGS)
+
+
+def test_a_checkpoint_resumes_the_exact_run(tmp_path):
+    settings = {**SETTINGS, "epochs": 4, "prune": kcp.PruneSchedule(ratio=0.5, ramp_epochs=2)}
+    train, val = pixel_task(32, 1), pixel_task(8, 2)
+    straight, straight_net = kcp.finetune(small_net(), train, val, progress=False, **settings)
+
+    path = tmp_path / "run.kcp"
+    tuner = kcp.FineTune(small_net(), train, val, **settings)
+
+    def stop_in_the_third_epoch(step, steps, loss):
+        if len(tuner.history) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tuner.run(progress=False, checkpoint=str(path), callback=stop_in_the_third_epoch)
+    # A stop at an epoch's last step completes that epoch; the file holds the last saved one.
+    assert len(tuner.history) == 3 and path.exists()
+    resumed, resumed_net = kcp.finetune(small_net(), train, val, progress=False, checkpoint=str(path), **settings)
+    assert resumed == straight
+    for name, value in straight_net.parameters.items():
+        np.testing.assert_array_equal(resumed_net.parameters[name], value)
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    tuner = kcp.FineTune(small_net(), pixel_task(16, 1), **{**SETTINGS, "epochs": 2})
+    tuner.run(progress=False)
+    good = tmp_path / "good.kcp"
+    tuner.save(str(good))
+    fresh = kcp.FineTune(small_net(), pixel_task(16, 1), **{**SETTINGS, "epochs": 2})
+    for name, content in [("text", b"hello, not a checkpoint"), ("truncated", good.read_bytes()[:-100])]:
+        bad = tmp_path / name
+        bad.write_bytes(content)
+        with pytest.raises(ValueError):
+            fresh.load(str(bad))
+    assert fresh.history == []
+    other = kcp.FineTune(kcp.models.resnet(8, image_size=8), (np.zeros((4, 3, 8, 8)), np.zeros(4)),
+                         task="classification", epochs=1)
+    with pytest.raises(ValueError, match="checkpoint"):
+        other.load(str(good))

@@ -90,6 +90,19 @@ public struct NetworkPlan: Sendable {
     }
 }
 
+extension NetworkPlan {
+    /// A plan keeping the classes `keep` (as saved in a checkpoint); scores
+    /// are not kept.
+    init(network: Network, keep: [Bool], ratio: Double) throws {
+        let shapes = try network.inferShapes()
+        spaces = ChannelSpaces(network: network, shapes: shapes)
+        try network.validate(spaces, keepClasses: keep)
+        (scores, self.keep, self.ratio) = ([], keep, ratio)
+        before = try network.cost()
+        after = network.cost(shapes: shapes, keep: network.channelKeep(spaces, keepClasses: keep))
+    }
+}
+
 /// Per class: the sum of KCP scores `s_i` over every consumer layer reading
 /// it, or of a baseline's filter scores over every producer writing it.
 ///

@@ -2,7 +2,8 @@
 /// generators", OOPSLA 2014): a tiny, fast generator whose exact sequence is
 /// easy to reproduce outside the engine (the NumPy reference does).
 public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    /// The generator's whole state; `SplitMix64(seed: state)` continues the sequence.
+    public private(set) var state: UInt64
 
     public init(seed: UInt64) { state = seed }
 

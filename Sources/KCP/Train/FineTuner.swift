@@ -38,9 +38,10 @@ public struct FineTuner: Sendable {
     public var finished: Bool { history.count >= settings.epochs }
 
     /// Runs the next epoch. `onStep(step, steps, loss)` is called after each
-    /// batch; returning false stops before the next batch, leaving the
-    /// network and optimizer as they were after the last completed step, and
-    /// makes this return nil.
+    /// batch; returning false stops at the next step boundary: before the
+    /// next batch (then this returns nil, the network and optimizer as after
+    /// the last completed step), or, after the epoch's last batch, once the
+    /// epoch is complete and recorded.
     public mutating func runEpoch(onStep: (Int, Int, Double) -> Bool = { _, _, _ in true }) throws -> EpochRecord? {
         try require(!finished, "epochs", "all \(settings.epochs) epochs have run")
         let epoch = history.count
@@ -72,7 +73,7 @@ public struct FineTuner: Sendable {
             if settings.prune?.hard == true { try applyMask() }
             step += 1
             total += loss.value
-            if !onStep(index + 1, batches.count, loss.value) { return nil }
+            if !onStep(index + 1, batches.count, loss.value) && index + 1 < batches.count { return nil }
         }
         if let prune = settings.prune, (epoch + 1) % prune.every == 0 { try remask(after: epoch + 1) }
         let record = EpochRecord(epoch: epoch + 1, loss: total / Double(batches.count), metric: try validate(),
@@ -98,6 +99,68 @@ public struct FineTuner: Sendable {
         sliced.secondMoments = try slice(optimizer.secondMoments)
         return (try network.compacted(plan.spaces, keepClasses: plan.keep), sliced)
     }
+
+    /// Everything needed to continue this run exactly: weights, optimizer
+    /// state, shuffling state, step, history and masks. Restore it into a
+    /// tuner made with the same network, settings and data.
+    public func checkpoint() -> [UInt8] {
+        var out = ByteWriter()
+        out.write(FineTuner.checkpointMagic)
+        out.write(step)
+        out.write(rng.state)
+        out.write(history.count)
+        for record in history {
+            out.write(record.epoch)
+            out.write(record.loss)
+            out.write(record.metric)
+            out.write(record.macs)
+            out.write(record.learningRate)
+        }
+        out.write(network.parameters.count)
+        for parameter in network.parameters { out.write(parameter.tensor.data) }
+        out.write(optimizer.step)
+        for moments in [optimizer.firstMoments, optimizer.secondMoments] {
+            out.write(moments.count)
+            for moment in moments { out.write(moment) }
+        }
+        out.write(plan?.keep ?? [])
+        out.write(plan?.ratio ?? 0)
+        return out.bytes
+    }
+
+    /// Continues from `checkpoint`; on any mismatch throws and changes nothing.
+    public mutating func restore(_ checkpoint: [UInt8]) throws {
+        var input = ByteReader(checkpoint)
+        try require(try input.uint64() == FineTuner.checkpointMagic, "checkpoint", "is not a kcp fine-tuning checkpoint")
+        var restored = self
+        restored.step = try input.int()
+        restored.rng = SplitMix64(seed: try input.uint64())
+        restored.history = try (0..<input.int()).map { _ in
+            EpochRecord(epoch: try input.int(), loss: try input.double(), metric: try input.double(),
+                        macs: try input.int(), learningRate: try input.double())
+        }
+        try require(try input.int() == network.parameters.count, "checkpoint", "was made for another network")
+        for index in network.parameters.indices {
+            let data = try input.floats()
+            try require(data.count == network.parameters[index].tensor.count, "checkpoint", "was made for another network")
+            try restored.network.setParameter(index, data: data)
+        }
+        restored.optimizer.step = try input.int()
+        let moments = try (0..<2).map { _ in try (0..<input.int()).map { _ in try input.floats() } }
+        let sizes = network.learnableParameters.sorted().map { network.parameters[$0].tensor.count }
+        let isAdam = { if case .adamW = settings.optimizer { return true } else { return false } }()
+        try require(moments[0].isEmpty || moments[0].map(\.count) == sizes, "checkpoint", "was made for another network")
+        try require(moments[1].isEmpty ? !isAdam || moments[0].isEmpty : isAdam && moments[1].map(\.count) == sizes,
+                    "checkpoint", "was made with another optimizer")
+        (restored.optimizer.firstMoments, restored.optimizer.secondMoments) = (moments[0], moments[1])
+        let keep = try input.bools(), ratio = try input.double()
+        restored.plan = keep.isEmpty ? nil : try NetworkPlan(network: restored.network, keep: keep, ratio: ratio)
+        try require(input.atEnd && restored.history.count <= settings.epochs, "checkpoint",
+                    "does not match these settings")
+        self = restored
+    }
+
+    static let checkpointMagic: UInt64 = 0x4B43_5046_5431_0001 // "KCPFT1", version 1
 
     /// Recomputes the masks for the target in force after `epochs` epochs and
     /// zeroes what they prune.

@@ -16,7 +16,7 @@ public struct Optimizer: Sendable {
 
     public let rule: Rule
     /// Steps taken so far.
-    public private(set) var step = 0
+    public internal(set) var step = 0
     /// Per parameter: the momentum buffer (SGD) or the first moment (AdamW);
     /// empty until the first step.
     public internal(set) var firstMoments: [[Float]] = []

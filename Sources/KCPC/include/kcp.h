@@ -221,9 +221,19 @@ kcp_status kcp_finetune_create(const kcp_network *network, const double *setting
                                const float *const *val_inputs, int64_t val_samples, const float *val_targets,
                                const uint8_t *val_mask, kcp_finetune **out);
 void kcp_finetune_destroy(kcp_finetune *finetune);
-/* Runs the next epoch; writes record[KCP_FT_RECORD_COUNT] unless stopped (then *stopped = 1). */
+/* Runs the next epoch; writes record[KCP_FT_RECORD_COUNT] unless stopped (then *stopped = 1). A stop
+ * requested at the epoch's last step completes and records the epoch. */
 kcp_status kcp_finetune_run_epoch(kcp_finetune *finetune, kcp_progress progress, void *context, double *record,
                                   int32_t *stopped);
+/* The epochs run so far: *count receives their number; records (count * KCP_FT_RECORD_COUNT doubles)
+ * are written if capacity >= that. */
+kcp_status kcp_finetune_history(const kcp_finetune *finetune, double *records, int64_t capacity, int64_t *count);
+/* A checkpoint of the run (weights, optimizer, shuffling state, step, history, masks): *size receives
+ * its length; the bytes are written to `buffer` if capacity >= *size. */
+kcp_status kcp_finetune_checkpoint(const kcp_finetune *finetune, uint8_t *buffer, int64_t capacity, int64_t *size);
+/* Continues from a checkpoint made by a run with the same network, settings and data; on failure the
+ * run is unchanged. */
+kcp_status kcp_finetune_restore(kcp_finetune *finetune, const uint8_t *checkpoint, int64_t size);
 /* The network now: mode 0 as trained (pruned weights zeroed), 1 compact. */
 kcp_status kcp_finetune_network(const kcp_finetune *finetune, int32_t mode, kcp_network **out);
 
