@@ -14,6 +14,9 @@ final class FineTuneHandle {
     }
 }
 
+/// `KCP_FT_SETTINGS_COUNT`.
+private let settingsLength = 30
+
 /// Settings from the `KCP_FT_*` array, for `samples` training samples.
 private func fineTuneSettings(_ s: [Double], samples: Int) throws -> FineTuneSettings {
     func integer(_ i: Int, _ name: String) throws -> Int {
@@ -60,7 +63,8 @@ private func fineTuneSettings(_ s: [Double], samples: Int) throws -> FineTuneSet
                               rampEpochs: try integer(27, "ramp_epochs"))
     }
     return FineTuneSettings(epochs: epochs, batchSize: batchSize, task: task, optimizer: optimizer,
-                            schedule: Schedule(base: s[12], shape: shape, warmup: warmup), prune: prune, seed: seed)
+                            schedule: Schedule(base: s[12], shape: shape, warmup: warmup), prune: prune, seed: seed,
+                            augmentation: Augmentation(flip: s[28] != 0, shift: try integer(29, "shift")))
 }
 
 /// A dataset from the caller's arrays: inputs shaped like the network's with
@@ -92,12 +96,12 @@ public func kcp_finetune_create(_ network: OpaquePointer?, _ settings: UnsafePoi
 {
     boundary {
         let net = try NetworkHandle.from(network).network
-        try require(settingsCount == 28, "settings", "expected 28 entries, got \(settingsCount)")
+        try require(settingsCount == settingsLength, "settings", "expected \(settingsLength) entries, got \(settingsCount)")
         let shape = try Arguments.shape(targetShape, targetNdim)
         let train = try dataset(net, inputs, samples: shape[0], targetShape: shape, targets, mask, "train")
         let validation = valSamples > 0
             ? try dataset(net, valInputs, samples: Int(valSamples), targetShape: shape, valTargets, valMask, "val") : nil
-        let tuner = try FineTuner(network: net, settings: fineTuneSettings(Array(Arguments.buffer(settings, 28, "settings")),
+        let tuner = try FineTuner(network: net, settings: fineTuneSettings(Array(Arguments.buffer(settings, settingsLength, "settings")),
                                                                           samples: shape[0]),
                                   train: train, validation: validation)
         try Arguments.output(out, "out").pointee = OpaquePointer(Unmanaged.passRetained(FineTuneHandle(tuner)).toOpaque())

@@ -145,3 +145,55 @@ struct FineTunerCheckpointTests {
         #expect(fresh.network.parameters.map(\.tensor.data) == before && fresh.history.isEmpty)
     }
 }
+
+@Suite("Augmentation")
+struct AugmentationTests {
+    @Test func imagesAndPerPixelTargetsMoveTogether() throws {
+        var rng = SplitMix64(seed: 4)
+        let image = Tensor(shape: [6, 2, 5, 7], data: (0..<(6 * 2 * 35)).map { _ in Float(rng.nextUnit()) + 1 })
+        // The target is the image's first channel: after augmentation it must still be, where not filled.
+        var targetData = [Float]()
+        for n in 0..<6 { targetData += image.data[(n * 70)..<(n * 70 + 35)] }
+        let target = Tensor(shape: [6, 5, 7], data: targetData)
+        var augmentRng = SplitMix64(seed: 9)
+        let (moved, movedTarget) = Augmentation(flip: true, shift: 2)
+            .apply([image], targets: target, fillLabel: -1, rng: &augmentRng)
+        var changed = 0
+        for n in 0..<6 {
+            let channel = Array(moved[0].data[(n * 70)..<(n * 70 + 35)])
+            let labels = Array(movedTarget!.data[(n * 35)..<(n * 35 + 35)])
+            for (value, label) in zip(channel, labels) {
+                #expect(label == -1 ? value == 0 : label == value)
+            }
+            if channel != Array(image.data[(n * 70)..<(n * 70 + 35)]) { changed += 1 }
+            // Every value present is one of the sample's own.
+            #expect(Set(channel.filter { $0 != 0 }).isSubset(of: Set(image.data[(n * 70)..<(n * 70 + 35)])))
+        }
+        #expect(changed > 0)
+    }
+
+    @Test func aFlipMirrorsAndTwiceIsTheIdentity() {
+        let image = Tensor(shape: [1, 1, 2, 3], data: [1, 2, 3, 4, 5, 6])
+        var rng = SplitMix64(seed: 0)
+        var flipped = image
+        while flipped == image {  // until a draw flips it
+            flipped = Augmentation(flip: true).apply([image], targets: nil, fillLabel: 0, rng: &rng).0[0]
+        }
+        #expect(flipped.data == [3, 2, 1, 6, 5, 4])
+        var twice = flipped
+        while twice == flipped {
+            twice = Augmentation(flip: true).apply([flipped], targets: nil, fillLabel: 0, rng: &rng).0[0]
+        }
+        #expect(twice == image)
+    }
+
+    @Test func refusedWhereItWouldBeWrong() throws {
+        let train = try FineTunerTests.task(samples: 4, seed: 1)
+        var settings = FineTunerTests.settings()
+        settings.augmentation = Augmentation(shift: 2)
+        #expect(throws: KCPError.self) { _ = try FineTuner(network: try FineTunerTests.network(), settings: settings, train: train) }
+        settings.task = .disparity
+        settings.augmentation = Augmentation(flip: true)
+        #expect(throws: KCPError.self) { _ = try FineTuner(network: try FineTunerTests.network(), settings: settings, train: train) }
+    }
+}

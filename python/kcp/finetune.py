@@ -101,12 +101,16 @@ class FineTune:
         schedule: ``"cosine"`` (to ``min_lr``), ``"step"`` (``step_every`` steps,
             ``step_gamma``) or ``"constant"``, after ``warmup`` linear warm-up steps.
         prune: a :class:`PruneSchedule`, or None to fine-tune without pruning.
-        seed: seeds shuffling (and the ``"random"`` criterion).
+        seed: seeds shuffling, augmentation and the ``"random"`` criterion.
+        flip, shift: augmentation of image tasks (classification, segmentation):
+            random horizontal flips, and shifts by up to ``shift`` pixels (zero
+            padding; segmentation needs ``ignore_label`` for the shifted-in pixels).
     """
 
     def __init__(self, net, train, val=None, *, task, ignore_label=None, epochs=10, batch_size=32, optimizer="sgd",
                  lr=0.05, momentum=0.9, nesterov=False, weight_decay=5e-4, betas=(0.9, 0.999), eps=1e-8,
-                 schedule="cosine", step_every=1000, step_gamma=0.1, min_lr=0.0, warmup=0, prune=None, seed=0):
+                 schedule="cosine", step_every=1000, step_gamma=0.1, min_lr=0.0, warmup=0, prune=None, seed=0,
+                 flip=False, shift=0):
         settings = [
             _arguments.integer(epochs, "epochs", 0), _arguments.integer(batch_size, "batch_size", 1),
             _arguments.seed(seed) % 2**53, _arguments.choice(task, "task", TASKS),
@@ -115,7 +119,7 @@ class FineTune:
             float(weight_decay), float(betas[0]), float(betas[1]), float(eps), float(lr),
             _arguments.choice(schedule, "schedule", SCHEDULES), _arguments.integer(step_every, "step_every", 1),
             float(step_gamma), float(min_lr), _arguments.integer(warmup, "warmup", 0),
-        ] + (prune.settings() if prune is not None else [0] * 10)
+        ] + (prune.settings() if prune is not None else [0] * 10) + [float(bool(flip)), _arguments.integer(shift, "shift", 0)]
         inputs, targets, mask = _split(net, train, "train")
         val_inputs, val_targets, val_mask = _split(net, val, "val")
         self._net = net

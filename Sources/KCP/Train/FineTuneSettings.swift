@@ -73,12 +73,15 @@ public struct FineTuneSettings: Sendable {
     public var schedule: Schedule
     public var prune: PruneSchedule?
     public var seed: UInt64
+    /// Random flips and shifts of training batches (images and per-pixel
+    /// targets alike; never for disparity, where a flip swaps the views).
+    public var augmentation: Augmentation
 
     public init(epochs: Int, batchSize: Int, task: Task, optimizer: Optimizer.Rule = .sgd(momentum: 0.9),
-                schedule: Schedule, prune: PruneSchedule? = nil, seed: UInt64 = 0)
+                schedule: Schedule, prune: PruneSchedule? = nil, seed: UInt64 = 0, augmentation: Augmentation = .none)
     {
         (self.epochs, self.batchSize, self.task, self.optimizer) = (epochs, batchSize, task, optimizer)
-        (self.schedule, self.prune, self.seed) = (schedule, prune, seed)
+        (self.schedule, self.prune, self.seed, self.augmentation) = (schedule, prune, seed, augmentation)
     }
 }
 

@@ -28,6 +28,18 @@ public struct FineTuner: Sendable {
         if let prune = settings.prune {
             try require(prune.every >= 1, "every", "must be at least 1, got \(prune.every)")
         }
+        try require(settings.augmentation.shift >= 0, "shift", "must not be negative, got \(settings.augmentation.shift)")
+        if settings.augmentation != .none {
+            try require(network.inputs.allSatisfy { $0.shape.count == 4 }, "augmentation", "needs image inputs [N, C, H, W]")
+            switch settings.task {
+            case .classification: break
+            case let .segmentation(ignore):
+                try require(settings.augmentation.shift == 0 || ignore != nil, "shift",
+                            "needs an ignore_label for the pixels shifted in")
+            case .disparity, .regression:
+                throw KCPError.invalidArgument(argument: "augmentation", reason: "is for classification and segmentation")
+            }
+        }
         (self.network, self.settings, self.train, self.validation) = (network, settings, train, validation)
         optimizer = Optimizer(settings.optimizer)
         rng = SplitMix64(seed: settings.seed)
@@ -55,8 +67,17 @@ public struct FineTuner: Sendable {
         var total = 0.0, rate = settings.schedule.rate(at: step)
         for (index, indices) in batches.enumerated() {
             let batch = train.batch(indices)
-            let pass = try network.trainingForward(batch.inputs, training: true)
-            let loss = try settings.task.loss(pass.outputs(of: network)[0], targets: batch.targets, mask: batch.mask)
+            var (inputs, targets) = (batch.inputs, batch.targets)
+            if settings.augmentation != .none {
+                let perPixel = settings.task != .classification
+                let fill: Float = if case let .segmentation(ignore?) = settings.task { Float(ignore) } else { 0 }
+                let augmented = settings.augmentation.apply(inputs, targets: perPixel ? targets : nil, fillLabel: fill,
+                                                            rng: &rng)
+                inputs = augmented.0
+                if let moved = augmented.1 { targets = moved }
+            }
+            let pass = try network.trainingForward(inputs, training: true)
+            let loss = try settings.task.loss(pass.outputs(of: network)[0], targets: targets, mask: batch.mask)
             guard loss.value.isFinite else {
                 throw KCPError.numeric("training loss became \(loss.value) at epoch \(epoch + 1), step \(index + 1)")
             }

@@ -200,7 +200,8 @@ enum {
     KCP_FT_PRUNE_AMOUNT_KIND = 19, KCP_FT_PRUNE_AMOUNT = 20, /* as kcp_network_plan */
     KCP_FT_PRUNE_GLOBAL = 21, KCP_FT_PRUNE_MAX_RATIO = 22, KCP_FT_PRUNE_CRITERION = 23, KCP_FT_PRUNE_CENTER = 24,
     KCP_FT_PRUNE_ROUND_TO = 25, KCP_FT_PRUNE_EVERY = 26, KCP_FT_PRUNE_RAMP_EPOCHS = 27,
-    KCP_FT_SETTINGS_COUNT = 28
+    KCP_FT_FLIP = 28, KCP_FT_SHIFT = 29, /* augmentation: random horizontal flips, shifts up to SHIFT pixels */
+    KCP_FT_SETTINGS_COUNT = 30
 };
 
 /* Indices into the record array of kcp_finetune_run_epoch. */
