@@ -62,6 +62,7 @@ func softmaxBackward(output: Tensor, gradient: Tensor) -> Tensor {
 /// Elements per parallel chunk: large enough to amortise dispatch.
 private let chunk = 1 << 14
 
+@inline(__always)
 private func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
     var y = x
     y.data.withUnsafeMutableBufferPointer { ys in
@@ -73,6 +74,7 @@ private func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
     return y
 }
 
+@inline(__always)
 private func combine(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
     precondition(a.shape == b.shape, "shapes \(a.shape) and \(b.shape) differ")
     var y = a

@@ -43,13 +43,12 @@ func channelMoments(_ x: Tensor) -> (mean: [Float], variance: [Float]) {
                 parallelFor(channels) { c in
                     var s = 0.0
                     for n in 0..<batch { s += sum(xs.baseAddress! + (n * channels + c) * inner, inner) }
-                    let m = s / total
+                    let m = Float(s / total)
                     var squares = 0.0
                     for n in 0..<batch {
-                        let plane = xs.baseAddress! + (n * channels + c) * inner
-                        for k in 0..<inner { squares += (Double(plane[k]) - m) * (Double(plane[k]) - m) }
+                        squares += Double(squaredDeviation(xs.baseAddress! + (n * channels + c) * inner, m, inner))
                     }
-                    (means[c], variances[c]) = (Float(m), Float(squares / total))
+                    (means[c], variances[c]) = (m, Float(squares / total))
                 }
             }
         }
@@ -76,25 +75,25 @@ func batchNormBackward(_ x: Tensor, gamma: [Float], mean: [Float], variance: [Fl
                 dgamma.withUnsafeMutableBufferPointer { dgammas in
                     dbeta.withUnsafeMutableBufferPointer { dbetas in
                         parallelFor(channels) { c in
-                            let invStd = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot(), m = Double(mean[c])
-                            var sumG = 0.0, sumGXhat = 0.0
+                            let invStd = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot(), m = mean[c]
+                            var sumG = 0.0, sumGCentered = 0.0
                             for n in 0..<batch {
                                 let offset = (n * channels + c) * inner
-                                for k in 0..<inner {
-                                    let g = Double(gs[offset + k])
-                                    sumG += g
-                                    sumGXhat += g * (Double(xs[offset + k]) - m) * invStd
-                                }
+                                let (g, gc) = sumAndCenteredDot(gs.baseAddress! + offset, xs.baseAddress! + offset, m, inner)
+                                sumG += Double(g)
+                                sumGCentered += Double(gc)
                             }
+                            let sumGXhat = sumGCentered * invStd
                             (dgammas[c], dbetas[c]) = (Float(sumGXhat), Float(sumG))
+                            // dx = scale (g - meanG - xhat meanGXhat) = a g + b x + c0, xhat = (x - m) invStd.
                             let scale = Double(gamma[c]) * invStd
                             let (meanG, meanGXhat) = training ? (sumG / total, sumGXhat / total) : (0, 0)
+                            let b = -scale * invStd * meanGXhat
+                            let c0 = -scale * meanG - b * Double(m)
                             for n in 0..<batch {
                                 let offset = (n * channels + c) * inner
-                                for k in 0..<inner {
-                                    let xhat = (Double(xs[offset + k]) - m) * invStd
-                                    dxs[offset + k] = Float(scale * (Double(gs[offset + k]) - meanG - xhat * meanGXhat))
-                                }
+                                affineCombination(dxs.baseAddress! + offset, gs.baseAddress! + offset, Float(scale),
+                                                  xs.baseAddress! + offset, Float(b), Float(c0), inner)
                             }
                         }
                     }

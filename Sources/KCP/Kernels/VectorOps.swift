@@ -20,6 +20,65 @@ func squaredDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ cou
     return total
 }
 
+/// `(sum_k g[k], sum_k g[k] (x[k] - m))`, in 8 float lanes.
+@inline(__always)
+func sumAndCenteredDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ m: Float, _ count: Int) -> (Float, Float) {
+    var sums = SIMD8<Float>(), dots = SIMD8<Float>()
+    let center = SIMD8<Float>(repeating: m)
+    var k = 0
+    while k + 8 <= count {
+        let gv = UnsafeRawPointer(g + k).loadUnaligned(as: SIMD8<Float>.self)
+        sums += gv
+        dots.addProduct(gv, UnsafeRawPointer(x + k).loadUnaligned(as: SIMD8<Float>.self) - center)
+        k += 8
+    }
+    var (sum, dot) = (sums.sum(), dots.sum())
+    while k < count {
+        sum += g[k]
+        dot += g[k] * (x[k] - m)
+        k += 1
+    }
+    return (sum, dot)
+}
+
+/// `sum_k (x[k] - m)^2`, in 8 float lanes.
+@inline(__always)
+func squaredDeviation(_ x: UnsafePointer<Float>, _ m: Float, _ count: Int) -> Float {
+    var acc = SIMD8<Float>()
+    let center = SIMD8<Float>(repeating: m)
+    var k = 0
+    while k + 8 <= count {
+        let d = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD8<Float>.self) - center
+        acc.addProduct(d, d)
+        k += 8
+    }
+    var total = acc.sum()
+    while k < count {
+        total += (x[k] - m) * (x[k] - m)
+        k += 1
+    }
+    return total
+}
+
+/// `out[k] = a g[k] + b x[k] + c`.
+@inline(__always)
+func affineCombination(_ out: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ a: Float,
+                       _ x: UnsafePointer<Float>, _ b: Float, _ c: Float, _ count: Int)
+{
+    let (av, bv, cv) = (SIMD8<Float>(repeating: a), SIMD8<Float>(repeating: b), SIMD8<Float>(repeating: c))
+    var k = 0
+    while k + 8 <= count {
+        let value = cv.addingProduct(av, UnsafeRawPointer(g + k).loadUnaligned(as: SIMD8<Float>.self))
+            .addingProduct(bv, UnsafeRawPointer(x + k).loadUnaligned(as: SIMD8<Float>.self))
+        UnsafeMutableRawPointer(out + k).storeBytes(of: value, as: SIMD8<Float>.self)
+        k += 8
+    }
+    while k < count {
+        out[k] = a * g[k] + b * x[k] + c
+        k += 1
+    }
+}
+
 /// `y[k] += alpha * x[k]`.
 @inline(__always)
 func addScaled(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ alpha: Float, _ count: Int) {
