@@ -18,3 +18,4 @@ test: setup
 bench: setup
 	$(PYTHON) benchmarks/layer_masks.py
 	$(PYTHON) benchmarks/inference.py
+	$(PYTHON) benchmarks/training.py
