@@ -41,20 +41,12 @@ func mulBackward(_ a: Tensor, _ b: Tensor, gradient: Tensor) -> (Tensor, Tensor)
 /// each position. Parallel over samples, like the forward.
 func softmaxBackward(output: Tensor, gradient: Tensor) -> Tensor {
     precondition(output.shape == gradient.shape, "output \(output.shape) and gradient \(gradient.shape) differ")
-    let (batch, channels) = (output.shape[0], output.shape[1])
-    let inner = batch * channels == 0 ? 0 : output.count / (batch * channels)
+    let channels = output.shape[1]
     var dx = gradient
-    output.data.withUnsafeBufferPointer { ys in
-        dx.data.withUnsafeMutableBufferPointer { gs in
-            parallelFor(batch) { n in
-                let y = ys.baseAddress! + n * channels * inner, g = gs.baseAddress! + n * channels * inner
-                for p in 0..<inner {
-                    var dot: Float = 0
-                    for c in 0..<channels { dot += g[c * inner + p] * y[c * inner + p] }
-                    for c in 0..<channels { g[c * inner + p] = y[c * inner + p] * (g[c * inner + p] - dot) }
-                }
-            }
-        }
+    forEachChannelColumn(&dx, alongside: output) { g, y, stride in
+        var dot: Float = 0
+        for c in 0..<channels { dot += g[c * stride] * y![c * stride] }
+        for c in 0..<channels { g[c * stride] = y![c * stride] * (g[c * stride] - dot) }
     }
     return dx
 }

@@ -107,23 +107,17 @@ func batchNormBackward(_ x: Tensor, gamma: [Float], mean: [Float], variance: [Fl
 /// Softmax over channels: `y[n, c, p] = exp(x[n, c, p] - m) / sum_c' exp(x[n, c', p] - m)`,
 /// `m = max_c x[n, c, p]`.
 func softmaxForward(_ x: Tensor) -> Tensor {
-    let (batch, channels) = (x.shape[0], x.shape[1]), inner = x.count / (batch * channels)
+    let channels = x.shape[1]
     var y = x
-    y.data.withUnsafeMutableBufferPointer { ys in
-        parallelFor(batch) { n in
-            let base = ys.baseAddress! + n * channels * inner
-            for p in 0..<inner {
-                var peak = -Float.infinity
-                for c in 0..<channels { peak = max(peak, base[c * inner + p]) }
-                var total: Float = 0
-                for c in 0..<channels {
-                    let e = expf(base[c * inner + p] - peak)
-                    base[c * inner + p] = e
-                    total += e
-                }
-                for c in 0..<channels { base[c * inner + p] /= total }
-            }
+    forEachChannelColumn(&y) { column, _, stride in
+        var peak = -Float.infinity
+        for c in 0..<channels { peak = max(peak, column[c * stride]) }
+        var total: Float = 0
+        for c in 0..<channels {
+            column[c * stride] = expf(column[c * stride] - peak)
+            total += column[c * stride]
         }
+        for c in 0..<channels { column[c * stride] /= total }
     }
     return y
 }

@@ -66,21 +66,15 @@ func negativeLogLikelihood(logProbabilities: Tensor, labels: [Int32], ignoreLabe
 /// `log softmax(x)_c = x_c - m - log sum_k exp(x_k - m)` over channels of
 /// `[N, C, ...]`, with `m = max_k x_k` so no `exp` overflows. Parallel over samples.
 func logSoftmaxForward(_ x: Tensor) -> Tensor {
-    let (batch, channels) = (x.shape[0], x.shape[1])
-    let inner = batch * channels == 0 ? 0 : x.count / (batch * channels)
+    let channels = x.shape[1]
     var y = x
-    y.data.withUnsafeMutableBufferPointer { ys in
-        parallelFor(batch) { n in
-            let base = ys.baseAddress! + n * channels * inner
-            for p in 0..<inner {
-                var peak = -Float.infinity
-                for c in 0..<channels { peak = max(peak, base[c * inner + p]) }
-                var total = 0.0
-                for c in 0..<channels { total += Double(expf(base[c * inner + p] - peak)) }
-                let shift = peak + Float(log(total))
-                for c in 0..<channels { base[c * inner + p] -= shift }
-            }
-        }
+    forEachChannelColumn(&y) { column, _, stride in
+        var peak = -Float.infinity
+        for c in 0..<channels { peak = max(peak, column[c * stride]) }
+        var total = 0.0
+        for c in 0..<channels { total += Double(expf(column[c * stride] - peak)) }
+        let shift = peak + Float(log(total))
+        for c in 0..<channels { column[c * stride] -= shift }
     }
     return y
 }
@@ -89,20 +83,12 @@ func logSoftmaxForward(_ x: Tensor) -> Tensor {
 /// `dL/dx_c = gradient_c - exp(y_c) * sum_k gradient_k`.
 func logSoftmaxBackward(output: Tensor, gradient: Tensor) -> Tensor {
     precondition(output.shape == gradient.shape, "output \(output.shape) and gradient \(gradient.shape) differ")
-    let (batch, channels) = (output.shape[0], output.shape[1])
-    let inner = batch * channels == 0 ? 0 : output.count / (batch * channels)
+    let channels = output.shape[1]
     var dx = gradient
-    output.data.withUnsafeBufferPointer { ys in
-        dx.data.withUnsafeMutableBufferPointer { gs in
-            parallelFor(batch) { n in
-                let y = ys.baseAddress! + n * channels * inner, g = gs.baseAddress! + n * channels * inner
-                for p in 0..<inner {
-                    var total: Float = 0
-                    for c in 0..<channels { total += g[c * inner + p] }
-                    for c in 0..<channels { g[c * inner + p] -= expf(y[c * inner + p]) * total }
-                }
-            }
-        }
+    forEachChannelColumn(&dx, alongside: output) { g, y, stride in
+        var total: Float = 0
+        for c in 0..<channels { total += g[c * stride] }
+        for c in 0..<channels { g[c * stride] -= expf(y![c * stride]) * total }
     }
     return dx
 }
