@@ -85,17 +85,7 @@ func netExpect(_ actual: Tensor, shape: [Int], _ expected: [Double], tolerance: 
 func netExpectInvalidArgument(_ argument: String, _ fragments: [String] = [],
                               sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void)
 {
-    do {
-        try body()
-        Issue.record("expected invalidArgument(\(argument)), nothing was thrown", sourceLocation: sourceLocation)
-    } catch let KCPError.invalidArgument(name, reason) {
-        #expect(name == argument, "reason: \(reason)", sourceLocation: sourceLocation)
-        for fragment in fragments {
-            #expect(reason.contains(fragment), "'\(reason)' lacks '\(fragment)'", sourceLocation: sourceLocation)
-        }
-    } catch {
-        Issue.record("expected invalidArgument(\(argument)), got \(error)", sourceLocation: sourceLocation)
-    }
+    expectInvalidArgument(argument, containing: fragments, sourceLocation: sourceLocation, body)
 }
 
 /// Shape inference's errors: argument "network", the node named in the reason.

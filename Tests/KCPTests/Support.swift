@@ -91,13 +91,21 @@ func expectClose(_ actual: [Float], _ expected: [Double], tolerance: Double = 1e
 func expectInvalidArgument(_ argument: String, _ fragment: String? = nil,
                            sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void)
 {
+    expectInvalidArgument(argument, containing: fragment.map { [$0] } ?? [], sourceLocation: sourceLocation, body)
+}
+
+/// Expects `body` to throw `KCPError.invalidArgument` naming `argument`,
+/// with every one of `fragments` in its reason.
+func expectInvalidArgument(_ argument: String, containing fragments: [String],
+                           sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void)
+{
     do {
         try body()
         Issue.record("expected invalidArgument(\(argument)), nothing was thrown", sourceLocation: sourceLocation)
     } catch let KCPError.invalidArgument(name, reason) {
         #expect(name == argument, "reason: \(reason)", sourceLocation: sourceLocation)
-        if let fragment {
-            #expect(reason.contains(fragment), "\(reason) lacks \(fragment)", sourceLocation: sourceLocation)
+        for fragment in fragments {
+            #expect(reason.contains(fragment), "'\(reason)' lacks '\(fragment)'", sourceLocation: sourceLocation)
         }
     } catch {
         Issue.record("expected invalidArgument(\(argument)), got \(error)", sourceLocation: sourceLocation)
