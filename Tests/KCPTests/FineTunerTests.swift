@@ -197,3 +197,19 @@ struct AugmentationTests {
         #expect(throws: KCPError.self) { _ = try FineTuner(network: try FineTunerTests.network(), settings: settings, train: train) }
     }
 }
+
+@Suite("Fine-tuning failures")
+struct FineTunerFailureTests {
+    @Test func aDivergingLossNamesTheEpochAndStep() throws {
+        let train = try FineTunerTests.task(samples: 32, seed: 1)
+        var settings = FineTunerTests.settings(epochs: 3)
+        settings.schedule = Schedule(base: 1e12)
+        var tuner = try FineTuner(network: try FineTunerTests.network(), settings: settings, train: train)
+        do {
+            while !tuner.finished { _ = try tuner.runEpoch() }
+            Issue.record("training with a learning rate of 1e12 did not fail")
+        } catch let KCPError.numeric(message) {
+            #expect(message.contains("epoch") && message.contains("step"), "\(message)")
+        }
+    }
+}

@@ -76,8 +76,8 @@ def stereo_net(*, max_disparity=16, batch=1, height=32, width=64, features=32, s
                                     name=None if share else layer))
         branches.append(x)
     cost = net.correlation(*branches, max_disparity)
-    x = net.relu(net.batchnorm(net.conv2d(cost, 2 * max_disparity, 3, padding=1, name="aggregate1")))
-    x = net.relu(net.batchnorm(net.conv2d(x, 2 * max_disparity, 3, padding=1, name="aggregate2")))
+    x = net.relu(net.batchnorm(net.conv2d(cost, 2 * max_disparity, 3, padding=1, bias=False, name="aggregate1")))
+    x = net.relu(net.batchnorm(net.conv2d(x, 2 * max_disparity, 3, padding=1, bias=False, name="aggregate2")))
     x = net.conv2d(x, max_disparity, 3, padding=1, name="aggregate3")
     net.output(net.soft_argmin(x))
     return net

@@ -1,4 +1,5 @@
-"""Native fine-tuning agrees with the same training loop in PyTorch 2.13:
+"""Native fine-tuning agrees with the same training loop in PyTorch 2.13 on a
+small network, a CIFAR ResNet, the U-Net and the stereo network:
 same weights, same batches (the engine's SplitMix64 shuffle, replayed here),
 SGD with momentum and weight decay or AdamW, a cosine schedule per step, and
 batchnorm running statistics; the weights after a few steps agree."""
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import kcp
+from kcp import models
 from kcp._reference import SplitMix64
 from kcp.torch_functional import torch_forward
 
@@ -36,15 +38,26 @@ def network():
     return net
 
 
+NETWORKS = {
+    "small": network,
+    "resnet8": lambda: models.resnet(8, image_size=8),
+    "unet": lambda: models.unet(image_size=8, widths=(4, 8)),
+    "stereo": lambda: models.stereo_net(height=8, width=16, max_disparity=4, features=6),
+}
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_weights_after_training_agree_with_pytorch(optimizer):
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_weights_after_training_agree_with_pytorch(name, optimizer):
+    net = NETWORKS[name]()
     rng = np.random.default_rng(0)
-    images = rng.standard_normal((24, 3, 6, 6)).astype(np.float32)
-    targets = rng.standard_normal((24, 2, 6, 6)).astype(np.float32)
+    images = [rng.standard_normal((24, *v.shape[1:])).astype(np.float32) for v in net.inputs]
+    targets = rng.standard_normal((24, *net(*[x[:1] for x in images])[0].shape[1:])).astype(np.float32)
     epochs, batch, lr, seed = 2, 8, 0.05, 3
-    net = network()
+    # AdamW's eps is 1e-3 here: with eps = 1e-8 it scales every gradient entry to about +-lr, so an entry
+    # that is zero but for rounding (float32 here, float64 in PyTorch) would take a full step either way.
     settings = dict(task="regression", epochs=epochs, batch_size=batch, lr=lr, optimizer=optimizer, momentum=0.9,
-                    nesterov=True, weight_decay=1e-3, schedule="cosine", seed=seed)
+                    nesterov=True, weight_decay=1e-3, eps=1e-3, schedule="cosine", seed=seed)
     tuner = kcp.FineTune(net, (images, targets), **settings)
     history = tuner.run(progress=False)
     trained = tuner.network.parameters
@@ -56,16 +69,16 @@ def test_weights_after_training_agree_with_pytorch(optimizer):
     if optimizer == "sgd":
         opt = torch.optim.SGD(learnable, lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-3)
     else:
-        opt = torch.optim.AdamW(learnable, lr=lr, weight_decay=1e-3)
-    steps = epochs * (len(images) // batch)
+        opt = torch.optim.AdamW(learnable, lr=lr, weight_decay=1e-3, eps=1e-3)
+    steps = epochs * (len(targets) // batch)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     losses = []
-    for order in engine_order(len(images), seed, epochs):
+    for order in engine_order(len(targets), seed, epochs):
         epoch_losses = []
         for start in range(0, len(order), batch):
             index = order[start:start + batch]
-            x = torch.tensor(images[index], dtype=torch.float64)
-            (y,) = torch_forward(net, parameters, [x], training=True)  # updates the running statistics
+            xs = [torch.tensor(x[index], dtype=torch.float64) for x in images]
+            (y,) = torch_forward(net, parameters, xs, training=True)  # updates the running statistics
             loss = F.mse_loss(y, torch.tensor(targets[index], dtype=torch.float64))
             opt.zero_grad()
             loss.backward()
