@@ -44,7 +44,7 @@ class SwiftBuildExt(build_ext):
 
 native = Extension(
     "kcp._native",
-    sources=["python/kcp/_native.c", "python/kcp/_network.c", "python/kcp/_finetune.c"],
+    sources=["python/kcp/_native.c", "python/kcp/_network.c", "python/kcp/_plan.c", "python/kcp/_finetune.c"],
     include_dirs=[numpy.get_include(), sysconfig.get_paths()["include"], str(ROOT / "Sources/KCPC/include")],
 )
 

@@ -36,7 +36,7 @@ static int float_pointers(PyObject *sequence, PyArrayObject **arrays, const floa
 
 PyObject *finetune_create(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *network_capsule, *settings_obj, *inputs_obj, *targets_obj, *mask_obj, *val_inputs_obj, *val_targets_obj,
+    PyObject *network_obj, *settings_obj, *inputs_obj, *targets_obj, *mask_obj, *val_inputs_obj, *val_targets_obj,
         *val_mask_obj, *result = NULL;
     PyArrayObject *settings = NULL, *targets = NULL, *mask = NULL, *val_targets = NULL, *val_mask = NULL;
     PyArrayObject *inputs[16], *val_inputs[16];
@@ -45,10 +45,10 @@ PyObject *finetune_create(PyObject *self, PyObject *args) {
     int64_t shape[8];
     kcp_finetune *finetune = NULL;
     kcp_status status;
-    if (!PyArg_ParseTuple(args, "OOOOOOOO:finetune_create", &network_capsule, &settings_obj, &inputs_obj, &targets_obj,
+    if (!PyArg_ParseTuple(args, "OOOOOOOO:finetune_create", &network_obj, &settings_obj, &inputs_obj, &targets_obj,
                           &mask_obj, &val_inputs_obj, &val_targets_obj, &val_mask_obj))
         return NULL;
-    kcp_network *network = PyCapsule_GetPointer(network_capsule, "kcp.network");
+    kcp_network *network = unwrap_network(network_obj);
     if (network == NULL) return NULL;
     settings = (PyArrayObject *)PyArray_FROM_OTF(settings_obj, NPY_FLOAT64, NPY_ARRAY_IN_ARRAY);
     if (settings == NULL || !float_pointers(inputs_obj, inputs, input_data, &input_count, "train")) goto done;

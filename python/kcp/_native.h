@@ -25,11 +25,13 @@ PyArrayObject *read_float32(PyObject *obj, const char *name);
 int check_ndim(PyArrayObject *array, const char *name);
 void copy_shape(PyArrayObject *array, int64_t *shape);
 
-/* A PyCapsule owning `network` (released on failure). */
+/* A PyCapsule owning `network` (released on failure), and the network of
+ * such a capsule (NULL with an exception for anything else). */
 PyObject *network_capsule(kcp_network *network);
+kcp_network *unwrap_network(PyObject *capsule);
 
-/* The network functions of _network.c and the fine-tuning functions of
- * _finetune.c, spliced into the module's method table. */
+/* The network functions of _network.c and _plan.c and the fine-tuning
+ * functions of _finetune.c, spliced into the module's method table. */
 PyObject *finetune_create(PyObject *self, PyObject *args);
 PyObject *finetune_run_epoch(PyObject *self, PyObject *args);
 PyObject *finetune_network(PyObject *self, PyObject *args);

@@ -17,7 +17,7 @@ PyObject *network_capsule(kcp_network *network) {
     return capsule;
 }
 
-static kcp_network *unwrap(PyObject *capsule) {
+kcp_network *unwrap_network(PyObject *capsule) {
     return PyCapsule_GetPointer(capsule, CAPSULE);
 }
 
@@ -60,7 +60,7 @@ PyObject *network_add_input(PyObject *self, PyObject *args) {
     int64_t shape[8], value;
     Py_ssize_t ndim;
     if (!PyArg_ParseTuple(args, "OsO:network_add_input", &capsule, &name, &shape_obj)) return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL || !read_indices(shape_obj, shape, 8, &ndim, "shape")) return NULL;
     kcp_status status = kcp_network_add_input(network, name, shape, (int32_t)ndim, &value);
     if (status != KCP_OK) { raise_status(status); return NULL; }
@@ -74,7 +74,7 @@ PyObject *network_add_parameter(PyObject *self, PyObject *args) {
     PyArrayObject *array = NULL;
     int64_t shape[8], index;
     if (!PyArg_ParseTuple(args, "OsO:network_add_parameter", &capsule, &name, &array_obj)) return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL || (array = read_float32(array_obj, name)) == NULL) goto done;
     if (!check_ndim(array, name)) goto done;
     copy_shape(array, shape);
@@ -97,7 +97,7 @@ PyObject *network_add_node(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OsiOOO:network_add_node", &capsule, &name, &op, &attributes_obj, &inputs_obj,
                           &parameters_obj))
         return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
     PyObject *fast = PySequence_Fast(attributes_obj, "attributes");
     if (fast == NULL) return NULL;
@@ -119,7 +119,7 @@ PyObject *network_add_output(PyObject *self, PyObject *args) {
     PyObject *capsule;
     long long value;
     if (!PyArg_ParseTuple(args, "OL:network_add_output", &capsule, &value)) return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
     kcp_status status = kcp_network_add_output(network, value);
     if (status != KCP_OK) { raise_status(status); return NULL; }
@@ -133,7 +133,7 @@ PyObject *network_node_op(PyObject *self, PyObject *args) {
     int32_t op = 0, count = 0;
     double attributes[16];
     if (!PyArg_ParseTuple(args, "OL:network_node_op", &capsule, &node)) return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
     kcp_status status = kcp_network_node_op(network, node, &op, attributes, &count);
     if (status != KCP_OK) { raise_status(status); return NULL; }
@@ -150,7 +150,7 @@ PyObject *network_value_shape(PyObject *self, PyObject *args) {
     int64_t shape[8];
     int32_t ndim = 0;
     if (!PyArg_ParseTuple(args, "OiLL:network_value_shape", &capsule, &kind, &value, &batch)) return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
     kcp_status status = kind == 0 ? kcp_network_value_shape(network, value, batch, shape, &ndim)
                                   : kcp_network_parameter_shape(network, value, shape, &ndim);
@@ -166,7 +166,7 @@ PyObject *network_parameter_read(PyObject *self, PyObject *args) {
     int32_t ndim = 0;
     npy_intp dims[8];
     if (!PyArg_ParseTuple(args, "OL:network_parameter_read", &capsule, &index)) return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
     kcp_status status = kcp_network_parameter_shape(network, index, shape, &ndim);
     if (status != KCP_OK) { raise_status(status); return NULL; }
@@ -183,7 +183,7 @@ PyObject *network_parameter_write(PyObject *self, PyObject *args) {
     PyObject *capsule, *array_obj;
     long long index;
     if (!PyArg_ParseTuple(args, "OLO:network_parameter_write", &capsule, &index, &array_obj)) return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     PyArrayObject *array = network == NULL ? NULL : read_float32(array_obj, "value");
     if (array == NULL) return NULL;
     kcp_status status = kcp_network_parameter_write(network, index, PyArray_DATA(array), PyArray_SIZE(array));
@@ -246,7 +246,7 @@ PyObject *network_forward(PyObject *self, PyObject *args) {
     kcp_status status;
     if (!PyArg_ParseTuple(args, "OOOL|O:network_forward", &capsule, &inputs_obj, &outputs_obj, &batch, &seconds_obj))
         return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
     if (!read_arrays(inputs_obj, 0, &inputs, "inputs") || !read_arrays(outputs_obj, 1, &outputs, "outputs")) goto done;
     if (seconds_obj != Py_None) {
@@ -278,7 +278,7 @@ PyObject *network_gradients(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOLpOOO:network_gradients", &capsule, &inputs_obj, &batch, &training, &seeds_obj,
                           &outputs_obj, &gradients_obj))
         return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
     if (!read_arrays(inputs_obj, 0, &inputs, "inputs") || !read_arrays(seeds_obj, 0, &seeds, "output_gradients") ||
         !read_arrays(outputs_obj, 1, &outputs, "outputs") || !read_arrays(gradients_obj, 1, &gradients, "gradients"))
@@ -303,7 +303,7 @@ PyObject *network_cost(PyObject *self, PyObject *args) {
     Py_ssize_t nodes;
     int64_t total[2];
     if (!PyArg_ParseTuple(args, "On:network_cost", &capsule, &nodes)) return NULL;
-    kcp_network *network = unwrap(capsule);
+    kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
     npy_intp count = nodes;
     PyArrayObject *macs = (PyArrayObject *)PyArray_SimpleNew(1, &count, NPY_INT64);
@@ -311,110 +311,4 @@ PyObject *network_cost(PyObject *self, PyObject *args) {
     kcp_status status = kcp_network_cost(network, PyArray_DATA(macs), total);
     if (status != KCP_OK) { raise_status(status); Py_DECREF(macs); return NULL; }
     return Py_BuildValue("(NLL)", macs, (long long)total[0], (long long)total[1]);
-}
-
-PyObject *network_spaces(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *capsule, *reasons = NULL, *result = NULL;
-    PyArrayObject *class_of = NULL, *space_of = NULL, *frozen = NULL;
-    int64_t counts[3];
-    char *buffer = NULL;
-    if (!PyArg_ParseTuple(args, "O:network_spaces", &capsule)) return NULL;
-    kcp_network *network = unwrap(capsule);
-    if (network == NULL) return NULL;
-    kcp_status status = kcp_network_spaces(network, counts);
-    if (status != KCP_OK) { raise_status(status); return NULL; }
-    npy_intp classes = counts[0], channels = counts[2];
-    class_of = (PyArrayObject *)PyArray_SimpleNew(1, &channels, NPY_INT64);
-    space_of = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_INT64);
-    frozen = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_BOOL);
-    reasons = PyList_New(counts[1]);
-    if (class_of == NULL || space_of == NULL || frozen == NULL || reasons == NULL) goto done;
-    status = kcp_network_space_data(network, PyArray_DATA(class_of), PyArray_DATA(space_of), PyArray_DATA(frozen));
-    if (status != KCP_OK) { raise_status(status); goto done; }
-    for (int64_t space = 0; space < counts[1]; space++) {
-        int64_t length = 0;
-        status = kcp_network_space_reasons(network, space, NULL, 0, &length);
-        if (status != KCP_OK) { raise_status(status); goto done; }
-        if ((buffer = PyMem_Malloc(length + 1)) == NULL) { PyErr_NoMemory(); goto done; }
-        status = kcp_network_space_reasons(network, space, buffer, length + 1, &length);
-        if (status != KCP_OK) { raise_status(status); goto done; }
-        PyObject *text = PyUnicode_DecodeUTF8(buffer, length, "replace");
-        PyMem_Free(buffer);
-        buffer = NULL;
-        if (text == NULL) goto done;
-        PyList_SET_ITEM(reasons, space, text);
-    }
-    result = Py_BuildValue("(OOOO)", class_of, space_of, frozen, reasons);
-done:
-    PyMem_Free(buffer);
-    Py_XDECREF(class_of);
-    Py_XDECREF(space_of);
-    Py_XDECREF(frozen);
-    Py_XDECREF(reasons);
-    return result;
-}
-
-PyObject *network_plan(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *capsule, *result = NULL;
-    int kind, global, criterion, center, round_to;
-    double amount, max_ratio, ratio = 0;
-    unsigned long long seed;
-    int64_t counts[3], costs[4];
-    PyArrayObject *keep = NULL, *scores = NULL;
-    kcp_status status;
-    PyObject *override_spaces_obj, *override_ratios_obj;
-    PyArrayObject *override_spaces = NULL, *override_ratios = NULL;
-    if (!PyArg_ParseTuple(args, "OidpdiiiKOO:network_plan", &capsule, &kind, &amount, &global, &max_ratio, &criterion,
-                          &center, &round_to, &seed, &override_spaces_obj, &override_ratios_obj))
-        return NULL;
-    kcp_network *network = unwrap(capsule);
-    if (network == NULL) return NULL;
-    if ((status = kcp_network_spaces(network, counts)) != KCP_OK) { raise_status(status); return NULL; }
-    override_spaces = (PyArrayObject *)PyArray_FROM_OTF(override_spaces_obj, NPY_INT64, NPY_ARRAY_IN_ARRAY);
-    override_ratios = (PyArrayObject *)PyArray_FROM_OTF(override_ratios_obj, NPY_FLOAT64, NPY_ARRAY_IN_ARRAY);
-    if (override_spaces == NULL || override_ratios == NULL) goto done;
-    if (PyArray_SIZE(override_spaces) != PyArray_SIZE(override_ratios)) {
-        PyErr_SetString(PyExc_ValueError, "overrides: as many ratios as spaces");
-        goto done;
-    }
-    npy_intp classes = counts[0];
-    keep = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_BOOL);
-    scores = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_FLOAT64);
-    if (keep == NULL || scores == NULL) goto done;
-    Py_BEGIN_ALLOW_THREADS
-    status = kcp_network_plan(network, kind, amount, global, max_ratio, criterion, center, round_to, seed,
-                              PyArray_DATA(override_spaces), PyArray_DATA(override_ratios),
-                              (int32_t)PyArray_SIZE(override_spaces), PyArray_DATA(keep), PyArray_DATA(scores),
-                              &ratio, costs);
-    Py_END_ALLOW_THREADS
-    if (status != KCP_OK) { raise_status(status); goto done; }
-    result = Py_BuildValue("(OOd(LLLL))", keep, scores, ratio, (long long)costs[0], (long long)costs[1],
-                           (long long)costs[2], (long long)costs[3]);
-done:
-    Py_XDECREF(override_spaces);
-    Py_XDECREF(override_ratios);
-    Py_XDECREF(keep);
-    Py_XDECREF(scores);
-    return result;
-}
-
-PyObject *network_prune(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *capsule, *keep_obj;
-    int mode;
-    kcp_network *pruned = NULL;
-    kcp_status status;
-    if (!PyArg_ParseTuple(args, "OOi:network_prune", &capsule, &keep_obj, &mode)) return NULL;
-    kcp_network *network = unwrap(capsule);
-    if (network == NULL) return NULL;
-    PyArrayObject *keep = (PyArrayObject *)PyArray_FROM_OTF(keep_obj, NPY_BOOL, NPY_ARRAY_IN_ARRAY);
-    if (keep == NULL) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    status = kcp_network_prune(network, PyArray_DATA(keep), PyArray_SIZE(keep), mode, &pruned);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(keep);
-    if (status != KCP_OK) { raise_status(status); return NULL; }
-    return network_capsule(pruned);
 }
