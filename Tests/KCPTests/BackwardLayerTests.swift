@@ -8,35 +8,26 @@ import Testing
 
 // MARK: - Cases
 
-struct BackConvCase: Sendable, CustomTestStringConvertible {
-    var label: String
-    var input: [Int]
-    var weight: [Int]
-    var conv: Conv2d
-    var bias: Bool
-    var testDescription: String { label }
-}
-
-let backConvCases: [BackConvCase] = [
-    BackConvCase(label: "3x3 same, bias", input: [2, 3, 5, 4], weight: [4, 3, 3, 3],
-                 conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
-    BackConvCase(label: "stride (2,3), asymmetric padding", input: [2, 2, 7, 8], weight: [3, 2, 3, 2],
-                 conv: Conv2d(stride: (2, 3), padding: (1, 0, 2, 1)), bias: false),
-    BackConvCase(label: "dilation (2,3), stride (1,2)", input: [1, 2, 7, 8], weight: [2, 2, 3, 3],
-                 conv: Conv2d(stride: (1, 2), padding: (2, 3, 2, 3), dilation: (2, 3)), bias: true),
-    BackConvCase(label: "groups 2", input: [2, 4, 5, 5], weight: [6, 2, 3, 3],
-                 conv: Conv2d(padding: (1, 1, 1, 1), groups: 2), bias: true),
-    BackConvCase(label: "groups 3, dilation 2, stride (2,1), asymmetric padding", input: [1, 6, 9, 8],
-                 weight: [6, 2, 3, 3], conv: Conv2d(stride: (2, 1), padding: (2, 1, 0, 2), dilation: (2, 2), groups: 3),
-                 bias: false),
-    BackConvCase(label: "depthwise multiplier 1, stride 2", input: [2, 3, 6, 6], weight: [3, 1, 3, 3],
-                 conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1), groups: 3), bias: true),
-    BackConvCase(label: "depthwise multiplier 2, asymmetric padding", input: [2, 3, 5, 4], weight: [6, 1, 3, 3],
-                 conv: Conv2d(padding: (0, 1, 2, 1), groups: 3), bias: true),
-    BackConvCase(label: "1x1", input: [2, 5, 3, 3], weight: [4, 5, 1, 1], conv: Conv2d(), bias: true),
-    BackConvCase(label: "1x1 stride 2, padded, groups 2", input: [1, 4, 5, 5], weight: [2, 2, 1, 1],
-                 conv: Conv2d(stride: (2, 2), padding: (1, 1, 0, 0), groups: 2), bias: true),
-    BackConvCase(label: "kernel covers input", input: [1, 2, 3, 4], weight: [3, 2, 3, 4], conv: Conv2d(), bias: true),
+let backConvCases: [ConvCase] = [
+    ConvCase(label: "3x3 same, bias", input: [2, 3, 5, 4], weight: [4, 3, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "stride (2,3), asymmetric padding", input: [2, 2, 7, 8], weight: [3, 2, 3, 2],
+             conv: Conv2d(stride: (2, 3), padding: (1, 0, 2, 1)), bias: false),
+    ConvCase(label: "dilation (2,3), stride (1,2)", input: [1, 2, 7, 8], weight: [2, 2, 3, 3],
+             conv: Conv2d(stride: (1, 2), padding: (2, 3, 2, 3), dilation: (2, 3)), bias: true),
+    ConvCase(label: "groups 2", input: [2, 4, 5, 5], weight: [6, 2, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1), groups: 2), bias: true),
+    ConvCase(label: "groups 3, dilation 2, stride (2,1), asymmetric padding", input: [1, 6, 9, 8],
+             weight: [6, 2, 3, 3], conv: Conv2d(stride: (2, 1), padding: (2, 1, 0, 2), dilation: (2, 2), groups: 3),
+             bias: false),
+    ConvCase(label: "depthwise multiplier 1, stride 2", input: [2, 3, 6, 6], weight: [3, 1, 3, 3],
+             conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1), groups: 3), bias: true),
+    ConvCase(label: "depthwise multiplier 2, asymmetric padding", input: [2, 3, 5, 4], weight: [6, 1, 3, 3],
+             conv: Conv2d(padding: (0, 1, 2, 1), groups: 3), bias: true),
+    ConvCase(label: "1x1", input: [2, 5, 3, 3], weight: [4, 5, 1, 1], conv: Conv2d(), bias: true),
+    ConvCase(label: "1x1 stride 2, padded, groups 2", input: [1, 4, 5, 5], weight: [2, 2, 1, 1],
+             conv: Conv2d(stride: (2, 2), padding: (1, 1, 0, 0), groups: 2), bias: true),
+    ConvCase(label: "kernel covers input", input: [1, 2, 3, 4], weight: [3, 2, 3, 4], conv: Conv2d(), bias: true),
 ]
 
 struct BackPoolCase: Sendable, CustomTestStringConvertible {
@@ -94,7 +85,7 @@ struct BackwardConvTests {
     }
 
     @Test(arguments: backConvCases)
-    func convFiniteDifferences(_ c: BackConvCase) {
+    func convFiniteDifferences(_ c: ConvCase) {
         var rng = SplitMix64(seed: 101)
         let x = fdTensor(c.input, &rng), w = fdTensor(c.weight, &rng)
         let b = c.bias ? fdTensor([c.weight[0]], &rng) : nil

@@ -7,41 +7,32 @@ import Testing
 
 // MARK: - Cases
 
-struct NetConvCase: Sendable, CustomTestStringConvertible {
-    var label: String
-    var input: [Int]
-    var weight: [Int]
-    var conv: Conv2d
-    var bias: Bool
-    var testDescription: String { label }
-}
-
-let netConvCases: [NetConvCase] = [
-    NetConvCase(label: "3x3 same, bias", input: [2, 3, 6, 7], weight: [4, 3, 3, 3],
-                conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
-    NetConvCase(label: "stride (2,3), asymmetric padding", input: [2, 3, 9, 8], weight: [5, 3, 3, 2],
-                conv: Conv2d(stride: (2, 3), padding: (1, 0, 2, 1)), bias: false),
-    NetConvCase(label: "dilation (2,3)", input: [1, 2, 9, 10], weight: [3, 2, 3, 3],
-                conv: Conv2d(stride: (1, 2), padding: (2, 3, 2, 3), dilation: (2, 3)), bias: true),
-    NetConvCase(label: "groups 2", input: [2, 4, 6, 6], weight: [6, 2, 3, 3],
-                conv: Conv2d(padding: (1, 1, 1, 1), groups: 2), bias: true),
-    NetConvCase(label: "groups 3, dilation 2, 5x5", input: [1, 6, 11, 12], weight: [9, 2, 5, 5],
-                conv: Conv2d(stride: (2, 1), padding: (4, 3, 2, 1), dilation: (2, 2), groups: 3), bias: false),
-    NetConvCase(label: "depthwise multiplier 1, stride 2", input: [2, 3, 7, 7], weight: [3, 1, 3, 3],
-                conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1), groups: 3), bias: true),
-    NetConvCase(label: "depthwise multiplier 2, asymmetric padding", input: [2, 3, 6, 5], weight: [6, 1, 3, 3],
-                conv: Conv2d(padding: (0, 1, 2, 1), groups: 3), bias: true),
-    NetConvCase(label: "1x1 direct", input: [2, 5, 4, 3], weight: [4, 5, 1, 1], conv: Conv2d(), bias: true),
-    NetConvCase(label: "1x1 direct, groups 2", input: [2, 6, 3, 3], weight: [4, 3, 1, 1],
-                conv: Conv2d(groups: 2), bias: false),
-    NetConvCase(label: "1x1 stride 2, padded", input: [1, 3, 5, 5], weight: [2, 3, 1, 1],
-                conv: Conv2d(stride: (2, 2), padding: (1, 1, 0, 0)), bias: true),
-    NetConvCase(label: "kernel covers input", input: [1, 2, 3, 4], weight: [3, 2, 3, 4], conv: Conv2d(), bias: true),
+let netConvCases: [ConvCase] = [
+    ConvCase(label: "3x3 same, bias", input: [2, 3, 6, 7], weight: [4, 3, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "stride (2,3), asymmetric padding", input: [2, 3, 9, 8], weight: [5, 3, 3, 2],
+             conv: Conv2d(stride: (2, 3), padding: (1, 0, 2, 1)), bias: false),
+    ConvCase(label: "dilation (2,3)", input: [1, 2, 9, 10], weight: [3, 2, 3, 3],
+             conv: Conv2d(stride: (1, 2), padding: (2, 3, 2, 3), dilation: (2, 3)), bias: true),
+    ConvCase(label: "groups 2", input: [2, 4, 6, 6], weight: [6, 2, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1), groups: 2), bias: true),
+    ConvCase(label: "groups 3, dilation 2, 5x5", input: [1, 6, 11, 12], weight: [9, 2, 5, 5],
+             conv: Conv2d(stride: (2, 1), padding: (4, 3, 2, 1), dilation: (2, 2), groups: 3), bias: false),
+    ConvCase(label: "depthwise multiplier 1, stride 2", input: [2, 3, 7, 7], weight: [3, 1, 3, 3],
+             conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1), groups: 3), bias: true),
+    ConvCase(label: "depthwise multiplier 2, asymmetric padding", input: [2, 3, 6, 5], weight: [6, 1, 3, 3],
+             conv: Conv2d(padding: (0, 1, 2, 1), groups: 3), bias: true),
+    ConvCase(label: "1x1 direct", input: [2, 5, 4, 3], weight: [4, 5, 1, 1], conv: Conv2d(), bias: true),
+    ConvCase(label: "1x1 direct, groups 2", input: [2, 6, 3, 3], weight: [4, 3, 1, 1],
+             conv: Conv2d(groups: 2), bias: false),
+    ConvCase(label: "1x1 stride 2, padded", input: [1, 3, 5, 5], weight: [2, 3, 1, 1],
+             conv: Conv2d(stride: (2, 2), padding: (1, 1, 0, 0)), bias: true),
+    ConvCase(label: "kernel covers input", input: [1, 2, 3, 4], weight: [3, 2, 3, 4], conv: Conv2d(), bias: true),
     // Large enough that the unfolded batch is split into chunks (about 1M floats each) with a partial last chunk.
-    NetConvCase(label: "batch 3 in chunks", input: [3, 4, 110, 110], weight: [2, 4, 3, 3],
-                conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
-    NetConvCase(label: "batch 5 in chunks, groups 2", input: [5, 4, 110, 110], weight: [4, 2, 3, 3],
-                conv: Conv2d(padding: (1, 1, 1, 1), groups: 2), bias: false),
+    ConvCase(label: "batch 3 in chunks", input: [3, 4, 110, 110], weight: [2, 4, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "batch 5 in chunks, groups 2", input: [5, 4, 110, 110], weight: [4, 2, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1), groups: 2), bias: false),
 ]
 
 struct NetPoolCase: Sendable, CustomTestStringConvertible {
@@ -70,7 +61,7 @@ let netPoolCases: [NetPoolCase] = [
 @Suite("Network ops against naive references")
 struct NetworkOpTests {
     @Test(arguments: netConvCases)
-    func conv2d(_ c: NetConvCase) throws {
+    func conv2d(_ c: ConvCase) throws {
         var rng = SplitMix64(seed: 11)
         let x = netTensor(c.input, &rng)
         let w = netTensor(c.weight, &rng)

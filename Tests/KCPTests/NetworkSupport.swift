@@ -173,3 +173,13 @@ func netLayerScores(_ w: Tensor, groups: Int = 1, _ criterion: Criterion) throws
     let geometry = try LayerGeometry(shape: w.shape, groups: groups)
     return try w.data.withUnsafeBufferPointer { try layerScores(weight: $0, geometry: geometry, criterion: criterion) }
 }
+
+/// A convolution configuration for parameterised op tests.
+struct ConvCase: Sendable, CustomTestStringConvertible {
+    var label: String
+    var input: [Int]
+    var weight: [Int]
+    var conv: Conv2d
+    var bias: Bool
+    var testDescription: String { label }
+}
