@@ -32,8 +32,11 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
 
+        // glibc's malloc tuning (malloc.h), which the Glibc module lacks.
+        .target(name: "CPlatform"),
+
         // MARK: Engine (pure Swift, no Foundation)
-        .target(name: "KCP", dependencies: ["COpenBLAS"], swiftSettings: engineSettings),
+        .target(name: "KCP", dependencies: ["COpenBLAS", "CPlatform"], swiftSettings: engineSettings),
 
         // MARK: C ABI (`@_cdecl` thunks only; contract in include/kcp.h)
         .target(

@@ -1,0 +1,2 @@
+// glibc interfaces the Swift Glibc module does not carry.
+#include <malloc.h>

@@ -1,0 +1,1 @@
+// The CPlatform target only exposes include/platform.h to Swift.
