@@ -5,7 +5,7 @@ without copying them. See :func:`cluster` for the method (Yu, Wu, Chen, "KCP:
 Kernel Cluster Pruning for Dense Labeling Neural Networks", arXiv:2101.06686).
 """
 
-from . import _arguments
+from . import _arguments, datasets, models
 from ._native import KCPError
 from ._native import get_num_threads as _get_num_threads
 from ._native import set_num_threads as _set_num_threads
