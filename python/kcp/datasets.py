@@ -4,6 +4,9 @@
   texture and photo images, one class per image.
 - :func:`texture_mosaics`: semantic segmentation, images tiled into random
   Voronoi cells each filled with one real texture, with per-pixel labels.
+- :func:`stereo_pairs`: stereo matching, left/right views of a scene of
+  textured planes (a slanted background and elliptic foreground patches)
+  with ground-truth disparity and a mask of the pixels visible in both views.
 
 Every generator is deterministic for a seed. Images are float32 in [0, 1],
 ``[S, 1, H, W]``; labels are int64.
@@ -81,3 +84,97 @@ def texture_mosaics(samples, *, size=64, classes=4, cells=6, seed=0):
             region = labels[n] == k
             images[n, 0][region] = _crop(sources[k], size, rng)[region]
     return images, labels
+
+
+def _planes(rng, layers, height, width, max_disparity, slant):
+    """Per layer: plane coefficients (a, b, c) of ``d = a + b x + c y`` and a
+    left-view support mask; layer 0 is the background, nearer layers follow
+    with larger disparities."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    low = np.sort(rng.uniform(0, max_disparity - 1, layers))
+    planes, masks = [], []
+    for layer in range(layers):
+        b = rng.uniform(-slant, slant) if slant else 0.0
+        c = rng.uniform(-slant, slant) if slant else 0.0
+        a = low[layer] - min(0.0, b * (width - 1)) - min(0.0, c * (height - 1))
+        if not slant:
+            a = float(np.floor(low[layer]))
+        top = a + max(0.0, b * (width - 1)) + max(0.0, c * (height - 1))
+        if top > max_disparity - 1:  # keep d within [0, max_disparity - 1]
+            a -= top - (max_disparity - 1)
+        planes.append((a, b, c))
+        if layer == 0:
+            masks.append(np.ones((height, width), bool))
+        else:
+            cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+            ry, rx = rng.uniform(height / 6, height / 2.5), rng.uniform(width / 8, width / 3)
+            masks.append(((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2 <= 1)
+    return planes, masks
+
+
+def _sample_rows(texture, x):
+    """``texture[y, x[y, j]]`` by linear interpolation along each row."""
+    x = np.clip(x, 0, texture.shape[1] - 1.0001)
+    x0 = np.floor(x).astype(int)
+    t = x - x0
+    rows = np.arange(texture.shape[0])[:, None]
+    return texture[rows, x0] * (1 - t) + texture[rows, x0 + 1] * t
+
+
+def stereo_pairs(samples, *, height=64, width=128, max_disparity=16, layers=3, slant=0.02, seed=0):
+    """Stereo matching: rectified pairs of a scene of textured planes.
+
+    Each scene has a background plane and ``layers - 1`` elliptic foreground
+    patches, nearer ones with larger disparities, each a plane
+    ``d = a + b x + c y`` in left-view pixels (``slant`` bounds ``|b|, |c|``;
+    0 gives fronto-parallel layers with integer disparities) carrying a crop
+    of a real image. A surface point at left pixel ``(y, x)`` appears in the
+    right view at ``x - d``; each view shows, per pixel, the nearest layer.
+    Disparities lie in ``[0, max_disparity - 1]``.
+
+    Returns ``(left, right, disparity, valid)``: images ``[S, 1, H, W]`` in
+    [0, 1], the left view's disparity ``[S, 1, H, W]``, and ``valid``, true
+    where the left pixel is visible in the right view (not occluded, not out
+    of the frame).
+    """
+    if layers < 1:
+        raise ValueError(f"layers: must be at least 1, got {layers}")
+    if max_disparity < 2:
+        raise ValueError(f"max_disparity: must be at least 2, got {max_disparity}")
+    rng = np.random.default_rng(seed)
+    sources = texture_images()
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    out = [np.empty((samples, 1, height, width), np.float32) for _ in range(3)]
+    valid = np.empty((samples, 1, height, width), bool)
+    for n in range(samples):
+        planes, masks = _planes(rng, layers, height, width, max_disparity, slant)
+        textures = [_crop(sources[rng.integers(len(sources))], (height, width), rng).astype(np.float64)
+                    for _ in range(layers)]
+        # The left view: the nearest layer covering each pixel.
+        left_layer = np.zeros((height, width), int)
+        for layer in range(1, layers):
+            left_layer[masks[layer]] = layer
+        disparity = np.zeros((height, width))
+        left = np.zeros((height, width))
+        for layer, (a, b, c) in enumerate(planes):
+            here = left_layer == layer
+            disparity[here] = (a + b * xs + c * ys)[here]
+            left[here] = textures[layer][here]
+        # The right view: per pixel, the nearest layer whose surface maps there.
+        right = np.zeros((height, width))
+        right_layer = np.full((height, width), -1)
+        for layer, (a, b, c) in enumerate(planes):
+            source_x = (xs + a + c * ys) / (1 - b)  # left x with x - d(x, y) = right x
+            inside = (source_x >= 0) & (source_x <= width - 1)
+            column = np.clip(np.rint(source_x).astype(int), 0, width - 1)
+            covered = inside & (left_layer[ys.astype(int), column] == layer)
+            right[covered] = _sample_rows(textures[layer], source_x)[covered]
+            right_layer[covered] = layer
+        # Right pixels no layer reaches (beyond the left frame) show the background texture, unmatched.
+        right[right_layer < 0] = textures[0][right_layer < 0]
+        target = xs - disparity
+        column = np.clip(np.rint(target).astype(int), 0, width - 1)
+        seen = (target >= 0) & (right_layer[ys.astype(int), column] == left_layer)
+        out[0][n, 0], out[1][n, 0], out[2][n, 0] = left, right, disparity
+        valid[n, 0] = seen
+    return out[0], out[1], out[2], valid

@@ -44,7 +44,38 @@ def test_mosaic_labels_match_the_texture_under_each_pixel():
     (lambda: datasets.texture_mosaics(2, cells=0), "cells"),
     (lambda: datasets.texture_images(["nope"]), "names"),
     (lambda: datasets.texture_patches(2, size=5000), "size"),
+    (lambda: datasets.stereo_pairs(1, layers=0), "layers"),
+    (lambda: datasets.stereo_pairs(1, max_disparity=1), "max_disparity"),
 ])
 def test_bad_arguments_name_themselves(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_fronto_parallel_stereo_pairs_match_exactly_where_valid():
+    left, right, disparity, valid = datasets.stereo_pairs(3, height=32, width=64, max_disparity=8, slant=0, seed=4)
+    assert left.shape == right.shape == disparity.shape == valid.shape == (3, 1, 32, 64)
+    assert disparity.min() >= 0 and disparity.max() <= 7 and (disparity == np.round(disparity)).all()
+    for n in range(3):
+        ys, xs = np.nonzero(valid[n, 0])
+        d = disparity[n, 0][ys, xs].astype(int)
+        np.testing.assert_allclose(left[n, 0][ys, xs], right[n, 0][ys, xs - d], atol=1e-4)
+        assert 0.5 < valid[n].mean() < 1  # some pixels are occluded or leave the frame
+        assert not valid[n, 0][disparity[n, 0] > np.arange(64)].any()  # x - d < 0 is never valid
+
+
+def test_slanted_stereo_pairs_match_their_disparity_better_than_a_shifted_one():
+    left, right, disparity, valid = datasets.stereo_pairs(2, height=32, width=64, max_disparity=12, slant=0.03, seed=5)
+    assert not (disparity == np.round(disparity)).all()
+    ys, xs = np.mgrid[0:32, 0:64]
+
+    def mismatch(n, shift):
+        target = xs - disparity[n, 0] - shift
+        ok = valid[n, 0] & (target >= 0) & (target <= 63)
+        x0 = np.floor(target[ok]).astype(int)
+        t = target[ok] - x0
+        warped = right[n, 0][ys[ok], x0] * (1 - t) + right[n, 0][ys[ok], np.minimum(x0 + 1, 63)] * t
+        return np.abs(warped - left[n, 0][ok]).mean()
+
+    for n in range(2):
+        assert mismatch(n, 0) < 0.5 * mismatch(n, 2)
