@@ -17,15 +17,15 @@ def _conv_bn_relu(net, x, width, stride=1, relu=True, name=None):
     return net.relu(y) if relu else y
 
 
-def resnet(depth=20, *, classes=10, batch=1, image_size=32, width=16, seed=0):
+def resnet(depth=20, *, classes=10, batch=1, image_size=32, width=16, channels=3, seed=0):
     """CIFAR ResNet of ``depth = 6n + 2`` layers: three stages of ``n`` basic
     blocks at widths ``width, 2 width, 4 width``; downsampling blocks use a
-    strided 1x1 projection shortcut. Input ``[batch, 3, image_size, image_size]``."""
+    strided 1x1 projection shortcut. Input ``[batch, channels, image_size, image_size]``."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth: must be 6n + 2 with n >= 1 (20, 32, 44, 56, ...), got {depth}")
     blocks = (depth - 2) // 6
     net = Network(seed=seed)
-    x = _conv_bn_relu(net, net.input("image", (batch, 3, image_size, image_size)), width, name="stem")
+    x = _conv_bn_relu(net, net.input("image", (batch, channels, image_size, image_size)), width, name="stem")
     for stage, stage_width in enumerate((width, 2 * width, 4 * width)):
         for block in range(blocks):
             stride = 2 if stage > 0 and block == 0 else 1
@@ -39,12 +39,13 @@ def resnet(depth=20, *, classes=10, batch=1, image_size=32, width=16, seed=0):
     return net
 
 
-def unet(*, classes=5, batch=1, image_size=64, widths=(16, 32, 64), seed=0):
+def unet(*, classes=5, batch=1, image_size=64, widths=(16, 32, 64), channels=3, seed=0):
     """A U-Net with ``len(widths)`` levels: each level two 3x3 conv-bn-relu,
     downsampling by a strided conv, upsampling bilinearly followed by a concat
-    with the encoder's features. Output ``[batch, classes, H, W]`` logits."""
+    with the encoder's features. Input ``[batch, channels, H, W]``; output
+    ``[batch, classes, H, W]`` logits."""
     net = Network(seed=seed)
-    x = net.input("image", (batch, 3, image_size, image_size))
+    x = net.input("image", (batch, channels, image_size, image_size))
     skips = []
     for level, width in enumerate(widths):
         stride = 1 if level == 0 else 2
@@ -59,14 +60,14 @@ def unet(*, classes=5, batch=1, image_size=64, widths=(16, 32, 64), seed=0):
     return net
 
 
-def stereo_net(*, max_disparity=16, batch=1, height=32, width=64, features=32, seed=0):
+def stereo_net(*, max_disparity=16, batch=1, height=32, width=64, features=32, channels=3, seed=0):
     """Siamese features at half resolution (shared weights), a correlation
     cost volume over ``max_disparity`` half-resolution disparities, three 3x3
-    aggregation convs and soft-argmin. Output ``[batch, 1, H/2, W/2]``
-    disparities in half-resolution pixels."""
+    aggregation convs and soft-argmin. Inputs ``[batch, channels, H, W]``;
+    output ``[batch, 1, H/2, W/2]`` disparities in half-resolution pixels."""
     net = Network(seed=seed)
-    left = net.input("left", (batch, 3, height, width))
-    right = net.input("right", (batch, 3, height, width))
+    left = net.input("left", (batch, channels, height, width))
+    right = net.input("right", (batch, channels, height, width))
     branches = []
     for side, x in (("left", left), ("right", right)):
         for i, (channels, stride) in enumerate(((features, 2), (features, 1), (features, 1))):

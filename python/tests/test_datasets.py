@@ -79,3 +79,15 @@ def test_slanted_stereo_pairs_match_their_disparity_better_than_a_shifted_one():
 
     for n in range(2):
         assert mismatch(n, 0) < 0.5 * mismatch(n, 2)
+
+
+def test_the_models_take_the_grayscale_tasks():
+    from kcp import models
+
+    left, right, disparity, _ = datasets.stereo_pairs(2, height=32, width=64, seed=1)
+    (out,) = models.stereo_net(batch=2, height=32, width=64, channels=1)(left, right)
+    assert out.shape == (2, 1, 16, 32)
+    images, _ = datasets.texture_mosaics(2, size=32, seed=1)
+    assert models.unet(batch=2, image_size=32, channels=1, classes=4)(images)[0].shape == (2, 4, 32, 32)
+    patches, _ = datasets.texture_patches(2, size=32, seed=1)
+    assert models.resnet(8, batch=2, channels=1)(patches)[0].shape == (2, 10)
