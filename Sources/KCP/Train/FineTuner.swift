@@ -18,6 +18,10 @@ public struct FineTuner: Sendable {
     private var step = 0
     /// The current pruning decision (nil: nothing pruned).
     public private(set) var plan: NetworkPlan?
+    /// Per learnable parameter (ascending index), the entries `plan` zeroes:
+    /// derived once per plan, used to zero optimizer state after every step
+    /// in hard mode.
+    private var prunedEntries: [[Int]] = []
 
     public init(network: Network, settings: FineTuneSettings, train: Dataset, validation: Dataset? = nil) throws {
         try require(settings.epochs >= 0, "epochs", "must not be negative, got \(settings.epochs)")
@@ -175,7 +179,7 @@ public struct FineTuner: Sendable {
                     "checkpoint", "was made with another optimizer")
         (restored.optimizer.firstMoments, restored.optimizer.secondMoments) = (moments[0], moments[1])
         let keep = try input.bools(), ratio = try input.double()
-        restored.plan = keep.isEmpty ? nil : try NetworkPlan(network: restored.network, keep: keep, ratio: ratio)
+        try restored.adopt(keep.isEmpty ? nil : try NetworkPlan(network: restored.network, keep: keep, ratio: ratio))
         try require(input.atEnd && restored.history.count <= settings.epochs, "checkpoint",
                     "does not match these settings")
         self = restored
@@ -187,8 +191,14 @@ public struct FineTuner: Sendable {
     /// zeroes what they prune.
     private mutating func remask(after epochs: Int) throws {
         guard let prune = settings.prune else { return }
-        plan = try NetworkPlan(network: network, target: prune.target(after: epochs))
+        try adopt(try NetworkPlan(network: network, target: prune.target(after: epochs)))
         try applyMask()
+    }
+
+    /// Makes `plan` the current one, with the entries it zeroes.
+    private mutating func adopt(_ plan: NetworkPlan?) throws {
+        self.plan = plan
+        prunedEntries = try plan.map(network.prunedEntries) ?? []
     }
 
     /// Zeroes the pruned weights and their optimizer state.
@@ -196,15 +206,8 @@ public struct FineTuner: Sendable {
         guard let plan else { return }
         network = try network.masked(plan.spaces, keepClasses: plan.keep)
         if optimizer.firstMoments.isEmpty { return }
-        var ones = network
-        for index in ones.parameters.indices {
-            try ones.setParameter(index, data: [Float](repeating: 1, count: ones.parameters[index].tensor.count))
-        }
-        let masks = try ones.masked(plan.spaces, keepClasses: plan.keep).parameters
-        let learnable = network.learnableParameters.sorted()
-        for (position, index) in learnable.enumerated() {
-            let mask = masks[index].tensor.data
-            for k in mask.indices where mask[k] == 0 {
+        for (position, entries) in prunedEntries.enumerated() {
+            for k in entries {
                 optimizer.firstMoments[position][k] = 0
                 if !optimizer.secondMoments.isEmpty { optimizer.secondMoments[position][k] = 0 }
             }
@@ -239,5 +242,20 @@ public struct FineTuner: Sendable {
         }
         shape[0] = validation.count
         return settings.task.metric(Tensor(shape: shape, data: outputs), targets: validation.targets, mask: validation.mask)
+    }
+}
+
+extension Network {
+    /// Per learnable parameter (ascending index), the entries that masking
+    /// with `plan` zeroes.
+    fileprivate func prunedEntries(_ plan: NetworkPlan) throws -> [[Int]] {
+        var ones = self
+        for index in ones.parameters.indices {
+            try ones.setParameter(index, data: [Float](repeating: 1, count: ones.parameters[index].tensor.count))
+        }
+        let masks = try ones.masked(plan.spaces, keepClasses: plan.keep).parameters
+        return learnableParameters.sorted().map { index in
+            masks[index].tensor.data.indices.filter { masks[index].tensor.data[$0] == 0 }
+        }
     }
 }
