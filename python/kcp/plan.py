@@ -169,7 +169,7 @@ def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, 
 
 def _overrides(net, overrides):
     """``(space indices, ratios)`` from ``{space index or value name: ratio}``."""
-    by_name = {name: s.index for s in spaces(net) for name in s.values}
+    by_name = {name: s.index for s in spaces(net) for name in s.values} if overrides else {}
     indices, ratios = [], []
     for key, value in overrides.items():
         if isinstance(key, str):
