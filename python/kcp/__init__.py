@@ -43,10 +43,10 @@ __all__ = [
 
 
 def set_num_threads(n):
-    """Set the thread count of the engine's parallel loops and of OpenBLAS."""
+    """Set the thread count of the engine's parallel loops (OpenBLAS runs one thread per call inside them)."""
     _set_num_threads(_arguments.integer(n, "n", 1, 1024))
 
 
 def get_num_threads():
-    """Thread count of the engine's parallel loops and of OpenBLAS."""
+    """Thread count of the engine's parallel loops."""
     return _get_num_threads()

@@ -300,8 +300,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"abi_version", abi_version, METH_NOARGS, "The engine's C ABI version."},
-    {"get_num_threads", get_num_threads, METH_NOARGS, "Engine and OpenBLAS thread count."},
-    {"set_num_threads", set_num_threads, METH_VARARGS, "set_num_threads(n): engine and OpenBLAS thread count."},
+    {"get_num_threads", get_num_threads, METH_NOARGS, "Engine thread count."},
+    {"set_num_threads", set_num_threads, METH_VARARGS, "set_num_threads(n): engine thread count."},
     {"layer_scores", layer_scores, METH_VARARGS,
      "layer_scores(weight, groups, criterion, center, seed) -> float64 scores."},
     {"layer_cluster", layer_cluster, METH_VARARGS,

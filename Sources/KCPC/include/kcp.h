@@ -43,7 +43,7 @@ int32_t kcp_abi_version(void);
 /* The calling thread's message for its last failed call ("" if none). */
 const char *kcp_error_message(void);
 
-/* Thread count of the engine's parallel loops and of OpenBLAS (n >= 1). */
+/* Thread count of the engine's parallel loops (n >= 1); OpenBLAS runs one thread per call inside them. */
 kcp_status kcp_threads_set(int32_t n);
 int32_t kcp_threads_get(void);
 
