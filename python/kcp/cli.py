@@ -1,17 +1,40 @@
-"""Command line: ``python -m kcp {demo, info, prune}``.
+"""Command line: ``python -m kcp {demo, compare, info, prune}``.
 
-``info`` and ``prune`` read ONNX models. Any failure they can name (a file
-that is not ONNX, an unsupported op, a target out of reach) is printed as one
-line on stderr and exits with status 2.
+``demo`` is the main job (:mod:`kcp.demo`), ``compare`` the criteria
+comparison (:mod:`kcp.compare`); ``info`` and ``prune`` read ONNX models. Any
+failure they can name (a file that is not ONNX, an unsupported op, a target
+out of reach) is printed as one line on stderr and exits with status 2;
+Ctrl-C exits with status 130.
 """
 
 import argparse
 import json
 import sys
 
-from . import KCPError, demo, from_onnx, plan, spaces
+from . import KCPError, compare, from_onnx, plan, spaces
 from .layer import CRITERIA
 from .plan import MODES
+from .tasks import TASK_NAMES
+
+
+def _demo(args):
+    from . import demo
+
+    results = demo.run(args.task, macs_reduction=args.macs_reduction, criterion=args.criterion, quick=args.quick,
+                       out=args.out, seed=args.seed)
+    print(f"\n{args.task}: {results['settings']['epochs']} epochs dense, then as many with {args.criterion} "
+          f"soft pruning\n")
+    print(demo.report(results))
+    print(f"\nwrote {args.out}/: results.json, training.png, widths.png, predictions.png, dense.onnx, pruned.onnx")
+    return 0
+
+
+def _compare(args):
+    summary = compare.run(args.tasks, args.criteria, args.reductions, range(args.seeds), quick=args.quick,
+                          out=args.out)
+    print(compare.table(summary))
+    print(f"wrote {args.out}/: compare.json, compare.md, compare.png")
+    return 0
 
 
 def _info(args):
@@ -62,9 +85,22 @@ def _parser():
     parser = argparse.ArgumentParser(prog="python -m kcp", description="Kernel cluster pruning.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo_parser = commands.add_parser("demo", help="prune one conv layer with KCP and show what it did")
-    demo_parser.add_argument("--ratio", type=float, default=0.5, help="fraction of input channels to prune")
+    demo_parser = commands.add_parser("demo", help="train a dense-labeling network, prune it with KCP, compare")
+    demo_parser.add_argument("--task", choices=TASK_NAMES, default="segmentation")
+    demo_parser.add_argument("--macs-reduction", type=float, default=0.7, help="fraction of MACs to remove")
+    demo_parser.add_argument("--criterion", choices=list(CRITERIA), default="kcp")
+    demo_parser.add_argument("--quick", action="store_true", help="a small run of a few seconds (for checks)")
+    demo_parser.add_argument("--out", default="kcp-demo", help="folder for results.json, plots and ONNX files")
     demo_parser.add_argument("--seed", type=int, default=0)
+
+    comparison = commands.add_parser("compare", help="KCP against the baseline criteria on the dense-labeling tasks")
+    comparison.add_argument("--tasks", nargs="+", choices=TASK_NAMES, default=list(TASK_NAMES))
+    comparison.add_argument("--criteria", nargs="+", choices=list(CRITERIA), default=list(compare.CRITERIA))
+    comparison.add_argument("--reductions", nargs="+", type=float, default=list(compare.REDUCTIONS),
+                         help="MACs reductions to prune to")
+    comparison.add_argument("--seeds", type=int, default=len(compare.SEEDS), help="seeds per task (0, 1, ...)")
+    comparison.add_argument("--quick", action="store_true", help="a tiny budget (for checks)")
+    comparison.add_argument("--out", default="kcp-compare", help="folder for compare.json, compare.md, compare.png")
 
     info = commands.add_parser("info", help="nodes, channel spaces, MACs and parameters of an ONNX model")
     info.add_argument("model", help="an ONNX file")
@@ -87,10 +123,12 @@ def _parser():
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        return demo.run(ratio=args.ratio, seed=args.seed)
+    command = {"demo": _demo, "compare": _compare, "info": _info, "prune": _prune}[args.command]
     try:
-        return (_info if args.command == "info" else _prune)(args)
+        return command(args)
     except (ValueError, TypeError, KeyError, KCPError, OSError, ImportError) as error:
         print(f"kcp {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"kcp {args.command}: interrupted", file=sys.stderr)
+        return 130

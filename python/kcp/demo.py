@@ -1,76 +1,98 @@
-"""The single-layer demo: KCP finds the input channels a layer can lose.
+"""The main job: a dense-labeling network trained natively, then pruned by
+KCP to 70% fewer MACs while it fine-tunes, then compacted.
 
-A 3x3 conv layer ``[64, 32, 3, 3]`` is built so that a known half of its input
-channels are redundant: their kernel clusters are the layer's common cluster
-plus small noise, while the other half deviate strongly. KCP scores every
-channel by the distance of its kernel cluster to the center; the redundant
-channels sit next to the center and must be the ones pruned. The layer is
-then compacted and checked against the masked layer on a real image.
+1. The task's network (:mod:`kcp.tasks`) is trained from scratch.
+2. It is fine-tuned for as many epochs again with KCP soft pruning, the MACs
+   target rising over the first half of them, and compacted.
+3. Both networks are scored on the validation set and timed, and the
+   results are written into ``out``: ``results.json``, the plots
+   ``training.png``, ``widths.png`` and ``predictions.png``, and both
+   networks as ``dense.onnx`` and ``pruned.onnx``.
 """
 
+import json
+import os
 import time
 
 import numpy as np
 
-from . import apply_mask, cluster, compact
+from . import get_num_threads, plots
+from .finetune import PruneSchedule
+from .tasks import Task
+
+QUICK = {"size": 32, "train": 48, "val": 16, "epochs": 3}
+LATENCY_BATCH = 8
 
 
-def redundant_layer(rng, outputs=64, inputs=32, redundant=16):
-    """A conv weight whose channels ``redundant_set`` are near the common cluster."""
-    common = rng.standard_normal((outputs, 1, 3, 3)).astype(np.float32)
-    weight = np.repeat(common, inputs, axis=1)
-    redundant_set = np.sort(rng.choice(inputs, redundant, replace=False))
-    scale = np.full(inputs, 1.0, dtype=np.float32)
-    scale[redundant_set] = 0.05
-    weight += scale[None, :, None, None] * rng.standard_normal(weight.shape).astype(np.float32)
-    return weight, redundant_set
+def latency_ms(net, split, repeats=9):
+    """Median wall time in ms of one forward pass over ``LATENCY_BATCH``
+    samples of ``split``, after one warm-up pass."""
+    inputs = [x[:LATENCY_BATCH] for x in split.inputs]
+    net(*inputs)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        net(*inputs)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
 
 
-def conv2d_same(x, weight):
-    """3x3 'same' convolution of ``x [I, H, W]`` in NumPy (for the check only)."""
-    _, height, width = x.shape
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
-    out = np.zeros((weight.shape[0], height, width), dtype=np.float64)
-    for dy in range(3):
-        for dx in range(3):
-            patch = padded[:, dy:dy + height, dx:dx + width]
-            out += np.einsum("oi,ihw->ohw", weight[:, :, dy, dx], patch)
-    return out
+def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", quick=False, out="kcp-demo", seed=0,
+        progress=True):
+    """Runs the main job (see the module docstring); returns the results dict."""
+    spec = Task(task, **(QUICK if quick else {}))
+    train, val = spec.split("train"), spec.split("val")
+
+    dense_run = spec.fine_tune(spec.model(seed), train, val, seed=seed)
+    dense_history = dense_run.run(progress=progress and "dense training")
+    dense = dense_run.network
+    schedule = PruneSchedule(macs_reduction=macs_reduction, criterion=criterion, ramp_epochs=max(1, spec.epochs // 2))
+    pruning_run = spec.fine_tune(dense, train, val, prune=schedule, seed=seed)
+    pruning_history = pruning_run.run(progress=progress and f"{criterion} pruning")
+    pruned = pruning_run.compact()
+
+    (macs_before, params_before), (macs_after, params_after) = dense.cost(), pruned.cost()
+    scores_before, scores_after = spec.evaluate(dense, val), spec.evaluate(pruned, val)
+    results = {
+        "task": task, "metric": spec.metric, "higher_is_better": spec.higher_is_better, "criterion": criterion,
+        "macs_before": macs_before, "macs_after": macs_after, "macs_reduction": 1 - macs_after / macs_before,
+        "params_before": params_before, "params_after": params_after,
+        "metric_before": scores_before[spec.metric], "metric_after": scores_after[spec.metric],
+        "metrics_before": scores_before, "metrics_after": scores_after,
+        "latency_ms_before": latency_ms(dense, val), "latency_ms_after": latency_ms(pruned, val),
+        "latency_batch": LATENCY_BATCH, "threads": get_num_threads(),
+        "settings": {"size": spec.size, "train": spec.train, "val": spec.val, "epochs": spec.epochs,
+                     "batch_size": spec.batch_size, "macs_reduction_target": macs_reduction, "seed": seed},
+        "widths_before": dense.layer_widths(), "widths_after": pruned.layer_widths(),
+        "history": {"dense": dense_history, "pruning": pruning_history},
+    }
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as file:
+        json.dump(results, file, indent=1)
+    plots.training_curves(task, dense_history, pruning_history).savefig(os.path.join(out, "training.png"), dpi=120)
+    plots.layer_widths(dense, pruned).savefig(os.path.join(out, "widths.png"), dpi=120)
+    plots.predictions(spec, val, dense, pruned).savefig(os.path.join(out, "predictions.png"), dpi=120)
+    dense.to_onnx(os.path.join(out, "dense.onnx"))
+    pruned.to_onnx(os.path.join(out, "pruned.onnx"))
+    return results
 
 
-def image_features(channels, rng):
-    """``channels`` feature maps made from a real photo (scikit-image's camera)."""
-    from skimage import data
+def report(results):
+    """The before/after table of :func:`run`'s results, as text."""
+    def row(label, before, after, format, change):
+        return f"{label:<20} {format(before):>12} {format(after):>12} {change:>14}"
 
-    image = data.camera()[::8, ::8].astype(np.float32) / 255.0
-    mix = rng.standard_normal(channels).astype(np.float32)
-    return np.stack([np.roll(image, k, axis=k % 2) * mix[k] for k in range(channels)])
-
-
-def run(ratio=0.5, seed=0):
-    rng = np.random.default_rng(seed)
-    weight, redundant = redundant_layer(rng)
-    print(f"layer: conv weight {list(weight.shape)}, {len(redundant)} of {weight.shape[1]} input channels redundant")
-
-    start = time.perf_counter()
-    result = cluster(weight, ratio)
-    elapsed = time.perf_counter() - start
-    print(f"kcp.cluster(weight, {ratio}): {len(result.pruned)} channels pruned in {elapsed * 1e3:.2f} ms")
-    order = np.argsort(result.scores)
-    print("  lowest scores s_i = d_i / mean(d):",
-          ", ".join(f"ch{i}={result.scores[i]:.3f}" for i in order[:6]), "...")
-    found = np.intersect1d(result.pruned, redundant).size
-    print(f"  pruned channels that were redundant: {found} of {len(result.pruned)}")
-
-    small = compact(weight, keep_in=result.keep)
-    masked = apply_mask(weight.copy(), result.keep, axis="in")
-    features = image_features(weight.shape[1], rng)
-    dense_out = conv2d_same(features, masked)
-    compact_out = conv2d_same(features[result.keep], small)
-    difference = np.abs(dense_out - compact_out).max() / np.abs(dense_out).max()
-    print(f"kcp.compact: weight {list(weight.shape)} -> {list(small.shape)}, "
-          f"MACs of the layer x{small.size / weight.size:.2f}")
-    print(f"  compact layer on the kept channels vs masked layer on all: max relative difference {difference:.1e}")
-    ok = found == min(len(result.pruned), len(redundant)) and difference < 1e-5
-    print("demo:", "OK" if ok else "FAILED")
-    return 0 if ok else 1
+    lines = [row("", "dense", "pruned", str, "change")]
+    for label, key in (("MACs", "macs"), ("parameters", "params")):
+        before, after = results[key + "_before"], results[key + "_after"]
+        lines.append(row(label, before, after, "{:,}".format, f"{after / before - 1:+.1%}"))
+    for name, before in results["metrics_before"].items():
+        after = results["metrics_after"][name]
+        if name == "EPE":
+            lines.append(row("EPE", before, after, "{:.3f} px".format, f"{after - before:+.3f} px"))
+        else:
+            lines.append(row(name, before, after, "{:.2%}".format, f"{(after - before) * 100:+.2f} points"))
+    before, after = results["latency_ms_before"], results["latency_ms_after"]
+    lines.append(row(f"latency, batch {results['latency_batch']}", before, after, "{:.1f} ms".format,
+                     f"{before / after:.2f}x faster"))
+    return "\n".join(lines)

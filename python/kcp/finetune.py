@@ -133,14 +133,16 @@ class FineTune:
         ``epoch``, ``loss``, ``metric``, ``macs``, ``lr``).
 
         ``callback(step, steps, loss)`` is called a few times per second at
-        most. ``progress`` shows a tqdm bar (terminal or notebook).
+        most. ``progress`` shows a tqdm bar (terminal or notebook); a string
+        labels it.
         ``checkpoint``: a path written (atomically) after every epoch.
         """
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=(self.epochs - len(self.history)) * self._steps, unit="step", desc="fine-tune")
+            bar = tqdm(total=(self.epochs - len(self.history)) * self._steps, unit="step",
+                       desc=progress if isinstance(progress, str) else "fine-tune")
         done = [0]
 
         def on_step(step, steps, loss):

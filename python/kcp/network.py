@@ -362,6 +362,11 @@ class Network:
         node_macs, _, _ = _native.network_cost(self._handle, len(self._layers))
         return {layer.name: int(m) for layer, m in zip(self._layers, node_macs)}
 
+    def layer_widths(self):
+        """``{layer name: output channels}`` of every conv2d and linear layer."""
+        shapes = {value.name: value.shape for value in self._all_values()}
+        return {layer.name: shapes[layer.name][1] for layer in self._layers if layer.op in ("conv2d", "linear")}
+
     def _layers_by_value(self, index):
         """The op that produced value ``index`` (``"input"`` for inputs)."""
         ops = {layer.name: layer.op for layer in self._layers}

@@ -1,4 +1,4 @@
-"""`python -m kcp info|prune|demo` as users and scripts run them."""
+"""`python -m kcp info|prune|compare` as users and scripts run them (`demo`: test_demo.py)."""
 
 import json
 import subprocess
@@ -72,6 +72,9 @@ def test_missing_file_and_unreachable_target(unet_file, tmp_path):
     assert result.returncode == 2 and "out of reach" in result.stderr
 
 
-def test_demo_runs():
-    result = run("demo")
-    assert result.returncode == 0 and "demo: OK" in result.stdout
+def test_compare_prints_its_table(tmp_path):
+    result = run("compare", "--quick", "--tasks", "segmentation", "--criteria", "kcp", "l1", "--reductions", "0.3",
+                 "--seeds", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "| kcp |" in result.stdout and "| l1 |" in result.stdout and "30% fewer MACs" in result.stdout
+    assert (tmp_path / "compare.md").read_text() in result.stdout

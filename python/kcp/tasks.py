@@ -1,0 +1,150 @@
+"""The embedded dense-labeling tasks of the demo and the criteria comparison.
+
+A :class:`Task` bundles data from :mod:`kcp.datasets`, a model from
+:mod:`kcp.models`, a training recipe for :class:`kcp.FineTune`, and the
+metrics the results are reported in:
+
+- ``segmentation``: texture mosaics, the U-Net; mean IoU over the classes
+  present in prediction or truth, and pixel accuracy.
+- ``stereo``: stereo pairs of textured slanted planes, the correlation
+  stereo network (trained on half-resolution disparities, as it predicts);
+  predictions are brought to full resolution (nearest neighbour, doubled)
+  and scored on the visible pixels as KITTI does: end-point error and the
+  bad-3px rate, the fraction of pixels more than 3 px off.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import datasets, models
+from .finetune import FineTune
+
+TASK_NAMES = ("segmentation", "stereo")
+CLASSES = 4
+MAX_DISPARITY = 16
+
+
+@dataclass(frozen=True)
+class Split:
+    """Samples of a task: ``inputs`` (one array per network input) and the
+    ``targets``/``mask`` fine-tuning sees; ``truth``/``valid`` are what the
+    metrics compare against (the targets, or full-resolution disparities)."""
+
+    inputs: list
+    targets: np.ndarray
+    mask: np.ndarray | None
+    truth: np.ndarray
+    valid: np.ndarray | None
+
+    @property
+    def data(self):
+        """The ``(inputs, targets[, mask])`` tuple :class:`kcp.FineTune` takes."""
+        return (self.inputs, self.targets) if self.mask is None else (self.inputs, self.targets, self.mask)
+
+    def head(self, samples):
+        """The first ``samples`` samples."""
+        cut = (lambda a: None if a is None else a[:samples])
+        return Split([x[:samples] for x in self.inputs], self.targets[:samples], cut(self.mask),
+                     self.truth[:samples], cut(self.valid))
+
+
+@dataclass(frozen=True)
+class Task:
+    """A dense-labeling task at a given size and training budget.
+
+    Args:
+        name: ``"segmentation"`` or ``"stereo"``.
+        size: image height (stereo images are twice as wide).
+        train, val: sample counts (validation data uses another seed).
+        epochs: training epochs of each phase (dense training, pruning).
+        batch_size: samples per step.
+    """
+
+    name: str
+    size: int = 48
+    train: int = 256
+    val: int = 64
+    epochs: int = 12
+    batch_size: int = 16
+
+    def __post_init__(self):
+        if self.name not in TASK_NAMES:
+            raise ValueError(f"task: must be one of {', '.join(TASK_NAMES)}, got {self.name!r}")
+        if self.size < 16 or self.size % 8:
+            raise ValueError(f"size: must be a multiple of 8 and at least 16, got {self.size}")
+
+    @property
+    def metric(self):
+        """The headline metric's name."""
+        return "mIoU" if self.name == "segmentation" else "bad-3px"
+
+    @property
+    def higher_is_better(self):
+        return self.name == "segmentation"
+
+    def split(self, which):
+        """``"train"`` (seed 0) or ``"val"`` (seed 1) samples."""
+        samples, seed = (self.train, 0) if which == "train" else (self.val, 1)
+        if self.name == "segmentation":
+            images, labels = datasets.texture_mosaics(samples, size=self.size, classes=CLASSES, seed=seed)
+            return Split([images], labels, None, labels, None)
+        left, right, disparity, valid = datasets.stereo_pairs(samples, height=self.size, width=2 * self.size,
+                                                              max_disparity=MAX_DISPARITY, seed=seed)
+        half = (slice(None), slice(None), slice(None, None, 2), slice(None, None, 2))
+        return Split([left, right], disparity[half] / 2, valid[half], disparity, valid)
+
+    def model(self, seed=0):
+        """A freshly initialised network for the task."""
+        if self.name == "segmentation":
+            return models.unet(classes=CLASSES, image_size=self.size, channels=1, seed=seed)
+        return models.stereo_net(max_disparity=MAX_DISPARITY // 2, height=self.size, width=2 * self.size,
+                                 channels=1, seed=seed)
+
+    def fine_tune(self, net, train, val, *, prune=None, seed=0):
+        """A :class:`kcp.FineTune` run of the task's recipe: SGD with
+        momentum and flips for segmentation, AdamW for stereo, cosine
+        schedules; with ``prune``, the learning rate is halved."""
+        scale = 0.5 if prune is not None else 1.0
+        if self.name == "segmentation":
+            recipe = dict(task="segmentation", optimizer="sgd", lr=0.05 * scale, momentum=0.9, weight_decay=5e-4,
+                          flip=True)
+        else:
+            recipe = dict(task="disparity", optimizer="adamw", lr=1e-3 * scale, weight_decay=1e-4)
+        return FineTune(net, train.data, val.data, epochs=self.epochs, batch_size=self.batch_size,
+                        schedule="cosine", prune=prune, seed=seed, **recipe)
+
+    def predict(self, net, split, batch=32):
+        """The network's outputs on ``split``, in batches: class maps
+        ``[S, H, W]`` or full-resolution disparities ``[S, 1, H, W]``."""
+        outputs = np.concatenate([net(*(x[i:i + batch] for x in split.inputs))[0]
+                                  for i in range(0, len(split.truth), batch)])
+        if self.name == "segmentation":
+            return outputs.argmax(axis=1)
+        return 2 * outputs.repeat(2, axis=2).repeat(2, axis=3)
+
+    def evaluate(self, net, split):
+        """The task's metrics of ``net`` on ``split``, as fractions (the
+        headline metric under :attr:`metric`)."""
+        predicted = self.predict(net, split)
+        if self.name == "segmentation":
+            return segmentation_scores(predicted, split.truth, CLASSES)
+        return disparity_scores(predicted, split.truth, split.valid)
+
+
+def segmentation_scores(predicted, truth, classes):
+    """``mIoU``: mean over the classes present in either map of
+    ``|P_k & T_k| / |P_k | T_k|``; ``pixel_accuracy``: fraction of pixels right."""
+    ious = []
+    for k in range(classes):
+        union = np.count_nonzero((predicted == k) | (truth == k))
+        if union:
+            ious.append(np.count_nonzero((predicted == k) & (truth == k)) / union)
+    return {"mIoU": float(np.mean(ious)), "pixel_accuracy": float(np.mean(predicted == truth))}
+
+
+def disparity_scores(predicted, truth, valid):
+    """``EPE``: mean ``|d - d*|`` over the valid pixels; ``bad-3px``: the
+    fraction of them with ``|d - d*| > 3``."""
+    error = np.abs(predicted - truth)[valid]
+    return {"bad-3px": float(np.mean(error > 3)), "EPE": float(np.mean(error))}

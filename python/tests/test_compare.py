@@ -1,0 +1,66 @@
+"""The criteria comparison at its quick size: the summary is recomputed
+from the per-run records, and an interrupted comparison keeps its runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kcp import compare
+from kcp.finetune import FineTune
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    summary = compare.run(["segmentation", "stereo"], ["kcp", "random"], [0.5], [0, 1], quick=True, out=str(out),
+                          progress=False)
+    return summary, json.loads((out / "compare.json").read_text()), out
+
+
+def test_every_run_is_recorded(comparison):
+    _, data, out = comparison
+    records = data["records"]
+    # Per task and seed: one dense network, then one run per criterion and reduction.
+    assert len(records) == 2 * 2 * (1 + 2)
+    assert data["settings"]["seeds"] == [0, 1] and data["settings"]["epochs"] == compare.QUICK["epochs"]
+    dense = {(r["task"], r["seed"]): r["macs"] for r in records if r["criterion"] == "dense"}
+    for r in records:
+        if r["criterion"] != "dense":
+            assert r["macs"] <= 0.5 * dense[r["task"], r["seed"]]
+    assert (out / "compare.png").read_bytes().startswith(PNG)
+    assert (out / "compare.md").read_text().count("| kcp |") == 2
+
+
+def test_summary_is_the_mean_and_spread_of_the_records(comparison):
+    summary, data, _ = comparison
+    for task, entry in summary["tasks"].items():
+        runs = [r for r in data["records"] if r["task"] == task]
+        dense = {r["seed"]: r["metrics"][entry["metric"]] for r in runs if r["criterion"] == "dense"}
+        assert entry["dense"]["mean"] == pytest.approx(np.mean(list(dense.values())))
+        for criterion in ("kcp", "random"):
+            (row,) = entry["pruned"][criterion]
+            values = {r["seed"]: r["metrics"][entry["metric"]] for r in runs if r["criterion"] == criterion}
+            assert row["seeds"] == 2
+            assert row["mean"] == pytest.approx(np.mean(list(values.values())))
+            assert row["std"] == pytest.approx(np.std(list(values.values())))
+            assert row["change_mean"] == pytest.approx(np.mean([values[s] - dense[s] for s in dense]))
+            assert row["macs_reduction"] >= 0.5
+
+
+def test_an_interrupted_comparison_keeps_its_finished_runs(tmp_path, monkeypatch):
+    original, calls = FineTune.run, []
+
+    def stop_on_the_third(self, **options):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, **options)
+
+    monkeypatch.setattr(FineTune, "run", stop_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        compare.run(["segmentation"], ["kcp", "l1"], [0.5], [0], quick=True, out=str(tmp_path), progress=False)
+    records = json.loads((tmp_path / "compare.json").read_text())["records"]
+    assert [r["criterion"] for r in records] == ["dense", "kcp"]
