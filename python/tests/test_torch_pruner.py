@@ -1,0 +1,266 @@
+"""kcp.torch: PyTorch models pruned by the engine, masked in place, compacted,
+serialised and moved to and from native kcp networks.
+
+Every pruning result is run: the compact model's outputs must equal the
+masked model's within 1e-4 of the output's scale, and the plan's MACs must be
+the compact model's.
+"""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch_zoo import ZOO, Grouped, Opaque, PlainChain, ResNetBlocks, build
+
+import kcp
+import kcp.torch
+from kcp.torch_trace import trace
+
+
+def outputs(model, inputs):
+    """The model's outputs in eval mode as a list of arrays (tuples and dicts flattened)."""
+    model.eval()
+    with torch.no_grad():
+        result = model(*inputs)
+    if isinstance(result, dict):
+        result = list(result.values())
+    return [t.numpy() for t in (result if isinstance(result, (tuple, list)) else [result])]
+
+
+def assert_same_outputs(model, other, inputs):
+    for expected, got in zip(outputs(model, inputs), outputs(other, inputs), strict=True):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * max(np.abs(expected).max(), 1e-6))
+
+
+def parameter_count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_compact_equals_masked(name):
+    model, inputs = build(name)
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    plan = pruner.step()
+    compact = pruner.compact()
+    assert_same_outputs(model, compact, inputs)
+    before, after = pruner.macs()
+    assert after < before and (before, after) == (plan.network.macs_before, plan.network.macs_after)
+    assert trace(compact, inputs, strict=False).network.cost()[0] == after
+    assert parameter_count(compact) < parameter_count(model)
+    assert compact is not model and type(compact) is type(model)
+
+
+def test_resnet18_prunes_every_stage_to_the_macs_target():
+    model, inputs = build("resnet18")
+    pruner = kcp.torch.Pruner(model, inputs, macs_reduction=0.5, round_to=8)
+    pruner.step()
+    before, after = pruner.macs()
+    assert after <= 0.5 * before
+    compact = pruner.compact()
+    assert_same_outputs(model, compact, inputs)
+    for width, stage in zip((64, 128, 256, 512), (compact.layer1, compact.layer2, compact.layer3, compact.layer4)):
+        assert all(block.conv1.out_channels % 8 == 0 and block.conv1.out_channels < width for block in stage)
+    assert compact.fc.in_features == compact.layer4[1].bn2.num_features < 512
+    assert pruner.frozen == ["network input 'x'", "network output 'fc'"]
+
+
+def test_frozen_ops_are_reported_by_module_and_never_sliced():
+    model, inputs = build("opaque")
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    frozen = "\n".join(pruner.frozen)
+    assert "module 'norm' (GroupNorm): kcp has no op for GroupNorm" in frozen
+    assert "'mul' (mul): broadcasts [2, 16, 8, 8] and [2, 16, 1, 1]" in frozen
+    compact = pruner.compact()
+    assert compact.norm.weight.shape == (8,) and compact.norm_conv.out_channels == 8
+    assert compact.se_conv.out_channels == compact.se_fc.out_channels == 16
+    assert compact.body[0].out_channels < 16
+    grouped = kcp.torch.Pruner(Grouped(), torch.randn(1, 4, 8, 8), ratio=0.5)
+    assert "grouped conv 'grouped' (2 groups)" in grouped.frozen
+
+
+def test_reading_the_channel_count_freezes_the_tensor():
+    class ReadsChannels(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 4, 3, padding=1)
+
+        def forward(self, x):
+            y = F.relu(self.a(x))
+            return self.b(y) * 1.0 / y.size(1) + y.size(0)
+
+    pruner = kcp.torch.Pruner(ReadsChannels(), torch.randn(2, 3, 8, 8), ratio=0.5)
+    assert any("'size' (.size())" in line and "reads the shape" in line for line in pruner.frozen)
+    pruner.step()
+    assert pruner.compact().a.out_channels == 8
+
+
+def test_step_zeroes_weights_and_optimizer_state_in_place():
+    model, inputs = build("resnet_blocks")
+    sgd = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    adam_model = copy.deepcopy(model)
+    adam = torch.optim.Adam(adam_model.parameters(), lr=0.01)
+    for net, optimizer in ((model, sgd), (adam_model, adam)):
+        net.train()
+        net(*inputs).square().mean().backward()
+        optimizer.step()
+    conv = model.block1.conv1.weight
+    address = conv.data_ptr()
+    plan = kcp.torch.Pruner(model, inputs, ratio=0.5).step(sgd)
+    assert conv.data_ptr() == address
+    kept_out, kept_in = plan.keep["block1.conv1.weight"]
+    pruned_out = np.setdiff1d(np.arange(8), kept_out)
+    pruned_in = np.setdiff1d(np.arange(8), kept_in)
+    for tensor in (conv.detach(), sgd.state[conv]["momentum_buffer"]):
+        assert not tensor[pruned_out].any() and not tensor[:, pruned_in].any()
+        assert tensor[kept_out][:, kept_in].abs().min() > 0
+    assert not model.block1.bn1.weight[pruned_out].any() and (model.block1.bn1.running_var[pruned_out] == 1).all()
+    kcp.torch.Pruner(adam_model, inputs, ratio=0.5).step(adam)
+    state = adam.state[adam_model.block1.conv1.weight]
+    assert not state["exp_avg"][pruned_out].any() and not state["exp_avg_sq"][:, pruned_in].any()
+
+
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_soft_pruned_weights_may_regrow_and_hard_ones_stay_zero(mode):
+    model, inputs = build("plain_chain")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+
+    def train(steps):
+        model.train()
+        for _ in range(steps):
+            optimizer.zero_grad()
+            model(*inputs).square().mean().backward()
+            optimizer.step()
+
+    train(2)
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5, mode=mode)
+    # Soft: the optimizer is left alone, so its momentum regrows what the step zeroed.
+    plan = pruner.step(optimizer if mode == "hard" else None)
+    train(3)
+    parameters = dict(model.named_parameters())
+    regrown = max(float(parameters[name].detach().index_select(dim, torch.as_tensor(
+                  np.setdiff1d(np.arange(parameters[name].shape[dim]), kept))).abs().max())
+                  for name, keep in plan.keep.items() if name in parameters
+                  for dim, kept in enumerate(keep) if kept is not None)
+    assert (regrown > 0) == (mode == "soft")
+    if mode == "hard":
+        assert_same_outputs(model, pruner.compact(), inputs)
+        with pytest.raises(ValueError, match="optimizer: hard pruning needs it"):
+            pruner.step()
+        pruner.release()
+        pruner.step()
+
+
+def test_masks_are_a_pure_function_of_the_weights_and_the_seed():
+    model, inputs = build("unet")
+    first = kcp.torch.Pruner(copy.deepcopy(model), inputs, ratio=0.4).step().to_json()
+    assert kcp.torch.Pruner(copy.deepcopy(model), inputs, ratio=0.4).step().to_json() == first
+    random = [kcp.torch.Pruner(copy.deepcopy(model), inputs, ratio=0.4, criterion="random", seed=seed).step().keep
+              for seed in (0, 0, 1)]
+    same = [all(np.array_equal(a[n][0], b[n][0]) for n in a) for a, b in ((random[0], random[1]), (random[0], random[2]))]
+    assert same == [True, False]
+
+
+def test_ignored_layers_keep_their_output_channels():
+    model, inputs = build("resnet_blocks")
+    plan = kcp.torch.Pruner(model, inputs, ratio=0.5, ignored_layers=[model.block2.conv1, "stem"]).step()
+    # block2.conv1 keeps its outputs and reads the stem's space (the stem's, block1's and the shortcut's), kept too.
+    assert not any(name.startswith(("stem.", "block2.conv1.", "block2.bn1.")) for name in plan.keep)
+    assert plan.keep["block1.conv1.weight"][1] is None and plan.keep["block2.conv2.weight"][1] is None
+    with pytest.raises(ValueError, match="ignored_layers: the model has no module 'nope'"):
+        kcp.torch.Pruner(model, inputs, ratio=0.5, ignored_layers=["nope"])
+    with pytest.raises(ValueError, match="ignored_layers: a Conv2d that is not a module of the model"):
+        kcp.torch.Pruner(model, inputs, ratio=0.5, ignored_layers=[nn.Conv2d(1, 1, 1)])
+
+
+def test_plan_round_trips_through_json_and_rebuilds_the_pruned_model():
+    model, inputs = build("unet")
+    pruner = kcp.torch.Pruner(model, inputs, macs_reduction=0.6)
+    plan = pruner.step()
+    compact = pruner.compact()
+    text = plan.to_json()
+    again = kcp.torch.TorchPlan.from_json(text)
+    assert again.network.macs_after == plan.network.macs_after
+    fresh = build("unet", seed=5)[0]
+    rebuilt = kcp.torch.load_pruned(fresh, text, compact.state_dict())
+    assert_same_outputs(compact, rebuilt, inputs)
+    assert fresh.down1[0].out_channels == 8  # the original architecture is left unchanged
+    with pytest.raises(ValueError, match="plan: the model has no parameter or buffer 'down1.0.weight'"):
+        kcp.torch.load_pruned(PlainChain(), again)
+    with pytest.raises(ValueError, match="not a kcp PyTorch plan"):
+        kcp.torch.load_pruned(fresh, json.dumps({"format": "other"}))
+
+
+@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "depthwise_separable", "two_outputs", "siamese"])
+def test_to_kcp_computes_the_model_and_from_kcp_brings_a_compact_network_back(name):
+    model, inputs = build(name)
+    net = kcp.torch.to_kcp(model, inputs)
+    arrays = [x.numpy() for x in inputs]
+    for native, expected in zip(net(*arrays), outputs(model, inputs), strict=True):
+        np.testing.assert_allclose(native, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    small = kcp.plan(net, ratio=0.5).apply(net, "compact")
+    back = kcp.torch.from_kcp(small, model)
+    for native, expected in zip(small(*arrays), outputs(back, inputs), strict=True):
+        np.testing.assert_allclose(expected, native, rtol=0, atol=1e-4 * np.abs(native).max())
+    assert parameter_count(back) < parameter_count(model)
+    assert kcp.torch.to_kcp(back, inputs).cost() == small.cost()
+
+
+def test_to_kcp_names_what_it_cannot_run():
+    with pytest.raises(ValueError, match=r"model: module 'norm' \(GroupNorm\): kcp has no op for GroupNorm"):
+        kcp.torch.to_kcp(Opaque(), torch.randn(2, 3, 8, 8))
+    bad = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, affine=False))
+    with pytest.raises(ValueError, match="module '1' .*affine parameters and running statistics"):
+        kcp.torch.to_kcp(bad, torch.randn(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="net: the model has no parameter or buffer"):
+        kcp.torch.from_kcp(kcp.models.unet(), PlainChain())
+
+
+def test_errors_name_the_module_or_argument():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Sequential(DataDependent())
+
+        def forward(self, x):
+            return self.inner(x)
+
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(ValueError, match=r"torch.fx cannot trace module 'inner.0' \(DataDependent\)"):
+        kcp.torch.Pruner(Branchy(), torch.randn(1, 3, 4, 4), ratio=0.5)
+    model, inputs = build("resnet_blocks")
+    with pytest.raises(ValueError, match=r"example_inputs: module 'stem.0' \(Conv2d\) fails on them"):
+        kcp.torch.Pruner(model, torch.randn(2, 5, 16, 16), ratio=0.5)
+    with pytest.raises(TypeError, match="example_inputs"):
+        kcp.torch.Pruner(model, [np.zeros((2, 3, 16, 16))], ratio=0.5)
+    with pytest.raises(TypeError, match="model"):
+        kcp.torch.Pruner(lambda x: x, inputs, ratio=0.5)
+    for settings, match in (({}, "ratio: give exactly one"), ({"ratio": 0.5, "macs_reduction": 0.5}, "ratio"),
+                            ({"ratio": 1.5}, "ratio"), ({"ratio": 0.5, "mode": "firm"}, "mode"),
+                            ({"ratio": 0.5, "criterion": "l3"}, "criterion"), ({"macs_reduction": 0.999}, "macs_reduction"),
+                            ({"ratio": 0.5, "round_to": 0}, "round_to")):
+        with pytest.raises(ValueError, match=match):
+            kcp.torch.Pruner(model, inputs, **settings)
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    with pytest.raises(RuntimeError, match="call step"):
+        pruner.compact()
+    with pytest.raises(ValueError, match="optimizer: holds none of the model's parameters"):
+        pruner.step(torch.optim.SGD(ResNetBlocks().parameters(), lr=0.1))
+    with pytest.raises(TypeError, match="optimizer"):
+        pruner.step("sgd")
+
+
+def test_a_data_parallel_wrapper_is_pruned_through_its_module():
+    model, inputs = build("plain_chain")
+    pruner = kcp.torch.Pruner(nn.DataParallel(model), inputs, ratio=0.5)
+    assert pruner.model is model
+    plan = pruner.step()
+    assert "features.0.0.weight" in plan.keep
