@@ -14,6 +14,7 @@ run, so an interrupted comparison keeps what it finished), then the table
 
 import json
 import os
+from dataclasses import asdict
 
 import numpy as np
 
@@ -79,9 +80,8 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
 
 def settings(spec, criteria, reductions, seeds):
     """The budget every run of the comparison shares."""
-    return {"size": spec.size, "train": spec.train, "val": spec.val, "epochs": spec.epochs,
-            "batch_size": spec.batch_size, "criteria": list(criteria), "reductions": list(reductions),
-            "seeds": list(seeds)}
+    budget = {key: value for key, value in asdict(spec).items() if key != "name"}
+    return {**budget, "criteria": list(criteria), "reductions": list(reductions), "seeds": list(seeds)}
 
 
 def summarize(records, specs):

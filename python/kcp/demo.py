@@ -13,11 +13,13 @@ KCP to 70% fewer MACs while it fine-tunes, then compacted.
 import json
 import os
 import time
+from dataclasses import asdict
 
 import numpy as np
 
 from . import get_num_threads, plots
 from .finetune import PruneSchedule
+from .plan import plan
 from .tasks import Task
 
 QUICK = {"size": 32, "train": 48, "val": 16, "epochs": 3}
@@ -41,9 +43,11 @@ def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", quick=False
         progress=True):
     """Runs the main job (see the module docstring); returns the results dict."""
     spec = Task(task, **(QUICK if quick else {}))
+    model = spec.model(seed)
+    plan(model, macs_reduction=macs_reduction, criterion=criterion)  # a target out of reach fails before training
     train, val = spec.split("train"), spec.split("val")
 
-    dense_run = spec.fine_tune(spec.model(seed), train, val, seed=seed)
+    dense_run = spec.fine_tune(model, train, val, seed=seed)
     dense_history = dense_run.run(progress=progress and "dense training")
     dense = dense_run.network
     schedule = PruneSchedule(macs_reduction=macs_reduction, criterion=criterion, ramp_epochs=max(1, spec.epochs // 2))
@@ -61,8 +65,7 @@ def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", quick=False
         "metrics_before": scores_before, "metrics_after": scores_after,
         "latency_ms_before": latency_ms(dense, val), "latency_ms_after": latency_ms(pruned, val),
         "latency_batch": LATENCY_BATCH, "threads": get_num_threads(),
-        "settings": {"size": spec.size, "train": spec.train, "val": spec.val, "epochs": spec.epochs,
-                     "batch_size": spec.batch_size, "macs_reduction_target": macs_reduction, "seed": seed},
+        "settings": {**asdict(spec), "macs_reduction_target": macs_reduction, "seed": seed},
         "widths_before": dense.layer_widths(), "widths_after": pruned.layer_widths(),
         "history": {"dense": dense_history, "pruning": pruning_history},
     }
