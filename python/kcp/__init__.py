@@ -3,6 +3,8 @@
 A Swift engine does the numeric work; this package hands it NumPy arrays
 without copying them. See :func:`cluster` for the method (Yu, Wu, Chen, "KCP:
 Kernel Cluster Pruning for Dense Labeling Neural Networks", arXiv:2101.06686).
+PyTorch models are pruned in their own training loops by ``kcp.torch``
+(``import kcp.torch``; ``import kcp`` itself never imports torch).
 """
 
 from . import _arguments, datasets, models

@@ -62,7 +62,8 @@ class TorchPlan:
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("format") != "kcp-torch-plan/1":
             raise ValueError("text: not a kcp PyTorch plan (format 'kcp-torch-plan/1' expected)")
-        return cls(Plan.from_json(json.dumps(data["network"])), {name: tuple(kept) for name, kept in data["keep"].items()})
+        keep = {name: tuple(kept) for name, kept in data["keep"].items()}
+        return cls(Plan.from_json(json.dumps(data["network"])), keep)
 
 
 class Pruner:

@@ -264,3 +264,45 @@ def test_a_data_parallel_wrapper_is_pruned_through_its_module():
     assert pruner.model is model
     plan = pruner.step()
     assert "features.0.0.weight" in plan.keep
+
+
+
+class EveryOp(nn.Module):
+    """One of each traced form, so that to_kcp's native network must compute each as PyTorch does."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding="same")
+        self.wide = nn.Conv2d(8, 8, (3, 1), stride=(2, 1), padding=(2, 0), dilation=(2, 1))
+        self.bn = nn.SyncBatchNorm(8)
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.max = nn.AdaptiveMaxPool2d((4, 4))
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear")
+        self.mix = nn.Conv2d(16, 8, 1)
+        self.head = nn.Linear(8, 6)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x):
+        x = self.act(self.stem(x))
+        y = torch.sigmoid(self.bn(self.wide(x)))
+        y = F.leaky_relu(self.pool(y), 0.05) * y.relu()
+        y = torch.cat((self.up(self.max(y)), F.max_pool2d(x, 2, 2)), dim=-3)
+        y = F.avg_pool2d(self.mix(y), 2).contiguous()
+        z = F.softmax(F.dropout(self.head(y.mean((-1, -2))), 0.3, training=self.training), dim=1)
+        return z, y.mean([2, 3], keepdim=True).flatten(1).add(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_traced_op_computes_what_pytorch_computes(dtype):
+    torch.manual_seed(0)
+    model = EveryOp().to(dtype)
+    inputs = (torch.randn(2, 3, 16, 16, dtype=dtype),)
+    net = kcp.torch.to_kcp(model, inputs)
+    assert len(net.layers) == 26
+    assert not [line for line in kcp.torch.Pruner(model, inputs, ratio=0.5).frozen
+                if "network" not in line and "softmax" not in line]
+    for native, expected in zip(net(inputs[0].float().numpy()), outputs(model, inputs), strict=True):
+        np.testing.assert_allclose(native, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)  # float64 weights reach the engine as float32 copies
+    pruner.step()
+    assert_same_outputs(model, pruner.compact(), inputs)
