@@ -79,6 +79,9 @@ class Pruner:
         mode: ``"soft"``: pruned weights are zeroed at each step and may regrow
             in between (SFP); ``"hard"``: they and their optimizer state are
             zeroed again after every ``optimizer.step()``, so they stay at zero.
+            (A pruned channel's producers and consumers are all zero, so its
+            gradients are zero: it regrows only through optimizer state, such
+            as momentum, that the step was not asked to zero.)
         ignored_layers: modules, or their qualified names, whose output
             channels are kept (a container covers every layer inside it).
         round_to: every space keeps a multiple of this many channels.
@@ -148,6 +151,10 @@ class Pruner:
             raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
         if optimizer is None and self.mode == "hard":
             raise ValueError("optimizer: hard pruning needs it, to keep pruned weights at zero after its steps")
+        if optimizer is not None:
+            held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            if not any(id(self._tensor(name)) in held for name in self._traced.axes):
+                raise ValueError("optimizer: holds none of the model's parameters")
         traced, net = self._traced, self._traced.network
         for name in traced.scored:
             net.set_parameter(name, _cpu_view(self._tensor(name)))
@@ -168,12 +175,8 @@ class Pruner:
         return self.plan
 
     def _zero(self, optimizer):
-        state = {}
-        if optimizer is not None:
-            held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-            if not any(id(self._tensor(name)) in held for name in self._pruned):
-                raise ValueError("optimizer: holds none of the model's parameters")
-            state = optimizer.state
+        """Zeroes the pruned entries of the model's tensors and of their state in ``optimizer`` (or None)."""
+        state = {} if optimizer is None else optimizer.state
         with torch.no_grad():
             for name, (out, inp) in self._pruned.items():
                 tensor = self._tensor(name)
@@ -186,8 +189,7 @@ class Pruner:
         """A copy of the model with the last step's pruned channels removed.
 
         For any input its outputs equal the masked model's (call it right
-        after :meth:`step`; in soft mode, training regrows pruned weights).
-        Train it further with a new optimizer."""
+        after :meth:`step`). Train it further with a new optimizer."""
         if self.plan is None:
             raise RuntimeError("compact: no masks yet; call step() first")
         return load_pruned(self.model, self.plan)
