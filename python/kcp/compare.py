@@ -2,10 +2,12 @@
 
 For every task and seed a dense network is trained from scratch once; then
 each criterion prunes a copy of it to each MACs reduction with soft pruning
-while it fine-tunes for the same epochs, with the same seed, recipe and
-ramp, and the compact result is scored on the validation set. Reported:
-mean and standard deviation over seeds of the headline metric, and of its
-change against the dense network of the same seed.
+while it fine-tunes for as many epochs again, with the same seed, recipe and
+ramp, and the compact result is scored on the validation set. The reference
+is the dense network fine-tuned for the same epochs without pruning
+(``"unpruned"``), so every network compared has had the same training.
+Reported: mean and standard deviation over seeds of the headline metric, and
+of its change against the unpruned network of the same seed.
 
 Results go into ``out`` as they come (``compare.json``, rewritten after every
 run, so an interrupted comparison keeps what it finished), then the table
@@ -37,7 +39,7 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(specs) * len(seeds) * (1 + len(criteria) * len(reductions)), unit="run", desc="compare")
+        bar = tqdm(total=len(specs) * len(seeds) * (2 + len(criteria) * len(reductions)), unit="run", desc="compare")
     os.makedirs(out, exist_ok=True)
 
     def record(spec, val, seed, criterion, target, net):
@@ -55,15 +57,18 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
         for spec in specs:
             train, val = spec.split("train"), spec.split("val")
             for seed in seeds:
-                dense_run = spec.fine_tune(spec.model(seed), train, val, seed=seed)
+                dense_run = spec.training_run(spec.model(seed), train, val, seed=seed)
                 dense_run.run(progress=False)
                 dense = dense_run.network
                 record(spec, val, seed, "dense", 0.0, dense)
+                unpruned_run = spec.fine_tuning_run(dense, train, val, seed=seed)
+                unpruned_run.run(progress=False)
+                record(spec, val, seed, "unpruned", 0.0, unpruned_run.network)
                 for target in reductions:
                     for criterion in criteria:
                         schedule = PruneSchedule(macs_reduction=target, criterion=criterion,
                                                  ramp_epochs=max(1, spec.epochs // 2))
-                        pruning_run = spec.fine_tune(dense, train, val, prune=schedule, seed=seed)
+                        pruning_run = spec.fine_tuning_run(dense, train, val, prune=schedule, seed=seed)
                         pruning_run.run(progress=False)
                         record(spec, val, seed, criterion, target, pruning_run.compact())
     finally:
@@ -85,24 +90,32 @@ def settings(spec, criteria, reductions, seeds):
 
 
 def summarize(records, specs):
-    """Per task: the dense networks' headline metric and, per criterion and
-    reduction, the pruned ones' (mean, std over seeds) and its change
-    against the dense network of the same seed."""
+    """Per task: the headline metric of the dense and unpruned networks and,
+    per criterion and reduction, of the pruned ones (mean, std over seeds),
+    with the change against the unpruned network of the same seed."""
     summary = {"tasks": {}}
     for spec in specs:
         runs = [r for r in records if r["task"] == spec.name]
-        dense = {r["seed"]: r["metrics"][spec.metric] for r in runs if r["criterion"] == "dense"}
-        entry = {"metric": spec.metric, "higher_is_better": spec.higher_is_better,
-                 "dense": {"mean": float(np.mean(list(dense.values()))), "std": float(np.std(list(dense.values())))},
-                 "dense_macs": next(r["macs"] for r in runs if r["criterion"] == "dense"), "pruned": {}}
-        for criterion in dict.fromkeys(r["criterion"] for r in runs if r["criterion"] != "dense"):
+
+        def by_seed(criterion, target=0.0):
+            return {r["seed"]: r for r in runs if r["criterion"] == criterion and r["macs_reduction_target"] == target}
+
+        reference = {seed: r["metrics"][spec.metric] for seed, r in by_seed("unpruned").items()}
+        dense_macs = next(iter(by_seed("dense").values()))["macs"]
+        entry = {"metric": spec.metric, "higher_is_better": spec.higher_is_better, "dense_macs": dense_macs,
+                 "pruned": {}}
+        for name in ("dense", "unpruned"):
+            values = [r["metrics"][spec.metric] for r in by_seed(name).values()]
+            entry[name] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+        pruned = [r for r in runs if r["criterion"] not in ("dense", "unpruned")]
+        for criterion in dict.fromkeys(r["criterion"] for r in pruned):
             rows = []
-            for target in dict.fromkeys(r["macs_reduction_target"] for r in runs if r["criterion"] == criterion):
-                group = [r for r in runs if r["criterion"] == criterion and r["macs_reduction_target"] == target]
-                values = np.array([r["metrics"][spec.metric] for r in group])
-                changes = values - np.array([dense[r["seed"]] for r in group])
+            for target in dict.fromkeys(r["macs_reduction_target"] for r in pruned if r["criterion"] == criterion):
+                group = by_seed(criterion, target)
+                values = np.array([r["metrics"][spec.metric] for r in group.values()])
+                changes = values - np.array([reference[seed] for seed in group])
                 rows.append({"macs_reduction_target": target,
-                             "macs_reduction": float(np.mean([1 - r["macs"] / entry["dense_macs"] for r in group])),
+                             "macs_reduction": float(np.mean([1 - r["macs"] / dense_macs for r in group.values()])),
                              "mean": float(values.mean()), "std": float(values.std()),
                              "change_mean": float(changes.mean()), "change_std": float(changes.std()),
                              "seeds": len(group)})
@@ -114,13 +127,14 @@ def summarize(records, specs):
 def table(summary):
     """The summary as a Markdown table per task: the metric in percent as
     mean ± standard deviation over seeds, and its mean change against the
-    dense networks in points."""
+    unpruned networks in points."""
     lines = []
     for task, entry in summary["tasks"].items():
-        dense = entry["dense"]
+        dense, unpruned = entry["dense"], entry["unpruned"]
         better = "higher" if entry["higher_is_better"] else "lower"
-        lines += [f"**{task}**: {entry['metric']} in % ({better} is better); dense "
-                  f"{100 * dense['mean']:.1f} ± {100 * dense['std']:.1f} at {entry['dense_macs']:,} MACs", ""]
+        lines += [f"**{task}**: {entry['metric']} in % ({better} is better) at {entry['dense_macs']:,} MACs: "
+                  f"dense {100 * dense['mean']:.1f} ± {100 * dense['std']:.1f}, unpruned after the same "
+                  f"fine-tuning {100 * unpruned['mean']:.1f} ± {100 * unpruned['std']:.1f}", ""]
         criteria = list(entry["pruned"])
         targets = [row["macs_reduction_target"] for row in entry["pruned"][criteria[0]]]
         lines.append("| criterion | " + " | ".join(f"{t:.0%} fewer MACs" for t in targets) + " |")

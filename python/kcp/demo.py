@@ -47,11 +47,11 @@ def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", quick=False
     plan(model, macs_reduction=macs_reduction, criterion=criterion)  # a target out of reach fails before training
     train, val = spec.split("train"), spec.split("val")
 
-    dense_run = spec.fine_tune(model, train, val, seed=seed)
+    dense_run = spec.training_run(model, train, val, seed=seed)
     dense_history = dense_run.run(progress=progress and "dense training")
     dense = dense_run.network
     schedule = PruneSchedule(macs_reduction=macs_reduction, criterion=criterion, ramp_epochs=max(1, spec.epochs // 2))
-    pruning_run = spec.fine_tune(dense, train, val, prune=schedule, seed=seed)
+    pruning_run = spec.fine_tuning_run(dense, train, val, prune=schedule, seed=seed)
     pruning_history = pruning_run.run(progress=progress and f"{criterion} pruning")
     pruned = pruning_run.compact()
 

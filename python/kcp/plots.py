@@ -78,7 +78,7 @@ def comparison(summary):
     axes = figure.subplots(1, len(tasks), squeeze=False)[0]
     for axis, task in zip(axes, tasks):
         entry = summary["tasks"][task]
-        axis.axhline(entry["dense"]["mean"] * 100, color="black", lw=0.8, ls="--", label="dense")
+        axis.axhline(entry["unpruned"]["mean"] * 100, color="black", lw=0.8, ls="--", label="unpruned")
         for criterion, rows in entry["pruned"].items():
             reductions = [r["macs_reduction"] * 100 for r in rows]
             axis.errorbar(reductions, [r["mean"] * 100 for r in rows], yerr=[r["std"] * 100 for r in rows],

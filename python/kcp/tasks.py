@@ -101,16 +101,24 @@ class Task:
         return models.stereo_net(max_disparity=MAX_DISPARITY // 2, height=self.size, width=2 * self.size,
                                  channels=1, seed=seed)
 
-    def fine_tune(self, net, train, val, *, prune=None, seed=0):
-        """A :class:`kcp.FineTune` run of the task's recipe: SGD with
-        momentum and flips for segmentation, AdamW for stereo, cosine
-        schedules; with ``prune``, the learning rate is halved."""
-        scale = 0.5 if prune is not None else 1.0
+    def training_run(self, net, train, val, *, seed=0):
+        """A :class:`kcp.FineTune` run that trains ``net`` from scratch with
+        the task's recipe: SGD with momentum and flips for segmentation,
+        AdamW for stereo, cosine schedules."""
+        return self._run(net, train, val, 1.0, None, seed)
+
+    def fine_tuning_run(self, net, train, val, *, prune=None, seed=0):
+        """A :class:`kcp.FineTune` run that continues training a trained
+        ``net`` at half the learning rate, pruning it by ``prune`` (a
+        :class:`kcp.PruneSchedule`) if given."""
+        return self._run(net, train, val, 0.5, prune, seed)
+
+    def _run(self, net, train, val, lr_scale, prune, seed):
         if self.name == "segmentation":
-            recipe = dict(task="segmentation", optimizer="sgd", lr=0.05 * scale, momentum=0.9, weight_decay=5e-4,
+            recipe = dict(task="segmentation", optimizer="sgd", lr=0.05 * lr_scale, momentum=0.9, weight_decay=5e-4,
                           flip=True)
         else:
-            recipe = dict(task="disparity", optimizer="adamw", lr=1e-3 * scale, weight_decay=1e-4)
+            recipe = dict(task="disparity", optimizer="adamw", lr=1e-3 * lr_scale, weight_decay=1e-4)
         return FineTune(net, train.data, val.data, epochs=self.epochs, batch_size=self.batch_size,
                         schedule="cosine", prune=prune, seed=seed, **recipe)
 

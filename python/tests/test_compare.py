@@ -23,12 +23,14 @@ def comparison(tmp_path_factory):
 def test_every_run_is_recorded(comparison):
     _, data, out = comparison
     records = data["records"]
-    # Per task and seed: one dense network, then one run per criterion and reduction.
-    assert len(records) == 2 * 2 * (1 + 2)
+    # Per task and seed: one dense network, its unpruned fine-tuning, then one run per criterion and reduction.
+    assert len(records) == 2 * 2 * (2 + 2)
     assert data["settings"]["seeds"] == [0, 1] and data["settings"]["epochs"] == compare.QUICK["epochs"]
     dense = {(r["task"], r["seed"]): r["macs"] for r in records if r["criterion"] == "dense"}
     for r in records:
-        if r["criterion"] != "dense":
+        if r["criterion"] == "unpruned":
+            assert r["macs"] == dense[r["task"], r["seed"]]
+        elif r["criterion"] != "dense":
             assert r["macs"] <= 0.5 * dense[r["task"], r["seed"]]
     assert (out / "compare.png").read_bytes().startswith(PNG)
     assert (out / "compare.md").read_text().count("| kcp |") == 2
@@ -39,14 +41,16 @@ def test_summary_is_the_mean_and_spread_of_the_records(comparison):
     for task, entry in summary["tasks"].items():
         runs = [r for r in data["records"] if r["task"] == task]
         dense = {r["seed"]: r["metrics"][entry["metric"]] for r in runs if r["criterion"] == "dense"}
+        unpruned = {r["seed"]: r["metrics"][entry["metric"]] for r in runs if r["criterion"] == "unpruned"}
         assert entry["dense"]["mean"] == pytest.approx(np.mean(list(dense.values())))
+        assert entry["unpruned"]["std"] == pytest.approx(np.std(list(unpruned.values())))
         for criterion in ("kcp", "random"):
             (row,) = entry["pruned"][criterion]
             values = {r["seed"]: r["metrics"][entry["metric"]] for r in runs if r["criterion"] == criterion}
             assert row["seeds"] == 2
             assert row["mean"] == pytest.approx(np.mean(list(values.values())))
             assert row["std"] == pytest.approx(np.std(list(values.values())))
-            assert row["change_mean"] == pytest.approx(np.mean([values[s] - dense[s] for s in dense]))
+            assert row["change_mean"] == pytest.approx(np.mean([values[s] - unpruned[s] for s in unpruned]))
             assert row["macs_reduction"] >= 0.5
 
 
@@ -63,4 +67,4 @@ def test_an_interrupted_comparison_keeps_its_finished_runs(tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         compare.run(["segmentation"], ["kcp", "l1"], [0.5], [0], quick=True, out=str(tmp_path), progress=False)
     records = json.loads((tmp_path / "compare.json").read_text())["records"]
-    assert [r["criterion"] for r in records] == ["dense", "kcp"]
+    assert [r["criterion"] for r in records] == ["dense", "unpruned"]

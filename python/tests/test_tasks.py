@@ -48,7 +48,7 @@ def test_splits_fit_the_model(name):
 def test_segmentation_metric_matches_the_engine():
     task = Task("segmentation", size=16, train=32, val=8, epochs=2)
     train, val = task.split("train"), task.split("val")
-    run = task.fine_tune(task.model(), train, val)
+    run = task.training_run(task.model(), train, val)
     history = run.run(progress=False)
     assert task.evaluate(run.network, val)["mIoU"] == pytest.approx(history[-1]["metric"], abs=1e-12)
 
@@ -56,7 +56,7 @@ def test_segmentation_metric_matches_the_engine():
 def test_stereo_metric_matches_the_engine_at_half_resolution():
     task = Task("stereo", size=16, train=16, val=8, epochs=2)
     train, val = task.split("train"), task.split("val")
-    run = task.fine_tune(task.model(), train, val)
+    run = task.training_run(task.model(), train, val)
     history = run.run(progress=False)
     half = np.concatenate([run.network(*(x[i:i + 3] for x in val.inputs))[0] for i in range(0, 8, 3)])
     assert disparity_scores(half, val.targets, val.mask)["EPE"] == pytest.approx(history[-1]["metric"], rel=1e-5)
@@ -74,10 +74,12 @@ def test_bad_task_settings_name_the_argument(settings, message):
         Task(**settings)
 
 
-def test_fine_tune_halves_the_rate_when_pruning():
+def test_fine_tuning_continues_at_half_the_rate():
     task = Task("segmentation", size=16, train=8, val=4, epochs=1)
     split = task.split("train")
-    dense = task.fine_tune(task.model(), split, split).run(progress=False)
-    pruned = task.fine_tune(task.model(), split, split, prune=kcp.PruneSchedule(ratio=0.5)).run(progress=False)
+    scratch = task.training_run(task.model(), split, split).run(progress=False)
+    unpruned = task.fine_tuning_run(task.model(), split, split).run(progress=False)
+    pruned = task.fine_tuning_run(task.model(), split, split, prune=kcp.PruneSchedule(ratio=0.5)).run(progress=False)
     # One step per epoch with a cosine schedule: the epoch's last rate is the peak.
-    assert pruned[0]["lr"] == pytest.approx(dense[0]["lr"] / 2)
+    assert unpruned[0]["lr"] == pruned[0]["lr"] == pytest.approx(scratch[0]["lr"] / 2)
+    assert pruned[0]["macs"] < unpruned[0]["macs"] == scratch[0]["macs"]
