@@ -69,6 +69,21 @@ struct FineTunerTests {
         }
     }
 
+    @Test func softPruningLetsMomentumRegrowPrunedWeights() throws {
+        let train = try Self.task(samples: 32, seed: 1)
+        // Nothing pruned before the first step (the ramp), half the channels after epoch 2, with momentum built up.
+        let prune = PruneSchedule(target: PruningTarget(amount: .ratio(0.5)), every: 2, rampEpochs: 1)
+        var tuner = try FineTuner(network: try Self.network(), settings: Self.settings(prune: prune, epochs: 4), train: train)
+        for _ in 0..<2 { _ = try tuner.runEpoch() }
+        let plan = try #require(tuner.plan)
+        let masked = tuner.network
+        #expect(masked.parameters.map(\.tensor.data) == (try masked.masked(plan.spaces, keepClasses: plan.keep)).parameters.map(\.tensor.data))
+        _ = try tuner.runEpoch()
+        let zeroed = try tuner.network.masked(plan.spaces, keepClasses: plan.keep)
+        let regrown = tuner.network.learnableParameters.filter { tuner.network.parameters[$0].tensor.data != zeroed.parameters[$0].tensor.data }
+        #expect(!regrown.isEmpty, "no pruned weight regrew in soft mode")
+    }
+
     @Test func sameSeedSameHistoryAndWeights() throws {
         let train = try Self.task(samples: 32, seed: 1), validation = try Self.task(samples: 8, seed: 2)
         func run() throws -> FineTuner {

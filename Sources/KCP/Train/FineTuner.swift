@@ -2,9 +2,11 @@
 ///
 /// Masks are computed from the current weights before the first step and
 /// after every `prune.every` epochs, and the pruned weights (producer
-/// filters, batchnorm entries, consumer kernel clusters) and their optimizer
-/// state are zeroed. In hard mode they are zeroed again after every step, so
-/// they stay at zero; in soft mode they may regrow until the next re-mask.
+/// filters, batchnorm entries, consumer kernel clusters) are zeroed. In hard
+/// mode they and their optimizer state are zeroed again after every step, so
+/// they stay at zero. In soft mode (SFP) their optimizer state is kept: a
+/// pruned channel's gradients are zero while all its weights are, so its
+/// momentum (or Adam moments) is what lets it regrow until the next re-mask.
 /// After the last epoch `compacted()` removes the pruned channels from the
 /// network and from the optimizer state alike.
 public struct FineTuner: Sendable {
@@ -18,9 +20,9 @@ public struct FineTuner: Sendable {
     private var step = 0
     /// The current pruning decision (nil: nothing pruned).
     public private(set) var plan: NetworkPlan?
-    /// Per learnable parameter (ascending index), the entries `plan` zeroes:
-    /// derived once per plan, used to zero optimizer state after every step
-    /// in hard mode.
+    /// Per learnable parameter (ascending index), the entries `plan` zeroes,
+    /// whose optimizer state hard mode zeroes: derived once per plan (empty
+    /// in soft mode).
     private var prunedEntries: [[Int]] = []
 
     public init(network: Network, settings: FineTuneSettings, train: Dataset, validation: Dataset? = nil) throws {
@@ -198,10 +200,10 @@ public struct FineTuner: Sendable {
     /// Makes `plan` the current one, with the entries it zeroes.
     private mutating func adopt(_ plan: NetworkPlan?) throws {
         self.plan = plan
-        prunedEntries = try plan.map(network.prunedEntries) ?? []
+        prunedEntries = settings.prune?.hard == true ? try plan.map(network.prunedEntries) ?? [] : []
     }
 
-    /// Zeroes the pruned weights and their optimizer state.
+    /// Zeroes the pruned weights, and in hard mode their optimizer state.
     private mutating func applyMask() throws {
         guard let plan else { return }
         network = try network.masked(plan.spaces, keepClasses: plan.keep)
