@@ -48,7 +48,9 @@ public func kcp_network_space_reasons(_ network: OpaquePointer?, _ space: Int64,
 public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ amount: Double, _ global: Int32,
                              _ maxRatio: Double, _ criterion: Int32, _ center: Int32, _ roundTo: Int32, _ seed: UInt64,
                              _ overrideSpaces: UnsafePointer<Int64>?, _ overrideRatios: UnsafePointer<Double>?,
-                             _ overrideCount: Int32, _ keep: UnsafeMutablePointer<UInt8>?, _ scores: UnsafeMutablePointer<Double>?,
+                             _ overrideCount: Int32, _ weights: UnsafePointer<UnsafePointer<Float>?>?,
+                             _ weightCount: Int64,
+                             _ keep: UnsafeMutablePointer<UInt8>?, _ scores: UnsafeMutablePointer<Double>?,
                              _ ratio: UnsafeMutablePointer<Double>?, _ costs: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
@@ -61,16 +63,34 @@ public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ a
         }
         let spaces = try Arguments.indices(overrideSpaces, overrideCount, "override_spaces")
         let ratios = spaces.isEmpty ? [] : Array(try Arguments.buffer(overrideRatios, spaces.count, "override_ratios"))
-        let plan = try NetworkPlan(network: net, target: PruningTarget(
+        let target = PruningTarget(
             amount: kind, global: global != 0, maxRatio: maxRatio,
-            criterion: Arguments.criterion(criterion, center: center, seed: seed), roundTo: Int(roundTo), seed: seed,
-            overrides: Dictionary(zip(spaces, ratios)) { _, last in last }))
+            criterion: try Arguments.criterion(criterion, center: center, seed: seed), roundTo: Int(roundTo), seed: seed,
+            overrides: Dictionary(zip(spaces, ratios)) { _, last in last })
+        let plan = try NetworkPlan(network: net, target: target, weights: try borrowed(weights, weightCount, of: net))
         try Arguments.output(keep, "keep").store(plan.keep) { $0 ? 1 : 0 }
         try Arguments.output(scores, "scores").store(plan.scores) { $0 }
         try Arguments.output(ratio, "ratio").pointee = plan.ratio
         try Arguments.output(costs, "costs").store([plan.before.macs, plan.before.parameters, plan.after.macs,
                                                     plan.after.parameters]) { Int64($0) }
     }
+}
+
+/// The non-NULL entries of `weights` (NULL, or one pointer per parameter of
+/// `network`), each read as its parameter's element count.
+private func borrowed(_ weights: UnsafePointer<UnsafePointer<Float>?>?, _ count: Int64,
+                      of network: Network) throws -> [Int: UnsafeBufferPointer<Float>]
+{
+    guard let weights else { return [:] }
+    try require(count == network.parameters.count, "weight_count",
+                "is \(count), the network has \(network.parameters.count) parameters")
+    var borrowed: [Int: UnsafeBufferPointer<Float>] = [:]
+    for (index, parameter) in network.parameters.enumerated() {
+        if let start = weights[index] {
+            borrowed[index] = UnsafeBufferPointer(start: start, count: parameter.tensor.count)
+        }
+    }
+    return borrowed
 }
 
 @_cdecl("kcp_network_prune")

@@ -282,6 +282,37 @@ struct CABITests {
         }
     }
 
+    @Test("kcp_network_plan scores borrowed weights as if written, and checks their count")
+    func planBorrowsWeights() throws {
+        // x [1, 3, 2, 2] -> 1x1 conv a (4 channels, prunable) -> 1x1 conv b (2) -> output.
+        var network: OpaquePointer?, x: Int64 = 0, a: Int64 = 0, b: Int64 = 0, pa: Int64 = 0, pb: Int64 = 0
+        #expect(kcp_network_create(&network) == 0)
+        defer { kcp_network_destroy(network) }
+        let conv: [Double] = [1, 1, 0, 0, 0, 0, 1, 1, 1]
+        #expect(kcp_network_add_input(network, "x", [1, 3, 2, 2], 4, &x) == 0)
+        #expect(kcp_network_add_parameter(network, "a", [Float](repeating: 1, count: 12), [4, 3, 1, 1], 4, &pa) == 0)
+        #expect(kcp_network_add_parameter(network, "b", [1, 2, 3, 4, 4, 3, 2, 1], [2, 4, 1, 1], 4, &pb) == 0)
+        #expect(kcp_network_add_node(network, "a", 0, conv, 9, [x], 1, [pa], 1, &a) == 0)
+        #expect(kcp_network_add_node(network, "b", 0, conv, 9, [a], 1, [pb], 1, &b) == 0)
+        #expect(kcp_network_add_output(network, b) == 0)
+        var counts = [Int64](repeating: 0, count: 3)
+        #expect(kcp_network_spaces(network, &counts) == 0)
+        func plan(_ weights: [UnsafePointer<Float>?]?, count: Int64) -> (status: Int32, keep: [UInt8]) {
+            let classes = Int(counts[0])
+            var keep = [UInt8](repeating: 9, count: classes), scores = [Double](repeating: 0, count: classes)
+            var ratio = 0.0, costs = [Int64](repeating: 0, count: 4)
+            let status = kcp_network_plan(network, 0, 0.5, 0, 0.9, kcpCriterion.kcp, kcpCenter.mean, 1, 0, nil, nil, 0,
+                                          weights, count, &keep, &scores, &ratio, &costs)
+            return (status, keep)
+        }
+        let lent: [Float] = [0, 9, -9, 0, 0, 9, -9, 0]  // keeps input channels 1 and 2 of b, the own weights 0 and 3
+        let borrowed = lent.withUnsafeBufferPointer { plan([nil, $0.baseAddress], count: 2) }
+        #expect(borrowed.status == 0 && borrowed.keep != plan(nil, count: 0).keep)
+        #expect(kcp_network_parameter_write(network, pb, lent, 8) == 0)
+        #expect(plan(nil, count: 0).keep == borrowed.keep)
+        expectInvalid("weight_count", plan([nil], count: 1).status)
+    }
+
     @Test("the message is per thread")
     func perThread() {
         var g = [Int64](repeating: 0, count: 4)

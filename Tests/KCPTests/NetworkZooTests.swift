@@ -169,6 +169,48 @@ struct NetworkZooTests {
         netCheckSameOutputs(try compact.forward(inputs), try masked.forward(inputs), what: "compact vs masked")
     }
 
+    /// Weights lent by the caller plan exactly as the same weights written into
+    /// the network; here every other parameter is lent, the rest are the network's own.
+    @Test(arguments: NetZoo.allCases, [Criterion.kcp(center: .mean), .filter(.l1)])
+    func borrowedWeightsPlanAsWrittenOnes(_ zoo: NetZoo, _ criterion: Criterion) throws {
+        let own = try zoo.build().net
+        let lent = try zoo.build(seed: 7).net.parameters.enumerated().filter { $0.offset % 2 == 0 }
+        let buffers = lent.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.element.tensor.count) }
+        defer { buffers.forEach { $0.deallocate() } }
+        var written = own
+        for ((index, parameter), buffer) in zip(lent, buffers) {
+            _ = buffer.initialize(from: parameter.tensor.data)
+            try written.setParameter(index, data: parameter.tensor.data)
+        }
+        let weights = Dictionary(uniqueKeysWithValues: zip(lent.map(\.offset), buffers.map { UnsafeBufferPointer($0) }))
+        let target = PruningTarget(amount: .ratio(0.5), criterion: criterion)
+        let borrowed = try NetworkPlan(network: own, target: target, weights: weights)
+        let expected = try NetworkPlan(network: written, target: target)
+        #expect(borrowed.scores == expected.scores && borrowed.keep == expected.keep)
+        #expect(borrowed.scores != (try NetworkPlan(network: own, target: target)).scores)
+    }
+
+    @Test func borrowedWeightsOfAnotherSizeOrNotFiniteAreRefused() throws {
+        let net = try NetZoo.chain.build().net
+        let c2 = try #require(net.parameters.firstIndex { $0.name == "c2.weight" })
+        let count = net.parameters[c2].tensor.count
+        let target = PruningTarget(amount: .ratio(0.5))
+        let short = [Float](repeating: 1, count: count - 1), nan = [Float](repeating: .nan, count: count)
+        try short.withUnsafeBufferPointer { weight in
+            netExpectInvalidArgument("weights", ["'c2.weight' has \(count) elements, got \(count - 1)"]) {
+                _ = try NetworkPlan(network: net, target: target, weights: [c2: weight])
+            }
+            netExpectInvalidArgument("weights", ["no parameter \(net.parameters.count)"]) {
+                _ = try NetworkPlan(network: net, target: target, weights: [net.parameters.count: weight])
+            }
+        }
+        try nan.withUnsafeBufferPointer { weight in
+            netExpectInvalidArgument("weight", ["must be finite"]) {
+                _ = try NetworkPlan(network: net, target: target, weights: [c2: weight])
+            }
+        }
+    }
+
     @Test func targetErrors() throws {
         let net = try NetZoo.chain.build().net
         netExpectInvalidArgument("ratio") { _ = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(1))) }

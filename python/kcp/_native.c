@@ -33,26 +33,25 @@ PyArrayObject *read_float32(PyObject *obj, const char *name) {
     return converted;
 }
 
-/* `obj` itself if it is a writeable, aligned, C-contiguous float32 ndarray;
- * otherwise NULL with an error and `obj` untouched. */
-static PyArrayObject *writeable_float32(PyObject *obj, const char *name) {
+PyArrayObject *float32_in_place(PyObject *obj, const char *name, int writeable) {
+    const char *use = writeable ? "modified" : "read";
     if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s: must be a numpy.ndarray to be modified in place, got %s",
-                     name, Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: must be a numpy.ndarray to be %s in place, got %s",
+                     name, use, Py_TYPE(obj)->tp_name);
         return NULL;
     }
     PyArrayObject *array = (PyArrayObject *)obj;
     if (PyArray_TYPE(array) != NPY_FLOAT32) {
-        PyErr_Format(PyExc_TypeError, "%s: must have dtype float32 to be modified in place, got %S",
-                     name, (PyObject *)PyArray_DESCR(array));
+        PyErr_Format(PyExc_TypeError, "%s: must have dtype float32 to be %s in place, got %S",
+                     name, use, (PyObject *)PyArray_DESCR(array));
         return NULL;
     }
     if (!PyArray_IS_C_CONTIGUOUS(array) || !PyArray_ISALIGNED(array)) {
-        PyErr_Format(PyExc_ValueError, "%s: must be C-contiguous and aligned to be modified in place "
-                     "(use numpy.ascontiguousarray and assign the result back)", name);
+        PyErr_Format(PyExc_ValueError, "%s: must be C-contiguous and aligned to be %s in place "
+                     "(use numpy.ascontiguousarray%s)", name, use, writeable ? " and assign the result back" : "");
         return NULL;
     }
-    if (!PyArray_ISWRITEABLE(array)) {
+    if (writeable && !PyArray_ISWRITEABLE(array)) {
         PyErr_Format(PyExc_ValueError, "%s: is read-only", name);
         return NULL;
     }
@@ -66,6 +65,12 @@ static PyArrayObject *read_optional(PyObject *obj, int type, int *ok) {
     PyArrayObject *array = (PyArrayObject *)PyArray_FROM_OTF(obj, type, NPY_ARRAY_IN_ARRAY);
     if (array == NULL) *ok = 0;
     return array;
+}
+
+PyObject *shape_tuple(const int64_t *shape, int32_t ndim) {
+    PyObject *tuple = PyTuple_New(ndim);
+    for (int32_t i = 0; tuple != NULL && i < ndim; i++) PyTuple_SET_ITEM(tuple, i, PyLong_FromLongLong(shape[i]));
+    return tuple;
 }
 
 void copy_shape(PyArrayObject *array, int64_t *shape) {
@@ -279,7 +284,7 @@ static PyObject *weight_mask(PyObject *self, PyObject *args) {
     kcp_status status;
 
     if (!PyArg_ParseTuple(args, "OOi:weight_mask", &weight_obj, &keep_obj, &axis)) return NULL;
-    if ((weight = writeable_float32(weight_obj, "weight")) == NULL) goto done;
+    if ((weight = float32_in_place(weight_obj, "weight", 1)) == NULL) goto done;
     keep = (PyArrayObject *)PyArray_FROM_OTF(keep_obj, NPY_BOOL, NPY_ARRAY_IN_ARRAY);
     if (keep == NULL || !check_ndim(weight, "weight")) goto done;
     copy_shape(weight, shape);

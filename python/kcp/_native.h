@@ -21,6 +21,11 @@ extern PyObject *KCPError;
 void raise_status(kcp_status status);
 /* `obj` as an aligned, C-contiguous float32 array (converted if needed). */
 PyArrayObject *read_float32(PyObject *obj, const char *name);
+/* `obj` itself (a new reference) if it is an aligned, C-contiguous float32
+ * ndarray, writeable if `writeable`; otherwise NULL with an error. */
+PyArrayObject *float32_in_place(PyObject *obj, const char *name, int writeable);
+/* The tuple of a shape. */
+PyObject *shape_tuple(const int64_t *shape, int32_t ndim);
 /* Fails with ValueError unless the array has 1 to 8 dimensions. */
 int check_ndim(PyArrayObject *array, const char *name);
 void copy_shape(PyArrayObject *array, int64_t *shape);

@@ -39,12 +39,6 @@ static int read_indices(PyObject *sequence, int64_t *out, Py_ssize_t capacity, P
     return 1;
 }
 
-static PyObject *shape_tuple(const int64_t *shape, int32_t ndim) {
-    PyObject *tuple = PyTuple_New(ndim);
-    for (int32_t i = 0; tuple != NULL && i < ndim; i++) PyTuple_SET_ITEM(tuple, i, PyLong_FromLongLong(shape[i]));
-    return tuple;
-}
-
 PyObject *network_create(PyObject *self, PyObject *args) {
     (void)self; (void)args;
     kcp_network *network = NULL;

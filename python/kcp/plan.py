@@ -124,7 +124,7 @@ class Plan:
 
 
 def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, criterion="kcp", center="mean",
-         round_to=1, overrides=None, seed=0):
+         round_to=1, overrides=None, seed=0, _weights=None):
     """Plan pruning for a whole network.
 
     Exactly one of ``ratio`` (prune ``floor(ratio * n)`` of every space's
@@ -140,6 +140,10 @@ def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, 
     space given by its index or by the name of one of its values (a layer);
     an override of 0 keeps a space whole. ``round_to`` keeps a multiple of
     that many channels in each space; ``seed`` seeds ``"random"``.
+
+    ``_weights`` (for :mod:`kcp.torch`) maps parameter names to aligned,
+    C-contiguous float32 arrays of the parameters' shapes, scored in place of
+    the network's own weights: read during the call, never copied or kept.
     """
     if (ratio is None) == (macs_reduction is None):
         raise ValueError("ratio: give exactly one of ratio and macs_reduction")
@@ -151,7 +155,8 @@ def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, 
     keep, scores, applied, costs = _native.network_plan(
         net._handle, kind, amount, bool(global_), float(max_ratio), _arguments.choice(criterion, "criterion", CRITERIA),
         _arguments.choice(center, "center", CENTERS), _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX),
-        _arguments.seed(seed), override_spaces, override_ratios)
+        _arguments.seed(seed), override_spaces, override_ratios, {} if _weights is None else _weights,
+        net._parameter_index)
     per_value, space_of, _, reasons = _structure(net)
     pruned, channels, space_scores = {}, {}, {}
     for space in range(len(reasons)):

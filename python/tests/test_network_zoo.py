@@ -217,3 +217,26 @@ def test_plan_reports_layer_widths_before_and_after():
     for layer, (before, after) in chosen.widths.items():
         assert net.parameters[f"{layer}.weight"].shape[0] == before and shapes[f"{layer}.weight"] == after
     assert kcp.Plan.from_json(chosen.to_json()).widths == chosen.widths
+
+
+def test_plan_reads_lent_weights_as_if_written_and_checks_them():
+    net, written = resnet_blocks(), resnet_blocks()
+    rng = np.random.default_rng(5)
+    lent = {name: rng.standard_normal(array.shape, dtype=np.float32) for name, array in net.parameters.items()
+            if name.endswith(".weight") and array.ndim in (2, 4)}
+    for name, array in lent.items():
+        written.set_parameter(name, array)
+    borrowed = kcp.plan(net, ratio=0.5, _weights=lent)
+    assert borrowed.pruned == kcp.plan(written, ratio=0.5).pruned != kcp.plan(net, ratio=0.5).pruned
+    name, weight = list(lent.items())[1]  # the stem's weight is never read: it reads the frozen input
+    for bad, error, message in [
+        ([weight], TypeError, "_weights: expected a dict"),
+        ({"nope": weight}, ValueError, "_weights: the network has no parameter 'nope'"),
+        ({name: weight.tolist()}, TypeError, rf"_weights\['{name}'\]: must be a numpy.ndarray to be read in place"),
+        ({name: weight.astype(np.float64)}, TypeError, rf"_weights\['{name}'\]: must have dtype float32"),
+        ({name: np.asfortranarray(weight)}, ValueError, rf"_weights\['{name}'\]: must be C-contiguous"),
+        ({name: weight[:1]}, ValueError, rf"_weights\['{name}'\]: has shape \(1, .*\), the parameter \({len(weight)}, "),
+        ({name: np.full_like(weight, np.nan)}, ValueError, "weight: contains nan"),
+    ]:
+        with pytest.raises(error, match=message):
+            kcp.plan(net, ratio=0.5, _weights=bad)

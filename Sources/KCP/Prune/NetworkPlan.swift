@@ -40,7 +40,19 @@ public struct NetworkPlan: Sendable {
     public let after: Cost
 
     /// Scores every channel class of `network` and selects what to prune.
-    public init(network: Network, target: PruningTarget) throws {
+    /// - Parameters:
+    ///   - network: the network to plan for.
+    ///   - target: which classes to prune, and how much.
+    ///   - weights: caller-owned weights scored in place of the network's own,
+    ///     by parameter index; each holds as many elements as its parameter
+    ///     and is read only during the call.
+    public init(network: Network, target: PruningTarget, weights: [Int: UnsafeBufferPointer<Float>] = [:]) throws {
+        for (index, weight) in weights {
+            try require(network.parameters.indices.contains(index), "weights", "no parameter \(index)")
+            let parameter = network.parameters[index]
+            try require(weight.count == parameter.tensor.count, "weights",
+                        "parameter '\(parameter.name)' has \(parameter.tensor.count) elements, got \(weight.count)")
+        }
         try require(target.roundTo >= 1, "round_to", "must be at least 1, got \(target.roundTo)")
         try require(target.maxRatio >= 0 && target.maxRatio < 1, "max_ratio", "must be in [0, 1), got \(target.maxRatio)")
         let shapes = try network.inferShapes()
@@ -49,7 +61,7 @@ public struct NetworkPlan: Sendable {
             try require(spaces.spaces.indices.contains(space), "overrides", "no space \(space)")
             try require(ratio >= 0 && ratio < 1, "overrides", "ratio of space \(space) must be in [0, 1), got \(ratio)")
         }
-        let scores = try classScores(network, spaces, criterion: target.criterion)
+        let scores = try classScores(network, spaces, criterion: target.criterion, weights: weights)
         let before = try network.cost()
         func select(_ ratio: Double) throws -> [Bool] {
             var keep = try uniformSelection(spaces, scores, ratio: ratio, roundTo: target.roundTo,
@@ -110,31 +122,31 @@ extension NetworkPlan {
 /// stereo correlation) has no kernel clusters to score; KCP then scores it
 /// from its producers, by the distance of each filter `W[o]` to the layer's
 /// mean filter, normalised per layer like `s_i`.
-func classScores(_ network: Network, _ spaces: ChannelSpaces, criterion: Criterion) throws -> [Double] {
+func classScores(_ network: Network, _ spaces: ChannelSpaces, criterion: Criterion,
+                 weights: [Int: UnsafeBufferPointer<Float>]) throws -> [Double]
+{
     var scores = [Double](repeating: 0, count: spaces.classCount)
     if case let .filter(.random(seed)) = criterion {
         var rng = SplitMix64(seed: seed)
         return scores.map { _ in rng.nextUnit() }
     }
     var scored = [Bool](repeating: false, count: spaces.classCount)
-    for (node, weight, geometry) in try weightedLayers(network) {
+    try forEachWeightedLayer(network, weights) { node, weight, geometry in
         let layerChannels = criterion.scoresInputs ? spaces.classOf[node.inputs[0]] : spaces.classOf[node.output]
-        if layerChannels.allSatisfy({ spaces.frozen[$0] }) { continue }
-        let layer = try weight.data.withUnsafeBufferPointer {
-            try layerScores(weight: $0, geometry: geometry, criterion: criterion)
-        }
+        if layerChannels.allSatisfy({ spaces.frozen[$0] }) { return }
+        let layer = try layerScores(weight: weight, geometry: geometry, criterion: criterion)
         for (channel, score) in layer.enumerated() {
             scores[layerChannels[channel]] += score
             scored[layerChannels[channel]] = true
         }
     }
     guard criterion.scoresInputs, scored.contains(false) else { return scores }
-    for (node, weight, geometry) in try weightedLayers(network) {
+    try forEachWeightedLayer(network, weights) { node, weight, geometry in
         let outputs = spaces.classOf[node.output]
-        if outputs.allSatisfy({ scored[$0] || spaces.frozen[$0] }) { continue }
-        let distances = weight.data.withUnsafeBufferPointer {
-            distancesToMeanRow($0.baseAddress!, rows: geometry.outChannels, length: geometry.filterLength)
-        }
+        if outputs.allSatisfy({ scored[$0] || spaces.frozen[$0] }) { return }
+        try requireFinite(weight, shape: geometry.shape, argument: "weight")
+        let distances = distancesToMeanRow(weight.baseAddress!, rows: geometry.outChannels,
+                                           length: geometry.filterLength)
         for (o, score) in normalizedByMean(distances).enumerated() where !scored[outputs[o]] {
             scores[outputs[o]] += score
         }
@@ -142,17 +154,25 @@ func classScores(_ network: Network, _ spaces: ChannelSpaces, criterion: Criteri
     return scores
 }
 
-/// The conv and linear nodes with their weight and its geometry.
-private func weightedLayers(_ network: Network) throws -> [(Node, Tensor, LayerGeometry)] {
-    try network.nodes.compactMap { node in
+/// Calls `body` with every conv and linear node, its weight (from `weights`
+/// by parameter index, else the network's own) and the weight's geometry.
+private func forEachWeightedLayer(_ network: Network, _ weights: [Int: UnsafeBufferPointer<Float>],
+                                  _ body: (Node, UnsafeBufferPointer<Float>, LayerGeometry) throws -> Void) throws
+{
+    for node in network.nodes {
         let groups: Int
         switch node.op {
         case let .conv2d(conv): groups = conv.groups
         case .linear: groups = 1
-        default: return nil
+        default: continue
         }
-        let weight = network.parameters[node.parameters[0]].tensor
-        return (node, weight, try LayerGeometry(shape: weight.shape, groups: groups))
+        let own = network.parameters[node.parameters[0]].tensor
+        let geometry = try LayerGeometry(shape: own.shape, groups: groups)
+        if let borrowed = weights[node.parameters[0]] {
+            try body(node, borrowed, geometry)
+        } else {
+            try own.data.withUnsafeBufferPointer { try body(node, $0, geometry) }
+        }
     }
 }
 

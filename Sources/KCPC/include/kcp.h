@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define KCP_ABI_VERSION 2
+#define KCP_ABI_VERSION 3
 
 typedef int32_t kcp_status;
 enum {
@@ -169,12 +169,15 @@ kcp_status kcp_network_space_data(const kcp_network *network, int64_t *class_of,
 kcp_status kcp_network_space_reasons(const kcp_network *network, int64_t space, char *buffer, int64_t capacity,
                                      int64_t *length);
 /* Plans pruning: amount_kind 0 = ratio, 1 = MACs reduction; override_count spaces get fixed ratios.
- * Writes keep[classes], scores[classes], the applied ratio and
+ * weights is NULL or weight_count (= the parameter count) pointers, one per parameter: a non-NULL one
+ * points to as many floats as its parameter holds and is scored instead of the network's own, read
+ * only during the call. Writes keep[classes], scores[classes], the applied ratio and
  * costs[4] = {MACs before, params before, MACs after, params after}. */
 kcp_status kcp_network_plan(const kcp_network *network, int32_t amount_kind, double amount, int32_t global,
                             double max_ratio, int32_t criterion, int32_t center, int32_t round_to, uint64_t seed,
                             const int64_t *override_spaces, const double *override_ratios, int32_t override_count,
-                            uint8_t *keep, double *scores, double *ratio, int64_t *costs);
+                            const float *const *weights, int64_t weight_count, uint8_t *keep, double *scores,
+                            double *ratio, int64_t *costs);
 /* A new network: mode 0 masked (pruned channels zeroed), 1 compact (removed). */
 kcp_status kcp_network_prune(const kcp_network *network, const uint8_t *keep, int64_t count, int32_t mode,
                              kcp_network **out);
