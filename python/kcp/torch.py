@@ -11,10 +11,11 @@ of a DistributedDataParallel job, into KCP soft pruning::
 
 The model is traced by ``torch.fx`` into a :class:`kcp.Network` with the
 same layers (:mod:`kcp.torch_trace`); the engine finds the channel spaces and
-plans exactly as for native networks, and the plan's kept channels are mapped
-back onto the model's parameters and buffers. Masks are a pure function of
-the weights and the seed, so the ranks of a data-parallel job, whose weights
-are equal, compute equal masks without communicating.
+plans exactly as for native networks, from the model's current weights at
+each step, and the plan's kept channels are mapped back onto the model's
+parameters and buffers. Masks are a pure function of the weights and the
+seed, so the ranks of a data-parallel job, whose weights are equal, compute
+equal masks without communicating.
 
 :func:`to_kcp` gives the native network itself (for native inference,
 pruning or fine-tuning) and :func:`from_kcp` brings its weights back into
@@ -141,8 +142,10 @@ class Pruner:
         entries (running variance set to 1) and every kernel cluster that
         reads it. With ``optimizer`` (a ``torch.optim.Optimizer`` over the
         model's parameters) their momentum / Adam moments are zeroed too.
-        CPU float32 weights reach the engine as views of their memory; weights
-        on other devices are copied to the CPU, and the pruned indices go back.
+        The engine scores the conv and linear weights where they lie:
+        contiguous CPU float32 tensors are read in place, without a copy;
+        others are copied to the CPU (as float32) once per step. The pruned
+        indices go back to each tensor's device.
 
         Returns:
             the :class:`TorchPlan`, also kept as :attr:`plan`.
@@ -156,9 +159,8 @@ class Pruner:
             if not any(id(self._tensor(name)) in held for name in self._traced.axes):
                 raise ValueError("optimizer: holds none of the model's parameters")
         traced, net = self._traced, self._traced.network
-        for name in traced.scored:
-            net.set_parameter(name, _cpu_view(self._tensor(name)))
-        network_plan = plan_network(net, **self._settings)
+        weights = {name: _cpu_view(self._tensor(name)) for name in traced.scored}
+        network_plan = plan_network(net, **self._settings, _weights=weights)
         keep_classes = network_plan._keep_classes(net)
         keep = {}
         for name, axes in traced.axes.items():
@@ -204,7 +206,7 @@ class Pruner:
 
     @property
     def network(self):
-        """The traced :class:`kcp.Network` (structure; weights as of the last step)."""
+        """The traced :class:`kcp.Network` (structure; weights as traced: steps read the model's own)."""
         return self._traced.network
 
     @property
@@ -298,11 +300,9 @@ def _find(model, name, argument):
 
 
 def _cpu_view(tensor):
-    """``tensor`` as a float32 NumPy array: a view of its memory on the CPU, a copy from other devices."""
-    tensor = tensor.detach()
-    if tensor.device.type != "cpu" or tensor.dtype != torch.float32:
-        tensor = tensor.to("cpu", torch.float32)
-    return tensor.numpy()
+    """``tensor`` as a C-contiguous float32 NumPy array: a view of its memory
+    if it is one on the CPU already, else one copy."""
+    return tensor.detach().to("cpu", torch.float32).contiguous().numpy()
 
 
 def _fill(tensor, out, inp, value):

@@ -8,6 +8,7 @@ the compact model's.
 
 import copy
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -164,6 +165,51 @@ def test_masks_are_a_pure_function_of_the_weights_and_the_seed():
               for seed in (0, 0, 1)]
     same = [all(np.array_equal(a[n][0], b[n][0]) for n in a) for a, b in ((random[0], random[1]), (random[0], random[2]))]
     assert same == [True, False]
+
+
+def test_step_reads_cpu_weights_in_place_and_follows_their_changes(monkeypatch):
+    model, inputs = build("resnet18")
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    traced = pruner.network.parameters
+    lent, plan_natively = [], kcp._native.network_plan
+
+    def recording(*args):
+        lent.append(args[-2])
+        return plan_natively(*args)
+
+    def refusing(*args):
+        raise AssertionError("step() wrote a weight into the engine's network")
+
+    monkeypatch.setattr(kcp._native, "network_plan", recording)
+    monkeypatch.setattr(kcp._native, "network_parameter_write", refusing)
+    tensors = dict(model.named_parameters())
+    largest = max(t.numel() * t.element_size() for t in tensors.values())
+    tracemalloc.start()
+    try:
+        first = pruner.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < largest / 10, f"traced {peak} bytes during step(), the largest weight has {largest}"
+    assert len(lent[0]) == 21 and all(a.ctypes.data == tensors[name].data_ptr() for name, a in lent[0].items())
+    with torch.no_grad():
+        for name in lent[0]:
+            tensors[name].copy_(torch.randn_like(tensors[name]))
+    second = pruner.step()
+    assert second.network.pruned == kcp.plan(kcp.torch.to_kcp(model, inputs), ratio=0.5).pruned
+    assert second.network.pruned != first.network.pruned
+    for name, array in pruner.network.parameters.items():
+        np.testing.assert_array_equal(array, traced[name])
+
+
+def test_weights_that_cannot_be_read_in_place_are_copied_for_the_step():
+    model, inputs = build("resnet_blocks")
+    expected = kcp.torch.Pruner(copy.deepcopy(model), inputs, ratio=0.5).step().to_json()
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    assert not channels_last.block1.conv1.weight.is_contiguous()
+    assert kcp.torch.Pruner(channels_last, inputs, ratio=0.5).step().to_json() == expected
+    wide = copy.deepcopy(model).double()
+    assert kcp.torch.Pruner(wide, tuple(x.double() for x in inputs), ratio=0.5).step().to_json() == expected
 
 
 def test_ignored_layers_keep_their_output_channels():
