@@ -20,7 +20,6 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .finetune import PruneSchedule
 from .tasks import TASK_NAMES, Task
 
 CRITERIA = ("kcp", "l1", "l2", "fpgm", "random")
@@ -66,9 +65,8 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
                 record(spec, val, seed, "unpruned", 0.0, unpruned_run.network)
                 for target in reductions:
                     for criterion in criteria:
-                        schedule = PruneSchedule(macs_reduction=target, criterion=criterion,
-                                                 ramp_epochs=max(1, spec.epochs // 2))
-                        pruning_run = spec.fine_tuning_run(dense, train, val, prune=schedule, seed=seed)
+                        pruning_run = spec.fine_tuning_run(dense, train, val, prune=spec.pruning(target, criterion),
+                                                           seed=seed)
                         pruning_run.run(progress=False)
                         record(spec, val, seed, criterion, target, pruning_run.compact())
     finally:

@@ -18,7 +18,6 @@ from dataclasses import asdict
 import numpy as np
 
 from . import get_num_threads, plots
-from .finetune import PruneSchedule
 from .plan import plan
 from .tasks import Task
 
@@ -50,8 +49,7 @@ def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", quick=False
     dense_run = spec.training_run(model, train, val, seed=seed)
     dense_history = dense_run.run(progress=progress and "dense training")
     dense = dense_run.network
-    schedule = PruneSchedule(macs_reduction=macs_reduction, criterion=criterion, ramp_epochs=max(1, spec.epochs // 2))
-    pruning_run = spec.fine_tuning_run(dense, train, val, prune=schedule, seed=seed)
+    pruning_run = spec.fine_tuning_run(dense, train, val, prune=spec.pruning(macs_reduction, criterion), seed=seed)
     pruning_history = pruning_run.run(progress=progress and f"{criterion} pruning")
     pruned = pruning_run.compact()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import datasets, models
-from .finetune import FineTune
+from .finetune import FineTune, PruneSchedule
 
 TASK_NAMES = ("segmentation", "stereo")
 CLASSES = 4
@@ -112,6 +112,11 @@ class Task:
         ``net`` at half the learning rate, pruning it by ``prune`` (a
         :class:`kcp.PruneSchedule`) if given."""
         return self._run(net, train, val, 0.5, prune, seed)
+
+    def pruning(self, macs_reduction, criterion="kcp"):
+        """Soft pruning to ``macs_reduction`` fewer MACs, the target rising
+        over the first half of a fine-tuning run's epochs."""
+        return PruneSchedule(macs_reduction=macs_reduction, criterion=criterion, ramp_epochs=max(1, self.epochs // 2))
 
     def _run(self, net, train, val, lr_scale, prune, seed):
         if self.name == "segmentation":
