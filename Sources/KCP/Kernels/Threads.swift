@@ -29,16 +29,33 @@ public enum Threads {
 /// whose iterations write disjoint outputs gives the same result for any
 /// thread count.
 public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+    forEachWorker(count, workers: min(Threads.count, count)) { _, range in
+        for i in range { body(i) }
+    }
+}
+
+/// `parallelFor` whose body also gets a scratch buffer of `scratch` floats,
+/// one per worker, reused across that worker's iterations (its contents on
+/// entry are whatever the previous iteration left).
+func parallelFor(_ count: Int, scratch: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
     let workers = min(Threads.count, count)
+    let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(1, workers * scratch))
+    defer { buffers.deallocate() }
+    forEachWorker(count, workers: workers) { worker, range in
+        for i in range { body(i, buffers + worker * scratch) }
+    }
+}
+
+/// Calls `body(worker, range)` for each of `workers` workers, concurrently,
+/// with the contiguous, equal ranges that split `0..<count`.
+private func forEachWorker(_ count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
     if workers <= 1 {
-        for i in 0..<count { body(i) }
+        body(0, 0..<count)
         return
     }
     withoutActuallyEscaping(body) { body in
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let start = count * worker / workers
-            let end = count * (worker + 1) / workers
-            for i in start..<end { body(i) }
+            body(worker, (count * worker / workers)..<(count * (worker + 1) / workers))
         }
     }
 }
