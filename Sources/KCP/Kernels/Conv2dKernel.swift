@@ -6,7 +6,16 @@
 /// SGEMM straight into those rows of `y`, bias added while they are hot. A
 /// 1x1 stride-1 unpadded conv multiplies the input itself. Tiles are
 /// independent, so the result does not depend on the thread count.
-func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, outputShape: [Int]) -> Tensor {
+///
+/// An inference batchnorm and a relu that follow the conv can be applied in
+/// the same pass, `y = max(scale[o] * (Wx + b)[o] + shift[o], 0)`, with the
+/// same float operations as `batchNormInference` and `reluForward` after it.
+/// - Parameters:
+///   - normalization: per output channel `(scale, shift)` (`batchNormScaleShift`), or nil.
+///   - relu: whether a relu follows.
+func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, outputShape: [Int],
+                   normalization: (scale: [Float], shift: [Float])? = nil, relu: Bool = false) -> Tensor
+{
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
     var y = Tensor(zeros: outputShape)
     x.data.withUnsafeBufferPointer { xs in
@@ -25,10 +34,11 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                         serialMatrixProduct(m: s.outPerGroup, n: span, k: s.patch, ws.baseAddress! + g * s.outPerGroup * s.patch,
                                             lda: s.patch, tile, ldb: span, out, ldc: s.pixels)
                     }
-                    guard let bias else { return }
-                    for o in 0..<s.outPerGroup {
-                        let b = bias.data[g * s.outPerGroup + o], line = out + o * s.pixels
-                        for k in 0..<span { line[k] += b }
+                    for o in (g * s.outPerGroup)..<((g + 1) * s.outPerGroup) {
+                        let line = out + (o - g * s.outPerGroup) * s.pixels
+                        if let bias { for k in 0..<span { line[k] += bias.data[o] } }
+                        if let (scale, shift) = normalization { for k in 0..<span { line[k] = line[k] * scale[o] + shift[o] } }
+                        if relu { for k in 0..<span { line[k] = max(line[k], 0) } }
                     }
                 }
             }
