@@ -2,8 +2,9 @@
 ///
 /// Each tile of output rows of each sample and group is unfolded (`unfold`)
 /// into a `[I/g*kh*kw, rows*Wout]` matrix `X` that stays in cache, and
-/// `W_g X` (`W_g` the group's `[O/g, I/g*kh*kw]` weights) is written by one
-/// SGEMM straight into those rows of `y`, bias added while they are hot. A
+/// `W_g X` (`W_g` the group's `[O/g, I/g*kh*kw]` weights) is added by one
+/// SGEMM straight into those rows of the zeroed `y` (adding, OpenBLAS skips
+/// its pass that clears `C`), bias added while they are hot. A
 /// 1x1 stride-1 unpadded conv multiplies the input itself. Tiles are
 /// independent, so the result does not depend on the thread count.
 ///
@@ -28,11 +29,11 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                     let out = ys.baseAddress! + (n * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
                     if s.isPointwise {
                         serialMatrixProduct(m: s.outPerGroup, n: span, k: s.patch, ws.baseAddress! + g * s.outPerGroup * s.patch,
-                                            lda: s.patch, input + rows.lowerBound * s.outWidth, ldb: s.plane, out, ldc: s.pixels)
+                                            lda: s.patch, input + rows.lowerBound * s.outWidth, ldb: s.plane, beta: 1, out, ldc: s.pixels)
                     } else {
                         unfold(input, s, rows: rows, into: tile)
                         serialMatrixProduct(m: s.outPerGroup, n: span, k: s.patch, ws.baseAddress! + g * s.outPerGroup * s.patch,
-                                            lda: s.patch, tile, ldb: span, out, ldc: s.pixels)
+                                            lda: s.patch, tile, ldb: span, beta: 1, out, ldc: s.pixels)
                     }
                     for o in (g * s.outPerGroup)..<((g + 1) * s.outPerGroup) {
                         let line = out + (o - g * s.outPerGroup) * s.pixels

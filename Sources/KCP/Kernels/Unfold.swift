@@ -10,7 +10,7 @@ struct ConvGeometry {
     let outputs: Int, perGroup: Int, kh: Int, kw: Int
     let outHeight: Int, outWidth: Int
     let conv: Conv2d
-    /// Output rows per tile, and tiles per sample.
+    /// Output rows per tile (the last tile may have fewer), and tiles per sample.
     let blockRows: Int, blocks: Int
 
     /// Floats per unfolded tile that the block size aims for (256 KB).
@@ -20,8 +20,9 @@ struct ConvGeometry {
         (batch, channels, height, width) = (input[0], input[1], input[2], input[3])
         (outputs, perGroup, kh, kw) = (weight[0], weight[1], weight[2], weight[3])
         (outHeight, outWidth, self.conv) = (output[2], output[3], conv)
-        blockRows = max(1, min(outHeight, Self.tileFloats / max(perGroup * kh * kw * outWidth, 1)))
-        blocks = (outHeight + blockRows - 1) / blockRows
+        let most = max(1, Self.tileFloats / max(perGroup * kh * kw * outWidth, 1))
+        blocks = max(1, (outHeight + most - 1) / most)
+        blockRows = max(1, (outHeight + blocks - 1) / blocks)
     }
 
     var groups: Int { conv.groups }
