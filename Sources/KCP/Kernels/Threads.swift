@@ -25,13 +25,12 @@ public enum Threads {
 
 /// Runs `body(i)` for `i` in `0..<count` on up to `Threads.count` threads.
 ///
-/// Work is split into contiguous, equal chunks, one per worker, so a loop
-/// whose iterations write disjoint outputs gives the same result for any
-/// thread count.
+/// Iterations are handed out in small runs to whichever worker is free, so
+/// a worker slowed down (by another process on its core) does less of the
+/// loop; a loop whose iterations write disjoint outputs gives the same
+/// result for any thread count and any schedule.
 public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
-    forEachWorker(count, workers: min(Threads.count, count)) { _, range in
-        for i in range { body(i) }
-    }
+    forEachWorker(count, workers: min(Threads.count, count)) { _, i in body(i) }
 }
 
 /// `parallelFor` whose body also gets a scratch buffer of `scratch` floats,
@@ -41,21 +40,26 @@ func parallelFor(_ count: Int, scratch: Int, _ body: (Int, UnsafeMutablePointer<
     let workers = min(Threads.count, count)
     let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(1, workers * scratch))
     defer { buffers.deallocate() }
-    forEachWorker(count, workers: workers) { worker, range in
-        for i in range { body(i, buffers + worker * scratch) }
-    }
+    forEachWorker(count, workers: workers) { worker, i in body(i, buffers + worker * scratch) }
 }
 
-/// Calls `body(worker, range)` for each of `workers` workers, concurrently,
-/// with the contiguous, equal ranges that split `0..<count`.
-private func forEachWorker(_ count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
+/// Runs by `workers` workers, concurrently: each takes the next run of
+/// about `count / (8 * workers)` iterations from a shared counter until none
+/// is left, calling `body(worker, i)` for each.
+private func forEachWorker(_ count: Int, workers: Int, _ body: (Int, Int) -> Void) {
     if workers <= 1 {
-        body(0, 0..<count)
+        for i in 0..<count { body(0, i) }
         return
     }
+    let run = max(1, count / (8 * workers))
+    let next = Atomic<Int>(0)
     withoutActuallyEscaping(body) { body in
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            body(worker, (count * worker / workers)..<(count * (worker + 1) / workers))
+            while true {
+                let start = next.wrappingAdd(run, ordering: .relaxed).oldValue
+                guard start < count else { return }
+                for i in start..<min(count, start + run) { body(worker, i) }
+            }
         }
     }
 }
