@@ -2,9 +2,9 @@ import COpenBLAS
 
 /// Matrix products on OpenBLAS, split by the engine's own parallel loops.
 ///
-/// OpenBLAS itself runs one thread per call: the engine's loops (im2col,
-/// copies, element-wise ops) would otherwise compete for the cores with
-/// OpenBLAS's spinning worker threads. Measured on 2 cores, ResNet-20
+/// OpenBLAS itself runs one thread per call: the engine's loops (each conv
+/// tile's unfolding and product, element-wise ops) would otherwise compete
+/// for the cores with OpenBLAS's spinning worker threads. Measured on 2 cores, ResNet-20
 /// inference (batch 64) took 218 ms with OpenBLAS threads against 246 ms
 /// single-threaded; products split here scale with the engine's threads.
 private let blasRunsSingleThreaded: Void = openblas_set_num_threads(1)
