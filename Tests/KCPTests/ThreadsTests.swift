@@ -72,6 +72,22 @@ struct ThreadsTests {
         #expect(worst < 1e-12, "scores move by \(worst)")
     }
 
+    @Test("conv forward (fused epilogue too) and backward are bitwise the same for 1, 2 and 3 threads",
+          arguments: unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+    func convBitwise(_ c: ConvCase) throws {
+        var rng = SplitMix64(seed: 45)
+        let x = fdTensor(c.input, &rng), w = fdTensor(c.weight, &rng)
+        let shape = try Op.conv2d(c.conv).outputShape(inputs: [c.input], parameters: [c.weight])
+        let g = fdTensor(shape, &rng), affine = (scale: fdTensor([shape[1]], &rng).data, shift: fdTensor([shape[1]], &rng).data)
+        let run = {
+            let d = conv2dBackward(x, weight: w, hasBias: true, c.conv, gradient: g)
+            return [conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape, normalization: affine, relu: true),
+                    d.input, d.weight]
+        }
+        let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)
+        #expect(one == two && one == three)
+    }
+
     @Test("Threads.set and kcp_threads_set change the count and validate n")
     func setAndGet() throws {
         let previous = Threads.count

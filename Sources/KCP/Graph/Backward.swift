@@ -48,33 +48,25 @@ extension Network {
                         "shape \(gradient.shape) does not match output \(pass.values[value].shape)")
             accumulate(&gradients[value], gradient)
         }
-        var parameterGradients = parameters.map { Tensor(zeros: $0.tensor.shape) }
+        var parameterGradients = [Tensor?](repeating: nil, count: parameters.count)
         for (index, node) in nodes.enumerated().reversed() {
             guard let gradient = gradients[node.output] else { continue }
+            gradients[node.output] = nil
             let x = node.inputs.map { pass.values[$0] }
             let p = node.parameters.map { parameters[$0].tensor }
             let (inputGradients, weightGradients) = node.op.backward(
                 x, parameters: p, output: pass.values[node.output], statistics: pass.batchStatistics[index],
                 gradient: gradient)
             for (value, g) in zip(node.inputs, inputGradients) { accumulate(&gradients[value], g) }
-            for (parameter, g) in zip(node.parameters, weightGradients) {
-                var total = Optional(parameterGradients[parameter])
-                accumulate(&total, g)
-                parameterGradients[parameter] = total!
-            }
+            for (parameter, g) in zip(node.parameters, weightGradients) { accumulate(&parameterGradients[parameter], g) }
         }
-        return parameterGradients
+        return zip(parameterGradients, parameters).map { $0 ?? Tensor(zeros: $1.tensor.shape) }
     }
 }
 
 /// `total += g` (or `total = g` when there is none yet).
 private func accumulate(_ total: inout Tensor?, _ g: Tensor) {
-    guard var sum = total else {
-        total = g
-        return
-    }
-    for k in sum.data.indices { sum.data[k] += g.data[k] }
-    total = sum
+    if total == nil { total = g } else { addAssign(&total!, g) }
 }
 
 extension Op {

@@ -1,7 +1,10 @@
 extension Network {
     /// Runs the network on `inputs` (one tensor per graph input, any batch
     /// size) and returns its outputs. Values are freed after their last use.
-    /// - Parameter nodeSeconds: if given, receives each node's wall time.
+    /// A conv followed by a batchnorm (and a relu) that alone read its output
+    /// runs as one step (`fusedChains`), with the same results.
+    /// - Parameter nodeSeconds: if given, receives each node's wall time (a
+    ///   fused chain's time is its conv's).
     public func forward(_ inputs: [Tensor], nodeSeconds: UnsafeMutablePointer<Double>? = nil) throws -> [Tensor] {
         let shapes = try shapes(for: inputs)
         var lastUse = [Int](repeating: -1, count: valueCount)
@@ -10,15 +13,55 @@ extension Network {
 
         var values = [Tensor?](repeating: nil, count: valueCount)
         for (tensor, input) in zip(inputs, self.inputs) { values[input.value] = tensor }
-        for (index, node) in nodes.enumerated() {
+        let chains = fusedChains(lastUse: lastUse)
+        var index = 0
+        while index < nodes.count {
+            let node = nodes[index], last = index + chains[index]
             let x = node.inputs.map { values[$0]! }
             let p = node.parameters.map { parameters[$0].tensor }
             let start = monotonicSeconds()
-            values[node.output] = node.op.forward(x, parameters: p, outputShape: shapes[node.output])
-            nodeSeconds?[index] = monotonicSeconds() - start
-            for value in node.inputs where lastUse[value] == index { values[value] = nil }
+            if last == index {
+                values[node.output] = node.op.forward(x, parameters: p, outputShape: shapes[node.output])
+            } else {
+                values[nodes[last].output] = fusedConvForward(nodes[index...last], x[0], parameters: p,
+                                                              outputShape: shapes[node.output])
+            }
+            for step in index...last {
+                nodeSeconds?[step] = step == index ? monotonicSeconds() - start : 0
+                for value in nodes[step].inputs where lastUse[value] == step { values[value] = nil }
+            }
+            index = last + 1
         }
         return outputs.map { values[$0]! }
+    }
+
+    /// For each node, how many of the nodes right after it fold into it:
+    /// a conv's batchnorm, and that batchnorm's relu, each the only reader
+    /// of the value before it (which is no graph output); 0 elsewhere.
+    private func fusedChains(lastUse: [Int]) -> [Int] {
+        var readers = [Int](repeating: 0, count: valueCount)
+        for node in nodes { for value in node.inputs { readers[value] += 1 } }
+        let alone = { (index: Int) in
+            index + 1 < nodes.count && nodes[index + 1].inputs == [nodes[index].output]
+                && readers[nodes[index].output] == 1 && lastUse[nodes[index].output] == index + 1
+        }
+        return nodes.indices.map { index in
+            guard case .conv2d = nodes[index].op, alone(index), case .batchNorm = nodes[index + 1].op else { return 0 }
+            return alone(index + 1) && nodes[index + 2].op == .relu ? 2 : 1
+        }
+    }
+
+    /// `chain` (conv, batchnorm, relu?) on the conv's input `x`, the
+    /// batchnorm and relu applied to each tile of the conv's output as it is written.
+    private func fusedConvForward(_ chain: ArraySlice<Node>, _ x: Tensor, parameters p: [Tensor],
+                                  outputShape: [Int]) -> Tensor
+    {
+        guard case let .conv2d(conv) = chain.first!.op, case let .batchNorm(epsilon) = chain.dropFirst().first!.op
+        else { preconditionFailure("a fused chain starts with conv, batchnorm") }
+        let n = chain.dropFirst().first!.parameters.map { parameters[$0].tensor.data }
+        let normalization = batchNormScaleShift(gamma: n[0], beta: n[1], mean: n[2], variance: n[3], epsilon: epsilon)
+        return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape,
+                             normalization: normalization, relu: chain.count == 3)
     }
 
     /// Checks `inputs` against the network's inputs (one batch size, at

@@ -2,31 +2,41 @@ import COpenBLAS
 
 /// Matrix products on OpenBLAS, split by the engine's own parallel loops.
 ///
-/// OpenBLAS itself runs one thread per call: the engine's loops (im2col,
-/// copies, element-wise ops) would otherwise compete for the cores with
-/// OpenBLAS's spinning worker threads. Measured on 2 cores, ResNet-20
+/// OpenBLAS itself runs one thread per call: the engine's loops (each conv
+/// tile's unfolding and product, element-wise ops) would otherwise compete
+/// for the cores with OpenBLAS's spinning worker threads. Measured on 2 cores, ResNet-20
 /// inference (batch 64) took 218 ms with OpenBLAS threads against 246 ms
 /// single-threaded; products split here scale with the engine's threads.
 private let blasRunsSingleThreaded: Void = openblas_set_num_threads(1)
 
+/// `C = A B + beta C` (row-major; `A` transposed if `transposeA`, then
+/// stored `[k, m]`; `B` transposed if `transposeB`, then stored `[n, k]`):
+/// one OpenBLAS call on the calling thread.
+func serialMatrixProduct(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool = false,
+                         _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false, beta: Float = 0,
+                         _ c: UnsafeMutablePointer<Float>, ldc: Int)
+{
+    _ = blasRunsSingleThreaded
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
 /// Columns per parallel block of a product: wide enough for OpenBLAS's kernels.
 private let blockColumns = 256
 
-/// `C[m, n] = A[m, k] B[k, n]` (row-major; `A` transposed if `transposeA`,
-/// then stored `[k, m]`; `B` transposed if `transposeB`, then stored
-/// `[n, k]`), with the columns of `C` split into fixed blocks computed in
-/// parallel. Each entry comes from one call over the full `k`, so the result
-/// does not depend on the thread count.
+/// `C[m, n] = A[m, k] B[k, n]` (transposes as in `serialMatrixProduct`),
+/// with the columns of `C` split into fixed blocks computed in parallel.
+/// Each entry comes from one call over the full `k`, so the result does not
+/// depend on the thread count.
 func matrixProduct(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool = false,
                    _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false,
                    _ c: UnsafeMutablePointer<Float>, ldc: Int)
 {
-    _ = blasRunsSingleThreaded
     parallelFor((n + blockColumns - 1) / blockColumns) { block in
         let first = block * blockColumns, width = min(blockColumns, n - first)
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(width), Int32(k), 1, a, Int32(lda), transposeB ? b + first * ldb : b + first,
-                    Int32(ldb), 0, c + first, Int32(ldc))
+        serialMatrixProduct(m: m, n: width, k: k, a, lda: lda, transposeA: transposeA,
+                            transposeB ? b + first * ldb : b + first, ldb: ldb, transposeB: transposeB,
+                            c + first, ldc: ldc)
     }
 }
 
@@ -43,7 +53,6 @@ func addMatrixProduct(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: In
                       _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false,
                       _ c: UnsafeMutablePointer<Float>, ldc: Int)
 {
-    _ = blasRunsSingleThreaded
     let depthBlocks = (k + blockDepth - 1) / blockDepth, columnBlocks = (n + blockColumns - 1) / blockColumns
     guard depthBlocks > 0 && m > 0 && n > 0 else { return }
     var partial = [Float](unsafeUninitializedCapacity: depthBlocks * m * n) { $1 = depthBlocks * m * n }
@@ -52,10 +61,9 @@ func addMatrixProduct(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: In
             let depth = job / columnBlocks, column = job % columnBlocks
             let start = depth * blockDepth, size = min(blockDepth, k - start)
             let first = column * blockColumns, width = min(blockColumns, n - first)
-            cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(width), Int32(size), 1, transposeA ? a + start * lda : a + start, Int32(lda),
-                        transposeB ? b + first * ldb + start : b + start * ldb + first, Int32(ldb),
-                        0, partial.baseAddress! + depth * m * n + first, Int32(n))
+            serialMatrixProduct(m: m, n: width, k: size, transposeA ? a + start * lda : a + start, lda: lda,
+                                transposeA: transposeA, transposeB ? b + first * ldb + start : b + start * ldb + first,
+                                ldb: ldb, transposeB: transposeB, partial.baseAddress! + depth * m * n + first, ldc: n)
         }
         parallelFor(m) { i in
             let row = c + i * ldc

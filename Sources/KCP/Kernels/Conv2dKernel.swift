@@ -1,176 +1,165 @@
 /// 2-D convolution, NCHW: `y[n, o] = b[o] + sum_{j, p, q} W[o, j, p, q] * x[n, g*I/g + j, h*s + p*d - pad, ...]`.
 ///
-/// Samples are unfolded side by side (im2col) into a `[I/g*kh*kw, n*Hout*Wout]`
-/// matrix per group, so each group of a chunk of samples is one large SGEMM
-/// `[O/g, I/g*kh*kw] x [I/g*kh*kw, n*Hout*Wout]`; the result is then moved
-/// into NCHW order. Chunks keep the unfolded matrix near 1M floats (4 MB),
-/// large enough for an efficient SGEMM, small enough to stay in cache.
-func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, outputShape: [Int]) -> Tensor {
-    let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let (outputs, perGroup, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-    let (outHeight, outWidth) = (outputShape[2], outputShape[3])
-    let groups = conv.groups, outPerGroup = outputs / groups
-    let patch = perGroup * kh * kw, pixels = outHeight * outWidth
-    let chunk = max(1, min(batch, (1 << 20) / max(patch * pixels, 1)))
+/// Each tile of output rows of each sample and group is unfolded (`unfold`)
+/// into a `[I/g*kh*kw, rows*Wout]` matrix `X` that stays in cache, and
+/// `W_g X` (`W_g` the group's `[O/g, I/g*kh*kw]` weights) is added by one
+/// SGEMM straight into those rows of the zeroed `y` (adding, OpenBLAS skips
+/// its pass that clears `C`), bias added while they are hot. A
+/// 1x1 stride-1 unpadded conv multiplies the input itself. Tiles are
+/// independent, so the result does not depend on the thread count.
+///
+/// An inference batchnorm and a relu that follow the conv can be applied in
+/// the same pass, `y = max(scale[o] * (Wx + b)[o] + shift[o], 0)`, with the
+/// same float operations as `batchNormInference` and `reluForward` after it.
+/// - Parameters:
+///   - normalization: per output channel `(scale, shift)` (`batchNormScaleShift`), or nil.
+///   - relu: whether a relu follows.
+func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, outputShape: [Int],
+                   normalization: (scale: [Float], shift: [Float])? = nil, relu: Bool = false) -> Tensor
+{
+    let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
     var y = Tensor(zeros: outputShape)
-    var columns = [Float](unsafeUninitializedCapacity: patch * pixels * chunk) { $1 = patch * pixels * chunk }
-    var product = [Float](unsafeUninitializedCapacity: outPerGroup * pixels * chunk) { $1 = outPerGroup * pixels * chunk }
     x.data.withUnsafeBufferPointer { xs in
         weight.data.withUnsafeBufferPointer { ws in
             y.data.withUnsafeMutableBufferPointer { ys in
-                columns.withUnsafeMutableBufferPointer { cols in
-                    product.withUnsafeMutableBufferPointer { prod in
-                        for first in stride(from: 0, to: batch, by: chunk) {
-                            let count = min(chunk, batch - first), span = count * pixels
-                            for g in 0..<groups {
-                                parallelFor(count * patch) { job in
-                                    let n = job / patch, row = job % patch
-                                    let input = xs.baseAddress! + ((first + n) * channels + g * perGroup) * height * width
-                                    im2colRow(input, row, height, width, kh, kw, conv, outHeight, outWidth,
-                                              cols.baseAddress! + row * span + n * pixels)
-                                }
-                                matrixProduct(m: outPerGroup, n: span, k: patch, ws.baseAddress! + g * outPerGroup * patch,
-                                              lda: patch, cols.baseAddress!, ldb: span, prod.baseAddress!, ldc: span)
-                                parallelFor(count * outPerGroup) { job in
-                                    let n = job / outPerGroup, o = job % outPerGroup
-                                    (ys.baseAddress! + ((first + n) * outputs + g * outPerGroup + o) * pixels)
-                                        .update(from: prod.baseAddress! + o * span + n * pixels, count: pixels)
-                                }
-                            }
-                        }
+                parallelFor(s.batch * s.groups * s.blocks, scratch: s.isPointwise ? 0 : s.tileSize) { job, tile in
+                    let (sample, block) = (job / s.blocks, job % s.blocks), (n, g) = (sample / s.groups, sample % s.groups)
+                    let rows = s.rows(block), span = rows.count * s.outWidth
+                    let input = xs.baseAddress! + (n * s.channels + g * s.perGroup) * s.plane
+                    let out = ys.baseAddress! + (n * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
+                    if s.isPointwise {
+                        serialMatrixProduct(m: s.outPerGroup, n: span, k: s.patch, ws.baseAddress! + g * s.outPerGroup * s.patch,
+                                            lda: s.patch, input + rows.lowerBound * s.outWidth, ldb: s.plane, beta: 1, out, ldc: s.pixels)
+                    } else {
+                        unfold(input, s, rows: rows, into: tile)
+                        serialMatrixProduct(m: s.outPerGroup, n: span, k: s.patch, ws.baseAddress! + g * s.outPerGroup * s.patch,
+                                            lda: s.patch, tile, ldb: span, beta: 1, out, ldc: s.pixels)
+                    }
+                    for o in (g * s.outPerGroup)..<((g + 1) * s.outPerGroup) {
+                        let line = out + (o - g * s.outPerGroup) * s.pixels
+                        if let bias { for k in 0..<span { line[k] += bias.data[o] } }
+                        if let (scale, shift) = normalization { for k in 0..<span { line[k] = line[k] * scale[o] + shift[o] } }
+                        if relu { for k in 0..<span { line[k] = max(line[k], 0) } }
                     }
                 }
             }
         }
     }
-    if let bias { addChannelBias(&y, bias.data) }
     return y
 }
 
 /// Gradients of `conv2dForward` given `gradient = dL/dy` `[N, O, Hout, Wout]`:
-/// with `X_g` the im2col matrix of group `g` (`[I/g*kh*kw, N*Hout*Wout]`),
-/// `W_g` its weights `[O/g, I/g*kh*kw]` and `G_g` its rows of `dL/dy`
-/// (`[O/g, N*Hout*Wout]`), `dL/dW_g = G_g X_g^T`, `dL/dX_g = W_g^T G_g`
-/// folded back onto `x` (col2im: each unfolded entry adds to the input pixel
-/// it was copied from), and `dL/db[o] = sum_{n, h, w} G[n, o, h, w]`.
-///
-/// Samples are processed in the forward's chunks; the weight gradient sums
-/// the chunks in order (`addMatrixProduct`), so the result does not depend
-/// on the thread count.
+/// with `X_g` the unfolded input of group `g` and `G_g` its rows of `dL/dy`,
+/// `dL/dW_g = sum_tiles G_g X_g^T` (`weightGradient`),
+/// `dL/dX_g = W_g^T G_g` folded back onto `x` (`inputGradient`), and
+/// `dL/db[o] = sum_{n, h, w} G[n, o, h, w]`.
 /// - Returns: `dL/dx` shaped like `x`, `dL/dW` like `weight`, `dL/db` `[O]` if `hasBias`.
 func conv2dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ conv: Conv2d,
                     gradient: Tensor) -> (input: Tensor, weight: Tensor, bias: Tensor?)
 {
-    let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let (outputs, perGroup, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-    let (outHeight, outWidth) = (gradient.shape[2], gradient.shape[3])
-    let groups = conv.groups, outPerGroup = outputs / groups
-    let patch = perGroup * kh * kw, pixels = outHeight * outWidth, plane = height * width
-    let chunk = max(1, min(batch, (1 << 20) / max(patch * pixels, 1)))
-    var dx = Tensor(zeros: x.shape), dw = Tensor(zeros: weight.shape)
-    // The unfolded input, then (overwritten) the unfolded input gradient.
-    var columns = [Float](unsafeUninitializedCapacity: patch * pixels * chunk) { $1 = patch * pixels * chunk }
-    // dL/dy of one group, `[O/g, n * Hout * Wout]`.
-    var rows = [Float](unsafeUninitializedCapacity: outPerGroup * pixels * chunk) { $1 = outPerGroup * pixels * chunk }
+    let s = ConvGeometry(input: x.shape, weight: weight.shape, output: gradient.shape, conv)
+    return (inputGradient(weight: weight, s, gradient: gradient), weightGradient(x, s, gradient: gradient),
+            hasBias ? channelSums(gradient) : nil)
+}
+
+/// Partial sums of a weight gradient: at most this many, whatever the thread count.
+private let weightGradientPartials = 16
+
+/// `dL/dW_g = sum over tiles of G_g X_g^T`: the `N * tiles` tiles are split
+/// into at most `weightGradientPartials` fixed runs, each run's products are
+/// accumulated by SGEMM into its own partial sum, and the partials are added
+/// in run order, so the result does not depend on the thread count.
+private func weightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
+    let units = s.batch * s.blocks, runs = min(units, weightGradientPartials), size = s.outputs * s.patch
+    var dw = Tensor(zeros: [s.outputs, s.perGroup, s.kh, s.kw])
+    var partials = [Float](repeating: 0, count: runs * size)
     x.data.withUnsafeBufferPointer { xs in
-        weight.data.withUnsafeBufferPointer { ws in
-            gradient.data.withUnsafeBufferPointer { gs in
-                dx.data.withUnsafeMutableBufferPointer { dxs in
-                    dw.data.withUnsafeMutableBufferPointer { dws in
-                        columns.withUnsafeMutableBufferPointer { cols in
-                            rows.withUnsafeMutableBufferPointer { g in
-                                let (columnData, rowData) = (cols.baseAddress!, g.baseAddress!)
-                                for first in stride(from: 0, to: batch, by: chunk) {
-                                    let count = min(chunk, batch - first), span = count * pixels
-                                    for group in 0..<groups {
-                                        // Sample `first + n` of this group in x, dL/dx and dL/dy.
-                                        let input = { (n: Int) in ((first + n) * channels + group * perGroup) * plane }
-                                        let output = { (n: Int) in ((first + n) * outputs + group * outPerGroup) * pixels }
-                                        parallelFor(count * patch) { job in
-                                            let n = job / patch, row = job % patch
-                                            im2colRow(xs.baseAddress! + input(n), row, height, width, kh, kw, conv,
-                                                      outHeight, outWidth, columnData + row * span + n * pixels)
-                                        }
-                                        parallelFor(count * outPerGroup) { job in
-                                            let n = job / outPerGroup, o = job % outPerGroup
-                                            (rowData + o * span + n * pixels)
-                                                .update(from: gs.baseAddress! + output(n) + o * pixels, count: pixels)
-                                        }
-                                        let w = group * outPerGroup * patch
-                                        addMatrixProduct(m: outPerGroup, n: patch, k: span, rowData, lda: span,
-                                                         columnData, ldb: span, transposeB: true,
-                                                         dws.baseAddress! + w, ldc: patch)
-                                        matrixProduct(m: patch, n: span, k: outPerGroup, ws.baseAddress! + w,
-                                                      lda: patch, transposeA: true, rowData, ldb: span,
-                                                      columnData, ldc: span)
-                                        parallelFor(count * perGroup) { job in
-                                            let n = job / perGroup, c = job % perGroup
-                                            for row in (c * kh * kw)..<((c + 1) * kh * kw) {
-                                                col2imRow(columnData + row * span + n * pixels, row, height, width,
-                                                          kh, kw, conv, outHeight, outWidth, dxs.baseAddress! + input(n))
-                                            }
-                                        }
-                                    }
-                                }
-                            }
+        gradient.data.withUnsafeBufferPointer { gs in
+            partials.withUnsafeMutableBufferPointer { partial in
+                parallelFor(runs * s.groups, scratch: s.isPointwise ? 0 : s.tileSize) { job, tile in
+                    let (run, g) = (job / s.groups, job % s.groups)
+                    let sum = partial.baseAddress! + run * size + g * s.outPerGroup * s.patch
+                    for unit in (units * run / runs)..<(units * (run + 1) / runs) {
+                        let (n, rows) = (unit / s.blocks, s.rows(unit % s.blocks)), span = rows.count * s.outWidth
+                        let input = xs.baseAddress! + (n * s.channels + g * s.perGroup) * s.plane
+                        let rowGradient = gs.baseAddress! + (n * s.outputs + g * s.outPerGroup) * s.pixels
+                            + rows.lowerBound * s.outWidth
+                        if s.isPointwise {
+                            serialMatrixProduct(m: s.outPerGroup, n: s.patch, k: span, rowGradient, lda: s.pixels,
+                                                input + rows.lowerBound * s.outWidth, ldb: s.plane, transposeB: true,
+                                                beta: 1, sum, ldc: s.patch)
+                        } else {
+                            unfold(input, s, rows: rows, into: tile)
+                            serialMatrixProduct(m: s.outPerGroup, n: s.patch, k: span, rowGradient, lda: s.pixels,
+                                                tile, ldb: span, transposeB: true, beta: 1, sum, ldc: s.patch)
                         }
                     }
                 }
             }
         }
     }
-    return (dx, dw, hasBias ? channelSums(gradient) : nil)
-}
-
-/// Row `row = (c, p, q)` of the im2col matrix of one `[C, H, W]` sample:
-/// `out[oy * Wout + ox] = input[c, oy*s + p*d - pad, ox*s + q*d - pad]` (zero outside).
-func im2colRow(_ input: UnsafePointer<Float>, _ row: Int, _ height: Int, _ width: Int, _ kh: Int, _ kw: Int,
-               _ conv: Conv2d, _ outHeight: Int, _ outWidth: Int, _ out: UnsafeMutablePointer<Float>)
-{
-    let c = row / (kh * kw), p = (row / kw) % kh, q = row % kw
-    let plane = input + c * height * width
-    for oy in 0..<outHeight {
-        let iy = oy * conv.stride.0 + p * conv.dilation.0 - conv.padding.0
-        let line = out + oy * outWidth
-        guard iy >= 0 && iy < height else {
-            line.update(repeating: 0, count: outWidth)
-            continue
-        }
-        let source = plane + iy * width
-        let offset = q * conv.dilation.1 - conv.padding.1
-        if conv.stride.1 == 1 && offset >= 0 && offset + outWidth <= width {
-            line.update(from: source + offset, count: outWidth)
-            continue
-        }
-        for ox in 0..<outWidth {
-            let ix = ox * conv.stride.1 + offset
-            line[ox] = ix >= 0 && ix < width ? source[ix] : 0
+    partials.withUnsafeBufferPointer { partial in
+        dw.data.withUnsafeMutableBufferPointer { dws in
+            parallelFor(s.outputs) { o in
+                for run in 0..<runs {
+                    addScaled(dws.baseAddress! + o * s.patch, partial.baseAddress! + run * size + o * s.patch, 1, s.patch)
+                }
+            }
         }
     }
+    return dw
 }
 
-/// The adjoint of `im2colRow`: adds row `row = (c, p, q)` of an unfolded
-/// gradient back onto the `[C, H, W]` sample gradient `input`:
-/// `input[c, oy*s + p*d - pad, ox*s + q*d - pad] += row[oy * Wout + ox]` (skipping padding).
-func col2imRow(_ row: UnsafePointer<Float>, _ index: Int, _ height: Int, _ width: Int, _ kh: Int, _ kw: Int,
-               _ conv: Conv2d, _ outHeight: Int, _ outWidth: Int, _ input: UnsafeMutablePointer<Float>)
-{
-    let c = index / (kh * kw), p = (index / kw) % kh, q = index % kw
-    let plane = input + c * height * width
-    for oy in 0..<outHeight {
-        let iy = oy * conv.stride.0 + p * conv.dilation.0 - conv.padding.0
-        guard iy >= 0 && iy < height else { continue }
-        let line = row + oy * outWidth, target = plane + iy * width
-        let offset = q * conv.dilation.1 - conv.padding.1
-        if conv.stride.1 == 1 && offset >= 0 && offset + outWidth <= width {
-            addScaled(target + offset, line, 1, outWidth)
-            continue
-        }
-        for ox in 0..<outWidth {
-            let ix = ox * conv.stride.1 + offset
-            if ix >= 0 && ix < width { target[ix] += line[ox] }
+/// `dL/dx`: the unfolded gradient `W_g^T G_g` of each tile, folded back
+/// onto its sample (`fold`), parallel over samples and groups. With stride 1
+/// this is itself a convolution, of `dL/dy` with the kernels transposed
+/// (`transposedKernels`) and padding `d*(k-1) - pad` on each side, which
+/// `conv2dForward` computes without the unfolded gradient.
+private func inputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
+    let inputShape = [s.batch, s.channels, s.height, s.width]
+    if s.conv.stride == (1, 1) {
+        let (dy, dx) = (s.conv.dilation.0 * (s.kh - 1), s.conv.dilation.1 * (s.kw - 1)), p = s.conv.padding
+        let transposed = Conv2d(padding: (dy - p.0, dx - p.1, dy - p.2, dx - p.3), dilation: s.conv.dilation,
+                                groups: s.groups)
+        return conv2dForward(gradient, weight: transposedKernels(weight, groups: s.groups), bias: nil, transposed,
+                             outputShape: inputShape)
+    }
+    var dx = Tensor(zeros: inputShape)
+    weight.data.withUnsafeBufferPointer { ws in
+        gradient.data.withUnsafeBufferPointer { gs in
+            dx.data.withUnsafeMutableBufferPointer { dxs in
+                parallelFor(s.batch * s.groups, scratch: s.tileSize) { job, tile in
+                    let (n, g) = (job / s.groups, job % s.groups)
+                    for block in 0..<s.blocks {
+                        let rows = s.rows(block), span = rows.count * s.outWidth
+                        let rowGradient = gs.baseAddress! + (n * s.outputs + g * s.outPerGroup) * s.pixels
+                            + rows.lowerBound * s.outWidth
+                        serialMatrixProduct(m: s.patch, n: span, k: s.outPerGroup, ws.baseAddress! + g * s.outPerGroup * s.patch,
+                                            lda: s.patch, transposeA: true, rowGradient, ldb: s.pixels, tile, ldc: span)
+                        fold(tile, s, rows: rows, into: dxs.baseAddress! + (n * s.channels + g * s.perGroup) * s.plane)
+                    }
+                }
+            }
         }
     }
+    return dx
+}
+
+/// The kernels of the transposed convolution, `[I, O/g, kh, kw]`:
+/// `W'[g*I/g + j, o, p, q] = W[g*O/g + o, j, kh-1-p, kw-1-q]`.
+private func transposedKernels(_ weight: Tensor, groups: Int) -> Tensor {
+    let (outputs, perGroup, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+    let outPerGroup = outputs / groups, taps = kh * kw
+    var t = Tensor(zeros: [perGroup * groups, outPerGroup, kh, kw])
+    for g in 0..<groups {
+        for o in 0..<outPerGroup {
+            for j in 0..<perGroup {
+                let source = ((g * outPerGroup + o) * perGroup + j) * taps, target = ((g * perGroup + j) * outPerGroup + o) * taps
+                for k in 0..<taps { t.data[target + k] = weight.data[source + taps - 1 - k] }
+            }
+        }
+    }
+    return t
 }
 
 /// `y[n, c, ...] += bias[c]` for NCHW (or `[N, C]`) tensors.

@@ -51,32 +51,46 @@ func softmaxBackward(output: Tensor, gradient: Tensor) -> Tensor {
     return dx
 }
 
+/// `x += y` element-wise, in place (gradients of a value's several users).
+func addAssign(_ x: inout Tensor, _ y: Tensor) {
+    precondition(x.shape == y.shape, "shapes \(x.shape) and \(y.shape) differ")
+    y.data.withUnsafeBufferPointer { ys in
+        x.data.withUnsafeMutableBufferPointer { xs in
+            let count = xs.count
+            parallelFor((count + chunk - 1) / chunk) { block in
+                let first = block * chunk
+                addScaled(xs.baseAddress! + first, ys.baseAddress! + first, 1, min(chunk, count - first))
+            }
+        }
+    }
+}
+
 /// Elements per parallel chunk: large enough to amortise dispatch.
 private let chunk = 1 << 14
 
 @inline(__always)
 private func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
-    var y = x
-    y.data.withUnsafeMutableBufferPointer { ys in
-        let count = ys.count
-        parallelFor((count + chunk - 1) / chunk) { block in
-            for i in (block * chunk)..<min(count, (block + 1) * chunk) { ys[i] = f(ys[i]) }
+    x.data.withUnsafeBufferPointer { xs in
+        Tensor(shape: x.shape) { ys in
+            let count = ys.count
+            parallelFor((count + chunk - 1) / chunk) { block in
+                for i in (block * chunk)..<min(count, (block + 1) * chunk) { ys[i] = f(xs[i]) }
+            }
         }
     }
-    return y
 }
 
 @inline(__always)
 private func combine(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
     precondition(a.shape == b.shape, "shapes \(a.shape) and \(b.shape) differ")
-    var y = a
-    b.data.withUnsafeBufferPointer { bs in
-        y.data.withUnsafeMutableBufferPointer { ys in
-            let count = ys.count
-            parallelFor((count + chunk - 1) / chunk) { block in
-                for i in (block * chunk)..<min(count, (block + 1) * chunk) { ys[i] = f(ys[i], bs[i]) }
+    return a.data.withUnsafeBufferPointer { xs in
+        b.data.withUnsafeBufferPointer { bs in
+            Tensor(shape: a.shape) { ys in
+                let count = ys.count
+                parallelFor((count + chunk - 1) / chunk) { block in
+                    for i in (block * chunk)..<min(count, (block + 1) * chunk) { ys[i] = f(xs[i], bs[i]) }
+                }
             }
         }
     }
-    return y
 }

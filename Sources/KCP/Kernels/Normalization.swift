@@ -1,21 +1,31 @@
 import Glibc
 
 /// Batch normalization at inference (Ioffe & Szegedy 2015):
-/// `y = gamma * (x - mean) / sqrt(var + epsilon) + beta` per channel.
+/// `y = gamma * (x - mean) / sqrt(var + epsilon) + beta` per channel,
+/// computed as `x * scale + shift` (`batchNormScaleShift`).
 func batchNormInference(_ x: Tensor, gamma: [Float], beta: [Float], mean: [Float], variance: [Float],
                         epsilon: Float) -> Tensor
 {
     let channels = x.shape[1], inner = x.count / (x.shape[0] * channels)
-    var y = x
-    y.data.withUnsafeMutableBufferPointer { ys in
-        parallelFor(x.shape[0] * channels) { plane in
-            let c = plane % channels
-            let scale = gamma[c] / (variance[c] + epsilon).squareRoot(), shift = beta[c] - mean[c] * scale
-            let base = ys.baseAddress! + plane * inner
-            for k in 0..<inner { base[k] = base[k] * scale + shift }
+    let (scale, shift) = batchNormScaleShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon)
+    return x.data.withUnsafeBufferPointer { xs in
+        Tensor(shape: x.shape) { ys in
+            parallelFor(x.shape[0] * channels) { plane in
+                let (a, b) = (scale[plane % channels], shift[plane % channels])
+                let (from, to) = (xs.baseAddress! + plane * inner, ys.baseAddress! + plane * inner)
+                for k in 0..<inner { to[k] = from[k] * a + b }
+            }
         }
     }
-    return y
+}
+
+/// Batch normalization at inference as a per-channel affine map `x * scale + shift`:
+/// `scale = gamma / sqrt(var + epsilon)`, `shift = beta - mean * scale`.
+func batchNormScaleShift(gamma: [Float], beta: [Float], mean: [Float], variance: [Float],
+                         epsilon: Float) -> (scale: [Float], shift: [Float])
+{
+    let scale = gamma.indices.map { gamma[$0] / (variance[$0] + epsilon).squareRoot() }
+    return (scale, beta.indices.map { beta[$0] - mean[$0] * scale[$0] })
 }
 
 /// Batch normalization in training: the statistics are the batch's, per

@@ -25,20 +25,41 @@ public enum Threads {
 
 /// Runs `body(i)` for `i` in `0..<count` on up to `Threads.count` threads.
 ///
-/// Work is split into contiguous, equal chunks, one per worker, so a loop
-/// whose iterations write disjoint outputs gives the same result for any
-/// thread count.
+/// Iterations are handed out in small runs to whichever worker is free, so
+/// a worker slowed down (by another process on its core) does less of the
+/// loop; a loop whose iterations write disjoint outputs gives the same
+/// result for any thread count and any schedule.
 public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+    forEachWorker(count, workers: min(Threads.count, count)) { _, i in body(i) }
+}
+
+/// `parallelFor` whose body also gets a scratch buffer of `scratch` floats,
+/// one per worker, reused across that worker's iterations (its contents on
+/// entry are whatever the previous iteration left).
+func parallelFor(_ count: Int, scratch: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
     let workers = min(Threads.count, count)
+    let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(1, workers * scratch))
+    defer { buffers.deallocate() }
+    forEachWorker(count, workers: workers) { worker, i in body(i, buffers + worker * scratch) }
+}
+
+/// Runs by `workers` workers, concurrently: each takes the next run of
+/// about `count / (8 * workers)` iterations from a shared counter until none
+/// is left, calling `body(worker, i)` for each.
+private func forEachWorker(_ count: Int, workers: Int, _ body: (Int, Int) -> Void) {
     if workers <= 1 {
-        for i in 0..<count { body(i) }
+        for i in 0..<count { body(0, i) }
         return
     }
+    let run = max(1, count / (8 * workers))
+    let next = Atomic<Int>(0)
     withoutActuallyEscaping(body) { body in
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let start = count * worker / workers
-            let end = count * (worker + 1) / workers
-            for i in start..<end { body(i) }
+            while true {
+                let start = next.wrappingAdd(run, ordering: .relaxed).oldValue
+                guard start < count else { return }
+                for i in start..<min(count, start + run) { body(worker, i) }
+            }
         }
     }
 }

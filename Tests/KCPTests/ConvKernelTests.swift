@@ -1,0 +1,117 @@
+import Testing
+@testable import KCP
+
+// The convolution's fast paths against slow, obviously correct versions:
+// unfolding by tiles of output rows against the im2col formula, folding as
+// its adjoint, and the fused batchnorm/relu epilogue against the ops run one
+// after the other (bitwise).
+
+/// Geometries whose tiles take every branch of `unfold`: runs copied whole
+/// (stride 1, `Wout == W`), lines copied one by one, strides, dilation,
+/// asymmetric and negative padding (as a transposed conv's), several tiles
+/// per sample.
+let unfoldCases: [ConvCase] = backConvCases + [
+    ConvCase(label: "3x3 same, 4 tiles per sample", input: [1, 16, 40, 40], weight: [4, 16, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+    ConvCase(label: "5x5 dilation 2, stride 1, wider than tall", input: [2, 3, 6, 11], weight: [2, 3, 5, 5],
+             conv: Conv2d(padding: (4, 4, 4, 4), dilation: (2, 2)), bias: false),
+    ConvCase(label: "negative padding (cropping)", input: [1, 2, 7, 6], weight: [2, 2, 3, 3],
+             conv: Conv2d(padding: (-1, 2, 0, -1)), bias: false),
+    ConvCase(label: "stride 2 rows only, several tiles", input: [1, 20, 60, 30], weight: [3, 20, 3, 3],
+             conv: Conv2d(stride: (2, 1), padding: (1, 1, 1, 1)), bias: false),
+]
+
+private func geometry(_ c: ConvCase) -> ConvGeometry {
+    let (pt, pl, pb, pr) = c.conv.padding
+    let outHeight = (c.input[2] + pt + pb - c.conv.dilation.0 * (c.weight[2] - 1) - 1) / c.conv.stride.0 + 1
+    let outWidth = (c.input[3] + pl + pr - c.conv.dilation.1 * (c.weight[3] - 1) - 1) / c.conv.stride.1 + 1
+    return ConvGeometry(input: c.input, weight: c.weight, output: [c.input[0], c.weight[0], outHeight, outWidth], c.conv)
+}
+
+@Suite("Conv kernels: unfold, fold, fused epilogue")
+struct ConvKernelTests {
+    @Test(arguments: unfoldCases)
+    func unfoldMatchesTheIm2colFormula(_ c: ConvCase) {
+        var rng = SplitMix64(seed: 201)
+        let s = geometry(c), x = fdTensor([s.perGroup, s.height, s.width], &rng)
+        var tile = [Float](repeating: .nan, count: s.tileSize)
+        for block in 0..<s.blocks {
+            let rows = s.rows(block), span = rows.count * s.outWidth
+            x.data.withUnsafeBufferPointer { xs in
+                tile.withUnsafeMutableBufferPointer { unfold(xs.baseAddress!, s, rows: rows, into: $0.baseAddress!) }
+            }
+            var expected = [Float](repeating: 0, count: s.patch * span)
+            for c in 0..<s.perGroup {
+                for p in 0..<s.kh {
+                    for q in 0..<s.kw {
+                        for oy in rows {
+                            for ox in 0..<s.outWidth {
+                                let iy = oy * s.conv.stride.0 + p * s.conv.dilation.0 - s.conv.padding.0
+                                let ix = ox * s.conv.stride.1 + q * s.conv.dilation.1 - s.conv.padding.1
+                                guard iy >= 0 && iy < s.height && ix >= 0 && ix < s.width else { continue }
+                                expected[((c * s.kh + p) * s.kw + q) * span + (oy - rows.lowerBound) * s.outWidth + ox] =
+                                    x.data[(c * s.height + iy) * s.width + ix]
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(Array(tile[0..<(s.patch * span)]) == expected, "tile \(block) of \(s.blocks)")
+        }
+    }
+
+    @Test("fold is the adjoint of unfold: <unfold(x), t> = <x, fold(t)>", arguments: unfoldCases)
+    func foldIsTheAdjoint(_ c: ConvCase) {
+        var rng = SplitMix64(seed: 202)
+        let s = geometry(c), x = fdTensor([s.perGroup, s.height, s.width], &rng)
+        for block in 0..<s.blocks {
+            let rows = s.rows(block), t = fdTensor([s.patch * rows.count * s.outWidth], &rng)
+            var unfolded = [Float](repeating: 0, count: t.count), folded = [Float](repeating: 0, count: x.count)
+            x.data.withUnsafeBufferPointer { xs in
+                unfolded.withUnsafeMutableBufferPointer { unfold(xs.baseAddress!, s, rows: rows, into: $0.baseAddress!) }
+            }
+            t.data.withUnsafeBufferPointer { ts in
+                folded.withUnsafeMutableBufferPointer { fold(ts.baseAddress!, s, rows: rows, into: $0.baseAddress!) }
+            }
+            let left = zip(unfolded, t.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let right = zip(x.data, folded).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            // fold sums in float: allow its rounding, relative to the terms' magnitude.
+            let magnitude = zip(unfolded, t.data).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
+            #expect(abs(left - right) <= 1e-6 * magnitude, "tile \(block): \(left) vs \(right)")
+        }
+    }
+
+    @Test("conv with batchnorm and relu epilogue = conv, then batchNormInference, then reluForward (bitwise)",
+          arguments: unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+    func fusedEpilogue(_ c: ConvCase) {
+        var rng = SplitMix64(seed: 203)
+        let s = geometry(c), x = fdTensor(c.input, &rng), w = fdTensor(c.weight, &rng)
+        let b = c.bias ? fdTensor([c.weight[0]], &rng) : nil
+        let (gamma, beta, mean) = (fdTensor([s.outputs], &rng).data, fdTensor([s.outputs], &rng).data,
+                                   fdTensor([s.outputs], &rng).data)
+        let variance = fdTensor([s.outputs], &rng).data.map { $0 * $0 + 0.1 }
+        let shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
+        let plain = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape)
+        let normalized = batchNormInference(plain, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
+        let affine = batchNormScaleShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
+        #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine) == normalized)
+        #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, relu: true)
+                == reluForward(normalized))
+    }
+
+    @Test("network inference fuses conv-batchnorm(-relu) chains with the results of running node by node",
+          arguments: NetZoo.allCases)
+    func fusedNetworkForward(_ zoo: NetZoo) throws {
+        let b = try zoo.build()
+        let inputs = b.inputs(batch: 2), net = b.net
+        var values = [Tensor?](repeating: nil, count: net.valueCount)
+        for (tensor, input) in zip(inputs, net.inputs) { values[input.value] = tensor }
+        let shapes = try net.shapes(for: inputs)
+        for node in net.nodes {
+            values[node.output] = node.op.forward(node.inputs.map { values[$0]! },
+                                                  parameters: node.parameters.map { net.parameters[$0].tensor },
+                                                  outputShape: shapes[node.output])
+        }
+        #expect(try net.forward(inputs) == net.outputs.map { values[$0]! })
+    }
+}
