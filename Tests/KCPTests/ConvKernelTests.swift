@@ -97,6 +97,20 @@ struct ConvKernelTests {
         #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine) == normalized)
         #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, relu: true)
                 == reluForward(normalized))
+        let residual = fdTensor(shape, &rng)
+        #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
+                              residual: residual, relu: true) == reluForward(addForward(residual, normalized)))
+    }
+
+    @Test("a residual block's conv, batchnorm, add and relu run as one step when the add's other operand exists")
+    func residualChainsFold() throws {
+        let b = try NetZoo.resnet.build()
+        let net = b.net
+        var seconds = [Double](repeating: -1, count: net.nodes.count)
+        _ = try net.forward(b.inputs(batch: 2), nodeSeconds: &seconds)
+        let folded = Set(net.nodes.indices.filter { seconds[$0] == 0 }.map { net.valueNames[net.nodes[$0].output] })
+        // b1.conv2's add reads the stem, computed before it; b2's add reads b2.bn2, computed before the projection.
+        #expect(folded.isSuperset(of: ["b1.bn2", "b1.add", "b1.relu", "b2.proj.bn", "b2.add", "b2.relu"]))
     }
 
     @Test("network inference fuses conv-batchnorm(-relu) chains with the results of running node by node",

@@ -1,8 +1,8 @@
 extension Network {
     /// Runs the network on `inputs` (one tensor per graph input, any batch
     /// size) and returns its outputs. Values are freed after their last use.
-    /// A conv followed by a batchnorm (and a relu) that alone read its output
-    /// runs as one step (`fusedChains`), with the same results.
+    /// A conv followed by a batchnorm (a residual add, a relu) that alone read
+    /// its output runs as one step (`fusedChains`), with the same results.
     /// - Parameter nodeSeconds: if given, receives each node's wall time (a
     ///   fused chain's time is its conv's).
     public func forward(_ inputs: [Tensor], nodeSeconds: UnsafeMutablePointer<Double>? = nil) throws -> [Tensor] {
@@ -16,15 +16,16 @@ extension Network {
         let chains = fusedChains(lastUse: lastUse)
         var index = 0
         while index < nodes.count {
-            let node = nodes[index], last = index + chains[index]
+            let node = nodes[index], last = index + (chains[index]?.length ?? 0)
             let x = node.inputs.map { values[$0]! }
             let p = node.parameters.map { parameters[$0].tensor }
             let start = monotonicSeconds()
-            if last == index {
-                values[node.output] = node.op.forward(x, parameters: p, outputShape: shapes[node.output])
-            } else {
+            if let chain = chains[index] {
                 values[nodes[last].output] = fusedConvForward(nodes[index...last], x[0], parameters: p,
+                                                              residual: chain.residual.map { values[$0]! },
                                                               outputShape: shapes[node.output])
+            } else {
+                values[node.output] = node.op.forward(x, parameters: p, outputShape: shapes[node.output])
             }
             for step in index...last {
                 nodeSeconds?[step] = step == index ? monotonicSeconds() - start : 0
@@ -35,25 +36,36 @@ extension Network {
         return outputs.map { values[$0]! }
     }
 
-    /// For each node, how many of the nodes right after it fold into it:
-    /// a conv's batchnorm, and that batchnorm's relu, each the only reader
-    /// of the value before it (which is no graph output); 0 elsewhere.
-    private func fusedChains(lastUse: [Int]) -> [Int] {
-        var readers = [Int](repeating: 0, count: valueCount)
-        for node in nodes { for value in node.inputs { readers[value] += 1 } }
-        let alone = { (index: Int) in
-            index + 1 < nodes.count && nodes[index + 1].inputs == [nodes[index].output]
+    /// For each conv, the nodes right after it that fold into it, each the
+    /// only reader of the value before it (which is no graph output): its
+    /// batchnorm, then an add whose other operand (`residual`) exists before
+    /// the conv runs, then a relu. Nil where nothing folds.
+    private func fusedChains(lastUse: [Int]) -> [(length: Int, residual: Int?)?] {
+        var readers = [Int](repeating: 0, count: valueCount), producer = [Int](repeating: -1, count: valueCount)
+        for (index, node) in nodes.enumerated() {
+            for value in node.inputs { readers[value] += 1 }
+            producer[node.output] = index
+        }
+        let readAlone = { (index: Int) in
+            index + 1 < nodes.count && nodes[index + 1].inputs.contains(nodes[index].output)
                 && readers[nodes[index].output] == 1 && lastUse[nodes[index].output] == index + 1
         }
         return nodes.indices.map { index in
-            guard case .conv2d = nodes[index].op, alone(index), case .batchNorm = nodes[index + 1].op else { return 0 }
-            return alone(index + 1) && nodes[index + 2].op == .relu ? 2 : 1
+            guard case .conv2d = nodes[index].op, readAlone(index), case .batchNorm = nodes[index + 1].op else { return nil }
+            var (last, residual): (Int, Int?) = (index + 1, nil)
+            if readAlone(last), nodes[last + 1].op == .add,
+               let other = nodes[last + 1].inputs.first(where: { $0 != nodes[last].output }), producer[other] < index {
+                (last, residual) = (last + 1, other)
+            }
+            if readAlone(last), nodes[last + 1].op == .relu { last += 1 }
+            return (last - index, residual)
         }
     }
 
-    /// `chain` (conv, batchnorm, relu?) on the conv's input `x`, the
-    /// batchnorm and relu applied to each tile of the conv's output as it is written.
-    private func fusedConvForward(_ chain: ArraySlice<Node>, _ x: Tensor, parameters p: [Tensor],
+    /// `chain` (conv, batchnorm, add?, relu?) on the conv's input `x`, the
+    /// batchnorm, the add of `residual` and the relu applied to each tile of
+    /// the conv's output as it is written.
+    private func fusedConvForward(_ chain: ArraySlice<Node>, _ x: Tensor, parameters p: [Tensor], residual: Tensor?,
                                   outputShape: [Int]) -> Tensor
     {
         guard case let .conv2d(conv) = chain.first!.op, case let .batchNorm(epsilon) = chain.dropFirst().first!.op
@@ -61,7 +73,7 @@ extension Network {
         let n = chain.dropFirst().first!.parameters.map { parameters[$0].tensor.data }
         let normalization = batchNormScaleShift(gamma: n[0], beta: n[1], mean: n[2], variance: n[3], epsilon: epsilon)
         return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape,
-                             normalization: normalization, relu: chain.count == 3)
+                             normalization: normalization, residual: residual, relu: chain.last!.op == .relu)
     }
 
     /// Checks `inputs` against the network's inputs (one batch size, at

@@ -8,14 +8,17 @@
 /// 1x1 stride-1 unpadded conv multiplies the input itself. Tiles are
 /// independent, so the result does not depend on the thread count.
 ///
-/// An inference batchnorm and a relu that follow the conv can be applied in
-/// the same pass, `y = max(scale[o] * (Wx + b)[o] + shift[o], 0)`, with the
-/// same float operations as `batchNormInference` and `reluForward` after it.
+/// An inference batchnorm, a residual add and a relu that follow the conv
+/// can be applied in the same pass,
+/// `y = max(scale[o] * (Wx + b)[o] + shift[o] + r, 0)`, with the same float
+/// operations as `batchNormInference`, `addForward` and `reluForward` after it.
 /// - Parameters:
 ///   - normalization: per output channel `(scale, shift)` (`batchNormScaleShift`), or nil.
+///   - residual: a tensor shaped like the output, added after the normalization, or nil.
 ///   - relu: whether a relu follows.
 func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, outputShape: [Int],
-                   normalization: (scale: [Float], shift: [Float])? = nil, relu: Bool = false) -> Tensor
+                   normalization: (scale: [Float], shift: [Float])? = nil, residual: Tensor? = nil,
+                   relu: Bool = false) -> Tensor
 {
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
     var y = Tensor(zeros: outputShape)
@@ -39,6 +42,10 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                         let line = out + (o - g * s.outPerGroup) * s.pixels
                         if let bias { for k in 0..<span { line[k] += bias.data[o] } }
                         if let (scale, shift) = normalization { for k in 0..<span { line[k] = line[k] * scale[o] + shift[o] } }
+                        if let residual {
+                            let offset = line - ys.baseAddress!
+                            residual.data.withUnsafeBufferPointer { r in for k in 0..<span { line[k] += r[offset + k] } }
+                        }
                         if relu { for k in 0..<span { line[k] = max(line[k], 0) } }
                     }
                 }
