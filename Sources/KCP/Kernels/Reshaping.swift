@@ -3,17 +3,17 @@
 /// Concatenates NCHW tensors along channels.
 func concatForward(_ xs: [Tensor]) -> Tensor {
     let batch = xs[0].shape[0], inner = xs[0].shape[2] * xs[0].shape[3]
-    let channels = xs.reduce(0) { $0 + $1.shape[1] }
-    var y = Tensor(zeros: [batch, channels, xs[0].shape[2], xs[0].shape[3]])
-    for n in 0..<batch {
-        var offset = n * channels * inner
-        for x in xs {
-            let size = x.shape[1] * inner
-            y.data.replaceSubrange(offset..<(offset + size), with: x.data[(n * size)..<((n + 1) * size)])
-            offset += size
+    let sizes = xs.map { $0.shape[1] * inner }
+    let offsets = sizes.indices.map { sizes[..<$0].reduce(0, +) }, sampleSize = sizes.reduce(0, +)
+    return Tensor(shape: [batch, sampleSize / inner, xs[0].shape[2], xs[0].shape[3]]) { y in
+        parallelFor(batch * xs.count) { job in
+            let (n, k) = (job / xs.count, job % xs.count)
+            guard sizes[k] > 0 else { return }
+            xs[k].data.withUnsafeBufferPointer { x in
+                (y.baseAddress! + n * sampleSize + offsets[k]).update(from: x.baseAddress! + n * sizes[k], count: sizes[k])
+            }
         }
     }
-    return y
 }
 
 /// Gradient of `concatForward`: `gradient` split along channels into
@@ -39,27 +39,28 @@ func concatBackward(_ gradient: Tensor, channels: [Int]) -> [Tensor] {
 func upsampleForward(_ x: Tensor, scale: Int, mode: UpsampleMode) -> Tensor {
     let (height, width) = (x.shape[2], x.shape[3])
     let (outHeight, outWidth) = (height * scale, width * scale)
-    var y = Tensor(zeros: [x.shape[0], x.shape[1], outHeight, outWidth])
     let rows = (0..<outHeight).map { sourceCoordinate($0, scale: scale, size: height, mode: mode) }
     let cols = (0..<outWidth).map { sourceCoordinate($0, scale: scale, size: width, mode: mode) }
-    x.data.withUnsafeBufferPointer { xs in
-        y.data.withUnsafeMutableBufferPointer { ys in
-            parallelFor(x.shape[0] * x.shape[1]) { plane in
-                let input = xs.baseAddress! + plane * height * width
-                let output = ys.baseAddress! + plane * outHeight * outWidth
-                for oy in 0..<outHeight {
-                    let (y0, y1, fy) = rows[oy]
-                    for ox in 0..<outWidth {
-                        let (x0, x1, fx) = cols[ox]
-                        let top = input[y0 * width + x0] * (1 - fx) + input[y0 * width + x1] * fx
-                        let bottom = input[y1 * width + x0] * (1 - fx) + input[y1 * width + x1] * fx
-                        output[oy * outWidth + ox] = top * (1 - fy) + bottom * fy
+    return Tensor(shape: [x.shape[0], x.shape[1], outHeight, outWidth]) { ys in
+        x.data.withUnsafeBufferPointer { xs in
+            cols.withUnsafeBufferPointer { cols in
+                parallelFor(x.shape[0] * x.shape[1]) { plane in
+                    let input = xs.baseAddress! + plane * height * width
+                    let output = ys.baseAddress! + plane * outHeight * outWidth
+                    for oy in 0..<outHeight {
+                        let (y0, y1, fy) = rows[oy]
+                        let (upper, lower, line) = (input + y0 * width, input + y1 * width, output + oy * outWidth)
+                        for ox in 0..<outWidth {
+                            let (x0, x1, fx) = cols[ox]
+                            let top = upper[x0] * (1 - fx) + upper[x1] * fx
+                            let bottom = lower[x0] * (1 - fx) + lower[x1] * fx
+                            line[ox] = top * (1 - fy) + bottom * fy
+                        }
                     }
                 }
             }
         }
     }
-    return y
 }
 
 /// The adjoint of `upsampleForward` (given `gradient = dL/dy`): each output
