@@ -28,6 +28,13 @@ let netConvCases: [ConvCase] = [
     ConvCase(label: "1x1 stride 2, padded", input: [1, 3, 5, 5], weight: [2, 3, 1, 1],
              conv: Conv2d(stride: (2, 2), padding: (1, 1, 0, 0)), bias: true),
     ConvCase(label: "kernel covers input", input: [1, 2, 3, 4], weight: [3, 2, 3, 4], conv: Conv2d(), bias: true),
+    // Output channels per group above 4 and no multiple of 4 go through zero-padded rows and a staging tile.
+    ConvCase(label: "11 outputs, staged, several tiles", input: [2, 6, 40, 40], weight: [11, 6, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "groups 2 of 7 outputs, staged", input: [1, 6, 9, 9], weight: [14, 3, 3, 3],
+             conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1), groups: 2), bias: false),
+    ConvCase(label: "1x1 direct, 6 outputs, staged", input: [2, 5, 4, 3], weight: [6, 5, 1, 1], conv: Conv2d(),
+             bias: true),
     // Large enough that the unfolded batch is split into chunks (about 1M floats each) with a partial last chunk.
     ConvCase(label: "batch 3 in chunks", input: [3, 4, 110, 110], weight: [2, 4, 3, 3],
              conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),

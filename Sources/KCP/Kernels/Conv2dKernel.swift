@@ -5,8 +5,12 @@
 /// `W_g X` (`W_g` the group's `[O/g, I/g*kh*kw]` weights) is added by one
 /// SGEMM straight into those rows of the zeroed `y` (adding, OpenBLAS skips
 /// its pass that clears `C`), bias added while they are hot. A
-/// 1x1 stride-1 unpadded conv multiplies the input itself. Tiles are
-/// independent, so the result does not depend on the thread count.
+/// 1x1 stride-1 unpadded conv multiplies the input itself. OpenBLAS's
+/// kernels take rows in fours and slow down on the rest (11 output channels
+/// cost more than 12), so more than 4 output channels per group that are no
+/// multiple of 4 are computed with zero-padded weight rows into a per-worker
+/// staging tile, then copied into `y`. Tiles are independent, so the result
+/// does not depend on the thread count.
 ///
 /// An inference batchnorm, a residual add and a relu that follow the conv
 /// can be applied in the same pass,
@@ -21,22 +25,25 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                    relu: Bool = false) -> Tensor
 {
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
+    let staged = s.outPerGroup > 4 && s.outPerGroup % 4 != 0, m = staged ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
+    let weights = staged ? paddedRows(weight.data, groups: s.groups, rows: s.outPerGroup, to: m, columns: s.patch) : weight.data
+    let unfolded = s.isPointwise ? 0 : s.tileSize
     var y = Tensor(zeros: outputShape)
     x.data.withUnsafeBufferPointer { xs in
-        weight.data.withUnsafeBufferPointer { ws in
+        weights.withUnsafeBufferPointer { ws in
             y.data.withUnsafeMutableBufferPointer { ys in
-                parallelFor(s.batch * s.groups * s.blocks, scratch: s.isPointwise ? 0 : s.tileSize) { job, tile in
+                parallelFor(s.batch * s.groups * s.blocks, scratch: unfolded + (staged ? m * s.blockRows * s.outWidth : 0)) { job, scratch in
                     let (sample, block) = (job / s.blocks, job % s.blocks), (n, g) = (sample / s.groups, sample % s.groups)
                     let rows = s.rows(block), span = rows.count * s.outWidth
                     let input = xs.baseAddress! + (n * s.channels + g * s.perGroup) * s.plane
                     let out = ys.baseAddress! + (n * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
-                    if s.isPointwise {
-                        serialMatrixProduct(m: s.outPerGroup, n: span, k: s.patch, ws.baseAddress! + g * s.outPerGroup * s.patch,
-                                            lda: s.patch, input + rows.lowerBound * s.outWidth, ldb: s.plane, beta: 1, out, ldc: s.pixels)
-                    } else {
-                        unfold(input, s, rows: rows, into: tile)
-                        serialMatrixProduct(m: s.outPerGroup, n: span, k: s.patch, ws.baseAddress! + g * s.outPerGroup * s.patch,
-                                            lda: s.patch, tile, ldb: span, beta: 1, out, ldc: s.pixels)
+                    let (product, ldc) = staged ? (scratch + unfolded, span) : (out, s.pixels)
+                    let (b, ldb) = s.isPointwise ? (input + rows.lowerBound * s.outWidth, s.plane) : (UnsafePointer(scratch), span)
+                    if !s.isPointwise { unfold(input, s, rows: rows, into: scratch) }
+                    serialMatrixProduct(m: m, n: span, k: s.patch, ws.baseAddress! + g * m * s.patch, lda: s.patch,
+                                        b, ldb: ldb, beta: staged ? 0 : 1, product, ldc: ldc)
+                    if staged {
+                        for r in 0..<s.outPerGroup { (out + r * s.pixels).update(from: product + r * span, count: span) }
                     }
                     for o in (g * s.outPerGroup)..<((g + 1) * s.outPerGroup) {
                         let line = out + (o - g * s.outPerGroup) * s.pixels
@@ -53,6 +60,17 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
         }
     }
     return y
+}
+
+/// `rows` of each of `groups` row-major `[rows, columns]` blocks of `matrix`,
+/// each followed by zero rows up to `padded`.
+private func paddedRows(_ matrix: [Float], groups: Int, rows: Int, to padded: Int, columns: Int) -> [Float] {
+    var result = [Float](repeating: 0, count: groups * padded * columns)
+    for g in 0..<groups {
+        result.replaceSubrange((g * padded * columns)..<((g * padded + rows) * columns),
+                               with: matrix[(g * rows * columns)..<((g + 1) * rows * columns)])
+    }
+    return result
 }
 
 /// Gradients of `conv2dForward` given `gradient = dL/dy` `[N, O, Hout, Wout]`:
