@@ -14,7 +14,7 @@ import sys
 from . import KCPError, compare, from_onnx, plan, spaces
 from .layer import CRITERIA
 from .plan import MODES
-from .tasks import TASK_NAMES
+from .tasks import DENSE_TASKS, TASK_NAMES
 
 
 def _demo(args):
@@ -86,7 +86,7 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo_parser = commands.add_parser("demo", help="train a dense-labeling network, prune it with KCP, compare")
-    demo_parser.add_argument("--task", choices=TASK_NAMES, default="segmentation")
+    demo_parser.add_argument("--task", choices=DENSE_TASKS, default="segmentation")
     demo_parser.add_argument("--macs-reduction", type=float, default=0.7, help="fraction of MACs to remove")
     demo_parser.add_argument("--criterion", choices=list(CRITERIA), default="kcp")
     demo_parser.add_argument("--quick", action="store_true", help="a small run of a few seconds (for checks)")

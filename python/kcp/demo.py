@@ -19,7 +19,7 @@ import numpy as np
 
 from . import get_num_threads, plots
 from .plan import plan
-from .tasks import Task
+from .tasks import DENSE_TASKS, Task
 
 QUICK = {"size": 32, "train": 48, "val": 16, "epochs": 3}
 LATENCY_BATCH = 8
@@ -41,6 +41,8 @@ def latency_ms(net, split, repeats=9):
 def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", quick=False, out="kcp-demo", seed=0,
         progress=True):
     """Runs the main job (see the module docstring); returns the results dict."""
+    if task not in DENSE_TASKS:
+        raise ValueError(f"task: the demo runs a dense-labeling task ({', '.join(DENSE_TASKS)}), got {task!r}")
     spec = Task(task, **(QUICK if quick else {}))
     model = spec.model(seed)
     plan(model, macs_reduction=macs_reduction, criterion=criterion)  # a target out of reach fails before training

@@ -18,7 +18,8 @@ def training_curves(task, dense, pruning):
     epochs = np.arange(1, len(history) + 1)
     figure = Figure(figsize=(8, 3.5), layout="constrained")
     metric_axis = figure.subplots()
-    label = "validation mIoU" if task == "segmentation" else "validation EPE (half-resolution px)"
+    label = {"segmentation": "validation mIoU", "stereo": "validation EPE (half-resolution px)",
+             "classification": "validation accuracy"}[task]
     metric_axis.plot(epochs, [r["metric"] for r in history], "o-", color="tab:blue", label=label)
     metric_axis.set(xlabel="epoch", ylabel=label)
     metric_axis.axvline(len(dense) + 0.5, color="gray", ls="--", lw=0.8)
@@ -50,7 +51,7 @@ def layer_widths(dense, pruned):
 
 def predictions(task, split, dense, pruned, samples=3):
     """Inputs, ground truth and the dense and pruned networks' outputs on
-    the first ``samples`` samples of ``split``."""
+    the first ``samples`` samples of ``split`` (a dense-labeling task)."""
     split = split.head(samples)
     columns = [("input", split.inputs[0][:, 0]), ("ground truth", split.truth),
                ("dense", task.predict(dense, split)), ("pruned", task.predict(pruned, split))]

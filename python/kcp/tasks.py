@@ -1,8 +1,9 @@
-"""The embedded dense-labeling tasks of the demo and the criteria comparison.
+"""The embedded tasks of the demo and the criteria comparison.
 
 A :class:`Task` bundles data from :mod:`kcp.datasets`, a model from
 :mod:`kcp.models`, a training recipe for :class:`kcp.FineTune`, and the
-metrics the results are reported in:
+metrics the results are reported in. Two dense-labeling tasks, and
+classification for comparison:
 
 - ``segmentation``: texture mosaics, the U-Net; mean IoU over the classes
   present in prediction or truth, and pixel accuracy.
@@ -11,6 +12,8 @@ metrics the results are reported in:
   predictions are brought to full resolution (nearest neighbour, doubled)
   and scored on the visible pixels as KITTI does: end-point error and the
   bad-3px rate, the fraction of pixels more than 3 px off.
+- ``classification``: texture patches of the 8 embedded images, a CIFAR
+  ResNet-20; accuracy.
 """
 
 from dataclasses import dataclass
@@ -20,8 +23,9 @@ import numpy as np
 from . import datasets, models
 from .finetune import FineTune, PruneSchedule
 
-TASK_NAMES = ("segmentation", "stereo")
-CLASSES = 4
+DENSE_TASKS = ("segmentation", "stereo")
+TASK_NAMES = (*DENSE_TASKS, "classification")
+CLASSES = 4  # segmentation
 MAX_DISPARITY = 16
 
 
@@ -54,7 +58,7 @@ class Task:
     """A dense-labeling task at a given size and training budget.
 
     Args:
-        name: ``"segmentation"`` or ``"stereo"``.
+        name: ``"segmentation"``, ``"stereo"`` or ``"classification"``.
         size: image height (stereo images are twice as wide).
         train, val: sample counts (validation data uses another seed).
         epochs: training epochs of each phase (dense training, pruning).
@@ -77,17 +81,20 @@ class Task:
     @property
     def metric(self):
         """The headline metric's name."""
-        return "mIoU" if self.name == "segmentation" else "bad-3px"
+        return {"segmentation": "mIoU", "stereo": "bad-3px", "classification": "accuracy"}[self.name]
 
     @property
     def higher_is_better(self):
-        return self.name == "segmentation"
+        return self.name != "stereo"
 
     def split(self, which):
         """``"train"`` (seed 0) or ``"val"`` (seed 1) samples."""
         samples, seed = (self.train, 0) if which == "train" else (self.val, 1)
         if self.name == "segmentation":
             images, labels = datasets.texture_mosaics(samples, size=self.size, classes=CLASSES, seed=seed)
+            return Split([images], labels, None, labels, None)
+        if self.name == "classification":
+            images, labels = datasets.texture_patches(samples, size=self.size, seed=seed)
             return Split([images], labels, None, labels, None)
         left, right, disparity, valid = datasets.stereo_pairs(samples, height=self.size, width=2 * self.size,
                                                               max_disparity=MAX_DISPARITY, seed=seed)
@@ -98,13 +105,15 @@ class Task:
         """A freshly initialised network for the task."""
         if self.name == "segmentation":
             return models.unet(classes=CLASSES, image_size=self.size, channels=1, seed=seed)
+        if self.name == "classification":
+            return models.resnet(20, classes=len(datasets.TEXTURES), image_size=self.size, channels=1, seed=seed)
         return models.stereo_net(max_disparity=MAX_DISPARITY // 2, height=self.size, width=2 * self.size,
                                  channels=1, seed=seed)
 
     def training_run(self, net, train, val, *, seed=0):
         """A :class:`kcp.FineTune` run that trains ``net`` from scratch with
-        the task's recipe: SGD with momentum and flips for segmentation,
-        AdamW for stereo, cosine schedules."""
+        the task's recipe: SGD with momentum and flips for segmentation and
+        classification, AdamW for stereo, cosine schedules."""
         return self._run(net, train, val, 1.0, None, seed)
 
     def fine_tuning_run(self, net, train, val, *, prune=None, seed=0):
@@ -119,8 +128,8 @@ class Task:
         return PruneSchedule(macs_reduction=macs_reduction, criterion=criterion, ramp_epochs=max(1, self.epochs // 2))
 
     def _run(self, net, train, val, lr_scale, prune, seed):
-        if self.name == "segmentation":
-            recipe = dict(task="segmentation", optimizer="sgd", lr=0.05 * lr_scale, momentum=0.9, weight_decay=5e-4,
+        if self.name != "stereo":
+            recipe = dict(task=self.name, optimizer="sgd", lr=0.05 * lr_scale, momentum=0.9, weight_decay=5e-4,
                           flip=True)
         else:
             recipe = dict(task="disparity", optimizer="adamw", lr=1e-3 * lr_scale, weight_decay=1e-4)
@@ -128,11 +137,11 @@ class Task:
                         schedule="cosine", prune=prune, seed=seed, **recipe)
 
     def predict(self, net, split, batch=32):
-        """The network's outputs on ``split``, in batches: class maps
-        ``[S, H, W]`` or full-resolution disparities ``[S, 1, H, W]``."""
+        """The network's outputs on ``split``, in batches: classes ``[S]``,
+        class maps ``[S, H, W]`` or full-resolution disparities ``[S, 1, H, W]``."""
         outputs = np.concatenate([net(*(x[i:i + batch] for x in split.inputs))[0]
                                   for i in range(0, len(split.truth), batch)])
-        if self.name == "segmentation":
+        if self.name != "stereo":
             return outputs.argmax(axis=1)
         return 2 * outputs.repeat(2, axis=2).repeat(2, axis=3)
 
@@ -142,6 +151,8 @@ class Task:
         predicted = self.predict(net, split)
         if self.name == "segmentation":
             return segmentation_scores(predicted, split.truth, CLASSES)
+        if self.name == "classification":
+            return {"accuracy": float(np.mean(predicted == split.truth))}
         return disparity_scores(predicted, split.truth, split.valid)
 
 

@@ -15,8 +15,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    summary = compare.run(["segmentation", "stereo"], ["kcp", "random"], [0.5], [0, 1], quick=True, out=str(out),
-                          progress=False)
+    summary = compare.run(["segmentation", "stereo", "classification"], ["kcp", "random"], [0.5], [0, 1], quick=True,
+                          out=str(out), progress=False)
     return summary, json.loads((out / "compare.json").read_text()), out
 
 
@@ -24,7 +24,7 @@ def test_every_run_is_recorded(comparison):
     _, data, out = comparison
     records = data["records"]
     # Per task and seed: one dense network, its unpruned fine-tuning, then one run per criterion and reduction.
-    assert len(records) == 2 * 2 * (2 + 2)
+    assert len(records) == 3 * 2 * (2 + 2)
     assert data["settings"]["seeds"] == [0, 1] and data["settings"]["epochs"] == compare.QUICK["epochs"]
     dense = {(r["task"], r["seed"]): r["macs"] for r in records if r["criterion"] == "dense"}
     for r in records:
@@ -33,7 +33,7 @@ def test_every_run_is_recorded(comparison):
         elif r["criterion"] != "dense":
             assert r["macs"] <= 0.5 * dense[r["task"], r["seed"]]
     assert (out / "compare.png").read_bytes().startswith(PNG)
-    assert (out / "compare.md").read_text().count("| kcp |") == 2
+    assert (out / "compare.md").read_text().count("| kcp |") == 3
 
 
 def test_summary_is_the_mean_and_spread_of_the_records(comparison):

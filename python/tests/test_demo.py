@@ -77,6 +77,12 @@ def test_stereo_demo(tmp_path):
     assert "bad-3px" in text and "EPE" in text and "faster" in text
 
 
+def test_the_demo_is_for_dense_labeling(tmp_path):
+    with pytest.raises(ValueError, match="task"):
+        demo.run("classification", quick=True, out=str(tmp_path), progress=False)
+    assert not any(tmp_path.iterdir())
+
+
 def test_bad_arguments_exit_with_a_message(tmp_path):
     result = subprocess.run([sys.executable, "-m", "kcp", "demo", "--quick", "--macs-reduction", "0.999",
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)

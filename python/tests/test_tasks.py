@@ -26,7 +26,7 @@ def test_disparity_scores_skip_invalid_pixels():
     assert scores["bad-3px"] == pytest.approx(1 / 3)
 
 
-@pytest.mark.parametrize("name", ["segmentation", "stereo"])
+@pytest.mark.parametrize("name", ["segmentation", "stereo", "classification"])
 def test_splits_fit_the_model(name):
     task = Task(name, size=16, train=4, val=2)
     net = task.model()
@@ -37,6 +37,8 @@ def test_splits_fit_the_model(name):
         output = net(*split.inputs)[0]
         if name == "segmentation":
             assert split.targets.shape == (samples, 16, 16) and split.mask is None
+        elif name == "classification":
+            assert split.targets.shape == (samples,) and output.shape == (samples, 8) and split.mask is None
         else:
             assert split.targets.shape == output.shape == split.mask.shape
             # Targets are the full-resolution disparities at every other pixel, in half-resolution pixels.
@@ -51,6 +53,14 @@ def test_segmentation_metric_matches_the_engine():
     run = task.training_run(task.model(), train, val)
     history = run.run(progress=False)
     assert task.evaluate(run.network, val)["mIoU"] == pytest.approx(history[-1]["metric"], abs=1e-12)
+
+
+def test_classification_metric_matches_the_engine():
+    task = Task("classification", size=16, train=32, val=16, epochs=2)
+    train, val = task.split("train"), task.split("val")
+    run = task.training_run(task.model(), train, val)
+    history = run.run(progress=False)
+    assert task.evaluate(run.network, val)["accuracy"] == pytest.approx(history[-1]["metric"], abs=1e-12)
 
 
 def test_stereo_metric_matches_the_engine_at_half_resolution():
