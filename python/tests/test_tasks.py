@@ -47,20 +47,13 @@ def test_splits_fit_the_model(name):
     assert not np.array_equal(task.split("train").inputs[0][:2], task.split("val").inputs[0])
 
 
-def test_segmentation_metric_matches_the_engine():
-    task = Task("segmentation", size=16, train=32, val=8, epochs=2)
+@pytest.mark.parametrize("name, metric", [("segmentation", "mIoU"), ("classification", "accuracy")])
+def test_metric_matches_the_engine(name, metric):
+    task = Task(name, size=16, train=32, val=16, epochs=2)
     train, val = task.split("train"), task.split("val")
     run = task.training_run(task.model(), train, val)
     history = run.run(progress=False)
-    assert task.evaluate(run.network, val)["mIoU"] == pytest.approx(history[-1]["metric"], abs=1e-12)
-
-
-def test_classification_metric_matches_the_engine():
-    task = Task("classification", size=16, train=32, val=16, epochs=2)
-    train, val = task.split("train"), task.split("val")
-    run = task.training_run(task.model(), train, val)
-    history = run.run(progress=False)
-    assert task.evaluate(run.network, val)["accuracy"] == pytest.approx(history[-1]["metric"], abs=1e-12)
+    assert task.evaluate(run.network, val)[metric] == pytest.approx(history[-1]["metric"], abs=1e-12)
 
 
 def test_stereo_metric_matches_the_engine_at_half_resolution():
