@@ -28,10 +28,10 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
     let staged = s.outPerGroup > 4 && s.outPerGroup % 4 != 0, m = staged ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
     let weights = staged ? paddedRows(weight.data, groups: s.groups, rows: s.outPerGroup, to: m, columns: s.patch) : weight.data
     let unfolded = s.isPointwise ? 0 : s.tileSize
-    var y = Tensor(zeros: outputShape)
-    x.data.withUnsafeBufferPointer { xs in
-        weights.withUnsafeBufferPointer { ws in
-            y.data.withUnsafeMutableBufferPointer { ys in
+    return Tensor(shape: outputShape) { ys in
+        if !staged { ys.update(repeating: 0) }  // the product adds into y; staged tiles are copied over it
+        x.data.withUnsafeBufferPointer { xs in
+            weights.withUnsafeBufferPointer { ws in
                 parallelFor(s.batch * s.groups * s.blocks, scratch: unfolded + (staged ? m * s.blockRows * s.outWidth : 0)) { job, scratch in
                     let (sample, block) = (job / s.blocks, job % s.blocks), (n, g) = (sample / s.groups, sample % s.groups)
                     let rows = s.rows(block), span = rows.count * s.outWidth
@@ -59,7 +59,6 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
             }
         }
     }
-    return y
 }
 
 /// `rows` of each of `groups` row-major `[rows, columns]` blocks of `matrix`,
