@@ -20,6 +20,9 @@ from dataclasses import asdict
 
 import numpy as np
 
+from . import _arguments
+from .layer import CRITERIA as ALL_CRITERIA
+from .plan import plan
 from .tasks import TASK_NAMES, Task
 
 CRITERIA = ("kcp", "l1", "l2", "fpgm", "random")
@@ -31,8 +34,18 @@ QUICK = {"size": 16, "train": 16, "val": 8, "epochs": 1}
 
 def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS, *, quick=False, out="kcp-compare",
         progress=True):
-    """Runs the comparison (see the module docstring); returns the summary."""
+    """Runs the comparison (see the module docstring); returns the summary.
+    Every argument is checked, and every target's reach, before training."""
+    for name, values in (("tasks", tasks), ("criteria", criteria), ("reductions", reductions), ("seeds", seeds)):
+        if len(values) == 0:
+            raise ValueError(f"{name}: needs at least one entry")
+    for criterion in criteria:
+        _arguments.choice(criterion, "criteria", ALL_CRITERIA)
     specs = [Task(name, **(QUICK if quick else BUDGET)) for name in tasks]
+    for spec in specs:
+        model = spec.model()
+        for target in reductions:
+            plan(model, macs_reduction=target)
     records = []
     bar = None
     if progress:

@@ -68,3 +68,14 @@ def test_an_interrupted_comparison_keeps_its_finished_runs(tmp_path, monkeypatch
         compare.run(["segmentation"], ["kcp", "l1"], [0.5], [0], quick=True, out=str(tmp_path), progress=False)
     records = json.loads((tmp_path / "compare.json").read_text())["records"]
     assert [r["criterion"] for r in records] == ["dense", "unpruned"]
+
+
+@pytest.mark.parametrize("arguments, message", [({"seeds": []}, "seeds"), ({"criteria": ["kcp", "l3"]}, "criteria"),
+                                                ({"reductions": [0.5, 1.5]}, "macs_reduction"),
+                                                ({"reductions": [0.999]}, "out of reach"),
+                                                ({"tasks": ["segmentation", "depth"]}, "task")])
+def test_bad_arguments_fail_before_training(tmp_path, arguments, message):
+    settings = {"tasks": ["segmentation"], "criteria": ["kcp"], "reductions": [0.5], "seeds": [0], **arguments}
+    with pytest.raises(ValueError, match=message):
+        compare.run(**settings, quick=True, out=str(tmp_path), progress=False)
+    assert not any(tmp_path.iterdir())
