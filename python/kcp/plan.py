@@ -84,8 +84,11 @@ class Plan:
     def macs_reduction(self):
         return 1 - self.macs_after / self.macs_before if self.macs_before else 0.0
 
-    def _keep_classes(self, net):
-        _, space_of, frozen, _ = _structure(net)
+    def _keep_classes(self, net, space_of=None):
+        """Per channel class of ``net``, whether the plan keeps it; ``space_of``
+        (the class-to-space map of ``_structure``) may be given if known."""
+        if space_of is None:
+            space_of = _structure(net)[1]
         keep = np.ones(len(space_of), dtype=bool)
         for space, count in self.channels.items():
             members = np.flatnonzero(space_of == space)

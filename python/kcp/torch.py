@@ -101,7 +101,7 @@ class Pruner:
         self._settings = {"ratio": ratio, "macs_reduction": macs_reduction, "criterion": criterion,
                           "round_to": round_to, "seed": seed, "overrides": self._overrides(ignored_layers)}
         plan_network(net, **self._settings)  # checks the settings now, a MACs target's reach included
-        per_value = _structure(net)[0]
+        per_value, self._space_of = _structure(net)[:2]  # fixed: the traced network is never changed
         self._classes = {value.name: classes for value, classes in zip(net._all_values(), per_value)}
         self.plan = None
         self._pruned = {}  # tensor name -> pruned indices of dimensions 0 and 1 (None: none), on its device
@@ -161,7 +161,7 @@ class Pruner:
         traced, net = self._traced, self._traced.network
         weights = {name: _cpu_view(self._tensor(name)) for name in traced.scored}
         network_plan = plan_network(net, **self._settings, _weights=weights)
-        keep_classes = network_plan._keep_classes(net)
+        keep_classes = network_plan._keep_classes(net, self._space_of)
         keep = {}
         for name, axes in traced.axes.items():
             masks = [None if value is None else keep_classes[self._classes[value]] for value in (axes.out, axes.inp)]
