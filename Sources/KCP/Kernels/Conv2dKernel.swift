@@ -1,16 +1,11 @@
 /// 2-D convolution, NCHW: `y[n, o] = b[o] + sum_{j, p, q} W[o, j, p, q] * x[n, g*I/g + j, h*s + p*d - pad, ...]`.
 ///
-/// Each tile of output rows of each sample and group is unfolded (`unfold`)
-/// into a `[I/g*kh*kw, rows*Wout]` matrix `X` that stays in cache, and
-/// `W_g X` (`W_g` the group's `[O/g, I/g*kh*kw]` weights) is added by one
-/// SGEMM straight into those rows of the zeroed `y` (adding, OpenBLAS skips
-/// its pass that clears `C`), bias added while they are hot. A
-/// 1x1 stride-1 unpadded conv multiplies the input itself. OpenBLAS's
-/// kernels take rows in fours and slow down on the rest (11 output channels
-/// cost more than 12), so more than 4 output channels per group that are no
-/// multiple of 4 are computed with zero-padded weight rows into a per-worker
-/// staging tile, then copied into `y`. Tiles are independent, so the result
-/// does not depend on the thread count.
+/// Layers with several output channels per group run the direct kernel
+/// (`DirectConvolution`); the others, and 1x1 convs that read their input
+/// as it lies, run as matrix products (`unfoldedConv2d`). Either way the
+/// output is computed in tiles of output rows of each sample and group,
+/// independent of each other, so the result does not depend on the thread
+/// count, and each tile gets its epilogue while it is hot.
 ///
 /// An inference batchnorm, a residual add and a relu that follow the conv
 /// can be applied in the same pass,
@@ -25,38 +20,104 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                    relu: Bool = false) -> Tensor
 {
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
-    let staged = s.outPerGroup > 4 && s.outPerGroup % 4 != 0, m = staged ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
-    let weights = staged ? paddedRows(weight.data, groups: s.groups, rows: s.outPerGroup, to: m, columns: s.patch) : weight.data
-    let unfolded = s.isPointwise ? 0 : s.tileSize
     return Tensor(shape: outputShape) { ys in
-        if !staged { ys.update(repeating: 0) }  // the product adds into y; staged tiles are copied over it
         x.data.withUnsafeBufferPointer { xs in
-            weights.withUnsafeBufferPointer { ws in
-                parallelFor(s.batch * s.groups * s.blocks, scratch: unfolded + (staged ? m * s.blockRows * s.outWidth : 0)) { job, scratch in
-                    let (sample, block) = (job / s.blocks, job % s.blocks), (n, g) = (sample / s.groups, sample % s.groups)
-                    let rows = s.rows(block), span = rows.count * s.outWidth
-                    let input = xs.baseAddress! + (n * s.channels + g * s.perGroup) * s.plane
-                    let out = ys.baseAddress! + (n * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
-                    let (product, ldc) = staged ? (scratch + unfolded, span) : (out, s.pixels)
-                    let (b, ldb) = s.isPointwise ? (input + rows.lowerBound * s.outWidth, s.plane) : (UnsafePointer(scratch), span)
-                    if !s.isPointwise { unfold(input, s, rows: rows, into: scratch) }
-                    serialMatrixProduct(m: m, n: span, k: s.patch, ws.baseAddress! + g * m * s.patch, lda: s.patch,
-                                        b, ldb: ldb, beta: staged ? 0 : 1, product, ldc: ldc)
-                    if staged {
-                        for r in 0..<s.outPerGroup { (out + r * s.pixels).update(from: product + r * span, count: span) }
-                    }
-                    for o in (g * s.outPerGroup)..<((g + 1) * s.outPerGroup) {
-                        let line = out + (o - g * s.outPerGroup) * s.pixels
-                        if let bias { for k in 0..<span { line[k] += bias.data[o] } }
-                        if let (scale, shift) = normalization { for k in 0..<span { line[k] = line[k] * scale[o] + shift[o] } }
-                        if let residual {
-                            let offset = line - ys.baseAddress!
-                            residual.data.withUnsafeBufferPointer { r in for k in 0..<span { line[k] += r[offset + k] } }
-                        }
-                        if relu { for k in 0..<span { line[k] = max(line[k], 0) } }
-                    }
+            withOptionalBuffer(residual?.data) { residual in
+                let epilogue = ConvEpilogue(bias: bias?.data, normalization: normalization, relu: relu, residual: residual,
+                                            output: UnsafePointer(ys.baseAddress!))
+                if DirectConvolution.suits(s) {
+                    directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                } else {
+                    unfoldedConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 }
             }
+        }
+    }
+}
+
+/// `body` with a pointer to `array`'s elements, or nil.
+private func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// What follows a conv in the same pass over each tile of its output `y`:
+/// bias, inference batchnorm, residual add and relu, in that order.
+struct ConvEpilogue {
+    let bias: [Float]?
+    let normalization: (scale: [Float], shift: [Float])?
+    let relu: Bool
+    /// Shaped like the output; entry `k` of the output reads entry `k` here.
+    let residual: UnsafePointer<Float>?
+    let output: UnsafePointer<Float>
+
+    /// Applies the epilogue of output channel `o` to the `count` outputs from `line`.
+    func apply(channel o: Int, _ line: UnsafeMutablePointer<Float>, count: Int) {
+        if let bias { for k in 0..<count { line[k] += bias[o] } }
+        if let (scale, shift) = normalization { for k in 0..<count { line[k] = line[k] * scale[o] + shift[o] } }
+        if let residual {
+            let r = residual + (UnsafePointer(line) - output)
+            for k in 0..<count { line[k] += r[k] }
+        }
+        if relu { for k in 0..<count { line[k] = max(line[k], 0) } }
+    }
+}
+
+/// The direct kernel over every tile of output rows of every sample and group.
+private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
+                          into y: UnsafeMutablePointer<Float>)
+{
+    let direct = DirectConvolution(s), windowSize = s.perGroup * direct.channelPitch
+    let packed = direct.packedWeights(weight), offsets = direct.tapOffsets()
+    packed.withUnsafeBufferPointer { weights in
+        offsets.withUnsafeBufferPointer { offsets in
+            parallelFor(s.batch * s.groups * direct.tiles, scratch: direct.scratchSize) { job, scratch in
+                let (sample, tile) = (job / direct.tiles, job % direct.tiles), (n, g) = (sample / s.groups, sample % s.groups)
+                let rows = direct.rows(tile)
+                direct.fillWindow(x + (n * s.channels + g * s.perGroup) * s.plane, rows: rows, into: scratch)
+                let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels
+                direct.compute(window: scratch, weights: weights.baseAddress!, group: g, rows: rows,
+                               offsets: offsets.baseAddress!, tile: scratch + windowSize, into: out)
+                for o in 0..<s.outPerGroup {
+                    epilogue.apply(channel: g * s.outPerGroup + o, out + o * s.pixels + rows.lowerBound * s.outWidth,
+                                   count: rows.count * s.outWidth)
+                }
+            }
+        }
+    }
+}
+
+/// Each tile of output rows of each sample and group is unfolded (`unfold`)
+/// into a `[I/g*kh*kw, rows*Wout]` matrix `X` that stays in cache, and
+/// `W_g X` (`W_g` the group's `[O/g, I/g*kh*kw]` weights) is added by one
+/// SGEMM straight into those rows of the zeroed `y` (adding, OpenBLAS skips
+/// its pass that clears `C`). A 1x1 stride-1 unpadded conv multiplies the
+/// input itself. OpenBLAS's kernels take rows in fours and slow down on the
+/// rest (11 output channels cost more than 12), so more than 4 output
+/// channels per group that are no multiple of 4 are computed with
+/// zero-padded weight rows into a per-worker staging tile, then copied into `y`.
+private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
+                            into y: UnsafeMutablePointer<Float>)
+{
+    let staged = s.outPerGroup > 4 && s.outPerGroup % 4 != 0, m = staged ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
+    let weights = staged ? paddedRows(weight, groups: s.groups, rows: s.outPerGroup, to: m, columns: s.patch) : weight
+    let unfolded = s.isPointwise ? 0 : s.tileSize
+    if !staged { y.update(repeating: 0, count: s.batch * s.outputs * s.pixels) }  // the product adds into y
+    weights.withUnsafeBufferPointer { ws in
+        parallelFor(s.batch * s.groups * s.blocks, scratch: unfolded + (staged ? m * s.blockRows * s.outWidth : 0)) { job, scratch in
+            let (sample, block) = (job / s.blocks, job % s.blocks), (n, g) = (sample / s.groups, sample % s.groups)
+            let rows = s.rows(block), span = rows.count * s.outWidth
+            let input = x + (n * s.channels + g * s.perGroup) * s.plane
+            let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
+            let (product, ldc) = staged ? (scratch + unfolded, span) : (out, s.pixels)
+            let (b, ldb) = s.isPointwise ? (input + rows.lowerBound * s.outWidth, s.plane) : (UnsafePointer(scratch), span)
+            if !s.isPointwise { unfold(input, s, rows: rows, into: scratch) }
+            serialMatrixProduct(m: m, n: span, k: s.patch, ws.baseAddress! + g * m * s.patch, lda: s.patch,
+                                b, ldb: ldb, beta: staged ? 0 : 1, product, ldc: ldc)
+            if staged {
+                for r in 0..<s.outPerGroup { (out + r * s.pixels).update(from: product + r * span, count: span) }
+            }
+            for o in 0..<s.outPerGroup { epilogue.apply(channel: g * s.outPerGroup + o, out + o * s.pixels, count: span) }
         }
     }
 }
