@@ -21,7 +21,8 @@ let unfoldCases: [ConvCase] = backConvCases + [
              conv: Conv2d(stride: (2, 1), padding: (1, 1, 1, 1)), bias: false),
 ]
 
-private func geometry(_ c: ConvCase) -> ConvGeometry {
+/// The geometry of case `c`'s convolution.
+func geometry(_ c: ConvCase) -> ConvGeometry {
     let (pt, pl, pb, pr) = c.conv.padding
     let outHeight = (c.input[2] + pt + pb - c.conv.dilation.0 * (c.weight[2] - 1) - 1) / c.conv.stride.0 + 1
     let outWidth = (c.input[3] + pl + pr - c.conv.dilation.1 * (c.weight[3] - 1) - 1) / c.conv.stride.1 + 1
@@ -82,7 +83,7 @@ struct ConvKernelTests {
     }
 
     @Test("conv with batchnorm and relu epilogue = conv, then batchNormInference, then reluForward (bitwise)",
-          arguments: unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+          arguments: (unfoldCases + directCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func fusedEpilogue(_ c: ConvCase) {
         var rng = SplitMix64(seed: 203)
         let s = geometry(c), x = fdTensor(c.input, &rng), w = fdTensor(c.weight, &rng)

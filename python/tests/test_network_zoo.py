@@ -152,27 +152,6 @@ def test_siamese_branches_are_pruned_together():
     assert shapes["feature.weight"][0] == 4 and shapes["feature2.weight"][1] == 4
 
 
-def test_conv_forward_matches_numpy():
-    net = kcp.Network(seed=9)
-    x = net.input("image", (2, 4, 7, 9))
-    net.output(net.conv2d(x, 6, 3, stride=2, padding=(1, 0, 2, 1), dilation=(1, 2), groups=2, name="conv"))
-    w, b = net.parameters["conv.weight"], net.parameters["conv.bias"]
-    b = np.arange(6, dtype=np.float32)
-    net.set_parameter("conv.bias", b)
-    image = inputs_for(net)[0]
-    padded = np.pad(image.astype(np.float64), ((0, 0), (0, 0), (1, 2), (0, 1)))
-    out_h, out_w = (padded.shape[2] - 3) // 2 + 1, (padded.shape[3] - 5) // 2 + 1
-    expected = np.zeros((2, 6, out_h, out_w))
-    for o in range(6):
-        group = o // 3
-        for p in range(3):
-            for q in range(3):
-                patch = padded[:, group * 2:(group + 1) * 2, p:p + 2 * out_h:2, 2 * q:2 * q + 2 * out_w:2]
-                expected[:, o] += np.einsum("nchw,c->nhw", patch, w[o, :, p, q])
-        expected[:, o] += b[o]
-    np.testing.assert_allclose(net(image)[0], expected, rtol=1e-4, atol=1e-4)
-
-
 def test_kcp_scores_features_read_only_by_a_correlation_from_their_producers():
     net = stereo()
     chosen = kcp.plan(net, ratio=0.5)

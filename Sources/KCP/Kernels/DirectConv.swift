@@ -1,4 +1,3 @@
-import Glibc // TEMP
 /// Direct convolution: output pixels computed in registers straight from a
 /// zero-padded copy of the input rows, without unfolding them.
 ///
@@ -8,22 +7,33 @@ import Glibc // TEMP
 /// float is used for only that many products, and the copies cost as much as
 /// the products. Here a register tile of 6 output channels x 16 output pixels
 /// (12 vectors of 8 floats) accumulates
-/// `y[o, oy, ox] = sum_{c, p, q} W[o, c, p, q] * window[c, oy*sy + p*dy, ox*sx + q*dx]`
+/// `y[o, oy, ox] = sum_{c, p, q} W[o, c, p, q] * padded[c, oy*sy + p*dy, ox*sx + q*dx]`
 /// over every tap, one weight broadcast and two pixel loads for 12 FMAs.
 ///
-/// The window holds the input rows one tile of output rows reads, padding
-/// included, each row split into `sx` column phases (phase `f` holds the
-/// padded columns `f, f + sx, f + 2 sx, ...`), so that for every stride the
-/// pixels `ox` of tap `q` are the contiguous run of phase `(q*dx) % sx` from
-/// `ox + (q*dx) / sx`.
+/// The window holds the padded input rows one tile of output rows reads,
+/// split into `sy x sx` phases, phase `(fy, fx)` holding the pixels
+/// `(fy + i*sy, fx + t*sx)` at row `i`, column `t` of a plane of `pitch`
+/// columns. Tap `(p, q)` of output `(oy, ox)` then reads phase
+/// `(p*dy % sy, q*dx % sx)` at `(oy + p*dy / sy, ox + q*dx / sx)`: for every
+/// stride, consecutive output pixels read consecutive floats, and so do
+/// the pixels of consecutive output rows once a row's `pitch` is counted
+/// in. Pixel blocks either stay inside one output row, or, where that
+/// would leave more lanes idle, run through the tile's rows at that pitch,
+/// computing the `pitch - Wout` columns between rows only to drop them.
 struct DirectConvolution {
     static let channelsPerBlock = 6, pixelsPerBlock = 16
 
     let s: ConvGeometry
     /// Output rows per tile (the last tile may have fewer) and tiles per sample.
     let tileRows: Int, tiles: Int
-    /// Floats per column phase of a window row: every pixel block reads whole vectors.
-    let phaseWidth: Int
+    /// Columns of a phase's rows: each output row's pixels and the columns its taps reach past them.
+    let pitch: Int
+    /// Rows of each phase in a full tile.
+    let phaseRows: Int
+    /// Whether pixel blocks run through the rows of a tile (else each stays in one row).
+    let flat: Bool
+    /// Columns computed per output row: its `Wout` pixels and the lanes left idle.
+    let pixelColumns: Int
     /// Output channel blocks per group (balanced sizes, at most `channelsPerBlock`).
     let blocks: Int
 
@@ -33,28 +43,38 @@ struct DirectConvolution {
 
     init(_ s: ConvGeometry) {
         self.s = s
-        let (sy, sx) = s.conv.stride
-        let pixelBlocks = (s.outWidth + Self.pixelsPerBlock - 1) / Self.pixelsPerBlock
-        phaseWidth = pixelBlocks * Self.pixelsPerBlock + (s.kw - 1) * s.conv.dilation.1 / sx
+        let ((sy, sx), (dy, dx)) = (s.conv.stride, s.conv.dilation)
+        pitch = s.outWidth + (s.kw - 1) * dx / sx
+        let rounded = (s.outWidth + Self.pixelsPerBlock - 1) / Self.pixelsPerBlock * Self.pixelsPerBlock
+        (flat, pixelColumns) = (pitch < rounded, min(pitch, rounded))  // the fewer idle lanes
         blocks = (s.outPerGroup + Self.channelsPerBlock - 1) / Self.channelsPerBlock
-        let most = max(1, Self.windowFloats / max(s.perGroup * sy * sx * phaseWidth, 1))
-        tiles = (s.outHeight + most - 1) / most
-        tileRows = (s.outHeight + tiles - 1) / tiles
+        // Tiles small enough for the cache, and enough of them to keep every thread busy. Each output is
+        // summed in the same order whatever the tiles, so the result does not depend on them.
+        let most = max(1, Self.windowFloats / max(s.perGroup * sy * sx * pitch, 1))
+        let busy = (4 * Threads.count + s.batch * s.groups - 1) / (s.batch * s.groups)
+        let count = min(s.outHeight, max((s.outHeight + most - 1) / most, busy))
+        tileRows = (s.outHeight + count - 1) / count
+        tiles = (s.outHeight + tileRows - 1) / tileRows
+        phaseRows = tileRows + (s.kh - 1) * dy / sy
     }
 
-    /// Whether the direct kernel handles this convolution: not a 1x1 conv
-    /// reading its input as it lies (a plain product), and several output
-    /// channels per group to share each pixel load.
+    /// Whether the direct kernel handles this convolution, measured against
+    /// the unfolded product (`unfoldedConv2d`): a kernel of several taps
+    /// (a 1x1 conv reads each pixel once, so unfolding it is no loss: 1.9x
+    /// faster unfolded with stride 2), 4 to 64 output channels per group
+    /// (past that OpenBLAS reuses each unfolded pixel enough: 128 channels
+    /// at 28x28 run 1.1x faster unfolded), and pixel blocks that leave at most a tenth
+    /// of their lanes idle (with 8-pixel rows, 80% busy, the two are even).
     static func suits(_ s: ConvGeometry) -> Bool {
-        getenv("KCP_NO_DIRECT") == nil && !s.isPointwise && s.outPerGroup >= 4 // TEMP
+        s.kh * s.kw > 1 && (4...64).contains(s.outPerGroup) && 10 * s.outWidth >= 9 * DirectConvolution(s).pixelColumns
     }
 
-    var rowPitch: Int { s.conv.stride.1 * phaseWidth }
-    /// Window rows of a full tile.
-    var windowRows: Int { (tileRows - 1) * s.conv.stride.0 + (s.kh - 1) * s.conv.dilation.0 + 1 }
-    var channelPitch: Int { windowRows * rowPitch }
-    /// Floats of one worker's scratch: the window, then one register tile.
-    var scratchSize: Int { s.perGroup * channelPitch + Self.channelsPerBlock * Self.pixelsPerBlock }
+    var phases: Int { s.conv.stride.0 * s.conv.stride.1 }
+    var channelPitch: Int { phases * phaseRows * pitch }
+    /// Floats past the window that the idle lanes of the last pixel block may read.
+    static let overread = 2 * pixelsPerBlock
+    /// Floats of one worker's scratch: the window, its overread, then one register tile.
+    var scratchSize: Int { s.perGroup * channelPitch + Self.overread + Self.channelsPerBlock * Self.pixelsPerBlock }
 
     /// The output rows of tile `tile`.
     func rows(_ tile: Int) -> Range<Int> { (tile * tileRows)..<min(s.outHeight, (tile + 1) * tileRows) }
@@ -82,44 +102,47 @@ struct DirectConvolution {
         return packed
     }
 
-    /// Offsets in a channel's window of the taps `(p, q)`, row-major, from
-    /// the run read by tap `(0, 0)`.
+    /// Where in a channel's window tap `(p, q)` (row-major `k`) of output
+    /// `(0, 0)` reads.
     func tapOffsets() -> [Int] {
-        let (sx, (dy, dx)) = (s.conv.stride.1, s.conv.dilation)
+        let ((sy, sx), (dy, dx)) = (s.conv.stride, s.conv.dilation)
         return (0..<(s.kh * s.kw)).map { k in
-            let (p, q) = (k / s.kw, k % s.kw)
-            return p * dy * rowPitch + (q * dx) % sx * phaseWidth + (q * dx) / sx
+            let (row, column) = ((k / s.kw) * dy, (k % s.kw) * dx)
+            return ((row % sy * sx + column % sx) * phaseRows + row / sy) * pitch + column / sx
         }
     }
 
-    /// Copies the input rows that output rows `rows` read from the `[C/g, H, W]`
-    /// sample `input` into `window`, zero where they lie in the padding.
+    /// Copies the padded input rows that output rows `rows` read from the
+    /// `[C/g, H, W]` sample `input` into the phases of `window` (zero where
+    /// they lie in the padding), and clears the overread after it.
     func fillWindow(_ input: UnsafePointer<Float>, rows: Range<Int>, into window: UnsafeMutablePointer<Float>) {
         let ((sy, sx), top, left) = (s.conv.stride, s.conv.padding.0, s.conv.padding.1)
-        let count = (rows.count - 1) * sy + (s.kh - 1) * s.conv.dilation.0 + 1
         for c in 0..<s.perGroup {
-            for r in 0..<count {
-                let line = window + c * channelPitch + r * rowPitch, iy = rows.lowerBound * sy - top + r
-                guard 0 <= iy && iy < s.height else {
-                    line.update(repeating: 0, count: rowPitch)
-                    continue
-                }
-                let source = input + (c * s.height + iy) * s.width
-                if sx == 1 {
-                    let copied = min(s.width, phaseWidth - left)
-                    line.update(repeating: 0, count: left)
-                    (line + left).update(from: source, count: copied)
-                    (line + left + copied).update(repeating: 0, count: phaseWidth - left - copied)
-                } else {
-                    for f in 0..<sx {
-                        for t in 0..<phaseWidth {
-                            let ix = f + t * sx - left
-                            line[f * phaseWidth + t] = 0 <= ix && ix < s.width ? source[ix] : 0
+            for fy in 0..<sy {
+                for i in 0..<phaseRows {
+                    let iy = (rows.lowerBound + i) * sy + fy - top
+                    for fx in 0..<sx {
+                        let line = window + (((c * sy + fy) * sx + fx) * phaseRows + i) * pitch
+                        guard 0 <= iy && iy < s.height else {
+                            line.update(repeating: 0, count: pitch)
+                            continue
                         }
+                        // Column t holds input column t*sx + fx - left, inside for t in first..<end.
+                        let source = input + (c * s.height + iy) * s.width + fx - left
+                        let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
+                        let end = max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
+                        line.update(repeating: 0, count: first)
+                        if sx == 1 {
+                            (line + first).update(from: source + first, count: end - first)
+                        } else {
+                            for t in first..<end { line[t] = source[t * sx] }
+                        }
+                        (line + end).update(repeating: 0, count: pitch - end)
                     }
                 }
             }
         }
+        (window + s.perGroup * channelPitch).update(repeating: 0, count: Self.overread)
     }
 
     /// Output rows `rows` of group `g`'s channels from their `window`:
@@ -127,18 +150,34 @@ struct DirectConvolution {
     func compute(window: UnsafePointer<Float>, weights: UnsafePointer<Float>, group g: Int, rows: Range<Int>,
                  offsets: UnsafePointer<Int>, tile: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>)
     {
-        let taps = s.kh * s.kw, rowStep = s.conv.stride.0 * rowPitch, width = Self.channelsPerBlock
+        let taps = s.kh * s.kw, width = Self.channelsPerBlock, n = Self.pixelsPerBlock
         for block in 0..<blocks {
             let (first, count) = channels(block)
             let kernels = weights + (g * blocks + block) * s.perGroup * taps * width
-            for oy in rows {
-                let rowWindow = window + (oy - rows.lowerBound) * rowStep
-                for ox in stride(from: 0, to: s.outWidth, by: Self.pixelsPerBlock) {
-                    accumulate(rowWindow + ox, kernels, taps: taps, offsets: offsets, into: tile)
-                    let valid = min(Self.pixelsPerBlock, s.outWidth - ox)
-                    for r in 0..<count {
-                        (out + (first + r) * s.pixels + oy * s.outWidth + ox)
-                            .update(from: tile + r * Self.pixelsPerBlock, count: valid)
+            let lines = out + first * s.pixels + rows.lowerBound * s.outWidth
+            if flat {
+                // Flat pixel j is output (j / pitch, j % pitch), a column past Wout for the ones dropped.
+                for j in stride(from: 0, to: (rows.count - 1) * pitch + s.outWidth, by: n) {
+                    accumulate(window + j, kernels, taps: taps, offsets: offsets, into: tile)
+                    var k = j
+                    while k < min(j + n, (rows.count - 1) * pitch + s.outWidth) {
+                        let (oy, ox) = (k / pitch, k % pitch), run = min(j + n - k, s.outWidth - ox)
+                        if ox < s.outWidth {
+                            for r in 0..<count {
+                                (lines + r * s.pixels + oy * s.outWidth + ox).update(from: tile + r * n + k - j, count: run)
+                            }
+                        }
+                        k += ox < s.outWidth ? run : pitch - ox
+                    }
+                }
+            } else {
+                for oy in 0..<rows.count {
+                    for ox in stride(from: 0, to: s.outWidth, by: n) {
+                        accumulate(window + oy * pitch + ox, kernels, taps: taps, offsets: offsets, into: tile)
+                        for r in 0..<count {
+                            (lines + r * s.pixels + oy * s.outWidth + ox).update(from: tile + r * n,
+                                                                                  count: min(n, s.outWidth - ox))
+                        }
                     }
                 }
             }

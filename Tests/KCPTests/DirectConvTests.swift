@@ -1,0 +1,60 @@
+import Testing
+@testable import KCP
+
+// The direct conv kernel against the naive reference, on geometries that
+// take each of its branches: balanced channel blocks with empty slots,
+// pixel blocks inside one row (with an idle tail) or running through the
+// rows of a tile, column and row phases of strides, dilation, negative
+// padding, groups, several tiles per sample.
+
+let directCases: [ConvCase] = [
+    ConvCase(label: "11 outputs in blocks of 6 and 5, rows of 32", input: [2, 5, 32, 32], weight: [11, 5, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "4 outputs, rows of 30 with a 14-pixel tail", input: [1, 3, 12, 30], weight: [4, 3, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+    ConvCase(label: "13 outputs, pixel blocks through rows of 28", input: [2, 4, 9, 28], weight: [13, 4, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "stride 2, asymmetric padding, 4 phases", input: [1, 3, 40, 67], weight: [7, 3, 3, 3],
+             conv: Conv2d(stride: (2, 2), padding: (1, 0, 2, 1)), bias: true),
+    ConvCase(label: "stride (1, 3), dilation 2, 3 column phases", input: [1, 2, 21, 100], weight: [5, 2, 3, 3],
+             conv: Conv2d(stride: (1, 3), padding: (2, 2, 2, 2), dilation: (2, 2)), bias: false),
+    ConvCase(label: "5x2 kernel, stride (3, 1), dilation (2, 1)", input: [2, 3, 30, 33], weight: [8, 3, 5, 2],
+             conv: Conv2d(stride: (3, 1), padding: (3, 0, 1, 0), dilation: (2, 1)), bias: true),
+    ConvCase(label: "groups 2 of 6 outputs", input: [1, 4, 10, 32], weight: [12, 2, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1), groups: 2), bias: true),
+    ConvCase(label: "40 input channels, several tiles", input: [1, 40, 30, 64], weight: [6, 40, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+    ConvCase(label: "negative padding (cropping)", input: [1, 4, 12, 36], weight: [5, 4, 3, 3],
+             conv: Conv2d(padding: (-1, 2, 0, -1)), bias: true),
+    ConvCase(label: "batch 5 of 3 rows", input: [5, 2, 3, 32], weight: [4, 2, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+]
+
+@Suite("Direct conv kernel")
+struct DirectConvTests {
+    @Test(arguments: directCases)
+    func matchesTheNaiveConvolution(_ c: ConvCase) {
+        let s = geometry(c)
+        #expect(DirectConvolution.suits(s), "the case must take the direct kernel")
+        var rng = SplitMix64(seed: 17)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
+        let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+        let y = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth])
+        netExpect(y, naiveConv2d(x, w, b, c.conv))
+    }
+
+    @Test("the kernel takes 1x1 convs, more than 64 outputs per group and 8-pixel rows to the unfolded product")
+    func unsuitedGeometries() {
+        let cases = [
+            ConvCase(label: "1x1 stride 2", input: [1, 8, 16, 16], weight: [8, 8, 1, 1],
+                     conv: Conv2d(stride: (2, 2)), bias: false),
+            ConvCase(label: "65 outputs", input: [1, 8, 16, 16], weight: [65, 8, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "8-pixel rows", input: [1, 8, 8, 8], weight: [16, 8, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "3 outputs", input: [1, 8, 16, 16], weight: [3, 8, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+        ]
+        for c in cases { #expect(!DirectConvolution.suits(geometry(c)), "\(c.label)") }
+    }
+}

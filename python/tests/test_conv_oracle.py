@@ -1,0 +1,78 @@
+"""Conv forward against a float64 NumPy oracle, on every kernel path.
+
+The engine runs a conv by its direct kernel (4 to 64 output channels per
+group, rows whose pixel blocks leave few lanes idle), by unfolded matrix
+products (the rest), or as a plain product (1x1, stride 1, unpadded); each
+geometry below takes one of them, and a conv followed by batchnorm and
+relu also runs them with the fused epilogue.
+"""
+
+import numpy as np
+import pytest
+
+import kcp
+
+
+def numpy_conv(x, w, b, stride, padding, dilation, groups):
+    """``y[n, o] = b[o] + sum_{c, p, q} w[o, c, p, q] x[n, g(o) C/g + c, oy sy + p dy - top, ox sx + q dx - left]``."""
+    (sy, sx), (top, left, bottom, right), (dy, dx) = stride, padding, dilation
+    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    outputs, per_group, kh, kw = w.shape
+    out_h = (x.shape[2] - dy * (kh - 1) - 1) // sy + 1
+    out_w = (x.shape[3] - dx * (kw - 1) - 1) // sx + 1
+    y = np.zeros((x.shape[0], outputs, out_h, out_w))
+    for o in range(outputs):
+        g = o // (outputs // groups)
+        for p in range(kh):
+            for q in range(kw):
+                window = x[:, g * per_group:(g + 1) * per_group,
+                           p * dy:p * dy + sy * (out_h - 1) + 1:sy, q * dx:q * dx + sx * (out_w - 1) + 1:sx]
+                y[:, o] += np.einsum("nchw,c->nhw", window, w[o, :, p, q])
+        y[:, o] += b[o]
+    return y
+
+
+CASES = {
+    # input shape, outputs, kernel, stride, padding (top, left, bottom, right), dilation, groups
+    "direct: 11 outputs, rows of 64": ((2, 16, 12, 64), 11, 3, 1, (1, 1, 1, 1), 1, 1),
+    "direct: 22 outputs, pixel blocks through rows of 28": ((2, 22, 9, 28), 22, 3, 1, (1, 1, 1, 1), 1, 1),
+    "direct: stride 2, asymmetric padding": ((1, 5, 20, 66), 7, 3, 2, (1, 0, 2, 1), 1, 1),
+    "direct: groups 2, dilation (1, 2)": ((1, 6, 10, 36), 12, 3, 1, (1, 2, 1, 2), (1, 2), 2),
+    "direct: 5x5, stride (1, 3)": ((1, 3, 14, 100), 5, 5, (1, 3), (2, 2, 2, 2), 1, 1),
+    "unfolded: 8-pixel rows": ((2, 8, 8, 8), 16, 3, 1, (1, 1, 1, 1), 1, 1),
+    "unfolded: 65 outputs": ((1, 4, 6, 32), 65, 3, 1, (1, 1, 1, 1), 1, 1),
+    "unfolded: 1x1 stride 2": ((2, 8, 16, 16), 8, 1, 2, (0, 0, 0, 0), 1, 1),
+    "unfolded: groups 2 of 3 outputs, dilation (1, 2)": ((2, 4, 7, 9), 6, 3, 2, (1, 0, 2, 1), (1, 2), 2),
+    "product: 1x1": ((2, 5, 6, 7), 9, 1, 1, (0, 0, 0, 0), 1, 1),
+}
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, tuple) else (v, v)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["conv", "conv-batchnorm-relu"])
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_conv_matches_numpy(case, fused):
+    shape, outputs, kernel, stride, padding, dilation, groups = case
+    net = kcp.Network(seed=9)
+    x = net.input("image", shape)
+    y = net.conv2d(x, outputs, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, name="conv")
+    rng = np.random.default_rng(4)
+    b = rng.standard_normal(outputs).astype(np.float32)
+    net.set_parameter("conv.bias", b)
+    if fused:
+        y = net.relu(net.batchnorm(y, name="bn"))
+        statistics = {"weight": rng.uniform(0.5, 2, outputs), "bias": rng.normal(0, 1, outputs),
+                      "running_mean": rng.normal(0, 1, outputs), "running_var": rng.uniform(0.5, 2, outputs)}
+        for part, value in statistics.items():
+            net.set_parameter(f"bn.{part}", value.astype(np.float32))
+    net.output(y)
+    image = rng.standard_normal(shape).astype(np.float32)
+    expected = numpy_conv(image, net.parameters["conv.weight"], b, _pair(stride), padding, _pair(dilation), groups)
+    if fused:
+        s = {part: net.parameters[f"bn.{part}"].astype(np.float64)[:, None, None]
+             for part in ("weight", "bias", "running_mean", "running_var")}
+        expected = np.maximum((expected - s["running_mean"]) / np.sqrt(s["running_var"] + 1e-5) * s["weight"]
+                              + s["bias"], 0)
+    np.testing.assert_allclose(net(image)[0], expected, rtol=0, atol=1e-5 * max(np.abs(expected).max(), 1))
