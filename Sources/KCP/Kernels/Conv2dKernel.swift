@@ -22,13 +22,19 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
-            withOptionalBuffer(residual?.data) { residual in
-                let epilogue = ConvEpilogue(bias: bias?.data, normalization: normalization, relu: relu, residual: residual,
-                                            output: UnsafePointer(ys.baseAddress!))
-                if DirectConvolution.suits(s) {
-                    directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
-                } else {
-                    unfoldedConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+            withOptionalBuffer(bias?.data) { bias in
+                withOptionalBuffer(normalization?.scale) { scale in
+                    withOptionalBuffer(normalization?.shift) { shift in
+                        withOptionalBuffer(residual?.data) { residual in
+                            let epilogue = ConvEpilogue(bias: bias, scale: scale, shift: shift, residual: residual,
+                                                        relu: relu, output: UnsafePointer(ys.baseAddress!))
+                            if DirectConvolution.suits(s) {
+                                directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                            } else {
+                                unfoldedConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -42,24 +48,44 @@ private func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Flo
 }
 
 /// What follows a conv in the same pass over each tile of its output `y`:
-/// bias, inference batchnorm, residual add and relu, in that order.
+/// bias, inference batchnorm (`scale`, `shift` per channel), residual add
+/// and relu, in that order. Pointers, not arrays: the kernels call `store`
+/// for every few pixels, and an array's reference count would be touched each time.
 struct ConvEpilogue {
-    let bias: [Float]?
-    let normalization: (scale: [Float], shift: [Float])?
-    let relu: Bool
+    let bias: UnsafePointer<Float>?, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?
     /// Shaped like the output; entry `k` of the output reads entry `k` here.
     let residual: UnsafePointer<Float>?
+    let relu: Bool
     let output: UnsafePointer<Float>
 
-    /// Applies the epilogue of output channel `o` to the `count` outputs from `line`.
-    func apply(channel o: Int, _ line: UnsafeMutablePointer<Float>, count: Int) {
-        if let bias { for k in 0..<count { line[k] += bias[o] } }
-        if let (scale, shift) = normalization { for k in 0..<count { line[k] = line[k] * scale[o] + shift[o] } }
-        if let residual {
-            let r = residual + (UnsafePointer(line) - output)
-            for k in 0..<count { line[k] += r[k] }
+    /// Writes `count` conv results `values` of output channel `o`, through
+    /// the epilogue, to `line` (which may be `values`), 8 lanes at a time
+    /// with the float operations of the ops it stands for:
+    /// `max((v + b) * scale + shift + r, 0)`, each step only if present.
+    @inline(__always)
+    func store(_ values: UnsafePointer<Float>, channel o: Int, to line: UnsafeMutablePointer<Float>, count: Int) {
+        typealias V = SIMD8<Float>
+        let (b, a, c) = (bias?[o] ?? 0, scale?[o] ?? 1, shift?[o] ?? 0), normalized = scale != nil
+        let r = residual.map { $0 + (UnsafePointer(line) - output) }
+        var k = 0
+        while k + 8 <= count {
+            var v = UnsafeRawPointer(values + k).loadUnaligned(as: V.self)
+            if bias != nil { v += V(repeating: b) }
+            if normalized { v = v * V(repeating: a) + V(repeating: c) }
+            if let r { v += UnsafeRawPointer(r + k).loadUnaligned(as: V.self) }
+            if relu { v.replace(with: 0, where: v .<= 0) }  // Swift.max(v, 0), NaN kept
+            UnsafeMutableRawPointer(line + k).storeBytes(of: v, as: V.self)
+            k += 8
         }
-        if relu { for k in 0..<count { line[k] = max(line[k], 0) } }
+        while k < count {
+            var v = values[k]
+            if bias != nil { v += b }
+            if normalized { v = v * a + c }
+            if let r { v += r[k] }
+            if relu { v = max(v, 0) }
+            line[k] = v
+            k += 1
+        }
     }
 }
 
@@ -77,11 +103,7 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
                 direct.fillWindow(x + (n * s.channels + g * s.perGroup) * s.plane, rows: rows, into: scratch)
                 let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels
                 direct.compute(window: scratch, weights: weights.baseAddress!, group: g, rows: rows,
-                               offsets: offsets.baseAddress!, tile: scratch + windowSize, into: out)
-                for o in 0..<s.outPerGroup {
-                    epilogue.apply(channel: g * s.outPerGroup + o, out + o * s.pixels + rows.lowerBound * s.outWidth,
-                                   count: rows.count * s.outWidth)
-                }
+                               offsets: offsets.baseAddress!, epilogue: epilogue, tile: scratch + windowSize, into: out)
             }
         }
     }
@@ -117,7 +139,10 @@ private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Con
             if staged {
                 for r in 0..<s.outPerGroup { (out + r * s.pixels).update(from: product + r * span, count: span) }
             }
-            for o in 0..<s.outPerGroup { epilogue.apply(channel: g * s.outPerGroup + o, out + o * s.pixels, count: span) }
+            for o in 0..<s.outPerGroup {
+                let line = out + o * s.pixels
+                epilogue.store(line, channel: g * s.outPerGroup + o, to: line, count: span)
+            }
         }
     }
 }

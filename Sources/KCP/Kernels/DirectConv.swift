@@ -34,7 +34,7 @@ struct DirectConvolution {
     let flat: Bool
     /// Columns computed per output row: its `Wout` pixels and the lanes left idle.
     let pixelColumns: Int
-    /// Output channel blocks per group (balanced sizes, at most `channelsPerBlock`).
+    /// Output channel blocks per group (balanced sizes, at most `channelsPerBlock`, no empty slots).
     let blocks: Int
 
     /// Floats per window that the tile size aims for (128 KB): it stays in
@@ -85,17 +85,17 @@ struct DirectConvolution {
         return (first, (block + 1) * s.outPerGroup / blocks - first)
     }
 
-    /// The weights as `[groups, blocks, C/g, kh*kw, channelsPerBlock]`,
-    /// zero in the slots past a block's channels.
+    /// The weights as `[groups, blocks, C/g, kh*kw, count]`, `count` the
+    /// block's channels: block `b` of group `g` starts at `(g * O/g + first) * C/g * kh*kw`.
     func packedWeights(_ weight: [Float]) -> [Float] {
-        let taps = s.kh * s.kw, width = Self.channelsPerBlock
-        var packed = [Float](repeating: 0, count: s.groups * blocks * s.perGroup * taps * width)
+        let taps = s.perGroup * s.kh * s.kw
+        var packed = [Float](repeating: 0, count: weight.count)
         for g in 0..<s.groups {
             for block in 0..<blocks {
-                let (first, count) = channels(block), base = (g * blocks + block) * s.perGroup * taps * width
+                let (first, count) = channels(block), base = (g * s.outPerGroup + first) * taps
                 for r in 0..<count {
                     let o = g * s.outPerGroup + first + r
-                    for k in 0..<(s.perGroup * taps) { packed[base + k * width + r] = weight[o * s.perGroup * taps + k] }
+                    for k in 0..<taps { packed[base + k * count + r] = weight[o * taps + k] }
                 }
             }
         }
@@ -117,76 +117,98 @@ struct DirectConvolution {
     /// they lie in the padding), and clears the overread after it.
     func fillWindow(_ input: UnsafePointer<Float>, rows: Range<Int>, into window: UnsafeMutablePointer<Float>) {
         let ((sy, sx), top, left) = (s.conv.stride, s.conv.padding.0, s.conv.padding.1)
-        for c in 0..<s.perGroup {
-            for fy in 0..<sy {
-                for i in 0..<phaseRows {
-                    let iy = (rows.lowerBound + i) * sy + fy - top
-                    for fx in 0..<sx {
-                        let line = window + (((c * sy + fy) * sx + fx) * phaseRows + i) * pitch
-                        guard 0 <= iy && iy < s.height else {
-                            line.update(repeating: 0, count: pitch)
-                            continue
-                        }
-                        // Column t holds input column t*sx + fx - left, inside for t in first..<end.
-                        let source = input + (c * s.height + iy) * s.width + fx - left
-                        let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
-                        let end = max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
-                        line.update(repeating: 0, count: first)
+        for fy in 0..<sy {
+            // Row i of the phase holds input row i*sy + shift, inside for i in firstRow..<endRow.
+            let shift = rows.lowerBound * sy + fy - top
+            let firstRow = min(phaseRows, max(0, (sy - 1 - shift) / sy))
+            let endRow = max(firstRow, min(phaseRows, (s.height - shift + sy - 1) / sy))
+            for fx in 0..<sx {
+                // Column t holds input column t*sx + fx - left, inside for t in first..<end.
+                let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
+                let end = max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
+                for c in 0..<s.perGroup {
+                    let plane = window + ((c * sy + fy) * sx + fx) * phaseRows * pitch
+                    clearFloats(plane, count: firstRow * pitch)
+                    var line = plane + firstRow * pitch
+                    var source = input + (c * s.height + firstRow * sy + shift) * s.width + fx - left
+                    for _ in firstRow..<endRow {
+                        clearFloats(line, count: first)
                         if sx == 1 {
-                            (line + first).update(from: source + first, count: end - first)
+                            copyFloats(source + first, to: line + first, count: end - first)
                         } else {
                             for t in first..<end { line[t] = source[t * sx] }
                         }
-                        (line + end).update(repeating: 0, count: pitch - end)
+                        clearFloats(line + end, count: pitch - end)
+                        (line, source) = (line + pitch, source + sy * s.width)
                     }
+                    clearFloats(line, count: (phaseRows - endRow) * pitch)
                 }
             }
         }
-        (window + s.perGroup * channelPitch).update(repeating: 0, count: Self.overread)
+        clearFloats(window + s.perGroup * channelPitch, count: Self.overread)
     }
 
-    /// Output rows `rows` of group `g`'s channels from their `window`:
-    /// `out + o * pixels + oy * Wout + ox` is output `(o, oy, ox)` of the group.
+    /// Output rows `rows` of group `g`'s channels from their `window`, each
+    /// stored through its `epilogue`: `out + o * pixels + oy * Wout + ox` is
+    /// output `(o, oy, ox)` of the group.
     func compute(window: UnsafePointer<Float>, weights: UnsafePointer<Float>, group g: Int, rows: Range<Int>,
-                 offsets: UnsafePointer<Int>, tile: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>)
+                 offsets: UnsafePointer<Int>, epilogue: ConvEpilogue, tile: UnsafeMutablePointer<Float>,
+                 into out: UnsafeMutablePointer<Float>)
     {
-        let taps = s.kh * s.kw, width = Self.channelsPerBlock, n = Self.pixelsPerBlock
+        let taps = s.perGroup * s.kh * s.kw, n = Self.pixelsPerBlock
         for block in 0..<blocks {
             let (first, count) = channels(block)
-            let kernels = weights + (g * blocks + block) * s.perGroup * taps * width
+            let kernels = weights + (g * s.outPerGroup + first) * taps
             let lines = out + first * s.pixels + rows.lowerBound * s.outWidth
+            /// Stores lanes `lanes` of the register tile at output pixel `pixel` of the tile's rows.
+            func store(_ lanes: Range<Int>, at pixel: Int) {
+                for r in 0..<count {
+                    epilogue.store(tile + r * n + lanes.lowerBound, channel: g * s.outPerGroup + first + r,
+                                   to: lines + r * s.pixels + pixel, count: lanes.count)
+                }
+            }
             if flat {
                 // Flat pixel j is output (j / pitch, j % pitch), a column past Wout for the ones dropped.
-                for j in stride(from: 0, to: (rows.count - 1) * pitch + s.outWidth, by: n) {
-                    accumulate(window + j, kernels, taps: taps, offsets: offsets, into: tile)
+                let end = (rows.count - 1) * pitch + s.outWidth
+                for j in stride(from: 0, to: end, by: n) {
+                    accumulate(count, window + j, kernels, offsets: offsets, into: tile)
                     var k = j
-                    while k < min(j + n, (rows.count - 1) * pitch + s.outWidth) {
+                    while k < min(j + n, end) {
                         let (oy, ox) = (k / pitch, k % pitch), run = min(j + n - k, s.outWidth - ox)
-                        if ox < s.outWidth {
-                            for r in 0..<count {
-                                (lines + r * s.pixels + oy * s.outWidth + ox).update(from: tile + r * n + k - j, count: run)
-                            }
-                        }
+                        if ox < s.outWidth { store((k - j)..<(k - j + run), at: oy * s.outWidth + ox) }
                         k += ox < s.outWidth ? run : pitch - ox
                     }
                 }
             } else {
                 for oy in 0..<rows.count {
                     for ox in stride(from: 0, to: s.outWidth, by: n) {
-                        accumulate(window + oy * pitch + ox, kernels, taps: taps, offsets: offsets, into: tile)
-                        for r in 0..<count {
-                            (lines + r * s.pixels + oy * s.outWidth + ox).update(from: tile + r * n,
-                                                                                  count: min(n, s.outWidth - ox))
-                        }
+                        accumulate(count, window + oy * pitch + ox, kernels, offsets: offsets, into: tile)
+                        store(0..<min(n, s.outWidth - ox), at: oy * s.outWidth + ox)
                     }
                 }
             }
         }
     }
 
-    /// One register tile: `tile[r * 16 + i] = sum_{c, k} kernels[(c * taps + k) * 6 + r] * run[c * channelPitch + offsets[k] + i]`.
+    /// One register tile of `count` (1 to 6) channels, the code specialised for each count:
+    /// `tile[r * 16 + i] = sum_{c, k} kernels[(c * taps + k) * count + r] * run[c * channelPitch + offsets[k] + i]`.
+    private func accumulate(_ count: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
+                            offsets: UnsafePointer<Int>, into tile: UnsafeMutablePointer<Float>)
+    {
+        switch count {
+        case 6: accumulate(rows: 6, run, kernels, offsets: offsets, into: tile)
+        case 5: accumulate(rows: 5, run, kernels, offsets: offsets, into: tile)
+        case 4: accumulate(rows: 4, run, kernels, offsets: offsets, into: tile)
+        case 3: accumulate(rows: 3, run, kernels, offsets: offsets, into: tile)
+        case 2: accumulate(rows: 2, run, kernels, offsets: offsets, into: tile)
+        default: accumulate(rows: 1, run, kernels, offsets: offsets, into: tile)
+        }
+    }
+
+    /// `accumulate` for a constant `rows`: 2 * `rows` vector accumulators,
+    /// each tap one broadcast per row and two pixel loads.
     @inline(__always)
-    private func accumulate(_ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>, taps: Int,
+    private func accumulate(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
                             offsets: UnsafePointer<Int>, into tile: UnsafeMutablePointer<Float>)
     {
         typealias V = SIMD8<Float>
@@ -195,16 +217,16 @@ struct DirectConvolution {
         var w = kernels
         for c in 0..<s.perGroup {
             let channel = run + c * channelPitch
-            for k in 0..<taps {
+            for k in 0..<(s.kh * s.kw) {
                 let pixels = UnsafeRawPointer(channel + offsets[k])
                 let x0 = pixels.loadUnaligned(as: V.self), x1 = pixels.loadUnaligned(fromByteOffset: 32, as: V.self)
                 var v = V(repeating: w[0]); a0.addProduct(x0, v); b0.addProduct(x1, v)
-                v = V(repeating: w[1]); a1.addProduct(x0, v); b1.addProduct(x1, v)
-                v = V(repeating: w[2]); a2.addProduct(x0, v); b2.addProduct(x1, v)
-                v = V(repeating: w[3]); a3.addProduct(x0, v); b3.addProduct(x1, v)
-                v = V(repeating: w[4]); a4.addProduct(x0, v); b4.addProduct(x1, v)
-                v = V(repeating: w[5]); a5.addProduct(x0, v); b5.addProduct(x1, v)
-                w += Self.channelsPerBlock
+                if rows > 1 { v = V(repeating: w[1]); a1.addProduct(x0, v); b1.addProduct(x1, v) }
+                if rows > 2 { v = V(repeating: w[2]); a2.addProduct(x0, v); b2.addProduct(x1, v) }
+                if rows > 3 { v = V(repeating: w[3]); a3.addProduct(x0, v); b3.addProduct(x1, v) }
+                if rows > 4 { v = V(repeating: w[4]); a4.addProduct(x0, v); b4.addProduct(x1, v) }
+                if rows > 5 { v = V(repeating: w[5]); a5.addProduct(x0, v); b5.addProduct(x1, v) }
+                w += rows
             }
         }
         let out = UnsafeMutableRawPointer(tile)

@@ -96,6 +96,36 @@ func addScaled(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ al
     }
 }
 
+/// `to[k] = from[k]` for `k < count` (`count` 0 is fine), inline: the short
+/// runs of the conv kernels cost less than a call to `memmove`.
+@inline(__always)
+func copyFloats(_ from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, count: Int) {
+    var k = 0
+    while k + 8 <= count {
+        UnsafeMutableRawPointer(to + k).storeBytes(of: UnsafeRawPointer(from + k).loadUnaligned(as: SIMD8<Float>.self),
+                                                   as: SIMD8<Float>.self)
+        k += 8
+    }
+    while k < count {
+        to[k] = from[k]
+        k += 1
+    }
+}
+
+/// `to[k] = 0` for `k < count`, inline as `copyFloats`.
+@inline(__always)
+func clearFloats(_ to: UnsafeMutablePointer<Float>, count: Int) {
+    var k = 0
+    while k + 8 <= count {
+        UnsafeMutableRawPointer(to + k).storeBytes(of: SIMD8<Float>(), as: SIMD8<Float>.self)
+        k += 8
+    }
+    while k < count {
+        to[k] = 0
+        k += 1
+    }
+}
+
 /// `sum_k a[k]`, in 8 double lanes.
 @inline(__always)
 func sum(_ a: UnsafePointer<Float>, _ count: Int) -> Double {
