@@ -5,7 +5,10 @@ ResNet-20 (CIFAR, batch 64, 32x32) and the small U-Net (batch 8, 64x64) from
 networks run in the engine and, exported to ONNX, in onnxruntime with the
 same thread count, in one run. Reported: median latency of several runs, the
 engine's compact-vs-dense speedup against the MACs ratio, and engine time
-over onnxruntime time.
+over onnxruntime time. The engine's dense and compact runs alternate, so
+that another process slowing the machine down for a while weighs on both
+alike; onnxruntime runs one session after the other (the idle threads of
+one session spin for a while after each run and would slow the other down).
 
     python benchmarks/inference.py [--repeats 15] [--threads N]
 """
@@ -23,14 +26,17 @@ import kcp
 from kcp import models
 
 
-def median_ms(function, repeats):
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def median_ms(functions, repeats):
+    """``{name: median milliseconds}`` of ``functions`` (name -> callable), run in turn ``repeats`` times."""
+    times = {name: [] for name in functions}
+    for function in functions.values():
         function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def onnxruntime_session(net, path, threads):
@@ -56,12 +62,12 @@ def main():
             inputs = [np.random.default_rng(0).standard_normal(v.shape).astype(np.float32) for v in dense.inputs]
             forms = (("dense", dense), ("compact", compact))
             # The engine first, then onnxruntime, whose idle threads spin for a while after each run.
-            engine = {form: median_ms(lambda: net(*inputs), args.repeats) for form, net in forms}
+            engine = median_ms({form: (lambda net=net: net(*inputs)) for form, net in forms}, args.repeats)
             runtime = {}
             for form, net in forms:
                 session = onnxruntime_session(net, os.path.join(folder, f"{name}-{form}.onnx"), args.threads)
                 feed = {i.name: x for i, x in zip(session.get_inputs(), inputs)}
-                runtime[form] = median_ms(lambda: session.run(None, feed), args.repeats)
+                runtime |= median_ms({form: lambda: session.run(None, feed)}, args.repeats)
             for form, net in forms:
                 print(f"{name:<10} {form:<8} {net.cost()[0]:>12,} {engine[form]:>9.1f} {runtime[form]:>9.1f} "
                       f"{engine[form] / runtime[form]:>7.2f}x")
@@ -69,6 +75,7 @@ def main():
             speedup = engine["dense"] / engine["compact"]
             print(f"{name:<10} compact speedup {speedup:.2f}x for {macs_ratio:.2f}x fewer MACs "
                   f"({speedup / macs_ratio:.2f} of the MACs ratio)")
+
 
 if __name__ == "__main__":
     main()
