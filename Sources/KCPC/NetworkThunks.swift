@@ -153,7 +153,7 @@ public func kcp_network_gradients(_ network: OpaquePointer?, _ inputs: UnsafePoi
 }
 
 /// The network's inputs for batch size `batch`, copied from the caller's arrays.
-private func inputTensors(_ net: Network, _ inputs: UnsafePointer<UnsafePointer<Float>?>?, _ batch: Int64) throws
+func inputTensors(_ net: Network, _ inputs: UnsafePointer<UnsafePointer<Float>?>?, _ batch: Int64) throws
     -> [Tensor]
 {
     try require(batch >= 1, "batch", "must be positive, got \(batch)")

@@ -3,7 +3,7 @@ import KCP
 // The C ABI of include/kcp.h: validate, unwrap, call the engine, report.
 
 @_cdecl("kcp_abi_version")
-public func kcp_abi_version() -> Int32 { 3 }
+public func kcp_abi_version() -> Int32 { 4 }
 
 @_cdecl("kcp_threads_set")
 public func kcp_threads_set(_ n: Int32) -> Int32 {

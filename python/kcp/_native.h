@@ -21,6 +21,16 @@ extern PyObject *KCPError;
 void raise_status(kcp_status status);
 /* `obj` as an aligned, C-contiguous float32 array (converted if needed). */
 PyArrayObject *read_float32(PyObject *obj, const char *name);
+
+/* The float32 arrays of a sequence, read (converted if needed) or, with
+ * `writeable`, used in place (C-contiguous float32 required). */
+typedef struct {
+    PyArrayObject **arrays;
+    float **data;
+    Py_ssize_t count;
+} array_list;
+int read_arrays(PyObject *sequence, int writeable, array_list *list, const char *name);
+void release_arrays(array_list *list);
 /* `obj` itself (a new reference) if it is an aligned, C-contiguous float32
  * ndarray, writeable if `writeable`; otherwise NULL with an error. */
 PyArrayObject *float32_in_place(PyObject *obj, const char *name, int writeable);
@@ -58,6 +68,7 @@ PyObject *network_cost(PyObject *self, PyObject *args);
 PyObject *network_spaces(PyObject *self, PyObject *args);
 PyObject *network_plan(PyObject *self, PyObject *args);
 PyObject *network_prune(PyObject *self, PyObject *args);
+PyObject *network_compensate(PyObject *self, PyObject *args);
 
 #define NETWORK_METHODS \
     {"network_create", network_create, METH_NOARGS, "network_create() -> handle."}, \
@@ -77,6 +88,8 @@ PyObject *network_prune(PyObject *self, PyObject *args);
     {"network_spaces", network_spaces, METH_VARARGS, "network_spaces(h) -> (class_of, space_of, frozen, reasons)."}, \
     {"network_plan", network_plan, METH_VARARGS, "network_plan(h, ...) -> (keep, scores, ratio, costs)."}, \
     {"network_prune", network_prune, METH_VARARGS, "network_prune(h, keep, mode) -> handle."}, \
+    {"network_compensate", network_compensate, METH_VARARGS, \
+     "network_compensate(h, keep, inputs, batch, ridge, chunk) -> handle."}, \
     {"finetune_create", finetune_create, METH_VARARGS, "finetune_create(network, settings, inputs, targets, ...)."}, \
     {"finetune_run_epoch", finetune_run_epoch, METH_VARARGS, "finetune_run_epoch(h, callback) -> record or None."}, \
     {"finetune_network", finetune_network, METH_VARARGS, "finetune_network(h, mode) -> network handle."}, \

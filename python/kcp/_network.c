@@ -186,15 +186,7 @@ PyObject *network_parameter_write(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* The float32 arrays of a sequence, read (converted if needed) or, with
- * `writeable`, used in place (C-contiguous float32 required). */
-typedef struct {
-    PyArrayObject **arrays;
-    float **data;
-    Py_ssize_t count;
-} array_list;
-
-static int read_arrays(PyObject *sequence, int writeable, array_list *list, const char *name) {
+int read_arrays(PyObject *sequence, int writeable, array_list *list, const char *name) {
     Py_ssize_t count = PySequence_Size(sequence);
     if (count < 0) return 0;
     list->arrays = PyMem_Calloc(count + 1, sizeof(PyArrayObject *));
@@ -225,7 +217,7 @@ static int read_arrays(PyObject *sequence, int writeable, array_list *list, cons
     return 1;
 }
 
-static void release_arrays(array_list *list) {
+void release_arrays(array_list *list) {
     for (Py_ssize_t i = 0; list->arrays != NULL && i < list->count; i++) Py_XDECREF(list->arrays[i]);
     PyMem_Free(list->arrays);
     PyMem_Free(list->data);

@@ -185,3 +185,30 @@ PyObject *network_prune(PyObject *self, PyObject *args) {
     if (status != KCP_OK) { raise_status(status); return NULL; }
     return network_capsule(pruned);
 }
+
+PyObject *network_compensate(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *keep_obj, *inputs_obj, *result = NULL;
+    array_list inputs = {0};
+    long long batch, chunk;
+    double ridge;
+    kcp_network *compensated = NULL;
+    kcp_status status;
+    if (!PyArg_ParseTuple(args, "OOOLdL:network_compensate", &capsule, &keep_obj, &inputs_obj, &batch, &ridge, &chunk))
+        return NULL;
+    kcp_network *network = unwrap_network(capsule);
+    if (network == NULL) return NULL;
+    PyArrayObject *keep = (PyArrayObject *)PyArray_FROM_OTF(keep_obj, NPY_BOOL, NPY_ARRAY_IN_ARRAY);
+    if (keep == NULL) return NULL;
+    if (!read_arrays(inputs_obj, 0, &inputs, "calibration")) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    status = kcp_network_compensate(network, PyArray_DATA(keep), PyArray_SIZE(keep), (const float *const *)inputs.data,
+                                    batch, ridge, chunk, &compensated);
+    Py_END_ALLOW_THREADS
+    if (status != KCP_OK) { raise_status(status); goto done; }
+    result = network_capsule(compensated);
+done:
+    release_arrays(&inputs);
+    Py_DECREF(keep);
+    return result;
+}

@@ -103,6 +103,26 @@ class Plan:
         mode_code = _arguments.choice(mode, "mode", MODES)
         return net._derived(_native.network_prune(net._handle, self._keep_classes(net), mode_code))
 
+    def compensate(self, net, calibration, *, ridge=1e-3, chunk=16):
+        """The compact network with the layers that read pruned channels
+        refitted, without training, to reproduce ``net``'s outputs.
+
+        Each such conv (one group) or linear layer is refitted in network
+        order by ridge least squares on the ``calibration`` inputs (a list,
+        one array per network input, any number of samples, run ``chunk`` at
+        a time): its weights become ``W = Y X^T (X X^T + lambda I)^-1``,
+        with ``X`` its unfolded inputs in the compact network (earlier layers
+        already refitted) and ``Y`` the dense network's outputs of that layer
+        on the kept channels, ``lambda = ridge * mean(diag(X X^T))`` (He et
+        al., ICCV 2017; Luo et al., ThiNet, ICCV 2017). A few hundred
+        calibration images are typically enough; ``net`` is left unchanged.
+        """
+        arrays, batch = net._checked_inputs(calibration if isinstance(calibration, (list, tuple)) else [calibration])
+        ridge = _arguments.non_negative(ridge, "ridge")
+        chunk = _arguments.integer(chunk, "chunk", 1)
+        return net._derived(_native.network_compensate(net._handle, self._keep_classes(net), arrays, batch, ridge,
+                                                       chunk))
+
     def to_json(self):
         """The plan as JSON (everything needed to re-apply it)."""
         return json.dumps({

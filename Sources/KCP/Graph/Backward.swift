@@ -16,13 +16,16 @@ public struct TrainingPass: Sendable {
 extension Network {
     /// Runs the network keeping every value. With `training`, batchnorm
     /// normalises by batch statistics (returned for the running averages);
-    /// otherwise by its running statistics, as at inference.
-    public func trainingForward(_ inputs: [Tensor], training: Bool = true) throws -> TrainingPass {
+    /// otherwise by its running statistics, as at inference. With `last`,
+    /// only nodes up to that index run (the later values stay empty).
+    public func trainingForward(_ inputs: [Tensor], training: Bool = true, through last: Int? = nil) throws
+        -> TrainingPass
+    {
         let shapes = try shapes(for: inputs)
         var values = [Tensor](repeating: Tensor(zeros: [0]), count: valueCount)
         for (tensor, input) in zip(inputs, self.inputs) { values[input.value] = tensor }
         var statistics = [Int: (mean: [Float], variance: [Float])]()
-        for (index, node) in nodes.enumerated() {
+        for (index, node) in nodes.enumerated().prefix((last ?? nodes.count - 1) + 1) {
             let x = node.inputs.map { values[$0] }
             let p = node.parameters.map { parameters[$0].tensor }
             if training, case let .batchNorm(epsilon) = node.op {

@@ -23,4 +23,11 @@ public struct Tensor: Equatable, Sendable {
     }
 
     public var count: Int { data.count }
+
+    /// Samples `range` of a tensor whose first axis is the batch.
+    func samples(_ range: Range<Int>) -> Tensor {
+        let size = count / shape[0]
+        return Tensor(shape: [range.count] + shape.dropFirst(),
+                      data: Array(data[(range.lowerBound * size)..<(range.upperBound * size)]))
+    }
 }

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define KCP_ABI_VERSION 3
+#define KCP_ABI_VERSION 4
 
 typedef int32_t kcp_status;
 enum {
@@ -181,6 +181,12 @@ kcp_status kcp_network_plan(const kcp_network *network, int32_t amount_kind, dou
 /* A new network: mode 0 masked (pruned channels zeroed), 1 compact (removed). */
 kcp_status kcp_network_prune(const kcp_network *network, const uint8_t *keep, int64_t count, int32_t mode,
                              kcp_network **out);
+/* A new compact network (as kcp_network_prune, mode 1) whose layers reading pruned channels are
+ * refitted by ridge least squares to the network's outputs on `batch` calibration samples (inputs
+ * as kcp_network_forward's), `chunk` samples at a time. */
+kcp_status kcp_network_compensate(const kcp_network *network, const uint8_t *keep, int64_t count,
+                                  const float *const *inputs, int64_t batch, double ridge, int64_t chunk,
+                                  kcp_network **out);
 
 /*
  * Fine-tuning. A kcp_finetune holds a copy of a network, its data, optimizer

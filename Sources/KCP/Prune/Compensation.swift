@@ -1,0 +1,174 @@
+import COpenBLAS
+
+/// Retraining-free compensation of a pruned network.
+///
+/// Removing channels changes what every layer reading them computes. Each
+/// such conv (one group) or linear layer of the pruned network is refitted,
+/// in network order, so that on calibration inputs its outputs match the
+/// dense network's (He et al., "Channel Pruning for Accelerating Very Deep
+/// Neural Networks", ICCV 2017, eq. 1 with the channels given; Luo et al.,
+/// "ThiNet", ICCV 2017). With `X` the unfolded inputs of the layer in the
+/// pruned network (the layers before it already refitted; a row of ones for
+/// a bias) and `Y` the dense network's outputs of the layer on the kept
+/// channels, the weights become the ridge least-squares solution
+///
+///     W = Y X^T (X X^T + lambda I)^-1,   lambda = ridge * mean_k (X X^T)[k, k],
+///
+/// (the bias not penalised), summed in double precision and solved by
+/// Cholesky (LAPACK `dposv`). A parameter shared by several layers (a
+/// Siamese branch) is fitted to all of them at once. A batchnorm after a
+/// refitted layer keeps its statistics: its input is fitted to the dense one.
+extension Network {
+    /// The compact network for `keepClasses` (as `compacted`), with the
+    /// layers reading pruned channels refitted on `calibration` (inputs of
+    /// the network, any batch size), `chunk` samples at a time.
+    public func compensated(_ spaces: ChannelSpaces, keepClasses: [Bool], calibration: [Tensor], ridge: Double,
+                            chunk: Int = 16) throws -> Network
+    {
+        try require(ridge >= 0 && ridge.isFinite, "ridge", "must be a finite number >= 0, got \(ridge)")
+        try require(chunk >= 1, "chunk", "must be positive, got \(chunk)")
+        _ = try shapes(for: calibration)  // one batch size for all inputs, shapes that fit
+        let samples = calibration.first?.shape[0] ?? 0
+        let keep = channelKeep(spaces, keepClasses: keepClasses), dense = self
+        var result = try compacted(spaces, keepClasses: keepClasses)
+        for refit in refitsNeeded(keep: keep) {
+            let users = refit.users, last = users.max()!, node = nodes[users[0]]
+            let hasBias = node.parameters.count > 1
+            let kept = keep[node.output].indices.filter { keep[node.output][$0] }
+            var equations = NormalEquations(columns: result.parameters[refit.parameter].tensor.count / kept.count
+                                                + (hasBias ? 1 : 0), rows: kept.count)
+            for start in stride(from: 0, to: samples, by: chunk) {
+                let inputs = calibration.map { $0.samples(start..<min(samples, start + chunk)) }
+                let pruned = try result.trainingForward(inputs, training: false, through: last)
+                let reference = try dense.trainingForward(inputs, training: false, through: last)
+                for user in users {
+                    let u = nodes[user]
+                    equations.add(inputs: pruned.values[u.inputs[0]], op: u.op,
+                                  weightShape: result.parameters[refit.parameter].tensor.shape,
+                                  targets: reference.values[u.output], channels: kept, bias: hasBias)
+                }
+            }
+            guard let solution = equations.solved(ridge: ridge, penalised: equations.columns - (hasBias ? 1 : 0))
+            else { continue }  // every input was zero: nothing to fit
+            let patch = equations.columns - (hasBias ? 1 : 0)
+            result.parameters[refit.parameter].tensor.data = kept.indices.flatMap { o in
+                solution[(o * equations.columns)..<(o * equations.columns + patch)].map(Float.init)
+            }
+            if hasBias {
+                result.parameters[node.parameters[1]].tensor.data = kept.indices.map {
+                    Float(solution[$0 * equations.columns + patch])
+                }
+            }
+        }
+        return result
+    }
+
+    /// The weight parameters to refit, in network order, with the nodes
+    /// using each: those of convs with one group and linear layers reading
+    /// a value that lost channels.
+    private func refitsNeeded(keep: [[Bool]]) -> [(parameter: Int, users: [Int])] {
+        func refittable(_ node: Node) -> Bool {
+            switch node.op {
+            case let .conv2d(conv): return conv.groups == 1
+            case .linear: return true
+            default: return false
+            }
+        }
+        var refits: [(parameter: Int, users: [Int])] = []
+        for node in nodes where refittable(node) && keep[node.inputs[0]].contains(false) {
+            let weight = node.parameters[0]
+            guard !refits.contains(where: { $0.parameter == weight }) else { continue }
+            let users = nodes.indices.filter { nodes[$0].parameters.first == weight }
+            if users.allSatisfy({ refittable(nodes[$0]) }) { refits.append((weight, users)) }
+        }
+        return refits
+    }
+}
+
+/// `G = sum X X^T` (`columns x columns`) and `C = sum Y X^T` (`rows x columns`)
+/// of a least-squares fit `Y ~ W X`, in double precision.
+struct NormalEquations {
+    let columns: Int, rows: Int
+    private(set) var gram: [Double], cross: [Double]
+
+    init(columns: Int, rows: Int) {
+        (self.columns, self.rows) = (columns, rows)
+        (gram, cross) = ([Double](repeating: 0, count: columns * columns), [Double](repeating: 0, count: rows * columns))
+    }
+
+    /// Adds the products of one layer on one batch: `inputs` the layer's
+    /// input, `targets` the outputs to fit (only `channels` of them), each
+    /// tile of output rows unfolded as the conv's forward pass does (a
+    /// linear layer is a 1x1 conv of a 1x1 image), with a row of ones for a bias.
+    mutating func add(inputs: Tensor, op: Op, weightShape: [Int], targets: Tensor, channels: [Int], bias: Bool) {
+        let batch = inputs.shape[0]
+        let (conv, input, weight, output): (Conv2d, [Int], [Int], [Int])
+        if case let .conv2d(c) = op {
+            (conv, input, weight) = (c, inputs.shape, weightShape)
+            output = [batch, channels.count, targets.shape[2], targets.shape[3]]
+        } else {
+            (conv, input, weight) = (Conv2d(), inputs.shape + [1, 1], weightShape + [1, 1])
+            output = [batch, channels.count, 1, 1]
+        }
+        let s = ConvGeometry(input: input, weight: weight, output: output, conv)
+        let span = s.blockRows * s.outWidth, targetChannels = targets.shape[1]
+        var tile = [Float](repeating: 0, count: columns * span), fitted = [Float](repeating: 0, count: rows * span)
+        var tileGram = [Float](repeating: 0, count: columns * columns), tileCross = [Float](repeating: 0, count: rows * columns)
+        for n in 0..<batch {
+            for block in 0..<s.blocks {
+                let rowsOfTile = s.rows(block), width = rowsOfTile.count * s.outWidth
+                inputs.data.withUnsafeBufferPointer { xs in
+                    tile.withUnsafeMutableBufferPointer { t in
+                        let sample = xs.baseAddress! + n * s.channels * s.plane
+                        if s.isPointwise {
+                            for c in 0..<s.channels {
+                                (t.baseAddress! + c * width).update(from: sample + c * s.plane + rowsOfTile.lowerBound * s.outWidth,
+                                                                    count: width)
+                            }
+                        } else {
+                            unfold(sample, s, rows: rowsOfTile, into: t.baseAddress!)
+                        }
+                        // The bias row of ones, right after the patch rows.
+                        if bias { (t.baseAddress! + s.patch * width).update(repeating: 1, count: width) }
+                    }
+                }
+                for (r, o) in channels.enumerated() {
+                    let from = (n * targetChannels + o) * s.pixels + rowsOfTile.lowerBound * s.outWidth
+                    fitted.replaceSubrange((r * width)..<((r + 1) * width), with: targets.data[from..<(from + width)])
+                }
+                tile.withUnsafeBufferPointer { t in
+                    fitted.withUnsafeBufferPointer { y in
+                        tileGram.withUnsafeMutableBufferPointer { g in
+                            matrixProduct(m: columns, n: columns, k: width, t.baseAddress!, lda: width, t.baseAddress!,
+                                          ldb: width, transposeB: true, g.baseAddress!, ldc: columns)
+                        }
+                        tileCross.withUnsafeMutableBufferPointer { c in
+                            matrixProduct(m: rows, n: columns, k: width, y.baseAddress!, lda: width, t.baseAddress!,
+                                          ldb: width, transposeB: true, c.baseAddress!, ldc: columns)
+                        }
+                    }
+                }
+                for k in gram.indices { gram[k] += Double(tileGram[k]) }
+                for k in cross.indices { cross[k] += Double(tileCross[k]) }
+            }
+        }
+    }
+
+    /// The rows of `W` (`rows x columns`, row-major) solving
+    /// `W (G + lambda D) = C`, `D` the identity on the first `penalised`
+    /// columns, `lambda = ridge * mean_{k < penalised} G[k, k]`; nil if that
+    /// mean is 0 (no input ever reached the layer).
+    func solved(ridge: Double, penalised: Int) -> [Double]? {
+        let scale = (0..<penalised).reduce(0.0) { $0 + gram[$1 * columns + $1] } / Double(max(penalised, 1))
+        guard scale > 0 else { return nil }
+        var a = gram, b = cross
+        // A tiny floor keeps G positive definite when inputs are linearly dependent.
+        let lambda = max(ridge, 1e-9) * scale
+        for k in 0..<penalised { a[k * columns + k] += lambda }
+        var (n, nrhs, info) = (Int32(columns), Int32(rows), Int32(0))
+        var (lda, ldb) = (n, n)
+        // Row-major C (rows x columns) is column-major B (columns x rows): the right-hand sides are its rows.
+        dposv_("U", &n, &nrhs, &a, &lda, &b, &ldb, &info, 1)
+        return info == 0 ? b : nil
+    }
+}
