@@ -19,3 +19,4 @@ bench: setup
 	$(PYTHON) benchmarks/layer_masks.py
 	$(PYTHON) benchmarks/inference.py
 	$(PYTHON) benchmarks/training.py
+	$(PYTHON) benchmarks/compensation.py
