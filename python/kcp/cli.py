@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from . import KCPError, compare, from_onnx, plan, spaces
 from .layer import CRITERIA
 from .plan import MODES
@@ -67,7 +69,13 @@ def _prune(args):
     amount = {"ratio": args.ratio} if args.ratio is not None else {"macs_reduction": args.macs_reduction}
     chosen = plan(net, criterion=args.criterion, round_to=args.round_to, seed=args.seed, global_=args.global_,
                   **amount)
-    pruned = chosen.apply(net, args.mode)
+    if args.calibration:
+        if args.mode != "compact":
+            raise ValueError("--calibration: compensation writes a compact model; drop --mode mask")
+        calibration = _calibration(args.calibration, net)
+        pruned = chosen.compensate(net, calibration, ridge=args.ridge)
+    else:
+        pruned = chosen.apply(net, args.mode)
     pruned.to_onnx(args.output)
     if args.plan:
         with open(args.plan, "w") as file:
@@ -76,9 +84,25 @@ def _prune(args):
     for label, before, after in (("MACs", chosen.macs_before, chosen.macs_after),
                                  ("parameters", chosen.params_before, chosen.params_after)):
         print(f"{label:<11} {before:>14,} {after:>14,} {after / before - 1:>+8.1%}")
-    print(f"wrote {args.output} ({args.mode}, {args.criterion}, ratio {chosen.ratio:.3f})"
+    compensated = f", compensated on {len(calibration[0])} samples" if args.calibration else ""
+    print(f"wrote {args.output} ({args.mode}, {args.criterion}, ratio {chosen.ratio:.3f}{compensated})"
           + (f" and {args.plan}" if args.plan else ""))
     return 0
+
+
+def _calibration(path, net):
+    """The calibration inputs stored at ``path``: an ``.npy`` array for a
+    network with one input, or an ``.npz`` archive with one array per input,
+    named as the network's inputs."""
+    loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.ndarray):
+        return [loaded]
+    with loaded:
+        names = [value.name for value in net.inputs]
+        missing = [name for name in names if name not in loaded.files]
+        if missing:
+            raise ValueError(f"--calibration: {path} has no array for the inputs {missing} (it holds {loaded.files})")
+        return [loaded[name] for name in names]
 
 
 def _parser():
@@ -118,6 +142,9 @@ def _parser():
     prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of this many channels")
     prune.add_argument("--seed", type=int, default=0)
     prune.add_argument("--plan", help="also write the plan as JSON")
+    prune.add_argument("--calibration", help="inputs (.npy, or .npz named by input) to refit the pruned layers on "
+                                             "(Plan.compensate), instead of pruning without compensation")
+    prune.add_argument("--ridge", type=float, default=1e-3, help="ridge of the compensation's least squares")
     return parser
 
 

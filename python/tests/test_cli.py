@@ -66,6 +66,35 @@ def test_bad_files_give_one_line_and_status_2(tmp_path, unet_file, content):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+def test_prune_with_calibration_compensates(unet_file, tmp_path):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "calibration.npy", rng.standard_normal((24, 3, 32, 32)).astype(np.float32))
+    plain, fitted = tmp_path / "plain.onnx", tmp_path / "fitted.onnx"
+    common = ["--macs-reduction", "0.5"]
+    assert run("prune", str(unet_file), "-o", str(plain), *common).returncode == 0
+    result = run("prune", str(unet_file), "-o", str(fitted), *common, "--calibration", str(tmp_path / "calibration.npy"))
+    assert result.returncode == 0, result.stderr
+    assert "compensated on 24 samples" in result.stdout
+    image = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    outputs = {}
+    for name, path in (("dense", unet_file), ("plain", plain), ("fitted", fitted)):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outputs[name] = np.concatenate([session.run(None, {session.get_inputs()[0].name: x[None]})[0] for x in image])
+    error = {name: np.mean((outputs[name] - outputs["dense"]) ** 2) for name in ("plain", "fitted")}
+    assert error["fitted"] < error["plain"]
+
+
+def test_calibration_errors_give_one_line_and_status_2(unet_file, tmp_path):
+    np.savez(tmp_path / "wrong.npz", other=np.zeros((2, 3, 32, 32), np.float32))
+    np.save(tmp_path / "shape.npy", np.zeros((2, 4, 32, 32), np.float32))
+    for extra in (["--calibration", str(tmp_path / "wrong.npz")], ["--calibration", str(tmp_path / "shape.npy")],
+                  ["--calibration", str(tmp_path / "shape.npy"), "--mode", "mask"],
+                  ["--calibration", str(tmp_path / "missing.npy")]):
+        result = run("prune", str(unet_file), "-o", str(tmp_path / "x.onnx"), "--ratio", "0.5", *extra)
+        assert result.returncode == 2, extra
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
 def test_missing_file_and_unreachable_target(unet_file, tmp_path):
     assert run("info", str(tmp_path / "missing.onnx")).returncode == 2
     result = run("prune", str(unet_file), "-o", str(tmp_path / "x.onnx"), "--macs-reduction", "0.999")
