@@ -257,6 +257,20 @@ def test_to_kcp_computes_the_model_and_from_kcp_brings_a_compact_network_back(na
     assert kcp.torch.to_kcp(back, inputs).cost() == small.cost()
 
 
+@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "siamese"])
+def test_a_compensated_network_comes_back_as_a_model_closer_to_the_dense_one(name):
+    model, inputs = build(name)
+    net = kcp.torch.to_kcp(model, inputs)
+    plan = kcp.plan(net, ratio=0.5)
+    rng = np.random.default_rng(7)
+    calibration = [rng.standard_normal((32, *x.shape[1:])).astype(np.float32) for x in inputs]
+    fitted = kcp.torch.from_kcp(plan.compensate(net, calibration), model)
+    plain = kcp.torch.from_kcp(plan.apply(net, "compact"), model)
+    test = tuple(torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32)) for x in inputs)
+    for dense, before, after in zip(outputs(model, test), outputs(plain, test), outputs(fitted, test), strict=True):
+        assert np.mean((after - dense) ** 2) < np.mean((before - dense) ** 2)
+
+
 def test_to_kcp_names_what_it_cannot_run():
     with pytest.raises(ValueError, match=r"model: module 'norm' \(GroupNorm\): kcp has no op for GroupNorm"):
         kcp.torch.to_kcp(Opaque(), torch.randn(2, 3, 8, 8))
