@@ -116,21 +116,13 @@ public func kcp_finetune_destroy(_ finetune: OpaquePointer?) {
 
 @_cdecl("kcp_finetune_run_epoch")
 public func kcp_finetune_run_epoch(_ finetune: OpaquePointer?,
-                                   _ progress: (@convention(c) (UnsafeMutableRawPointer?, Int64, Int64, Double) -> Int32)?,
-                                   _ context: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<Double>?,
-                                   _ stopped: UnsafeMutablePointer<Int32>?) -> Int32
+                                   _ progress: ProgressCallback?, _ context: UnsafeMutableRawPointer?,
+                                   _ record: UnsafeMutablePointer<Double>?, _ stopped: UnsafeMutablePointer<Int32>?) -> Int32
 {
     boundary {
         let handle = try FineTuneHandle.from(finetune)
         let recordOut = try Arguments.output(record, "record"), stoppedOut = try Arguments.output(stopped, "stopped")
-        var lastCall = monotonicSeconds()
-        let result = try handle.tuner.runEpoch { step, steps, loss in
-            guard let progress else { return true }
-            let now = monotonicSeconds()
-            if step < steps && now - lastCall < 0.2 { return true }
-            lastCall = now
-            return progress(context, Int64(step), Int64(steps), loss) == 0
-        }
+        let result = try handle.tuner.runEpoch(onStep: throttled(progress, context))
         stoppedOut.pointee = result == nil ? 1 : 0
         if let result { recordOut.store(values(result)) { $0 } }
     }

@@ -114,14 +114,16 @@ public func kcp_network_prune(_ network: OpaquePointer?, _ keep: UnsafePointer<U
 @_cdecl("kcp_network_compensate")
 public func kcp_network_compensate(_ network: OpaquePointer?, _ keep: UnsafePointer<UInt8>?, _ count: Int64,
                                    _ inputs: UnsafePointer<UnsafePointer<Float>?>?, _ batch: Int64, _ ridge: Double,
-                                   _ chunk: Int64, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
+                                   _ chunk: Int64, _ progress: ProgressCallback?, _ context: UnsafeMutableRawPointer?,
+                                   _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
 {
     boundary {
         let net = try NetworkHandle.from(network).network
         let keepClasses = try Array(Arguments.buffer(keep, Int(max(count, 0)), "keep")).map { $0 != 0 }
+        let result = try Arguments.output(out, "out"), report = throttled(progress, context)
         let compensated = try net.compensated(try spaces(of: net), keepClasses: keepClasses,
                                               calibration: try inputTensors(net, inputs, batch), ridge: ridge,
-                                              chunk: Int(chunk))
-        try Arguments.output(out, "out").pointee = NetworkHandle.retained(compensated)
+                                              chunk: Int(chunk)) { report($0, $1, .nan) }
+        result.pointee = compensated.map(NetworkHandle.retained)
     }
 }

@@ -37,7 +37,14 @@ struct CompensationTests {
         for c in copies { keep[c] = false }
         var rng = SplitMix64(seed: 32)
         let calibration = [netTensor([12, 3, 9, 11], &rng), netTensor([12, 3, 9, 11], &rng)]
-        let compensated = try net.compensated(spaces, keepClasses: keep, calibration: calibration, ridge: 0, chunk: 5)
+        var steps: [Int] = []
+        let compensated = try #require(try net.compensated(spaces, keepClasses: keep, calibration: calibration,
+                                                           ridge: 0, chunk: 5) { step, total in
+            steps.append(step)
+            return step <= total
+        })
+        // One refitted parameter (conv2, shared by both branches), 3 chunks of calibration, then the end.
+        #expect(steps == [0, 1, 2, 3])
         let test = [netTensor([2, 3, 9, 11], &rng), netTensor([2, 3, 9, 11], &rng)]
         let dense = try net.forward(test)[0], plain = try net.compacted(spaces, keepClasses: keep).forward(test)[0]
         let fitted = try compensated.forward(test)[0]
@@ -45,6 +52,21 @@ struct CompensationTests {
         let worst = { (t: Tensor) in zip(t.data, dense.data).map { abs($0 - $1) }.max()! }
         #expect(worst(plain) > 0.1 * scale)
         #expect(worst(fitted) < 1e-4 * scale)
+    }
+
+    @Test("a progress callback that says stop gets no network")
+    func stopped() throws {
+        let (net, spaces, copies) = try siamese()
+        var keep = [Bool](repeating: true, count: spaces.classCount)
+        for c in copies { keep[c] = false }
+        var rng = SplitMix64(seed: 34)
+        let calibration = [netTensor([4, 3, 9, 11], &rng), netTensor([4, 3, 9, 11], &rng)]
+        for stop in 0...2 {
+            let result = try net.compensated(spaces, keepClasses: keep, calibration: calibration, ridge: 0, chunk: 2) {
+                step, _ in step < stop
+            }
+            #expect(result == nil)
+        }
     }
 
     @Test("a negative or non-finite ridge, chunk 0 and calibration of the wrong shape are refused")

@@ -1,8 +1,6 @@
 /*
  * kcp._native fine-tuning functions: a kcp_finetune lives in a PyCapsule.
- * The progress trampoline takes the GIL, checks for signals (Ctrl-C) and
- * calls the Python callable; an exception from either stops the epoch at the
- * next step boundary and is raised once the engine has returned.
+ * An epoch reports its steps through progress_trampoline (_native.c).
  */
 #include "_native.h"
 
@@ -82,25 +80,6 @@ done:
     Py_XDECREF(val_targets);
     Py_XDECREF(val_mask);
     return result;
-}
-
-typedef struct {
-    PyObject *callable;
-    int raised;
-} progress_context;
-
-static int32_t progress_trampoline(void *context, int64_t step, int64_t steps, double loss) {
-    progress_context *progress = context;
-    PyGILState_STATE gil = PyGILState_Ensure();
-    if (PyErr_CheckSignals() < 0) {
-        progress->raised = 1;
-    } else if (progress->callable != Py_None) {
-        PyObject *returned = PyObject_CallFunction(progress->callable, "LLd", (long long)step, (long long)steps, loss);
-        if (returned == NULL) progress->raised = 1;
-        Py_XDECREF(returned);
-    }
-    PyGILState_Release(gil);
-    return progress->raised;
 }
 
 PyObject *finetune_run_epoch(PyObject *self, PyObject *args) {

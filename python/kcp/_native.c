@@ -89,6 +89,20 @@ int check_ndim(PyArrayObject *array, const char *name) {
 
 /* -------------------------------------------------------------------------- */
 
+int32_t progress_trampoline(void *context, int64_t step, int64_t steps, double loss) {
+    progress_context *progress = context;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    if (PyErr_CheckSignals() < 0) {
+        progress->raised = 1;
+    } else if (progress->callable != Py_None) {
+        PyObject *returned = PyObject_CallFunction(progress->callable, "LLd", (long long)step, (long long)steps, loss);
+        if (returned == NULL) progress->raised = 1;
+        Py_XDECREF(returned);
+    }
+    PyGILState_Release(gil);
+    return progress->raised;
+}
+
 static PyObject *abi_version(PyObject *self, PyObject *args) {
     (void)self; (void)args;
     return PyLong_FromLong(kcp_abi_version());

@@ -31,6 +31,16 @@ typedef struct {
 } array_list;
 int read_arrays(PyObject *sequence, int writeable, array_list *list, const char *name);
 void release_arrays(array_list *list);
+
+/* A kcp_progress callback into Python: it takes the GIL, checks for signals
+ * (Ctrl-C) and calls `callable(step, steps, loss)` (unless None); an exception
+ * from either sets `raised`, stops the engine's work at its next step, and is
+ * raised once the engine has returned. */
+typedef struct {
+    PyObject *callable;
+    int raised;
+} progress_context;
+int32_t progress_trampoline(void *context, int64_t step, int64_t steps, double loss);
 /* `obj` itself (a new reference) if it is an aligned, C-contiguous float32
  * ndarray, writeable if `writeable`; otherwise NULL with an error. */
 PyArrayObject *float32_in_place(PyObject *obj, const char *name, int writeable);
@@ -89,7 +99,7 @@ PyObject *network_compensate(PyObject *self, PyObject *args);
     {"network_plan", network_plan, METH_VARARGS, "network_plan(h, ...) -> (keep, scores, ratio, costs)."}, \
     {"network_prune", network_prune, METH_VARARGS, "network_prune(h, keep, mode) -> handle."}, \
     {"network_compensate", network_compensate, METH_VARARGS, \
-     "network_compensate(h, keep, inputs, batch, ridge, chunk) -> handle."}, \
+     "network_compensate(h, keep, inputs, batch, ridge, chunk, callback) -> handle."}, \
     {"finetune_create", finetune_create, METH_VARARGS, "finetune_create(network, settings, inputs, targets, ...)."}, \
     {"finetune_run_epoch", finetune_run_epoch, METH_VARARGS, "finetune_run_epoch(h, callback) -> record or None."}, \
     {"finetune_network", finetune_network, METH_VARARGS, "finetune_network(h, mode) -> network handle."}, \

@@ -189,12 +189,14 @@ PyObject *network_prune(PyObject *self, PyObject *args) {
 PyObject *network_compensate(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *capsule, *keep_obj, *inputs_obj, *result = NULL;
+    progress_context progress = {Py_None, 0};
     array_list inputs = {0};
     long long batch, chunk;
     double ridge;
     kcp_network *compensated = NULL;
     kcp_status status;
-    if (!PyArg_ParseTuple(args, "OOOLdL:network_compensate", &capsule, &keep_obj, &inputs_obj, &batch, &ridge, &chunk))
+    if (!PyArg_ParseTuple(args, "OOOLdLO:network_compensate", &capsule, &keep_obj, &inputs_obj, &batch, &ridge, &chunk,
+                          &progress.callable))
         return NULL;
     kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
@@ -203,8 +205,10 @@ PyObject *network_compensate(PyObject *self, PyObject *args) {
     if (!read_arrays(inputs_obj, 0, &inputs, "calibration")) goto done;
     Py_BEGIN_ALLOW_THREADS
     status = kcp_network_compensate(network, PyArray_DATA(keep), PyArray_SIZE(keep), (const float *const *)inputs.data,
-                                    batch, ridge, chunk, &compensated);
+                                    batch, ridge, chunk, progress_trampoline, &progress, &compensated);
     Py_END_ALLOW_THREADS
+    /* The engine stops (and returns no network) only when the callback asks it to, after an exception. */
+    if (progress.raised) goto done;
     if (status != KCP_OK) { raise_status(status); goto done; }
     result = network_capsule(compensated);
 done:

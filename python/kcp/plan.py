@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _arguments, _native
+from ._progress import progress_bar
 from .layer import CENTERS, CRITERIA
 
 MODES = {"mask": 0, "compact": 1}
@@ -103,7 +104,7 @@ class Plan:
         mode_code = _arguments.choice(mode, "mode", MODES)
         return net._derived(_native.network_prune(net._handle, self._keep_classes(net), mode_code))
 
-    def compensate(self, net, calibration, *, ridge=1e-3, chunk=16):
+    def compensate(self, net, calibration, *, ridge=1e-3, chunk=16, progress=True):
         """The compact network with the layers that read pruned channels
         refitted, without training, to reproduce ``net``'s outputs.
 
@@ -115,13 +116,17 @@ class Plan:
         already refitted) and ``Y`` the dense network's outputs of that layer
         on the kept channels, ``lambda = ridge * mean(diag(X X^T))`` (He et
         al., ICCV 2017; Luo et al., ThiNet, ICCV 2017). A few hundred
-        calibration images are typically enough; ``net`` is left unchanged.
+        calibration images are typically enough. ``progress`` shows a tqdm
+        bar (a string labels it); Ctrl-C stops the work and raises
+        ``KeyboardInterrupt``. ``net`` is left unchanged.
         """
         arrays, batch = net._checked_inputs(calibration if isinstance(calibration, (list, tuple)) else [calibration])
         ridge = _arguments.non_negative(ridge, "ridge")
         chunk = _arguments.integer(chunk, "chunk", 1)
-        return net._derived(_native.network_compensate(net._handle, self._keep_classes(net), arrays, batch, ridge,
-                                                       chunk))
+        with progress_bar(progress, "compensate", "chunk") as report:
+            handle = _native.network_compensate(net._handle, self._keep_classes(net), arrays, batch, ridge, chunk,
+                                                report)
+        return net._derived(handle)
 
     def to_json(self):
         """The plan as JSON (everything needed to re-apply it)."""

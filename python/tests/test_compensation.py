@@ -111,6 +111,27 @@ def test_the_result_does_not_depend_on_the_chunk_size():
         np.testing.assert_allclose(value, many.parameters[name], rtol=1e-4, atol=1e-5)
 
 
+def test_progress_bar_and_ctrl_c(monkeypatch, capfd):
+    net = ZOO[2]()
+    plan = kcp.plan(net, ratio=0.5)
+    calibration = calibration_for(net, 8, seed=7)
+    plan.compensate(net, calibration, progress="refitting")
+    assert "refitting" in capfd.readouterr().err
+    before = {name: value.copy() for name, value in net.parameters.items()}
+    import tqdm.auto
+
+    class Interrupted(tqdm.auto.tqdm):
+        def update(self, n=1):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plan.compensate(net, calibration)
+    for name, value in net.parameters.items():
+        np.testing.assert_array_equal(value, before[name])
+    assert plan.compensate(net, calibration, progress=False).cost() == plan.apply(net).cost()
+
+
 @pytest.mark.parametrize(("arguments", "error", "message"), [
     (dict(ridge=-1.0), ValueError, "ridge"),
     (dict(ridge=float("nan")), ValueError, "ridge"),

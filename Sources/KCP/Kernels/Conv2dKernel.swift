@@ -1,8 +1,8 @@
 /// 2-D convolution, NCHW: `y[n, o] = b[o] + sum_{j, p, q} W[o, j, p, q] * x[n, g*I/g + j, h*s + p*d - pad, ...]`.
 ///
-/// Layers with several output channels per group run the direct kernel
-/// (`DirectConvolution`); the others, and 1x1 convs that read their input
-/// as it lies, run as matrix products (`unfoldedConv2d`). Either way the
+/// Convs with a few output channels per group and a kernel of several taps
+/// run the direct kernel (`DirectConvolution`, which says when it suits);
+/// the others run as matrix products (`unfoldedConv2d`). Either way the
 /// output is computed in tiles of output rows of each sample and group,
 /// independent of each other, so the result does not depend on the thread
 /// count, and each tile gets its epilogue while it is hot.
@@ -93,7 +93,7 @@ struct ConvEpilogue {
 private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
                           into y: UnsafeMutablePointer<Float>)
 {
-    let direct = DirectConvolution(s), windowSize = s.perGroup * direct.channelPitch
+    let direct = DirectConvolution(s)
     let packed = direct.packedWeights(weight), offsets = direct.tapOffsets()
     packed.withUnsafeBufferPointer { weights in
         offsets.withUnsafeBufferPointer { offsets in
@@ -103,7 +103,8 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
                 direct.fillWindow(x + (n * s.channels + g * s.perGroup) * s.plane, rows: rows, into: scratch)
                 let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels
                 direct.compute(window: scratch, weights: weights.baseAddress!, group: g, rows: rows,
-                               offsets: offsets.baseAddress!, epilogue: epilogue, tile: scratch + windowSize, into: out)
+                               offsets: offsets.baseAddress!, epilogue: epilogue, tile: scratch + direct.tileOffset,
+                               into: out)
             }
         }
     }
@@ -117,7 +118,7 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
 /// input itself. OpenBLAS's kernels take rows in fours and slow down on the
 /// rest (11 output channels cost more than 12), so more than 4 output
 /// channels per group that are no multiple of 4 are computed with
-/// zero-padded weight rows into a per-worker staging tile, then copied into `y`.
+/// zero-padded weight rows into a per-worker staging tile, then stored into `y`.
 private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
                             into y: UnsafeMutablePointer<Float>)
 {
@@ -136,12 +137,8 @@ private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Con
             if !s.isPointwise { unfold(input, s, rows: rows, into: scratch) }
             serialMatrixProduct(m: m, n: span, k: s.patch, ws.baseAddress! + g * m * s.patch, lda: s.patch,
                                 b, ldb: ldb, beta: staged ? 0 : 1, product, ldc: ldc)
-            if staged {
-                for r in 0..<s.outPerGroup { (out + r * s.pixels).update(from: product + r * span, count: span) }
-            }
-            for o in 0..<s.outPerGroup {
-                let line = out + o * s.pixels
-                epilogue.store(line, channel: g * s.outPerGroup + o, to: line, count: span)
+            for o in 0..<s.outPerGroup {  // staged rows are stored from their tile, the others in place
+                epilogue.store(product + o * ldc, channel: g * s.outPerGroup + o, to: out + o * s.pixels, count: span)
             }
         }
     }

@@ -5,8 +5,8 @@
 /// packs that copy once more; with few output channels (the 11-, 22- and
 /// 44-channel layers that pruning a 16-32-64 network leaves) each copied
 /// float is used for only that many products, and the copies cost as much as
-/// the products. Here a register tile of 6 output channels x 16 output pixels
-/// (12 vectors of 8 floats) accumulates
+/// the products. Here a register tile of up to 6 output channels x 16 output
+/// pixels (12 vectors of 8 floats) accumulates
 /// `y[o, oy, ox] = sum_{c, p, q} W[o, c, p, q] * padded[c, oy*sy + p*dy, ox*sx + q*dx]`
 /// over every tap, one weight broadcast and two pixel loads for 12 FMAs.
 ///
@@ -73,8 +73,10 @@ struct DirectConvolution {
     var channelPitch: Int { phases * phaseRows * pitch }
     /// Floats past the window that the idle lanes of the last pixel block may read.
     static let overread = 2 * pixelsPerBlock
+    /// Where one worker's register tile starts in its scratch, after the window and its overread.
+    var tileOffset: Int { s.perGroup * channelPitch + Self.overread }
     /// Floats of one worker's scratch: the window, its overread, then one register tile.
-    var scratchSize: Int { s.perGroup * channelPitch + Self.overread + Self.channelsPerBlock * Self.pixelsPerBlock }
+    var scratchSize: Int { tileOffset + Self.channelsPerBlock * Self.pixelsPerBlock }
 
     /// The output rows of tile `tile`.
     func rows(_ tile: Int) -> Range<Int> { (tile * tileRows)..<min(s.outHeight, (tile + 1) * tileRows) }

@@ -22,8 +22,12 @@ extension Network {
     /// The compact network for `keepClasses` (as `compacted`), with the
     /// layers reading pruned channels refitted on `calibration` (inputs of
     /// the network, any batch size), `chunk` samples at a time.
+    /// `progress(step, steps)` is called before each chunk of each refitted
+    /// layer and at the end; if it returns false the work stops and the
+    /// result is nil.
     public func compensated(_ spaces: ChannelSpaces, keepClasses: [Bool], calibration: [Tensor], ridge: Double,
-                            chunk: Int = 16) throws -> Network
+                            chunk: Int = 16, progress: (_ step: Int, _ steps: Int) -> Bool = { _, _ in true }) throws
+        -> Network?
     {
         try require(ridge >= 0 && ridge.isFinite, "ridge", "must be a finite number >= 0, got \(ridge)")
         try require(chunk >= 1, "chunk", "must be positive, got \(chunk)")
@@ -31,26 +35,25 @@ extension Network {
         let samples = calibration.first?.shape[0] ?? 0
         let keep = channelKeep(spaces, keepClasses: keepClasses), dense = self
         var result = try compacted(spaces, keepClasses: keepClasses)
-        for refit in refitsNeeded(keep: keep) {
+        let refits = refitsNeeded(keep: keep), chunks = (samples + chunk - 1) / chunk
+        for (position, refit) in refits.enumerated() {
             let users = refit.users, last = users.max()!, node = nodes[users[0]]
-            let hasBias = node.parameters.count > 1
-            let kept = keep[node.output].indices.filter { keep[node.output][$0] }
-            var equations = NormalEquations(columns: result.parameters[refit.parameter].tensor.count / kept.count
-                                                + (hasBias ? 1 : 0), rows: kept.count)
-            for start in stride(from: 0, to: samples, by: chunk) {
+            let hasBias = node.parameters.count > 1, weight = result.parameters[refit.parameter].tensor
+            let kept = keep[node.output].indices.filter { keep[node.output][$0] }, patch = weight.count / kept.count
+            var equations = NormalEquations(columns: patch + (hasBias ? 1 : 0), rows: kept.count)
+            for (index, start) in stride(from: 0, to: samples, by: chunk).enumerated() {
+                guard progress(position * chunks + index, refits.count * chunks) else { return nil }
                 let inputs = calibration.map { $0.samples(start..<min(samples, start + chunk)) }
                 let pruned = try result.trainingForward(inputs, training: false, through: last)
                 let reference = try dense.trainingForward(inputs, training: false, through: last)
                 for user in users {
                     let u = nodes[user]
-                    equations.add(inputs: pruned.values[u.inputs[0]], op: u.op,
-                                  weightShape: result.parameters[refit.parameter].tensor.shape,
+                    equations.add(inputs: pruned.values[u.inputs[0]], op: u.op, weightShape: weight.shape,
                                   targets: reference.values[u.output], channels: kept, bias: hasBias)
                 }
             }
-            guard let solution = equations.solved(ridge: ridge, penalised: equations.columns - (hasBias ? 1 : 0))
-            else { continue }  // every input was zero: nothing to fit
-            let patch = equations.columns - (hasBias ? 1 : 0)
+            // nil: no input ever reached the layer (or the system is singular); it keeps its pruned weights.
+            guard let solution = equations.solved(ridge: ridge, penalised: patch) else { continue }
             result.parameters[refit.parameter].tensor.data = kept.indices.flatMap { o in
                 solution[(o * equations.columns)..<(o * equations.columns + patch)].map(Float.init)
             }
@@ -60,7 +63,7 @@ extension Network {
                 }
             }
         }
-        return result
+        return progress(refits.count * chunks, refits.count * chunks) ? result : nil
     }
 
     /// The weight parameters to refit, in network order, with the nodes
@@ -156,13 +159,14 @@ struct NormalEquations {
 
     /// The rows of `W` (`rows x columns`, row-major) solving
     /// `W (G + lambda D) = C`, `D` the identity on the first `penalised`
-    /// columns, `lambda = ridge * mean_{k < penalised} G[k, k]`; nil if that
-    /// mean is 0 (no input ever reached the layer).
+    /// columns, `lambda = max(ridge, 1e-9) * mean_{k < penalised} G[k, k]`
+    /// (the floor keeps `G` positive definite when inputs are linearly
+    /// dependent); nil if that mean is 0 (no input ever reached the layer) or
+    /// Cholesky fails.
     func solved(ridge: Double, penalised: Int) -> [Double]? {
         let scale = (0..<penalised).reduce(0.0) { $0 + gram[$1 * columns + $1] } / Double(max(penalised, 1))
         guard scale > 0 else { return nil }
         var a = gram, b = cross
-        // A tiny floor keeps G positive definite when inputs are linearly dependent.
         let lambda = max(ridge, 1e-9) * scale
         for k in 0..<penalised { a[k * columns + k] += lambda }
         var (n, nrhs, info) = (Int32(columns), Int32(rows), Int32(0))

@@ -181,12 +181,17 @@ kcp_status kcp_network_plan(const kcp_network *network, int32_t amount_kind, dou
 /* A new network: mode 0 masked (pruned channels zeroed), 1 compact (removed). */
 kcp_status kcp_network_prune(const kcp_network *network, const uint8_t *keep, int64_t count, int32_t mode,
                              kcp_network **out);
+/* Progress of long work: called a few times per second at most, and after the last step; a nonzero
+ * return stops the work before the next step. `loss` is NaN where the work has none. */
+typedef int32_t (*kcp_progress)(void *context, int64_t step, int64_t steps, double loss);
+
 /* A new compact network (as kcp_network_prune, mode 1) whose layers reading pruned channels are
  * refitted by ridge least squares to the network's outputs on `batch` calibration samples (inputs
- * as kcp_network_forward's), `chunk` samples at a time. */
+ * as kcp_network_forward's), `chunk` samples at a time. `progress` (may be NULL) counts chunks of
+ * refitted layers; if it stops the work, *out receives NULL. */
 kcp_status kcp_network_compensate(const kcp_network *network, const uint8_t *keep, int64_t count,
                                   const float *const *inputs, int64_t batch, double ridge, int64_t chunk,
-                                  kcp_network **out);
+                                  kcp_progress progress, void *context, kcp_network **out);
 
 /*
  * Fine-tuning. A kcp_finetune holds a copy of a network, its data, optimizer
@@ -216,10 +221,6 @@ enum {
 /* Indices into the record array of kcp_finetune_run_epoch. */
 enum { KCP_FT_RECORD_EPOCH = 0, KCP_FT_RECORD_LOSS = 1, KCP_FT_RECORD_METRIC = 2, KCP_FT_RECORD_MACS = 3,
        KCP_FT_RECORD_LEARNING_RATE = 4, KCP_FT_RECORD_COUNT = 5 };
-
-/* Called a few times per second at most, and after an epoch's last step; a nonzero return stops
- * training before the next step. */
-typedef int32_t (*kcp_progress)(void *context, int64_t step, int64_t steps, double loss);
 
 /* Copies the network and the data: one array per network input, each [samples] + the input's shape
  * without its batch; targets of target_shape (first dimension = samples); an optional mask (uint8,
