@@ -27,7 +27,8 @@ def _demo(args):
     print(f"\n{args.task}: {results['settings']['epochs']} epochs dense, then as many with {args.criterion} "
           f"soft pruning\n")
     print(demo.report(results))
-    print(f"\nwrote {args.out}/: results.json, training.png, widths.png, predictions.png, dense.onnx, pruned.onnx")
+    print(f"\nwrote {args.out}/: results.json, training.png, widths.png, predictions.png, dense.onnx, pruned.onnx, "
+          "compensated.onnx")
     return 0
 
 

@@ -29,7 +29,7 @@ def segmentation_run(tmp_path_factory):
 def test_cli_prints_the_table_and_meets_the_target(segmentation_run):
     result, out = segmentation_run
     assert result.returncode == 0, result.stderr
-    for row in ("MACs", "parameters", "mIoU", "latency"):
+    for row in ("MACs", "parameters", "mIoU", "latency", "without fine-tuning"):
         assert row in result.stdout
     results = json.loads((out / "results.json").read_text())
     assert KEYS <= results.keys()
@@ -52,6 +52,10 @@ def test_written_networks_reproduce_the_reported_metrics(segmentation_run):
         assert net.cost() == (results[f"macs_{stage}"], results[f"params_{stage}"])
         assert task.evaluate(net, val) == pytest.approx(results[f"metrics_{stage}"], abs=1e-12)
         assert net.layer_widths() == results[f"widths_{stage}"]
+    one_shot = results["without_fine_tuning"]
+    net = kcp.from_onnx(str(out / "compensated.onnx"))
+    assert net.cost() == (one_shot["macs"], one_shot["params"]) and one_shot["macs"] <= 0.3 * results["macs_before"]
+    assert task.evaluate(net, val) == pytest.approx(one_shot["metrics_compensated"], abs=1e-12)
 
 
 def test_pruned_onnx_runs_in_onnxruntime(segmentation_run):
