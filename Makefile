@@ -20,3 +20,4 @@ bench: setup
 	$(PYTHON) benchmarks/inference.py
 	$(PYTHON) benchmarks/training.py
 	$(PYTHON) benchmarks/compensation.py
+	$(PYTHON) benchmarks/recipes.py
