@@ -16,16 +16,17 @@ import numpy as np
 from . import KCPError, compare, from_onnx, plan, spaces
 from .layer import CRITERIA
 from .plan import MODES
-from .tasks import DENSE_TASKS, TASK_NAMES
+from .tasks import DENSE_TASKS, PRUNING_RECIPES, TASK_NAMES
 
 
 def _demo(args):
     from . import demo
 
-    results = demo.run(args.task, macs_reduction=args.macs_reduction, criterion=args.criterion, quick=args.quick,
-                       out=args.out, seed=args.seed)
-    print(f"\n{args.task}: {results['settings']['epochs']} epochs dense, then as many with {args.criterion} "
-          f"soft pruning\n")
+    results = demo.run(args.task, macs_reduction=args.macs_reduction, criterion=args.criterion, recipe=args.recipe,
+                       quick=args.quick, out=args.out, seed=args.seed)
+    how = (f"with {args.criterion} soft pruning" if args.recipe == "soft"
+           else f"after {args.criterion} pruning and compensation")
+    print(f"\n{args.task}: {results['settings']['epochs']} epochs dense, then as many {how}\n")
     print(demo.report(results))
     print(f"\nwrote {args.out}/: results.json, training.png, widths.png, predictions.png, dense.onnx, pruned.onnx, "
           "compensated.onnx")
@@ -114,6 +115,9 @@ def _parser():
     demo_parser.add_argument("--task", choices=DENSE_TASKS, default="segmentation")
     demo_parser.add_argument("--macs-reduction", type=float, default=0.7, help="fraction of MACs to remove")
     demo_parser.add_argument("--criterion", choices=list(CRITERIA), default="kcp")
+    demo_parser.add_argument("--recipe", choices=PRUNING_RECIPES, default="soft",
+                             help="soft: prune softly while fine-tuning (the paper's); compensated: prune once, "
+                                  "compensate, fine-tune")
     demo_parser.add_argument("--quick", action="store_true", help="a small run of a few seconds (for checks)")
     demo_parser.add_argument("--out", default="kcp-demo", help="folder for results.json, plots and ONNX files")
     demo_parser.add_argument("--seed", type=int, default=0)

@@ -2,8 +2,11 @@
 KCP to 70% fewer MACs while it fine-tunes, then compacted.
 
 1. The task's network (:mod:`kcp.tasks`) is trained from scratch.
-2. It is fine-tuned for as many epochs again with KCP soft pruning, the MACs
-   target rising over the first half of them, and compacted.
+2. It is fine-tuned for as many epochs again and pruned. The ``recipe``
+   says how: ``"soft"`` (the paper's) prunes softly while fine-tuning, the
+   MACs target rising over the first half of the epochs, then compacts;
+   ``"compensated"`` prunes once, compensates
+   (:meth:`kcp.Plan.compensate`) and fine-tunes the compact network.
 3. For comparison, the trained dense network is also pruned to the same
    target without any fine-tuning, compacted plainly and compensated
    (:meth:`kcp.Plan.compensate`, refitted on the training images).
@@ -22,7 +25,7 @@ import numpy as np
 
 from . import get_num_threads, plots
 from .plan import plan
-from .tasks import DENSE_TASKS, Task
+from .tasks import DENSE_TASKS, PRUNING_RECIPES, Task
 
 QUICK = {"size": 32, "train": 48, "val": 16, "epochs": 3}
 LATENCY_BATCH = 8
@@ -41,11 +44,13 @@ def latency_ms(net, split, repeats=9):
     return float(np.median(times) * 1e3)
 
 
-def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", quick=False, out="kcp-demo", seed=0,
-        progress=True):
+def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", recipe="soft", quick=False, out="kcp-demo",
+        seed=0, progress=True):
     """Runs the main job (see the module docstring); returns the results dict."""
     if task not in DENSE_TASKS:
         raise ValueError(f"task: the demo runs a dense-labeling task ({', '.join(DENSE_TASKS)}), got {task!r}")
+    if recipe not in PRUNING_RECIPES:
+        raise ValueError(f"recipe: must be one of {', '.join(PRUNING_RECIPES)}, got {recipe!r}")
     spec = Task(task, **(QUICK if quick else {}))
     model = spec.model(seed)
     plan(model, macs_reduction=macs_reduction, criterion=criterion)  # a target out of reach fails before training
@@ -54,16 +59,20 @@ def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", quick=False
     dense_run = spec.training_run(model, train, val, seed=seed)
     dense_history = dense_run.run(progress=progress and "dense training")
     dense = dense_run.network
-    pruning_run = spec.fine_tuning_run(dense, train, val, prune=spec.pruning(macs_reduction, criterion), seed=seed)
-    pruning_history = pruning_run.run(progress=progress and f"{criterion} pruning")
-    pruned = pruning_run.compact()
     one_shot = plan(dense, macs_reduction=macs_reduction, criterion=criterion)
     compensated = one_shot.compensate(dense, train.inputs, progress=progress and "compensation")
+    if recipe == "soft":
+        pruning_run = spec.fine_tuning_run(dense, train, val, prune=spec.pruning(macs_reduction, criterion), seed=seed)
+    else:
+        pruning_run = spec.fine_tuning_run(compensated, train, val, seed=seed)
+    pruning_history = pruning_run.run(progress=progress and f"{criterion} pruning, {recipe}")
+    pruned = pruning_run.compact()
 
     (macs_before, params_before), (macs_after, params_after) = dense.cost(), pruned.cost()
     scores_before, scores_after = spec.evaluate(dense, val), spec.evaluate(pruned, val)
     results = {
         "task": task, "metric": spec.metric, "higher_is_better": spec.higher_is_better, "criterion": criterion,
+        "recipe": recipe,
         "macs_before": macs_before, "macs_after": macs_after, "macs_reduction": 1 - macs_after / macs_before,
         "params_before": params_before, "params_after": params_after,
         "metric_before": scores_before[spec.metric], "metric_after": scores_after[spec.metric],

@@ -27,6 +27,9 @@ DENSE_TASKS = ("segmentation", "stereo")
 TASK_NAMES = (*DENSE_TASKS, "classification")
 CLASSES = 4  # segmentation
 MAX_DISPARITY = 16
+# How the main job prunes while it fine-tunes: softly from the dense network, or
+# once with compensation before fine-tuning the compact network.
+PRUNING_RECIPES = ("soft", "compensated")
 
 
 @dataclass(frozen=True)

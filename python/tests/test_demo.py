@@ -91,3 +91,12 @@ def test_bad_arguments_exit_with_a_message(tmp_path):
     result = subprocess.run([sys.executable, "-m", "kcp", "demo", "--quick", "--macs-reduction", "0.999",
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "kcp demo: error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_compensated_recipe_fine_tunes_the_compensated_network(tmp_path):
+    results = demo.run("segmentation", recipe="compensated", quick=True, out=str(tmp_path), progress=False)
+    assert results["recipe"] == "compensated"
+    assert results["macs_after"] == results["without_fine_tuning"]["macs"] <= 0.3 * results["macs_before"]
+    assert all(epoch["macs"] == results["macs_after"] for epoch in results["history"]["pruning"])
+    with pytest.raises(ValueError, match="recipe"):
+        demo.run("segmentation", recipe="hard", quick=True, out=str(tmp_path), progress=False)
