@@ -53,13 +53,22 @@ class Layer:
     parameters: tuple
 
 
-def _pair(value, name):
+def _pair(value, name, minimum=0):
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name}: expected an int or a pair, got {value!r}")
-        return tuple(_arguments.integer(v, name, 0) for v in value)
-    v = _arguments.integer(value, name, 0)
+        return tuple(_arguments.integer(v, name, minimum) for v in value)
+    v = _arguments.integer(value, name, minimum)
     return v, v
+
+
+def _initial_weight(rng, shape, std, name):
+    """Normal weights of ``shape`` with standard deviation ``std``, refusing
+    more than ``INT32_MAX`` of them (``name`` is the argument that asked for
+    them) before anything is allocated."""
+    if np.prod(shape, dtype=object) > _arguments.INT32_MAX:
+        raise ValueError(f"{name}: a weight of shape {shape} is too large")
+    return (rng.standard_normal(shape) * std).astype(np.float32)
 
 
 class Network:
@@ -173,7 +182,8 @@ class Network:
         ``share`` names an earlier conv whose parameters this one reuses (a
         Siamese branch); then ``out_channels`` and ``kernel_size`` must match.
         """
-        kh, kw = _pair(kernel_size, "kernel_size")
+        out_channels = _arguments.integer(out_channels, "out_channels", 1)
+        kh, kw = _pair(kernel_size, "kernel_size", 1)
         pads = tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 4 else _pair(padding, "padding") * 2
         groups = _arguments.integer(groups, "groups", 1)
         attributes = (*_pair(stride, "stride"), *pads, *_pair(dilation, "dilation"), groups)
@@ -184,9 +194,10 @@ class Network:
             in_channels = x.shape[1]
             if in_channels % groups:
                 raise ValueError(f"groups: {groups} groups do not divide {in_channels} input channels")
-            fan_in = in_channels // groups * kh * kw
-            weight = self._rng.standard_normal((out_channels, in_channels // groups, kh, kw)) * np.sqrt(2 / fan_in)
-            parameters = [self._add_parameter(f"{name}.weight", weight.astype(np.float32))]
+            fan_in = in_channels // groups * kh * kw  # He initialisation
+            weight = _initial_weight(self._rng, (out_channels, in_channels // groups, kh, kw), np.sqrt(2 / fan_in),
+                                     "out_channels")
+            parameters = [self._add_parameter(f"{name}.weight", weight)]
             if bias:
                 parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
         return self._node("conv2d", [x], attributes, parameters, name, reserved=True)
@@ -197,9 +208,9 @@ class Network:
         if share is not None:
             parameters = self._shared(share)
         else:
-            features = x.shape[1]
-            weight = self._rng.standard_normal((out_features, features)) * np.sqrt(1 / features)
-            parameters = [self._add_parameter(f"{name}.weight", weight.astype(np.float32))]
+            out_features = _arguments.integer(out_features, "out_features", 1)
+            weight = _initial_weight(self._rng, (out_features, x.shape[1]), np.sqrt(1 / x.shape[1]), "out_features")
+            parameters = [self._add_parameter(f"{name}.weight", weight)]
             if bias:
                 parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_features, np.float32)))
         return self._node("linear", [x], (), parameters, name, reserved=True)

@@ -37,6 +37,8 @@ public struct Network: Sendable {
     public mutating func addInput(name: String, shape: [Int]) throws -> Int {
         try require(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "shape",
                     "input '\(name)' needs positive dimensions, got \(shape)")
+        try require(fitsOneSample(shape), "shape",
+                    "input '\(name)' \(shape) has more than \(maxSampleElements) elements per sample")
         let value = newValue(name)
         inputs.append((value, shape))
         return value

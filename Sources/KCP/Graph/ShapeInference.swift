@@ -10,6 +10,8 @@ extension Network {
             let parameterShapes = node.parameters.map { parameters[$0].tensor.shape }
             do {
                 shapes[node.output] = try node.op.outputShape(inputs: inputShapes, parameters: parameterShapes)
+                try check(fitsOneSample(shapes[node.output]),
+                          "output \(shapes[node.output]) has more than \(maxSampleElements) elements per sample")
             } catch let KCPError.invalidArgument(_, reason) {
                 throw KCPError.invalidArgument(argument: "network",
                                                reason: "node '\(node.name)' (\(node.op.name)): \(reason)")
@@ -111,4 +113,19 @@ func outputSize(_ size: Int, kernel: Int, stride: Int, padding: Int, dilation: I
     let span = size + padding - dilation * (kernel - 1) - 1
     try check(span >= 0, "kernel \(kernel) (dilation \(dilation)) does not fit input size \(size) with padding \(padding)")
     return span / stride + 1
+}
+
+/// The most elements one sample of a value may have (a float32 tensor of
+/// 8 GB): beyond it a shape is a mistake, not a network to run.
+let maxSampleElements = Int(Int32.max)
+
+/// Whether `shape` (batch first) has at most `maxSampleElements` elements per sample, without overflowing.
+func fitsOneSample(_ shape: [Int]) -> Bool {
+    var count = 1
+    for dimension in shape.dropFirst() {
+        let (product, overflow) = count.multipliedReportingOverflow(by: max(dimension, 0))
+        if overflow || product > maxSampleElements { return false }
+        count = product
+    }
+    return true
 }
