@@ -102,6 +102,15 @@ struct NetworkGraphTests {
         let x = try net.addInput(name: "x", shape: [1, 3, 4, 4])
         let w = net.addParameter(name: "w", tensor: Tensor(zeros: [2, 3, 1, 1]))
         netExpectInvalidArgument("shape", ["'bad'"]) { _ = try net.addInput(name: "bad", shape: [1, 0, 4]) }
+        netExpectInvalidArgument("shape", ["'huge'", "elements per sample"]) {
+            _ = try net.addInput(name: "huge", shape: [1, 1 << 20, 1 << 20, 1 << 30])  // overflows Int too
+        }
+        netExpectInvalidArgument("network", ["node 'cost'", "elements per sample"]) {
+            var wide = Network()
+            let v = try wide.addInput(name: "v", shape: [1, 2, 4, 4])
+            _ = try wide.addNode(name: "cost", op: .correlation(maxDisparity: 1 << 31, scale: 1), inputs: [v, v])
+            _ = try wide.inferShapes()
+        }
         netExpectInvalidArgument("inputs", ["'n1'"]) { _ = try net.addNode(name: "n1", op: .relu, inputs: [5]) }
         netExpectInvalidArgument("parameters", ["'n2'"]) {
             _ = try net.addNode(name: "n2", op: .conv2d(Conv2d()), inputs: [x], parameters: [9])
