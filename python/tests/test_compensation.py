@@ -107,8 +107,10 @@ def test_the_result_does_not_depend_on_the_chunk_size():
     plan = kcp.plan(net, ratio=0.5)
     calibration = calibration_for(net, 12, seed=6)
     one, many = plan.compensate(net, calibration, chunk=1), plan.compensate(net, calibration, chunk=12)
+    # The same sums in float in another order; each refit passes its rounding on to the later ones
+    # (measured: 1e-7 of the scale in the first refitted layer, 1.3e-4 in the last).
     for name, value in one.parameters.items():
-        np.testing.assert_allclose(value, many.parameters[name], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(value, many.parameters[name], rtol=0, atol=1e-3 * np.abs(value).max())
 
 
 def test_progress_bar_and_ctrl_c(monkeypatch, capfd):

@@ -21,6 +21,14 @@ func serialMatrixProduct(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda:
                 Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// `C += A A^T` on the upper triangle of row-major `C [n, n]`, `A` `[n, k]`
+/// row-major (the lower triangle is not written): one OpenBLAS SSYRK on
+/// the calling thread, half the work of the full product.
+func serialGramUpdate(n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    _ = blasRunsSingleThreaded
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(n), Int32(k), 1, a, Int32(lda), 1, c, Int32(ldc))
+}
+
 /// Columns per parallel block of a product: wide enough for OpenBLAS's kernels.
 private let blockColumns = 256
 

@@ -99,10 +99,17 @@ struct NormalEquations {
         (gram, cross) = ([Double](repeating: 0, count: columns * columns), [Double](repeating: 0, count: rows * columns))
     }
 
+    /// Partial sums of one batch's products: at most this many, whatever the thread count.
+    private static let partials = 8
+
     /// Adds the products of one layer on one batch: `inputs` the layer's
     /// input, `targets` the outputs to fit (only `channels` of them), each
     /// tile of output rows unfolded as the conv's forward pass does (a
-    /// linear layer is a 1x1 conv of a 1x1 image), with a row of ones for a bias.
+    /// linear layer is a 1x1 conv of a 1x1 image), with a row of ones for a
+    /// bias. The tiles are split into at most `partials` fixed runs, summed
+    /// in parallel in float (`X X^T` by SSYRK, its upper triangle), then
+    /// added to the double sums in run order: the result does not depend on
+    /// the thread count.
     mutating func add(inputs: Tensor, op: Op, weightShape: [Int], targets: Tensor, channels: [Int], bias: Bool) {
         let batch = inputs.shape[0]
         let (conv, input, weight, output): (Conv2d, [Int], [Int], [Int])
@@ -114,46 +121,51 @@ struct NormalEquations {
             output = [batch, channels.count, 1, 1]
         }
         let s = ConvGeometry(input: input, weight: weight, output: output, conv)
-        let span = s.blockRows * s.outWidth, targetChannels = targets.shape[1]
-        var tile = [Float](repeating: 0, count: columns * span), fitted = [Float](repeating: 0, count: rows * span)
-        var tileGram = [Float](repeating: 0, count: columns * columns), tileCross = [Float](repeating: 0, count: rows * columns)
-        for n in 0..<batch {
-            for block in 0..<s.blocks {
-                let rowsOfTile = s.rows(block), width = rowsOfTile.count * s.outWidth
-                inputs.data.withUnsafeBufferPointer { xs in
-                    tile.withUnsafeMutableBufferPointer { t in
-                        let sample = xs.baseAddress! + n * s.channels * s.plane
-                        if s.isPointwise {
-                            for c in 0..<s.channels {
-                                (t.baseAddress! + c * width).update(from: sample + c * s.plane + rowsOfTile.lowerBound * s.outWidth,
-                                                                    count: width)
+        let span = s.blockRows * s.outWidth, units = batch * s.blocks, runs = min(units, Self.partials)
+        let (columns, rows, targetChannels) = (self.columns, self.rows, targets.shape[1])
+        var partialGram = [Float](repeating: 0, count: runs * columns * columns)
+        var partialCross = [Float](repeating: 0, count: runs * rows * columns)
+        inputs.data.withUnsafeBufferPointer { xs in
+            targets.data.withUnsafeBufferPointer { ys in
+                partialGram.withUnsafeMutableBufferPointer { grams in
+                    partialCross.withUnsafeMutableBufferPointer { crosses in
+                        parallelFor(runs, scratch: (columns + rows) * span) { run, scratch in
+                            let (tile, fitted) = (scratch, scratch + columns * span)
+                            for unit in (units * run / runs)..<(units * (run + 1) / runs) {
+                                let (n, tileRows) = (unit / s.blocks, s.rows(unit % s.blocks))
+                                let width = tileRows.count * s.outWidth, first = tileRows.lowerBound * s.outWidth
+                                let sample = xs.baseAddress! + n * s.channels * s.plane
+                                if s.isPointwise {
+                                    for c in 0..<s.channels {
+                                        copyFloats(sample + c * s.plane + first, to: tile + c * width, count: width)
+                                    }
+                                } else {
+                                    unfold(sample, s, rows: tileRows, into: tile)
+                                }
+                                if bias { (tile + s.patch * width).update(repeating: 1, count: width) }
+                                for (r, o) in channels.enumerated() {
+                                    copyFloats(ys.baseAddress! + (n * targetChannels + o) * s.pixels + first,
+                                               to: fitted + r * width, count: width)
+                                }
+                                serialGramUpdate(n: columns, k: width, tile, lda: width,
+                                                 grams.baseAddress! + run * columns * columns, ldc: columns)
+                                serialMatrixProduct(m: rows, n: columns, k: width, fitted, lda: width, tile, ldb: width,
+                                                    transposeB: true, beta: 1,
+                                                    crosses.baseAddress! + run * rows * columns, ldc: columns)
                             }
-                        } else {
-                            unfold(sample, s, rows: rowsOfTile, into: t.baseAddress!)
-                        }
-                        // The bias row of ones, right after the patch rows.
-                        if bias { (t.baseAddress! + s.patch * width).update(repeating: 1, count: width) }
-                    }
-                }
-                for (r, o) in channels.enumerated() {
-                    let from = (n * targetChannels + o) * s.pixels + rowsOfTile.lowerBound * s.outWidth
-                    fitted.replaceSubrange((r * width)..<((r + 1) * width), with: targets.data[from..<(from + width)])
-                }
-                tile.withUnsafeBufferPointer { t in
-                    fitted.withUnsafeBufferPointer { y in
-                        tileGram.withUnsafeMutableBufferPointer { g in
-                            matrixProduct(m: columns, n: columns, k: width, t.baseAddress!, lda: width, t.baseAddress!,
-                                          ldb: width, transposeB: true, g.baseAddress!, ldc: columns)
-                        }
-                        tileCross.withUnsafeMutableBufferPointer { c in
-                            matrixProduct(m: rows, n: columns, k: width, y.baseAddress!, lda: width, t.baseAddress!,
-                                          ldb: width, transposeB: true, c.baseAddress!, ldc: columns)
                         }
                     }
                 }
-                for k in gram.indices { gram[k] += Double(tileGram[k]) }
-                for k in cross.indices { cross[k] += Double(tileCross[k]) }
             }
+        }
+        for run in 0..<runs {
+            for i in 0..<columns {
+                for j in i..<columns { gram[i * columns + j] += Double(partialGram[(run * columns + i) * columns + j]) }
+            }
+            for k in 0..<(rows * columns) { cross[k] += Double(partialCross[run * rows * columns + k]) }
+        }
+        for i in 0..<columns {
+            for j in 0..<i { gram[i * columns + j] = gram[j * columns + i] }  // the lower triangle, mirrored
         }
     }
 
