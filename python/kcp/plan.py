@@ -1,4 +1,5 @@
-"""Pruning whole networks: channel spaces, plans, masked and compact networks.
+"""Pruning whole networks: channel spaces, plans, masked, compact and
+compensated networks.
 
 Channels that must go together (through residual adds, concats, shared
 weights, a stereo correlation) form *channel classes*; the values they tie
@@ -109,9 +110,9 @@ class Plan:
         refitted, without training, to reproduce ``net``'s outputs.
 
         Each such conv (one group) or linear layer is refitted in network
-        order by ridge least squares on the ``calibration`` inputs (a list,
-        one array per network input, any number of samples, run ``chunk`` at
-        a time): its weights become ``W = Y X^T (X X^T + lambda I)^-1``,
+        order by ridge least squares on the ``calibration`` inputs (one array
+        per network input, in a list, or one array for a network with one
+        input; any number of samples, run ``chunk`` at a time): its weights become ``W = Y X^T (X X^T + lambda I)^-1``,
         with ``X`` its unfolded inputs in the compact network (earlier layers
         already refitted) and ``Y`` the dense network's outputs of that layer
         on the kept channels, ``lambda = ridge * mean(diag(X X^T))`` (He et
