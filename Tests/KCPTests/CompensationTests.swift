@@ -8,9 +8,9 @@ import Testing
 @Suite("Compensation")
 struct CompensationTests {
     /// Two branches through shared conv1 (3 -> 6, channels 3-5 copies of
-    /// 0-2), relu, shared conv2 (6 -> 4), then summed; and the classes of
-    /// conv1's copied channels.
-    private func siamese() throws -> (net: Network, spaces: ChannelSpaces, copies: [Int]) {
+    /// 0-2), relu, shared conv2 (6 -> 4), then summed; and the classes to
+    /// keep: all but conv1's copied channels.
+    private func siamese() throws -> (net: Network, spaces: ChannelSpaces, keep: [Bool]) {
         let b = NetBuilder(seed: 31)
         let (left, right) = (try b.input("left", [1, 3, 9, 11]), try b.input("right", [1, 3, 9, 11]))
         let first = b.convParameters("conv1", in: 3, out: 6), second = b.convParameters("conv2", in: 6, out: 4)
@@ -27,16 +27,21 @@ struct CompensationTests {
         }
         let spaces = ChannelSpaces(network: b.net, shapes: try b.net.inferShapes())
         let hidden = b.net.nodes.first { $0.name == "conv1.l" }!.output
-        return (b.net, spaces, Array(spaces.classOf[hidden][3..<6]))
+        var keep = [Bool](repeating: true, count: spaces.classCount)
+        for copy in spaces.classOf[hidden][3..<6] { keep[copy] = false }
+        return (b.net, spaces, keep)
+    }
+
+    /// `samples` random left and right images for `siamese()`.
+    private func imagePairs(_ samples: Int, _ rng: inout SplitMix64) -> [Tensor] {
+        [netTensor([samples, 3, 9, 11], &rng), netTensor([samples, 3, 9, 11], &rng)]
     }
 
     @Test("pruned copies of kept channels are recovered exactly, the shared layer fitted to both branches")
     func siameseCopiesAreRecovered() throws {
-        let (net, spaces, copies) = try siamese()
-        var keep = [Bool](repeating: true, count: spaces.classCount)
-        for c in copies { keep[c] = false }
+        let (net, spaces, keep) = try siamese()
         var rng = SplitMix64(seed: 32)
-        let calibration = [netTensor([12, 3, 9, 11], &rng), netTensor([12, 3, 9, 11], &rng)]
+        let calibration = imagePairs(12, &rng)
         var steps: [Int] = []
         let compensated = try #require(try net.compensated(spaces, keepClasses: keep, calibration: calibration,
                                                            ridge: 0, chunk: 5) { step, total in
@@ -45,7 +50,7 @@ struct CompensationTests {
         })
         // One refitted parameter (conv2, shared by both branches), 3 chunks of calibration, then the end.
         #expect(steps == [0, 1, 2, 3])
-        let test = [netTensor([2, 3, 9, 11], &rng), netTensor([2, 3, 9, 11], &rng)]
+        let test = imagePairs(2, &rng)
         let dense = try net.forward(test)[0], plain = try net.compacted(spaces, keepClasses: keep).forward(test)[0]
         let fitted = try compensated.forward(test)[0]
         let scale = dense.data.map(abs).max()!
@@ -56,11 +61,9 @@ struct CompensationTests {
 
     @Test("a progress callback that says stop gets no network")
     func stopped() throws {
-        let (net, spaces, copies) = try siamese()
-        var keep = [Bool](repeating: true, count: spaces.classCount)
-        for c in copies { keep[c] = false }
+        let (net, spaces, keep) = try siamese()
         var rng = SplitMix64(seed: 34)
-        let calibration = [netTensor([4, 3, 9, 11], &rng), netTensor([4, 3, 9, 11], &rng)]
+        let calibration = imagePairs(4, &rng)
         for stop in 0...2 {
             let result = try net.compensated(spaces, keepClasses: keep, calibration: calibration, ridge: 0, chunk: 2) {
                 step, _ in step < stop
@@ -71,10 +74,9 @@ struct CompensationTests {
 
     @Test("a negative or non-finite ridge, chunk 0 and calibration of the wrong shape are refused")
     func badArguments() throws {
-        let (net, spaces, _) = try siamese()
-        let keep = [Bool](repeating: true, count: spaces.classCount)
+        let (net, spaces, keep) = try siamese()
         var rng = SplitMix64(seed: 33)
-        let calibration = [netTensor([2, 3, 9, 11], &rng), netTensor([2, 3, 9, 11], &rng)]
+        let calibration = imagePairs(2, &rng)
         for ridge in [-1.0, .nan, .infinity] {
             expectInvalidArgument("ridge") {
                 _ = try net.compensated(spaces, keepClasses: keep, calibration: calibration, ridge: ridge)
