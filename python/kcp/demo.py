@@ -91,7 +91,10 @@ def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", recipe="sof
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as file:
         json.dump(results, file, indent=1)
-    plots.training_curves(task, dense_history, pruning_history).savefig(os.path.join(out, "training.png"), dpi=120)
+    phase = (f"{criterion.upper()} soft pruning" if recipe == "soft"
+             else f"{criterion.upper()} pruning, compensation, fine-tuning")
+    plots.training_curves(task, dense_history, pruning_history, phase).savefig(os.path.join(out, "training.png"),
+                                                                               dpi=120)
     plots.layer_widths(dense, pruned).savefig(os.path.join(out, "widths.png"), dpi=120)
     plots.predictions(spec, val, dense, pruned).savefig(os.path.join(out, "predictions.png"), dpi=120)
     dense.to_onnx(os.path.join(out, "dense.onnx"))

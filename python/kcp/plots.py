@@ -11,9 +11,10 @@ from matplotlib.figure import Figure
 from .tasks import MAX_DISPARITY
 
 
-def training_curves(task, dense, pruning):
+def training_curves(task, dense, pruning, phase="KCP soft pruning"):
     """Validation metric and MACs per epoch of a dense training run and the
-    pruning run after it (:meth:`kcp.FineTune.run` histories)."""
+    pruning run after it (:meth:`kcp.FineTune.run` histories); ``phase``
+    labels the second."""
     history = dense + pruning
     epochs = np.arange(1, len(history) + 1)
     figure = Figure(figsize=(8, 3.5), layout="constrained")
@@ -23,7 +24,7 @@ def training_curves(task, dense, pruning):
     metric_axis.plot(epochs, [r["metric"] for r in history], "o-", color="tab:blue", label=label)
     metric_axis.set(xlabel="epoch", ylabel=label)
     metric_axis.axvline(len(dense) + 0.5, color="gray", ls="--", lw=0.8)
-    metric_axis.text(len(dense) + 0.6, metric_axis.get_ylim()[1], " KCP soft pruning", va="top", color="gray")
+    metric_axis.text(len(dense) + 0.6, metric_axis.get_ylim()[1], f" {phase}", va="top", color="gray")
     macs_axis = metric_axis.twinx()
     macs_axis.step(epochs, [r["macs"] / 1e6 for r in history], where="mid", color="tab:red")
     macs_axis.set_ylabel("MMACs per sample", color="tab:red")
