@@ -135,10 +135,10 @@ struct DirectConvolution {
                     var source = input + (c * s.height + firstRow * sy + shift) * s.width + fx - left
                     for _ in firstRow..<endRow {
                         clearFloats(line, count: first)
-                        if sx == 1 {
-                            copyFloats(source + first, to: line + first, count: end - first)
-                        } else {
-                            for t in first..<end { line[t] = source[t * sx] }
+                        switch sx {
+                        case 1: copyFloats(source + first, to: line + first, count: end - first)
+                        case 2: copyEvenFloats(source, to: line, first..<end)
+                        default: for t in first..<end { line[t] = source[t * sx] }
                         }
                         clearFloats(line + end, count: pitch - end)
                         (line, source) = (line + pitch, source + sy * s.width)

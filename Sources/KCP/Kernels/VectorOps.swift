@@ -112,6 +112,22 @@ func copyFloats(_ from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, c
     }
 }
 
+/// `to[t] = from[2 t]` for `t` in `range`, 8 at a time from 16-float loads
+/// (reading no float past `from[2 (range.upperBound - 1)]`).
+@inline(__always)
+func copyEvenFloats(_ from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    var t = range.lowerBound
+    while t + 8 < range.upperBound {
+        let pairs = UnsafeRawPointer(from + 2 * t).loadUnaligned(as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(to + t).storeBytes(of: pairs.evenHalf, as: SIMD8<Float>.self)
+        t += 8
+    }
+    while t < range.upperBound {
+        to[t] = from[2 * t]
+        t += 1
+    }
+}
+
 /// `to[k] = 0` for `k < count`, inline as `copyFloats`.
 @inline(__always)
 func clearFloats(_ to: UnsafeMutablePointer<Float>, count: Int) {
