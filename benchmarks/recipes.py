@@ -12,28 +12,31 @@ the reference):
 - ``compensated``: the same, compensated (``Plan.compensate`` on the 256
   training samples) before fine-tuning.
 
-Reported per recipe: the validation metric (mean and spread over seeds).
+Reported per recipe (and criterion, with ``--criteria``): the validation
+metric (mean and spread over seeds).
 
     python benchmarks/recipes.py [--tasks segmentation stereo] [--seeds 0 1 2] [--macs-reduction 0.7]
+                                 [--recipes ...] [--criteria kcp l1 fpgm ...]
 """
 
 import argparse
 import statistics
 
 import kcp
+from kcp.layer import CRITERIA
 from kcp.tasks import DENSE_TASKS, Task
 
 RECIPES = ("unpruned", "soft", "compacted", "compensated")
 
 
-def fine_tuned(task, dense, train, val, recipe, reduction, seed):
+def fine_tuned(task, dense, train, val, recipe, criterion, reduction, seed):
     """The network after ``recipe``'s 12 epochs, compact where it was pruned."""
     if recipe in ("unpruned", "soft"):
-        prune = task.pruning(reduction) if recipe == "soft" else None
+        prune = task.pruning(reduction, criterion) if recipe == "soft" else None
         run = task.fine_tuning_run(dense, train, val, prune=prune, seed=seed)
         run.run(progress=f"{task.name} {recipe}, seed {seed}")
         return run.compact() if prune else run.network
-    chosen = kcp.plan(dense, macs_reduction=reduction)
+    chosen = kcp.plan(dense, macs_reduction=reduction, criterion=criterion)
     start = chosen.compensate(dense, train.inputs, progress=False) if recipe == "compensated" else chosen.apply(dense)
     run = task.fine_tuning_run(start, train, val, seed=seed)
     run.run(progress=f"{task.name} {recipe}, seed {seed}")
@@ -45,30 +48,34 @@ def main():
     parser.add_argument("--tasks", nargs="+", choices=DENSE_TASKS, default=list(DENSE_TASKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--macs-reduction", type=float, default=0.7)
+    parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
+    parser.add_argument("--criteria", nargs="+", choices=list(CRITERIA), default=["kcp"],
+                        help="channel criteria of the pruning recipes")
     args = parser.parse_args()
+    runs = [(recipe, None if recipe == "unpruned" else criterion) for recipe in args.recipes for criterion in
+            (["kcp"] if recipe == "unpruned" else args.criteria)]
     rows = []
     for name in args.tasks:
         task = Task(name)
         train, val = task.split("train"), task.split("val")
-        scores = {recipe: [] for recipe in ("dense", *RECIPES)}
-        macs = {}
+        scores, macs = {("dense", None): []}, {}
         for seed in args.seeds:
             run = task.training_run(task.model(seed), train, val, seed=seed)
             run.run(progress=f"{name} dense, seed {seed}")
             dense = run.network
-            scores["dense"].append(task.evaluate(dense, val)[task.metric])
-            for recipe in RECIPES:
-                net = fine_tuned(task, dense, train, val, recipe, args.macs_reduction, seed)
-                scores[recipe].append(task.evaluate(net, val)[task.metric])
-                macs[recipe] = 1 - net.cost()[0] / dense.cost()[0]
+            scores[("dense", None)].append(task.evaluate(dense, val)[task.metric])
+            for recipe, criterion in runs:
+                net = fine_tuned(task, dense, train, val, recipe, criterion or "kcp", args.macs_reduction, seed)
+                scores.setdefault((recipe, criterion), []).append(task.evaluate(net, val)[task.metric])
+                macs[(recipe, criterion)] = 1 - net.cost()[0] / dense.cost()[0]
         rows.append((task, scores, macs))
     print(f"\n{kcp.get_num_threads()} threads; seeds {args.seeds}; validation metric, mean ± standard deviation")
-    print(f"{'task':<13} {'metric':<8} {'recipe':<12} {'fewer MACs':>10} {'score':>16}")
+    print(f"{'task':<13} {'metric':<8} {'recipe':<12} {'criterion':<9} {'fewer MACs':>10} {'score':>16}")
     for task, scores, macs in rows:
-        for recipe, values in scores.items():
+        for (recipe, criterion), values in scores.items():
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            print(f"{task.name:<13} {task.metric:<8} {recipe:<12} {macs.get(recipe, 0.0):>10.1%} "
-                  f"{statistics.mean(values):>8.2%} ± {spread:.2%}")
+            print(f"{task.name:<13} {task.metric:<8} {recipe:<12} {criterion or '':<9} "
+                  f"{macs.get((recipe, criterion), 0.0):>10.1%} {statistics.mean(values):>8.2%} ± {spread:.2%}")
 
 
 if __name__ == "__main__":
