@@ -31,16 +31,15 @@ RECIPES = ("unpruned", "soft", "compacted", "compensated")
 
 def fine_tuned(task, dense, train, val, recipe, criterion, reduction, seed):
     """The network after ``recipe``'s 12 epochs, compact where it was pruned."""
-    if recipe in ("unpruned", "soft"):
-        prune = task.pruning(reduction, criterion) if recipe == "soft" else None
-        run = task.fine_tuning_run(dense, train, val, prune=prune, seed=seed)
-        run.run(progress=f"{task.name} {recipe}, seed {seed}")
-        return run.compact() if prune else run.network
-    chosen = kcp.plan(dense, macs_reduction=reduction, criterion=criterion)
-    start = chosen.compensate(dense, train.inputs, progress=False) if recipe == "compensated" else chosen.apply(dense)
-    run = task.fine_tuning_run(start, train, val, seed=seed)
+    if recipe == "unpruned":
+        run = task.fine_tuning_run(dense, train, val, seed=seed)
+    elif recipe == "compacted":
+        run = task.fine_tuning_run(kcp.plan(dense, macs_reduction=reduction, criterion=criterion).apply(dense), train,
+                                   val, seed=seed)
+    else:
+        run = task.pruning_run(dense, train, val, reduction, criterion, recipe=recipe, seed=seed)
     run.run(progress=f"{task.name} {recipe}, seed {seed}")
-    return run.network
+    return run.compact()
 
 
 def main():

@@ -34,8 +34,8 @@ def _demo(args):
 
 
 def _compare(args):
-    summary = compare.run(args.tasks, args.criteria, args.reductions, range(args.seeds), quick=args.quick,
-                          out=args.out)
+    summary = compare.run(args.tasks, args.criteria, args.reductions, range(args.seeds), recipe=args.recipe,
+                          quick=args.quick, out=args.out)
     print(compare.table(summary))
     print(f"wrote {args.out}/: compare.json, compare.md, compare.png")
     return 0
@@ -128,6 +128,8 @@ def _parser():
     comparison.add_argument("--reductions", nargs="+", type=float, default=list(compare.REDUCTIONS),
                          help="MACs reductions to prune to")
     comparison.add_argument("--seeds", type=int, default=len(compare.SEEDS), help="seeds per task (0, 1, ...)")
+    comparison.add_argument("--recipe", choices=PRUNING_RECIPES, default="soft",
+                            help="how every criterion prunes (see demo --recipe)")
     comparison.add_argument("--quick", action="store_true", help="a tiny budget (for checks)")
     comparison.add_argument("--out", default="kcp-compare", help="folder for compare.json, compare.md, compare.png")
 

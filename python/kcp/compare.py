@@ -1,9 +1,11 @@
 """KCP against the filter-norm baselines, under one training budget.
 
 For every task and seed a dense network is trained from scratch once; then
-each criterion prunes a copy of it to each MACs reduction with soft pruning
-while it fine-tunes for as many epochs again, with the same seed, recipe and
-ramp, and the compact result is scored on the validation set. The reference
+each criterion prunes a copy of it to each MACs reduction while it
+fine-tunes for as many epochs again, with the same seed and recipe (soft
+pruning with a ramp, or, with ``recipe="compensated"``, pruning once and
+compensating before fine-tuning; :meth:`kcp.tasks.Task.pruning_run`), and
+the compact result is scored on the validation set. The reference
 is the dense network fine-tuned for the same epochs without pruning
 (``"unpruned"``), so every network compared has had the same training.
 Reported: mean and standard deviation over seeds of the headline metric, and
@@ -23,7 +25,7 @@ import numpy as np
 from . import _arguments
 from .layer import CRITERIA as ALL_CRITERIA
 from .plan import plan
-from .tasks import TASK_NAMES, Task
+from .tasks import PRUNING_RECIPES, TASK_NAMES, Task
 
 CRITERIA = ("kcp", "l1", "l2", "fpgm", "random")
 REDUCTIONS = (0.3, 0.5, 0.7)
@@ -32,13 +34,14 @@ BUDGET = {"size": 32, "train": 128, "val": 48, "epochs": 10}
 QUICK = {"size": 16, "train": 16, "val": 8, "epochs": 1}
 
 
-def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS, *, quick=False, out="kcp-compare",
-        progress=True):
+def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS, *, recipe="soft", quick=False,
+        out="kcp-compare", progress=True):
     """Runs the comparison (see the module docstring); returns the summary.
     Every argument is checked, and every target's reach, before training."""
     for name, values in (("tasks", tasks), ("criteria", criteria), ("reductions", reductions), ("seeds", seeds)):
         if len(values) == 0:
             raise ValueError(f"{name}: needs at least one entry")
+    _arguments.choice(recipe, "recipe", {name: name for name in PRUNING_RECIPES})
     for criterion in criteria:
         _arguments.choice(criterion, "criteria", ALL_CRITERIA)
     specs = [Task(name, **(QUICK if quick else BUDGET)) for name in tasks]
@@ -59,7 +62,7 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
         records.append({"task": spec.name, "seed": seed, "criterion": criterion, "macs_reduction_target": target,
                         "macs": macs, "metrics": spec.evaluate(net, val)})
         with open(os.path.join(out, "compare.json"), "w") as file:
-            json.dump({"settings": settings(specs[0], criteria, reductions, seeds), "records": records}, file,
+            json.dump({"settings": settings(specs[0], criteria, reductions, seeds, recipe), "records": records}, file,
                       indent=1)
         if bar is not None:
             bar.set_postfix(task=spec.name, seed=seed, criterion=criterion)
@@ -78,8 +81,7 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
                 record(spec, val, seed, "unpruned", 0.0, unpruned_run.network)
                 for target in reductions:
                     for criterion in criteria:
-                        pruning_run = spec.fine_tuning_run(dense, train, val, prune=spec.pruning(target, criterion),
-                                                           seed=seed)
+                        pruning_run = spec.pruning_run(dense, train, val, target, criterion, recipe=recipe, seed=seed)
                         pruning_run.run(progress=False)
                         record(spec, val, seed, criterion, target, pruning_run.compact())
     finally:
@@ -94,10 +96,11 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
     return result
 
 
-def settings(spec, criteria, reductions, seeds):
+def settings(spec, criteria, reductions, seeds, recipe):
     """The budget every run of the comparison shares."""
     budget = {key: value for key, value in asdict(spec).items() if key != "name"}
-    return {**budget, "criteria": list(criteria), "reductions": list(reductions), "seeds": list(seeds)}
+    return {**budget, "criteria": list(criteria), "reductions": list(reductions), "seeds": list(seeds),
+            "recipe": recipe}
 
 
 def summarize(records, specs):

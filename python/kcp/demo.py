@@ -50,7 +50,7 @@ def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", recipe="sof
     if task not in DENSE_TASKS:
         raise ValueError(f"task: the demo runs a dense-labeling task ({', '.join(DENSE_TASKS)}), got {task!r}")
     if recipe not in PRUNING_RECIPES:
-        raise ValueError(f"recipe: must be one of {', '.join(PRUNING_RECIPES)}, got {recipe!r}")
+        raise ValueError(f"recipe: must be one of {', '.join(PRUNING_RECIPES)}, got {recipe!r}")  # before training
     spec = Task(task, **(QUICK if quick else {}))
     model = spec.model(seed)
     plan(model, macs_reduction=macs_reduction, criterion=criterion)  # a target out of reach fails before training
@@ -61,10 +61,8 @@ def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", recipe="sof
     dense = dense_run.network
     one_shot = plan(dense, macs_reduction=macs_reduction, criterion=criterion)
     compensated = one_shot.compensate(dense, train.inputs, progress=progress and "compensation")
-    if recipe == "soft":
-        pruning_run = spec.fine_tuning_run(dense, train, val, prune=spec.pruning(macs_reduction, criterion), seed=seed)
-    else:
-        pruning_run = spec.fine_tuning_run(compensated, train, val, seed=seed)
+    pruning_run = spec.pruning_run(dense, train, val, macs_reduction, criterion, recipe=recipe, compensated=compensated,
+                                   seed=seed)
     pruning_history = pruning_run.run(progress=progress and f"{criterion} pruning, {recipe}")
     pruned = pruning_run.compact()
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import datasets, models
 from .finetune import FineTune, PruneSchedule
+from .plan import plan
 
 DENSE_TASKS = ("segmentation", "stereo")
 TASK_NAMES = (*DENSE_TASKS, "classification")
@@ -129,6 +130,23 @@ class Task:
         """Soft pruning to ``macs_reduction`` fewer MACs, the target rising
         over the first half of a fine-tuning run's epochs."""
         return PruneSchedule(macs_reduction=macs_reduction, criterion=criterion, ramp_epochs=max(1, self.epochs // 2))
+
+    def pruning_run(self, dense, train, val, macs_reduction, criterion="kcp", *, recipe="soft", compensated=None,
+                    seed=0):
+        """A fine-tuning run that prunes the trained ``dense`` network to
+        ``macs_reduction`` fewer MACs by one of :data:`PRUNING_RECIPES`; its
+        ``compact()`` is the pruned network. ``"soft"`` prunes softly while
+        fine-tuning (:meth:`pruning`); ``"compensated"`` fine-tunes the
+        network pruned once and compensated on ``train``'s inputs
+        (``compensated``, if already made)."""
+        if recipe not in PRUNING_RECIPES:
+            raise ValueError(f"recipe: must be one of {', '.join(PRUNING_RECIPES)}, got {recipe!r}")
+        if recipe == "soft":
+            return self.fine_tuning_run(dense, train, val, prune=self.pruning(macs_reduction, criterion), seed=seed)
+        if compensated is None:
+            chosen = plan(dense, macs_reduction=macs_reduction, criterion=criterion)
+            compensated = chosen.compensate(dense, train.inputs, progress=False)
+        return self.fine_tuning_run(compensated, train, val, seed=seed)
 
     def _run(self, net, train, val, lr_scale, prune, seed):
         if self.name != "stereo":

@@ -54,6 +54,18 @@ def test_summary_is_the_mean_and_spread_of_the_records(comparison):
             assert row["macs_reduction"] >= 0.5
 
 
+def test_the_compensated_recipe_is_recorded_and_meets_the_target(tmp_path):
+    summary = compare.run(["segmentation"], ["kcp"], [0.5], [0], recipe="compensated", quick=True, out=str(tmp_path),
+                          progress=False)
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert data["settings"]["recipe"] == "compensated"
+    (row,) = summary["tasks"]["segmentation"]["pruned"]["kcp"]
+    assert row["macs_reduction"] >= 0.5
+    with pytest.raises(ValueError, match="recipe"):
+        compare.run(["segmentation"], ["kcp"], [0.5], [0], recipe="hard", quick=True, out=str(tmp_path),
+                    progress=False)
+
+
 def test_an_interrupted_comparison_keeps_its_finished_runs(tmp_path, monkeypatch):
     original, calls = FineTune.run, []
 
