@@ -88,8 +88,9 @@ extension Network {
     }
 }
 
-/// `G = sum X X^T` (`columns x columns`) and `C = sum Y X^T` (`rows x columns`)
-/// of a least-squares fit `Y ~ W X`, in double precision.
+/// `G = sum X X^T` (`columns x columns`, row-major, only its upper triangle
+/// kept) and `C = sum Y X^T` (`rows x columns`) of a least-squares fit
+/// `Y ~ W X`, in double precision.
 struct NormalEquations {
     let columns: Int, rows: Int
     private(set) var gram: [Double], cross: [Double]
@@ -164,9 +165,6 @@ struct NormalEquations {
             }
             for k in 0..<(rows * columns) { cross[k] += Double(partialCross[run * rows * columns + k]) }
         }
-        for i in 0..<columns {
-            for j in 0..<i { gram[i * columns + j] = gram[j * columns + i] }  // the lower triangle, mirrored
-        }
     }
 
     /// The rows of `W` (`rows x columns`, row-major) solving
@@ -184,7 +182,8 @@ struct NormalEquations {
         var (n, nrhs, info) = (Int32(columns), Int32(rows), Int32(0))
         var (lda, ldb) = (n, n)
         // Row-major C (rows x columns) is column-major B (columns x rows): the right-hand sides are its rows.
-        dposv_("U", &n, &nrhs, &a, &lda, &b, &ldb, &info, 1)
+        // G's row-major upper triangle is the column-major lower one ("L").
+        dposv_("L", &n, &nrhs, &a, &lda, &b, &ldb, &info, 1)
         return info == 0 ? b : nil
     }
 }
