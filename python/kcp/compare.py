@@ -25,7 +25,7 @@ import numpy as np
 from . import _arguments
 from .layer import CRITERIA as ALL_CRITERIA
 from .plan import plan
-from .tasks import PRUNING_RECIPES, TASK_NAMES, Task
+from .tasks import TASK_NAMES, Task, checked_recipe
 
 CRITERIA = ("kcp", "l1", "l2", "fpgm", "random")
 REDUCTIONS = (0.3, 0.5, 0.7)
@@ -41,7 +41,7 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
     for name, values in (("tasks", tasks), ("criteria", criteria), ("reductions", reductions), ("seeds", seeds)):
         if len(values) == 0:
             raise ValueError(f"{name}: needs at least one entry")
-    _arguments.choice(recipe, "recipe", {name: name for name in PRUNING_RECIPES})
+    checked_recipe(recipe)
     for criterion in criteria:
         _arguments.choice(criterion, "criteria", ALL_CRITERIA)
     specs = [Task(name, **(QUICK if quick else BUDGET)) for name in tasks]

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import get_num_threads, plots
 from .plan import plan
-from .tasks import DENSE_TASKS, PRUNING_RECIPES, Task
+from .tasks import DENSE_TASKS, Task, checked_recipe
 
 QUICK = {"size": 32, "train": 48, "val": 16, "epochs": 3}
 LATENCY_BATCH = 8
@@ -49,8 +49,7 @@ def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", recipe="sof
     """Runs the main job (see the module docstring); returns the results dict."""
     if task not in DENSE_TASKS:
         raise ValueError(f"task: the demo runs a dense-labeling task ({', '.join(DENSE_TASKS)}), got {task!r}")
-    if recipe not in PRUNING_RECIPES:
-        raise ValueError(f"recipe: must be one of {', '.join(PRUNING_RECIPES)}, got {recipe!r}")  # before training
+    checked_recipe(recipe)  # before training
     spec = Task(task, **(QUICK if quick else {}))
     model = spec.model(seed)
     plan(model, macs_reduction=macs_reduction, criterion=criterion)  # a target out of reach fails before training

@@ -33,6 +33,13 @@ MAX_DISPARITY = 16
 PRUNING_RECIPES = ("soft", "compensated")
 
 
+def checked_recipe(recipe):
+    """``recipe`` if it is one of :data:`PRUNING_RECIPES`, else a ValueError naming it."""
+    if recipe not in PRUNING_RECIPES:
+        raise ValueError(f"recipe: must be one of {', '.join(PRUNING_RECIPES)}, got {recipe!r}")
+    return recipe
+
+
 @dataclass(frozen=True)
 class Split:
     """Samples of a task: ``inputs`` (one array per network input) and the
@@ -139,9 +146,7 @@ class Task:
         fine-tuning (:meth:`pruning`); ``"compensated"`` fine-tunes the
         network pruned once and compensated on ``train``'s inputs
         (``compensated``, if already made)."""
-        if recipe not in PRUNING_RECIPES:
-            raise ValueError(f"recipe: must be one of {', '.join(PRUNING_RECIPES)}, got {recipe!r}")
-        if recipe == "soft":
+        if checked_recipe(recipe) == "soft":
             return self.fine_tuning_run(dense, train, val, prune=self.pruning(macs_reduction, criterion), seed=seed)
         if compensated is None:
             chosen = plan(dense, macs_reduction=macs_reduction, criterion=criterion)
