@@ -15,7 +15,7 @@ import argparse
 import time
 
 import kcp
-from kcp.tasks import DENSE_TASKS, Task
+from kcp.experiments.tasks import DENSE_TASKS, Task
 
 
 def main():

@@ -2,7 +2,7 @@
 
 The 53 conv weight shapes of torchvision's ResNet-50 (about 23.5M float32
 parameters, random normal) are each passed to ``kcp.cluster(w, 0.5)``; the
-same arrays go through ``kcp._reference.cluster``, the slow float64 NumPy
+same arrays go through ``kcp.testing.reference.cluster``, the slow float64 NumPy
 oracle of the test suite, in the same run. Reported: the median wall time of
 the whole set over several repetitions, and the ratio.
 
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 import kcp
-from kcp import _reference
+from kcp.testing import reference as _reference
 from resnet50_shapes import resnet50_conv_shapes
 
 

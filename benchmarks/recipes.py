@@ -24,7 +24,7 @@ import statistics
 
 import kcp
 from kcp.layer import CRITERIA
-from kcp.tasks import DENSE_TASKS, Task
+from kcp.experiments.tasks import DENSE_TASKS, Task
 
 RECIPES = ("unpruned", "soft", "compacted", "compensated")
 

@@ -60,7 +60,7 @@ def torch_step_ms(name, repeats):
     import torch
     import torch.nn.functional as F
 
-    from kcp.torch_functional import torch_forward
+    from kcp.testing.torch_functional import torch_forward
 
     net, inputs, targets, task = build(name)
     parameters = {k: torch.tensor(v, requires_grad="running" not in k) for k, v in net.parameters.items()}

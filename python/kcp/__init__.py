@@ -11,11 +11,11 @@ from . import _arguments, datasets, models
 from ._native import KCPError
 from ._native import get_num_threads as _get_num_threads
 from ._native import set_num_threads as _set_num_threads
-from .finetune import FineTune, PruneSchedule, finetune
+from .finetuning import FineTune, PruneSchedule, finetune
 from .layer import ClusterResult, apply_mask, cluster, compact, scores, select
 from .network import Network, Value
-from .onnx_import import from_onnx
-from .plan import Plan, Space, plan, spaces
+from .onnx import from_onnx
+from .plans import Plan, Space, plan, spaces
 
 __version__ = "0.1.0"
 

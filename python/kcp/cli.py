@@ -1,7 +1,7 @@
 """Command line: ``python -m kcp {demo, compare, info, prune}``.
 
-``demo`` is the main job (:mod:`kcp.demo`), ``compare`` the criteria
-comparison (:mod:`kcp.compare`); ``info`` and ``prune`` read ONNX models. Any
+``demo`` is the main job (:mod:`kcp.experiments.demo`), ``compare`` the criteria
+comparison (:mod:`kcp.experiments.compare`); ``info`` and ``prune`` read ONNX models. Any
 failure they can name (a file that is not ONNX, an unsupported op, a target
 out of reach) is printed as one line on stderr and exits with status 2;
 Ctrl-C exits with status 130.
@@ -13,14 +13,15 @@ import sys
 
 import numpy as np
 
-from . import KCPError, compare, from_onnx, plan, spaces
+from . import KCPError, from_onnx, plan, spaces
+from .experiments import compare
 from .layer import CRITERIA
-from .plan import MODES
-from .tasks import DENSE_TASKS, PRUNING_RECIPES, TASK_NAMES
+from .plans import MODES
+from .experiments.tasks import DENSE_TASKS, PRUNING_RECIPES, TASK_NAMES
 
 
 def _demo(args):
-    from . import demo
+    from .experiments import demo
 
     results = demo.run(args.task, macs_reduction=args.macs_reduction, criterion=args.criterion, recipe=args.recipe,
                        quick=args.quick, out=args.out, seed=args.seed)

@@ -401,7 +401,7 @@ class Network:
         return other
 
     def to_onnx(self, path=None, *, opset=17):
-        """The network as an ONNX ``ModelProto``, also written to ``path`` if given (see :mod:`kcp.onnx_export`)."""
-        from .onnx_export import export
+        """The network as an ONNX ``ModelProto``, also written to ``path`` if given (see :mod:`kcp.onnx.exporter`)."""
+        from .onnx import export
 
         return export(self, path, opset=opset)

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from kcp import compare
-from kcp.finetune import FineTune
+from kcp.experiments import compare
+from kcp.finetuning import FineTune
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 
 import kcp
-from kcp import demo
-from kcp.tasks import Task
+from kcp.experiments import demo
+from kcp.experiments.tasks import Task
 
 KEYS = {"task", "metric", "macs_before", "macs_after", "params_before", "params_after", "metric_before",
         "metric_after", "latency_ms_before", "latency_ms_after"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import kcp
-from kcp import _reference as ref
+from kcp.testing import reference as ref
 from support import LAYER_IDS, LAYERS, assert_selection_agrees, in_channels, weight
 
 SCORE_RTOL = {"mean": 1e-5, "median": 1e-4, "l1": 1e-5, "l2": 1e-5, "fpgm": 1e-4, "random": 1e-12}

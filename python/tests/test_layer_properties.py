@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kcp
-from kcp import _reference as ref
+from kcp.testing import reference as ref
 from support import weight
 
 ratios = st.floats(0.0, 1.0, exclude_max=True, allow_nan=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import kcp
-from kcp import _reference as ref
+from kcp.testing import reference as ref
 
 
 def test_splitmix64_matches_published_sequence():

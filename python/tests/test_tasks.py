@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import kcp
-from kcp.tasks import Task, disparity_scores, segmentation_scores
+from kcp.experiments.tasks import Task, disparity_scores, segmentation_scores
 
 
 def test_segmentation_scores_by_hand():

@@ -2,7 +2,7 @@
 networks, weights and batch: a CIFAR ResNet, the U-Net and the stereo
 network of ``kcp.models``, with batchnorm in training and in eval mode.
 
-PyTorch runs each network through ``kcp.torch_functional.torch_forward``, a
+PyTorch runs each network through ``kcp.testing.torch_functional.torch_forward``, a
 direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
 """
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kcp import models
-from kcp.torch_functional import torch_forward
+from kcp.testing.torch_functional import torch_forward
 
 
 NETWORKS = {

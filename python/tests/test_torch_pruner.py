@@ -19,7 +19,7 @@ from torch_zoo import ZOO, Grouped, Opaque, PlainChain, ResNetBlocks, build
 
 import kcp
 import kcp.torch
-from kcp.torch_trace import trace
+from kcp.torch.trace import trace
 
 
 def outputs(model, inputs):

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 import kcp
 from kcp import models
-from kcp._reference import SplitMix64
-from kcp.torch_functional import torch_forward
+from kcp.testing.reference import SplitMix64
+from kcp.testing.torch_functional import torch_forward
 
 
 def engine_order(samples, seed, epochs):

@@ -10,7 +10,7 @@ of a DistributedDataParallel job, into KCP soft pruning::
     small = pruner.compact()                     # physically smaller layers
 
 The model is traced by ``torch.fx`` into a :class:`kcp.Network` with the
-same layers (:mod:`kcp.torch_trace`); the engine finds the channel spaces and
+same layers (:mod:`kcp.torch.trace`); the engine finds the channel spaces and
 plans exactly as for native networks, from the model's current weights at
 each step, and the plan's kept channels are mapped back onto the model's
 parameters and buffers. Masks are a pure function of the weights and the
@@ -30,10 +30,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import _arguments
-from .plan import Plan, _structure, spaces
-from .plan import plan as plan_network
-from .torch_trace import trace
+from .. import _arguments
+from ..plans import Plan, _structure, spaces
+from ..plans import plan as plan_network
+from .trace import trace
 
 MODES = {"soft": "soft", "hard": "hard"}
 
@@ -251,7 +251,7 @@ def to_kcp(model, example_inputs):
 
     Parameter names are the model's (``"layer1.0.conv1.weight"``); dropout
     becomes the identity; the network runs any batch size. Every node must
-    have a kcp form (see :mod:`kcp.torch_trace`): otherwise a ``ValueError``
+    have a kcp form (see :mod:`kcp.torch.trace`): otherwise a ``ValueError``
     names it and says why. :func:`from_kcp` is the way back.
     """
     return trace(_unwrapped(model), example_inputs, strict=True).network

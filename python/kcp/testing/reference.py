@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .layer import ClusterResult
+from ..layer import ClusterResult
 
 MASK64 = (1 << 64) - 1
 

@@ -1,14 +1,14 @@
 """ONNX out: :func:`export` (``Network.to_onnx``) writes a network as an ONNX
 model that onnxruntime runs; the stereo ops become ``ai.kcp`` functions (see
-:mod:`kcp.onnx_format`).
+:mod:`kcp.onnx.format`).
 """
 
 import os
 
 import numpy as np
 
-from . import _arguments
-from .onnx_format import BATCH, DOMAIN, fresh_name, onnx_module
+from .. import _arguments
+from .format import BATCH, DOMAIN, fresh_name, onnx_module
 
 _SIMPLE = {"relu": "Relu", "sigmoid": "Sigmoid", "add": "Add", "mul": "Mul", "global_avg_pool": "GlobalAveragePool",
            "identity": "Identity"}

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import datasets, models
-from .finetune import FineTune, PruneSchedule
-from .plan import plan
+from .. import datasets, models
+from ..finetuning import FineTune, PruneSchedule
+from ..plans import plan
 
 DENSE_TASKS = ("segmentation", "stereo")
 TASK_NAMES = (*DENSE_TASKS, "classification")

@@ -1,6 +1,6 @@
 """PyTorch models as kcp networks: traced by ``torch.fx``, shaped by the
 example inputs (``ShapeProp``), and rebuilt node by node as a
-:class:`kcp.Network` (:mod:`kcp.torch_ops` says what each op becomes) whose
+:class:`kcp.Network` (:mod:`kcp.torch.ops` says what each op becomes) whose
 parameters carry the model's qualified names (``"layer1.0.conv1.weight"``).
 A module called twice shares its parameters, so its calls are pruned
 together.
@@ -20,10 +20,10 @@ import torch.fx
 import torch.nn as nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
-from ._native import KCPError
-from .network import Network
-from .onnx_format import fresh_name
-from .torch_ops import Opaque, convert
+from .._native import KCPError
+from ..network import Network
+from ..onnx.format import fresh_name
+from .ops import Opaque, convert
 
 
 @dataclass
@@ -237,7 +237,7 @@ class _Converter:
 
     # -- nodes -----------------------------------------------------------
 
-    # -- what the builders of kcp.torch_ops use -------------------------------
+    # -- what the builders of kcp.torch.ops use -------------------------------
 
     def native(self, arg):
         """The kcp value of an fx argument."""

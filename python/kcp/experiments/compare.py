@@ -4,7 +4,7 @@ For every task and seed a dense network is trained from scratch once; then
 each criterion prunes a copy of it to each MACs reduction while it
 fine-tunes for as many epochs again, with the same seed and recipe (soft
 pruning with a ramp, or, with ``recipe="compensated"``, pruning once and
-compensating before fine-tuning; :meth:`kcp.tasks.Task.pruning_run`), and
+compensating before fine-tuning; :meth:`kcp.experiments.tasks.Task.pruning_run`), and
 the compact result is scored on the validation set. The reference
 is the dense network fine-tuned for the same epochs without pruning
 (``"unpruned"``), so every network compared has had the same training.
@@ -22,9 +22,9 @@ from dataclasses import asdict
 
 import numpy as np
 
-from . import _arguments
-from .layer import CRITERIA as ALL_CRITERIA
-from .plan import plan
+from .. import _arguments
+from ..layer import CRITERIA as ALL_CRITERIA
+from ..plans import plan
 from .tasks import TASK_NAMES, Task, checked_recipe
 
 CRITERIA = ("kcp", "l1", "l2", "fpgm", "random")

@@ -1,4 +1,4 @@
-"""What each PyTorch op becomes in a kcp network (used by :mod:`kcp.torch_trace`).
+"""What each PyTorch op becomes in a kcp network (used by :mod:`kcp.torch.trace`).
 
 Every ``torch.nn`` module, function and tensor method below becomes one kcp
 layer (two for ``mean`` without ``keepdim``): Conv2d (zero padding; groups 1,
@@ -29,7 +29,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .network import UPSAMPLE_MODES
+from ..network import UPSAMPLE_MODES
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import re
 
 import numpy as np
 
-from ._native import KCPError
-from .onnx_format import DOMAIN, fresh_name, onnx_module
+from .._native import KCPError
+from .format import DOMAIN, fresh_name, onnx_module
 
 
 def from_onnx(model):
@@ -107,7 +107,7 @@ def _nearest_index(i, scale, size, transform, rounding):
 
 class _Importer:
     def __init__(self, model):
-        from .network import Network
+        from ..network import Network
 
         self.graph = model.graph
         versions = {o.domain: o.version for o in model.opset_import}

@@ -1,7 +1,7 @@
 """The main job: a dense-labeling network trained natively, then pruned by
 KCP to 70% fewer MACs while it fine-tunes, then compacted.
 
-1. The task's network (:mod:`kcp.tasks`) is trained from scratch.
+1. The task's network (:mod:`kcp.experiments.tasks`) is trained from scratch.
 2. It is fine-tuned for as many epochs again and pruned. The ``recipe``
    says how: ``"soft"`` (the paper's) prunes softly while fine-tuning, the
    MACs target rising over the first half of the epochs, then compacts;
@@ -23,8 +23,9 @@ from dataclasses import asdict
 
 import numpy as np
 
-from . import get_num_threads, plots
-from .plan import plan
+from .. import get_num_threads
+from . import plots
+from ..plans import plan
 from .tasks import DENSE_TASKS, Task, checked_recipe
 
 QUICK = {"size": 32, "train": 48, "val": 16, "epochs": 3}
