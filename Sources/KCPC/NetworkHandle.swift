@@ -23,6 +23,19 @@ extension Arguments {
         return String(cString: pointer)
     }
 
+    /// Writes `text` as UTF-8 into `buffer` (with a terminating 0) if
+    /// `capacity` exceeds its length, which `length` always receives.
+    static func text(_ text: String, _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int64,
+                     _ length: UnsafeMutablePointer<Int64>?) throws
+    {
+        let bytes = Array(text.utf8)
+        try output(length, "length").pointee = Int64(bytes.count)
+        if let buffer, capacity > Int64(bytes.count) {
+            for (i, byte) in bytes.enumerated() { buffer[i] = CChar(bitPattern: byte) }
+            buffer[bytes.count] = 0
+        }
+    }
+
     static func indices(_ pointer: UnsafePointer<Int64>?, _ count: Int32, _ name: String) throws -> [Int] {
         guard count >= 0 else { throw KCPError.invalidArgument(argument: name, reason: "negative count \(count)") }
         if count == 0 { return [] }

@@ -52,12 +52,10 @@ public func kcp_network_add_node(_ network: OpaquePointer?, _ name: UnsafePointe
     boundary {
         let handle = try NetworkHandle.from(network)
         let attributeList = attributeCount == 0 ? [] : Array(try Arguments.buffer(attributes, Int(max(attributeCount, 0)), "attributes"))
-        var candidate = handle.network
-        let index = try candidate.addNode(name: Arguments.string(name, "name"), op: Arguments.op(op, attributeList),
-                                          inputs: Arguments.indices(inputs, inputCount, "inputs"),
-                                          parameters: Arguments.indices(parameters, parameterCount, "parameters"))
-        _ = try candidate.inferShapes()
-        handle.network = candidate
+        // addNode infers the new node's shape before it changes anything.
+        let index = try handle.network.addNode(name: Arguments.string(name, "name"), op: Arguments.op(op, attributeList),
+                                               inputs: Arguments.indices(inputs, inputCount, "inputs"),
+                                               parameters: Arguments.indices(parameters, parameterCount, "parameters"))
         try Arguments.output(value, "value").pointee = Int64(index)
     }
 }
@@ -73,7 +71,7 @@ public func kcp_network_value_shape(_ network: OpaquePointer?, _ value: Int64, _
 {
     boundary {
         let handle = try NetworkHandle.from(network)
-        let shapes = try handle.network.inferShapes(batch: batch > 0 ? Int(batch) : nil)
+        let shapes = handle.network.shapes(batch: batch > 0 ? Int(batch) : nil)
         try require(shapes.indices.contains(Int(value)), "value", "no value \(value)")
         let found = shapes[Int(value)]
         try Arguments.output(shape, "shape").store(found) { Int64($0) }
@@ -185,7 +183,7 @@ public func kcp_network_cost(_ network: OpaquePointer?, _ nodeMACs: UnsafeMutabl
     boundary {
         let net = try NetworkHandle.from(network).network
         let cost = try net.cost()
-        if let nodeMACs { nodeMACs.store(net.nodeMACs(shapes: try net.inferShapes())) { Int64($0) } }
+        if let nodeMACs { nodeMACs.store(net.nodeMACs(shapes: net.declaredShapes)) { Int64($0) } }
         try Arguments.output(total, "total").store([cost.macs, cost.parameters]) { Int64($0) }
     }
 }

@@ -1,86 +1,178 @@
 import KCP
 
-/// Ops as `KCP_OP_*` codes and attribute lists (see kcp.h), both ways.
+/// The op table: every op's `KCP_OP_*` code, name and attribute list, stated
+/// once. The thunks decode and encode ops through it, `kcp_op_table` hands it
+/// to Python (which keeps no list of its own), and a test checks the enums of
+/// `kcp.h` against it. Enumerated attributes (an activation's kind, a binary
+/// op's kind, a resize mode) list their values here too.
+enum OpCode: Int32, CaseIterable {
+    case conv2d = 0, batchNorm, activation, binary, concat, maxPool, avgPool, adaptivePool, globalAvgPool, flatten,
+         linear, resize, correlation, softmax, softArgmin, identity, channelShuffle, channelChunk, channelwise
+
+    /// The op's name in kcp.h (`KCP_OP_<NAME>`, upper-cased) and in Python.
+    var name: String {
+        switch self {
+        case .conv2d: return "conv2d"
+        case .batchNorm: return "batchnorm"
+        case .activation: return "activation"
+        case .binary: return "binary"
+        case .concat: return "concat"
+        case .maxPool: return "max_pool"
+        case .avgPool: return "avg_pool"
+        case .adaptivePool: return "adaptive_pool"
+        case .globalAvgPool: return "global_avg_pool"
+        case .flatten: return "flatten"
+        case .linear: return "linear"
+        case .resize: return "resize"
+        case .correlation: return "correlation"
+        case .softmax: return "softmax"
+        case .softArgmin: return "soft_argmin"
+        case .identity: return "identity"
+        case .channelShuffle: return "channel_shuffle"
+        case .channelChunk: return "channel_chunk"
+        case .channelwise: return "channelwise"
+        }
+    }
+
+    /// Attribute names, in order; `nil` for a variable list (channelwise: its output shape without batch).
+    var attributes: [String]? {
+        let pool = ["kernel_h", "kernel_w", "stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right",
+                    "count_include_pad", "ceil_mode", "dilation_h", "dilation_w"]
+        switch self {
+        case .conv2d:
+            return ["stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right", "dilation_h", "dilation_w",
+                    "groups"]
+        case .batchNorm: return ["epsilon"]
+        case .activation: return ["kind", "alpha", "beta"]
+        case .binary: return ["kind", "constant_first"]
+        case .maxPool, .avgPool: return pool
+        case .adaptivePool: return ["height", "width", "max"]
+        case .resize: return ["height", "width", "mode", "align_corners"]
+        case .correlation: return ["max_disparity", "scale"]
+        case .channelShuffle: return ["groups"]
+        case .channelChunk: return ["index", "parts"]
+        case .channelwise: return nil
+        case .concat, .globalAvgPool, .flatten, .linear, .softmax, .softArgmin, .identity: return []
+        }
+    }
+
+    /// The named values of enumerated attributes, as `(attribute, [(name, code)])`.
+    static let enumerations: [(String, [(String, Int32)])] = [
+        ("activation", [("relu", Activation.Kind.relu), ("clip", .clip), ("leaky_relu", .leakyRelu),
+                        ("sigmoid", .sigmoid), ("tanh", .tanh), ("silu", .silu), ("gelu", .gelu),
+                        ("gelu_tanh", .geluTanh), ("hardswish", .hardswish), ("hardsigmoid", .hardsigmoid),
+                        ("elu", .elu), ("mish", .mish), ("softplus", .softplus), ("affine", .affine)]
+            .map { ($0.0, $0.1.rawValue) }),
+        ("binary", [("add", Binary.Kind.add), ("sub", .sub), ("mul", .mul), ("div", .div)].map { ($0.0, $0.1.rawValue) }),
+        ("resize_mode", [("nearest", UpsampleMode.nearest), ("bilinear", .bilinear)].map { ($0.0, $0.1.rawValue) }),
+    ]
+
+    /// The table as text, one line per op (`op CODE NAME attr,attr,...`, `*`
+    /// for a variable list) and per enumerated value (`ENUMERATION CODE NAME`).
+    static var table: String {
+        let ops = allCases.map { "op \($0.rawValue) \($0.name) \($0.attributes?.joined(separator: ",") ?? "*")" }
+        let values = enumerations.flatMap { enumeration, cases in cases.map { "\(enumeration) \($1) \($0)" } }
+        return (ops + values).joined(separator: "\n")
+    }
+}
+
+/// Ops as `KCP_OP_*` codes and attribute lists, both ways.
 extension Arguments {
-    /// An op from its `KCP_OP_*` code and attribute list (see kcp.h).
+    /// An op from its code and attribute list.
     static func op(_ code: Int32, _ attributes: [Double]) throws -> Op {
-        func expect(_ count: Int) throws {
-            guard attributes.count == count else {
-                throw KCPError.invalidArgument(argument: "attributes", reason: "op \(code) takes \(count) attributes, got \(attributes.count)")
-            }
+        guard let opCode = OpCode(rawValue: code) else {
+            throw KCPError.invalidArgument(argument: "op", reason: "unknown op code \(code)")
+        }
+        if let names = opCode.attributes, names.count != attributes.count {
+            throw KCPError.invalidArgument(argument: "attributes",
+                                           reason: "\(opCode.name) takes \(names.count) attributes (\(names.joined(separator: ", "))), got \(attributes.count)")
         }
         func integer(_ i: Int) throws -> Int {
             let value = attributes[i]
             guard value.isFinite, value == value.rounded(), abs(value) < 1e15 else {
-                throw KCPError.invalidArgument(argument: "attributes", reason: "attribute \(i) must be an integer, got \(value)")
+                throw KCPError.invalidArgument(argument: "attributes", reason: "\(opCode.name) attribute \(i) must be an integer, got \(value)")
             }
             return Int(value)
         }
-        func pool() throws -> Pool2d {
-            try expect(9)
-            return Pool2d(kernel: (try integer(0), try integer(1)), stride: (try integer(2), try integer(3)),
-                          padding: (try integer(4), try integer(5), try integer(6), try integer(7)),
-                          countIncludePad: attributes[8] != 0)
+        func flag(_ i: Int) throws -> Bool { try integer(i) != 0 }
+        func kind<Kind: RawRepresentable>(_ i: Int, _: Kind.Type) throws -> Kind where Kind.RawValue == Int32 {
+            guard let value = Int32(exactly: try integer(i)), let kind = Kind(rawValue: value) else {
+                throw KCPError.invalidArgument(argument: "attributes", reason: "\(opCode.name): unknown kind \(attributes[i])")
+            }
+            return kind
         }
-        switch code {
-        case 0:
-            try expect(9)
+        func pool() throws -> Pool2d {
+            Pool2d(kernel: (try integer(0), try integer(1)), stride: (try integer(2), try integer(3)),
+                   padding: (try integer(4), try integer(5), try integer(6), try integer(7)),
+                   countIncludePad: try flag(8), ceilMode: try flag(9), dilation: (try integer(10), try integer(11)))
+        }
+        switch opCode {
+        case .conv2d:
             return .conv2d(Conv2d(stride: (try integer(0), try integer(1)),
                                   padding: (try integer(2), try integer(3), try integer(4), try integer(5)),
                                   dilation: (try integer(6), try integer(7)), groups: try integer(8)))
-        case 1: try expect(1); return .batchNorm(epsilon: Float(attributes[0]))
-        case 2: try expect(0); return .relu
-        case 3: try expect(1); return .leakyRelu(alpha: Float(attributes[0]))
-        case 4: try expect(0); return .sigmoid
-        case 5: try expect(0); return .add
-        case 6: try expect(0); return .mul
-        case 7: try expect(0); return .concat
-        case 8: return .maxPool(try pool())
-        case 9: return .avgPool(try pool())
-        case 10: try expect(0); return .globalAvgPool
-        case 11: try expect(0); return .flatten
-        case 12: try expect(0); return .linear
-        case 13:
-            try expect(2)
-            guard let mode = UpsampleMode(rawValue: Int32(try integer(1))) else {
-                throw KCPError.invalidArgument(argument: "attributes", reason: "unknown upsample mode \(attributes[1])")
+        case .batchNorm: return .batchNorm(epsilon: Float(attributes[0]))
+        case .activation:
+            return .activation(Activation(try kind(0, Activation.Kind.self), alpha: Float(attributes[1]),
+                                          beta: Float(attributes[2])))
+        case .binary: return .binary(Binary(try kind(0, Binary.Kind.self), constantFirst: try flag(1)))
+        case .concat: return .concat
+        case .maxPool: return .maxPool(try pool())
+        case .avgPool: return .avgPool(try pool())
+        case .adaptivePool: return .adaptivePool(height: try integer(0), width: try integer(1), max: try flag(2))
+        case .globalAvgPool: return .globalAvgPool
+        case .flatten: return .flatten
+        case .linear: return .linear
+        case .resize:
+            return .resize(Resize(height: try integer(0), width: try integer(1), mode: try kind(2, UpsampleMode.self),
+                                  alignCorners: try flag(3)))
+        case .correlation: return .correlation(maxDisparity: try integer(0), scale: Float(attributes[1]))
+        case .softmax: return .softmax
+        case .softArgmin: return .softArgmin
+        case .identity: return .identity
+        case .channelShuffle: return .channelShuffle(groups: try integer(0))
+        case .channelChunk: return .channelChunk(index: try integer(0), parts: try integer(1))
+        case .channelwise:
+            guard (1...8).contains(attributes.count) else {
+                throw KCPError.invalidArgument(argument: "attributes",
+                                               reason: "channelwise takes its output shape without batch (1 to 8 sizes), got \(attributes.count)")
             }
-            return .upsample(scale: try integer(0), mode: mode)
-        case 14: try expect(2); return .correlation(maxDisparity: try integer(0), scale: Float(attributes[1]))
-        case 15: try expect(0); return .softmax
-        case 16: try expect(0); return .softArgmin
-        case 17: try expect(0); return .identity
-        default: throw KCPError.invalidArgument(argument: "op", reason: "unknown op code \(code)")
+            return .channelwise(shape: try attributes.indices.map(integer))
         }
     }
 
-    /// The `KCP_OP_*` code and attribute list of `op`; `Arguments.op` inverts it.
+    /// The code and attribute list of `op`; `Arguments.op` inverts it.
     static func encode(_ op: Op) -> (code: Int32, attributes: [Double]) {
         func pool(_ p: Pool2d) -> [Double] {
             [p.kernel.0, p.kernel.1, p.stride.0, p.stride.1, p.padding.0, p.padding.1, p.padding.2, p.padding.3,
-             p.countIncludePad ? 1 : 0].map(Double.init)
+             p.countIncludePad ? 1 : 0, p.ceilMode ? 1 : 0, p.dilation.0, p.dilation.1].map(Double.init)
         }
+        let (code, attributes): (OpCode, [Double])
         switch op {
         case let .conv2d(c):
-            return (0, [c.stride.0, c.stride.1, c.padding.0, c.padding.1, c.padding.2, c.padding.3,
-                        c.dilation.0, c.dilation.1, c.groups].map(Double.init))
-        case let .batchNorm(epsilon): return (1, [Double(epsilon)])
-        case .relu: return (2, [])
-        case let .leakyRelu(alpha): return (3, [Double(alpha)])
-        case .sigmoid: return (4, [])
-        case .add: return (5, [])
-        case .mul: return (6, [])
-        case .concat: return (7, [])
-        case let .maxPool(p): return (8, pool(p))
-        case let .avgPool(p): return (9, pool(p))
-        case .globalAvgPool: return (10, [])
-        case .flatten: return (11, [])
-        case .linear: return (12, [])
-        case let .upsample(scale, mode): return (13, [Double(scale), Double(mode.rawValue)])
-        case let .correlation(maxDisparity, scale): return (14, [Double(maxDisparity), Double(scale)])
-        case .softmax: return (15, [])
-        case .softArgmin: return (16, [])
-        case .identity: return (17, [])
+            (code, attributes) = (.conv2d, [c.stride.0, c.stride.1, c.padding.0, c.padding.1, c.padding.2, c.padding.3,
+                                            c.dilation.0, c.dilation.1, c.groups].map(Double.init))
+        case let .batchNorm(epsilon): (code, attributes) = (.batchNorm, [Double(epsilon)])
+        case let .activation(a): (code, attributes) = (.activation, [Double(a.kind.rawValue), Double(a.alpha), Double(a.beta)])
+        case let .binary(b): (code, attributes) = (.binary, [Double(b.kind.rawValue), b.constantFirst ? 1 : 0])
+        case .concat: (code, attributes) = (.concat, [])
+        case let .maxPool(p): (code, attributes) = (.maxPool, pool(p))
+        case let .avgPool(p): (code, attributes) = (.avgPool, pool(p))
+        case let .adaptivePool(height, width, max):
+            (code, attributes) = (.adaptivePool, [Double(height), Double(width), max ? 1 : 0])
+        case .globalAvgPool: (code, attributes) = (.globalAvgPool, [])
+        case .flatten: (code, attributes) = (.flatten, [])
+        case .linear: (code, attributes) = (.linear, [])
+        case let .resize(r):
+            (code, attributes) = (.resize, [Double(r.height), Double(r.width), Double(r.mode.rawValue), r.alignCorners ? 1 : 0])
+        case let .correlation(maxDisparity, scale): (code, attributes) = (.correlation, [Double(maxDisparity), Double(scale)])
+        case .softmax: (code, attributes) = (.softmax, [])
+        case .softArgmin: (code, attributes) = (.softArgmin, [])
+        case .identity: (code, attributes) = (.identity, [])
+        case let .channelShuffle(groups): (code, attributes) = (.channelShuffle, [Double(groups)])
+        case let .channelChunk(index, parts): (code, attributes) = (.channelChunk, [Double(index), Double(parts)])
+        case let .channelwise(shape): (code, attributes) = (.channelwise, shape.map(Double.init))
         }
+        return (code.rawValue, attributes)
     }
 }

@@ -4,7 +4,7 @@ import KCP
 // Channel spaces, plans and pruned networks: the pruning part of include/kcp.h.
 
 private func spaces(of network: Network) throws -> ChannelSpaces {
-    ChannelSpaces(network: network, shapes: try network.inferShapes())
+    ChannelSpaces(network: network, shapes: network.declaredShapes)
 }
 
 @_cdecl("kcp_network_spaces")
@@ -35,12 +35,7 @@ public func kcp_network_space_reasons(_ network: OpaquePointer?, _ space: Int64,
     boundary {
         let found = try spaces(of: NetworkHandle.from(network).network)
         try require(found.spaces.indices.contains(Int(space)), "space", "no space \(space)")
-        let text = Array(found.spaces[Int(space)].frozenReasons.joined(separator: "\n").utf8)
-        try Arguments.output(length, "length").pointee = Int64(text.count)
-        if let buffer, capacity > Int64(text.count) {
-            for (i, byte) in text.enumerated() { buffer[i] = CChar(bitPattern: byte) }
-            buffer[text.count] = 0
-        }
+        try Arguments.text(found.spaces[Int(space)].frozenReasons.joined(separator: "\n"), buffer, capacity, length)
     }
 }
 

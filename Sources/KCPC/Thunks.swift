@@ -3,7 +3,14 @@ import KCP
 // The C ABI of include/kcp.h: validate, unwrap, call the engine, report.
 
 @_cdecl("kcp_abi_version")
-public func kcp_abi_version() -> Int32 { 4 }
+public func kcp_abi_version() -> Int32 { 5 }
+
+@_cdecl("kcp_op_table")
+public func kcp_op_table(_ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int64,
+                         _ length: UnsafeMutablePointer<Int64>?) -> Int32
+{
+    boundary { try Arguments.text(OpCode.table, buffer, capacity, length) }
+}
 
 @_cdecl("kcp_threads_set")
 public func kcp_threads_set(_ n: Int32) -> Int32 {

@@ -48,12 +48,20 @@ def ratio(value):
     return value
 
 
-def non_negative(value, name):
-    """A finite real number >= 0, as a float."""
+def finite(value, name):
+    """A finite real number, as a float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
-    if not (0.0 <= value < math.inf):
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: must be a finite number, got {value}")
+    return value
+
+
+def non_negative(value, name):
+    """A finite real number >= 0, as a float."""
+    value = finite(value, name)
+    if value < 0.0:
         raise ValueError(f"{name}: must be a finite number >= 0, got {value}")
     return value
 

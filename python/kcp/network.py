@@ -21,10 +21,24 @@ import numpy as np
 
 from . import _arguments, _native
 
-OPS = {name: code for code, name in enumerate([
-    "conv2d", "batchnorm", "relu", "leaky_relu", "sigmoid", "add", "mul", "concat", "max_pool", "avg_pool",
-    "global_avg_pool", "flatten", "linear", "upsample", "correlation", "softmax", "soft_argmin", "identity"])}
-UPSAMPLE_MODES = {"nearest": 0, "bilinear": 1}
+def _op_table():
+    """The engine's op table (``kcp_op_table``): ``({op: code}, {op: attribute
+    names or None}, {enumeration: {name: code}})``."""
+    ops, attributes, enumerations = {}, {}, {}
+    for line in _native.op_table().splitlines():
+        kind, code, name, *rest = line.split(" ")
+        if kind == "op":
+            ops[name] = int(code)
+            attributes[name] = None if rest == ["*"] else tuple(filter(None, rest[0].split(","))) if rest else ()
+        else:
+            enumerations.setdefault(kind, {})[name] = int(code)
+    return ops, attributes, enumerations
+
+
+OPS, ATTRIBUTES, _ENUMERATIONS = _op_table()
+ACTIVATIONS = _ENUMERATIONS["activation"]
+BINARY = _ENUMERATIONS["binary"]
+UPSAMPLE_MODES = _ENUMERATIONS["resize_mode"]
 
 
 @dataclass(frozen=True)
@@ -229,37 +243,97 @@ class Network:
                       for part, fill in (("weight", 1), ("bias", 0), ("running_mean", 0), ("running_var", 1))]
         return self._node("batchnorm", [x], (epsilon,), parameters, name, reserved=True)
 
+    def activation(self, x, kind, alpha=0.0, beta=0.0, *, name=None):
+        """Element-wise ``kind``, a key of :data:`ACTIVATIONS` (formulas in
+        ``Sources/KCP/Graph/Op.swift``); ``alpha`` and ``beta`` are its constants."""
+        code = _arguments.choice(kind, "kind", ACTIVATIONS)
+        return self._node("activation", [x], (code, _arguments.finite(alpha, "alpha"), _arguments.finite(beta, "beta")),
+                          name=self._name(name, kind), reserved=True)
+
     def relu(self, x, *, name=None):
-        return self._node("relu", [x], name=name)
+        return self.activation(x, "relu", name=name)
+
+    def relu6(self, x, *, name=None):
+        return self.activation(x, "clip", 0.0, 6.0, name=name)
+
+    def clip(self, x, minimum, maximum, *, name=None):
+        """``min(max(x, minimum), maximum)``."""
+        return self.activation(x, "clip", minimum, maximum, name=name)
 
     def leaky_relu(self, x, alpha=0.01, *, name=None):
-        return self._node("leaky_relu", [x], (alpha,), name=name)
+        return self.activation(x, "leaky_relu", alpha, name=name)
 
     def sigmoid(self, x, *, name=None):
-        return self._node("sigmoid", [x], name=name)
+        return self.activation(x, "sigmoid", name=name)
+
+    def tanh(self, x, *, name=None):
+        return self.activation(x, "tanh", name=name)
+
+    def silu(self, x, *, name=None):
+        return self.activation(x, "silu", name=name)
+
+    def gelu(self, x, approximate="none", *, name=None):
+        """GELU, exact (``approximate="none"``) or its tanh form (``"tanh"``), as ``F.gelu``."""
+        kind = _arguments.choice(approximate, "approximate", {"none": "gelu", "tanh": "gelu_tanh"})
+        return self.activation(x, kind, name=name)
+
+    def hardswish(self, x, *, name=None):
+        return self.activation(x, "hardswish", name=name)
+
+    def hardsigmoid(self, x, alpha=1 / 6, beta=0.5, *, name=None):
+        """``min(max(alpha * x + beta, 0), 1)`` (PyTorch's constants by default)."""
+        return self.activation(x, "hardsigmoid", alpha, beta, name=name)
+
+    def elu(self, x, alpha=1.0, *, name=None):
+        return self.activation(x, "elu", alpha, name=name)
+
+    def mish(self, x, *, name=None):
+        return self.activation(x, "mish", name=name)
+
+    def softplus(self, x, beta=1.0, threshold=20.0, *, name=None):
+        """``log(1 + exp(beta x)) / beta``, or ``x`` where ``beta x > threshold``, as ``F.softplus``."""
+        return self.activation(x, "softplus", beta, threshold, name=name)
+
+    def binary(self, kind, a, b, *, name=None):
+        """``a kind b`` (``"add"``, ``"sub"``, ``"mul"``, ``"div"``) with NumPy
+        broadcasting: equal ranks, each dimension equal or 1 (an ``[N, C, 1, 1]``
+        gate times an ``[N, C, H, W]`` map)."""
+        code = _arguments.choice(kind, "kind", BINARY)
+        return self._node("binary", [a, b], (code, 0), name=self._name(name, kind), reserved=True)
 
     def add(self, a, b, *, name=None):
-        return self._node("add", [a, b], name=name)
+        return self.binary("add", a, b, name=name)
+
+    def sub(self, a, b, *, name=None):
+        return self.binary("sub", a, b, name=name)
 
     def mul(self, a, b, *, name=None):
-        return self._node("mul", [a, b], name=name)
+        return self.binary("mul", a, b, name=name)
+
+    def div(self, a, b, *, name=None):
+        return self.binary("div", a, b, name=name)
 
     def concat(self, *values, name=None):
         """Concatenation along channels."""
         return self._node("concat", list(values), name=name)
 
-    def _pool(self, op, x, kernel_size, stride, padding, count_include_pad, name):
+    def _pool(self, op, x, kernel_size, stride, padding, count_include_pad, ceil_mode, dilation, name):
         kernel = _pair(kernel_size, "kernel_size")
         pads = _pair(padding, "padding") * 2
         attributes = (*kernel, *_pair(stride if stride is not None else kernel_size, "stride"), *pads,
-                      int(bool(count_include_pad)))
+                      int(bool(count_include_pad)), int(bool(ceil_mode)), *_pair(dilation, "dilation", 1))
         return self._node(op, [x], attributes, name=name)
 
-    def max_pool(self, x, kernel_size, stride=None, padding=0, *, name=None):
-        return self._pool("max_pool", x, kernel_size, stride, padding, False, name)
+    def max_pool(self, x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, name=None):
+        return self._pool("max_pool", x, kernel_size, stride, padding, False, ceil_mode, dilation, name)
 
-    def avg_pool(self, x, kernel_size, stride=None, padding=0, *, count_include_pad=False, name=None):
-        return self._pool("avg_pool", x, kernel_size, stride, padding, count_include_pad, name)
+    def avg_pool(self, x, kernel_size, stride=None, padding=0, *, count_include_pad=False, ceil_mode=False,
+                 name=None):
+        return self._pool("avg_pool", x, kernel_size, stride, padding, count_include_pad, ceil_mode, 1, name)
+
+    def adaptive_pool(self, x, output_size, *, max=False, name=None):
+        """Average (or ``max``) pooling to ``output_size`` with PyTorch's adaptive bins."""
+        return self._node("adaptive_pool", [x], (*_pair(output_size, "output_size", 1), int(bool(max))), name=name)
 
     def global_avg_pool(self, x, *, name=None):
         return self._node("global_avg_pool", [x], name=name)
@@ -267,10 +341,17 @@ class Network:
     def flatten(self, x, *, name=None):
         return self._node("flatten", [x], name=name)
 
+    def resize(self, x, size, mode="nearest", *, align_corners=False, name=None):
+        """Resizing H and W to ``size`` as ``F.interpolate(x, size, mode=mode,
+        align_corners=align_corners)`` does (``"nearest"`` or ``"bilinear"``)."""
+        mode_code = _arguments.choice(mode, "mode", UPSAMPLE_MODES)
+        return self._node("resize", [x], (*_pair(size, "size", 1), mode_code, int(bool(align_corners))), name=name)
+
     def upsample(self, x, scale=2, mode="nearest", *, name=None):
         """Integer-factor upsampling; bilinear uses half-pixel centers (``align_corners=False``)."""
-        mode_code = _arguments.choice(mode, "mode", UPSAMPLE_MODES)
-        return self._node("upsample", [x], (_arguments.integer(scale, "scale", 1), mode_code), name=name)
+        scale = _arguments.integer(scale, "scale", 1)
+        height, width = x.shape[2:]
+        return self.resize(x, (height * scale, width * scale), mode, name=name)
 
     def correlation(self, left, right, max_disparity, *, name=None):
         """Stereo cost volume ``y[d] = mean_c left[c, h, w] * right[c, h, w - d]``, ``d < max_disparity``."""
@@ -288,6 +369,16 @@ class Network:
 
     def identity(self, x, *, name=None):
         return self._node("identity", [x], name=name)
+
+    def channel_shuffle(self, x, groups, *, name=None):
+        """ShuffleNet's shuffle: output channel ``j * groups + i`` is input channel ``i * (C / groups) + j``."""
+        return self._node("channel_shuffle", [x], (_arguments.integer(groups, "groups", 1),), name=name)
+
+    def chunk(self, x, parts, *, name=None):
+        """``parts`` equal slices of ``x`` along channels, as ``torch.chunk``; pruning keeps them equal."""
+        parts = _arguments.integer(parts, "parts", 1)
+        name = self._name(name, "chunk")
+        return [self._node("channel_chunk", [x], (index, parts), name=f"{name}.{index}") for index in range(parts)]
 
     # -- parameters, inference, cost ----------------------------------------
 

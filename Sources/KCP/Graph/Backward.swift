@@ -90,29 +90,30 @@ extension Op {
                                       training: statistics != nil, gradient: gradient)
             return ([g.input], [Tensor(shape: p[0].shape, data: g.gamma), Tensor(shape: p[1].shape, data: g.beta),
                                 Tensor(zeros: p[2].shape), Tensor(zeros: p[3].shape)])
-        case .relu: return ([reluBackward(x, gradient: gradient)], [])
-        case let .leakyRelu(alpha): return ([leakyReluBackward(x, alpha: alpha, gradient: gradient)], [])
-        case .sigmoid: return ([sigmoidBackward(output: output, gradient: gradient)], [])
-        case .add: return ([gradient, gradient], [])
-        case .mul:
-            let (a, b) = mulBackward(x, inputs[1], gradient: gradient)
-            return ([a, b], [])
+        case let .activation(a): return ([activationBackward(x, a, output: output, gradient: gradient)], [])
+        case let .binary(b):
+            let g = binaryBackward(x, inputs.count > 1 ? inputs[1] : p[0], b, gradient: gradient)
+            return inputs.count > 1 ? ([g.a, g.b], []) : ([g.a], [g.b])
         case .concat: return (concatBackward(gradient, channels: inputs.map { $0.shape[1] }), [])
         case let .maxPool(pool): return ([pool2dBackward(x, pool, max: true, gradient: gradient)], [])
         case let .avgPool(pool): return ([pool2dBackward(x, pool, max: false, gradient: gradient)], [])
+        case let .adaptivePool(_, _, useMax): return ([adaptivePoolBackward(x, max: useMax, gradient: gradient)], [])
         case .globalAvgPool: return ([globalAvgPoolBackward(inputShape: x.shape, gradient: gradient)], [])
         case .flatten: return ([Tensor(shape: x.shape, data: gradient.data)], [])
         case .linear:
             let g = linearBackward(x, weight: p[0], hasBias: p.count > 1, gradient: gradient)
             return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
-        case let .upsample(scale, mode):
-            return ([upsampleBackward(gradient, inputShape: x.shape, scale: scale, mode: mode)], [])
+        case let .resize(r): return ([resizeBackward(gradient, inputShape: x.shape, r)], [])
         case let .correlation(maxDisparity, scale):
             let g = correlationBackward(x, inputs[1], maxDisparity: maxDisparity, scale: scale, gradient: gradient)
             return ([g.left, g.right], [])
         case .softmax: return ([softmaxBackward(output: output, gradient: gradient)], [])
         case .softArgmin: return ([softArgminBackward(x, gradient: gradient)], [])
         case .identity: return ([gradient], [])
+        case let .channelShuffle(groups): return ([shuffleChannels(gradient, groups: gradient.shape[1] / groups)], [])
+        case let .channelChunk(index, parts):
+            return ([channelSliceBackward(gradient, start: index * x.shape[1] / parts, inputShape: x.shape)], [])
+        case .channelwise: preconditionFailure("shapes(for:) refuses networks with channelwise nodes")
         }
     }
 }

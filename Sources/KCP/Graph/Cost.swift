@@ -23,8 +23,9 @@ extension Network {
                 return widths[y] * (widths[x] / max(groups, 1)) * w[2] * w[3] * shapes[y][2] * shapes[y][3]
             case .linear:
                 return widths[y] * widths[x]
-            case .batchNorm, .relu, .leakyRelu, .sigmoid, .add, .mul, .concat, .maxPool, .avgPool, .globalAvgPool,
-                 .flatten, .upsample, .correlation, .softmax, .softArgmin, .identity:
+            case .batchNorm, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,
+                 .flatten, .resize, .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
+                 .channelwise:
                 return 0
             }
         }

@@ -13,7 +13,7 @@ extension Network {
 
         var values = [Tensor?](repeating: nil, count: valueCount)
         for (tensor, input) in zip(inputs, self.inputs) { values[input.value] = tensor }
-        let chains = fusedChains(lastUse: lastUse)
+        let chains = fusedChains(lastUse: lastUse, shapes: shapes)
         var index = 0
         while index < nodes.count {
             let node = nodes[index], last = index + (chains[index]?.length ?? 0)
@@ -40,7 +40,7 @@ extension Network {
     /// only reader of the value before it (which is no graph output): its
     /// batchnorm, then an add whose other operand (`residual`) exists before
     /// the conv runs, then a relu. Nil where nothing folds.
-    private func fusedChains(lastUse: [Int]) -> [(length: Int, residual: Int?)?] {
+    private func fusedChains(lastUse: [Int], shapes: [[Int]]) -> [(length: Int, residual: Int?)?] {
         var readers = [Int](repeating: 0, count: valueCount), producer = [Int](repeating: -1, count: valueCount)
         for (index, node) in nodes.enumerated() {
             for value in node.inputs { readers[value] += 1 }
@@ -53,11 +53,12 @@ extension Network {
         return nodes.indices.map { index in
             guard case .conv2d = nodes[index].op, readAlone(index), case .batchNorm = nodes[index + 1].op else { return nil }
             var (last, residual): (Int, Int?) = (index + 1, nil)
-            if readAlone(last), nodes[last + 1].op == .add,
-               let other = nodes[last + 1].inputs.first(where: { $0 != nodes[last].output }), producer[other] < index {
+            if readAlone(last), nodes[last + 1].op == .binary(.add), nodes[last + 1].inputs.count == 2,
+               let other = nodes[last + 1].inputs.first(where: { $0 != nodes[last].output }), producer[other] < index,
+               shapes[other] == shapes[nodes[last].output] {
                 (last, residual) = (last + 1, other)
             }
-            if readAlone(last), nodes[last + 1].op == .relu { last += 1 }
+            if readAlone(last), nodes[last + 1].op == .activation(.relu) { last += 1 }
             return (last - index, residual)
         }
     }
@@ -73,7 +74,7 @@ extension Network {
         let n = chain.dropFirst().first!.parameters.map { parameters[$0].tensor.data }
         let normalization = batchNormScaleShift(gamma: n[0], beta: n[1], mean: n[2], variance: n[3], epsilon: epsilon)
         return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape,
-                             normalization: normalization, residual: residual, relu: chain.last!.op == .relu)
+                             normalization: normalization, residual: residual, relu: chain.last!.op == .activation(.relu))
     }
 
     /// Checks `inputs` against the network's inputs (one batch size, at
@@ -87,6 +88,10 @@ extension Network {
         for (tensor, input) in zip(inputs, self.inputs) {
             try require(tensor.shape.first == batch && tensor.shape.dropFirst() == input.shape.dropFirst(), "inputs",
                         "input '\(valueNames[input.value])' must be [\(batch ?? 0)] + \(Array(input.shape.dropFirst())) (one batch size for all inputs), got \(tensor.shape)")
+        }
+        if let node = nodes.first(where: { !$0.op.hasKernel }) {
+            throw KCPError.invalidArgument(argument: "network",
+                                           reason: "node '\(node.name)' (\(node.op.name)) has no kernel in the engine: the network can be pruned, compacted and exported, not run natively")
         }
         return try inferShapes(batch: batch)
     }
@@ -102,23 +107,24 @@ extension Op {
         case let .batchNorm(epsilon):
             return batchNormInference(x, gamma: p[0].data, beta: p[1].data, mean: p[2].data, variance: p[3].data,
                                       epsilon: epsilon)
-        case .relu: return reluForward(x)
-        case let .leakyRelu(alpha): return leakyReluForward(x, alpha: alpha)
-        case .sigmoid: return sigmoidForward(x)
-        case .add: return addForward(x, inputs[1])
-        case .mul: return mulForward(x, inputs[1])
+        case let .activation(a): return activationForward(x, a)
+        case let .binary(b): return binaryForward(x, inputs.count > 1 ? inputs[1] : p[0], b, outputShape: outputShape)
         case .concat: return concatForward(inputs)
         case let .maxPool(pool): return pool2dForward(x, pool, max: true, outputShape: outputShape)
         case let .avgPool(pool): return pool2dForward(x, pool, max: false, outputShape: outputShape)
+        case let .adaptivePool(_, _, useMax): return adaptivePoolForward(x, max: useMax, outputShape: outputShape)
         case .globalAvgPool: return globalAvgPoolForward(x)
         case .flatten: return Tensor(shape: outputShape, data: x.data)
         case .linear: return linearForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil)
-        case let .upsample(scale, mode): return upsampleForward(x, scale: scale, mode: mode)
+        case let .resize(r): return resizeForward(x, r)
         case let .correlation(maxDisparity, scale):
             return correlationForward(x, inputs[1], maxDisparity: maxDisparity, scale: scale)
         case .softmax: return softmaxForward(x)
         case .softArgmin: return softArgminForward(x)
         case .identity: return x
+        case let .channelShuffle(groups): return shuffleChannels(x, groups: groups)
+        case let .channelChunk(index, parts): return channelSlice(x, start: index * x.shape[1] / parts, count: outputShape[1])
+        case .channelwise: preconditionFailure("shapes(for:) refuses networks with channelwise nodes")
         }
     }
 }

@@ -28,6 +28,10 @@ public struct Network: Sendable {
     public private(set) var outputs: [Int] = []
     public internal(set) var nodes: [Node] = []
     public internal(set) var parameters: [Parameter] = []
+    /// The shape of every value at the declared batch, kept as nodes are
+    /// added (so building a network is linear in its size); `compacted`
+    /// infers them again.
+    public internal(set) var declaredShapes: [[Int]] = []
 
     public init() {}
 
@@ -41,6 +45,7 @@ public struct Network: Sendable {
                     "input '\(name)' \(shape) has more than \(maxSampleElements) elements per sample")
         let value = newValue(name)
         inputs.append((value, shape))
+        declaredShapes.append(shape)
         return value
     }
 
@@ -56,14 +61,17 @@ public struct Network: Sendable {
                     "node '\(name)' reads value indices \(inputs), only 0..<\(valueCount) exist")
         try require(parameters.allSatisfy { (0..<self.parameters.count).contains($0) }, "parameters",
                     "node '\(name)' uses parameter indices \(parameters), only 0..<\(self.parameters.count) exist")
-        let (arity, parameterCounts) = op.signature
-        try require(arity == 0 ? !inputs.isEmpty : inputs.count == arity, "inputs",
-                    "node '\(name)' (\(op.name)) takes \(arity == 0 ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
-        try require(parameterCounts.contains(parameters.count), "parameters",
-                    "node '\(name)' (\(op.name)) takes \(parameterCounts) parameters, got \(parameters.count)")
-        let output = newValue(name)
-        nodes.append(Node(name: name, op: op, inputs: inputs, parameters: parameters, output: output))
-        return output
+        let signatures = op.signatures
+        try require(signatures.contains { ($0.inputs == 0 ? !inputs.isEmpty : inputs.count == $0.inputs)
+                                          && $0.parameters.contains(parameters.count) }, "inputs",
+                    "node '\(name)' (\(op.name)) takes " + signatures.map { signature in
+                        "\(signature.inputs == 0 ? "one or more" : "\(signature.inputs)") inputs and \(signature.parameters) parameters"
+                    }.joined(separator: ", or ") + ", got \(inputs.count) and \(parameters.count)")
+        let node = Node(name: name, op: op, inputs: inputs, parameters: parameters, output: valueCount)
+        let shape = try outputShape(of: node, shapes: declaredShapes)
+        nodes.append(node)
+        declaredShapes.append(shape)
+        return newValue(name)
     }
 
     /// Marks a value as a graph output.
@@ -87,17 +95,24 @@ public struct Network: Sendable {
 }
 
 extension Op {
-    /// Number of inputs (0: one or more) and allowed parameter counts.
-    var signature: (arity: Int, parameters: [Int]) {
+    /// The accepted numbers of inputs (0: one or more) and parameters.
+    var signatures: [(inputs: Int, parameters: [Int])] {
         switch self {
-        case .conv2d, .linear: return (1, [1, 2])
-        case .batchNorm: return (1, [4])
-        case .relu, .leakyRelu, .sigmoid, .maxPool, .avgPool, .globalAvgPool, .flatten, .upsample, .softmax,
-             .softArgmin, .identity:
-            return (1, [0])
-        case .add, .mul, .correlation: return (2, [0])
-        case .concat: return (0, [0])
+        case .conv2d, .linear: return [(1, [1, 2])]
+        case .batchNorm: return [(1, [4])]
+        case .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .flatten, .resize, .softmax, .softArgmin,
+             .identity, .channelShuffle, .channelChunk:
+            return [(1, [0])]
+        case .binary: return [(2, [0]), (1, [1])]
+        case .correlation: return [(2, [0])]
+        case .concat, .channelwise: return [(0, [0])]
         }
+    }
+
+    /// Whether the engine can run it (every op but `channelwise`).
+    public var hasKernel: Bool {
+        if case .channelwise = self { return false }
+        return true
     }
 
     /// A short name for messages and reports.
@@ -105,22 +120,23 @@ extension Op {
         switch self {
         case .conv2d: return "conv2d"
         case .batchNorm: return "batchnorm"
-        case .relu: return "relu"
-        case .leakyRelu: return "leaky_relu"
-        case .sigmoid: return "sigmoid"
-        case .add: return "add"
-        case .mul: return "mul"
+        case let .activation(a): return "\(a.kind)"
+        case let .binary(b): return "\(b.kind)"
         case .concat: return "concat"
         case .maxPool: return "max_pool"
         case .avgPool: return "avg_pool"
+        case .adaptivePool: return "adaptive_pool"
         case .globalAvgPool: return "global_avg_pool"
         case .flatten: return "flatten"
         case .linear: return "linear"
-        case .upsample: return "upsample"
+        case .resize: return "resize"
         case .correlation: return "correlation"
         case .softmax: return "softmax"
         case .softArgmin: return "soft_argmin"
         case .identity: return "identity"
+        case .channelShuffle: return "channel_shuffle"
+        case .channelChunk: return "channel_chunk"
+        case .channelwise: return "channelwise"
         }
     }
 }

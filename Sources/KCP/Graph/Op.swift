@@ -2,33 +2,36 @@
 ///
 /// Every `switch` over `Op` is exhaustive (shape inference, MACs, forward,
 /// channel coupling, slicing), so adding a case breaks the build at every
-/// place that has to learn about it.
+/// place that has to learn about it. Families (`activation`, `binary`) take
+/// a kind instead of adding a case per function. The codes and attribute
+/// lists that cross the C ABI are stated once, in `OpTable.swift`.
 public enum Op: Equatable, Sendable {
     /// `y = W * x + b`; parameters `[weight [O, I/g, kh, kw], bias [O]?]`.
     case conv2d(Conv2d)
     /// `y = gamma * (x - mean) / sqrt(var + epsilon) + beta` per channel;
     /// parameters `[gamma, beta, running mean, running var]`, each `[C]`.
     case batchNorm(epsilon: Float)
-    case relu
-    /// `x` where `x >= 0`, else `alpha * x`.
-    case leakyRelu(alpha: Float)
-    case sigmoid
-    /// Element-wise sum of two equally shaped inputs.
-    case add
-    /// Element-wise product of two equally shaped inputs.
-    case mul
+    /// An element-wise activation `y = f(x)` (see `Activation`).
+    case activation(Activation)
+    /// An element-wise binary op with NumPy broadcasting: two inputs of one
+    /// rank whose dimensions are equal or 1, or one input and a constant
+    /// parameter shaped like one sample of it (dimensions equal or 1).
+    case binary(Binary)
     /// Concatenation along channels.
     case concat
     case maxPool(Pool2d)
     case avgPool(Pool2d)
+    /// Pooling to a fixed output size: output row `i` of `oh` covers input
+    /// rows `floor(i H / oh) ..< ceil((i + 1) H / oh)` (PyTorch's adaptive bins).
+    case adaptivePool(height: Int, width: Int, max: Bool)
     /// `[N, C, H, W] -> [N, C, 1, 1]`.
     case globalAvgPool
     /// `[N, C, H, W] -> [N, C * H * W]`.
     case flatten
     /// `y = x W^T + b`; parameters `[weight [O, I], bias [O]?]`.
     case linear
-    /// Integer-factor upsampling (bilinear: half-pixel centers, edges clamped).
-    case upsample(scale: Int, mode: UpsampleMode)
+    /// Resizing H and W to a fixed size (see `Resize`).
+    case resize(Resize)
     /// Stereo cost volume: `y[n, d, h, w] = scale * sum_c left[n, c, h, w] * right[n, c, h, w - d]`
     /// for `d` in `0..<maxDisparity` (zero where `w - d < 0`); `scale` is
     /// `1 / C` for a mean and stays fixed when channels are pruned.
@@ -39,6 +42,17 @@ public enum Op: Equatable, Sendable {
     case softArgmin
     /// Passes its input through (also dropout at inference).
     case identity
+    /// ShuffleNet's channel shuffle (Zhang et al. 2018): `[N, g k, H, W]`
+    /// viewed as `[N, g, k, H, W]`, transposed to `[N, k, g, H, W]` and
+    /// flattened back, so output channel `j g + i` is input channel `i k + j`.
+    case channelShuffle(groups: Int)
+    /// Part `index` of `parts` equal slices along channels (`torch.chunk`).
+    case channelChunk(index: Int, parts: Int)
+    /// An op the engine has no kernel for, whose output channel `c` reads
+    /// only channel `c` of each input (inputs with one channel broadcast):
+    /// its channels can be pruned and compacted, but the network cannot run.
+    /// `shape` is its output's shape without the batch dimension.
+    case channelwise(shape: [Int])
 }
 
 public struct Conv2d: Equatable, Sendable {
@@ -66,19 +80,108 @@ public struct Pool2d: Equatable, Sendable {
     public var padding: (Int, Int, Int, Int)
     /// Average pooling only: whether padded zeros count in the divisor.
     public var countIncludePad: Bool
+    /// Whether a last, partial window is kept (PyTorch's `ceil_mode`).
+    public var ceilMode: Bool
+    /// The spacing of a window's taps.
+    public var dilation: (Int, Int)
 
     public init(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int, Int, Int) = (0, 0, 0, 0),
-                countIncludePad: Bool = false)
+                countIncludePad: Bool = false, ceilMode: Bool = false, dilation: (Int, Int) = (1, 1))
     {
         (self.kernel, self.stride, self.padding, self.countIncludePad) = (kernel, stride, padding, countIncludePad)
+        (self.ceilMode, self.dilation) = (ceilMode, dilation)
     }
 
     public static func == (a: Pool2d, b: Pool2d) -> Bool {
         a.kernel == b.kernel && a.stride == b.stride && a.padding == b.padding && a.countIncludePad == b.countIncludePad
+            && a.ceilMode == b.ceilMode && a.dilation == b.dilation
     }
 }
 
 public enum UpsampleMode: Int32, Sendable {
     case nearest = 0
     case bilinear = 1
+}
+
+/// Resizing to `height x width`. Nearest: `src = floor(dst * in / out)`
+/// (PyTorch `nearest`, ONNX `asymmetric` + `floor`). Bilinear: half-pixel
+/// centers, `src = (dst + 0.5) * in / out - 0.5` clamped to the edges
+/// (`align_corners=False`), or `src = dst * (in - 1) / (out - 1)` (`alignCorners`).
+public struct Resize: Equatable, Sendable {
+    public var height: Int
+    public var width: Int
+    public var mode: UpsampleMode
+    public var alignCorners: Bool
+
+    public init(height: Int, width: Int, mode: UpsampleMode, alignCorners: Bool = false) {
+        (self.height, self.width, self.mode, self.alignCorners) = (height, width, mode, alignCorners)
+    }
+}
+
+/// The element-wise activations: one op, a kind and up to two constants.
+public struct Activation: Equatable, Sendable {
+    public enum Kind: Int32, CaseIterable, Sendable {
+        /// `max(x, 0)`.
+        case relu = 0
+        /// `min(max(x, alpha), beta)` (ReLU6: `alpha = 0`, `beta = 6`).
+        case clip = 1
+        /// `x` where `x >= 0`, else `alpha * x`.
+        case leakyRelu = 2
+        /// `1 / (1 + exp(-x))`.
+        case sigmoid = 3
+        case tanh = 4
+        /// `x * sigmoid(x)` (SiLU, swish).
+        case silu = 5
+        /// `x Phi(x) = x / 2 * (1 + erf(x / sqrt 2))` (Hendrycks and Gimpel 2016).
+        case gelu = 6
+        /// `x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))`.
+        case geluTanh = 7
+        /// `x * min(max(x / 6 + 1 / 2, 0), 1)` (MobileNetV3, Howard et al. 2019).
+        case hardswish = 8
+        /// `min(max(alpha * x + beta, 0), 1)` (PyTorch: `alpha = 1/6`, `beta = 1/2`).
+        case hardsigmoid = 9
+        /// `x` where `x > 0`, else `alpha * (exp(x) - 1)`.
+        case elu = 10
+        /// `x * tanh(softplus(x))` (Misra 2019).
+        case mish = 11
+        /// `log(1 + exp(alpha x)) / alpha`, or `x` where `alpha x > beta` (PyTorch's threshold).
+        case softplus = 12
+        /// `alpha * x + beta` (a scalar multiply and add).
+        case affine = 13
+    }
+
+    public var kind: Kind
+    public var alpha: Float
+    public var beta: Float
+
+    public init(_ kind: Kind, alpha: Float = 0, beta: Float = 0) { (self.kind, self.alpha, self.beta) = (kind, alpha, beta) }
+
+    public static let relu = Activation(.relu)
+    public static let sigmoid = Activation(.sigmoid)
+
+    /// Whether `f(0) = 0`, so that a pruned (zero) channel stays zero through it.
+    public var keepsZero: Bool {
+        switch kind {
+        case .relu, .leakyRelu, .tanh, .silu, .gelu, .geluTanh, .hardswish, .elu, .mish: return true
+        case .clip: return alpha <= 0 && beta >= 0
+        case .sigmoid, .hardsigmoid, .softplus: return false
+        case .affine: return beta == 0
+        }
+    }
+}
+
+/// An element-wise binary op `y = a op b`; with a constant parameter `c`,
+/// `y = x op c`, or `c op x` if `constantFirst`.
+public struct Binary: Equatable, Sendable {
+    public enum Kind: Int32, CaseIterable, Sendable {
+        case add = 0, sub = 1, mul = 2, div = 3
+    }
+
+    public var kind: Kind
+    public var constantFirst: Bool
+
+    public init(_ kind: Kind, constantFirst: Bool = false) { (self.kind, self.constantFirst) = (kind, constantFirst) }
+
+    public static let add = Binary(.add)
+    public static let mul = Binary(.mul)
 }

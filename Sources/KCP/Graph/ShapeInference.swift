@@ -5,19 +5,29 @@ extension Network {
     public func inferShapes(batch: Int? = nil) throws -> [[Int]] {
         var shapes = [[Int]](repeating: [], count: valueCount)
         for (value, shape) in inputs { shapes[value] = [batch ?? shape[0]] + shape.dropFirst() }
-        for node in nodes {
-            let inputShapes = node.inputs.map { shapes[$0] }
-            let parameterShapes = node.parameters.map { parameters[$0].tensor.shape }
-            do {
-                shapes[node.output] = try node.op.outputShape(inputs: inputShapes, parameters: parameterShapes)
-                try check(fitsOneSample(shapes[node.output]),
-                          "output \(shapes[node.output]) has more than \(maxSampleElements) elements per sample")
-            } catch let KCPError.invalidArgument(_, reason) {
-                throw KCPError.invalidArgument(argument: "network",
-                                               reason: "node '\(node.name)' (\(node.op.name)): \(reason)")
-            }
-        }
+        for node in nodes { shapes[node.output] = try outputShape(of: node, shapes: shapes) }
         return shapes
+    }
+
+    /// `declaredShapes` with the batch dimension replaced by `batch` (nil: as declared).
+    public func shapes(batch: Int?) -> [[Int]] {
+        guard let batch else { return declaredShapes }
+        return declaredShapes.map { [batch] + $0.dropFirst() }
+    }
+
+    /// Infers `declaredShapes` again, after ops or parameters changed.
+    mutating func reinferShapes() throws { declaredShapes = try inferShapes() }
+
+    /// The shape of `node`'s output given the shapes of the values before it.
+    func outputShape(of node: Node, shapes: [[Int]]) throws -> [Int] {
+        do {
+            let shape = try node.op.outputShape(inputs: node.inputs.map { shapes[$0] },
+                                                parameters: node.parameters.map { parameters[$0].tensor.shape })
+            try check(fitsOneSample(shape), "output \(shape) has more than \(maxSampleElements) elements per sample")
+            return shape
+        } catch let KCPError.invalidArgument(_, reason) {
+            throw KCPError.invalidArgument(argument: "network", reason: "node '\(node.name)' (\(node.op.name)): \(reason)")
+        }
     }
 }
 
@@ -43,11 +53,11 @@ extension Op {
             try check(x.count >= 2, "input must have channels, got \(x)")
             try check(parameters.allSatisfy { $0 == [x[1]] }, "parameters must each be [\(x[1])], got \(parameters)")
             return x
-        case .relu, .leakyRelu, .sigmoid, .identity:
+        case .activation, .identity:
             return x
-        case .add, .mul:
-            try check(inputs[0] == inputs[1], "inputs must have equal shapes, got \(inputs[0]) and \(inputs[1])")
-            return x
+        case .binary:
+            let operands = inputs.count == 2 ? inputs : [x, [1] + parameters[0]]
+            return try broadcastShape(operands[0], operands[1])
         case .concat:
             for other in inputs {
                 try expectRank(other, 4)
@@ -62,8 +72,14 @@ extension Op {
                       && 2 * max(pool.padding.1, pool.padding.3) <= pool.kernel.1,
                       "padding \(pool.padding) must be at most half the kernel \(pool.kernel)")
             return [x[0], x[1],
-                    try outputSize(x[2], kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0 + pool.padding.2),
-                    try outputSize(x[3], kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1 + pool.padding.3)]
+                    try pooledSize(x[2], kernel: pool.kernel.0, stride: pool.stride.0, padding: (pool.padding.0, pool.padding.2),
+                                   dilation: pool.dilation.0, ceilMode: pool.ceilMode),
+                    try pooledSize(x[3], kernel: pool.kernel.1, stride: pool.stride.1, padding: (pool.padding.1, pool.padding.3),
+                                   dilation: pool.dilation.1, ceilMode: pool.ceilMode)]
+        case let .adaptivePool(height, width, _):
+            try expectRank(x, 4)
+            try check(height >= 1 && width >= 1, "output size must be positive, got \(height)x\(width)")
+            return [x[0], x[1], height, width]
         case .globalAvgPool:
             try expectRank(x, 4)
             return [x[0], x[1], 1, 1]
@@ -76,10 +92,10 @@ extension Op {
             try check(w.count == 2 && w[1] == x[1], "input \(x) does not match weight \(w) ([O, \(x[1])] expected)")
             try checkBias(parameters, outputs: w[0])
             return [x[0], w[0]]
-        case let .upsample(scale, _):
+        case let .resize(r):
             try expectRank(x, 4)
-            try check(scale >= 1, "scale must be a positive integer, got \(scale)")
-            return [x[0], x[1], x[2] * scale, x[3] * scale]
+            try check(r.height >= 1 && r.width >= 1, "output size must be positive, got \(r.height)x\(r.width)")
+            return [x[0], x[1], r.height, r.width]
         case let .correlation(maxDisparity, _):
             try expectRank(x, 4)
             try check(inputs[0] == inputs[1], "left and right must have equal shapes, got \(inputs[0]) and \(inputs[1])")
@@ -91,6 +107,20 @@ extension Op {
         case .softArgmin:
             try expectRank(x, 4)
             return [x[0], 1, x[2], x[3]]
+        case let .channelShuffle(groups):
+            try check(x.count >= 2 && groups >= 1 && x[1] % groups == 0, "\(groups) groups do not divide the channels of \(x)")
+            return x
+        case let .channelChunk(index, parts):
+            try check(x.count >= 2 && parts >= 1 && (0..<parts).contains(index) && x[1] % parts == 0,
+                      "part \(index) of \(parts) equal parts does not fit the channels of \(x)")
+            return [x[0], x[1] / parts] + x.dropFirst(2)
+        case let .channelwise(shape):
+            try check(!shape.isEmpty && shape.allSatisfy { $0 >= 1 }, "output shape \(shape) must be positive")
+            for input in inputs {
+                try check(input.count >= 2 && (input[1] == shape[0] || input[1] == 1),
+                          "input \(input) has neither \(shape[0]) channels nor one")
+            }
+            return [x[0]] + shape
         }
     }
 }
@@ -105,6 +135,26 @@ private func expectRank(_ shape: [Int], _ rank: Int) throws {
 
 private func checkBias(_ parameters: [[Int]], outputs: Int) throws {
     try check(parameters.count < 2 || parameters[1] == [outputs], "bias must be [\(outputs)], got \(parameters[1])")
+}
+
+/// NumPy broadcasting of two shapes of one rank: each dimension equal, or 1 on one side.
+func broadcastShape(_ a: [Int], _ b: [Int]) throws -> [Int] {
+    try check(a.count == b.count && zip(a, b).allSatisfy { $0 == $1 || $0 == 1 || $1 == 1 },
+              "shapes \(a) and \(b) do not broadcast (equal ranks, each dimension equal or 1)")
+    return zip(a, b).map { Swift.max($0, $1) }
+}
+
+/// A pooled size, PyTorch's rule: `floor` (or with `ceilMode` `ceil`) of
+/// `(size + padding - dilation (kernel - 1) - 1) / stride`, plus 1; with
+/// `ceilMode` a last window that would start in the end padding is dropped.
+func pooledSize(_ size: Int, kernel: Int, stride: Int, padding: (Int, Int), dilation: Int, ceilMode: Bool) throws -> Int {
+    var count = try outputSize(size, kernel: kernel, stride: stride, padding: padding.0 + padding.1, dilation: dilation)
+    let span = size + padding.0 + padding.1 - dilation * (kernel - 1) - 1
+    if ceilMode && span % stride != 0 {
+        count += 1
+        if (count - 1) * stride >= size + padding.0 { count -= 1 }
+    }
+    return count
 }
 
 /// `floor((size + padding - dilation * (kernel - 1) - 1) / stride) + 1`, at least 1.

@@ -1,9 +1,12 @@
-/// Max and average pooling over `kh x kw` windows, NCHW, with padding.
-/// Max pooling ignores padded positions; average pooling divides by the
-/// window size (`countIncludePad`) or by the number of real positions.
+/// Max and average pooling over `kh x kw` windows, NCHW, with padding,
+/// dilation and PyTorch's `ceil_mode`. Max pooling ignores padded positions;
+/// average pooling divides by the number of real positions, or with
+/// `countIncludePad` by the window's extent clipped to the padded input
+/// (`kh * kw` except for a last `ceil_mode` window), as PyTorch does.
 func pool2dForward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, outputShape: [Int]) -> Tensor {
     let (height, width) = (x.shape[2], x.shape[3])
     let (outHeight, outWidth) = (outputShape[2], outputShape[3])
+    let windows = PoolWindows(pool, height: height, width: width, outHeight: outHeight, outWidth: outWidth)
     var y = Tensor(zeros: outputShape)
     x.data.withUnsafeBufferPointer { xs in
         y.data.withUnsafeMutableBufferPointer { ys in
@@ -12,18 +15,15 @@ func pool2dForward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, outputShape: [
                 let output = ys.baseAddress! + plane * outHeight * outWidth
                 for oy in 0..<outHeight {
                     for ox in 0..<outWidth {
-                        let y0 = oy * pool.stride.0 - pool.padding.0, x0 = ox * pool.stride.1 - pool.padding.1
-                        var best = -Float.infinity, sum: Float = 0, count = 0
-                        for iy in max(y0, 0)..<min(y0 + pool.kernel.0, height) {
-                            for ix in max(x0, 0)..<min(x0 + pool.kernel.1, width) {
+                        var best = -Float.infinity, sum: Float = 0
+                        for iy in windows.rows[oy] {
+                            for ix in windows.cols[ox] {
                                 let v = input[iy * width + ix]
                                 best = Swift.max(best, v)
                                 sum += v
-                                count += 1
                             }
                         }
-                        let divisor = pool.countIncludePad ? pool.kernel.0 * pool.kernel.1 : Swift.max(count, 1)
-                        output[oy * outWidth + ox] = useMax ? best : sum / Float(divisor)
+                        output[oy * outWidth + ox] = useMax ? best : sum / windows.divisor(oy, ox)
                     }
                 }
             }
@@ -36,10 +36,11 @@ func pool2dForward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, outputShape: [
 /// each window's `g` to its first maximal element in row-major window order
 /// (the element PyTorch's argmax picks; ties get nothing else); average
 /// pooling adds `g / divisor` to every real element of the window, with the
-/// forward's divisor (`kh * kw` if `countIncludePad`, else the real count).
+/// forward's divisor.
 func pool2dBackward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, gradient: Tensor) -> Tensor {
     let (height, width) = (x.shape[2], x.shape[3])
     let (outHeight, outWidth) = (gradient.shape[2], gradient.shape[3])
+    let windows = PoolWindows(pool, height: height, width: width, outHeight: outHeight, outWidth: outWidth)
     var dx = Tensor(zeros: x.shape)
     x.data.withUnsafeBufferPointer { xs in
         gradient.data.withUnsafeBufferPointer { gs in
@@ -50,24 +51,19 @@ func pool2dBackward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, gradient: Ten
                     let target = dxs.baseAddress! + plane * height * width
                     for oy in 0..<outHeight {
                         for ox in 0..<outWidth {
-                            let y0 = oy * pool.stride.0 - pool.padding.0, x0 = ox * pool.stride.1 - pool.padding.1
-                            let rows = max(y0, 0)..<min(y0 + pool.kernel.0, height)
-                            let cols = max(x0, 0)..<min(x0 + pool.kernel.1, width)
                             let g = output[oy * outWidth + ox]
                             if useMax {
                                 var best = -Float.infinity, argmax = -1
-                                for iy in rows {
-                                    for ix in cols where argmax < 0 || input[iy * width + ix] > best {
+                                for iy in windows.rows[oy] {
+                                    for ix in windows.cols[ox] where argmax < 0 || input[iy * width + ix] > best {
                                         (best, argmax) = (input[iy * width + ix], iy * width + ix)
                                     }
                                 }
                                 if argmax >= 0 { target[argmax] += g }
                             } else {
-                                let divisor = pool.countIncludePad ? pool.kernel.0 * pool.kernel.1
-                                    : Swift.max(rows.count * cols.count, 1)
-                                let share = g / Float(divisor)
-                                for iy in rows {
-                                    for ix in cols { target[iy * width + ix] += share }
+                                let share = g / windows.divisor(oy, ox)
+                                for iy in windows.rows[oy] {
+                                    for ix in windows.cols[ox] { target[iy * width + ix] += share }
                                 }
                             }
                         }
@@ -77,6 +73,111 @@ func pool2dBackward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, gradient: Ten
         }
     }
     return dx
+}
+
+/// The input rows and columns each output position reads (dilated taps
+/// inside the input), and the average's divisor.
+private struct PoolWindows {
+    var rows: [[Int]]
+    var cols: [[Int]]
+    /// Per output row (column): the window's extent clipped to the padded input.
+    var rowExtent: [Int]
+    var colExtent: [Int]
+    var countIncludePad: Bool
+
+    init(_ pool: Pool2d, height: Int, width: Int, outHeight: Int, outWidth: Int) {
+        func taps(_ count: Int, kernel: Int, stride: Int, padding: Int, dilation: Int, size: Int) -> [[Int]] {
+            (0..<count).map { o in
+                (0..<kernel).map { o * stride - padding + $0 * dilation }.filter { (0..<size).contains($0) }
+            }
+        }
+        func extents(_ count: Int, kernel: Int, stride: Int, padding: Int, size: Int) -> [Int] {
+            (0..<count).map { o in Swift.min(o * stride - padding + kernel, size + padding) - (o * stride - padding) }
+        }
+        rows = taps(outHeight, kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0,
+                    dilation: pool.dilation.0, size: height)
+        cols = taps(outWidth, kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1,
+                    dilation: pool.dilation.1, size: width)
+        rowExtent = extents(outHeight, kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0, size: height)
+        colExtent = extents(outWidth, kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1, size: width)
+        countIncludePad = pool.countIncludePad
+    }
+
+    func divisor(_ oy: Int, _ ox: Int) -> Float {
+        Float(Swift.max(countIncludePad ? rowExtent[oy] * colExtent[ox] : rows[oy].count * cols[ox].count, 1))
+    }
+}
+
+/// Adaptive pooling to the output's size: output `(i, j)` pools input rows
+/// `floor(i H / oh) ..< ceil((i + 1) H / oh)` and the columns alike.
+func adaptivePoolForward(_ x: Tensor, max useMax: Bool, outputShape: [Int]) -> Tensor {
+    let (height, width, outHeight, outWidth) = (x.shape[2], x.shape[3], outputShape[2], outputShape[3])
+    let (rows, cols) = (adaptiveBins(height, outHeight), adaptiveBins(width, outWidth))
+    var y = Tensor(zeros: outputShape)
+    x.data.withUnsafeBufferPointer { xs in
+        y.data.withUnsafeMutableBufferPointer { ys in
+            parallelFor(x.shape[0] * x.shape[1]) { plane in
+                let input = xs.baseAddress! + plane * height * width
+                let output = ys.baseAddress! + plane * outHeight * outWidth
+                for oy in 0..<outHeight {
+                    for ox in 0..<outWidth {
+                        var best = -Float.infinity, sum: Float = 0
+                        for iy in rows[oy] {
+                            for ix in cols[ox] {
+                                best = Swift.max(best, input[iy * width + ix])
+                                sum += input[iy * width + ix]
+                            }
+                        }
+                        output[oy * outWidth + ox] = useMax ? best : sum / Float(rows[oy].count * cols[ox].count)
+                    }
+                }
+            }
+        }
+    }
+    return y
+}
+
+/// Gradient of `adaptivePoolForward`: as `pool2dBackward` over the adaptive bins.
+func adaptivePoolBackward(_ x: Tensor, max useMax: Bool, gradient: Tensor) -> Tensor {
+    let (height, width, outHeight, outWidth) = (x.shape[2], x.shape[3], gradient.shape[2], gradient.shape[3])
+    let (rows, cols) = (adaptiveBins(height, outHeight), adaptiveBins(width, outWidth))
+    var dx = Tensor(zeros: x.shape)
+    x.data.withUnsafeBufferPointer { xs in
+        gradient.data.withUnsafeBufferPointer { gs in
+            dx.data.withUnsafeMutableBufferPointer { dxs in
+                parallelFor(x.shape[0] * x.shape[1]) { plane in
+                    let input = xs.baseAddress! + plane * height * width
+                    let output = gs.baseAddress! + plane * outHeight * outWidth
+                    let target = dxs.baseAddress! + plane * height * width
+                    for oy in 0..<outHeight {
+                        for ox in 0..<outWidth {
+                            let g = output[oy * outWidth + ox]
+                            if useMax {
+                                var best = -Float.infinity, argmax = -1
+                                for iy in rows[oy] {
+                                    for ix in cols[ox] where argmax < 0 || input[iy * width + ix] > best {
+                                        (best, argmax) = (input[iy * width + ix], iy * width + ix)
+                                    }
+                                }
+                                target[argmax] += g
+                            } else {
+                                let share = g / Float(rows[oy].count * cols[ox].count)
+                                for iy in rows[oy] {
+                                    for ix in cols[ox] { target[iy * width + ix] += share }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return dx
+}
+
+/// PyTorch's adaptive bins: `floor(i size / count) ..< ceil((i + 1) size / count)`.
+private func adaptiveBins(_ size: Int, _ count: Int) -> [Range<Int>] {
+    (0..<count).map { i in (i * size / count)..<(((i + 1) * size + count - 1) / count) }
 }
 
 /// `y[n, c] = mean_{h, w} x[n, c, h, w]`.

@@ -1,4 +1,4 @@
-/// Ops that move values without arithmetic: concatenation and upsampling.
+/// Ops that move values without arithmetic: concatenation, resizing, channel shuffles and slices.
 
 /// Concatenates NCHW tensors along channels.
 func concatForward(_ xs: [Tensor]) -> Tensor {
@@ -33,14 +33,12 @@ func concatBackward(_ gradient: Tensor, channels: [Int]) -> [Tensor] {
     }
 }
 
-/// Upsampling by an integer `scale`. Nearest: `y[h, w] = x[h / s, w / s]`.
-/// Bilinear: half-pixel centers, `src = (dst + 0.5) / s - 0.5` clamped to
-/// the edges (PyTorch `align_corners=False`, ONNX Resize `half_pixel`).
-func upsampleForward(_ x: Tensor, scale: Int, mode: UpsampleMode) -> Tensor {
-    let (height, width) = (x.shape[2], x.shape[3])
-    let (outHeight, outWidth) = (height * scale, width * scale)
-    let rows = (0..<outHeight).map { sourceCoordinate($0, scale: scale, size: height, mode: mode) }
-    let cols = (0..<outWidth).map { sourceCoordinate($0, scale: scale, size: width, mode: mode) }
+/// Resizing H and W to `r.height x r.width` (see `Resize`): each output
+/// reads up to four inputs, `y = (1 - fy) ((1 - fx) x[y0, x0] + fx x[y0, x1])
+/// + fy ((1 - fx) x[y1, x0] + fx x[y1, x1])` (nearest: `fy = fx = 0`).
+func resizeForward(_ x: Tensor, _ r: Resize) -> Tensor {
+    let (height, width, outHeight, outWidth) = (x.shape[2], x.shape[3], r.height, r.width)
+    let rows = sourceCoordinates(outHeight, from: height, r), cols = sourceCoordinates(outWidth, from: width, r)
     return Tensor(shape: [x.shape[0], x.shape[1], outHeight, outWidth]) { ys in
         x.data.withUnsafeBufferPointer { xs in
             cols.withUnsafeBufferPointer { cols in
@@ -63,17 +61,12 @@ func upsampleForward(_ x: Tensor, scale: Int, mode: UpsampleMode) -> Tensor {
     }
 }
 
-/// The adjoint of `upsampleForward` (given `gradient = dL/dy`): each output
-/// adds its `g` to the (up to) four inputs it read, with its weights,
-/// `dL/dx[y0, x0] += (1 - fy) (1 - fx) g`, `dL/dx[y0, x1] += (1 - fy) fx g`,
-/// `dL/dx[y1, x0] += fy (1 - fx) g`, `dL/dx[y1, x1] += fy fx g`
-/// (nearest: `fy = fx = 0`, so each input collects its `scale x scale` block).
-func upsampleBackward(_ gradient: Tensor, inputShape: [Int], scale: Int, mode: UpsampleMode) -> Tensor {
-    let (height, width) = (inputShape[2], inputShape[3])
-    let (outHeight, outWidth) = (height * scale, width * scale)
+/// The adjoint of `resizeForward` (given `gradient = dL/dy`): each output
+/// adds its `g` to the (up to) four inputs it read, with its weights.
+func resizeBackward(_ gradient: Tensor, inputShape: [Int], _ r: Resize) -> Tensor {
+    let (height, width, outHeight, outWidth) = (inputShape[2], inputShape[3], r.height, r.width)
+    let rows = sourceCoordinates(outHeight, from: height, r), cols = sourceCoordinates(outWidth, from: width, r)
     var dx = Tensor(zeros: inputShape)
-    let rows = (0..<outHeight).map { sourceCoordinate($0, scale: scale, size: height, mode: mode) }
-    let cols = (0..<outWidth).map { sourceCoordinate($0, scale: scale, size: width, mode: mode) }
     gradient.data.withUnsafeBufferPointer { gs in
         dx.data.withUnsafeMutableBufferPointer { dxs in
             parallelFor(inputShape[0] * inputShape[1]) { plane in
@@ -96,14 +89,73 @@ func upsampleBackward(_ gradient: Tensor, inputShape: [Int], scale: Int, mode: U
     return dx
 }
 
-/// The two source indices and the weight of the second for output index `i`.
-func sourceCoordinate(_ i: Int, scale: Int, size: Int, mode: UpsampleMode) -> (Int, Int, Float) {
-    switch mode {
-    case .nearest:
-        return (i / scale, i / scale, 0)
-    case .bilinear:
-        let source = max((Float(i) + 0.5) / Float(scale) - 0.5, 0)
-        let low = min(Int(source), size - 1)
-        return (low, min(low + 1, size - 1), source - Float(low))
+/// For each of `count` output indices, the two source indices of an input
+/// of `size` and the weight of the second (PyTorch's float arithmetic, so
+/// the same indices as `F.interpolate`).
+func sourceCoordinates(_ count: Int, from size: Int, _ r: Resize) -> [(Int, Int, Float)] {
+    (0..<count).map { i in
+        switch r.mode {
+        case .nearest:
+            let index = Swift.min(Int((Float(i) * (Float(size) / Float(count))).rounded(.down)), size - 1)
+            return (index, index, 0)
+        case .bilinear:
+            let source: Float
+            if r.alignCorners {
+                source = count > 1 ? Float(i) * (Float(size - 1) / Float(count - 1)) : 0
+            } else {
+                source = Swift.max((Float(i) + 0.5) * (Float(size) / Float(count)) - 0.5, 0)
+            }
+            let low = Swift.min(Int(source), size - 1)
+            return (low, Swift.min(low + 1, size - 1), source - Float(low))
+        }
     }
+}
+
+/// ShuffleNet's channel shuffle with `groups` groups: output channel
+/// `j g + i` is input channel `i k + j` (`k = C / g`); a shuffle with `k`
+/// groups undoes it, so it is its own backward's form.
+func shuffleChannels(_ x: Tensor, groups: Int) -> Tensor {
+    let (batch, channels) = (x.shape[0], x.shape[1]), inner = x.count / max(batch * channels, 1)
+    let perGroup = channels / groups
+    return x.data.withUnsafeBufferPointer { xs in
+        Tensor(shape: x.shape) { ys in
+            parallelFor(batch * channels) { job in
+                let (n, o) = (job / channels, job % channels)
+                let source = (o % groups) * perGroup + o / groups
+                (ys.baseAddress! + (n * channels + o) * inner).update(from: xs.baseAddress! + (n * channels + source) * inner,
+                                                                     count: inner)
+            }
+        }
+    }
+}
+
+/// Channels `start ..< start + count` of `x`.
+func channelSlice(_ x: Tensor, start: Int, count: Int) -> Tensor {
+    let (batch, channels) = (x.shape[0], x.shape[1]), inner = x.count / max(batch * channels, 1)
+    var shape = x.shape
+    shape[1] = count
+    return x.data.withUnsafeBufferPointer { xs in
+        Tensor(shape: shape) { ys in
+            for n in 0..<batch {
+                (ys.baseAddress! + n * count * inner).update(from: xs.baseAddress! + (n * channels + start) * inner,
+                                                             count: count * inner)
+            }
+        }
+    }
+}
+
+/// Gradient of `channelSlice`: `gradient` placed at channels `start...` of zeros shaped like the input.
+func channelSliceBackward(_ gradient: Tensor, start: Int, inputShape: [Int]) -> Tensor {
+    let (batch, channels, count) = (inputShape[0], inputShape[1], gradient.shape[1])
+    let inner = gradient.count / max(batch * count, 1)
+    var dx = Tensor(zeros: inputShape)
+    gradient.data.withUnsafeBufferPointer { gs in
+        dx.data.withUnsafeMutableBufferPointer { dxs in
+            for n in 0..<batch {
+                (dxs.baseAddress! + (n * channels + start) * inner).update(from: gs.baseAddress! + n * count * inner,
+                                                                         count: count * inner)
+            }
+        }
+    }
+    return dx
 }

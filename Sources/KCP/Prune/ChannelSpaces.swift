@@ -1,23 +1,28 @@
 /// Which channels of a network must be pruned together.
 ///
 /// Every channel of every value (axis 1) is a node of a union-find; ops tie
-/// channels: element-wise ops (add, mul) tie their inputs and output channel
-/// by channel, channel-preserving ops (batchnorm, activations, pooling,
-/// upsampling, identity) their input and output, a depthwise conv with
-/// multiplier `m` each output `o` to input `o / m`, a concat each output
-/// segment to its input, a flatten of spatial size `S` columns
-/// `[c*S, (c+1)*S)` to channel `c`, a stereo correlation its left and right
-/// inputs, and nodes sharing a parameter their inputs and outputs. A *channel
+/// channels: element-wise ops (binary ops, channelwise ops) tie every input
+/// of the output's width to the output channel by channel (an input of one
+/// channel broadcasts and stays apart), channel-preserving ops (batchnorm,
+/// activations, pooling, resizing, identity) their input and output, a
+/// depthwise conv with multiplier `m` each output `o` to input `o / m`, a
+/// grouped conv (`1 < g < C`) channel `j` of every group of its input, and
+/// of its output, so that groups shrink alike and `g` stays, a channel
+/// shuffle or chunk likewise the `j`-th channel of every group or part of
+/// its input (and each output channel to the input channel it moves), a
+/// concat each output segment to its input, a flatten of spatial size `S`
+/// columns `[c*S, (c+1)*S)` to channel `c`, a stereo correlation its left and
+/// right inputs, and nodes sharing a parameter their inputs and outputs. A *channel
 /// class* is one set of tied channels, pruned as a unit; a *space* is the
 /// set of values tied by any of these ops but concat, and its classes are its
 /// channels. A concat's output is a view: its channels are the ordered union
 /// of its inputs' spaces.
 ///
 /// A class is *frozen* (never pruned) if it touches a network input or
-/// output, a grouped conv with `1 < g < channels`, or an op that mixes
-/// channels (softmax, soft-argmin, a correlation's disparity output), or if
-/// a sigmoid output reaches a correlation: a masked channel there would be
-/// `sigmoid(0) = 0.5`, not 0, and the correlation sums over channels.
+/// output, or an op that mixes channels (softmax, soft-argmin, a
+/// correlation's disparity output), or if an activation with `f(0) != 0`
+/// reaches a correlation: a masked channel there would be `sigmoid(0) = 0.5`,
+/// not 0, and the correlation sums over channels.
 public struct ChannelSpaces: Sendable {
     public struct Space: Sendable {
         /// Values of the space, ascending.
@@ -53,6 +58,14 @@ public struct ChannelSpaces: Sendable {
             if sameSpace { valueSets.union(a, b) }
             for c in 0..<channels[a] { channelSets.union(offsets[a] + c, offsets[b] + map(c)) }
         }
+        /// Ties channel `j` of every one of `groups` equal groups of `value`'s
+        /// channels, so that every group keeps the same positions.
+        func alignGroups(_ value: Int, _ groups: Int) {
+            let perGroup = channels[value] / groups
+            for group in 1..<max(groups, 1) {
+                for j in 0..<perGroup { channelSets.union(offsets[value] + j, offsets[value] + group * perGroup + j) }
+            }
+        }
         func freeze(_ values: [Int], _ reason: String) {
             for value in values { reasons[value].append(reason) }
         }
@@ -71,13 +84,13 @@ public struct ChannelSpaces: Sendable {
                     let multiplier = channels[y] / channels[x]
                     tie(y, x) { $0 / multiplier }
                 } else {
-                    freeze([x, y], "grouped conv '\(node.name)' (\(conv.groups) groups)")
+                    alignGroups(x, conv.groups)
+                    alignGroups(y, conv.groups)
                 }
-            case .batchNorm, .relu, .leakyRelu, .sigmoid, .maxPool, .avgPool, .globalAvgPool, .upsample, .identity:
+            case .batchNorm, .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .resize, .identity:
                 tie(x, y)
-            case .add, .mul:
-                tie(x, y)
-                tie(node.inputs[1], y)
+            case .binary, .channelwise:
+                for input in node.inputs where channels[input] == channels[y] { tie(input, y) }
             case .concat:
                 isView[y] = true
                 var offset = 0
@@ -89,6 +102,13 @@ public struct ChannelSpaces: Sendable {
             case .flatten:
                 let spatial = channels[y] / max(channels[x], 1)
                 tie(y, x) { $0 / spatial }
+            case let .channelShuffle(groups):
+                let perGroup = channels[x] / groups
+                alignGroups(x, groups)
+                tie(y, x) { ($0 % groups) * perGroup + $0 / groups }
+            case let .channelChunk(index, parts):
+                alignGroups(x, parts)
+                tie(y, x) { index * channels[y] + $0 }
             case .correlation:
                 tie(x, node.inputs[1])
                 freeze([y], "disparity channels of correlation '\(node.name)'")
@@ -118,8 +138,9 @@ public struct ChannelSpaces: Sendable {
         for correlation in network.nodes {
             guard case .correlation = correlation.op else { continue }
             let read = Set(classOf[correlation.inputs[0]])
-            for node in network.nodes where node.op == .sigmoid && !read.isDisjoint(with: classOf[node.output]) {
-                freeze(correlation.inputs, "sigmoid '\(node.name)' feeds correlation '\(correlation.name)'")
+            for node in network.nodes where !read.isDisjoint(with: classOf[node.output]) {
+                guard case let .activation(activation) = node.op, !activation.keepsZero else { continue }
+                freeze(correlation.inputs, "\(node.op.name) '\(node.name)' (nonzero at 0) feeds correlation '\(correlation.name)'")
             }
         }
         let classCount = (labels.max() ?? -1) + 1

@@ -20,7 +20,9 @@ extension Network {
             let x = node.inputs[0], y = node.output
             switch node.op {
             case let .conv2d(conv):
-                let weightIn = conv.groups == 1 ? keep[x] : nil
+                // Grouped convs keep the same positions in every group (ChannelSpaces), so group 0's say which.
+                let weightIn = conv.groups == 1 ? keep[x] : conv.groups == keep[x].count ? nil
+                    : Array(keep[x].prefix(keep[x].count / conv.groups))
                 slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[y], keepIn: weightIn)
                 if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
             case .linear:
@@ -30,8 +32,15 @@ extension Network {
                 for (position, p) in node.parameters.enumerated() {
                     slices[p] = ParameterSlice(keepOut: keep[x], isVariance: position == 3)
                 }
-            case .relu, .leakyRelu, .sigmoid, .add, .mul, .concat, .maxPool, .avgPool, .globalAvgPool, .flatten,
-                 .upsample, .correlation, .softmax, .softArgmin, .identity:
+            case .binary:
+                // A constant operand follows the channels where it has one per channel.
+                if let constant = node.parameters.first, parameters[constant].tensor.shape.first == keep[y].count,
+                   keep[y].count > 1
+                {
+                    slices[constant] = ParameterSlice(keepOut: keep[y])
+                }
+            case .activation, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .flatten, .resize,
+                 .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk, .channelwise:
                 break
             }
         }
@@ -76,7 +85,8 @@ extension Network {
     }
 
     /// The same network with pruned channels physically removed; depthwise
-    /// convs keep one group per remaining channel.
+    /// convs keep one group per remaining channel, other grouped convs their
+    /// groups with fewer channels each.
     public func compacted(_ spaces: ChannelSpaces, keepClasses: [Bool]) throws -> Network {
         try validate(spaces, keepClasses: keepClasses)
         let keep = channelKeep(spaces, keepClasses: keepClasses)
@@ -95,14 +105,19 @@ extension Network {
             }
             result.parameters[index].tensor = compact
         }
-        for index in result.nodes.indices {
-            if case var .conv2d(conv) = nodes[index].op, conv.groups > 1,
-               conv.groups == keep[nodes[index].inputs[0]].count
-            {
-                conv.groups = keep[nodes[index].inputs[0]].filter { $0 }.count
+        for (index, node) in nodes.enumerated() {
+            switch node.op {
+            case var .conv2d(conv) where conv.groups > 1 && conv.groups == keep[node.inputs[0]].count:
+                conv.groups = keep[node.inputs[0]].filter { $0 }.count
                 result.nodes[index].op = .conv2d(conv)
+            case var .channelwise(shape):
+                shape[0] = keep[node.output].filter { $0 }.count
+                result.nodes[index].op = .channelwise(shape: shape)
+            default:
+                break
             }
         }
+        try result.reinferShapes()
         return result
     }
 }

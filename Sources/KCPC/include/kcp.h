@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define KCP_ABI_VERSION 4
+#define KCP_ABI_VERSION 5
 
 typedef int32_t kcp_status;
 enum {
@@ -39,6 +39,14 @@ enum { KCP_GEOMETRY_IN_CHANNELS = 0, KCP_GEOMETRY_OUT_CHANNELS = 1,
 
 /* The KCP_ABI_VERSION the engine was built with. */
 int32_t kcp_abi_version(void);
+
+/*
+ * The op table, one line per op, "op CODE NAME ATTRIBUTE,ATTRIBUTE,..." ("*": a variable list), and
+ * one per value of an enumerated attribute, "ENUMERATION CODE NAME" (activation kinds, binary kinds,
+ * resize modes). *length excludes the terminating 0, which is written only if capacity > *length.
+ * The KCP_OP_* and KCP_ACTIVATION_* enums below restate it; a test checks that they agree.
+ */
+kcp_status kcp_op_table(char *buffer, int64_t capacity, int64_t *length);
 
 /* The calling thread's message for its last failed call ("" if none). */
 const char *kcp_error_message(void);
@@ -97,29 +105,38 @@ kcp_status kcp_weight_mask(float *weight, const int64_t *shape, int32_t ndim,
  */
 typedef struct kcp_network kcp_network;
 
-/* Op codes for kcp_network_add_node and their attributes (doubles, in order). */
+/* Op codes for kcp_network_add_node and their attributes (doubles, in order); see kcp_op_table. */
 enum {
     KCP_OP_CONV2D = 0,          /* stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
                                    dilation_h, dilation_w, groups; params weight [, bias] */
     KCP_OP_BATCHNORM = 1,       /* epsilon; params gamma, beta, running mean, running var */
-    KCP_OP_RELU = 2,
-    KCP_OP_LEAKY_RELU = 3,      /* alpha */
-    KCP_OP_SIGMOID = 4,
-    KCP_OP_ADD = 5,
-    KCP_OP_MUL = 6,
-    KCP_OP_CONCAT = 7,          /* one or more inputs, along channels */
-    KCP_OP_MAX_POOL = 8,        /* kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, pad_bottom,
-                                   pad_right, count_include_pad */
-    KCP_OP_AVG_POOL = 9,        /* as max pool */
-    KCP_OP_GLOBAL_AVG_POOL = 10,
-    KCP_OP_FLATTEN = 11,
-    KCP_OP_LINEAR = 12,         /* params weight [, bias] */
-    KCP_OP_UPSAMPLE = 13,       /* scale, mode (0 nearest, 1 bilinear) */
-    KCP_OP_CORRELATION = 14,    /* max_disparity, scale; inputs left, right */
-    KCP_OP_SOFTMAX = 15,
-    KCP_OP_SOFT_ARGMIN = 16,
-    KCP_OP_IDENTITY = 17
+    KCP_OP_ACTIVATION = 2,      /* kind (KCP_ACTIVATION_*), alpha, beta */
+    KCP_OP_BINARY = 3,          /* kind (KCP_BINARY_*), constant_first; inputs a, b (broadcast), or x and
+                                   a constant parameter shaped like one sample (dimensions equal or 1) */
+    KCP_OP_CONCAT = 4,          /* one or more inputs, along channels */
+    KCP_OP_MAX_POOL = 5,        /* kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, pad_bottom,
+                                   pad_right, count_include_pad, ceil_mode, dilation_h, dilation_w */
+    KCP_OP_AVG_POOL = 6,        /* as max pool */
+    KCP_OP_ADAPTIVE_POOL = 7,   /* height, width, max (0 average, 1 max) */
+    KCP_OP_GLOBAL_AVG_POOL = 8,
+    KCP_OP_FLATTEN = 9,
+    KCP_OP_LINEAR = 10,         /* params weight [, bias] */
+    KCP_OP_RESIZE = 11,         /* height, width, mode (KCP_RESIZE_*), align_corners */
+    KCP_OP_CORRELATION = 12,    /* max_disparity, scale; inputs left, right */
+    KCP_OP_SOFTMAX = 13,
+    KCP_OP_SOFT_ARGMIN = 14,
+    KCP_OP_IDENTITY = 15,
+    KCP_OP_CHANNEL_SHUFFLE = 16, /* groups */
+    KCP_OP_CHANNEL_CHUNK = 17,  /* index, parts */
+    KCP_OP_CHANNELWISE = 18     /* the output shape without batch (1 to 8 sizes); no kernel: prunable,
+                                   not runnable */
 };
+enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RELU = 2, KCP_ACTIVATION_SIGMOID = 3,
+       KCP_ACTIVATION_TANH = 4, KCP_ACTIVATION_SILU = 5, KCP_ACTIVATION_GELU = 6, KCP_ACTIVATION_GELU_TANH = 7,
+       KCP_ACTIVATION_HARDSWISH = 8, KCP_ACTIVATION_HARDSIGMOID = 9, KCP_ACTIVATION_ELU = 10,
+       KCP_ACTIVATION_MISH = 11, KCP_ACTIVATION_SOFTPLUS = 12, KCP_ACTIVATION_AFFINE = 13 };
+enum { KCP_BINARY_ADD = 0, KCP_BINARY_SUB = 1, KCP_BINARY_MUL = 2, KCP_BINARY_DIV = 3 };
+enum { KCP_RESIZE_MODE_NEAREST = 0, KCP_RESIZE_MODE_BILINEAR = 1 };
 
 kcp_status kcp_network_create(kcp_network **network);
 /* Releases a network (NULL is ignored). */

@@ -1,0 +1,118 @@
+/// Element-wise binary ops with NumPy broadcasting, forward and backward.
+///
+/// Operands have one rank (a constant parameter, shaped like one sample,
+/// gains a leading 1) and each dimension equal to the output's or 1. The
+/// loops walk the output in runs along its trailing dimensions, merged while
+/// each operand either follows the output or stays on one element there.
+func binaryForward(_ a: Tensor, _ b: Tensor, _ op: Binary, outputShape: [Int]) -> Tensor {
+    let (left, right) = op.constantFirst ? (b, a) : (a, b)
+    let layout = BroadcastLayout(output: outputShape, left.shape, right.shape)
+    return left.data.withUnsafeBufferPointer { ls in
+        right.data.withUnsafeBufferPointer { rs in
+            Tensor(shape: outputShape) { ys in
+                parallelFor(layout.runs) { run in
+                    let (l, r) = layout.offsets(run)
+                    let (lp, rp, yp) = (ls.baseAddress! + l, rs.baseAddress! + r, ys.baseAddress! + run * layout.length)
+                    let (lstep, rstep, length) = (layout.steps.0, layout.steps.1, layout.length)
+                    switch op.kind {
+                    case .add: for i in 0..<length { yp[i] = lp[i * lstep] + rp[i * rstep] }
+                    case .sub: for i in 0..<length { yp[i] = lp[i * lstep] - rp[i * rstep] }
+                    case .mul: for i in 0..<length { yp[i] = lp[i * lstep] * rp[i * rstep] }
+                    case .div: for i in 0..<length { yp[i] = lp[i * lstep] / rp[i * rstep] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `(dL/da, dL/db)` of `binaryForward`, each summed over the dimensions its
+/// operand broadcast along and shaped like it: for `y = l op r`,
+/// `dl = g, g, g r, g / r` and `dr = g, -g, g l, -g l / r^2` (add, sub, mul, div).
+func binaryBackward(_ a: Tensor, _ b: Tensor, _ op: Binary, gradient: Tensor) -> (a: Tensor, b: Tensor) {
+    let (left, right) = op.constantFirst ? (b, a) : (a, b)
+    let layout = BroadcastLayout(output: gradient.shape, left.shape, right.shape)
+    var dl = Tensor(zeros: left.shape), dr = Tensor(zeros: right.shape)
+    left.data.withUnsafeBufferPointer { ls in
+        right.data.withUnsafeBufferPointer { rs in
+            gradient.data.withUnsafeBufferPointer { gs in
+                dl.data.withUnsafeMutableBufferPointer { dls in
+                    dr.data.withUnsafeMutableBufferPointer { drs in
+                        for run in 0..<layout.runs {
+                            let (l, r) = layout.offsets(run)
+                            let (lp, rp, gp) = (ls.baseAddress! + l, rs.baseAddress! + r, gs.baseAddress! + run * layout.length)
+                            let (dlp, drp) = (dls.baseAddress! + l, drs.baseAddress! + r)
+                            let (lstep, rstep) = (layout.steps.0, layout.steps.1)
+                            for i in 0..<layout.length {
+                                let (g, x, y) = (gp[i], lp[i * lstep], rp[i * rstep])
+                                switch op.kind {
+                                case .add: dlp[i * lstep] += g; drp[i * rstep] += g
+                                case .sub: dlp[i * lstep] += g; drp[i * rstep] -= g
+                                case .mul: dlp[i * lstep] += g * y; drp[i * rstep] += g * x
+                                case .div: dlp[i * lstep] += g / y; drp[i * rstep] -= g * x / (y * y)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return op.constantFirst ? (dr, dl) : (dl, dr)
+}
+
+/// How two operands map onto a broadcast output: the output is split into
+/// `runs` contiguous runs of `length` elements; in a run operand `k` moves by
+/// `steps.k` (1, or 0 where it broadcasts), and `offsets(run)` gives where
+/// each starts.
+private struct BroadcastLayout {
+    var runs: Int
+    var length: Int
+    var steps: (Int, Int)
+    /// Outer dimensions (slowest first), with each operand's stride in them.
+    var outer: [(size: Int, strides: (Int, Int))]
+
+    init(output: [Int], _ a: [Int], _ b: [Int]) {
+        let rank = output.count
+        let a = Array(repeating: 1, count: rank - a.count) + a, b = Array(repeating: 1, count: rank - b.count) + b
+        func strides(_ shape: [Int]) -> [Int] {
+            var result = [Int](repeating: 0, count: rank), stride = 1
+            for d in (0..<rank).reversed() {
+                result[d] = shape[d] == 1 ? 0 : stride
+                stride *= shape[d]
+            }
+            return result
+        }
+        let (sa, sb) = (strides(a), strides(b))
+        // Trailing dimensions merge into one run while each operand keeps one pattern (contiguous, or broadcast).
+        var split = rank, length = 1
+        let stepA = rank > 0 && sa[rank - 1] != 0 ? 1 : 0, stepB = rank > 0 && sb[rank - 1] != 0 ? 1 : 0
+        while split > 0 {
+            let d = split - 1
+            if output[d] == 1 {
+                split -= 1
+                continue
+            }
+            let followsA = stepA == 0 ? sa[d] == 0 : sa[d] == length
+            let followsB = stepB == 0 ? sb[d] == 0 : sb[d] == length
+            if !(followsA && followsB) { break }
+            length *= output[d]
+            split -= 1
+        }
+        self.length = max(length, 1)
+        steps = (stepA, stepB)
+        outer = (0..<split).map { (output[$0], (sa[$0], sb[$0])) }
+        runs = output.reduce(1, *) / self.length
+    }
+
+    func offsets(_ run: Int) -> (Int, Int) {
+        var rest = run, a = 0, b = 0
+        for (size, strides) in outer.reversed() {
+            let index = rest % size
+            rest /= size
+            a += index * strides.0
+            b += index * strides.1
+        }
+        return (a, b)
+    }
+}
