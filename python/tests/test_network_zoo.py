@@ -139,10 +139,18 @@ def test_plan_round_trips_through_json_onto_a_fresh_copy():
 
 def test_frozen_spaces_are_reported_with_their_reason():
     reasons = [s.reason for s in kcp.spaces(grouped()) if s.prunable == 0]
-    assert any("grouped conv 'grouped'" in r for r in reasons)
     assert any("network input 'image'" in r for r in reasons)
     stereo_reasons = " ".join(s.reason for s in kcp.spaces(stereo()))
     assert "correlation" in stereo_reasons and "soft_argmin" in stereo_reasons
+
+
+def test_grouped_convs_keep_their_groups_and_shrink_each_group_alike():
+    net = grouped()
+    assert all(s.prunable for s in kcp.spaces(net) if "grouped" in s.values)
+    compact = kcp.plan(net, ratio=0.5).apply(net)
+    layer = next(layer for layer in compact.layers if layer.name == "grouped")
+    assert layer.attributes[-1] == 2
+    assert compact.parameters["grouped.weight"].shape == (4, 2, 3, 3)
 
 
 def test_siamese_branches_are_pruned_together():

@@ -76,13 +76,10 @@ def test_frozen_ops_are_reported_by_module_and_never_sliced():
     pruner.step()
     frozen = "\n".join(pruner.frozen)
     assert "module 'norm' (GroupNorm): kcp has no op for GroupNorm" in frozen
-    assert "'mul' (mul): broadcasts [2, 16, 8, 8] and [2, 16, 1, 1]" in frozen
     compact = pruner.compact()
     assert compact.norm.weight.shape == (8,) and compact.norm_conv.out_channels == 8
-    assert compact.se_conv.out_channels == compact.se_fc.out_channels == 16
     assert compact.body[0].out_channels < 16
-    grouped = kcp.torch.Pruner(Grouped(), torch.randn(1, 4, 8, 8), ratio=0.5)
-    assert "grouped conv 'grouped' (2 groups)" in grouped.frozen
+    assert_same_outputs(model, compact, inputs)
 
 
 def test_reading_the_channel_count_freezes_the_tensor():
@@ -96,7 +93,7 @@ def test_reading_the_channel_count_freezes_the_tensor():
             return self.b(y) * 1.0 / y.size(1) + y.size(0)
 
     pruner = kcp.torch.Pruner(ReadsChannels(), torch.randn(2, 3, 8, 8), ratio=0.5)
-    assert any("'size' (.size())" in line and "reads the shape" in line for line in pruner.frozen)
+    assert any("'size' (.size())" in line and "reads the channel count of 'relu'" in line for line in pruner.frozen)
     pruner.step()
     assert pruner.compact().a.out_channels == 8
 

@@ -202,7 +202,7 @@ class Functional(nn.Module):
 
 
 class Opaque(nn.Module):
-    """Ops kcp cannot slice: GroupNorm and a squeeze-excitation (broadcast) multiply."""
+    """GroupNorm, which kcp cannot slice, beside a squeeze-excitation (broadcast) multiply, which it can."""
 
     def __init__(self):
         super().__init__()

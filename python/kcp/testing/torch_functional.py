@@ -7,6 +7,29 @@ compare their speed; needs ``torch``.
 import torch
 import torch.nn.functional as F
 
+from ..network import ACTIVATIONS
+
+
+def activation(x, kind, alpha, beta):
+    """The engine's activation ``kind`` (a code of ``kcp.network.ACTIVATIONS``) by PyTorch."""
+    name = {code: name for name, code in ACTIVATIONS.items()}[int(kind)]
+    return {
+        "relu": lambda: F.relu(x),
+        "clip": lambda: torch.clamp(x, alpha, beta),
+        "leaky_relu": lambda: F.leaky_relu(x, alpha),
+        "sigmoid": lambda: torch.sigmoid(x),
+        "tanh": lambda: torch.tanh(x),
+        "silu": lambda: F.silu(x),
+        "gelu": lambda: F.gelu(x),
+        "gelu_tanh": lambda: F.gelu(x, approximate="tanh"),
+        "hardswish": lambda: F.hardswish(x),
+        "hardsigmoid": lambda: torch.clamp(alpha * x + beta, 0, 1),
+        "elu": lambda: F.elu(x, alpha),
+        "mish": lambda: F.mish(x),
+        "softplus": lambda: F.softplus(x, alpha, beta),
+        "affine": lambda: alpha * x + beta,
+    }[name]()
+
 
 def torch_forward(net, parameters, inputs, training):
     """The outputs of ``net`` computed by PyTorch from ``parameters`` ({name: tensor}).
@@ -26,35 +49,35 @@ def torch_forward(net, parameters, inputs, training):
                          stride=(sh, sw), dilation=(dh, dw), groups=groups)
         elif layer.op == "batchnorm":
             y = F.batch_norm(x[0], p[2], p[3], p[0], p[1], training=training, momentum=0.1, eps=layer.attributes[0])
-        elif layer.op == "relu":
-            y = F.relu(x[0])
-        elif layer.op == "leaky_relu":
-            y = F.leaky_relu(x[0], layer.attributes[0])
-        elif layer.op == "sigmoid":
-            y = torch.sigmoid(x[0])
-        elif layer.op == "add":
-            y = x[0] + x[1]
-        elif layer.op == "mul":
-            y = x[0] * x[1]
+        elif layer.op == "activation":
+            y = activation(x[0], *layer.attributes)
+        elif layer.op == "binary":
+            kind, constant_first = a
+            left, right = (x[0], x[1]) if len(x) > 1 else ((p[0], x[0]) if constant_first else (x[0], p[0]))
+            y = (torch.add, torch.sub, torch.mul, torch.div)[kind](left, right)
         elif layer.op == "concat":
             y = torch.cat(x, dim=1)
         elif layer.op in ("max_pool", "avg_pool"):
-            kh, kw, sh, sw, top, left, bottom, right, include = a
+            kh, kw, sh, sw, top, left, bottom, right, include, ceil, dh, dw = a
             assert (top, left) == (bottom, right)
             if layer.op == "max_pool":
-                y = F.max_pool2d(x[0], (kh, kw), (sh, sw), (top, left))
+                y = F.max_pool2d(x[0], (kh, kw), (sh, sw), (top, left), (dh, dw), ceil_mode=bool(ceil))
             else:
-                y = F.avg_pool2d(x[0], (kh, kw), (sh, sw), (top, left), count_include_pad=bool(include))
+                y = F.avg_pool2d(x[0], (kh, kw), (sh, sw), (top, left), ceil_mode=bool(ceil),
+                                 count_include_pad=bool(include))
+        elif layer.op == "adaptive_pool":
+            height, width, use_max = a
+            y = (F.adaptive_max_pool2d if use_max else F.adaptive_avg_pool2d)(x[0], (height, width))
         elif layer.op == "global_avg_pool":
             y = F.adaptive_avg_pool2d(x[0], 1)
         elif layer.op == "flatten":
             y = torch.flatten(x[0], 1)
         elif layer.op == "linear":
             y = F.linear(x[0], p[0], p[1] if len(p) > 1 else None)
-        elif layer.op == "upsample":
-            scale, mode = a
-            y = F.interpolate(x[0], scale_factor=scale, mode="bilinear" if mode else "nearest",
-                              **({"align_corners": False} if mode else {}))
+        elif layer.op == "resize":
+            height, width, mode, align_corners = a
+            y = F.interpolate(x[0], size=(height, width), mode="bilinear" if mode else "nearest",
+                              **({"align_corners": bool(align_corners)} if mode else {}))
         elif layer.op == "correlation":
             disparities, scale = int(a[0]), layer.attributes[1]
             left, right = x
@@ -68,6 +91,11 @@ def torch_forward(net, parameters, inputs, training):
             y = (torch.softmax(-x[0], dim=1) * d).sum(1, keepdim=True)
         elif layer.op == "identity":
             y = x[0]
+        elif layer.op == "channel_shuffle":
+            n, c, h, w = x[0].shape
+            y = x[0].view(n, a[0], c // a[0], h, w).transpose(1, 2).reshape(n, c, h, w)
+        elif layer.op == "channel_chunk":
+            y = torch.chunk(x[0], a[1], dim=1)[a[0]]
         else:
             raise NotImplementedError(layer.op)
         values[layer.name] = y

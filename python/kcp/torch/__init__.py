@@ -165,6 +165,8 @@ class Pruner:
         keep = {}
         for name, axes in traced.axes.items():
             masks = [None if value is None else keep_classes[self._classes[value]] for value in (axes.out, axes.inp)]
+            if masks[1] is not None:  # a grouped conv's weight reads the positions of one group
+                masks[1] = masks[1][:len(masks[1]) // axes.groups]
             tensor = self._tensor(name)
             self._pruned[name] = tuple(None if m is None or m.all() else
                                        torch.as_tensor(np.flatnonzero(~m), device=tensor.device) for m in masks)
@@ -340,10 +342,10 @@ def _match_sizes(module):
     """Sets a resized layer's size attributes from its tensors' shapes."""
     if isinstance(module, nn.Conv2d):
         out = module.weight.shape[0]
-        if module.groups == 1:
-            module.in_channels = module.weight.shape[1]
-        elif module.groups == module.in_channels:  # depthwise: out_channels / groups outputs per input channel
+        if module.groups > 1 and module.groups == module.in_channels:  # depthwise: out_channels / groups per input
             module.groups = module.in_channels = out // (module.out_channels // module.groups)
+        else:  # groups stay; each keeps as many channels
+            module.in_channels = module.weight.shape[1] * module.groups
         module.out_channels = out
     elif isinstance(module, nn.modules.batchnorm._NormBase):
         module.num_features = next(t for t in (module.running_mean, module.weight) if t is not None).shape[0]

@@ -1,25 +1,28 @@
 """What each PyTorch op becomes in a kcp network (used by :mod:`kcp.torch.trace`).
 
-Every ``torch.nn`` module, function and tensor method below becomes one kcp
-layer (two for ``mean`` without ``keepdim``): Conv2d (zero padding; groups 1,
-depthwise, or grouped, which the engine freezes), BatchNorm2d and
-SyncBatchNorm, ReLU, LeakyReLU, Sigmoid, MaxPool2d and AvgPool2d (no
-``ceil_mode``, dilation or divisor override), AdaptiveAvg/MaxPool2d (output
-sizes that divide the input), Linear on ``[N, F]``, Flatten, Upsample (one
-integer factor, nearest or bilinear without ``align_corners``), Dropout and
-Identity (identity), Softmax over channels; the ``F.*``, ``torch.*`` and
-method forms of these; ``F.conv2d`` (groups 1) and ``F.linear`` whose weight
-is a parameter of the model; ``+`` and ``*`` of equal shapes; ``torch.cat``
-on channels; ``torch.flatten``, ``view`` and ``reshape`` to ``[N, C*H*W]``;
-``mean`` over H and W. Anything else raises :class:`Opaque` with the reason.
+The ``torch.nn`` modules, functions and tensor methods in the tables at the
+end become kcp layers: convolutions (zero padding; any groups), batchnorm,
+the activation family (ReLU, ReLU6 and Hardtanh, clamp, LeakyReLU, Sigmoid,
+Tanh, SiLU, GELU, Hardswish, Hardsigmoid, ELU, Mish, Softplus), add, sub,
+mul and div (two traced tensors with broadcasting; a tensor and a number,
+an affine activation; a tensor and a model parameter or buffer with one
+entry per channel, a constant operand), pools (``ceil_mode``, dilation),
+adaptive pools to any size, linear on ``[N, F]``, flatten, interpolation to
+the traced size (nearest, bilinear), dropout and identity, softmax over
+channels, ``torch.cat`` and ``torch.chunk`` on channels, and the
+view-transpose-view of a channel shuffle. Reading a tensor's shape never
+freezes its channels: the model recomputes shapes after pruning. Anything
+else raises :class:`Opaque` with the reason.
 
 The converter ``c`` a builder receives offers ``native(arg)`` (the kcp value
-of an fx argument), ``reserve(node, suffix)`` (a fresh value name),
-``layer(node, op, inputs, attributes, parameters, name)``, ``parameter(name,
-tensor, axes, scored)``, ``graph_module`` and ``strict``.
+of an fx argument), ``values`` (what each fx node became), ``reserve(node,
+suffix)`` (a fresh value name), ``layer(node, op, inputs, attributes,
+parameters, name)``, ``parameter(name, tensor, axes, scored)``,
+``graph_module`` and ``strict``.
 """
 
 import math
+import numbers
 import operator
 from dataclasses import dataclass
 
@@ -29,18 +32,21 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..network import UPSAMPLE_MODES
+from ..network import ACTIVATIONS, BINARY, UPSAMPLE_MODES
 
 
 @dataclass(frozen=True)
 class Axes:
     """How a model tensor follows the channels: dimension 0 by the keep mask
-    of value ``out``, dimension 1 by that of ``inp`` (None: not sliced).
+    of value ``out``, dimension 1 by that of ``inp`` (None: not sliced), or
+    for a grouped conv's weight by that of the first of ``groups`` equal
+    groups of ``inp`` (pruning keeps the same positions in every group).
     Masking sets its pruned entries to ``fill`` (1 for a running variance)."""
 
     out: str
     inp: str | None = None
     fill: float = 0.0
+    groups: int = 1
 
 
 class Opaque(Exception):
@@ -107,8 +113,9 @@ def conv_layer(c, node, x, weight, bias, stride, padding, dilation, groups):
     if channels % groups:
         raise Opaque(f"{groups} groups do not divide {channels} channels")
     out = c.reserve(node)
-    sliced_input = x_value.name if groups == 1 else None
-    parameters = [c.parameter(weight[0], weight[1], Axes(out, sliced_input), scored=True)]
+    depthwise = groups > 1 and groups == channels
+    axes = Axes(out) if depthwise else Axes(out, x_value.name, groups=groups)
+    parameters = [c.parameter(weight[0], weight[1], axes, scored=True)]
     if bias is not None:
         parameters.append(c.parameter(bias[0], bias[1], Axes(out)))
     return c.layer(node, "conv2d", [x_value], (*_pair(stride), *pads, dh, dw, groups), parameters, out)
@@ -147,55 +154,154 @@ def batchnorm_layer(c, node, module, shape):
 
 def pool_layer(c, node, op, x, kernel, stride, padding, *, include_pad=True, ceil_mode=False, dilation=1,
                divisor_override=None):
-    if ceil_mode or _pair(dilation) != (1, 1) or divisor_override is not None:
-        raise Opaque("ceil_mode, dilation and divisor_override are not supported")
+    if divisor_override is not None:
+        raise Opaque("divisor_override is not supported")
     kh, kw = _pair(kernel)
     stride = _pair(kernel if stride is None or stride == [] else stride)
     ph, pw = _pair(padding)
-    return c.layer(node, op, [c.native(x)], (kh, kw, *stride, ph, pw, ph, pw, int(bool(include_pad))))
+    return c.layer(node, op, [c.native(x)], (kh, kw, *stride, ph, pw, ph, pw, int(bool(include_pad)),
+                                             int(bool(ceil_mode)), *_pair(dilation)))
 
 
-def adaptive_pool_layer(c, node, op, x, shape):
-    """An adaptive pool to ``shape``: a pool whose kernel and stride are the input size over the output size."""
+def adaptive_pool_layer(c, node, use_max, x, shape):
+    """An adaptive pool to the traced ``shape`` (a global average where that is 1x1)."""
     x_value = c.native(x)
-    height, width = x_value.shape[2:]
-    out_h, out_w = shape[2:]
-    if height % out_h or width % out_w:
-        raise Opaque(f"output size {out_h}x{out_w} does not divide the input's {height}x{width}")
-    if op == "avg_pool" and (out_h, out_w) == (1, 1):
+    if len(shape) != 4:
+        raise Opaque("kcp pools [N, C, H, W] tensors")
+    if not use_max and shape[2:] == (1, 1):
         return c.layer(node, "global_avg_pool", [x_value])
-    kernel = (height // out_h, width // out_w)
-    return c.layer(node, op, [x_value], (*kernel, *kernel, 0, 0, 0, 0, 0))
+    return c.layer(node, "adaptive_pool", [x_value], (*shape[2:], int(use_max)))
 
 
-def upsample_layer(c, node, x, shape, mode, align_corners):
+def resize_layer(c, node, x, shape, mode, align_corners):
+    """A resize of ``x`` to the traced ``shape``'s H and W."""
+    if mode not in UPSAMPLE_MODES:
+        raise Opaque(f"mode {mode!r} is not supported (nearest or bilinear)")
     x_value = c.native(x)
-    if mode not in UPSAMPLE_MODES or (mode == "bilinear" and align_corners):
-        raise Opaque(f"mode {mode!r}{' with align_corners' if align_corners else ''} is not supported "
-                     "(nearest, or bilinear without align_corners)")
-    height, width = x_value.shape[2:]
-    scale = shape[2] // height
-    if shape[2:] != (height * scale, width * scale) or scale < 1:
-        raise Opaque(f"resizes {height}x{width} to {shape[2]}x{shape[3]}, not by one integer factor")
-    return c.layer(node, "upsample", [x_value], (scale, UPSAMPLE_MODES[mode]))
+    if len(shape) != 4:
+        raise Opaque("kcp resizes [N, C, H, W] tensors")
+    return c.layer(node, "resize", [x_value], (*shape[2:], UPSAMPLE_MODES[mode], int(bool(align_corners))))
 
 
-def elementwise_layer(c, node, op, a, b, alpha=1):
-    if alpha != 1:
-        raise Opaque("alpha is not supported")
+def activation_layer(c, node, x, kind, alpha=0.0, beta=0.0):
+    return c.layer(node, "activation", [c.native(x)], (ACTIVATIONS[kind], alpha, beta))
+
+
+def binary_layer(c, node, kind, a, b, shape):
+    """``a kind b``: two traced tensors (broadcast), a tensor and a number
+    (an affine activation), or a tensor and a parameter or buffer of the model
+    with one entry per channel or one in all (a constant operand)."""
+    if isinstance(a, numbers.Number) and isinstance(b, torch.fx.Node):
+        if kind in ("add", "mul"):
+            a, b = b, a
+        elif kind == "sub":
+            return activation_layer(c, node, b, "affine", -1.0, float(a))
+        else:
+            raise Opaque("divides a number by a tensor; kcp has no kernel for it")
+    if isinstance(b, numbers.Number):
+        if isinstance(b, bool):
+            raise Opaque("combines a tensor with a bool")
+        scale, shift = {"add": (1.0, b), "sub": (1.0, -b), "mul": (b, 0.0), "div": (1.0 / b if b else math.inf, 0.0)}[kind]
+        if not math.isfinite(scale):
+            raise Opaque("divides by zero")
+        return activation_layer(c, node, a, "affine", float(scale), float(shift))
+    constant = [k for k, v in enumerate((a, b)) if isinstance(v, torch.fx.Node) and v.op == "get_attr"]
+    if constant:
+        k = constant[0]
+        x = c.native((a, b)[1 - k])
+        return constant_layer(c, node, kind, x, (a, b)[k], constant_first=k == 0)
     a, b = c.native(a), c.native(b)
-    if a.shape != b.shape:
-        raise Opaque(f"broadcasts {list(a.shape)} and {list(b.shape)}; kcp's {op} takes equal shapes")
-    return c.layer(node, op, [a, b])
+    if len(a.shape) != len(b.shape):
+        raise Opaque(f"broadcasts tensors of ranks {len(a.shape)} and {len(b.shape)}; kcp broadcasts equal ranks")
+    return c.layer(node, "binary", [a, b], (BINARY[kind], 0))
 
 
-def flatten_layer(c, node, x, shape):
+def constant_layer(c, node, kind, x, attribute, constant_first):
+    """``x kind constant`` (or ``constant kind x``) with a model tensor shaped like one sample of ``x``."""
+    tensor = _attribute_tensor(c, attribute)
+    rank = len(x.shape) - 1
+    shape = tuple(tensor.shape)
+    if len(shape) == rank + 1 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) > rank:
+        raise Opaque(f"its constant {list(tensor.shape)} does not broadcast over one sample {list(x.shape[1:])}")
+    sample_shape = (1,) * (rank - len(shape)) + shape
+    if any(s not in (1, d) for s, d in zip(sample_shape, x.shape[1:])):
+        raise Opaque(f"its constant {list(shape)} does not broadcast over {list(x.shape[1:])}")
+    per_channel = sample_shape[0] == x.shape[1] > 1
+    if per_channel and tensor.dim() != rank:
+        raise Opaque(f"its per-channel constant {list(shape)} must have the channels first, as [C, 1, 1]")
+    out = c.reserve(node)
+    array = tensor.detach().to("cpu", torch.float32).reshape(sample_shape)
+    parameter = c.parameter(attribute.target, array, Axes(out)) if per_channel else (f"{out}.constant", array.numpy())
+    return c.layer(node, "binary", [x], (BINARY[kind], int(constant_first)), [parameter], out)
+
+
+def _attribute_tensor(c, node):
+    """The parameter or buffer a ``get_attr`` node reads."""
+    owner, _, name = node.target.rpartition(".")
+    module = c.graph_module.get_submodule(owner)
+    tensor = getattr(module, name)
+    if not isinstance(tensor, torch.Tensor):
+        raise Opaque(f"reads {node.target}, which is not a tensor")
+    return tensor
+
+
+@dataclass(frozen=True)
+class GroupedView:
+    """A ``[N, C, H, W]`` value viewed as ``[N, g, C / g, H, W]`` (``transposed``:
+    as ``[N, C / g, g, H, W]``), the middle of a channel shuffle."""
+
+    value: object
+    groups: int
+    transposed: bool = False
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """The values of a ``torch.chunk`` along channels, for ``getitem`` to pick from."""
+
+    values: tuple
+
+
+def is_multiple(node):
+    """Whether ``node`` returns several tensors kcp follows (a chunk along channels)."""
+    return (node.op == "call_function" and node.target is torch.chunk) or (
+        node.op == "call_method" and node.target == "chunk")
+
+
+def reshape_layer(c, node, x, shape):
+    """A view or reshape: flatten to ``[N, C*H*W]``, identity, or the steps of a channel shuffle."""
+    source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+    if isinstance(source, GroupedView):
+        n, channels, height, width = source.value.shape
+        if shape != (n, channels, height, width):
+            raise Opaque(f"reshapes a grouped view to {list(shape)}; kcp follows it back to {[n, channels, height, width]}")
+        if not source.transposed:
+            return c.layer(node, "identity", [source.value])
+        return c.layer(node, "channel_shuffle", [source.value], (source.groups,))
     x_value = c.native(x)
     if shape == x_value.shape:
         return c.layer(node, "identity", [x_value])
-    if len(x_value.shape) == 4 and shape == (x_value.shape[0], math.prod(x_value.shape[1:])):
-        return c.layer(node, "flatten", [x_value])
-    raise Opaque(f"reshapes {list(x_value.shape)} to {list(shape)}; kcp flattens [N, C, H, W] to [N, C*H*W]")
+    if len(x_value.shape) == 4:
+        n, channels, height, width = x_value.shape
+        if shape == (n, math.prod(x_value.shape[1:])):
+            return c.layer(node, "flatten", [x_value])
+        if len(shape) == 5 and shape[0] == n and shape[3:] == (height, width) and shape[1] * shape[2] == channels:
+            return GroupedView(x_value, shape[1])
+    raise Opaque(f"reshapes {list(x_value.shape)} to {list(shape)}; kcp follows flattening to [N, C*H*W] "
+                 "and channel shuffles")
+
+
+def transpose_layer(c, node, x, dims, shape):
+    source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+    if isinstance(source, GroupedView) and sorted(d % 5 for d in dims) == [1, 2]:
+        return GroupedView(source.value, source.groups, not source.transposed)
+    raise Opaque(f"transposes dimensions {list(dims)}; kcp follows only the transpose of a channel shuffle")
+
+
+def flatten_layer(c, node, x, shape):
+    return reshape_layer(c, node, x, shape)
 
 
 def require_channels(c, x, dim):
@@ -256,24 +362,41 @@ def _softmax_module(c, node, m, shape):
 
 
 def _upsample_module(c, node, m, shape):
-    return upsample_layer(c, node, node.args[0], shape, m.mode, m.align_corners)
+    return resize_layer(c, node, node.args[0], shape, m.mode, m.align_corners)
 
 
 def _identity_module(c, node, m, shape):
     return simple_layer(c, node, "identity", node.args[0])
 
 
+def _activation_module(kind, *constants):
+    """A handler for an activation module; ``constants`` are ``alpha`` and ``beta`` from the module."""
+    return lambda c, node, m, shape: activation_layer(c, node, node.args[0], kind,
+                                                      *(float(f(m)) for f in constants))
+
+
 MODULES = {
     nn.Conv2d: _conv_module,
     nn.BatchNorm2d: batchnorm_layer,
     nn.SyncBatchNorm: batchnorm_layer,
-    nn.ReLU: lambda c, node, m, shape: simple_layer(c, node, "relu", node.args[0]),
-    nn.LeakyReLU: lambda c, node, m, shape: simple_layer(c, node, "leaky_relu", node.args[0], m.negative_slope),
-    nn.Sigmoid: lambda c, node, m, shape: simple_layer(c, node, "sigmoid", node.args[0]),
+    nn.ReLU: _activation_module("relu"),
+    nn.ReLU6: _activation_module("clip", lambda m: 0.0, lambda m: 6.0),
+    nn.Hardtanh: _activation_module("clip", lambda m: m.min_val, lambda m: m.max_val),
+    nn.LeakyReLU: _activation_module("leaky_relu", lambda m: m.negative_slope),
+    nn.Sigmoid: _activation_module("sigmoid"),
+    nn.Tanh: _activation_module("tanh"),
+    nn.SiLU: _activation_module("silu"),
+    nn.GELU: lambda c, node, m, shape: activation_layer(c, node, node.args[0],
+                                                        "gelu" if m.approximate == "none" else "gelu_tanh"),
+    nn.Hardswish: _activation_module("hardswish"),
+    nn.Hardsigmoid: _activation_module("hardsigmoid", lambda m: 1 / 6, lambda m: 0.5),
+    nn.ELU: _activation_module("elu", lambda m: m.alpha),
+    nn.Mish: _activation_module("mish"),
+    nn.Softplus: _activation_module("softplus", lambda m: m.beta, lambda m: m.threshold),
     nn.MaxPool2d: _max_pool_module,
     nn.AvgPool2d: _avg_pool_module,
-    nn.AdaptiveAvgPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, "avg_pool", node.args[0], shape),
-    nn.AdaptiveMaxPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, "max_pool", node.args[0], shape),
+    nn.AdaptiveAvgPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, False, node.args[0], shape),
+    nn.AdaptiveMaxPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, True, node.args[0], shape),
     nn.Linear: _linear_module,
     nn.Flatten: _flatten_module,
     nn.Upsample: _upsample_module,
@@ -286,27 +409,46 @@ MODULES = {
 
 # -- functions and methods -------------------------------------------------------
 
-def _relu(c, node, shape):
-    return simple_layer(c, node, "relu", _bind(node, "input", ("inplace", False))["input"])
+def _activation(kind, *spec, alpha=lambda a: 0.0, beta=lambda a: 0.0):
+    """A handler for an activation function taking ``spec`` (as ``_bind``)."""
+    def handler(c, node, shape):
+        a = _bind(node, "input", *spec)
+        return activation_layer(c, node, a["input"], kind, float(alpha(a)), float(beta(a)))
+    return handler
 
 
-def _sigmoid(c, node, shape):
-    return simple_layer(c, node, "sigmoid", _bind(node, "input")["input"])
+def _clamp(c, node, shape):
+    a = _bind(node, "input", ("min", None), ("max", None))
+    if not all(v is None or isinstance(v, numbers.Number) for v in (a["min"], a["max"])):
+        raise Opaque("clamps to tensor bounds; kcp clamps to numbers")
+    low = -math.inf if a["min"] is None else float(a["min"])
+    high = math.inf if a["max"] is None else float(a["max"])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        if low == 0 and high == math.inf:
+            return activation_layer(c, node, a["input"], "relu")
+        raise Opaque("clamps on one side only (other than at 0 from below)")
+    return activation_layer(c, node, a["input"], "clip", low, high)
 
 
-def _leaky_relu(c, node, shape):
-    a = _bind(node, "input", ("negative_slope", 0.01), ("inplace", False))
-    return simple_layer(c, node, "leaky_relu", a["input"], a["negative_slope"])
+def _gelu(c, node, shape):
+    a = _bind(node, "input", ("approximate", "none"))
+    return activation_layer(c, node, a["input"], "gelu" if a["approximate"] == "none" else "gelu_tanh")
 
 
-def _add(c, node, shape):
-    a = _bind(node, "input", "other", ("alpha", 1))
-    return elementwise_layer(c, node, "add", a["input"], a["other"], a["alpha"])
+def _binary(kind):
+    def handler(c, node, shape):
+        a = _bind(node, "input", "other", ("alpha", 1), ("out", None))
+        if a["alpha"] != 1 or a["out"] is not None:
+            raise Opaque("alpha and out are not supported")
+        return binary_layer(c, node, kind, a["input"], a["other"], shape)
+    return handler
 
 
-def _mul(c, node, shape):
-    a = _bind(node, "input", "other")
-    return elementwise_layer(c, node, "mul", a["input"], a["other"])
+def _reverse_binary(kind):
+    """``number kind tensor`` (``operator`` functions whose first argument is a number)."""
+    def handler(c, node, shape):
+        return binary_layer(c, node, kind, node.args[0], node.args[1], shape)
+    return handler
 
 
 def _cat(c, node, shape):
@@ -317,6 +459,24 @@ def _cat(c, node, shape):
     return c.layer(node, "concat", [c.native(t) for t in a["tensors"]])
 
 
+def _chunk(c, node, shape):
+    a = _bind(node, "input", "chunks", ("dim", 0))
+    x = c.native(a["input"])
+    require_channels(c, a["input"], a["dim"])
+    if x.shape[1] % a["chunks"]:
+        raise Opaque(f"chunks {x.shape[1]} channels into {a['chunks']} unequal parts")
+    name = c.reserve(node)
+    return Chunks(tuple(c.layer(node, "channel_chunk", [x], (k, a["chunks"]), name=f"{name}.{k}")
+                        for k in range(a["chunks"])))
+
+
+def _getitem(c, node, shape):
+    source = c.values.get(node.args[0]) if isinstance(node.args[0], torch.fx.Node) else None
+    if isinstance(source, Chunks) and isinstance(node.args[1], int):
+        return source.values[node.args[1]]
+    raise Opaque("indexes a tensor; kcp follows only the parts of a chunk")
+
+
 def _flatten(c, node, shape):
     a = _bind(node, "input", ("start_dim", 0), ("end_dim", -1))
     if (a["start_dim"], a["end_dim"]) != (1, -1):
@@ -325,7 +485,11 @@ def _flatten(c, node, shape):
 
 
 def _reshape(c, node, shape):
-    return flatten_layer(c, node, node.args[0], shape)
+    return reshape_layer(c, node, node.args[0], shape)
+
+
+def _transpose(c, node, shape):
+    return transpose_layer(c, node, node.args[0], node.args[1:3], shape)
 
 
 def _mean(c, node, shape):
@@ -357,12 +521,12 @@ def _avg_pool(c, node, shape):
                       divisor_override=a["divisor_override"])
 
 
-def _adaptive(op):
+def _adaptive(use_max):
     def handler(c, node, shape):
         a = _bind(node, "input", "output_size", ("return_indices", False))
         if a["return_indices"]:
             raise Opaque("return_indices is not supported")
-        return adaptive_pool_layer(c, node, op, a["input"], shape)
+        return adaptive_pool_layer(c, node, use_max, a["input"], shape)
     return handler
 
 
@@ -371,7 +535,7 @@ def _interpolate(c, node, shape):
               ("recompute_scale_factor", None), ("antialias", False))
     if a["antialias"]:
         raise Opaque("antialias is not supported")
-    return upsample_layer(c, node, a["input"], shape, a["mode"], a["align_corners"])
+    return resize_layer(c, node, a["input"], shape, a["mode"], a["align_corners"])
 
 
 def _dropout(c, node, shape):
@@ -391,10 +555,11 @@ def _softmax(c, node, shape):
 
 def _conv2d(c, node, shape):
     a = _bind(node, "input", "weight", ("bias", None), ("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))
-    if a["groups"] != 1:
-        raise Opaque("a functional conv with groups cannot be compacted (its groups argument is in the code)")
+    x = c.native(a["input"])
+    if a["groups"] > 1 and a["groups"] == x.shape[1]:
+        raise Opaque("a functional depthwise conv cannot be compacted (its groups argument is in the code)")
     return conv_layer(c, node, a["input"], _weight(c, a["weight"]), _weight(c, a["bias"]), a["stride"],
-                      a["padding"], a["dilation"], 1)
+                      a["padding"], a["dilation"], a["groups"])
 
 
 def _linear(c, node, shape):
@@ -402,17 +567,38 @@ def _linear(c, node, shape):
     return linear_layer(c, node, a["input"], _weight(c, a["weight"]), _weight(c, a["bias"]))
 
 
+_RELU = _activation("relu", ("inplace", False))
+_SIGMOID = _activation("sigmoid")
+_TANH = _activation("tanh")
+_SILU = _activation("silu", ("inplace", False))
+_HARDSWISH = _activation("hardswish", ("inplace", False))
+_HARDSIGMOID = _activation("hardsigmoid", ("inplace", False), alpha=lambda a: 1 / 6, beta=lambda a: 0.5)
+
 FUNCTIONS = {
-    F.relu: _relu, torch.relu: _relu, F.relu_: _relu, torch.relu_: _relu,
-    F.leaky_relu: _leaky_relu,
-    torch.sigmoid: _sigmoid, F.sigmoid: _sigmoid,
-    operator.add: _add, operator.iadd: _add, torch.add: _add,
-    operator.mul: _mul, operator.imul: _mul, torch.mul: _mul,
+    F.relu: _RELU, torch.relu: _RELU, F.relu_: _RELU, torch.relu_: _RELU,
+    F.relu6: _activation("clip", ("inplace", False), beta=lambda a: 6.0),
+    F.hardtanh: _activation("clip", ("min_val", -1.0), ("max_val", 1.0), ("inplace", False),
+                            alpha=lambda a: a["min_val"], beta=lambda a: a["max_val"]),
+    torch.clamp: _clamp, torch.clip: _clamp,
+    F.leaky_relu: _activation("leaky_relu", ("negative_slope", 0.01), ("inplace", False),
+                              alpha=lambda a: a["negative_slope"]),
+    torch.sigmoid: _SIGMOID, F.sigmoid: _SIGMOID,
+    torch.tanh: _TANH, F.tanh: _TANH,
+    F.silu: _SILU, F.gelu: _gelu, F.hardswish: _HARDSWISH, F.hardsigmoid: _HARDSIGMOID,
+    F.elu: _activation("elu", ("alpha", 1.0), ("inplace", False), alpha=lambda a: a["alpha"]),
+    F.mish: _activation("mish", ("inplace", False)),
+    F.softplus: _activation("softplus", ("beta", 1.0), ("threshold", 20.0), alpha=lambda a: a["beta"],
+                            beta=lambda a: a["threshold"]),
+    operator.add: _binary("add"), operator.iadd: _binary("add"), torch.add: _binary("add"),
+    operator.sub: _binary("sub"), operator.isub: _binary("sub"), torch.sub: _binary("sub"),
+    operator.mul: _binary("mul"), operator.imul: _binary("mul"), torch.mul: _binary("mul"),
+    operator.truediv: _binary("div"), operator.itruediv: _binary("div"), torch.div: _binary("div"),
     torch.cat: _cat, torch.concat: _cat, torch.concatenate: _cat,
-    torch.flatten: _flatten, torch.reshape: _reshape,
+    torch.chunk: _chunk, operator.getitem: _getitem,
+    torch.flatten: _flatten, torch.reshape: _reshape, torch.transpose: _transpose,
     torch.mean: _mean,
     F.max_pool2d: _max_pool, F.avg_pool2d: _avg_pool,
-    F.adaptive_avg_pool2d: _adaptive("avg_pool"), F.adaptive_max_pool2d: _adaptive("max_pool"),
+    F.adaptive_avg_pool2d: _adaptive(False), F.adaptive_max_pool2d: _adaptive(True),
     F.interpolate: _interpolate,
     F.dropout: _dropout, F.dropout2d: _dropout,
     torch.softmax: _softmax, F.softmax: _softmax,
@@ -421,8 +607,10 @@ FUNCTIONS = {
 }
 
 METHODS = {
-    "relu": _relu, "relu_": _relu, "sigmoid": _sigmoid, "sigmoid_": _sigmoid,
-    "add": _add, "add_": _add, "mul": _mul, "mul_": _mul,
-    "flatten": _flatten, "view": _reshape, "reshape": _reshape, "mean": _mean, "softmax": _softmax,
-    "contiguous": _identity,
+    "relu": _RELU, "relu_": _RELU, "sigmoid": _SIGMOID, "sigmoid_": _SIGMOID, "tanh": _TANH, "tanh_": _TANH,
+    "clamp": _clamp, "clamp_": _clamp, "clip": _clamp,
+    "add": _binary("add"), "add_": _binary("add"), "sub": _binary("sub"), "sub_": _binary("sub"),
+    "mul": _binary("mul"), "mul_": _binary("mul"), "div": _binary("div"), "div_": _binary("div"),
+    "chunk": _chunk, "flatten": _flatten, "view": _reshape, "reshape": _reshape, "transpose": _transpose,
+    "mean": _mean, "softmax": _softmax, "contiguous": _identity,
 }

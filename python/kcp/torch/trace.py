@@ -21,9 +21,9 @@ import torch.nn as nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from .._native import KCPError
-from ..network import Network
+from ..network import Network, Value
 from ..onnx.format import fresh_name
-from .ops import Opaque, convert
+from .ops import Opaque, convert, is_multiple
 
 
 @dataclass
@@ -78,6 +78,43 @@ class _Tracer(torch.fx.Tracer):
         return result
 
 
+def _reads_shapes_only(node):
+    """Whether a non-tensor node reads only sizes, dtypes or devices of tensors (``x.shape[-2:]``, ``x.size()``)."""
+    if node.op == "call_method":
+        return node.target in ("size", "dim", "numel")
+    if node.op == "call_function" and node.target is getattr:
+        return node.args[1] in ("shape", "dtype", "device", "ndim")
+    return (node.op == "call_function" and node.target is operator.getitem and isinstance(node.args[0], torch.fx.Node)
+            and _shape(node.args[0]) is None and not is_multiple(node.args[0]))
+
+
+def _channel_count_of(node):
+    """The tensor node whose channel count (dimension 1) ``node`` reads, if it does."""
+    if node.op == "call_method" and node.target == "size" and len(node.args) > 1:
+        return node.args[0] if node.args[1] in (1, -3) else None
+    if node.op == "call_function" and node.target is operator.getitem and isinstance(node.args[0], torch.fx.Node):
+        whole = node.args[0]
+        reads_whole = (whole.op == "call_method" and whole.target == "size" and len(whole.args) == 1) or (
+            whole.op == "call_function" and whole.target is getattr and whole.args[1] == "shape")
+        index = node.args[1]
+        if reads_whole and (index in (1, -3) or (isinstance(index, slice) and 1 in range(4)[index])):
+            return whole.args[0]
+    return None
+
+
+def _feeds_views_only(node):
+    """Whether every use of ``node``'s value ends, through integer arithmetic, in a view or reshape."""
+    for user in node.users:
+        if user.op == "call_method" and user.target in ("view", "reshape"):
+            continue
+        if user.op == "call_function" and user.target in (torch.reshape,):
+            continue
+        if user.op == "call_function" and user.target in (operator.floordiv, operator.mul) and _feeds_views_only(user):
+            continue
+        return False
+    return True
+
+
 def _summary(error):
     """``"Type: first line of the message"``."""
     lines = str(error).splitlines()
@@ -118,7 +155,8 @@ def trace(model, example_inputs, *, strict):
     inputs = _example_tensors(example_inputs)
     tracer = _Tracer()
     try:
-        graph = tracer.trace(model)
+        with _evaluating(model):  # the inference graph: dropout and stochastic depth are identities
+            graph = tracer.trace(model)
     except Exception as error:
         path = tracer.inside[-1] if tracer.inside else ""
         raise ValueError(f"model: torch.fx cannot trace {_module_label(path, model.get_submodule(path))}: "
@@ -176,7 +214,7 @@ class _Converter:
         leaves = []
         torch.fx.node.map_arg(node.args[0], leaves.append)
         for leaf in leaves:
-            if leaf not in self.values:
+            if not isinstance(self.values.get(leaf), Value):
                 if self.strict:
                     raise ValueError(f"model: output {self.where(leaf)} is not a [N, C, H, W] or [N, F] tensor")
                 continue
@@ -189,12 +227,16 @@ class _Converter:
 
     def _call(self, node):
         shape = _shape(node)
-        read = [n for n in node.all_input_nodes if n in self.values]
-        if shape is None:
-            if read and not self._reads_batch_only(node):
-                shape_read = node.target in ("size", getattr) and node.args[1:2] != ("device",)
-                self._opaque(node, f"reads the shape of '{read[0].name}'" if shape_read
-                             else "kcp has no op for it (its result is not one tensor)")
+        if shape is None and not is_multiple(node):
+            # Sizes, dtypes and other plain values: the tensors built from them carry their traced shapes, and
+            # the model's code recomputes them after pruning. A channel count used for more than the views
+            # kcp follows would change the model's arithmetic, so it freezes its tensor, as does anything else.
+            tensor = _channel_count_of(node)
+            if tensor is not None and not _feeds_views_only(node) and isinstance(self.values.get(tensor), Value):
+                self._opaque(node, f"reads the channel count of '{tensor.name}'", frozen=[tensor])
+            elif not _reads_shapes_only(node) and any(isinstance(self.values.get(n), Value)
+                                                      for n in node.all_input_nodes):
+                self._opaque(node, "kcp has no op for it (its result is not one tensor)")
             return
         try:
             value = convert(self, node, shape)
@@ -204,29 +246,17 @@ class _Converter:
         except (ValueError, KCPError) as error:  # the engine refused the layer
             raise ValueError(f"model: {self.where(node)}: {error}") from None
         self.values[node] = value
-        self.traced.layers.append((node, value.name))
+        if isinstance(value, Value):
+            self.traced.layers.append((node, value.name))
 
-    def _reads_batch_only(self, node):
-        """Whether a non-tensor node reads only the batch size, dtype or device of a tensor."""
-        if node.op == "call_method" and node.target == "size":
-            return node.args[1:] == (0,) or node.kwargs == {"dim": 0}
-        if node.op == "call_method" and node.target == "dim":
-            return True
-        if node.op == "call_function" and node.target is getattr and len(node.args) == 2:
-            attribute = node.args[1]
-            if attribute in ("dtype", "device", "ndim"):
-                return True
-            return attribute == "shape" and all(u.op == "call_function" and u.target is operator.getitem
-                                                and u.args[1] == 0 for u in node.users)
-        return False
-
-    def _opaque(self, node, reason):
-        """Freezes what ``node`` touches: the kcp values it reads become network outputs, its tensor an input."""
+    def _opaque(self, node, reason, frozen=None):
+        """Freezes what ``node`` touches (or the nodes ``frozen``): the kcp values it reads become network
+        outputs, its tensor an input."""
         if self.strict:
             raise ValueError(f"model: {self.where(node)}: {reason}; kcp has no native form for it")
         text = f"{self.where(node)}: {reason}; the channels it reads and writes are kept"
-        for source in node.all_input_nodes:
-            if source in self.values and source not in self.outputs:
+        for source in node.all_input_nodes if frozen is None else frozen:
+            if isinstance(self.values.get(source), Value) and source not in self.outputs:
                 self._mark_output(source)
                 self.traced.frozen_by[f"network output '{self.values[source].name}'"] = text
         shape = _shape(node)
@@ -241,7 +271,7 @@ class _Converter:
 
     def native(self, arg):
         """The kcp value of an fx argument."""
-        if not isinstance(arg, torch.fx.Node) or arg not in self.values:
+        if not isinstance(arg, torch.fx.Node) or not isinstance(self.values.get(arg), Value):
             what = f"'{arg.name}'" if isinstance(arg, torch.fx.Node) else repr(arg)
             raise Opaque(f"reads {what}, which kcp does not follow as a [N, C, H, W] or [N, F] tensor")
         return self.values[arg]
