@@ -469,10 +469,10 @@ class Network:
         shapes = {value.name: value.shape for value in self._all_values()}
         return {layer.name: shapes[layer.name][1] for layer in self._layers if layer.op in ("conv2d", "linear")}
 
-    def _layers_by_value(self, index):
-        """The op that produced value ``index`` (``"input"`` for inputs)."""
+    def _value_ops(self):
+        """The op that produced each value, in index order (``"input"`` for inputs)."""
         ops = {layer.name: layer.op for layer in self._layers}
-        return ops.get(self._values[index].name, "input")
+        return [ops.get(value.name, "input") for value in self._values]
 
     def _all_values(self):
         """Every value in index order: inputs and layer outputs."""

@@ -48,14 +48,15 @@ def _structure(net):
 def spaces(net):
     """The channel spaces of ``net``, each a :class:`Space`."""
     per_value, space_of, frozen, reasons = _structure(net)
-    names = [v.name for v in net._all_values()]
-    result = []
-    for index, reason in enumerate(reasons):
-        members = np.flatnonzero(space_of == index)
-        values = tuple(names[i] for i, classes in enumerate(per_value)
-                       if len(classes) and net._layers_by_value(i) != "concat" and space_of[classes[0]] == index)
-        result.append(Space(index, values, len(members), int((~frozen[members]).sum()), reason.replace("\n", "; ")))
-    return result
+    members = [[] for _ in reasons]
+    for label, space in enumerate(space_of):
+        members[space].append(label)
+    values = [[] for _ in reasons]
+    for value, op, classes in zip(net._all_values(), net._value_ops(), per_value):
+        if len(classes) and op != "concat":
+            values[space_of[classes[0]]].append(value.name)
+    return [Space(index, tuple(values[index]), len(members[index]), int((~frozen[members[index]]).sum()),
+                  reason.replace("\n", "; ")) for index, reason in enumerate(reasons)]
 
 
 @dataclass
