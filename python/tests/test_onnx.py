@@ -308,27 +308,28 @@ def import_error(source):
     return message
 
 
-@pytest.mark.parametrize("op", ["Tanh", "LSTM"])
+@pytest.mark.parametrize("op", ["LRN", "LSTM"])
 def test_unsupported_op_names_the_op_and_the_node(op):
     message = import_error(one_conv_then([helper.make_node(op, ["c1"], ["y"], name="mystery", hidden_size=2)
-                                          if op == "LSTM" else helper.make_node(op, ["c1"], ["y"], name="mystery")]))
+                                          if op == "LSTM" else helper.make_node(op, ["c1"], ["y"], name="mystery", size=3)]))
     assert op in message and "'mystery'" in message
 
 
 @pytest.mark.parametrize(("nodes", "expected"), [
     ([helper.make_node("Resize", ["c1", "", "s"], ["y"], name="r", mode="cubic")], "'r' (Resize): mode 'cubic'"),
     ([helper.make_node("Resize", ["c1", "", "s"], ["y"], name="r", mode="linear",
-                       coordinate_transformation_mode="align_corners")], "'align_corners'"),
-    ([helper.make_node("Resize", ["c1", "", "s3"], ["y"], name="r")], "one integer factor"),
+                       coordinate_transformation_mode="asymmetric")], "'asymmetric'"),
+    ([helper.make_node("Resize", ["c1", "", "s3"], ["y"], name="r")], "'r' (Resize): kcp resizes H and W only"),
     ([helper.make_node("Concat", ["c1", "c1"], ["y"], name="cat", axis=2)], "'cat' (Concat): only axis 1"),
-    ([helper.make_node("MaxPool", ["c1"], ["y"], name="p", kernel_shape=[2, 2], dilations=[2, 2])], "dilations"),
+    ([helper.make_node("Reshape", ["c1", "shape"], ["y"], name="view")], "'view' (Reshape): kcp reads a Reshape"),
     ([helper.make_node("Add", ["c1", "b"], ["y"], name="plus")], "'plus' (Add)"),
     ([helper.make_node("Conv", ["c1", "w_missing"], ["y"], name="c2")], "'w_missing'"),
     ([helper.make_node("Conv", ["c1", "w"], ["y"], name="c2", strides=1.5)], "'c2' (Conv): malformed"),
-    ([helper.make_node("Tanh", ["c1"], ["y"], name="line\nbreak")], "'line\\nbreak'"),
+    ([helper.make_node("LRN", ["c1"], ["y"], name="line\nbreak", size=3)], "'line\\nbreak'"),
 ])
 def test_unsupported_forms_name_the_node(nodes, expected):
-    initializers = {"s": np.array([1, 1, 2, 2], np.float32), "s3": np.array([1, 1, 2, 3], np.float32)}
+    initializers = {"s": np.array([1, 1, 2, 2], np.float32), "s3": np.array([1, 2, 2, 2], np.float32),
+                    "shape": np.array([1, 4, 64], np.int64)}
     assert expected in import_error(one_conv_then(nodes, initializers))
 
 
@@ -357,7 +358,7 @@ def test_upsample_is_read_as_nearest():
     model = one_conv_then([helper.make_node("Upsample", ["c1", "s"], ["y"], name="up", mode="nearest")],
                           {"s": np.array([1, 1, 3, 3], np.float32)})
     net = kcp.from_onnx(model)
-    assert net.layers[-1].op == "upsample" and net.layers[-1].attributes == (3, 0)
+    assert net.layers[-1].op == "resize" and net.layers[-1].attributes == (24, 24, 0, 0)
     x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
     y = net(x)[0]
     np.testing.assert_array_equal(y, np.repeat(np.repeat(y[:, :, ::3, ::3], 3, 2), 3, 3))

@@ -9,20 +9,41 @@ import re
 
 import numpy as np
 
+from .. import network as _network
 from .._native import KCPError
-from .format import DOMAIN, fresh_name, onnx_module
+from . import folding
+from .format import DOMAIN, fresh_name, onnx_module, remember_form
 
 
 def from_onnx(model):
     """A :class:`~kcp.Network` from an ONNX model: a path, serialized bytes or a ``ModelProto``.
 
-    The model uses opset 13 or later and these ops: Conv, BatchNormalization,
-    Relu, LeakyRelu, Sigmoid, Add and Mul (of equal shapes), Concat (axis 1),
-    MaxPool, AveragePool, GlobalAveragePool, Flatten and Softmax (axis 1),
-    Gemm, MatMul with a constant weight (and a following bias Add), Resize and
-    Upsample by one integer factor on H and W (nearest, or linear with
-    half-pixel centers), Identity, Dropout, Constant, and kcp's
-    ``ai.kcp.Correlation`` and ``ai.kcp.SoftArgmin``.
+    The model uses opset 13 or later. Shape arithmetic (Shape, Gather, Slice,
+    Concat, Cast, Unsqueeze, integer arithmetic, ConstantOfShape, Range,
+    Reshape... of constants) is folded into constants as the graph is read
+    (:mod:`kcp.onnx.folding`; the batch reads as 1), so files written by
+    ``torch.onnx.export`` read as written. The ops:
+
+    - Conv, BatchNormalization, Gemm, MatMul with a constant weight (and a
+      following bias Add); a zero-constant Pad of H and W folds into the Convs
+      reading it;
+    - Relu, LeakyRelu, Sigmoid, Tanh, Clip (Relu6), HardSwish, HardSigmoid,
+      Elu, Softplus, Mish, Gelu, and the decompositions PyTorch writes for
+      exact GELU (``x * 0.5 * (1 + Erf(x / sqrt 2))``), SiLU (``x *
+      Sigmoid(x)``) and Mish;
+    - Add, Sub, Mul, Div: of two tensors (NumPy broadcasting, equal ranks), or
+      of a tensor and a constant (a scalar: an affine activation; else a
+      constant operand broadcast over the batch);
+    - Concat (axis 1), Flatten, Reshape to ``[N, C*H*W]``, Squeeze of a
+      ``[N, C, 1, 1]`` tensor, Softmax (axis 1), Identity, Dropout;
+    - MaxPool and AveragePool (pads, ceil_mode, dilations), GlobalAveragePool,
+      GlobalMaxPool, ReduceMean and ReduceMax over H and W;
+    - Resize and Upsample on H and W (nearest as PyTorch computes it, or
+      linear with half-pixel centers or aligned corners);
+    - other elementwise ops (Erf, Abs, Exp, Sqrt, Pow, Max, Min, a spatial
+      Pad...): kcp prunes, compacts and exports them (as the op they came
+      from) but does not run them natively;
+    - kcp's ``ai.kcp.Correlation`` and ``ai.kcp.SoftArgmin``.
 
     The model's initializers (and Constant nodes) feeding weights become the
     network's parameters under their own names; an initializer two nodes use
@@ -94,15 +115,29 @@ def _pair(attributes, key, default):
     return value
 
 
-def _nearest_index(i, scale, size, transform, rounding):
-    """Source index of output ``i`` for ONNX Resize nearest (None: not a mode we know)."""
-    out = size * scale
+def _nearest_index(i, scale, size, out, transform, rounding):
+    """Source index of output ``i`` of ``out`` for ONNX Resize nearest of ``size``
+    by ``scale`` (None: not a mode we know)."""
     x = {"half_pixel": (i + 0.5) / scale - 0.5, "pytorch_half_pixel": (i + 0.5) / scale - 0.5 if out > 1 else 0,
          "asymmetric": i / scale, "tf_half_pixel_for_nn": (i + 0.5) / scale,
          "align_corners": i * (size - 1) / (out - 1) if out > 1 else 0}.get(transform)
     rounded = {"floor": math.floor, "ceil": math.ceil, "round_prefer_floor": lambda v: math.ceil(v - 0.5),
                "round_prefer_ceil": lambda v: math.floor(v + 0.5)}.get(rounding)
     return None if x is None or rounded is None else min(max(rounded(x), 0), size - 1)
+
+
+_LEGACY_ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "leaky_relu": "leaky_relu"}
+_FLOAT_MAX = float(np.finfo(np.float32).max)
+
+# Elementwise ops the engine has no kernel for: read as "channelwise" layers
+# (each output channel depends only on the same channel of every input).
+_CHANNELWISE = {"Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Celu", "Cos", "Cosh", "Erf", "Exp",
+                "Floor", "Log", "Reciprocal", "Round", "Selu", "Shrink", "Sign", "Sin", "Sinh", "Softsign", "Sqrt",
+                "Tan", "ThresholdedRelu", "Pow", "Max", "Min", "Mod", "Sum", "Mean", "PRelu"}
+
+
+def _ops():
+    return _network.OPS
 
 
 class _Importer:
@@ -124,6 +159,7 @@ class _Importer:
         self.graph_outputs = {o.name for o in self.graph.output}
         self.fused = set()
         self.origin = {}  # Identity outputs of constants: the constant they alias
+        self.padded = {}  # outputs of zero Pads folded into the Convs reading them: (value, (t, l, b, r), shape)
 
     def run(self):
         onnx = onnx_module()
@@ -144,9 +180,9 @@ class _Importer:
             try:
                 self._node(node)
                 continue
-            except _Refused as error:
+            except (_Refused, folding.FoldingError) as error:
                 reason = str(error)
-            except (TypeError, ValueError, AttributeError, IndexError, KeyError, OverflowError) as error:
+            except (TypeError, ValueError, AttributeError, IndexError, KeyError, ArithmeticError) as error:
                 reason = f"malformed attributes or inputs ({type(error).__name__}: {error})"
             raise ValueError(f"node '{node.name or (node.output or ['#' + str(index)])[0]}' "
                              f"({node.op_type}): {reason}")
@@ -179,23 +215,44 @@ class _Importer:
     def _node(self, node):
         standard = node.domain in ("", "ai.onnx")
         op = node.op_type if standard else f"{node.domain}.{node.op_type}"
-        handler = getattr(self, f"_op_{op}" if standard else f"_kcp_{node.op_type}", None)
-        if handler is None or not standard and node.domain != DOMAIN:
-            raise _Refused(f"unsupported op type '{op}'")
         if not node.output or not node.output[0]:
             raise _Refused("has no output")
+        attributes = _attributes(node)
+        if op == "Identity" and node.input and node.input[0] in self.constants:  # an alias of a weight
+            self.constants[node.output[0]] = self.constants[node.input[0]]
+            self.origin[node.output[0]] = self.origin.get(node.input[0], node.input[0])
+            return
+        if standard and self._foldable(node):
+            inputs = [None if not name else self.constants[name] if name in self.constants
+                      else folding.placeholder(self._known_shape(name)) for name in node.input]
+            for name, array in zip(node.output, folding.evaluate(op, inputs, attributes)):
+                if name:
+                    self.constants[name] = array
+            return
+        handler = getattr(self, f"_op_{op}" if standard else f"_kcp_{node.op_type}", None)
+        if handler is None and standard and op in _CHANNELWISE:
+            handler = self._channelwise
+        if handler is None or not standard and node.domain != DOMAIN:
+            raise _Refused(f"unsupported op type '{op}'")
         for k, name in enumerate(node.output[1:], 1):
             if name and (name in self.consumers or name in self.graph_outputs):
                 raise _Refused(f"output {k} ('{name}') is not supported")
-        attributes = _attributes(node)
-        if op == "Constant":
-            self.constants[node.output[0]] = self._op_Constant(node, attributes)
-        elif op == "Identity" and node.input and node.input[0] in self.constants:  # an alias of a weight
-            self.constants[node.output[0]] = self.constants[node.input[0]]
-            self.origin[node.output[0]] = self.origin.get(node.input[0], node.input[0])
-        else:
-            self.values[node.output[0]] = handler(node, attributes, fresh_name(node.name or node.output[0],
-                                                                            self.layer_names))
+        value = handler(node, attributes, fresh_name(node.name or node.output[0], self.layer_names))
+        if value is not None:
+            self.values[node.output[0]] = value
+
+    def _foldable(self, node):
+        """Whether every input of ``node`` is known (a constant, or a computed tensor's shape for Shape and Size)."""
+        if not folding.foldable(node.op_type):
+            return False
+        return all(not name or name in self.constants
+                   or k == 0 and folding.shape_only(node.op_type) and self._known_shape(name) is not None
+                   for k, name in enumerate(node.input))
+
+    def _known_shape(self, name):
+        if name in self.values:
+            return self.values[name].shape
+        return self.padded[name][2] if name in self.padded else None
 
     # -- reading inputs ----------------------------------------------------
 
@@ -226,9 +283,23 @@ class _Importer:
                 raise _Refused(f"input {k} is missing")
             return None
         if name in self.values:
-            raise _Refused(f"input '{name}' must be a constant (an initializer or a Constant node's output)")
+            raise _Refused(f"input '{name}' must be a constant (an initializer, a Constant node's output or "
+                           "shape arithmetic on them)")
         raise _Refused(f"input '{name}' is not an initializer, a Constant node's output or an earlier node's "
                        "output (missing initializer?)")
+
+    def _scalar(self, name):
+        """The value of constant ``name`` if it holds one number, else None."""
+        array = self.constants.get(name)
+        return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
+
+    def _only_reader(self, name, op):
+        """The one node reading ``name`` if it is a standard ``op`` node and ``name`` is not a graph output, else None."""
+        users = self.consumers.get(name, [])
+        if len(users) != 1 or name in self.graph_outputs:
+            return None
+        user = users[0]
+        return user if user.op_type == op and user.domain in ("", "ai.onnx") and id(user) not in self.fused else None
 
     def _parameter(self, node, k, role, transform=None, tag=""):
         """A parameter from constant input ``k``: its kcp name if ``role`` already
@@ -259,13 +330,6 @@ class _Importer:
         if axis % rank != expected:
             raise _Refused(f"only axis {expected} is supported, got axis {axis} of a {rank}-D input")
 
-    def _op_Constant(self, node, attributes):
-        if len(attributes) != 1 or next(iter(attributes)) not in ("value", "value_float", "value_floats",
-                                                                   "value_int", "value_ints"):
-            raise _Refused(f"kcp reads a Constant with one numeric value attribute, got {sorted(attributes)}")
-        value = next(iter(attributes.values()))
-        return onnx_module().numpy_helper.to_array(value) if attributes.keys() == {"value"} else np.asarray(value)
-
     def _pads(self, attributes, size, kernel, strides, dilations):
         """``(top, left, bottom, right)`` from ``pads`` or ``auto_pad``."""
         auto = attributes.get("auto_pad", "NOTSET")
@@ -285,10 +349,75 @@ class _Importer:
             end.append(total - begin[-1])
         return (*begin, *end)
 
-    # -- ops (each returns the kcp value of the node's first output) ------------
+    # -- kcp layers ----------------------------------------------------------
+
+    def _activation_layer(self, name, x, kind, alpha=0.0, beta=0.0):
+        """An ``activation`` layer of ``kind`` (relu, sigmoid and leaky relu as their own ops where the engine has them)."""
+        legacy = _LEGACY_ACTIVATIONS.get(kind)
+        if legacy in _ops():
+            return self._layer(name, legacy, [x], (alpha,) if kind == "leaky_relu" else ())
+        codes = getattr(_network, "ACTIVATIONS", {})
+        if "activation" not in _ops() or kind not in codes:
+            raise _Refused(f"needs kcp's {kind} activation, which this build of the engine lacks")
+        return self._layer(name, "activation", [x], (codes[kind], alpha, beta))
+
+    def _has_activation(self, kind):
+        return "activation" in _ops() and kind in getattr(_network, "ACTIVATIONS", {})
+
+    def _binary_layer(self, name, kind, inputs, constant_first=False, parameters=()):
+        codes = getattr(_network, "BINARY", {})
+        if "binary" not in _ops() or kind not in codes:
+            raise _Refused(f"needs kcp's binary op (broadcasting, or a constant operand), which this build of the "
+                           "engine lacks")
+        return self._layer(name, "binary", inputs, (codes[kind], int(constant_first)), parameters)
+
+    def _channelwise(self, node, attributes, name, shape=None, operands=None):
+        """A ``channelwise`` layer computing ``node`` (kept to export it back).
+
+        ``shape``: the output shape (default: the inputs broadcast); ``operands``:
+        the input positions that broadcast against the data (default: all).
+        """
+        if "channelwise" not in _ops():
+            raise _Refused(f"kcp has no kernel for {node.op_type}, and this build of the engine lacks the "
+                           "channelwise op that would carry it")
+        values, form_inputs, shapes = [], [], []
+        for k, input_name in enumerate(node.input):
+            if not input_name:
+                form_inputs.append(None)
+            elif input_name in self.constants:
+                form_inputs.append(self.constants[input_name])
+                if operands is None or k in operands:
+                    shapes.append(("constant", input_name, self.constants[input_name].shape))
+            else:
+                form_inputs.append(len(values))
+                values.append(self._activation(node, k))
+                shapes.append(("value", input_name, values[-1].shape))
+        if not values:
+            raise _Refused("needs a computed input")
+        rank = len(values[0].shape)
+        for kind, input_name, input_shape in shapes:
+            if len(input_shape) > rank or kind == "value" and len(input_shape) != rank:
+                raise _Refused(f"input '{input_name}' of shape {input_shape} does not broadcast on the data "
+                               f"{values[0].shape}")
+            aligned = (1,) * (rank - len(input_shape)) + tuple(input_shape)
+            if kind == "constant" and (aligned[0] != 1 or rank > 1 and aligned[1] != 1):
+                raise _Refused(f"constant '{input_name}' of shape {input_shape} varies along the batch or the "
+                               "channels, which kcp cannot prune with it")
+        if shape is None:
+            try:
+                shape = np.broadcast_shapes(*(s for _, _, s in shapes))
+            except ValueError:
+                raise _Refused(f"inputs of shapes {[s for _, _, s in shapes]} do not broadcast") from None
+        value = self._layer(name, "channelwise", values, tuple(int(d) for d in shape[1:]))
+        remember_form(self.net, name, {"op_type": node.op_type, "domain": node.domain,
+                                       "attributes": [_copy(a) for a in node.attribute], "inputs": form_inputs})
+        return value
+
+    # -- ops (each returns the kcp value of the node's first output, or None) ----
 
     def _op_Conv(self, node, attributes, name):
-        x = self._rank(self._activation(node, 0), (4,), "input (2-D convolution)")
+        x, extra, size = self._padded_input(node)
+        self._rank(x, (4,), "input (2-D convolution)")
         weight = self._constant(node, 1)
         if weight.ndim != 4:
             raise _Refused(f"weight must be 4-D [O, I/g, kh, kw], got shape {weight.shape}")
@@ -296,12 +425,47 @@ class _Importer:
         if tuple(attributes.get("kernel_shape", kernel)) != kernel:
             raise _Refused(f"kernel_shape {attributes['kernel_shape']} disagrees with the weight {weight.shape}")
         strides, dilations = _pair(attributes, "strides", (1, 1)), _pair(attributes, "dilations", (1, 1))
-        pads = self._pads(attributes, x.shape[2:], kernel, strides, dilations)
+        pads = self._pads(attributes, size[2:], kernel, strides, dilations)
+        pads = tuple(p + e for p, e in zip(pads, extra))
         group = attributes.get("group", 1)
         parameters = [self._parameter(node, 1, ("conv", group))]
         if self._input_name(node, 2):
             parameters.append(self._parameter(node, 2, ("conv.bias", self._source(node, 1), group)))
         return self._layer(name, "conv2d", [x], (*strides, *pads, *dilations, group), parameters)
+
+    def _padded_input(self, node):
+        """``(value, extra (top, left, bottom, right) padding, shape)`` of input 0, through a folded zero Pad."""
+        name = self._input_name(node, 0)
+        if name in self.padded:
+            return self.padded[name]
+        x = self._activation(node, 0)
+        return x, (0, 0, 0, 0), x.shape
+
+    def _op_Pad(self, node, attributes, name):
+        x = self._activation(node, 0)
+        rank = len(x.shape)
+        pads = [int(p) for p in self._constant(node, 1).reshape(-1)]
+        axes = self._constant(node, 3, required=False)
+        axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes.reshape(-1)]
+        if len(pads) != 2 * len(axes):
+            raise _Refused(f"pads has {len(pads)} entries for {len(axes)} axes")
+        full = [0] * (2 * rank)
+        for i, axis in enumerate(axes):
+            full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
+        if rank < 3 or any(full[a] or full[rank + a] for a in (0, 1)):
+            raise _Refused(f"kcp pads only the spatial axes, got pads {pads} of a {rank}-D input")
+        shape = tuple(d + full[a] + full[rank + a] for a, d in enumerate(x.shape))
+        if min(shape) < 1:
+            raise _Refused(f"pads {pads} leave nothing of the input {x.shape}")
+        fill = self._constant(node, 2, required=False)
+        zero = attributes.get("mode", "constant") == "constant" and (fill is None or fill.size == 0 or not fill.any())
+        readers = self.consumers.get(node.output[0], [])
+        if (zero and rank == 4 and min(full) >= 0 and readers and node.output[0] not in self.graph_outputs
+                and all(r.op_type == "Conv" and r.domain in ("", "ai.onnx") and list(r.input[:1]) == [node.output[0]]
+                        for r in readers)):
+            self.padded[node.output[0]] = (x, (full[2], full[3], full[6], full[7]), shape)
+            return None
+        return self._channelwise(node, attributes, name, shape=shape, operands=(0,))
 
     def _op_BatchNormalization(self, node, attributes, name):
         if attributes.get("training_mode", 0):
@@ -313,31 +477,139 @@ class _Importer:
     def _unary(op):
         return lambda self, node, attributes, name: self._layer(name, op, [self._activation(node, 0)])
 
-    _op_Relu, _op_Sigmoid, _op_Identity = _unary("relu"), _unary("sigmoid"), _unary("identity")
+    _op_Identity = _unary("identity")
     _op_GlobalAveragePool, _kcp_SoftArgmin = _unary("global_avg_pool"), _unary("soft_argmin")
+    del _unary
+
+    def _activation_op(kind, *defaults):
+        """An ONNX activation read as ``kind``; ``defaults``: ``(attribute, default)`` giving alpha and beta."""
+        def read(self, node, attributes, name):
+            numbers = [float(attributes.get(key, default)) for key, default in defaults]
+            return self._activation_layer(name, self._activation(node, 0), kind, *numbers)
+        return read
+
+    _op_Relu, _op_Tanh, _op_HardSwish = _activation_op("relu"), _activation_op("tanh"), _activation_op("hardswish")
+    _op_LeakyRelu = _activation_op("leaky_relu", ("alpha", 0.01))
+    _op_HardSigmoid = _activation_op("hardsigmoid", ("alpha", 0.2), ("beta", 0.5))
+    _op_Elu = _activation_op("elu", ("alpha", 1.0))
+    _op_Mish = _activation_op("mish")
+    del _activation_op
+
+    def _op_Sigmoid(self, node, attributes, name):
+        x = self._activation(node, 0)
+        gate = self._only_reader(node.output[0], "Mul")  # x * Sigmoid(x): SiLU
+        if gate is not None and node.input[0] in gate.input and self._has_activation("silu"):
+            return self._fuse(name, x, "silu", [gate])
+        return self._activation_layer(name, x, "sigmoid")
+
+    def _op_Softplus(self, node, attributes, name):
+        x = self._activation(node, 0)
+        tanh = self._only_reader(node.output[0], "Tanh")  # x * Tanh(Softplus(x)): Mish
+        gate = tanh and self._only_reader(tanh.output[0], "Mul")
+        if gate is not None and node.input[0] in gate.input and self._has_activation("mish"):
+            return self._fuse(name, x, "mish", [tanh, gate])
+        return self._activation_layer(name, x, "softplus", 1.0, 20.0)  # PyTorch's beta and threshold
+
+    def _op_Gelu(self, node, attributes, name):
+        approximate = attributes.get("approximate", "none")
+        if approximate not in ("none", "tanh"):
+            raise _Refused(f"approximate {approximate!r} is not supported")
+        return self._activation_layer(name, self._activation(node, 0), "gelu" if approximate == "none" else "gelu_tanh")
+
+    def _fuse(self, name, x, kind, nodes):
+        """One activation layer for a chain ending in ``nodes[-1]``; the nodes are skipped."""
+        value = self._activation_layer(name, x, kind)
+        self.fused.update(id(n) for n in nodes)
+        self.values[nodes[-1].output[0]] = value
+        return value
+
+    def _gelu(self, node):
+        """The nodes after ``node`` (x / sqrt 2 or x * (1 / sqrt 2)) of PyTorch's exact GELU
+        ``x * 0.5 * (1 + Erf(x / sqrt 2))``, with x its computed input, or None."""
+        if len(node.input) != 2 or not self._has_activation("gelu"):
+            return None
+        x = next((k for k in (0, 1) if node.input[k] in self.values), None)
+        scale = self._scalar(node.input[1 - x]) if x is not None else None
+        if scale is None or not (node.op_type == "Div" and x == 0 and np.isclose(scale, math.sqrt(2), rtol=1e-6)
+                                 or node.op_type == "Mul" and np.isclose(scale, math.sqrt(0.5), rtol=1e-6)):
+            return None
+        erf = self._only_reader(node.output[0], "Erf")
+        add = erf and self._only_reader(erf.output[0], "Add")
+        if add is None or self._scalar(_other(add, erf.output[0])) != 1:
+            return None
+        first = self._only_reader(add.output[0], "Mul")
+        second = first and self._only_reader(first.output[0], "Mul")
+        if second is None:
+            return None
+        a, b = _other(first, add.output[0]), _other(second, first.output[0])
+        if not (a == node.input[x] and self._scalar(b) == 0.5 or self._scalar(a) == 0.5 and b == node.input[x]):
+            return None
+        return [erf, add, first, second], self.values[node.input[x]]
+
+    def _arithmetic(kind):
+        def read(self, node, attributes, name):
+            if kind in ("mul", "div"):
+                gelu = self._gelu(node)
+                if gelu is not None:
+                    nodes, x = gelu
+                    return self._fuse(name, x, "gelu", nodes)
+            if len(node.input) != 2:
+                raise _Refused("needs two inputs")
+            constant = [self._input_name(node, k) in self.constants for k in (0, 1)]
+            if not any(constant):
+                a, b = self._activation(node, 0), self._activation(node, 1)
+                if a.shape == b.shape and kind in ("add", "mul") and kind in _ops():
+                    return self._layer(name, kind, [a, b])
+                if len(a.shape) != len(b.shape) or any(p != q and 1 not in (p, q) for p, q in zip(a.shape, b.shape)):
+                    raise _Refused(f"inputs of shapes {a.shape} and {b.shape} do not broadcast (kcp broadcasts "
+                                   "tensors of equal rank)")
+                return self._binary_layer(name, kind, [a, b])
+            first = constant[0]
+            x = self._activation(node, 1 if first else 0)
+            c = self._constant(node, 0 if first else 1)
+            rank = len(x.shape)
+            if c.size == 1 and c.ndim <= rank and not (kind == "div" and (first or float(c.reshape(-1)[0]) == 0)):
+                s = float(c.reshape(-1)[0])
+                alpha, beta = {"add": (1.0, s), "sub": (-1.0, s) if first else (1.0, -s), "mul": (s, 0.0),
+                               "div": (1.0 / s if s else 0.0, 0.0)}[kind]
+                return self._activation_layer(name, x, "affine", alpha, beta)
+            aligned = (1,) * (rank - c.ndim) + tuple(c.shape)
+            if c.ndim > rank or aligned[0] != 1 or any(q not in (1, p) for p, q in zip(x.shape[1:], aligned[1:])):
+                hint = " (a constant added to a MatMul's output is read as its bias)" if kind == "add" else ""
+                raise _Refused(f"constant '{node.input[0 if first else 1]}' of shape {c.shape} does not broadcast on "
+                               f"the input {x.shape} without changing its shape{hint}")
+            parameter = self._parameter(node, 0 if first else 1, None, lambda a: a.reshape(aligned[1:]))
+            return self._binary_layer(name, kind, [x], first, [parameter])
+        return read
+
+    _op_Add, _op_Sub, _op_Mul, _op_Div = _arithmetic("add"), _arithmetic("sub"), _arithmetic("mul"), _arithmetic("div")
+    del _arithmetic
+
+    def _op_Neg(self, node, attributes, name):
+        return self._activation_layer(name, self._activation(node, 0), "affine", -1.0, 0.0)
+
+    def _op_Clip(self, node, attributes, name):
+        bounds = [self._input_name(node, k) for k in (1, 2)]
+        if any(b and b not in self.constants for b in bounds):  # bounds computed from the graph
+            return self._channelwise(node, attributes, name)
+        low, high = (self._scalar(b) if b else None for b in bounds)
+        x = self._activation(node, 0)
+        if low == 0 and high is None:
+            return self._activation_layer(name, x, "relu")
+        return self._activation_layer(name, x, "clip", -_FLOAT_MAX if low is None else max(low, -_FLOAT_MAX),
+                                      _FLOAT_MAX if high is None else min(high, _FLOAT_MAX))
+
+    def _op_Cast(self, node, attributes, name):
+        if attributes.get("to") != 1:  # FLOAT
+            raise _Refused(f"kcp computes in float32; a Cast of a computed tensor to type {attributes.get('to')} "
+                           "is not supported")
+        return self._layer(name, "identity", [self._activation(node, 0)])
 
     def _op_Dropout(self, node, attributes, name):
         training = self._constant(node, 2, required=False)
         if training is not None and bool(training):
             raise _Refused("training_mode=true is not supported (inference only)")
         return self._layer(name, "identity", [self._activation(node, 0)])
-
-    def _op_LeakyRelu(self, node, attributes, name):
-        return self._layer(name, "leaky_relu", [self._activation(node, 0)], (attributes.get("alpha", 0.01),))
-
-    def _binary(op):
-        def read(self, node, attributes, name):
-            if any(self._input_name(node, k) in self.constants for k in (0, 1)):
-                hint = " (a constant added to a MatMul's output is read as its bias)" if op == "add" else ""
-                raise _Refused(f"kcp supports it between two computed tensors only{hint}")
-            a, b = self._activation(node, 0), self._activation(node, 1)
-            if a.shape != b.shape:
-                raise _Refused(f"inputs must have equal shapes (no broadcasting), got {a.shape} and {b.shape}")
-            return self._layer(name, op, [a, b])
-        return read
-
-    _op_Add, _op_Mul = _binary("add"), _binary("mul")
-    del _unary, _binary
 
     def _op_Concat(self, node, attributes, name):
         inputs = [self._activation(node, k) for k in range(len(node.input))]
@@ -351,21 +623,68 @@ class _Importer:
         self._axis(attributes, 1, len(x.shape))
         return self._layer(name, "flatten", [x])
 
+    def _op_Reshape(self, node, attributes, name):
+        x = self._activation(node, 0)
+        target = [int(s) for s in self._constant(node, 1).reshape(-1)]
+        if not attributes.get("allowzero", 0):
+            target = [x.shape[i] if s == 0 and i < len(x.shape) else s for i, s in enumerate(target)]
+        known = math.prod(s for s in target if s != -1)
+        if target.count(-1) == 1 and known > 0 and math.prod(x.shape) % known == 0:
+            target[target.index(-1)] = math.prod(x.shape) // known
+        return self._reshaped(node, name, x, tuple(target))
+
+    def _reshaped(self, node, name, x, target):
+        if target == tuple(x.shape):
+            return self._layer(name, "identity", [x])
+        if len(x.shape) > 2 and target == (x.shape[0], math.prod(x.shape[1:])):
+            return self._layer(name, "flatten", [x])
+        raise _Refused(f"kcp reads a {node.op_type} of {x.shape} to {list(target)} only as a flatten "
+                       f"[N, C*H*W] (or no change)")
+
+    def _op_Squeeze(self, node, attributes, name):
+        x = self._activation(node, 0)
+        axes = self._constant(node, 1, required=False)
+        axes = attributes.get("axes") if axes is None else axes.reshape(-1).tolist()
+        if axes is None:
+            raise _Refused("needs axes (without them it would squeeze the batch)")
+        axes = {int(a) % len(x.shape) for a in axes}
+        if 0 in axes or any(x.shape[a] != 1 for a in axes):
+            raise _Refused(f"cannot squeeze axes {sorted(axes)} of {x.shape}")
+        return self._reshaped(node, name, x, tuple(d for a, d in enumerate(x.shape) if a not in axes))
+
+    def _op_Expand(self, node, attributes, name):
+        x = self._activation(node, 0)
+        shape = tuple(int(s) for s in self._constant(node, 1).reshape(-1))
+        try:
+            expanded = np.broadcast_shapes(x.shape, shape)
+        except ValueError:
+            raise _Refused(f"cannot expand {x.shape} to {list(shape)}") from None
+        if expanded != tuple(x.shape):
+            raise _Refused(f"kcp reads Expand only where it leaves the shape {x.shape}, got {list(shape)}")
+        return self._layer(name, "identity", [x])
+
     def _op_Softmax(self, node, attributes, name):
         x = self._activation(node, 0)
         self._axis(attributes, -1, len(x.shape))
         return self._layer(name, "softmax", [x])
+
+    def _new_pools(self):
+        return "activation" in _ops()  # the engine's pools take ceil_mode and dilations since the activation op
 
     def _pool(self, node, attributes, name, op):
         x = self._rank(self._activation(node, 0), (4,), "input (2-D pooling)")
         if "kernel_shape" not in attributes:
             raise _Refused("needs kernel_shape")
         kernel, strides = _pair(attributes, "kernel_shape", ()), _pair(attributes, "strides", (1, 1))
-        if _pair(attributes, "dilations", (1, 1)) != (1, 1):
-            raise _Refused("dilations other than 1 are not supported")
-        pads = list(self._pads(attributes, x.shape[2:], kernel, strides, (1, 1)))
+        dilations = _pair(attributes, "dilations", (1, 1))
+        pads = list(self._pads(attributes, x.shape[2:], kernel, strides, dilations))
         include = int(attributes.get("count_include_pad", 0)) if op == "avg_pool" else 0
-        if attributes.get("ceil_mode", 0):  # one more window at the end if it starts inside the input
+        ceil = int(attributes.get("ceil_mode", 0))
+        if self._new_pools():
+            return self._layer(name, op, [x], (*kernel, *strides, *pads, include, ceil, *dilations))
+        if dilations != (1, 1):
+            raise _Refused("dilations other than 1 are not supported")
+        if ceil:  # one more window at the end if it starts inside the input
             for axis in (0, 1):
                 start_limit, full = x.shape[2 + axis] + pads[axis], x.shape[2 + axis] + pads[axis] + pads[axis + 2]
                 count = -(-max(full - kernel[axis], 0) // strides[axis]) + 1
@@ -383,6 +702,26 @@ class _Importer:
 
     def _op_AveragePool(self, node, attributes, name):
         return self._pool(node, attributes, name, "avg_pool")
+
+    def _op_GlobalMaxPool(self, node, attributes, name):
+        return self._layer(name, "adaptive_pool", [self._rank(self._activation(node, 0), (4,))], (1, 1, 1))
+
+    def _reduce(is_max):
+        def read(self, node, attributes, name):
+            x = self._rank(self._activation(node, 0), (4,), "input (kcp reduces over H and W of 4-D tensors)")
+            axes = self._constant(node, 1, required=False)
+            axes = attributes.get("axes") if axes is None else axes.reshape(-1).tolist()
+            if sorted(int(a) % 4 for a in axes or ()) != [2, 3]:
+                raise _Refused(f"kcp reduces over H and W only (axes [2, 3]), got axes {axes}")
+            keep = attributes.get("keepdims", 1)
+            pooled_name = name if keep else fresh_name(f"{name}.pool", self.layer_names)
+            pooled = (self._layer(pooled_name, "adaptive_pool", [x], (1, 1, 1)) if is_max
+                      else self._layer(pooled_name, "global_avg_pool", [x]))
+            return pooled if keep else self._layer(name, "flatten", [pooled])
+        return read
+
+    _op_ReduceMean, _op_ReduceMax = _reduce(False), _reduce(True)
+    del _reduce
 
     def _op_Gemm(self, node, attributes, name):
         x = self._rank(self._activation(node, 0), (2,))
@@ -423,48 +762,81 @@ class _Importer:
 
     def _bias_add(self, node, outputs):
         """The Add node that adds a constant bias to ``node``'s output and is its only reader, or None."""
-        users = self.consumers.get(node.output[0], [])
-        if len(users) != 1 or node.output[0] in self.graph_outputs:
-            return None
-        add = users[0]
-        if add.op_type != "Add" or add.domain not in ("", "ai.onnx") or len(add.input) != 2:
+        add = self._only_reader(node.output[0], "Add")
+        if add is None or len(add.input) != 2:
             return None
         other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
         return add if other in self.constants and self.constants[other].size == outputs else None
 
     def _op_Resize(self, node, attributes, name):
         x = self._rank(self._activation(node, 0), (4,))
+        transform = attributes.get("coordinate_transformation_mode", "half_pixel")
+        if transform == "tf_crop_and_resize":
+            raise _Refused("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
         scales, sizes = self._constant(node, 2, required=False), self._constant(node, 3, required=False)
-        if scales is not None and scales.size:
-            factors = [float(s) for s in scales.reshape(-1)]
-        elif sizes is not None and sizes.size:
-            axes = attributes.get("axes", range(4))
-            factors = [int(s) / x.shape[a] for s, a in zip(sizes.reshape(-1), axes)]
+        axes = [int(a) % 4 for a in attributes.get("axes", range(4))]
+        if sizes is not None and sizes.size:
+            if attributes.get("keep_aspect_ratio_policy", "stretch") != "stretch":
+                raise _Refused(f"keep_aspect_ratio_policy {attributes['keep_aspect_ratio_policy']!r} is not supported")
+            out = list(x.shape)
+            for axis, size in zip(axes, sizes.reshape(-1)):
+                out[axis] = int(size)
+            factors = [o / i for o, i in zip(out, x.shape)]
+        elif scales is not None and scales.size:
+            factors = [1.0] * 4
+            for axis, scale in zip(axes, scales.reshape(-1)):
+                factors[axis] = float(scale)
+            if min(factors) <= 0 or not all(math.isfinite(f) for f in factors):
+                raise _Refused(f"scales must be positive, got {scales.reshape(-1).tolist()}")
+            out = [math.floor(i * f) for i, f in zip(x.shape, factors)]
         else:
             raise _Refused("needs constant scales or sizes")
-        if "axes" in attributes:
-            full = [1.0] * 4
-            for axis, factor in zip(attributes["axes"], factors):
-                full[axis % 4] = factor
-            factors = full
-        return self._upsample(node, name, x, factors, attributes.get("mode", "nearest"),
-                              attributes.get("coordinate_transformation_mode", "half_pixel"),
-                              attributes.get("nearest_mode", "round_prefer_floor"))
+        if out[:2] != list(x.shape[:2]) or min(out) < 1:
+            raise _Refused(f"kcp resizes H and W only, got {list(x.shape)} to {out}")
+        return self._resize(name, x, out[2:], factors[2:], attributes.get("mode", "nearest"), transform,
+                            attributes.get("nearest_mode", "round_prefer_floor"), attributes.get("antialias", 0))
 
     def _op_Upsample(self, node, attributes, name):
         x = self._rank(self._activation(node, 0), (4,))
         scales = attributes["scales"] if "scales" in attributes else self._constant(node, 1)
-        return self._upsample(node, name, x, [float(s) for s in np.reshape(scales, -1)],
-                              attributes.get("mode", "nearest"), "asymmetric", "floor")
+        factors = [float(s) for s in np.reshape(scales, -1)]
+        if len(factors) != 4 or factors[:2] != [1, 1] or min(factors) <= 0:
+            raise _Refused(f"kcp resizes H and W only, got scales {factors}")
+        out = [math.floor(i * f) for i, f in zip(x.shape[2:], factors[2:])]
+        return self._resize(name, x, out, factors[2:], attributes.get("mode", "nearest"), "asymmetric", "floor", 0)
 
-    def _upsample(self, node, name, x, factors, mode, transform, rounding):
+    def _resize(self, name, x, out, factors, mode, transform, rounding, antialias):
+        if "resize" not in _ops():
+            return self._upsample(name, x, [1, 1, *factors], mode, transform, rounding)
+        size = x.shape[2:]
+        if mode == "nearest":
+            if all(_nearest_index(i, f, n, o, transform, rounding) == i * n // o
+                   for n, o, f in zip(size, out, factors) for i in range(o)):
+                return self._layer(name, "resize", [x], (*out, 0, 0))
+            raise _Refused(f"nearest with coordinate_transformation_mode {transform!r} and nearest_mode {rounding!r} "
+                           f"from {list(size)} to {out} is not PyTorch's nearest (source = floor(i * in / out))")
+        if mode != "linear":
+            raise _Refused(f"mode {mode!r} is not supported (kcp: nearest or linear)")
+        if antialias and any(o < n for n, o in zip(size, out)):
+            raise _Refused("antialiased downsampling is not supported")
+        if transform == "align_corners":
+            return self._layer(name, "resize", [x], (*out, 1, 1))
+        exact = all(abs(f * n - o) <= 1e-5 * o for n, o, f in zip(size, out, factors))
+        if transform in ("half_pixel", "pytorch_half_pixel") and exact and not (
+                transform == "pytorch_half_pixel" and any(o == 1 < n for n, o in zip(size, out))):
+            return self._layer(name, "resize", [x], (*out, 1, 0))
+        raise _Refused(f"linear with coordinate_transformation_mode {transform!r} from {list(size)} by {factors} is "
+                       "not supported (kcp: half_pixel with scales out/in, or align_corners)")
+
+    def _upsample(self, name, x, factors, mode, transform, rounding):
+        """An engine without the resize op: upsampling by one integer factor."""
         scale = round(factors[2]) if len(factors) == 4 else 0
         if len(factors) != 4 or factors[:2] != [1, 1] or factors[2] != factors[3] or scale < 1 \
                 or abs(factors[2] - scale) > 1e-6:
             raise _Refused(f"kcp upsamples H and W by one integer factor, got scales {factors}")
         if mode == "linear" and transform in ("half_pixel", "pytorch_half_pixel"):
             return self._layer(name, "upsample", [x], (scale, 1))
-        if mode == "nearest" and all(_nearest_index(i, scale, size, transform, rounding) == i // scale
+        if mode == "nearest" and all(_nearest_index(i, scale, size, size * scale, transform, rounding) == i // scale
                                      for size in x.shape[2:] for i in range(size * scale)):
             return self._layer(name, "upsample", [x], (scale, 0))
         detail = f", nearest_mode {rounding!r}" if mode == "nearest" else ""
@@ -477,3 +849,14 @@ class _Importer:
         left, right = self._activation(node, 0), self._activation(node, 1)
         return self._layer(name, "correlation", [left, right], (attributes["max_disparity"], attributes["scale"]))
 
+
+def _copy(attribute):
+    copy = type(attribute)()
+    copy.CopyFrom(attribute)
+    return copy
+
+
+def _other(node, name):
+    """The input of the two-input ``node`` that is not ``name`` (None if both are)."""
+    others = [n for n in node.input if n != name]
+    return others[0] if len(node.input) == 2 and len(others) == 1 else None
