@@ -91,15 +91,18 @@ private struct PoolWindows {
                 (0..<kernel).map { o * stride - padding + $0 * dilation }.filter { (0..<size).contains($0) }
             }
         }
-        func extents(_ count: Int, kernel: Int, stride: Int, padding: Int, size: Int) -> [Int] {
-            (0..<count).map { o in Swift.min(o * stride - padding + kernel, size + padding) - (o * stride - padding) }
+        // A window starts `padding` before the input and ends at most `end` padding after it.
+        func extents(_ count: Int, kernel: Int, stride: Int, padding: Int, end: Int, size: Int) -> [Int] {
+            (0..<count).map { o in Swift.min(o * stride - padding + kernel, size + end) - (o * stride - padding) }
         }
         rows = taps(outHeight, kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0,
                     dilation: pool.dilation.0, size: height)
         cols = taps(outWidth, kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1,
                     dilation: pool.dilation.1, size: width)
-        rowExtent = extents(outHeight, kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0, size: height)
-        colExtent = extents(outWidth, kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1, size: width)
+        rowExtent = extents(outHeight, kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0,
+                            end: pool.padding.2, size: height)
+        colExtent = extents(outWidth, kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1,
+                            end: pool.padding.3, size: width)
         countIncludePad = pool.countIncludePad
     }
 
