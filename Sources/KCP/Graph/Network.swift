@@ -62,8 +62,14 @@ public struct Network: Sendable {
         try require(parameters.allSatisfy { (0..<self.parameters.count).contains($0) }, "parameters",
                     "node '\(name)' uses parameter indices \(parameters), only 0..<\(self.parameters.count) exist")
         let signatures = op.signatures
-        try require(signatures.contains { ($0.inputs == 0 ? !inputs.isEmpty : inputs.count == $0.inputs)
-                                          && $0.parameters.contains(parameters.count) }, "inputs",
+        let takesInputs = { (signature: (inputs: Int, parameters: [Int])) in
+            signature.inputs == 0 ? !inputs.isEmpty : inputs.count == signature.inputs
+        }
+        // Blame the parameters where only their count fits no signature.
+        let blamesParameters = signatures.contains(where: takesInputs)
+            && !signatures.contains { $0.parameters.contains(parameters.count) }
+        try require(signatures.contains { takesInputs($0) && $0.parameters.contains(parameters.count) },
+                    blamesParameters ? "parameters" : "inputs",
                     "node '\(name)' (\(op.name)) takes " + signatures.map { signature in
                         "\(signature.inputs == 0 ? "one or more" : "\(signature.inputs)") inputs and \(signature.parameters) parameters"
                     }.joined(separator: ", or ") + ", got \(inputs.count) and \(parameters.count)")
