@@ -324,12 +324,12 @@ struct BackwardReshapeTests {
         // [1, 1, 1, 2] by 2, gradient 0..7 over the [2, 4] output.
         let g = Tensor(shape: [1, 1, 2, 4], data: (0..<8).map(Float.init))
         // Nearest: each input collects its 2x2 block.
-        fdExpectEqual(upsampleBackward(g, inputShape: [1, 1, 1, 2], scale: 2, mode: .nearest).data,
+        fdExpectEqual(resizeBackward(g, inputShape: [1, 1, 1, 2], Resize(height: 2, width: 4, mode: .nearest)).data,
                       [0 + 1 + 4 + 5, 2 + 3 + 6 + 7], "nearest")
         // Bilinear: output columns read x0 with weights (1, 0.75, 0.25, 0), x1 with (0, 0.25, 0.75, 1);
         // both output rows read the single input row.
         let row = { (w: [Double]) in (0..<4).reduce(0.0) { $0 + w[$1] * (Double($1) + Double($1 + 4)) } }
-        fdExpectEqual(upsampleBackward(g, inputShape: [1, 1, 1, 2], scale: 2, mode: .bilinear).data,
+        fdExpectEqual(resizeBackward(g, inputShape: [1, 1, 1, 2], Resize(height: 2, width: 4, mode: .bilinear)).data,
                       [row([1, 0.75, 0.25, 0]), row([0, 0.25, 0.75, 1])], "bilinear")
     }
 
@@ -337,8 +337,9 @@ struct BackwardReshapeTests {
     func upsampleFiniteDifferences(_ scale: Int, _ mode: UpsampleMode) {
         var rng = SplitMix64(seed: 117)
         let x = fdTensor([2, 2, 3, 4], &rng)
+        let r = Resize(height: 3 * scale, width: 4 * scale, mode: mode)
         fdCheck([x.data], names: ["x"], seed: 118,
-                forward: { upsampleForward(Tensor(shape: x.shape, data: $0[0]), scale: scale, mode: mode) },
-                backward: { [upsampleBackward($0, inputShape: x.shape, scale: scale, mode: mode).data] })
+                forward: { resizeForward(Tensor(shape: x.shape, data: $0[0]), r) },
+                backward: { [resizeBackward($0, inputShape: x.shape, r).data] })
     }
 }

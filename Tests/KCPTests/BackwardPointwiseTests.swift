@@ -65,6 +65,11 @@ func pwCheckBackward(_ inputs: [Tensor], eps: Float = 1e-2, what: String,
     }
 }
 
+/// `activationBackward` given only the forward's input: the output is computed here.
+func pwActivationBackward(_ x: Tensor, _ a: Activation, _ gradient: Tensor) -> Tensor {
+    activationBackward(x, a, output: activationForward(x, a), gradient: gradient)
+}
+
 // MARK: - Tests
 
 @Suite("Backward of element-wise, softmax and stereo ops")
@@ -72,52 +77,57 @@ struct BackwardPointwiseTests {
     @Test("relu: finite differences away from 0; derivative 0 at x == 0")
     func relu() {
         let x = pwSigned([2, 3, 4, 5], seed: 1, magnitudes: 0.1...1)
-        pwCheckBackward([x], what: "relu", { reluForward($0[0]) }) { [reluBackward(x, gradient: $0)] }
-        let literal = reluBackward(Tensor(shape: [4], data: [-1, 0, 2, 1e-30]), gradient: Tensor(shape: [4], data: [5, 6, 7, 8]))
+        pwCheckBackward([x], what: "relu", { activationForward($0[0], .relu) }) { [pwActivationBackward(x, .relu, $0)] }
+        let literal = pwActivationBackward(Tensor(shape: [4], data: [-1, 0, 2, 1e-30]), .relu, Tensor(shape: [4], data: [5, 6, 7, 8]))
         #expect(literal.data == [0, 0, 7, 8])
     }
 
     @Test("leaky relu: finite differences away from 0; slope alpha at x == 0", arguments: [Float(0.01), 0.2, 1.5])
     func leakyRelu(alpha: Float) {
         let x = pwSigned([2, 3, 4, 5], seed: 2, magnitudes: 0.1...1)
-        pwCheckBackward([x], what: "leaky relu \(alpha)", { leakyReluForward($0[0], alpha: alpha) }) {
-            [leakyReluBackward(x, alpha: alpha, gradient: $0)]
+        let leaky = Activation(.leakyRelu, alpha: alpha)
+        pwCheckBackward([x], what: "leaky relu \(alpha)", { activationForward($0[0], leaky) }) {
+            [pwActivationBackward(x, leaky, $0)]
         }
-        let literal = leakyReluBackward(Tensor(shape: [3], data: [-2, 0, 3]), alpha: alpha,
-                                        gradient: Tensor(shape: [3], data: [1, 2, 3]))
+        let literal = pwActivationBackward(Tensor(shape: [3], data: [-2, 0, 3]), leaky, Tensor(shape: [3], data: [1, 2, 3]))
         #expect(literal.data == [alpha, 2 * alpha, 3])
     }
 
     @Test("sigmoid: finite differences; y (1 - y) at y = 1/2 and 3/4")
     func sigmoid() {
         let x = pwTensor([2, 3, 4, 5], seed: 3, in: -4...4)
-        let y = sigmoidForward(x)
-        pwCheckBackward([x], what: "sigmoid", { sigmoidForward($0[0]) }) { [sigmoidBackward(output: y, gradient: $0)] }
-        let literal = sigmoidBackward(output: Tensor(shape: [2], data: [0.5, 0.75]), gradient: Tensor(shape: [2], data: [2, 16]))
+        pwCheckBackward([x], what: "sigmoid", { activationForward($0[0], .sigmoid) }) { [pwActivationBackward(x, .sigmoid, $0)] }
+        // The sigmoid backward reads only the forward's output y.
+        let literal = activationBackward(Tensor(zeros: [2]), .sigmoid, output: Tensor(shape: [2], data: [0.5, 0.75]),
+                                         gradient: Tensor(shape: [2], data: [2, 16]))
         #expect(literal.data == [0.5, 3])
     }
 
     @Test("add passes the gradient to both inputs; mul multiplies it by the other input")
     func addAndMul() {
         let a = pwTensor([2, 3, 4, 5], seed: 4), b = pwTensor([2, 3, 4, 5], seed: 5, in: -2...2)
-        pwCheckBackward([a, b], what: "add", { addForward($0[0], $0[1]) }) { [$0, $0] }
-        pwCheckBackward([a, b], what: "mul", { mulForward($0[0], $0[1]) }) {
-            let (da, db) = mulBackward(a, b, gradient: $0)
+        pwCheckBackward([a, b], what: "add", { binaryForward($0[0], $0[1], .add, outputShape: a.shape) }) {
+            let (da, db) = binaryBackward(a, b, .add, gradient: $0)
             return [da, db]
         }
-        let (da, db) = mulBackward(Tensor(shape: [2], data: [2, 3]), Tensor(shape: [2], data: [5, 7]),
-                                   gradient: Tensor(shape: [2], data: [1, -2]))
+        pwCheckBackward([a, b], what: "mul", { binaryForward($0[0], $0[1], .mul, outputShape: a.shape) }) {
+            let (da, db) = binaryBackward(a, b, .mul, gradient: $0)
+            return [da, db]
+        }
+        let (da, db) = binaryBackward(Tensor(shape: [2], data: [2, 3]), Tensor(shape: [2], data: [5, 7]), .mul,
+                                      gradient: Tensor(shape: [2], data: [1, -2]))
         #expect(da.data == [5, -14] && db.data == [2, -6])
     }
 
     @Test("element-wise backwards over several parallel chunks match the scalar formulas")
     func manyChunks() {
         let x = pwTensor([3, 5, 70, 41], seed: 6, in: -3...3), g = pwTensor([3, 5, 70, 41], seed: 7)
-        let y = sigmoidForward(x)
-        #expect(reluBackward(x, gradient: g).data == zip(x.data, g.data).map { $0 > 0 ? $1 : 0 })
-        #expect(leakyReluBackward(x, alpha: 0.1, gradient: g).data == zip(x.data, g.data).map { $0 > 0 ? $1 : 0.1 * $1 })
-        #expect(sigmoidBackward(output: y, gradient: g).data == zip(y.data, g.data).map { $1 * $0 * (1 - $0) })
-        #expect(mulBackward(x, y, gradient: g).1.data == zip(x.data, g.data).map { $1 * $0 })
+        let y = activationForward(x, .sigmoid)
+        #expect(pwActivationBackward(x, .relu, g).data == zip(x.data, g.data).map { $0 > 0 ? $1 : 0 })
+        #expect(pwActivationBackward(x, Activation(.leakyRelu, alpha: 0.1), g).data
+                == zip(x.data, g.data).map { $0 > 0 ? $1 : 0.1 * $1 })
+        #expect(activationBackward(x, .sigmoid, output: y, gradient: g).data == zip(y.data, g.data).map { $1 * $0 * (1 - $0) })
+        #expect(binaryBackward(x, y, .mul, gradient: g).b.data == zip(x.data, g.data).map { $1 * $0 })
     }
 
     @Test("softmax over channels: finite differences", arguments: [[3, 5], [2, 4, 3, 2], [1, 1, 2, 2]])

@@ -16,10 +16,10 @@ struct CompensationTests {
         let first = b.convParameters("conv1", in: 3, out: 6), second = b.convParameters("conv2", in: 6, out: 4)
         var branches: [Int] = []
         for (side, x) in [("l", left), ("r", right)] {
-            let h = try b.op("relu.\(side)", .relu, try b.conv("conv1.\(side)", x, out: 6, shared: first))
+            let h = try b.op("relu.\(side)", .activation(.relu), try b.conv("conv1.\(side)", x, out: 6, shared: first))
             branches.append(try b.conv("conv2.\(side)", h, out: 4, shared: second))
         }
-        try b.output(try b.op("sum", .add, branches[0], branches[1]))
+        try b.output(try b.op("sum", .binary(.add), branches[0], branches[1]))
         for p in first {
             let per = b.net.parameters[p].tensor.count / 6
             b.net.parameters[p].tensor.data.replaceSubrange((3 * per)..<(6 * per),

@@ -97,10 +97,10 @@ struct ConvKernelTests {
         let affine = batchNormScaleShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
         #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine) == normalized)
         #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, relu: true)
-                == reluForward(normalized))
+                == activationForward(normalized, .relu))
         let residual = fdTensor(shape, &rng)
         #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
-                              residual: residual, relu: true) == reluForward(addForward(residual, normalized)))
+                              residual: residual, relu: true) == activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu))
     }
 
     @Test("a residual block's conv, batchnorm, add and relu run as one step when the add's other operand exists")

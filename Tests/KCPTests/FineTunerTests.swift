@@ -19,8 +19,8 @@ struct FineTunerTests {
     static func network() throws -> Network {
         let b = NetBuilder(seed: 3)
         let x = try b.input("x", [1, 2, 8, 8])
-        let h = try b.op("r1", .relu, try b.batchNorm("bn1", try b.conv("c1", x, out: 16)))
-        let g = try b.op("r2", .relu, try b.conv("c2", h, out: 16))
+        let h = try b.op("r1", .activation(.relu), try b.batchNorm("bn1", try b.conv("c1", x, out: 16)))
+        let g = try b.op("r2", .activation(.relu), try b.conv("c2", h, out: 16))
         try b.output(try b.conv("head", g, out: 2, kernel: 1))
         return b.net
     }

@@ -153,7 +153,7 @@ struct LossTests {
         var d = pwSigned(shape, seed: 43, magnitudes: 0.1...0.4)
         let far = pwSigned(shape, seed: 44, magnitudes: 0.6...1.5)
         for i in stride(from: 0, to: count, by: 2) { d.data[i] = far.data[i] }
-        let prediction = addForward(target, d)
+        let prediction = binaryForward(target, d, .add, outputShape: shape)
         let mask = masked ? (0..<count).map { $0 % 3 != 1 } : nil
         try pwCheckLoss(prediction, what: "smooth L1") { try smoothL1(prediction: $0, target: target, mask: mask, beta: 0.5) }
         try pwCheckLoss(prediction, what: "L1") { try l1(prediction: $0, target: target, mask: mask) }

@@ -42,14 +42,16 @@ struct NetworkBackwardTests {
         }
     }
 
-    /// The network with its kinks smoothed: relu and leaky relu become
-    /// sigmoid, max pooling becomes average pooling.
+    /// The network with its kinks smoothed: relu, leaky relu, clip, hardswish
+    /// and hardsigmoid become sigmoid, max pooling (adaptive too) average pooling.
     func smoothed(_ network: Network) -> Network {
         var smooth = network
         for index in smooth.nodes.indices {
             switch smooth.nodes[index].op {
-            case .relu, .leakyRelu: smooth.nodes[index].op = .sigmoid
+            case let .activation(a) where [.relu, .leakyRelu, .clip, .hardswish, .hardsigmoid].contains(a.kind):
+                smooth.nodes[index].op = .activation(.sigmoid)
             case let .maxPool(pool): smooth.nodes[index].op = .avgPool(pool)
+            case let .adaptivePool(height, width, _): smooth.nodes[index].op = .adaptivePool(height: height, width: width, max: false)
             default: break
             }
         }

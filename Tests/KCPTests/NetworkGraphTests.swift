@@ -31,10 +31,14 @@ let netBadNodeCases: [NetBadNodeCase] = [
                    parameters: [[2, 3, 3, 3]], fragment: "stride"),
     NetBadNodeCase(label: "batchnorm parameters", op: .batchNorm(epsilon: 1e-5), inputs: [[1, 3, 5, 5]],
                    parameters: [[3], [3], [4], [3]], fragment: "[3]"),
-    NetBadNodeCase(label: "add shapes", op: .add, inputs: [[1, 3, 5, 5], [1, 2, 5, 5]], parameters: [],
-                   fragment: "equal shapes"),
-    NetBadNodeCase(label: "mul shapes", op: .mul, inputs: [[1, 3, 5, 5], [1, 3, 5, 4]], parameters: [],
-                   fragment: "equal shapes"),
+    NetBadNodeCase(label: "add shapes", op: .binary(.add), inputs: [[1, 3, 5, 5], [1, 2, 5, 5]], parameters: [],
+                   fragment: "do not broadcast"),
+    NetBadNodeCase(label: "mul shapes", op: .binary(.mul), inputs: [[1, 3, 5, 5], [1, 3, 5, 4]], parameters: [],
+                   fragment: "do not broadcast"),
+    NetBadNodeCase(label: "sub ranks", op: .binary(Binary(.sub)), inputs: [[1, 3, 5, 5], [1, 3]], parameters: [],
+                   fragment: "do not broadcast"),
+    NetBadNodeCase(label: "div constant", op: .binary(Binary(.div)), inputs: [[1, 3, 5, 5]], parameters: [[2, 1, 1]],
+                   fragment: "do not broadcast"),
     NetBadNodeCase(label: "concat spatial", op: .concat, inputs: [[1, 3, 5, 5], [1, 2, 4, 5]], parameters: [],
                    fragment: "channels"),
     NetBadNodeCase(label: "concat rank", op: .concat, inputs: [[1, 3, 5, 5], [1, 2]], parameters: [],
@@ -47,8 +51,16 @@ let netBadNodeCases: [NetBadNodeCase] = [
     NetBadNodeCase(label: "avg pool stride 0", op: .avgPool(Pool2d(kernel: (2, 2), stride: (0, 1))),
                    inputs: [[1, 3, 4, 4]], parameters: [], fragment: "stride"),
     NetBadNodeCase(label: "global pool rank", op: .globalAvgPool, inputs: [[1, 3]], parameters: [], fragment: "4-D"),
-    NetBadNodeCase(label: "upsample scale 0", op: .upsample(scale: 0, mode: .nearest), inputs: [[1, 3, 2, 2]],
-                   parameters: [], fragment: "scale"),
+    NetBadNodeCase(label: "resize to height 0", op: .resize(Resize(height: 0, width: 4, mode: .nearest)),
+                   inputs: [[1, 3, 2, 2]], parameters: [], fragment: "size"),
+    NetBadNodeCase(label: "adaptive pool to width 0", op: .adaptivePool(height: 2, width: 0, max: true),
+                   inputs: [[1, 3, 4, 4]], parameters: [], fragment: "size"),
+    NetBadNodeCase(label: "channel shuffle groups", op: .channelShuffle(groups: 4), inputs: [[1, 6, 2, 2]],
+                   parameters: [], fragment: "4 groups"),
+    NetBadNodeCase(label: "channel chunk index", op: .channelChunk(index: 2, parts: 2), inputs: [[1, 6, 2, 2]],
+                   parameters: [], fragment: "part 2 of 2"),
+    NetBadNodeCase(label: "channelwise channels", op: .channelwise(shape: [4, 2, 2]), inputs: [[1, 6, 2, 2]],
+                   parameters: [], fragment: "neither 4 channels"),
     NetBadNodeCase(label: "correlation shapes", op: .correlation(maxDisparity: 2, scale: 1), inputs: [[1, 3, 4, 4], [1, 2, 4, 4]],
                    parameters: [], fragment: "equal shapes"),
     NetBadNodeCase(label: "correlation disparity 0", op: .correlation(maxDisparity: 0, scale: 1),
@@ -58,7 +70,9 @@ let netBadNodeCases: [NetBadNodeCase] = [
 
 @Suite("Network graph, shapes and cost")
 struct NetworkGraphTests {
-    /// Each bad node sits after a valid one, so the message must name the right node.
+    /// Each bad node sits after a valid one, so the message must name the right node:
+    /// `addNode` refuses it (shapes are kept as nodes are added), and so do shape
+    /// inference, cost and forward when a node is changed into it afterwards.
     @Test(arguments: netBadNodeCases)
     func shapeErrorsNameTheNode(_ c: NetBadNodeCase) throws {
         var net = Network()
@@ -68,7 +82,15 @@ struct NetworkGraphTests {
             values.append(try net.addNode(name: "good\(k)", op: .identity, inputs: [x]))
         }
         let ps = c.parameters.enumerated().map { net.addParameter(name: "p\($0)", tensor: Tensor(zeros: $1)) }
-        let y = try net.addNode(name: "bad_node", op: c.op, inputs: values, parameters: ps)
+        netExpectNetworkError(["node 'bad_node'", c.op.name, c.fragment]) {
+            _ = try net.addNode(name: "bad_node", op: c.op, inputs: values, parameters: ps)
+        }
+        #expect(net.nodes.count == values.count && net.declaredShapes.count == net.valueCount)
+        // A valid stand-in, then changed into the bad node.
+        let y = try net.addNode(name: "bad_node", op: .identity, inputs: [values[0]])
+        net.nodes[net.nodes.count - 1].op = c.op
+        net.nodes[net.nodes.count - 1].inputs = values
+        net.nodes[net.nodes.count - 1].parameters = ps
         try net.addOutput(y)
         netExpectNetworkError(["node 'bad_node'", c.op.name, c.fragment]) { _ = try net.inferShapes() }
         netExpectNetworkError(["node 'bad_node'"]) { _ = try net.cost() }
@@ -81,7 +103,7 @@ struct NetworkGraphTests {
         let x = try b.input("x", [2, 3, 9, 10])
         let c = try b.conv("c", x, out: 4, kernel: 3, stride: 2, padding: 1)
         let p = try b.op("p", .maxPool(Pool2d(kernel: (2, 2), stride: (2, 2))), c)
-        let u = try b.op("u", .upsample(scale: 3, mode: .bilinear), p)
+        let u = try b.op("u", .resize(Resize(height: 6, width: 6, mode: .bilinear)), p)
         let cat = try b.op("cat", .concat, u, u)
         let g = try b.op("g", .globalAvgPool, cat)
         let f = try b.op("f", .flatten, g)
@@ -111,14 +133,14 @@ struct NetworkGraphTests {
             _ = try wide.addNode(name: "cost", op: .correlation(maxDisparity: 1 << 31, scale: 1), inputs: [v, v])
             _ = try wide.inferShapes()
         }
-        netExpectInvalidArgument("inputs", ["'n1'"]) { _ = try net.addNode(name: "n1", op: .relu, inputs: [5]) }
+        netExpectInvalidArgument("inputs", ["'n1'"]) { _ = try net.addNode(name: "n1", op: .activation(.relu), inputs: [5]) }
         netExpectInvalidArgument("parameters", ["'n2'"]) {
             _ = try net.addNode(name: "n2", op: .conv2d(Conv2d()), inputs: [x], parameters: [9])
         }
-        netExpectInvalidArgument("inputs", ["'n3'"]) { _ = try net.addNode(name: "n3", op: .add, inputs: [x]) }
+        netExpectInvalidArgument("inputs", ["'n3'"]) { _ = try net.addNode(name: "n3", op: .binary(.add), inputs: [x]) }
         netExpectInvalidArgument("parameters", ["'n5'"]) { _ = try net.addNode(name: "n5", op: .conv2d(Conv2d()), inputs: [x]) }
         netExpectInvalidArgument("parameters", ["'n6'"]) {
-            _ = try net.addNode(name: "n6", op: .relu, inputs: [x], parameters: [w])
+            _ = try net.addNode(name: "n6", op: .activation(.relu), inputs: [x], parameters: [w])
         }
         netExpectInvalidArgument("value") { try net.addOutput(3) }
         netExpectInvalidArgument("data", ["'w'"]) { try net.setParameter(w, data: [1, 2]) }
@@ -148,7 +170,7 @@ struct NetworkGraphTests {
         var net = Network()
         let a = try net.addInput(name: "a", shape: [1, 3, 4, 4])
         let b = try net.addInput(name: "b", shape: [1, 3, 4, 4])
-        try net.addOutput(try net.addNode(name: "sum", op: .add, inputs: [a, b]))
+        try net.addOutput(try net.addNode(name: "sum", op: .binary(.add), inputs: [a, b]))
         netExpectInvalidArgument("inputs") { _ = try net.forward([Tensor(zeros: [2, 3, 4, 4]), Tensor(zeros: [1, 3, 4, 4])]) }
     }
 
@@ -163,7 +185,7 @@ struct NetworkGraphTests {
                                  inputs: [x], parameters: [w1, b1])
         let bnParameters = (0..<4).map { net.addParameter(name: "bn.\($0)", tensor: Tensor(zeros: [6])) }
         let bn = try net.addNode(name: "bn", op: .batchNorm(epsilon: 1e-5), inputs: [c1], parameters: bnParameters)
-        let r = try net.addNode(name: "r", op: .relu, inputs: [bn])
+        let r = try net.addNode(name: "r", op: .activation(.relu), inputs: [bn])
         // Depthwise, multiplier 2, padding 1: [12, 1, 3, 3] on 5x8.
         let w2 = net.addParameter(name: "dw.w", tensor: Tensor(zeros: [12, 1, 3, 3]))
         let dw = try net.addNode(name: "dw", op: .conv2d(Conv2d(padding: (1, 1, 1, 1), groups: 6)), inputs: [r], parameters: [w2])
@@ -206,7 +228,7 @@ struct NetworkGraphTests {
         let cr = try b.conv("feat_r", right, out: 4, shared: shared)
         let fl = try b.batchNorm("bn_l", cl, shared: bnShared)
         let fr = try b.batchNorm("bn_r", cr, shared: bnShared)
-        let sum = try b.op("sum", .add, fl, fr)
+        let sum = try b.op("sum", .binary(.add), fl, fr)
         try b.output(sum)
         // Weight 4*3*3*3 + bias 4, batchnorm gamma and beta 8; each conv applied once per side.
         #expect(try b.net.cost() == Cost(macs: 2 * (4 * 3 * 9 * 36), parameters: 108 + 4 + 8))

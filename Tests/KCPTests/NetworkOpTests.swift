@@ -106,22 +106,22 @@ struct NetworkOpTests {
         var rng = SplitMix64(seed: 13)
         let x = netTensor([2, 3, 4, 5], &rng, scale: 4)
         let xs = x.data.map(Double.init)
-        netExpect(try netRunOp(.relu, [x]), NetReference(shape: x.shape, data: xs.map { max($0, 0) }))
-        netExpect(try netRunOp(.leakyRelu(alpha: 0.1), [x]),
+        netExpect(try netRunOp(.activation(.relu), [x]), NetReference(shape: x.shape, data: xs.map { max($0, 0) }))
+        netExpect(try netRunOp(.activation(Activation(.leakyRelu, alpha: 0.1)), [x]),
                   NetReference(shape: x.shape, data: xs.map { $0 >= 0 ? $0 : 0.1 * $0 }))
-        netExpect(try netRunOp(.sigmoid, [x]),
+        netExpect(try netRunOp(.activation(.sigmoid), [x]),
                   NetReference(shape: x.shape, data: xs.map { 1 / (1 + exp(-$0)) }))
         netExpect(try netRunOp(.identity, [x]), NetReference(shape: x.shape, data: xs), tolerance: 0)
-        netExpect(try netRunOp(.sigmoid, [Tensor(shape: [1, 3], data: [0, 100, -100])]), shape: [1, 3], [0.5, 1, 0])
-        netExpect(try netRunOp(.leakyRelu(alpha: 0.5), [Tensor(shape: [1, 2], data: [-4, 3])]), shape: [1, 2], [-2, 3])
+        netExpect(try netRunOp(.activation(.sigmoid), [Tensor(shape: [1, 3], data: [0, 100, -100])]), shape: [1, 3], [0.5, 1, 0])
+        netExpect(try netRunOp(.activation(Activation(.leakyRelu, alpha: 0.5)), [Tensor(shape: [1, 2], data: [-4, 3])]), shape: [1, 2], [-2, 3])
     }
 
     @Test func addAndMul() throws {
         var rng = SplitMix64(seed: 14)
         let a = netTensor([2, 3, 2, 3], &rng), b = netTensor([2, 3, 2, 3], &rng)
-        netExpect(try netRunOp(.add, [a, b]),
+        netExpect(try netRunOp(.binary(.add), [a, b]),
                   NetReference(shape: a.shape, data: zip(a.data, b.data).map { Double($0) + Double($1) }))
-        netExpect(try netRunOp(.mul, [a, b]),
+        netExpect(try netRunOp(.binary(.mul), [a, b]),
                   NetReference(shape: a.shape, data: zip(a.data, b.data).map { Double($0) * Double($1) }))
     }
 
@@ -219,27 +219,28 @@ struct NetworkOpTests {
         netExpect(try netRunOp(.linear, [x], parameters: bias ? [w, b] : [w]), expected)
     }
 
-    @Test func upsampleLiterals() throws {
+    @Test func resizeByIntegerFactorsLiterals() throws {
         let x = Tensor(shape: [1, 1, 2, 2], data: [1, 2, 3, 4])
         // PyTorch: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False).
-        netExpect(try netRunOp(.upsample(scale: 2, mode: .bilinear), [x]), shape: [1, 1, 4, 4],
+        netExpect(try netRunOp(.resize(Resize(height: 4, width: 4, mode: .bilinear)), [x]), shape: [1, 1, 4, 4],
                   [1.0, 1.25, 1.75, 2.0,
                    1.5, 1.75, 2.25, 2.5,
                    2.5, 2.75, 3.25, 3.5,
                    3.0, 3.25, 3.75, 4.0])
-        netExpect(try netRunOp(.upsample(scale: 2, mode: .nearest), [x]), shape: [1, 1, 4, 4],
+        netExpect(try netRunOp(.resize(Resize(height: 4, width: 4, mode: .nearest)), [x]), shape: [1, 1, 4, 4],
                   [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4])
         // Scale 3 along a row [0, 3]: sources -1/3 (clamped), 0, 1/3, 2/3, 1, 4/3 (clamped to the edge).
-        netExpect(try netRunOp(.upsample(scale: 3, mode: .bilinear), [Tensor(shape: [1, 1, 1, 2], data: [0, 3])]),
+        netExpect(try netRunOp(.resize(Resize(height: 3, width: 6, mode: .bilinear)), [Tensor(shape: [1, 1, 1, 2], data: [0, 3])]),
                   shape: [1, 1, 3, 6], [0, 0, 1, 2, 3, 3, 0, 0, 1, 2, 3, 3, 0, 0, 1, 2, 3, 3], tolerance: 1e-6)
-        netExpect(try netRunOp(.upsample(scale: 1, mode: .bilinear), [x]), shape: [1, 1, 2, 2], [1, 2, 3, 4])
+        netExpect(try netRunOp(.resize(Resize(height: 2, width: 2, mode: .bilinear)), [x]), shape: [1, 1, 2, 2], [1, 2, 3, 4])
     }
 
     @Test(arguments: [(UpsampleMode.nearest, 2), (.nearest, 3), (.bilinear, 2), (.bilinear, 3), (.bilinear, 4)])
-    func upsample(_ mode: UpsampleMode, _ scale: Int) throws {
+    func resizeByIntegerFactors(_ mode: UpsampleMode, _ scale: Int) throws {
         var rng = SplitMix64(seed: 20)
         let x = netTensor([2, 3, 3, 5], &rng)
-        netExpect(try netRunOp(.upsample(scale: scale, mode: mode), [x]), naiveUpsample(x, scale: scale, mode: mode))
+        let r = Resize(height: 3 * scale, width: 5 * scale, mode: mode)
+        netExpect(try netRunOp(.resize(r), [x]), naiveResize(x, r))
     }
 
     @Test(arguments: [(3, Float(0.25)), (6, Float(1)), (1, Float(-0.5))])

@@ -71,16 +71,20 @@ func naivePool(_ x: Tensor, _ pool: Pool2d, max useMax: Bool) -> NetReference {
     return y
 }
 
-/// PyTorch `interpolate(mode="bilinear", align_corners=False)` and
-/// `mode="nearest"` for an integer scale.
-func naiveUpsample(_ x: Tensor, scale: Int, mode: UpsampleMode) -> NetReference {
+/// PyTorch `interpolate(size=..., mode="nearest")` and `mode="bilinear"`
+/// (`align_corners` either way), with exact ratios `in / out`.
+func naiveResize(_ x: Tensor, _ r: Resize) -> NetReference {
     let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let (outHeight, outWidth) = (height * scale, width * scale)
+    let (outHeight, outWidth) = (r.height, r.width)
     /// Low index, high index and the high index's weight.
-    func source(_ i: Int, _ size: Int) -> (Int, Int, Double) {
-        if mode == .nearest { return (i / scale, i / scale, 0) }
-        let real = max((Double(i) + 0.5) / Double(scale) - 0.5, 0)
-        let low = Int(real.rounded(.down))
+    func source(_ i: Int, _ size: Int, _ count: Int) -> (Int, Int, Double) {
+        if r.mode == .nearest {
+            let index = min(i * size / count, size - 1)
+            return (index, index, 0)
+        }
+        let real = r.alignCorners ? (count > 1 ? Double(i * (size - 1)) / Double(count - 1) : 0)
+            : max((Double(i) + 0.5) * Double(size) / Double(count) - 0.5, 0)
+        let low = min(Int(real.rounded(.down)), size - 1)
         let high = low < size - 1 ? low + 1 : low
         return (low, high, real - Double(low))
     }
@@ -88,9 +92,9 @@ func naiveUpsample(_ x: Tensor, scale: Int, mode: UpsampleMode) -> NetReference 
     for n in 0..<batch {
         for c in 0..<channels {
             for oh in 0..<outHeight {
-                let (h0, h1, fh) = source(oh, height)
+                let (h0, h1, fh) = source(oh, height, outHeight)
                 for ow in 0..<outWidth {
-                    let (w0, w1, fw) = source(ow, width)
+                    let (w0, w1, fw) = source(ow, width, outWidth)
                     let value = (1 - fh) * ((1 - fw) * x[n, c, h0, w0] + fw * x[n, c, h0, w1])
                         + fh * ((1 - fw) * x[n, c, h1, w0] + fw * x[n, c, h1, w1])
                     y.data[((n * channels + c) * outHeight + oh) * outWidth + ow] = value

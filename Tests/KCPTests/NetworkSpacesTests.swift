@@ -21,7 +21,7 @@ struct NetworkSpacesTests {
         let x = try b.input("x", [1, 3, 6, 6])
         let c1 = try b.conv("conv1", x, out: 8)
         let bn = try b.batchNorm("bn1", c1)
-        let r = try b.op("relu1", .relu, bn)
+        let r = try b.op("relu1", .activation(.relu), bn)
         let c2 = try b.conv("conv2", r, out: 4)
         try b.output(c2)
         let s = try ChannelSpaces(b.net)
@@ -39,10 +39,10 @@ struct NetworkSpacesTests {
         let b = NetBuilder(seed: 2)
         let x = try b.input("x", [1, 3, 6, 6])
         let a = try b.conv("a", x, out: 4)
-        let ra = try b.op("ra", .relu, a)
+        let ra = try b.op("ra", .activation(.relu), a)
         let c = try b.conv("b", ra, out: 4)
-        let sum = try b.op("add", .add, c, ra)
-        let r2 = try b.op("r2", .relu, sum)
+        let sum = try b.op("add", .binary(.add), c, ra)
+        let r2 = try b.op("r2", .activation(.relu), sum)
         let head = try b.conv("head", r2, out: 2)
         try b.output(head)
         let s = try ChannelSpaces(b.net)
@@ -56,12 +56,12 @@ struct NetworkSpacesTests {
         let b = NetBuilder(seed: 3)
         let x = try b.input("x", [1, 3, 8, 8])
         let a = try b.conv("a", x, out: 4)
-        let ra = try b.op("ra", .relu, a)
+        let ra = try b.op("ra", .activation(.relu), a)
         let c = try b.conv("b", ra, out: 6, stride: 2)
         let bn = try b.batchNorm("bn", c)
         let proj = try b.conv("proj", ra, out: 6, kernel: 1, stride: 2)
-        let sum = try b.op("add", .add, bn, proj)
-        let r2 = try b.op("r2", .relu, sum)
+        let sum = try b.op("add", .binary(.add), bn, proj)
+        let r2 = try b.op("r2", .activation(.relu), sum)
         let head = try b.conv("head", r2, out: 2)
         try b.output(head)
         let s = try ChannelSpaces(b.net)
@@ -76,9 +76,9 @@ struct NetworkSpacesTests {
         let b = NetBuilder(seed: 4)
         let x = try b.input("x", [1, 3, 6, 6])
         let a = try b.conv("a", x, out: 3)
-        let ra = try b.op("ra", .relu, a)
+        let ra = try b.op("ra", .activation(.relu), a)
         let c = try b.conv("b", ra, out: 5)
-        let rb = try b.op("rb", .relu, c)
+        let rb = try b.op("rb", .activation(.relu), c)
         let cat = try b.op("cat", .concat, ra, rb)
         let head = try b.conv("head", cat, out: 2)
         try b.output(head)
@@ -99,7 +99,7 @@ struct NetworkSpacesTests {
         let c = try b.conv("b", a, out: 2)
         let cat = try b.op("cat", .concat, a, c)
         let bn = try b.batchNorm("bn", cat)
-        let r = try b.op("r", .relu, bn)
+        let r = try b.op("r", .activation(.relu), bn)
         try b.output(try b.conv("head", r, out: 2))
         let s = try ChannelSpaces(b.net)
         #expect(s.classOf[cat] == [3, 4, 5, 6, 7] && s.classOf[bn] == [3, 4, 5, 6, 7] && s.classOf[r] == [3, 4, 5, 6, 7])
@@ -193,24 +193,41 @@ struct NetworkSpacesTests {
         #expect(try compact.inferShapes()[head] == [1, 2, 6, 6])
     }
 
-    @Test func groupedConvIsFrozenAndReported() throws {
+    /// A grouped conv (1 < g < C) ties channel j of every group of its input
+    /// and of its output: prunable, and compaction keeps g with smaller groups.
+    @Test func groupedConvTiesChannelJOfEveryGroupAndIsPrunable() throws {
         let b = NetBuilder(seed: 8)
         let x = try b.input("x", [1, 3, 6, 6])
         let a = try b.conv("a", x, out: 4)
-        let g = try b.conv("gconv", a, out: 4, groups: 2)
+        let g = try b.conv("gconv", a, out: 6, groups: 2)
         let c = try b.conv("c", g, out: 5)
-        let r = try b.op("r", .relu, c)
+        let r = try b.op("r", .activation(.relu), c)
         let head = try b.conv("head", r, out: 2)
         try b.output(head)
         let s = try ChannelSpaces(b.net)
         #expect(s.spaceValues == [[x], [a], [g], [c, r], [head]])
-        #expect(s.classOf[a] == [3, 4, 5, 6] && s.classOf[g] == [7, 8, 9, 10])
-        #expect(s.frozen == [Bool](repeating: true, count: 11) + [Bool](repeating: false, count: 5) + [true, true])
-        for space in [1, 2] {
-            #expect(s.spaces[space].frozenReasons.count == 1)
-            #expect(s.spaces[space].frozenReasons.allSatisfy { $0.contains("'gconv'") && $0.contains("2 groups") })
-        }
-        #expect(s.spaces[3].frozenReasons.isEmpty)
+        #expect(s.classOf[a] == [3, 4, 3, 4] && s.classOf[g] == [5, 6, 7, 5, 6, 7])
+        #expect(s.frozen == [true, true, true] + [Bool](repeating: false, count: 10) + [true, true])
+        #expect(s.spaces.allSatisfy { $0.frozenReasons.allSatisfy { !$0.contains("'gconv'") } })
+
+        // Drop channel 1 of each group of a, channel 0 of each group of gconv's output.
+        var keep = [Bool](repeating: true, count: s.classCount)
+        keep[4] = false
+        keep[5] = false
+        let compact = try b.net.compacted(s, keepClasses: keep)
+        #expect(compact.nodes[1].op == .conv2d(Conv2d(padding: (1, 1, 1, 1), groups: 2)))
+        let weight = b.net.parameters[b.net.nodes[1].parameters[0]].tensor
+        let small = compact.parameters[b.net.nodes[1].parameters[0]].tensor
+        #expect(small.shape == [4, 1, 3, 3])
+        // Kept outputs 1, 2, 4, 5; of each one's two inputs (j = 0, 1) only j = 0.
+        let expected: [Float] = [1, 2, 4, 5].flatMap { (o: Int) -> [Float] in Array(weight.data[(o * 18)..<(o * 18 + 9)]) }
+        #expect(small.data == expected)
+        #expect(compact.parameters[b.net.nodes[0].parameters[0]].tensor.shape == [2, 3, 3, 3])
+        #expect(compact.parameters[b.net.nodes[2].parameters[0]].tensor.shape == [5, 4, 3, 3])
+        #expect(try compact.inferShapes()[g] == [1, 4, 6, 6])
+        let inputs = b.inputs(batch: 2)
+        let masked = try b.net.masked(s, keepClasses: keep)
+        netCheckSameOutputs(try compact.forward(inputs), try masked.forward(inputs), what: "compact vs masked")
     }
 
     @Test func siameseSharedConvTiesOutputs() throws {
@@ -222,7 +239,7 @@ struct NetworkSpacesTests {
         let fr = try b.conv("feat_r", right, out: 4, shared: shared)
         let hl = try b.conv("head_l", fl, out: 2)
         let hr = try b.conv("head_r", fr, out: 2)
-        let sum = try b.op("sum", .add, hl, hr)
+        let sum = try b.op("sum", .binary(.add), hl, hr)
         try b.output(sum)
         let s = try ChannelSpaces(b.net)
         #expect(s.classOf[left] == [0, 1, 2] && s.classOf[right] == [0, 1, 2])
@@ -241,7 +258,7 @@ struct NetworkSpacesTests {
         let cr = try b.conv("cr", right, out: 4)
         let corr = try b.op("corr", .correlation(maxDisparity: 3, scale: 0.25), cl, cr)
         let agg = try b.conv("agg", corr, out: 5)
-        let r = try b.op("r", .relu, agg)
+        let r = try b.op("r", .activation(.relu), agg)
         let head = try b.conv("head", r, out: 3)
         let disparity = try b.op("disp", .softArgmin, head)
         try b.output(disparity)
@@ -263,7 +280,7 @@ struct NetworkSpacesTests {
         let b = NetBuilder(seed: 11)
         let x = try b.input("features", [1, 6])
         let h = try b.linear("h", x, out: 5)
-        let r = try b.op("r", .relu, h)
+        let r = try b.op("r", .activation(.relu), h)
         let y = try b.linear("y", r, out: 3)
         let z = try b.linear("z", r, out: 2)
         try b.output(r)

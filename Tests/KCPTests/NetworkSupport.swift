@@ -99,14 +99,17 @@ func netExpectNetworkError(_ fragments: [String], sourceLocation: SourceLocation
 
 /// Builds small networks with seeded random weights (uniform with variance
 /// about `1 / fan_in`) and random batchnorm statistics (positive variance).
-/// A class, so that calls nest: `b.op("r", .relu, try b.conv("c", x, out: 4))`.
+/// A class, so that calls nest: `b.op("r", .activation(.relu), try b.conv("c", x, out: 4))`.
 final class NetBuilder {
     var net = Network()
     var rng: SplitMix64
 
     init(seed: UInt64) { rng = SplitMix64(seed: seed) }
 
-    func channels(_ value: Int) throws -> Int { try net.inferShapes()[value][1] }
+    func channels(_ value: Int) throws -> Int { net.declaredShapes[value][1] }
+
+    /// The shape of `value` at the declared batch.
+    func shape(_ value: Int) -> [Int] { net.declaredShapes[value] }
 
     func input(_ name: String, _ shape: [Int]) throws -> Int { try net.addInput(name: name, shape: shape) }
 
@@ -150,7 +153,7 @@ final class NetBuilder {
     }
 
     func linear(_ name: String, _ x: Int, out outputs: Int, bias: Bool = true) throws -> Int {
-        let inputs = try net.inferShapes()[x][1]
+        let inputs = shape(x)[1]
         let weight = parameter("\(name).weight", [outputs, inputs], scale: Float(3.0 / Double(inputs)).squareRoot())
         let parameters = bias ? [weight, parameter("\(name).bias", [outputs], scale: 0.1)] : [weight]
         return try net.addNode(name: name, op: .linear, inputs: [x], parameters: parameters)
@@ -158,6 +161,19 @@ final class NetBuilder {
 
     func op(_ name: String, _ op: Op, _ inputs: Int...) throws -> Int {
         try net.addNode(name: name, op: op, inputs: inputs)
+    }
+
+    /// Resizing by an integer `scale`, the output size written out.
+    func upsample(_ name: String, _ x: Int, scale: Int, mode: UpsampleMode) throws -> Int {
+        try op(name, .resize(Resize(height: shape(x)[2] * scale, width: shape(x)[3] * scale, mode: mode)), x)
+    }
+
+    /// `x op c` (or `c op x`) for a constant parameter `c` of `shape` (one
+    /// sample's shape, dimensions equal or 1) with entries uniform in `range`.
+    func binary(_ name: String, _ op: Binary, _ x: Int, constant shape: [Int], in range: ClosedRange<Float>) throws -> Int {
+        let count = shape.reduce(1, *)
+        let c = net.addParameter(name: "\(name).constant", tensor: Tensor(shape: shape, data: netUniform(count, &rng, in: range)))
+        return try net.addNode(name: name, op: .binary(op), inputs: [x], parameters: [c])
     }
 
     func output(_ value: Int) throws { try net.addOutput(value) }

@@ -16,47 +16,47 @@ enum NetZoo: String, CaseIterable, Sendable, CustomTestStringConvertible {
             // conv-bn-relu, max pool, conv-bn-leaky relu, avg pool, strided conv, GAP -> flatten -> linear.
             let x = try b.input("x", [1, 3, 8, 8])
             let c1 = try b.conv("c1", x, out: 6)
-            let r1 = try b.op("r1", .relu, try b.batchNorm("bn1", c1))
+            let r1 = try b.op("r1", .activation(.relu), try b.batchNorm("bn1", c1))
             let p1 = try b.op("p1", .maxPool(Pool2d(kernel: (2, 2), stride: (2, 2))), r1)
             let c2 = try b.conv("c2", p1, out: 8)
-            let r2 = try b.op("r2", .leakyRelu(alpha: 0.1), try b.batchNorm("bn2", c2))
+            let r2 = try b.op("r2", .activation(Activation(.leakyRelu, alpha: 0.1)), try b.batchNorm("bn2", c2))
             let p2 = try b.op("p2", .avgPool(Pool2d(kernel: (3, 3), stride: (1, 1), padding: (1, 1, 1, 1))), r2)
             let c3 = try b.conv("c3", p2, out: 10, stride: 2)
-            let r3 = try b.op("r3", .relu, c3)
+            let r3 = try b.op("r3", .activation(.relu), c3)
             let flat = try b.op("flat", .flatten, try b.op("gap", .globalAvgPool, r3))
             try b.output(try b.linear("fc", flat, out: 4))
         case .resnet:
             let x = try b.input("x", [1, 3, 8, 8])
-            let stem = try b.op("stem.relu", .relu, try b.batchNorm("stem.bn", try b.conv("stem", x, out: 8, bias: false)))
+            let stem = try b.op("stem.relu", .activation(.relu), try b.batchNorm("stem.bn", try b.conv("stem", x, out: 8, bias: false)))
             // Basic block, identity shortcut.
-            let a1 = try b.op("b1.relu1", .relu, try b.batchNorm("b1.bn1", try b.conv("b1.conv1", stem, out: 8, bias: false)))
+            let a1 = try b.op("b1.relu1", .activation(.relu), try b.batchNorm("b1.bn1", try b.conv("b1.conv1", stem, out: 8, bias: false)))
             let a2 = try b.batchNorm("b1.bn2", try b.conv("b1.conv2", a1, out: 8, bias: false))
-            let out1 = try b.op("b1.relu", .relu, try b.op("b1.add", .add, a2, stem))
+            let out1 = try b.op("b1.relu", .activation(.relu), try b.op("b1.add", .binary(.add), a2, stem))
             // Basic block, strided 1x1 projection shortcut.
-            let b1 = try b.op("b2.relu1", .relu,
+            let b1 = try b.op("b2.relu1", .activation(.relu),
                               try b.batchNorm("b2.bn1", try b.conv("b2.conv1", out1, out: 12, stride: 2, bias: false)))
             let b2 = try b.batchNorm("b2.bn2", try b.conv("b2.conv2", b1, out: 12, bias: false))
             let proj = try b.batchNorm("b2.proj.bn", try b.conv("b2.proj", out1, out: 12, kernel: 1, stride: 2, bias: false))
-            let out2 = try b.op("b2.relu", .relu, try b.op("b2.add", .add, b2, proj))
+            let out2 = try b.op("b2.relu", .activation(.relu), try b.op("b2.add", .binary(.add), b2, proj))
             let flat = try b.op("flat", .flatten, try b.op("gap", .globalAvgPool, out2))
             try b.output(try b.linear("fc", flat, out: 5))
         case .concatSkip:
             let x = try b.input("x", [1, 3, 8, 8])
-            let ra = try b.op("ra", .relu, try b.conv("a", x, out: 6))
-            let rb = try b.op("rb", .relu, try b.conv("b", ra, out: 4))
+            let ra = try b.op("ra", .activation(.relu), try b.conv("a", x, out: 6))
+            let rb = try b.op("rb", .activation(.relu), try b.conv("b", ra, out: 4))
             let cat1 = try b.op("cat1", .concat, ra, rb)
-            let rc = try b.op("rc", .relu, try b.conv("c", cat1, out: 5))
+            let rc = try b.op("rc", .activation(.relu), try b.conv("c", cat1, out: 5))
             let cat2 = try b.op("cat2", .concat, rc, rb, ra)
             try b.output(try b.conv("head", cat2, out: 3))
         case .unet:
             let x = try b.input("x", [1, 3, 16, 16])
-            let e1 = try b.op("e1.relu", .relu, try b.conv("e1", x, out: 4))
-            let e2 = try b.op("e2.relu", .relu, try b.batchNorm("e2.bn", try b.conv("e2", e1, out: 8, stride: 2)))
-            let e3 = try b.op("e3.relu", .relu, try b.conv("e3", e2, out: 8, stride: 2))
-            let u1 = try b.op("up1", .upsample(scale: 2, mode: .bilinear), e3)
-            let d1 = try b.op("d1.relu", .relu, try b.conv("d1", try b.op("cat1", .concat, u1, e2), out: 8))
-            let u2 = try b.op("up2", .upsample(scale: 2, mode: .bilinear), d1)
-            let d2 = try b.op("d2.relu", .relu, try b.conv("d2", try b.op("cat2", .concat, u2, e1), out: 4))
+            let e1 = try b.op("e1.relu", .activation(.relu), try b.conv("e1", x, out: 4))
+            let e2 = try b.op("e2.relu", .activation(.relu), try b.batchNorm("e2.bn", try b.conv("e2", e1, out: 8, stride: 2)))
+            let e3 = try b.op("e3.relu", .activation(.relu), try b.conv("e3", e2, out: 8, stride: 2))
+            let u1 = try b.upsample("up1", e3, scale: 2, mode: .bilinear)
+            let d1 = try b.op("d1.relu", .activation(.relu), try b.conv("d1", try b.op("cat1", .concat, u1, e2), out: 8))
+            let u2 = try b.upsample("up2", d1, scale: 2, mode: .bilinear)
+            let d2 = try b.op("d2.relu", .activation(.relu), try b.conv("d2", try b.op("cat2", .concat, u2, e1), out: 4))
             try b.output(try b.conv("head", d2, out: 2, kernel: 1))
         case .stereo:
             let left = try b.input("left", [1, 3, 8, 12])
@@ -67,59 +67,59 @@ enum NetZoo: String, CaseIterable, Sendable, CustomTestStringConvertible {
             var features: [Int] = []
             for (side, image) in [("l", left), ("r", right)] {
                 let c1 = try b.conv("f1.\(side)", image, out: 8, shared: conv1)
-                let r1 = try b.op("f1.relu.\(side)", .relu, try b.batchNorm("f1.bn.\(side)", c1, shared: bn1))
+                let r1 = try b.op("f1.relu.\(side)", .activation(.relu), try b.batchNorm("f1.bn.\(side)", c1, shared: bn1))
                 features.append(try b.conv("f2.\(side)", r1, out: 6, shared: conv2))
             }
             let cost = try b.op("corr", .correlation(maxDisparity: 4, scale: 1.0 / 6), features[0], features[1])
-            let a1 = try b.op("agg1.relu", .relu, try b.batchNorm("agg1.bn", try b.conv("agg1", cost, out: 8)))
+            let a1 = try b.op("agg1.relu", .activation(.relu), try b.batchNorm("agg1.bn", try b.conv("agg1", cost, out: 8)))
             let a2 = try b.conv("agg2", a1, out: 4)
             try b.output(try b.op("disparity", .softArgmin, a2))
         case .depthwiseSeparable:
             let x = try b.input("x", [1, 3, 8, 8])
-            let c1 = try b.op("c1.relu", .relu, try b.batchNorm("c1.bn", try b.conv("c1", x, out: 8)))
-            let dw1 = try b.op("dw1.relu", .relu, try b.batchNorm("dw1.bn", try b.conv("dw1", c1, out: 8, groups: 8)))
-            let pw1 = try b.op("pw1.relu", .relu, try b.batchNorm("pw1.bn", try b.conv("pw1", dw1, out: 12, kernel: 1)))
-            let dw2 = try b.op("dw2.relu", .relu, try b.conv("dw2", pw1, out: 24, stride: 2, groups: 12))
+            let c1 = try b.op("c1.relu", .activation(.relu), try b.batchNorm("c1.bn", try b.conv("c1", x, out: 8)))
+            let dw1 = try b.op("dw1.relu", .activation(.relu), try b.batchNorm("dw1.bn", try b.conv("dw1", c1, out: 8, groups: 8)))
+            let pw1 = try b.op("pw1.relu", .activation(.relu), try b.batchNorm("pw1.bn", try b.conv("pw1", dw1, out: 12, kernel: 1)))
+            let dw2 = try b.op("dw2.relu", .activation(.relu), try b.conv("dw2", pw1, out: 24, stride: 2, groups: 12))
             try b.output(try b.conv("pw2", dw2, out: 6, kernel: 1))
         case .grouped:
             let x = try b.input("x", [1, 3, 8, 8])
-            let r1 = try b.op("c1.relu", .relu, try b.conv("c1", x, out: 8))
-            let g = try b.op("gconv.relu", .relu, try b.conv("gconv", r1, out: 8, groups: 2))
-            let r3 = try b.op("c3.relu", .relu, try b.conv("c3", g, out: 6))
+            let r1 = try b.op("c1.relu", .activation(.relu), try b.conv("c1", x, out: 8))
+            let g = try b.op("gconv.relu", .activation(.relu), try b.conv("gconv", r1, out: 8, groups: 2))
+            let r3 = try b.op("c3.relu", .activation(.relu), try b.conv("c3", g, out: 6))
             try b.output(try b.conv("c4", r3, out: 4))
         case .twoOutputs:
             let x = try b.input("x", [1, 3, 8, 8])
-            let trunk = try b.op("trunk.relu", .relu, try b.batchNorm("trunk.bn", try b.conv("trunk", x, out: 8)))
+            let trunk = try b.op("trunk.relu", .activation(.relu), try b.batchNorm("trunk.bn", try b.conv("trunk", x, out: 8)))
             try b.output(try b.conv("seg", trunk, out: 4))
-            let c2 = try b.op("c2.relu", .relu, try b.conv("c2", trunk, out: 6, stride: 2))
+            let c2 = try b.op("c2.relu", .activation(.relu), try b.conv("c2", trunk, out: 6, stride: 2))
             let pooled = try b.op("pool", .maxPool(Pool2d(kernel: (2, 2), stride: (2, 2))), c2)
             try b.output(try b.linear("fc", try b.op("flat", .flatten, pooled), out: 3))
         case .gated:
             // Squeeze-and-excitation style gate: sigmoid, nearest upsampling back to full size, mul.
             let x = try b.input("x", [1, 3, 8, 8])
-            let f = try b.op("f.relu", .relu, try b.conv("f", x, out: 8))
-            let squeezed = try b.op("se.relu", .relu, try b.conv("se.reduce", try b.op("se.gap", .globalAvgPool, f), out: 4, kernel: 1))
-            let gate = try b.op("se.sigmoid", .sigmoid, try b.conv("se.expand", squeezed, out: 8, kernel: 1))
-            let gated = try b.op("se.mul", .mul, f, try b.op("se.up", .upsample(scale: 8, mode: .nearest), gate))
+            let f = try b.op("f.relu", .activation(.relu), try b.conv("f", x, out: 8))
+            let squeezed = try b.op("se.relu", .activation(.relu), try b.conv("se.reduce", try b.op("se.gap", .globalAvgPool, f), out: 4, kernel: 1))
+            let gate = try b.op("se.sigmoid", .activation(.sigmoid), try b.conv("se.expand", squeezed, out: 8, kernel: 1))
+            let gated = try b.op("se.mul", .binary(.mul), f, try b.upsample("se.up", gate, scale: 8, mode: .nearest))
             try b.output(try b.conv("head", gated, out: 4))
         case .denseBlock:
             // DenseNet-style: pre-activation batchnorm and relu on concat views.
             let x = try b.input("x", [1, 3, 8, 8])
-            let a = try b.op("a.relu", .relu, try b.conv("a", x, out: 4))
-            let c1 = try b.conv("l1", try b.op("l1.relu", .relu, try b.batchNorm("l1.bn", a)), out: 3)
+            let a = try b.op("a.relu", .activation(.relu), try b.conv("a", x, out: 4))
+            let c1 = try b.conv("l1", try b.op("l1.relu", .activation(.relu), try b.batchNorm("l1.bn", a)), out: 3)
             let cat1 = try b.op("cat1", .concat, a, c1)
-            let c2 = try b.conv("l2", try b.op("l2.relu", .relu, try b.batchNorm("l2.bn", cat1)), out: 3)
+            let c2 = try b.conv("l2", try b.op("l2.relu", .activation(.relu), try b.batchNorm("l2.bn", cat1)), out: 3)
             let cat2 = try b.op("cat2", .concat, a, c1, c2)
-            let t = try b.op("t.relu", .relu, try b.batchNorm("t.bn", cat2))
+            let t = try b.op("t.relu", .activation(.relu), try b.batchNorm("t.bn", cat2))
             try b.output(try b.conv("transition", t, out: 5, kernel: 1))
         case .concatViews:
             // A concat view read by a depthwise conv, added to a conv spanning both segments, flattened into a linear layer.
             let x = try b.input("x", [1, 3, 8, 8])
-            let a = try b.op("a.relu", .relu, try b.conv("a", x, out: 4))
-            let c = try b.op("b.relu", .relu, try b.conv("b", x, out: 3))
+            let a = try b.op("a.relu", .activation(.relu), try b.conv("a", x, out: 4))
+            let c = try b.op("b.relu", .activation(.relu), try b.conv("b", x, out: 3))
             let dw = try b.conv("dw", try b.op("cat", .concat, a, c), out: 7, groups: 7)
-            let sum = try b.op("sum", .add, dw, try b.conv("wide", x, out: 7))
-            let pooled = try b.op("pool", .maxPool(Pool2d(kernel: (4, 4), stride: (4, 4))), try b.op("sum.relu", .relu, sum))
+            let sum = try b.op("sum", .binary(.add), dw, try b.conv("wide", x, out: 7))
+            let pooled = try b.op("pool", .maxPool(Pool2d(kernel: (4, 4), stride: (4, 4))), try b.op("sum.relu", .activation(.relu), sum))
             try b.output(try b.linear("fc", try b.op("flat", .flatten, pooled), out: 3))
         }
         return b
@@ -224,10 +224,21 @@ func netCheckParameters(_ net: Network, compact: Network, masked: Network, keep:
         var slices: [(parameter: Int, out: [Bool], in: [Bool]?, variance: Bool)] = []
         switch node.op {
         case let .conv2d(conv):
-            slices.append((node.parameters[0], keep[y], conv.groups == 1 ? keep[x] : nil, false))
+            // 1 < g < C: every group keeps the same positions, of its input and of its output, and g stays.
+            let depthwise = conv.groups > 1 && conv.groups == shapes[x][1]
+            let perGroup = shapes[x][1] / conv.groups
+            if conv.groups > 1 && !depthwise {
+                for (value, width) in [(x, perGroup), (y, shapes[y][1] / conv.groups)] {
+                    let groups = (0..<conv.groups).map { Array(keep[value][($0 * width)..<(($0 + 1) * width)]) }
+                    #expect(groups.allSatisfy { $0 == groups[0] }, "'\(node.name)': groups of '\(net.valueNames[value])' prune apart",
+                            sourceLocation: sourceLocation)
+                }
+            }
+            let keepIn = conv.groups == 1 ? keep[x] : depthwise ? nil : Array(keep[x].prefix(perGroup))
+            slices.append((node.parameters[0], keep[y], keepIn, false))
             if node.parameters.count > 1 { slices.append((node.parameters[1], keep[y], nil, false)) }
             var expectedOp = conv
-            if conv.groups > 1 && conv.groups == shapes[x][1] { expectedOp.groups = keep[x].filter { $0 }.count }
+            if depthwise { expectedOp.groups = keep[x].filter { $0 }.count }
             #expect(compact.nodes[index].op == .conv2d(expectedOp), "node '\(node.name)'", sourceLocation: sourceLocation)
         case .linear:
             slices.append((node.parameters[0], keep[y], keep[x], false))

@@ -50,20 +50,29 @@ struct NetworkZooTests {
         #expect(try masked.forward(inputs) != b.net.forward(inputs))
     }
 
-    @Test func groupedConvIsReportedAndKept() throws {
-        let net = try NetZoo.grouped.build().net
+    /// A grouped conv (1 < g < C) no longer freezes its spaces: channel j of
+    /// every group is pruned together, on its input and its output, so each
+    /// group shrinks alike and g stays; compact still equals masked.
+    @Test func groupedConvPrunesTheSamePositionsInEveryGroupAndKeepsG() throws {
+        let b = try NetZoo.grouped.build()
+        let net = b.net
         let plan = try NetworkPlan(network: net, target: PruningTarget(amount: .ratio(0.5)))
-        let reasons = plan.spaces.spaces.flatMap(\.frozenReasons)
-        #expect(reasons.filter { $0.contains("'gconv'") }.count == 2)
+        #expect(plan.spaces.spaces.flatMap(\.frozenReasons).allSatisfy { !$0.contains("'gconv'") })
         let keep = netKeepMasks(plan)
         let gconv = net.nodes.first { $0.name == "gconv" }!
-        #expect(!keep[gconv.inputs[0]].contains(false) && !keep[gconv.output].contains(false))
+        for value in [gconv.inputs[0], gconv.output] {
+            #expect(keep[value].filter { $0 }.count == 4)
+            #expect(Array(keep[value][0..<4]) == Array(keep[value][4..<8]))
+        }
         let compact = try net.compacted(plan.spaces, keepClasses: plan.keep)
-        #expect(compact.parameters[gconv.parameters[0]].tensor.shape == [8, 4, 3, 3])
-        // Only c3's 6 channels were prunable: 3 go.
+        #expect(compact.nodes.first { $0.name == "gconv" }!.op == gconv.op)
+        #expect(compact.parameters[gconv.parameters[0]].tensor.shape == [4, 2, 3, 3])
         let c3 = net.nodes.first { $0.name == "c3" }!
-        #expect(compact.parameters[c3.parameters[0]].tensor.shape == [3, 8, 3, 3])
+        #expect(compact.parameters[c3.parameters[0]].tensor.shape == [3, 4, 3, 3])
         #expect(compact.parameters[net.nodes.last!.parameters[0]].tensor.shape == [4, 3, 3, 3])
+        let inputs = b.inputs(batch: 2)
+        let masked = try net.masked(plan.spaces, keepClasses: plan.keep)
+        netCheckSameOutputs(try compact.forward(inputs), try masked.forward(inputs), what: "compact vs masked")
     }
 
     @Test func stereoSharesOnePlanForBothSides() throws {
@@ -156,8 +165,8 @@ struct NetworkZooTests {
         let left = try b.input("left", [1, 3, 4, 6])
         let right = try b.input("right", [1, 3, 4, 6])
         let conv = b.convParameters("f", in: 3, out: 6)
-        let fl = try b.op("sig.l", .sigmoid, try b.conv("f.l", left, out: 6, shared: conv))
-        let fr = try b.op("sig.r", .sigmoid, try b.conv("f.r", right, out: 6, shared: conv))
+        let fl = try b.op("sig.l", .activation(.sigmoid), try b.conv("f.l", left, out: 6, shared: conv))
+        let fr = try b.op("sig.r", .activation(.sigmoid), try b.conv("f.r", right, out: 6, shared: conv))
         let cost = try b.op("corr", .correlation(maxDisparity: 3, scale: 1.0 / 6), fl, fr)
         try b.output(try b.conv("agg", cost, out: 2))
         let inputs = b.inputs(batch: 1)
@@ -165,7 +174,7 @@ struct NetworkZooTests {
         let compact = try b.net.compacted(plan.spaces, keepClasses: plan.keep)
         let masked = try b.net.masked(plan.spaces, keepClasses: plan.keep)
         #expect(try compact.cost() == plan.after)
-        #expect(plan.spaces.spaces.contains { $0.frozenReasons.contains("sigmoid 'sig.l' feeds correlation 'corr'") })
+        #expect(plan.spaces.spaces.contains { $0.frozenReasons.contains("sigmoid 'sig.l' (nonzero at 0) feeds correlation 'corr'") })
         netCheckSameOutputs(try compact.forward(inputs), try masked.forward(inputs), what: "compact vs masked")
     }
 
