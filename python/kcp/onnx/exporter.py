@@ -198,14 +198,14 @@ class _Writer:
             else:
                 self.node("Mul", [x, self.step("Tanh", [self.step("Softplus", [x], "Softplus")], "Tanh")])
         elif kind == "softplus":  # log(1 + exp(alpha x)) / alpha, or x where alpha x > beta
-            if alpha == 1 and beta >= 20:  # the threshold changes the result by less than exp(-20)
-                self.node("Softplus", [x])
-                return
             scaled = x if alpha == 1 else self.step("Mul", [x, self.constant(alpha, "beta")], "Mul")
-            soft = self.step("Softplus", [scaled], "Softplus")
-            soft = soft if alpha == 1 else self.step("Div", [soft, self.constant(alpha, "beta")], "Div")
-            above = self.step("Greater", [scaled, self.constant(beta, "threshold")], "Greater")
-            self.node("Where", [above, x, soft])
+            exact = beta >= 20  # then the threshold changes the result by less than exp(-20) / alpha
+            soft = self.node("Softplus", [scaled], None if exact and alpha == 1 else self.fresh("Softplus"))
+            if alpha != 1:
+                soft = self.node("Div", [soft, self.constant(alpha, "beta")], None if exact else self.fresh("Div"))
+            if not exact:  # written as PyTorch computes it (kcp does not read Greater and Where back)
+                above = self.step("Greater", [scaled, self.constant(beta, "threshold")], "Greater")
+                self.node("Where", [above, x, soft])
         elif kind == "affine":
             if alpha == 1 and beta == 0:
                 self.node("Identity", [x])

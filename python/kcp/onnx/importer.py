@@ -174,7 +174,10 @@ class _Importer:
                     self.values[value.name] = self.net.input(fresh_name(value.name, self.layer_names), self._shape(value))
                 except (ValueError, KCPError) as error:
                     raise ValueError(f"input '{value.name}': {error}") from None
-        for index, node in enumerate(self.graph.node):
+        nodes = list(enumerate(self.graph.node))
+        # Constant nodes first: the fusions look ahead at constants that exporters write just before their use.
+        for index, node in [(i, n) for i, n in nodes if n.op_type == "Constant" and n.domain in ("", "ai.onnx")] + \
+                [(i, n) for i, n in nodes if n.op_type != "Constant" or n.domain not in ("", "ai.onnx")]:
             if id(node) in self.fused:
                 continue
             try:
