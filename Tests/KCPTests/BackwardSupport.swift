@@ -100,3 +100,25 @@ func fdExpectEqual(_ actual: [Float], _ expected: [Double], tolerance: Double = 
     let worst = zip(actual, expected).reduce(0.0) { Swift.max($0, abs(Double($1.0) - $1.1)) }
     #expect(worst <= tolerance, "\(what): got \(actual), expected \(expected)", sourceLocation: sourceLocation)
 }
+
+/// `fdCheck` of an op's own `forward` and `backward` (the ones the network
+/// runs): every input, then every parameter, is an argument.
+func fdCheckOp(_ op: Op, _ inputs: [Tensor], parameters: [Tensor] = [], seed: UInt64, step: Float = 1e-2,
+               tolerance: Double = 1e-3, sourceLocation: SourceLocation = #_sourceLocation)
+{
+    let shapes = (inputs + parameters).map(\.shape)
+    let outputShape = try! op.outputShape(inputs: inputs.map(\.shape), parameters: parameters.map(\.shape))
+    func run(_ arguments: [[Float]]) -> Tensor {
+        let all = zip(shapes, arguments).map { Tensor(shape: $0, data: $1) }
+        return op.forward(Array(all.prefix(inputs.count)), parameters: Array(all.dropFirst(inputs.count)),
+                          outputShape: outputShape)
+    }
+    let names = inputs.indices.map { "\(op.name) input \($0)" } + parameters.indices.map { "\(op.name) parameter \($0)" }
+    fdCheck((inputs + parameters).map(\.data), names: names, seed: seed, step: step, tolerance: tolerance,
+            forward: run,
+            backward: { r in
+                let y = run((inputs + parameters).map(\.data))
+                let g = op.backward(inputs, parameters: parameters, output: y, statistics: nil, gradient: r)
+                return (g.inputs + g.parameters).map(\.data)
+            }, sourceLocation: sourceLocation)
+}

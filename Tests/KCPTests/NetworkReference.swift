@@ -39,13 +39,27 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ conv: Conv2d) -> NetR
     return y
 }
 
+/// PyTorch's pooled size (`pooling_output_shape`): floor, or with `ceilMode`
+/// ceil, of `(size + padding - dilation (kernel - 1) - 1) / stride`, plus 1,
+/// less a last `ceilMode` window that would start in the end padding.
+func naivePooledSize(_ size: Int, kernel: Int, stride: Int, padding: (Int, Int), dilation: Int, ceilMode: Bool) -> Int {
+    let span = size + padding.0 + padding.1 - dilation * (kernel - 1) - 1
+    var count = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
+    if ceilMode && (count - 1) * stride >= size + padding.0 { count -= 1 }
+    return count
+}
+
 /// PyTorch's pooling: the window is `[start, min(start + k, size + padEnd))`
-/// for the `count_include_pad` divisor, then clipped to the input.
+/// for the `count_include_pad` divisor, then clipped to the input; max
+/// pooling reads every `dilation`-th tap (average pooling has no dilation).
 func naivePool(_ x: Tensor, _ pool: Pool2d, max useMax: Bool) -> NetReference {
+    precondition(useMax || pool.dilation == (1, 1), "average pooling has no dilation")
     let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (pt, pl, pb, pr) = pool.padding
-    let outHeight = (height + pt + pb - pool.kernel.0) / pool.stride.0 + 1
-    let outWidth = (width + pl + pr - pool.kernel.1) / pool.stride.1 + 1
+    let outHeight = naivePooledSize(height, kernel: pool.kernel.0, stride: pool.stride.0, padding: (pt, pb),
+                                    dilation: pool.dilation.0, ceilMode: pool.ceilMode)
+    let outWidth = naivePooledSize(width, kernel: pool.kernel.1, stride: pool.stride.1, padding: (pl, pr),
+                                   dilation: pool.dilation.1, ceilMode: pool.ceilMode)
     var y = NetReference(zeros: [batch, channels, outHeight, outWidth])
     for n in 0..<batch {
         for c in 0..<channels {
@@ -55,8 +69,12 @@ func naivePool(_ x: Tensor, _ pool: Pool2d, max useMax: Bool) -> NetReference {
                     let h1 = min(h0 + pool.kernel.0, height + pb), w1 = min(w0 + pool.kernel.1, width + pr)
                     let paddedSize = (h1 - h0) * (w1 - w0)
                     var best = -Double.infinity, sum = 0.0, count = 0
-                    for ih in max(h0, 0)..<min(h1, height) {
-                        for iw in max(w0, 0)..<min(w1, width) {
+                    for p in 0..<pool.kernel.0 {
+                        let ih = h0 + p * pool.dilation.0
+                        guard ih >= 0 && ih < height else { continue }
+                        for q in 0..<pool.kernel.1 {
+                            let iw = w0 + q * pool.dilation.1
+                            guard iw >= 0 && iw < width else { continue }
                             best = max(best, x[n, c, ih, iw])
                             sum += x[n, c, ih, iw]
                             count += 1
@@ -66,6 +84,79 @@ func naivePool(_ x: Tensor, _ pool: Pool2d, max useMax: Bool) -> NetReference {
                     y.data[((n * channels + c) * outHeight + oh) * outWidth + ow] = value
                 }
             }
+        }
+    }
+    return y
+}
+
+/// PyTorch's `adaptive_{avg,max}_pool2d`: output `i` of `out` pools inputs
+/// `floor(i * in / out) ..< ceil((i + 1) * in / out)`.
+func naiveAdaptivePool(_ x: Tensor, height outHeight: Int, width outWidth: Int, max useMax: Bool) -> NetReference {
+    let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    func bin(_ i: Int, _ size: Int, _ count: Int) -> Range<Int> {
+        Int((Double(i * size) / Double(count)).rounded(.down))..<Int((Double((i + 1) * size) / Double(count)).rounded(.up))
+    }
+    var y = NetReference(zeros: [batch, channels, outHeight, outWidth])
+    for n in 0..<batch {
+        for c in 0..<channels {
+            for oh in 0..<outHeight {
+                for ow in 0..<outWidth {
+                    let (rows, cols) = (bin(oh, height, outHeight), bin(ow, width, outWidth))
+                    var best = -Double.infinity, sum = 0.0
+                    for ih in rows {
+                        for iw in cols {
+                            best = max(best, x[n, c, ih, iw])
+                            sum += x[n, c, ih, iw]
+                        }
+                    }
+                    y.data[((n * channels + c) * outHeight + oh) * outWidth + ow] = useMax ? best : sum / Double(rows.count * cols.count)
+                }
+            }
+        }
+    }
+    return y
+}
+
+/// Each activation kind in doubles, as PyTorch defines it.
+func naiveActivation(_ x: Double, _ a: Activation) -> Double {
+    let (alpha, beta) = (Double(a.alpha), Double(a.beta))
+    switch a.kind {
+    case .relu: return max(x, 0)
+    case .clip: return min(max(x, alpha), beta)
+    case .leakyRelu: return x >= 0 ? x : alpha * x
+    case .sigmoid: return 1 / (1 + exp(-x))
+    case .tanh: return tanh(x)
+    case .silu: return x / (1 + exp(-x))
+    case .gelu: return 0.5 * x * (1 + erf(x / 2.0.squareRoot()))
+    case .geluTanh: return 0.5 * x * (1 + tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
+    case .hardswish: return x * min(max(x + 3, 0), 6) / 6
+    case .hardsigmoid: return min(max(alpha * x + beta, 0), 1)
+    case .elu: return x > 0 ? x : alpha * (exp(x) - 1)
+    case .mish: return x * tanh(log1p(exp(x)))
+    case .softplus: return alpha * x > beta ? x : log1p(exp(alpha * x)) / alpha
+    case .affine: return alpha * x + beta
+    }
+}
+
+/// `a op b` with NumPy broadcasting (equal ranks; each dimension equal or 1).
+func naiveBinary(_ a: Tensor, _ b: Tensor, _ kind: Binary.Kind) -> NetReference {
+    let shape = zip(a.shape, b.shape).map { max($0, $1) }
+    func offset(_ index: [Int], _ operand: [Int]) -> Int {
+        zip(index, operand).reduce(0) { $0 * $1.1 + ($1.1 == 1 ? 0 : $1.0) }
+    }
+    var y = NetReference(zeros: shape)
+    for k in 0..<y.data.count {
+        var index = [Int](repeating: 0, count: shape.count), rest = k
+        for d in shape.indices.reversed() {
+            index[d] = rest % shape[d]
+            rest /= shape[d]
+        }
+        let (l, r) = (Double(a.data[offset(index, a.shape)]), Double(b.data[offset(index, b.shape)]))
+        switch kind {
+        case .add: y.data[k] = l + r
+        case .sub: y.data[k] = l - r
+        case .mul: y.data[k] = l * r
+        case .div: y.data[k] = l / r
         }
     }
     return y
