@@ -1,0 +1,138 @@
+import Testing
+@testable import KCP
+
+// Pooling beyond plain windows: PyTorch's ceil_mode (a last, partial window),
+// dilated max pooling, and adaptive pooling to a fixed size (bins that need
+// not divide the input). Literal sizes and values, the slow references of
+// NetworkReference.swift, and finite differences of the backward.
+
+let ceilPoolCases: [NetPoolCase] = [
+    NetPoolCase(label: "3x3 stride 2, ceil", input: [2, 2, 8, 9],
+                pool: Pool2d(kernel: (3, 3), stride: (2, 2), ceilMode: true)),
+    NetPoolCase(label: "3x3 stride 2 padding 1, ceil, include pad", input: [1, 2, 6, 7],
+                pool: Pool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), countIncludePad: true, ceilMode: true)),
+    NetPoolCase(label: "2x3 stride (2,2) padding (0,1,1,1), ceil, include pad", input: [2, 2, 7, 6],
+                pool: Pool2d(kernel: (2, 3), stride: (2, 2), padding: (0, 1, 1, 1), countIncludePad: true, ceilMode: true)),
+    NetPoolCase(label: "3x3 stride 3 padding 1, ceil drops a window starting in the padding", input: [1, 2, 5, 5],
+                pool: Pool2d(kernel: (3, 3), stride: (3, 3), padding: (1, 1, 1, 1), ceilMode: true)),
+    NetPoolCase(label: "2x2 stride 2, ceil, exclude pad", input: [1, 3, 5, 7],
+                pool: Pool2d(kernel: (2, 2), stride: (2, 2), ceilMode: true)),
+]
+
+/// Max pooling only (average pooling has no dilation in PyTorch).
+let dilatedPoolCases: [NetPoolCase] = [
+    NetPoolCase(label: "3x3 dilation 2", input: [2, 2, 9, 8], pool: Pool2d(kernel: (3, 3), stride: (1, 1), dilation: (2, 2))),
+    NetPoolCase(label: "3x2 stride (2,1) dilation (2,3) padding 1", input: [1, 2, 9, 10],
+                pool: Pool2d(kernel: (3, 2), stride: (2, 1), padding: (1, 1, 1, 1), dilation: (2, 3))),
+    NetPoolCase(label: "3x3 stride 2 dilation 2 padding 1, ceil", input: [1, 2, 8, 10],
+                pool: Pool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true, dilation: (2, 2))),
+]
+
+/// Input sizes and output sizes of adaptive pools, most not dividing.
+let adaptiveCases: [([Int], Int, Int)] = [([2, 3, 7, 5], 3, 2), ([1, 2, 5, 5], 3, 3), ([1, 2, 4, 6], 6, 4),
+                                          ([2, 2, 6, 6], 3, 2), ([1, 3, 5, 7], 1, 1)]
+
+@Suite("Pooling: ceil mode, dilation, adaptive")
+struct PoolingVariantsTests {
+    @Test("PyTorch's ceil_mode sizes: MaxPool2d(3, 2, ceil_mode=True) on 56 -> 28, on 7 -> 3, ...")
+    func ceilModeSizes() throws {
+        let size = { (input: Int, pool: Pool2d) in
+            try Op.maxPool(pool).outputShape(inputs: [[1, 1, input, input]], parameters: [])[2]
+        }
+        let ceil = Pool2d(kernel: (3, 3), stride: (2, 2), ceilMode: true)
+        var floor = ceil
+        floor.ceilMode = false
+        #expect(try size(56, ceil) == 28 && size(56, floor) == 27)
+        #expect(try size(7, ceil) == 3 && size(7, floor) == 3)
+        #expect(try size(112, ceil) == 56 && size(112, floor) == 55) // GoogLeNet's stem
+        // 3x3 stride 3 padding 1 on 5: ceil would give 3, but the last window would start in the padding.
+        #expect(try size(5, Pool2d(kernel: (3, 3), stride: (3, 3), padding: (1, 1, 1, 1), ceilMode: true)) == 2)
+        #expect(try size(5, Pool2d(kernel: (2, 2), stride: (2, 2), ceilMode: true)) == 3)
+        // Dilation 2 spans 5 pixels: 7 -> 3 with stride 1.
+        #expect(try size(7, Pool2d(kernel: (3, 3), stride: (1, 1), dilation: (2, 2))) == 3)
+        for c in ceilPoolCases + dilatedPoolCases {
+            let shape = try Op.maxPool(c.pool).outputShape(inputs: [c.input], parameters: [])
+            let expected = [naivePooledSize(c.input[2], kernel: c.pool.kernel.0, stride: c.pool.stride.0,
+                                            padding: (c.pool.padding.0, c.pool.padding.2), dilation: c.pool.dilation.0,
+                                            ceilMode: c.pool.ceilMode),
+                            naivePooledSize(c.input[3], kernel: c.pool.kernel.1, stride: c.pool.stride.1,
+                                            padding: (c.pool.padding.1, c.pool.padding.3), dilation: c.pool.dilation.1,
+                                            ceilMode: c.pool.ceilMode)]
+            #expect(Array(shape[2...]) == expected, "\(c.label)")
+        }
+    }
+
+    @Test func literals() throws {
+        // A row 1...6, windows of 3 with stride 2 and one pixel of padding each side, ceil mode:
+        // windows [-1, 2), [1, 4), [3, 6), [5, 7); the last holds pixel 5 and one padded position.
+        let row = Tensor(shape: [1, 1, 1, 6], data: [1, 2, 3, 4, 5, 6])
+        let include = Pool2d(kernel: (1, 3), stride: (1, 2), padding: (0, 1, 0, 1), countIncludePad: true, ceilMode: true)
+        netExpect(try netRunOp(.avgPool(include), [row]), shape: [1, 1, 1, 4], [1, 3, 5, 3])
+        var exclude = include
+        exclude.countIncludePad = false
+        netExpect(try netRunOp(.avgPool(exclude), [row]), shape: [1, 1, 1, 4], [1.5, 3, 5, 6])
+        netExpect(try netRunOp(.maxPool(include), [row]), shape: [1, 1, 1, 4], [2, 4, 6, 6])
+        // Dilation 2 along a row: windows {0, 2}, {1, 3}, {2, 4}.
+        let dilated = Pool2d(kernel: (1, 2), stride: (1, 1), dilation: (1, 2))
+        netExpect(try netRunOp(.maxPool(dilated), [Tensor(shape: [1, 1, 1, 5], data: [1, 5, 2, 0, 3])]),
+                  shape: [1, 1, 1, 3], [2, 5, 3])
+        // Adaptive to 3 from 5: bins [0, 2), [1, 4), [3, 5).
+        let five = Tensor(shape: [1, 1, 1, 5], data: [1, 2, 3, 4, 5])
+        netExpect(try netRunOp(.adaptivePool(height: 1, width: 3, max: false), [five]), shape: [1, 1, 1, 3], [1.5, 3, 4.5])
+        netExpect(try netRunOp(.adaptivePool(height: 1, width: 3, max: true), [five]), shape: [1, 1, 1, 3], [2, 4, 5])
+        // Adaptive to more than the input: bins [0, 1), [0, 2), [1, 2) of a 2-pixel row.
+        netExpect(try netRunOp(.adaptivePool(height: 1, width: 3, max: false), [Tensor(shape: [1, 1, 1, 2], data: [2, 4])]),
+                  shape: [1, 1, 1, 3], [2, 3, 4])
+    }
+
+    @Test(arguments: ceilPoolCases)
+    func ceilModeForward(_ c: NetPoolCase) throws {
+        var rng = SplitMix64(seed: 50)
+        let x = netTensor(c.input, &rng)
+        netExpect(try netRunOp(.maxPool(c.pool), [x]), naivePool(x, c.pool, max: true))
+        netExpect(try netRunOp(.avgPool(c.pool), [x]), naivePool(x, c.pool, max: false))
+    }
+
+    @Test(arguments: dilatedPoolCases)
+    func dilatedMaxForward(_ c: NetPoolCase) throws {
+        var rng = SplitMix64(seed: 51)
+        let x = netTensor(c.input, &rng)
+        netExpect(try netRunOp(.maxPool(c.pool), [x]), naivePool(x, c.pool, max: true))
+    }
+
+    @Test(arguments: adaptiveCases)
+    func adaptiveForward(_ input: [Int], _ height: Int, _ width: Int) throws {
+        var rng = SplitMix64(seed: 52)
+        let x = netTensor(input, &rng)
+        for useMax in [true, false] {
+            netExpect(try netRunOp(.adaptivePool(height: height, width: width, max: useMax), [x]),
+                      naiveAdaptivePool(x, height: height, width: width, max: useMax))
+        }
+    }
+
+    @Test func adaptiveAverageToOneIsGlobalAverage() throws {
+        var rng = SplitMix64(seed: 53)
+        let x = netTensor([2, 3, 5, 7], &rng)
+        let adaptive = try netRunOp(.adaptivePool(height: 1, width: 1, max: false), [x])
+        let global = try netRunOp(.globalAvgPool, [x])
+        #expect(adaptive.shape == global.shape)
+        #expect(zip(adaptive.data, global.data).allSatisfy { abs($0 - $1) <= 1e-6 })
+    }
+
+    @Test(arguments: ceilPoolCases + dilatedPoolCases)
+    func finiteDifferences(_ c: NetPoolCase) {
+        var rng = SplitMix64(seed: 54)
+        // Values 0.05 apart: a step of 0.01 never changes a window's maximum.
+        let x = fdDistinct(c.input, &rng)
+        fdCheckOp(.maxPool(c.pool), [x], seed: 55)
+        if c.pool.dilation == (1, 1) { fdCheckOp(.avgPool(c.pool), [x], seed: 56) }
+    }
+
+    @Test(arguments: adaptiveCases)
+    func adaptiveFiniteDifferences(_ input: [Int], _ height: Int, _ width: Int) {
+        var rng = SplitMix64(seed: 57)
+        let x = fdDistinct(input, &rng)
+        fdCheckOp(.adaptivePool(height: height, width: width, max: true), [x], seed: 58)
+        fdCheckOp(.adaptivePool(height: height, width: width, max: false), [x], seed: 59)
+    }
+}
