@@ -786,3 +786,24 @@ def test_adaptive_pools_export():
     onnx.checker.check_model(model, full_check=True)
     xs = inputs_for(uneven)
     assert_close(run_onnxruntime(model, xs), uneven(*xs))
+
+
+def test_channel_shuffle_and_chunk_read_back():
+    net = kcp.Network(seed=5)
+    x = net.relu(net.conv2d(net.input("x", (2, 3, 6, 6)), 8, 3, padding=1))
+    a, b = net.chunk(net.channel_shuffle(x, 4), 2)
+    net.output(net.conv2d(net.concat(net.relu(a), net.conv2d(b, 4, 1)), 3, 1))
+    _, again = check_export(net, inputs_for(net))
+    assert [layer.op for layer in again.layers] == [layer.op for layer in net.layers]
+    check_everywhere(net.to_onnx())
+
+
+@pytest.mark.parametrize(("nodes", "expected"), [
+    ([node("Slice", ["c1", "s", "e", "axis1"], "y")], "only into equal parts"),
+    ([helper.make_node("Split", ["c1", "sizes"], ["y", "z"], name="split", axis=1)], "'split' (Split): kcp splits"),
+    ([node("Transpose", ["c1"], "y", perm=[0, 2, 3, 1])], "'y' (Transpose): kcp reads a Transpose only"),
+    ([node("Reshape", ["c1", "grouped"], "g"), node("Relu", ["g"], "y")], "'y' (Relu): input 'g' is a view"),
+])
+def test_channel_slicing_errors_name_the_node(nodes, expected):
+    initializers = {"s": ints(1), "e": ints(4), "axis1": ints(1), "sizes": ints(1, 3), "grouped": ints(1, 2, 2, 8, 8)}
+    assert expected in import_error(one_conv_then(nodes, initializers))

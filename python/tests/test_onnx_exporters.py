@@ -21,6 +21,10 @@ For each file:
 "Equal" is within 1e-4 of the expected output's largest magnitude.
 :data:`KNOWN_GAPS` lists the models that cannot pass yet, as non-strict
 xfails (an XPASS says an entry can go).
+
+:data:`SMALL` holds the PyTorch forms of single ops and patterns (GELU,
+Mish, interpolation, pads, views, chunk and channel shuffle...) between two
+convolutions, exported the same way and checked by ``test_onnx.check_everywhere``.
 """
 
 import warnings
@@ -41,6 +45,9 @@ except ImportError as error:
 
 import kcp  # noqa: E402
 from kcp import cli  # noqa: E402
+from test_onnx import check_everywhere, kinds  # noqa: E402
+
+nn, F = torch.nn, torch.nn.functional
 
 MODELS = {"resnet18": 64, "mobilenet_v2": 64, "mobilenet_v3_small": 64, "efficientnet_b0": 64,
           "regnet_y_400mf": 64, "fcn_resnet50": 96, "deeplabv3_mobilenet_v3_large": 96,
@@ -131,3 +138,72 @@ def test_command_line_mask_and_compact_agree(exported, tmp_path):
     assert_close(run_onnxruntime(written["compact"], x), masked)
     before = run_onnxruntime(path, x[:1])
     assert not np.allclose(masked[0][:1], before[0], rtol=0, atol=1e-3 * float(np.abs(before[0]).max()))
+
+
+# -- single ops and patterns as PyTorch writes them -----------------------------------
+
+def channel_shuffle(x, groups=2):
+    """torchvision's ShuffleNet shuffle."""
+    n, c, h, w = x.size()
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+def chunked(x):
+    a, b = x.chunk(2, dim=1)
+    return torch.cat([b, torch.relu(a)], dim=1)
+
+
+SMALL = {  # name: (the function between the convs, the kinds kcp reads, as test_onnx.kinds lists them)
+    "gelu": (nn.GELU(), ["gelu"]),
+    "gelu_tanh": (nn.GELU(approximate="tanh"), None),
+    "silu": (nn.SiLU(), ["silu"]),
+    "mish": (nn.Mish(), ["mish"]),
+    "softplus_beta": (nn.Softplus(beta=2), ["affine", "softplus", "affine"]),
+    "hardtanh": (nn.Hardtanh(-2, 3), ["clip"]),
+    "relu6": (nn.ReLU6(), ["clip"]),
+    "elu": (nn.ELU(0.5), ["elu"]),
+    "hardswish": (nn.Hardswish(), ["hardswish"]),
+    "hardsigmoid": (nn.Hardsigmoid(), ["hardsigmoid"]),
+    "erf": (torch.erf, ["channelwise:Erf"]),
+    "pow": (lambda x: x ** 2, ["channelwise:Pow"]),
+    "arithmetic": (lambda x: (1 - x * 0.5) / 3 + 2, ["affine", "affine", "affine", "affine"]),
+    "interpolate_nearest": (lambda x: F.interpolate(x, scale_factor=2), ["resize"]),
+    "interpolate_bilinear": (lambda x: F.interpolate(x, size=(13, 11), mode="bilinear"), ["resize"]),
+    "interpolate_align_corners": (lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=True),
+                                  ["resize"]),
+    "interpolate_down": (lambda x: F.interpolate(x, size=(5, 6)), ["resize"]),
+    "pad_zero": (lambda x: F.pad(x, (1, 2, 0, 1)), []),
+    "pad_reflect": (lambda x: F.pad(x, (1, 1, 2, 0), mode="reflect"), ["channelwise:Pad"]),
+    "crop": (lambda x: x[:, :, 1:-1, 2:], ["channelwise:Slice", "channelwise:Slice"]),
+    "adaptive_avg": (nn.AdaptiveAvgPool2d(2), ["avg_pool"]),
+    "adaptive_max": (nn.AdaptiveMaxPool2d(1), ["max_pool"]),
+    "max_pool_ceil": (nn.MaxPool2d(3, 2, ceil_mode=True), ["max_pool"]),
+    "max_pool_dilated": (nn.MaxPool2d(2, 1, 1, dilation=2), ["max_pool"]),
+    "avg_pool_ceil": (nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), ["avg_pool"]),
+    "mean": (lambda x: x.mean((2, 3), keepdim=True), ["global_avg_pool"]),
+    "chunk": (chunked, ["channel_chunk", "channel_chunk", "relu", "concat"]),
+    "channel_shuffle": (channel_shuffle, ["channel_shuffle"]),
+}
+
+
+class Between(nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.first, self.function, self.last = nn.Conv2d(3, 8, 3, padding=1), function, nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        return self.last(self.function(self.first(x)))
+
+
+@pytest.mark.parametrize("case", SMALL, ids=SMALL)
+def test_pytorch_forms_of_single_ops(case, tmp_path):
+    function, expected = SMALL[case]
+    torch.manual_seed(0)
+    path = tmp_path / f"{case}.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Between(function).eval(), torch.randn(1, 3, 8, 8), str(path), dynamo=False,
+                          opset_version=17)
+    net = check_everywhere(onnx.load(str(path)), batch=1)
+    if expected is not None:
+        assert kinds(net) == expected

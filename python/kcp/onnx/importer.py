@@ -159,7 +159,9 @@ class _Importer:
         self.graph_outputs = {o.name for o in self.graph.output}
         self.fused = set()
         self.origin = {}  # Identity outputs of constants: the constant they alias
-        self.padded = {}  # outputs of zero Pads folded into the Convs reading them: (value, (t, l, b, r), shape)
+        # Outputs that are no kcp value but a step of a pattern a later node completes:
+        # {name: _Deferred} (a zero Pad the Convs reading it absorb, ShuffleNet's 5-D view and its transpose).
+        self.deferred = {}
 
     def run(self):
         onnx = onnx_module()
@@ -238,11 +240,12 @@ class _Importer:
         if handler is None or not standard and node.domain != DOMAIN:
             raise _Refused(f"unsupported op type '{op}'")
         for k, name in enumerate(node.output[1:], 1):
-            if name and (name in self.consumers or name in self.graph_outputs):
+            if name and (name in self.consumers or name in self.graph_outputs) and op != "Split":
                 raise _Refused(f"output {k} ('{name}') is not supported")
         value = handler(node, attributes, fresh_name(node.name or node.output[0], self.layer_names))
-        if value is not None:
-            self.values[node.output[0]] = value
+        for output, value in zip(node.output, value if isinstance(value, list) else [value]):
+            if output and value is not None:
+                self.values[output] = value
 
     def _foldable(self, node):
         """Whether every input of ``node`` is known (a constant, or a computed tensor's shape for Shape and Size)."""
@@ -255,7 +258,7 @@ class _Importer:
     def _known_shape(self, name):
         if name in self.values:
             return self.values[name].shape
-        return self.padded[name][2] if name in self.padded else None
+        return self.deferred[name].shape if name in self.deferred else None
 
     # -- reading inputs ----------------------------------------------------
 
@@ -270,6 +273,8 @@ class _Importer:
         name = self._input_name(node, k)
         if name in self.values:
             return self.values[name]
+        if name in self.deferred:
+            raise _Refused(f"input '{name}' is {self.deferred[name].what}")
         if not name:
             raise _Refused(f"input {k} is missing")
         if name in self.constants:
@@ -438,9 +443,9 @@ class _Importer:
 
     def _padded_input(self, node):
         """``(value, extra (top, left, bottom, right) padding, shape)`` of input 0, through a folded zero Pad."""
-        name = self._input_name(node, 0)
-        if name in self.padded:
-            return self.padded[name]
+        deferred = self.deferred.get(self._input_name(node, 0))
+        if deferred is not None and deferred.kind == "zero_pad":
+            return deferred.value, deferred.detail, deferred.shape
         x = self._activation(node, 0)
         return x, (0, 0, 0, 0), x.shape
 
@@ -466,7 +471,8 @@ class _Importer:
         if (zero and rank == 4 and min(full) >= 0 and readers and node.output[0] not in self.graph_outputs
                 and all(r.op_type == "Conv" and r.domain in ("", "ai.onnx") and list(r.input[:1]) == [node.output[0]]
                         for r in readers)):
-            self.padded[node.output[0]] = (x, (full[2], full[3], full[6], full[7]), shape)
+            self.deferred[node.output[0]] = _Deferred("zero_pad", x, shape, (full[2], full[3], full[6], full[7]),
+                                                      "a zero Pad that kcp folds into the Convs reading it")
             return None
         return self._channelwise(node, attributes, name, shape=shape, operands=(0,))
 
@@ -627,14 +633,79 @@ class _Importer:
         return self._layer(name, "flatten", [x])
 
     def _op_Reshape(self, node, attributes, name):
-        x = self._activation(node, 0)
+        deferred = self.deferred.get(self._input_name(node, 0))
+        shape = deferred.shape if deferred is not None and deferred.kind == "shuffled" else self._activation(node, 0).shape
         target = [int(s) for s in self._constant(node, 1).reshape(-1)]
         if not attributes.get("allowzero", 0):
-            target = [x.shape[i] if s == 0 and i < len(x.shape) else s for i, s in enumerate(target)]
+            target = [shape[i] if s == 0 and i < len(shape) else s for i, s in enumerate(target)]
         known = math.prod(s for s in target if s != -1)
-        if target.count(-1) == 1 and known > 0 and math.prod(x.shape) % known == 0:
-            target[target.index(-1)] = math.prod(x.shape) // known
-        return self._reshaped(node, name, x, tuple(target))
+        if target.count(-1) == 1 and known > 0 and math.prod(shape) % known == 0:
+            target[target.index(-1)] = math.prod(shape) // known
+        target = tuple(target)
+        if deferred is not None:  # the end of ShuffleNet's channel shuffle: back to [N, C, H, W]
+            if target != tuple(deferred.value.shape):
+                raise _Refused(f"input '{node.input[0]}' is {deferred.what}, reshaped to {list(target)}")
+            return self._layer(name, "channel_shuffle", [deferred.value], (deferred.detail,))
+        x = self._activation(node, 0)
+        if len(x.shape) == 4 and len(target) == 5 and target[0] == x.shape[0] and target[3:] == x.shape[2:] \
+                and target[1] * target[2] == x.shape[1]:  # ShuffleNet's view as [N, groups, C / groups, H, W]
+            self.deferred[node.output[0]] = _Deferred("grouped", x, target, target[1], "a view of the channels in "
+                                                      "groups, which kcp reads only as a channel shuffle (followed by "
+                                                      "a Transpose of the groups and a Reshape back)")
+            return None
+        return self._reshaped(node, name, x, target)
+
+    def _op_Transpose(self, node, attributes, name):
+        deferred = self.deferred.get(self._input_name(node, 0))
+        if deferred is None or deferred.kind != "grouped" or list(attributes.get("perm", ())) != [0, 2, 1, 3, 4]:
+            self._activation(node, 0)
+            raise _Refused("kcp reads a Transpose only in ShuffleNet's channel shuffle (a 5-D view of the channels "
+                           "in groups, perm [0, 2, 1, 3, 4], a Reshape back)")
+        n, groups, size, height, width = deferred.shape
+        self.deferred[node.output[0]] = _Deferred("shuffled", deferred.value, (n, size, groups, height, width), groups,
+                                                  "a channel shuffle that needs a Reshape back to [N, C, H, W]")
+
+    def _op_Slice(self, node, attributes, name):
+        x = self._activation(node, 0)
+        rank = len(x.shape)
+        starts, ends = (self._constant(node, k).reshape(-1).tolist() for k in (1, 2))
+        axes = self._constant(node, 3, required=False)
+        axes = range(len(starts)) if axes is None else axes.reshape(-1).tolist()
+        steps = self._constant(node, 4, required=False)
+        steps = [1] * len(starts) if steps is None else steps.reshape(-1).tolist()
+        kept = [range(d) for d in x.shape]
+        for start, end, axis, step in zip(starts, ends, axes, steps):
+            if step == 0:
+                raise _Refused("a step of 0")
+            kept[axis % rank] = range(x.shape[axis % rank])[slice(start, end, step)]
+        changed = [a for a in range(rank) if kept[a] != range(x.shape[a])]
+        if not changed:
+            return self._layer(name, "identity", [x])
+        if changed == [1] and kept[1].step == 1 and len(kept[1]) and x.shape[1] % len(kept[1]) == 0 \
+                and kept[1].start % len(kept[1]) == 0:  # torch.chunk along the channels
+            return self._layer(name, "channel_chunk", [x], (kept[1].start // len(kept[1]), x.shape[1] // len(kept[1])))
+        if 0 in changed or 1 in changed:
+            raise _Refused(f"kcp slices the channels only into equal parts (torch.chunk), got {kept[1]} of "
+                           f"{x.shape[1]} channels" if 0 not in changed else "kcp does not slice the batch")
+        return self._channelwise(node, attributes, name, shape=tuple(len(r) for r in kept), operands=(0,))
+
+    def _op_Split(self, node, attributes, name):
+        x = self._activation(node, 0)
+        axis = attributes.get("axis", 0) % len(x.shape)
+        sizes = self._constant(node, 1, required=False)
+        if sizes is not None:
+            sizes = sizes.reshape(-1).tolist()
+        elif "split" in attributes:
+            sizes = list(attributes["split"])
+        else:
+            parts = attributes.get("num_outputs", len(node.output))
+            sizes = [-(-x.shape[axis] // parts)] * parts
+            sizes[-1] = x.shape[axis] - sum(sizes[:-1])
+        if axis != 1 or len(set(sizes)) != 1 or sum(sizes) != x.shape[1] or len(sizes) != len(node.output):
+            raise _Refused(f"kcp splits the channels only into equal parts (torch.chunk), got sizes {sizes} along "
+                           f"axis {axis} of {x.shape}")
+        return [self._layer(name if k == 0 else fresh_name(output or f"{name}.{k}", self.layer_names), "channel_chunk",
+                            [x], (k, len(sizes))) for k, output in enumerate(node.output)]
 
     def _reshaped(self, node, name, x, target):
         if target == tuple(x.shape):
@@ -851,6 +922,14 @@ class _Importer:
             raise _Refused("needs the attributes max_disparity and scale")
         left, right = self._activation(node, 0), self._activation(node, 1)
         return self._layer(name, "correlation", [left, right], (attributes["max_disparity"], attributes["scale"]))
+
+
+class _Deferred:
+    """A step of a pattern (see ``_Importer.deferred``): ``kind``, the kcp ``value``
+    it starts from, its ONNX ``shape``, a ``detail`` (pads, groups) and ``what`` it is, for errors."""
+
+    def __init__(self, kind, value, shape, detail, what):
+        self.kind, self.value, self.shape, self.detail, self.what = kind, value, tuple(shape), detail, what
 
 
 def _copy(attribute):
