@@ -310,8 +310,8 @@ def import_error(source):
 
 @pytest.mark.parametrize("op", ["LRN", "LSTM"])
 def test_unsupported_op_names_the_op_and_the_node(op):
-    message = import_error(one_conv_then([helper.make_node(op, ["c1"], ["y"], name="mystery", hidden_size=2)
-                                          if op == "LSTM" else helper.make_node(op, ["c1"], ["y"], name="mystery", size=3)]))
+    attributes = {"hidden_size": 2} if op == "LSTM" else {"size": 3}
+    message = import_error(one_conv_then([helper.make_node(op, ["c1"], ["y"], name="mystery", **attributes)]))
     assert op in message and "'mystery'" in message
 
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .. import _arguments
-from .. import network as _network
+from ..network import ACTIVATIONS, BINARY
 from .format import BATCH, DOMAIN, fresh_name, onnx_module, recall_form
 
 _SIMPLE = {"global_avg_pool": "GlobalAveragePool", "identity": "Identity", "concat": "Concat"}
@@ -77,8 +77,8 @@ class _Writer:
         self.net, self.helper, self.opset, self.taken = net, helper, opset, taken
         self.shapes = {v.name: v.shape for v in net._all_values()}
         self.nodes, self.functions = [], {}
-        self.activations = {code: kind for kind, code in getattr(_network, "ACTIVATIONS", {}).items()}
-        self.binary = {code: kind for kind, code in getattr(_network, "BINARY", {}).items()}
+        self.activations = {code: kind for kind, code in ACTIVATIONS.items()}
+        self.binary = {code: kind for kind, code in BINARY.items()}
 
     def layer(self, layer, parameters):
         self.name = layer.name
@@ -236,7 +236,8 @@ class _Writer:
                   pads=pads, **extra)
 
     def _adaptive_pool(self, x, size, out, is_max):
-        """Global pooling, a pool whose kernel is its stride where ``out`` divides the size, else one reduction per bin."""
+        """Global pooling; a pool whose kernel is its stride where ``out`` divides
+        the size; else one Slice and reduction per bin (which kcp does not read back)."""
         if out == (1, 1):
             self.node("GlobalMaxPool" if is_max else "GlobalAveragePool", [x])
         elif all(n % o == 0 for n, o in zip(size, out)):

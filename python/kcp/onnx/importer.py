@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from .. import network as _network
+from ..network import ACTIVATIONS, BINARY
 from .._native import KCPError
 from . import folding
 from .format import DOMAIN, fresh_name, onnx_module, remember_form
@@ -126,7 +126,6 @@ def _nearest_index(i, scale, size, out, transform, rounding):
     return None if x is None or rounded is None else min(max(rounded(x), 0), size - 1)
 
 
-_LEGACY_ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "leaky_relu": "leaky_relu"}
 _FLOAT_MAX = float(np.finfo(np.float32).max)
 
 # Elementwise ops the engine has no kernel for: read as "channelwise" layers
@@ -134,10 +133,6 @@ _FLOAT_MAX = float(np.finfo(np.float32).max)
 _CHANNELWISE = {"Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Celu", "Cos", "Cosh", "Erf", "Exp",
                 "Floor", "Log", "Reciprocal", "Round", "Selu", "Shrink", "Sign", "Sin", "Sinh", "Softsign", "Sqrt",
                 "Tan", "ThresholdedRelu", "Pow", "Max", "Min", "Mod", "Sum", "Mean", "PRelu"}
-
-
-def _ops():
-    return _network.OPS
 
 
 class _Importer:
@@ -302,7 +297,8 @@ class _Importer:
         return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
 
     def _only_reader(self, name, op):
-        """The one node reading ``name`` if it is a standard ``op`` node and ``name`` is not a graph output, else None."""
+        """The one node reading ``name`` if it is a standard ``op`` node and ``name``
+        is not a graph output, else None."""
         users = self.consumers.get(name, [])
         if len(users) != 1 or name in self.graph_outputs:
             return None
@@ -360,24 +356,10 @@ class _Importer:
     # -- kcp layers ----------------------------------------------------------
 
     def _activation_layer(self, name, x, kind, alpha=0.0, beta=0.0):
-        """An ``activation`` layer of ``kind`` (relu, sigmoid and leaky relu as their own ops where the engine has them)."""
-        legacy = _LEGACY_ACTIVATIONS.get(kind)
-        if legacy in _ops():
-            return self._layer(name, legacy, [x], (alpha,) if kind == "leaky_relu" else ())
-        codes = getattr(_network, "ACTIVATIONS", {})
-        if "activation" not in _ops() or kind not in codes:
-            raise _Refused(f"needs kcp's {kind} activation, which this build of the engine lacks")
-        return self._layer(name, "activation", [x], (codes[kind], alpha, beta))
-
-    def _has_activation(self, kind):
-        return "activation" in _ops() and kind in getattr(_network, "ACTIVATIONS", {})
+        return self._layer(name, "activation", [x], (ACTIVATIONS[kind], alpha, beta))
 
     def _binary_layer(self, name, kind, inputs, constant_first=False, parameters=()):
-        codes = getattr(_network, "BINARY", {})
-        if "binary" not in _ops() or kind not in codes:
-            raise _Refused(f"needs kcp's binary op (broadcasting, or a constant operand), which this build of the "
-                           "engine lacks")
-        return self._layer(name, "binary", inputs, (codes[kind], int(constant_first)), parameters)
+        return self._layer(name, "binary", inputs, (BINARY[kind], int(constant_first)), parameters)
 
     def _channelwise(self, node, attributes, name, shape=None, operands=None):
         """A ``channelwise`` layer computing ``node`` (kept to export it back).
@@ -385,9 +367,6 @@ class _Importer:
         ``shape``: the output shape (default: the inputs broadcast); ``operands``:
         the input positions that broadcast against the data (default: all).
         """
-        if "channelwise" not in _ops():
-            raise _Refused(f"kcp has no kernel for {node.op_type}, and this build of the engine lacks the "
-                           "channelwise op that would carry it")
         values, form_inputs, shapes = [], [], []
         for k, input_name in enumerate(node.input):
             if not input_name:
@@ -507,7 +486,7 @@ class _Importer:
     def _op_Sigmoid(self, node, attributes, name):
         x = self._activation(node, 0)
         gate = self._only_reader(node.output[0], "Mul")  # x * Sigmoid(x): SiLU
-        if gate is not None and node.input[0] in gate.input and self._has_activation("silu"):
+        if gate is not None and node.input[0] in gate.input:
             return self._fuse(name, x, "silu", [gate])
         return self._activation_layer(name, x, "sigmoid")
 
@@ -515,7 +494,7 @@ class _Importer:
         x = self._activation(node, 0)
         tanh = self._only_reader(node.output[0], "Tanh")  # x * Tanh(Softplus(x)): Mish
         gate = tanh and self._only_reader(tanh.output[0], "Mul")
-        if gate is not None and node.input[0] in gate.input and self._has_activation("mish"):
+        if gate is not None and node.input[0] in gate.input:
             return self._fuse(name, x, "mish", [tanh, gate])
         return self._activation_layer(name, x, "softplus", 1.0, 20.0)  # PyTorch's beta and threshold
 
@@ -535,7 +514,7 @@ class _Importer:
     def _gelu(self, node):
         """The nodes after ``node`` (x / sqrt 2 or x * (1 / sqrt 2)) of PyTorch's exact GELU
         ``x * 0.5 * (1 + Erf(x / sqrt 2))``, with x its computed input, or None."""
-        if len(node.input) != 2 or not self._has_activation("gelu"):
+        if len(node.input) != 2:
             return None
         x = next((k for k in (0, 1) if node.input[k] in self.values), None)
         scale = self._scalar(node.input[1 - x]) if x is not None else None
@@ -567,8 +546,6 @@ class _Importer:
             constant = [self._input_name(node, k) in self.constants for k in (0, 1)]
             if not any(constant):
                 a, b = self._activation(node, 0), self._activation(node, 1)
-                if a.shape == b.shape and kind in ("add", "mul") and kind in _ops():
-                    return self._layer(name, kind, [a, b])
                 if len(a.shape) != len(b.shape) or any(p != q and 1 not in (p, q) for p, q in zip(a.shape, b.shape)):
                     raise _Refused(f"inputs of shapes {a.shape} and {b.shape} do not broadcast (kcp broadcasts "
                                    "tensors of equal rank)")
@@ -634,7 +611,11 @@ class _Importer:
 
     def _op_Reshape(self, node, attributes, name):
         deferred = self.deferred.get(self._input_name(node, 0))
-        shape = deferred.shape if deferred is not None and deferred.kind == "shuffled" else self._activation(node, 0).shape
+        if deferred is None or deferred.kind != "shuffled":
+            deferred = None
+            shape = self._activation(node, 0).shape
+        else:
+            shape = deferred.shape
         target = [int(s) for s in self._constant(node, 1).reshape(-1)]
         if not attributes.get("allowzero", 0):
             target = [shape[i] if s == 0 and i < len(shape) else s for i, s in enumerate(target)]
@@ -742,34 +723,16 @@ class _Importer:
         self._axis(attributes, -1, len(x.shape))
         return self._layer(name, "softmax", [x])
 
-    def _new_pools(self):
-        return "activation" in _ops()  # the engine's pools take ceil_mode and dilations since the activation op
-
     def _pool(self, node, attributes, name, op):
         x = self._rank(self._activation(node, 0), (4,), "input (2-D pooling)")
         if "kernel_shape" not in attributes:
             raise _Refused("needs kernel_shape")
         kernel, strides = _pair(attributes, "kernel_shape", ()), _pair(attributes, "strides", (1, 1))
         dilations = _pair(attributes, "dilations", (1, 1))
-        pads = list(self._pads(attributes, x.shape[2:], kernel, strides, dilations))
+        pads = self._pads(attributes, x.shape[2:], kernel, strides, dilations)
         include = int(attributes.get("count_include_pad", 0)) if op == "avg_pool" else 0
-        ceil = int(attributes.get("ceil_mode", 0))
-        if self._new_pools():
-            return self._layer(name, op, [x], (*kernel, *strides, *pads, include, ceil, *dilations))
-        if dilations != (1, 1):
-            raise _Refused("dilations other than 1 are not supported")
-        if ceil:  # one more window at the end if it starts inside the input
-            for axis in (0, 1):
-                start_limit, full = x.shape[2 + axis] + pads[axis], x.shape[2 + axis] + pads[axis] + pads[axis + 2]
-                count = -(-max(full - kernel[axis], 0) // strides[axis]) + 1
-                if (count - 1) * strides[axis] >= start_limit:
-                    count -= 1
-                extra = (count - 1) * strides[axis] + kernel[axis] - full
-                if extra > 0 and (include or 2 * (pads[axis + 2] + extra) > kernel[axis]):
-                    raise _Refused("ceil_mode=1 is supported only where it adds at most half a kernel of end "
-                                   "padding, without count_include_pad")
-                pads[axis + 2] += max(extra, 0)
-        return self._layer(name, op, [x], (*kernel, *strides, *pads, include))
+        return self._layer(name, op, [x], (*kernel, *strides, *pads, include, int(attributes.get("ceil_mode", 0)),
+                                           *dilations))
 
     def _op_MaxPool(self, node, attributes, name):
         return self._pool(node, attributes, name, "max_pool")
@@ -880,8 +843,6 @@ class _Importer:
         return self._resize(name, x, out, factors[2:], attributes.get("mode", "nearest"), "asymmetric", "floor", 0)
 
     def _resize(self, name, x, out, factors, mode, transform, rounding, antialias):
-        if "resize" not in _ops():
-            return self._upsample(name, x, [1, 1, *factors], mode, transform, rounding)
         size = x.shape[2:]
         if mode == "nearest":
             if all(_nearest_index(i, f, n, o, transform, rounding) == i * n // o
@@ -901,21 +862,6 @@ class _Importer:
             return self._layer(name, "resize", [x], (*out, 1, 0))
         raise _Refused(f"linear with coordinate_transformation_mode {transform!r} from {list(size)} by {factors} is "
                        "not supported (kcp: half_pixel with scales out/in, or align_corners)")
-
-    def _upsample(self, name, x, factors, mode, transform, rounding):
-        """An engine without the resize op: upsampling by one integer factor."""
-        scale = round(factors[2]) if len(factors) == 4 else 0
-        if len(factors) != 4 or factors[:2] != [1, 1] or factors[2] != factors[3] or scale < 1 \
-                or abs(factors[2] - scale) > 1e-6:
-            raise _Refused(f"kcp upsamples H and W by one integer factor, got scales {factors}")
-        if mode == "linear" and transform in ("half_pixel", "pytorch_half_pixel"):
-            return self._layer(name, "upsample", [x], (scale, 1))
-        if mode == "nearest" and all(_nearest_index(i, scale, size, size * scale, transform, rounding) == i // scale
-                                     for size in x.shape[2:] for i in range(size * scale)):
-            return self._layer(name, "upsample", [x], (scale, 0))
-        detail = f", nearest_mode {rounding!r}" if mode == "nearest" else ""
-        raise _Refused(f"mode {mode!r} with coordinate_transformation_mode {transform!r}{detail} is not supported "
-                       "(kcp: nearest as asymmetric/floor, or linear with half_pixel)")
 
     def _kcp_Correlation(self, node, attributes, name):
         if "max_disparity" not in attributes or "scale" not in attributes:
