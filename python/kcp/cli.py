@@ -97,7 +97,10 @@ def _calibration(path, net):
     """The calibration inputs stored at ``path``: an ``.npy`` array for a
     network with one input, or an ``.npz`` archive with one array per input,
     named as the network's inputs."""
-    loaded = np.load(path, allow_pickle=False)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (EOFError, ValueError) as error:  # empty, truncated, pickled or not NumPy at all
+        raise ValueError(f"--calibration: {path} is not a NumPy .npy or .npz file ({error})") from None
     if isinstance(loaded, np.ndarray):
         return [loaded]
     with loaded:
