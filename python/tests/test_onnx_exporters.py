@@ -164,6 +164,7 @@ SMALL = {  # name: (the function between the convs, the kinds kcp reads, as test
     "elu": (nn.ELU(0.5), ["elu"]),
     "hardswish": (nn.Hardswish(), ["hardswish"]),
     "hardsigmoid": (nn.Hardsigmoid(), ["hardsigmoid"]),
+    "prelu": (nn.PReLU(8, 0.3), ["affine", "relu", "mul", "relu", "add"]),
     "erf": (torch.erf, ["channelwise:Erf"]),
     "pow": (lambda x: x ** 2, ["channelwise:Pow"]),
     "arithmetic": (lambda x: (1 - x * 0.5) / 3 + 2, ["affine", "affine", "affine", "affine"]),

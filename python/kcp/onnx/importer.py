@@ -132,7 +132,7 @@ _FLOAT_MAX = float(np.finfo(np.float32).max)
 # (each output channel depends only on the same channel of every input).
 _CHANNELWISE = {"Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Celu", "Cos", "Cosh", "Erf", "Exp",
                 "Floor", "Log", "Reciprocal", "Round", "Selu", "Shrink", "Sign", "Sin", "Sinh", "Softsign", "Sqrt",
-                "Tan", "ThresholdedRelu", "Pow", "Max", "Min", "Mod", "Sum", "Mean", "PRelu"}
+                "Tan", "ThresholdedRelu", "Pow", "Mod", "Sum", "Mean"}
 
 
 class _Importer:
@@ -590,6 +590,40 @@ class _Importer:
             raise _Refused(f"kcp computes in float32; a Cast of a computed tensor to type {attributes.get('to')} "
                            "is not supported")
         return self._layer(name, "identity", [self._activation(node, 0)])
+
+    def _extremum(clip):
+        def read(self, node, attributes, name):
+            """Max or Min of a tensor and scalar constants is a clip, else channelwise."""
+            scalars = [self._scalar(n) for n in node.input if n in self.constants]
+            computed = [k for k, n in enumerate(node.input) if n not in self.constants]
+            if len(computed) != 1 or None in scalars or not scalars:
+                return self._channelwise(node, attributes, name)
+            x = self._activation(node, computed[0])
+            bound = max(scalars) if clip == "low" else min(scalars)
+            if clip == "low" and bound == 0:
+                return self._activation_layer(name, x, "relu")
+            low, high = (bound, _FLOAT_MAX) if clip == "low" else (-_FLOAT_MAX, bound)
+            return self._activation_layer(name, x, "clip", max(low, -_FLOAT_MAX), min(high, _FLOAT_MAX))
+        return read
+
+    _op_Max, _op_Min = _extremum("low"), _extremum("high")
+    del _extremum
+
+    def _op_PRelu(self, node, attributes, name):
+        """A scalar slope: a leaky relu; one per channel: ``relu(x) + (-slope) * relu(-x)``."""
+        x, slope = self._activation(node, 0), self._constant(node, 1)
+        if slope.size == 1:
+            return self._activation_layer(name, x, "leaky_relu", float(slope.reshape(-1)[0]))
+        rank = len(x.shape)
+        aligned = (1,) * (rank - slope.ndim) + tuple(slope.shape)
+        if slope.ndim > rank or aligned[0] != 1 or any(q not in (1, p) for p, q in zip(x.shape[1:], aligned[1:])):
+            raise _Refused(f"slope of shape {slope.shape} does not broadcast on the input {x.shape}")
+        part = lambda suffix: fresh_name(f"{name}.{suffix}", self.layer_names)  # noqa: E731
+        negative = self._activation_layer(part("negated"), x, "affine", -1.0, 0.0)
+        negative = self._activation_layer(part("negative_part"), negative, "relu")
+        slope = self._parameter(node, 1, None, lambda a: -a.reshape(aligned[1:]), "negated")
+        negative = self._binary_layer(part("scaled"), "mul", [negative], False, [slope])
+        return self._binary_layer(name, "add", [self._activation_layer(part("positive_part"), x, "relu"), negative])
 
     def _op_Dropout(self, node, attributes, name):
         training = self._constant(node, 2, required=False)
