@@ -221,7 +221,7 @@ func netCheckParameters(_ net: Network, compact: Network, masked: Network, keep:
     for (index, node) in net.nodes.enumerated() {
         let x = node.inputs[0], y = node.output
         // keepOut / keepIn of each parameter of this node (nil: the whole axis).
-        var slices: [(parameter: Int, out: [Bool], in: [Bool]?, variance: Bool)] = []
+        var slices: [(parameter: Int, out: [Bool], in: [Bool]?, masksToOne: Bool)] = []
         switch node.op {
         case let .conv2d(conv):
             // 1 < g < C: every group keeps the same positions, of its input and of its output, and g stays.
@@ -245,6 +245,12 @@ func netCheckParameters(_ net: Network, compact: Network, masked: Network, keep:
             if node.parameters.count > 1 { slices.append((node.parameters[1], keep[y], nil, false)) }
         case .batchNorm:
             for (position, p) in node.parameters.enumerated() { slices.append((p, keep[x], nil, position == 3)) }
+        case let .binary(binary):
+            // A constant with one row per channel follows them; a divisor is masked to 1 (0 / 1 stays 0).
+            if let p = node.parameters.first, net.parameters[p].tensor.shape[0] == shapes[y][1], shapes[y][1] > 1 {
+                slices.append((p, keep[y], nil, binary.kind == .div && !binary.constantFirst))
+            }
+            #expect(compact.nodes[index].op == node.op, sourceLocation: sourceLocation)
         default:
             #expect(compact.nodes[index].op == node.op, sourceLocation: sourceLocation)
         }
@@ -263,13 +269,13 @@ func netCheckParameters(_ net: Network, compact: Network, masked: Network, keep:
             var expectedData: [Float] = []
             for o in outs { for j in ins { expectedData += original.data[((o * columns + j) * inner)..<((o * columns + j + 1) * inner)] } }
             #expect(small.data == expectedData, "\(name): compact entries", sourceLocation: sourceLocation)
-            // Masked: same shape, pruned rows (and columns) zeroed, running var 1.
+            // Masked: same shape, pruned rows (and columns) zeroed, running var (and a constant divisor) 1.
             let zeroed = masked.parameters[slice.parameter].tensor
             #expect(zeroed.shape == shape, "\(name)", sourceLocation: sourceLocation)
             var expectedMasked = original.data
             for o in 0..<rows {
                 for j in 0..<columns where !slice.out[o] || !(slice.in?[j] ?? true) {
-                    for k in 0..<inner { expectedMasked[(o * columns + j) * inner + k] = slice.variance ? 1 : 0 }
+                    for k in 0..<inner { expectedMasked[(o * columns + j) * inner + k] = slice.masksToOne ? 1 : 0 }
                 }
             }
             #expect(zeroed.data == expectedMasked, "\(name): masked entries", sourceLocation: sourceLocation)
@@ -285,11 +291,13 @@ func netCheckSameOutputs(_ actual: [Tensor], _ expected: [Tensor], what: String,
     for (a, b) in zip(actual, expected) {
         #expect(a.shape == b.shape, sourceLocation: sourceLocation)
         guard a.shape == b.shape else { continue }
+        // Both finite first: a NaN would drop out of the maxima below.
+        #expect(a.data.allSatisfy { $0.isFinite } && b.data.allSatisfy { $0.isFinite }, "\(what): not finite",
+                sourceLocation: sourceLocation)
         let scale = netMaxAbs(b.data)
         let worst = zip(a.data, b.data).reduce(0.0) { max($0, abs(Double($1.0) - Double($1.1))) }
         #expect(worst <= 1e-4 * scale + 1e-7, "\(what): max abs difference \(worst), output scale \(scale)",
                 sourceLocation: sourceLocation)
-        #expect(a.data.allSatisfy { $0.isFinite }, sourceLocation: sourceLocation)
     }
 }
 

@@ -178,6 +178,37 @@ struct NetworkZooTests {
         netCheckSameOutputs(try compact.forward(inputs), try masked.forward(inputs), what: "compact vs masked")
     }
 
+    /// A masked (zero) channel of a divisor would give `x / 0` and poison the
+    /// masked network, so divisors (`a / b`, `c / x`) are frozen; a constant
+    /// divisor (`x / c`) prunes, its masked entries set to 1 so that `0 / 1` stays 0.
+    @Test func divisorsAreFrozenAndConstantDivisorsMaskToOne() throws {
+        let b = NetBuilder(seed: 9)
+        let x = try b.input("x", [1, 3, 6, 6])
+        let numerator = try b.op("num.relu", .activation(.relu), try b.conv("num", x, out: 4))
+        // Far from 0 here, but 0 in a masked channel (the constant's entry is masked to 0).
+        let denominator = try b.binary("den.shift", .add, try b.conv("den", x, out: 4), constant: [4, 1, 1], in: 3...4)
+        let ratio = try b.op("ratio", .binary(Binary(.div)), numerator, denominator)
+        let inverse = try b.binary("inverse", Binary(.div, constantFirst: true), try b.conv("c", ratio, out: 5),
+                                   constant: [5, 1, 1], in: 1...2)
+        let scaled = try b.binary("scaled", Binary(.div), try b.conv("d", inverse, out: 6), constant: [6, 1, 1], in: 1...2)
+        try b.output(try b.conv("head", scaled, out: 2))
+        let plan = try NetworkPlan(network: b.net, target: PruningTarget(amount: .ratio(0.5)))
+        let reasons = plan.spaces.spaces.flatMap(\.frozenReasons)
+        #expect(reasons.contains("divisor of div 'ratio'") && reasons.contains("divisor of div 'inverse'"))
+        #expect(!reasons.contains { $0.contains("'scaled'") })
+        let keep = netKeepMasks(plan)
+        let node = { (name: String) in b.net.nodes.first { $0.name == name }! }
+        for value in [numerator, denominator, ratio, node("c").output, inverse] { #expect(!keep[value].contains(false)) }
+        #expect(keep[scaled].filter { $0 }.count == 3)
+        let masked = try b.net.masked(plan.spaces, keepClasses: plan.keep)
+        let constant = node("scaled").parameters[0]
+        #expect(masked.parameters[constant].tensor.data
+                == zip(keep[scaled], b.net.parameters[constant].tensor.data).map { $0 ? $1 : 1 })
+        let inputs = b.inputs(batch: 2)
+        netCheckSameOutputs(try b.net.compacted(plan.spaces, keepClasses: plan.keep).forward(inputs),
+                            try masked.forward(inputs), what: "compact vs masked")
+    }
+
     /// Weights lent by the caller plan exactly as the same weights written into
     /// the network; here every other parameter is lent, the rest are the network's own.
     @Test(arguments: NetZoo.allCases, [Criterion.kcp(center: .mean), .filter(.l1)])

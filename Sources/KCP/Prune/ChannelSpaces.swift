@@ -20,7 +20,8 @@
 ///
 /// A class is *frozen* (never pruned) if it touches a network input or
 /// output, or an op that mixes channels (softmax, soft-argmin, a
-/// correlation's disparity output), or if an activation with `f(0) != 0`
+/// correlation's disparity output), or is a divisor (`a / b`, `c / x`: a
+/// masked channel would divide by 0), or if an activation with `f(0) != 0`
 /// reaches a correlation: a masked channel there would be `sigmoid(0) = 0.5`,
 /// not 0, and the correlation sums over channels.
 public struct ChannelSpaces: Sendable {
@@ -89,7 +90,13 @@ public struct ChannelSpaces: Sendable {
                 }
             case .batchNorm, .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .resize, .identity:
                 tie(x, y)
-            case .binary, .channelwise:
+            case let .binary(binary):
+                for input in node.inputs where channels[input] == channels[y] { tie(input, y) }
+                // A masked (zero) channel of a divisor would give x / 0 and poison the network.
+                if binary.kind == .div, node.parameters.isEmpty || binary.constantFirst {
+                    freeze([node.inputs.count > 1 ? node.inputs[1] : x], "divisor of \(node.op.name) '\(node.name)'")
+                }
+            case .channelwise:
                 for input in node.inputs where channels[input] == channels[y] { tie(input, y) }
             case .concat:
                 isView[y] = true

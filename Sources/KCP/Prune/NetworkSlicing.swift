@@ -9,8 +9,9 @@ extension Network {
     struct ParameterSlice {
         var keepOut: [Bool]?
         var keepIn: [Bool]?
-        /// Batchnorm statistics: masked entries become the identity (var 1).
-        var isVariance = false
+        /// Masked entries become 1, not 0: a batchnorm's running variance (the
+        /// identity), a constant divisor (a pruned channel stays 0 / 1 = 0).
+        var masksToOne = false
     }
 
     /// The slice of every parameter given kept channels per value.
@@ -30,14 +31,14 @@ extension Network {
                 if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
             case .batchNorm:
                 for (position, p) in node.parameters.enumerated() {
-                    slices[p] = ParameterSlice(keepOut: keep[x], isVariance: position == 3)
+                    slices[p] = ParameterSlice(keepOut: keep[x], masksToOne: position == 3)
                 }
-            case .binary:
+            case let .binary(binary):
                 // A constant operand follows the channels where it has one per channel.
                 if let constant = node.parameters.first, parameters[constant].tensor.shape.first == keep[y].count,
                    keep[y].count > 1
                 {
-                    slices[constant] = ParameterSlice(keepOut: keep[y])
+                    slices[constant] = ParameterSlice(keepOut: keep[y], masksToOne: binary.kind == .div && !binary.constantFirst)
                 }
             case .activation, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .flatten, .resize,
                  .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk, .channelwise:
@@ -74,8 +75,9 @@ extension Network {
             try result.parameters[index].tensor.data.withUnsafeMutableBufferPointer { data in
                 if let keepOut = slice.keepOut {
                     try zeroPruned(data.baseAddress!, shape: shape, keep: keepOut, axis: .output)
-                    if slice.isVariance {
-                        for (i, kept) in keepOut.enumerated() where !kept { data[i] = 1 }
+                    if slice.masksToOne {
+                        let inner = data.count / keepOut.count
+                        for (i, kept) in keepOut.enumerated() where !kept { data[(i * inner)..<((i + 1) * inner)].update(repeating: 1) }
                     }
                 }
                 if let keepIn = slice.keepIn { try zeroPruned(data.baseAddress!, shape: shape, keep: keepIn, axis: .input) }
