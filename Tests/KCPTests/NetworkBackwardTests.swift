@@ -13,7 +13,8 @@ import Testing
 /// roundings of `L` over `2h`, where a routing error is O(100%).
 @Suite("Network backward")
 struct NetworkBackwardTests {
-    static let networks: [NetZoo] = [.chain, .resnet, .concatSkip, .unet, .stereo, .depthwiseSeparable, .twoOutputs, .gated]
+    static let networks: [NetZoo] = [.chain, .resnet, .concatSkip, .unet, .stereo, .depthwiseSeparable, .twoOutputs, .gated,
+                                     .mobileNetV3, .resNeXt, .shuffleNet, .layerScale]
 
     @Test(arguments: networks, [true, false])
     func parameterGradientsMatchFiniteDifferences(zoo: NetZoo, training: Bool) throws {

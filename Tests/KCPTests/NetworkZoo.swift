@@ -6,6 +6,7 @@ import Testing
 /// The small networks of the zoo.
 enum NetZoo: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case chain, resnet, concatSkip, unet, stereo, depthwiseSeparable, grouped, twoOutputs, gated, denseBlock, concatViews
+    case mobileNetV3, resNeXt, shuffleNet, layerScale
 
     var testDescription: String { rawValue }
 
@@ -121,6 +122,51 @@ enum NetZoo: String, CaseIterable, Sendable, CustomTestStringConvertible {
             let sum = try b.op("sum", .binary(.add), dw, try b.conv("wide", x, out: 7))
             let pooled = try b.op("pool", .maxPool(Pool2d(kernel: (4, 4), stride: (4, 4))), try b.op("sum.relu", .activation(.relu), sum))
             try b.output(try b.linear("fc", try b.op("flat", .flatten, pooled), out: 3))
+        case .mobileNetV3:
+            // Inverted residual with squeeze-excitation (Howard et al. 2019): hardswish, a depthwise conv, and a
+            // gate adaptive pool -> conv -> relu -> conv -> hardsigmoid, broadcast over the [N, C, H, W] map.
+            let x = try b.input("x", [1, 3, 8, 8])
+            let hardswish = Op.activation(Activation(.hardswish))
+            let stem = try b.op("stem.hs", hardswish, try b.batchNorm("stem.bn", try b.conv("stem", x, out: 8, bias: false)))
+            let e = try b.op("expand.hs", hardswish, try b.batchNorm("expand.bn", try b.conv("expand", stem, out: 16, kernel: 1)))
+            let dw = try b.op("dw.hs", hardswish, try b.batchNorm("dw.bn", try b.conv("dw", e, out: 16, groups: 16)))
+            let pooled = try b.op("se.pool", .adaptivePool(height: 1, width: 1, max: false), dw)
+            let squeezed = try b.op("se.relu", .activation(.relu), try b.conv("se.reduce", pooled, out: 4, kernel: 1))
+            let gate = try b.op("se.hsig", .activation(Activation(.hardsigmoid, alpha: 1.0 / 6, beta: 0.5)),
+                                try b.conv("se.expand", squeezed, out: 16, kernel: 1))
+            let scaled = try b.op("se.mul", .binary(.mul), dw, gate)
+            let project = try b.batchNorm("project.bn", try b.conv("project", scaled, out: 8, kernel: 1, bias: false))
+            try b.output(try b.conv("head", try b.op("add", .binary(.add), project, stem), out: 4, kernel: 1))
+        case .resNeXt:
+            // ResNeXt bottleneck: 1x1, a grouped 3x3 (4 groups, 4 inputs and 6 outputs each), 1x1, identity shortcut.
+            let x = try b.input("x", [1, 3, 8, 8])
+            let stem = try b.op("stem.relu", .activation(.relu), try b.batchNorm("stem.bn", try b.conv("stem", x, out: 8)))
+            let a = try b.op("a.relu", .activation(.relu), try b.batchNorm("a.bn", try b.conv("a", stem, out: 16, kernel: 1)))
+            let g = try b.op("g.relu", .activation(.relu), try b.batchNorm("g.bn", try b.conv("g", a, out: 24, groups: 4)))
+            let c = try b.batchNorm("c.bn", try b.conv("c", g, out: 8, kernel: 1))
+            let out = try b.op("relu", .activation(.relu), try b.op("add", .binary(.add), c, stem))
+            try b.output(try b.conv("head", out, out: 4, kernel: 1))
+        case .shuffleNet:
+            // ShuffleNetV2 unit: split the channels in two, one half through 1x1, depthwise 3x3, 1x1; concat, shuffle.
+            let x = try b.input("x", [1, 3, 8, 8])
+            let stem = try b.op("stem.relu", .activation(.relu), try b.batchNorm("stem.bn", try b.conv("stem", x, out: 8)))
+            let left = try b.op("split.0", .channelChunk(index: 0, parts: 2), stem)
+            let right = try b.op("split.1", .channelChunk(index: 1, parts: 2), stem)
+            let b1 = try b.op("b1.relu", .activation(.relu), try b.batchNorm("b1.bn", try b.conv("b1", right, out: 4, kernel: 1)))
+            let b2 = try b.batchNorm("b2.bn", try b.conv("b2", b1, out: 4, groups: 4))
+            let b3 = try b.op("b3.relu", .activation(.relu), try b.batchNorm("b3.bn", try b.conv("b3", b2, out: 4, kernel: 1)))
+            let shuffled = try b.op("shuffle", .channelShuffle(groups: 2), try b.op("cat", .concat, left, b3))
+            try b.output(try b.conv("head", shuffled, out: 4, kernel: 1))
+        case .layerScale:
+            // A branch scaled per channel by a constant [C, 1, 1] (ConvNeXt's layer scale), added back, then
+            // subtracted from a constant (c - x) and divided by a constant [C, 1, W] before the head.
+            let x = try b.input("x", [1, 3, 8, 8])
+            let trunk = try b.op("trunk.relu", .activation(.relu), try b.conv("trunk", x, out: 6))
+            let scaled = try b.binary("scale", .mul, try b.conv("branch", trunk, out: 6), constant: [6, 1, 1], in: 0.5...1.5)
+            let sum = try b.op("add", .binary(.add), trunk, scaled)
+            let shifted = try b.binary("shift", Binary(.sub, constantFirst: true), sum, constant: [6, 1, 1], in: -0.2...0.2)
+            let divided = try b.binary("norm", Binary(.div), shifted, constant: [6, 1, 8], in: 0.5...2)
+            try b.output(try b.conv("head", divided, out: 4))
         }
         return b
     }
