@@ -4,9 +4,37 @@
 /// `countIncludePad` by the window's extent clipped to the padded input
 /// (`kh * kw` except for a last `ceil_mode` window), as PyTorch does.
 func pool2dForward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, outputShape: [Int]) -> Tensor {
+    windowPoolForward(x, PoolWindows(pool, height: x.shape[2], width: x.shape[3], outHeight: outputShape[2],
+                                     outWidth: outputShape[3]), max: useMax, outputShape: outputShape)
+}
+
+/// Gradient of `pool2dForward` given `gradient = dL/dy`: max pooling sends
+/// each window's `g` to its first maximal element in row-major window order
+/// (the element PyTorch's argmax picks; ties get nothing else); average
+/// pooling adds `g / divisor` to every real element of the window, with the
+/// forward's divisor.
+func pool2dBackward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, gradient: Tensor) -> Tensor {
+    windowPoolBackward(x, PoolWindows(pool, height: x.shape[2], width: x.shape[3], outHeight: gradient.shape[2],
+                                      outWidth: gradient.shape[3]), max: useMax, gradient: gradient)
+}
+
+/// Adaptive pooling to the output's size: output `(i, j)` pools input rows
+/// `floor(i H / oh) ..< ceil((i + 1) H / oh)` and the columns alike.
+func adaptivePoolForward(_ x: Tensor, max useMax: Bool, outputShape: [Int]) -> Tensor {
+    windowPoolForward(x, PoolWindows(adaptive: x.shape[2], x.shape[3], outHeight: outputShape[2],
+                                     outWidth: outputShape[3]), max: useMax, outputShape: outputShape)
+}
+
+/// Gradient of `adaptivePoolForward`: as `pool2dBackward` over the adaptive bins.
+func adaptivePoolBackward(_ x: Tensor, max useMax: Bool, gradient: Tensor) -> Tensor {
+    windowPoolBackward(x, PoolWindows(adaptive: x.shape[2], x.shape[3], outHeight: gradient.shape[2],
+                                      outWidth: gradient.shape[3]), max: useMax, gradient: gradient)
+}
+
+/// The max or average of each output's window.
+private func windowPoolForward(_ x: Tensor, _ windows: PoolWindows, max useMax: Bool, outputShape: [Int]) -> Tensor {
     let (height, width) = (x.shape[2], x.shape[3])
     let (outHeight, outWidth) = (outputShape[2], outputShape[3])
-    let windows = PoolWindows(pool, height: height, width: width, outHeight: outHeight, outWidth: outWidth)
     var y = Tensor(zeros: outputShape)
     x.data.withUnsafeBufferPointer { xs in
         y.data.withUnsafeMutableBufferPointer { ys in
@@ -32,15 +60,10 @@ func pool2dForward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, outputShape: [
     return y
 }
 
-/// Gradient of `pool2dForward` given `gradient = dL/dy`: max pooling sends
-/// each window's `g` to its first maximal element in row-major window order
-/// (the element PyTorch's argmax picks; ties get nothing else); average
-/// pooling adds `g / divisor` to every real element of the window, with the
-/// forward's divisor.
-func pool2dBackward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, gradient: Tensor) -> Tensor {
+/// The gradient of `windowPoolForward` (see `pool2dBackward`).
+private func windowPoolBackward(_ x: Tensor, _ windows: PoolWindows, max useMax: Bool, gradient: Tensor) -> Tensor {
     let (height, width) = (x.shape[2], x.shape[3])
     let (outHeight, outWidth) = (gradient.shape[2], gradient.shape[3])
-    let windows = PoolWindows(pool, height: height, width: width, outHeight: outHeight, outWidth: outWidth)
     var dx = Tensor(zeros: x.shape)
     x.data.withUnsafeBufferPointer { xs in
         gradient.data.withUnsafeBufferPointer { gs in
@@ -106,81 +129,18 @@ private struct PoolWindows {
         countIncludePad = pool.countIncludePad
     }
 
+    /// PyTorch's adaptive bins, `floor(i size / count) ..< ceil((i + 1) size / count)`, averaged over their elements.
+    init(adaptive height: Int, _ width: Int, outHeight: Int, outWidth: Int) {
+        func bins(_ size: Int, _ count: Int) -> [[Int]] {
+            (0..<count).map { i in Array((i * size / count)..<(((i + 1) * size + count - 1) / count)) }
+        }
+        (rows, cols) = (bins(height, outHeight), bins(width, outWidth))
+        (rowExtent, colExtent, countIncludePad) = ([], [], false)
+    }
+
     func divisor(_ oy: Int, _ ox: Int) -> Float {
         Float(Swift.max(countIncludePad ? rowExtent[oy] * colExtent[ox] : rows[oy].count * cols[ox].count, 1))
     }
-}
-
-/// Adaptive pooling to the output's size: output `(i, j)` pools input rows
-/// `floor(i H / oh) ..< ceil((i + 1) H / oh)` and the columns alike.
-func adaptivePoolForward(_ x: Tensor, max useMax: Bool, outputShape: [Int]) -> Tensor {
-    let (height, width, outHeight, outWidth) = (x.shape[2], x.shape[3], outputShape[2], outputShape[3])
-    let (rows, cols) = (adaptiveBins(height, outHeight), adaptiveBins(width, outWidth))
-    var y = Tensor(zeros: outputShape)
-    x.data.withUnsafeBufferPointer { xs in
-        y.data.withUnsafeMutableBufferPointer { ys in
-            parallelFor(x.shape[0] * x.shape[1]) { plane in
-                let input = xs.baseAddress! + plane * height * width
-                let output = ys.baseAddress! + plane * outHeight * outWidth
-                for oy in 0..<outHeight {
-                    for ox in 0..<outWidth {
-                        var best = -Float.infinity, sum: Float = 0
-                        for iy in rows[oy] {
-                            for ix in cols[ox] {
-                                best = Swift.max(best, input[iy * width + ix])
-                                sum += input[iy * width + ix]
-                            }
-                        }
-                        output[oy * outWidth + ox] = useMax ? best : sum / Float(rows[oy].count * cols[ox].count)
-                    }
-                }
-            }
-        }
-    }
-    return y
-}
-
-/// Gradient of `adaptivePoolForward`: as `pool2dBackward` over the adaptive bins.
-func adaptivePoolBackward(_ x: Tensor, max useMax: Bool, gradient: Tensor) -> Tensor {
-    let (height, width, outHeight, outWidth) = (x.shape[2], x.shape[3], gradient.shape[2], gradient.shape[3])
-    let (rows, cols) = (adaptiveBins(height, outHeight), adaptiveBins(width, outWidth))
-    var dx = Tensor(zeros: x.shape)
-    x.data.withUnsafeBufferPointer { xs in
-        gradient.data.withUnsafeBufferPointer { gs in
-            dx.data.withUnsafeMutableBufferPointer { dxs in
-                parallelFor(x.shape[0] * x.shape[1]) { plane in
-                    let input = xs.baseAddress! + plane * height * width
-                    let output = gs.baseAddress! + plane * outHeight * outWidth
-                    let target = dxs.baseAddress! + plane * height * width
-                    for oy in 0..<outHeight {
-                        for ox in 0..<outWidth {
-                            let g = output[oy * outWidth + ox]
-                            if useMax {
-                                var best = -Float.infinity, argmax = -1
-                                for iy in rows[oy] {
-                                    for ix in cols[ox] where argmax < 0 || input[iy * width + ix] > best {
-                                        (best, argmax) = (input[iy * width + ix], iy * width + ix)
-                                    }
-                                }
-                                target[argmax] += g
-                            } else {
-                                let share = g / Float(rows[oy].count * cols[ox].count)
-                                for iy in rows[oy] {
-                                    for ix in cols[ox] { target[iy * width + ix] += share }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    return dx
-}
-
-/// PyTorch's adaptive bins: `floor(i size / count) ..< ceil((i + 1) size / count)`.
-private func adaptiveBins(_ size: Int, _ count: Int) -> [Range<Int>] {
-    (0..<count).map { i in (i * size / count)..<(((i + 1) * size + count - 1) / count) }
 }
 
 /// `y[n, c] = mean_{h, w} x[n, c, h, w]`.
