@@ -3,9 +3,19 @@ import KCP
 /// The object behind a `kcp_network *`: a network, its channel spaces once
 /// computed, and nothing else.
 final class NetworkHandle {
-    var network: Network
+    var network: Network { didSet { computedSpaces = nil } }
+    private var computedSpaces: ChannelSpaces?
 
     init(_ network: Network) { self.network = network }
+
+    /// The channel spaces of `network`, computed once per change of it (a
+    /// plan and each of the space queries read them).
+    var spaces: ChannelSpaces {
+        if let computedSpaces { return computedSpaces }
+        let found = ChannelSpaces(network: network, shapes: network.declaredShapes)
+        computedSpaces = found
+        return found
+    }
 
     static func retained(_ network: Network) -> OpaquePointer {
         OpaquePointer(Unmanaged.passRetained(NetworkHandle(network)).toOpaque())

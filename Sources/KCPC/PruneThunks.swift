@@ -3,14 +3,10 @@ import KCP
 
 // Channel spaces, plans and pruned networks: the pruning part of include/kcp.h.
 
-private func spaces(of network: Network) throws -> ChannelSpaces {
-    ChannelSpaces(network: network, shapes: network.declaredShapes)
-}
-
 @_cdecl("kcp_network_spaces")
 public func kcp_network_spaces(_ network: OpaquePointer?, _ counts: UnsafeMutablePointer<Int64>?) -> Int32 {
     boundary {
-        let found = try spaces(of: NetworkHandle.from(network).network)
+        let found = try NetworkHandle.from(network).spaces
         let channels = found.classOf.reduce(0) { $0 + $1.count }
         try Arguments.output(counts, "counts").store([found.classCount, found.spaces.count, channels]) { Int64($0) }
     }
@@ -21,7 +17,7 @@ public func kcp_network_space_data(_ network: OpaquePointer?, _ classOf: UnsafeM
                                    _ spaceOf: UnsafeMutablePointer<Int64>?, _ frozen: UnsafeMutablePointer<UInt8>?) -> Int32
 {
     boundary {
-        let found = try spaces(of: NetworkHandle.from(network).network)
+        let found = try NetworkHandle.from(network).spaces
         try Arguments.output(classOf, "class_of").store(found.classOf.joined()) { Int64($0) }
         try Arguments.output(spaceOf, "space_of").store(found.spaceOf) { Int64($0) }
         try Arguments.output(frozen, "frozen").store(found.frozen) { $0 ? 1 : 0 }
@@ -33,7 +29,7 @@ public func kcp_network_space_reasons(_ network: OpaquePointer?, _ space: Int64,
                                       _ capacity: Int64, _ length: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
-        let found = try spaces(of: NetworkHandle.from(network).network)
+        let found = try NetworkHandle.from(network).spaces
         try require(found.spaces.indices.contains(Int(space)), "space", "no space \(space)")
         try Arguments.text(found.spaces[Int(space)].frozenReasons.joined(separator: "\n"), buffer, capacity, length)
     }
@@ -49,7 +45,8 @@ public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ a
                              _ ratio: UnsafeMutablePointer<Double>?, _ costs: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
-        let net = try NetworkHandle.from(network).network
+        let handle = try NetworkHandle.from(network)
+        let net = handle.network
         let kind: PruningTarget.Amount
         switch amountKind {
         case 0: kind = .ratio(amount)
@@ -62,7 +59,8 @@ public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ a
             amount: kind, global: global != 0, maxRatio: maxRatio,
             criterion: try Arguments.criterion(criterion, center: center, seed: seed), roundTo: Int(roundTo), seed: seed,
             overrides: Dictionary(zip(spaces, ratios)) { _, last in last })
-        let plan = try NetworkPlan(network: net, target: target, weights: try borrowed(weights, weightCount, of: net))
+        let plan = try NetworkPlan(network: net, target: target, weights: try borrowed(weights, weightCount, of: net),
+                                  spaces: handle.spaces)
         try Arguments.output(keep, "keep").store(plan.keep) { $0 ? 1 : 0 }
         try Arguments.output(scores, "scores").store(plan.scores) { $0 }
         try Arguments.output(ratio, "ratio").pointee = plan.ratio
@@ -93,8 +91,8 @@ public func kcp_network_prune(_ network: OpaquePointer?, _ keep: UnsafePointer<U
                               _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
 {
     boundary {
-        let net = try NetworkHandle.from(network).network
-        let found = try spaces(of: net)
+        let handle = try NetworkHandle.from(network)
+        let (net, found) = (handle.network, handle.spaces)
         let keepClasses = try Array(Arguments.buffer(keep, Int(max(count, 0)), "keep")).map { $0 != 0 }
         let pruned: Network
         switch mode {
@@ -113,10 +111,11 @@ public func kcp_network_compensate(_ network: OpaquePointer?, _ keep: UnsafePoin
                                    _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
 {
     boundary {
-        let net = try NetworkHandle.from(network).network
+        let handle = try NetworkHandle.from(network)
+        let net = handle.network
         let keepClasses = try Array(Arguments.buffer(keep, Int(max(count, 0)), "keep")).map { $0 != 0 }
         let result = try Arguments.output(out, "out"), report = throttled(progress, context)
-        let compensated = try net.compensated(try spaces(of: net), keepClasses: keepClasses,
+        let compensated = try net.compensated(handle.spaces, keepClasses: keepClasses,
                                               calibration: try inputTensors(net, inputs, batch), ridge: ridge,
                                               chunk: Int(chunk)) { report($0, $1, .nan) }
         result.pointee = compensated.map(NetworkHandle.retained)

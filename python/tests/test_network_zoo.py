@@ -227,3 +227,16 @@ def test_plan_reads_lent_weights_as_if_written_and_checks_them():
     ]:
         with pytest.raises(error, match=message):
             kcp.plan(net, ratio=0.5, _weights=bad)
+
+
+def test_spaces_follow_the_network_as_it_grows():
+    """The engine keeps a network's spaces between queries; adding a node or an output changes them."""
+    net = kcp.Network(seed=4)
+    x = net.conv2d(net.input("image", (1, 3, 8, 8)), 8, 3, padding=1)
+    assert [s.prunable for s in kcp.spaces(net)] == [0, 8]
+    r = net.relu(x)
+    y = net.conv2d(r, 4, 1)
+    assert [(s.values, s.prunable) for s in kcp.spaces(net)][1:] == [((x.name, r.name), 8), ((y.name,), 4)]
+    net.output(y)
+    assert [s.prunable for s in kcp.spaces(net)] == [0, 8, 0]
+    assert kcp.plan(net, ratio=0.5).apply(net).parameters[f"{y.name}.weight"].shape == (4, 4, 1, 1)

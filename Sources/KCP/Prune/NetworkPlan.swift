@@ -46,7 +46,10 @@ public struct NetworkPlan: Sendable {
     ///   - weights: caller-owned weights scored in place of the network's own,
     ///     by parameter index; each holds as many elements as its parameter
     ///     and is read only during the call.
-    public init(network: Network, target: PruningTarget, weights: [Int: UnsafeBufferPointer<Float>] = [:]) throws {
+    ///   - spaces: `network`'s channel spaces, where the caller keeps them.
+    public init(network: Network, target: PruningTarget, weights: [Int: UnsafeBufferPointer<Float>] = [:],
+                spaces: ChannelSpaces? = nil) throws
+    {
         for (index, weight) in weights {
             try require(network.parameters.indices.contains(index), "weights", "no parameter \(index)")
             let parameter = network.parameters[index]
@@ -56,7 +59,7 @@ public struct NetworkPlan: Sendable {
         try require(target.roundTo >= 1, "round_to", "must be at least 1, got \(target.roundTo)")
         try require(target.maxRatio >= 0 && target.maxRatio < 1, "max_ratio", "must be in [0, 1), got \(target.maxRatio)")
         let shapes = try network.inferShapes()
-        let spaces = ChannelSpaces(network: network, shapes: shapes)
+        let spaces = spaces ?? ChannelSpaces(network: network, shapes: shapes)
         for (space, ratio) in target.overrides {
             try require(spaces.spaces.indices.contains(space), "overrides", "no space \(space)")
             try require(ratio >= 0 && ratio < 1, "overrides", "ratio of space \(space) must be in [0, 1), got \(ratio)")
