@@ -8,9 +8,9 @@ mul and div (two traced tensors with broadcasting; a tensor and a number,
 an affine activation; a tensor and a model parameter or buffer with one
 entry per channel, a constant operand), pools (``ceil_mode``, dilation),
 adaptive pools to any size, linear on ``[N, F]``, flatten, interpolation to
-the traced size (nearest, bilinear), dropout and identity, softmax over
-channels, ``torch.cat`` and ``torch.chunk`` on channels, and the
-view-transpose-view of a channel shuffle. Reading a tensor's shape never
+the traced size (nearest, bilinear), dropout, torchvision's stochastic depth
+and identity, softmax over channels, ``torch.cat`` and ``torch.chunk`` on
+channels, and the view-transpose-view of a channel shuffle. Reading a tensor's shape never
 freezes its channels: the model recomputes shapes after pruning. Anything
 else raises :class:`Opaque` with the reason.
 
@@ -61,10 +61,17 @@ def convert(c, node, shape):
         if handler is None:
             raise Opaque(f"kcp has no op for {type(module).__name__}")
         return handler(c, node, module, shape)
-    handler = (FUNCTIONS if node.op == "call_function" else METHODS).get(node.target)
+    if node.op == "call_function":
+        handler = FUNCTIONS.get(node.target) or LIBRARY_FUNCTIONS.get(_qualified_name(node.target))
+    else:
+        handler = METHODS.get(node.target)
     if handler is None:
         raise Opaque("kcp has no op for it")
     return handler(c, node, shape)
+
+
+def _qualified_name(function):
+    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
 
 
 REQUIRED = object()
@@ -544,7 +551,19 @@ def _dropout(c, node, shape):
 
 
 def _identity(c, node, shape):
-    return simple_layer(c, node, "identity", _bind(node, "input", ("memory_format", None))["input"])
+    x = _bind(node, "input", ("memory_format", None))["input"]
+    source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+    if isinstance(source, GroupedView):  # .contiguous() in the middle of a channel shuffle
+        return source
+    return simple_layer(c, node, "identity", x)
+
+
+def _stochastic_depth(c, node, shape):
+    """torchvision's stochastic depth: the identity in evaluation, where kcp traces."""
+    a = _bind(node, "input", "p", "mode", ("training", True))
+    if a["training"] and a["p"] > 0:
+        raise Opaque("drops residual branches at random (training mode); kcp traces in evaluation mode")
+    return simple_layer(c, node, "identity", a["input"])
 
 
 def _softmax(c, node, shape):
@@ -604,6 +623,11 @@ FUNCTIONS = {
     torch.softmax: _softmax, F.softmax: _softmax,
     F.conv2d: _conv2d, torch.conv2d: _conv2d,
     F.linear: _linear,
+}
+
+# Functions of libraries kcp does not import, by ``module.qualname``.
+LIBRARY_FUNCTIONS = {
+    "torchvision.ops.stochastic_depth.stochastic_depth": _stochastic_depth,
 }
 
 METHODS = {
