@@ -7,7 +7,7 @@ import KCP
 /// op's kind, a resize mode) list their values here too.
 enum OpCode: Int32, CaseIterable {
     case conv2d = 0, batchNorm, activation, binary, concat, maxPool, avgPool, adaptivePool, globalAvgPool, flatten,
-         linear, resize, correlation, softmax, softArgmin, identity, channelShuffle, channelChunk, channelwise
+         linear, resize, correlation, softmax, softArgmin, identity, channelShuffle, channelChunk, channelwise, normalization
 
     /// The op's name in kcp.h (`KCP_OP_<NAME>`, upper-cased) and in Python.
     var name: String {
@@ -31,6 +31,7 @@ enum OpCode: Int32, CaseIterable {
         case .channelShuffle: return "channel_shuffle"
         case .channelChunk: return "channel_chunk"
         case .channelwise: return "channelwise"
+        case .normalization: return "normalization"
         }
     }
 
@@ -51,6 +52,7 @@ enum OpCode: Int32, CaseIterable {
         case .correlation: return ["max_disparity", "scale"]
         case .channelShuffle: return ["groups"]
         case .channelChunk: return ["index", "parts"]
+        case .normalization: return ["groups", "spatial", "epsilon"]
         case .channelwise: return nil
         case .concat, .globalAvgPool, .flatten, .linear, .softmax, .softArgmin, .identity: return []
         }
@@ -132,6 +134,8 @@ extension Arguments {
         case .identity: return .identity
         case .channelShuffle: return .channelShuffle(groups: try integer(0))
         case .channelChunk: return .channelChunk(index: try integer(0), parts: try integer(1))
+        case .normalization:
+            return .normalization(Normalization(groups: try integer(0), spatial: try flag(1), epsilon: Float(attributes[2])))
         case .channelwise:
             guard (1...8).contains(attributes.count) else {
                 throw KCPError.invalidArgument(argument: "attributes",
@@ -172,6 +176,8 @@ extension Arguments {
         case let .channelShuffle(groups): (code, attributes) = (.channelShuffle, [Double(groups)])
         case let .channelChunk(index, parts): (code, attributes) = (.channelChunk, [Double(index), Double(parts)])
         case let .channelwise(shape): (code, attributes) = (.channelwise, shape.map(Double.init))
+        case let .normalization(n):
+            (code, attributes) = (.normalization, [Double(n.groups), n.spatial ? 1 : 0, Double(n.epsilon)])
         }
         return (code.rawValue, attributes)
     }

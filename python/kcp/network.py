@@ -243,6 +243,38 @@ class Network:
                       for part, fill in (("weight", 1), ("bias", 0), ("running_mean", 0), ("running_var", 1))]
         return self._node("batchnorm", [x], (epsilon,), parameters, name, reserved=True)
 
+    def normalization(self, x, groups=1, *, spatial=False, epsilon=1e-5, name=None):
+        """Normalisation over ``groups`` groups of channels, then a per-channel
+        weight (1) and bias (0): per sample, group and (unless ``spatial``)
+        position, ``y = (x - mean) / sqrt(var + epsilon) * weight + bias``,
+        the moments over the channels whose ``statistics_mask`` entry is 1
+        (all; masking sets pruned channels' to 0). Formulas in
+        ``Sources/KCP/Graph/Op.swift``. Pruning keeps GroupNorm's groups whole."""
+        channels = x.shape[1] if isinstance(x, Value) else None
+        groups = _arguments.integer(groups, "groups", 1, channels)
+        if channels % groups:
+            raise ValueError(f"groups: {groups} groups do not divide {channels} channels")
+        epsilon = _arguments.finite(epsilon, "epsilon")
+        if epsilon <= 0:
+            raise ValueError(f"epsilon: must be positive, got {epsilon}")
+        name = self._name(name, "normalization")
+        parameters = [self._add_parameter(f"{name}.{part}", np.full(channels, fill, np.float32))
+                      for part, fill in (("weight", 1), ("bias", 0), ("statistics_mask", 1))]
+        return self._node("normalization", [x], (groups, int(bool(spatial)), epsilon), parameters, name, reserved=True)
+
+    def layer_norm(self, x, *, epsilon=1e-5, name=None):
+        """LayerNorm over the channels at each position (ConvNeXt's ``LayerNorm2d``)."""
+        return self.normalization(x, 1, epsilon=epsilon, name=name)
+
+    def group_norm(self, x, groups, *, epsilon=1e-5, name=None):
+        """GroupNorm (Wu and He 2018): statistics per group of channels over all positions."""
+        return self.normalization(x, groups, spatial=True, epsilon=epsilon, name=name)
+
+    def instance_norm(self, x, *, epsilon=1e-5, name=None):
+        """InstanceNorm: statistics per channel over all positions."""
+        return self.normalization(x, x.shape[1] if isinstance(x, Value) else 1, spatial=True, epsilon=epsilon,
+                                  name=name)
+
     def activation(self, x, kind, alpha=0.0, beta=0.0, *, name=None):
         """Element-wise ``kind``, a key of :data:`ACTIVATIONS` (formulas in
         ``Sources/KCP/Graph/Op.swift``); ``alpha`` and ``beta`` are its constants."""

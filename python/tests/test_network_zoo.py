@@ -85,7 +85,21 @@ def two_outputs():
     return net
 
 
-ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs]
+def normalized():
+    """InstanceNorm, a ConvNeXt block (depthwise 7x7, LayerNorm over channels,
+    1x1 up, GELU, 1x1 down, residual), then GroupNorm."""
+    net = kcp.Network(seed=8)
+    x = net.relu(net.instance_norm(net.conv2d(net.input("image", (2, 3, 12, 12)), 16, 3, padding=1), name="in"))
+    y = net.layer_norm(net.conv2d(x, 16, 7, padding=3, groups=16), name="ln")
+    y = net.activation(net.conv2d(y, 32, 1), "gelu")
+    x = net.add(x, net.conv2d(y, 16, 1))
+    x = net.relu(net.group_norm(net.conv2d(x, 24, 3, padding=1), 4, name="gn"))
+    x = net.conv2d(x, 8, 3, padding=1)
+    net.output(net.linear(net.flatten(net.global_avg_pool(x)), 5))
+    return net
+
+
+ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized]
 
 
 def inputs_for(net, seed=0):
@@ -94,12 +108,12 @@ def inputs_for(net, seed=0):
 
 
 def randomize_batchnorm(net, seed=0):
-    """Non-trivial batchnorm statistics, so masking must handle them."""
+    """Non-trivial batchnorm statistics and normalization biases, so masking must handle them."""
     rng = np.random.default_rng(seed)
     for name, value in net.parameters.items():
         if "running_var" in name:
             net.set_parameter(name, rng.uniform(0.5, 2, value.shape))
-        elif "running_mean" in name or name.startswith("batchnorm") and name.endswith(".bias"):
+        elif "running_mean" in name or name.startswith(("batchnorm", "ln", "gn", "in")) and name.endswith(".bias"):
             net.set_parameter(name, rng.normal(0, 0.5, value.shape))
 
 
@@ -151,6 +165,31 @@ def test_grouped_convs_keep_their_groups_and_shrink_each_group_alike():
     layer = next(layer for layer in compact.layers if layer.name == "grouped")
     assert layer.attributes[-1] == 2
     assert compact.parameters["grouped.weight"].shape == (4, 2, 3, 3)
+
+
+def test_group_norm_loses_whole_groups_and_layer_norm_single_channels():
+    net = normalized()
+    compact = kcp.plan(net, ratio=0.5).apply(net)
+    norms = {layer.name: layer for layer in compact.layers if layer.op == "normalization"}
+    assert norms["gn"].attributes[0] == 2 and compact.parameters["gn.weight"].shape == (12,)
+    assert norms["in"].attributes[0] == compact.parameters["in.weight"].shape[0] == 8
+    assert norms["ln"].attributes[0] == 1 and compact.parameters["ln.weight"].shape == (8,)
+
+
+def test_masked_layer_norm_counts_only_kept_channels():
+    """Masking zeroes a LayerNorm's statistics mask at pruned channels: counted, the zeroed channels would shift its moments."""
+    net = normalized()
+    randomize_batchnorm(net)
+    plan = kcp.plan(net, ratio=0.5)
+    masked = plan.apply(net, "mask")
+    assert net.parameters["ln.statistics_mask"].sum() == 16
+    mask = masked.parameters["ln.statistics_mask"]
+    assert sorted(set(mask.tolist())) == [0.0, 1.0] and mask.sum() == 8
+    xs = inputs_for(net)
+    compact = plan.apply(net)(*xs)[0]
+    np.testing.assert_allclose(masked(*xs)[0], compact, atol=1e-4 * np.abs(compact).max(), rtol=0)
+    masked.set_parameter("ln.statistics_mask", np.ones_like(mask))
+    assert not np.allclose(masked(*xs)[0], compact, atol=1e-2 * np.abs(compact).max())
 
 
 def test_siamese_branches_are_pruned_together():

@@ -90,6 +90,10 @@ extension Op {
                                       training: statistics != nil, gradient: gradient)
             return ([g.input], [Tensor(shape: p[0].shape, data: g.gamma), Tensor(shape: p[1].shape, data: g.beta),
                                 Tensor(zeros: p[2].shape), Tensor(zeros: p[3].shape)])
+        case let .normalization(n):
+            let g = normalizationBackward(x, n, weight: p[0].data, mask: p[2].data, gradient: gradient)
+            return ([g.input], [Tensor(shape: p[0].shape, data: g.weight), Tensor(shape: p[1].shape, data: g.bias),
+                                Tensor(zeros: p[2].shape)])
         case let .activation(a): return ([activationBackward(x, a, output: output, gradient: gradient)], [])
         case let .binary(b):
             let g = binaryBackward(x, inputs.count > 1 ? inputs[1] : p[0], b, gradient: gradient)

@@ -23,7 +23,7 @@ extension Network {
                 return widths[y] * (widths[x] / max(groups, 1)) * w[2] * w[3] * shapes[y][2] * shapes[y][3]
             case .linear:
                 return widths[y] * widths[x]
-            case .batchNorm, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,
+            case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,
                  .flatten, .resize, .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
                  .channelwise:
                 return 0
@@ -36,7 +36,7 @@ extension Network {
         var learnable = Set<Int>()
         for node in nodes {
             switch node.op {
-            case .batchNorm: learnable.formUnion(node.parameters.prefix(2))
+            case .batchNorm, .normalization: learnable.formUnion(node.parameters.prefix(2))
             default: learnable.formUnion(node.parameters)
             }
         }

@@ -107,6 +107,8 @@ extension Op {
         case let .batchNorm(epsilon):
             return batchNormInference(x, gamma: p[0].data, beta: p[1].data, mean: p[2].data, variance: p[3].data,
                                       epsilon: epsilon)
+        case let .normalization(n):
+            return normalizationForward(x, n, weight: p[0].data, bias: p[1].data, mask: p[2].data)
         case let .activation(a): return activationForward(x, a)
         case let .binary(b): return binaryForward(x, inputs.count > 1 ? inputs[1] : p[0], b, outputShape: outputShape)
         case .concat: return concatForward(inputs)

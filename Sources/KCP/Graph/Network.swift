@@ -106,6 +106,7 @@ extension Op {
         switch self {
         case .conv2d, .linear: return [(1, [1, 2])]
         case .batchNorm: return [(1, [4])]
+        case .normalization: return [(1, [3])]
         case .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .flatten, .resize, .softmax, .softArgmin,
              .identity, .channelShuffle, .channelChunk:
             return [(1, [0])]
@@ -126,6 +127,7 @@ extension Op {
         switch self {
         case .conv2d: return "conv2d"
         case .batchNorm: return "batchnorm"
+        case .normalization: return "normalization"
         case let .activation(a): return "\(a.kind)"
         case let .binary(b): return "\(b.kind)"
         case .concat: return "concat"

@@ -11,6 +11,9 @@ public enum Op: Equatable, Sendable {
     /// `y = gamma * (x - mean) / sqrt(var + epsilon) + beta` per channel;
     /// parameters `[gamma, beta, running mean, running var]`, each `[C]`.
     case batchNorm(epsilon: Float)
+    /// Normalisation over groups of channels (see `Normalization`);
+    /// parameters `[weight [C], bias [C], statistics mask [C]]`.
+    case normalization(Normalization)
     /// An element-wise activation `y = f(x)` (see `Activation`).
     case activation(Activation)
     /// An element-wise binary op with NumPy broadcasting: two inputs of one
@@ -167,6 +170,26 @@ public struct Activation: Equatable, Sendable {
         case .sigmoid, .hardsigmoid, .softplus: return false
         case .affine: return beta == 0
         }
+    }
+}
+
+/// Normalisation over groups of channels, one op for LayerNorm over
+/// channels at each position (`groups = 1`, not `spatial`: ConvNeXt),
+/// GroupNorm (`spatial`; Wu and He 2018) and InstanceNorm (`groups = C`,
+/// `spatial`). Per sample and group (and position, unless `spatial`):
+/// `y_c = (x_c - mean) / sqrt(var + epsilon) * weight_c + bias_c`, with
+/// `mean = sum s_c x_c / m` and `var = sum s_c (x_c - mean)^2 / m` over the
+/// group's channels (and positions), `s_c` the statistics mask (1, or 0
+/// where a masked network pruned the channel, so that its statistics are
+/// the compact network's) and `m` the number of entries it counts (both
+/// moments are 0 where it counts none).
+public struct Normalization: Equatable, Sendable {
+    public var groups: Int
+    public var spatial: Bool
+    public var epsilon: Float
+
+    public init(groups: Int, spatial: Bool, epsilon: Float) {
+        (self.groups, self.spatial, self.epsilon) = (groups, spatial, epsilon)
     }
 }
 

@@ -53,6 +53,12 @@ extension Op {
             try check(x.count >= 2, "input must have channels, got \(x)")
             try check(parameters.allSatisfy { $0 == [x[1]] }, "parameters must each be [\(x[1])], got \(parameters)")
             return x
+        case let .normalization(n):
+            try check(x.count >= 2, "input must have channels, got \(x)")
+            try check(n.groups >= 1 && x[1] % n.groups == 0, "\(n.groups) groups do not divide \(x[1]) channels")
+            try check(n.epsilon > 0 && n.epsilon.isFinite, "epsilon must be positive, got \(n.epsilon)")
+            try check(parameters.allSatisfy { $0 == [x[1]] }, "parameters must each be [\(x[1])], got \(parameters)")
+            return x
         case .activation, .identity:
             return x
         case .binary:

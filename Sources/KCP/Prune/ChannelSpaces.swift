@@ -88,6 +88,13 @@ public struct ChannelSpaces: Sendable {
                     alignGroups(x, conv.groups)
                     alignGroups(y, conv.groups)
                 }
+            case let .normalization(n):
+                tie(x, y)
+                // GroupNorm loses whole groups: a group's channels share statistics over its positions.
+                if n.groups > 1 && n.groups < channels[x] {
+                    let perGroup = channels[x] / n.groups
+                    for c in 0..<channels[x] where c % perGroup > 0 { channelSets.union(offsets[x] + c, offsets[x] + c - 1) }
+                }
             case .batchNorm, .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .resize, .identity:
                 tie(x, y)
             case let .binary(binary):

@@ -29,6 +29,8 @@ extension Network {
             case .linear:
                 slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[y], keepIn: keep[x])
                 if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
+            case .normalization:
+                for p in node.parameters { slices[p] = ParameterSlice(keepOut: keep[x]) }
             case .batchNorm:
                 for (position, p) in node.parameters.enumerated() {
                     slices[p] = ParameterSlice(keepOut: keep[x], masksToOne: position == 3)
@@ -66,7 +68,8 @@ extension Network {
     }
 
     /// The same network with pruned channels zeroed: producer filters and
-    /// biases, consumer kernel clusters, batchnorm entries (running var 1).
+    /// biases, consumer kernel clusters, batchnorm entries (running var 1),
+    /// normalization entries (statistics mask 0: they no longer count).
     public func masked(_ spaces: ChannelSpaces, keepClasses: [Bool]) throws -> Network {
         try validate(spaces, keepClasses: keepClasses)
         var result = self
@@ -88,7 +91,7 @@ extension Network {
 
     /// The same network with pruned channels physically removed; depthwise
     /// convs keep one group per remaining channel, other grouped convs their
-    /// groups with fewer channels each.
+    /// groups with fewer channels each; GroupNorm keeps its whole groups left.
     public func compacted(_ spaces: ChannelSpaces, keepClasses: [Bool]) throws -> Network {
         try validate(spaces, keepClasses: keepClasses)
         let keep = channelKeep(spaces, keepClasses: keepClasses)
@@ -115,6 +118,10 @@ extension Network {
             case var .channelwise(shape):
                 shape[0] = keep[node.output].filter { $0 }.count
                 result.nodes[index].op = .channelwise(shape: shape)
+            case var .normalization(n) where n.groups > 1:
+                // Whole groups go (ChannelSpaces); InstanceNorm keeps a group per channel.
+                n.groups = keep[node.inputs[0]].filter { $0 }.count / (keep[node.inputs[0]].count / n.groups)
+                result.nodes[index].op = .normalization(n)
             default:
                 break
             }

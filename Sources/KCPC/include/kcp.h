@@ -128,8 +128,9 @@ enum {
     KCP_OP_IDENTITY = 15,
     KCP_OP_CHANNEL_SHUFFLE = 16, /* groups */
     KCP_OP_CHANNEL_CHUNK = 17,  /* index, parts */
-    KCP_OP_CHANNELWISE = 18     /* the output shape without batch (1 to 8 sizes); no kernel: prunable,
+    KCP_OP_CHANNELWISE = 18,    /* the output shape without batch (1 to 8 sizes); no kernel: prunable,
                                    not runnable */
+    KCP_OP_NORMALIZATION = 19   /* groups, spatial; epsilon; params weight, bias, statistics mask */
 };
 enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RELU = 2, KCP_ACTIVATION_SIGMOID = 3,
        KCP_ACTIVATION_TANH = 4, KCP_ACTIVATION_SILU = 5, KCP_ACTIVATION_GELU = 6, KCP_ACTIVATION_GELU_TANH = 7,
