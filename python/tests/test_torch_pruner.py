@@ -75,9 +75,9 @@ def test_frozen_ops_are_reported_by_module_and_never_sliced():
     pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
     pruner.step()
     frozen = "\n".join(pruner.frozen)
-    assert "module 'norm' (GroupNorm): kcp has no op for GroupNorm" in frozen
+    assert "module 'norm' (LocalResponseNorm): kcp has no op for LocalResponseNorm" in frozen
     compact = pruner.compact()
-    assert compact.norm.weight.shape == (8,) and compact.norm_conv.out_channels == 8
+    assert compact.norm_conv.out_channels == 8
     assert compact.body[0].out_channels < 16
     assert_same_outputs(model, compact, inputs)
 
@@ -239,7 +239,28 @@ def test_plan_round_trips_through_json_and_rebuilds_the_pruned_model():
         kcp.torch.load_pruned(fresh, json.dumps({"format": "other"}))
 
 
-@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "depthwise_separable", "two_outputs", "siamese"])
+def test_layer_norms_of_a_masked_model_leave_pruned_channels_out_of_their_statistics():
+    """ConvNeXt's LayerNorms (over channels-last features, and LayerNorm2d) get hooks while they lose channels;
+    the compact model's smaller LayerNorms and GroupNorm (whole groups) need none."""
+    model, inputs = build("normalized")
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    hooked = {path for path, module in model.named_modules() if module._forward_hooks}
+    assert hooked == {"stem_norm", "blocks.0.norm", "blocks.1.norm"}
+    compact = pruner.compact()
+    assert_same_outputs(model, compact, inputs)
+    assert not any(module._forward_hooks for module in compact.modules())
+    assert compact.stem_norm.normalized_shape == compact.blocks[0].norm.normalized_shape == (8,)
+    assert (compact.group_norm.num_groups, compact.group_norm.num_channels) == (2, 12)
+    assert compact.blocks[0].up.weight.shape == (32, 8)
+    for module in model.modules():  # without the hooks the zeroed channels count: the outputs differ
+        module._forward_hooks.clear()
+    with torch.no_grad():
+        assert not torch.allclose(model(*inputs), compact(*inputs), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "depthwise_separable", "two_outputs", "siamese",
+                                  "normalized"])
 def test_to_kcp_computes_the_model_and_from_kcp_brings_a_compact_network_back(name):
     model, inputs = build(name)
     net = kcp.torch.to_kcp(model, inputs)
@@ -269,7 +290,7 @@ def test_a_compensated_network_comes_back_as_a_model_closer_to_the_dense_one(nam
 
 
 def test_to_kcp_names_what_it_cannot_run():
-    with pytest.raises(ValueError, match=r"model: module 'norm' \(GroupNorm\): kcp has no op for GroupNorm"):
+    with pytest.raises(ValueError, match=r"model: module 'norm' \(LocalResponseNorm\): kcp has no op for LocalResponseNorm"):
         kcp.torch.to_kcp(Opaque(), torch.randn(2, 3, 8, 8))
     bad = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, affine=False))
     with pytest.raises(ValueError, match="module '1' .*affine parameters and running statistics"):

@@ -56,8 +56,6 @@ KNOWN_GAPS = {
     ("resnext50_32x4d", "macs"): f"{_GROUPED} (1 against 2 of 4): 47% vs 54%",
     ("regnet_x_400mf", "macs"): f"{_GROUPED}: 46% vs 51%",
     ("regnet_y_400mf", "macs"): f"{_GROUPED} (2 against 3 of 8): 46% vs 56%",
-    ("convnext_tiny", "macs"): "LayerNorm2d (permute, layer_norm, permute) has no op: every space is kept: 0% vs 51%",
-    ("convnext_tiny", "native"): "LayerNorm2d's permute has no op",
 }
 
 @pytest.fixture(scope="module", params=torchvision_models.MODELS)

@@ -202,13 +202,14 @@ class Functional(nn.Module):
 
 
 class Opaque(nn.Module):
-    """GroupNorm, which kcp cannot slice, beside a squeeze-excitation (broadcast) multiply, which it can."""
+    """LocalResponseNorm (it mixes neighbouring channels), which kcp cannot slice, beside a
+    squeeze-excitation (broadcast) multiply, which it can."""
 
     def __init__(self):
         super().__init__()
         self.stem = conv_bn(3, 8)
         self.norm_conv = nn.Conv2d(8, 8, 3, padding=1)
-        self.norm = nn.GroupNorm(2, 8)
+        self.norm = nn.LocalResponseNorm(3)
         self.se_conv = nn.Conv2d(8, 16, 3, padding=1)
         self.se_fc = nn.Conv2d(16, 16, 1)
         self.body = conv_bn(16, 16)
@@ -219,6 +220,52 @@ class Opaque(nn.Module):
         x = F.relu(self.se_conv(x))
         x = x * torch.sigmoid(self.se_fc(F.adaptive_avg_pool2d(x, 1)))
         return self.out(self.body(x))
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's ConvNeXt LayerNorm2d: a LayerNorm over the channels of an NCHW tensor."""
+
+    def forward(self, x):
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                            self.eps).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt's block: depthwise 7x7, then LayerNorm, an MLP and a layer scale on channels-last features."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.depthwise = nn.Conv2d(width, width, 7, padding=3, groups=width)
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.up = nn.Linear(width, 4 * width)
+        self.down = nn.Linear(4 * width, width)
+        self.scale = nn.Parameter(torch.rand(width, 1, 1) + 0.5)
+
+    def forward(self, x):
+        y = self.norm(self.depthwise(x).permute(0, 2, 3, 1))
+        y = self.down(F.gelu(self.up(y))).permute(0, 3, 1, 2)
+        return x + self.scale * y
+
+
+class Normalized(nn.Module):
+    """LayerNorm2d, two ConvNeXt blocks, GroupNorm (pruned in whole groups), an affine InstanceNorm and PReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.stem_norm = LayerNorm2d(16)
+        self.blocks = nn.Sequential(ConvNeXtBlock(16), ConvNeXtBlock(16))
+        self.conv = nn.Conv2d(16, 24, 3, padding=1)
+        self.group_norm = nn.GroupNorm(4, 24)
+        self.conv2 = nn.Conv2d(24, 8, 3, padding=1)
+        self.instance_norm = nn.InstanceNorm2d(8, affine=True)
+        self.prelu = nn.PReLU(8)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.blocks(self.stem_norm(self.stem(x)))
+        x = F.relu(self.group_norm(self.conv(x)))
+        return self.head(self.prelu(self.instance_norm(self.conv2(x))))
 
 
 # name -> (constructor, example input shapes)
@@ -233,15 +280,21 @@ ZOO = {
     "siamese": (Siamese, [(1, 3, 8, 16), (1, 3, 8, 16)]),
     "functional": (Functional, [(2, 3, 16, 16)]),
     "opaque": (Opaque, [(2, 3, 8, 8)]),
+    "normalized": (Normalized, [(2, 3, 12, 12)]),
     "resnet18": (lambda: resnet18(num_classes=10), [(1, 3, 64, 64)]),
 }
 
 
 def randomized(model, seed=0):
-    """``model`` with non-trivial batchnorm affine parameters and running statistics."""
+    """``model`` with non-trivial normalization affine parameters and batchnorm running statistics."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
+            if isinstance(module, nn.PReLU):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 0.5)
+            if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d)):
+                for tensor in (module.weight, module.bias):
+                    tensor.copy_(torch.rand(tensor.shape, generator=generator) + (0.5 if tensor is module.weight else -0.5))
             if isinstance(module, nn.BatchNorm2d):
                 for tensor, low, high in ((module.weight, 0.5, 1.5), (module.bias, -0.3, 0.3),
                                           (module.running_mean, -0.3, 0.3), (module.running_var, 0.5, 2.0)):

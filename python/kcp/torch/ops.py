@@ -18,7 +18,8 @@ The converter ``c`` a builder receives offers ``native(arg)`` (the kcp value
 of an fx argument), ``values`` (what each fx node became), ``reserve(node,
 suffix)`` (a fresh value name), ``layer(node, op, inputs, attributes,
 parameters, name)``, ``parameter(name, tensor, axes, scored)``,
-``graph_module`` and ``strict``.
+``statistics(module, value, axis, epsilon)``, ``module_path(module)``,
+``model``, ``graph_module`` and ``strict``.
 """
 
 import math
@@ -129,14 +130,49 @@ def conv_layer(c, node, x, weight, bias, stride, padding, dilation, groups):
 
 
 def linear_layer(c, node, x, weight, bias):
-    x_value = c.native(x)
-    if len(x_value.shape) != 2:
-        raise Opaque(f"kcp's linear reads [N, F] tensors, got {list(x_value.shape)}")
+    """A linear layer on ``[N, F]``, or on the channels of a channels-last view
+    (ConvNeXt's MLP): a 1x1 conv of the ``[N, C, H, W]`` value."""
+    x_value, view = followed(c, x)
+    if len(x_value.shape) != 2 and view is None:
+        raise Opaque(f"kcp's linear reads [N, F] tensors or the channels of [N, H, W, C] views, "
+                     f"got {list(x_value.shape)}")
     out = c.reserve(node)
-    parameters = [c.parameter(weight[0], weight[1], Axes(out, x_value.name), scored=True)]
+    matrix = weight[1] if view is None else weight[1][:, :, None, None]
+    parameters = [c.parameter(weight[0], matrix, Axes(out, x_value.name), scored=True)]
     if bias is not None:
         parameters.append(c.parameter(bias[0], bias[1], Axes(out)))
-    return c.layer(node, "linear", [x_value], (), parameters, out)
+    if view is None:
+        return c.layer(node, "linear", [x_value], (), parameters, out)
+    return view.of(c.layer(node, "conv2d", [x_value], (1, 1, 0, 0, 0, 0, 1, 1, 1), parameters, out))
+
+
+def normalization_layer(c, node, x, groups, spatial, epsilon, weight, bias, module=None):
+    """A normalization of ``x``'s channels; ``weight``/``bias`` are ``(model
+    name, tensor)`` or None (then 1 and 0, not the model's).
+
+    A masked model's LayerNorm must leave pruned channels out of its
+    statistics, as the compact one does: :class:`kcp.torch.Pruner` hooks
+    ``module`` (its ``nn.LayerNorm``) for that. Without one to hook, only
+    :func:`to_kcp` (``strict``) takes it."""
+    x_value, view = followed(c, x)
+    channels = x_value.shape[1]
+    if not c.strict and groups < channels and (weight is None or bias is None):
+        raise Opaque("has no affine weight and bias, by whose shapes kcp resizes a pruned LayerNorm or GroupNorm")
+    if groups == 1 and channels > 1 and module is None and not c.strict:
+        raise Opaque("normalises channels outside an nn.LayerNorm module, which kcp cannot hook to leave pruned "
+                     "channels out of the masked model's statistics")
+    out = c.reserve(node)
+    parameters = []
+    for part, fill, given in (("weight", 1.0, weight), ("bias", 0.0, bias)):
+        parameters.append(c.parameter(given[0], given[1], Axes(out)) if given is not None
+                          else (f"{out}.{part}", np.full(channels, fill, np.float32)))
+    parameters.append((f"{out}.statistics_mask", np.ones(channels, np.float32)))
+    value = c.layer(node, "normalization", [x_value], (groups, int(spatial), epsilon), parameters, out)
+    if groups == 1 and module is not None:
+        # The module's input holds the channels last, unless the module permutes them there itself (LayerNorm2d).
+        inside = view is not None and node.op != "call_module" and view.made_inside(c.module_path(module))
+        c.statistics(module, out, 1 if inside else -1, epsilon)
+    return value if view is None else view.of(value)
 
 
 def batchnorm_layer(c, node, module, shape):
@@ -191,7 +227,9 @@ def resize_layer(c, node, x, shape, mode, align_corners):
 
 
 def activation_layer(c, node, x, kind, alpha=0.0, beta=0.0):
-    return c.layer(node, "activation", [c.native(x)], (ACTIVATIONS[kind], alpha, beta))
+    x_value, view = followed(c, x)
+    value = c.layer(node, "activation", [x_value], (ACTIVATIONS[kind], alpha, beta))
+    return value if view is None else view.of(value)
 
 
 def binary_layer(c, node, kind, a, b, shape):
@@ -262,6 +300,44 @@ class GroupedView:
     value: object
     groups: int
     transposed: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelsLast:
+    """A ``[N, C, H, W]`` value viewed as ``[N, H, W, C]`` (``x.permute(0, 2, 3, 1)``,
+    ConvNeXt's layout around its LayerNorm and MLP); ``permute`` is the fx
+    node that made the view."""
+
+    value: object
+    permute: torch.fx.Node
+
+    def of(self, value):
+        """The same view of another value."""
+        return ChannelsLast(value, self.permute)
+
+    def made_inside(self, path):
+        """Whether the permute happened inside the module at ``path``."""
+        return any(p == path for p, _ in (self.permute.meta.get("nn_module_stack") or {}).values())
+
+
+def followed(c, x):
+    """``(kcp value, ChannelsLast view or None)`` of an fx argument."""
+    source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+    if isinstance(source, ChannelsLast):
+        return source.value, source
+    return c.native(x), None
+
+
+def permute_layer(c, node, x, dims):
+    """To channels-last and back: ``permute(0, 2, 3, 1)`` of a ``[N, C, H, W]``
+    value is a view kcp follows, ``permute(0, 3, 1, 2)`` of that view the value again."""
+    dims = tuple(d % 4 for d in dims)
+    source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+    if isinstance(source, ChannelsLast) and dims == (0, 3, 1, 2):
+        return c.layer(node, "identity", [source.value])
+    if not isinstance(source, ChannelsLast) and dims == (0, 2, 3, 1) and len(c.native(x).shape) == 4:
+        return ChannelsLast(c.native(x), node)
+    raise Opaque(f"permutes dimensions {list(dims)}; kcp follows the permutes to channels-last and back")
 
 
 @dataclass(frozen=True)
@@ -376,6 +452,55 @@ def _identity_module(c, node, m, shape):
     return simple_layer(c, node, "identity", node.args[0])
 
 
+def _affine_of(node, m):
+    """``[(name, weight), (name, bias)]`` of a normalization module, None where it has none."""
+    return [None if t is None else (f"{node.target}.{part}", t) for part, t in (("weight", m.weight), ("bias", m.bias))]
+
+
+def _layer_norm_module(c, node, m, shape):
+    _normalises_channels(c, node.args[0], m.normalized_shape)
+    return normalization_layer(c, node, node.args[0], 1, False, m.eps, *_affine_of(node, m), module=m)
+
+
+def _normalises_channels(c, x, normalized_shape):
+    """Checks that a LayerNorm over ``normalized_shape`` (the last axes) normalises channels."""
+    x_value, view = followed(c, x)
+    if len(normalized_shape) != 1 or (view is None and len(x_value.shape) != 2) or \
+            x_value.shape[1] != normalized_shape[0]:
+        raise Opaque(f"normalises over the last axes {list(normalized_shape)}; kcp's LayerNorm normalises the "
+                     "channels of a channels-last view or of [N, F] features")
+
+
+def _group_norm_module(c, node, m, shape):
+    return normalization_layer(c, node, node.args[0], m.num_groups, True, m.eps, *_affine_of(node, m))
+
+
+def _instance_norm_module(c, node, m, shape):
+    if m.track_running_stats:
+        raise Opaque("normalises by running statistics (track_running_stats=True)")
+    x = c.native(node.args[0])
+    if len(x.shape) != 4:
+        raise Opaque(f"kcp's InstanceNorm reads [N, C, H, W] tensors, got {list(x.shape)}")
+    return normalization_layer(c, node, node.args[0], x.shape[1], True, m.eps, *_affine_of(node, m))
+
+
+def _prelu_module(c, node, m, shape):
+    """PReLU: ``relu(x) + weight * (x - relu(x))``, its weight sliced with the
+    channels; a single weight is a leaky relu, its slope fixed at the traced value."""
+    if m.weight.numel() == 1:
+        return activation_layer(c, node, node.args[0], "leaky_relu", float(m.weight))
+    x = c.native(node.args[0])
+    if len(x.shape) < 2 or m.weight.numel() != x.shape[1]:
+        raise Opaque(f"has {m.weight.numel()} weights for {list(x.shape)}; kcp slices one per channel")
+    positive = c.layer(node, "activation", [x], (ACTIVATIONS["relu"], 0.0, 0.0), name=c.reserve(node, ".positive"))
+    negative = c.layer(node, "binary", [x, positive], (BINARY["sub"], 0), name=c.reserve(node, ".negative"))
+    scaled = c.reserve(node, ".scaled")
+    weight = m.weight.reshape(-1, *(1,) * (len(x.shape) - 2))
+    negative = c.layer(node, "binary", [negative], (BINARY["mul"], 0),
+                       [c.parameter(f"{node.target}.weight", weight, Axes(scaled))], scaled)
+    return c.layer(node, "binary", [positive, negative], (BINARY["add"], 0))
+
+
 def _activation_module(kind, *constants):
     """A handler for an activation module; ``constants`` are ``alpha`` and ``beta`` from the module."""
     return lambda c, node, m, shape: activation_layer(c, node, node.args[0], kind,
@@ -398,6 +523,7 @@ MODULES = {
     nn.Hardswish: _activation_module("hardswish"),
     nn.Hardsigmoid: _activation_module("hardsigmoid", lambda m: 1 / 6, lambda m: 0.5),
     nn.ELU: _activation_module("elu", lambda m: m.alpha),
+    nn.PReLU: _prelu_module,
     nn.Mish: _activation_module("mish"),
     nn.Softplus: _activation_module("softplus", lambda m: m.beta, lambda m: m.threshold),
     nn.MaxPool2d: _max_pool_module,
@@ -405,6 +531,9 @@ MODULES = {
     nn.AdaptiveAvgPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, False, node.args[0], shape),
     nn.AdaptiveMaxPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, True, node.args[0], shape),
     nn.Linear: _linear_module,
+    nn.LayerNorm: _layer_norm_module,
+    nn.GroupNorm: _group_norm_module,
+    nn.InstanceNorm2d: _instance_norm_module,
     nn.Flatten: _flatten_module,
     nn.Upsample: _upsample_module,
     nn.Softmax: _softmax_module,
@@ -566,6 +695,38 @@ def _stochastic_depth(c, node, shape):
     return simple_layer(c, node, "identity", a["input"])
 
 
+def _permute(c, node, shape):
+    if node.op == "call_method":
+        dims = node.args[1:]
+    else:
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs["dims"]
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = dims[0]
+    return permute_layer(c, node, node.args[0], dims)
+
+
+def _layer_norm(c, node, shape):
+    a = _bind(node, "input", "normalized_shape", ("weight", None), ("bias", None), ("eps", 1e-5))
+    _normalises_channels(c, a["input"], a["normalized_shape"])
+    return normalization_layer(c, node, a["input"], 1, False, a["eps"], _weight(c, a["weight"]), _weight(c, a["bias"]),
+                               module=_owning_layer_norm(c, node))
+
+
+def _owning_layer_norm(c, node):
+    """The innermost ``nn.LayerNorm`` whose forward made ``node``, if any."""
+    for path, _ in reversed(list((node.meta.get("nn_module_stack") or {}).values())):
+        module = c.model.get_submodule(path)
+        if isinstance(module, nn.LayerNorm):
+            return module
+    return None
+
+
+def _group_norm(c, node, shape):
+    a = _bind(node, "input", "num_groups", ("weight", None), ("bias", None), ("eps", 1e-5))
+    return normalization_layer(c, node, a["input"], a["num_groups"], True, a["eps"], _weight(c, a["weight"]),
+                               _weight(c, a["bias"]))
+
+
 def _softmax(c, node, shape):
     a = _bind(node, "input", "dim", ("_stacklevel", 3), ("dtype", None))
     require_channels(c, a["input"], a["dim"])
@@ -623,6 +784,7 @@ FUNCTIONS = {
     torch.softmax: _softmax, F.softmax: _softmax,
     F.conv2d: _conv2d, torch.conv2d: _conv2d,
     F.linear: _linear,
+    torch.permute: _permute, F.layer_norm: _layer_norm, F.group_norm: _group_norm,
 }
 
 # Functions of libraries kcp does not import, by ``module.qualname``.
@@ -636,5 +798,5 @@ METHODS = {
     "add": _binary("add"), "add_": _binary("add"), "sub": _binary("sub"), "sub_": _binary("sub"),
     "mul": _binary("mul"), "mul_": _binary("mul"), "div": _binary("div"), "div_": _binary("div"),
     "chunk": _chunk, "flatten": _flatten, "view": _reshape, "reshape": _reshape, "transpose": _transpose,
-    "mean": _mean, "softmax": _softmax, "contiguous": _identity,
+    "mean": _mean, "softmax": _softmax, "contiguous": _identity, "permute": _permute,
 }
