@@ -82,6 +82,18 @@ def test_frozen_ops_are_reported_by_module_and_never_sliced():
     assert_same_outputs(model, compact, inputs)
 
 
+def test_ops_along_h_and_w_are_pruned_through_and_refused_natively():
+    model, inputs = build("spatial_ops")
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    assert pruner.frozen == ["network input 'x'", "network output 'out'"]
+    pruner.step()
+    assert pruner.compact().mix.out_channels == 4
+    net = kcp.torch.to_kcp(model, inputs)
+    assert [layer.op for layer in net.layers].count("channelwise") == 5
+    with pytest.raises(ValueError, match="pad"):
+        net(inputs[0].numpy())
+
+
 def test_reading_the_channel_count_freezes_the_tensor():
     class ReadsChannels(nn.Module):
         def __init__(self):

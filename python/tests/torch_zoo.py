@@ -268,6 +268,27 @@ class Normalized(nn.Module):
         return self.head(self.prelu(self.instance_norm(self.conv2(x))))
 
 
+class SpatialOps(nn.Module):
+    """Ops along H and W that kcp follows by rule and cannot run: U-Net's padding of an upsampled map to its
+    skip's size, a crop, a flip, a concatenation along W, and a keepdim max over H and W as a gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.skip = nn.Conv2d(3, 8, 3, padding=1)
+        self.mix = nn.Conv2d(8, 8, 3, padding=1)
+        self.out = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        skip = F.relu(self.skip(x))
+        up = F.interpolate(F.relu(self.down(x)), scale_factor=2)
+        up = F.pad(up, [0, skip.shape[3] - up.shape[3], 0, skip.shape[2] - up.shape[2]])
+        y = F.relu(self.mix(skip + up))[:, :, 1:-1, 1:-1]
+        y = torch.cat([y, y.flip(dims=[3])], dim=3)
+        y = y * torch.sigmoid(torch.amax(y, dim=(2, 3), keepdim=True))
+        return self.out(y)
+
+
 # name -> (constructor, example input shapes)
 ZOO = {
     "plain_chain": (PlainChain, [(2, 3, 16, 16)]),
@@ -281,6 +302,7 @@ ZOO = {
     "functional": (Functional, [(2, 3, 16, 16)]),
     "opaque": (Opaque, [(2, 3, 8, 8)]),
     "normalized": (Normalized, [(2, 3, 12, 12)]),
+    "spatial_ops": (SpatialOps, [(2, 3, 9, 9)]),
     "resnet18": (lambda: resnet18(num_classes=10), [(1, 3, 64, 64)]),
 }
 

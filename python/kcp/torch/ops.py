@@ -10,7 +10,11 @@ entry per channel, a constant operand), pools (``ceil_mode``, dilation),
 adaptive pools to any size, linear on ``[N, F]``, flatten, interpolation to
 the traced size (nearest, bilinear), dropout, torchvision's stochastic depth
 and identity, softmax over channels, ``torch.cat`` and ``torch.chunk`` on
-channels, and the view-transpose-view of a channel shuffle. Reading a tensor's shape never
+channels, the view-transpose-view of a channel shuffle, LayerNorm over
+channels (channels-last, with the permutes and Linear layers around it),
+GroupNorm, InstanceNorm and PReLU. Ops along H and W (padding, crops,
+concatenation, flips, reductions keeping their axes) become ``channelwise``
+layers: pruned by rule, not run by the engine. Reading a tensor's shape never
 freezes its channels: the model recomputes shapes after pruning. Anything
 else raises :class:`Opaque` with the reason.
 
@@ -33,7 +37,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..network import ACTIVATIONS, BINARY, UPSAMPLE_MODES
+from ..network import ACTIVATIONS, BINARY, UPSAMPLE_MODES, Value
 
 
 @dataclass(frozen=True)
@@ -587,12 +591,52 @@ def _reverse_binary(kind):
     return handler
 
 
+def channelwise_layer(c, node, inputs, shape):
+    """An op along the non-channel axes (padding, cropping, concatenation
+    along H or W, flips, reductions over H or W): output channel ``c`` reads
+    channel ``c`` of each input, so the channel rules follow it; the engine
+    has no kernel for it (native runs refuse it, naming it), and the pruned
+    model's own code still computes it."""
+    values = [c.native(x) for x in inputs]
+    if len(shape) < 2 or any(len(v.shape) != len(shape) or v.shape[1] != shape[1] for v in values):
+        raise Opaque(f"changes the channels ({[list(v.shape) for v in values]} to {list(shape)})")
+    return c.layer(node, "channelwise", values, tuple(shape[1:]))
+
+
+def _off_channels(dims, rank):
+    """Whether the axes ``dims`` (an int, a sequence, or None: all) avoid the batch and channel axes."""
+    dims = range(rank) if dims is None else dims if isinstance(dims, (tuple, list)) else (dims,)
+    return all(isinstance(d, int) and d % rank >= 2 for d in dims)
+
+
 def _cat(c, node, shape):
     a = _bind(node, "tensors", ("dim", 0))
     if not isinstance(a["tensors"], (tuple, list)):
         raise Opaque("concatenates a sequence kcp did not see built")
+    if _off_channels(a["dim"], len(shape)):
+        return channelwise_layer(c, node, a["tensors"], shape)
     require_channels(c, a["tensors"][0], a["dim"])
     return c.layer(node, "concat", [c.native(t) for t in a["tensors"]])
+
+
+def _pad(c, node, shape):
+    a = _bind(node, "input", "pad", ("mode", "constant"), ("value", None))
+    if len(a["pad"]) > 2 * (len(shape) - 2):
+        raise Opaque(f"pads {len(a['pad']) // 2} axes, the channels among them")
+    return channelwise_layer(c, node, [a["input"]], shape)
+
+
+def _along(axes, *spec):
+    """A handler for a function of one tensor taking ``spec`` (as ``_bind``)
+    along the axes its argument ``axes`` names (flip, roll, or a reduction
+    keeping its dimensions), when those avoid the batch and channels."""
+    def handler(c, node, shape):
+        a = _bind(node, "input", *spec)
+        rank = len(c.native(a["input"]).shape)
+        if not _off_channels(a[axes], rank) or len(shape) != rank:
+            raise Opaque("works along the batch or channel axis, or drops an axis")
+        return channelwise_layer(c, node, [a["input"]], shape)
+    return handler
 
 
 def _chunk(c, node, shape):
@@ -610,7 +654,12 @@ def _getitem(c, node, shape):
     source = c.values.get(node.args[0]) if isinstance(node.args[0], torch.fx.Node) else None
     if isinstance(source, Chunks) and isinstance(node.args[1], int):
         return source.values[node.args[1]]
-    raise Opaque("indexes a tensor; kcp follows only the parts of a chunk")
+    index = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+    whole = slice(None)
+    if isinstance(source, Value) and len(index) >= 2 and index[:2] == (whole, whole) and \
+            all(isinstance(i, slice) or i is Ellipsis for i in index):
+        return channelwise_layer(c, node, [node.args[0]], shape)  # a crop of H or W
+    raise Opaque("indexes a tensor; kcp follows the parts of a chunk and crops of H and W")
 
 
 def _flatten(c, node, shape):
@@ -785,6 +834,9 @@ FUNCTIONS = {
     F.conv2d: _conv2d, torch.conv2d: _conv2d,
     F.linear: _linear,
     torch.permute: _permute, F.layer_norm: _layer_norm, F.group_norm: _group_norm,
+    F.pad: _pad, torch.flip: _along("dims", "dims"), torch.roll: _along("dims", "shifts", ("dims", None)),
+    torch.amax: _along("dim", "dim", ("keepdim", False)), torch.amin: _along("dim", "dim", ("keepdim", False)),
+    torch.sum: _along("dim", "dim", ("keepdim", False), ("dtype", None)),
 }
 
 # Functions of libraries kcp does not import, by ``module.qualname``.
@@ -799,4 +851,7 @@ METHODS = {
     "mul": _binary("mul"), "mul_": _binary("mul"), "div": _binary("div"), "div_": _binary("div"),
     "chunk": _chunk, "flatten": _flatten, "view": _reshape, "reshape": _reshape, "transpose": _transpose,
     "mean": _mean, "softmax": _softmax, "contiguous": _identity, "permute": _permute,
+    "flip": _along("dims", "dims"), "roll": _along("dims", "shifts", ("dims", None)),
+    "amax": _along("dim", "dim", ("keepdim", False)), "amin": _along("dim", "dim", ("keepdim", False)),
+    "sum": _along("dim", "dim", ("keepdim", False), ("dtype", None)),
 }
