@@ -36,6 +36,15 @@ def from_onnx(model):
       constant operand broadcast over the batch);
     - Concat (axis 1), Flatten, Reshape to ``[N, C*H*W]``, Squeeze of a
       ``[N, C, 1, 1]`` tensor, Softmax (axis 1), Identity, Dropout;
+    - InstanceNormalization, GroupNormalization (opset 18's per-group or 21's
+      per-channel scale), GroupNorm as PyTorch writes it before opset 18
+      (Reshape to ``[N, G, -1]``, InstanceNormalization, Reshape back, Mul
+      and Add per channel), LayerNormalization over the channels (of
+      ``[N, C]``, or over the last axis between a Transpose to channels-last
+      ``[0, 2, 3, 1]`` and one back ``[0, 3, 1, 2]``: ConvNeXt). A
+      channels-last tensor also passes through elementwise ops with scalar
+      constants, and a MatMul with a constant weight (and a bias Add) is a
+      1x1 Conv there;
     - MaxPool and AveragePool (pads, ceil_mode, dilations), GlobalAveragePool,
       GlobalMaxPool, ReduceMean and ReduceMax over H and W;
     - Resize and Upsample on H and W (nearest as PyTorch computes it, or
@@ -134,6 +143,15 @@ _CHANNELWISE = {"Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil"
                 "Floor", "Log", "Reciprocal", "Round", "Selu", "Shrink", "Sign", "Sin", "Sinh", "Softsign", "Sqrt",
                 "Tan", "ThresholdedRelu", "Pow", "Mod", "Sum", "Mean"}
 
+# Ops whose output is elementwise in their computed inputs (and so in either layout).
+_ELEMENTWISE = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Clip", "HardSwish", "HardSigmoid", "Elu", "Softplus",
+                "Mish", "Gelu", "Neg", "Identity", "Dropout", "Cast", "Add", "Sub", "Mul", "Div", "Max", "Min",
+                *_CHANNELWISE}
+# Ops that read channels-last tensors (see _Importer.channels_last).
+_CHANNELS_LAST_READERS = _ELEMENTWISE | {"LayerNormalization", "MatMul", "Transpose"}
+# Folded ops that keep a constant's values, only reshaped.
+_RESHAPES = {"Reshape", "Unsqueeze", "Squeeze", "Flatten"}
+
 
 class _Importer:
     def __init__(self, model):
@@ -157,6 +175,9 @@ class _Importer:
         # Outputs that are no kcp value but a step of a pattern a later node completes:
         # {name: _Deferred} (a zero Pad the Convs reading it absorb, ShuffleNet's 5-D view and its transpose).
         self.deferred = {}
+        # Outputs in channels-last layout [N, H, W, C] (after a Transpose [0, 2, 3, 1]) whose kcp value is the
+        # same tensor as [N, C, H, W]; see _check_channels_last.
+        self.channels_last = set()
 
     def run(self):
         onnx = onnx_module()
@@ -176,6 +197,7 @@ class _Importer:
         for index, node in [(i, n) for i, n in nodes if n.op_type == "Constant" and n.domain in ("", "ai.onnx")] + \
                 [(i, n) for i, n in nodes if n.op_type != "Constant" or n.domain not in ("", "ai.onnx")]:
             if id(node) in self.fused:
+                self._keep_layout(node)
                 continue
             try:
                 self._node(node)
@@ -190,8 +212,12 @@ class _Importer:
             raise ValueError("model: the graph has no outputs")
         for output in self.graph.output:
             if output.name not in self.values:
-                what = "a constant" if output.name in self.constants else "not produced by any node (truncated?)"
+                what = ("a constant" if output.name in self.constants else self.deferred[output.name].what
+                        if output.name in self.deferred else "not produced by any node (truncated?)")
                 raise ValueError(f"graph output '{output.name}' is {what}")
+            if output.name in self.channels_last:
+                raise ValueError(f"graph output '{output.name}' is channels-last (a Transpose [0, 2, 3, 1] without "
+                                 "the Transpose back); kcp's outputs are channels-first")
             self.net.output(self.values[output.name])
         return self.net
 
@@ -228,7 +254,11 @@ class _Importer:
             for name, array in zip(node.output, folding.evaluate(op, inputs, attributes)):
                 if name:
                     self.constants[name] = array
+            if op in _RESHAPES and node.input[0] in self.constants:  # the same values: named after their source
+                self.origin[node.output[0]] = self._source(node, 0)
             return
+        if any(name in self.channels_last for name in node.input):
+            self._check_channels_last(node, op)
         handler = getattr(self, f"_op_{op}" if standard else f"_kcp_{node.op_type}", None)
         if handler is None and standard and op in _CHANNELWISE:
             handler = self._channelwise
@@ -241,6 +271,29 @@ class _Importer:
         for output, value in zip(node.output, value if isinstance(value, list) else [value]):
             if output and value is not None:
                 self.values[output] = value
+        if op != "Transpose":  # a Transpose sets the layout itself
+            self._keep_layout(node)
+
+    def _keep_layout(self, node):
+        """Marks ``node``'s outputs channels-last where an input is."""
+        if any(name in self.channels_last for name in node.input):
+            self.channels_last.update(node.output)
+
+    def _check_channels_last(self, node, op):
+        """Refuses ``node`` unless it reads its channels-last inputs as kcp can:
+        all its computed inputs channels-last, and an op of
+        :data:`_CHANNELS_LAST_READERS` (elementwise ones with scalar constants only)."""
+        first = next(name for name in node.input if name in self.channels_last)
+        if op not in _CHANNELS_LAST_READERS:
+            raise _Refused(f"input '{first}' is channels-last (a Transpose [0, 2, 3, 1]); kcp reads channels-last "
+                           "tensors only in LayerNormalization over the last axis, MatMul with a constant weight, "
+                           "elementwise ops and the Transpose back [0, 3, 1, 2]")
+        for name in node.input:
+            if name in self.values and name not in self.channels_last:
+                raise _Refused(f"input '{name}' is channels-first and input '{first}' channels-last")
+            if op in _ELEMENTWISE and name in self.constants and self.constants[name].size > 1:
+                raise _Refused(f"constant '{name}' of shape {self.constants[name].shape} on the channels-last input "
+                               f"'{first}': kcp reads only scalar constants there")
 
     def _foldable(self, node):
         """Whether every input of ``node`` is known (a constant, or a computed tensor's shape for Shape and Size)."""
@@ -252,7 +305,8 @@ class _Importer:
 
     def _known_shape(self, name):
         if name in self.values:
-            return self.values[name].shape
+            shape = self.values[name].shape
+            return (shape[0], *shape[2:], shape[1]) if name in self.channels_last else shape
         return self.deferred[name].shape if name in self.deferred else None
 
     # -- reading inputs ----------------------------------------------------
@@ -462,6 +516,85 @@ class _Importer:
         return self._layer(name, "batchnorm", [self._activation(node, 0)], (attributes.get("epsilon", 1e-5),),
                            parameters)
 
+    def _op_InstanceNormalization(self, node, attributes, name):
+        """InstanceNorm; of a view of the channels in groups (a Reshape to ``[N, G, -1]``), GroupNorm as
+        PyTorch writes it before opset 18, made when the Reshape back comes."""
+        epsilon = attributes.get("epsilon", 1e-5)
+        deferred = self.deferred.get(self._input_name(node, 0))
+        if deferred is None or deferred.kind != "channel_groups":
+            x = self._rank(self._activation(node, 0), (4,))
+            weight, bias = (self._affine(node, k, x.shape[1], x.shape[1], name) for k in (1, 2))
+            return self._normalization(name, x, x.shape[1], True, epsilon, weight, bias)
+        x, groups = deferred.value, deferred.detail
+        weight, bias, fused = self._group_affine(node, x, groups, name)
+        self.deferred[node.output[0]] = _Deferred("group_normalized", x, deferred.shape,
+                                                  (name, groups, epsilon, weight, bias, fused),
+                                                  "GroupNorm's normalised groups, which need a Reshape back")
+        return None
+
+    def _group_affine(self, node, x, groups, name):
+        """Weight, bias and the nodes to fuse of GroupNorm written with the ``InstanceNormalization``
+        ``node``: where its scale is 1 and its bias 0, the Mul and Add per channel after the Reshape back
+        (as PyTorch writes them); else its scale and bias, repeated per channel."""
+        scale, shift = self._constant(node, 1), self._constant(node, 2)
+        back = self._only_reader(node.output[0], "Reshape")
+        mul = back and self._channel_operand(back.output[0], "Mul", x)
+        if mul is None or scale.size != groups or (scale != 1).any() or shift.any():
+            return (*(self._affine(node, k, groups, x.shape[1], name) for k in (1, 2)), [])
+        add = self._channel_operand(mul[0].output[0], "Add", x)
+        weight = self._parameter(*mul, None, lambda a: a.reshape(-1))
+        if add is None:
+            return weight, self._affine(node, 2, groups, x.shape[1], name), [mul[0]]
+        return weight, self._parameter(*add, None, lambda a: a.reshape(-1)), [mul[0], add[0]]
+
+    def _channel_operand(self, name, op, x):
+        """``(node, k)``: the ``op`` node that is ``name``'s only reader, with constant input ``k`` one value
+        per channel of ``x`` (``[C, 1, 1]`` against ``[N, C, H, W]``); else None."""
+        user = self._only_reader(name, op)
+        other = user and _other(user, name)
+        if other not in self.constants:
+            return None
+        c = self.constants[other]
+        aligned = (1,) * (len(x.shape) - c.ndim) + tuple(c.shape)
+        if c.ndim > len(x.shape) or c.size != x.shape[1] or aligned[1] != x.shape[1]:
+            return None
+        return user, list(user.input).index(other)
+
+    def _op_GroupNormalization(self, node, attributes, name):
+        x = self._rank(self._activation(node, 0), (4,))
+        groups, channels = attributes["num_groups"], x.shape[1]
+        if groups < 1 or channels % groups:
+            raise _Refused(f"num_groups {groups} does not divide {channels} channels")
+        entries = channels if self.opset >= 21 else groups  # opset 18 scales and shifts per group
+        weight, bias = (self._affine(node, k, entries, channels, name) for k in (1, 2))
+        return self._normalization(name, x, groups, True, attributes.get("epsilon", 1e-5), weight, bias)
+
+    def _op_LayerNormalization(self, node, attributes, name):
+        x = self._activation(node, 0)
+        channels_last, rank, axis = node.input[0] in self.channels_last, len(x.shape), attributes.get("axis", -1)
+        if not (channels_last and axis % rank == 3 or rank == 2 and axis % rank == 1):
+            raise _Refused(f"kcp reads LayerNormalization over the channels only: over the last axis of [N, C] or "
+                           f"of a channels-last tensor (after a Transpose [0, 2, 3, 1]); got axis {axis} of "
+                           f"{'channels-last ' if channels_last else ''}{self._known_shape(node.input[0])}")
+        weight, bias = (self._affine(node, k, x.shape[1], x.shape[1], name) for k in (1, 2))
+        return self._normalization(name, x, 1, False, attributes.get("epsilon", 1e-5), weight, bias)
+
+    def _affine(self, node, k, entries, channels, name):
+        """Scale (``k`` 1) or bias (2) of a normalization ``node``, ``entries`` values (per channel or per
+        group), as a parameter per channel; a missing bias is zeros."""
+        if k == 2 and not self._input_name(node, k):
+            return fresh_name(f"{name}.bias", self.parameter_names), np.zeros(channels, np.float32)
+        c = self._constant(node, k)
+        if c.size != entries:
+            raise _Refused(f"{('scale', 'bias')[k - 1]} '{node.input[k]}' must have {entries} entries, got "
+                           f"shape {c.shape}")
+        return self._parameter(node, k, None, lambda a: np.repeat(a.reshape(-1), channels // entries))
+
+    def _normalization(self, name, x, groups, spatial, epsilon, weight, bias):
+        """A ``normalization`` layer; its statistics mask counts every channel."""
+        mask = fresh_name(f"{name}.statistics_mask", self.parameter_names), np.ones(x.shape[1], np.float32)
+        return self._layer(name, "normalization", [x], (groups, int(spatial), epsilon), [weight, bias, mask])
+
     def _unary(op):
         return lambda self, node, attributes, name: self._layer(name, op, [self._activation(node, 0)])
 
@@ -645,7 +778,7 @@ class _Importer:
 
     def _op_Reshape(self, node, attributes, name):
         deferred = self.deferred.get(self._input_name(node, 0))
-        if deferred is None or deferred.kind != "shuffled":
+        if deferred is None or deferred.kind not in ("shuffled", "group_normalized"):
             deferred = None
             shape = self._activation(node, 0).shape
         else:
@@ -657,11 +790,23 @@ class _Importer:
         if target.count(-1) == 1 and known > 0 and math.prod(shape) % known == 0:
             target[target.index(-1)] = math.prod(shape) // known
         target = tuple(target)
-        if deferred is not None:  # the end of ShuffleNet's channel shuffle: back to [N, C, H, W]
+        if deferred is not None:  # the end of ShuffleNet's channel shuffle or of GroupNorm: back to [N, C, H, W]
             if target != tuple(deferred.value.shape):
                 raise _Refused(f"input '{node.input[0]}' is {deferred.what}, reshaped to {list(target)}")
-            return self._layer(name, "channel_shuffle", [deferred.value], (deferred.detail,))
+            if deferred.kind == "shuffled":
+                return self._layer(name, "channel_shuffle", [deferred.value], (deferred.detail,))
+            layer_name, groups, epsilon, weight, bias, fused = deferred.detail
+            value = self._normalization(layer_name, deferred.value, groups, True, epsilon, weight, bias)
+            self.fused.update(id(n) for n in fused)
+            self.values.update((n.output[0], value) for n in fused)
+            return value
         x = self._activation(node, 0)
+        if len(target) == 3 and len(x.shape) > 1 and target[0] == x.shape[0] and x.shape[1] % target[1] == 0 \
+                and math.prod(target) == math.prod(x.shape):  # PyTorch's GroupNorm before opset 18: [N, G, -1]
+            self.deferred[node.output[0]] = _Deferred("channel_groups", x, target, target[1], "a view of the channels "
+                                                      "in groups, which kcp reads only as GroupNorm (followed by "
+                                                      "InstanceNormalization and a Reshape back)")
+            return None
         if len(x.shape) == 4 and len(target) == 5 and target[0] == x.shape[0] and target[3:] == x.shape[2:] \
                 and target[1] * target[2] == x.shape[1]:  # ShuffleNet's view as [N, groups, C / groups, H, W]
             self.deferred[node.output[0]] = _Deferred("grouped", x, target, target[1], "a view of the channels in "
@@ -671,11 +816,18 @@ class _Importer:
         return self._reshaped(node, name, x, target)
 
     def _op_Transpose(self, node, attributes, name):
-        deferred = self.deferred.get(self._input_name(node, 0))
-        if deferred is None or deferred.kind != "grouped" or list(attributes.get("perm", ())) != [0, 2, 1, 3, 4]:
-            self._activation(node, 0)
+        source, perm = self._input_name(node, 0), list(attributes.get("perm", ()))
+        deferred = self.deferred.get(source)
+        if deferred is None or deferred.kind != "grouped" or perm != [0, 2, 1, 3, 4]:
+            x = self._activation(node, 0)
+            if source in self.channels_last and perm == [0, 3, 1, 2]:
+                return x
+            if source not in self.channels_last and len(x.shape) == 4 and perm == [0, 2, 3, 1]:
+                self.channels_last.add(node.output[0])
+                return x
             raise _Refused("kcp reads a Transpose only in ShuffleNet's channel shuffle (a 5-D view of the channels "
-                           "in groups, perm [0, 2, 1, 3, 4], a Reshape back)")
+                           "in groups, perm [0, 2, 1, 3, 4], a Reshape back), or to channels-last [0, 2, 3, 1] "
+                           f"and back [0, 3, 1, 2]; got perm {perm}")
         n, groups, size, height, width = deferred.shape
         self.deferred[node.output[0]] = _Deferred("shuffled", deferred.value, (n, size, groups, height, width), groups,
                                                   "a channel shuffle that needs a Reshape back to [N, C, H, W]")
@@ -816,17 +968,23 @@ class _Importer:
             c.reshape(-1), (outputs,)), "" if scale == 1 else f"x{scale:g}")
 
     def _op_MatMul(self, node, attributes, name):
-        x = self._rank(self._activation(node, 0), (2,), "input (MatMul with a constant weight)")
+        """``[N, C] @ W``: a linear layer; channels-last ``[N, H, W, C] @ W``: a 1x1 convolution."""
+        x = self._activation(node, 0)
+        conv = node.input[0] in self.channels_last
+        if not conv:
+            self._rank(x, (2,), "input (MatMul with a constant weight, unless channels-last)")
         w = self._constant(node, 1)
         if w.ndim != 2:
             raise _Refused(f"weight must be a 2-D constant, got shape {w.shape}")
-        parameters = [self._parameter(node, 1, "linear", lambda w: w.T, "T")]
+        parameters = [self._parameter(node, 1, ("conv", 1), lambda w: w.T[:, :, None, None], "T") if conv
+                      else self._parameter(node, 1, "linear", lambda w: w.T, "T")]
         add = self._bias_add(node, w.shape[1])
         if add is not None:
             bias = next(k for k in (0, 1) if add.input[k] != node.output[0])
             parameters.append(self._bias(add, bias, w.shape[1], 1, self._source(node, 1)))
             self.fused.add(id(add))
-        value = self._layer(name, "linear", [x], (), parameters)
+        value = self._layer(name, "conv2d", [x], (1, 1, 0, 0, 0, 0, 1, 1, 1), parameters) if conv \
+            else self._layer(name, "linear", [x], (), parameters)
         if add is not None:
             self.values[add.output[0]] = value
         return value
