@@ -70,7 +70,7 @@ def _info(args):
 def _prune(args):
     net = from_onnx(args.model)
     amount = {"ratio": args.ratio} if args.ratio is not None else {"macs_reduction": args.macs_reduction}
-    chosen = plan(net, criterion=args.criterion, round_to=args.round_to, seed=args.seed, global_=args.global_,
+    chosen = plan(net, criterion=args.criterion, round_to=args.round_to, seed=args.seed, global_pruning=args.global_pruning,
                   **amount)
     if args.calibration:
         if args.mode != "compact":
@@ -149,7 +149,7 @@ def _parser():
     target.add_argument("--macs-reduction", type=float, help="fraction of MACs to remove")
     prune.add_argument("--criterion", choices=list(CRITERIA), default="kcp")
     prune.add_argument("--mode", choices=list(MODES), default="compact")
-    prune.add_argument("--global", dest="global_", action="store_true", help="rank channels across spaces")
+    prune.add_argument("--global", dest="global_pruning", action="store_true", help="rank channels across spaces")
     prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of this many channels")
     prune.add_argument("--seed", type=int, default=0)
     prune.add_argument("--plan", help="also write the plan as JSON")

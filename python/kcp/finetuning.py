@@ -39,6 +39,7 @@ class PruneSchedule:
     regrow in between (SFP); ``"hard"`` keeps them, their gradients and their
     optimizer state at zero. Masks are recomputed after every ``every``
     epochs; the target rises linearly from 0 over the first ``ramp_epochs``.
+    ``global_`` is the deprecated name of ``global_pruning``.
     """
 
     ratio: float | None = None
@@ -48,17 +49,24 @@ class PruneSchedule:
     mode: str = "soft"
     every: int = 1
     ramp_epochs: int = 0
-    global_: bool = False
+    global_pruning: bool = False
     max_ratio: float = 0.9
     round_to: int = 1
+    global_: bool | None = None
+
+    def __post_init__(self):
+        if self.global_ is not None:
+            object.__setattr__(self, "global_pruning", _arguments.deprecated_global(False, self.global_))
+            object.__setattr__(self, "global_", None)
 
     def settings(self):
         """The pruning entries of the engine's settings array."""
         if (self.ratio is None) == (self.macs_reduction is None):
             raise ValueError("prune: give exactly one of ratio and macs_reduction")
-        amount = _arguments.ratio(self.ratio) if self.ratio is not None else float(self.macs_reduction)
+        amount = (_arguments.ratio(self.ratio) if self.ratio is not None
+                  else _arguments.macs_reduction(self.macs_reduction))
         return [_arguments.choice(self.mode, "mode", PRUNE_MODES), 0 if self.ratio is not None else 1, amount,
-                float(bool(self.global_)), float(self.max_ratio), _arguments.choice(self.criterion, "criterion", CRITERIA),
+                float(bool(self.global_pruning)), _arguments.max_ratio(self.max_ratio), _arguments.choice(self.criterion, "criterion", CRITERIA),
                 _arguments.choice(self.center, "center", CENTERS), _arguments.integer(self.round_to, "round_to", 1),
                 _arguments.integer(self.every, "every", 1), _arguments.integer(self.ramp_epochs, "ramp_epochs", 0)]
 

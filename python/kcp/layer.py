@@ -151,7 +151,7 @@ def select(scores, ratio, *, round_to=1):
     return _native.scores_select(values, _arguments.ratio(ratio), _arguments.integer(round_to, "round_to", 1, 2**31 - 1))
 
 
-def compact(weight, keep_in=None, keep_out=None):
+def compact(weight, *, keep_in=None, keep_out=None):
     """A new, smaller, C-contiguous float32 copy holding only kept channels.
 
     ``result = weight[keep_out][:, keep_in]``: axis 0 indexes output channels,

@@ -420,10 +420,30 @@ class Network:
         return {name: _native.network_parameter_read(self._handle, index)
                 for name, index in self._parameter_index.items()}
 
+    def state_dict(self):
+        """``{name: array}``: a copy of every parameter (as :attr:`parameters`), for saving."""
+        return self.parameters
+
+    def load_state_dict(self, state):
+        """Copies every entry of ``state`` (``{name: array}``, as :meth:`state_dict`
+        gives) into the parameter of that name. ``state`` must name each
+        parameter once and no other, with its shape; nothing is written otherwise."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict of arrays, got {type(state).__name__}")
+        missing, unknown = set(self._parameter_index) - set(state), set(state) - set(self._parameter_index)
+        if missing or unknown:
+            raise ValueError(f"state: missing {sorted(missing)}, unknown {sorted(unknown)}")
+        for name, value in state.items():
+            shape = _native.network_value_shape(self._handle, 1, self._parameter_index[name], 0)
+            if np.shape(value) != shape:
+                raise ValueError(f"state: parameter {name!r} has shape {shape}, got {np.shape(value)}")
+        for name, value in state.items():
+            self.set_parameter(name, value)
+
     def set_parameter(self, name, value):
         """Copies ``value`` (same shape) into the parameter ``name``."""
         if name not in self._parameter_index:
-            raise KeyError(f"name: no parameter {name!r}")
+            raise ValueError(f"name: no parameter {name!r}")
         index = self._parameter_index[name]
         shape = _native.network_value_shape(self._handle, 1, index, 0)
         array = np.asarray(value)

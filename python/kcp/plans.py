@@ -153,15 +153,16 @@ class Plan:
                    criterion=data["criterion"], widths=data.get("widths", {}))
 
 
-def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, criterion="kcp", center="mean",
-         round_to=1, overrides=None, seed=0, _weights=None):
+def plan(net, *, ratio=None, macs_reduction=None, global_pruning=False, max_ratio=0.9, criterion="kcp",
+         center="mean", round_to=1, overrides=None, seed=0, global_=None, _weights=None):
     """Plan pruning for a whole network.
 
     Exactly one of ``ratio`` (prune ``floor(ratio * n)`` of every space's
     ``n`` prunable channels) and ``macs_reduction`` (the smallest uniform
     ratio whose compact network has that fraction fewer MACs) is given.
-    ``global_=True`` ranks layer-normalised scores across spaces instead,
-    pruning at most ``max_ratio`` of any space. KCP scores a channel by the
+    ``global_pruning=True`` ranks layer-normalised scores across spaces
+    instead, pruning at most ``max_ratio`` of any space (``global_``, its old
+    name, still works and warns). KCP scores a channel by the
     sum of its kernel-cluster scores ``s_i`` over every layer that reads it;
     the baselines (``"l1"``, ``"l2"``, ``"fpgm"``, ``"random"``) by the sum of
     their filter scores over every layer that writes it.
@@ -180,10 +181,11 @@ def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, 
     if ratio is not None:
         kind, amount = 0, _arguments.ratio(ratio)
     else:
-        kind, amount = 1, float(macs_reduction)
+        kind, amount = 1, _arguments.macs_reduction(macs_reduction)
+    global_pruning = _arguments.deprecated_global(global_pruning, global_)
     override_spaces, override_ratios = _overrides(net, overrides or {})
     keep, scores, applied, costs = _native.network_plan(
-        net._handle, kind, amount, bool(global_), float(max_ratio), _arguments.choice(criterion, "criterion", CRITERIA),
+        net._handle, kind, amount, global_pruning, _arguments.max_ratio(max_ratio), _arguments.choice(criterion, "criterion", CRITERIA),
         _arguments.choice(center, "center", CENTERS), _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX),
         _arguments.seed(seed), override_spaces, override_ratios, {} if _weights is None else _weights,
         net._parameter_index)

@@ -121,7 +121,7 @@ def randomize_batchnorm(net, seed=0):
 @pytest.mark.parametrize(("amount", "criterion"), [({"ratio": 0.3}, "kcp"), ({"ratio": 0.5}, "kcp"),
                                                   ({"ratio": 0.7}, "kcp"), ({"ratio": 0.5}, "l1"),
                                                   ({"ratio": 0.5}, "fpgm"), ({"ratio": 0.5}, "random"),
-                                                  ({"ratio": 0.5, "global_": True}, "kcp")])
+                                                  ({"ratio": 0.5, "global_pruning": True}, "kcp")])
 def test_compact_equals_masked(build, amount, criterion):
     net = build()
     randomize_batchnorm(net)
@@ -279,3 +279,44 @@ def test_spaces_follow_the_network_as_it_grows():
     net.output(y)
     assert [s.prunable for s in kcp.spaces(net)] == [0, 8, 0]
     assert kcp.plan(net, ratio=0.5).apply(net).parameters[f"{y.name}.weight"].shape == (4, 4, 1, 1)
+
+
+@pytest.mark.parametrize(("options", "kind", "argument"), [
+    ({"macs_reduction": "0.5"}, TypeError, "macs_reduction"), ({"macs_reduction": True}, TypeError, "macs_reduction"),
+    ({"macs_reduction": 1.0}, ValueError, "macs_reduction"), ({"macs_reduction": float("nan")}, ValueError,
+                                                              "macs_reduction"),
+    ({"ratio": 0.5, "max_ratio": "0.9"}, TypeError, "max_ratio"), ({"ratio": 0.5, "max_ratio": 1.0}, ValueError,
+                                                                    "max_ratio")])
+def test_numeric_settings_are_validated_alike(options, kind, argument):
+    with pytest.raises(kind, match=argument):
+        kcp.plan(chain(), **options)
+    with pytest.raises(kind, match=argument):
+        kcp.PruneSchedule(**options).settings()
+
+
+def test_global_is_the_deprecated_name_of_global_pruning():
+    net = resnet_blocks()
+    expected = kcp.plan(net, ratio=0.5, global_pruning=True)
+    with pytest.warns(DeprecationWarning, match="global_pruning"):
+        old = kcp.plan(net, ratio=0.5, global_=True)
+    assert old.pruned == expected.pruned != kcp.plan(net, ratio=0.5).pruned
+    with pytest.warns(DeprecationWarning, match="global_pruning"):
+        assert kcp.PruneSchedule(ratio=0.5, global_=True).global_pruning
+
+
+def test_state_dict_round_trips_and_is_checked_whole():
+    state = chain().state_dict()
+    fresh = chain()
+    for name in state:
+        state[name] = state[name] + 1
+    fresh.load_state_dict(state)
+    assert all(np.array_equal(fresh.parameters[n], state[n]) for n in state)
+    before = fresh.state_dict()
+    wrong = dict(state, **{next(iter(state)): np.zeros(3, np.float32)})
+    with pytest.raises(ValueError, match="state: parameter"):
+        fresh.load_state_dict(wrong)
+    with pytest.raises(ValueError, match="state: missing"):
+        fresh.load_state_dict({k: v for k, v in state.items() if k != next(iter(state))})
+    assert all(np.array_equal(fresh.parameters[n], before[n]) for n in before)  # nothing written
+    with pytest.raises(ValueError, match="name: no parameter"):
+        fresh.set_parameter("nothing", np.zeros(1))
