@@ -634,6 +634,25 @@ AFFINE = {"scale": per_channel(21, (8,)), "shift": per_channel(22, (8,), -0.5, 0
 AFFINE_3D = {name: value.reshape(8, 1, 1) for name, value in AFFINE.items()}
 
 
+def layer_norm_written_out(x, out, axis, axes_input=False, twice=False):
+    """LayerNorm of ``x`` over ``axis`` as PyTorch writes it before opset 17 (ReduceMean, Sub, Pow, ReduceMean,
+    Add, Sqrt, Div, Mul, Add; ``axes_input``: the axes as an input, from opset 18; ``twice``: ``x - mean``
+    computed again for the Div, as ConvNeXt's own LayerNorm reads)."""
+    def mean(a, output):
+        return node("ReduceMean", [a, "axes"], output) if axes_input else node("ReduceMean", [a], output, axes=[axis])
+
+    again = [node("Sub", [x, "mean"], "centred_again")] if twice else []
+    return [mean(x, "mean"), node("Sub", [x, "mean"], "centred"), *again, node("Pow", ["centred", "two"], "square"),
+            mean("square", "variance"), node("Add", ["variance", "epsilon"], "shifted"),
+            node("Sqrt", ["shifted"], "root"),
+            node("Div", [again[0].output[0] if twice else "centred", "root"], "normed"),
+            node("Mul", ["scale", "normed"], "scaled"),
+            node("Add", ["scaled", "shift"], out)]
+
+
+WRITTEN_OUT = {"two": scalar(2), "epsilon": scalar(1e-6), "axes": ints(-1)}
+
+
 def group_norm_pytorch(per_channel_affine=True):
     """GroupNorm of ``c1`` in 4 groups as torch.onnx.export writes it before opset 18: the affine per channel
     after the Reshape back (or, without ``per_channel_affine``, per group in the InstanceNormalization)."""
@@ -747,6 +766,11 @@ OP_CASES = {
                              ["normalization"]),
     "layer_norm_channels_last": (channels_last([node("LayerNormalization", ["last", "scale", "shift"], "normed",
                                                      epsilon=1e-6)], "normed"), AFFINE, 17, "conv", ["normalization"]),
+    "layer_norm_written_out": (layer_norm_written_out("c1", "y", 1), {**AFFINE_3D, **WRITTEN_OUT}, 17, "conv",
+                               ["normalization"]),
+    "layer_norm_written_out_channels_last": (channels_last(layer_norm_written_out("last", "ln", -1, True, True),
+                                                           "ln"), {**AFFINE, **WRITTEN_OUT}, 18, "conv",
+                                             ["normalization"]),
     "layer_norm_2d": ([node("GlobalAveragePool", ["c1"], "g"), node("Flatten", ["g"], "flat"),
                        node("LayerNormalization", ["flat", "scale"], "y", axis=1)], AFFINE, 17, "gemm",
                       ["global_avg_pool", "flatten", "normalization", "linear"]),
@@ -926,6 +950,9 @@ def test_normalizations_export_dense_masked_and_compact(opset, expected):
     ([node("Transpose", ["c1"], "last", perm=[0, 2, 3, 1]), node("Mul", ["last", "k"], "y")],
      "'y' (Mul): constant 'k' of shape (8,)"),
     ([node("Transpose", ["c1"], "y", perm=[0, 2, 3, 1])], "graph output 'y' is channels-last"),
+    (channels_last([node("ReduceMean", ["last"], "mean", axes=[1, 2])], "mean"),
+     "'mean' (ReduceMean): kcp reduces over H and W only (axes [2, 3] of [N, C, H, W]) or, in LayerNorm written "
+     "out, over the channels; got axes [1, 2] of a channels-last tensor"),
     ([node("Reshape", ["c1", "view"], "y")], "graph output 'y' is a view of the channels in groups"),
     ([node("GroupNormalization", ["c1", "k", "k"], "y", num_groups=3)], "'y' (GroupNormalization): num_groups 3"),
     ([node("InstanceNormalization", ["c1", "k", "k4"], "y")], "'y' (InstanceNormalization): bias 'k4' must have 8"),

@@ -172,6 +172,19 @@ class ChannelsLast(nn.Module):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+class ChannelsFirstLayerNorm(nn.Module):
+    """ConvNeXt's own LayerNorm over the channels of [N, C, H, W], written out."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.rand(channels) + 0.5), nn.Parameter(torch.randn(channels) / 5)
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        return self.weight[:, None, None] * ((x - u) / torch.sqrt(s + 1e-6)) + self.bias[:, None, None]
+
+
 SMALL = {  # name: (the function between the convs, the kinds kcp reads, as test_onnx.kinds lists them)
     "gelu": (nn.GELU(), ["gelu"]),
     "gelu_tanh": (nn.GELU(approximate="tanh"), None),
@@ -206,6 +219,7 @@ SMALL = {  # name: (the function between the convs, the kinds kcp reads, as test
     "group_norm": (nn.GroupNorm(4, 8), ["normalization"]),
     "instance_norm": (nn.InstanceNorm2d(8, affine=True), ["normalization"]),
     "layer_norm_channels_last": (ChannelsLast(nn.LayerNorm(8)), ["normalization"]),
+    "layer_norm_written_out": (ChannelsFirstLayerNorm(8), ["normalization"]),
 }
 
 

@@ -41,7 +41,8 @@ def from_onnx(model):
       (Reshape to ``[N, G, -1]``, InstanceNormalization, Reshape back, Mul
       and Add per channel), LayerNormalization over the channels (of
       ``[N, C]``, or over the last axis between a Transpose to channels-last
-      ``[0, 2, 3, 1]`` and one back ``[0, 3, 1, 2]``: ConvNeXt). A
+      ``[0, 2, 3, 1]`` and one back ``[0, 3, 1, 2]``: ConvNeXt), also written
+      out (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add). A
       channels-last tensor also passes through elementwise ops with scalar
       constants, and a MatMul with a constant weight (and a bias Add) is a
       1x1 Conv there;
@@ -148,7 +149,7 @@ _ELEMENTWISE = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Clip", "HardSw
                 "Mish", "Gelu", "Neg", "Identity", "Dropout", "Cast", "Add", "Sub", "Mul", "Div", "Max", "Min",
                 *_CHANNELWISE}
 # Ops that read channels-last tensors (see _Importer.channels_last).
-_CHANNELS_LAST_READERS = _ELEMENTWISE | {"LayerNormalization", "MatMul", "Transpose"}
+_CHANNELS_LAST_READERS = _ELEMENTWISE | {"LayerNormalization", "MatMul", "Transpose", "ReduceMean"}
 # Folded ops that keep a constant's values, only reshaped.
 _RESHAPES = {"Reshape", "Unsqueeze", "Squeeze", "Flatten"}
 
@@ -286,8 +287,8 @@ class _Importer:
         first = next(name for name in node.input if name in self.channels_last)
         if op not in _CHANNELS_LAST_READERS:
             raise _Refused(f"input '{first}' is channels-last (a Transpose [0, 2, 3, 1]); kcp reads channels-last "
-                           "tensors only in LayerNormalization over the last axis, MatMul with a constant weight, "
-                           "elementwise ops and the Transpose back [0, 3, 1, 2]")
+                           "tensors only in LayerNormalization over the last axis (or written out), MatMul with "
+                           "a constant weight, elementwise ops and the Transpose back [0, 3, 1, 2]")
         for name in node.input:
             if name in self.values and name not in self.channels_last:
                 raise _Refused(f"input '{name}' is channels-first and input '{first}' channels-last")
@@ -538,25 +539,25 @@ class _Importer:
         (as PyTorch writes them); else its scale and bias, repeated per channel."""
         scale, shift = self._constant(node, 1), self._constant(node, 2)
         back = self._only_reader(node.output[0], "Reshape")
-        mul = back and self._channel_operand(back.output[0], "Mul", x)
+        mul = back and self._channel_operand(back.output[0], "Mul", x, False)
         if mul is None or scale.size != groups or (scale != 1).any() or shift.any():
             return (*(self._affine(node, k, groups, x.shape[1], name) for k in (1, 2)), [])
-        add = self._channel_operand(mul[0].output[0], "Add", x)
+        add = self._channel_operand(mul[0].output[0], "Add", x, False)
         weight = self._parameter(*mul, None, lambda a: a.reshape(-1))
         if add is None:
             return weight, self._affine(node, 2, groups, x.shape[1], name), [mul[0]]
         return weight, self._parameter(*add, None, lambda a: a.reshape(-1)), [mul[0], add[0]]
 
-    def _channel_operand(self, name, op, x):
+    def _channel_operand(self, name, op, x, channels_last):
         """``(node, k)``: the ``op`` node that is ``name``'s only reader, with constant input ``k`` one value
-        per channel of ``x`` (``[C, 1, 1]`` against ``[N, C, H, W]``); else None."""
+        per channel of ``x`` (``[C, 1, 1]`` against ``[N, C, H, W]``, ``[C]`` if channels-last); else None."""
         user = self._only_reader(name, op)
         other = user and _other(user, name)
         if other not in self.constants:
             return None
-        c = self.constants[other]
-        aligned = (1,) * (len(x.shape) - c.ndim) + tuple(c.shape)
-        if c.ndim > len(x.shape) or c.size != x.shape[1] or aligned[1] != x.shape[1]:
+        c, rank = self.constants[other], len(x.shape)
+        aligned = (1,) * (rank - c.ndim) + tuple(c.shape)
+        if c.ndim > rank or c.size != x.shape[1] or aligned[rank - 1 if channels_last else 1] != x.shape[1]:
             return None
         return user, list(user.input).index(other)
 
@@ -931,11 +932,15 @@ class _Importer:
 
     def _reduce(is_max):
         def read(self, node, attributes, name):
+            axes = self._axes(node, attributes)
+            normalized = None if is_max else self._layer_norm_written_out(node, attributes, axes, name)
+            if normalized is not None:
+                return normalized
             x = self._rank(self._activation(node, 0), (4,), "input (kcp reduces over H and W of 4-D tensors)")
-            axes = self._constant(node, 1, required=False)
-            axes = attributes.get("axes") if axes is None else axes.reshape(-1).tolist()
-            if sorted(int(a) % 4 for a in axes or ()) != [2, 3]:
-                raise _Refused(f"kcp reduces over H and W only (axes [2, 3]), got axes {axes}")
+            if node.input[0] in self.channels_last or sorted(int(a) % 4 for a in axes or ()) != [2, 3]:
+                raise _Refused(f"kcp reduces over H and W only (axes [2, 3] of [N, C, H, W]) or, in LayerNorm "
+                               f"written out, over the channels; got axes {axes}"
+                               f"{' of a channels-last tensor' if node.input[0] in self.channels_last else ''}")
             keep = attributes.get("keepdims", 1)
             pooled_name = name if keep else fresh_name(f"{name}.pool", self.layer_names)
             pooled = (self._layer(pooled_name, "adaptive_pool", [x], (1, 1, 1)) if is_max
@@ -945,6 +950,52 @@ class _Importer:
 
     _op_ReduceMean, _op_ReduceMax = _reduce(False), _reduce(True)
     del _reduce
+
+    def _axes(self, node, attributes):
+        """The axes of a reduction: its input 1 (from opset 18) or its attribute (None: all)."""
+        axes = self._constant(node, 1, required=False)
+        return attributes.get("axes") if axes is None else axes.reshape(-1).tolist()
+
+    def _layer_norm_written_out(self, node, attributes, axes, name):
+        """One normalization layer for LayerNorm over the channels written out from ``node``, a ReduceMean
+        of them (as PyTorch writes it before opset 17, and ConvNeXt's own channels-first LayerNorm at any):
+        ``(x - mean) / Sqrt(ReduceMean((x - mean)^2) + epsilon)``, then a Mul and an Add per channel; the
+        nodes after ``node`` are fused. None where they are not that."""
+        source = node.input[0]
+        x, channels_last = self.values.get(source), source in self.channels_last
+        rank = len(x.shape) if x is not None else 0
+        if not rank or [int(a) % rank for a in axes or ()] != [rank - 1 if channels_last else 1] \
+                or not attributes.get("keepdims", 1):
+            return None
+        subs = self.consumers.get(node.output[0], [])  # x - mean, once or (ConvNeXt's own) twice
+        centred = {n.output[0] for n in subs}
+        if not 0 < len(subs) <= 2 or centred & self.graph_outputs or node.output[0] in self.graph_outputs \
+                or any(not _is(n, "Sub") or list(n.input) != [source, node.output[0]] for n in subs):
+            return None
+        readers = [r for n in subs for r in self.consumers.get(n.output[0], [])]
+        square = next((r for r in readers if _is(r, "Pow") and r.input[0] in centred and self._scalar(r.input[1]) == 2
+                       or _is(r, "Mul") and r.input[0] == r.input[1] in centred), None)
+        divide = next((r for r in readers if _is(r, "Div") and r.input[0] in centred), None)
+        variance = square and len(readers) == 2 and self._only_reader(square.output[0], "ReduceMean")
+        if not variance or divide is None or self._axes(variance, _attributes(variance)) != axes \
+                or not _attributes(variance).get("keepdims", 1):
+            return None
+        shift = self._only_reader(variance.output[0], "Add")
+        epsilon = shift and self._scalar(_other(shift, variance.output[0]))
+        root = epsilon is not None and self._only_reader(shift.output[0], "Sqrt")
+        if not root or divide.input[1] != root.output[0]:
+            return None
+        fused = [*subs, square, variance, shift, root, divide]
+        scale = self._channel_operand(divide.output[0], "Mul", x, channels_last)
+        offset = scale and self._channel_operand(scale[0].output[0], "Add", x, channels_last)
+        weight, bias = ((self._parameter(*found, None, lambda a: a.reshape(-1)) if found else
+                         (fresh_name(f"{name}.{part}", self.parameter_names), np.full(x.shape[1], fill, np.float32)))
+                        for found, part, fill in ((scale, "weight", 1), (offset, "bias", 0)))
+        fused += [found[0] for found in (scale, offset) if found]
+        value = self._normalization(name, x, 1, False, epsilon, weight, bias)
+        self.fused.update(id(n) for n in fused)
+        self.values[fused[-1].output[0]] = value
+        return value
 
     def _op_Gemm(self, node, attributes, name):
         x = self._rank(self._activation(node, 0), (2,))
@@ -1074,6 +1125,11 @@ def _copy(attribute):
     copy = type(attribute)()
     copy.CopyFrom(attribute)
     return copy
+
+
+def _is(node, op):
+    """Whether ``node`` is a standard ``op`` node."""
+    return node.op_type == op and node.domain in ("", "ai.onnx")
 
 
 def _other(node, name):
