@@ -36,6 +36,8 @@ def _op_table():
 
 
 OPS, ATTRIBUTES, _ENUMERATIONS = _op_table()
+#: Ops whose first parameter is a weight that writes their output's channels (the layers plans report widths of).
+WEIGHTED_OPS = ("conv2d", "conv_transpose2d", "linear")
 ACTIVATIONS = _ENUMERATIONS["activation"]
 BINARY = _ENUMERATIONS["binary"]
 UPSAMPLE_MODES = _ENUMERATIONS["resize_mode"]
@@ -215,6 +217,33 @@ class Network:
             if bias:
                 parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
         return self._node("conv2d", [x], attributes, parameters, name, reserved=True)
+
+    def conv_transpose2d(self, x, out_channels, kernel_size, *, stride=1, padding=0, output_padding=0, dilation=1,
+                         groups=1, bias=True, name=None):
+        """Transposed convolution (PyTorch's ``ConvTranspose2d``): weight
+        ``[in_channels, out_channels / groups, kh, kw]``; each output side is
+        ``(in - 1) * stride - padding + dilation * (k - 1) + output_padding + 1``
+        (``padding`` an int, a pair, or ``(top, left, bottom, right)``, cropped
+        from the full scatter; ``output_padding`` a pair, smaller than the
+        stride or the dilation). Formulas in ``Sources/KCP/Graph/Op.swift``."""
+        out_channels = _arguments.integer(out_channels, "out_channels", 1)
+        kh, kw = _pair(kernel_size, "kernel_size", 1)
+        pads = tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 4 else _pair(padding, "padding") * 2
+        groups = _arguments.integer(groups, "groups", 1)
+        attributes = (*_pair(stride, "stride"), *pads, *_pair(output_padding, "output_padding"),
+                      *_pair(dilation, "dilation"), groups)
+        name = self._name(name, "conv_transpose2d")
+        in_channels = x.shape[1]
+        for channels, which in ((in_channels, "input"), (out_channels, "output")):
+            if channels % groups:
+                raise ValueError(f"groups: {groups} groups do not divide {channels} {which} channels")
+        fan_in = in_channels // groups * kh * kw  # He initialisation
+        weight = _initial_weight(self._rng, (in_channels, out_channels // groups, kh, kw), np.sqrt(2 / fan_in),
+                                 "out_channels")
+        parameters = [self._add_parameter(f"{name}.weight", weight)]
+        if bias:
+            parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
+        return self._node("conv_transpose2d", [x], attributes, parameters, name, reserved=True)
 
     def linear(self, x, out_features, *, bias=True, share=None, name=None):
         """``y = x W^T + b`` for ``x [N, F]``."""
@@ -517,9 +546,9 @@ class Network:
         return {layer.name: int(m) for layer, m in zip(self._layers, node_macs)}
 
     def layer_widths(self):
-        """``{layer name: output channels}`` of every conv2d and linear layer."""
+        """``{layer name: output channels}`` of every conv2d, transposed conv and linear layer."""
         shapes = {value.name: value.shape for value in self._all_values()}
-        return {layer.name: shapes[layer.name][1] for layer in self._layers if layer.op in ("conv2d", "linear")}
+        return {layer.name: shapes[layer.name][1] for layer in self._layers if layer.op in WEIGHTED_OPS}
 
     def _value_ops(self):
         """The op that produced each value, in index order (``"input"`` for inputs)."""

@@ -16,6 +16,7 @@ import numpy as np
 from . import _arguments, _native
 from ._progress import progress_bar
 from .layer import CENTERS, CRITERIA
+from .network import WEIGHTED_OPS
 
 MODES = {"mask": 0, "compact": 1}
 
@@ -196,7 +197,7 @@ def plan(net, *, ratio=None, macs_reduction=None, global_pruning=False, max_rati
         channels[space] = len(members)
         pruned[space] = np.flatnonzero(~keep[members]).tolist()
         space_scores[space] = scores[members]
-    producers = {layer.name for layer in net.layers if layer.op in ("conv2d", "linear")}
+    producers = {layer.name for layer in net.layers if layer.op in WEIGHTED_OPS}
     widths = {value.name: [len(classes), int(keep[classes].sum())]
               for value, classes in zip(net._all_values(), per_value) if value.name in producers}
     macs_before, params_before, macs_after, params_after = costs

@@ -99,7 +99,22 @@ def normalized():
     return net
 
 
-ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized]
+def decoder():
+    """A U-Net decoder upsampling by transposed convs: stride 2 with output
+    padding and asymmetric padding, then, past concat skips, a grouped one
+    (stride 2) and a depthwise one (multiplier 2)."""
+    net = kcp.Network(seed=9)
+    e1 = net.relu(net.conv2d(net.input("image", (2, 3, 12, 12)), 8, 3, padding=1))
+    e2 = net.relu(net.batchnorm(net.conv2d(e1, 16, 3, padding=1, stride=2)))
+    bottom = net.relu(net.conv2d(e2, 16, 3, padding=1, stride=2))
+    u2 = net.relu(net.conv_transpose2d(bottom, 12, 3, stride=2, padding=(1, 0, 1, 2), output_padding=1, name="up2"))
+    u1 = net.relu(net.conv_transpose2d(net.concat(u2, e2), 8, 4, stride=2, padding=1, groups=4, name="up1"))
+    d1 = net.relu(net.conv_transpose2d(net.concat(u1, e1), 32, 3, padding=1, groups=16, bias=False, name="dw"))
+    net.output(net.conv2d(d1, 3, 1))
+    return net
+
+
+ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized, decoder]
 
 
 def inputs_for(net, seed=0):
@@ -190,6 +205,17 @@ def test_masked_layer_norm_counts_only_kept_channels():
     np.testing.assert_allclose(masked(*xs)[0], compact, atol=1e-4 * np.abs(compact).max(), rtol=0)
     masked.set_parameter("ln.statistics_mask", np.ones_like(mask))
     assert not np.allclose(masked(*xs)[0], compact, atol=1e-2 * np.abs(compact).max())
+
+
+def test_transposed_convs_slice_their_weight_by_input_rows_and_output_columns():
+    net = decoder()
+    compact = kcp.plan(net, ratio=0.5).apply(net)
+    ops = {layer.name: layer for layer in compact.layers}
+    # [I, O/g, kh, kw]: the grouped one keeps its 4 groups, the depthwise one a group per kept input.
+    assert compact.parameters["up2.weight"].shape == (8, 6, 3, 3)
+    assert compact.parameters["up1.weight"].shape == (16, 1, 4, 4) and ops["up1"].attributes[-1] == 4
+    assert compact.parameters["dw.weight"].shape == (8, 2, 3, 3) and ops["dw"].attributes[-1] == 8
+    assert compact.layer_widths()["dw"] == 16
 
 
 def test_siamese_branches_are_pruned_together():

@@ -1,7 +1,8 @@
 """The engine's outputs and gradients agree with PyTorch 2.13 on the same
 networks, weights and batch: a CIFAR ResNet, the U-Net and the stereo
 network of ``kcp.models``, with batchnorm in training and in eval mode, and
-a network of LayerNorm, GroupNorm and InstanceNorm, dense and masked.
+a network of LayerNorm, GroupNorm and InstanceNorm, dense and masked, and
+a decoder of transposed convs (strided, grouped, depthwise).
 
 PyTorch runs each network through ``kcp.testing.torch_functional.torch_forward``, a
 direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
@@ -10,7 +11,7 @@ direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
 import numpy as np
 import pytest
 import torch
-from test_network_zoo import normalized
+from test_network_zoo import decoder, normalized
 
 import kcp
 from kcp import models
@@ -29,6 +30,7 @@ NETWORKS = {
     "stereo": lambda: models.stereo_net(batch=2, height=16, width=32, max_disparity=8),
     "normalized": normalized,
     "normalized_masked": masked_normalized,
+    "decoder": decoder,
 }
 
 

@@ -56,6 +56,19 @@ def test_compact_equals_masked(name):
     assert compact is not model and type(compact) is type(model)
 
 
+def test_transposed_convs_are_resized_with_their_groups():
+    """ConvTranspose2d weights [in, out / groups, kh, kw] lose input rows and output columns;
+    the grouped one keeps its groups, the depthwise one keeps a group per input."""
+    model, inputs = build("decoder")
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    compact = pruner.compact()
+    sizes = {name: (m.in_channels, m.out_channels, m.groups, tuple(m.weight.shape))
+             for name, m in compact.named_modules() if isinstance(m, torch.nn.ConvTranspose2d)}
+    assert sizes == {"up2": (8, 6, 1, (8, 6, 3, 3)), "up1": (16, 4, 4, (16, 1, 4, 4)),
+                     "depthwise": (8, 16, 8, (8, 2, 3, 3))}
+
+
 def test_resnet18_prunes_every_stage_to_the_macs_target():
     model, inputs = build("resnet18")
     pruner = kcp.torch.Pruner(model, inputs, macs_reduction=0.5, round_to=8)
@@ -271,7 +284,7 @@ def test_layer_norms_of_a_masked_model_leave_pruned_channels_out_of_their_statis
         assert not torch.allclose(model(*inputs), compact(*inputs), atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "depthwise_separable", "two_outputs", "siamese",
+@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "decoder", "depthwise_separable", "two_outputs", "siamese",
                                   "normalized"])
 def test_to_kcp_computes_the_model_and_from_kcp_brings_a_compact_network_back(name):
     model, inputs = build(name)
@@ -309,6 +322,17 @@ def test_to_kcp_names_what_it_cannot_run():
         kcp.torch.to_kcp(bad, torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match="net: the model has no parameter or buffer"):
         kcp.torch.from_kcp(kcp.models.unet(), PlainChain())
+
+    class Sized(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            return self.up(x, output_size=(16, 16))
+
+    with pytest.raises(ValueError, match=r"module 'up' \(ConvTranspose2d\): output_size is not supported"):
+        kcp.torch.to_kcp(Sized(), torch.randn(1, 3, 8, 8))
 
 
 def test_errors_name_the_module_or_argument():

@@ -290,11 +290,35 @@ class SpatialOps(nn.Module):
 
 
 # name -> (constructor, example input shapes)
+class Decoder(nn.Module):
+    """A U-Net decoder upsampling by ConvTranspose2d: stride 2 with output
+    padding, then past skip concats a grouped one and a depthwise one."""
+
+    def __init__(self, classes=3):
+        super().__init__()
+        self.down1 = conv_bn(3, 8)
+        self.down2 = conv_bn(8, 16, stride=2)
+        self.bottom = conv_bn(16, 16, stride=2)
+        self.up2 = nn.ConvTranspose2d(16, 12, 3, stride=2, padding=1, output_padding=1)
+        self.up1 = nn.ConvTranspose2d(28, 8, 4, stride=2, padding=1, groups=4, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.depthwise = nn.ConvTranspose2d(16, 32, 3, padding=1, groups=16)
+        self.classifier = nn.Conv2d(32, classes, 1)
+
+    def forward(self, x):
+        e1 = self.down1(x)
+        e2 = self.down2(e1)
+        d2 = F.relu(self.up2(self.bottom(e2)))
+        d1 = F.relu(self.bn1(self.up1(torch.cat([d2, e2], 1))))
+        return self.classifier(F.relu(self.depthwise(torch.cat([d1, e1], 1))))
+
+
 ZOO = {
     "plain_chain": (PlainChain, [(2, 3, 16, 16)]),
     "resnet_blocks": (ResNetBlocks, [(2, 3, 16, 16)]),
     "concat_skip": (ConcatSkip, [(2, 3, 8, 8)]),
     "unet": (UNet, [(2, 3, 16, 16)]),
+    "decoder": (Decoder, [(2, 3, 16, 16)]),
     "depthwise_separable": (DepthwiseSeparable, [(2, 3, 10, 10)]),
     "grouped": (Grouped, [(1, 4, 8, 8)]),
     "two_outputs": (TwoOutputs, [(2, 3, 8, 8)]),

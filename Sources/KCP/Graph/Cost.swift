@@ -1,7 +1,7 @@
 /// Multiply-accumulates and parameter counts.
 ///
-/// MACs of a conv are `O * (I/g) * kh * kw * Hout * Wout`, of a linear layer
-/// `O * I`, per sample; other ops count none. Parameters count learnable
+/// MACs of a conv are `O * (I/g) * kh * kw * Hout * Wout`, of a transposed
+/// conv `I * (O/g) * kh * kw * Hin * Win`, of a linear layer `O * I`, per sample; other ops count none. Parameters count learnable
 /// entries once even when nodes share them (batchnorm running statistics are
 /// buffers, not parameters).
 public struct Cost: Equatable, Sendable {
@@ -21,6 +21,10 @@ extension Network {
                 let w = parameters[node.parameters[0]].tensor.shape
                 let groups = conv.groups == 1 ? 1 : conv.groups == shapes[x][1] ? widths[x] : conv.groups
                 return widths[y] * (widths[x] / max(groups, 1)) * w[2] * w[3] * shapes[y][2] * shapes[y][3]
+            case let .convTranspose2d(t):
+                let w = parameters[node.parameters[0]].tensor.shape
+                let groups = t.groups == 1 ? 1 : t.groups == shapes[x][1] ? widths[x] : t.groups
+                return widths[x] * (widths[y] / max(groups, 1)) * w[2] * w[3] * shapes[x][2] * shapes[x][3]
             case .linear:
                 return widths[y] * widths[x]
             case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,

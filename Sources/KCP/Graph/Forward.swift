@@ -104,6 +104,8 @@ extension Op {
         switch self {
         case let .conv2d(conv):
             return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape)
+        case let .convTranspose2d(t):
+            return convTranspose2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, t, outputShape: outputShape)
         case let .batchNorm(epsilon):
             return batchNormInference(x, gamma: p[0].data, beta: p[1].data, mean: p[2].data, variance: p[3].data,
                                       epsilon: epsilon)

@@ -8,6 +8,9 @@
 public enum Op: Equatable, Sendable {
     /// `y = W * x + b`; parameters `[weight [O, I/g, kh, kw], bias [O]?]`.
     case conv2d(Conv2d)
+    /// Transposed convolution, the adjoint of `conv2d` in its input (see
+    /// `ConvTranspose2d`); parameters `[weight [I, O/g, kh, kw], bias [O]?]`.
+    case convTranspose2d(ConvTranspose2d)
     /// `y = gamma * (x - mean) / sqrt(var + epsilon) + beta` per channel;
     /// parameters `[gamma, beta, running mean, running var]`, each `[C]`.
     case batchNorm(epsilon: Float)
@@ -73,6 +76,36 @@ public struct Conv2d: Equatable, Sendable {
 
     public static func == (a: Conv2d, b: Conv2d) -> Bool {
         a.stride == b.stride && a.padding == b.padding && a.dilation == b.dilation && a.groups == b.groups
+    }
+}
+
+/// Transposed convolution (PyTorch's `conv_transpose2d`, ONNX `ConvTranspose`):
+/// every input pixel scatters its kernels,
+/// `y[n, g*O/g + o, h*s + p*d - top, w*s + q*d - left] += W[g*I/g + j, o, p, q] * x[n, g*I/g + j, h, w]`
+/// (entries landing outside `y` dropped), plus `b[o]`. The output is
+/// `(in - 1) * stride - (top + bottom) + dilation * (k - 1) + outputPadding + 1`
+/// along each axis: `conv` with these settings maps it back to the input's size.
+public struct ConvTranspose2d: Equatable, Sendable {
+    public var stride: (Int, Int)
+    /// `(top, left, bottom, right)`: rows and columns cropped from the full scatter.
+    public var padding: (Int, Int, Int, Int)
+    /// Rows and columns added at the bottom and right (smaller than the stride or the dilation).
+    public var outputPadding: (Int, Int)
+    public var dilation: (Int, Int)
+    public var groups: Int
+
+    public init(stride: (Int, Int) = (1, 1), padding: (Int, Int, Int, Int) = (0, 0, 0, 0),
+                outputPadding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1)
+    {
+        (self.stride, self.padding, self.outputPadding) = (stride, padding, outputPadding)
+        (self.dilation, self.groups) = (dilation, groups)
+    }
+
+    /// The convolution whose input adjoint this is: it reads `y` and writes `x`'s shape, with the weight as it is.
+    var conv: Conv2d { Conv2d(stride: stride, padding: padding, dilation: dilation, groups: groups) }
+
+    public static func == (a: ConvTranspose2d, b: ConvTranspose2d) -> Bool {
+        a.conv == b.conv && a.outputPadding == b.outputPadding
     }
 }
 

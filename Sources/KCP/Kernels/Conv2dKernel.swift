@@ -157,15 +157,15 @@ private func paddedRows(_ matrix: [Float], groups: Int, rows: Int, to padded: In
 
 /// Gradients of `conv2dForward` given `gradient = dL/dy` `[N, O, Hout, Wout]`:
 /// with `X_g` the unfolded input of group `g` and `G_g` its rows of `dL/dy`,
-/// `dL/dW_g = sum_tiles G_g X_g^T` (`weightGradient`),
-/// `dL/dX_g = W_g^T G_g` folded back onto `x` (`inputGradient`), and
+/// `dL/dW_g = sum_tiles G_g X_g^T` (`conv2dWeightGradient`),
+/// `dL/dX_g = W_g^T G_g` folded back onto `x` (`conv2dInputGradient`), and
 /// `dL/db[o] = sum_{n, h, w} G[n, o, h, w]`.
 /// - Returns: `dL/dx` shaped like `x`, `dL/dW` like `weight`, `dL/db` `[O]` if `hasBias`.
 func conv2dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ conv: Conv2d,
                     gradient: Tensor) -> (input: Tensor, weight: Tensor, bias: Tensor?)
 {
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: gradient.shape, conv)
-    return (inputGradient(weight: weight, s, gradient: gradient), weightGradient(x, s, gradient: gradient),
+    return (conv2dInputGradient(weight: weight, s, gradient: gradient), conv2dWeightGradient(x, s, gradient: gradient),
             hasBias ? channelSums(gradient) : nil)
 }
 
@@ -176,7 +176,7 @@ private let weightGradientPartials = 16
 /// into at most `weightGradientPartials` fixed runs, each run's products are
 /// accumulated by SGEMM into its own partial sum, and the partials are added
 /// in run order, so the result does not depend on the thread count.
-private func weightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
+func conv2dWeightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
     let units = s.batch * s.blocks, runs = min(units, weightGradientPartials), size = s.outputs * s.patch
     var dw = Tensor(zeros: [s.outputs, s.perGroup, s.kh, s.kw])
     var partials = [Float](repeating: 0, count: runs * size)
@@ -221,8 +221,9 @@ private func weightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) ->
 /// onto its sample (`fold`), parallel over samples and groups. With stride 1
 /// this is itself a convolution, of `dL/dy` with the kernels transposed
 /// (`transposedKernels`) and padding `d*(k-1) - pad` on each side, which
-/// `conv2dForward` computes without the unfolded gradient.
-private func inputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
+/// `conv2dForward` computes without the unfolded gradient. As a linear map
+/// of `gradient` this is the transposed convolution (`convTranspose2dForward`).
+func conv2dInputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
     let inputShape = [s.batch, s.channels, s.height, s.width]
     if s.conv.stride == (1, 1) {
         let (dy, dx) = (s.conv.dilation.0 * (s.kh - 1), s.conv.dilation.1 * (s.kw - 1)), p = s.conv.padding
@@ -254,7 +255,7 @@ private func inputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) 
 
 /// The kernels of the transposed convolution, `[I, O/g, kh, kw]`:
 /// `W'[g*I/g + j, o, p, q] = W[g*O/g + o, j, kh-1-p, kw-1-q]`.
-private func transposedKernels(_ weight: Tensor, groups: Int) -> Tensor {
+func transposedKernels(_ weight: Tensor, groups: Int) -> Tensor {
     let (outputs, perGroup, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
     let outPerGroup = outputs / groups, taps = kh * kw
     var t = Tensor(zeros: [perGroup * groups, outPerGroup, kh, kw])

@@ -157,8 +157,13 @@ func classScores(_ network: Network, _ spaces: ChannelSpaces, criterion: Criteri
     return scores
 }
 
-/// Calls `body` with every conv and linear node, its weight (from `weights`
-/// by parameter index, else the network's own) and the weight's geometry.
+/// Calls `body` with every conv, transposed conv and linear node, its
+/// weight (from `weights` by parameter index, else the network's own) and
+/// the weight's geometry. A transposed conv is scored as the conv it equals
+/// with stride 1: its weight `[I, O/g, kh, kw]` becomes `transposedKernels`'
+/// `[O, I/g, kh, kw]`, so the kernel cluster of input `i` is `W[i]` and a
+/// filter gathers every kernel writing one output (the taps' flip changes no
+/// distance).
 private func forEachWeightedLayer(_ network: Network, _ weights: [Int: UnsafeBufferPointer<Float>],
                                   _ body: (Node, UnsafeBufferPointer<Float>, LayerGeometry) throws -> Void) throws
 {
@@ -166,12 +171,19 @@ private func forEachWeightedLayer(_ network: Network, _ weights: [Int: UnsafeBuf
         let groups: Int
         switch node.op {
         case let .conv2d(conv): groups = conv.groups
+        case let .convTranspose2d(t): groups = t.groups
         case .linear: groups = 1
         default: continue
         }
-        let own = network.parameters[node.parameters[0]].tensor
+        let own = network.parameters[node.parameters[0]].tensor, borrowed = weights[node.parameters[0]]
+        if case .convTranspose2d = node.op {
+            let conv = transposedKernels(Tensor(shape: own.shape, data: borrowed.map(Array.init) ?? own.data), groups: groups)
+            let geometry = try LayerGeometry(shape: conv.shape, groups: groups)
+            try conv.data.withUnsafeBufferPointer { try body(node, $0, geometry) }
+            continue
+        }
         let geometry = try LayerGeometry(shape: own.shape, groups: groups)
-        if let borrowed = weights[node.parameters[0]] {
+        if let borrowed {
             try body(node, borrowed, geometry)
         } else {
             try own.data.withUnsafeBufferPointer { try body(node, $0, geometry) }

@@ -1,7 +1,8 @@
 /// Masked and compact forms of a network for a choice of kept channel classes.
 ///
 /// Every parameter is sliced along axis 0 (the outputs a producer writes, or
-/// a batchnorm's channels) and axis 1 (the inputs a consumer reads); how is
+/// a batchnorm's channels) and axis 1 (the inputs a consumer reads), the
+/// other way round for a transposed conv's `[I, O/g, kh, kw]` weight; how is
 /// decided by the first node using it.
 extension Network {
     /// Which entries of a parameter survive: `out` over axis 0, `in` over
@@ -25,6 +26,12 @@ extension Network {
                 let weightIn = conv.groups == 1 ? keep[x] : conv.groups == keep[x].count ? nil
                     : Array(keep[x].prefix(keep[x].count / conv.groups))
                 slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[y], keepIn: weightIn)
+                if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
+            case let .convTranspose2d(t):
+                // The weight [I, O/g, kh, kw] is read by input channels along axis 0 and writes outputs along axis 1.
+                let weightOut = t.groups == 1 ? keep[y] : t.groups == keep[x].count ? nil
+                    : Array(keep[y].prefix(keep[y].count / t.groups))
+                slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[x], keepIn: weightOut)
                 if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
             case .linear:
                 slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[y], keepIn: keep[x])
@@ -90,7 +97,7 @@ extension Network {
     }
 
     /// The same network with pruned channels physically removed; depthwise
-    /// convs keep one group per remaining channel, other grouped convs their
+    /// convs (and transposed convs) keep one group per remaining channel, other grouped convs their
     /// groups with fewer channels each; GroupNorm keeps its whole groups left.
     public func compacted(_ spaces: ChannelSpaces, keepClasses: [Bool]) throws -> Network {
         try validate(spaces, keepClasses: keepClasses)
@@ -115,6 +122,9 @@ extension Network {
             case var .conv2d(conv) where conv.groups > 1 && conv.groups == keep[node.inputs[0]].count:
                 conv.groups = keep[node.inputs[0]].filter { $0 }.count
                 result.nodes[index].op = .conv2d(conv)
+            case var .convTranspose2d(t) where t.groups > 1 && t.groups == keep[node.inputs[0]].count:
+                t.groups = keep[node.inputs[0]].filter { $0 }.count
+                result.nodes[index].op = .convTranspose2d(t)
             case var .channelwise(shape):
                 shape[0] = keep[node.output].filter { $0 }.count
                 result.nodes[index].op = .channelwise(shape: shape)

@@ -64,6 +64,13 @@ def torch_forward(net, parameters, inputs, training):
             sh, sw, top, left, bottom, right, dh, dw, groups = a
             y = F.conv2d(F.pad(x[0], (left, right, top, bottom)), p[0], p[1] if len(p) > 1 else None,
                          stride=(sh, sw), dilation=(dh, dw), groups=groups)
+        elif layer.op == "conv_transpose2d":
+            sh, sw, top, left, bottom, right, oh, ow, dh, dw, groups = a
+            # The full scatter, then rows and columns cropped (negative padding) or added by the output padding.
+            y = F.pad(F.conv_transpose2d(x[0], p[0], stride=(sh, sw), dilation=(dh, dw), groups=groups),
+                      (-left, ow - right, -top, oh - bottom))
+            if len(p) > 1:
+                y = y + p[1].view(1, -1, 1, 1)
         elif layer.op == "batchnorm":
             y = F.batch_norm(x[0], p[2], p[3], p[0], p[1], training=training, momentum=0.1, eps=layer.attributes[0])
         elif layer.op == "normalization":

@@ -398,6 +398,11 @@ def _match_sizes(module):
         else:  # groups stay; each keeps as many channels
             module.in_channels = module.weight.shape[1] * module.groups
         module.out_channels = out
+    elif isinstance(module, nn.ConvTranspose2d):  # weight [in, out / groups, kh, kw]
+        if module.groups > 1 and module.groups == module.in_channels:  # depthwise: one group per input
+            module.groups = module.weight.shape[0]
+        module.in_channels = module.weight.shape[0]
+        module.out_channels = module.weight.shape[1] * module.groups
     elif isinstance(module, nn.modules.batchnorm._NormBase):
         module.num_features = next(t for t in (module.running_mean, module.weight) if t is not None).shape[0]
     elif isinstance(module, nn.Linear):

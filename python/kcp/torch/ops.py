@@ -1,7 +1,8 @@
 """What each PyTorch op becomes in a kcp network (used by :mod:`kcp.torch.trace`).
 
 The ``torch.nn`` modules, functions and tensor methods in the tables at the
-end become kcp layers: convolutions (zero padding; any groups), batchnorm,
+end become kcp layers: convolutions and transposed convolutions (zero
+padding; any groups; no ``output_size`` argument), batchnorm,
 the activation family (ReLU, ReLU6 and Hardtanh, clamp, LeakyReLU, Sigmoid,
 Tanh, SiLU, GELU, Hardswish, Hardsigmoid, ELU, Mish, Softplus), add, sub,
 mul and div (two traced tensors with broadcasting; a tensor and a number,
@@ -46,7 +47,10 @@ class Axes:
     of value ``out``, dimension 1 by that of ``inp`` (None: not sliced), or
     for a grouped conv's weight by that of the first of ``groups`` equal
     groups of ``inp`` (pruning keeps the same positions in every group).
-    Masking sets its pruned entries to ``fill`` (1 for a running variance)."""
+    A transposed conv's weight ``[I, O/g, kh, kw]`` has its input as ``out``
+    and its output as ``inp``: the names say which dimension, not which way
+    data flows. Masking sets its pruned entries to ``fill`` (1 for a running
+    variance)."""
 
     out: str
     inp: str | None = None
@@ -131,6 +135,25 @@ def conv_layer(c, node, x, weight, bias, stride, padding, dilation, groups):
     if bias is not None:
         parameters.append(c.parameter(bias[0], bias[1], Axes(out)))
     return c.layer(node, "conv2d", [x_value], (*_pair(stride), *pads, dh, dw, groups), parameters, out)
+
+
+def conv_transpose_layer(c, node, m):
+    """A conv_transpose2d layer of module ``m``; its weight's dimension 0
+    follows the input, dimension 1 the output (group 0's, for 1 < g < I)."""
+    if m.padding_mode != "zeros":
+        raise Opaque(f"padding_mode {m.padding_mode!r} is not supported (zeros only)")
+    if len(node.args) > 1 or node.kwargs:
+        raise Opaque("output_size is not supported (set the module's output_padding instead)")
+    x = c.native(node.args[0])
+    out = c.reserve(node)
+    depthwise = m.groups > 1 and m.groups == x.shape[1]
+    axes = Axes(x.name) if depthwise else Axes(x.name, out, groups=m.groups)
+    parameters = [c.parameter(f"{node.target}.weight", m.weight, axes, scored=True)]
+    if m.bias is not None:
+        parameters.append(c.parameter(f"{node.target}.bias", m.bias, Axes(out)))
+    ph, pw = m.padding
+    attributes = (*m.stride, ph, pw, ph, pw, *m.output_padding, *m.dilation, m.groups)
+    return c.layer(node, "conv_transpose2d", [x], attributes, parameters, out)
 
 
 def linear_layer(c, node, x, weight, bias):
@@ -513,6 +536,7 @@ def _activation_module(kind, *constants):
 
 MODULES = {
     nn.Conv2d: _conv_module,
+    nn.ConvTranspose2d: lambda c, node, m, shape: conv_transpose_layer(c, node, m),
     nn.BatchNorm2d: batchnorm_layer,
     nn.SyncBatchNorm: batchnorm_layer,
     nn.ReLU: _activation_module("relu"),
