@@ -257,6 +257,26 @@ def symbolic_batch_model():
     return make_model(nodes, [("x", ["N", 2, 5, 5])], [("flat", ["N", 75])], initializers)
 
 
+def conv_transpose_model():
+    """A decoder of ConvTranspose nodes: stride 2 with asymmetric pads and output_padding, a grouped one
+    (dilation 2, no bias) after a skip Concat, and a depthwise one (multiplier 2)."""
+    nodes = [conv("c1", "x", "w1", "b1", pads=[1, 1, 1, 1]), node("Relu", ["c1"], "r1"),
+             conv("c2", "r1", "w2", "b2", pads=[1, 1, 1, 1], strides=[2, 2]), node("Relu", ["c2"], "r2"),
+             helper.make_node("ConvTranspose", ["r2", "t1", "tb1"], ["u1"], name="u1", strides=[2, 2],
+                              pads=[1, 0, 1, 2], output_padding=[1, 1], kernel_shape=[3, 3]),
+             node("Relu", ["u1"], "ru1"), node("Concat", ["ru1", "r1"], "cat", axis=1),
+             helper.make_node("ConvTranspose", ["cat", "t2"], ["u2"], name="u2", pads=[2, 2, 2, 2],
+                              dilations=[2, 2], group=2),
+             node("Relu", ["u2"], "ru2"),
+             helper.make_node("ConvTranspose", ["ru2", "t3", "tb3"], ["u3"], name="u3", strides=[2, 2], group=6),
+             node("Relu", ["u3"], "ru3"), conv("out", "ru3", "w4", "b4")]
+    initializers = {"w1": weight((8, 3, 3, 3), 1), "b1": weight((8,), 2), "w2": weight((12, 8, 3, 3), 3),
+                    "b2": weight((12,), 4), "t1": weight((12, 6, 3, 3), 5), "tb1": weight((6,), 6),
+                    "t2": weight((14, 3, 3, 3), 7), "t3": weight((6, 2, 2, 2), 8), "tb3": weight((12,), 9),
+                    "w4": weight((4, 12, 1, 1), 10), "b4": weight((4,), 11)}
+    return make_model(nodes, [("x", ["N", 3, 8, 8])], [("out", None)], initializers)
+
+
 HANDWRITTEN = {"residual": residual_model, "gemm_head": gemm_head_model, "shared": shared_model,
                "symbolic_batch": symbolic_batch_model,
                **{f"resize_{m}": (lambda m=m: concat_resize_model(m)) for m in RESIZE_MODES},
@@ -308,6 +328,16 @@ def import_error(source):
     return message
 
 
+def test_conv_transpose_imports_runs_exports_and_prunes():
+    net = check_everywhere(conv_transpose_model())
+    ups = {layer.name: [int(a) for a in layer.attributes] for layer in net.layers if layer.op == "conv_transpose2d"}
+    assert ups == {"u1": [2, 2, 1, 0, 1, 2, 1, 1, 1, 1, 1], "u2": [1, 1, 2, 2, 2, 2, 0, 0, 2, 2, 2],
+                   "u3": [2, 2, 0, 0, 0, 0, 0, 0, 1, 1, 6]}
+    compact = kcp.plan(net, ratio=0.5).apply(net)
+    assert compact.parameters["t3"].shape[1] == 2 and next(
+        layer for layer in compact.layers if layer.name == "u3").attributes[-1] == compact.parameters["t3"].shape[0]
+
+
 @pytest.mark.parametrize("op", ["LRN", "LSTM"])
 def test_unsupported_op_names_the_op_and_the_node(op):
     attributes = {"hidden_size": 2} if op == "LSTM" else {"size": 3}
@@ -326,6 +356,8 @@ def test_unsupported_op_names_the_op_and_the_node(op):
     ([helper.make_node("Conv", ["c1", "w_missing"], ["y"], name="c2")], "'w_missing'"),
     ([helper.make_node("Conv", ["c1", "w"], ["y"], name="c2", strides=1.5)], "'c2' (Conv): malformed"),
     ([helper.make_node("LRN", ["c1"], ["y"], name="line\nbreak", size=3)], "'line\\nbreak'"),
+    ([helper.make_node("ConvTranspose", ["c1", "w"], ["y"], name="up", output_shape=[9, 9])],
+     "'up' (ConvTranspose): output_shape"),
 ])
 def test_unsupported_forms_name_the_node(nodes, expected):
     initializers = {"s": np.array([1, 1, 2, 2], np.float32), "s3": np.array([1, 2, 2, 2], np.float32),

@@ -133,6 +133,9 @@ class _Writer:
             self.node(_SIMPLE[op], x, **({"axis": 1} if op == "concat" else {}))
         elif op == "conv2d":
             self.node("Conv", x + parameters, strides=i[0:2], pads=i[2:6], dilations=i[6:8], group=i[8])
+        elif op == "conv_transpose2d":
+            self.node("ConvTranspose", x + parameters, strides=i[0:2], pads=i[2:6], output_padding=i[6:8],
+                      dilations=i[8:10], group=i[10])
         elif op == "batchnorm":
             self.node("BatchNormalization", x + parameters, epsilon=float(a[0]))
         elif op == "normalization":

@@ -475,6 +475,25 @@ class _Importer:
             parameters.append(self._parameter(node, 2, ("conv.bias", self._source(node, 1), group)))
         return self._layer(name, "conv2d", [x], (*strides, *pads, *dilations, group), parameters)
 
+    def _op_ConvTranspose(self, node, attributes, name):
+        x = self._rank(self._activation(node, 0), (4,), "input (2-D transposed convolution)")
+        weight = self._constant(node, 1)
+        if weight.ndim != 4:
+            raise _Refused(f"weight must be 4-D [I, O/g, kh, kw], got shape {weight.shape}")
+        kernel = tuple(weight.shape[2:])
+        if tuple(attributes.get("kernel_shape", kernel)) != kernel:
+            raise _Refused(f"kernel_shape {attributes['kernel_shape']} disagrees with the weight {weight.shape}")
+        if "output_shape" in attributes or attributes.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise _Refused("output_shape and auto_pad SAME_* are not supported (give pads and output_padding)")
+        strides, dilations = _pair(attributes, "strides", (1, 1)), _pair(attributes, "dilations", (1, 1))
+        pads = self._pads(attributes, x.shape[2:], kernel, strides, dilations)
+        group = attributes.get("group", 1)
+        parameters = [self._parameter(node, 1, ("conv_transpose", group))]
+        if self._input_name(node, 2):
+            parameters.append(self._parameter(node, 2, ("conv_transpose.bias", self._source(node, 1), group)))
+        return self._layer(name, "conv_transpose2d", [x], (*strides, *pads, *_pair(attributes, "output_padding", (0, 0)),
+                                                           *dilations, group), parameters)
+
     def _padded_input(self, node):
         """``(value, extra (top, left, bottom, right) padding, shape)`` of input 0, through a folded zero Pad."""
         deferred = self.deferred.get(self._input_name(node, 0))
