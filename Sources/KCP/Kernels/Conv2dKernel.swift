@@ -59,33 +59,13 @@ struct ConvEpilogue {
     let output: UnsafePointer<Float>
 
     /// Writes `count` conv results `values` of output channel `o`, through
-    /// the epilogue, to `line` (which may be `values`), 8 lanes at a time
-    /// with the float operations of the ops it stands for:
-    /// `max((v + b) * scale + shift + r, 0)`, each step only if present.
+    /// the epilogue, to `line` (which may be `values`), with the float
+    /// operations of the ops it stands for (`convEpilogue`).
     @inline(__always)
     func store(_ values: UnsafePointer<Float>, channel o: Int, to line: UnsafeMutablePointer<Float>, count: Int) {
-        typealias V = SIMD8<Float>
-        let (b, a, c) = (bias?[o] ?? 0, scale?[o] ?? 1, shift?[o] ?? 0), normalized = scale != nil
-        let r = residual.map { $0 + (UnsafePointer(line) - output) }
-        var k = 0
-        while k + 8 <= count {
-            var v = UnsafeRawPointer(values + k).loadUnaligned(as: V.self)
-            if bias != nil { v += V(repeating: b) }
-            if normalized { v = v * V(repeating: a) + V(repeating: c) }
-            if let r { v += UnsafeRawPointer(r + k).loadUnaligned(as: V.self) }
-            if relu { v.replace(with: 0, where: v .<= 0) }  // Swift.max(v, 0), NaN kept
-            UnsafeMutableRawPointer(line + k).storeBytes(of: v, as: V.self)
-            k += 8
-        }
-        while k < count {
-            var v = values[k]
-            if bias != nil { v += b }
-            if normalized { v = v * a + c }
-            if let r { v += r[k] }
-            if relu { v = max(v, 0) }
-            line[k] = v
-            k += 1
-        }
+        convEpilogue(values, to: line, count: count, bias: bias.map { $0[o] },
+                     normalization: scale.map { ($0[o], shift?[o] ?? 0) },
+                     residual: residual.map { $0 + (UnsafePointer(line) - output) }, relu: relu)
     }
 }
 
