@@ -196,10 +196,9 @@ def main():
                 runtime = onnxruntime_ms(net, inputs, os.path.join(folder, "model.onnx"), args.threads, repeats)
                 torch = None
                 if model is not None:
-                    import kcp.torch
+                    from kcp.torch import from_kcp
 
-                    torch = torch_ms(model if net is dense else kcp.torch.from_kcp(net, model), inputs,
-                                     args.threads, repeats)
+                    torch = torch_ms(model if net is dense else from_kcp(net, model), inputs, args.threads, repeats)
                 macs = net.cost()[0] * batch
                 ratio = (dense.cost()[0] / net.cost()[0], engine["dense"] / engine[form])
                 print(f"| {case} | {form} | {macs / 1e9:.2f} | {engine[form]:.1f} | {runtime:.1f} | "
