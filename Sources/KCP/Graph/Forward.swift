@@ -80,7 +80,7 @@ extension Network {
     /// Checks `inputs` against the network's inputs (one batch size, at
     /// least 1, for all) and infers every value's shape for them.
     func shapes(for inputs: [Tensor]) throws -> [[Int]] {
-        _ = MemoryPolicy.keepFreedMemory
+        MemoryPolicy.keepFreedMemory()
         try require(inputs.count == self.inputs.count, "inputs",
                     "the network has \(self.inputs.count) inputs, got \(inputs.count)")
         let batch = inputs.first?.shape.first

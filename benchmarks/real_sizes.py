@@ -1,0 +1,220 @@
+"""Inference at real sizes: kcp against onnxruntime and PyTorch, in one run.
+
+Cases (random weights, eval mode, nothing downloaded):
+
+* torchvision ResNet-50 through ``kcp.torch.to_kcp``, 224x224, batch 1 and 8;
+* torchvision DeepLabV3-MobileNetV3-Large through ``kcp.torch.to_kcp``, 512x512;
+* the U-Net of ``kcp.models`` at 512x512 and its stereo network at 256x512
+  (48 disparities);
+* the small cases of ``benchmarks/inference.py`` (ResNet-20 b64 32x32, U-Net
+  b8 64x64).
+
+Each runs dense and compact at 50% and 70% fewer MACs (``kcp.plan``), in the
+engine, in onnxruntime (the kcp network exported to ONNX) and, for the
+torchvision models, in PyTorch (``kcp.torch.from_kcp`` for the compact
+forms), all with the same thread count. Reported: the CPU, the instruction
+set the engine chose (``kcp.info()``), median milliseconds, kcp over each
+peer, and the compact speedup as a fraction of the MACs ratio. Then GMAC/s
+per layer kind of the dense networks (``Network.profile``) against the
+engine's SGEMM peak, measured as a 1x1 conv 1024 -> 1024 on 64x64 pixels
+(one 1024 x 4096 x 1024 product).
+
+The engine's forms alternate run by run, so that another process slowing
+the machine down weighs on all of them alike; onnxruntime sessions and
+PyTorch run one after another (idle onnxruntime threads spin for a while).
+
+    python benchmarks/real_sizes.py [--quick] [--repeats 7] [--threads N] [--cases NAME ...]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+
+import kcp
+from kcp import models
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "tests"))
+
+REDUCTIONS = (0.5, 0.7)
+
+
+def torchvision_case(builder, size, batch):
+    """``() -> (net, torch model, inputs)`` for a torchvision model through ``kcp.torch.to_kcp``."""
+    def build():
+        import torch
+
+        import kcp.torch
+        import torchvision_models
+
+        classification, segmentation = torchvision_models.import_models()
+        module = classification if hasattr(classification, builder) else segmentation
+        torch.manual_seed(0)
+        model = getattr(module, builder)(weights=None, **({} if module is classification else
+                                                          {"weights_backbone": None})).eval()
+        x = torch.randn(batch, 3, size, size)
+        return kcp.torch.to_kcp(model, x), model, [x.numpy()]
+    return build
+
+
+def kcp_case(factory, **arguments):
+    """``() -> (net, None, inputs)`` for a network of ``kcp.models``."""
+    def build():
+        net = getattr(models, factory)(**arguments)
+        rng = np.random.default_rng(0)
+        return net, None, [rng.standard_normal(v.shape).astype(np.float32) for v in net.inputs]
+    return build
+
+
+CASES = {
+    "ResNet-50 b1": torchvision_case("resnet50", 224, 1),
+    "ResNet-50 b8": torchvision_case("resnet50", 224, 8),
+    "DeepLabV3-MNv3 512": torchvision_case("deeplabv3_mobilenet_v3_large", 512, 1),
+    "U-Net 512": kcp_case("unet", batch=1, image_size=512),
+    "stereo 256x512": kcp_case("stereo_net", batch=1, height=256, width=512, max_disparity=48),
+    "ResNet-20 b64": kcp_case("resnet", depth=20, batch=64),
+    "U-Net 64 b8": kcp_case("unet", batch=8, image_size=64),
+}
+QUICK = {"ResNet-50 b1": REDUCTIONS[:1], "U-Net 512": ()}
+
+
+def cpu():
+    """``(model name, the vector extensions of interest it has)`` from /proc/cpuinfo."""
+    name, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name == "unknown":
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "amx_tile")
+    return name, [flag for flag in wanted if flag in flags]
+
+
+def median_ms(functions, repeats):
+    """``{name: median milliseconds}`` of ``functions`` (name -> callable), run in turn ``repeats`` times."""
+    times = {name: [] for name in functions}
+    for function in functions.values():
+        function()
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
+def onnxruntime_ms(net, inputs, path, threads, repeats):
+    net.to_onnx(path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {i.name: x for i, x in zip(session.get_inputs(), inputs)}
+    return median_ms({"": lambda: session.run(None, feed)}, repeats)[""]
+
+
+def torch_ms(model, inputs, threads, repeats):
+    import torch
+
+    torch.set_num_threads(threads)
+    x = [torch.from_numpy(a) for a in inputs]
+    with torch.inference_mode():
+        return median_ms({"": lambda: model(*x)}, repeats)[""]
+
+
+def layer_kind(layer, parameters):
+    """The kind a layer's time is reported under."""
+    if layer.op == "conv2d":
+        o, i, kh, kw = parameters[layer.parameters[0]].shape
+        groups = int(layer.attributes[-1])
+        if groups > 1:
+            return "conv grouped" if i > 1 else "conv depthwise"
+        return "conv 1x1" if kh * kw == 1 else "conv kxk, <=64 out" if o <= 64 else "conv kxk, >64 out"
+    return layer.op if layer.op == "linear" else "other (memory-bound)"
+
+
+def kinds(net, inputs, repeats):
+    """``{kind: (MACs, ms)}`` over the layers of ``net`` (MACs of the whole batch)."""
+    batch = inputs[0].shape[0]
+    times, macs, parameters = net.profile(*inputs, repeats=repeats), net.layer_macs(), net.parameters
+    result = {}
+    for layer in net.layers:
+        kind = layer_kind(layer, parameters)
+        m, ms = result.get(kind, (0, 0.0))
+        result[kind] = (m + macs[layer.name] * batch, ms + times[layer.name])
+    return result
+
+
+def sgemm_peak(repeats):
+    """GMAC/s of the engine on one 1024 x 4096 x 1024 product (a 1x1 conv on 64x64 pixels)."""
+    net = kcp.Network()
+    net.output(net.conv2d(net.input("x", (1, 1024, 64, 64)), 1024, 1, bias=False))
+    x = np.random.default_rng(0).standard_normal((1, 1024, 64, 64)).astype(np.float32)
+    return 1024 * 4096 * 1024 / median_ms({"": lambda: net(x)}, repeats)[""] / 1e6
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="ResNet-50 b1 (dense, 50%%) and U-Net 512 dense only")
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), metavar="CASE")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=UserWarning)
+    kcp.set_num_threads(args.threads)
+    selected = {name: REDUCTIONS for name in args.cases or CASES} if not args.quick else QUICK
+    repeats = 3 if args.quick else args.repeats
+
+    name, flags = cpu()
+    info = kcp.info()
+    peak = sgemm_peak(repeats)
+    print(f"CPU: {name} ({', '.join(flags)}); engine kernels: {info['isa']}; {args.threads} threads; "
+          f"median of {repeats} runs; engine SGEMM peak {peak:.1f} GMAC/s")
+    print(f"\n| case | form | GMAC | kcp ms | ORT ms | PyTorch ms | kcp/ORT | kcp/PyTorch | speedup / MACs ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    profiles = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for case, reductions in selected.items():
+            dense, model, inputs = CASES[case]()
+            forms = {"dense": dense} | {f"-{round(100 * r)}% MACs": kcp.plan(dense, macs_reduction=r).apply(dense)
+                                        for r in reductions}
+            batch = inputs[0].shape[0]
+            engine = median_ms({form: (lambda net=net: net(*inputs)) for form, net in forms.items()}, repeats)
+            profiles[case] = kinds(dense, inputs, repeats)
+            for form, net in forms.items():
+                runtime = onnxruntime_ms(net, inputs, os.path.join(folder, "model.onnx"), args.threads, repeats)
+                torch = None
+                if model is not None:
+                    from kcp.torch import from_kcp
+
+                    torch = torch_ms(model if net is dense else from_kcp(net, model), inputs, args.threads, repeats)
+                macs = net.cost()[0] * batch
+                ratio = (dense.cost()[0] / net.cost()[0], engine["dense"] / engine[form])
+                print(f"| {case} | {form} | {macs / 1e9:.2f} | {engine[form]:.1f} | {runtime:.1f} | "
+                      f"{'-' if torch is None else f'{torch:.1f}'} | {engine[form] / runtime:.2f} | "
+                      f"{'-' if torch is None else f'{engine[form] / torch:.2f}'} | "
+                      f"{'-' if net is dense else f'{ratio[1] / ratio[0]:.2f}'} |", flush=True)
+
+    print(f"\nDense networks, GMAC/s per layer kind in the engine (SGEMM peak {peak:.1f}):")
+    print("\n| case | layer kind | GMAC | ms | GMAC/s | of peak |")
+    print("|---|---|---:|---:|---:|---:|")
+    for case, table in profiles.items():
+        for kind, (macs, ms) in sorted(table.items(), key=lambda item: -item[1][1]):
+            rate = macs / ms / 1e6 if macs else None
+            print(f"| {case} | {kind} | {macs / 1e9:.2f} | {ms:.1f} | {'-' if rate is None else f'{rate:.1f}'} | "
+                  f"{'-' if rate is None else f'{rate / peak:.0%}'} |")
+
+
+if __name__ == "__main__":
+    main()
