@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,30 +18,44 @@ import pytest
 pytest.importorskip("auditwheel", reason="needs the wheel tools of the [test] extra")
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "python" / "kcp"
 BARE_PATH = "/usr/bin:/bin"
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """The site-packages folder and interpreter of a virtual environment holding the wheel."""
+    """The wheel, and the site-packages folder and interpreter of a virtual environment holding it."""
     dist = tmp_path_factory.mktemp("dist")
-    subprocess.run([str(ROOT / "scripts" / "wheel.sh"), str(dist)], check=True, capture_output=True,
-                   env={**os.environ, "PYTHON": sys.executable}, timeout=900)
+    build = subprocess.run([str(ROOT / "scripts" / "wheel.sh"), str(dist)], capture_output=True, text=True,
+                           env={**os.environ, "PYTHON": sys.executable}, timeout=900)
+    assert build.returncode == 0, build.stdout + build.stderr
     wheel, = dist.glob("*.whl")
     assert re.fullmatch(r"kcp_prune-.+-manylinux_2_\d+_x86_64\.whl", wheel.name)
     # numpy comes from the interpreter's own site-packages; kcp, which may be there too, from the wheel.
     environment = tmp_path_factory.mktemp("venv")
     venv.create(environment, system_site_packages=True, with_pip=False, symlinks=True)
     python = environment / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
-                    "--ignore-installed", "--disable-pip-version-check", str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                              "--no-index", "--ignore-installed", "--disable-pip-version-check", str(wheel)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
     site, = environment.glob("lib/python*/site-packages")
-    return site.resolve(), python
+    return wheel, site.resolve(), python
+
+
+def test_the_wheel_holds_the_package_the_extension_and_openblas(installed):
+    wheel, _, _ = installed
+    names = [name for name in zipfile.ZipFile(wheel).namelist() if not name.endswith("/")]
+    modules = {f"kcp/{path.relative_to(PACKAGE).as_posix()}" for path in PACKAGE.rglob("*.py")}
+    package = {name for name in names if name.startswith("kcp/")}
+    assert modules <= package
+    extension, = package - modules
+    assert extension.startswith("kcp/_native.") and extension.endswith(".so")
+    assert any(name.startswith("kcp_prune.libs/libopenblas") for name in names)
 
 
 def test_the_extension_resolves_openblas_from_the_wheel(installed):
-    site, _ = installed
+    _, site, _ = installed
     extension, = (site / "kcp").glob("_native*.so")
     ldd = subprocess.run(["ldd", str(extension)], capture_output=True, text=True, check=True).stdout
     assert "not found" not in ldd and "swift" not in ldd.lower()
@@ -65,7 +80,7 @@ print(json.dumps({"kcp": kcp.__file__, "close": bool(np.allclose(net(x)[0], expe
 
 
 def test_it_imports_and_computes_in_a_bare_environment(installed):
-    site, python = installed
+    _, site, python = installed
     assert shutil.which("swift", path=BARE_PATH) is None
     result = subprocess.run(["env", "-i", f"PATH={BARE_PATH}", str(python), "-c", CHECK], capture_output=True,
                             text=True, timeout=120, cwd="/")
