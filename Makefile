@@ -1,7 +1,7 @@
 # The two commands of the README, the benchmarks, the wheel and the API reference.
 PYTHON ?= python3
-# The API reference as HTML in build/docs/, every Sphinx warning an error.
-DOCS = $(PYTHON) -m sphinx -W --keep-going -q -b html docs build/docs
+# The API reference as HTML in build/docs/, read afresh, every Sphinx warning an error.
+DOCS = $(PYTHON) -m sphinx -E -W --keep-going -q -b html docs build/docs
 
 .PHONY: setup demo test bench wheel docs
 
