@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _arguments, _native
+from . import _arguments, _native, _progress
 from .layer import CENTERS, CRITERIA
 
 TASKS = {"classification": 0, "segmentation": 1, "disparity": 2, "regression": 3}
@@ -141,16 +141,11 @@ class FineTune:
         ``epoch``, ``loss``, ``metric``, ``macs``, ``lr``).
 
         ``callback(step, steps, loss)`` is called a few times per second at
-        most. ``progress`` shows a tqdm bar (terminal or notebook); a string
-        labels it.
+        most. ``progress`` shows a tqdm bar (terminal or notebook) when tqdm
+        is installed; a string labels it.
         ``checkpoint``: a path written (atomically) after every epoch.
         """
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=(self.epochs - len(self.history)) * self._steps, unit="step",
-                       desc=progress if isinstance(progress, str) else "fine-tune")
+        bar = _progress.bar(progress, "fine-tune", total=(self.epochs - len(self.history)) * self._steps, unit="step")
         done = [0]
 
         def on_step(step, steps, loss):
