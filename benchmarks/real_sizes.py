@@ -19,11 +19,14 @@ per layer kind of the dense networks (``Network.profile``) against the
 engine's SGEMM peak, measured as a 1x1 conv 1024 -> 1024 on 64x64 pixels
 (one 1024 x 4096 x 1024 product).
 
-The engine's forms alternate run by run, so that another process slowing
-the machine down weighs on all of them alike; onnxruntime sessions and
-PyTorch run one after another (idle onnxruntime threads spin for a while).
+Every form in every framework runs in turn, run by run, so that another
+process slowing the machine down weighs on all of them alike; so that they
+do not slow each other down, idle threads sleep instead of spinning
+(onnxruntime's ``session.intra_op.allow_spinning`` off, PyTorch's OpenMP
+``OMP_WAIT_POLICY=PASSIVE``; the engine's threads never spin). The peak is
+the best of its runs at the start and at the end.
 
-    python benchmarks/real_sizes.py [--quick] [--repeats 7] [--threads N] [--cases NAME ...]
+    python benchmarks/real_sizes.py [--quick] [--repeats 7] [--threads N] [--clock wall|cpu] [--cases NAME ...]
 """
 
 import argparse
@@ -108,29 +111,33 @@ def median_ms(functions, repeats):
         function()
     for _ in range(repeats):
         for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(function))
     return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
-def onnxruntime_ms(net, inputs, path, threads, repeats):
+def onnxruntime_run(net, inputs, path, threads):
+    """A callable running ``net`` exported to ONNX in onnxruntime, its idle threads not spinning."""
     net.to_onnx(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feed = {i.name: x for i, x in zip(session.get_inputs(), inputs)}
-    return median_ms({"": lambda: session.run(None, feed)}, repeats)[""]
+    return lambda: session.run(None, feed)
 
 
-def torch_ms(model, inputs, threads, repeats):
+def torch_run(model, inputs, threads):
+    """A callable running ``model`` in PyTorch inference mode."""
     import torch
 
     torch.set_num_threads(threads)
     x = [torch.from_numpy(a) for a in inputs]
-    with torch.inference_mode():
-        return median_ms({"": lambda: model(*x)}, repeats)[""]
+
+    def run():
+        with torch.inference_mode():
+            model(*x)
+    return run
 
 
 def layer_kind(layer, parameters):
@@ -157,11 +164,23 @@ def kinds(net, inputs, repeats):
 
 
 def sgemm_peak(repeats):
-    """GMAC/s of the engine on one 1024 x 4096 x 1024 product (a 1x1 conv on 64x64 pixels)."""
+    """GMAC/s of the engine on one 1024 x 4096 x 1024 product (a 1x1 conv on 64x64 pixels), its best run."""
     net = kcp.Network()
     net.output(net.conv2d(net.input("x", (1, 1024, 64, 64)), 1024, 1, bias=False))
     x = np.random.default_rng(0).standard_normal((1, 1024, 64, 64)).astype(np.float32)
-    return 1024 * 4096 * 1024 / median_ms({"": lambda: net(x)}, repeats)[""] / 1e6
+    net(x)
+    best = min(timed(lambda: net(x)) for _ in range(repeats))
+    return 1024 * 4096 * 1024 / best / 1e9
+
+
+CLOCK = time.perf_counter  # or time.process_time (--clock cpu)
+
+
+def timed(function):
+    """Seconds one call of ``function`` takes, on ``CLOCK``."""
+    start = CLOCK()
+    function()
+    return CLOCK() - start
 
 
 def main():
@@ -170,7 +189,13 @@ def main():
     parser.add_argument("--cases", nargs="+", choices=list(CASES), metavar="CASE")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: the process's CPU time, which other processes on a busy machine barely "
+                             "change; with --threads 1 it is the latency a quiet machine would show")
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when PyTorch, imported later, loads OpenMP
     warnings.filterwarnings("ignore", category=UserWarning)
     kcp.set_num_threads(args.threads)
     selected = {name: REDUCTIONS for name in args.cases or CASES} if not args.quick else QUICK
@@ -179,8 +204,8 @@ def main():
     name, flags = cpu()
     info = kcp.info()
     peak = sgemm_peak(repeats)
-    print(f"CPU: {name} ({', '.join(flags)}); engine kernels: {info['isa']}; {args.threads} threads; "
-          f"median of {repeats} runs; engine SGEMM peak {peak:.1f} GMAC/s")
+    print(f"CPU: {name} ({', '.join(flags)}); engine kernels: {info['isa']} (of {', '.join(info['supported'])}), "
+          f"OpenBLAS {info['blas']}; {args.threads} threads; median of {repeats} runs, {args.clock} clock")
     print(f"\n| case | form | GMAC | kcp ms | ORT ms | PyTorch ms | kcp/ORT | kcp/PyTorch | speedup / MACs ratio |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     profiles = {}
@@ -190,21 +215,24 @@ def main():
             forms = {"dense": dense} | {f"-{round(100 * r)}% MACs": kcp.plan(dense, macs_reduction=r).apply(dense)
                                         for r in reductions}
             batch = inputs[0].shape[0]
-            engine = median_ms({form: (lambda net=net: net(*inputs)) for form, net in forms.items()}, repeats)
-            profiles[case] = kinds(dense, inputs, repeats)
+            runs = {("kcp", form): (lambda net=net: net(*inputs)) for form, net in forms.items()}
             for form, net in forms.items():
-                runtime = onnxruntime_ms(net, inputs, os.path.join(folder, "model.onnx"), args.threads, repeats)
-                torch = None
+                runs["ORT", form] = onnxruntime_run(net, inputs, os.path.join(folder, f"{form}.onnx"), args.threads)
                 if model is not None:
                     from kcp.torch import from_kcp
 
-                    torch = torch_ms(model if net is dense else from_kcp(net, model), inputs, args.threads, repeats)
-                macs = net.cost()[0] * batch
-                ratio = (dense.cost()[0] / net.cost()[0], engine["dense"] / engine[form])
-                print(f"| {case} | {form} | {macs / 1e9:.2f} | {engine[form]:.1f} | {runtime:.1f} | "
-                      f"{'-' if torch is None else f'{torch:.1f}'} | {engine[form] / runtime:.2f} | "
-                      f"{'-' if torch is None else f'{engine[form] / torch:.2f}'} | "
+                    runs["PyTorch", form] = torch_run(model if net is dense else from_kcp(net, model), inputs,
+                                                      args.threads)
+            ms = median_ms(runs, repeats)
+            profiles[case] = kinds(dense, inputs, repeats)
+            for form, net in forms.items():
+                kcp_ms, ort_ms, torch_ms = ms["kcp", form], ms["ORT", form], ms.get(("PyTorch", form))
+                ratio = (dense.cost()[0] / net.cost()[0], ms["kcp", "dense"] / kcp_ms)
+                print(f"| {case} | {form} | {net.cost()[0] * batch / 1e9:.2f} | {kcp_ms:.1f} | {ort_ms:.1f} | "
+                      f"{'-' if torch_ms is None else f'{torch_ms:.1f}'} | {kcp_ms / ort_ms:.2f} | "
+                      f"{'-' if torch_ms is None else f'{kcp_ms / torch_ms:.2f}'} | "
                       f"{'-' if net is dense else f'{ratio[1] / ratio[0]:.2f}'} |", flush=True)
+    peak = max(peak, sgemm_peak(repeats))
 
     print(f"\nDense networks, GMAC/s per layer kind in the engine (SGEMM peak {peak:.1f}):")
     print("\n| case | layer kind | GMAC | ms | GMAC/s | of peak |")

@@ -113,6 +113,27 @@ struct ConvKernelTests {
                   naiveConv2d(x, w, b, c.conv))
     }
 
+    @Test("kernel rows and columns that read only padding are dropped, the result equal to the naive conv")
+    func paddingTapsDropped() {
+        let cases = [  // (case, the kernel kept)
+            (ConvCase(label: "dilation 7 on 6x6: 1x1", input: [1, 8, 6, 6], weight: [12, 8, 3, 3],
+                      conv: Conv2d(padding: (7, 7, 7, 7), dilation: (7, 7)), bias: true), [1, 1]),
+            (ConvCase(label: "columns of dilation 6 on 5 columns, stride 2", input: [2, 5, 9, 5], weight: [6, 5, 3, 3],
+                      conv: Conv2d(stride: (2, 1), padding: (2, 6, 1, 6), dilation: (2, 6)), bias: false), [3, 1]),
+            (ConvCase(label: "top row only in padding", input: [1, 3, 6, 8], weight: [4, 3, 3, 3],
+                      conv: Conv2d(padding: (4, 1, 0, 1), dilation: (3, 1)), bias: true), [2, 3]),
+        ]
+        for (c, kept) in cases {
+            let s = geometry(c)
+            var rng = SplitMix64(seed: 11)
+            let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+            #expect(withoutPaddingTaps(s, weight: w).map { Array($0.weight.shape.suffix(2)) } == kept, "\(c.label)")
+            netExpect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth]),
+                      naiveConv2d(x, w, b, c.conv))
+        }
+        #expect(withoutPaddingTaps(geometry(splitCases[0]), weight: Tensor(zeros: splitCases[0].weight)) == nil)
+    }
+
     @Test("conv with batchnorm and relu epilogue = conv, then batchNormInference, then reluForward (bitwise)",
           arguments: (unfoldCases + directCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func fusedEpilogue(_ c: ConvCase) {

@@ -20,6 +20,10 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                    relu: Bool = false) -> Tensor
 {
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
+    if let cropped = withoutPaddingTaps(s, weight: weight) {
+        return conv2dForward(x, weight: cropped.weight, bias: bias, cropped.conv, outputShape: outputShape,
+                             normalization: normalization, residual: residual, relu: relu)
+    }
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
             withOptionalBuffer(bias?.data) { bias in
