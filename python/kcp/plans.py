@@ -10,13 +10,14 @@ it stores, per space, which channel positions are pruned.
 
 import json
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from . import _arguments, _native
 from ._progress import progress_bar
 from .layer import CENTERS, CRITERIA
-from .network import WEIGHTED_OPS
+from .network import WEIGHTED_OPS, Network
 
 MODES = {"mask": 0, "compact": 1}
 
@@ -46,13 +47,13 @@ def _structure(net):
     return per_value, space_of, frozen, reasons
 
 
-def spaces(net):
+def spaces(net: Network) -> list[Space]:
     """The channel spaces of ``net``, each a :class:`Space`."""
     per_value, space_of, frozen, reasons = _structure(net)
-    members = [[] for _ in reasons]
+    members: list[list[int]] = [[] for _ in reasons]
     for label, space in enumerate(space_of):
         members[space].append(label)
-    values = [[] for _ in reasons]
+    values: list[list[str]] = [[] for _ in reasons]
     for value, op, classes in zip(net._all_values(), net._value_ops(), per_value):
         if len(classes) and op != "concat":
             values[space_of[classes[0]]].append(value.name)
@@ -102,12 +103,13 @@ class Plan:
             keep[members[list(self.pruned.get(space, []))]] = False
         return keep
 
-    def apply(self, net, mode="compact"):
+    def apply(self, net: Network, mode: Literal["compact", "mask"] = "compact") -> Network:
         """The masked (``mode="mask"``) or compact (``"compact"``) network."""
         mode_code = _arguments.choice(mode, "mode", MODES)
         return net._derived(_native.network_prune(net._handle, self._keep_classes(net), mode_code))
 
-    def compensate(self, net, calibration, *, ridge=1e-3, chunk=16, progress=True):
+    def compensate(self, net: Network, calibration, *, ridge: float = 1e-3, chunk: int = 16,
+                   progress: bool | str = True) -> Network:
         """The compact network with the layers that read pruned channels
         refitted, without training, to reproduce ``net``'s outputs.
 
@@ -131,7 +133,7 @@ class Plan:
                                                 report)
         return net._derived(handle)
 
-    def to_json(self):
+    def to_json(self) -> str:
         """The plan as JSON (everything needed to re-apply it)."""
         return json.dumps({
             "format": "kcp-plan/1", "criterion": self.criterion, "ratio": self.ratio,
@@ -143,7 +145,7 @@ class Plan:
         }, indent=1)
 
     @classmethod
-    def from_json(cls, text):
+    def from_json(cls, text: str) -> "Plan":
         data = json.loads(text)
         if data.get("format") != "kcp-plan/1":
             raise ValueError("text: not a kcp plan (format 'kcp-plan/1' expected)")
@@ -154,8 +156,11 @@ class Plan:
                    criterion=data["criterion"], widths=data.get("widths", {}))
 
 
-def plan(net, *, ratio=None, macs_reduction=None, global_pruning=False, max_ratio=0.9, criterion="kcp",
-         center="mean", round_to=1, overrides=None, seed=0, global_=None, _weights=None):
+def plan(net: Network, *, ratio: float | None = None, macs_reduction: float | None = None,
+         global_pruning: bool = False, max_ratio: float = 0.9,
+         criterion: Literal["kcp", "l1", "l2", "fpgm", "random"] = "kcp", center: Literal["mean", "median"] = "mean",
+         round_to: int = 1, overrides: dict[int | str, float] | None = None, seed: int = 0,
+         global_: bool | None = None, _weights=None) -> Plan:
     """Plan pruning for a whole network.
 
     Exactly one of ``ratio`` (prune ``floor(ratio * n)`` of every space's

@@ -46,7 +46,7 @@ def installed(tmp_path_factory):
 def test_the_wheel_holds_the_package_the_extension_and_openblas(installed):
     wheel, _, _ = installed
     names = [name for name in zipfile.ZipFile(wheel).namelist() if not name.endswith("/")]
-    modules = {f"kcp/{path.relative_to(PACKAGE).as_posix()}" for path in PACKAGE.rglob("*.py")}
+    modules = {f"kcp/{path.relative_to(PACKAGE).as_posix()}" for path in PACKAGE.rglob("*.py")} | {"kcp/py.typed"}
     package = {name for name in names if name.startswith("kcp/")}
     assert modules <= package
     extension, = package - modules
