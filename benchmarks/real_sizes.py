@@ -148,18 +148,21 @@ def layer_kind(layer, parameters):
         if groups > 1:
             return "conv grouped" if i > 1 else "conv depthwise"
         return "conv 1x1" if kh * kw == 1 else "conv kxk, <=64 out" if o <= 64 else "conv kxk, >64 out"
-    return layer.op if layer.op == "linear" else "other (memory-bound)"
+    return layer.op if layer.op in ("linear", "correlation") else "other ops"
 
 
-def kinds(net, inputs, repeats):
-    """``{kind: (MACs, ms)}`` over the layers of ``net`` (MACs of the whole batch)."""
+def kinds(net, inputs, repeats, total_ms):
+    """``{kind: (MACs, ms)}`` over the layers of ``net`` (MACs of the whole batch): each kind's share
+    of the layer times of ``Network.profile`` (wall clock), of ``total_ms``, the network's median on
+    the benchmark's clock."""
     batch = inputs[0].shape[0]
     times, macs, parameters = net.profile(*inputs, repeats=repeats), net.layer_macs(), net.parameters
+    scale = total_ms / sum(times.values())
     result = {}
     for layer in net.layers:
         kind = layer_kind(layer, parameters)
         m, ms = result.get(kind, (0, 0.0))
-        result[kind] = (m + macs[layer.name] * batch, ms + times[layer.name])
+        result[kind] = (m + macs[layer.name] * batch, ms + times[layer.name] * scale)
     return result
 
 
@@ -224,7 +227,7 @@ def main():
                     runs["PyTorch", form] = torch_run(model if net is dense else from_kcp(net, model), inputs,
                                                       args.threads)
             ms = median_ms(runs, repeats)
-            profiles[case] = kinds(dense, inputs, repeats)
+            profiles[case] = kinds(dense, inputs, repeats, ms["kcp", "dense"])
             for form, net in forms.items():
                 kcp_ms, ort_ms, torch_ms = ms["kcp", form], ms["ORT", form], ms.get(("PyTorch", form))
                 ratio = (dense.cost()[0] / net.cost()[0], ms["kcp", "dense"] / kcp_ms)

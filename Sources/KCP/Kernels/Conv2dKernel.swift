@@ -118,23 +118,23 @@ private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Con
     let split = ConvSplit(s, rows: m), staging = staged ? m * s.blockRows * s.outWidth : 0
     if !staged { y.update(repeating: 0, count: s.batch * s.outputs * s.pixels) }  // the product adds into y
     weights.withUnsafeBufferPointer { ws in
+        /// The `[C/g, H, W]` input of tile `tile`'s sample and group.
+        func input(_ tile: Int) -> UnsafePointer<Float> {
+            x + (tile / s.blocks / s.groups * s.channels + tile / s.blocks % s.groups * s.perGroup) * s.plane
+        }
         /// Rows `block` of the padded `m` rows of tile `tile`'s product with its unfolded matrix `b`, through the epilogue.
         func product(tile: Int, rows block: Range<Int>, _ b: UnsafePointer<Float>?, staging: UnsafeMutablePointer<Float>) {
             let (sample, g) = (tile / s.blocks / s.groups, tile / s.blocks % s.groups), rows = s.rows(tile % s.blocks)
-            let span = rows.count * s.outWidth, input = x + (sample * s.channels + g * s.perGroup) * s.plane
+            let span = rows.count * s.outWidth
             let out = y + (sample * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
             let (c, ldc) = staged ? (staging, span) : (out + block.lowerBound * s.pixels, s.pixels)
-            let (b, ldb) = s.isPointwise ? (input + rows.lowerBound * s.outWidth, s.plane) : (b!, span)
+            let (b, ldb) = s.isPointwise ? (input(tile) + rows.lowerBound * s.outWidth, s.plane) : (b!, span)
             serialMatrixProduct(m: block.count, n: span, k: s.patch, ws.baseAddress! + (g * m + block.lowerBound) * s.patch,
                                 lda: s.patch, b, ldb: ldb, beta: staged ? 0 : 1, c, ldc: ldc)
             for o in block.clamped(to: 0..<s.outPerGroup) {  // staged rows are stored from their tile, the others in place
                 let source = staged ? staging + (o - block.lowerBound) * span : out + o * s.pixels
                 epilogue.store(source, channel: g * s.outPerGroup + o, to: out + o * s.pixels, count: span)
             }
-        }
-        /// The `[C/g, H, W]` input of tile `tile`'s sample and group.
-        func input(_ tile: Int) -> UnsafePointer<Float> {
-            x + (tile / s.blocks / s.groups * s.channels + tile / s.blocks % s.groups * s.perGroup) * s.plane
         }
         if split.blocks == 1 {
             parallelFor(split.tiles, scratch: (s.isPointwise ? 0 : s.tileSize) + staging) { tile, scratch in
