@@ -88,3 +88,38 @@ public func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutableP
         k += 1
     }
 }
+
+/// One channel of a depthwise convolution over `count` flat output pixels,
+/// `out[i] = sum_{k < taps} kernel[k] * run[offsets[k] + i]`, with the float
+/// operations of `directConvTile(rows: 1, ...)` over one channel: 64 pixels
+/// (four independent vectors) at a time, then 16. `out` holds `count`
+/// rounded up to 16; the lanes past `count` read on into the caller's overread.
+public func depthwiseRun(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
+                         taps: Int, count: Int, into out: UnsafeMutablePointer<Float>)
+{
+    let size = MemoryLayout<Lanes>.size
+    var i = 0
+    while i + 64 <= count {
+        var (a0, a1, a2, a3) = (Lanes(), Lanes(), Lanes(), Lanes())
+        for k in 0..<taps {
+            let x = UnsafeRawPointer(run + offsets[k] + i), w = Lanes(repeating: kernel[k])
+            a0.addProduct(x.loadUnaligned(as: Lanes.self), w)
+            a1.addProduct(x.loadUnaligned(fromByteOffset: size, as: Lanes.self), w)
+            a2.addProduct(x.loadUnaligned(fromByteOffset: 2 * size, as: Lanes.self), w)
+            a3.addProduct(x.loadUnaligned(fromByteOffset: 3 * size, as: Lanes.self), w)
+        }
+        let o = UnsafeMutableRawPointer(out + i)
+        o.storeBytes(of: a0, as: Lanes.self)
+        o.storeBytes(of: a1, toByteOffset: size, as: Lanes.self)
+        o.storeBytes(of: a2, toByteOffset: 2 * size, as: Lanes.self)
+        o.storeBytes(of: a3, toByteOffset: 3 * size, as: Lanes.self)
+        i += 64
+    }
+    while i < count {
+        var a = Lanes()
+        for k in 0..<taps { a.addProduct(UnsafeRawPointer(run + offsets[k] + i).loadUnaligned(as: Lanes.self),
+                                         Lanes(repeating: kernel[k])) }
+        UnsafeMutableRawPointer(out + i).storeBytes(of: a, as: Lanes.self)
+        i += 16
+    }
+}

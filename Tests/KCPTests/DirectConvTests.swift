@@ -5,7 +5,7 @@ import Testing
 // take each of its branches: balanced channel blocks with empty slots,
 // pixel blocks inside one row (with an idle tail) or running through the
 // rows of a tile, column and row phases of strides, dilation, negative
-// padding, groups, several tiles per sample.
+// padding, groups, several tiles per sample, depthwise runs.
 
 let directCases: [ConvCase] = [
     ConvCase(label: "11 outputs in blocks of 6 and 5, rows of 32", input: [2, 5, 32, 32], weight: [11, 5, 3, 3],
@@ -28,6 +28,12 @@ let directCases: [ConvCase] = [
              conv: Conv2d(padding: (-1, 2, 0, -1)), bias: true),
     ConvCase(label: "batch 5 of 3 rows", input: [5, 2, 3, 32], weight: [4, 2, 3, 3],
              conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+    ConvCase(label: "depthwise, rows of 80 (runs of 64 and 16)", input: [2, 5, 9, 80], weight: [5, 1, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1), groups: 5), bias: true),
+    ConvCase(label: "depthwise, flat through rows of 28", input: [1, 4, 10, 28], weight: [4, 1, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1), groups: 4), bias: false),
+    ConvCase(label: "depthwise 5x5, stride 2", input: [1, 3, 37, 80], weight: [3, 1, 5, 5],
+             conv: Conv2d(stride: (2, 2), padding: (2, 2, 2, 2), groups: 3), bias: true),
 ]
 
 @Suite("Direct conv kernel")

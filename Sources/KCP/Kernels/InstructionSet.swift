@@ -62,6 +62,19 @@ func directConvTile(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePoi
                              channelPitch: channelPitch, into: tile)
 }
 
+/// `KCPVector.depthwiseRun` of the active set.
+@inline(__always)
+func depthwiseRun(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int,
+                  count: Int, into out: UnsafeMutablePointer<Float>)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.depthwiseRun(run, kernel, offsets: offsets, taps: taps, count: count, into: out)
+    }
+    #endif
+    KCPVector.depthwiseRun(run, kernel, offsets: offsets, taps: taps, count: count, into: out)
+}
+
 /// `KCPVector.convEpilogue` of the active set.
 @inline(__always)
 func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<Float>, count: Int, bias: Float?,

@@ -37,6 +37,8 @@ struct ConvGeometry {
     var pixels: Int { outHeight * outWidth }
     /// Floats of the largest tile.
     var tileSize: Int { patch * blockRows * outWidth }
+    /// One input and one output channel per group.
+    var isDepthwise: Bool { perGroup == 1 && outPerGroup == 1 }
     /// A 1x1 conv with stride 1 and no padding reads each input pixel once,
     /// in order: a sample's `[C/g, H*W]` channels are already its unfolded matrix.
     var isPointwise: Bool {
