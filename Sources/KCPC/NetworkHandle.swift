@@ -1,11 +1,61 @@
+import Glibc
 import KCP
 
-/// The object behind a `kcp_network *`: a network, its channel spaces once
-/// computed, and nothing else.
+/// A pthread mutex owned by a handle.
+final class HandleLock {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init() { pthread_mutex_init(mutex, nil) }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` holding the lock, waiting for it.
+    func holding<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Runs `body` holding the lock, or throws `invalidArgument(argument:)`
+    /// at once if another call holds it (another thread, or a callback of
+    /// the call that holds it).
+    func exclusive<R>(_ argument: String, _ body: () throws -> R) throws -> R {
+        guard pthread_mutex_trylock(mutex) == 0 else {
+            throw KCPError.invalidArgument(argument: argument, reason:
+                "is in use by another call (another thread, or a progress callback of the running call); "
+                    + "use it when that call has returned")
+        }
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+/// The object behind a `kcp_network *`: a network behind a lock. Readers
+/// take a snapshot (a copy-on-write value) under the lock and work on it
+/// without holding it; changes are made under the lock. So a call sees the
+/// network as it was when the call began, whatever other threads or
+/// callbacks change meanwhile.
 final class NetworkHandle {
-    var network: Network
+    private var network: Network
+    private let lock = HandleLock()
 
     init(_ network: Network) { self.network = network }
+
+    /// The network now.
+    var snapshot: Network { lock.holding { network } }
+
+    /// Changes the network under the lock; `body` leaves it unchanged if it throws.
+    func change<R>(_ body: (inout Network) throws -> R) rethrows -> R {
+        try lock.holding {
+            var changed = network
+            let result = try body(&changed)
+            network = changed
+            return result
+        }
+    }
 
     static func retained(_ network: Network) -> OpaquePointer {
         OpaquePointer(Unmanaged.passRetained(NetworkHandle(network)).toOpaque())
@@ -15,6 +65,9 @@ final class NetworkHandle {
         guard let pointer else { throw KCPError.invalidArgument(argument: "network", reason: "is NULL") }
         return Unmanaged<NetworkHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
     }
+
+    /// The network of `pointer` now.
+    static func network(_ pointer: OpaquePointer?) throws -> Network { try from(pointer).snapshot }
 }
 
 extension Arguments {

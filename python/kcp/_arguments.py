@@ -67,6 +67,7 @@ def non_negative(value, name):
 
 
 INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
 
 def array(value, name):

@@ -15,6 +15,8 @@ Weights start He-normal (biases zero, batchnorm the identity) from ``seed``;
 writes one in.
 """
 
+import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,7 +98,9 @@ class Network:
         self._inputs = []
         self._outputs = []
         self._values = []
-        self._names = set()
+        self._names = {}  # ordered, so a failed step can drop the names it took
+        self._lock = threading.RLock()
+        self._depth = 0
 
     # -- structure -------------------------------------------------------
 
@@ -123,7 +127,7 @@ class Network:
             name = f"{op}{len(self._layers)}"
         if not isinstance(name, str) or not name or name in self._names:
             raise ValueError(f"name: must be a new non-empty string, got {name!r}")
-        self._names.add(name)
+        self._names[name] = None
         return name
 
     def _value(self, value, name="x"):
@@ -485,7 +489,8 @@ class Network:
         other._rng = np.random.default_rng(0)
         other._parameter_index = dict(self._parameter_index)
         other._layers = list(self._layers)
-        other._names = set(self._names)
+        other._names = dict(self._names)
+        other._lock, other._depth = threading.RLock(), 0
         other._values = [Value(other, v.index, v.name) for v in self._values]
         other._inputs = [other._values[v.index] for v in self._inputs]
         other._outputs = [other._values[v.index] for v in self._outputs]
@@ -496,3 +501,40 @@ class Network:
         from .onnx import export
 
         return export(self, path, opset=opset)
+
+
+def _step(method):
+    """``method`` as one step on its network: it holds the network's lock
+    (other threads' steps wait), and if it raises anything, KeyboardInterrupt
+    included, what it added is removed from the engine and from Python alike
+    before the exception goes on unchanged."""
+
+    @functools.wraps(method)
+    def step(self, *args, **kwargs):
+        with self._lock:
+            if self._depth:
+                return method(self, *args, **kwargs)
+            counts = (len(self._values), len(self._parameter_index), len(self._outputs), len(self._layers),
+                      len(self._inputs), len(self._names))
+            self._depth += 1
+            try:
+                return method(self, *args, **kwargs)
+            except BaseException:
+                values, parameters, outputs, layers, inputs, names = counts
+                _native.network_truncate(self._handle, values, parameters, outputs)
+                del self._values[values:], self._outputs[outputs:], self._layers[layers:], self._inputs[inputs:]
+                for name in list(self._parameter_index)[parameters:]:
+                    del self._parameter_index[name]
+                for name in list(self._names)[names:]:
+                    del self._names[name]
+                raise
+            finally:
+                self._depth -= 1
+
+    return step
+
+
+# Every public method and the call are steps: builders are all-or-nothing, and uses see whole layers.
+for _name, _method in list(vars(Network).items()):
+    if callable(_method) and (not _name.startswith("_") or _name == "__call__"):
+        setattr(Network, _name, _step(_method))
