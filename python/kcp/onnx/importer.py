@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from .. import _arguments
 from ..network import ACTIVATIONS, BINARY
 from .._native import KCPError
 from . import folding
@@ -878,6 +879,9 @@ class _Importer:
 
     def _resize(self, name, x, out, factors, mode, transform, rounding, antialias):
         size = x.shape[2:]
+        if x.shape[1] * out[0] * out[1] > _arguments.INT32_MAX:  # before any work over the output size
+            raise ValueError(f"network: node {name!r} (resize): output {[x.shape[0], x.shape[1], *out]} has more than "
+                             f"{_arguments.INT32_MAX} elements per sample")
         if mode == "nearest":
             if all(_nearest_index(i, f, n, o, transform, rounding) == i * n // o
                    for n, o, f in zip(size, out, factors) for i in range(o)):
