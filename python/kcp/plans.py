@@ -144,13 +144,20 @@ class Plan:
     @classmethod
     def from_json(cls, text):
         data = json.loads(text)
-        if data.get("format") != "kcp-plan/1":
+        if not isinstance(data, dict) or data.get("format") != "kcp-plan/1":
             raise ValueError("text: not a kcp plan (format 'kcp-plan/1' expected)")
-        return cls(pruned={s["index"]: s["pruned"] for s in data["spaces"]},
-                   channels={s["index"]: s["channels"] for s in data["spaces"]}, ratio=data["ratio"],
-                   macs_before=data["macs"]["before"], macs_after=data["macs"]["after"],
-                   params_before=data["params"]["before"], params_after=data["params"]["after"],
-                   criterion=data["criterion"], widths=data.get("widths", {}))
+        try:
+            spaces = data["spaces"]
+            pruned = {_arguments.integer(s["index"], "index"): [_arguments.integer(c, "pruned") for c in s["pruned"]]
+                      for s in spaces}
+            channels = {_arguments.integer(s["index"], "index"): _arguments.integer(s["channels"], "channels", 0)
+                        for s in spaces}
+            return cls(pruned=pruned, channels=channels, ratio=_arguments.finite(data["ratio"], "ratio"),
+                       macs_before=data["macs"]["before"], macs_after=data["macs"]["after"],
+                       params_before=data["params"]["before"], params_after=data["params"]["after"],
+                       criterion=data["criterion"], widths=dict(data.get("widths", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"text: a kcp plan with a missing or malformed entry ({type(error).__name__}: {error})") from None
 
 
 def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, criterion="kcp", center="mean",
