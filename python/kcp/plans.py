@@ -98,7 +98,8 @@ class Plan:
             if len(members) != count:
                 raise ValueError(f"plan: space {space} has {len(members)} channels in this network, "
                                  f"the plan was made for {count}")
-            keep[members[list(self.pruned.get(space, []))]] = False
+            pruned = [_arguments.integer(c, f"pruned (space {space})", 0, count - 1) for c in self.pruned.get(space, [])]
+            keep[members[pruned]] = False
         return keep
 
     def apply(self, net, mode="compact"):
