@@ -257,6 +257,36 @@ def test_an_interrupt_while_building_leaves_python_and_the_engine_agreeing():
     assert state == "2 2 ['conv2d0.bias', 'conv2d0.weight', 'late.bias', 'late.weight'] (1, 4, 2, 2)"
 
 
+def test_real_ctrl_c_at_random_moments_while_building_keeps_both_views_agreeing():
+    """SIGINT sent at random moments while layers are added: wherever each
+    lands, the network stays usable and Python's layers match the engine's."""
+    output = isolated("""
+        import os, random, signal
+        rng, interrupted = random.Random(0), 0
+        net = kcp.Network()
+        h = net.input("x", (1, 4, 4, 4))
+        net.output(h)
+        for trial in range(300):
+            timer = threading.Timer(rng.random() * 2e-4, os.kill, (os.getpid(), signal.SIGINT))
+            try:  # the one SIGINT of this trial lands somewhere in here
+                timer.start()
+                for _ in range(3):
+                    h = net.relu(net.conv2d(h, 4, 1))
+                timer.join()
+            except KeyboardInterrupt:
+                interrupted += 1
+                timer.join()
+        engine_nodes = len(net.layer_macs())
+        assert engine_nodes == len(net.layers) == len(kcp.network._native.network_cost(net._handle, len(net.layers))[0])
+        names = {name.rsplit(".", 1)[0] for name in net.parameters}
+        assert names == {layer.name for layer in net.layers if layer.op == "conv2d"}, "parameters without layers"
+        net.output(h)
+        net(np.ones((1, 4, 4, 4), np.float32))
+        print(interrupted > 0, len(net.layers) > 0)
+    """)
+    assert output.strip() == "True True"
+
+
 # -- work before validation ---------------------------------------------------------------------------
 
 
