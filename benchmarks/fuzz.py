@@ -11,7 +11,8 @@ from a valid input of its kind (written to a temporary corpus folder unless
 a folder is given). Every input must load or raise ValueError, TypeError or
 kcp.KCPError; anything else, a crash or a hang, is a finding, and libFuzzer
 saves the input that caused it. Coverage is Python's (the importer, the
-plan reader); the engine's reader is fuzzed by mutation alone.
+plan reader); the engine's checkpoint reader gets edits of a valid
+checkpoint (see ``mutated``).
 """
 
 import sys
@@ -57,15 +58,36 @@ def checkpoint_target():
     tuner = kcp.FineTune(small_net(), (images, labels), task="segmentation", epochs=2, batch_size=4,
                          prune=kcp.PruneSchedule(ratio=0.5))
     tuner.run(progress=False)
-    seed = _native.finetune_checkpoint(tuner._handle)
+    good = _native.finetune_checkpoint(tuner._handle)
 
     def run(data):
         try:
-            _native.finetune_restore(tuner._handle, data)
+            _native.finetune_restore(tuner._handle, mutated(good, data))
         except EXPECTED:
             pass
 
-    return seed, run
+    return b"", run
+
+
+def mutated(good, recipe):
+    """``good`` changed as ``recipe`` says: the engine's reader is not
+    instrumented, so coverage cannot steer libFuzzer towards checkpoint-like
+    bytes; each input is instead a list of edits (8-byte words set to an
+    extreme or a random value, bytes flipped, a cut) of a valid checkpoint."""
+    provider, data = atheris.FuzzedDataProvider(recipe), bytearray(good)
+    for _ in range(provider.ConsumeIntInRange(1, 8)):
+        kind, at = provider.ConsumeIntInRange(0, 3), provider.ConsumeIntInRange(0, len(data) - 1)
+        if kind == 0:
+            word = provider.PickValueInList([0, 1, 2**31, 2**32, 2**62, 2**63 - 1, 2**63, 2**64 - 1])
+            data[at - at % 8:at - at % 8 + 8] = word.to_bytes(8, "little")
+        elif kind == 1:
+            data[at - at % 8:at - at % 8 + 8] = provider.ConsumeBytes(8).ljust(8, b"\0")
+        elif kind == 2:
+            data[at] = provider.ConsumeIntInRange(0, 255)
+        else:
+            del data[at:]
+            break
+    return bytes(data)
 
 
 def plan_target():
