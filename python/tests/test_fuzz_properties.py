@@ -163,3 +163,50 @@ def test_onnx_bytes():
         load()
     """)
     assert outcomes.get("ValueError")
+
+
+def test_cli_options(tmp_path):
+    outcomes = fuzz(f"""
+        import contextlib, io
+        from kcp.cli import main
+        model, out = r"{tmp_path / 'model.onnx'}", r"{tmp_path / 'out.onnx'}"
+        small_net().to_onnx(model)
+        option = st.sampled_from(["--ratio", "--macs-reduction", "--round-to", "--seed", "--ridge", "--mode", "--criterion"])
+        value = st.one_of(extreme.map(str), real.map(str), st.sampled_from(["", "x", "nan", "-inf", "mask"]))
+        @given(st.sampled_from(["info", "prune"]), st.lists(st.tuples(option, value), max_size=3))
+        def cli(command, options):
+            argv = [command, model] + (["-o", out] if command == "prune" else [])
+            argv += [part for pair in options for part in pair]
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                try:
+                    code = main(argv)
+                except SystemExit as exit:  # argparse refuses unknown or malformed options
+                    code = exit.code
+            assert code in (0, 2), (argv, code)
+            outcomes[code] = outcomes.get(code, 0) + 1
+        cli()
+    """, max_examples=40)
+    assert outcomes.get(0) and outcomes.get(2)
+
+
+def test_torch_pruner_settings():
+    pytest.importorskip("torch")
+    outcomes = fuzz("""
+        import torch
+        from kcp.torch import Pruner
+        model = torch.nn.Sequential(torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
+        example = torch.ones(1, 2, 6, 6)
+        @given(st.one_of(real, extreme), st.one_of(extreme, st.just(1)), st.one_of(extreme, st.just(0)),
+               st.sampled_from(["kcp", "l1", "random", "bogus"]))
+        def prune(ratio, round_to, seed, criterion):
+            before = [p.detach().clone() for p in model.parameters()]
+            def run():
+                pruner = Pruner(model, example, ratio=ratio, criterion=criterion, round_to=round_to, seed=seed)
+                pruner.step()
+            attempt(run)
+            with torch.no_grad():
+                for p, b in zip(model.parameters(), before):
+                    p.copy_(b)
+        prune()
+    """, max_examples=40)
+    assert outcomes.get("ValueError") or outcomes.get("TypeError")
