@@ -8,7 +8,8 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT="$ROOT/.build-sanitize"
 cd "$ROOT"
-KCP_SANITIZE=1 python setup.py build_ext --build-lib "$OUT/lib" --build-temp "$OUT/temp"
+# The toolchain's clang compiles the glue, so that one AddressSanitizer runtime (clang's) serves both.
+CC="$(dirname "$(command -v swift)")/clang" KCP_SANITIZE=1 python setup.py build_ext --build-lib "$OUT/lib" --build-temp "$OUT/temp"
 rm -rf "$OUT/python" && mkdir -p "$OUT/python"
 cp -r python/kcp "$OUT/python/kcp"
 rm -f "$OUT/python/kcp"/_native*.so

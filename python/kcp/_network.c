@@ -33,7 +33,14 @@ static int read_indices(PyObject *sequence, int64_t *out, Py_ssize_t capacity, P
     }
     for (Py_ssize_t i = 0; i < *count; i++) {
         out[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
-        if (out[i] == -1 && PyErr_Occurred()) { Py_DECREF(fast); return 0; }
+        if (out[i] == -1 && PyErr_Occurred()) {
+            if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "%s: entry %zd is out of the int64 range", name, i);
+            }
+            Py_DECREF(fast);
+            return 0;
+        }
     }
     Py_DECREF(fast);
     return 1;

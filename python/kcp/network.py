@@ -159,7 +159,8 @@ class Network:
         name = name if reserved else self._name(name, op)
         indices = [self._value(v, f"inputs[{i}]") for i, v in enumerate(inputs)]
         params = [self._parameter_index[p] for p in parameters]
-        index = _native.network_add_node(self._handle, name, OPS[op], [float(a) for a in attributes], indices, params)
+        index = _native.network_add_node(self._handle, name, OPS[op], _arguments.attributes(op, attributes, ATTRIBUTES[op]),
+                                         indices, params)
         self._layers.append(Layer(name, op, tuple(attributes), tuple(v.name for v in inputs), tuple(parameters)))
         self._values.append(Value(self, index, name))
         return self._values[-1]

@@ -47,16 +47,17 @@ def _structure(net):
 
 def spaces(net):
     """The channel spaces of ``net``, each a :class:`Space`."""
-    per_value, space_of, frozen, reasons = _structure(net)
-    members = [[] for _ in reasons]
-    for label, space in enumerate(space_of):
-        members[space].append(label)
-    values = [[] for _ in reasons]
-    for value, op, classes in zip(net._all_values(), net._value_ops(), per_value):
-        if len(classes) and op != "concat":
-            values[space_of[classes[0]]].append(value.name)
-    return [Space(index, tuple(values[index]), len(members[index]), int((~frozen[members[index]]).sum()),
-                  reason.replace("\n", "; ")) for index, reason in enumerate(reasons)]
+    with net._lock:  # one view of the network: builders in other threads wait
+        per_value, space_of, frozen, reasons = _structure(net)
+        members = [[] for _ in reasons]
+        for label, space in enumerate(space_of):
+            members[space].append(label)
+        values = [[] for _ in reasons]
+        for value, op, classes in zip(net._all_values(), net._value_ops(), per_value):
+            if len(classes) and op != "concat":
+                values[space_of[classes[0]]].append(value.name)
+        return [Space(index, tuple(values[index]), len(members[index]), int((~frozen[members[index]]).sum()),
+                      reason.replace("\n", "; ")) for index, reason in enumerate(reasons)]
 
 
 @dataclass
@@ -105,7 +106,8 @@ class Plan:
     def apply(self, net, mode="compact"):
         """The masked (``mode="mask"``) or compact (``"compact"``) network."""
         mode_code = _arguments.choice(mode, "mode", MODES)
-        return net._derived(_native.network_prune(net._handle, self._keep_classes(net), mode_code))
+        with net._lock:  # one view of the network: builders in other threads wait
+            return net._derived(_native.network_prune(net._handle, self._keep_classes(net), mode_code))
 
     def compensate(self, net, calibration, *, ridge=1e-3, chunk=16, progress=True):
         """The compact network with the layers that read pruned channels
@@ -126,10 +128,11 @@ class Plan:
         arrays, batch = net._checked_inputs(calibration if isinstance(calibration, (list, tuple)) else [calibration])
         ridge = _arguments.non_negative(ridge, "ridge")
         chunk = _arguments.integer(chunk, "chunk", 1)
-        with progress_bar(progress, "compensate", "chunk") as report:
-            handle = _native.network_compensate(net._handle, self._keep_classes(net), arrays, batch, ridge, chunk,
-                                                report)
-        return net._derived(handle)
+        with net._lock:  # one view of the network: builders in other threads wait
+            with progress_bar(progress, "compensate", "chunk") as report:
+                handle = _native.network_compensate(net._handle, self._keep_classes(net), arrays, batch, ridge, chunk,
+                                                    report)
+            return net._derived(handle)
 
     def to_json(self):
         """The plan as JSON (everything needed to re-apply it)."""
@@ -188,26 +191,27 @@ def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, 
     if ratio is not None:
         kind, amount = 0, _arguments.ratio(ratio)
     else:
-        kind, amount = 1, float(macs_reduction)
-    override_spaces, override_ratios = _overrides(net, overrides or {})
-    keep, scores, applied, costs = _native.network_plan(
-        net._handle, kind, amount, bool(global_), float(max_ratio), _arguments.choice(criterion, "criterion", CRITERIA),
-        _arguments.choice(center, "center", CENTERS), _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX),
-        _arguments.seed(seed), override_spaces, override_ratios, {} if _weights is None else _weights,
-        net._parameter_index)
-    per_value, space_of, _, reasons = _structure(net)
-    pruned, channels, space_scores = {}, {}, {}
-    for space in range(len(reasons)):
-        members = np.flatnonzero(space_of == space)
-        channels[space] = len(members)
-        pruned[space] = np.flatnonzero(~keep[members]).tolist()
-        space_scores[space] = scores[members]
-    producers = {layer.name for layer in net.layers if layer.op in ("conv2d", "linear")}
-    widths = {value.name: [len(classes), int(keep[classes].sum())]
-              for value, classes in zip(net._all_values(), per_value) if value.name in producers}
-    macs_before, params_before, macs_after, params_after = costs
-    return Plan(pruned, channels, applied, macs_before, macs_after, params_before, params_after, criterion=criterion,
-                widths=widths, scores=space_scores)
+        kind, amount = 1, _arguments.finite(macs_reduction, "macs_reduction")
+    with net._lock:  # one view of the network: builders in other threads wait
+        override_spaces, override_ratios = _overrides(net, overrides or {})
+        keep, scores, applied, costs = _native.network_plan(
+            net._handle, kind, amount, bool(global_), _arguments.finite(max_ratio, "max_ratio"), _arguments.choice(criterion, "criterion", CRITERIA),
+            _arguments.choice(center, "center", CENTERS), _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX),
+            _arguments.seed(seed), override_spaces, override_ratios, {} if _weights is None else _weights,
+            net._parameter_index)
+        per_value, space_of, _, reasons = _structure(net)
+        pruned, channels, space_scores = {}, {}, {}
+        for space in range(len(reasons)):
+            members = np.flatnonzero(space_of == space)
+            channels[space] = len(members)
+            pruned[space] = np.flatnonzero(~keep[members]).tolist()
+            space_scores[space] = scores[members]
+        producers = {layer.name for layer in net.layers if layer.op in ("conv2d", "linear")}
+        widths = {value.name: [len(classes), int(keep[classes].sum())]
+                  for value, classes in zip(net._all_values(), per_value) if value.name in producers}
+        macs_before, params_before, macs_after, params_after = costs
+        return Plan(pruned, channels, applied, macs_before, macs_after, params_before, params_after, criterion=criterion,
+                    widths=widths, scores=space_scores)
 
 
 def _overrides(net, overrides):
