@@ -356,3 +356,19 @@ def test_kcp_prune_on_a_model_without_macs_reports_instead_of_a_traceback(tmp_pa
         print(cli.returncode, "Traceback" in cli.stderr)
     """, timeout=120)
     assert output.strip() in ("0 False", "2 False"), output
+
+
+def test_onnx_tensor_attributes_stored_outside_the_model_are_refused(tmp_path):
+    output = isolated("""
+        from onnx import helper, TensorProto
+        value = helper.make_tensor("two", TensorProto.FLOAT, [1], [2.0])
+        value.data_location = TensorProto.EXTERNAL
+        value.ClearField("float_data")
+        value.external_data.add(key="location", value="/etc/passwd")
+        nodes = [helper.make_node("Constant", [], ["two"], value=value), helper.make_node("Mul", ["x", "two"], ["y"])]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        print(outcome(lambda: kcp.from_onnx(model.SerializeToString())))
+    """, timeout=60)
+    assert output.startswith("ValueError") and "external data" in output, output
