@@ -457,7 +457,7 @@ class Network:
 
     def _output_buffers(self, batch):
         return [np.empty(_native.network_value_shape(self._handle, 0, v.index, batch), np.float32)
-                for v in self._outputs]
+                for v in list(self._outputs)]
 
     def cost(self):
         """``(MACs per sample, learnable parameters)``."""
@@ -535,7 +535,10 @@ def _step(method):
     return step
 
 
-# Every public method and the call are steps: builders are all-or-nothing, and uses see whole layers.
+# Every public method is a step: builders are all-or-nothing, and uses see whole layers. Running the
+# network is not: calls from several threads run at once, on the outputs declared when they began
+# (the engine checks the arrays' sizes again, so an output added meanwhile is an error, not a write).
+_CONCURRENT = {"gradients"}
 for _name, _method in list(vars(Network).items()):
-    if callable(_method) and (not _name.startswith("_") or _name == "__call__"):
+    if callable(_method) and not _name.startswith("_") and _name not in _CONCURRENT:
         setattr(Network, _name, _step(_method))
