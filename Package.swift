@@ -4,17 +4,23 @@ import PackageDescription
 // MARK: - Compiler settings
 
 /// Hot loops need the host's vector units: without a CPU target, SIMD FMA on
-/// x86-64 lowers to library calls and runs ~100x slower.
+/// x86-64 lowers to library calls and runs ~100x slower. The engine is built
+/// for AVX2 + FMA (`haswell`); its vector kernels (`KCPVector`) are built a
+/// second time for AVX-512 (`KCPVectorAVX512`: the same files, through
+/// symbolic links), and `InstructionSet` picks one build at load time.
 #if arch(x86_64)
 let cpuFlags: [String] = ["-target-cpu", "haswell"]
+let vectorBuilds: [(name: String, cpuFlags: [String])] = [
+    ("KCPVector", cpuFlags), ("KCPVectorAVX512", ["-target-cpu", "skylake-avx512"]),
+]
 #else
 let cpuFlags: [String] = []
+let vectorBuilds: [(name: String, cpuFlags: [String])] = [("KCPVector", cpuFlags)]
 #endif
 
-let engineSettings: [SwiftSetting] = [
-    .unsafeFlags(cpuFlags + ["-enforce-exclusivity=unchecked"]),
-    .swiftLanguageMode(.v5),
-]
+func engineSettings(_ cpuFlags: [String]) -> [SwiftSetting] {
+    [.unsafeFlags(cpuFlags + ["-enforce-exclusivity=unchecked"]), .swiftLanguageMode(.v5)]
+}
 
 // MARK: - Package
 
@@ -32,18 +38,22 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
 
-        // glibc's malloc tuning (malloc.h), which the Glibc module lacks.
+        // glibc's malloc tuning (malloc.h) and CPU features, which the Glibc module lacks.
         .target(name: "CPlatform"),
-
+    ]
+    // MARK: Vector kernels, one build per instruction set (pure Swift on raw pointers)
+    + vectorBuilds.map { .target(name: $0.name, swiftSettings: engineSettings($0.cpuFlags)) }
+    + [
         // MARK: Engine (pure Swift, no Foundation)
-        .target(name: "KCP", dependencies: ["COpenBLAS", "CPlatform"], swiftSettings: engineSettings),
+        .target(name: "KCP", dependencies: ["COpenBLAS", "CPlatform"] + vectorBuilds.map { .target(name: $0.name) },
+                swiftSettings: engineSettings(cpuFlags)),
 
         // MARK: C ABI (`@_cdecl` thunks only; contract in include/kcp.h)
         .target(
             name: "KCPC",
             dependencies: ["KCP"],
             exclude: ["include"],
-            swiftSettings: engineSettings
+            swiftSettings: engineSettings(cpuFlags)
         ),
 
         // MARK: Tests

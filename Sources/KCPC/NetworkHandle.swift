@@ -40,6 +40,9 @@ final class HandleLock {
 /// callbacks change meanwhile.
 final class NetworkHandle {
     private var network: Network
+    /// The channel spaces of `network`, computed once per change of it (a
+    /// plan and each of the space queries read them).
+    private var computedSpaces: ChannelSpaces?
     private let lock = HandleLock()
 
     init(_ network: Network) { self.network = network }
@@ -47,12 +50,22 @@ final class NetworkHandle {
     /// The network now.
     var snapshot: Network { lock.holding { network } }
 
+    /// The network now and its channel spaces, computed under the lock the
+    /// first time after a change.
+    var snapshotWithSpaces: (network: Network, spaces: ChannelSpaces) {
+        lock.holding {
+            let found = computedSpaces ?? ChannelSpaces(network: network, shapes: network.declaredShapes)
+            computedSpaces = found
+            return (network, found)
+        }
+    }
+
     /// Changes the network under the lock; `body` leaves it unchanged if it throws.
     func change<R>(_ body: (inout Network) throws -> R) rethrows -> R {
         try lock.holding {
             var changed = network
             let result = try body(&changed)
-            network = changed
+            (network, computedSpaces) = (changed, nil)
             return result
         }
     }

@@ -7,7 +7,8 @@ import KCP
 /// op's kind, a resize mode) list their values here too.
 enum OpCode: Int32, CaseIterable {
     case conv2d = 0, batchNorm, activation, binary, concat, maxPool, avgPool, adaptivePool, globalAvgPool, flatten,
-         linear, resize, correlation, softmax, softArgmin, identity, channelShuffle, channelChunk, channelwise
+         linear, resize, correlation, softmax, softArgmin, identity, channelShuffle, channelChunk, channelwise, normalization,
+         convTranspose2d
 
     /// The op's name in kcp.h (`KCP_OP_<NAME>`, upper-cased) and in Python.
     var name: String {
@@ -31,6 +32,8 @@ enum OpCode: Int32, CaseIterable {
         case .channelShuffle: return "channel_shuffle"
         case .channelChunk: return "channel_chunk"
         case .channelwise: return "channelwise"
+        case .normalization: return "normalization"
+        case .convTranspose2d: return "conv_transpose2d"
         }
     }
 
@@ -51,6 +54,10 @@ enum OpCode: Int32, CaseIterable {
         case .correlation: return ["max_disparity", "scale"]
         case .channelShuffle: return ["groups"]
         case .channelChunk: return ["index", "parts"]
+        case .normalization: return ["groups", "spatial", "epsilon"]
+        case .convTranspose2d:
+            return ["stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right", "output_padding_h",
+                    "output_padding_w", "dilation_h", "dilation_w", "groups"]
         case .channelwise: return nil
         case .concat, .globalAvgPool, .flatten, .linear, .softmax, .softArgmin, .identity: return []
         }
@@ -112,6 +119,11 @@ extension Arguments {
             return .conv2d(Conv2d(stride: (try integer(0), try integer(1)),
                                   padding: (try integer(2), try integer(3), try integer(4), try integer(5)),
                                   dilation: (try integer(6), try integer(7)), groups: try integer(8)))
+        case .convTranspose2d:
+            return .convTranspose2d(ConvTranspose2d(stride: (try integer(0), try integer(1)),
+                                                    padding: (try integer(2), try integer(3), try integer(4), try integer(5)),
+                                                    outputPadding: (try integer(6), try integer(7)),
+                                                    dilation: (try integer(8), try integer(9)), groups: try integer(10)))
         case .batchNorm: return .batchNorm(epsilon: Float(attributes[0]))
         case .activation:
             return .activation(Activation(try kind(0, Activation.Kind.self), alpha: Float(attributes[1]),
@@ -133,6 +145,8 @@ extension Arguments {
         case .identity: return .identity
         case .channelShuffle: return .channelShuffle(groups: try integer(0))
         case .channelChunk: return .channelChunk(index: try integer(0), parts: try integer(1))
+        case .normalization:
+            return .normalization(Normalization(groups: try integer(0), spatial: try flag(1), epsilon: Float(attributes[2])))
         case .channelwise:
             guard (1...8).contains(attributes.count) else {
                 throw KCPError.invalidArgument(argument: "attributes",
@@ -153,6 +167,10 @@ extension Arguments {
         case let .conv2d(c):
             (code, attributes) = (.conv2d, [c.stride.0, c.stride.1, c.padding.0, c.padding.1, c.padding.2, c.padding.3,
                                             c.dilation.0, c.dilation.1, c.groups].map(Double.init))
+        case let .convTranspose2d(t):
+            (code, attributes) = (.convTranspose2d, [t.stride.0, t.stride.1, t.padding.0, t.padding.1, t.padding.2,
+                                                     t.padding.3, t.outputPadding.0, t.outputPadding.1, t.dilation.0,
+                                                     t.dilation.1, t.groups].map(Double.init))
         case let .batchNorm(epsilon): (code, attributes) = (.batchNorm, [Double(epsilon)])
         case let .activation(a): (code, attributes) = (.activation, [Double(a.kind.rawValue), Double(a.alpha), Double(a.beta)])
         case let .binary(b): (code, attributes) = (.binary, [Double(b.kind.rawValue), b.constantFirst ? 1 : 0])
@@ -173,6 +191,8 @@ extension Arguments {
         case let .channelShuffle(groups): (code, attributes) = (.channelShuffle, [Double(groups)])
         case let .channelChunk(index, parts): (code, attributes) = (.channelChunk, [Double(index), Double(parts)])
         case let .channelwise(shape): (code, attributes) = (.channelwise, shape.map(Double.init))
+        case let .normalization(n):
+            (code, attributes) = (.normalization, [Double(n.groups), n.spatial ? 1 : 0, Double(n.epsilon)])
         }
         return (code.rawValue, attributes)
     }

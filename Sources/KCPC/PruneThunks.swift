@@ -3,14 +3,10 @@ import KCP
 
 // Channel spaces, plans and pruned networks: the pruning part of include/kcp.h.
 
-private func spaces(of network: Network) throws -> ChannelSpaces {
-    ChannelSpaces(network: network, shapes: network.declaredShapes)
-}
-
 @_cdecl("kcp_network_spaces")
 public func kcp_network_spaces(_ network: OpaquePointer?, _ counts: UnsafeMutablePointer<Int64>?) -> Int32 {
     boundary {
-        let found = try spaces(of: NetworkHandle.network(network))
+        let found = try NetworkHandle.from(network).snapshotWithSpaces.spaces
         let channels = found.classOf.reduce(0) { $0 + $1.count }
         try Arguments.output(counts, "counts").store([found.classCount, found.spaces.count, channels]) { Int64($0) }
     }
@@ -22,7 +18,7 @@ public func kcp_network_space_data(_ network: OpaquePointer?, _ classOf: UnsafeM
                                    _ classes: Int64) -> Int32
 {
     boundary {
-        let found = try spaces(of: NetworkHandle.network(network))
+        let found = try NetworkHandle.from(network).snapshotWithSpaces.spaces
         try expectSize(channels, found.classOf.reduce(0) { $0 + $1.count }, "class_of", "channels")
         try expectSize(classes, found.classCount, "space_of", "channel classes")
         try Arguments.output(classOf, "class_of").store(found.classOf.joined()) { Int64($0) }
@@ -43,7 +39,7 @@ public func kcp_network_space_reasons(_ network: OpaquePointer?, _ space: Int64,
                                       _ capacity: Int64, _ length: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
-        let found = try spaces(of: NetworkHandle.network(network))
+        let found = try NetworkHandle.from(network).snapshotWithSpaces.spaces
         try require(found.spaces.indices.contains(Int(space)), "space", "no space \(space)")
         try Arguments.text(found.spaces[Int(space)].frozenReasons.joined(separator: "\n"), buffer, capacity, length)
     }
@@ -59,7 +55,7 @@ public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ a
                              _ classes: Int64, _ ratio: UnsafeMutablePointer<Double>?, _ costs: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
-        let net = try NetworkHandle.network(network)
+        let (net, found) = try NetworkHandle.from(network).snapshotWithSpaces
         let kind: PruningTarget.Amount
         switch amountKind {
         case 0: kind = .ratio(amount)
@@ -72,7 +68,8 @@ public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ a
             amount: kind, global: global != 0, maxRatio: maxRatio,
             criterion: try Arguments.criterion(criterion, center: center, seed: seed), roundTo: Int(roundTo), seed: seed,
             overrides: Dictionary(zip(spaces, ratios)) { _, last in last })
-        let plan = try NetworkPlan(network: net, target: target, weights: try borrowed(weights, weightCount, of: net))
+        let plan = try NetworkPlan(network: net, target: target, weights: try borrowed(weights, weightCount, of: net),
+                                  spaces: found)
         try expectSize(classes, plan.keep.count, "keep", "channel classes")
         try Arguments.output(keep, "keep").store(plan.keep) { $0 ? 1 : 0 }
         try Arguments.output(scores, "scores").store(plan.scores) { $0 }
@@ -104,8 +101,7 @@ public func kcp_network_prune(_ network: OpaquePointer?, _ keep: UnsafePointer<U
                               _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
 {
     boundary {
-        let net = try NetworkHandle.network(network)
-        let found = try spaces(of: net)
+        let (net, found) = try NetworkHandle.from(network).snapshotWithSpaces
         let keepClasses = try Array(Arguments.buffer(keep, Int(max(count, 0)), "keep")).map { $0 != 0 }
         let pruned: Network
         switch mode {
@@ -124,10 +120,10 @@ public func kcp_network_compensate(_ network: OpaquePointer?, _ keep: UnsafePoin
                                    _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
 {
     boundary {
-        let net = try NetworkHandle.network(network)
+        let (net, found) = try NetworkHandle.from(network).snapshotWithSpaces
         let keepClasses = try Array(Arguments.buffer(keep, Int(max(count, 0)), "keep")).map { $0 != 0 }
         let result = try Arguments.output(out, "out"), report = throttled(progress, context)
-        let compensated = try net.compensated(try spaces(of: net), keepClasses: keepClasses,
+        let compensated = try net.compensated(found, keepClasses: keepClasses,
                                               calibration: try inputTensors(net, inputs, batch, "calibration"), ridge: ridge,
                                               chunk: Int(chunk)) { report($0, $1, .nan) }
         result.pointee = compensated.map(NetworkHandle.retained)

@@ -12,6 +12,13 @@ public func kcp_op_table(_ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int
     boundary { try Arguments.text(OpCode.table, buffer, capacity, length) }
 }
 
+@_cdecl("kcp_info")
+public func kcp_info(_ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int64,
+                     _ length: UnsafeMutablePointer<Int64>?) -> Int32
+{
+    boundary { try Arguments.text(engineInfo, buffer, capacity, length) }
+}
+
 @_cdecl("kcp_threads_set")
 public func kcp_threads_set(_ n: Int32) -> Int32 {
     boundary { try Threads.set(Int(n)) }

@@ -19,6 +19,18 @@ let unfoldCases: [ConvCase] = backConvCases + [
              conv: Conv2d(padding: (-1, 2, 0, -1)), bias: false),
     ConvCase(label: "stride 2 rows only, several tiles", input: [1, 20, 60, 30], weight: [3, 20, 3, 3],
              conv: Conv2d(stride: (2, 1), padding: (1, 1, 1, 1)), bias: false),
+] + splitCases
+
+/// Products of few tiles with many output channels, split into blocks of
+/// channels (`ConvSplit`): a 3x3 conv whose 130 outputs are padded to 132
+/// rows, a 1x1 product and a strided 1x1 conv.
+let splitCases: [ConvCase] = [
+    ConvCase(label: "130 outputs of one 7x7 tile, in blocks", input: [1, 20, 7, 7], weight: [130, 20, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "1x1 product, 256 outputs in blocks", input: [1, 24, 9, 9], weight: [256, 24, 1, 1],
+             conv: Conv2d(), bias: false),
+    ConvCase(label: "1x1 stride 2, 192 outputs in blocks", input: [1, 24, 14, 14], weight: [192, 24, 1, 1],
+             conv: Conv2d(stride: (2, 2)), bias: true),
 ]
 
 /// The geometry of case `c`'s convolution.
@@ -38,8 +50,16 @@ struct ConvKernelTests {
         var tile = [Float](repeating: .nan, count: s.tileSize)
         for block in 0..<s.blocks {
             let rows = s.rows(block), span = rows.count * s.outWidth
-            x.data.withUnsafeBufferPointer { xs in
-                tile.withUnsafeMutableBufferPointer { unfold(xs.baseAddress!, s, rows: rows, into: $0.baseAddress!) }
+            // Whole, and in two parts by input channel (as split products unfold), on alternate tiles.
+            let parts: [Range<Int>?] = block % 2 == 0 && s.blocks > 1 ? [nil]
+                : [0..<(s.perGroup / 2), (s.perGroup / 2)..<s.perGroup]
+            tile.withUnsafeMutableBufferPointer { $0.update(repeating: .nan) }
+            for part in parts {
+                x.data.withUnsafeBufferPointer { xs in
+                    tile.withUnsafeMutableBufferPointer {
+                        unfold(xs.baseAddress!, s, rows: rows, channels: part, into: $0.baseAddress!)
+                    }
+                }
             }
             var expected = [Float](repeating: 0, count: s.patch * span)
             for c in 0..<s.perGroup {
@@ -80,6 +100,38 @@ struct ConvKernelTests {
             let magnitude = zip(unfolded, t.data).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
             #expect(abs(left - right) <= 1e-6 * magnitude, "tile \(block): \(left) vs \(right)")
         }
+    }
+
+    @Test("the split cases are split into blocks of output channels, the result equal to the naive conv",
+          arguments: splitCases)
+    func splitProducts(_ c: ConvCase) {
+        let s = geometry(c)
+        #expect(ConvSplit(s, rows: (s.outPerGroup + 3) / 4 * 4).blocks > 1)
+        var rng = SplitMix64(seed: 7)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+        netExpect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth]),
+                  naiveConv2d(x, w, b, c.conv))
+    }
+
+    @Test("kernel rows and columns that read only padding are dropped, the result equal to the naive conv")
+    func paddingTapsDropped() {
+        let cases = [  // (case, the kernel kept)
+            (ConvCase(label: "dilation 7 on 6x6: 1x1", input: [1, 8, 6, 6], weight: [12, 8, 3, 3],
+                      conv: Conv2d(padding: (7, 7, 7, 7), dilation: (7, 7)), bias: true), [1, 1]),
+            (ConvCase(label: "columns of dilation 6 on 5 columns, stride 2", input: [2, 5, 9, 5], weight: [6, 5, 3, 3],
+                      conv: Conv2d(stride: (2, 1), padding: (2, 6, 1, 6), dilation: (2, 6)), bias: false), [3, 1]),
+            (ConvCase(label: "top row only in padding", input: [1, 3, 6, 8], weight: [4, 3, 3, 3],
+                      conv: Conv2d(padding: (4, 1, 0, 1), dilation: (3, 1)), bias: true), [2, 3]),
+        ]
+        for (c, kept) in cases {
+            let s = geometry(c)
+            var rng = SplitMix64(seed: 11)
+            let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+            #expect(withoutPaddingTaps(s, weight: w).map { Array($0.weight.shape.suffix(2)) } == kept, "\(c.label)")
+            netExpect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth]),
+                      naiveConv2d(x, w, b, c.conv))
+        }
+        #expect(withoutPaddingTaps(geometry(splitCases[0]), weight: Tensor(zeros: splitCases[0].weight)) == nil)
     }
 
     @Test("conv with batchnorm and relu epilogue = conv, then batchNormInference, then reluForward (bitwise)",

@@ -140,6 +140,19 @@ final class NetBuilder {
         return try net.addNode(name: name, op: op, inputs: [x], parameters: parameters)
     }
 
+    /// A transposed conv: weight `[I, O/g, kernel, kernel]`, bias `[O]`.
+    func convTranspose(_ name: String, _ x: Int, out outputs: Int, kernel: Int = 3, stride: Int = 1, padding: Int = 0,
+                       outputPadding: Int = 0, groups: Int = 1) throws -> Int
+    {
+        let inputs = try channels(x)
+        let scale = Float(3.0 / Double(inputs / groups * kernel * kernel)).squareRoot()
+        let parameters = [parameter("\(name).weight", [inputs, outputs / groups, kernel, kernel], scale: scale),
+                          parameter("\(name).bias", [outputs], scale: 0.1)]
+        let op = Op.convTranspose2d(ConvTranspose2d(stride: (stride, stride), padding: (padding, padding, padding, padding),
+                                                    outputPadding: (outputPadding, outputPadding), groups: groups))
+        return try net.addNode(name: name, op: op, inputs: [x], parameters: parameters)
+    }
+
     func batchNormParameters(_ name: String, _ channels: Int) -> [Int] {
         [net.addParameter(name: "\(name).gamma", tensor: Tensor(shape: [channels], data: netUniform(channels, &rng, in: 0.5...1.5))),
          net.addParameter(name: "\(name).beta", tensor: Tensor(shape: [channels], data: netUniform(channels, &rng, in: -0.2...0.2))),

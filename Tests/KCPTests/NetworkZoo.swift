@@ -6,7 +6,7 @@ import Testing
 /// The small networks of the zoo.
 enum NetZoo: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case chain, resnet, concatSkip, unet, stereo, depthwiseSeparable, grouped, twoOutputs, gated, denseBlock, concatViews
-    case mobileNetV3, resNeXt, shuffleNet, layerScale
+    case mobileNetV3, resNeXt, shuffleNet, layerScale, decoder
 
     var testDescription: String { rawValue }
 
@@ -167,6 +167,18 @@ enum NetZoo: String, CaseIterable, Sendable, CustomTestStringConvertible {
             let shifted = try b.binary("shift", Binary(.sub, constantFirst: true), sum, constant: [6, 1, 1], in: -0.2...0.2)
             let divided = try b.binary("norm", Binary(.div), shifted, constant: [6, 1, 8], in: 0.5...2)
             try b.output(try b.conv("head", divided, out: 4))
+        case .decoder:
+            // Upsampling by transposed convs: stride 2 with output padding, then after a concat skip a grouped
+            // one (2 groups) and a depthwise one (multiplier 2), before a 1x1 head.
+            let x = try b.input("x", [1, 3, 8, 8])
+            let e1 = try b.op("e1.relu", .activation(.relu), try b.conv("e1", x, out: 6))
+            let e2 = try b.op("e2.relu", .activation(.relu), try b.batchNorm("e2.bn", try b.conv("e2", e1, out: 8, stride: 2)))
+            let u1 = try b.op("up1.relu", .activation(.relu),
+                              try b.convTranspose("up1", e2, out: 6, stride: 2, padding: 1, outputPadding: 1))
+            let g = try b.op("gup.relu", .activation(.relu),
+                             try b.convTranspose("gup", try b.op("cat", .concat, u1, e1), out: 8, padding: 1, groups: 2))
+            let dw = try b.op("dwup.relu", .activation(.relu), try b.convTranspose("dwup", g, out: 16, kernel: 2, stride: 2, groups: 8))
+            try b.output(try b.conv("head", dw, out: 2, kernel: 1))
         }
         return b
     }
@@ -286,6 +298,15 @@ func netCheckParameters(_ net: Network, compact: Network, masked: Network, keep:
             var expectedOp = conv
             if depthwise { expectedOp.groups = keep[x].filter { $0 }.count }
             #expect(compact.nodes[index].op == .conv2d(expectedOp), "node '\(node.name)'", sourceLocation: sourceLocation)
+        case let .convTranspose2d(t):
+            // The weight [I, O/g, kh, kw]: axis 0 follows the input, axis 1 the output (group 0's, 1 < g < C).
+            let depthwise = t.groups > 1 && t.groups == shapes[x][1]
+            let keepIn = t.groups == 1 ? keep[y] : depthwise ? nil : Array(keep[y].prefix(shapes[y][1] / t.groups))
+            slices.append((node.parameters[0], keep[x], keepIn, false))
+            if node.parameters.count > 1 { slices.append((node.parameters[1], keep[y], nil, false)) }
+            var expectedOp = t
+            if depthwise { expectedOp.groups = keep[x].filter { $0 }.count }
+            #expect(compact.nodes[index].op == .convTranspose2d(expectedOp), "node '\(node.name)'", sourceLocation: sourceLocation)
         case .linear:
             slices.append((node.parameters[0], keep[y], keep[x], false))
             if node.parameters.count > 1 { slices.append((node.parameters[1], keep[y], nil, false)) }

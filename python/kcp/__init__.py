@@ -10,6 +10,7 @@ PyTorch models are pruned in their own training loops by ``kcp.torch``
 from . import _arguments, datasets, models
 from ._native import KCPError
 from ._native import get_num_threads as _get_num_threads
+from ._native import info as _info
 from ._native import set_num_threads as _set_num_threads
 from .finetuning import FineTune, PruneSchedule, finetune
 from .layer import ClusterResult, apply_mask, cluster, compact, scores, select
@@ -35,6 +36,7 @@ __all__ = [
     "finetune",
     "from_onnx",
     "get_num_threads",
+    "info",
     "models",
     "plan",
     "scores",
@@ -52,3 +54,13 @@ def set_num_threads(n):
 def get_num_threads():
     """Thread count of the engine's parallel loops."""
     return _get_num_threads()
+
+
+def info():
+    """What the engine chose for this machine: ``{"isa": "avx512" | "avx2" | "native"`` (its own
+    vector kernels, chosen at load time from the CPU; ``KCP_ISA=avx2`` in the environment forces
+    AVX2), ``"supported"``: the sets this CPU runs, widest first, ``"blas"``: OpenBLAS's kernel set,
+    ``"threads"``: the engine's thread count``}``."""
+    fields = dict(line.split(" ", 1) for line in _info().splitlines())
+    return {"isa": fields["isa"], "supported": fields["supported"].split(","), "blas": fields["blas"],
+            "threads": int(fields["threads"])}

@@ -7,6 +7,7 @@ checked by the engine itself.
 import math
 import numbers
 import operator
+import warnings
 
 import numpy as np
 
@@ -46,6 +47,30 @@ def ratio(value):
     if not (0.0 <= value < 1.0) or math.isnan(value):
         raise ValueError(f"ratio: must be in [0, 1), got {value}")
     return value
+
+
+def macs_reduction(value):
+    """A MACs reduction target: a real number in (0, 1)."""
+    value = finite(value, "macs_reduction")
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"macs_reduction: must be in (0, 1), got {value}")
+    return value
+
+
+def max_ratio(value):
+    """The most a global ranking prunes of one space: a real number in [0, 1)."""
+    value = finite(value, "max_ratio")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"max_ratio: must be in [0, 1), got {value}")
+    return value
+
+
+def deprecated_global(global_pruning, global_):
+    """``global_pruning``, or the value of its old name ``global_`` (with a DeprecationWarning)."""
+    if global_ is None:
+        return bool(global_pruning)
+    warnings.warn("global_ is deprecated; use global_pruning", DeprecationWarning, stacklevel=3)
+    return bool(global_)
 
 
 def finite(value, name):

@@ -103,25 +103,33 @@ int32_t progress_trampoline(void *context, int64_t step, int64_t steps, double l
     return progress->raised;
 }
 
-/* The engine's op table as text (see kcp_op_table). */
-static PyObject *op_table(PyObject *self, PyObject *args) {
-    (void)self;
-    (void)args;
+/* A text the engine writes through `get` (kcp_op_table, kcp_info): its length first, then the text. */
+static PyObject *engine_text(kcp_status (*get)(char *, int64_t, int64_t *)) {
     int64_t length = 0;
-    if (kcp_op_table(NULL, 0, &length) != KCP_OK) {
+    if (get(NULL, 0, &length) != KCP_OK) {
         raise_status(KCP_ENGINE_ERROR);
         return NULL;
     }
     char *buffer = PyMem_Malloc(length + 1);
     if (buffer == NULL) return PyErr_NoMemory();
     PyObject *text = NULL;
-    if (kcp_op_table(buffer, length + 1, &length) == KCP_OK) {
+    if (get(buffer, length + 1, &length) == KCP_OK) {
         text = PyUnicode_DecodeUTF8(buffer, length, "strict");
     } else {
         raise_status(KCP_ENGINE_ERROR);
     }
     PyMem_Free(buffer);
     return text;
+}
+
+static PyObject *op_table(PyObject *self, PyObject *args) {
+    (void)self; (void)args;
+    return engine_text(kcp_op_table);
+}
+
+static PyObject *info(PyObject *self, PyObject *args) {
+    (void)self; (void)args;
+    return engine_text(kcp_info);
 }
 
 static PyObject *abi_version(PyObject *self, PyObject *args) {
@@ -341,6 +349,7 @@ done:
 static PyMethodDef methods[] = {
     {"abi_version", abi_version, METH_NOARGS, "The engine's C ABI version."},
     {"op_table", op_table, METH_NOARGS, "The engine's op table as text (see kcp_op_table)."},
+    {"info", info, METH_NOARGS, "The engine's choices for this machine as text (see kcp_info)."},
     {"get_num_threads", get_num_threads, METH_NOARGS, "Engine thread count."},
     {"set_num_threads", set_num_threads, METH_VARARGS, "set_num_threads(n): engine thread count."},
     {"layer_scores", layer_scores, METH_VARARGS,

@@ -4,10 +4,12 @@
 comparison (:mod:`kcp.experiments.compare`); ``info`` and ``prune`` read ONNX models. Any
 failure they can name (a file that is not ONNX, an unsupported op, a target
 out of reach) is printed as one line on stderr and exits with status 2;
-Ctrl-C exits with status 130.
+Ctrl-C exits with status 130. A command whose optional dependencies are not
+installed says which extra installs them, and exits with status 2 too.
 """
 
 import argparse
+import importlib.util
 import json
 import sys
 
@@ -18,6 +20,23 @@ from .experiments import compare
 from .layer import CRITERIA
 from .plans import MODES
 from .experiments.tasks import DENSE_TASKS, PRUNING_RECIPES, TASK_NAMES
+
+#: Each command's extra, and the modules it imports from it: the demo plots with
+#: matplotlib, draws its data from scikit-image and writes ONNX files.
+EXTRAS = {"demo": ("demo", ("matplotlib", "skimage", "onnx")), "compare": ("demo", ("matplotlib", "skimage")),
+          "info": ("onnx", ("onnx",)), "prune": ("onnx", ("onnx",))}
+#: The distributions of the modules whose names differ.
+DISTRIBUTIONS = {"skimage": "scikit-image"}
+
+
+def _missing_extra(command):
+    """One line naming what ``command`` lacks and the extra that installs it,
+    or None when it lacks nothing."""
+    extra, modules = EXTRAS[command]
+    missing = [DISTRIBUTIONS.get(name, name) for name in modules if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return f"python -m kcp {command}: needs {', '.join(missing)}; pip install 'kcp-prune[{extra}]'"
 
 
 def _demo(args):
@@ -70,7 +89,7 @@ def _info(args):
 def _prune(args):
     net = from_onnx(args.model)
     amount = {"ratio": args.ratio} if args.ratio is not None else {"macs_reduction": args.macs_reduction}
-    chosen = plan(net, criterion=args.criterion, round_to=args.round_to, seed=args.seed, global_=args.global_,
+    chosen = plan(net, criterion=args.criterion, round_to=args.round_to, seed=args.seed, global_pruning=args.global_pruning,
                   **amount)
     if args.calibration:
         if args.mode != "compact":
@@ -150,7 +169,7 @@ def _parser():
     target.add_argument("--macs-reduction", type=float, help="fraction of MACs to remove")
     prune.add_argument("--criterion", choices=list(CRITERIA), default="kcp")
     prune.add_argument("--mode", choices=list(MODES), default="compact")
-    prune.add_argument("--global", dest="global_", action="store_true", help="rank channels across spaces")
+    prune.add_argument("--global", dest="global_pruning", action="store_true", help="rank channels across spaces")
     prune.add_argument("--round-to", type=int, default=1, help="keep a multiple of this many channels")
     prune.add_argument("--seed", type=int, default=0)
     prune.add_argument("--plan", help="also write the plan as JSON")
@@ -163,6 +182,10 @@ def _parser():
 def main(argv=None):
     args = _parser().parse_args(argv)
     command = {"demo": _demo, "compare": _compare, "info": _info, "prune": _prune}[args.command]
+    missing = _missing_extra(args.command)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     try:
         return command(args)
     except (ValueError, TypeError, KeyError, KCPError, OSError, ImportError) as error:

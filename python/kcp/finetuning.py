@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _arguments, _native
+from . import _arguments, _native, _progress
 from .layer import CENTERS, CRITERIA
 
 TASKS = {"classification": 0, "segmentation": 1, "disparity": 2, "regression": 3}
@@ -39,6 +39,7 @@ class PruneSchedule:
     regrow in between (SFP); ``"hard"`` keeps them, their gradients and their
     optimizer state at zero. Masks are recomputed after every ``every``
     epochs; the target rises linearly from 0 over the first ``ramp_epochs``.
+    ``global_`` is the deprecated name of ``global_pruning``.
     """
 
     ratio: float | None = None
@@ -48,19 +49,25 @@ class PruneSchedule:
     mode: str = "soft"
     every: int = 1
     ramp_epochs: int = 0
-    global_: bool = False
+    global_pruning: bool = False
     max_ratio: float = 0.9
     round_to: int = 1
+    global_: bool | None = None
+
+    def __post_init__(self):
+        if self.global_ is not None:
+            object.__setattr__(self, "global_pruning", _arguments.deprecated_global(False, self.global_))
+            object.__setattr__(self, "global_", None)
 
     def settings(self):
         """The pruning fields of the engine's settings (``kcp_finetune_settings``)."""
         if (self.ratio is None) == (self.macs_reduction is None):
             raise ValueError("prune: give exactly one of ratio and macs_reduction")
-        amount = _arguments.ratio(self.ratio) if self.ratio is not None else _arguments.finite(self.macs_reduction,
-                                                                                               "macs_reduction")
+        amount = (_arguments.ratio(self.ratio) if self.ratio is not None
+                  else _arguments.macs_reduction(self.macs_reduction))
         return dict(prune=_arguments.choice(self.mode, "mode", PRUNE_MODES), prune_amount_kind=int(self.ratio is None),
-                    prune_amount=amount, prune_global=int(bool(self.global_)),
-                    prune_max_ratio=_arguments.finite(self.max_ratio, "max_ratio"),
+                    prune_amount=amount, prune_global=int(bool(self.global_pruning)),
+                    prune_max_ratio=_arguments.max_ratio(self.max_ratio),
                     prune_criterion=_arguments.choice(self.criterion, "criterion", CRITERIA),
                     prune_center=_arguments.choice(self.center, "center", CENTERS),
                     prune_round_to=_arguments.integer(self.round_to, "round_to", 1, _arguments.INT32_MAX),
@@ -165,17 +172,13 @@ class FineTune:
         ``epoch``, ``loss``, ``metric``, ``macs``, ``lr``).
 
         ``callback(step, steps, loss)`` is called a few times per second at
-        most; it may not use this run (that raises ValueError: in use). ``progress`` shows a tqdm bar (terminal or notebook); a string
-        labels it.
+        most; it may not use this run (that raises ValueError: in use).
+        ``progress`` shows a tqdm bar (terminal or notebook) when tqdm is
+        installed; a string labels it.
         ``checkpoint``: a path written (atomically) after every epoch.
         """
-        bar = None
         epochs = [len(self.history)]  # completed epochs: the callback may not ask the run, which is busy
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=(self.epochs - epochs[0]) * self._steps, unit="step",
-                       desc=progress if isinstance(progress, str) else "fine-tune")
+        bar = _progress.bar(progress, "fine-tune", total=(self.epochs - epochs[0]) * self._steps, unit="step")
         done = [0]
 
         def on_step(step, steps, loss):

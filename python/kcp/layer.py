@@ -14,8 +14,10 @@ for, are pruned first.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _arguments, _native
 
@@ -54,7 +56,9 @@ class ClusterResult:
         return int(self.keep.sum())
 
 
-def cluster(weight, ratio, *, center="mean", centers=1, granularity="channel", groups=1, round_to=1, seed=0):
+def cluster(weight: ArrayLike, ratio: float, *, center: Literal["mean", "median"] = "mean", centers: int = 1,
+            granularity: Literal["channel", "kernel"] = "channel", groups: int = 1, round_to: int = 1,
+            seed: int = 0) -> ClusterResult:
     """Cluster a layer's kernels and select the least representational to prune.
 
     With ``centers=1`` every kernel cluster ``v_i`` is compared to one center
@@ -101,7 +105,8 @@ def cluster(weight, ratio, *, center="mean", centers=1, granularity="channel", g
     return ClusterResult(keep=keep, pruned=pruned, scores=scores, labels=labels, centers=found_centers)
 
 
-def scores(weight, criterion="kcp", *, center="mean", groups=1, seed=0):
+def scores(weight: ArrayLike, criterion: Literal["kcp", "l1", "l2", "fpgm", "random"] = "kcp", *,
+           center: Literal["mean", "median"] = "mean", groups: int = 1, seed: int = 0) -> NDArray[np.float64]:
     """Normalised importance score of every channel of a layer.
 
     ``"kcp"`` scores the ``I`` input channels by their kernel clusters,
@@ -130,7 +135,7 @@ def scores(weight, criterion="kcp", *, center="mean", groups=1, seed=0):
                                 _arguments.choice(center, "center", CENTERS), _arguments.seed(seed))
 
 
-def select(scores, ratio, *, round_to=1):
+def select(scores: ArrayLike, ratio: float, *, round_to: int = 1) -> NDArray[np.bool_]:
     """Keep mask for ``scores``: prune the ``floor(ratio * n)`` smallest.
 
     Ties are broken by index (lower index pruned first), at least one entry is
@@ -151,7 +156,8 @@ def select(scores, ratio, *, round_to=1):
     return _native.scores_select(values, _arguments.ratio(ratio), _arguments.integer(round_to, "round_to", 1, 2**31 - 1))
 
 
-def compact(weight, keep_in=None, keep_out=None):
+def compact(weight: ArrayLike, *, keep_in: ArrayLike | None = None,
+            keep_out: ArrayLike | None = None) -> NDArray[np.float32]:
     """A new, smaller, C-contiguous float32 copy holding only kept channels.
 
     ``result = weight[keep_out][:, keep_in]``: axis 0 indexes output channels,
@@ -177,7 +183,8 @@ def compact(weight, keep_in=None, keep_out=None):
     return _native.weight_compact(array, keep_out, keep_in)
 
 
-def apply_mask(weight, keep, axis="in"):
+def apply_mask(weight: NDArray[np.float32], keep: ArrayLike,
+               axis: Literal["in", "out"] = "in") -> NDArray[np.float32]:
     """Zero, in place, the pruned slices of ``weight``; returns ``weight``.
 
     ``axis="in"`` zeroes ``weight[:, j]`` where ``keep[j]`` is false (pruned

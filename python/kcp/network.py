@@ -38,6 +38,8 @@ def _op_table():
 
 
 OPS, ATTRIBUTES, _ENUMERATIONS = _op_table()
+#: Ops whose first parameter is a weight that writes their output's channels (the layers plans report widths of).
+WEIGHTED_OPS = ("conv2d", "conv_transpose2d", "linear")
 ACTIVATIONS = _ENUMERATIONS["activation"]
 BINARY = _ENUMERATIONS["binary"]
 UPSAMPLE_MODES = _ENUMERATIONS["resize_mode"]
@@ -221,6 +223,33 @@ class Network:
                 parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
         return self._node("conv2d", [x], attributes, parameters, name, reserved=True)
 
+    def conv_transpose2d(self, x, out_channels, kernel_size, *, stride=1, padding=0, output_padding=0, dilation=1,
+                         groups=1, bias=True, name=None):
+        """Transposed convolution (PyTorch's ``ConvTranspose2d``): weight
+        ``[in_channels, out_channels / groups, kh, kw]``; each output side is
+        ``(in - 1) * stride - padding + dilation * (k - 1) + output_padding + 1``
+        (``padding`` an int, a pair, or ``(top, left, bottom, right)``, cropped
+        from the full scatter; ``output_padding`` a pair, smaller than the
+        stride or the dilation). Formulas in ``Sources/KCP/Graph/Op.swift``."""
+        out_channels = _arguments.integer(out_channels, "out_channels", 1)
+        kh, kw = _pair(kernel_size, "kernel_size", 1)
+        pads = tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 4 else _pair(padding, "padding") * 2
+        groups = _arguments.integer(groups, "groups", 1)
+        attributes = (*_pair(stride, "stride"), *pads, *_pair(output_padding, "output_padding"),
+                      *_pair(dilation, "dilation"), groups)
+        name = self._name(name, "conv_transpose2d")
+        in_channels = x.shape[1]
+        for channels, which in ((in_channels, "input"), (out_channels, "output")):
+            if channels % groups:
+                raise ValueError(f"groups: {groups} groups do not divide {channels} {which} channels")
+        fan_in = in_channels // groups * kh * kw  # He initialisation
+        weight = _initial_weight(self._rng, (in_channels, out_channels // groups, kh, kw), np.sqrt(2 / fan_in),
+                                 "out_channels")
+        parameters = [self._add_parameter(f"{name}.weight", weight)]
+        if bias:
+            parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
+        return self._node("conv_transpose2d", [x], attributes, parameters, name, reserved=True)
+
     def linear(self, x, out_features, *, bias=True, share=None, name=None):
         """``y = x W^T + b`` for ``x [N, F]``."""
         name = self._name(name, "linear")
@@ -247,6 +276,38 @@ class Network:
         parameters = [self._add_parameter(f"{name}.{part}", np.full(channels, fill, np.float32))
                       for part, fill in (("weight", 1), ("bias", 0), ("running_mean", 0), ("running_var", 1))]
         return self._node("batchnorm", [x], (epsilon,), parameters, name, reserved=True)
+
+    def normalization(self, x, groups=1, *, spatial=False, epsilon=1e-5, name=None):
+        """Normalisation over ``groups`` groups of channels, then a per-channel
+        weight (1) and bias (0): per sample, group and (unless ``spatial``)
+        position, ``y = (x - mean) / sqrt(var + epsilon) * weight + bias``,
+        the moments over the channels whose ``statistics_mask`` entry is 1
+        (all; masking sets pruned channels' to 0). Formulas in
+        ``Sources/KCP/Graph/Op.swift``. Pruning keeps GroupNorm's groups whole."""
+        channels = x.shape[1] if isinstance(x, Value) else None
+        groups = _arguments.integer(groups, "groups", 1, channels)
+        if channels % groups:
+            raise ValueError(f"groups: {groups} groups do not divide {channels} channels")
+        epsilon = _arguments.finite(epsilon, "epsilon")
+        if epsilon <= 0:
+            raise ValueError(f"epsilon: must be positive, got {epsilon}")
+        name = self._name(name, "normalization")
+        parameters = [self._add_parameter(f"{name}.{part}", np.full(channels, fill, np.float32))
+                      for part, fill in (("weight", 1), ("bias", 0), ("statistics_mask", 1))]
+        return self._node("normalization", [x], (groups, int(bool(spatial)), epsilon), parameters, name, reserved=True)
+
+    def layer_norm(self, x, *, epsilon=1e-5, name=None):
+        """LayerNorm over the channels at each position (ConvNeXt's ``LayerNorm2d``)."""
+        return self.normalization(x, 1, epsilon=epsilon, name=name)
+
+    def group_norm(self, x, groups, *, epsilon=1e-5, name=None):
+        """GroupNorm (Wu and He 2018): statistics per group of channels over all positions."""
+        return self.normalization(x, groups, spatial=True, epsilon=epsilon, name=name)
+
+    def instance_norm(self, x, *, epsilon=1e-5, name=None):
+        """InstanceNorm: statistics per channel over all positions."""
+        return self.normalization(x, x.shape[1] if isinstance(x, Value) else 1, spatial=True, epsilon=epsilon,
+                                  name=name)
 
     def activation(self, x, kind, alpha=0.0, beta=0.0, *, name=None):
         """Element-wise ``kind``, a key of :data:`ACTIVATIONS` (formulas in
@@ -393,10 +454,30 @@ class Network:
         return {name: _native.network_parameter_read(self._handle, index)
                 for name, index in self._parameter_index.items()}
 
+    def state_dict(self):
+        """``{name: array}``: a copy of every parameter (as :attr:`parameters`), for saving."""
+        return self.parameters
+
+    def load_state_dict(self, state):
+        """Copies every entry of ``state`` (``{name: array}``, as :meth:`state_dict`
+        gives) into the parameter of that name. ``state`` must name each
+        parameter once and no other, with its shape; nothing is written otherwise."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict of arrays, got {type(state).__name__}")
+        missing, unknown = set(self._parameter_index) - set(state), set(state) - set(self._parameter_index)
+        if missing or unknown:
+            raise ValueError(f"state: missing {sorted(missing)}, unknown {sorted(unknown)}")
+        for name, value in state.items():
+            shape = _native.network_value_shape(self._handle, 1, self._parameter_index[name], 0)
+            if np.shape(value) != shape:
+                raise ValueError(f"state: parameter {name!r} has shape {shape}, got {np.shape(value)}")
+        for name, value in state.items():
+            self.set_parameter(name, value)
+
     def set_parameter(self, name, value):
         """Copies ``value`` (same shape) into the parameter ``name``."""
         if name not in self._parameter_index:
-            raise KeyError(f"name: no parameter {name!r}")
+            raise ValueError(f"name: no parameter {name!r}")
         index = self._parameter_index[name]
         shape = _native.network_value_shape(self._handle, 1, index, 0)
         array = np.asarray(value)
@@ -470,9 +551,9 @@ class Network:
         return {layer.name: int(m) for layer, m in zip(self._layers, node_macs)}
 
     def layer_widths(self):
-        """``{layer name: output channels}`` of every conv2d and linear layer."""
+        """``{layer name: output channels}`` of every conv2d, transposed conv and linear layer."""
         shapes = {value.name: value.shape for value in self._all_values()}
-        return {layer.name: shapes[layer.name][1] for layer in self._layers if layer.op in ("conv2d", "linear")}
+        return {layer.name: shapes[layer.name][1] for layer in self._layers if layer.op in WEIGHTED_OPS}
 
     def _value_ops(self):
         """The op that produced each value, in index order (``"input"`` for inputs)."""

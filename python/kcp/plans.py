@@ -10,12 +10,14 @@ it stores, per space, which channel positions are pruned.
 
 import json
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from . import _arguments, _native
 from ._progress import progress_bar
 from .layer import CENTERS, CRITERIA
+from .network import WEIGHTED_OPS, Network
 
 MODES = {"mask": 0, "compact": 1}
 
@@ -45,14 +47,14 @@ def _structure(net):
     return per_value, space_of, frozen, reasons
 
 
-def spaces(net):
+def spaces(net: Network) -> list[Space]:
     """The channel spaces of ``net``, each a :class:`Space`."""
     with net._lock:  # one view of the network: builders in other threads wait
         per_value, space_of, frozen, reasons = _structure(net)
-        members = [[] for _ in reasons]
+        members: list[list[int]] = [[] for _ in reasons]
         for label, space in enumerate(space_of):
             members[space].append(label)
-        values = [[] for _ in reasons]
+        values: list[list[str]] = [[] for _ in reasons]
         for value, op, classes in zip(net._all_values(), net._value_ops(), per_value):
             if len(classes) and op != "concat":
                 values[space_of[classes[0]]].append(value.name)
@@ -103,13 +105,14 @@ class Plan:
             keep[members[pruned]] = False
         return keep
 
-    def apply(self, net, mode="compact"):
+    def apply(self, net: Network, mode: Literal["compact", "mask"] = "compact") -> Network:
         """The masked (``mode="mask"``) or compact (``"compact"``) network."""
         mode_code = _arguments.choice(mode, "mode", MODES)
         with net._lock:  # one view of the network: builders in other threads wait
             return net._derived(_native.network_prune(net._handle, self._keep_classes(net), mode_code))
 
-    def compensate(self, net, calibration, *, ridge=1e-3, chunk=16, progress=True):
+    def compensate(self, net: Network, calibration, *, ridge: float = 1e-3, chunk: int = 16,
+                   progress: bool | str = True) -> Network:
         """The compact network with the layers that read pruned channels
         refitted, without training, to reproduce ``net``'s outputs.
 
@@ -134,7 +137,7 @@ class Plan:
                                                     report)
             return net._derived(handle)
 
-    def to_json(self):
+    def to_json(self) -> str:
         """The plan as JSON (everything needed to re-apply it)."""
         return json.dumps({
             "format": "kcp-plan/1", "criterion": self.criterion, "ratio": self.ratio,
@@ -146,7 +149,7 @@ class Plan:
         }, indent=1)
 
     @classmethod
-    def from_json(cls, text):
+    def from_json(cls, text: str) -> "Plan":
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("format") != "kcp-plan/1":
             raise ValueError("text: not a kcp plan (format 'kcp-plan/1' expected)")
@@ -164,15 +167,19 @@ class Plan:
             raise ValueError(f"text: a kcp plan with a missing or malformed entry ({type(error).__name__}: {error})") from None
 
 
-def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, criterion="kcp", center="mean",
-         round_to=1, overrides=None, seed=0, _weights=None):
+def plan(net: Network, *, ratio: float | None = None, macs_reduction: float | None = None,
+         global_pruning: bool = False, max_ratio: float = 0.9,
+         criterion: Literal["kcp", "l1", "l2", "fpgm", "random"] = "kcp", center: Literal["mean", "median"] = "mean",
+         round_to: int = 1, overrides: dict[int | str, float] | None = None, seed: int = 0,
+         global_: bool | None = None, _weights=None) -> Plan:
     """Plan pruning for a whole network.
 
     Exactly one of ``ratio`` (prune ``floor(ratio * n)`` of every space's
     ``n`` prunable channels) and ``macs_reduction`` (the smallest uniform
     ratio whose compact network has that fraction fewer MACs) is given.
-    ``global_=True`` ranks layer-normalised scores across spaces instead,
-    pruning at most ``max_ratio`` of any space. KCP scores a channel by the
+    ``global_pruning=True`` ranks layer-normalised scores across spaces
+    instead, pruning at most ``max_ratio`` of any space (``global_``, its old
+    name, still works and warns). KCP scores a channel by the
     sum of its kernel-cluster scores ``s_i`` over every layer that reads it;
     the baselines (``"l1"``, ``"l2"``, ``"fpgm"``, ``"random"``) by the sum of
     their filter scores over every layer that writes it.
@@ -191,14 +198,15 @@ def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, 
     if ratio is not None:
         kind, amount = 0, _arguments.ratio(ratio)
     else:
-        kind, amount = 1, _arguments.finite(macs_reduction, "macs_reduction")
+        kind, amount = 1, _arguments.macs_reduction(macs_reduction)
+    global_pruning = _arguments.deprecated_global(global_pruning, global_)
     with net._lock:  # one view of the network: builders in other threads wait
         override_spaces, override_ratios = _overrides(net, overrides or {})
         keep, scores, applied, costs = _native.network_plan(
-            net._handle, kind, amount, bool(global_), _arguments.finite(max_ratio, "max_ratio"), _arguments.choice(criterion, "criterion", CRITERIA),
-            _arguments.choice(center, "center", CENTERS), _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX),
-            _arguments.seed(seed), override_spaces, override_ratios, {} if _weights is None else _weights,
-            net._parameter_index)
+            net._handle, kind, amount, global_pruning, _arguments.max_ratio(max_ratio),
+            _arguments.choice(criterion, "criterion", CRITERIA), _arguments.choice(center, "center", CENTERS),
+            _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX), _arguments.seed(seed), override_spaces,
+            override_ratios, {} if _weights is None else _weights, net._parameter_index)
         per_value, space_of, _, reasons = _structure(net)
         pruned, channels, space_scores = {}, {}, {}
         for space in range(len(reasons)):
@@ -206,12 +214,12 @@ def plan(net, *, ratio=None, macs_reduction=None, global_=False, max_ratio=0.9, 
             channels[space] = len(members)
             pruned[space] = np.flatnonzero(~keep[members]).tolist()
             space_scores[space] = scores[members]
-        producers = {layer.name for layer in net.layers if layer.op in ("conv2d", "linear")}
+        producers = {layer.name for layer in net.layers if layer.op in WEIGHTED_OPS}
         widths = {value.name: [len(classes), int(keep[classes].sum())]
                   for value, classes in zip(net._all_values(), per_value) if value.name in producers}
         macs_before, params_before, macs_after, params_after = costs
-        return Plan(pruned, channels, applied, macs_before, macs_after, params_before, params_after, criterion=criterion,
-                    widths=widths, scores=space_scores)
+        return Plan(pruned, channels, applied, macs_before, macs_after, params_before, params_after,
+                    criterion=criterion, widths=widths, scores=space_scores)
 
 
 def _overrides(net, overrides):

@@ -1,4 +1,7 @@
-"""Shared pytest configuration: a deterministic hypothesis profile and thread hygiene."""
+"""Shared pytest configuration: a deterministic hypothesis profile, thread
+hygiene, and the PyTorch tests skipped when torch is not installed."""
+
+import importlib.util
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -22,3 +25,15 @@ def restore_threads():
     before = kcp.get_num_threads()
     yield
     kcp.set_num_threads(before)
+
+
+class _NeedsTorch(pytest.Module):
+    def collect(self):
+        pytest.skip("needs torch: pip install 'kcp-prune[torch]' (scripts/setup.sh installs the CPU build)")
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    """The PyTorch tests (``test_torch*.py``) import torch at the top: without it they are skipped, with the reason."""
+    if module_path.name.startswith("test_torch") and importlib.util.find_spec("torch") is None:
+        return _NeedsTorch.from_parent(parent, path=module_path)
+    return None

@@ -4,7 +4,9 @@ The engine runs a conv by its direct kernel (4 to 64 output channels per
 group, rows whose pixel blocks leave few lanes idle), by unfolded matrix
 products (the rest), or as a plain product (1x1, stride 1, unpadded); each
 geometry below takes one of them, and a conv followed by batchnorm and
-relu also runs them with the fused epilogue.
+relu also runs them with the fused epilogue. Products of a few tiles with
+many output channels are split into blocks of channels ("split"), and
+kernel rows and columns that read only padding are dropped ("padding taps").
 """
 
 import numpy as np
@@ -44,6 +46,11 @@ CASES = {
     "unfolded: 1x1 stride 2": ((2, 8, 16, 16), 8, 1, 2, (0, 0, 0, 0), 1, 1),
     "unfolded: groups 2 of 3 outputs, dilation (1, 2)": ((2, 4, 7, 9), 6, 3, 2, (1, 0, 2, 1), (1, 2), 2),
     "product: 1x1": ((2, 5, 6, 7), 9, 1, 1, (0, 0, 0, 0), 1, 1),
+    "split: 130 outputs of one 7x7 tile, in blocks": ((1, 20, 7, 7), 130, 3, 1, (1, 1, 1, 1), 1, 1),
+    "split: 1x1 product, 256 outputs in blocks": ((1, 24, 9, 9), 256, 1, 1, (0, 0, 0, 0), 1, 1),
+    "split: 1x1 stride 2, 192 outputs in blocks": ((1, 24, 14, 14), 192, 1, 2, (0, 0, 0, 0), 1, 1),
+    "padding taps: dilation 7 on 6x6, a 1x1 conv": ((1, 8, 6, 6), 12, 3, 1, (7, 7, 7, 7), 7, 1),
+    "padding taps: columns of dilation 6 on 5 columns": ((2, 5, 9, 5), 70, 3, 1, (2, 6, 2, 6), (2, 6), 1),
 }
 
 

@@ -85,7 +85,36 @@ def two_outputs():
     return net
 
 
-ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs]
+def normalized():
+    """InstanceNorm, a ConvNeXt block (depthwise 7x7, LayerNorm over channels,
+    1x1 up, GELU, 1x1 down, residual), then GroupNorm."""
+    net = kcp.Network(seed=8)
+    x = net.relu(net.instance_norm(net.conv2d(net.input("image", (2, 3, 12, 12)), 16, 3, padding=1), name="in"))
+    y = net.layer_norm(net.conv2d(x, 16, 7, padding=3, groups=16), name="ln")
+    y = net.activation(net.conv2d(y, 32, 1), "gelu")
+    x = net.add(x, net.conv2d(y, 16, 1))
+    x = net.relu(net.group_norm(net.conv2d(x, 24, 3, padding=1), 4, name="gn"))
+    x = net.conv2d(x, 8, 3, padding=1)
+    net.output(net.linear(net.flatten(net.global_avg_pool(x)), 5))
+    return net
+
+
+def decoder():
+    """A U-Net decoder upsampling by transposed convs: stride 2 with output
+    padding and asymmetric padding, then, past concat skips, a grouped one
+    (stride 2) and a depthwise one (multiplier 2)."""
+    net = kcp.Network(seed=9)
+    e1 = net.relu(net.conv2d(net.input("image", (2, 3, 12, 12)), 8, 3, padding=1))
+    e2 = net.relu(net.batchnorm(net.conv2d(e1, 16, 3, padding=1, stride=2)))
+    bottom = net.relu(net.conv2d(e2, 16, 3, padding=1, stride=2))
+    u2 = net.relu(net.conv_transpose2d(bottom, 12, 3, stride=2, padding=(1, 0, 1, 2), output_padding=1, name="up2"))
+    u1 = net.relu(net.conv_transpose2d(net.concat(u2, e2), 8, 4, stride=2, padding=1, groups=4, name="up1"))
+    d1 = net.relu(net.conv_transpose2d(net.concat(u1, e1), 32, 3, padding=1, groups=16, bias=False, name="dw"))
+    net.output(net.conv2d(d1, 3, 1))
+    return net
+
+
+ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized, decoder]
 
 
 def inputs_for(net, seed=0):
@@ -94,12 +123,12 @@ def inputs_for(net, seed=0):
 
 
 def randomize_batchnorm(net, seed=0):
-    """Non-trivial batchnorm statistics, so masking must handle them."""
+    """Non-trivial batchnorm statistics and normalization biases, so masking must handle them."""
     rng = np.random.default_rng(seed)
     for name, value in net.parameters.items():
         if "running_var" in name:
             net.set_parameter(name, rng.uniform(0.5, 2, value.shape))
-        elif "running_mean" in name or name.startswith("batchnorm") and name.endswith(".bias"):
+        elif "running_mean" in name or name.startswith(("batchnorm", "ln", "gn", "in")) and name.endswith(".bias"):
             net.set_parameter(name, rng.normal(0, 0.5, value.shape))
 
 
@@ -107,7 +136,7 @@ def randomize_batchnorm(net, seed=0):
 @pytest.mark.parametrize(("amount", "criterion"), [({"ratio": 0.3}, "kcp"), ({"ratio": 0.5}, "kcp"),
                                                   ({"ratio": 0.7}, "kcp"), ({"ratio": 0.5}, "l1"),
                                                   ({"ratio": 0.5}, "fpgm"), ({"ratio": 0.5}, "random"),
-                                                  ({"ratio": 0.5, "global_": True}, "kcp")])
+                                                  ({"ratio": 0.5, "global_pruning": True}, "kcp")])
 def test_compact_equals_masked(build, amount, criterion):
     net = build()
     randomize_batchnorm(net)
@@ -151,6 +180,42 @@ def test_grouped_convs_keep_their_groups_and_shrink_each_group_alike():
     layer = next(layer for layer in compact.layers if layer.name == "grouped")
     assert layer.attributes[-1] == 2
     assert compact.parameters["grouped.weight"].shape == (4, 2, 3, 3)
+
+
+def test_group_norm_loses_whole_groups_and_layer_norm_single_channels():
+    net = normalized()
+    compact = kcp.plan(net, ratio=0.5).apply(net)
+    norms = {layer.name: layer for layer in compact.layers if layer.op == "normalization"}
+    assert norms["gn"].attributes[0] == 2 and compact.parameters["gn.weight"].shape == (12,)
+    assert norms["in"].attributes[0] == compact.parameters["in.weight"].shape[0] == 8
+    assert norms["ln"].attributes[0] == 1 and compact.parameters["ln.weight"].shape == (8,)
+
+
+def test_masked_layer_norm_counts_only_kept_channels():
+    """Masking zeroes a LayerNorm's statistics mask at pruned channels: counted, the zeroed channels would shift its moments."""
+    net = normalized()
+    randomize_batchnorm(net)
+    plan = kcp.plan(net, ratio=0.5)
+    masked = plan.apply(net, "mask")
+    assert net.parameters["ln.statistics_mask"].sum() == 16
+    mask = masked.parameters["ln.statistics_mask"]
+    assert sorted(set(mask.tolist())) == [0.0, 1.0] and mask.sum() == 8
+    xs = inputs_for(net)
+    compact = plan.apply(net)(*xs)[0]
+    np.testing.assert_allclose(masked(*xs)[0], compact, atol=1e-4 * np.abs(compact).max(), rtol=0)
+    masked.set_parameter("ln.statistics_mask", np.ones_like(mask))
+    assert not np.allclose(masked(*xs)[0], compact, atol=1e-2 * np.abs(compact).max())
+
+
+def test_transposed_convs_slice_their_weight_by_input_rows_and_output_columns():
+    net = decoder()
+    compact = kcp.plan(net, ratio=0.5).apply(net)
+    ops = {layer.name: layer for layer in compact.layers}
+    # [I, O/g, kh, kw]: the grouped one keeps its 4 groups, the depthwise one a group per kept input.
+    assert compact.parameters["up2.weight"].shape == (8, 6, 3, 3)
+    assert compact.parameters["up1.weight"].shape == (16, 1, 4, 4) and ops["up1"].attributes[-1] == 4
+    assert compact.parameters["dw.weight"].shape == (8, 2, 3, 3) and ops["dw"].attributes[-1] == 8
+    assert compact.layer_widths()["dw"] == 16
 
 
 def test_siamese_branches_are_pruned_together():
@@ -227,3 +292,57 @@ def test_plan_reads_lent_weights_as_if_written_and_checks_them():
     ]:
         with pytest.raises(error, match=message):
             kcp.plan(net, ratio=0.5, _weights=bad)
+
+
+def test_spaces_follow_the_network_as_it_grows():
+    """The engine keeps a network's spaces between queries; adding a node or an output changes them."""
+    net = kcp.Network(seed=4)
+    x = net.conv2d(net.input("image", (1, 3, 8, 8)), 8, 3, padding=1)
+    assert [s.prunable for s in kcp.spaces(net)] == [0, 8]
+    r = net.relu(x)
+    y = net.conv2d(r, 4, 1)
+    assert [(s.values, s.prunable) for s in kcp.spaces(net)][1:] == [((x.name, r.name), 8), ((y.name,), 4)]
+    net.output(y)
+    assert [s.prunable for s in kcp.spaces(net)] == [0, 8, 0]
+    assert kcp.plan(net, ratio=0.5).apply(net).parameters[f"{y.name}.weight"].shape == (4, 4, 1, 1)
+
+
+@pytest.mark.parametrize(("options", "kind", "argument"), [
+    ({"macs_reduction": "0.5"}, TypeError, "macs_reduction"), ({"macs_reduction": True}, TypeError, "macs_reduction"),
+    ({"macs_reduction": 1.0}, ValueError, "macs_reduction"), ({"macs_reduction": float("nan")}, ValueError,
+                                                              "macs_reduction"),
+    ({"ratio": 0.5, "max_ratio": "0.9"}, TypeError, "max_ratio"), ({"ratio": 0.5, "max_ratio": 1.0}, ValueError,
+                                                                    "max_ratio")])
+def test_numeric_settings_are_validated_alike(options, kind, argument):
+    with pytest.raises(kind, match=argument):
+        kcp.plan(chain(), **options)
+    with pytest.raises(kind, match=argument):
+        kcp.PruneSchedule(**options).settings()
+
+
+def test_global_is_the_deprecated_name_of_global_pruning():
+    net = resnet_blocks()
+    expected = kcp.plan(net, ratio=0.5, global_pruning=True)
+    with pytest.warns(DeprecationWarning, match="global_pruning"):
+        old = kcp.plan(net, ratio=0.5, global_=True)
+    assert old.pruned == expected.pruned != kcp.plan(net, ratio=0.5).pruned
+    with pytest.warns(DeprecationWarning, match="global_pruning"):
+        assert kcp.PruneSchedule(ratio=0.5, global_=True).global_pruning
+
+
+def test_state_dict_round_trips_and_is_checked_whole():
+    state = chain().state_dict()
+    fresh = chain()
+    for name in state:
+        state[name] = state[name] + 1
+    fresh.load_state_dict(state)
+    assert all(np.array_equal(fresh.parameters[n], state[n]) for n in state)
+    before = fresh.state_dict()
+    wrong = dict(state, **{next(iter(state)): np.zeros(3, np.float32)})
+    with pytest.raises(ValueError, match="state: parameter"):
+        fresh.load_state_dict(wrong)
+    with pytest.raises(ValueError, match="state: missing"):
+        fresh.load_state_dict({k: v for k, v in state.items() if k != next(iter(state))})
+    assert all(np.array_equal(fresh.parameters[n], before[n]) for n in before)  # nothing written
+    with pytest.raises(ValueError, match="name: no parameter"):
+        fresh.set_parameter("nothing", np.zeros(1))

@@ -257,6 +257,26 @@ def symbolic_batch_model():
     return make_model(nodes, [("x", ["N", 2, 5, 5])], [("flat", ["N", 75])], initializers)
 
 
+def conv_transpose_model():
+    """A decoder of ConvTranspose nodes: stride 2 with asymmetric pads and output_padding, a grouped one
+    (dilation 2, no bias) after a skip Concat, and a depthwise one (multiplier 2)."""
+    nodes = [conv("c1", "x", "w1", "b1", pads=[1, 1, 1, 1]), node("Relu", ["c1"], "r1"),
+             conv("c2", "r1", "w2", "b2", pads=[1, 1, 1, 1], strides=[2, 2]), node("Relu", ["c2"], "r2"),
+             helper.make_node("ConvTranspose", ["r2", "t1", "tb1"], ["u1"], name="u1", strides=[2, 2],
+                              pads=[1, 0, 1, 2], output_padding=[1, 1], kernel_shape=[3, 3]),
+             node("Relu", ["u1"], "ru1"), node("Concat", ["ru1", "r1"], "cat", axis=1),
+             helper.make_node("ConvTranspose", ["cat", "t2"], ["u2"], name="u2", pads=[2, 2, 2, 2],
+                              dilations=[2, 2], group=2),
+             node("Relu", ["u2"], "ru2"),
+             helper.make_node("ConvTranspose", ["ru2", "t3", "tb3"], ["u3"], name="u3", strides=[2, 2], group=6),
+             node("Relu", ["u3"], "ru3"), conv("out", "ru3", "w4", "b4")]
+    initializers = {"w1": weight((8, 3, 3, 3), 1), "b1": weight((8,), 2), "w2": weight((12, 8, 3, 3), 3),
+                    "b2": weight((12,), 4), "t1": weight((12, 6, 3, 3), 5), "tb1": weight((6,), 6),
+                    "t2": weight((14, 3, 3, 3), 7), "t3": weight((6, 2, 2, 2), 8), "tb3": weight((12,), 9),
+                    "w4": weight((4, 12, 1, 1), 10), "b4": weight((4,), 11)}
+    return make_model(nodes, [("x", ["N", 3, 8, 8])], [("out", None)], initializers)
+
+
 HANDWRITTEN = {"residual": residual_model, "gemm_head": gemm_head_model, "shared": shared_model,
                "symbolic_batch": symbolic_batch_model,
                **{f"resize_{m}": (lambda m=m: concat_resize_model(m)) for m in RESIZE_MODES},
@@ -308,6 +328,16 @@ def import_error(source):
     return message
 
 
+def test_conv_transpose_imports_runs_exports_and_prunes():
+    net = check_everywhere(conv_transpose_model())
+    ups = {layer.name: [int(a) for a in layer.attributes] for layer in net.layers if layer.op == "conv_transpose2d"}
+    assert ups == {"u1": [2, 2, 1, 0, 1, 2, 1, 1, 1, 1, 1], "u2": [1, 1, 2, 2, 2, 2, 0, 0, 2, 2, 2],
+                   "u3": [2, 2, 0, 0, 0, 0, 0, 0, 1, 1, 6]}
+    compact = kcp.plan(net, ratio=0.5).apply(net)
+    assert compact.parameters["t3"].shape[1] == 2 and next(
+        layer for layer in compact.layers if layer.name == "u3").attributes[-1] == compact.parameters["t3"].shape[0]
+
+
 @pytest.mark.parametrize("op", ["LRN", "LSTM"])
 def test_unsupported_op_names_the_op_and_the_node(op):
     attributes = {"hidden_size": 2} if op == "LSTM" else {"size": 3}
@@ -326,10 +356,12 @@ def test_unsupported_op_names_the_op_and_the_node(op):
     ([helper.make_node("Conv", ["c1", "w_missing"], ["y"], name="c2")], "'w_missing'"),
     ([helper.make_node("Conv", ["c1", "w"], ["y"], name="c2", strides=1.5)], "'c2' (Conv): malformed"),
     ([helper.make_node("LRN", ["c1"], ["y"], name="line\nbreak", size=3)], "'line\\nbreak'"),
+    ([helper.make_node("ConvTranspose", ["c1", "w"], ["y"], name="up", output_shape=[9, 9])],
+     "'up' (ConvTranspose): output_shape"),
 ])
 def test_unsupported_forms_name_the_node(nodes, expected):
     initializers = {"s": np.array([1, 1, 2, 2], np.float32), "s3": np.array([1, 2, 2, 2], np.float32),
-                    "shape": np.array([1, 4, 64], np.int64)}
+                    "shape": np.array([1, 64, 4], np.int64)}
     assert expected in import_error(one_conv_then(nodes, initializers))
 
 
@@ -622,6 +654,47 @@ def se_gate(op):
             node("Sigmoid", ["squeeze"], "gate"), node(op, ["c1", "gate"], "y")]
 
 
+def channels_last(op_nodes, last, after=()):
+    """``op_nodes`` between a Transpose of ``c1`` to channels-last (``last``) and one back (``back``) from
+    ``last``, then ``after`` (ending in ``y``; default: ``back`` is ``y``)."""
+    back = "back" if after else "y"
+    return [node("Transpose", ["c1"], "last", perm=[0, 2, 3, 1]), *op_nodes,
+            node("Transpose", [last], back, perm=[0, 3, 1, 2]), *after]
+
+
+AFFINE = {"scale": per_channel(21, (8,)), "shift": per_channel(22, (8,), -0.5, 0.5)}
+AFFINE_3D = {name: value.reshape(8, 1, 1) for name, value in AFFINE.items()}
+
+
+def layer_norm_written_out(x, out, axis, axes_input=False, twice=False):
+    """LayerNorm of ``x`` over ``axis`` as PyTorch writes it before opset 17 (ReduceMean, Sub, Pow, ReduceMean,
+    Add, Sqrt, Div, Mul, Add; ``axes_input``: the axes as an input, from opset 18; ``twice``: ``x - mean``
+    computed again for the Div, as ConvNeXt's own LayerNorm reads)."""
+    def mean(a, output):
+        return node("ReduceMean", [a, "axes"], output) if axes_input else node("ReduceMean", [a], output, axes=[axis])
+
+    again = [node("Sub", [x, "mean"], "centred_again")] if twice else []
+    return [mean(x, "mean"), node("Sub", [x, "mean"], "centred"), *again, node("Pow", ["centred", "two"], "square"),
+            mean("square", "variance"), node("Add", ["variance", "epsilon"], "shifted"),
+            node("Sqrt", ["shifted"], "root"),
+            node("Div", [again[0].output[0] if twice else "centred", "root"], "normed"),
+            node("Mul", ["scale", "normed"], "scaled"),
+            node("Add", ["scaled", "shift"], out)]
+
+
+WRITTEN_OUT = {"two": scalar(2), "epsilon": scalar(1e-6), "axes": ints(-1)}
+
+
+def group_norm_pytorch(per_channel_affine=True):
+    """GroupNorm of ``c1`` in 4 groups as torch.onnx.export writes it before opset 18: the affine per channel
+    after the Reshape back (or, without ``per_channel_affine``, per group in the InstanceNormalization)."""
+    back = "back" if per_channel_affine else "y"
+    return [node("Reshape", ["c1", "view"], "grouped"), node("Shape", ["c1"], "shape"),
+            node("InstanceNormalization", ["grouped", "scale4", "shift4"], "normed"),
+            node("Reshape", ["normed", "shape"], back),
+            *([node("Mul", [back, "scale"], "scaled"), node("Add", ["scaled", "shift"], "y")] * per_channel_affine)]
+
+
 GELU_TAIL = {  # the nodes after Erf's Add: x * a * 0.5 in the orders exporters write
     "gelu_pattern": [node("Mul", ["c1", "erf1"], "xa"), node("Mul", ["xa", "half"], "y")],
     "gelu_pattern_half_first": [node("Mul", ["erf1", "half"], "ah"), node("Mul", ["c1", "ah"], "y")],
@@ -714,6 +787,35 @@ OP_CASES = {
                       "conv", ["avg_pool"]),
     "avg_pool_dilated_opset19": ([node("AveragePool", ["c1"], "y", kernel_shape=[2, 2], dilations=[2, 2])], {}, 19,
                                  "conv", ["avg_pool"]),
+    "instance_norm": ([node("InstanceNormalization", ["c1", "scale", "shift"], "y", epsilon=1e-3)], AFFINE, 17, "conv",
+                      ["normalization"]),
+    "group_norm_opset21": ([node("GroupNormalization", ["c1", "scale", "shift"], "y", num_groups=2)], AFFINE, 21,
+                           "conv", ["normalization"]),
+    "group_norm_pytorch": (group_norm_pytorch(), {**AFFINE_3D, "view": ints(0, 4, -1), "scale4": np.ones(4, np.float32),
+                                                  "shift4": np.zeros(4, np.float32)}, 17, "conv", ["normalization"]),
+    "group_norm_per_group": (group_norm_pytorch(False), {"view": ints(0, 4, -1), "scale4": per_channel(25, (4,)),
+                                                         "shift4": per_channel(26, (4,), -0.5, 0.5)}, 17, "conv",
+                             ["normalization"]),
+    "layer_norm_channels_last": (channels_last([node("LayerNormalization", ["last", "scale", "shift"], "normed",
+                                                     epsilon=1e-6)], "normed"), AFFINE, 17, "conv", ["normalization"]),
+    "layer_norm_written_out": (layer_norm_written_out("c1", "y", 1), {**AFFINE_3D, **WRITTEN_OUT}, 17, "conv",
+                               ["normalization"]),
+    "layer_norm_written_out_channels_last": (channels_last(layer_norm_written_out("last", "ln", -1, True, True),
+                                                           "ln"), {**AFFINE, **WRITTEN_OUT}, 18, "conv",
+                                             ["normalization"]),
+    "layer_norm_2d": ([node("GlobalAveragePool", ["c1"], "g"), node("Flatten", ["g"], "flat"),
+                       node("LayerNormalization", ["flat", "scale"], "y", axis=1)], AFFINE, 17, "gemm",
+                      ["global_avg_pool", "flatten", "normalization", "linear"]),
+    "convnext_block": (channels_last([
+        node("LayerNormalization", ["last", "scale", "shift"], "normed", epsilon=1e-6),
+        node("MatMul", ["normed", "up"], "up_mm"), node("Add", ["up_b", "up_mm"], "up_out"),
+        node("Div", ["up_out", "sqrt2"], "scaled"), node("Erf", ["scaled"], "erf"), node("Add", ["erf", "one"], "erf1"),
+        node("Mul", ["up_out", "erf1"], "xa"), node("Mul", ["xa", "half"], "gelu"),
+        node("MatMul", ["gelu", "down"], "down_mm"), node("Add", ["down_mm", "down_b"], "down_out")], "down_out",
+        [node("Mul", ["layer_scale", "back"], "scaled_back"), node("Add", ["scaled_back", "c1"], "y")]),
+        {**AFFINE, "up": weight((8, 16), 11), "up_b": weight((16,), 12), "down": weight((16, 8), 13),
+         "down_b": weight((8,), 14), "layer_scale": per_channel(15), "sqrt2": scalar(np.sqrt(2)), "one": scalar(1),
+         "half": scalar(0.5)}, 17, "conv", ["normalization", "gelu", "mul", "add"]),
 }
 RESIZES = {  # name: (scales, sizes, attributes, expected resize attributes)
     "linear_sizes": (None, ints(1, 8, 13, 11), {"mode": "linear"}, (13, 11, 1, 0)),
@@ -807,9 +909,90 @@ def test_channel_shuffle_and_chunk_read_back():
 @pytest.mark.parametrize(("nodes", "expected"), [
     ([node("Slice", ["c1", "s", "e", "axis1"], "y")], "only into equal parts"),
     ([helper.make_node("Split", ["c1", "sizes"], ["y", "z"], name="split", axis=1)], "'split' (Split): kcp splits"),
-    ([node("Transpose", ["c1"], "y", perm=[0, 2, 3, 1])], "'y' (Transpose): kcp reads a Transpose only"),
+    ([node("Transpose", ["c1"], "y", perm=[0, 1, 3, 2])], "'y' (Transpose): kcp reads a Transpose only"),
     ([node("Reshape", ["c1", "grouped"], "g"), node("Relu", ["g"], "y")], "'y' (Relu): input 'g' is a view"),
 ])
 def test_channel_slicing_errors_name_the_node(nodes, expected):
     initializers = {"s": ints(1), "e": ints(4), "axis1": ints(1), "sizes": ints(1, 3), "grouped": ints(1, 2, 2, 8, 8)}
     assert expected in import_error(one_conv_then(nodes, initializers))
+
+
+# -- normalization ------------------------------------------------------------------
+
+def test_group_normalization_opset18_scales_per_group():
+    """Opset 18's GroupNormalization (which onnxruntime no longer runs) scales and shifts per group: it reads
+    as opset 21's with each group's scale and bias repeated over its channels."""
+    per_group = {"scale": per_channel(23, (2,)), "shift": per_channel(24, (2,), -0.5, 0.5)}
+    norm = node("GroupNormalization", ["c1", "scale", "shift"], "y", num_groups=2)
+    old = between_convs([norm], per_group, 21)
+    old.opset_import[0].version = 18
+    old = kcp.from_onnx(old)
+    new = kcp.from_onnx(between_convs([norm], {k: np.repeat(v, 4) for k, v in per_group.items()}, 21))
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    assert_close(old(x), new(x))
+
+
+def normalized_network():
+    """conv -> LayerNorm over channels -> conv -> GroupNorm -> conv -> InstanceNorm -> conv -> pool -> LayerNorm
+    of [N, C] -> linear, with random affines."""
+    net = kcp.Network(seed=9)
+    x = net.conv2d(net.input("x", (2, 3, 8, 8)), 8, 3, padding=1)
+    x = net.conv2d(net.layer_norm(x, name="ln"), 12, 3, padding=1)
+    x = net.conv2d(net.relu(net.group_norm(x, 4, name="gn")), 8, 3, padding=1)
+    x = net.conv2d(net.instance_norm(x, epsilon=1e-3, name="in"), 6, 1)
+    net.output(net.linear(net.layer_norm(net.flatten(net.global_avg_pool(x)), name="ln2d"), 4))
+    rng = np.random.default_rng(1)
+    for name, value in net.parameters.items():
+        if name.endswith((".weight", ".bias")) and name.split(".")[0] in ("ln", "gn", "in", "ln2d"):
+            net.set_parameter(name, rng.uniform(0.5, 1.5, value.shape) if name.endswith(".weight")
+                              else rng.normal(0, 0.5, value.shape))
+    return net
+
+
+@pytest.mark.parametrize(("opset", "expected"), [
+    (13, {"InstanceNormalization"}),  # LayerNorm and GroupNorm as formulas
+    (17, {"LayerNormalization", "InstanceNormalization"}),  # GroupNorm as PyTorch writes it
+    (21, {"LayerNormalization", "InstanceNormalization", "GroupNormalization"})])
+def test_normalizations_export_dense_masked_and_compact(opset, expected):
+    """Each export agrees with the engine in onnxruntime; the dense one reads back where no formula was needed."""
+    net = normalized_network()
+    xs = inputs_for(net)
+    chosen = kcp.plan(net, ratio=0.5)
+    masked = chosen.apply(net, "mask")
+    assert all((masked.parameters[f"{n}.statistics_mask"] == 0).any() for n in ("ln", "gn", "in"))  # as formulas
+    for exported in (net, masked, chosen.apply(net, "compact")):
+        model = exported.to_onnx(opset=opset)
+        onnx.checker.check_model(model, full_check=True)
+        assert_close(run_onnxruntime(model, xs), exported(*xs))
+    model = net.to_onnx(opset=opset)
+    assert {n.op_type for n in model.graph.node} & {"LayerNormalization", "InstanceNormalization",
+                                                     "GroupNormalization"} == expected
+    if opset >= 17:
+        assert not any(i.name.endswith("statistics_mask") for i in model.graph.initializer)
+        assert [(l.name, l.op, l.attributes, l.parameters) for l in kcp.from_onnx(model).layers] == \
+            [(l.name, l.op, l.attributes, l.parameters) for l in net.layers]
+
+
+@pytest.mark.parametrize(("nodes", "expected"), [
+    ([node("LayerNormalization", ["c1", "chw"], "y", axis=1)], "'y' (LayerNormalization): kcp reads "
+                                                               "LayerNormalization over the channels only"),
+    (channels_last([node("Softmax", ["last"], "soft")], "soft"), "'soft' (Softmax): input 'last' is channels-last"),
+    ([node("Transpose", ["c1"], "last", perm=[0, 2, 3, 1]), node("Add", ["last", "c1"], "y")],
+     "'y' (Add): input 'c1' is channels-first"),
+    ([node("Transpose", ["c1"], "last", perm=[0, 2, 3, 1]), node("Mul", ["last", "k"], "y")],
+     "'y' (Mul): constant 'k' of shape (8,)"),
+    ([node("Transpose", ["c1"], "y", perm=[0, 2, 3, 1])], "graph output 'y' is channels-last"),
+    (channels_last([node("ReduceMean", ["last"], "mean", axes=[1, 2])], "mean"),
+     "'mean' (ReduceMean): kcp reduces over H and W only (axes [2, 3] of [N, C, H, W]) or, in LayerNorm written "
+     "out, over the channels; got axes [1, 2] of a channels-last tensor"),
+    ([node("Reshape", ["c1", "view"], "y")], "graph output 'y' is a view of the channels in groups"),
+    ([node("GroupNormalization", ["c1", "k", "k"], "y", num_groups=3)], "'y' (GroupNormalization): num_groups 3"),
+    ([node("InstanceNormalization", ["c1", "k", "k4"], "y")], "'y' (InstanceNormalization): bias 'k4' must have 8"),
+])
+def test_normalization_errors_name_the_node(nodes, expected):
+    initializers = {"chw": np.ones((8, 8, 8), np.float32), "k": np.ones(8, np.float32),
+                    "k4": np.ones(4, np.float32), "view": ints(0, 2, -1)}
+    model = make_model([conv("c1", "x", "w1", "b1", pads=[1, 1, 1, 1]), *nodes], [("x", [1, 3, 8, 8])],
+                       [(nodes[-1].output[0], None)], {"w1": weight((8, 3, 3, 3), 1), "b1": weight((8,), 2),
+                                                       **initializers}, 21, check=False)
+    assert expected in import_error(model)

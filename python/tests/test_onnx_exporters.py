@@ -2,11 +2,14 @@
 
 Each of :data:`MODELS` (torchvision's definitions, random weights, eval
 mode) is exported by ``torch.onnx.export(..., dynamo=False,
-opset_version=17)`` with a small static input (64x64; segmentation 96x96).
+opset_version=17)`` with a small static input (64x64; segmentation 96x96;
+inception_v3 75x75; VGG and AlexNet 224x224).
 Before export, every batchnorm gets random affine parameters and the running
 statistics of a batch of random images, so activations keep a unit scale
 through the depth (with torchvision's initial statistics the outputs of
-several models are 1e-9 to 1e-14, which no tolerance tells from zero).
+several models are 1e-9 to 1e-14, which no tolerance tells from zero);
+LayerNorms get random affine parameters and ConvNeXt's layer scales (1e-6)
+random values near 1, so that its blocks count.
 
 For each file:
 
@@ -23,8 +26,9 @@ For each file:
 xfails (an XPASS says an entry can go).
 
 :data:`SMALL` holds the PyTorch forms of single ops and patterns (GELU,
-Mish, interpolation, pads, views, chunk and channel shuffle...) between two
-convolutions, exported the same way and checked by ``test_onnx.check_everywhere``.
+Mish, interpolation, pads, views, chunk and channel shuffle, GroupNorm,
+InstanceNorm, channels-last LayerNorm...) between two convolutions,
+exported the same way and checked by ``test_onnx.check_everywhere``.
 """
 
 import warnings
@@ -49,26 +53,32 @@ from test_onnx import check_everywhere, kinds  # noqa: E402
 
 nn, F = torch.nn, torch.nn.functional
 
-MODELS = {"resnet18": 64, "mobilenet_v2": 64, "mobilenet_v3_small": 64, "efficientnet_b0": 64,
-          "regnet_y_400mf": 64, "fcn_resnet50": 96, "deeplabv3_mobilenet_v3_large": 96,
-          "lraspp_mobilenet_v3_large": 96}
+# Every model of the torchvision comparison, at its input side here: PyTorch's exporter writes VGG's and
+# AlexNet's 7x7 adaptive pool only where it divides the input evenly (224), inception_v3 needs 75 at least.
+MODELS = {name: 224 if name in ("vgg11_bn", "alexnet") else 75 if name == "inception_v3"
+          else 96 if name in torchvision_models.SEGMENTATION else 64 for name in torchvision_models.MODELS}
 
 # model -> why it cannot pass yet (empty: every model passes).
 KNOWN_GAPS = {}
 
 
 def calibrated(name, size):
-    """The model (seed 0) with random batchnorm affines and the running
-    statistics of four random images, in eval mode."""
+    """The model (seed 0) with random batchnorm and layernorm affines, layer
+    scales near 1 and the batchnorms' running statistics of four random
+    images, in eval mode."""
     torch.manual_seed(0)
     model = BUILDERS[name]()
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     with torch.no_grad():
-        for norm in norms:
-            norm.weight.uniform_(0.5, 1.5)
-            norm.bias.normal_(0, 0.2)
-            norm.reset_running_stats()
-            norm.momentum = None  # a cumulative average: the batch's own statistics
+        for key, parameter in model.named_parameters():
+            if key.endswith("layer_scale"):
+                parameter.uniform_(0.5, 1.5)
+        for norm in model.modules():
+            if isinstance(norm, (nn.BatchNorm2d, nn.LayerNorm)):
+                norm.weight.uniform_(0.5, 1.5)
+                norm.bias.normal_(0, 0.2)
+            if isinstance(norm, nn.BatchNorm2d):
+                norm.reset_running_stats()
+                norm.momentum = None  # a cumulative average: the batch's own statistics
         model.train()
         model(torch.randn(4, 3, size, size))
     return model.eval()
@@ -153,6 +163,30 @@ def chunked(x):
     return torch.cat([b, torch.relu(a)], dim=1)
 
 
+class ChannelsLast(nn.Module):
+    """``norm`` over the channels of a channels-last view (ConvNeXt's LayerNorm2d)."""
+
+    def __init__(self, norm):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x):
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ChannelsFirstLayerNorm(nn.Module):
+    """ConvNeXt's own LayerNorm over the channels of [N, C, H, W], written out."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.rand(channels) + 0.5), nn.Parameter(torch.randn(channels) / 5)
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        return self.weight[:, None, None] * ((x - u) / torch.sqrt(s + 1e-6)) + self.bias[:, None, None]
+
+
 SMALL = {  # name: (the function between the convs, the kinds kcp reads, as test_onnx.kinds lists them)
     "gelu": (nn.GELU(), ["gelu"]),
     "gelu_tanh": (nn.GELU(approximate="tanh"), None),
@@ -184,6 +218,10 @@ SMALL = {  # name: (the function between the convs, the kinds kcp reads, as test
     "mean": (lambda x: x.mean((2, 3), keepdim=True), ["global_avg_pool"]),
     "chunk": (chunked, ["channel_chunk", "channel_chunk", "relu", "concat"]),
     "channel_shuffle": (channel_shuffle, ["channel_shuffle"]),
+    "group_norm": (nn.GroupNorm(4, 8), ["normalization"]),
+    "instance_norm": (nn.InstanceNorm2d(8, affine=True), ["normalization"]),
+    "layer_norm_channels_last": (ChannelsLast(nn.LayerNorm(8)), ["normalization"]),
+    "layer_norm_written_out": (ChannelsFirstLayerNorm(8), ["normalization"]),
 }
 
 

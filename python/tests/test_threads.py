@@ -65,3 +65,20 @@ def test_concurrent_errors_keep_their_own_messages():
         results = list(pool.map(work, range(200)))
     assert all(r == (16,) for r in results[1::2])
     assert all(r == "groups: 3 groups do not divide the 4 output channels" for r in results[0::2])
+
+
+def test_conv_results_do_not_depend_on_the_thread_count():
+    """Convs whose products are split into blocks of output channels by thread count (a 7x7 layer of
+    512 outputs, a 1x1 of 1024 at batch 1) and convs that are not (batch 8) give the same bytes."""
+    net = kcp.Network(seed=2)
+    x = net.input("x", (1, 64, 7, 7))
+    y = net.relu(net.batchnorm(net.conv2d(x, 512, 3, padding=1)))
+    net.output(net.add(net.conv2d(y, 1024, 1), net.conv2d(x, 1024, 1)))
+    for batch in (1, 8):
+        image = np.random.default_rng(batch).standard_normal((batch, 64, 7, 7)).astype(np.float32)
+        results = []
+        for n in (1, 2, 3, 8):
+            kcp.set_num_threads(n)
+            results.append(net(image)[0])
+        for result in results[1:]:
+            assert np.array_equal(result, results[0])

@@ -1,6 +1,8 @@
 """The engine's outputs and gradients agree with PyTorch 2.13 on the same
 networks, weights and batch: a CIFAR ResNet, the U-Net and the stereo
-network of ``kcp.models``, with batchnorm in training and in eval mode.
+network of ``kcp.models``, with batchnorm in training and in eval mode, and
+a network of LayerNorm, GroupNorm and InstanceNorm, dense and masked, and
+a decoder of transposed convs (strided, grouped, depthwise).
 
 PyTorch runs each network through ``kcp.testing.torch_functional.torch_forward``, a
 direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
@@ -9,22 +11,35 @@ direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
 import numpy as np
 import pytest
 import torch
+from test_network_zoo import decoder, normalized
 
+import kcp
 from kcp import models
 from kcp.testing.torch_functional import torch_forward
+
+
+def masked_normalized():
+    """``normalized`` masked at ratio 0.5: its statistics masks hold zeros."""
+    net = normalized()
+    return kcp.plan(net, ratio=0.5).apply(net, "mask")
 
 
 NETWORKS = {
     "resnet8": lambda: models.resnet(8, batch=4, image_size=16),
     "unet": lambda: models.unet(batch=2, image_size=16),
     "stereo": lambda: models.stereo_net(batch=2, height=16, width=32, max_disparity=8),
+    "normalized": normalized,
+    "normalized_masked": masked_normalized,
+    "decoder": decoder,
 }
 
 
 def randomized(net, seed=0):
-    """Non-trivial batchnorm affine parameters and running statistics."""
+    """Non-trivial batchnorm affine parameters and running statistics (statistics masks kept)."""
     rng = np.random.default_rng(seed)
     for name, value in net.parameters.items():
+        if name.endswith("statistics_mask"):
+            continue
         if name.endswith("running_var"):
             net.set_parameter(name, rng.uniform(0.5, 2, value.shape))
         elif name.endswith("running_mean") or (value.ndim == 1 and not name.endswith("bias")):
@@ -45,7 +60,8 @@ def test_outputs_and_gradients_agree_with_pytorch(name, training):
     ours, gradients = net.gradients(*inputs, output_gradients=seeds, training=training)
 
     torch.set_num_threads(1)
-    parameters = {k: torch.tensor(v, dtype=torch.float64, requires_grad="running" not in k)
+    parameters = {k: torch.tensor(v, dtype=torch.float64, requires_grad=not k.endswith(("running_mean", "running_var",
+                                                                                        "statistics_mask")))
                   for k, v in net.parameters.items()}
     theirs = torch_forward(net, parameters, [torch.tensor(x, dtype=torch.float64) for x in inputs], training)
     loss = sum((torch.tensor(s, dtype=torch.float64) * t).sum() for s, t in zip(seeds, theirs))

@@ -56,6 +56,19 @@ def test_compact_equals_masked(name):
     assert compact is not model and type(compact) is type(model)
 
 
+def test_transposed_convs_are_resized_with_their_groups():
+    """ConvTranspose2d weights [in, out / groups, kh, kw] lose input rows and output columns;
+    the grouped one keeps its groups, the depthwise one keeps a group per input."""
+    model, inputs = build("decoder")
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    compact = pruner.compact()
+    sizes = {name: (m.in_channels, m.out_channels, m.groups, tuple(m.weight.shape))
+             for name, m in compact.named_modules() if isinstance(m, torch.nn.ConvTranspose2d)}
+    assert sizes == {"up2": (8, 6, 1, (8, 6, 3, 3)), "up1": (16, 4, 4, (16, 1, 4, 4)),
+                     "depthwise": (8, 16, 8, (8, 2, 3, 3))}
+
+
 def test_resnet18_prunes_every_stage_to_the_macs_target():
     model, inputs = build("resnet18")
     pruner = kcp.torch.Pruner(model, inputs, macs_reduction=0.5, round_to=8)
@@ -75,11 +88,23 @@ def test_frozen_ops_are_reported_by_module_and_never_sliced():
     pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
     pruner.step()
     frozen = "\n".join(pruner.frozen)
-    assert "module 'norm' (GroupNorm): kcp has no op for GroupNorm" in frozen
+    assert "module 'norm' (LocalResponseNorm): kcp has no op for LocalResponseNorm" in frozen
     compact = pruner.compact()
-    assert compact.norm.weight.shape == (8,) and compact.norm_conv.out_channels == 8
+    assert compact.norm_conv.out_channels == 8
     assert compact.body[0].out_channels < 16
     assert_same_outputs(model, compact, inputs)
+
+
+def test_ops_along_h_and_w_are_pruned_through_and_refused_natively():
+    model, inputs = build("spatial_ops")
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    assert pruner.frozen == ["network input 'x'", "network output 'out'"]
+    pruner.step()
+    assert pruner.compact().mix.out_channels == 4
+    net = kcp.torch.to_kcp(model, inputs)
+    assert [layer.op for layer in net.layers].count("channelwise") == 5
+    with pytest.raises(ValueError, match="pad"):
+        net(inputs[0].numpy())
 
 
 def test_reading_the_channel_count_freezes_the_tensor():
@@ -239,7 +264,28 @@ def test_plan_round_trips_through_json_and_rebuilds_the_pruned_model():
         kcp.torch.load_pruned(fresh, json.dumps({"format": "other"}))
 
 
-@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "depthwise_separable", "two_outputs", "siamese"])
+def test_layer_norms_of_a_masked_model_leave_pruned_channels_out_of_their_statistics():
+    """ConvNeXt's LayerNorms (over channels-last features, and LayerNorm2d) get hooks while they lose channels;
+    the compact model's smaller LayerNorms and GroupNorm (whole groups) need none."""
+    model, inputs = build("normalized")
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    hooked = {path for path, module in model.named_modules() if module._forward_hooks}
+    assert hooked == {"stem_norm", "blocks.0.norm", "blocks.1.norm"}
+    compact = pruner.compact()
+    assert_same_outputs(model, compact, inputs)
+    assert not any(module._forward_hooks for module in compact.modules())
+    assert compact.stem_norm.normalized_shape == compact.blocks[0].norm.normalized_shape == (8,)
+    assert (compact.group_norm.num_groups, compact.group_norm.num_channels) == (2, 12)
+    assert compact.blocks[0].up.weight.shape == (32, 8)
+    for module in model.modules():  # without the hooks the zeroed channels count: the outputs differ
+        module._forward_hooks.clear()
+    with torch.no_grad():
+        assert not torch.allclose(model(*inputs), compact(*inputs), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "decoder", "depthwise_separable", "two_outputs", "siamese",
+                                  "normalized"])
 def test_to_kcp_computes_the_model_and_from_kcp_brings_a_compact_network_back(name):
     model, inputs = build(name)
     net = kcp.torch.to_kcp(model, inputs)
@@ -269,13 +315,24 @@ def test_a_compensated_network_comes_back_as_a_model_closer_to_the_dense_one(nam
 
 
 def test_to_kcp_names_what_it_cannot_run():
-    with pytest.raises(ValueError, match=r"model: module 'norm' \(GroupNorm\): kcp has no op for GroupNorm"):
+    with pytest.raises(ValueError, match=r"model: module 'norm' \(LocalResponseNorm\): kcp has no op for LocalResponseNorm"):
         kcp.torch.to_kcp(Opaque(), torch.randn(2, 3, 8, 8))
     bad = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, affine=False))
     with pytest.raises(ValueError, match="module '1' .*affine parameters and running statistics"):
         kcp.torch.to_kcp(bad, torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match="net: the model has no parameter or buffer"):
         kcp.torch.from_kcp(kcp.models.unet(), PlainChain())
+
+    class Sized(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            return self.up(x, output_size=(16, 16))
+
+    with pytest.raises(ValueError, match=r"module 'up' \(ConvTranspose2d\): output_size is not supported"):
+        kcp.torch.to_kcp(Sized(), torch.randn(1, 3, 8, 8))
 
 
 def test_errors_name_the_module_or_argument():

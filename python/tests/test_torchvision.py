@@ -25,7 +25,6 @@ same comparison at full resolution.
 """
 
 import copy
-import os
 
 import numpy as np
 import pytest
@@ -50,46 +49,20 @@ RATIO = 0.3
 # the masked one (or kcp fails); (model, "macs") -> why kcp removes less than
 # 0.9x Torch-Pruning's MACs; (model, "time") -> why it takes longer than
 # max(2 s, 3x Torch-Pruning's); (model, "native") -> why to_kcp fails.
-# Measured with the engine of commits 7b87361-17d7aef, at the inputs of this module.
-_SPACES = "kcp._native.network_spaces is ~85% of it and runs 4 times (3 in Pruner(), 1 in step())"
-_GROUPED = "grouped convs: kcp removes floor(0.3 x group width) positions per group, Torch-Pruning more"
-_DEPTH = "StochasticDepth (torchvision.ops.stochastic_depth, identity in eval) has no op"
+# Measured at the inputs of this module.
+_GROUPED = ("grouped convs keep the same positions in every group; per group of n positions kcp prunes "
+            "floor(0.3 n), Torch-Pruning n - floor(0.7 n), past the ratio")
 KNOWN_GAPS = {
-    "shufflenet_v2_x1_0": "channel_shuffle (view to 5-D, transpose, view) is frozen only after it: compact() "
-                          "prunes the concat entering it, so stage2.1.branch2.0 gets 41 channels, not 58",
-    ("resnext50_32x4d", "macs"): f"{_GROUPED} (1 of 4 per group here): 47% vs 54%",
+    ("resnext50_32x4d", "macs"): f"{_GROUPED} (1 against 2 of 4): 47% vs 54%",
     ("regnet_x_400mf", "macs"): f"{_GROUPED}: 46% vs 51%",
-    ("regnet_y_400mf", "macs"): f"{_GROUPED} (2 of 8 per group, TP 3): 46% vs 56%",
-    ("efficientnet_b0", "macs"): f"{_DEPTH}: the residual spaces it touches are kept: 33% vs 48%",
-    ("efficientnet_v2_s", "macs"): f"{_DEPTH}: the residual spaces it touches are kept: 29% vs 51%",
-    ("convnext_tiny", "macs"): "LayerNorm2d (permute, layer_norm, permute) has no op: every space is kept: 0% vs 51%",
-    ("resnet50", "time"): f"1.7 CPU s vs 0.24, near the 2 s floor; {_SPACES}",
-    ("wide_resnet50_2", "time"): f"2.5 CPU s vs 0.6; {_SPACES}",
-    ("resnext50_32x4d", "time"): f"1.7 CPU s vs 0.22, near the 2 s floor; {_SPACES}",
-    ("inception_v3", "time"): f"4.0 CPU s vs 0.7; {_SPACES}",
-    ("efficientnet_b0", "time"): f"2.4 CPU s vs 0.14; {_SPACES}",
-    ("efficientnet_v2_s", "time"): f"18 CPU s vs 0.5; {_SPACES} (5 s a call for its 511 layers)",
-    ("convnext_tiny", "time"): f"3.0 CPU s vs 0.28; {_SPACES}",
-    ("fcn_resnet50", "time"): f"1.6 CPU s vs 0.42, near the 2 s floor; {_SPACES}",
-    ("deeplabv3_resnet50", "time"): f"2.1 CPU s vs 0.31; {_SPACES}",
-    ("shufflenet_v2_x1_0", "native"): "channel shuffle: .contiguous() of a transpose has no native form",
-    ("efficientnet_b0", "native"): _DEPTH,
-    ("efficientnet_v2_s", "native"): _DEPTH,
-    ("convnext_tiny", "native"): "LayerNorm2d's permute has no op",
+    ("regnet_y_400mf", "macs"): f"{_GROUPED} (2 against 3 of 8): 46% vs 56%",
 }
-
-# Models whose tests take far longer than the others' (on two cores): they run
-# only with KCP_SLOW_TESTS=1 (the benchmark always runs them).
-SLOW = {"efficientnet_v2_s": "kcp takes ~20 s to prune it (see KNOWN_GAPS)"}
-
 
 @pytest.fixture(scope="module", params=torchvision_models.MODELS)
 def built(request):
     """``(name, model, example)``: the pristine model (seed 0) and its input.
     Module scope groups a model's tests, so it is built once."""
     name = request.param
-    if name in SLOW and not os.environ.get("KCP_SLOW_TESTS"):
-        pytest.skip(f"slow: {SLOW[name]}; KCP_SLOW_TESTS=1 runs it")
     torch.manual_seed(0)
     model = BUILDERS[name]()
     size = torchvision_models.input_size(name, small=True)

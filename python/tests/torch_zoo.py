@@ -202,13 +202,14 @@ class Functional(nn.Module):
 
 
 class Opaque(nn.Module):
-    """GroupNorm, which kcp cannot slice, beside a squeeze-excitation (broadcast) multiply, which it can."""
+    """LocalResponseNorm (it mixes neighbouring channels), which kcp cannot slice, beside a
+    squeeze-excitation (broadcast) multiply, which it can."""
 
     def __init__(self):
         super().__init__()
         self.stem = conv_bn(3, 8)
         self.norm_conv = nn.Conv2d(8, 8, 3, padding=1)
-        self.norm = nn.GroupNorm(2, 8)
+        self.norm = nn.LocalResponseNorm(3)
         self.se_conv = nn.Conv2d(8, 16, 3, padding=1)
         self.se_fc = nn.Conv2d(16, 16, 1)
         self.body = conv_bn(16, 16)
@@ -221,27 +222,125 @@ class Opaque(nn.Module):
         return self.out(self.body(x))
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's ConvNeXt LayerNorm2d: a LayerNorm over the channels of an NCHW tensor."""
+
+    def forward(self, x):
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                            self.eps).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt's block: depthwise 7x7, then LayerNorm, an MLP and a layer scale on channels-last features."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.depthwise = nn.Conv2d(width, width, 7, padding=3, groups=width)
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.up = nn.Linear(width, 4 * width)
+        self.down = nn.Linear(4 * width, width)
+        self.scale = nn.Parameter(torch.rand(width, 1, 1) + 0.5)
+
+    def forward(self, x):
+        y = self.norm(self.depthwise(x).permute(0, 2, 3, 1))
+        y = self.down(F.gelu(self.up(y))).permute(0, 3, 1, 2)
+        return x + self.scale * y
+
+
+class Normalized(nn.Module):
+    """LayerNorm2d, two ConvNeXt blocks, GroupNorm (pruned in whole groups), an affine InstanceNorm and PReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.stem_norm = LayerNorm2d(16)
+        self.blocks = nn.Sequential(ConvNeXtBlock(16), ConvNeXtBlock(16))
+        self.conv = nn.Conv2d(16, 24, 3, padding=1)
+        self.group_norm = nn.GroupNorm(4, 24)
+        self.conv2 = nn.Conv2d(24, 8, 3, padding=1)
+        self.instance_norm = nn.InstanceNorm2d(8, affine=True)
+        self.prelu = nn.PReLU(8)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.blocks(self.stem_norm(self.stem(x)))
+        x = F.relu(self.group_norm(self.conv(x)))
+        return self.head(self.prelu(self.instance_norm(self.conv2(x))))
+
+
+class SpatialOps(nn.Module):
+    """Ops along H and W that kcp follows by rule and cannot run: U-Net's padding of an upsampled map to its
+    skip's size, a crop, a flip, a concatenation along W, and a keepdim max over H and W as a gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.skip = nn.Conv2d(3, 8, 3, padding=1)
+        self.mix = nn.Conv2d(8, 8, 3, padding=1)
+        self.out = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        skip = F.relu(self.skip(x))
+        up = F.interpolate(F.relu(self.down(x)), scale_factor=2)
+        up = F.pad(up, [0, skip.shape[3] - up.shape[3], 0, skip.shape[2] - up.shape[2]])
+        y = F.relu(self.mix(skip + up))[:, :, 1:-1, 1:-1]
+        y = torch.cat([y, y.flip(dims=[3])], dim=3)
+        y = y * torch.sigmoid(torch.amax(y, dim=(2, 3), keepdim=True))
+        return self.out(y)
+
+
 # name -> (constructor, example input shapes)
+class Decoder(nn.Module):
+    """A U-Net decoder upsampling by ConvTranspose2d: stride 2 with output
+    padding, then past skip concats a grouped one and a depthwise one."""
+
+    def __init__(self, classes=3):
+        super().__init__()
+        self.down1 = conv_bn(3, 8)
+        self.down2 = conv_bn(8, 16, stride=2)
+        self.bottom = conv_bn(16, 16, stride=2)
+        self.up2 = nn.ConvTranspose2d(16, 12, 3, stride=2, padding=1, output_padding=1)
+        self.up1 = nn.ConvTranspose2d(28, 8, 4, stride=2, padding=1, groups=4, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.depthwise = nn.ConvTranspose2d(16, 32, 3, padding=1, groups=16)
+        self.classifier = nn.Conv2d(32, classes, 1)
+
+    def forward(self, x):
+        e1 = self.down1(x)
+        e2 = self.down2(e1)
+        d2 = F.relu(self.up2(self.bottom(e2)))
+        d1 = F.relu(self.bn1(self.up1(torch.cat([d2, e2], 1))))
+        return self.classifier(F.relu(self.depthwise(torch.cat([d1, e1], 1))))
+
+
 ZOO = {
     "plain_chain": (PlainChain, [(2, 3, 16, 16)]),
     "resnet_blocks": (ResNetBlocks, [(2, 3, 16, 16)]),
     "concat_skip": (ConcatSkip, [(2, 3, 8, 8)]),
     "unet": (UNet, [(2, 3, 16, 16)]),
+    "decoder": (Decoder, [(2, 3, 16, 16)]),
     "depthwise_separable": (DepthwiseSeparable, [(2, 3, 10, 10)]),
     "grouped": (Grouped, [(1, 4, 8, 8)]),
     "two_outputs": (TwoOutputs, [(2, 3, 8, 8)]),
     "siamese": (Siamese, [(1, 3, 8, 16), (1, 3, 8, 16)]),
     "functional": (Functional, [(2, 3, 16, 16)]),
     "opaque": (Opaque, [(2, 3, 8, 8)]),
+    "normalized": (Normalized, [(2, 3, 12, 12)]),
+    "spatial_ops": (SpatialOps, [(2, 3, 9, 9)]),
     "resnet18": (lambda: resnet18(num_classes=10), [(1, 3, 64, 64)]),
 }
 
 
 def randomized(model, seed=0):
-    """``model`` with non-trivial batchnorm affine parameters and running statistics."""
+    """``model`` with non-trivial normalization affine parameters and batchnorm running statistics."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
+            if isinstance(module, nn.PReLU):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 0.5)
+            if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d)):
+                for tensor in (module.weight, module.bias):
+                    tensor.copy_(torch.rand(tensor.shape, generator=generator) + (0.5 if tensor is module.weight else -0.5))
             if isinstance(module, nn.BatchNorm2d):
                 for tensor, low, high in ((module.weight, 0.5, 1.5), (module.bias, -0.3, 0.3),
                                           (module.running_mean, -0.3, 0.3), (module.running_var, 0.5, 2.0)):

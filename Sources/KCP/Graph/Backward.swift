@@ -84,12 +84,19 @@ extension Op {
         case let .conv2d(conv):
             let g = conv2dBackward(x, weight: p[0], hasBias: p.count > 1, conv, gradient: gradient)
             return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
+        case let .convTranspose2d(t):
+            let g = convTranspose2dBackward(x, weight: p[0], hasBias: p.count > 1, t, gradient: gradient)
+            return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
         case let .batchNorm(epsilon):
             let (mean, variance) = statistics ?? (p[2].data, p[3].data)
             let g = batchNormBackward(x, gamma: p[0].data, mean: mean, variance: variance, epsilon: epsilon,
                                       training: statistics != nil, gradient: gradient)
             return ([g.input], [Tensor(shape: p[0].shape, data: g.gamma), Tensor(shape: p[1].shape, data: g.beta),
                                 Tensor(zeros: p[2].shape), Tensor(zeros: p[3].shape)])
+        case let .normalization(n):
+            let g = normalizationBackward(x, n, weight: p[0].data, mask: p[2].data, gradient: gradient)
+            return ([g.input], [Tensor(shape: p[0].shape, data: g.weight), Tensor(shape: p[1].shape, data: g.bias),
+                                Tensor(zeros: p[2].shape)])
         case let .activation(a): return ([activationBackward(x, a, output: output, gradient: gradient)], [])
         case let .binary(b):
             let g = binaryBackward(x, inputs.count > 1 ? inputs[1] : p[0], b, gradient: gradient)

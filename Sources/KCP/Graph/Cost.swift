@@ -1,7 +1,7 @@
 /// Multiply-accumulates and parameter counts.
 ///
-/// MACs of a conv are `O * (I/g) * kh * kw * Hout * Wout`, of a linear layer
-/// `O * I`, per sample; other ops count none. Parameters count learnable
+/// MACs of a conv are `O * (I/g) * kh * kw * Hout * Wout`, of a transposed
+/// conv `I * (O/g) * kh * kw * Hin * Win`, of a linear layer `O * I`, per sample; other ops count none. Parameters count learnable
 /// entries once even when nodes share them (batchnorm running statistics are
 /// buffers, not parameters).
 public struct Cost: Equatable, Sendable {
@@ -23,9 +23,14 @@ extension Network {
                 let groups = conv.groups == 1 ? 1 : conv.groups == shapes[x][1] ? widths[x] : conv.groups
                 return try Checked.product([widths[y], widths[x] / max(groups, 1), w[2], w[3], shapes[y][2], shapes[y][3]],
                                            "node '\(node.name)' MACs")
+            case let .convTranspose2d(t):
+                let w = parameters[node.parameters[0]].tensor.shape
+                let groups = t.groups == 1 ? 1 : t.groups == shapes[x][1] ? widths[x] : t.groups
+                return try Checked.product([widths[x], widths[y] / max(groups, 1), w[2], w[3], shapes[x][2], shapes[x][3]],
+                                           "node '\(node.name)' MACs")
             case .linear:
                 return try Checked.multiply(widths[y], widths[x], "node '\(node.name)' MACs")
-            case .batchNorm, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,
+            case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,
                  .flatten, .resize, .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
                  .channelwise:
                 return 0
@@ -38,7 +43,7 @@ extension Network {
         var learnable = Set<Int>()
         for node in nodes {
             switch node.op {
-            case .batchNorm: learnable.formUnion(node.parameters.prefix(2))
+            case .batchNorm, .normalization: learnable.formUnion(node.parameters.prefix(2))
             default: learnable.formUnion(node.parameters)
             }
         }

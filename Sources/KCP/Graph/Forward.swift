@@ -80,7 +80,7 @@ extension Network {
     /// Checks `inputs` against the network's inputs (one batch size, at
     /// least 1, for all) and infers every value's shape for them.
     func shapes(for inputs: [Tensor]) throws -> [[Int]] {
-        _ = MemoryPolicy.keepFreedMemory
+        MemoryPolicy.keepFreedMemory()
         try require(inputs.count == self.inputs.count, "inputs",
                     "the network has \(self.inputs.count) inputs, got \(inputs.count)")
         let batch = inputs.first?.shape.first
@@ -104,9 +104,13 @@ extension Op {
         switch self {
         case let .conv2d(conv):
             return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape)
+        case let .convTranspose2d(t):
+            return convTranspose2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, t, outputShape: outputShape)
         case let .batchNorm(epsilon):
             return batchNormInference(x, gamma: p[0].data, beta: p[1].data, mean: p[2].data, variance: p[3].data,
                                       epsilon: epsilon)
+        case let .normalization(n):
+            return normalizationForward(x, n, weight: p[0].data, bias: p[1].data, mask: p[2].data)
         case let .activation(a): return activationForward(x, a)
         case let .binary(b): return binaryForward(x, inputs.count > 1 ? inputs[1] : p[0], b, outputShape: outputShape)
         case .concat: return concatForward(inputs)

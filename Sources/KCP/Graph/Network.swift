@@ -124,8 +124,9 @@ extension Op {
     /// The accepted numbers of inputs (0: one or more) and parameters.
     var signatures: [(inputs: Int, parameters: [Int])] {
         switch self {
-        case .conv2d, .linear: return [(1, [1, 2])]
+        case .conv2d, .convTranspose2d, .linear: return [(1, [1, 2])]
         case .batchNorm: return [(1, [4])]
+        case .normalization: return [(1, [3])]
         case .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .flatten, .resize, .softmax, .softArgmin,
              .identity, .channelShuffle, .channelChunk:
             return [(1, [0])]
@@ -145,7 +146,9 @@ extension Op {
     public var name: String {
         switch self {
         case .conv2d: return "conv2d"
+        case .convTranspose2d: return "conv_transpose2d"
         case .batchNorm: return "batchnorm"
+        case .normalization: return "normalization"
         case let .activation(a): return "\(a.kind)"
         case let .binary(b): return "\(b.kind)"
         case .concat: return "concat"

@@ -8,9 +8,15 @@
 public enum Op: Equatable, Sendable {
     /// `y = W * x + b`; parameters `[weight [O, I/g, kh, kw], bias [O]?]`.
     case conv2d(Conv2d)
+    /// Transposed convolution, the adjoint of `conv2d` in its input (see
+    /// `ConvTranspose2d`); parameters `[weight [I, O/g, kh, kw], bias [O]?]`.
+    case convTranspose2d(ConvTranspose2d)
     /// `y = gamma * (x - mean) / sqrt(var + epsilon) + beta` per channel;
     /// parameters `[gamma, beta, running mean, running var]`, each `[C]`.
     case batchNorm(epsilon: Float)
+    /// Normalisation over groups of channels (see `Normalization`);
+    /// parameters `[weight [C], bias [C], statistics mask [C]]`.
+    case normalization(Normalization)
     /// An element-wise activation `y = f(x)` (see `Activation`).
     case activation(Activation)
     /// An element-wise binary op with NumPy broadcasting: two inputs of one
@@ -70,6 +76,36 @@ public struct Conv2d: Equatable, Sendable {
 
     public static func == (a: Conv2d, b: Conv2d) -> Bool {
         a.stride == b.stride && a.padding == b.padding && a.dilation == b.dilation && a.groups == b.groups
+    }
+}
+
+/// Transposed convolution (PyTorch's `conv_transpose2d`, ONNX `ConvTranspose`):
+/// every input pixel scatters its kernels,
+/// `y[n, g*O/g + o, h*s + p*d - top, w*s + q*d - left] += W[g*I/g + j, o, p, q] * x[n, g*I/g + j, h, w]`
+/// (entries landing outside `y` dropped), plus `b[o]`. The output is
+/// `(in - 1) * stride - (top + bottom) + dilation * (k - 1) + outputPadding + 1`
+/// along each axis: `conv` with these settings maps it back to the input's size.
+public struct ConvTranspose2d: Equatable, Sendable {
+    public var stride: (Int, Int)
+    /// `(top, left, bottom, right)`: rows and columns cropped from the full scatter.
+    public var padding: (Int, Int, Int, Int)
+    /// Rows and columns added at the bottom and right (smaller than the stride or the dilation).
+    public var outputPadding: (Int, Int)
+    public var dilation: (Int, Int)
+    public var groups: Int
+
+    public init(stride: (Int, Int) = (1, 1), padding: (Int, Int, Int, Int) = (0, 0, 0, 0),
+                outputPadding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1)
+    {
+        (self.stride, self.padding, self.outputPadding) = (stride, padding, outputPadding)
+        (self.dilation, self.groups) = (dilation, groups)
+    }
+
+    /// The convolution whose input adjoint this is: it reads `y` and writes `x`'s shape, with the weight as it is.
+    var conv: Conv2d { Conv2d(stride: stride, padding: padding, dilation: dilation, groups: groups) }
+
+    public static func == (a: ConvTranspose2d, b: ConvTranspose2d) -> Bool {
+        a.conv == b.conv && a.outputPadding == b.outputPadding
     }
 }
 
@@ -167,6 +203,26 @@ public struct Activation: Equatable, Sendable {
         case .sigmoid, .hardsigmoid, .softplus: return false
         case .affine: return beta == 0
         }
+    }
+}
+
+/// Normalisation over groups of channels, one op for LayerNorm over
+/// channels at each position (`groups = 1`, not `spatial`: ConvNeXt),
+/// GroupNorm (`spatial`; Wu and He 2018) and InstanceNorm (`groups = C`,
+/// `spatial`). Per sample and group (and position, unless `spatial`):
+/// `y_c = (x_c - mean) / sqrt(var + epsilon) * weight_c + bias_c`, with
+/// `mean = sum s_c x_c / m` and `var = sum s_c (x_c - mean)^2 / m` over the
+/// group's channels (and positions), `s_c` the statistics mask (1, or 0
+/// where a masked network pruned the channel, so that its statistics are
+/// the compact network's) and `m` the number of entries it counts (both
+/// moments are 0 where it counts none).
+public struct Normalization: Equatable, Sendable {
+    public var groups: Int
+    public var spatial: Bool
+    public var epsilon: Float
+
+    public init(groups: Int, spatial: Bool, epsilon: Float) {
+        (self.groups, self.spatial, self.epsilon) = (groups, spatial, epsilon)
     }
 }
 

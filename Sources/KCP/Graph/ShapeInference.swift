@@ -49,8 +49,26 @@ extension Op {
             let width = try outputSize(x[3], kernel: w[3], stride: conv.stride.1, padding: (conv.padding.1, conv.padding.3),
                                        dilation: conv.dilation.1, axis: "w")
             return [x[0], w[0], height, width]
+        case let .convTranspose2d(t):
+            try expectRank(x, 4)
+            let w = parameters[0]
+            try check(w.count == 4, "weight must be [I, O/g, kh, kw], got \(w)")
+            try check(t.groups >= 1 && w[0] % t.groups == 0, "\(t.groups) groups do not divide \(w[0]) inputs")
+            try check(x[1] == w[0], "input \(x) has \(x[1]) channels, weight \(w) reads \(w[0])")
+            try checkBias(parameters, outputs: w[1] * t.groups)
+            let height = try transposedSize(x[2], kernel: w[2], stride: t.stride.0, padding: t.padding.0 + t.padding.2,
+                                            outputPadding: t.outputPadding.0, dilation: t.dilation.0)
+            let width = try transposedSize(x[3], kernel: w[3], stride: t.stride.1, padding: t.padding.1 + t.padding.3,
+                                           outputPadding: t.outputPadding.1, dilation: t.dilation.1)
+            return [x[0], w[1] * t.groups, height, width]
         case .batchNorm:
             try check(x.count >= 2, "input must have channels, got \(x)")
+            try check(parameters.allSatisfy { $0 == [x[1]] }, "parameters must each be [\(x[1])], got \(parameters)")
+            return x
+        case let .normalization(n):
+            try check(x.count >= 2, "input must have channels, got \(x)")
+            try check(n.groups >= 1 && x[1] % n.groups == 0, "\(n.groups) groups do not divide \(x[1]) channels")
+            try check(n.epsilon > 0 && n.epsilon.isFinite, "epsilon must be positive, got \(n.epsilon)")
             try check(parameters.allSatisfy { $0 == [x[1]] }, "parameters must each be [\(x[1])], got \(parameters)")
             return x
         case .activation, .identity:
@@ -174,6 +192,18 @@ private func span(_ size: Int, kernel: Int, padding: (Int, Int), dilation: Int, 
     let reach = try Checked.multiply(dilation, kernel - 1, "dilation_\(axis) * (kernel_\(axis) - 1)")
     let padded = try Checked.sum([size, padding.0, padding.1], "input size + pad_\(axis == "h" ? "top" : "left") + pad_\(axis == "h" ? "bottom" : "right")")
     return padded - reach - 1
+}
+
+/// `(size - 1) * stride - padding + dilation * (kernel - 1) + outputPadding + 1`, at least 1, with
+/// `outputPadding` smaller than the stride or the dilation (PyTorch's rule).
+func transposedSize(_ size: Int, kernel: Int, stride: Int, padding: Int, outputPadding: Int, dilation: Int) throws -> Int {
+    try check(stride >= 1 && dilation >= 1 && padding >= 0 && outputPadding >= 0,
+              "stride and dilation must be positive, padding and output padding non-negative")
+    try check(outputPadding < max(stride, dilation),
+              "output padding \(outputPadding) must be smaller than the stride \(stride) or the dilation \(dilation)")
+    let result = (size - 1) * stride - padding + dilation * (kernel - 1) + outputPadding + 1
+    try check(result >= 1, "padding \(padding) crops all of the output of size \(size) (kernel \(kernel), stride \(stride))")
+    return result
 }
 
 /// The most elements one sample of a value may have (a float32 tensor of

@@ -20,6 +20,10 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                    relu: Bool = false) -> Tensor
 {
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
+    if let cropped = withoutPaddingTaps(s, weight: weight) {
+        return conv2dForward(x, weight: cropped.weight, bias: bias, cropped.conv, outputShape: outputShape,
+                             normalization: normalization, residual: residual, relu: relu)
+    }
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
             withOptionalBuffer(bias?.data) { bias in
@@ -59,33 +63,13 @@ struct ConvEpilogue {
     let output: UnsafePointer<Float>
 
     /// Writes `count` conv results `values` of output channel `o`, through
-    /// the epilogue, to `line` (which may be `values`), 8 lanes at a time
-    /// with the float operations of the ops it stands for:
-    /// `max((v + b) * scale + shift + r, 0)`, each step only if present.
+    /// the epilogue, to `line` (which may be `values`), with the float
+    /// operations of the ops it stands for (`convEpilogue`).
     @inline(__always)
     func store(_ values: UnsafePointer<Float>, channel o: Int, to line: UnsafeMutablePointer<Float>, count: Int) {
-        typealias V = SIMD8<Float>
-        let (b, a, c) = (bias?[o] ?? 0, scale?[o] ?? 1, shift?[o] ?? 0), normalized = scale != nil
-        let r = residual.map { $0 + (UnsafePointer(line) - output) }
-        var k = 0
-        while k + 8 <= count {
-            var v = UnsafeRawPointer(values + k).loadUnaligned(as: V.self)
-            if bias != nil { v += V(repeating: b) }
-            if normalized { v = v * V(repeating: a) + V(repeating: c) }
-            if let r { v += UnsafeRawPointer(r + k).loadUnaligned(as: V.self) }
-            if relu { v.replace(with: 0, where: v .<= 0) }  // Swift.max(v, 0), NaN kept
-            UnsafeMutableRawPointer(line + k).storeBytes(of: v, as: V.self)
-            k += 8
-        }
-        while k < count {
-            var v = values[k]
-            if bias != nil { v += b }
-            if normalized { v = v * a + c }
-            if let r { v += r[k] }
-            if relu { v = max(v, 0) }
-            line[k] = v
-            k += 1
-        }
+        convEpilogue(values, to: line, count: count, bias: bias.map { $0[o] },
+                     normalization: scale.map { ($0[o], shift?[o] ?? 0) },
+                     residual: residual.map { $0 + (UnsafePointer(line) - output) }, relu: relu)
     }
 }
 
@@ -111,37 +95,109 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
 }
 
 /// Each tile of output rows of each sample and group is unfolded (`unfold`)
-/// into a `[I/g*kh*kw, rows*Wout]` matrix `X` that stays in cache, and
-/// `W_g X` (`W_g` the group's `[O/g, I/g*kh*kw]` weights) is added by one
-/// SGEMM straight into those rows of the zeroed `y` (adding, OpenBLAS skips
-/// its pass that clears `C`). A 1x1 stride-1 unpadded conv multiplies the
-/// input itself. OpenBLAS's kernels take rows in fours and slow down on the
-/// rest (11 output channels cost more than 12), so more than 4 output
-/// channels per group that are no multiple of 4 are computed with
-/// zero-padded weight rows into a per-worker staging tile, then stored into `y`.
+/// into a `[I/g*kh*kw, rows*Wout]` matrix `X`, and `W_g X` (`W_g` the
+/// group's `[O/g, I/g*kh*kw]` weights) is added by SGEMM straight into those
+/// rows of the zeroed `y` (adding, OpenBLAS skips its pass that clears `C`).
+/// A 1x1 stride-1 unpadded conv multiplies the input itself. OpenBLAS's
+/// kernels take rows in fours and slow down on the rest (11 output channels
+/// cost more than 12), so more than 4 output channels per group that are no
+/// multiple of 4 are computed with zero-padded weight rows into a per-worker
+/// staging tile, then stored into `y`.
+///
+/// Where the tiles alone give every thread several jobs, each job unfolds
+/// one tile into its own scratch, where it stays in cache for the product.
+/// Otherwise (batch 1, deep layers: ResNet-50's 7x7 layers have one tile per
+/// sample) each tile's product is also split into blocks of output channels
+/// (`ConvSplit`), and the tiles are unfolded first, in parallel by input
+/// channels, into a shared buffer that each block then reads.
 private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
                             into y: UnsafeMutablePointer<Float>)
 {
     let staged = s.outPerGroup > 4 && s.outPerGroup % 4 != 0, m = staged ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
     let weights = staged ? paddedRows(weight, groups: s.groups, rows: s.outPerGroup, to: m, columns: s.patch) : weight
-    let unfolded = s.isPointwise ? 0 : s.tileSize
+    let split = ConvSplit(s, rows: m), staging = staged ? m * s.blockRows * s.outWidth : 0
     if !staged { y.update(repeating: 0, count: s.batch * s.outputs * s.pixels) }  // the product adds into y
     weights.withUnsafeBufferPointer { ws in
-        parallelFor(s.batch * s.groups * s.blocks, scratch: unfolded + (staged ? m * s.blockRows * s.outWidth : 0)) { job, scratch in
-            let (sample, block) = (job / s.blocks, job % s.blocks), (n, g) = (sample / s.groups, sample % s.groups)
-            let rows = s.rows(block), span = rows.count * s.outWidth
-            let input = x + (n * s.channels + g * s.perGroup) * s.plane
-            let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
-            let (product, ldc) = staged ? (scratch + unfolded, span) : (out, s.pixels)
-            let (b, ldb) = s.isPointwise ? (input + rows.lowerBound * s.outWidth, s.plane) : (UnsafePointer(scratch), span)
-            if !s.isPointwise { unfold(input, s, rows: rows, into: scratch) }
-            serialMatrixProduct(m: m, n: span, k: s.patch, ws.baseAddress! + g * m * s.patch, lda: s.patch,
-                                b, ldb: ldb, beta: staged ? 0 : 1, product, ldc: ldc)
-            for o in 0..<s.outPerGroup {  // staged rows are stored from their tile, the others in place
-                epilogue.store(product + o * ldc, channel: g * s.outPerGroup + o, to: out + o * s.pixels, count: span)
+        /// The `[C/g, H, W]` input of tile `tile`'s sample and group.
+        func input(_ tile: Int) -> UnsafePointer<Float> {
+            x + (tile / s.blocks / s.groups * s.channels + tile / s.blocks % s.groups * s.perGroup) * s.plane
+        }
+        /// Rows `block` of the padded `m` rows of tile `tile`'s product with its unfolded matrix `b`, through the epilogue.
+        func product(tile: Int, rows block: Range<Int>, _ b: UnsafePointer<Float>?, staging: UnsafeMutablePointer<Float>) {
+            let (sample, g) = (tile / s.blocks / s.groups, tile / s.blocks % s.groups), rows = s.rows(tile % s.blocks)
+            let span = rows.count * s.outWidth
+            let out = y + (sample * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
+            let (c, ldc) = staged ? (staging, span) : (out + block.lowerBound * s.pixels, s.pixels)
+            let (b, ldb) = s.isPointwise ? (input(tile) + rows.lowerBound * s.outWidth, s.plane) : (b!, span)
+            serialMatrixProduct(m: block.count, n: span, k: s.patch, ws.baseAddress! + (g * m + block.lowerBound) * s.patch,
+                                lda: s.patch, b, ldb: ldb, beta: staged ? 0 : 1, c, ldc: ldc)
+            for o in block.clamped(to: 0..<s.outPerGroup) {  // staged rows are stored from their tile, the others in place
+                let source = staged ? staging + (o - block.lowerBound) * span : out + o * s.pixels
+                epilogue.store(source, channel: g * s.outPerGroup + o, to: out + o * s.pixels, count: span)
+            }
+        }
+        if split.blocks == 1 {
+            parallelFor(split.tiles, scratch: (s.isPointwise ? 0 : s.tileSize) + staging) { tile, scratch in
+                if !s.isPointwise { unfold(input(tile), s, rows: s.rows(tile % s.blocks), into: scratch) }
+                product(tile: tile, rows: 0..<m, scratch, staging: scratch + (s.isPointwise ? 0 : s.tileSize))
+            }
+            return
+        }
+        let unfolded = s.isPointwise ? 0 : split.unfoldedTiles
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, unfolded * s.tileSize))
+        defer { buffer.deallocate() }
+        for first in stride(from: 0, to: split.tiles, by: s.isPointwise ? split.tiles : unfolded) {
+            let count = min(split.tiles - first, s.isPointwise ? split.tiles : unfolded)
+            if !s.isPointwise {
+                parallelFor(count * split.channelParts) { job in
+                    let (t, part) = (job / split.channelParts, job % split.channelParts)
+                    unfold(input(first + t), s, rows: s.rows((first + t) % s.blocks),
+                           channels: split.channels(part), into: buffer + t * s.tileSize)
+                }
+            }
+            parallelFor(count * split.blocks, scratch: staging) { job, scratch in
+                let (t, block) = (job / split.blocks, job % split.blocks)
+                product(tile: first + t, rows: split.rows(block), buffer + t * s.tileSize, staging: scratch)
             }
         }
     }
+}
+
+/// How `unfoldedConv2d` shares a conv's `tiles` (of output rows of each
+/// sample and group) among the threads: the (padded) output channels `rows`
+/// of each tile's product in `blocks` blocks, one where the tiles alone make
+/// `jobs` jobs, else blocks of a multiple of 64 rows, enough for that where
+/// there are rows enough (OpenBLAS runs a 64 x 196 x 2304 product at 95% of
+/// its 256-row speed, measured). The split depends on the geometry alone,
+/// not on the thread count: OpenBLAS rounds a product differently by its
+/// size (small products take other kernels), so each output is computed by
+/// the same call whatever the threads. When split, the tiles are unfolded
+/// first, about `unfoldedFloats` at a time, in `channelParts` parts by
+/// input channel.
+struct ConvSplit {
+    let tiles: Int, blocks: Int, channelParts: Int, unfoldedTiles: Int
+    private let rowCount: Int, blockRows: Int, perGroup: Int
+
+    /// Jobs per conv the split aims for: 4 for each of 8 threads.
+    private static let jobs = 32
+    /// Floats of unfolded tiles shared by the blocks at once (16 MB): more than L2, what L3 holds.
+    private static let unfoldedFloats = 1 << 22
+
+    init(_ s: ConvGeometry, rows: Int) {
+        let jobs = Self.jobs
+        (tiles, rowCount, perGroup) = (s.batch * s.groups * s.blocks, rows, s.perGroup)
+        let wanted = (jobs + tiles - 1) / tiles
+        blockRows = tiles >= jobs ? rows : max(64, (rows / wanted + 63) / 64 * 64)
+        blocks = (rows + blockRows - 1) / blockRows
+        unfoldedTiles = min(tiles, max(1, Self.unfoldedFloats / max(1, s.tileSize)))
+        channelParts = min(s.perGroup, (jobs + unfoldedTiles - 1) / unfoldedTiles)
+    }
+
+    /// The padded output channels of block `block`.
+    func rows(_ block: Int) -> Range<Int> { (block * blockRows)..<min(rowCount, (block + 1) * blockRows) }
+
+    /// The input channels part `part` unfolds.
+    func channels(_ part: Int) -> Range<Int> { (part * perGroup / channelParts)..<((part + 1) * perGroup / channelParts) }
 }
 
 /// `rows` of each of `groups` row-major `[rows, columns]` blocks of `matrix`,
@@ -157,15 +213,15 @@ private func paddedRows(_ matrix: [Float], groups: Int, rows: Int, to padded: In
 
 /// Gradients of `conv2dForward` given `gradient = dL/dy` `[N, O, Hout, Wout]`:
 /// with `X_g` the unfolded input of group `g` and `G_g` its rows of `dL/dy`,
-/// `dL/dW_g = sum_tiles G_g X_g^T` (`weightGradient`),
-/// `dL/dX_g = W_g^T G_g` folded back onto `x` (`inputGradient`), and
+/// `dL/dW_g = sum_tiles G_g X_g^T` (`conv2dWeightGradient`),
+/// `dL/dX_g = W_g^T G_g` folded back onto `x` (`conv2dInputGradient`), and
 /// `dL/db[o] = sum_{n, h, w} G[n, o, h, w]`.
 /// - Returns: `dL/dx` shaped like `x`, `dL/dW` like `weight`, `dL/db` `[O]` if `hasBias`.
 func conv2dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ conv: Conv2d,
                     gradient: Tensor) -> (input: Tensor, weight: Tensor, bias: Tensor?)
 {
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: gradient.shape, conv)
-    return (inputGradient(weight: weight, s, gradient: gradient), weightGradient(x, s, gradient: gradient),
+    return (conv2dInputGradient(weight: weight, s, gradient: gradient), conv2dWeightGradient(x, s, gradient: gradient),
             hasBias ? channelSums(gradient) : nil)
 }
 
@@ -176,7 +232,7 @@ private let weightGradientPartials = 16
 /// into at most `weightGradientPartials` fixed runs, each run's products are
 /// accumulated by SGEMM into its own partial sum, and the partials are added
 /// in run order, so the result does not depend on the thread count.
-private func weightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
+func conv2dWeightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
     let units = s.batch * s.blocks, runs = min(units, weightGradientPartials), size = s.outputs * s.patch
     var dw = Tensor(zeros: [s.outputs, s.perGroup, s.kh, s.kw])
     var partials = [Float](repeating: 0, count: runs * size)
@@ -221,8 +277,9 @@ private func weightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) ->
 /// onto its sample (`fold`), parallel over samples and groups. With stride 1
 /// this is itself a convolution, of `dL/dy` with the kernels transposed
 /// (`transposedKernels`) and padding `d*(k-1) - pad` on each side, which
-/// `conv2dForward` computes without the unfolded gradient.
-private func inputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
+/// `conv2dForward` computes without the unfolded gradient. As a linear map
+/// of `gradient` this is the transposed convolution (`convTranspose2dForward`).
+func conv2dInputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
     let inputShape = [s.batch, s.channels, s.height, s.width]
     if s.conv.stride == (1, 1) {
         let (dy, dx) = (s.conv.dilation.0 * (s.kh - 1), s.conv.dilation.1 * (s.kw - 1)), p = s.conv.padding
@@ -254,7 +311,7 @@ private func inputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) 
 
 /// The kernels of the transposed convolution, `[I, O/g, kh, kw]`:
 /// `W'[g*I/g + j, o, p, q] = W[g*O/g + o, j, kh-1-p, kw-1-q]`.
-private func transposedKernels(_ weight: Tensor, groups: Int) -> Tensor {
+func transposedKernels(_ weight: Tensor, groups: Int) -> Tensor {
     let (outputs, perGroup, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
     let outPerGroup = outputs / groups, taps = kh * kw
     var t = Tensor(zeros: [perGroup * groups, outPerGroup, kh, kw])

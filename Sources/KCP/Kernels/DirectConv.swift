@@ -6,9 +6,9 @@
 /// 44-channel layers that pruning a 16-32-64 network leaves) each copied
 /// float is used for only that many products, and the copies cost as much as
 /// the products. Here a register tile of up to 6 output channels x 16 output
-/// pixels (12 vectors of 8 floats) accumulates
+/// pixels (`directConvTile`, 6 zmm or 12 ymm registers) accumulates
 /// `y[o, oy, ox] = sum_{c, p, q} W[o, c, p, q] * padded[c, oy*sy + p*dy, ox*sx + q*dx]`
-/// over every tap, one weight broadcast and two pixel loads for 12 FMAs.
+/// over every tap, one weight broadcast per channel and one 16-pixel load.
 ///
 /// The window holds the padded input rows one tile of output rows reads,
 /// split into `sy x sx` phases, phase `(fy, fx)` holding the pixels
@@ -21,7 +21,7 @@
 /// would leave more lanes idle, run through the tile's rows at that pitch,
 /// computing the `pitch - Wout` columns between rows only to drop them.
 struct DirectConvolution {
-    static let channelsPerBlock = 6, pixelsPerBlock = 16
+    static let channelsPerBlock = directTile.channels, pixelsPerBlock = directTile.pixels
 
     let s: ConvGeometry
     /// Output rows per tile (the last tile may have fewer) and tiles per sample.
@@ -173,7 +173,8 @@ struct DirectConvolution {
                 // Flat pixel j is output (j / pitch, j % pitch), a column past Wout for the ones dropped.
                 let end = (rows.count - 1) * pitch + s.outWidth
                 for j in stride(from: 0, to: end, by: n) {
-                    accumulate(count, window + j, kernels, offsets: offsets, into: tile)
+                    directConvTile(rows: count, window + j, kernels, offsets: offsets, taps: s.kh * s.kw,
+                                   channels: s.perGroup, channelPitch: channelPitch, into: tile)
                     var k = j
                     while k < min(j + n, end) {
                         let (oy, ox) = (k / pitch, k % pitch), run = min(j + n - k, s.outWidth - ox)
@@ -184,59 +185,12 @@ struct DirectConvolution {
             } else {
                 for oy in 0..<rows.count {
                     for ox in stride(from: 0, to: s.outWidth, by: n) {
-                        accumulate(count, window + oy * pitch + ox, kernels, offsets: offsets, into: tile)
+                        directConvTile(rows: count, window + oy * pitch + ox, kernels, offsets: offsets,
+                                       taps: s.kh * s.kw, channels: s.perGroup, channelPitch: channelPitch, into: tile)
                         store(0..<min(n, s.outWidth - ox), at: oy * s.outWidth + ox)
                     }
                 }
             }
         }
-    }
-
-    /// One register tile of `count` (1 to 6) channels, the code specialised for each count:
-    /// `tile[r * 16 + i] = sum_{c, k} kernels[(c * taps + k) * count + r] * run[c * channelPitch + offsets[k] + i]`.
-    private func accumulate(_ count: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
-                            offsets: UnsafePointer<Int>, into tile: UnsafeMutablePointer<Float>)
-    {
-        switch count {
-        case 6: accumulate(rows: 6, run, kernels, offsets: offsets, into: tile)
-        case 5: accumulate(rows: 5, run, kernels, offsets: offsets, into: tile)
-        case 4: accumulate(rows: 4, run, kernels, offsets: offsets, into: tile)
-        case 3: accumulate(rows: 3, run, kernels, offsets: offsets, into: tile)
-        case 2: accumulate(rows: 2, run, kernels, offsets: offsets, into: tile)
-        default: accumulate(rows: 1, run, kernels, offsets: offsets, into: tile)
-        }
-    }
-
-    /// `accumulate` for a constant `rows`: 2 * `rows` vector accumulators,
-    /// each tap one broadcast per row and two pixel loads.
-    @inline(__always)
-    private func accumulate(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
-                            offsets: UnsafePointer<Int>, into tile: UnsafeMutablePointer<Float>)
-    {
-        typealias V = SIMD8<Float>
-        var (a0, b0, a1, b1, a2, b2) = (V(), V(), V(), V(), V(), V())
-        var (a3, b3, a4, b4, a5, b5) = (V(), V(), V(), V(), V(), V())
-        var w = kernels
-        for c in 0..<s.perGroup {
-            let channel = run + c * channelPitch
-            for k in 0..<(s.kh * s.kw) {
-                let pixels = UnsafeRawPointer(channel + offsets[k])
-                let x0 = pixels.loadUnaligned(as: V.self), x1 = pixels.loadUnaligned(fromByteOffset: 32, as: V.self)
-                var v = V(repeating: w[0]); a0.addProduct(x0, v); b0.addProduct(x1, v)
-                if rows > 1 { v = V(repeating: w[1]); a1.addProduct(x0, v); b1.addProduct(x1, v) }
-                if rows > 2 { v = V(repeating: w[2]); a2.addProduct(x0, v); b2.addProduct(x1, v) }
-                if rows > 3 { v = V(repeating: w[3]); a3.addProduct(x0, v); b3.addProduct(x1, v) }
-                if rows > 4 { v = V(repeating: w[4]); a4.addProduct(x0, v); b4.addProduct(x1, v) }
-                if rows > 5 { v = V(repeating: w[5]); a5.addProduct(x0, v); b5.addProduct(x1, v) }
-                w += rows
-            }
-        }
-        let out = UnsafeMutableRawPointer(tile)
-        out.storeBytes(of: a0, toByteOffset: 0, as: V.self); out.storeBytes(of: b0, toByteOffset: 32, as: V.self)
-        out.storeBytes(of: a1, toByteOffset: 64, as: V.self); out.storeBytes(of: b1, toByteOffset: 96, as: V.self)
-        out.storeBytes(of: a2, toByteOffset: 128, as: V.self); out.storeBytes(of: b2, toByteOffset: 160, as: V.self)
-        out.storeBytes(of: a3, toByteOffset: 192, as: V.self); out.storeBytes(of: b3, toByteOffset: 224, as: V.self)
-        out.storeBytes(of: a4, toByteOffset: 256, as: V.self); out.storeBytes(of: b4, toByteOffset: 288, as: V.self)
-        out.storeBytes(of: a5, toByteOffset: 320, as: V.self); out.storeBytes(of: b5, toByteOffset: 352, as: V.self)
     }
 }

@@ -5,8 +5,8 @@
 /// of the output's width to the output channel by channel (an input of one
 /// channel broadcasts and stays apart), channel-preserving ops (batchnorm,
 /// activations, pooling, resizing, identity) their input and output, a
-/// depthwise conv with multiplier `m` each output `o` to input `o / m`, a
-/// grouped conv (`1 < g < C`) channel `j` of every group of its input, and
+/// depthwise conv (or transposed conv) with multiplier `m` each output `o`
+/// to input `o / m`, a grouped one (`1 < g < C`) channel `j` of every group of its input, and
 /// of its output, so that groups shrink alike and `g` stays, a channel
 /// shuffle or chunk likewise the `j`-th channel of every group or part of
 /// its input (and each output channel to the input channel it moves), a
@@ -67,6 +67,19 @@ public struct ChannelSpaces: Sendable {
                 for j in 0..<perGroup { channelSets.union(offsets[value] + j, offsets[value] + group * perGroup + j) }
             }
         }
+        /// A conv (or transposed conv) of `groups` groups from `x` to `y`:
+        /// depthwise (`groups` = `x`'s width, multiplier `m`) ties output `o`
+        /// to input `o / m`; other grouped ones align the groups of both.
+        func tieGroups(_ x: Int, _ y: Int, _ groups: Int) {
+            if groups == 1 { return }
+            if groups == channels[x] {
+                let multiplier = channels[y] / channels[x]
+                tie(y, x) { $0 / multiplier }
+            } else {
+                alignGroups(x, groups)
+                alignGroups(y, groups)
+            }
+        }
         func freeze(_ values: [Int], _ reason: String) {
             for value in values { reasons[value].append(reason) }
         }
@@ -79,14 +92,14 @@ public struct ChannelSpaces: Sendable {
             for p in node.parameters { users[p, default: []].append(index) }
             let x = node.inputs[0], y = node.output
             switch node.op {
-            case let .conv2d(conv):
-                if conv.groups == 1 { break }
-                if conv.groups == channels[x] {
-                    let multiplier = channels[y] / channels[x]
-                    tie(y, x) { $0 / multiplier }
-                } else {
-                    alignGroups(x, conv.groups)
-                    alignGroups(y, conv.groups)
+            case let .conv2d(conv): tieGroups(x, y, conv.groups)
+            case let .convTranspose2d(t): tieGroups(x, y, t.groups)
+            case let .normalization(n):
+                tie(x, y)
+                // GroupNorm loses whole groups: a group's channels share statistics over its positions.
+                if n.groups > 1 && n.groups < channels[x] {
+                    let perGroup = channels[x] / n.groups
+                    for c in 0..<channels[x] where c % perGroup > 0 { channelSets.union(offsets[x] + c, offsets[x] + c - 1) }
                 }
             case .batchNorm, .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .resize, .identity:
                 tie(x, y)

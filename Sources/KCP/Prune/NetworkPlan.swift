@@ -46,7 +46,10 @@ public struct NetworkPlan: Sendable {
     ///   - weights: caller-owned weights scored in place of the network's own,
     ///     by parameter index; each holds as many elements as its parameter
     ///     and is read only during the call.
-    public init(network: Network, target: PruningTarget, weights: [Int: UnsafeBufferPointer<Float>] = [:]) throws {
+    ///   - spaces: `network`'s channel spaces, where the caller keeps them.
+    public init(network: Network, target: PruningTarget, weights: [Int: UnsafeBufferPointer<Float>] = [:],
+                spaces: ChannelSpaces? = nil) throws
+    {
         for (index, weight) in weights {
             try require(network.parameters.indices.contains(index), "weights", "no parameter \(index)")
             let parameter = network.parameters[index]
@@ -56,7 +59,7 @@ public struct NetworkPlan: Sendable {
         try require(target.roundTo >= 1, "round_to", "must be at least 1, got \(target.roundTo)")
         try require(target.maxRatio >= 0 && target.maxRatio < 1, "max_ratio", "must be in [0, 1), got \(target.maxRatio)")
         let shapes = try network.inferShapes()
-        let spaces = ChannelSpaces(network: network, shapes: shapes)
+        let spaces = spaces ?? ChannelSpaces(network: network, shapes: shapes)
         for (space, ratio) in target.overrides {
             try require(spaces.spaces.indices.contains(space), "overrides", "no space \(space)")
             try require(ratio >= 0 && ratio < 1, "overrides", "ratio of space \(space) must be in [0, 1), got \(ratio)")
@@ -155,8 +158,13 @@ func classScores(_ network: Network, _ spaces: ChannelSpaces, criterion: Criteri
     return scores
 }
 
-/// Calls `body` with every conv and linear node, its weight (from `weights`
-/// by parameter index, else the network's own) and the weight's geometry.
+/// Calls `body` with every conv, transposed conv and linear node, its
+/// weight (from `weights` by parameter index, else the network's own) and
+/// the weight's geometry. A transposed conv is scored as the conv it equals
+/// with stride 1: its weight `[I, O/g, kh, kw]` becomes `transposedKernels`'
+/// `[O, I/g, kh, kw]`, so the kernel cluster of input `i` is `W[i]` and a
+/// filter gathers every kernel writing one output (the taps' flip changes no
+/// distance).
 private func forEachWeightedLayer(_ network: Network, _ weights: [Int: UnsafeBufferPointer<Float>],
                                   _ body: (Node, UnsafeBufferPointer<Float>, LayerGeometry) throws -> Void) throws
 {
@@ -164,12 +172,19 @@ private func forEachWeightedLayer(_ network: Network, _ weights: [Int: UnsafeBuf
         let groups: Int
         switch node.op {
         case let .conv2d(conv): groups = conv.groups
+        case let .convTranspose2d(t): groups = t.groups
         case .linear: groups = 1
         default: continue
         }
-        let own = network.parameters[node.parameters[0]].tensor
+        let own = network.parameters[node.parameters[0]].tensor, borrowed = weights[node.parameters[0]]
+        if case .convTranspose2d = node.op {
+            let conv = transposedKernels(Tensor(shape: own.shape, data: borrowed.map(Array.init) ?? own.data), groups: groups)
+            let geometry = try LayerGeometry(shape: conv.shape, groups: groups)
+            try conv.data.withUnsafeBufferPointer { try body(node, $0, geometry) }
+            continue
+        }
         let geometry = try LayerGeometry(shape: own.shape, groups: groups)
-        if let borrowed = weights[node.parameters[0]] {
+        if let borrowed {
             try body(node, borrowed, geometry)
         } else {
             try own.data.withUnsafeBufferPointer { try body(node, $0, geometry) }

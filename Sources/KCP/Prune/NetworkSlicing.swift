@@ -1,7 +1,8 @@
 /// Masked and compact forms of a network for a choice of kept channel classes.
 ///
 /// Every parameter is sliced along axis 0 (the outputs a producer writes, or
-/// a batchnorm's channels) and axis 1 (the inputs a consumer reads); how is
+/// a batchnorm's channels) and axis 1 (the inputs a consumer reads), the
+/// other way round for a transposed conv's `[I, O/g, kh, kw]` weight; how is
 /// decided by the first node using it.
 extension Network {
     /// Which entries of a parameter survive: `out` over axis 0, `in` over
@@ -26,9 +27,17 @@ extension Network {
                     : Array(keep[x].prefix(keep[x].count / conv.groups))
                 slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[y], keepIn: weightIn)
                 if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
+            case let .convTranspose2d(t):
+                // The weight [I, O/g, kh, kw] is read by input channels along axis 0 and writes outputs along axis 1.
+                let weightOut = t.groups == 1 ? keep[y] : t.groups == keep[x].count ? nil
+                    : Array(keep[y].prefix(keep[y].count / t.groups))
+                slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[x], keepIn: weightOut)
+                if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
             case .linear:
                 slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[y], keepIn: keep[x])
                 if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
+            case .normalization:
+                for p in node.parameters { slices[p] = ParameterSlice(keepOut: keep[x]) }
             case .batchNorm:
                 for (position, p) in node.parameters.enumerated() {
                     slices[p] = ParameterSlice(keepOut: keep[x], masksToOne: position == 3)
@@ -66,7 +75,8 @@ extension Network {
     }
 
     /// The same network with pruned channels zeroed: producer filters and
-    /// biases, consumer kernel clusters, batchnorm entries (running var 1).
+    /// biases, consumer kernel clusters, batchnorm entries (running var 1),
+    /// normalization entries (statistics mask 0: they no longer count).
     public func masked(_ spaces: ChannelSpaces, keepClasses: [Bool]) throws -> Network {
         try validate(spaces, keepClasses: keepClasses)
         var result = self
@@ -87,8 +97,8 @@ extension Network {
     }
 
     /// The same network with pruned channels physically removed; depthwise
-    /// convs keep one group per remaining channel, other grouped convs their
-    /// groups with fewer channels each.
+    /// convs (and transposed convs) keep one group per remaining channel, other grouped convs their
+    /// groups with fewer channels each; GroupNorm keeps its whole groups left.
     public func compacted(_ spaces: ChannelSpaces, keepClasses: [Bool]) throws -> Network {
         try validate(spaces, keepClasses: keepClasses)
         let keep = channelKeep(spaces, keepClasses: keepClasses)
@@ -112,9 +122,16 @@ extension Network {
             case var .conv2d(conv) where conv.groups > 1 && conv.groups == keep[node.inputs[0]].count:
                 conv.groups = keep[node.inputs[0]].filter { $0 }.count
                 result.nodes[index].op = .conv2d(conv)
+            case var .convTranspose2d(t) where t.groups > 1 && t.groups == keep[node.inputs[0]].count:
+                t.groups = keep[node.inputs[0]].filter { $0 }.count
+                result.nodes[index].op = .convTranspose2d(t)
             case var .channelwise(shape):
                 shape[0] = keep[node.output].filter { $0 }.count
                 result.nodes[index].op = .channelwise(shape: shape)
+            case var .normalization(n) where n.groups > 1:
+                // Whole groups go (ChannelSpaces); InstanceNorm keeps a group per channel.
+                n.groups = keep[node.inputs[0]].filter { $0 }.count / (keep[node.inputs[0]].count / n.groups)
+                result.nodes[index].op = .normalization(n)
             default:
                 break
             }

@@ -56,6 +56,14 @@ int32_t kcp_abi_version(void);
  */
 kcp_status kcp_op_table(char *buffer, int64_t capacity, int64_t *length);
 
+/*
+ * What the engine chose for this machine, one "key value" line each: "isa" (the instruction set of
+ * its own vector kernels, "avx512", "avx2" or "native"; KCP_ISA=avx2 in the environment at load
+ * time forces AVX2), "supported" (the sets this CPU runs, widest first, comma-separated), "blas"
+ * (OpenBLAS's kernel set), "threads". *length as in kcp_op_table.
+ */
+kcp_status kcp_info(char *buffer, int64_t capacity, int64_t *length);
+
 /* The calling thread's message for its last failed call ("" if none). */
 const char *kcp_error_message(void);
 
@@ -136,8 +144,12 @@ enum {
     KCP_OP_IDENTITY = 15,
     KCP_OP_CHANNEL_SHUFFLE = 16, /* groups */
     KCP_OP_CHANNEL_CHUNK = 17,  /* index, parts */
-    KCP_OP_CHANNELWISE = 18     /* the output shape without batch (1 to 8 sizes); no kernel: prunable,
+    KCP_OP_CHANNELWISE = 18,    /* the output shape without batch (1 to 8 sizes); no kernel: prunable,
                                    not runnable */
+    KCP_OP_NORMALIZATION = 19,  /* groups, spatial; epsilon; params weight, bias, statistics mask */
+    KCP_OP_CONV_TRANSPOSE2D = 20 /* stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
+                                    output_padding_h, output_padding_w, dilation_h, dilation_w, groups;
+                                    params weight [I, O/g, kh, kw] [, bias] */
 };
 enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RELU = 2, KCP_ACTIVATION_SIGMOID = 3,
        KCP_ACTIVATION_TANH = 4, KCP_ACTIVATION_SILU = 5, KCP_ACTIVATION_GELU = 6, KCP_ACTIVATION_GELU_TANH = 7,

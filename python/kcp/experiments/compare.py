@@ -22,7 +22,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .. import _arguments
+from .. import _arguments, _progress
 from ..layer import CRITERIA as ALL_CRITERIA
 from ..plans import plan
 from .tasks import TASK_NAMES, Task, checked_recipe
@@ -50,11 +50,8 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
         for target in reductions:
             plan(model, macs_reduction=target)
     records = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(specs) * len(seeds) * (2 + len(criteria) * len(reductions)), unit="run", desc="compare")
+    bar = _progress.bar(progress, "compare", total=len(specs) * len(seeds) * (2 + len(criteria) * len(reductions)),
+                        unit="run")
     os.makedirs(out, exist_ok=True)
 
     def record(spec, val, seed, criterion, target, net):

@@ -24,7 +24,13 @@ def export(net, path=None, *, opset=17):
     input and output is the symbolic ``"batch"``. Activations the opset lacks
     are written as their formulas (GELU with Erf before opset 20, Mish with
     Softplus and Tanh before 18...); a ``channelwise`` layer is written as the
-    ONNX node it was read from.
+    ONNX node it was read from. A ``normalization`` whose statistics mask is
+    all ones is LayerNormalization (from opset 17; between Transposes to
+    channels-last and back for 4-D tensors), InstanceNormalization,
+    GroupNormalization (from opset 21) or, before, GroupNorm as PyTorch
+    writes it (InstanceNormalization of ``[N, G, -1]``); any other (a masked
+    network's, LayerNorm before opset 17, groups at each position) is
+    written as its formula, which kcp does not read back.
 
     Raises:
         ValueError: a layer has no ONNX form at ``opset`` (named).
@@ -35,14 +41,15 @@ def export(net, path=None, *, opset=17):
     if not net.outputs:
         raise ValueError("network: has no outputs to export")
     taken = {v.name for v in net._all_values()}
-    initializers, renamed = [], {}
-    for name, array in net.parameters.items():
-        renamed[name] = fresh_name(name, taken)
-        initializers.append(onnx.numpy_helper.from_array(np.asarray(array, np.float32), renamed[name]))
-    writer = _Writer(net, helper, opset, taken)
+    arrays = net.parameters
+    renamed = {name: fresh_name(name, taken) for name in arrays}
+    writer = _Writer(net, helper, opset, taken, arrays)
     for layer in net.layers:
         writer.layer(layer, [renamed[p] for p in layer.parameters])
     nodes, functions = writer.nodes, writer.functions
+    read = {name for node in nodes for name in node.input}  # a statistics mask is read by formulas only
+    initializers = [onnx.numpy_helper.from_array(np.asarray(array, np.float32), renamed[name])
+                    for name, array in arrays.items() if renamed[name] in read]
     input_names = {v.name for v in net.inputs}
     outputs = []
     for value in net.outputs:
@@ -73,8 +80,8 @@ class _Refused(ValueError):
 class _Writer:
     """Appends the ONNX nodes of each layer to ``nodes``."""
 
-    def __init__(self, net, helper, opset, taken):
-        self.net, self.helper, self.opset, self.taken = net, helper, opset, taken
+    def __init__(self, net, helper, opset, taken, arrays):
+        self.net, self.helper, self.opset, self.taken, self.arrays = net, helper, opset, taken, arrays
         self.shapes = {v.name: v.shape for v in net._all_values()}
         self.nodes, self.functions = [], {}
         self.activations = {code: kind for kind, code in ACTIVATIONS.items()}
@@ -92,10 +99,12 @@ class _Writer:
     def fresh(self, suffix):
         return fresh_name(f"{self.name}/{suffix}", self.taken)
 
-    def node(self, op_type, inputs, output=None, domain=None, **attributes):
-        """Appends a node; ``output`` None: the layer's own output. Returns the output name."""
+    def node(self, op_type, inputs, output=None, domain=None, name=None, **attributes):
+        """Appends a node named ``name`` (default: its output); ``output`` None: the
+        layer's own output. Returns the output name."""
         output = output or self.name
-        self.nodes.append(self.helper.make_node(op_type, inputs, [output], name=output, domain=domain, **attributes))
+        self.nodes.append(self.helper.make_node(op_type, inputs, [output], name=name or output, domain=domain,
+                                                **attributes))
         return output
 
     def step(self, op_type, inputs, suffix, **attributes):
@@ -110,7 +119,7 @@ class _Writer:
         return name
 
     def reduce(self, op_type, x, axes, output=None):
-        if self.opset >= 18:
+        if self.opset >= 18 or op_type == "ReduceSum":  # ReduceSum takes its axes as an input from opset 13
             return self.node(op_type, [x, self.constant(axes, "axes", np.int64)], output or self.fresh(op_type),
                              keepdims=1)
         return self.node(op_type, [x], output or self.fresh(op_type), axes=list(axes), keepdims=1)
@@ -124,8 +133,13 @@ class _Writer:
             self.node(_SIMPLE[op], x, **({"axis": 1} if op == "concat" else {}))
         elif op == "conv2d":
             self.node("Conv", x + parameters, strides=i[0:2], pads=i[2:6], dilations=i[6:8], group=i[8])
+        elif op == "conv_transpose2d":
+            self.node("ConvTranspose", x + parameters, strides=i[0:2], pads=i[2:6], output_padding=i[6:8],
+                      dilations=i[8:10], group=i[10])
         elif op == "batchnorm":
             self.node("BatchNormalization", x + parameters, epsilon=float(a[0]))
+        elif op == "normalization":
+            self._normalization(x[0], parameters, i[0], i[1], float(a[2]), self.arrays[layer.parameters[2]])
         elif op == "activation":
             self._activation(self.activations.get(i[0]), x[0], float(a[1]), float(a[2]))
         elif op == "binary":
@@ -177,14 +191,15 @@ class _Writer:
                 self.node("HardSwish", [x])
             else:
                 self.node("Mul", [x, self.step("HardSigmoid", [x], "HardSigmoid", alpha=1 / 6, beta=0.5)])
-        elif kind == "silu":
-            self.node("Mul", [x, self.step("Sigmoid", [x], "Sigmoid")])
+        elif kind == "silu":  # formulas the importer fuses: the first node has the layer's name, as it expects
+            self.node("Mul", [x, self.step("Sigmoid", [x], "Sigmoid", name=self.name)], name=self.fresh("Mul"))
         elif kind in ("gelu", "gelu_tanh") and self.opset >= 20:
             self.node("Gelu", [x], approximate="none" if kind == "gelu" else "tanh")
         elif kind == "gelu":  # PyTorch's form: x * (1 + erf(x / sqrt 2)) * 0.5
-            erf = self.step("Erf", [self.step("Div", [x, self.constant(np.sqrt(2), "sqrt2")], "Div")], "Erf")
+            erf = self.step("Erf", [self.step("Div", [x, self.constant(np.sqrt(2), "sqrt2")], "Div", name=self.name)],
+                            "Erf")
             half = self.step("Mul", [x, self.step("Add", [erf, self.constant(1, "one")], "Add")], "Mul")
-            self.node("Mul", [half, self.constant(0.5, "half")])
+            self.node("Mul", [half, self.constant(0.5, "half")], name=self.fresh("Mul"))
         elif kind == "gelu_tanh":  # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
             cube = self.step("Mul", [x, self.step("Mul", [x, x], "Mul")], "Mul")
             inner = self.step("Add", [x, self.step("Mul", [cube, self.constant(0.044715, "c")], "Mul")], "Add")
@@ -196,7 +211,8 @@ class _Writer:
             if self.opset >= 18:
                 self.node("Mish", [x])
             else:
-                self.node("Mul", [x, self.step("Tanh", [self.step("Softplus", [x], "Softplus")], "Tanh")])
+                softplus = self.step("Softplus", [x], "Softplus", name=self.name)
+                self.node("Mul", [x, self.step("Tanh", [softplus], "Tanh")], name=self.fresh("Mul"))
         elif kind == "softplus":  # log(1 + exp(alpha x)) / alpha, or x where alpha x > beta
             scaled = x if alpha == 1 else self.step("Mul", [x, self.constant(alpha, "beta")], "Mul")
             exact = beta >= 20  # then the threshold changes the result by less than exp(-20) / alpha
@@ -218,6 +234,60 @@ class _Writer:
                                   self.constant(beta, "beta")])
         else:
             raise _Refused(f"activation kind {kind!r} has no ONNX form")
+
+    def _normalization(self, x, parameters, groups, spatial, epsilon, mask):
+        """The standard op that computes the layer, if one does (all of its statistics mask
+        counts, and the opset has it), else :meth:`_normalization_formula`."""
+        shape, (weight, bias, _) = self.shapes[x], parameters
+        rank, channels = len(shape), shape[1]
+        if not (mask == 1).all() or rank not in (2, 4) or spatial and rank == 2 \
+                or not spatial and (groups > 1 or self.opset < 17):
+            self._normalization_formula(x, parameters, groups, spatial, epsilon)
+        elif not spatial and rank == 2:
+            self.node("LayerNormalization", [x, weight, bias], axis=-1, epsilon=epsilon)
+        elif not spatial:
+            last = self.step("Transpose", [x], "Transpose", perm=[0, 2, 3, 1])
+            normed = self.step("LayerNormalization", [last, weight, bias], "LayerNormalization", name=self.name,
+                               axis=-1, epsilon=epsilon)
+            self.node("Transpose", [normed], name=self.fresh("Transpose"), perm=[0, 3, 1, 2])
+        elif groups == channels:
+            self.node("InstanceNormalization", [x, weight, bias], epsilon=epsilon)
+        elif self.opset >= 21:
+            self.node("GroupNormalization", [x, weight, bias], num_groups=groups, epsilon=epsilon)
+        else:  # PyTorch's GroupNorm, which kcp reads back
+            per_channel = [self.step("Reshape", [p, self.constant([channels, 1, 1], "shape", np.int64)], "Reshape")
+                           for p in (weight, bias)]  # first: the importer folds them before it reaches the Mul
+            grouped = self.step("Reshape", [x, self.constant([0, groups, -1], "shape", np.int64)], "Reshape")
+            normed = self.step("InstanceNormalization", [grouped, self.constant(np.ones(groups), "ones"),
+                                                         self.constant(np.zeros(groups), "zeros")],
+                               "InstanceNormalization", name=self.name, epsilon=epsilon)
+            back = self.step("Reshape", [normed, self.constant([0, *shape[1:]], "shape", np.int64)], "Reshape")
+            self.node("Add", [self.step("Mul", [back, per_channel[0]], "Mul"), per_channel[1]], name=self.fresh("Add"))
+
+    def _normalization_formula(self, x, parameters, groups, spatial, epsilon):
+        """Op.swift's formula over ``[N, G, C / G, positions]``: moments from ReduceSum
+        of the entries the statistics mask counts, divided by their number (at least 1)."""
+        shape = self.shapes[x]
+        view = [groups, shape[1] // groups]
+        weight, bias, mask = (self.step("Reshape", [p, self.constant([1, *view, 1], "shape", np.int64)], "Reshape")
+                              for p in parameters)
+        grouped = self.step("Reshape", [x, self.constant([0, *view, -1], "shape", np.int64)], "Reshape")
+        axes = [2, 3] if spatial else [2]
+        count = self.reduce("ReduceSum", mask, [2])
+        if spatial:
+            count = self.step("Mul", [count, self.constant(int(np.prod(shape[2:])), "positions")], "Mul")
+        count = self.step("Max", [count, self.constant(1, "one")], "Max")
+
+        def moment(values):
+            return self.step("Div", [self.reduce("ReduceSum", self.step("Mul", [values, mask], "Mul"), axes), count],
+                             "Div")
+
+        centred = self.step("Sub", [grouped, moment(grouped)], "Sub")
+        variance = moment(self.step("Mul", [centred, centred], "Mul"))
+        scale = self.step("Sqrt", [self.step("Add", [variance, self.constant(epsilon, "epsilon")], "Add")], "Sqrt")
+        y = self.step("Add", [self.step("Mul", [self.step("Div", [centred, scale], "Div"), weight], "Mul"), bias],
+                      "Add")
+        self.node("Reshape", [y, self.constant([0, *shape[1:]], "shape", np.int64)])
 
     def _pool(self, op, x, i):
         kernel, strides, pads, include, ceil, dilations = i[0:2], i[2:4], i[4:8], i[8], i[9], i[10:12]

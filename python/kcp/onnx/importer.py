@@ -37,6 +37,16 @@ def from_onnx(model):
       constant operand broadcast over the batch);
     - Concat (axis 1), Flatten, Reshape to ``[N, C*H*W]``, Squeeze of a
       ``[N, C, 1, 1]`` tensor, Softmax (axis 1), Identity, Dropout;
+    - InstanceNormalization, GroupNormalization (opset 18's per-group or 21's
+      per-channel scale), GroupNorm as PyTorch writes it before opset 18
+      (Reshape to ``[N, G, -1]``, InstanceNormalization, Reshape back, Mul
+      and Add per channel), LayerNormalization over the channels (of
+      ``[N, C]``, or over the last axis between a Transpose to channels-last
+      ``[0, 2, 3, 1]`` and one back ``[0, 3, 1, 2]``: ConvNeXt), also written
+      out (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add). A
+      channels-last tensor also passes through elementwise ops with scalar
+      constants, and a MatMul with a constant weight (and a bias Add) is a
+      1x1 Conv there;
     - MaxPool and AveragePool (pads, ceil_mode, dilations), GlobalAveragePool,
       GlobalMaxPool, ReduceMean and ReduceMax over H and W;
     - Resize and Upsample on H and W (nearest as PyTorch computes it, or
@@ -137,6 +147,15 @@ _CHANNELWISE = {"Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil"
                 "Floor", "Log", "Reciprocal", "Round", "Selu", "Shrink", "Sign", "Sin", "Sinh", "Softsign", "Sqrt",
                 "Tan", "ThresholdedRelu", "Pow", "Mod", "Sum", "Mean"}
 
+# Ops whose output is elementwise in their computed inputs (and so in either layout).
+_ELEMENTWISE = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Clip", "HardSwish", "HardSigmoid", "Elu", "Softplus",
+                "Mish", "Gelu", "Neg", "Identity", "Dropout", "Cast", "Add", "Sub", "Mul", "Div", "Max", "Min",
+                *_CHANNELWISE}
+# Ops that read channels-last tensors (see _Importer.channels_last).
+_CHANNELS_LAST_READERS = _ELEMENTWISE | {"LayerNormalization", "MatMul", "Transpose", "ReduceMean"}
+# Folded ops that keep a constant's values, only reshaped.
+_RESHAPES = {"Reshape", "Unsqueeze", "Squeeze", "Flatten"}
+
 
 class _Importer:
     def __init__(self, model):
@@ -160,6 +179,9 @@ class _Importer:
         # Outputs that are no kcp value but a step of a pattern a later node completes:
         # {name: _Deferred} (a zero Pad the Convs reading it absorb, ShuffleNet's 5-D view and its transpose).
         self.deferred = {}
+        # Outputs in channels-last layout [N, H, W, C] (after a Transpose [0, 2, 3, 1]) whose kcp value is the
+        # same tensor as [N, C, H, W]; see _check_channels_last.
+        self.channels_last = set()
 
     def run(self):
         onnx = onnx_module()
@@ -179,6 +201,7 @@ class _Importer:
         for index, node in [(i, n) for i, n in nodes if n.op_type == "Constant" and n.domain in ("", "ai.onnx")] + \
                 [(i, n) for i, n in nodes if n.op_type != "Constant" or n.domain not in ("", "ai.onnx")]:
             if id(node) in self.fused:
+                self._keep_layout(node)
                 continue
             try:
                 self._node(node)
@@ -193,8 +216,12 @@ class _Importer:
             raise ValueError("model: the graph has no outputs")
         for output in self.graph.output:
             if output.name not in self.values:
-                what = "a constant" if output.name in self.constants else "not produced by any node (truncated?)"
+                what = ("a constant" if output.name in self.constants else self.deferred[output.name].what
+                        if output.name in self.deferred else "not produced by any node (truncated?)")
                 raise ValueError(f"graph output '{output.name}' is {what}")
+            if output.name in self.channels_last:
+                raise ValueError(f"graph output '{output.name}' is channels-last (a Transpose [0, 2, 3, 1] without "
+                                 "the Transpose back); kcp's outputs are channels-first")
             self.net.output(self.values[output.name])
         return self.net
 
@@ -231,7 +258,11 @@ class _Importer:
             for name, array in zip(node.output, folding.evaluate(op, inputs, attributes)):
                 if name:
                     self.constants[name] = array
+            if op in _RESHAPES and node.input[0] in self.constants:  # the same values: named after their source
+                self.origin[node.output[0]] = self._source(node, 0)
             return
+        if any(name in self.channels_last for name in node.input):
+            self._check_channels_last(node, op)
         handler = getattr(self, f"_op_{op}" if standard else f"_kcp_{node.op_type}", None)
         if handler is None and standard and op in _CHANNELWISE:
             handler = self._channelwise
@@ -244,6 +275,29 @@ class _Importer:
         for output, value in zip(node.output, value if isinstance(value, list) else [value]):
             if output and value is not None:
                 self.values[output] = value
+        if op != "Transpose":  # a Transpose sets the layout itself
+            self._keep_layout(node)
+
+    def _keep_layout(self, node):
+        """Marks ``node``'s outputs channels-last where an input is."""
+        if any(name in self.channels_last for name in node.input):
+            self.channels_last.update(node.output)
+
+    def _check_channels_last(self, node, op):
+        """Refuses ``node`` unless it reads its channels-last inputs as kcp can:
+        all its computed inputs channels-last, and an op of
+        :data:`_CHANNELS_LAST_READERS` (elementwise ones with scalar constants only)."""
+        first = next(name for name in node.input if name in self.channels_last)
+        if op not in _CHANNELS_LAST_READERS:
+            raise _Refused(f"input '{first}' is channels-last (a Transpose [0, 2, 3, 1]); kcp reads channels-last "
+                           "tensors only in LayerNormalization over the last axis (or written out), MatMul with "
+                           "a constant weight, elementwise ops and the Transpose back [0, 3, 1, 2]")
+        for name in node.input:
+            if name in self.values and name not in self.channels_last:
+                raise _Refused(f"input '{name}' is channels-first and input '{first}' channels-last")
+            if op in _ELEMENTWISE and name in self.constants and self.constants[name].size > 1:
+                raise _Refused(f"constant '{name}' of shape {self.constants[name].shape} on the channels-last input "
+                               f"'{first}': kcp reads only scalar constants there")
 
     def _foldable(self, node):
         """Whether every input of ``node`` is known (a constant, or a computed tensor's shape for Shape and Size)."""
@@ -255,7 +309,8 @@ class _Importer:
 
     def _known_shape(self, name):
         if name in self.values:
-            return self.values[name].shape
+            shape = self.values[name].shape
+            return (shape[0], *shape[2:], shape[1]) if name in self.channels_last else shape
         return self.deferred[name].shape if name in self.deferred else None
 
     # -- reading inputs ----------------------------------------------------
@@ -423,6 +478,25 @@ class _Importer:
             parameters.append(self._parameter(node, 2, ("conv.bias", self._source(node, 1), group)))
         return self._layer(name, "conv2d", [x], (*strides, *pads, *dilations, group), parameters)
 
+    def _op_ConvTranspose(self, node, attributes, name):
+        x = self._rank(self._activation(node, 0), (4,), "input (2-D transposed convolution)")
+        weight = self._constant(node, 1)
+        if weight.ndim != 4:
+            raise _Refused(f"weight must be 4-D [I, O/g, kh, kw], got shape {weight.shape}")
+        kernel = tuple(weight.shape[2:])
+        if tuple(attributes.get("kernel_shape", kernel)) != kernel:
+            raise _Refused(f"kernel_shape {attributes['kernel_shape']} disagrees with the weight {weight.shape}")
+        if "output_shape" in attributes or attributes.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise _Refused("output_shape and auto_pad SAME_* are not supported (give pads and output_padding)")
+        strides, dilations = _pair(attributes, "strides", (1, 1)), _pair(attributes, "dilations", (1, 1))
+        pads = self._pads(attributes, x.shape[2:], kernel, strides, dilations)
+        group = attributes.get("group", 1)
+        parameters = [self._parameter(node, 1, ("conv_transpose", group))]
+        if self._input_name(node, 2):
+            parameters.append(self._parameter(node, 2, ("conv_transpose.bias", self._source(node, 1), group)))
+        return self._layer(name, "conv_transpose2d", [x], (*strides, *pads, *_pair(attributes, "output_padding", (0, 0)),
+                                                           *dilations, group), parameters)
+
     def _padded_input(self, node):
         """``(value, extra (top, left, bottom, right) padding, shape)`` of input 0, through a folded zero Pad."""
         deferred = self.deferred.get(self._input_name(node, 0))
@@ -464,6 +538,85 @@ class _Importer:
         parameters = [self._parameter(node, k, None) for k in range(1, 5)]
         return self._layer(name, "batchnorm", [self._activation(node, 0)], (attributes.get("epsilon", 1e-5),),
                            parameters)
+
+    def _op_InstanceNormalization(self, node, attributes, name):
+        """InstanceNorm; of a view of the channels in groups (a Reshape to ``[N, G, -1]``), GroupNorm as
+        PyTorch writes it before opset 18, made when the Reshape back comes."""
+        epsilon = attributes.get("epsilon", 1e-5)
+        deferred = self.deferred.get(self._input_name(node, 0))
+        if deferred is None or deferred.kind != "channel_groups":
+            x = self._rank(self._activation(node, 0), (4,))
+            weight, bias = (self._affine(node, k, x.shape[1], x.shape[1], name) for k in (1, 2))
+            return self._normalization(name, x, x.shape[1], True, epsilon, weight, bias)
+        x, groups = deferred.value, deferred.detail
+        weight, bias, fused = self._group_affine(node, x, groups, name)
+        self.deferred[node.output[0]] = _Deferred("group_normalized", x, deferred.shape,
+                                                  (name, groups, epsilon, weight, bias, fused),
+                                                  "GroupNorm's normalised groups, which need a Reshape back")
+        return None
+
+    def _group_affine(self, node, x, groups, name):
+        """Weight, bias and the nodes to fuse of GroupNorm written with the ``InstanceNormalization``
+        ``node``: where its scale is 1 and its bias 0, the Mul and Add per channel after the Reshape back
+        (as PyTorch writes them); else its scale and bias, repeated per channel."""
+        scale, shift = self._constant(node, 1), self._constant(node, 2)
+        back = self._only_reader(node.output[0], "Reshape")
+        mul = back and self._channel_operand(back.output[0], "Mul", x, False)
+        if mul is None or scale.size != groups or (scale != 1).any() or shift.any():
+            return (*(self._affine(node, k, groups, x.shape[1], name) for k in (1, 2)), [])
+        add = self._channel_operand(mul[0].output[0], "Add", x, False)
+        weight = self._parameter(*mul, None, lambda a: a.reshape(-1))
+        if add is None:
+            return weight, self._affine(node, 2, groups, x.shape[1], name), [mul[0]]
+        return weight, self._parameter(*add, None, lambda a: a.reshape(-1)), [mul[0], add[0]]
+
+    def _channel_operand(self, name, op, x, channels_last):
+        """``(node, k)``: the ``op`` node that is ``name``'s only reader, with constant input ``k`` one value
+        per channel of ``x`` (``[C, 1, 1]`` against ``[N, C, H, W]``, ``[C]`` if channels-last); else None."""
+        user = self._only_reader(name, op)
+        other = user and _other(user, name)
+        if other not in self.constants:
+            return None
+        c, rank = self.constants[other], len(x.shape)
+        aligned = (1,) * (rank - c.ndim) + tuple(c.shape)
+        if c.ndim > rank or c.size != x.shape[1] or aligned[rank - 1 if channels_last else 1] != x.shape[1]:
+            return None
+        return user, list(user.input).index(other)
+
+    def _op_GroupNormalization(self, node, attributes, name):
+        x = self._rank(self._activation(node, 0), (4,))
+        groups, channels = attributes["num_groups"], x.shape[1]
+        if groups < 1 or channels % groups:
+            raise _Refused(f"num_groups {groups} does not divide {channels} channels")
+        entries = channels if self.opset >= 21 else groups  # opset 18 scales and shifts per group
+        weight, bias = (self._affine(node, k, entries, channels, name) for k in (1, 2))
+        return self._normalization(name, x, groups, True, attributes.get("epsilon", 1e-5), weight, bias)
+
+    def _op_LayerNormalization(self, node, attributes, name):
+        x = self._activation(node, 0)
+        channels_last, rank, axis = node.input[0] in self.channels_last, len(x.shape), attributes.get("axis", -1)
+        if not (channels_last and axis % rank == 3 or rank == 2 and axis % rank == 1):
+            raise _Refused(f"kcp reads LayerNormalization over the channels only: over the last axis of [N, C] or "
+                           f"of a channels-last tensor (after a Transpose [0, 2, 3, 1]); got axis {axis} of "
+                           f"{'channels-last ' if channels_last else ''}{self._known_shape(node.input[0])}")
+        weight, bias = (self._affine(node, k, x.shape[1], x.shape[1], name) for k in (1, 2))
+        return self._normalization(name, x, 1, False, attributes.get("epsilon", 1e-5), weight, bias)
+
+    def _affine(self, node, k, entries, channels, name):
+        """Scale (``k`` 1) or bias (2) of a normalization ``node``, ``entries`` values (per channel or per
+        group), as a parameter per channel; a missing bias is zeros."""
+        if k == 2 and not self._input_name(node, k):
+            return fresh_name(f"{name}.bias", self.parameter_names), np.zeros(channels, np.float32)
+        c = self._constant(node, k)
+        if c.size != entries:
+            raise _Refused(f"{('scale', 'bias')[k - 1]} '{node.input[k]}' must have {entries} entries, got "
+                           f"shape {c.shape}")
+        return self._parameter(node, k, None, lambda a: np.repeat(a.reshape(-1), channels // entries))
+
+    def _normalization(self, name, x, groups, spatial, epsilon, weight, bias):
+        """A ``normalization`` layer; its statistics mask counts every channel."""
+        mask = fresh_name(f"{name}.statistics_mask", self.parameter_names), np.ones(x.shape[1], np.float32)
+        return self._layer(name, "normalization", [x], (groups, int(spatial), epsilon), [weight, bias, mask])
 
     def _unary(op):
         return lambda self, node, attributes, name: self._layer(name, op, [self._activation(node, 0)])
@@ -648,7 +801,7 @@ class _Importer:
 
     def _op_Reshape(self, node, attributes, name):
         deferred = self.deferred.get(self._input_name(node, 0))
-        if deferred is None or deferred.kind != "shuffled":
+        if deferred is None or deferred.kind not in ("shuffled", "group_normalized"):
             deferred = None
             shape = self._activation(node, 0).shape
         else:
@@ -660,11 +813,23 @@ class _Importer:
         if target.count(-1) == 1 and known > 0 and math.prod(shape) % known == 0:
             target[target.index(-1)] = math.prod(shape) // known
         target = tuple(target)
-        if deferred is not None:  # the end of ShuffleNet's channel shuffle: back to [N, C, H, W]
+        if deferred is not None:  # the end of ShuffleNet's channel shuffle or of GroupNorm: back to [N, C, H, W]
             if target != tuple(deferred.value.shape):
                 raise _Refused(f"input '{node.input[0]}' is {deferred.what}, reshaped to {list(target)}")
-            return self._layer(name, "channel_shuffle", [deferred.value], (deferred.detail,))
+            if deferred.kind == "shuffled":
+                return self._layer(name, "channel_shuffle", [deferred.value], (deferred.detail,))
+            layer_name, groups, epsilon, weight, bias, fused = deferred.detail
+            value = self._normalization(layer_name, deferred.value, groups, True, epsilon, weight, bias)
+            self.fused.update(id(n) for n in fused)
+            self.values.update((n.output[0], value) for n in fused)
+            return value
         x = self._activation(node, 0)
+        if len(target) == 3 and len(x.shape) > 1 and target[0] == x.shape[0] and x.shape[1] % target[1] == 0 \
+                and math.prod(target) == math.prod(x.shape):  # PyTorch's GroupNorm before opset 18: [N, G, -1]
+            self.deferred[node.output[0]] = _Deferred("channel_groups", x, target, target[1], "a view of the channels "
+                                                      "in groups, which kcp reads only as GroupNorm (followed by "
+                                                      "InstanceNormalization and a Reshape back)")
+            return None
         if len(x.shape) == 4 and len(target) == 5 and target[0] == x.shape[0] and target[3:] == x.shape[2:] \
                 and target[1] * target[2] == x.shape[1]:  # ShuffleNet's view as [N, groups, C / groups, H, W]
             self.deferred[node.output[0]] = _Deferred("grouped", x, target, target[1], "a view of the channels in "
@@ -674,11 +839,18 @@ class _Importer:
         return self._reshaped(node, name, x, target)
 
     def _op_Transpose(self, node, attributes, name):
-        deferred = self.deferred.get(self._input_name(node, 0))
-        if deferred is None or deferred.kind != "grouped" or list(attributes.get("perm", ())) != [0, 2, 1, 3, 4]:
-            self._activation(node, 0)
+        source, perm = self._input_name(node, 0), list(attributes.get("perm", ()))
+        deferred = self.deferred.get(source)
+        if deferred is None or deferred.kind != "grouped" or perm != [0, 2, 1, 3, 4]:
+            x = self._activation(node, 0)
+            if source in self.channels_last and perm == [0, 3, 1, 2]:
+                return x
+            if source not in self.channels_last and len(x.shape) == 4 and perm == [0, 2, 3, 1]:
+                self.channels_last.add(node.output[0])
+                return x
             raise _Refused("kcp reads a Transpose only in ShuffleNet's channel shuffle (a 5-D view of the channels "
-                           "in groups, perm [0, 2, 1, 3, 4], a Reshape back)")
+                           "in groups, perm [0, 2, 1, 3, 4], a Reshape back), or to channels-last [0, 2, 3, 1] "
+                           f"and back [0, 3, 1, 2]; got perm {perm}")
         n, groups, size, height, width = deferred.shape
         self.deferred[node.output[0]] = _Deferred("shuffled", deferred.value, (n, size, groups, height, width), groups,
                                                   "a channel shuffle that needs a Reshape back to [N, C, H, W]")
@@ -782,11 +954,15 @@ class _Importer:
 
     def _reduce(is_max):
         def read(self, node, attributes, name):
+            axes = self._axes(node, attributes)
+            normalized = None if is_max else self._layer_norm_written_out(node, attributes, axes, name)
+            if normalized is not None:
+                return normalized
             x = self._rank(self._activation(node, 0), (4,), "input (kcp reduces over H and W of 4-D tensors)")
-            axes = self._constant(node, 1, required=False)
-            axes = attributes.get("axes") if axes is None else axes.reshape(-1).tolist()
-            if sorted(int(a) % 4 for a in axes or ()) != [2, 3]:
-                raise _Refused(f"kcp reduces over H and W only (axes [2, 3]), got axes {axes}")
+            if node.input[0] in self.channels_last or sorted(int(a) % 4 for a in axes or ()) != [2, 3]:
+                raise _Refused(f"kcp reduces over H and W only (axes [2, 3] of [N, C, H, W]) or, in LayerNorm "
+                               f"written out, over the channels; got axes {axes}"
+                               f"{' of a channels-last tensor' if node.input[0] in self.channels_last else ''}")
             keep = attributes.get("keepdims", 1)
             pooled_name = name if keep else fresh_name(f"{name}.pool", self.layer_names)
             pooled = (self._layer(pooled_name, "adaptive_pool", [x], (1, 1, 1)) if is_max
@@ -796,6 +972,52 @@ class _Importer:
 
     _op_ReduceMean, _op_ReduceMax = _reduce(False), _reduce(True)
     del _reduce
+
+    def _axes(self, node, attributes):
+        """The axes of a reduction: its input 1 (from opset 18) or its attribute (None: all)."""
+        axes = self._constant(node, 1, required=False)
+        return attributes.get("axes") if axes is None else axes.reshape(-1).tolist()
+
+    def _layer_norm_written_out(self, node, attributes, axes, name):
+        """One normalization layer for LayerNorm over the channels written out from ``node``, a ReduceMean
+        of them (as PyTorch writes it before opset 17, and ConvNeXt's own channels-first LayerNorm at any):
+        ``(x - mean) / Sqrt(ReduceMean((x - mean)^2) + epsilon)``, then a Mul and an Add per channel; the
+        nodes after ``node`` are fused. None where they are not that."""
+        source = node.input[0]
+        x, channels_last = self.values.get(source), source in self.channels_last
+        rank = len(x.shape) if x is not None else 0
+        if not rank or [int(a) % rank for a in axes or ()] != [rank - 1 if channels_last else 1] \
+                or not attributes.get("keepdims", 1):
+            return None
+        subs = self.consumers.get(node.output[0], [])  # x - mean, once or (ConvNeXt's own) twice
+        centred = {n.output[0] for n in subs}
+        if not 0 < len(subs) <= 2 or centred & self.graph_outputs or node.output[0] in self.graph_outputs \
+                or any(not _is(n, "Sub") or list(n.input) != [source, node.output[0]] for n in subs):
+            return None
+        readers = [r for n in subs for r in self.consumers.get(n.output[0], [])]
+        square = next((r for r in readers if _is(r, "Pow") and r.input[0] in centred and self._scalar(r.input[1]) == 2
+                       or _is(r, "Mul") and r.input[0] == r.input[1] in centred), None)
+        divide = next((r for r in readers if _is(r, "Div") and r.input[0] in centred), None)
+        variance = square and len(readers) == 2 and self._only_reader(square.output[0], "ReduceMean")
+        if not variance or divide is None or self._axes(variance, _attributes(variance)) != axes \
+                or not _attributes(variance).get("keepdims", 1):
+            return None
+        shift = self._only_reader(variance.output[0], "Add")
+        epsilon = shift and self._scalar(_other(shift, variance.output[0]))
+        root = epsilon is not None and self._only_reader(shift.output[0], "Sqrt")
+        if not root or divide.input[1] != root.output[0]:
+            return None
+        fused = [*subs, square, variance, shift, root, divide]
+        scale = self._channel_operand(divide.output[0], "Mul", x, channels_last)
+        offset = scale and self._channel_operand(scale[0].output[0], "Add", x, channels_last)
+        weight, bias = ((self._parameter(*found, None, lambda a: a.reshape(-1)) if found else
+                         (fresh_name(f"{name}.{part}", self.parameter_names), np.full(x.shape[1], fill, np.float32)))
+                        for found, part, fill in ((scale, "weight", 1), (offset, "bias", 0)))
+        fused += [found[0] for found in (scale, offset) if found]
+        value = self._normalization(name, x, 1, False, epsilon, weight, bias)
+        self.fused.update(id(n) for n in fused)
+        self.values[fused[-1].output[0]] = value
+        return value
 
     def _op_Gemm(self, node, attributes, name):
         x = self._rank(self._activation(node, 0), (2,))
@@ -819,17 +1041,23 @@ class _Importer:
             c.reshape(-1), (outputs,)), "" if scale == 1 else f"x{scale:g}")
 
     def _op_MatMul(self, node, attributes, name):
-        x = self._rank(self._activation(node, 0), (2,), "input (MatMul with a constant weight)")
+        """``[N, C] @ W``: a linear layer; channels-last ``[N, H, W, C] @ W``: a 1x1 convolution."""
+        x = self._activation(node, 0)
+        conv = node.input[0] in self.channels_last
+        if not conv:
+            self._rank(x, (2,), "input (MatMul with a constant weight, unless channels-last)")
         w = self._constant(node, 1)
         if w.ndim != 2:
             raise _Refused(f"weight must be a 2-D constant, got shape {w.shape}")
-        parameters = [self._parameter(node, 1, "linear", lambda w: w.T, "T")]
+        parameters = [self._parameter(node, 1, ("conv", 1), lambda w: w.T[:, :, None, None], "T") if conv
+                      else self._parameter(node, 1, "linear", lambda w: w.T, "T")]
         add = self._bias_add(node, w.shape[1])
         if add is not None:
             bias = next(k for k in (0, 1) if add.input[k] != node.output[0])
             parameters.append(self._bias(add, bias, w.shape[1], 1, self._source(node, 1)))
             self.fused.add(id(add))
-        value = self._layer(name, "linear", [x], (), parameters)
+        value = self._layer(name, "conv2d", [x], (1, 1, 0, 0, 0, 0, 1, 1, 1), parameters) if conv \
+            else self._layer(name, "linear", [x], (), parameters)
         if add is not None:
             self.values[add.output[0]] = value
         return value
@@ -923,6 +1151,11 @@ def _copy(attribute):
     copy = type(attribute)()
     copy.CopyFrom(attribute)
     return copy
+
+
+def _is(node, op):
+    """Whether ``node`` is a standard ``op`` node."""
+    return node.op_type == op and node.domain in ("", "ai.onnx")
 
 
 def _other(node, name):

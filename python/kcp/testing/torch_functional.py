@@ -31,6 +31,23 @@ def activation(x, kind, alpha, beta):
     }[name]()
 
 
+def normalization(x, weight, bias, mask, groups, spatial, epsilon):
+    """The engine's normalization written out: per sample, group and (unless
+    ``spatial``) position, the mean and biased variance of the channels whose
+    ``mask`` entry is 1, then a per-channel affine map. With a mask of ones it
+    is ``F.layer_norm`` over channels, ``F.group_norm`` or ``F.instance_norm``."""
+    n, channels, *rest = x.shape
+    ones = [1] * len(rest)
+    counts = mask.view(1, groups, channels // groups, *ones).expand(n, groups, channels // groups, *rest)
+    v = x.reshape(n, groups, channels // groups, *rest)
+    axes = tuple(range(2, v.dim())) if spatial else (2,)
+    entries = counts.sum(axes, keepdim=True).clamp(min=1)  # a group that counts no entry has moments 0
+    mean = (v * counts).sum(axes, keepdim=True) / entries
+    variance = (counts * (v - mean) ** 2).sum(axes, keepdim=True) / entries
+    y = ((v - mean) / torch.sqrt(variance + epsilon)).reshape(x.shape)
+    return y * weight.view(1, channels, *ones) + bias.view(1, channels, *ones)
+
+
 def torch_forward(net, parameters, inputs, training):
     """The outputs of ``net`` computed by PyTorch from ``parameters`` ({name: tensor}).
 
@@ -47,8 +64,17 @@ def torch_forward(net, parameters, inputs, training):
             sh, sw, top, left, bottom, right, dh, dw, groups = a
             y = F.conv2d(F.pad(x[0], (left, right, top, bottom)), p[0], p[1] if len(p) > 1 else None,
                          stride=(sh, sw), dilation=(dh, dw), groups=groups)
+        elif layer.op == "conv_transpose2d":
+            sh, sw, top, left, bottom, right, oh, ow, dh, dw, groups = a
+            # The full scatter, then rows and columns cropped (negative padding) or added by the output padding.
+            y = F.pad(F.conv_transpose2d(x[0], p[0], stride=(sh, sw), dilation=(dh, dw), groups=groups),
+                      (-left, ow - right, -top, oh - bottom))
+            if len(p) > 1:
+                y = y + p[1].view(1, -1, 1, 1)
         elif layer.op == "batchnorm":
             y = F.batch_norm(x[0], p[2], p[3], p[0], p[1], training=training, momentum=0.1, eps=layer.attributes[0])
+        elif layer.op == "normalization":
+            y = normalization(x[0], *p, a[0], bool(a[1]), layer.attributes[2])
         elif layer.op == "activation":
             y = activation(x[0], *layer.attributes)
         elif layer.op == "binary":

@@ -90,6 +90,11 @@ class Pruner:
 
     What kcp cannot trace or slice (an op it has no form for, a grouped conv)
     keeps its channels; :attr:`frozen` says why, naming the module.
+
+    An ``nn.LayerNorm`` over channels that loses some gets a forward hook
+    that leaves them out of its mean and variance, as the compact model's
+    smaller LayerNorm does (zeroed channels would still count); its
+    ``compact()`` copy has no such hooks.
     """
 
     def __init__(self, model, example_inputs, *, ratio=None, macs_reduction=None, criterion="kcp", mode="soft",
@@ -106,6 +111,7 @@ class Pruner:
         self.plan = None
         self._pruned = {}  # tensor name -> pruned indices of dimensions 0 and 1 (None: none), on its device
         self._hooks = {}  # id(optimizer) -> its step hook (hard mode)
+        self._statistics = {}  # nn.LayerNorm path -> its forward hook, while it loses channels
 
     def _overrides(self, ignored_layers):
         """``{space: 0.0}`` for the output spaces of every traced layer in ``ignored_layers``."""
@@ -159,7 +165,7 @@ class Pruner:
             if not any(id(self._tensor(name)) in held for name in self._traced.axes):
                 raise ValueError("optimizer: holds none of the model's parameters")
         traced, net = self._traced, self._traced.network
-        weights = {name: _cpu_view(self._tensor(name)) for name in traced.scored}
+        weights = {name: _cpu_view(self._tensor(name)).reshape(shape) for name, shape in traced.scored.items()}
         network_plan = plan_network(net, **self._settings, _weights=weights)
         keep_classes = network_plan._keep_classes(net, self._space_of)
         keep = {}
@@ -173,10 +179,23 @@ class Pruner:
             if any(p is not None for p in self._pruned[name]):
                 keep[name] = tuple(None if m is None or m.all() else np.flatnonzero(m) for m in masks)
         self._zero(optimizer)
+        self._hook_statistics(keep_classes)
         if self.mode == "hard" and id(optimizer) not in self._hooks:
             self._hooks[id(optimizer)] = optimizer.register_step_post_hook(lambda o, args, kwargs: self._zero(o))
         self.plan = TorchPlan(network_plan, keep)
         return self.plan
+
+    def _hook_statistics(self, keep_classes):
+        """Hooks every LayerNorm over channels that loses some, so that its statistics skip them."""
+        for handle in self._statistics.values():
+            handle.remove()
+        self._statistics = {}
+        for path, (value, axis, epsilon) in self._traced.statistics.items():
+            kept = keep_classes[self._classes[value]]
+            if not kept.all():
+                module = self.model.get_submodule(path)
+                self._statistics[path] = module.register_forward_hook(_KeptStatistics(np.flatnonzero(kept), axis,
+                                                                                      epsilon))
 
     def _zero(self, optimizer):
         """Zeroes the pruned entries of the model's tensors and of their state in ``optimizer`` (or None)."""
@@ -230,6 +249,27 @@ class Pruner:
         self.mode = "soft"
 
 
+class _KeptStatistics:
+    """A forward hook for an ``nn.LayerNorm`` normalising channels on ``axis``
+    of its input: its output, recomputed with the mean and variance of the
+    ``kept`` channels only."""
+
+    def __init__(self, kept, axis, epsilon):
+        self.kept, self.axis, self.epsilon = torch.as_tensor(kept), axis, epsilon
+
+    def __call__(self, module, args, output):
+        x = args[0].movedim(self.axis, -1)
+        counted = x.index_select(-1, self.kept.to(x.device))
+        mean = counted.mean(-1, keepdim=True)
+        variance = counted.var(-1, unbiased=False, keepdim=True)
+        y = (x - mean) * torch.rsqrt(variance + self.epsilon)
+        if module.weight is not None:
+            y = y * module.weight
+        if module.bias is not None:
+            y = y + module.bias
+        return y.movedim(-1, self.axis)
+
+
 def load_pruned(model, plan, state_dict=None):
     """A pruned copy of ``model`` (the original architecture) as ``plan`` says.
 
@@ -242,6 +282,10 @@ def load_pruned(model, plan, state_dict=None):
     if not isinstance(plan, TorchPlan):
         raise TypeError(f"plan: expected a kcp.torch.TorchPlan or its JSON, got {type(plan).__name__}")
     pruned = copy.deepcopy(_unwrapped(model))
+    for module in pruned.modules():  # the masked model's LayerNorm hooks: compact LayerNorms need none
+        for key, hook in list(module._forward_hooks.items()):
+            if isinstance(hook, _KeptStatistics):
+                del module._forward_hooks[key]
     _shrink(pruned, plan.keep, "plan")
     if state_dict is not None:
         pruned.load_state_dict(state_dict)
@@ -265,7 +309,14 @@ def from_kcp(net, model):
     compacted natively: layers are resized to ``net``'s parameter shapes.
     Its ``state_dict()`` is the PyTorch state dict. ``model`` is left unchanged."""
     pruned = copy.deepcopy(_unwrapped(model))
-    arrays = net.parameters
+    arrays = {}
+    for name, array in net.parameters.items():
+        if name.endswith(".statistics_mask"):  # the engine's, all ones in a compact network
+            continue
+        tensor = _find(pruned, name, "net")[2]
+        # Trailing axes of size 1 the engine adds: a channels-last linear layer is a 1x1 conv, a PReLU weight [C, 1, 1].
+        extra = array.shape[tensor.ndim:]
+        arrays[name] = array.reshape(array.shape[:tensor.ndim]) if extra and all(d == 1 for d in extra) else array
     keep = {}
     for name, array in arrays.items():
         tensor = _find(pruned, name, "net")[2]
@@ -347,7 +398,17 @@ def _match_sizes(module):
         else:  # groups stay; each keeps as many channels
             module.in_channels = module.weight.shape[1] * module.groups
         module.out_channels = out
+    elif isinstance(module, nn.ConvTranspose2d):  # weight [in, out / groups, kh, kw]
+        if module.groups > 1 and module.groups == module.in_channels:  # depthwise: one group per input
+            module.groups = module.weight.shape[0]
+        module.in_channels = module.weight.shape[0]
+        module.out_channels = module.weight.shape[1] * module.groups
     elif isinstance(module, nn.modules.batchnorm._NormBase):
         module.num_features = next(t for t in (module.running_mean, module.weight) if t is not None).shape[0]
     elif isinstance(module, nn.Linear):
         module.out_features, module.in_features = module.weight.shape
+    elif isinstance(module, nn.LayerNorm):
+        module.normalized_shape = tuple(module.weight.shape)
+    elif isinstance(module, nn.GroupNorm):  # whole groups go
+        module.num_groups = module.weight.shape[0] // (module.num_channels // module.num_groups)
+        module.num_channels = module.weight.shape[0]

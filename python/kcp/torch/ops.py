@@ -1,16 +1,21 @@
 """What each PyTorch op becomes in a kcp network (used by :mod:`kcp.torch.trace`).
 
 The ``torch.nn`` modules, functions and tensor methods in the tables at the
-end become kcp layers: convolutions (zero padding; any groups), batchnorm,
+end become kcp layers: convolutions and transposed convolutions (zero
+padding; any groups; no ``output_size`` argument), batchnorm,
 the activation family (ReLU, ReLU6 and Hardtanh, clamp, LeakyReLU, Sigmoid,
 Tanh, SiLU, GELU, Hardswish, Hardsigmoid, ELU, Mish, Softplus), add, sub,
 mul and div (two traced tensors with broadcasting; a tensor and a number,
 an affine activation; a tensor and a model parameter or buffer with one
 entry per channel, a constant operand), pools (``ceil_mode``, dilation),
 adaptive pools to any size, linear on ``[N, F]``, flatten, interpolation to
-the traced size (nearest, bilinear), dropout and identity, softmax over
-channels, ``torch.cat`` and ``torch.chunk`` on channels, and the
-view-transpose-view of a channel shuffle. Reading a tensor's shape never
+the traced size (nearest, bilinear), dropout, torchvision's stochastic depth
+and identity, softmax over channels, ``torch.cat`` and ``torch.chunk`` on
+channels, the view-transpose-view of a channel shuffle, LayerNorm over
+channels (channels-last, with the permutes and Linear layers around it),
+GroupNorm, InstanceNorm and PReLU. Ops along H and W (padding, crops,
+concatenation, flips, reductions keeping their axes) become ``channelwise``
+layers: pruned by rule, not run by the engine. Reading a tensor's shape never
 freezes its channels: the model recomputes shapes after pruning. Anything
 else raises :class:`Opaque` with the reason.
 
@@ -18,7 +23,8 @@ The converter ``c`` a builder receives offers ``native(arg)`` (the kcp value
 of an fx argument), ``values`` (what each fx node became), ``reserve(node,
 suffix)`` (a fresh value name), ``layer(node, op, inputs, attributes,
 parameters, name)``, ``parameter(name, tensor, axes, scored)``,
-``graph_module`` and ``strict``.
+``statistics(module, value, axis, epsilon)``, ``module_path(module)``,
+``model``, ``graph_module`` and ``strict``.
 """
 
 import math
@@ -32,7 +38,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..network import ACTIVATIONS, BINARY, UPSAMPLE_MODES
+from ..network import ACTIVATIONS, BINARY, UPSAMPLE_MODES, Value
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,10 @@ class Axes:
     of value ``out``, dimension 1 by that of ``inp`` (None: not sliced), or
     for a grouped conv's weight by that of the first of ``groups`` equal
     groups of ``inp`` (pruning keeps the same positions in every group).
-    Masking sets its pruned entries to ``fill`` (1 for a running variance)."""
+    A transposed conv's weight ``[I, O/g, kh, kw]`` has its input as ``out``
+    and its output as ``inp``: the names say which dimension, not which way
+    data flows. Masking sets its pruned entries to ``fill`` (1 for a running
+    variance)."""
 
     out: str
     inp: str | None = None
@@ -61,10 +70,17 @@ def convert(c, node, shape):
         if handler is None:
             raise Opaque(f"kcp has no op for {type(module).__name__}")
         return handler(c, node, module, shape)
-    handler = (FUNCTIONS if node.op == "call_function" else METHODS).get(node.target)
+    if node.op == "call_function":
+        handler = FUNCTIONS.get(node.target) or LIBRARY_FUNCTIONS.get(_qualified_name(node.target))
+    else:
+        handler = METHODS.get(node.target)
     if handler is None:
         raise Opaque("kcp has no op for it")
     return handler(c, node, shape)
+
+
+def _qualified_name(function):
+    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
 
 
 REQUIRED = object()
@@ -121,15 +137,69 @@ def conv_layer(c, node, x, weight, bias, stride, padding, dilation, groups):
     return c.layer(node, "conv2d", [x_value], (*_pair(stride), *pads, dh, dw, groups), parameters, out)
 
 
-def linear_layer(c, node, x, weight, bias):
-    x_value = c.native(x)
-    if len(x_value.shape) != 2:
-        raise Opaque(f"kcp's linear reads [N, F] tensors, got {list(x_value.shape)}")
+def conv_transpose_layer(c, node, m):
+    """A conv_transpose2d layer of module ``m``; its weight's dimension 0
+    follows the input, dimension 1 the output (group 0's, for 1 < g < I)."""
+    if m.padding_mode != "zeros":
+        raise Opaque(f"padding_mode {m.padding_mode!r} is not supported (zeros only)")
+    if len(node.args) > 1 or node.kwargs:
+        raise Opaque("output_size is not supported (set the module's output_padding instead)")
+    x = c.native(node.args[0])
     out = c.reserve(node)
-    parameters = [c.parameter(weight[0], weight[1], Axes(out, x_value.name), scored=True)]
+    depthwise = m.groups > 1 and m.groups == x.shape[1]
+    axes = Axes(x.name) if depthwise else Axes(x.name, out, groups=m.groups)
+    parameters = [c.parameter(f"{node.target}.weight", m.weight, axes, scored=True)]
+    if m.bias is not None:
+        parameters.append(c.parameter(f"{node.target}.bias", m.bias, Axes(out)))
+    ph, pw = m.padding
+    attributes = (*m.stride, ph, pw, ph, pw, *m.output_padding, *m.dilation, m.groups)
+    return c.layer(node, "conv_transpose2d", [x], attributes, parameters, out)
+
+
+def linear_layer(c, node, x, weight, bias):
+    """A linear layer on ``[N, F]``, or on the channels of a channels-last view
+    (ConvNeXt's MLP): a 1x1 conv of the ``[N, C, H, W]`` value."""
+    x_value, view = followed(c, x)
+    if len(x_value.shape) != 2 and view is None:
+        raise Opaque(f"kcp's linear reads [N, F] tensors or the channels of [N, H, W, C] views, "
+                     f"got {list(x_value.shape)}")
+    out = c.reserve(node)
+    matrix = weight[1] if view is None else weight[1][:, :, None, None]
+    parameters = [c.parameter(weight[0], matrix, Axes(out, x_value.name), scored=True)]
     if bias is not None:
         parameters.append(c.parameter(bias[0], bias[1], Axes(out)))
-    return c.layer(node, "linear", [x_value], (), parameters, out)
+    if view is None:
+        return c.layer(node, "linear", [x_value], (), parameters, out)
+    return view.of(c.layer(node, "conv2d", [x_value], (1, 1, 0, 0, 0, 0, 1, 1, 1), parameters, out))
+
+
+def normalization_layer(c, node, x, groups, spatial, epsilon, weight, bias, module=None):
+    """A normalization of ``x``'s channels; ``weight``/``bias`` are ``(model
+    name, tensor)`` or None (then 1 and 0, not the model's).
+
+    A masked model's LayerNorm must leave pruned channels out of its
+    statistics, as the compact one does: :class:`kcp.torch.Pruner` hooks
+    ``module`` (its ``nn.LayerNorm``) for that. Without one to hook, only
+    :func:`to_kcp` (``strict``) takes it."""
+    x_value, view = followed(c, x)
+    channels = x_value.shape[1]
+    if not c.strict and groups < channels and (weight is None or bias is None):
+        raise Opaque("has no affine weight and bias, by whose shapes kcp resizes a pruned LayerNorm or GroupNorm")
+    if groups == 1 and channels > 1 and module is None and not c.strict:
+        raise Opaque("normalises channels outside an nn.LayerNorm module, which kcp cannot hook to leave pruned "
+                     "channels out of the masked model's statistics")
+    out = c.reserve(node)
+    parameters = []
+    for part, fill, given in (("weight", 1.0, weight), ("bias", 0.0, bias)):
+        parameters.append(c.parameter(given[0], given[1], Axes(out)) if given is not None
+                          else (f"{out}.{part}", np.full(channels, fill, np.float32)))
+    parameters.append((f"{out}.statistics_mask", np.ones(channels, np.float32)))
+    value = c.layer(node, "normalization", [x_value], (groups, int(spatial), epsilon), parameters, out)
+    if groups == 1 and module is not None:
+        # The module's input holds the channels last, unless the module permutes them there itself (LayerNorm2d).
+        inside = view is not None and node.op != "call_module" and view.made_inside(c.module_path(module))
+        c.statistics(module, out, 1 if inside else -1, epsilon)
+    return value if view is None else view.of(value)
 
 
 def batchnorm_layer(c, node, module, shape):
@@ -184,7 +254,9 @@ def resize_layer(c, node, x, shape, mode, align_corners):
 
 
 def activation_layer(c, node, x, kind, alpha=0.0, beta=0.0):
-    return c.layer(node, "activation", [c.native(x)], (ACTIVATIONS[kind], alpha, beta))
+    x_value, view = followed(c, x)
+    value = c.layer(node, "activation", [x_value], (ACTIVATIONS[kind], alpha, beta))
+    return value if view is None else view.of(value)
 
 
 def binary_layer(c, node, kind, a, b, shape):
@@ -255,6 +327,44 @@ class GroupedView:
     value: object
     groups: int
     transposed: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelsLast:
+    """A ``[N, C, H, W]`` value viewed as ``[N, H, W, C]`` (``x.permute(0, 2, 3, 1)``,
+    ConvNeXt's layout around its LayerNorm and MLP); ``permute`` is the fx
+    node that made the view."""
+
+    value: object
+    permute: torch.fx.Node
+
+    def of(self, value):
+        """The same view of another value."""
+        return ChannelsLast(value, self.permute)
+
+    def made_inside(self, path):
+        """Whether the permute happened inside the module at ``path``."""
+        return any(p == path for p, _ in (self.permute.meta.get("nn_module_stack") or {}).values())
+
+
+def followed(c, x):
+    """``(kcp value, ChannelsLast view or None)`` of an fx argument."""
+    source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+    if isinstance(source, ChannelsLast):
+        return source.value, source
+    return c.native(x), None
+
+
+def permute_layer(c, node, x, dims):
+    """To channels-last and back: ``permute(0, 2, 3, 1)`` of a ``[N, C, H, W]``
+    value is a view kcp follows, ``permute(0, 3, 1, 2)`` of that view the value again."""
+    dims = tuple(d % 4 for d in dims)
+    source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+    if isinstance(source, ChannelsLast) and dims == (0, 3, 1, 2):
+        return c.layer(node, "identity", [source.value])
+    if not isinstance(source, ChannelsLast) and dims == (0, 2, 3, 1) and len(c.native(x).shape) == 4:
+        return ChannelsLast(c.native(x), node)
+    raise Opaque(f"permutes dimensions {list(dims)}; kcp follows the permutes to channels-last and back")
 
 
 @dataclass(frozen=True)
@@ -369,6 +479,55 @@ def _identity_module(c, node, m, shape):
     return simple_layer(c, node, "identity", node.args[0])
 
 
+def _affine_of(node, m):
+    """``[(name, weight), (name, bias)]`` of a normalization module, None where it has none."""
+    return [None if t is None else (f"{node.target}.{part}", t) for part, t in (("weight", m.weight), ("bias", m.bias))]
+
+
+def _layer_norm_module(c, node, m, shape):
+    _normalises_channels(c, node.args[0], m.normalized_shape)
+    return normalization_layer(c, node, node.args[0], 1, False, m.eps, *_affine_of(node, m), module=m)
+
+
+def _normalises_channels(c, x, normalized_shape):
+    """Checks that a LayerNorm over ``normalized_shape`` (the last axes) normalises channels."""
+    x_value, view = followed(c, x)
+    if len(normalized_shape) != 1 or (view is None and len(x_value.shape) != 2) or \
+            x_value.shape[1] != normalized_shape[0]:
+        raise Opaque(f"normalises over the last axes {list(normalized_shape)}; kcp's LayerNorm normalises the "
+                     "channels of a channels-last view or of [N, F] features")
+
+
+def _group_norm_module(c, node, m, shape):
+    return normalization_layer(c, node, node.args[0], m.num_groups, True, m.eps, *_affine_of(node, m))
+
+
+def _instance_norm_module(c, node, m, shape):
+    if m.track_running_stats:
+        raise Opaque("normalises by running statistics (track_running_stats=True)")
+    x = c.native(node.args[0])
+    if len(x.shape) != 4:
+        raise Opaque(f"kcp's InstanceNorm reads [N, C, H, W] tensors, got {list(x.shape)}")
+    return normalization_layer(c, node, node.args[0], x.shape[1], True, m.eps, *_affine_of(node, m))
+
+
+def _prelu_module(c, node, m, shape):
+    """PReLU: ``relu(x) + weight * (x - relu(x))``, its weight sliced with the
+    channels; a single weight is a leaky relu, its slope fixed at the traced value."""
+    if m.weight.numel() == 1:
+        return activation_layer(c, node, node.args[0], "leaky_relu", float(m.weight))
+    x = c.native(node.args[0])
+    if len(x.shape) < 2 or m.weight.numel() != x.shape[1]:
+        raise Opaque(f"has {m.weight.numel()} weights for {list(x.shape)}; kcp slices one per channel")
+    positive = c.layer(node, "activation", [x], (ACTIVATIONS["relu"], 0.0, 0.0), name=c.reserve(node, ".positive"))
+    negative = c.layer(node, "binary", [x, positive], (BINARY["sub"], 0), name=c.reserve(node, ".negative"))
+    scaled = c.reserve(node, ".scaled")
+    weight = m.weight.reshape(-1, *(1,) * (len(x.shape) - 2))
+    negative = c.layer(node, "binary", [negative], (BINARY["mul"], 0),
+                       [c.parameter(f"{node.target}.weight", weight, Axes(scaled))], scaled)
+    return c.layer(node, "binary", [positive, negative], (BINARY["add"], 0))
+
+
 def _activation_module(kind, *constants):
     """A handler for an activation module; ``constants`` are ``alpha`` and ``beta`` from the module."""
     return lambda c, node, m, shape: activation_layer(c, node, node.args[0], kind,
@@ -377,6 +536,7 @@ def _activation_module(kind, *constants):
 
 MODULES = {
     nn.Conv2d: _conv_module,
+    nn.ConvTranspose2d: lambda c, node, m, shape: conv_transpose_layer(c, node, m),
     nn.BatchNorm2d: batchnorm_layer,
     nn.SyncBatchNorm: batchnorm_layer,
     nn.ReLU: _activation_module("relu"),
@@ -391,6 +551,7 @@ MODULES = {
     nn.Hardswish: _activation_module("hardswish"),
     nn.Hardsigmoid: _activation_module("hardsigmoid", lambda m: 1 / 6, lambda m: 0.5),
     nn.ELU: _activation_module("elu", lambda m: m.alpha),
+    nn.PReLU: _prelu_module,
     nn.Mish: _activation_module("mish"),
     nn.Softplus: _activation_module("softplus", lambda m: m.beta, lambda m: m.threshold),
     nn.MaxPool2d: _max_pool_module,
@@ -398,6 +559,9 @@ MODULES = {
     nn.AdaptiveAvgPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, False, node.args[0], shape),
     nn.AdaptiveMaxPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, True, node.args[0], shape),
     nn.Linear: _linear_module,
+    nn.LayerNorm: _layer_norm_module,
+    nn.GroupNorm: _group_norm_module,
+    nn.InstanceNorm2d: _instance_norm_module,
     nn.Flatten: _flatten_module,
     nn.Upsample: _upsample_module,
     nn.Softmax: _softmax_module,
@@ -451,12 +615,52 @@ def _reverse_binary(kind):
     return handler
 
 
+def channelwise_layer(c, node, inputs, shape):
+    """An op along the non-channel axes (padding, cropping, concatenation
+    along H or W, flips, reductions over H or W): output channel ``c`` reads
+    channel ``c`` of each input, so the channel rules follow it; the engine
+    has no kernel for it (native runs refuse it, naming it), and the pruned
+    model's own code still computes it."""
+    values = [c.native(x) for x in inputs]
+    if len(shape) < 2 or any(len(v.shape) != len(shape) or v.shape[1] != shape[1] for v in values):
+        raise Opaque(f"changes the channels ({[list(v.shape) for v in values]} to {list(shape)})")
+    return c.layer(node, "channelwise", values, tuple(shape[1:]))
+
+
+def _off_channels(dims, rank):
+    """Whether the axes ``dims`` (an int, a sequence, or None: all) avoid the batch and channel axes."""
+    dims = range(rank) if dims is None else dims if isinstance(dims, (tuple, list)) else (dims,)
+    return all(isinstance(d, int) and d % rank >= 2 for d in dims)
+
+
 def _cat(c, node, shape):
     a = _bind(node, "tensors", ("dim", 0))
     if not isinstance(a["tensors"], (tuple, list)):
         raise Opaque("concatenates a sequence kcp did not see built")
+    if _off_channels(a["dim"], len(shape)):
+        return channelwise_layer(c, node, a["tensors"], shape)
     require_channels(c, a["tensors"][0], a["dim"])
     return c.layer(node, "concat", [c.native(t) for t in a["tensors"]])
+
+
+def _pad(c, node, shape):
+    a = _bind(node, "input", "pad", ("mode", "constant"), ("value", None))
+    if len(a["pad"]) > 2 * (len(shape) - 2):
+        raise Opaque(f"pads {len(a['pad']) // 2} axes, the channels among them")
+    return channelwise_layer(c, node, [a["input"]], shape)
+
+
+def _along(axes, *spec):
+    """A handler for a function of one tensor taking ``spec`` (as ``_bind``)
+    along the axes its argument ``axes`` names (flip, roll, or a reduction
+    keeping its dimensions), when those avoid the batch and channels."""
+    def handler(c, node, shape):
+        a = _bind(node, "input", *spec)
+        rank = len(c.native(a["input"]).shape)
+        if not _off_channels(a[axes], rank) or len(shape) != rank:
+            raise Opaque("works along the batch or channel axis, or drops an axis")
+        return channelwise_layer(c, node, [a["input"]], shape)
+    return handler
 
 
 def _chunk(c, node, shape):
@@ -474,7 +678,12 @@ def _getitem(c, node, shape):
     source = c.values.get(node.args[0]) if isinstance(node.args[0], torch.fx.Node) else None
     if isinstance(source, Chunks) and isinstance(node.args[1], int):
         return source.values[node.args[1]]
-    raise Opaque("indexes a tensor; kcp follows only the parts of a chunk")
+    index = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+    whole = slice(None)
+    if isinstance(source, Value) and len(index) >= 2 and index[:2] == (whole, whole) and \
+            all(isinstance(i, slice) or i is Ellipsis for i in index):
+        return channelwise_layer(c, node, [node.args[0]], shape)  # a crop of H or W
+    raise Opaque("indexes a tensor; kcp follows the parts of a chunk and crops of H and W")
 
 
 def _flatten(c, node, shape):
@@ -544,7 +753,51 @@ def _dropout(c, node, shape):
 
 
 def _identity(c, node, shape):
-    return simple_layer(c, node, "identity", _bind(node, "input", ("memory_format", None))["input"])
+    x = _bind(node, "input", ("memory_format", None))["input"]
+    source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+    if isinstance(source, GroupedView):  # .contiguous() in the middle of a channel shuffle
+        return source
+    return simple_layer(c, node, "identity", x)
+
+
+def _stochastic_depth(c, node, shape):
+    """torchvision's stochastic depth: the identity in evaluation, where kcp traces."""
+    a = _bind(node, "input", "p", "mode", ("training", True))
+    if a["training"] and a["p"] > 0:
+        raise Opaque("drops residual branches at random (training mode); kcp traces in evaluation mode")
+    return simple_layer(c, node, "identity", a["input"])
+
+
+def _permute(c, node, shape):
+    if node.op == "call_method":
+        dims = node.args[1:]
+    else:
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs["dims"]
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = dims[0]
+    return permute_layer(c, node, node.args[0], dims)
+
+
+def _layer_norm(c, node, shape):
+    a = _bind(node, "input", "normalized_shape", ("weight", None), ("bias", None), ("eps", 1e-5))
+    _normalises_channels(c, a["input"], a["normalized_shape"])
+    return normalization_layer(c, node, a["input"], 1, False, a["eps"], _weight(c, a["weight"]), _weight(c, a["bias"]),
+                               module=_owning_layer_norm(c, node))
+
+
+def _owning_layer_norm(c, node):
+    """The innermost ``nn.LayerNorm`` whose forward made ``node``, if any."""
+    for path, _ in reversed(list((node.meta.get("nn_module_stack") or {}).values())):
+        module = c.model.get_submodule(path)
+        if isinstance(module, nn.LayerNorm):
+            return module
+    return None
+
+
+def _group_norm(c, node, shape):
+    a = _bind(node, "input", "num_groups", ("weight", None), ("bias", None), ("eps", 1e-5))
+    return normalization_layer(c, node, a["input"], a["num_groups"], True, a["eps"], _weight(c, a["weight"]),
+                               _weight(c, a["bias"]))
 
 
 def _softmax(c, node, shape):
@@ -604,6 +857,15 @@ FUNCTIONS = {
     torch.softmax: _softmax, F.softmax: _softmax,
     F.conv2d: _conv2d, torch.conv2d: _conv2d,
     F.linear: _linear,
+    torch.permute: _permute, F.layer_norm: _layer_norm, F.group_norm: _group_norm,
+    F.pad: _pad, torch.flip: _along("dims", "dims"), torch.roll: _along("dims", "shifts", ("dims", None)),
+    torch.amax: _along("dim", "dim", ("keepdim", False)), torch.amin: _along("dim", "dim", ("keepdim", False)),
+    torch.sum: _along("dim", "dim", ("keepdim", False), ("dtype", None)),
+}
+
+# Functions of libraries kcp does not import, by ``module.qualname``.
+LIBRARY_FUNCTIONS = {
+    "torchvision.ops.stochastic_depth.stochastic_depth": _stochastic_depth,
 }
 
 METHODS = {
@@ -612,5 +874,8 @@ METHODS = {
     "add": _binary("add"), "add_": _binary("add"), "sub": _binary("sub"), "sub_": _binary("sub"),
     "mul": _binary("mul"), "mul_": _binary("mul"), "div": _binary("div"), "div_": _binary("div"),
     "chunk": _chunk, "flatten": _flatten, "view": _reshape, "reshape": _reshape, "transpose": _transpose,
-    "mean": _mean, "softmax": _softmax, "contiguous": _identity,
+    "mean": _mean, "softmax": _softmax, "contiguous": _identity, "permute": _permute,
+    "flip": _along("dims", "dims"), "roll": _along("dims", "shifts", ("dims", None)),
+    "amax": _along("dim", "dim", ("keepdim", False)), "amin": _along("dim", "dim", ("keepdim", False)),
+    "sum": _along("dim", "dim", ("keepdim", False), ("dtype", None)),
 }

@@ -23,7 +23,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from .._native import KCPError
 from ..network import Network, Value
 from ..onnx.format import fresh_name
-from .ops import Opaque, convert, is_multiple
+from .ops import ChannelsLast, GroupedView, Opaque, convert, is_multiple
 
 
 @dataclass
@@ -33,16 +33,21 @@ class Traced:
     Attributes:
         network: the :class:`kcp.Network` (parameters named as in the model).
         axes: per model parameter or buffer name, its :class:`Axes`.
-        scored: the conv and linear weights, the tensors the criteria read.
+        scored: the conv and linear weights, the tensors the criteria read,
+            with their shapes in the network (a channels-last linear weight is a 1x1 conv's).
         frozen_by: engine reason (``"network input 'name'"``) -> why, naming the node.
         layers: ``(fx node, kcp value name)`` of every node with a kcp form.
+        statistics: per ``nn.LayerNorm`` path normalising channels, ``(kcp
+            value name, axis of the module's input that holds the channels,
+            epsilon)``: a masked model's statistics leave out pruned channels there.
     """
 
     network: Network
     axes: dict
-    scored: list
+    scored: dict
     frozen_by: dict
     layers: list
+    statistics: dict
 
 
 def _shape(node):
@@ -115,6 +120,11 @@ def _feeds_views_only(node):
     return True
 
 
+def _followed_value(value):
+    """The kcp value a traced result stands for: itself, or the value a view of it shows."""
+    return value.value if isinstance(value, (ChannelsLast, GroupedView)) else value
+
+
 def _summary(error):
     """``"Type: first line of the message"``."""
     lines = str(error).splitlines()
@@ -161,21 +171,22 @@ def trace(model, example_inputs, *, strict):
         path = tracer.inside[-1] if tracer.inside else ""
         raise ValueError(f"model: torch.fx cannot trace {_module_label(path, model.get_submodule(path))}: "
                          f"{_summary(error)}") from None
-    converter = _Converter(torch.fx.GraphModule(model, graph), strict)
+    converter = _Converter(model, torch.fx.GraphModule(model, graph), strict)
     with _evaluating(model):
         _Shapes(converter.graph_module, converter.where).propagate(*inputs)
     return converter.run()
 
 
 class _Converter:
-    def __init__(self, graph_module, strict):
+    def __init__(self, model, graph_module, strict):
+        self.model = model  # every module, also those traced through (not in graph_module)
         self.graph_module = graph_module
         self.strict = strict
         self.net = Network()
         self.values = {}  # fx node -> kcp Value
         self.taken = set()
         self.outputs = set()
-        self.traced = Traced(self.net, {}, [], {}, [])
+        self.traced = Traced(self.net, {}, {}, {}, [], {})
 
     def where(self, node):
         """``node`` in words: its module, or its function and the module whose forward calls it."""
@@ -217,13 +228,16 @@ class _Converter:
             if not isinstance(self.values.get(leaf), Value):
                 if self.strict:
                     raise ValueError(f"model: output {self.where(leaf)} is not a [N, C, H, W] or [N, F] tensor")
+                if isinstance(_followed_value(self.values.get(leaf)), Value):  # a view: its channels stay
+                    self._mark_output(leaf)
                 continue
             self._mark_output(leaf)
 
     def _mark_output(self, node):
+        """Makes the kcp value behind ``node`` (or behind its view) a network output."""
         if node not in self.outputs:
             self.outputs.add(node)
-            self.net.output(self.values[node])
+            self.net.output(_followed_value(self.values[node]))
 
     def _call(self, node):
         shape = _shape(node)
@@ -234,7 +248,7 @@ class _Converter:
             tensor = _channel_count_of(node)
             if tensor is not None and not _feeds_views_only(node) and isinstance(self.values.get(tensor), Value):
                 self._opaque(node, f"reads the channel count of '{tensor.name}'", frozen=[tensor])
-            elif not _reads_shapes_only(node) and any(isinstance(self.values.get(n), Value)
+            elif not _reads_shapes_only(node) and any(isinstance(_followed_value(self.values.get(n)), Value)
                                                       for n in node.all_input_nodes):
                 self._opaque(node, "kcp has no op for it (its result is not one tensor)")
             return
@@ -256,9 +270,10 @@ class _Converter:
             raise ValueError(f"model: {self.where(node)}: {reason}; kcp has no native form for it")
         text = f"{self.where(node)}: {reason}; the channels it reads and writes are kept"
         for source in node.all_input_nodes if frozen is None else frozen:
-            if isinstance(self.values.get(source), Value) and source not in self.outputs:
+            value = _followed_value(self.values.get(source))
+            if isinstance(value, Value) and source not in self.outputs:
                 self._mark_output(source)
-                self.traced.frozen_by[f"network output '{self.values[source].name}'"] = text
+                self.traced.frozen_by[f"network output '{value.name}'"] = text
         shape = _shape(node)
         if shape is not None and len(shape) in (2, 4):
             value = self.net.input(fresh_name(node.name, self.taken), shape)
@@ -276,6 +291,13 @@ class _Converter:
             raise Opaque(f"reads {what}, which kcp does not follow as a [N, C, H, W] or [N, F] tensor")
         return self.values[arg]
 
+    def module_path(self, module):
+        return next(path for path, m in self.model.named_modules() if m is module)
+
+    def statistics(self, module, value, axis, epsilon):
+        """Records that ``module`` (an ``nn.LayerNorm``) normalises the channels of ``value`` on ``axis`` of its input."""
+        self.traced.statistics[self.module_path(module)] = (value, axis, epsilon)
+
     def reserve(self, node, suffix=""):
         """A new kcp value name for ``node``: its module path, or its fx name, and ``suffix``."""
         return fresh_name((node.target if node.op == "call_module" else node.name) + suffix, self.taken)
@@ -288,6 +310,7 @@ class _Converter:
         if name in self.net._parameter_index:
             return name
         self.traced.axes[name] = axes
+        array = tensor.detach().to("cpu", torch.float32).numpy()
         if scored:
-            self.traced.scored.append(name)
-        return name, tensor.detach().to("cpu", torch.float32).numpy()
+            self.traced.scored[name] = array.shape
+        return name, array

@@ -1,0 +1,81 @@
+import CPlatform
+import Glibc
+import KCPVector
+#if arch(x86_64)
+import KCPVectorAVX512
+#endif
+
+/// The instruction set of the engine's own vector kernels (`KCPVector`),
+/// chosen once, at load time, from the CPU's features: AVX-512 where the CPU
+/// and the OS support it, AVX2 + FMA otherwise, as OpenBLAS and onnxruntime
+/// choose theirs. `KCP_ISA=avx2` in the environment forces the narrower
+/// path (a name the CPU cannot run is ignored). This file is the only place
+/// that names a build of the kernels; the others call through it.
+public enum InstructionSet: String, CaseIterable, Sendable {
+    /// `KCPVectorAVX512`: AVX-512 F/BW/DQ/VL (`-target-cpu skylake-avx512`).
+    case avx512
+    /// `KCPVector` on x86-64: AVX2 + FMA (`-target-cpu haswell`).
+    case avx2
+    /// `KCPVector` on other architectures, built for the compiler's default CPU.
+    case native
+
+    /// The sets this CPU can run, widest first.
+    public static let supported: [InstructionSet] = {
+        #if arch(x86_64)
+        return kcp_cpu_has_avx512() != 0 ? [.avx512, .avx2] : [.avx2]
+        #else
+        return [.native]
+        #endif
+    }()
+
+    /// The set in use: `KCP_ISA` if supported, else the widest.
+    public private(set) nonisolated(unsafe) static var active: InstructionSet = {
+        let requested = getenv("KCP_ISA").flatMap { InstructionSet(rawValue: String(cString: $0)) }
+        return requested.flatMap { supported.contains($0) ? $0 : nil } ?? supported[0]
+    }()
+
+    /// Runs `body` with `set` active (tests run every supported path this way); not thread-safe.
+    static func with<R>(_ set: InstructionSet, _ body: () throws -> R) rethrows -> R {
+        precondition(supported.contains(set), "\(set) is not supported by this CPU")
+        let saved = active
+        active = set
+        defer { active = saved }
+        return try body()
+    }
+}
+
+// MARK: - Dispatch
+
+/// `KCPVector.directConvTile` of the active set.
+@inline(__always)
+func directConvTile(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
+                    offsets: UnsafePointer<Int>, taps: Int, channels: Int, channelPitch: Int,
+                    into tile: UnsafeMutablePointer<Float>)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.directConvTile(rows: rows, run, kernels, offsets: offsets, taps: taps,
+                                              channels: channels, channelPitch: channelPitch, into: tile)
+    }
+    #endif
+    KCPVector.directConvTile(rows: rows, run, kernels, offsets: offsets, taps: taps, channels: channels,
+                             channelPitch: channelPitch, into: tile)
+}
+
+/// `KCPVector.convEpilogue` of the active set.
+@inline(__always)
+func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<Float>, count: Int, bias: Float?,
+                  normalization: (scale: Float, shift: Float)?, residual: UnsafePointer<Float>?, relu: Bool)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.convEpilogue(values, to: line, count: count, bias: bias, normalization: normalization,
+                                            residual: residual, relu: relu)
+    }
+    #endif
+    KCPVector.convEpilogue(values, to: line, count: count, bias: bias, normalization: normalization,
+                           residual: residual, relu: relu)
+}
+
+/// Output pixels and channels of one `directConvTile` (the same in every build).
+let directTile = (pixels: KCPVector.directTilePixels, channels: KCPVector.directTileChannels)

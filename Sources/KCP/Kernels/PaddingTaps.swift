@@ -1,0 +1,30 @@
+/// The conv without the kernel rows and columns whose taps read only
+/// padding, for every output: their terms are `0 * w`, so the sums are the
+/// same without them (for finite weights), in fewer products. DeepLabV3's
+/// 3x3 convs of dilation 36 on 32x32 features are 1x1 convs this way, as
+/// onnxruntime and oneDNN also run them.
+///
+/// The taps kept, rows `p0..<p1` (a range: the rows a tap reaches move
+/// with `p`), read as before with padding `top - p0*dy` and
+/// `bottom - (kh - p1)*dy`, which leaves `Hout` unchanged (and the same for
+/// columns).
+/// - Returns: the conv and its `[O, C/g, p1 - p0, q1 - q0]` weights, or nil
+///   where every row and column reads the input somewhere (or none does).
+func withoutPaddingTaps(_ s: ConvGeometry, weight: Tensor) -> (conv: Conv2d, weight: Tensor)? {
+    let rows = (0..<s.kh).filter { !s.rows(tap: $0).valid.isEmpty }
+    let columns = (0..<s.kw).filter { !s.columns(tap: $0).valid.isEmpty }
+    guard rows.count < s.kh || columns.count < s.kw, let p0 = rows.first, let q0 = columns.first else { return nil }
+    let (p1, q1, (dy, dx), pad) = (rows.last! + 1, columns.last! + 1, s.conv.dilation, s.conv.padding)
+    var conv = s.conv
+    conv.padding = (pad.0 - p0 * dy, pad.1 - q0 * dx, pad.2 - (s.kh - p1) * dy, pad.3 - (s.kw - q1) * dx)
+    let kernels = s.outputs * s.perGroup
+    var data = [Float]()
+    data.reserveCapacity(kernels * rows.count * columns.count)
+    for kernel in 0..<kernels {
+        for p in p0..<p1 {
+            let row = (kernel * s.kh + p) * s.kw
+            data += weight.data[(row + q0)..<(row + q1)]
+        }
+    }
+    return (conv, Tensor(shape: [s.outputs, s.perGroup, p1 - p0, q1 - q0], data: data))
+}

@@ -1,0 +1,90 @@
+/// The convolution's inner loops on raw pointers, built once per instruction
+/// set (see Package.swift): 16-float vectors are one zmm register with
+/// AVX-512 and two ymm registers with AVX2, with the same float operations
+/// in the same order, so both builds give bitwise the same results.
+
+typealias Lanes = SIMD16<Float>
+
+/// Output pixels and channels of a register tile of `directConvTile`.
+public let directTilePixels = 16, directTileChannels = 6
+
+/// One register tile of the direct convolution: `rows` (1 to 6) output
+/// channels x 16 output pixels,
+/// `tile[r * 16 + i] = sum_{c < channels, k < taps} kernels[(c * taps + k) * rows + r] * run[c * channelPitch + offsets[k] + i]`,
+/// each tap one weight broadcast per row and one 16-pixel load. The code is
+/// specialised for each `rows`.
+public func directConvTile(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
+                           offsets: UnsafePointer<Int>, taps: Int, channels: Int, channelPitch: Int,
+                           into tile: UnsafeMutablePointer<Float>)
+{
+    let shape = (taps: taps, channels: channels, pitch: channelPitch)
+    switch rows {
+    case 6: accumulate(rows: 6, run, kernels, offsets, shape, tile)
+    case 5: accumulate(rows: 5, run, kernels, offsets, shape, tile)
+    case 4: accumulate(rows: 4, run, kernels, offsets, shape, tile)
+    case 3: accumulate(rows: 3, run, kernels, offsets, shape, tile)
+    case 2: accumulate(rows: 2, run, kernels, offsets, shape, tile)
+    default: accumulate(rows: 1, run, kernels, offsets, shape, tile)
+    }
+}
+
+/// `directConvTile` for a constant `rows`: `rows` vector accumulators.
+@inline(__always)
+private func accumulate(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
+                        _ offsets: UnsafePointer<Int>, _ shape: (taps: Int, channels: Int, pitch: Int),
+                        _ tile: UnsafeMutablePointer<Float>)
+{
+    var (a0, a1, a2, a3, a4, a5) = (Lanes(), Lanes(), Lanes(), Lanes(), Lanes(), Lanes())
+    var w = kernels
+    for c in 0..<shape.channels {
+        let channel = run + c * shape.pitch
+        for k in 0..<shape.taps {
+            let x = UnsafeRawPointer(channel + offsets[k]).loadUnaligned(as: Lanes.self)
+            a0.addProduct(x, Lanes(repeating: w[0]))
+            if rows > 1 { a1.addProduct(x, Lanes(repeating: w[1])) }
+            if rows > 2 { a2.addProduct(x, Lanes(repeating: w[2])) }
+            if rows > 3 { a3.addProduct(x, Lanes(repeating: w[3])) }
+            if rows > 4 { a4.addProduct(x, Lanes(repeating: w[4])) }
+            if rows > 5 { a5.addProduct(x, Lanes(repeating: w[5])) }
+            w += rows
+        }
+    }
+    let out = UnsafeMutableRawPointer(tile), size = MemoryLayout<Lanes>.size
+    out.storeBytes(of: a0, as: Lanes.self)
+    if rows > 1 { out.storeBytes(of: a1, toByteOffset: size, as: Lanes.self) }
+    if rows > 2 { out.storeBytes(of: a2, toByteOffset: 2 * size, as: Lanes.self) }
+    if rows > 3 { out.storeBytes(of: a3, toByteOffset: 3 * size, as: Lanes.self) }
+    if rows > 4 { out.storeBytes(of: a4, toByteOffset: 4 * size, as: Lanes.self) }
+    if rows > 5 { out.storeBytes(of: a5, toByteOffset: 5 * size, as: Lanes.self) }
+}
+
+/// A conv's epilogue on one line of `count` results `values` of one output
+/// channel, written to `line` (which may be `values`):
+/// `line[k] = max((values[k] + bias) * scale + shift + residual[k], 0)`,
+/// each step only where given (`relu` for the max), with the float
+/// operations of the separate ops (bias add, inference batchnorm, add, relu).
+public func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<Float>, count: Int,
+                         bias: Float?, normalization: (scale: Float, shift: Float)?,
+                         residual: UnsafePointer<Float>?, relu: Bool)
+{
+    let (b, n) = (Lanes(repeating: bias ?? 0), normalization.map { (Lanes(repeating: $0.scale), Lanes(repeating: $0.shift)) })
+    var k = 0
+    while k + 16 <= count {
+        var v = UnsafeRawPointer(values + k).loadUnaligned(as: Lanes.self)
+        if bias != nil { v += b }
+        if let n { v = v * n.0 + n.1 }
+        if let residual { v += UnsafeRawPointer(residual + k).loadUnaligned(as: Lanes.self) }
+        if relu { v.replace(with: 0, where: v .<= 0) }  // Swift.max(v, 0), NaN kept
+        UnsafeMutableRawPointer(line + k).storeBytes(of: v, as: Lanes.self)
+        k += 16
+    }
+    while k < count {
+        var v = values[k]
+        if let bias { v += bias }
+        if let n = normalization { v = v * n.scale + n.shift }
+        if let residual { v += residual[k] }
+        if relu { v = max(v, 0) }
+        line[k] = v
+        k += 1
+    }
+}

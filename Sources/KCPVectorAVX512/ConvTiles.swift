@@ -1,0 +1,1 @@
+../KCPVector/ConvTiles.swift

@@ -1,0 +1,48 @@
+import Testing
+@testable import KCP
+
+// Every instruction set this CPU runs, on the conv paths whose inner loops
+// it builds (the direct kernel's register tiles, the fused epilogue on
+// direct and unfolded tiles): each against the naive reference, and all of
+// them bitwise equal (the builds do the same float operations in the same
+// order). Serialized: only this suite switches `InstructionSet.active`, so
+// nothing else can switch it back while a case runs.
+
+@Suite("Instruction sets", .serialized)
+struct InstructionSetTests {
+    @Test("the default is the widest supported set, and KCP_ISA names are the raw values")
+    func defaultIsTheWidest() {
+        #expect(!InstructionSet.supported.isEmpty)
+        #expect(InstructionSet.allCases.map(\.rawValue) == ["avx512", "avx2", "native"])
+        #if arch(x86_64)
+        #expect(InstructionSet.supported.last == .avx2)
+        #endif
+    }
+
+    @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
+          arguments: directCases + unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+    func everyPathAgrees(_ c: ConvCase) {
+        var rng = SplitMix64(seed: 31)
+        let s = geometry(c), x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
+        let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+        let affine = (scale: netTensor([s.outputs], &rng).data, shift: netTensor([s.outputs], &rng).data)
+        let shape = [s.batch, s.outputs, s.outHeight, s.outWidth], residual = netTensor(shape, &rng)
+        let reference = naiveConv2d(x, w, b, c.conv)
+        let expected = NetReference(shape: shape, data: reference.data.enumerated().map { k, v in
+            let o = k / (s.outHeight * s.outWidth) % s.outputs
+            return max(v * Double(affine.scale[o]) + Double(affine.shift[o]) + Double(residual.data[k]), 0)
+        })
+        let results = InstructionSet.supported.map { set in
+            InstructionSet.with(set) {
+                (conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape),
+                 conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
+                               residual: residual, relu: true))
+            }
+        }
+        for (set, (plain, fused)) in zip(InstructionSet.supported, results) {
+            netExpect(plain, reference)
+            netExpect(fused, expected)
+            #expect(plain == results[0].0 && fused == results[0].1, "\(set) differs from \(InstructionSet.supported[0])")
+        }
+    }
+}

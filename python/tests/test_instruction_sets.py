@@ -1,0 +1,65 @@
+"""Every instruction set this CPU runs passes the kernel oracles, with bitwise the same results.
+
+The engine picks its vector kernels once, at load time (``kcp.info()["isa"]``);
+``KCP_ISA`` in the environment forces a narrower set. Each supported set runs
+the conv and layer oracle suites in a fresh process, and a network covering
+the direct kernel, the unfolded product and the fused epilogues gives the
+same bytes on every set.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import kcp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SUPPORTED = kcp.info()["supported"]
+
+# Prints the instruction set in use and a digest of a network's outputs.
+DIGEST = """
+import hashlib, numpy as np, kcp
+net = kcp.Network(seed=3)
+x = net.input("x", (2, 8, 30, 34))
+a = net.relu(net.batchnorm(net.conv2d(x, 12, 3, padding=1)))             # direct kernel, fused epilogue
+b = net.relu(net.batchnorm(net.conv2d(a, 70, 3, stride=2, padding=1)))   # unfolded product, 70 outputs
+c = net.add(net.batchnorm(net.conv2d(b, 70, 1)), b)                      # plain product, residual add
+net.output(net.relu(c))
+y = net(np.random.default_rng(0).standard_normal((2, 8, 30, 34)).astype(np.float32))[0]
+print(kcp.info()["isa"], hashlib.sha256(y.tobytes()).hexdigest())
+"""
+
+
+def run(isa, *arguments):
+    environment = dict(os.environ, KCP_ISA=isa)
+    return subprocess.run([sys.executable, *arguments], env=environment, capture_output=True, text=True, cwd=HERE)
+
+
+def test_the_default_is_the_widest_supported_set():
+    environment = {key: value for key, value in os.environ.items() if key != "KCP_ISA"}
+    result = subprocess.run([sys.executable, "-c", DIGEST], env=environment, capture_output=True, text=True)
+    assert result.stdout.split()[0] == SUPPORTED[0]
+    assert SUPPORTED[-1] in ("avx2", "native")
+
+
+def test_an_unknown_or_unsupported_name_falls_back_to_the_widest():
+    assert run("sse2", "-c", DIGEST).stdout.split()[0] == SUPPORTED[0]
+
+
+@pytest.mark.parametrize("isa", SUPPORTED)
+def test_oracles_pass(isa):
+    result = run(isa, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_conv_oracle.py", "test_layer_oracle.py")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_every_set_gives_the_same_bytes():
+    digests = {}
+    for isa in SUPPORTED:
+        result = run(isa, "-c", DIGEST)
+        assert result.returncode == 0, result.stderr
+        used, digest = result.stdout.split()
+        assert used == isa
+        digests[isa] = digest
+    assert len(set(digests.values())) == 1, digests
