@@ -6,6 +6,7 @@ a static library; the extension's C object is then linked against it by
 importing it needs no Swift toolchain on the loader path.
 """
 
+import os
 import subprocess
 import sysconfig
 from pathlib import Path
@@ -15,7 +16,12 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent.resolve()
-SCRATCH = ROOT / ".build"
+# KCP_SANITIZE=1 builds the engine with AddressSanitizer and the C glue with AddressSanitizer and
+# UndefinedBehaviorSanitizer (trapping: it needs no runtime), in their own scratch folder; Swift
+# itself traps on overflow and out-of-bounds access. scripts/sanitize.sh runs Python tests on it.
+SANITIZE = bool(os.environ.get("KCP_SANITIZE"))
+SCRATCH = ROOT / (".build-sanitize" if SANITIZE else ".build")
+SWIFT_SANITIZE = ["-Xswiftc", "-sanitize=address"] if SANITIZE else []
 
 
 class SwiftBuildExt(build_ext):
@@ -23,21 +29,24 @@ class SwiftBuildExt(build_ext):
 
     def build_extension(self, ext):
         self.spawn(["swift", "build", "-c", "release", "--product", "KCPEngine",
-                    "--package-path", str(ROOT), "--scratch-path", str(SCRATCH)])
+                    "--package-path", str(ROOT), "--scratch-path", str(SCRATCH), *SWIFT_SANITIZE])
         bin_dir = subprocess.check_output(
             ["swift", "build", "-c", "release", "--show-bin-path",
-             "--package-path", str(ROOT), "--scratch-path", str(SCRATCH)], text=True).strip()
+             "--package-path", str(ROOT), "--scratch-path", str(SCRATCH), *SWIFT_SANITIZE], text=True).strip()
         library = Path(bin_dir) / "libKCPEngine.a"
         # swiftc reads autolink entries from objects only, not from archives.
         autolink = subprocess.check_output(["swift-autolink-extract", str(library), "-o", "-"], text=True)
         objects = self.compiler.compile(
             ext.sources, output_dir=self.build_temp, include_dirs=ext.include_dirs,
-            extra_postargs=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"])
+            extra_postargs=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"]
+            + (["-fsanitize=address,undefined", "-fsanitize-trap=undefined", "-fno-omit-frame-pointer"]
+               if SANITIZE else []))
         exports = Path(self.build_temp) / "exports.map"
         exports.write_text("{ global: PyInit__native; local: *; };\n")
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.spawn(["swiftc", "-emit-library", "-static-stdlib", "-o", str(target), *objects,
+        self.spawn(["swiftc", "-emit-library", "-static-stdlib", *(["-sanitize=address"] if SANITIZE else []),
+                    "-o", str(target), *objects,
                     str(library), *dict.fromkeys(autolink.split()),
                     "-Xlinker", f"--version-script={exports}", "-Xlinker", "-s"])
 

@@ -1,20 +1,73 @@
+import Glibc
 import KCP
 
-/// The object behind a `kcp_network *`: a network, its channel spaces once
-/// computed, and nothing else.
+/// A pthread mutex owned by a handle.
+final class HandleLock {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init() { pthread_mutex_init(mutex, nil) }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` holding the lock, waiting for it.
+    func holding<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Runs `body` holding the lock, or throws `invalidArgument(argument:)`
+    /// at once if another call holds it (another thread, or a callback of
+    /// the call that holds it).
+    func exclusive<R>(_ argument: String, _ body: () throws -> R) throws -> R {
+        guard pthread_mutex_trylock(mutex) == 0 else {
+            throw KCPError.invalidArgument(argument: argument, reason:
+                "is in use by another call (another thread, or a progress callback of the running call); "
+                    + "use it when that call has returned")
+        }
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+/// The object behind a `kcp_network *`: a network behind a lock. Readers
+/// take a snapshot (a copy-on-write value) under the lock and work on it
+/// without holding it; changes are made under the lock. So a call sees the
+/// network as it was when the call began, whatever other threads or
+/// callbacks change meanwhile.
 final class NetworkHandle {
-    var network: Network { didSet { computedSpaces = nil } }
+    private var network: Network
+    /// The channel spaces of `network`, computed once per change of it (a
+    /// plan and each of the space queries read them).
     private var computedSpaces: ChannelSpaces?
+    private let lock = HandleLock()
 
     init(_ network: Network) { self.network = network }
 
-    /// The channel spaces of `network`, computed once per change of it (a
-    /// plan and each of the space queries read them).
-    var spaces: ChannelSpaces {
-        if let computedSpaces { return computedSpaces }
-        let found = ChannelSpaces(network: network, shapes: network.declaredShapes)
-        computedSpaces = found
-        return found
+    /// The network now.
+    var snapshot: Network { lock.holding { network } }
+
+    /// The network now and its channel spaces, computed under the lock the
+    /// first time after a change.
+    var snapshotWithSpaces: (network: Network, spaces: ChannelSpaces) {
+        lock.holding {
+            let found = computedSpaces ?? ChannelSpaces(network: network, shapes: network.declaredShapes)
+            computedSpaces = found
+            return (network, found)
+        }
+    }
+
+    /// Changes the network under the lock; `body` leaves it unchanged if it throws.
+    func change<R>(_ body: (inout Network) throws -> R) rethrows -> R {
+        try lock.holding {
+            var changed = network
+            let result = try body(&changed)
+            (network, computedSpaces) = (changed, nil)
+            return result
+        }
     }
 
     static func retained(_ network: Network) -> OpaquePointer {
@@ -25,6 +78,9 @@ final class NetworkHandle {
         guard let pointer else { throw KCPError.invalidArgument(argument: "network", reason: "is NULL") }
         return Unmanaged<NetworkHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
     }
+
+    /// The network of `pointer` now.
+    static func network(_ pointer: OpaquePointer?) throws -> Network { try from(pointer).snapshot }
 }
 
 extension Arguments {

@@ -19,8 +19,8 @@ public func kcp_network_add_input(_ network: OpaquePointer?, _ name: UnsafePoint
                                   _ value: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
-        let handle = try NetworkHandle.from(network)
-        let index = try handle.network.addInput(name: Arguments.string(name, "name"), shape: Arguments.shape(shape, ndim))
+        let name = try Arguments.string(name, "name"), dims = try Arguments.shape(shape, ndim)
+        let index = try NetworkHandle.from(network).change { try $0.addInput(name: name, shape: dims) }
         try Arguments.output(value, "value").pointee = Int64(index)
     }
 }
@@ -36,8 +36,8 @@ public func kcp_network_add_parameter(_ network: OpaquePointer?, _ name: UnsafeP
         let slice = try SliceShape(dims)
         let values = try Arguments.buffer(data, slice.count, "data")
         try require(values.allSatisfy(\.isFinite), "data", "parameter values must be finite")
-        let index = handle.network.addParameter(name: try Arguments.string(name, "name"),
-                                                tensor: Tensor(shape: dims, data: Array(values)))
+        let tensor = Tensor(shape: dims, data: Array(values)), name = try Arguments.string(name, "name")
+        let index = handle.change { $0.addParameter(name: name, tensor: tensor) }
         try Arguments.output(parameter, "parameter").pointee = Int64(index)
     }
 }
@@ -52,17 +52,27 @@ public func kcp_network_add_node(_ network: OpaquePointer?, _ name: UnsafePointe
     boundary {
         let handle = try NetworkHandle.from(network)
         let attributeList = attributeCount == 0 ? [] : Array(try Arguments.buffer(attributes, Int(max(attributeCount, 0)), "attributes"))
+        let name = try Arguments.string(name, "name"), op = try Arguments.op(op, attributeList)
+        let inputs = try Arguments.indices(inputs, inputCount, "inputs")
+        let parameters = try Arguments.indices(parameters, parameterCount, "parameters")
         // addNode infers the new node's shape before it changes anything.
-        let index = try handle.network.addNode(name: Arguments.string(name, "name"), op: Arguments.op(op, attributeList),
-                                               inputs: Arguments.indices(inputs, inputCount, "inputs"),
-                                               parameters: Arguments.indices(parameters, parameterCount, "parameters"))
+        let index = try handle.change { try $0.addNode(name: name, op: op, inputs: inputs, parameters: parameters) }
         try Arguments.output(value, "value").pointee = Int64(index)
     }
 }
 
 @_cdecl("kcp_network_add_output")
 public func kcp_network_add_output(_ network: OpaquePointer?, _ value: Int64) -> Int32 {
-    boundary { try NetworkHandle.from(network).network.addOutput(Int(value)) }
+    boundary { try NetworkHandle.from(network).change { try $0.addOutput(Int(value)) } }
+}
+
+@_cdecl("kcp_network_truncate")
+public func kcp_network_truncate(_ network: OpaquePointer?, _ values: Int64, _ parameters: Int64, _ outputs: Int64) -> Int32 {
+    boundary {
+        try NetworkHandle.from(network).change {
+            try $0.truncate(values: Int(values), parameters: Int(parameters), outputs: Int(outputs))
+        }
+    }
 }
 
 @_cdecl("kcp_network_value_shape")
@@ -70,8 +80,7 @@ public func kcp_network_value_shape(_ network: OpaquePointer?, _ value: Int64, _
                                     _ shape: UnsafeMutablePointer<Int64>?, _ ndim: UnsafeMutablePointer<Int32>?) -> Int32
 {
     boundary {
-        let handle = try NetworkHandle.from(network)
-        let shapes = handle.network.shapes(batch: batch > 0 ? Int(batch) : nil)
+        let shapes = try NetworkHandle.network(network).shapes(batch: batch > 0 ? Int(batch) : nil)
         try require(shapes.indices.contains(Int(value)), "value", "no value \(value)")
         let found = shapes[Int(value)]
         try Arguments.output(shape, "shape").store(found) { Int64($0) }
@@ -84,9 +93,9 @@ public func kcp_network_parameter_shape(_ network: OpaquePointer?, _ parameter: 
                                         _ shape: UnsafeMutablePointer<Int64>?, _ ndim: UnsafeMutablePointer<Int32>?) -> Int32
 {
     boundary {
-        let handle = try NetworkHandle.from(network)
-        try require(handle.network.parameters.indices.contains(Int(parameter)), "parameter", "no parameter \(parameter)")
-        let found = handle.network.parameters[Int(parameter)].tensor.shape
+        let parameters = try NetworkHandle.network(network).parameters
+        try require(parameters.indices.contains(Int(parameter)), "parameter", "no parameter \(parameter)")
+        let found = parameters[Int(parameter)].tensor.shape
         try Arguments.output(shape, "shape").store(found) { Int64($0) }
         try Arguments.output(ndim, "ndim").pointee = Int32(found.count)
     }
@@ -97,9 +106,9 @@ public func kcp_network_parameter_read(_ network: OpaquePointer?, _ parameter: I
                                        _ out: UnsafeMutablePointer<Float>?, _ count: Int64) -> Int32
 {
     boundary {
-        let handle = try NetworkHandle.from(network)
-        try require(handle.network.parameters.indices.contains(Int(parameter)), "parameter", "no parameter \(parameter)")
-        let data = handle.network.parameters[Int(parameter)].tensor.data
+        let parameters = try NetworkHandle.network(network).parameters
+        try require(parameters.indices.contains(Int(parameter)), "parameter", "no parameter \(parameter)")
+        let data = parameters[Int(parameter)].tensor.data
         try require(Int(count) == data.count, "out", "has \(count) elements, the parameter \(data.count)")
         try Arguments.output(out, "out").update(from: data, count: data.count)
     }
@@ -113,78 +122,56 @@ public func kcp_network_parameter_write(_ network: OpaquePointer?, _ parameter: 
         let handle = try NetworkHandle.from(network)
         let values = try Arguments.buffer(data, Int(max(count, 0)), "data")
         try require(values.allSatisfy(\.isFinite), "data", "parameter values must be finite")
-        try handle.network.setParameter(Int(parameter), data: Array(values))
+        let data = Array(values)
+        try handle.change { try $0.setParameter(Int(parameter), data: data) }
     }
 }
 
 @_cdecl("kcp_network_forward")
-public func kcp_network_forward(_ network: OpaquePointer?, _ inputs: UnsafePointer<UnsafePointer<Float>?>?,
-                                _ batch: Int64, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>?>?,
-                                _ nodeSeconds: UnsafeMutablePointer<Double>?) -> Int32
+public func kcp_network_forward(_ network: OpaquePointer?, _ inputs: UnsafeRawPointer?, _ batch: Int64,
+                                _ outputs: UnsafeRawPointer?, _ nodeSeconds: UnsafeMutablePointer<Double>?,
+                                _ nodeCount: Int64) -> Int32
 {
     boundary {
-        let net = try NetworkHandle.from(network).network
-        let results = try net.forward(try inputTensors(net, inputs, batch), nodeSeconds: nodeSeconds)
-        try store(results, outputs, "outputs")
+        let net = try NetworkHandle.network(network)
+        let destinations = try SizedArrays(outputs, "outputs")
+        try destinations.expect(net.outputs.count)
+        try require(nodeSeconds == nil || nodeCount == Int64(net.nodes.count), "node_seconds",
+                    "has \(nodeCount) entries, the network \(net.nodes.count) nodes")
+        try destinations.store(try net.forward(try inputTensors(net, inputs, batch), nodeSeconds: nodeSeconds))
     }
 }
 
 @_cdecl("kcp_network_gradients")
-public func kcp_network_gradients(_ network: OpaquePointer?, _ inputs: UnsafePointer<UnsafePointer<Float>?>?,
-                                  _ batch: Int64, _ training: Int32,
-                                  _ outputGradients: UnsafePointer<UnsafePointer<Float>?>?,
-                                  _ outputs: UnsafePointer<UnsafeMutablePointer<Float>?>?,
-                                  _ parameterGradients: UnsafePointer<UnsafeMutablePointer<Float>?>?) -> Int32
+public func kcp_network_gradients(_ network: OpaquePointer?, _ inputs: UnsafeRawPointer?, _ batch: Int64,
+                                  _ training: Int32, _ outputGradients: UnsafeRawPointer?, _ outputs: UnsafeRawPointer?,
+                                  _ parameterGradients: UnsafeRawPointer?) -> Int32
 {
     boundary {
-        let net = try NetworkHandle.from(network).network
+        let net = try NetworkHandle.network(network)
+        let outputArrays = try SizedArrays(outputs, "outputs"), gradientArrays = try SizedArrays(parameterGradients, "parameter_gradients")
+        try outputArrays.expect(net.outputs.count)
+        try gradientArrays.expect(net.parameters.count)
         let pass = try net.trainingForward(try inputTensors(net, inputs, batch), training: training != 0)
         let results = pass.outputs(of: net)
-        let gradientPointers = try Arguments.buffer(outputGradients, results.count, "output_gradients")
-        let seeds = try results.enumerated().map { position, result in
-            Tensor(shape: result.shape,
-                   data: Array(try Arguments.buffer(gradientPointers[position], result.count, "output_gradients")))
-        }
-        try store(results, outputs, "outputs")
-        try store(try net.backward(pass, outputGradients: seeds), parameterGradients, "parameter_gradients")
-    }
-}
-
-/// The network's inputs for batch size `batch`, copied from the caller's arrays.
-func inputTensors(_ net: Network, _ inputs: UnsafePointer<UnsafePointer<Float>?>?, _ batch: Int64) throws
-    -> [Tensor]
-{
-    try require(batch >= 1, "batch", "must be positive, got \(batch)")
-    let shapes = try net.inferShapes(batch: Int(batch))
-    let pointers = try Arguments.buffer(inputs, net.inputs.count, "inputs")
-    return try net.inputs.enumerated().map { position, input in
-        let shape = shapes[input.value]
-        return Tensor(shape: shape, data: Array(try Arguments.buffer(pointers[position], shape.reduce(1, *), "inputs")))
-    }
-}
-
-/// Copies each tensor to the caller's array at the same position.
-private func store(_ tensors: [Tensor], _ destinations: UnsafePointer<UnsafeMutablePointer<Float>?>?, _ name: String)
-    throws
-{
-    let pointers = try Arguments.buffer(destinations, tensors.count, name)
-    for (position, tensor) in tensors.enumerated() {
-        guard let destination = pointers[position] else {
-            throw KCPError.invalidArgument(argument: name, reason: "entry \(position) is NULL")
-        }
-        destination.update(from: tensor.data, count: tensor.count)
+        let seeds = try SizedArrays(outputGradients, "output_gradients").tensors(results.map(\.shape))
+        try outputArrays.store(results)
+        try gradientArrays.store(try net.backward(pass, outputGradients: seeds))
     }
 }
 
 @_cdecl("kcp_network_cost")
-public func kcp_network_cost(_ network: OpaquePointer?, _ nodeMACs: UnsafeMutablePointer<Int64>?,
+public func kcp_network_cost(_ network: OpaquePointer?, _ nodeMACs: UnsafeMutablePointer<Int64>?, _ nodeCount: Int64,
                              _ total: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
-        let net = try NetworkHandle.from(network).network
-        let cost = try net.cost()
-        if let nodeMACs { nodeMACs.store(net.nodeMACs(shapes: net.declaredShapes)) { Int64($0) } }
-        try Arguments.output(total, "total").store([cost.macs, cost.parameters]) { Int64($0) }
+        let net = try NetworkHandle.network(network)
+        let cost = try net.cost(), totals = try Arguments.output(total, "total")
+        if let nodeMACs {
+            try require(nodeCount == Int64(net.nodes.count), "node_macs", "has \(nodeCount) entries, the network \(net.nodes.count) nodes")
+            nodeMACs.store(try net.nodeMACs(shapes: net.declaredShapes)) { Int64($0) }
+        }
+        totals.store([cost.macs, cost.parameters]) { Int64($0) }
     }
 }
 
@@ -193,7 +180,7 @@ public func kcp_network_node_op(_ network: OpaquePointer?, _ node: Int64, _ op: 
                                 _ attributes: UnsafeMutablePointer<Double>?, _ count: UnsafeMutablePointer<Int32>?) -> Int32
 {
     boundary {
-        let nodes = try NetworkHandle.from(network).network.nodes
+        let nodes = try NetworkHandle.network(network).nodes
         try require(nodes.indices.contains(Int(node)), "node", "no node \(node)")
         let (code, values) = Arguments.encode(nodes[Int(node)].op)
         try Arguments.output(op, "op").pointee = code

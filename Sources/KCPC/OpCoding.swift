@@ -97,7 +97,8 @@ extension Arguments {
         func integer(_ i: Int) throws -> Int {
             let value = attributes[i]
             guard value.isFinite, value == value.rounded(), abs(value) < 1e15 else {
-                throw KCPError.invalidArgument(argument: "attributes", reason: "\(opCode.name) attribute \(i) must be an integer, got \(value)")
+                throw KCPError.invalidArgument(argument: "attributes",
+                                               reason: "\(opCode.name) attribute \(opCode.attributes?[i] ?? "\(i)") must be an integer below 1e15, got \(value)")
             }
             return Int(value)
         }

@@ -6,22 +6,32 @@ import KCP
 @_cdecl("kcp_network_spaces")
 public func kcp_network_spaces(_ network: OpaquePointer?, _ counts: UnsafeMutablePointer<Int64>?) -> Int32 {
     boundary {
-        let found = try NetworkHandle.from(network).spaces
+        let found = try NetworkHandle.from(network).snapshotWithSpaces.spaces
         let channels = found.classOf.reduce(0) { $0 + $1.count }
         try Arguments.output(counts, "counts").store([found.classCount, found.spaces.count, channels]) { Int64($0) }
     }
 }
 
 @_cdecl("kcp_network_space_data")
-public func kcp_network_space_data(_ network: OpaquePointer?, _ classOf: UnsafeMutablePointer<Int64>?,
-                                   _ spaceOf: UnsafeMutablePointer<Int64>?, _ frozen: UnsafeMutablePointer<UInt8>?) -> Int32
+public func kcp_network_space_data(_ network: OpaquePointer?, _ classOf: UnsafeMutablePointer<Int64>?, _ channels: Int64,
+                                   _ spaceOf: UnsafeMutablePointer<Int64>?, _ frozen: UnsafeMutablePointer<UInt8>?,
+                                   _ classes: Int64) -> Int32
 {
     boundary {
-        let found = try NetworkHandle.from(network).spaces
+        let found = try NetworkHandle.from(network).snapshotWithSpaces.spaces
+        try expectSize(channels, found.classOf.reduce(0) { $0 + $1.count }, "class_of", "channels")
+        try expectSize(classes, found.classCount, "space_of", "channel classes")
         try Arguments.output(classOf, "class_of").store(found.classOf.joined()) { Int64($0) }
         try Arguments.output(spaceOf, "space_of").store(found.spaceOf) { Int64($0) }
         try Arguments.output(frozen, "frozen").store(found.frozen) { $0 ? 1 : 0 }
     }
+}
+
+/// Fails unless an array of `size` entries holds the network's `expected` ones: a network changed
+/// since the array was sized (by another thread or a callback) is refused, never written past.
+private func expectSize(_ size: Int64, _ expected: Int, _ name: String, _ what: String) throws {
+    try require(size == Int64(expected), name,
+                "has \(size) entries, the network has \(expected) \(what) (it changed since the array was sized)")
 }
 
 @_cdecl("kcp_network_space_reasons")
@@ -29,7 +39,7 @@ public func kcp_network_space_reasons(_ network: OpaquePointer?, _ space: Int64,
                                       _ capacity: Int64, _ length: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
-        let found = try NetworkHandle.from(network).spaces
+        let found = try NetworkHandle.from(network).snapshotWithSpaces.spaces
         try require(found.spaces.indices.contains(Int(space)), "space", "no space \(space)")
         try Arguments.text(found.spaces[Int(space)].frozenReasons.joined(separator: "\n"), buffer, capacity, length)
     }
@@ -42,11 +52,10 @@ public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ a
                              _ overrideCount: Int32, _ weights: UnsafePointer<UnsafePointer<Float>?>?,
                              _ weightCount: Int64,
                              _ keep: UnsafeMutablePointer<UInt8>?, _ scores: UnsafeMutablePointer<Double>?,
-                             _ ratio: UnsafeMutablePointer<Double>?, _ costs: UnsafeMutablePointer<Int64>?) -> Int32
+                             _ classes: Int64, _ ratio: UnsafeMutablePointer<Double>?, _ costs: UnsafeMutablePointer<Int64>?) -> Int32
 {
     boundary {
-        let handle = try NetworkHandle.from(network)
-        let net = handle.network
+        let (net, found) = try NetworkHandle.from(network).snapshotWithSpaces
         let kind: PruningTarget.Amount
         switch amountKind {
         case 0: kind = .ratio(amount)
@@ -60,7 +69,8 @@ public func kcp_network_plan(_ network: OpaquePointer?, _ amountKind: Int32, _ a
             criterion: try Arguments.criterion(criterion, center: center, seed: seed), roundTo: Int(roundTo), seed: seed,
             overrides: Dictionary(zip(spaces, ratios)) { _, last in last })
         let plan = try NetworkPlan(network: net, target: target, weights: try borrowed(weights, weightCount, of: net),
-                                  spaces: handle.spaces)
+                                  spaces: found)
+        try expectSize(classes, plan.keep.count, "keep", "channel classes")
         try Arguments.output(keep, "keep").store(plan.keep) { $0 ? 1 : 0 }
         try Arguments.output(scores, "scores").store(plan.scores) { $0 }
         try Arguments.output(ratio, "ratio").pointee = plan.ratio
@@ -91,8 +101,7 @@ public func kcp_network_prune(_ network: OpaquePointer?, _ keep: UnsafePointer<U
                               _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
 {
     boundary {
-        let handle = try NetworkHandle.from(network)
-        let (net, found) = (handle.network, handle.spaces)
+        let (net, found) = try NetworkHandle.from(network).snapshotWithSpaces
         let keepClasses = try Array(Arguments.buffer(keep, Int(max(count, 0)), "keep")).map { $0 != 0 }
         let pruned: Network
         switch mode {
@@ -106,17 +115,16 @@ public func kcp_network_prune(_ network: OpaquePointer?, _ keep: UnsafePointer<U
 
 @_cdecl("kcp_network_compensate")
 public func kcp_network_compensate(_ network: OpaquePointer?, _ keep: UnsafePointer<UInt8>?, _ count: Int64,
-                                   _ inputs: UnsafePointer<UnsafePointer<Float>?>?, _ batch: Int64, _ ridge: Double,
+                                   _ inputs: UnsafeRawPointer?, _ batch: Int64, _ ridge: Double,
                                    _ chunk: Int64, _ progress: ProgressCallback?, _ context: UnsafeMutableRawPointer?,
                                    _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
 {
     boundary {
-        let handle = try NetworkHandle.from(network)
-        let net = handle.network
+        let (net, found) = try NetworkHandle.from(network).snapshotWithSpaces
         let keepClasses = try Array(Arguments.buffer(keep, Int(max(count, 0)), "keep")).map { $0 != 0 }
         let result = try Arguments.output(out, "out"), report = throttled(progress, context)
-        let compensated = try net.compensated(handle.spaces, keepClasses: keepClasses,
-                                              calibration: try inputTensors(net, inputs, batch), ridge: ridge,
+        let compensated = try net.compensated(found, keepClasses: keepClasses,
+                                              calibration: try inputTensors(net, inputs, batch, "calibration"), ridge: ridge,
                                               chunk: Int(chunk)) { report($0, $1, .nan) }
         result.pointee = compensated.map(NetworkHandle.retained)
     }

@@ -297,12 +297,12 @@ struct CABITests {
         #expect(kcp_network_add_output(network, b) == 0)
         var counts = [Int64](repeating: 0, count: 3)
         #expect(kcp_network_spaces(network, &counts) == 0)
-        func plan(_ weights: [UnsafePointer<Float>?]?, count: Int64) -> (status: Int32, keep: [UInt8]) {
-            let classes = Int(counts[0])
+        func plan(_ weights: [UnsafePointer<Float>?]?, count: Int64, classes: Int? = nil) -> (status: Int32, keep: [UInt8]) {
+            let classes = classes ?? Int(counts[0])
             var keep = [UInt8](repeating: 9, count: classes), scores = [Double](repeating: 0, count: classes)
             var ratio = 0.0, costs = [Int64](repeating: 0, count: 4)
             let status = kcp_network_plan(network, 0, 0.5, 0, 0.9, kcpCriterion.kcp, kcpCenter.mean, 1, 0, nil, nil, 0,
-                                          weights, count, &keep, &scores, &ratio, &costs)
+                                          weights, count, &keep, &scores, Int64(classes), &ratio, &costs)
             return (status, keep)
         }
         let lent: [Float] = [0, 9, -9, 0, 0, 9, -9, 0]  // keeps input channels 1 and 2 of b, the own weights 0 and 3
@@ -311,6 +311,8 @@ struct CABITests {
         #expect(kcp_network_parameter_write(network, pb, lent, 8) == 0)
         #expect(plan(nil, count: 0).keep == borrowed.keep)
         expectInvalid("weight_count", plan([nil], count: 1).status)
+        // Arrays sized for another network (one changed since) are refused before they are written.
+        expectInvalid("keep", plan(nil, count: 0, classes: Int(counts[0]) - 1).status)
     }
 
     @Test("the message is per thread")

@@ -198,7 +198,7 @@ struct NetworkGraphTests {
 
         let shapes = try net.inferShapes()
         #expect(shapes[c1] == [1, 6, 5, 8] && shapes[dw] == [1, 12, 5, 8])
-        let macs = net.nodeMACs(shapes: shapes)
+        let macs = try net.nodeMACs(shapes: shapes)
         #expect(macs == [6 * 2 * 3 * 2 * 5 * 8, 0, 0, 12 * 1 * 3 * 3 * 5 * 8, 0, 0, 7 * 12])
         // The formula O * (I/g) * kh * kw * Hout * Wout, and O * I, from the shapes.
         for (node, count) in zip(net.nodes, macs) {
@@ -212,7 +212,7 @@ struct NetworkGraphTests {
             }
         }
         // Batch size does not change per-sample MACs.
-        #expect(net.nodeMACs(shapes: try net.inferShapes(batch: 5)) == macs)
+        #expect(try net.nodeMACs(shapes: try net.inferShapes(batch: 5)) == macs)
         // Parameters: conv 72 + 6, batchnorm gamma and beta only (12), depthwise 108, linear 84 + 7.
         #expect(try net.cost() == Cost(macs: macs.reduce(0, +), parameters: 78 + 12 + 108 + 91))
         #expect(net.learnableParameters == Set([w1, b1, 2, 3, w2, wl, bl]))

@@ -77,7 +77,10 @@ def finite(value, name):
     """A finite real number, as a float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"{name}: must be a finite number, got {value}") from None
     if not math.isfinite(value):
         raise ValueError(f"{name}: must be a finite number, got {value}")
     return value
@@ -92,6 +95,7 @@ def non_negative(value, name):
 
 
 INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
 
 def array(value, name):
@@ -122,3 +126,16 @@ def keep_mask(keep, length, name):
     mask = np.zeros(length, dtype=bool)
     mask[indices] = True
     return mask
+
+
+def attributes(op, values, names):
+    """An op's attributes as floats (``names`` from the op table, None for a
+    variable list), refusing numbers no float holds."""
+    result = []
+    for i, value in enumerate(values):
+        try:
+            result.append(float(value))
+        except OverflowError:
+            name = names[i] if names is not None and i < len(names) else str(i)
+            raise ValueError(f"attributes: {op} attribute {name} is out of range, got {value}") from None
+    return result

@@ -27,9 +27,13 @@ PyArrayObject *read_float32(PyObject *obj, const char *name);
 typedef struct {
     PyArrayObject **arrays;
     float **data;
+    int64_t *sizes;
     Py_ssize_t count;
 } array_list;
 int read_arrays(PyObject *sequence, int writeable, array_list *list, const char *name);
+/* The list as the engine's kcp_arrays / kcp_mutable_arrays (pointers with their sizes). */
+kcp_arrays input_view(const array_list *list);
+kcp_mutable_arrays output_view(const array_list *list);
 void release_arrays(array_list *list);
 
 /* A kcp_progress callback into Python: it takes the GIL, checks for signals
@@ -68,6 +72,7 @@ PyObject *network_add_input(PyObject *self, PyObject *args);
 PyObject *network_add_parameter(PyObject *self, PyObject *args);
 PyObject *network_add_node(PyObject *self, PyObject *args);
 PyObject *network_add_output(PyObject *self, PyObject *args);
+PyObject *network_truncate(PyObject *self, PyObject *args);
 PyObject *network_node_op(PyObject *self, PyObject *args);
 PyObject *network_value_shape(PyObject *self, PyObject *args);
 PyObject *network_parameter_read(PyObject *self, PyObject *args);
@@ -87,6 +92,7 @@ PyObject *network_compensate(PyObject *self, PyObject *args);
     {"network_add_node", network_add_node, METH_VARARGS, \
      "network_add_node(h, name, op, attributes, inputs, parameters) -> value."}, \
     {"network_add_output", network_add_output, METH_VARARGS, "network_add_output(h, value)."}, \
+    {"network_truncate", network_truncate, METH_VARARGS, "network_truncate(h, values, parameters, outputs)."}, \
     {"network_node_op", network_node_op, METH_VARARGS, "network_node_op(h, node) -> (op, attributes)."}, \
     {"network_value_shape", network_value_shape, METH_VARARGS, "network_value_shape(h, value, batch) -> tuple."}, \
     {"network_parameter_read", network_parameter_read, METH_VARARGS, "network_parameter_read(h, index) -> array."}, \
@@ -100,7 +106,7 @@ PyObject *network_compensate(PyObject *self, PyObject *args);
     {"network_prune", network_prune, METH_VARARGS, "network_prune(h, keep, mode) -> handle."}, \
     {"network_compensate", network_compensate, METH_VARARGS, \
      "network_compensate(h, keep, inputs, batch, ridge, chunk, callback) -> handle."}, \
-    {"finetune_create", finetune_create, METH_VARARGS, "finetune_create(network, settings, inputs, targets, ...)."}, \
+    {"finetune_create", finetune_create, METH_VARARGS, "finetune_create(network, settings dict, inputs, targets, ...)."}, \
     {"finetune_run_epoch", finetune_run_epoch, METH_VARARGS, "finetune_run_epoch(h, callback) -> record or None."}, \
     {"finetune_network", finetune_network, METH_VARARGS, "finetune_network(h, mode) -> network handle."}, \
     {"finetune_history", finetune_history, METH_VARARGS, "finetune_history(h) -> [epochs, 5] records."}, \

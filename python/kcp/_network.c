@@ -33,7 +33,14 @@ static int read_indices(PyObject *sequence, int64_t *out, Py_ssize_t capacity, P
     }
     for (Py_ssize_t i = 0; i < *count; i++) {
         out[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
-        if (out[i] == -1 && PyErr_Occurred()) { Py_DECREF(fast); return 0; }
+        if (out[i] == -1 && PyErr_Occurred()) {
+            if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "%s: entry %zd is out of the int64 range", name, i);
+            }
+            Py_DECREF(fast);
+            return 0;
+        }
     }
     Py_DECREF(fast);
     return 1;
@@ -120,6 +127,18 @@ PyObject *network_add_output(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyObject *network_truncate(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    long long values, parameters, outputs;
+    if (!PyArg_ParseTuple(args, "OLLL:network_truncate", &capsule, &values, &parameters, &outputs)) return NULL;
+    kcp_network *network = unwrap_network(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kcp_network_truncate(network, values, parameters, outputs);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    Py_RETURN_NONE;
+}
+
 PyObject *network_node_op(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *capsule;
@@ -191,7 +210,8 @@ int read_arrays(PyObject *sequence, int writeable, array_list *list, const char 
     if (count < 0) return 0;
     list->arrays = PyMem_Calloc(count + 1, sizeof(PyArrayObject *));
     list->data = PyMem_Calloc(count + 1, sizeof(float *));
-    if (list->arrays == NULL || list->data == NULL) {
+    list->sizes = PyMem_Calloc(count + 1, sizeof(int64_t));
+    if (list->arrays == NULL || list->data == NULL || list->sizes == NULL) {
         PyErr_NoMemory();
         return 0;
     }
@@ -213,14 +233,24 @@ int read_arrays(PyObject *sequence, int writeable, array_list *list, const char 
             if (list->arrays[i] == NULL) return 0;
         }
         list->data[i] = PyArray_DATA(list->arrays[i]);
+        list->sizes[i] = PyArray_SIZE(list->arrays[i]);
     }
     return 1;
+}
+
+kcp_arrays input_view(const array_list *list) {
+    return (kcp_arrays){(const float *const *)list->data, list->sizes, list->count};
+}
+
+kcp_mutable_arrays output_view(const array_list *list) {
+    return (kcp_mutable_arrays){list->data, list->sizes, list->count};
 }
 
 void release_arrays(array_list *list) {
     for (Py_ssize_t i = 0; list->arrays != NULL && i < list->count; i++) Py_XDECREF(list->arrays[i]);
     PyMem_Free(list->arrays);
     PyMem_Free(list->data);
+    PyMem_Free(list->sizes);
 }
 
 PyObject *network_forward(PyObject *self, PyObject *args) {
@@ -242,9 +272,11 @@ PyObject *network_forward(PyObject *self, PyObject *args) {
             goto done;
         }
     }
+    kcp_arrays in = input_view(&inputs);
+    kcp_mutable_arrays out = output_view(&outputs);
     Py_BEGIN_ALLOW_THREADS
-    status = kcp_network_forward(network, (const float *const *)inputs.data, batch, outputs.data,
-                                 seconds ? PyArray_DATA(seconds) : NULL);
+    status = kcp_network_forward(network, &in, batch, &out, seconds ? PyArray_DATA(seconds) : NULL,
+                                 seconds ? PyArray_SIZE(seconds) : 0);
     Py_END_ALLOW_THREADS
     if (status != KCP_OK) { raise_status(status); goto done; }
     result = Py_NewRef(Py_None);
@@ -269,9 +301,10 @@ PyObject *network_gradients(PyObject *self, PyObject *args) {
     if (!read_arrays(inputs_obj, 0, &inputs, "inputs") || !read_arrays(seeds_obj, 0, &seeds, "output_gradients") ||
         !read_arrays(outputs_obj, 1, &outputs, "outputs") || !read_arrays(gradients_obj, 1, &gradients, "gradients"))
         goto done;
+    kcp_arrays in = input_view(&inputs), seed_view = input_view(&seeds);
+    kcp_mutable_arrays out = output_view(&outputs), gradient_view = output_view(&gradients);
     Py_BEGIN_ALLOW_THREADS
-    status = kcp_network_gradients(network, (const float *const *)inputs.data, batch, training,
-                                   (const float *const *)seeds.data, outputs.data, gradients.data);
+    status = kcp_network_gradients(network, &in, batch, training, &seed_view, &out, &gradient_view);
     Py_END_ALLOW_THREADS
     if (status != KCP_OK) { raise_status(status); goto done; }
     result = Py_NewRef(Py_None);
@@ -294,7 +327,7 @@ PyObject *network_cost(PyObject *self, PyObject *args) {
     npy_intp count = nodes;
     PyArrayObject *macs = (PyArrayObject *)PyArray_SimpleNew(1, &count, NPY_INT64);
     if (macs == NULL) return NULL;
-    kcp_status status = kcp_network_cost(network, PyArray_DATA(macs), total);
+    kcp_status status = kcp_network_cost(network, PyArray_DATA(macs), count, total);
     if (status != KCP_OK) { raise_status(status); Py_DECREF(macs); return NULL; }
     return Py_BuildValue("(NLL)", macs, (long long)total[0], (long long)total[1]);
 }

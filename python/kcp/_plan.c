@@ -22,7 +22,8 @@ PyObject *network_spaces(PyObject *self, PyObject *args) {
     frozen = (PyArrayObject *)PyArray_SimpleNew(1, &classes, NPY_BOOL);
     reasons = PyList_New(counts[1]);
     if (class_of == NULL || space_of == NULL || frozen == NULL || reasons == NULL) goto done;
-    status = kcp_network_space_data(network, PyArray_DATA(class_of), PyArray_DATA(space_of), PyArray_DATA(frozen));
+    status = kcp_network_space_data(network, PyArray_DATA(class_of), channels, PyArray_DATA(space_of),
+                                    PyArray_DATA(frozen), classes);
     if (status != KCP_OK) { raise_status(status); goto done; }
     for (int64_t space = 0; space < counts[1]; space++) {
         int64_t length = 0;
@@ -151,7 +152,7 @@ PyObject *network_plan(PyObject *self, PyObject *args) {
     status = kcp_network_plan(network, kind, amount, global, max_ratio, criterion, center, round_to, seed,
                               PyArray_DATA(override_spaces), PyArray_DATA(override_ratios),
                               (int32_t)PyArray_SIZE(override_spaces), weights, parameters, PyArray_DATA(keep),
-                              PyArray_DATA(scores), &ratio, costs);
+                              PyArray_DATA(scores), classes, &ratio, costs);
     Py_END_ALLOW_THREADS
     if (status != KCP_OK) { raise_status(status); goto done; }
     result = Py_BuildValue("(OOd(LLLL))", keep, scores, ratio, (long long)costs[0], (long long)costs[1],
@@ -203,9 +204,9 @@ PyObject *network_compensate(PyObject *self, PyObject *args) {
     PyArrayObject *keep = (PyArrayObject *)PyArray_FROM_OTF(keep_obj, NPY_BOOL, NPY_ARRAY_IN_ARRAY);
     if (keep == NULL) return NULL;
     if (!read_arrays(inputs_obj, 0, &inputs, "calibration")) goto done;
+    kcp_arrays in = input_view(&inputs);
     Py_BEGIN_ALLOW_THREADS
-    status = kcp_network_compensate(network, PyArray_DATA(keep), PyArray_SIZE(keep), (const float *const *)inputs.data,
-                                    batch, ridge, chunk, progress_trampoline, &progress, &compensated);
+    status = kcp_network_compensate(network, PyArray_DATA(keep), PyArray_SIZE(keep), &in, batch, ridge, chunk, progress_trampoline, &progress, &compensated);
     Py_END_ALLOW_THREADS
     /* The engine stops (and returns no network) only when the callback asks it to, after an exception. */
     if (progress.raised) goto done;

@@ -105,7 +105,8 @@ def _prune(args):
     print(f"{'':<11} {'before':>14} {'after':>14} {'change':>8}")
     for label, before, after in (("MACs", chosen.macs_before, chosen.macs_after),
                                  ("parameters", chosen.params_before, chosen.params_after)):
-        print(f"{label:<11} {before:>14,} {after:>14,} {after / before - 1:>+8.1%}")
+        change = f"{after / before - 1:>+8.1%}" if before else f"{'-':>8}"  # a model may have no MACs
+        print(f"{label:<11} {before:>14,} {after:>14,} {change}")
     compensated = f", compensated on {len(calibration[0])} samples" if args.calibration else ""
     print(f"wrote {args.output} ({args.mode}, {args.criterion}, ratio {chosen.ratio:.3f}{compensated})"
           + (f" and {args.plan}" if args.plan else ""))

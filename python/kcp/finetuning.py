@@ -60,19 +60,38 @@ class PruneSchedule:
             object.__setattr__(self, "global_", None)
 
     def settings(self):
-        """The pruning entries of the engine's settings array."""
+        """The pruning fields of the engine's settings (``kcp_finetune_settings``)."""
         if (self.ratio is None) == (self.macs_reduction is None):
             raise ValueError("prune: give exactly one of ratio and macs_reduction")
         amount = (_arguments.ratio(self.ratio) if self.ratio is not None
                   else _arguments.macs_reduction(self.macs_reduction))
-        return [_arguments.choice(self.mode, "mode", PRUNE_MODES), 0 if self.ratio is not None else 1, amount,
-                float(bool(self.global_pruning)), _arguments.max_ratio(self.max_ratio), _arguments.choice(self.criterion, "criterion", CRITERIA),
-                _arguments.choice(self.center, "center", CENTERS), _arguments.integer(self.round_to, "round_to", 1),
-                _arguments.integer(self.every, "every", 1), _arguments.integer(self.ramp_epochs, "ramp_epochs", 0)]
+        return dict(prune=_arguments.choice(self.mode, "mode", PRUNE_MODES), prune_amount_kind=int(self.ratio is None),
+                    prune_amount=amount, prune_global=int(bool(self.global_pruning)),
+                    prune_max_ratio=_arguments.max_ratio(self.max_ratio),
+                    prune_criterion=_arguments.choice(self.criterion, "criterion", CRITERIA),
+                    prune_center=_arguments.choice(self.center, "center", CENTERS),
+                    prune_round_to=_arguments.integer(self.round_to, "round_to", 1, _arguments.INT32_MAX),
+                    prune_every=_arguments.integer(self.every, "every", 1, _arguments.INT64_MAX),
+                    prune_ramp_epochs=_arguments.integer(self.ramp_epochs, "ramp_epochs", 0, _arguments.INT64_MAX))
+
+
+_NO_PRUNING = dict(prune=0, prune_amount_kind=0, prune_amount=0.0, prune_global=0, prune_max_ratio=0.0,
+                   prune_criterion=0, prune_center=0, prune_round_to=1, prune_every=1, prune_ramp_epochs=0)
+
+
+def _real_array(value, name):
+    """``value`` as a float32 array, refusing what float32 cannot hold (complex, objects, strings)."""
+    array = _arguments.array(value, name)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
+        raise TypeError(f"{name}: must hold real numbers, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def _split(net, data, name):
-    """``(inputs, targets, mask)`` float32/bool arrays from ``(inputs..., targets[, mask])``."""
+    """``(inputs, targets, mask)`` float32/bool arrays from ``(inputs..., targets[, mask])``:
+    training and validation data alike. Target values (finite, labels integer
+    classes of the output or ``ignore_label``) are checked by the engine, for
+    both, in one place."""
     if data is None:
         return None, None, None
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
@@ -80,8 +99,10 @@ def _split(net, data, name):
     inputs = data[0] if isinstance(data[0], (tuple, list)) else [data[0]]
     if len(inputs) != len(net.inputs):
         raise ValueError(f"{name}: the network has {len(net.inputs)} inputs, got {len(inputs)} arrays")
-    inputs = [np.ascontiguousarray(x, dtype=np.float32) for x in inputs]
-    targets = np.ascontiguousarray(data[1], dtype=np.float32)
+    inputs = [_real_array(x, name) for x in inputs]
+    targets = _real_array(data[1], f"{name} targets")
+    if targets.ndim == 0:
+        raise ValueError(f"{name} targets: need one entry per sample, got a scalar")
     for x, value in zip(inputs, net.inputs):
         if x.shape[1:] != value.shape[1:] or x.shape[0] != targets.shape[0]:
             raise ValueError(f"{name}: inputs must be [{targets.shape[0]}] + {list(value.shape[1:])}, got {list(x.shape)}")
@@ -119,21 +140,31 @@ class FineTune:
                  lr=0.05, momentum=0.9, nesterov=False, weight_decay=5e-4, betas=(0.9, 0.999), eps=1e-8,
                  schedule="cosine", step_every=1000, step_gamma=0.1, min_lr=0.0, warmup=0, prune=None, seed=0,
                  flip=False, shift=0):
-        settings = [
-            _arguments.integer(epochs, "epochs", 0), _arguments.integer(batch_size, "batch_size", 1),
-            _arguments.seed(seed) % 2**53, _arguments.choice(task, "task", TASKS),
-            -1 if ignore_label is None else _arguments.integer(ignore_label, "ignore_label", 0),
-            _arguments.choice(optimizer, "optimizer", OPTIMIZERS), float(momentum), float(bool(nesterov)),
-            float(weight_decay), float(betas[0]), float(betas[1]), float(eps), float(lr),
-            _arguments.choice(schedule, "schedule", SCHEDULES), _arguments.integer(step_every, "step_every", 1),
-            float(step_gamma), float(min_lr), _arguments.integer(warmup, "warmup", 0),
-        ] + (prune.settings() if prune is not None else [0] * 10) + [float(bool(flip)), _arguments.integer(shift, "shift", 0)]
+        big = _arguments.INT64_MAX
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas: expected a pair, got {betas!r}")
+        settings = dict(
+            epochs=_arguments.integer(epochs, "epochs", 0, big),
+            batch_size=_arguments.integer(batch_size, "batch_size", 1, big), seed=_arguments.seed(seed),
+            task=_arguments.choice(task, "task", TASKS),
+            ignore_label=-1 if ignore_label is None else _arguments.integer(ignore_label, "ignore_label", 0,
+                                                                            _arguments.INT32_MAX),
+            optimizer=_arguments.choice(optimizer, "optimizer", OPTIMIZERS), momentum=_arguments.finite(momentum, "momentum"),
+            nesterov=int(bool(nesterov)), weight_decay=_arguments.finite(weight_decay, "weight_decay"),
+            beta1=_arguments.finite(betas[0], "betas"), beta2=_arguments.finite(betas[1], "betas"),
+            epsilon=_arguments.finite(eps, "eps"), learning_rate=_arguments.finite(lr, "lr"),
+            schedule=_arguments.choice(schedule, "schedule", SCHEDULES),
+            step_every=_arguments.integer(step_every, "step_every", 1, big),
+            step_gamma=_arguments.finite(step_gamma, "step_gamma"), minimum_rate=_arguments.finite(min_lr, "min_lr"),
+            warmup_steps=_arguments.integer(warmup, "warmup", 0, big),
+            **(prune.settings() if prune is not None else _NO_PRUNING),
+            flip=int(bool(flip)), shift=_arguments.integer(shift, "shift", 0, _arguments.INT32_MAX))
         inputs, targets, mask = _split(net, train, "train")
         val_inputs, val_targets, val_mask = _split(net, val, "val")
         self._net = net
         self._steps = -(-targets.shape[0] // batch_size)
         self.epochs = epochs
-        self._handle = _native.finetune_create(net._handle, np.array(settings, dtype=np.float64), inputs, targets, mask,
+        self._handle = _native.finetune_create(net._handle, settings, inputs, targets, mask,
                                                val_inputs, val_targets, val_mask)
 
     def run(self, *, progress=True, callback=None, checkpoint=None):
@@ -141,26 +172,29 @@ class FineTune:
         ``epoch``, ``loss``, ``metric``, ``macs``, ``lr``).
 
         ``callback(step, steps, loss)`` is called a few times per second at
-        most. ``progress`` shows a tqdm bar (terminal or notebook) when tqdm
-        is installed; a string labels it.
+        most; it may not use this run (that raises ValueError: in use).
+        ``progress`` shows a tqdm bar (terminal or notebook) when tqdm is
+        installed; a string labels it.
         ``checkpoint``: a path written (atomically) after every epoch.
         """
-        bar = _progress.bar(progress, "fine-tune", total=(self.epochs - len(self.history)) * self._steps, unit="step")
+        epochs = [len(self.history)]  # completed epochs: the callback may not ask the run, which is busy
+        bar = _progress.bar(progress, "fine-tune", total=(self.epochs - epochs[0]) * self._steps, unit="step")
         done = [0]
 
         def on_step(step, steps, loss):
             if bar is not None:
-                bar.update(len(self.history) * steps + step - done[0] - bar.initial)
-                done[0] = len(self.history) * steps + step - bar.initial
+                bar.update(epochs[0] * steps + step - done[0] - bar.initial)
+                done[0] = epochs[0] * steps + step - bar.initial
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             if callback is not None:
                 callback(step, steps, loss)
 
         try:
-            while len(self.history) < self.epochs:
+            while epochs[0] < self.epochs:
                 record = _native.finetune_run_epoch(self._handle, on_step)
                 if record is None:
                     break
+                epochs[0] = int(record[0])
                 if checkpoint is not None:
                     self.save(checkpoint)
                 if bar is not None:

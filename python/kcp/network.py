@@ -15,6 +15,8 @@ Weights start He-normal (biases zero, batchnorm the identity) from ``seed``;
 writes one in.
 """
 
+import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,7 +100,9 @@ class Network:
         self._inputs = []
         self._outputs = []
         self._values = []
-        self._names = set()
+        self._names = {}  # ordered, so a failed step can drop the names it took
+        self._lock = threading.RLock()
+        self._depth = 0
 
     # -- structure -------------------------------------------------------
 
@@ -125,7 +129,7 @@ class Network:
             name = f"{op}{len(self._layers)}"
         if not isinstance(name, str) or not name or name in self._names:
             raise ValueError(f"name: must be a new non-empty string, got {name!r}")
-        self._names.add(name)
+        self._names[name] = None
         return name
 
     def _value(self, value, name="x"):
@@ -157,7 +161,8 @@ class Network:
         name = name if reserved else self._name(name, op)
         indices = [self._value(v, f"inputs[{i}]") for i, v in enumerate(inputs)]
         params = [self._parameter_index[p] for p in parameters]
-        index = _native.network_add_node(self._handle, name, OPS[op], [float(a) for a in attributes], indices, params)
+        index = _native.network_add_node(self._handle, name, OPS[op], _arguments.attributes(op, attributes, ATTRIBUTES[op]),
+                                         indices, params)
         self._layers.append(Layer(name, op, tuple(attributes), tuple(v.name for v in inputs), tuple(parameters)))
         self._values.append(Value(self, index, name))
         return self._values[-1]
@@ -533,7 +538,7 @@ class Network:
 
     def _output_buffers(self, batch):
         return [np.empty(_native.network_value_shape(self._handle, 0, v.index, batch), np.float32)
-                for v in self._outputs]
+                for v in list(self._outputs)]
 
     def cost(self):
         """``(MACs per sample, learnable parameters)``."""
@@ -566,7 +571,8 @@ class Network:
         other._rng = np.random.default_rng(0)
         other._parameter_index = dict(self._parameter_index)
         other._layers = list(self._layers)
-        other._names = set(self._names)
+        other._names = dict(self._names)
+        other._lock, other._depth = threading.RLock(), 0
         other._values = [Value(other, v.index, v.name) for v in self._values]
         other._inputs = [other._values[v.index] for v in self._inputs]
         other._outputs = [other._values[v.index] for v in self._outputs]
@@ -577,3 +583,43 @@ class Network:
         from .onnx import export
 
         return export(self, path, opset=opset)
+
+
+def _step(method):
+    """``method`` as one step on its network: it holds the network's lock
+    (other threads' steps wait), and if it raises anything, KeyboardInterrupt
+    included, what it added is removed from the engine and from Python alike
+    before the exception goes on unchanged."""
+
+    @functools.wraps(method)
+    def step(self, *args, **kwargs):
+        with self._lock:
+            if self._depth:
+                return method(self, *args, **kwargs)
+            counts = (len(self._values), len(self._parameter_index), len(self._outputs), len(self._layers),
+                      len(self._inputs), len(self._names))
+            self._depth += 1
+            try:
+                return method(self, *args, **kwargs)
+            except BaseException:
+                values, parameters, outputs, layers, inputs, names = counts
+                _native.network_truncate(self._handle, values, parameters, outputs)
+                del self._values[values:], self._outputs[outputs:], self._layers[layers:], self._inputs[inputs:]
+                for name in list(self._parameter_index)[parameters:]:
+                    del self._parameter_index[name]
+                for name in list(self._names)[names:]:
+                    del self._names[name]
+                raise
+            finally:
+                self._depth -= 1
+
+    return step
+
+
+# Every public method is a step: builders are all-or-nothing, and uses see whole layers. Running the
+# network is not: calls from several threads run at once, on the outputs declared when they began
+# (the engine checks the arrays' sizes again, so an output added meanwhile is an error, not a write).
+_CONCURRENT = {"gradients"}
+for _name, _method in list(vars(Network).items()):
+    if callable(_method) and not _name.startswith("_") and _name not in _CONCURRENT:
+        setattr(Network, _name, _step(_method))

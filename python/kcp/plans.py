@@ -49,16 +49,17 @@ def _structure(net):
 
 def spaces(net: Network) -> list[Space]:
     """The channel spaces of ``net``, each a :class:`Space`."""
-    per_value, space_of, frozen, reasons = _structure(net)
-    members: list[list[int]] = [[] for _ in reasons]
-    for label, space in enumerate(space_of):
-        members[space].append(label)
-    values: list[list[str]] = [[] for _ in reasons]
-    for value, op, classes in zip(net._all_values(), net._value_ops(), per_value):
-        if len(classes) and op != "concat":
-            values[space_of[classes[0]]].append(value.name)
-    return [Space(index, tuple(values[index]), len(members[index]), int((~frozen[members[index]]).sum()),
-                  reason.replace("\n", "; ")) for index, reason in enumerate(reasons)]
+    with net._lock:  # one view of the network: builders in other threads wait
+        per_value, space_of, frozen, reasons = _structure(net)
+        members: list[list[int]] = [[] for _ in reasons]
+        for label, space in enumerate(space_of):
+            members[space].append(label)
+        values: list[list[str]] = [[] for _ in reasons]
+        for value, op, classes in zip(net._all_values(), net._value_ops(), per_value):
+            if len(classes) and op != "concat":
+                values[space_of[classes[0]]].append(value.name)
+        return [Space(index, tuple(values[index]), len(members[index]), int((~frozen[members[index]]).sum()),
+                      reason.replace("\n", "; ")) for index, reason in enumerate(reasons)]
 
 
 @dataclass
@@ -100,13 +101,15 @@ class Plan:
             if len(members) != count:
                 raise ValueError(f"plan: space {space} has {len(members)} channels in this network, "
                                  f"the plan was made for {count}")
-            keep[members[list(self.pruned.get(space, []))]] = False
+            pruned = [_arguments.integer(c, f"pruned (space {space})", 0, count - 1) for c in self.pruned.get(space, [])]
+            keep[members[pruned]] = False
         return keep
 
     def apply(self, net: Network, mode: Literal["compact", "mask"] = "compact") -> Network:
         """The masked (``mode="mask"``) or compact (``"compact"``) network."""
         mode_code = _arguments.choice(mode, "mode", MODES)
-        return net._derived(_native.network_prune(net._handle, self._keep_classes(net), mode_code))
+        with net._lock:  # one view of the network: builders in other threads wait
+            return net._derived(_native.network_prune(net._handle, self._keep_classes(net), mode_code))
 
     def compensate(self, net: Network, calibration, *, ridge: float = 1e-3, chunk: int = 16,
                    progress: bool | str = True) -> Network:
@@ -128,10 +131,11 @@ class Plan:
         arrays, batch = net._checked_inputs(calibration if isinstance(calibration, (list, tuple)) else [calibration])
         ridge = _arguments.non_negative(ridge, "ridge")
         chunk = _arguments.integer(chunk, "chunk", 1)
-        with progress_bar(progress, "compensate", "chunk") as report:
-            handle = _native.network_compensate(net._handle, self._keep_classes(net), arrays, batch, ridge, chunk,
-                                                report)
-        return net._derived(handle)
+        with net._lock:  # one view of the network: builders in other threads wait
+            with progress_bar(progress, "compensate", "chunk") as report:
+                handle = _native.network_compensate(net._handle, self._keep_classes(net), arrays, batch, ridge, chunk,
+                                                    report)
+            return net._derived(handle)
 
     def to_json(self) -> str:
         """The plan as JSON (everything needed to re-apply it)."""
@@ -147,13 +151,20 @@ class Plan:
     @classmethod
     def from_json(cls, text: str) -> "Plan":
         data = json.loads(text)
-        if data.get("format") != "kcp-plan/1":
+        if not isinstance(data, dict) or data.get("format") != "kcp-plan/1":
             raise ValueError("text: not a kcp plan (format 'kcp-plan/1' expected)")
-        return cls(pruned={s["index"]: s["pruned"] for s in data["spaces"]},
-                   channels={s["index"]: s["channels"] for s in data["spaces"]}, ratio=data["ratio"],
-                   macs_before=data["macs"]["before"], macs_after=data["macs"]["after"],
-                   params_before=data["params"]["before"], params_after=data["params"]["after"],
-                   criterion=data["criterion"], widths=data.get("widths", {}))
+        try:
+            spaces = data["spaces"]
+            pruned = {_arguments.integer(s["index"], "index"): [_arguments.integer(c, "pruned") for c in s["pruned"]]
+                      for s in spaces}
+            channels = {_arguments.integer(s["index"], "index"): _arguments.integer(s["channels"], "channels", 0)
+                        for s in spaces}
+            return cls(pruned=pruned, channels=channels, ratio=_arguments.finite(data["ratio"], "ratio"),
+                       macs_before=data["macs"]["before"], macs_after=data["macs"]["after"],
+                       params_before=data["params"]["before"], params_after=data["params"]["after"],
+                       criterion=data["criterion"], widths=dict(data.get("widths", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"text: a kcp plan with a missing or malformed entry ({type(error).__name__}: {error})") from None
 
 
 def plan(net: Network, *, ratio: float | None = None, macs_reduction: float | None = None,
@@ -189,25 +200,26 @@ def plan(net: Network, *, ratio: float | None = None, macs_reduction: float | No
     else:
         kind, amount = 1, _arguments.macs_reduction(macs_reduction)
     global_pruning = _arguments.deprecated_global(global_pruning, global_)
-    override_spaces, override_ratios = _overrides(net, overrides or {})
-    keep, scores, applied, costs = _native.network_plan(
-        net._handle, kind, amount, global_pruning, _arguments.max_ratio(max_ratio), _arguments.choice(criterion, "criterion", CRITERIA),
-        _arguments.choice(center, "center", CENTERS), _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX),
-        _arguments.seed(seed), override_spaces, override_ratios, {} if _weights is None else _weights,
-        net._parameter_index)
-    per_value, space_of, _, reasons = _structure(net)
-    pruned, channels, space_scores = {}, {}, {}
-    for space in range(len(reasons)):
-        members = np.flatnonzero(space_of == space)
-        channels[space] = len(members)
-        pruned[space] = np.flatnonzero(~keep[members]).tolist()
-        space_scores[space] = scores[members]
-    producers = {layer.name for layer in net.layers if layer.op in WEIGHTED_OPS}
-    widths = {value.name: [len(classes), int(keep[classes].sum())]
-              for value, classes in zip(net._all_values(), per_value) if value.name in producers}
-    macs_before, params_before, macs_after, params_after = costs
-    return Plan(pruned, channels, applied, macs_before, macs_after, params_before, params_after, criterion=criterion,
-                widths=widths, scores=space_scores)
+    with net._lock:  # one view of the network: builders in other threads wait
+        override_spaces, override_ratios = _overrides(net, overrides or {})
+        keep, scores, applied, costs = _native.network_plan(
+            net._handle, kind, amount, global_pruning, _arguments.max_ratio(max_ratio),
+            _arguments.choice(criterion, "criterion", CRITERIA), _arguments.choice(center, "center", CENTERS),
+            _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX), _arguments.seed(seed), override_spaces,
+            override_ratios, {} if _weights is None else _weights, net._parameter_index)
+        per_value, space_of, _, reasons = _structure(net)
+        pruned, channels, space_scores = {}, {}, {}
+        for space in range(len(reasons)):
+            members = np.flatnonzero(space_of == space)
+            channels[space] = len(members)
+            pruned[space] = np.flatnonzero(~keep[members]).tolist()
+            space_scores[space] = scores[members]
+        producers = {layer.name for layer in net.layers if layer.op in WEIGHTED_OPS}
+        widths = {value.name: [len(classes), int(keep[classes].sum())]
+                  for value, classes in zip(net._all_values(), per_value) if value.name in producers}
+        macs_before, params_before, macs_after, params_after = costs
+        return Plan(pruned, channels, applied, macs_before, macs_after, params_before, params_after,
+                    criterion=criterion, widths=widths, scores=space_scores)
 
 
 def _overrides(net, overrides):

@@ -1,5 +1,9 @@
 """Helpers shared by the test modules: layer shapes, weights, comparisons."""
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 
 # (name, weight shape, groups): every layout the engine reads.
@@ -44,3 +48,11 @@ def assert_selection_agrees(keep, expected_keep, expected_scores, tolerance):
     for i in np.flatnonzero(keep.reshape(-1) != expected_keep.reshape(-1)):
         close = np.abs(scores - scores[i]) <= tolerance * max(1.0, abs(scores[i]))
         assert close.sum() > 1, f"masks differ at {i} (score {scores[i]:.9g}), which is in no near tie"
+
+
+def run_isolated(code, timeout=600):
+    """Runs ``code`` in a fresh interpreter; returns its stdout (fails on a crash, a hang or a nonzero exit)."""
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
+    return result.stdout

@@ -6,9 +6,6 @@ do not grow the process.
 The fuzz loops run in a subprocess, so that a crash fails the test instead of
 killing pytest; they are seeded, so a failure replays."""
 
-import subprocess
-import sys
-import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -16,6 +13,7 @@ import pytest
 
 import kcp
 from kcp import models
+from support import run_isolated
 
 
 def builder_error(call):
@@ -39,13 +37,6 @@ def test_a_value_too_large_to_hold_names_its_node():
     message = builder_error(lambda n: n.correlation(n.input("l", (1, 2, 4, 4)), n.input("r", (1, 2, 4, 4)),
                                                     2**31, name="cost"))
     assert "node 'cost'" in message and "elements per sample" in message
-
-
-def run_isolated(code):
-    """Runs ``code`` in a fresh interpreter; returns its stdout (fails on a crash or a nonzero exit)."""
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
-    return result.stdout
 
 
 def test_mutated_onnx_files_raise_or_load_never_crash(tmp_path):

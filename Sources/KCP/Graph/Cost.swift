@@ -12,21 +12,24 @@ public struct Cost: Equatable, Sendable {
 extension Network {
     /// MACs per sample of each node, in node order; `widths[v]` overrides
     /// the channel count of value `v` (a pruned network's widths).
-    public func nodeMACs(shapes: [[Int]], widths: [Int]? = nil) -> [Int] {
+    /// - Throws: `invalidArgument` naming the node whose count overflows.
+    public func nodeMACs(shapes: [[Int]], widths: [Int]? = nil) throws -> [Int] {
         let widths = widths ?? shapes.map { $0[1] }
-        return nodes.map { node in
+        return try nodes.map { node in
             let x = node.inputs[0], y = node.output
             switch node.op {
             case let .conv2d(conv):
                 let w = parameters[node.parameters[0]].tensor.shape
                 let groups = conv.groups == 1 ? 1 : conv.groups == shapes[x][1] ? widths[x] : conv.groups
-                return widths[y] * (widths[x] / max(groups, 1)) * w[2] * w[3] * shapes[y][2] * shapes[y][3]
+                return try Checked.product([widths[y], widths[x] / max(groups, 1), w[2], w[3], shapes[y][2], shapes[y][3]],
+                                           "node '\(node.name)' MACs")
             case let .convTranspose2d(t):
                 let w = parameters[node.parameters[0]].tensor.shape
                 let groups = t.groups == 1 ? 1 : t.groups == shapes[x][1] ? widths[x] : t.groups
-                return widths[x] * (widths[y] / max(groups, 1)) * w[2] * w[3] * shapes[x][2] * shapes[x][3]
+                return try Checked.product([widths[x], widths[y] / max(groups, 1), w[2], w[3], shapes[x][2], shapes[x][3]],
+                                           "node '\(node.name)' MACs")
             case .linear:
-                return widths[y] * widths[x]
+                return try Checked.multiply(widths[y], widths[x], "node '\(node.name)' MACs")
             case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,
                  .flatten, .resize, .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
                  .channelwise:
@@ -49,13 +52,13 @@ extension Network {
 
     /// Total MACs per sample and learnable parameter count.
     public func cost() throws -> Cost {
-        let macs = nodeMACs(shapes: try inferShapes()).reduce(0, +)
-        return Cost(macs: macs, parameters: learnableParameters.reduce(0) { $0 + parameters[$1].tensor.count })
+        return Cost(macs: try Checked.sum(nodeMACs(shapes: try inferShapes()), "total MACs"),
+                    parameters: learnableParameters.reduce(0) { $0 + parameters[$1].tensor.count })
     }
 
     /// The cost of the compact network that keeping `keep[v][c]` would give,
     /// without building it.
-    func cost(shapes: [[Int]], keep: [[Bool]]) -> Cost {
+    func cost(shapes: [[Int]], keep: [[Bool]]) throws -> Cost {
         let widths = keep.map { $0.filter { $0 }.count }
         let slices = parameterSlices(keep: keep)
         let parameterCount = learnableParameters.reduce(0) { total, index in
@@ -64,6 +67,6 @@ extension Network {
             if let keepIn = slices[index]?.keepIn { shape[1] = keepIn.filter { $0 }.count }
             return total + shape.reduce(1, *)
         }
-        return Cost(macs: nodeMACs(shapes: shapes, widths: widths).reduce(0, +), parameters: parameterCount)
+        return Cost(macs: try Checked.sum(nodeMACs(shapes: shapes, widths: widths), "total MACs"), parameters: parameterCount)
     }
 }

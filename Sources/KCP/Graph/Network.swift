@@ -94,6 +94,26 @@ public struct Network: Sendable {
         parameters[index].tensor.data = data
     }
 
+    /// Removes what was added after the network had `values` values,
+    /// `parameters` parameters and `outputs` outputs (an interrupted build
+    /// step undone); what stays must not use what goes.
+    public mutating func truncate(values: Int, parameters: Int, outputs: Int) throws {
+        try require((0...valueCount).contains(values) && (0...self.parameters.count).contains(parameters)
+                    && (0...self.outputs.count).contains(outputs), "counts",
+                    "\(values) values, \(parameters) parameters, \(outputs) outputs: the network has "
+                    + "\(valueCount), \(self.parameters.count), \(self.outputs.count)")
+        let staying = nodes.filter { $0.output < values }
+        try require(staying.allSatisfy { $0.parameters.allSatisfy { $0 < parameters } }
+                    && self.outputs.prefix(outputs).allSatisfy { $0 < values }, "counts",
+                    "what stays uses what would be removed")
+        nodes = staying
+        inputs.removeAll { $0.value >= values }
+        self.outputs.removeLast(self.outputs.count - outputs)
+        self.parameters.removeLast(self.parameters.count - parameters)
+        valueNames.removeLast(valueCount - values)
+        declaredShapes.removeLast(declaredShapes.count - values)
+    }
+
     private mutating func newValue(_ name: String) -> Int {
         valueNames.append(name)
         return valueNames.count - 1

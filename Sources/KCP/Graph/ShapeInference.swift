@@ -41,13 +41,13 @@ extension Op {
             let w = parameters[0]
             try check(w.count == 4, "weight must be [O, I/g, kh, kw], got \(w)")
             try check(conv.groups >= 1 && w[0] % conv.groups == 0, "\(conv.groups) groups do not divide \(w[0]) outputs")
-            try check(x[1] == w[1] * conv.groups,
+            try check(x[1] == (try Checked.multiply(w[1], conv.groups, "weight input channels * groups")),
                       "input \(x) has \(x[1]) channels, weight \(w) with \(conv.groups) groups reads \(w[1] * conv.groups)")
             try checkBias(parameters, outputs: w[0])
-            let height = try outputSize(x[2], kernel: w[2], stride: conv.stride.0, padding: conv.padding.0 + conv.padding.2,
-                                        dilation: conv.dilation.0)
-            let width = try outputSize(x[3], kernel: w[3], stride: conv.stride.1, padding: conv.padding.1 + conv.padding.3,
-                                       dilation: conv.dilation.1)
+            let height = try outputSize(x[2], kernel: w[2], stride: conv.stride.0, padding: (conv.padding.0, conv.padding.2),
+                                        dilation: conv.dilation.0, axis: "h")
+            let width = try outputSize(x[3], kernel: w[3], stride: conv.stride.1, padding: (conv.padding.1, conv.padding.3),
+                                       dilation: conv.dilation.1, axis: "w")
             return [x[0], w[0], height, width]
         case let .convTranspose2d(t):
             try expectRank(x, 4)
@@ -82,18 +82,18 @@ extension Op {
                 try check(other[0] == x[0] && other[2...] == x[2...],
                           "inputs must agree except in channels, got \(inputs)")
             }
-            return [x[0], inputs.reduce(0) { $0 + $1[1] }, x[2], x[3]]
+            return [x[0], try Checked.sum(inputs.map { $0[1] }, "concatenated channels"), x[2], x[3]]
         case let .maxPool(pool), let .avgPool(pool):
             try expectRank(x, 4)
             try check(pool.kernel.0 >= 1 && pool.kernel.1 >= 1, "kernel must be positive")
-            try check(2 * max(pool.padding.0, pool.padding.2) <= pool.kernel.0
-                      && 2 * max(pool.padding.1, pool.padding.3) <= pool.kernel.1,
+            try check(max(pool.padding.0, pool.padding.2) <= pool.kernel.0 / 2
+                      && max(pool.padding.1, pool.padding.3) <= pool.kernel.1 / 2,
                       "padding \(pool.padding) must be at most half the kernel \(pool.kernel)")
             return [x[0], x[1],
                     try pooledSize(x[2], kernel: pool.kernel.0, stride: pool.stride.0, padding: (pool.padding.0, pool.padding.2),
-                                   dilation: pool.dilation.0, ceilMode: pool.ceilMode),
+                                   dilation: pool.dilation.0, ceilMode: pool.ceilMode, axis: "h"),
                     try pooledSize(x[3], kernel: pool.kernel.1, stride: pool.stride.1, padding: (pool.padding.1, pool.padding.3),
-                                   dilation: pool.dilation.1, ceilMode: pool.ceilMode)]
+                                   dilation: pool.dilation.1, ceilMode: pool.ceilMode, axis: "w")]
         case let .adaptivePool(height, width, _):
             try expectRank(x, 4)
             try check(height >= 1 && width >= 1, "output size must be positive, got \(height)x\(width)")
@@ -103,7 +103,7 @@ extension Op {
             return [x[0], x[1], 1, 1]
         case .flatten:
             try check(x.count >= 2, "input must have at least 2 dimensions, got \(x)")
-            return [x[0], x.dropFirst().reduce(1, *)]
+            return [x[0], try Checked.product(x.dropFirst(), "flattened features")]
         case .linear:
             try expectRank(x, 2)
             let w = parameters[0]
@@ -165,10 +165,13 @@ func broadcastShape(_ a: [Int], _ b: [Int]) throws -> [Int] {
 /// A pooled size, PyTorch's rule: `floor` (or with `ceilMode` `ceil`) of
 /// `(size + padding - dilation (kernel - 1) - 1) / stride`, plus 1; with
 /// `ceilMode` a last window that would start in the end padding is dropped.
-func pooledSize(_ size: Int, kernel: Int, stride: Int, padding: (Int, Int), dilation: Int, ceilMode: Bool) throws -> Int {
-    var count = try outputSize(size, kernel: kernel, stride: stride, padding: padding.0 + padding.1, dilation: dilation)
-    let span = size + padding.0 + padding.1 - dilation * (kernel - 1) - 1
-    if ceilMode && span % stride != 0 {
+/// `axis` ("h" or "w") names the attributes in errors.
+func pooledSize(_ size: Int, kernel: Int, stride: Int, padding: (Int, Int), dilation: Int, ceilMode: Bool,
+                axis: String) throws -> Int
+{
+    var count = try outputSize(size, kernel: kernel, stride: stride, padding: padding, dilation: dilation, axis: axis)
+    let extent = try span(size, kernel: kernel, padding: padding, dilation: dilation, axis: axis)
+    if ceilMode && extent % stride != 0 {
         count += 1
         if (count - 1) * stride >= size + padding.0 { count -= 1 }
     }
@@ -176,11 +179,19 @@ func pooledSize(_ size: Int, kernel: Int, stride: Int, padding: (Int, Int), dila
 }
 
 /// `floor((size + padding - dilation * (kernel - 1) - 1) / stride) + 1`, at least 1.
-func outputSize(_ size: Int, kernel: Int, stride: Int, padding: Int, dilation: Int = 1) throws -> Int {
-    try check(stride >= 1 && dilation >= 1 && padding >= 0, "stride and dilation must be positive, padding non-negative")
-    let span = size + padding - dilation * (kernel - 1) - 1
-    try check(span >= 0, "kernel \(kernel) (dilation \(dilation)) does not fit input size \(size) with padding \(padding)")
-    return span / stride + 1
+func outputSize(_ size: Int, kernel: Int, stride: Int, padding: (Int, Int), dilation: Int = 1, axis: String) throws -> Int {
+    try check(stride >= 1 && dilation >= 1 && padding.0 >= 0 && padding.1 >= 0,
+              "stride and dilation must be positive, padding non-negative")
+    let extent = try span(size, kernel: kernel, padding: padding, dilation: dilation, axis: axis)
+    try check(extent >= 0, "kernel \(kernel) (dilation \(dilation)) does not fit input size \(size) with padding \(padding)")
+    return extent / stride + 1
+}
+
+/// `size + padding - dilation * (kernel - 1) - 1`, the room the first window leaves.
+private func span(_ size: Int, kernel: Int, padding: (Int, Int), dilation: Int, axis: String) throws -> Int {
+    let reach = try Checked.multiply(dilation, kernel - 1, "dilation_\(axis) * (kernel_\(axis) - 1)")
+    let padded = try Checked.sum([size, padding.0, padding.1], "input size + pad_\(axis == "h" ? "top" : "left") + pad_\(axis == "h" ? "bottom" : "right")")
+    return padded - reach - 1
 }
 
 /// `(size - 1) * stride - padding + dilation * (kernel - 1) + outputPadding + 1`, at least 1, with

@@ -54,6 +54,10 @@ extension Network {
             }
             // nil: no input ever reached the layer (or the system is singular); it keeps its pruned weights.
             guard let solution = equations.solved(ridge: ridge, penalised: patch) else { continue }
+            guard solution.allSatisfy({ Float($0).isFinite }) else {
+                throw KCPError.numeric("calibration: refitting node '\(node.name)' gives weights beyond float32 "
+                                       + "(the calibration data overflows float32 arithmetic); rescale it")
+            }
             result.parameters[refit.parameter].tensor.data = kept.indices.flatMap { o in
                 solution[(o * equations.columns)..<(o * equations.columns + patch)].map(Float.init)
             }

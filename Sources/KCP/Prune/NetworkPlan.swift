@@ -76,8 +76,8 @@ public struct NetworkPlan: Sendable {
             }
             return keep
         }
-        func costAfter(_ keep: [Bool]) -> Cost {
-            network.cost(shapes: shapes, keep: network.channelKeep(spaces, keepClasses: keep))
+        func costAfter(_ keep: [Bool]) throws -> Cost {
+            try network.cost(shapes: shapes, keep: network.channelKeep(spaces, keepClasses: keep))
         }
         var ratio: Double
         switch target.amount {
@@ -86,8 +86,9 @@ public struct NetworkPlan: Sendable {
             ratio = r
         case let .macsReduction(goal):
             try require(goal > 0 && goal < 1, "macs_reduction", "must be in (0, 1), got \(goal)")
+            try require(before.macs > 0, "macs_reduction", "the network has no MACs to reduce (no conv2d or linear layer)")
             func reduction(_ r: Double) throws -> Double {
-                1 - Double(costAfter(try select(r)).macs) / Double(max(before.macs, 1))
+                1 - Double(try costAfter(try select(r)).macs) / Double(before.macs)
             }
             var (low, high) = (0.0, 0.999)
             let best = try reduction(high)
@@ -101,7 +102,7 @@ public struct NetworkPlan: Sendable {
         }
         let keep = try select(ratio)
         (self.spaces, self.scores, self.keep, self.ratio) = (spaces, scores, keep, ratio)
-        (self.before, self.after) = (before, costAfter(keep))
+        (self.before, self.after) = (before, try costAfter(keep))
     }
 }
 
@@ -114,7 +115,7 @@ extension NetworkPlan {
         try network.validate(spaces, keepClasses: keep)
         (scores, self.keep, self.ratio) = ([], keep, ratio)
         before = try network.cost()
-        after = network.cost(shapes: shapes, keep: network.channelKeep(spaces, keepClasses: keep))
+        after = try network.cost(shapes: shapes, keep: network.channelKeep(spaces, keepClasses: keep))
     }
 }
 

@@ -45,11 +45,18 @@ struct ByteReader {
     }
 
     mutating func int() throws -> Int { Int(Int64(bitPattern: try uint64())) }
+
+    /// A count of items that take at least `itemBytes` bytes each, checked
+    /// against the bytes left before anything is allocated from it.
+    mutating func count(itemBytes: Int) throws -> Int {
+        let count = try int()
+        try require(count >= 0 && count <= (bytes.count - offset) / itemBytes, "checkpoint", "is truncated or corrupt")
+        return count
+    }
     mutating func double() throws -> Double { Double(bitPattern: try uint64()) }
 
     mutating func floats() throws -> [Float] {
-        let count = try int()
-        try require(count >= 0 && count <= (bytes.count - offset) / 4, "checkpoint", "is truncated or corrupt")
+        let count = try self.count(itemBytes: 4)
         let raw = try take(4 * count)
         return (0..<count).map { i in
             let base = raw.startIndex + 4 * i
@@ -59,7 +66,6 @@ struct ByteReader {
     }
 
     mutating func bools() throws -> [Bool] {
-        let count = try int()
-        return try take(count).map { $0 != 0 }
+        try take(try count(itemBytes: 1)).map { $0 != 0 }
     }
 }

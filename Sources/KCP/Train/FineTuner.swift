@@ -29,8 +29,13 @@ public struct FineTuner: Sendable {
         try require(settings.epochs >= 0, "epochs", "must not be negative, got \(settings.epochs)")
         try require(settings.batchSize >= 1, "batch_size", "must be at least 1, got \(settings.batchSize)")
         try require(network.outputs.count == 1, "network", "fine-tuning needs one output, the network has \(network.outputs.count)")
-        try require(train.inputs.count == network.inputs.count, "train",
-                    "has \(train.inputs.count) input arrays, the network \(network.inputs.count) inputs")
+        let output = network.declaredShapes[network.outputs[0]]
+        for (name, data) in [("train", train), ("val", validation)] {
+            guard let data else { continue }
+            try require(data.inputs.count == network.inputs.count, name,
+                        "has \(data.inputs.count) input arrays, the network \(network.inputs.count) inputs")
+            try settings.task.check(data, output: output, name: name)
+        }
         if let prune = settings.prune {
             try require(prune.every >= 1, "every", "must be at least 1, got \(prune.every)")
         }
@@ -162,7 +167,7 @@ public struct FineTuner: Sendable {
         var restored = self
         restored.step = try input.int()
         restored.rng = SplitMix64(seed: try input.uint64())
-        restored.history = try (0..<input.int()).map { _ in
+        restored.history = try (0..<input.count(itemBytes: 40)).map { _ in
             EpochRecord(epoch: try input.int(), loss: try input.double(), metric: try input.double(),
                         macs: try input.int(), learningRate: try input.double())
         }
@@ -173,7 +178,7 @@ public struct FineTuner: Sendable {
             try restored.network.setParameter(index, data: data)
         }
         restored.optimizer.step = try input.int()
-        let moments = try (0..<2).map { _ in try (0..<input.int()).map { _ in try input.floats() } }
+        let moments = try (0..<2).map { _ in try (0..<input.count(itemBytes: 8)).map { _ in try input.floats() } }
         let sizes = network.learnableParameters.sorted().map { network.parameters[$0].tensor.count }
         let isAdam = { if case .adamW = settings.optimizer { return true } else { return false } }()
         try require(moments[0].isEmpty || moments[0].map(\.count) == sizes, "checkpoint", "was made for another network")

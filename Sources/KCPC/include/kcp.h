@@ -7,7 +7,15 @@
  * the calling thread, starting with the name of the offending argument.
  *
  * Arrays are row-major and owned by the caller. The engine reads and writes
- * them only during the call and keeps no pointer afterwards.
+ * them only during the call and keeps no pointer afterwards. Every array
+ * crosses with its size (elements); the engine checks it against what it
+ * would read or write, in the same call, before touching the array.
+ *
+ * Handles may be shared by threads. A kcp_network is locked while a call
+ * changes it or takes the snapshot it works on: every call sees the network
+ * as it was when it began. A kcp_finetune serves one call at a time; a
+ * second, from another thread or from a progress callback of the first,
+ * fails with KCP_INVALID_ARGUMENT ("finetune: is in use ...").
  */
 #ifndef KCP_H
 #define KCP_H
@@ -18,7 +26,7 @@
 extern "C" {
 #endif
 
-#define KCP_ABI_VERSION 5
+#define KCP_ABI_VERSION 6
 
 typedef int32_t kcp_status;
 enum {
@@ -164,6 +172,9 @@ kcp_status kcp_network_add_node(kcp_network *network, const char *name, int32_t 
                                 const int64_t *inputs, int32_t input_count,
                                 const int64_t *parameters, int32_t parameter_count, int64_t *value);
 kcp_status kcp_network_add_output(kcp_network *network, int64_t value);
+/* Removes what was added after the network had `values` values, `parameters` parameters and `outputs`
+ * outputs (an interrupted build step undone); fails, changing nothing, if what stays uses what goes. */
+kcp_status kcp_network_truncate(kcp_network *network, int64_t values, int64_t parameters, int64_t outputs);
 /* The op code and attributes (at most 16) of node `node`, in the order nodes were added. */
 kcp_status kcp_network_node_op(const kcp_network *network, int64_t node, int32_t *op, double *attributes,
                                int32_t *count);
@@ -175,24 +186,38 @@ kcp_status kcp_network_parameter_shape(const kcp_network *network, int64_t param
 /* Copies a parameter out to / in from the caller's `count` floats. */
 kcp_status kcp_network_parameter_read(const kcp_network *network, int64_t parameter, float *out, int64_t count);
 kcp_status kcp_network_parameter_write(kcp_network *network, int64_t parameter, const float *data, int64_t count);
+/* Arrays with their sizes, passed by pointer: `count` pointers, pointer i to sizes[i] elements. */
+typedef struct {
+    const float *const *data;
+    const int64_t *sizes;
+    int64_t count;
+} kcp_arrays;
+typedef struct {
+    float *const *data;
+    const int64_t *sizes;
+    int64_t count;
+} kcp_mutable_arrays;
+
 /* Inference: one input array per network input (batch `batch`), one output array per network output,
- * sized by kcp_network_value_shape; node_seconds (may be NULL) receives each node's wall time. */
-kcp_status kcp_network_forward(const kcp_network *network, const float *const *inputs, int64_t batch,
-                               float *const *outputs, double *node_seconds);
+ * sized by kcp_network_value_shape; node_seconds (NULL, or node_count entries, one per node) receives
+ * each node's wall time. */
+kcp_status kcp_network_forward(const kcp_network *network, const kcp_arrays *inputs, int64_t batch,
+                               const kcp_mutable_arrays *outputs, double *node_seconds, int64_t node_count);
 /* Training pass: a forward keeping every value (training != 0: batchnorm on batch statistics), then
  * the backward from output_gradients (one per output, shaped like it). Writes the outputs and the
  * gradient of every parameter (one array per parameter, shaped like it; shared ones summed). */
-kcp_status kcp_network_gradients(const kcp_network *network, const float *const *inputs, int64_t batch,
-                                 int32_t training, const float *const *output_gradients, float *const *outputs,
-                                 float *const *parameter_gradients);
-/* MACs per sample of each node (may be NULL) and total[2] = {MACs, learnable parameters}. */
-kcp_status kcp_network_cost(const kcp_network *network, int64_t *node_macs, int64_t *total);
+kcp_status kcp_network_gradients(const kcp_network *network, const kcp_arrays *inputs, int64_t batch,
+                                 int32_t training, const kcp_arrays *output_gradients,
+                                 const kcp_mutable_arrays *outputs, const kcp_mutable_arrays *parameter_gradients);
+/* MACs per sample of each node (NULL, or node_count entries) and total[2] = {MACs, learnable parameters}. */
+kcp_status kcp_network_cost(const kcp_network *network, int64_t *node_macs, int64_t node_count, int64_t *total);
 
 /* counts[3] = {channel classes, spaces, channels over all values}. */
 kcp_status kcp_network_spaces(const kcp_network *network, int64_t *counts);
-/* class_of[channels] (values in order, channels in order), space_of[classes], frozen[classes]. */
-kcp_status kcp_network_space_data(const kcp_network *network, int64_t *class_of, int64_t *space_of,
-                                  uint8_t *frozen);
+/* class_of[channels] (values in order, channels in order), space_of[classes], frozen[classes]; `channels`
+ * and `classes` are the arrays' sizes, checked against the network's. */
+kcp_status kcp_network_space_data(const kcp_network *network, int64_t *class_of, int64_t channels,
+                                  int64_t *space_of, uint8_t *frozen, int64_t classes);
 /* Why a space is frozen, lines joined by '\n'; *length excludes the terminating 0, which is written
  * only if capacity > *length. */
 kcp_status kcp_network_space_reasons(const kcp_network *network, int64_t space, char *buffer, int64_t capacity,
@@ -200,13 +225,13 @@ kcp_status kcp_network_space_reasons(const kcp_network *network, int64_t space, 
 /* Plans pruning: amount_kind 0 = ratio, 1 = MACs reduction; override_count spaces get fixed ratios.
  * weights is NULL or weight_count (= the parameter count) pointers, one per parameter: a non-NULL one
  * points to as many floats as its parameter holds and is scored instead of the network's own, read
- * only during the call. Writes keep[classes], scores[classes], the applied ratio and
- * costs[4] = {MACs before, params before, MACs after, params after}. */
+ * only during the call. Writes keep[classes], scores[classes] (`classes`: their size, checked against
+ * the network's), the applied ratio and costs[4] = {MACs before, params before, MACs after, params after}. */
 kcp_status kcp_network_plan(const kcp_network *network, int32_t amount_kind, double amount, int32_t global,
                             double max_ratio, int32_t criterion, int32_t center, int32_t round_to, uint64_t seed,
                             const int64_t *override_spaces, const double *override_ratios, int32_t override_count,
                             const float *const *weights, int64_t weight_count, uint8_t *keep, double *scores,
-                            double *ratio, int64_t *costs);
+                            int64_t classes, double *ratio, int64_t *costs);
 /* A new network: mode 0 masked (pruned channels zeroed), 1 compact (removed). */
 kcp_status kcp_network_prune(const kcp_network *network, const uint8_t *keep, int64_t count, int32_t mode,
                              kcp_network **out);
@@ -219,7 +244,7 @@ typedef int32_t (*kcp_progress)(void *context, int64_t step, int64_t steps, doub
  * as kcp_network_forward's), `chunk` samples at a time. `progress` (may be NULL) counts chunks of
  * refitted layers; if it stops the work, *out receives NULL. */
 kcp_status kcp_network_compensate(const kcp_network *network, const uint8_t *keep, int64_t count,
-                                  const float *const *inputs, int64_t batch, double ridge, int64_t chunk,
+                                  const kcp_arrays *inputs, int64_t batch, double ridge, int64_t chunk,
                                   kcp_progress progress, void *context, kcp_network **out);
 
 /*
@@ -228,45 +253,60 @@ kcp_status kcp_network_compensate(const kcp_network *network, const uint8_t *kee
  */
 typedef struct kcp_finetune kcp_finetune;
 
-/* Indices into the settings array of kcp_finetune_create (doubles). */
-enum {
-    KCP_FT_EPOCHS = 0, KCP_FT_BATCH_SIZE = 1, KCP_FT_SEED = 2,
-    KCP_FT_TASK = 3,              /* 0 classification, 1 segmentation, 2 disparity, 3 regression */
-    KCP_FT_IGNORE_LABEL = 4,      /* segmentation: label to skip, < 0 for none */
-    KCP_FT_OPTIMIZER = 5,         /* 0 SGD, 1 AdamW */
-    KCP_FT_MOMENTUM = 6, KCP_FT_NESTEROV = 7, KCP_FT_WEIGHT_DECAY = 8,
-    KCP_FT_BETA1 = 9, KCP_FT_BETA2 = 10, KCP_FT_EPSILON = 11,
-    KCP_FT_LEARNING_RATE = 12,
-    KCP_FT_SCHEDULE = 13,         /* 0 constant, 1 step, 2 cosine (over all steps after warm-up) */
-    KCP_FT_STEP_EVERY = 14, KCP_FT_STEP_GAMMA = 15, KCP_FT_MINIMUM_RATE = 16, KCP_FT_WARMUP_STEPS = 17,
-    KCP_FT_PRUNE = 18,            /* 0 none, 1 soft, 2 hard */
-    KCP_FT_PRUNE_AMOUNT_KIND = 19, KCP_FT_PRUNE_AMOUNT = 20, /* as kcp_network_plan */
-    KCP_FT_PRUNE_GLOBAL = 21, KCP_FT_PRUNE_MAX_RATIO = 22, KCP_FT_PRUNE_CRITERION = 23, KCP_FT_PRUNE_CENTER = 24,
-    KCP_FT_PRUNE_ROUND_TO = 25, KCP_FT_PRUNE_EVERY = 26, KCP_FT_PRUNE_RAMP_EPOCHS = 27,
-    KCP_FT_FLIP = 28, KCP_FT_SHIFT = 29, /* augmentation: random horizontal flips, shifts up to SHIFT pixels */
-    KCP_FT_SETTINGS_COUNT = 30
-};
+#define KCP_FINETUNE_SETTINGS_VERSION 1
+
+/* Settings of kcp_finetune_create. Every field is 8 bytes, so the struct has no padding; `version`
+ * must be KCP_FINETUNE_SETTINGS_VERSION and `size` sizeof(kcp_finetune_settings). */
+typedef struct {
+    int64_t version, size;
+    int64_t epochs, batch_size;
+    uint64_t seed;
+    int64_t task;              /* 0 classification, 1 segmentation, 2 disparity, 3 regression */
+    int64_t ignore_label;      /* segmentation: label to skip, < 0 for none */
+    int64_t optimizer;         /* 0 SGD, 1 AdamW */
+    double momentum;
+    int64_t nesterov;
+    double weight_decay, beta1, beta2, epsilon, learning_rate;
+    int64_t schedule;          /* 0 constant, 1 step, 2 cosine (over all steps after warm-up) */
+    int64_t step_every;
+    double step_gamma, minimum_rate;
+    int64_t warmup_steps;
+    int64_t prune;             /* 0 none, 1 soft, 2 hard */
+    int64_t prune_amount_kind; /* as kcp_network_plan */
+    double prune_amount;
+    int64_t prune_global;
+    double prune_max_ratio;
+    int64_t prune_criterion, prune_center, prune_round_to, prune_every, prune_ramp_epochs;
+    int64_t flip, shift;       /* augmentation: random horizontal flips, shifts up to `shift` pixels */
+} kcp_finetune_settings;
 
 /* Indices into the record array of kcp_finetune_run_epoch. */
 enum { KCP_FT_RECORD_EPOCH = 0, KCP_FT_RECORD_LOSS = 1, KCP_FT_RECORD_METRIC = 2, KCP_FT_RECORD_MACS = 3,
        KCP_FT_RECORD_LEARNING_RATE = 4, KCP_FT_RECORD_COUNT = 5 };
 
-/* Copies the network and the data: one array per network input, each [samples] + the input's shape
- * without its batch; targets of target_shape (first dimension = samples); an optional mask (uint8,
- * one per target element). Validation data (val_samples = 0: none) has the targets' shape with
- * val_samples first. */
-kcp_status kcp_finetune_create(const kcp_network *network, const double *settings, int32_t settings_count,
-                               const float *const *inputs, const int64_t *target_shape, int32_t target_ndim,
-                               const float *targets, const uint8_t *mask,
-                               const float *const *val_inputs, int64_t val_samples, const float *val_targets,
-                               const uint8_t *val_mask, kcp_finetune **out);
+/* Samples for fine-tuning: one array per network input, each [samples] + the input's shape without its
+ * batch; targets of target_shape (first dimension = samples); an optional mask (uint8, one per target
+ * element, or NULL). */
+typedef struct {
+    const kcp_arrays *inputs;
+    const int64_t *target_shape;
+    int64_t target_ndim;
+    const float *targets;
+    const uint8_t *mask;
+} kcp_samples;
+
+/* Copies the network and the data. Training and validation data (val NULL: none) pass the
+ * same checks: shapes against the network's, targets finite, labels integers within the output's
+ * classes or equal to ignore_label. */
+kcp_status kcp_finetune_create(const kcp_network *network, const kcp_finetune_settings *settings,
+                               const kcp_samples *train, const kcp_samples *val, kcp_finetune **out);
 void kcp_finetune_destroy(kcp_finetune *finetune);
 /* Runs the next epoch; writes record[KCP_FT_RECORD_COUNT] unless stopped (then *stopped = 1). A stop
  * requested at the epoch's last step completes and records the epoch. */
 kcp_status kcp_finetune_run_epoch(kcp_finetune *finetune, kcp_progress progress, void *context, double *record,
                                   int32_t *stopped);
 /* The epochs run so far: *count receives their number; records (count * KCP_FT_RECORD_COUNT doubles)
- * are written if capacity >= that. */
+ * are written if capacity >= that (a NULL `records` only sizes). */
 kcp_status kcp_finetune_history(const kcp_finetune *finetune, double *records, int64_t capacity, int64_t *count);
 /* A checkpoint of the run (weights, optimizer, shuffling state, step, history, masks): *size receives
  * its length; the bytes are written to `buffer` if capacity >= *size. */

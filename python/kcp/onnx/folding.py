@@ -113,14 +113,24 @@ def _variadic(function):
     return apply
 
 
+def _tensor(proto):
+    """A tensor attribute as an array; a tensor stored outside the model, or
+    one whose data does not match its type and shape, is refused."""
+    if proto.data_location == proto.EXTERNAL:
+        raise FoldingError(f"tensor '{proto.name}': kcp reads no external data for node attributes")
+    try:
+        return onnx_module().numpy_helper.to_array(proto)
+    except Exception as error:  # onnx raises ValueError, ValidationError or struct.error, depending on the defect
+        raise FoldingError(f"tensor '{proto.name}': cannot read its data ({error})") from None
+
+
 def _constant(inputs, attributes):
-    onnx = onnx_module()
     if len(attributes) != 1 or next(iter(attributes)) not in ("value", "value_float", "value_floats", "value_int",
                                                                "value_ints"):
         raise FoldingError(f"kcp reads a Constant with one numeric value attribute, got {sorted(attributes)}")
     (key, value), = attributes.items()
     if key == "value":
-        return onnx.numpy_helper.to_array(value)
+        return _tensor(value)
     return np.asarray(value, np.float32 if key.startswith("value_float") else np.int64)
 
 
@@ -200,7 +210,9 @@ def _tile(inputs, attributes):
 
 def _constant_of_shape(inputs, attributes):
     value = attributes.get("value")
-    fill = onnx_module().numpy_helper.to_array(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
+    fill = _tensor(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
+    if fill.size != 1:
+        raise FoldingError(f"ConstantOfShape: value must hold one element, got {fill.size}")
     return np.full(_count(inputs[0]), fill[0], fill.dtype)
 
 

@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from .. import _arguments
 from ..network import ACTIVATIONS, BINARY
 from .._native import KCPError
 from . import folding
@@ -125,15 +126,17 @@ def _pair(attributes, key, default):
     return value
 
 
-def _nearest_index(i, scale, size, out, transform, rounding):
-    """Source index of output ``i`` of ``out`` for ONNX Resize nearest of ``size``
-    by ``scale`` (None: not a mode we know)."""
-    x = {"half_pixel": (i + 0.5) / scale - 0.5, "pytorch_half_pixel": (i + 0.5) / scale - 0.5 if out > 1 else 0,
-         "asymmetric": i / scale, "tf_half_pixel_for_nn": (i + 0.5) / scale,
-         "align_corners": i * (size - 1) / (out - 1) if out > 1 else 0}.get(transform)
-    rounded = {"floor": math.floor, "ceil": math.ceil, "round_prefer_floor": lambda v: math.ceil(v - 0.5),
-               "round_prefer_ceil": lambda v: math.floor(v + 0.5)}.get(rounding)
-    return None if x is None or rounded is None else min(max(rounded(x), 0), size - 1)
+def _nearest_indices(scale, size, out, transform, rounding):
+    """Source indices of the ``out`` outputs of ONNX Resize nearest of ``size``
+    by ``scale`` (None: not a mode we know), computed as arrays: ``out`` may be large."""
+    i = np.arange(out, dtype=np.float64)
+    x = {"half_pixel": lambda: (i + 0.5) / scale - 0.5,
+         "pytorch_half_pixel": lambda: (i + 0.5) / scale - 0.5 if out > 1 else np.zeros(out),
+         "asymmetric": lambda: i / scale, "tf_half_pixel_for_nn": lambda: (i + 0.5) / scale,
+         "align_corners": lambda: i * (size - 1) / (out - 1) if out > 1 else np.zeros(out)}.get(transform)
+    rounded = {"floor": np.floor, "ceil": np.ceil, "round_prefer_floor": lambda v: np.ceil(v - 0.5),
+               "round_prefer_ceil": lambda v: np.floor(v + 0.5)}.get(rounding)
+    return None if x is None or rounded is None else np.clip(rounded(x()), 0, size - 1).astype(np.int64)
 
 
 _FLOAT_MAX = float(np.finfo(np.float32).max)
@@ -1106,9 +1109,13 @@ class _Importer:
 
     def _resize(self, name, x, out, factors, mode, transform, rounding, antialias):
         size = x.shape[2:]
+        if x.shape[1] * out[0] * out[1] > _arguments.INT32_MAX:  # before any work over the output size
+            raise ValueError(f"network: node {name!r} (resize): output {[x.shape[0], x.shape[1], *out]} has more than "
+                             f"{_arguments.INT32_MAX} elements per sample")
         if mode == "nearest":
-            if all(_nearest_index(i, f, n, o, transform, rounding) == i * n // o
-                   for n, o, f in zip(size, out, factors) for i in range(o)):
+            sources = [_nearest_indices(f, n, o, transform, rounding) for n, o, f in zip(size, out, factors)]
+            if all(found is not None and np.array_equal(found, np.arange(o) * n // o)
+                   for found, n, o in zip(sources, size, out)):
                 return self._layer(name, "resize", [x], (*out, 0, 0))
             raise _Refused(f"nearest with coordinate_transformation_mode {transform!r} and nearest_mode {rounding!r} "
                            f"from {list(size)} to {out} is not PyTorch's nearest (source = floor(i * in / out))")
