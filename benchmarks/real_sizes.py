@@ -26,7 +26,8 @@ do not slow each other down, idle threads sleep instead of spinning
 ``OMP_WAIT_POLICY=PASSIVE``; the engine's threads never spin). The peak is
 the best of its runs at the start and at the end.
 
-    python benchmarks/real_sizes.py [--quick] [--repeats 7] [--threads N] [--clock wall|cpu] [--cases NAME ...]
+    python benchmarks/real_sizes.py [--quick] [--training] [--repeats 7] [--threads N] [--clock wall|cpu]
+        [--cases NAME ...]
 """
 
 import argparse
@@ -186,12 +187,38 @@ def timed(function):
     return CLOCK() - start
 
 
+def training_ms(threads, repeats):
+    """``(kcp, PyTorch)`` median ms of one forward and backward pass (the gradients a training step
+    needs) of torchvision's ResNet-18, 10 classes, batch 16 at 112x112, in train mode for PyTorch."""
+    import torch
+
+    import kcp.torch
+    import torchvision_models
+
+    classification, _ = torchvision_models.import_models()
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    model = classification.resnet18(num_classes=10)
+    x = torch.randn(16, 3, 112, 112)
+    net = kcp.torch.to_kcp(model.eval(), x)
+    model.train()
+    seed = np.random.default_rng(0).standard_normal((16, 10)).astype(np.float32)
+
+    def step():
+        model.zero_grad()
+        model(x).backward(torch.from_numpy(seed))
+    ms = median_ms({"kcp": lambda: net.gradients(x.numpy(), output_gradients=[seed]), "PyTorch": step}, repeats)
+    return ms["kcp"], ms["PyTorch"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="ResNet-50 b1 (dense, 50%%) and U-Net 512 dense only")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), metavar="CASE")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--training", action="store_true",
+                        help="also a forward and backward pass of ResNet-18 (batch 16, 112x112) against PyTorch")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: the process's CPU time, which other processes on a busy machine barely "
                              "change; with --threads 1 it is the latency a quiet machine would show")
@@ -237,6 +264,10 @@ def main():
                       f"{'-' if net is dense else f'{ratio[1] / ratio[0]:.2f}'} |", flush=True)
     peak = max(peak, sgemm_peak(repeats))
 
+    if args.training:
+        kcp_ms, torch_ms = training_ms(args.threads, repeats)
+        print(f"\nResNet-18, batch 16, 112x112, forward and backward: kcp {kcp_ms:.0f} ms, PyTorch {torch_ms:.0f} ms "
+              f"(kcp/PyTorch {kcp_ms / torch_ms:.2f})")
     print(f"\nDense networks, GMAC/s per layer kind in the engine (SGEMM peak {peak:.1f}):")
     print("\n| case | layer kind | GMAC | ms | GMAC/s | of peak |")
     print("|---|---|---:|---:|---:|---:|")
