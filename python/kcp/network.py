@@ -215,13 +215,18 @@ class Network:
             in_channels = x.shape[1]
             if in_channels % groups:
                 raise ValueError(f"groups: {groups} groups do not divide {in_channels} input channels")
-            fan_in = in_channels // groups * kh * kw  # He initialisation
-            weight = _initial_weight(self._rng, (out_channels, in_channels // groups, kh, kw), np.sqrt(2 / fan_in),
-                                     "out_channels")
-            parameters = [self._add_parameter(f"{name}.weight", weight)]
-            if bias:
-                parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
+            parameters = self._conv_parameters(name, (out_channels, in_channels // groups, kh, kw), in_channels // groups,
+                                               out_channels, bias)
         return self._node("conv2d", [x], attributes, parameters, name, reserved=True)
+
+    def _conv_parameters(self, name, shape, inputs_per_group, out_channels, bias):
+        """A conv's He-initialised weight of ``shape`` (fan-in ``inputs_per_group * kh * kw``) and zero bias."""
+        fan_in = inputs_per_group * shape[2] * shape[3]
+        parameters = [self._add_parameter(f"{name}.weight", _initial_weight(self._rng, shape, np.sqrt(2 / fan_in),
+                                                                           "out_channels"))]
+        if bias:
+            parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
+        return parameters
 
     def conv_transpose2d(self, x, out_channels, kernel_size, *, stride=1, padding=0, output_padding=0, dilation=1,
                          groups=1, bias=True, name=None):
@@ -242,12 +247,8 @@ class Network:
         for channels, which in ((in_channels, "input"), (out_channels, "output")):
             if channels % groups:
                 raise ValueError(f"groups: {groups} groups do not divide {channels} {which} channels")
-        fan_in = in_channels // groups * kh * kw  # He initialisation
-        weight = _initial_weight(self._rng, (in_channels, out_channels // groups, kh, kw), np.sqrt(2 / fan_in),
-                                 "out_channels")
-        parameters = [self._add_parameter(f"{name}.weight", weight)]
-        if bias:
-            parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
+        parameters = self._conv_parameters(name, (in_channels, out_channels // groups, kh, kw), in_channels // groups,
+                                           out_channels, bias)
         return self._node("conv_transpose2d", [x], attributes, parameters, name, reserved=True)
 
     def linear(self, x, out_features, *, bias=True, share=None, name=None):
