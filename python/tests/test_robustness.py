@@ -46,6 +46,7 @@ def isolated(code, timeout=300):
 
 @pytest.mark.parametrize(("call", "named"), [
     ("net.conv2d(x, 1, (1, 10000), dilation=(1, 10**15 - 1))", "dilation_w"),
+    ("net.conv_transpose2d(x, 1, (1, 10**6), dilation=(1, 10**14))", "dilation * (kernel - 1)"),
     ("net.conv2d(x, 1, 1, padding=(0, 2**62))", "pad_left"),
     ("net.max_pool(x, 3, stride=1, padding=1, dilation=2**62)", "dilation_h"),
     ("net.resize(x, (2**40, 2**40))", "elements per sample"),

@@ -60,7 +60,7 @@ extension Op {
                                             outputPadding: t.outputPadding.0, dilation: t.dilation.0)
             let width = try transposedSize(x[3], kernel: w[3], stride: t.stride.1, padding: t.padding.1 + t.padding.3,
                                            outputPadding: t.outputPadding.1, dilation: t.dilation.1)
-            return [x[0], w[1] * t.groups, height, width]
+            return [x[0], try Checked.multiply(w[1], t.groups, "outputs per group * groups"), height, width]
         case .batchNorm:
             try check(x.count >= 2, "input must have channels, got \(x)")
             try check(parameters.allSatisfy { $0 == [x[1]] }, "parameters must each be [\(x[1])], got \(parameters)")
@@ -201,7 +201,9 @@ func transposedSize(_ size: Int, kernel: Int, stride: Int, padding: Int, outputP
               "stride and dilation must be positive, padding and output padding non-negative")
     try check(outputPadding < max(stride, dilation),
               "output padding \(outputPadding) must be smaller than the stride \(stride) or the dilation \(dilation)")
-    let result = (size - 1) * stride - padding + dilation * (kernel - 1) + outputPadding + 1
+    let scattered = try Checked.multiply(size - 1, stride, "(input size - 1) * stride")
+    let reach = try Checked.multiply(dilation, kernel - 1, "dilation * (kernel - 1)")
+    let result = try Checked.sum([scattered, reach, outputPadding, 1], "transposed output size") - padding
     try check(result >= 1, "padding \(padding) crops all of the output of size \(size) (kernel \(kernel), stride \(stride))")
     return result
 }
