@@ -463,12 +463,7 @@ class _Importer:
     def _op_Conv(self, node, attributes, name):
         x, extra, size = self._padded_input(node)
         self._rank(x, (4,), "input (2-D convolution)")
-        weight = self._constant(node, 1)
-        if weight.ndim != 4:
-            raise _Refused(f"weight must be 4-D [O, I/g, kh, kw], got shape {weight.shape}")
-        kernel = tuple(weight.shape[2:])
-        if tuple(attributes.get("kernel_shape", kernel)) != kernel:
-            raise _Refused(f"kernel_shape {attributes['kernel_shape']} disagrees with the weight {weight.shape}")
+        kernel = self._conv_kernel(node, attributes, "[O, I/g, kh, kw]")
         strides, dilations = _pair(attributes, "strides", (1, 1)), _pair(attributes, "dilations", (1, 1))
         pads = self._pads(attributes, size[2:], kernel, strides, dilations)
         pads = tuple(p + e for p, e in zip(pads, extra))
@@ -478,14 +473,19 @@ class _Importer:
             parameters.append(self._parameter(node, 2, ("conv.bias", self._source(node, 1), group)))
         return self._layer(name, "conv2d", [x], (*strides, *pads, *dilations, group), parameters)
 
-    def _op_ConvTranspose(self, node, attributes, name):
-        x = self._rank(self._activation(node, 0), (4,), "input (2-D transposed convolution)")
+    def _conv_kernel(self, node, attributes, layout):
+        """``(kh, kw)`` of a Conv's or ConvTranspose's 4-D weight (``layout``), checked against ``kernel_shape``."""
         weight = self._constant(node, 1)
         if weight.ndim != 4:
-            raise _Refused(f"weight must be 4-D [I, O/g, kh, kw], got shape {weight.shape}")
+            raise _Refused(f"weight must be 4-D {layout}, got shape {weight.shape}")
         kernel = tuple(weight.shape[2:])
         if tuple(attributes.get("kernel_shape", kernel)) != kernel:
             raise _Refused(f"kernel_shape {attributes['kernel_shape']} disagrees with the weight {weight.shape}")
+        return kernel
+
+    def _op_ConvTranspose(self, node, attributes, name):
+        x = self._rank(self._activation(node, 0), (4,), "input (2-D transposed convolution)")
+        kernel = self._conv_kernel(node, attributes, "[I, O/g, kh, kw]")
         if "output_shape" in attributes or attributes.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             raise _Refused("output_shape and auto_pad SAME_* are not supported (give pads and output_padding)")
         strides, dilations = _pair(attributes, "strides", (1, 1)), _pair(attributes, "dilations", (1, 1))
