@@ -236,7 +236,7 @@ def main():
     peak = sgemm_peak(repeats)
     print(f"CPU: {name} ({', '.join(flags)}); engine kernels: {info['isa']} (of {', '.join(info['supported'])}), "
           f"OpenBLAS {info['blas']}; {args.threads} threads; median of {repeats} runs, {args.clock} clock")
-    print(f"\n| case | form | GMAC | kcp ms | ORT ms | PyTorch ms | kcp/ORT | kcp/PyTorch | speedup / MACs ratio |")
+    print("\n| case | form | GMAC | kcp ms | ORT ms | PyTorch ms | kcp/ORT | kcp/PyTorch | speedup / MACs ratio |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     profiles = {}
     with tempfile.TemporaryDirectory() as folder:

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch_zoo import ZOO, Grouped, Opaque, PlainChain, ResNetBlocks, build
+from torch_zoo import ZOO, Opaque, PlainChain, ResNetBlocks, build
 
 import kcp
 import kcp.torch
