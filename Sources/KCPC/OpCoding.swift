@@ -5,37 +5,19 @@ import KCP
 /// to Python (which keeps no list of its own), and a test checks the enums of
 /// `kcp.h` against it. Enumerated attributes (an activation's kind, a binary
 /// op's kind, a resize mode) list their values here too.
-enum OpCode: Int32, CaseIterable {
-    case conv2d = 0, batchNorm, activation, binary, concat, maxPool, avgPool, adaptivePool, globalAvgPool, flatten,
-         linear, resize, correlation, softmax, softArgmin, identity, channelShuffle, channelChunk, channelwise, normalization,
-         convTranspose2d
+typealias OpCode = Op.Kind
+
+extension OpCode {
+    /// Its `KCP_OP_*` code: its position in `Op.Kind`.
+    var code: Int32 { Int32(Self.allCases.firstIndex(of: self)!) }
+
+    init?(code: Int32) {
+        guard Self.allCases.indices.contains(Int(code)) else { return nil }
+        self = Self.allCases[Int(code)]
+    }
 
     /// The op's name in kcp.h (`KCP_OP_<NAME>`, upper-cased) and in Python.
-    var name: String {
-        switch self {
-        case .conv2d: return "conv2d"
-        case .batchNorm: return "batchnorm"
-        case .activation: return "activation"
-        case .binary: return "binary"
-        case .concat: return "concat"
-        case .maxPool: return "max_pool"
-        case .avgPool: return "avg_pool"
-        case .adaptivePool: return "adaptive_pool"
-        case .globalAvgPool: return "global_avg_pool"
-        case .flatten: return "flatten"
-        case .linear: return "linear"
-        case .resize: return "resize"
-        case .correlation: return "correlation"
-        case .softmax: return "softmax"
-        case .softArgmin: return "soft_argmin"
-        case .identity: return "identity"
-        case .channelShuffle: return "channel_shuffle"
-        case .channelChunk: return "channel_chunk"
-        case .channelwise: return "channelwise"
-        case .normalization: return "normalization"
-        case .convTranspose2d: return "conv_transpose2d"
-        }
-    }
+    var name: String { rawValue }
 
     /// Attribute names, in order; `nil` for a variable list (channelwise: its output shape without batch).
     var attributes: [String]? {
@@ -77,7 +59,7 @@ enum OpCode: Int32, CaseIterable {
     /// The table as text, one line per op (`op CODE NAME attr,attr,...`, `*`
     /// for a variable list) and per enumerated value (`ENUMERATION CODE NAME`).
     static var table: String {
-        let ops = allCases.map { "op \($0.rawValue) \($0.name) \($0.attributes?.joined(separator: ",") ?? "*")" }
+        let ops = allCases.map { "op \($0.code) \($0.name) \($0.attributes?.joined(separator: ",") ?? "*")" }
         let values = enumerations.flatMap { enumeration, cases in cases.map { "\(enumeration) \($1) \($0)" } }
         return (ops + values).joined(separator: "\n")
     }
@@ -87,7 +69,7 @@ enum OpCode: Int32, CaseIterable {
 extension Arguments {
     /// An op from its code and attribute list.
     static func op(_ code: Int32, _ attributes: [Double]) throws -> Op {
-        guard let opCode = OpCode(rawValue: code) else {
+        guard let opCode = OpCode(code: code) else {
             throw KCPError.invalidArgument(argument: "op", reason: "unknown op code \(code)")
         }
         if let names = opCode.attributes, names.count != attributes.count {
@@ -162,38 +144,28 @@ extension Arguments {
             [p.kernel.0, p.kernel.1, p.stride.0, p.stride.1, p.padding.0, p.padding.1, p.padding.2, p.padding.3,
              p.countIncludePad ? 1 : 0, p.ceilMode ? 1 : 0, p.dilation.0, p.dilation.1].map(Double.init)
         }
-        let (code, attributes): (OpCode, [Double])
+        let attributes: [Double]
         switch op {
         case let .conv2d(c):
-            (code, attributes) = (.conv2d, [c.stride.0, c.stride.1, c.padding.0, c.padding.1, c.padding.2, c.padding.3,
-                                            c.dilation.0, c.dilation.1, c.groups].map(Double.init))
+            attributes = [c.stride.0, c.stride.1, c.padding.0, c.padding.1, c.padding.2, c.padding.3, c.dilation.0,
+                          c.dilation.1, c.groups].map(Double.init)
         case let .convTranspose2d(t):
-            (code, attributes) = (.convTranspose2d, [t.stride.0, t.stride.1, t.padding.0, t.padding.1, t.padding.2,
-                                                     t.padding.3, t.outputPadding.0, t.outputPadding.1, t.dilation.0,
-                                                     t.dilation.1, t.groups].map(Double.init))
-        case let .batchNorm(epsilon): (code, attributes) = (.batchNorm, [Double(epsilon)])
-        case let .activation(a): (code, attributes) = (.activation, [Double(a.kind.rawValue), Double(a.alpha), Double(a.beta)])
-        case let .binary(b): (code, attributes) = (.binary, [Double(b.kind.rawValue), b.constantFirst ? 1 : 0])
-        case .concat: (code, attributes) = (.concat, [])
-        case let .maxPool(p): (code, attributes) = (.maxPool, pool(p))
-        case let .avgPool(p): (code, attributes) = (.avgPool, pool(p))
-        case let .adaptivePool(height, width, max):
-            (code, attributes) = (.adaptivePool, [Double(height), Double(width), max ? 1 : 0])
-        case .globalAvgPool: (code, attributes) = (.globalAvgPool, [])
-        case .flatten: (code, attributes) = (.flatten, [])
-        case .linear: (code, attributes) = (.linear, [])
+            attributes = [t.stride.0, t.stride.1, t.padding.0, t.padding.1, t.padding.2, t.padding.3, t.outputPadding.0,
+                          t.outputPadding.1, t.dilation.0, t.dilation.1, t.groups].map(Double.init)
+        case let .batchNorm(epsilon): attributes = [Double(epsilon)]
+        case let .activation(a): attributes = [Double(a.kind.rawValue), Double(a.alpha), Double(a.beta)]
+        case let .binary(b): attributes = [Double(b.kind.rawValue), b.constantFirst ? 1 : 0]
+        case .concat, .globalAvgPool, .flatten, .linear, .softmax, .softArgmin, .identity: attributes = []
+        case let .maxPool(p), let .avgPool(p): attributes = pool(p)
+        case let .adaptivePool(height, width, max): attributes = [Double(height), Double(width), max ? 1 : 0]
         case let .resize(r):
-            (code, attributes) = (.resize, [Double(r.height), Double(r.width), Double(r.mode.rawValue), r.alignCorners ? 1 : 0])
-        case let .correlation(maxDisparity, scale): (code, attributes) = (.correlation, [Double(maxDisparity), Double(scale)])
-        case .softmax: (code, attributes) = (.softmax, [])
-        case .softArgmin: (code, attributes) = (.softArgmin, [])
-        case .identity: (code, attributes) = (.identity, [])
-        case let .channelShuffle(groups): (code, attributes) = (.channelShuffle, [Double(groups)])
-        case let .channelChunk(index, parts): (code, attributes) = (.channelChunk, [Double(index), Double(parts)])
-        case let .channelwise(shape): (code, attributes) = (.channelwise, shape.map(Double.init))
-        case let .normalization(n):
-            (code, attributes) = (.normalization, [Double(n.groups), n.spatial ? 1 : 0, Double(n.epsilon)])
+            attributes = [Double(r.height), Double(r.width), Double(r.mode.rawValue), r.alignCorners ? 1 : 0]
+        case let .correlation(maxDisparity, scale): attributes = [Double(maxDisparity), Double(scale)]
+        case let .channelShuffle(groups): attributes = [Double(groups)]
+        case let .channelChunk(index, parts): attributes = [Double(index), Double(parts)]
+        case let .channelwise(shape): attributes = shape.map(Double.init)
+        case let .normalization(n): attributes = [Double(n.groups), n.spatial ? 1 : 0, Double(n.epsilon)]
         }
-        return (code.rawValue, attributes)
+        return (op.kind.code, attributes)
     }
 }

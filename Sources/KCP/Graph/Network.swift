@@ -142,30 +142,40 @@ extension Op {
         return true
     }
 
-    /// A short name for messages and reports.
+    /// A short name for messages and reports: the kind's, or for an
+    /// activation or binary op the function's (`relu`, `add`).
     public var name: String {
         switch self {
-        case .conv2d: return "conv2d"
-        case .convTranspose2d: return "conv_transpose2d"
-        case .batchNorm: return "batchnorm"
-        case .normalization: return "normalization"
         case let .activation(a): return "\(a.kind)"
         case let .binary(b): return "\(b.kind)"
-        case .concat: return "concat"
-        case .maxPool: return "max_pool"
-        case .avgPool: return "avg_pool"
-        case .adaptivePool: return "adaptive_pool"
-        case .globalAvgPool: return "global_avg_pool"
-        case .flatten: return "flatten"
-        case .linear: return "linear"
-        case .resize: return "resize"
-        case .correlation: return "correlation"
-        case .softmax: return "softmax"
-        case .softArgmin: return "soft_argmin"
-        case .identity: return "identity"
-        case .channelShuffle: return "channel_shuffle"
-        case .channelChunk: return "channel_chunk"
-        case .channelwise: return "channelwise"
+        default: return kind.rawValue
+        }
+    }
+
+    /// The op's family without its settings.
+    public var kind: Kind {
+        switch self {
+        case .conv2d: return .conv2d
+        case .convTranspose2d: return .convTranspose2d
+        case .batchNorm: return .batchNorm
+        case .normalization: return .normalization
+        case .activation: return .activation
+        case .binary: return .binary
+        case .concat: return .concat
+        case .maxPool: return .maxPool
+        case .avgPool: return .avgPool
+        case .adaptivePool: return .adaptivePool
+        case .globalAvgPool: return .globalAvgPool
+        case .flatten: return .flatten
+        case .linear: return .linear
+        case .resize: return .resize
+        case .correlation: return .correlation
+        case .softmax: return .softmax
+        case .softArgmin: return .softArgmin
+        case .identity: return .identity
+        case .channelShuffle: return .channelShuffle
+        case .channelChunk: return .channelChunk
+        case .channelwise: return .channelwise
         }
     }
 }

@@ -4,7 +4,8 @@
 /// channel coupling, slicing), so adding a case breaks the build at every
 /// place that has to learn about it. Families (`activation`, `binary`) take
 /// a kind instead of adding a case per function. The codes and attribute
-/// lists that cross the C ABI are stated once, in `OpTable.swift`.
+/// lists that cross the C ABI are stated once: names and code order in
+/// `Op.Kind`, attributes in the C ABI's `OpCoding.swift`.
 public enum Op: Equatable, Sendable {
     /// `y = W * x + b`; parameters `[weight [O, I/g, kh, kw], bias [O]?]`.
     case conv2d(Conv2d)
@@ -59,6 +60,18 @@ public enum Op: Equatable, Sendable {
     /// its channels can be pruned and compacted, but the network cannot run.
     /// `shape` is its output's shape without the batch dimension.
     case channelwise(shape: [Int])
+}
+
+extension Op {
+    /// The ops without their settings, named as kcp.h (`KCP_OP_<NAME>`,
+    /// upper-cased) and Python name them, in the order of their `KCP_OP_*`
+    /// codes (the C ABI's op table numbers them so).
+    public enum Kind: String, CaseIterable, Sendable {
+        case conv2d, batchNorm = "batchnorm", activation, binary, concat, maxPool = "max_pool", avgPool = "avg_pool",
+             adaptivePool = "adaptive_pool", globalAvgPool = "global_avg_pool", flatten, linear, resize, correlation,
+             softmax, softArgmin = "soft_argmin", identity, channelShuffle = "channel_shuffle",
+             channelChunk = "channel_chunk", channelwise, normalization, convTranspose2d = "conv_transpose2d"
+    }
 }
 
 public struct Conv2d: Equatable, Sendable {
