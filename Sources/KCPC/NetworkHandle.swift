@@ -108,3 +108,17 @@ extension Arguments {
         return try Array(buffer(pointer, Int(count), name)).map { Int($0) }
     }
 }
+
+/// What a name names (`KCP_NAME_*`).
+enum NameKind: Int32 {
+    case value = 0, parameter = 1
+}
+
+extension Arguments {
+    static func nameKind(_ code: Int32) throws -> NameKind {
+        guard let kind = NameKind(rawValue: code) else {
+            throw KCPError.invalidArgument(argument: "kind", reason: "expected 0 (value) or 1 (parameter), got \(code)")
+        }
+        return kind
+    }
+}

@@ -80,9 +80,10 @@ public func kcp_network_value_shape(_ network: OpaquePointer?, _ value: Int64, _
                                     _ shape: UnsafeMutablePointer<Int64>?, _ ndim: UnsafeMutablePointer<Int32>?) -> Int32
 {
     boundary {
-        let shapes = try NetworkHandle.network(network).shapes(batch: batch > 0 ? Int(batch) : nil)
+        let shapes = try NetworkHandle.network(network).declaredShapes
         try require(shapes.indices.contains(Int(value)), "value", "no value \(value)")
-        let found = shapes[Int(value)]
+        var found = shapes[Int(value)]
+        if batch > 0 { found[0] = Int(batch) }
         try Arguments.output(shape, "shape").store(found) { Int64($0) }
         try Arguments.output(ndim, "ndim").pointee = Int32(found.count)
     }
@@ -186,5 +187,76 @@ public func kcp_network_node_op(_ network: OpaquePointer?, _ node: Int64, _ op: 
         try Arguments.output(op, "op").pointee = code
         try Arguments.output(attributes, "attributes").store(values) { $0 }
         try Arguments.output(count, "count").pointee = Int32(values.count)
+    }
+}
+
+@_cdecl("kcp_network_counts")
+public func kcp_network_counts(_ network: OpaquePointer?, _ counts: UnsafeMutablePointer<Int64>?, _ count: Int64) -> Int32 {
+    boundary {
+        let net = try NetworkHandle.network(network)
+        let found = [net.valueCount, net.nodes.count, net.parameters.count, net.inputs.count, net.outputs.count,
+                     net.revision]
+        try require(count == Int64(found.count), "counts", "has \(count) entries, KCP_NETWORK_COUNTS is \(found.count)")
+        try Arguments.output(counts, "counts").store(found) { Int64($0) }
+    }
+}
+
+@_cdecl("kcp_network_names")
+public func kcp_network_names(_ network: OpaquePointer?, _ kind: Int32, _ buffer: UnsafeMutablePointer<CChar>?,
+                              _ capacity: Int64, _ length: UnsafeMutablePointer<Int64>?) -> Int32
+{
+    boundary {
+        let net = try NetworkHandle.network(network)
+        let names = try Arguments.nameKind(kind) == .value ? net.valueNames : net.parameters.map(\.name)
+        try Arguments.text(names.map { $0 + "\0" }.joined(), buffer, capacity, length)
+    }
+}
+
+@_cdecl("kcp_network_find")
+public func kcp_network_find(_ network: OpaquePointer?, _ kind: Int32, _ name: UnsafePointer<CChar>?,
+                             _ index: UnsafeMutablePointer<Int64>?) -> Int32
+{
+    boundary {
+        let net = try NetworkHandle.network(network), name = try Arguments.string(name, "name")
+        let found = try Arguments.nameKind(kind) == .value ? net.value(named: name) : net.parameter(named: name)
+        try Arguments.output(index, "index").pointee = Int64(found ?? -1)
+    }
+}
+
+@_cdecl("kcp_network_node_edges")
+public func kcp_network_node_edges(_ network: OpaquePointer?, _ node: Int64, _ output: UnsafeMutablePointer<Int64>?,
+                                   _ inputs: UnsafeMutablePointer<Int64>?, _ inputCapacity: Int64,
+                                   _ inputCount: UnsafeMutablePointer<Int64>?,
+                                   _ parameters: UnsafeMutablePointer<Int64>?, _ parameterCapacity: Int64,
+                                   _ parameterCount: UnsafeMutablePointer<Int64>?) -> Int32
+{
+    boundary {
+        let nodes = try NetworkHandle.network(network).nodes
+        try require(nodes.indices.contains(Int(node)), "node", "no node \(node)")
+        let found = nodes[Int(node)]
+        try require(Int64(found.inputs.count) <= inputCapacity, "inputs",
+                    "has room for \(inputCapacity) entries, node '\(found.name)' reads \(found.inputs.count) values")
+        try require(Int64(found.parameters.count) <= parameterCapacity, "parameters",
+                    "has room for \(parameterCapacity) entries, node '\(found.name)' uses \(found.parameters.count)")
+        try Arguments.output(output, "output").pointee = Int64(found.output)
+        try Arguments.output(inputCount, "input_count").pointee = Int64(found.inputs.count)
+        try Arguments.output(parameterCount, "parameter_count").pointee = Int64(found.parameters.count)
+        if !found.inputs.isEmpty { try Arguments.output(inputs, "inputs").store(found.inputs) { Int64($0) } }
+        if !found.parameters.isEmpty { try Arguments.output(parameters, "parameters").store(found.parameters) { Int64($0) } }
+    }
+}
+
+@_cdecl("kcp_network_ports")
+public func kcp_network_ports(_ network: OpaquePointer?, _ inputs: UnsafeMutablePointer<Int64>?, _ inputCount: Int64,
+                              _ outputs: UnsafeMutablePointer<Int64>?, _ outputCount: Int64) -> Int32
+{
+    boundary {
+        let net = try NetworkHandle.network(network)
+        try require(inputCount == Int64(net.inputs.count), "inputs",
+                    "has \(inputCount) entries, the network \(net.inputs.count) inputs (it changed since it was counted)")
+        try require(outputCount == Int64(net.outputs.count), "outputs",
+                    "has \(outputCount) entries, the network \(net.outputs.count) outputs (it changed since it was counted)")
+        if inputCount > 0 { try Arguments.output(inputs, "inputs").store(net.inputs) { Int64($0.value) } }
+        if outputCount > 0 { try Arguments.output(outputs, "outputs").store(net.outputs) { Int64($0) } }
     }
 }

@@ -73,7 +73,11 @@ PyObject *network_add_parameter(PyObject *self, PyObject *args);
 PyObject *network_add_node(PyObject *self, PyObject *args);
 PyObject *network_add_output(PyObject *self, PyObject *args);
 PyObject *network_truncate(PyObject *self, PyObject *args);
-PyObject *network_node_op(PyObject *self, PyObject *args);
+PyObject *network_counts(PyObject *self, PyObject *args);
+PyObject *network_names(PyObject *self, PyObject *args);
+PyObject *network_find(PyObject *self, PyObject *args);
+PyObject *network_node(PyObject *self, PyObject *args);
+PyObject *network_ports(PyObject *self, PyObject *args);
 PyObject *network_value_shape(PyObject *self, PyObject *args);
 PyObject *network_parameter_read(PyObject *self, PyObject *args);
 PyObject *network_parameter_write(PyObject *self, PyObject *args);
@@ -93,7 +97,13 @@ PyObject *network_compensate(PyObject *self, PyObject *args);
      "network_add_node(h, name, op, attributes, inputs, parameters) -> value."}, \
     {"network_add_output", network_add_output, METH_VARARGS, "network_add_output(h, value)."}, \
     {"network_truncate", network_truncate, METH_VARARGS, "network_truncate(h, values, parameters, outputs)."}, \
-    {"network_node_op", network_node_op, METH_VARARGS, "network_node_op(h, node) -> (op, attributes)."}, \
+    {"network_counts", network_counts, METH_VARARGS, \
+     "network_counts(h) -> (values, nodes, parameters, inputs, outputs, revision)."}, \
+    {"network_names", network_names, METH_VARARGS, "network_names(h, kind) -> value (0) or parameter (1) names."}, \
+    {"network_find", network_find, METH_VARARGS, "network_find(h, kind, name) -> index, or -1."}, \
+    {"network_node", network_node, METH_VARARGS, \
+     "network_node(h, node) -> (op, attributes, output, inputs, parameters)."}, \
+    {"network_ports", network_ports, METH_VARARGS, "network_ports(h) -> (input values, output values)."}, \
     {"network_value_shape", network_value_shape, METH_VARARGS, "network_value_shape(h, value, batch) -> tuple."}, \
     {"network_parameter_read", network_parameter_read, METH_VARARGS, "network_parameter_read(h, index) -> array."}, \
     {"network_parameter_write", network_parameter_write, METH_VARARGS, "network_parameter_write(h, index, array)."}, \

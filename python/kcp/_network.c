@@ -139,20 +139,109 @@ PyObject *network_truncate(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-PyObject *network_node_op(PyObject *self, PyObject *args) {
+PyObject *network_counts(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    int64_t counts[KCP_NETWORK_COUNTS];
+    if (!PyArg_ParseTuple(args, "O:network_counts", &capsule)) return NULL;
+    kcp_network *network = unwrap_network(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kcp_network_counts(network, counts, KCP_NETWORK_COUNTS);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    return shape_tuple(counts, KCP_NETWORK_COUNTS);
+}
+
+/* The names packed in `bytes` (`length` bytes, each name followed by a 0), as a list. */
+static PyObject *split_names(const char *bytes, int64_t length) {
+    PyObject *names = PyList_New(0);
+    for (int64_t start = 0, end = 0; names != NULL && end < length; end++) {
+        if (bytes[end] != 0) continue;
+        PyObject *name = PyUnicode_DecodeUTF8(bytes + start, end - start, "strict");
+        if (name == NULL || PyList_Append(names, name) < 0) Py_CLEAR(names);
+        Py_XDECREF(name);
+        start = end + 1;
+    }
+    return names;
+}
+
+PyObject *network_names(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *result = NULL;
+    int kind;
+    int64_t length = 0, capacity = 0;
+    char *buffer = NULL;
+    if (!PyArg_ParseTuple(args, "Oi:network_names", &capsule, &kind)) return NULL;
+    kcp_network *network = unwrap_network(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kcp_network_names(network, kind, NULL, 0, &length);
+    while (status == KCP_OK && capacity <= length) {  /* names added in between: size again */
+        PyMem_Free(buffer);
+        capacity = length + 1;
+        if ((buffer = PyMem_Malloc(capacity)) == NULL) { PyErr_NoMemory(); return NULL; }
+        status = kcp_network_names(network, kind, buffer, capacity, &length);
+    }
+    if (status != KCP_OK) raise_status(status);
+    else result = split_names(buffer, length);
+    PyMem_Free(buffer);
+    return result;
+}
+
+PyObject *network_find(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule;
+    int kind;
+    const char *name;
+    int64_t index = -1;
+    if (!PyArg_ParseTuple(args, "Ois:network_find", &capsule, &kind, &name)) return NULL;
+    kcp_network *network = unwrap_network(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kcp_network_find(network, kind, name, &index);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    return PyLong_FromLongLong(index);
+}
+
+PyObject *network_node(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *capsule;
     long long node;
     int32_t op = 0, count = 0;
     double attributes[16];
-    if (!PyArg_ParseTuple(args, "OL:network_node_op", &capsule, &node)) return NULL;
+    int64_t output = 0, inputs[256], parameters[8], input_count = 0, parameter_count = 0;
+    if (!PyArg_ParseTuple(args, "OL:network_node", &capsule, &node)) return NULL;
     kcp_network *network = unwrap_network(capsule);
     if (network == NULL) return NULL;
     kcp_status status = kcp_network_node_op(network, node, &op, attributes, &count);
+    if (status == KCP_OK)
+        status = kcp_network_node_edges(network, node, &output, inputs, 256, &input_count, parameters, 8,
+                                        &parameter_count);
     if (status != KCP_OK) { raise_status(status); return NULL; }
     PyObject *values = PyTuple_New(count);
     for (int32_t i = 0; values != NULL && i < count; i++) PyTuple_SET_ITEM(values, i, PyFloat_FromDouble(attributes[i]));
-    return values == NULL ? NULL : Py_BuildValue("(iN)", op, values);
+    if (values == NULL) return NULL;
+    return Py_BuildValue("(iNLNN)", op, values, (long long)output, shape_tuple(inputs, (int32_t)input_count),
+                         shape_tuple(parameters, (int32_t)parameter_count));
+}
+
+PyObject *network_ports(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *capsule, *result = NULL;
+    int64_t counts[KCP_NETWORK_COUNTS], *inputs = NULL, *outputs = NULL;
+    if (!PyArg_ParseTuple(args, "O:network_ports", &capsule)) return NULL;
+    kcp_network *network = unwrap_network(capsule);
+    if (network == NULL) return NULL;
+    kcp_status status = kcp_network_counts(network, counts, KCP_NETWORK_COUNTS);
+    if (status != KCP_OK) { raise_status(status); return NULL; }
+    inputs = PyMem_Calloc(counts[KCP_NETWORK_INPUTS] + 1, sizeof(int64_t));
+    outputs = PyMem_Calloc(counts[KCP_NETWORK_OUTPUTS] + 1, sizeof(int64_t));
+    if (inputs == NULL || outputs == NULL) { PyErr_NoMemory(); goto done; }
+    status = kcp_network_ports(network, inputs, counts[KCP_NETWORK_INPUTS], outputs, counts[KCP_NETWORK_OUTPUTS]);
+    if (status != KCP_OK) { raise_status(status); goto done; }
+    result = Py_BuildValue("(NN)", shape_tuple(inputs, (int32_t)counts[KCP_NETWORK_INPUTS]),
+                           shape_tuple(outputs, (int32_t)counts[KCP_NETWORK_OUTPUTS]));
+done:
+    PyMem_Free(inputs);
+    PyMem_Free(outputs);
+    return result;
 }
 
 PyObject *network_value_shape(PyObject *self, PyObject *args) {

@@ -13,15 +13,38 @@ that later layers take as input::
 Weights start He-normal (biases zero, batchnorm the identity) from ``seed``;
 ``net.parameters[name]`` reads a copy, ``net.set_parameter(name, array)``
 writes one in.
+
+The engine holds the whole structure: value, node and parameter names, each
+node's op, attributes, inputs and parameters, the graph inputs and outputs,
+and every shape. A :class:`Network` object keeps only what the engine cannot:
+the random generator of initial weights and, per layer name, forms of layers
+that another format keeps (:func:`kcp.onnx.format.remember_form`). What it
+reads of the structure it caches until the engine's revision counter
+(``kcp_network_counts``) moves.
+
+kcp's own modules use a small internal interface, and nothing else that is
+private: ``_handle`` (the engine's network, for ``kcp._native``), ``_lock``
+(held for one consistent view while other threads build), ``_all_values()``,
+``_value_ops()``, ``_parameter_indices()``, ``_has_parameter(name)``,
+``_derived(handle)`` (a network over another engine handle, as pruning and
+fine-tuning return), ``_forms``; and, for builders, ``_name``, ``_value``,
+``_add_parameter`` and ``_node``.
 """
 
+from __future__ import annotations
+
 import functools
+import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _arguments, _native
+
 
 def _op_table():
     """The engine's op table (``kcp_op_table``): ``({op: code}, {op: attribute
@@ -38,23 +61,31 @@ def _op_table():
 
 
 OPS, ATTRIBUTES, _ENUMERATIONS = _op_table()
+_OP_NAMES = {code: name for name, code in OPS.items()}
 #: Ops whose first parameter is a weight that writes their output's channels (the layers plans report widths of).
 WEIGHTED_OPS = ("conv2d", "conv_transpose2d", "linear")
 ACTIVATIONS = _ENUMERATIONS["activation"]
 BINARY = _ENUMERATIONS["binary"]
 UPSAMPLE_MODES = _ENUMERATIONS["resize_mode"]
+_VALUE, _PARAMETER = 0, 1  # KCP_NAME_VALUE, KCP_NAME_PARAMETER
+_NODES = 1  # KCP_NETWORK_NODES
+
+#: An int, or a pair of ints ``(height, width)``.
+Pair = Union[int, Sequence[int]]
+#: An int, a pair, or ``(top, left, bottom, right)``.
+Padding = Union[int, Sequence[int]]
 
 
 @dataclass(frozen=True)
 class Value:
     """A tensor of the network: a graph input or a layer's output."""
 
-    network: "Network"
+    network: Network
     index: int
     name: str
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         """The shape at the declared batch size."""
         return _native.network_value_shape(self.network._handle, 0, self.index, 0)
 
@@ -66,21 +97,70 @@ class Layer:
 
     name: str
     op: str
-    attributes: tuple
-    inputs: tuple
-    parameters: tuple
+    attributes: tuple[float, ...]
+    inputs: tuple[str, ...]
+    parameters: tuple[str, ...]
 
 
-def _pair(value, name, minimum=0):
+class _Graph:
+    """A network's structure at one engine revision (``counts``, as
+    ``kcp_network_counts`` gives them), each part read from the engine on
+    first use."""
+
+    def __init__(self, net: Network, counts: tuple[int, ...]):
+        self.net, self.counts = net, counts
+
+    @functools.cached_property
+    def values(self) -> list[Value]:
+        return [Value(self.net, index, name) for index, name in enumerate(_native.network_names(self.net._handle, _VALUE))]
+
+    @functools.cached_property
+    def parameter_names(self) -> list[str]:
+        return _native.network_names(self.net._handle, _PARAMETER)
+
+    @functools.cached_property
+    def parameter_indices(self) -> dict[str, int]:
+        """``{name: index}``, the latest parameter of a name, as the engine finds it."""
+        return {name: index for index, name in enumerate(self.parameter_names)}
+
+    @functools.cached_property
+    def ports(self) -> tuple[list[Value], list[Value]]:
+        inputs, outputs = _native.network_ports(self.net._handle)
+        return [self.values[v] for v in inputs], [self.values[v] for v in outputs]
+
+    @functools.cached_property
+    def nodes(self) -> list[tuple[Layer, int]]:
+        """Each node as a :class:`Layer` and the index of the value it writes."""
+        values, parameters, nodes = self.values, self.parameter_names, []
+        for index in range(self.counts[_NODES]):
+            op, attributes, output, inputs, params = _native.network_node(self.net._handle, index)
+            nodes.append((Layer(values[output].name, _OP_NAMES[op], attributes, tuple(values[v].name for v in inputs),
+                                tuple(parameters[p] for p in params)), output))
+        return nodes
+
+    @functools.cached_property
+    def layers(self) -> list[Layer]:
+        return [layer for layer, _ in self.nodes]
+
+
+def _pair(value: Pair, name: str, minimum: int = 0) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name}: expected an int or a pair, got {value!r}")
-        return tuple(_arguments.integer(v, name, minimum) for v in value)
+        first, second = (_arguments.integer(v, name, minimum) for v in value)
+        return first, second
     v = _arguments.integer(value, name, minimum)
     return v, v
 
 
-def _initial_weight(rng, shape, std, name):
+def _padding(padding: Padding) -> tuple[int, ...]:
+    """``(top, left, bottom, right)`` from an int, a pair, or those four."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        return tuple(padding)
+    return _pair(padding, "padding") * 2
+
+
+def _initial_weight(rng: np.random.Generator, shape: tuple[int, ...], std: float, name: str) -> NDArray[np.float32]:
     """Normal weights of ``shape`` with standard deviation ``std``, refusing
     more than ``INT32_MAX`` of them (``name`` is the argument that asked for
     them) before anything is allocated."""
@@ -92,84 +172,116 @@ def _initial_weight(rng, shape, std, name):
 class Network:
     """A network held by the kcp engine (see the module docstring)."""
 
-    def __init__(self, seed=0):
-        self._handle = _native.network_create()
-        self._rng = np.random.default_rng(_arguments.seed(seed))
-        self._parameter_index = {}
-        self._layers = []
-        self._inputs = []
-        self._outputs = []
-        self._values = []
-        self._names = {}  # ordered, so a failed step can drop the names it took
+    def __init__(self, seed: int = 0) -> None:
+        self._attach(_native.network_create(), np.random.default_rng(_arguments.seed(seed)))
+
+    def _attach(self, handle: Any, rng: np.random.Generator) -> None:
+        """Makes this object the view of the engine network ``handle``."""
+        self._handle = handle
+        self._rng = rng
+        #: Per layer name, the form another format keeps of it (see :mod:`kcp.onnx.format`).
+        self._forms: dict[str, dict] = {}
+        self._cached_graph: _Graph | None = None
         self._lock = threading.RLock()
         self._depth = 0
 
     # -- structure -------------------------------------------------------
 
-    @property
-    def layers(self):
-        """The layers in order, as :class:`Layer` records (attributes read from the engine)."""
-        names = {code: name for name, code in OPS.items()}
-        result = []
-        for index, layer in enumerate(self._layers):
-            code, attributes = _native.network_node_op(self._handle, index)
-            result.append(Layer(layer.name, names[code], attributes, layer.inputs, layer.parameters))
-        return result
+    def _graph(self) -> _Graph:
+        """The structure now: the cached one while the engine's counts and revision are unchanged."""
+        counts = _native.network_counts(self._handle)
+        if self._cached_graph is None or self._cached_graph.counts != counts:
+            self._cached_graph = _Graph(self, counts)
+        return self._cached_graph
 
     @property
-    def inputs(self):
-        return list(self._inputs)
+    def layers(self) -> list[Layer]:
+        """The layers in order, as :class:`Layer` records read from the engine."""
+        return list(self._graph().layers)
 
     @property
-    def outputs(self):
-        return list(self._outputs)
+    def inputs(self) -> list[Value]:
+        return list(self._graph().ports[0])
 
-    def _name(self, name, op):
+    @property
+    def outputs(self) -> list[Value]:
+        return list(self._graph().ports[1])
+
+    def _all_values(self) -> list[Value]:
+        """Every value in index order: inputs and layer outputs."""
+        return list(self._graph().values)
+
+    def _value_ops(self) -> list[str]:
+        """The op that produced each value, in index order (``"input"`` for inputs)."""
+        graph = self._graph()
+        ops = ["input"] * len(graph.values)
+        for layer, output in graph.nodes:
+            ops[output] = layer.op
+        return ops
+
+    def _parameter_indices(self) -> dict[str, int]:
+        """``{parameter name: engine index}``, in creation order."""
+        return dict(self._graph().parameter_indices)
+
+    def _has_parameter(self, name: str) -> bool:
+        return _native.network_find(self._handle, _PARAMETER, name) >= 0
+
+    def _derived(self, handle: Any) -> Network:
+        """A network over another engine handle whose structure derives from this one's (pruned, fine-tuned)."""
+        other = Network.__new__(Network)
+        other._attach(handle, np.random.default_rng(0))
+        other._forms.update(self._forms)
+        return other
+
+    def _name(self, name: str | None, op: str) -> str:
+        """``name``, checked to be new, or a new one from ``op`` and the node count."""
         if name is None:
-            name = f"{op}{len(self._layers)}"
-        if not isinstance(name, str) or not name or name in self._names:
+            name = f"{op}{_native.network_counts(self._handle)[_NODES]}"
+        if not isinstance(name, str) or not name or _native.network_find(self._handle, _VALUE, name) >= 0:
             raise ValueError(f"name: must be a new non-empty string, got {name!r}")
-        self._names[name] = None
         return name
 
-    def _value(self, value, name="x"):
+    def _value(self, value: Value, name: str = "x") -> int:
         if not isinstance(value, Value) or value.network is not self:
             raise TypeError(f"{name}: expected a Value of this network, got {type(value).__name__}")
         return value.index
 
-    def input(self, name, shape):
+    def _parameter(self, name: str, argument: str = "parameters") -> int:
+        """The engine index of the parameter ``name``."""
+        index = _native.network_find(self._handle, _PARAMETER, name) if isinstance(name, str) else -1
+        if index < 0:
+            raise ValueError(f"{argument}: no parameter {name!r}")
+        return index
+
+    def input(self, name: str, shape: Sequence[int]) -> Value:
         """A network input of shape ``(N, C, H, W)`` (or ``(N, F)``)."""
         name = self._name(name, "input")
         shape = tuple(_arguments.integer(d, "shape", 1) for d in shape)
-        value = Value(self, _native.network_add_input(self._handle, name, shape), name)
-        self._inputs.append(value)
-        self._values.append(value)
-        return value
+        return Value(self, _native.network_add_input(self._handle, name, shape), name)
 
-    def output(self, *values):
+    def output(self, *values: Value) -> None:
         """Marks values as network outputs, in order."""
         for value in values:
             _native.network_add_output(self._handle, self._value(value))
-            self._outputs.append(value)
 
-    def _add_parameter(self, name, array):
-        self._parameter_index[name] = _native.network_add_parameter(self._handle, name, array)
+    def _add_parameter(self, name: str, array: ArrayLike) -> str:
+        _native.network_add_parameter(self._handle, name, array)
         return name
 
-    def _node(self, op, inputs, attributes=(), parameters=(), name=None, reserved=False):
-        """Adds a node; ``reserved`` says ``name`` was already taken by :meth:`_name`."""
+    def _node(self, op: str, inputs: Sequence[Value], attributes: Sequence[float] = (),
+              parameters: Sequence[str] = (), name: str | None = None, reserved: bool = False) -> Value:
+        """Adds a node; ``reserved`` says ``name`` was already checked by :meth:`_name`."""
         name = name if reserved else self._name(name, op)
         indices = [self._value(v, f"inputs[{i}]") for i, v in enumerate(inputs)]
-        params = [self._parameter_index[p] for p in parameters]
+        params = [self._parameter(p) for p in parameters]
         index = _native.network_add_node(self._handle, name, OPS[op], _arguments.attributes(op, attributes, ATTRIBUTES[op]),
                                          indices, params)
-        self._layers.append(Layer(name, op, tuple(attributes), tuple(v.name for v in inputs), tuple(parameters)))
-        self._values.append(Value(self, index, name))
-        return self._values[-1]
+        return Value(self, index, name)
 
     # -- layers ----------------------------------------------------------
 
-    def layer(self, op, inputs, attributes=(), parameters=(), *, name=None):
+    def layer(self, op: str, inputs: Sequence[Value], attributes: Sequence[float] = (),
+              parameters: Sequence[str | tuple[str, ArrayLike]] = (), *, name: str | None = None) -> Value:
         """Adds a layer from its raw form (what importers use).
 
         Args:
@@ -186,18 +298,18 @@ class Network:
         names = []
         for parameter in parameters:
             if isinstance(parameter, str):
-                if parameter not in self._parameter_index:
-                    raise ValueError(f"parameters: no parameter {parameter!r}")
+                self._parameter(parameter)
                 names.append(parameter)
             else:
                 parameter_name, array = parameter
-                if parameter_name in self._parameter_index:
+                if self._has_parameter(parameter_name):
                     raise ValueError(f"parameters: {parameter_name!r} exists already")
                 names.append(self._add_parameter(parameter_name, array))
         return self._node(op, list(inputs), tuple(attributes), names, name, reserved=True)
 
-    def conv2d(self, x, out_channels, kernel_size, *, stride=1, padding=0, dilation=1, groups=1, bias=True,
-               share=None, name=None):
+    def conv2d(self, x: Value, out_channels: int, kernel_size: Pair, *, stride: Pair = 1, padding: Padding = 0,
+               dilation: Pair = 1, groups: int = 1, bias: bool = True, share: str | None = None,
+               name: str | None = None) -> Value:
         """2-D convolution; ``padding`` an int, a pair, or ``(top, left, bottom, right)``.
 
         ``share`` names an earlier conv whose parameters this one reuses (a
@@ -205,7 +317,7 @@ class Network:
         """
         out_channels = _arguments.integer(out_channels, "out_channels", 1)
         kh, kw = _pair(kernel_size, "kernel_size", 1)
-        pads = tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 4 else _pair(padding, "padding") * 2
+        pads = _padding(padding)
         groups = _arguments.integer(groups, "groups", 1)
         attributes = (*_pair(stride, "stride"), *pads, *_pair(dilation, "dilation"), groups)
         name = self._name(name, "conv2d")
@@ -219,7 +331,8 @@ class Network:
                                                out_channels, bias)
         return self._node("conv2d", [x], attributes, parameters, name, reserved=True)
 
-    def _conv_parameters(self, name, shape, inputs_per_group, out_channels, bias):
+    def _conv_parameters(self, name: str, shape: tuple[int, int, int, int], inputs_per_group: int, out_channels: int,
+                         bias: bool) -> list[str]:
         """A conv's He-initialised weight of ``shape`` (fan-in ``inputs_per_group * kh * kw``) and zero bias."""
         fan_in = inputs_per_group * shape[2] * shape[3]
         parameters = [self._add_parameter(f"{name}.weight", _initial_weight(self._rng, shape, np.sqrt(2 / fan_in),
@@ -228,8 +341,9 @@ class Network:
             parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_channels, np.float32)))
         return parameters
 
-    def conv_transpose2d(self, x, out_channels, kernel_size, *, stride=1, padding=0, output_padding=0, dilation=1,
-                         groups=1, bias=True, name=None):
+    def conv_transpose2d(self, x: Value, out_channels: int, kernel_size: Pair, *, stride: Pair = 1,
+                         padding: Padding = 0, output_padding: Pair = 0, dilation: Pair = 1, groups: int = 1,
+                         bias: bool = True, name: str | None = None) -> Value:
         """Transposed convolution (PyTorch's ``ConvTranspose2d``): weight
         ``[in_channels, out_channels / groups, kh, kw]``; each output side is
         ``(in - 1) * stride - padding + dilation * (k - 1) + output_padding + 1``
@@ -238,7 +352,7 @@ class Network:
         stride or the dilation). Formulas in ``Sources/KCP/Graph/Op.swift``."""
         out_channels = _arguments.integer(out_channels, "out_channels", 1)
         kh, kw = _pair(kernel_size, "kernel_size", 1)
-        pads = tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 4 else _pair(padding, "padding") * 2
+        pads = _padding(padding)
         groups = _arguments.integer(groups, "groups", 1)
         attributes = (*_pair(stride, "stride"), *pads, *_pair(output_padding, "output_padding"),
                       *_pair(dilation, "dilation"), groups)
@@ -251,7 +365,8 @@ class Network:
                                            out_channels, bias)
         return self._node("conv_transpose2d", [x], attributes, parameters, name, reserved=True)
 
-    def linear(self, x, out_features, *, bias=True, share=None, name=None):
+    def linear(self, x: Value, out_features: int, *, bias: bool = True, share: str | None = None,
+               name: str | None = None) -> Value:
         """``y = x W^T + b`` for ``x [N, F]``."""
         name = self._name(name, "linear")
         if share is not None:
@@ -264,13 +379,13 @@ class Network:
                 parameters.append(self._add_parameter(f"{name}.bias", np.zeros(out_features, np.float32)))
         return self._node("linear", [x], (), parameters, name, reserved=True)
 
-    def _shared(self, layer_name):
-        for layer in self._layers:
+    def _shared(self, layer_name: str) -> list[str]:
+        for layer in self._graph().layers:
             if layer.name == layer_name:
                 return list(layer.parameters)
         raise ValueError(f"share: no layer named {layer_name!r}")
 
-    def batchnorm(self, x, *, epsilon=1e-5, name=None):
+    def batchnorm(self, x: Value, *, epsilon: float = 1e-5, name: str | None = None) -> Value:
         """Batch normalization (inference form, running statistics)."""
         name = self._name(name, "batchnorm")
         channels = x.shape[1]
@@ -278,7 +393,8 @@ class Network:
                       for part, fill in (("weight", 1), ("bias", 0), ("running_mean", 0), ("running_var", 1))]
         return self._node("batchnorm", [x], (epsilon,), parameters, name, reserved=True)
 
-    def normalization(self, x, groups=1, *, spatial=False, epsilon=1e-5, name=None):
+    def normalization(self, x: Value, groups: int = 1, *, spatial: bool = False, epsilon: float = 1e-5,
+                      name: str | None = None) -> Value:
         """Normalisation over ``groups`` groups of channels, then a per-channel
         weight (1) and bias (0): per sample, group and (unless ``spatial``)
         position, ``y = (x - mean) / sqrt(var + epsilon) * weight + bias``,
@@ -297,151 +413,157 @@ class Network:
                       for part, fill in (("weight", 1), ("bias", 0), ("statistics_mask", 1))]
         return self._node("normalization", [x], (groups, int(bool(spatial)), epsilon), parameters, name, reserved=True)
 
-    def layer_norm(self, x, *, epsilon=1e-5, name=None):
+    def layer_norm(self, x: Value, *, epsilon: float = 1e-5, name: str | None = None) -> Value:
         """LayerNorm over the channels at each position (ConvNeXt's ``LayerNorm2d``)."""
         return self.normalization(x, 1, epsilon=epsilon, name=name)
 
-    def group_norm(self, x, groups, *, epsilon=1e-5, name=None):
+    def group_norm(self, x: Value, groups: int, *, epsilon: float = 1e-5, name: str | None = None) -> Value:
         """GroupNorm (Wu and He 2018): statistics per group of channels over all positions."""
         return self.normalization(x, groups, spatial=True, epsilon=epsilon, name=name)
 
-    def instance_norm(self, x, *, epsilon=1e-5, name=None):
+    def instance_norm(self, x: Value, *, epsilon: float = 1e-5, name: str | None = None) -> Value:
         """InstanceNorm: statistics per channel over all positions."""
         return self.normalization(x, x.shape[1] if isinstance(x, Value) else 1, spatial=True, epsilon=epsilon,
                                   name=name)
 
-    def activation(self, x, kind, alpha=0.0, beta=0.0, *, name=None):
+    def activation(self, x: Value, kind: str, alpha: float = 0.0, beta: float = 0.0, *,
+                   name: str | None = None) -> Value:
         """Element-wise ``kind``, a key of :data:`ACTIVATIONS` (formulas in
         ``Sources/KCP/Graph/Op.swift``); ``alpha`` and ``beta`` are its constants."""
         code = _arguments.choice(kind, "kind", ACTIVATIONS)
         return self._node("activation", [x], (code, _arguments.finite(alpha, "alpha"), _arguments.finite(beta, "beta")),
                           name=self._name(name, kind), reserved=True)
 
-    def relu(self, x, *, name=None):
+    def relu(self, x: Value, *, name: str | None = None) -> Value:
         return self.activation(x, "relu", name=name)
 
-    def relu6(self, x, *, name=None):
+    def relu6(self, x: Value, *, name: str | None = None) -> Value:
         return self.activation(x, "clip", 0.0, 6.0, name=name)
 
-    def clip(self, x, minimum, maximum, *, name=None):
+    def clip(self, x: Value, minimum: float, maximum: float, *, name: str | None = None) -> Value:
         """``min(max(x, minimum), maximum)``."""
         return self.activation(x, "clip", minimum, maximum, name=name)
 
-    def leaky_relu(self, x, alpha=0.01, *, name=None):
+    def leaky_relu(self, x: Value, alpha: float = 0.01, *, name: str | None = None) -> Value:
         return self.activation(x, "leaky_relu", alpha, name=name)
 
-    def sigmoid(self, x, *, name=None):
+    def sigmoid(self, x: Value, *, name: str | None = None) -> Value:
         return self.activation(x, "sigmoid", name=name)
 
-    def tanh(self, x, *, name=None):
+    def tanh(self, x: Value, *, name: str | None = None) -> Value:
         return self.activation(x, "tanh", name=name)
 
-    def silu(self, x, *, name=None):
+    def silu(self, x: Value, *, name: str | None = None) -> Value:
         return self.activation(x, "silu", name=name)
 
-    def gelu(self, x, approximate="none", *, name=None):
+    def gelu(self, x: Value, approximate: Literal["none", "tanh"] = "none", *, name: str | None = None) -> Value:
         """GELU, exact (``approximate="none"``) or its tanh form (``"tanh"``), as ``F.gelu``."""
         kind = _arguments.choice(approximate, "approximate", {"none": "gelu", "tanh": "gelu_tanh"})
         return self.activation(x, kind, name=name)
 
-    def hardswish(self, x, *, name=None):
+    def hardswish(self, x: Value, *, name: str | None = None) -> Value:
         return self.activation(x, "hardswish", name=name)
 
-    def hardsigmoid(self, x, alpha=1 / 6, beta=0.5, *, name=None):
+    def hardsigmoid(self, x: Value, alpha: float = 1 / 6, beta: float = 0.5, *, name: str | None = None) -> Value:
         """``min(max(alpha * x + beta, 0), 1)`` (PyTorch's constants by default)."""
         return self.activation(x, "hardsigmoid", alpha, beta, name=name)
 
-    def elu(self, x, alpha=1.0, *, name=None):
+    def elu(self, x: Value, alpha: float = 1.0, *, name: str | None = None) -> Value:
         return self.activation(x, "elu", alpha, name=name)
 
-    def mish(self, x, *, name=None):
+    def mish(self, x: Value, *, name: str | None = None) -> Value:
         return self.activation(x, "mish", name=name)
 
-    def softplus(self, x, beta=1.0, threshold=20.0, *, name=None):
+    def softplus(self, x: Value, beta: float = 1.0, threshold: float = 20.0, *, name: str | None = None) -> Value:
         """``log(1 + exp(beta x)) / beta``, or ``x`` where ``beta x > threshold``, as ``F.softplus``."""
         return self.activation(x, "softplus", beta, threshold, name=name)
 
-    def binary(self, kind, a, b, *, name=None):
+    def binary(self, kind: Literal["add", "sub", "mul", "div"], a: Value, b: Value, *,
+               name: str | None = None) -> Value:
         """``a kind b`` (``"add"``, ``"sub"``, ``"mul"``, ``"div"``) with NumPy
         broadcasting: equal ranks, each dimension equal or 1 (an ``[N, C, 1, 1]``
         gate times an ``[N, C, H, W]`` map)."""
         code = _arguments.choice(kind, "kind", BINARY)
         return self._node("binary", [a, b], (code, 0), name=self._name(name, kind), reserved=True)
 
-    def add(self, a, b, *, name=None):
+    def add(self, a: Value, b: Value, *, name: str | None = None) -> Value:
         return self.binary("add", a, b, name=name)
 
-    def sub(self, a, b, *, name=None):
+    def sub(self, a: Value, b: Value, *, name: str | None = None) -> Value:
         return self.binary("sub", a, b, name=name)
 
-    def mul(self, a, b, *, name=None):
+    def mul(self, a: Value, b: Value, *, name: str | None = None) -> Value:
         return self.binary("mul", a, b, name=name)
 
-    def div(self, a, b, *, name=None):
+    def div(self, a: Value, b: Value, *, name: str | None = None) -> Value:
         return self.binary("div", a, b, name=name)
 
-    def concat(self, *values, name=None):
+    def concat(self, *values: Value, name: str | None = None) -> Value:
         """Concatenation along channels."""
         return self._node("concat", list(values), name=name)
 
-    def _pool(self, op, x, kernel_size, stride, padding, count_include_pad, ceil_mode, dilation, name):
+    def _pool(self, op: str, x: Value, kernel_size: Pair, stride: Pair | None, padding: Pair, count_include_pad: bool,
+              ceil_mode: bool, dilation: Pair, name: str | None) -> Value:
         kernel = _pair(kernel_size, "kernel_size")
         pads = _pair(padding, "padding") * 2
         attributes = (*kernel, *_pair(stride if stride is not None else kernel_size, "stride"), *pads,
                       int(bool(count_include_pad)), int(bool(ceil_mode)), *_pair(dilation, "dilation", 1))
         return self._node(op, [x], attributes, name=name)
 
-    def max_pool(self, x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, name=None):
+    def max_pool(self, x: Value, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0, *,
+                 dilation: Pair = 1, ceil_mode: bool = False, name: str | None = None) -> Value:
         return self._pool("max_pool", x, kernel_size, stride, padding, False, ceil_mode, dilation, name)
 
-    def avg_pool(self, x, kernel_size, stride=None, padding=0, *, count_include_pad=False, ceil_mode=False,
-                 name=None):
+    def avg_pool(self, x: Value, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0, *,
+                 count_include_pad: bool = False, ceil_mode: bool = False, name: str | None = None) -> Value:
         return self._pool("avg_pool", x, kernel_size, stride, padding, count_include_pad, ceil_mode, 1, name)
 
-    def adaptive_pool(self, x, output_size, *, max=False, name=None):
+    def adaptive_pool(self, x: Value, output_size: Pair, *, max: bool = False, name: str | None = None) -> Value:
         """Average (or ``max``) pooling to ``output_size`` with PyTorch's adaptive bins."""
         return self._node("adaptive_pool", [x], (*_pair(output_size, "output_size", 1), int(bool(max))), name=name)
 
-    def global_avg_pool(self, x, *, name=None):
+    def global_avg_pool(self, x: Value, *, name: str | None = None) -> Value:
         return self._node("global_avg_pool", [x], name=name)
 
-    def flatten(self, x, *, name=None):
+    def flatten(self, x: Value, *, name: str | None = None) -> Value:
         return self._node("flatten", [x], name=name)
 
-    def resize(self, x, size, mode="nearest", *, align_corners=False, name=None):
+    def resize(self, x: Value, size: Pair, mode: Literal["nearest", "bilinear"] = "nearest", *,
+               align_corners: bool = False, name: str | None = None) -> Value:
         """Resizing H and W to ``size`` as ``F.interpolate(x, size, mode=mode,
         align_corners=align_corners)`` does (``"nearest"`` or ``"bilinear"``)."""
         mode_code = _arguments.choice(mode, "mode", UPSAMPLE_MODES)
         return self._node("resize", [x], (*_pair(size, "size", 1), mode_code, int(bool(align_corners))), name=name)
 
-    def upsample(self, x, scale=2, mode="nearest", *, name=None):
+    def upsample(self, x: Value, scale: int = 2, mode: Literal["nearest", "bilinear"] = "nearest", *,
+                 name: str | None = None) -> Value:
         """Integer-factor upsampling; bilinear uses half-pixel centers (``align_corners=False``)."""
         scale = _arguments.integer(scale, "scale", 1)
         height, width = x.shape[2:]
         return self.resize(x, (height * scale, width * scale), mode, name=name)
 
-    def correlation(self, left, right, max_disparity, *, name=None):
+    def correlation(self, left: Value, right: Value, max_disparity: int, *, name: str | None = None) -> Value:
         """Stereo cost volume ``y[d] = mean_c left[c, h, w] * right[c, h, w - d]``, ``d < max_disparity``."""
         scale = 1.0 / left.shape[1]
         return self._node("correlation", [left, right], (_arguments.integer(max_disparity, "max_disparity", 1), scale),
                           name=name)
 
-    def softmax(self, x, *, name=None):
+    def softmax(self, x: Value, *, name: str | None = None) -> Value:
         """Softmax over channels."""
         return self._node("softmax", [x], name=name)
 
-    def soft_argmin(self, x, *, name=None):
+    def soft_argmin(self, x: Value, *, name: str | None = None) -> Value:
         """Disparity regression ``sum_d d * softmax_d(-x)``."""
         return self._node("soft_argmin", [x], name=name)
 
-    def identity(self, x, *, name=None):
+    def identity(self, x: Value, *, name: str | None = None) -> Value:
         return self._node("identity", [x], name=name)
 
-    def channel_shuffle(self, x, groups, *, name=None):
+    def channel_shuffle(self, x: Value, groups: int, *, name: str | None = None) -> Value:
         """ShuffleNet's shuffle: output channel ``j * groups + i`` is input channel ``i * (C / groups) + j``."""
         return self._node("channel_shuffle", [x], (_arguments.integer(groups, "groups", 1),), name=name)
 
-    def chunk(self, x, parts, *, name=None):
+    def chunk(self, x: Value, parts: int, *, name: str | None = None) -> list[Value]:
         """``parts`` equal slices of ``x`` along channels, as ``torch.chunk``; pruning keeps them equal."""
         parts = _arguments.integer(parts, "parts", 1)
         name = self._name(name, "chunk")
@@ -450,54 +572,55 @@ class Network:
     # -- parameters, inference, cost ----------------------------------------
 
     @property
-    def parameters(self):
+    def parameters(self) -> dict[str, NDArray[np.float32]]:
         """``{name: array}``: copies of every parameter, in creation order."""
         return {name: _native.network_parameter_read(self._handle, index)
-                for name, index in self._parameter_index.items()}
+                for name, index in self._graph().parameter_indices.items()}
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, NDArray[np.float32]]:
         """``{name: array}``: a copy of every parameter (as :attr:`parameters`), for saving."""
         return self.parameters
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, ArrayLike]) -> None:
         """Copies every entry of ``state`` (``{name: array}``, as :meth:`state_dict`
         gives) into the parameter of that name. ``state`` must name each
         parameter once and no other, with its shape; nothing is written otherwise."""
         if not isinstance(state, dict):
             raise TypeError(f"state: expected a dict of arrays, got {type(state).__name__}")
-        missing, unknown = set(self._parameter_index) - set(state), set(state) - set(self._parameter_index)
+        indices = self._graph().parameter_indices
+        missing, unknown = set(indices) - set(state), set(state) - set(indices)
         if missing or unknown:
             raise ValueError(f"state: missing {sorted(missing)}, unknown {sorted(unknown)}")
         for name, value in state.items():
-            shape = _native.network_value_shape(self._handle, 1, self._parameter_index[name], 0)
+            shape = _native.network_value_shape(self._handle, 1, indices[name], 0)
             if np.shape(value) != shape:
                 raise ValueError(f"state: parameter {name!r} has shape {shape}, got {np.shape(value)}")
         for name, value in state.items():
             self.set_parameter(name, value)
 
-    def set_parameter(self, name, value):
+    def set_parameter(self, name: str, value: ArrayLike) -> None:
         """Copies ``value`` (same shape) into the parameter ``name``."""
-        if name not in self._parameter_index:
-            raise ValueError(f"name: no parameter {name!r}")
-        index = self._parameter_index[name]
+        index = self._parameter(name, "name")
         shape = _native.network_value_shape(self._handle, 1, index, 0)
         array = np.asarray(value)
         if array.shape != shape:
             raise ValueError(f"value: parameter {name!r} has shape {shape}, got {array.shape}")
         _native.network_parameter_write(self._handle, index, array)
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: ArrayLike) -> list[NDArray[np.float32]]:
         """Runs the network natively; returns a list with one array per output."""
         return self._forward(inputs, None)
 
-    def profile(self, *inputs, repeats=5):
+    def profile(self, *inputs: ArrayLike, repeats: int = 5) -> dict[str, float]:
         """Median wall time of each layer over ``repeats`` runs: ``{layer name: ms}``."""
-        runs = np.zeros((_arguments.integer(repeats, "repeats", 1), len(self._layers)))
+        layers = self._graph().layers
+        runs = np.zeros((_arguments.integer(repeats, "repeats", 1), len(layers)))
         for run in runs:
             self._forward(inputs, run)
-        return {layer.name: float(ms) for layer, ms in zip(self._layers, np.median(runs, axis=0) * 1e3)}
+        return {layer.name: float(ms) for layer, ms in zip(layers, np.median(runs, axis=0) * 1e3)}
 
-    def gradients(self, *inputs, output_gradients, training=True):
+    def gradients(self, *inputs: ArrayLike, output_gradients: Sequence[ArrayLike],
+                  training: bool = True) -> tuple[list[NDArray[np.float32]], dict[str, NDArray[np.float32]]]:
         """Outputs and parameter gradients of ``L = sum_k <output_gradients[k], outputs[k]>``.
 
         A forward pass keeping every value (``training``: batchnorm on batch
@@ -507,79 +630,60 @@ class Network:
             ``(outputs, {parameter name: dL/dparameter})``; a parameter shared
             by several layers gets the sum of their gradients.
         """
-        arrays, batch = self._checked_inputs(inputs)
-        outputs = self._output_buffers(batch)
+        graph = self._graph()
+        arrays, batch = self._checked_inputs(inputs, graph)
+        outputs = self._output_buffers(batch, graph)
         seeds = [_arguments.array(g, f"output_gradients[{i}]") for i, g in enumerate(output_gradients)]
         if len(seeds) != len(outputs) or any(s.shape != o.shape for s, o in zip(seeds, outputs)):
             raise ValueError(f"output_gradients: expected shapes {[o.shape for o in outputs]}, "
                              f"got {[s.shape for s in seeds]}")
-        names = list(self._parameter_index)
-        grads = [np.empty(_native.network_value_shape(self._handle, 1, self._parameter_index[n], 0), np.float32)
-                 for n in names]
+        names = graph.parameter_names
+        grads = [np.empty(_native.network_value_shape(self._handle, 1, index, 0), np.float32)
+                 for index in range(len(names))]
         _native.network_gradients(self._handle, arrays, batch, bool(training), seeds, outputs, grads)
         return outputs, dict(zip(names, grads))
 
     def _forward(self, inputs, node_seconds):
-        arrays, batch = self._checked_inputs(inputs)
-        outputs = self._output_buffers(batch)
+        graph = self._graph()
+        arrays, batch = self._checked_inputs(inputs, graph)
+        outputs = self._output_buffers(batch, graph)
         _native.network_forward(self._handle, arrays, outputs, batch, node_seconds)
         return outputs
 
-    def _checked_inputs(self, inputs):
+    def _checked_inputs(self, inputs, graph=None):
         """The input arrays and their common batch size, checked against the declared shapes."""
-        if len(inputs) != len(self._inputs):
-            raise ValueError(f"inputs: the network has {len(self._inputs)} inputs, got {len(inputs)}")
+        declared = (graph or self._graph()).ports[0]
+        if len(inputs) != len(declared):
+            raise ValueError(f"inputs: the network has {len(declared)} inputs, got {len(inputs)}")
         arrays = [_arguments.array(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
         batch = arrays[0].shape[0] if arrays[0].ndim else 0
-        for i, (array, value) in enumerate(zip(arrays, self._inputs)):
+        for i, (array, value) in enumerate(zip(arrays, declared)):
             expected = (batch, *value.shape[1:])
             if array.shape != expected or batch < 1:
                 raise ValueError(f"inputs[{i}]: expected shape {expected} with a batch of at least 1, got {array.shape}")
         return arrays, batch
 
-    def _output_buffers(self, batch):
+    def _output_buffers(self, batch, graph):
         return [np.empty(_native.network_value_shape(self._handle, 0, v.index, batch), np.float32)
-                for v in list(self._outputs)]
+                for v in graph.ports[1]]
 
-    def cost(self):
+    def cost(self) -> tuple[int, int]:
         """``(MACs per sample, learnable parameters)``."""
-        _, macs, params = _native.network_cost(self._handle, len(self._layers))
+        _, macs, params = _native.network_cost(self._handle, self._graph().counts[_NODES])
         return macs, params
 
-    def layer_macs(self):
+    def layer_macs(self) -> dict[str, int]:
         """``{layer name: MACs per sample}``."""
-        node_macs, _, _ = _native.network_cost(self._handle, len(self._layers))
-        return {layer.name: int(m) for layer, m in zip(self._layers, node_macs)}
+        graph = self._graph()
+        node_macs, _, _ = _native.network_cost(self._handle, graph.counts[_NODES])
+        return {layer.name: int(m) for layer, m in zip(graph.layers, node_macs)}
 
-    def layer_widths(self):
+    def layer_widths(self) -> dict[str, int]:
         """``{layer name: output channels}`` of every conv2d, transposed conv and linear layer."""
-        shapes = {value.name: value.shape for value in self._all_values()}
-        return {layer.name: shapes[layer.name][1] for layer in self._layers if layer.op in WEIGHTED_OPS}
+        graph = self._graph()
+        return {layer.name: graph.values[output].shape[1] for layer, output in graph.nodes if layer.op in WEIGHTED_OPS}
 
-    def _value_ops(self):
-        """The op that produced each value, in index order (``"input"`` for inputs)."""
-        ops = {layer.name: layer.op for layer in self._layers}
-        return [ops.get(value.name, "input") for value in self._values]
-
-    def _all_values(self):
-        """Every value in index order: inputs and layer outputs."""
-        return list(self._values)
-
-    def _derived(self, handle):
-        """A network with this one's structure over another engine handle."""
-        other = Network.__new__(Network)
-        other._handle = handle
-        other._rng = np.random.default_rng(0)
-        other._parameter_index = dict(self._parameter_index)
-        other._layers = list(self._layers)
-        other._names = dict(self._names)
-        other._lock, other._depth = threading.RLock(), 0
-        other._values = [Value(other, v.index, v.name) for v in self._values]
-        other._inputs = [other._values[v.index] for v in self._inputs]
-        other._outputs = [other._values[v.index] for v in self._outputs]
-        return other
-
-    def to_onnx(self, path=None, *, opset=17):
+    def to_onnx(self, path: str | os.PathLike | None = None, *, opset: int = 17) -> Any:
         """The network as an ONNX ``ModelProto``, also written to ``path`` if given (see :mod:`kcp.onnx.exporter`)."""
         from .onnx import export
 
@@ -589,27 +693,24 @@ class Network:
 def _step(method):
     """``method`` as one step on its network: it holds the network's lock
     (other threads' steps wait), and if it raises anything, KeyboardInterrupt
-    included, what it added is removed from the engine and from Python alike
-    before the exception goes on unchanged."""
+    included, the engine's network is truncated to what it was before (and
+    the forms of layers it added are dropped) before the exception goes on
+    unchanged."""
 
     @functools.wraps(method)
     def step(self, *args, **kwargs):
         with self._lock:
             if self._depth:
                 return method(self, *args, **kwargs)
-            counts = (len(self._values), len(self._parameter_index), len(self._outputs), len(self._layers),
-                      len(self._inputs), len(self._names))
+            values, _, parameters, _, outputs, _ = _native.network_counts(self._handle)
+            forms = len(self._forms)
             self._depth += 1
             try:
                 return method(self, *args, **kwargs)
             except BaseException:
-                values, parameters, outputs, layers, inputs, names = counts
                 _native.network_truncate(self._handle, values, parameters, outputs)
-                del self._values[values:], self._outputs[outputs:], self._layers[layers:], self._inputs[inputs:]
-                for name in list(self._parameter_index)[parameters:]:
-                    del self._parameter_index[name]
-                for name in list(self._names)[names:]:
-                    del self._names[name]
+                for name in list(self._forms)[forms:]:
+                    del self._forms[name]
                 raise
             finally:
                 self._depth -= 1

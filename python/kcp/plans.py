@@ -206,7 +206,7 @@ def plan(net: Network, *, ratio: float | None = None, macs_reduction: float | No
             net._handle, kind, amount, global_pruning, _arguments.max_ratio(max_ratio),
             _arguments.choice(criterion, "criterion", CRITERIA), _arguments.choice(center, "center", CENTERS),
             _arguments.integer(round_to, "round_to", 1, _arguments.INT32_MAX), _arguments.seed(seed), override_spaces,
-            override_ratios, {} if _weights is None else _weights, net._parameter_index)
+            override_ratios, {} if _weights is None else _weights, net._parameter_indices())
         per_value, space_of, _, reasons = _structure(net)
         pruned, channels, space_scores = {}, {}, {}
         for space in range(len(reasons)):

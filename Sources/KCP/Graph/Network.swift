@@ -32,8 +32,22 @@ public struct Network: Sendable {
     /// added (so building a network is linear in its size); `compacted`
     /// infers them again.
     public internal(set) var declaredShapes: [[Int]] = []
+    /// Counts the changes of structure (values, nodes, parameters, outputs
+    /// added or truncated), so that a caller's view of the structure can
+    /// tell it is stale; parameter values changing leave it.
+    public private(set) var revision = 0
+    /// The index of each value name and parameter name (the latest of that
+    /// name, should names repeat).
+    private var valueIndex: [String: Int] = [:]
+    private var parameterIndex: [String: Int] = [:]
 
     public init() {}
+
+    /// The value called `name` (the latest, if several are), or nil.
+    public func value(named name: String) -> Int? { valueIndex[name] }
+
+    /// The parameter called `name` (the latest, if several are), or nil.
+    public func parameter(named name: String) -> Int? { parameterIndex[name] }
 
     public var valueCount: Int { valueNames.count }
 
@@ -52,6 +66,8 @@ public struct Network: Sendable {
     /// Adds a parameter; returns its index.
     public mutating func addParameter(name: String, tensor: Tensor) -> Int {
         parameters.append(Parameter(name: name, tensor: tensor))
+        parameterIndex[name] = parameters.count - 1
+        revision += 1
         return parameters.count - 1
     }
 
@@ -84,6 +100,7 @@ public struct Network: Sendable {
     public mutating func addOutput(_ value: Int) throws {
         try require((0..<valueCount).contains(value), "value", "no value \(value)")
         outputs.append(value)
+        revision += 1
     }
 
     /// Replaces a parameter's tensor, keeping its shape.
@@ -112,10 +129,15 @@ public struct Network: Sendable {
         self.parameters.removeLast(self.parameters.count - parameters)
         valueNames.removeLast(valueCount - values)
         declaredShapes.removeLast(declaredShapes.count - values)
+        valueIndex = Dictionary(valueNames.enumerated().map { ($1, $0) }) { _, later in later }
+        parameterIndex = Dictionary(self.parameters.enumerated().map { ($1.name, $0) }) { _, later in later }
+        revision += 1
     }
 
     private mutating func newValue(_ name: String) -> Int {
         valueNames.append(name)
+        valueIndex[name] = valueNames.count - 1
+        revision += 1
         return valueNames.count - 1
     }
 }

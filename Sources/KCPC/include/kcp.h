@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define KCP_ABI_VERSION 6
+#define KCP_ABI_VERSION 7
 
 typedef int32_t kcp_status;
 enum {
@@ -178,6 +178,30 @@ kcp_status kcp_network_truncate(kcp_network *network, int64_t values, int64_t pa
 /* The op code and attributes (at most 16) of node `node`, in the order nodes were added. */
 kcp_status kcp_network_node_op(const kcp_network *network, int64_t node, int32_t *op, double *attributes,
                                int32_t *count);
+/* Indices into the `counts` array filled by kcp_network_counts. The revision grows with every change of
+ * structure (an add or a truncation, not a parameter write): a caller's copy of names or nodes read at
+ * one revision is current while the revision is. */
+enum { KCP_NETWORK_VALUES = 0, KCP_NETWORK_NODES = 1, KCP_NETWORK_PARAMETERS = 2, KCP_NETWORK_INPUTS = 3,
+       KCP_NETWORK_OUTPUTS = 4, KCP_NETWORK_REVISION = 5, KCP_NETWORK_COUNTS = 6 };
+/* What a name names, for kcp_network_names and kcp_network_find. */
+enum { KCP_NAME_VALUE = 0, KCP_NAME_PARAMETER = 1 };
+/* counts[count] (count = KCP_NETWORK_COUNTS): see the enum above. */
+kcp_status kcp_network_counts(const kcp_network *network, int64_t *counts, int64_t count);
+/* Every value (kind KCP_NAME_VALUE) or parameter name, in index order, each followed by a 0 byte;
+ * *length counts those bytes; they and one more 0 are written only if capacity > *length. */
+kcp_status kcp_network_names(const kcp_network *network, int32_t kind, char *buffer, int64_t capacity,
+                             int64_t *length);
+/* The index of the value or parameter called `name` (the latest, should names repeat), or -1. */
+kcp_status kcp_network_find(const kcp_network *network, int32_t kind, const char *name, int64_t *index);
+/* Node `node`'s output value, its input values (input_capacity entries at most; *input_count receives
+ * how many) and its parameters (likewise); fails, writing nothing, if either capacity is too small. */
+kcp_status kcp_network_node_edges(const kcp_network *network, int64_t node, int64_t *output, int64_t *inputs,
+                                  int64_t input_capacity, int64_t *input_count, int64_t *parameters,
+                                  int64_t parameter_capacity, int64_t *parameter_count);
+/* The graph input values (input_count entries) and output values (output_count), in order; the counts
+ * must be the network's (kcp_network_counts). */
+kcp_status kcp_network_ports(const kcp_network *network, int64_t *inputs, int64_t input_count, int64_t *outputs,
+                             int64_t output_count);
 /* Shape of a value (at most 8 dims) for batch size `batch` (<= 0: the declared one). */
 kcp_status kcp_network_value_shape(const kcp_network *network, int64_t value, int64_t batch,
                                    int64_t *shape, int32_t *ndim);

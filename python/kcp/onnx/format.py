@@ -16,11 +16,10 @@ unmodified; the importer recognises them by domain and op type:
 A ``channelwise`` layer (an elementwise op the engine has no kernel for) read
 from ONNX keeps the node it came from -- op type, attributes, constant
 inputs -- so that the exporter writes it back (:func:`remember_form`,
-:func:`recall_form`). The form belongs to the layer record, which the
-networks derived from it (masked, compact, fine-tuned) share.
+:func:`recall_form`). The network keeps the form by layer name (in its
+``_forms``), and the networks derived from it (masked, compact, fine-tuned)
+copy it.
 """
-
-import weakref
 
 DOMAIN = "ai.kcp"
 BATCH = "batch"
@@ -45,21 +44,13 @@ def fresh_name(name, taken):
     return candidate
 
 
-_FORMS = {}  # id(Layer record) -> the ONNX form of a channelwise layer
-
-
 def remember_form(net, layer_name, form):
     """Keeps ``form`` (a dict: ``op_type``, ``domain``, ``attributes`` as
     AttributeProtos, ``inputs``: per ONNX input the index of the layer's input
     value, a constant array, or None) for the layer ``layer_name`` of ``net``."""
-    layer = next(layer for layer in reversed(net._layers) if layer.name == layer_name)
-    _FORMS[id(layer)] = form
-    weakref.finalize(layer, _FORMS.pop, id(layer), None)
+    net._forms[layer_name] = form
 
 
 def recall_form(net, layer_name):
     """The form :func:`remember_form` kept for ``layer_name`` (in ``net`` or a network derived from it), or None."""
-    for layer in net._layers:
-        if layer.name == layer_name:
-            return _FORMS.get(id(layer))
-    return None
+    return net._forms.get(layer_name)

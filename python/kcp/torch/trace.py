@@ -307,7 +307,7 @@ class _Converter:
 
     def parameter(self, name, tensor, axes, *, scored=False):
         """A parameter of a kcp layer: a new ``(name, array)``, or the name of one added already (shared)."""
-        if name in self.net._parameter_index:
+        if self.net._has_parameter(name):
             return name
         self.traced.axes[name] = axes
         array = tensor.detach().to("cpu", torch.float32).numpy()
