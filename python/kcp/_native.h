@@ -76,7 +76,7 @@ PyObject *network_truncate(PyObject *self, PyObject *args);
 PyObject *network_counts(PyObject *self, PyObject *args);
 PyObject *network_names(PyObject *self, PyObject *args);
 PyObject *network_find(PyObject *self, PyObject *args);
-PyObject *network_node(PyObject *self, PyObject *args);
+PyObject *network_nodes(PyObject *self, PyObject *args);
 PyObject *network_ports(PyObject *self, PyObject *args);
 PyObject *network_value_shape(PyObject *self, PyObject *args);
 PyObject *network_parameter_read(PyObject *self, PyObject *args);
@@ -101,8 +101,8 @@ PyObject *network_compensate(PyObject *self, PyObject *args);
      "network_counts(h) -> (values, nodes, parameters, inputs, outputs, revision)."}, \
     {"network_names", network_names, METH_VARARGS, "network_names(h, kind) -> value (0) or parameter (1) names."}, \
     {"network_find", network_find, METH_VARARGS, "network_find(h, kind, name) -> index, or -1."}, \
-    {"network_node", network_node, METH_VARARGS, \
-     "network_node(h, node) -> (op, attributes, output, inputs, parameters)."}, \
+    {"network_nodes", network_nodes, METH_VARARGS, \
+     "network_nodes(h, count, value names, parameter names) -> [(op, attributes, output, input names, parameter names)]."}, \
     {"network_ports", network_ports, METH_VARARGS, "network_ports(h) -> (input values, output values)."}, \
     {"network_value_shape", network_value_shape, METH_VARARGS, "network_value_shape(h, value, batch) -> tuple."}, \
     {"network_parameter_read", network_parameter_read, METH_VARARGS, "network_parameter_read(h, index) -> array."}, \

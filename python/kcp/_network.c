@@ -200,26 +200,51 @@ PyObject *network_find(PyObject *self, PyObject *args) {
     return PyLong_FromLongLong(index);
 }
 
-PyObject *network_node(PyObject *self, PyObject *args) {
+/* The entries of `names` (a list) at `indices`, as a tuple; NULL with ValueError for an index past it. */
+static PyObject *named(PyObject *names, const int64_t *indices, int64_t count) {
+    PyObject *tuple = PyTuple_New(count);
+    for (int64_t i = 0; tuple != NULL && i < count; i++) {
+        if (indices[i] < 0 || indices[i] >= PyList_GET_SIZE(names)) {
+            PyErr_SetString(PyExc_ValueError, "network: changed while it was read");
+            Py_CLEAR(tuple);
+            break;
+        }
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(PyList_GET_ITEM(names, indices[i])));
+    }
+    return tuple;
+}
+
+PyObject *network_nodes(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *capsule;
-    long long node;
-    int32_t op = 0, count = 0;
-    double attributes[16];
-    int64_t output = 0, inputs[256], parameters[8], input_count = 0, parameter_count = 0;
-    if (!PyArg_ParseTuple(args, "OL:network_node", &capsule, &node)) return NULL;
+    PyObject *capsule, *value_names, *parameter_names, *nodes = NULL;
+    long long count;
+    if (!PyArg_ParseTuple(args, "OLO!O!:network_nodes", &capsule, &count, &PyList_Type, &value_names, &PyList_Type,
+                          &parameter_names))
+        return NULL;
     kcp_network *network = unwrap_network(capsule);
-    if (network == NULL) return NULL;
-    kcp_status status = kcp_network_node_op(network, node, &op, attributes, &count);
-    if (status == KCP_OK)
-        status = kcp_network_node_edges(network, node, &output, inputs, 256, &input_count, parameters, 8,
-                                        &parameter_count);
-    if (status != KCP_OK) { raise_status(status); return NULL; }
-    PyObject *values = PyTuple_New(count);
-    for (int32_t i = 0; values != NULL && i < count; i++) PyTuple_SET_ITEM(values, i, PyFloat_FromDouble(attributes[i]));
-    if (values == NULL) return NULL;
-    return Py_BuildValue("(iNLNN)", op, values, (long long)output, shape_tuple(inputs, (int32_t)input_count),
-                         shape_tuple(parameters, (int32_t)parameter_count));
+    if (network == NULL || (nodes = PyList_New(0)) == NULL) return NULL;
+    for (long long node = 0; node < count; node++) {
+        int32_t op = 0, attribute_count = 0;
+        double attributes[16];
+        int64_t output = 0, inputs[256], parameters[8], input_count = 0, parameter_count = 0;
+        kcp_status status = kcp_network_node_op(network, node, &op, attributes, &attribute_count);
+        if (status == KCP_OK)
+            status = kcp_network_node_edges(network, node, &output, inputs, 256, &input_count, parameters, 8,
+                                            &parameter_count);
+        if (status != KCP_OK) { raise_status(status); goto error; }
+        PyObject *values = PyTuple_New(attribute_count);
+        for (int32_t i = 0; values != NULL && i < attribute_count; i++)
+            PyTuple_SET_ITEM(values, i, PyFloat_FromDouble(attributes[i]));
+        PyObject *entry = values == NULL ? NULL : Py_BuildValue("(iNLNN)", op, values, (long long)output,
+                                                                 named(value_names, inputs, input_count),
+                                                                 named(parameter_names, parameters, parameter_count));
+        if (entry == NULL || PyList_Append(nodes, entry) < 0) { Py_XDECREF(entry); goto error; }
+        Py_DECREF(entry);
+    }
+    return nodes;
+error:
+    Py_DECREF(nodes);
+    return NULL;
 }
 
 PyObject *network_ports(PyObject *self, PyObject *args) {

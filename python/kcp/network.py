@@ -111,8 +111,12 @@ class _Graph:
         self.net, self.counts = net, counts
 
     @functools.cached_property
+    def value_names(self) -> list[str]:
+        return _native.network_names(self.net._handle, _VALUE)
+
+    @functools.cached_property
     def values(self) -> list[Value]:
-        return [Value(self.net, index, name) for index, name in enumerate(_native.network_names(self.net._handle, _VALUE))]
+        return [Value(self.net, index, name) for index, name in enumerate(self.value_names)]
 
     @functools.cached_property
     def parameter_names(self) -> list[str]:
@@ -131,12 +135,10 @@ class _Graph:
     @functools.cached_property
     def nodes(self) -> list[tuple[Layer, int]]:
         """Each node as a :class:`Layer` and the index of the value it writes."""
-        values, parameters, nodes = self.values, self.parameter_names, []
-        for index in range(self.counts[_NODES]):
-            op, attributes, output, inputs, params = _native.network_node(self.net._handle, index)
-            nodes.append((Layer(values[output].name, _OP_NAMES[op], attributes, tuple(values[v].name for v in inputs),
-                                tuple(parameters[p] for p in params)), output))
-        return nodes
+        names = self.value_names
+        return [(Layer(names[output], _OP_NAMES[op], attributes, inputs, parameters), output)
+                for op, attributes, output, inputs, parameters
+                in _native.network_nodes(self.net._handle, self.counts[_NODES], names, self.parameter_names)]
 
     @functools.cached_property
     def layers(self) -> list[Layer]:
