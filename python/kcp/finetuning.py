@@ -15,14 +15,27 @@ the history as they were after the last completed step::
     small = tuner.compact()          # the pruned channels removed
 """
 
+from __future__ import annotations
+
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _arguments, _native, _progress
 from .layer import CENTERS, CRITERIA
+from .network import Network
+
+#: ``(inputs, targets)`` or ``(inputs, targets, mask)``; inputs an array, or a list of arrays (one per network
+#: input).
+Data = Union[tuple[Any, ArrayLike], tuple[Any, ArrayLike, Union[ArrayLike, None]]]
+#: ``callback(step, steps, loss)``.
+Callback = Callable[[int, int, float], object]
+PathLike = Union[str, os.PathLike]
 
 TASKS = {"classification": 0, "segmentation": 1, "disparity": 2, "regression": 3}
 OPTIMIZERS = {"sgd": 0, "adamw": 1}
@@ -44,9 +57,9 @@ class PruneSchedule:
 
     ratio: float | None = None
     macs_reduction: float | None = None
-    criterion: str = "kcp"
-    center: str = "mean"
-    mode: str = "soft"
+    criterion: Literal["kcp", "l1", "l2", "fpgm", "random"] = "kcp"
+    center: Literal["mean", "median"] = "mean"
+    mode: Literal["soft", "hard"] = "soft"
     every: int = 1
     ramp_epochs: int = 0
     global_pruning: bool = False
@@ -59,7 +72,7 @@ class PruneSchedule:
             object.__setattr__(self, "global_pruning", _arguments.deprecated_global(False, self.global_))
             object.__setattr__(self, "global_", None)
 
-    def settings(self):
+    def settings(self) -> dict[str, Any]:
         """The pruning fields of the engine's settings (``kcp_finetune_settings``)."""
         if (self.ratio is None) == (self.macs_reduction is None):
             raise ValueError("prune: give exactly one of ratio and macs_reduction")
@@ -136,10 +149,14 @@ class FineTune:
             padding; segmentation needs ``ignore_label`` for the shifted-in pixels).
     """
 
-    def __init__(self, net, train, val=None, *, task, ignore_label=None, epochs=10, batch_size=32, optimizer="sgd",
-                 lr=0.05, momentum=0.9, nesterov=False, weight_decay=5e-4, betas=(0.9, 0.999), eps=1e-8,
-                 schedule="cosine", step_every=1000, step_gamma=0.1, min_lr=0.0, warmup=0, prune=None, seed=0,
-                 flip=False, shift=0):
+    def __init__(self, net: Network, train: Data, val: Data | None = None, *,
+                 task: Literal["classification", "segmentation", "disparity", "regression"],
+                 ignore_label: int | None = None, epochs: int = 10, batch_size: int = 32,
+                 optimizer: Literal["sgd", "adamw"] = "sgd", lr: float = 0.05, momentum: float = 0.9,
+                 nesterov: bool = False, weight_decay: float = 5e-4, betas: Sequence[float] = (0.9, 0.999),
+                 eps: float = 1e-8, schedule: Literal["constant", "step", "cosine"] = "cosine", step_every: int = 1000,
+                 step_gamma: float = 0.1, min_lr: float = 0.0, warmup: int = 0, prune: PruneSchedule | None = None,
+                 seed: int = 0, flip: bool = False, shift: int = 0) -> None:
         big = _arguments.INT64_MAX
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas: expected a pair, got {betas!r}")
@@ -167,7 +184,8 @@ class FineTune:
         self._handle = _native.finetune_create(net._handle, settings, inputs, targets, mask,
                                                val_inputs, val_targets, val_mask)
 
-    def run(self, *, progress=True, callback=None, checkpoint=None):
+    def run(self, *, progress: bool | str = True, callback: Callback | None = None,
+            checkpoint: PathLike | None = None) -> list[dict[str, Any]]:
         """Runs the remaining epochs; returns the history (one dict per epoch:
         ``epoch``, ``loss``, ``metric``, ``macs``, ``lr``).
 
@@ -206,14 +224,14 @@ class FineTune:
         return self.history
 
     @property
-    def history(self):
+    def history(self) -> list[dict[str, Any]]:
         """One dict per completed epoch: ``epoch``, ``loss`` (mean training
         loss), ``metric`` (validation; NaN without ``val``), ``macs`` (per
         sample, as pruned after the epoch), ``lr`` (the epoch's last)."""
         return [{"epoch": int(e), "loss": loss, "metric": metric, "macs": int(macs), "lr": lr}
                 for e, loss, metric, macs, lr in _native.finetune_history(self._handle).tolist()]
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Writes a checkpoint (weights, optimizer and shuffling state, step,
         history, masks) to ``path`` atomically: a crash during the write
         leaves the previous file intact."""
@@ -230,23 +248,25 @@ class FineTune:
             os.unlink(temporary)
             raise
 
-    def load(self, path):
+    def load(self, path: PathLike) -> None:
         """Continues from a checkpoint written by :meth:`save` for the same
         network, settings and data; on failure nothing changes."""
         with open(path, "rb") as file:
             _native.finetune_restore(self._handle, file.read())
 
     @property
-    def network(self):
+    def network(self) -> Network:
         """The network as trained so far (pruned weights zeroed, shapes unchanged)."""
         return self._net._derived(_native.finetune_network(self._handle, 0))
 
-    def compact(self):
+    def compact(self) -> Network:
         """The network with the pruned channels removed."""
         return self._net._derived(_native.finetune_network(self._handle, 1))
 
 
-def finetune(net, train, val=None, *, progress=True, callback=None, checkpoint=None, **settings):
+def finetune(net: Network, train: Data, val: Data | None = None, *, progress: bool | str = True,
+             callback: Callback | None = None, checkpoint: PathLike | None = None,
+             **settings: Any) -> tuple[list[dict[str, Any]], Network]:
     """Fine-tunes ``net`` natively (see :class:`FineTune` for the settings);
     returns ``(history, compact network)``. With ``checkpoint``, a path: an
     existing checkpoint there is resumed, and one is written after every epoch."""

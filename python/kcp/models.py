@@ -9,15 +9,21 @@
   2017): Siamese features, a correlation cost volume, 2-D aggregation.
 """
 
-from .network import Network
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .network import Network, Value
 
 
-def _conv_bn_relu(net, x, width, stride=1, relu=True, name=None):
+def _conv_bn_relu(net: Network, x: Value, width: int, stride: int = 1, relu: bool = True,
+                  name: str | None = None) -> Value:
     y = net.batchnorm(net.conv2d(x, width, 3, stride=stride, padding=1, bias=False, name=name))
     return net.relu(y) if relu else y
 
 
-def resnet(depth=20, *, classes=10, batch=1, image_size=32, width=16, channels=3, seed=0):
+def resnet(depth: int = 20, *, classes: int = 10, batch: int = 1, image_size: int = 32, width: int = 16,
+           channels: int = 3, seed: int = 0) -> Network:
     """CIFAR ResNet of ``depth = 6n + 2`` layers: three stages of ``n`` basic
     blocks at widths ``width, 2 width, 4 width``; downsampling blocks use a
     strided 1x1 projection shortcut. Input ``[batch, channels, image_size, image_size]``."""
@@ -39,7 +45,8 @@ def resnet(depth=20, *, classes=10, batch=1, image_size=32, width=16, channels=3
     return net
 
 
-def unet(*, classes=5, batch=1, image_size=64, widths=(16, 32, 64), channels=3, seed=0):
+def unet(*, classes: int = 5, batch: int = 1, image_size: int = 64, widths: Sequence[int] = (16, 32, 64),
+         channels: int = 3, seed: int = 0) -> Network:
     """A U-Net with ``len(widths)`` levels: each level two 3x3 conv-bn-relu,
     downsampling by a strided conv, upsampling bilinearly followed by a concat
     with the encoder's features. Input ``[batch, channels, H, W]``; output
@@ -60,7 +67,8 @@ def unet(*, classes=5, batch=1, image_size=64, widths=(16, 32, 64), channels=3, 
     return net
 
 
-def stereo_net(*, max_disparity=16, batch=1, height=32, width=64, features=32, channels=3, seed=0):
+def stereo_net(*, max_disparity: int = 16, batch: int = 1, height: int = 32, width: int = 64, features: int = 32,
+               channels: int = 3, seed: int = 0) -> Network:
     """Siamese features at half resolution (shared weights), a correlation
     cost volume over ``max_disparity`` half-resolution disparities, three 3x3
     aggregation convs and soft-argmin. Inputs ``[batch, channels, H, W]``;
@@ -76,7 +84,8 @@ def stereo_net(*, max_disparity=16, batch=1, height=32, width=64, features=32, c
             x = net.relu(net.conv2d(x, channels, 3, stride=stride, padding=1, share=share,
                                     name=None if share else layer))
         branches.append(x)
-    cost = net.correlation(*branches, max_disparity)
+    left, right = branches
+    cost = net.correlation(left, right, max_disparity)
     x = net.relu(net.batchnorm(net.conv2d(cost, 2 * max_disparity, 3, padding=1, bias=False, name="aggregate1")))
     x = net.relu(net.batchnorm(net.conv2d(x, 2 * max_disparity, 3, padding=1, bias=False, name="aggregate2")))
     x = net.conv2d(x, max_disparity, 3, padding=1, name="aggregate3")

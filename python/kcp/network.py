@@ -273,7 +273,8 @@ class Network:
     def _node(self, op: str, inputs: Sequence[Value], attributes: Sequence[float] = (),
               parameters: Sequence[str] = (), name: str | None = None, reserved: bool = False) -> Value:
         """Adds a node; ``reserved`` says ``name`` was already checked by :meth:`_name`."""
-        name = name if reserved else self._name(name, op)
+        if not reserved or name is None:
+            name = self._name(name, op)
         indices = [self._value(v, f"inputs[{i}]") for i, v in enumerate(inputs)]
         params = [self._parameter(p) for p in parameters]
         index = _native.network_add_node(self._handle, name, OPS[op], _arguments.attributes(op, attributes, ATTRIBUTES[op]),
@@ -683,7 +684,8 @@ class Network:
     def layer_widths(self) -> dict[str, int]:
         """``{layer name: output channels}`` of every conv2d, transposed conv and linear layer."""
         graph = self._graph()
-        return {layer.name: graph.values[output].shape[1] for layer, output in graph.nodes if layer.op in WEIGHTED_OPS}
+        return {layer.name: graph.values[output].shape[1] for layer, output in graph.nodes
+                if layer.op in WEIGHTED_OPS}
 
     def to_onnx(self, path: str | os.PathLike | None = None, *, opset: int = 17) -> Any:
         """The network as an ONNX ``ModelProto``, also written to ``path`` if given (see :mod:`kcp.onnx.exporter`)."""

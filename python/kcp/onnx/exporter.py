@@ -3,12 +3,15 @@ model that onnxruntime runs; the stereo ops become ``ai.kcp`` functions (see
 :mod:`kcp.onnx.format`).
 """
 
+from __future__ import annotations
+
 import os
+from typing import Any
 
 import numpy as np
 
 from .. import _arguments
-from ..network import ACTIVATIONS, BINARY
+from ..network import ACTIVATIONS, BINARY, Network
 from .format import BATCH, DOMAIN, fresh_name, onnx_module, recall_form
 
 _SIMPLE = {"global_avg_pool": "GlobalAveragePool", "identity": "Identity", "concat": "Concat"}
@@ -16,7 +19,7 @@ _BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div"}
 _FLOAT_MAX = float(np.finfo(np.float32).max)
 
 
-def export(net, path=None, *, opset=17):
+def export(net: Network, path: str | os.PathLike | None = None, *, opset: int = 17) -> Any:
     """``net`` as an ONNX ``ModelProto`` at ``opset`` (13 or later), written to ``path`` if given.
 
     Initializers are the network's parameters (shared ones once), nodes and
@@ -51,7 +54,7 @@ def export(net, path=None, *, opset=17):
     initializers = [onnx.numpy_helper.from_array(np.asarray(array, np.float32), renamed[name])
                     for name, array in arrays.items() if renamed[name] in read]
     input_names = {v.name for v in net.inputs}
-    outputs = []
+    outputs: list[Any] = []
     for value in net.outputs:
         name = value.name
         if name in input_names or name in {o.name for o in outputs}:

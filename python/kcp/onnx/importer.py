@@ -3,20 +3,23 @@
 Errors are one-line ``ValueError`` s naming the node (or input, or file).
 """
 
+from __future__ import annotations
+
 import math
 import os
 import re
+from typing import Any
 
 import numpy as np
 
 from .. import _arguments
-from ..network import ACTIVATIONS, BINARY
+from ..network import ACTIVATIONS, BINARY, Network
 from .._native import KCPError
 from . import folding
 from .format import DOMAIN, fresh_name, onnx_module, remember_form
 
 
-def from_onnx(model):
+def from_onnx(model: str | os.PathLike | bytes | Any) -> Network:
     """A :class:`~kcp.Network` from an ONNX model: a path, serialized bytes or a ``ModelProto``.
 
     The model uses opset 13 or later. Shape arithmetic (Shape, Gather, Slice,
@@ -618,6 +621,7 @@ class _Importer:
         mask = fresh_name(f"{name}.statistics_mask", self.parameter_names), np.ones(x.shape[1], np.float32)
         return self._layer(name, "normalization", [x], (groups, int(spatial), epsilon), [weight, bias, mask])
 
+    @staticmethod
     def _unary(op):
         return lambda self, node, attributes, name: self._layer(name, op, [self._activation(node, 0)])
 
@@ -625,6 +629,7 @@ class _Importer:
     _op_GlobalAveragePool, _kcp_SoftArgmin = _unary("global_avg_pool"), _unary("soft_argmin")
     del _unary
 
+    @staticmethod
     def _activation_op(kind, *defaults):
         """An ONNX activation read as ``kind``; ``defaults``: ``(attribute, default)`` giving alpha and beta."""
         def read(self, node, attributes, name):
@@ -690,6 +695,7 @@ class _Importer:
             return None
         return [erf, add, first, second], self.values[node.input[x]]
 
+    @staticmethod
     def _arithmetic(kind):
         def read(self, node, attributes, name):
             if kind in ("mul", "div"):
@@ -747,6 +753,7 @@ class _Importer:
                            "is not supported")
         return self._layer(name, "identity", [self._activation(node, 0)])
 
+    @staticmethod
     def _extremum(clip):
         def read(self, node, attributes, name):
             """Max or Min of a tensor and scalar constants is a clip, else channelwise."""
@@ -952,6 +959,7 @@ class _Importer:
     def _op_GlobalMaxPool(self, node, attributes, name):
         return self._layer(name, "adaptive_pool", [self._rank(self._activation(node, 0), (4,))], (1, 1, 1))
 
+    @staticmethod
     def _reduce(is_max):
         def read(self, node, attributes, name):
             axes = self._axes(node, attributes)

@@ -22,15 +22,20 @@ pruning or fine-tuning) and :func:`from_kcp` brings its weights back into
 the PyTorch model, compact or not.
 """
 
+from __future__ import annotations
+
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from .. import _arguments
+from ..network import Network
 from ..plans import Plan, _structure, spaces
 from ..plans import plan as plan_network
 from .trace import trace
@@ -52,14 +57,14 @@ class TorchPlan:
     network: Plan
     keep: dict
 
-    def to_json(self):
+    def to_json(self) -> str:
         """The plan as JSON; :func:`load_pruned` rebuilds the pruned model from it."""
         return json.dumps({"format": "kcp-torch-plan/1", "network": json.loads(self.network.to_json()),
                            "keep": {name: [None if k is None else [int(i) for i in k] for k in kept]
                                     for name, kept in self.keep.items()}})
 
     @classmethod
-    def from_json(cls, text):
+    def from_json(cls, text: str) -> TorchPlan:
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("format") != "kcp-torch-plan/1":
             raise ValueError("text: not a kcp PyTorch plan (format 'kcp-torch-plan/1' expected)")
@@ -97,8 +102,11 @@ class Pruner:
     ``compact()`` copy has no such hooks.
     """
 
-    def __init__(self, model, example_inputs, *, ratio=None, macs_reduction=None, criterion="kcp", mode="soft",
-                 ignored_layers=(), round_to=1, seed=0):
+    def __init__(self, model: nn.Module, example_inputs: Any, *, ratio: float | None = None,
+                 macs_reduction: float | None = None,
+                 criterion: Literal["kcp", "l1", "l2", "fpgm", "random"] = "kcp",
+                 mode: Literal["soft", "hard"] = "soft", ignored_layers: Sequence[nn.Module | str] | nn.Module | str = (),
+                 round_to: int = 1, seed: int = 0) -> None:
         self.model = _unwrapped(model)
         self.mode = _arguments.choice(mode, "mode", MODES)
         self._traced = trace(self.model, example_inputs, strict=False)
@@ -108,10 +116,11 @@ class Pruner:
         plan_network(net, **self._settings)  # checks the settings now, a MACs target's reach included
         per_value, self._space_of = _structure(net)[:2]  # fixed: the traced network is never changed
         self._classes = {value.name: classes for value, classes in zip(net._all_values(), per_value)}
-        self.plan = None
-        self._pruned = {}  # tensor name -> pruned indices of dimensions 0 and 1 (None: none), on its device
-        self._hooks = {}  # id(optimizer) -> its step hook (hard mode)
-        self._statistics = {}  # nn.LayerNorm path -> its forward hook, while it loses channels
+        self.plan: TorchPlan | None = None
+        # tensor name -> pruned indices of dimensions 0 and 1 (None: none), on its device
+        self._pruned: dict[str, tuple] = {}
+        self._hooks: dict[int, Any] = {}  # id(optimizer) -> its step hook (hard mode)
+        self._statistics: dict[str, Any] = {}  # nn.LayerNorm path -> its forward hook, while it loses channels
 
     def _overrides(self, ignored_layers):
         """``{space: 0.0}`` for the output spaces of every traced layer in ``ignored_layers``."""
@@ -141,7 +150,7 @@ class Pruner:
     def _tensor(self, name):
         return _find(self.model, name, "model")[2]
 
-    def step(self, optimizer=None):
+    def step(self, optimizer: torch.optim.Optimizer | None = None) -> TorchPlan:
         """Plans from the current weights and zeroes what it prunes, in place.
 
         Each pruned channel loses its producer filters, biases and batchnorm
@@ -180,7 +189,7 @@ class Pruner:
                 keep[name] = tuple(None if m is None or m.all() else np.flatnonzero(m) for m in masks)
         self._zero(optimizer)
         self._hook_statistics(keep_classes)
-        if self.mode == "hard" and id(optimizer) not in self._hooks:
+        if self.mode == "hard" and optimizer is not None and id(optimizer) not in self._hooks:
             self._hooks[id(optimizer)] = optimizer.register_step_post_hook(lambda o, args, kwargs: self._zero(o))
         self.plan = TorchPlan(network_plan, keep)
         return self.plan
@@ -208,7 +217,7 @@ class Pruner:
                     if isinstance(moment, torch.Tensor) and moment.shape == tensor.shape:
                         _fill(moment, out, inp, 0.0)
 
-    def compact(self):
+    def compact(self) -> nn.Module:
         """A copy of the model with the last step's pruned channels removed.
 
         For any input its outputs equal the masked model's (call it right
@@ -217,7 +226,7 @@ class Pruner:
             raise RuntimeError("compact: no masks yet; call step() first")
         return load_pruned(self.model, self.plan)
 
-    def macs(self):
+    def macs(self) -> tuple[int, int]:
         """``(MACs per sample before pruning, after the last step)`` of the
         layers kcp traces; before any step both are the dense count."""
         if self.plan is None:
@@ -226,12 +235,12 @@ class Pruner:
         return self.plan.network.macs_before, self.plan.network.macs_after
 
     @property
-    def network(self):
+    def network(self) -> Network:
         """The traced :class:`kcp.Network` (structure; weights as traced: steps read the model's own)."""
         return self._traced.network
 
     @property
-    def frozen(self):
+    def frozen(self) -> list[str]:
         """Why channels are kept whatever the target: one line per cause, naming the module or input."""
         lines = []
         for space in spaces(self._traced.network):
@@ -241,7 +250,7 @@ class Pruner:
                     lines.append(line)
         return lines
 
-    def release(self):
+    def release(self) -> None:
         """Stops re-zeroing after optimizer steps (hard mode); later steps prune softly."""
         for hook in self._hooks.values():
             hook.remove()
@@ -270,7 +279,7 @@ class _KeptStatistics:
         return y.movedim(-1, self.axis)
 
 
-def load_pruned(model, plan, state_dict=None):
+def load_pruned(model: nn.Module, plan: TorchPlan | str, state_dict: dict[str, Any] | None = None) -> nn.Module:
     """A pruned copy of ``model`` (the original architecture) as ``plan`` says.
 
     ``plan`` is a :class:`TorchPlan` or its JSON; ``state_dict`` (e.g. saved
@@ -292,7 +301,7 @@ def load_pruned(model, plan, state_dict=None):
     return pruned
 
 
-def to_kcp(model, example_inputs):
+def to_kcp(model: nn.Module, example_inputs: Any) -> Network:
     """A :class:`kcp.Network` computing ``model`` in eval mode, with its weights.
 
     Parameter names are the model's (``"layer1.0.conv1.weight"``); dropout
@@ -303,7 +312,7 @@ def to_kcp(model, example_inputs):
     return trace(_unwrapped(model), example_inputs, strict=True).network
 
 
-def from_kcp(net, model):
+def from_kcp(net: Network, model: nn.Module) -> nn.Module:
     """A copy of ``model`` holding the weights of ``net``, a network made by
     :func:`to_kcp` from the same architecture and then perhaps fine-tuned or
     compacted natively: layers are resized to ``net``'s parameter shapes.
