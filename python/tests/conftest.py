@@ -1,10 +1,9 @@
 """Shared pytest configuration: a deterministic hypothesis profile, thread
 hygiene, and the PyTorch tests skipped when torch is not installed."""
 
-import importlib.util
-
 import pytest
 from hypothesis import HealthCheck, settings
+from support import TORCH_MISSING
 
 import kcp
 
@@ -29,11 +28,11 @@ def restore_threads():
 
 class _NeedsTorch(pytest.Module):
     def collect(self):
-        pytest.skip("needs torch: pip install 'kcp-prune[torch]' (scripts/setup.sh installs the CPU build)")
+        pytest.skip(TORCH_MISSING)
 
 
 def pytest_pycollect_makemodule(module_path, parent):
     """The PyTorch tests (``test_torch*.py``) import torch at the top: without it they are skipped, with the reason."""
-    if module_path.name.startswith("test_torch") and importlib.util.find_spec("torch") is None:
+    if module_path.name.startswith("test_torch") and TORCH_MISSING:
         return _NeedsTorch.from_parent(parent, path=module_path)
     return None

@@ -1,10 +1,15 @@
 """Helpers shared by the test modules: layer shapes, weights, comparisons."""
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+
+#: Why a test that needs torch is skipped where torch is not installed (None where it is).
+TORCH_MISSING = None if importlib.util.find_spec("torch") else \
+    "needs torch: pip install 'kcp-prune[torch]' (scripts/setup.sh installs the CPU build)"
 
 # (name, weight shape, groups): every layout the engine reads.
 LAYERS = [

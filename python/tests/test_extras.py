@@ -35,6 +35,18 @@ def test_a_missing_extra_is_one_line_and_status_2(argv, hidden, line):
     assert (result.returncode, result.stdout, result.stderr) == (2, "", line + "\n")
 
 
+@pytest.mark.parametrize("hidden, code, line", [
+    (["onnx"], "import kcp.onnx.format\nkcp.onnx.format.onnx_module()",
+     "ImportError: kcp's ONNX support needs the onnx package: pip install 'kcp-prune[onnx]'"),
+    (["onnx"], "import kcp\nkcp.from_onnx(b'')",
+     "ImportError: kcp's ONNX support needs the onnx package: pip install 'kcp-prune[onnx]'"),
+    (["torch"], "import kcp.torch", "ImportError: kcp.torch needs PyTorch: pip install 'kcp-prune[torch]'"),
+])
+def test_a_missing_extra_of_the_api_raises_one_line_naming_it(hidden, code, line):
+    result = run_without(hidden, code)
+    assert result.returncode == 1 and result.stderr.splitlines()[-1] == line, result.stderr
+
+
 def test_without_tqdm_progress_is_silent():
     code = """
 import numpy as np

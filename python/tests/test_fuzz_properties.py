@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from support import run_isolated
+from support import TORCH_MISSING, run_isolated
 
 PRELUDE = """
 import json
@@ -190,7 +190,7 @@ def test_cli_options(tmp_path):
 
 
 def test_torch_pruner_settings():
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason=TORCH_MISSING)
     outcomes = fuzz("""
         import torch
         from kcp.torch import Pruner

@@ -35,8 +35,9 @@ import warnings
 
 import numpy as np
 import pytest
+from support import TORCH_MISSING
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 

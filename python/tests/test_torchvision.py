@@ -28,8 +28,9 @@ import copy
 
 import numpy as np
 import pytest
+from support import TORCH_MISSING
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 pytest.importorskip("torch_pruning", reason="needs torch-pruning (scripts/setup.sh installs it)")
 
 import torchvision_models  # noqa: E402

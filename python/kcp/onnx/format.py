@@ -30,7 +30,7 @@ def onnx_module():
     try:
         import onnx
     except ImportError:
-        raise ImportError("kcp's ONNX support needs the onnx package: pip install onnx") from None
+        raise ImportError("kcp's ONNX support needs the onnx package: pip install 'kcp-prune[onnx]'") from None
     return onnx
 
 

@@ -31,7 +31,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError:
+    raise ImportError("kcp.torch needs PyTorch: pip install 'kcp-prune[torch]'") from None
 import torch.nn as nn
 
 from .. import _arguments
