@@ -272,9 +272,11 @@ class Network:
 
     def _node(self, op: str, inputs: Sequence[Value], attributes: Sequence[float] = (),
               parameters: Sequence[str] = (), name: str | None = None, reserved: bool = False) -> Value:
-        """Adds a node; ``reserved`` says ``name`` was already checked by :meth:`_name`."""
-        if not reserved or name is None:
-            name = self._name(name, op)
+        """Adds a node. ``reserved`` says ``name`` came from :meth:`_name` (a builder
+        that names parameters after it); since names live in the engine and
+        :meth:`_name` reserves none, the name is checked either way, so two
+        nodes never share one."""
+        name = self._name(name, op)
         indices = [self._value(v, f"inputs[{i}]") for i, v in enumerate(inputs)]
         params = [self._parameter(p) for p in parameters]
         index = _native.network_add_node(self._handle, name, OPS[op], _arguments.attributes(op, attributes, ATTRIBUTES[op]),

@@ -104,3 +104,13 @@ def test_unknown_parameters_and_name_kinds_are_refused_by_name():
     with pytest.raises(ValueError, match="kind"):
         _native.network_find(net._handle, -1, "x")
     assert _native.network_find(net._handle, 0, "cat") == 4 and _native.network_find(net._handle, 1, "cat") == -1
+
+
+def test_a_name_taken_between_checking_it_and_adding_the_node_is_refused():
+    net = kcp.Network()
+    x = net.input("x", (1, 1, 2, 2))
+    name = net._name(None, "relu")
+    assert net._name(None, "relu") == name  # nothing reserves a name: the engine holds the names there are
+    net._node("identity", [x], name=name, reserved=True)
+    with pytest.raises(ValueError, match=f"name: must be a new non-empty string, got '{name}'"):
+        net._node("identity", [x], name=name, reserved=True)

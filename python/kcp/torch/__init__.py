@@ -109,7 +109,8 @@ class Pruner:
     def __init__(self, model: nn.Module, example_inputs: Any, *, ratio: float | None = None,
                  macs_reduction: float | None = None,
                  criterion: Literal["kcp", "l1", "l2", "fpgm", "random"] = "kcp",
-                 mode: Literal["soft", "hard"] = "soft", ignored_layers: Sequence[nn.Module | str] | nn.Module | str = (),
+                 mode: Literal["soft", "hard"] = "soft",
+                 ignored_layers: Sequence[nn.Module | str] | nn.Module | str = (),
                  round_to: int = 1, seed: int = 0) -> None:
         self.model = _unwrapped(model)
         self.mode = _arguments.choice(mode, "mode", MODES)
