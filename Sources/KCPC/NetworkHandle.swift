@@ -60,12 +60,19 @@ final class NetworkHandle {
         }
     }
 
-    /// Changes the network under the lock; `body` leaves it unchanged if it throws.
+    /// Changes the network under the lock. The network moves out of the
+    /// handle while `body` runs, so that its arrays are changed in place
+    /// (not copied, which would make building a network quadratic) unless a
+    /// reader's snapshot still shares them. `body` must leave it unchanged if
+    /// it throws, as `Network`'s mutating methods do: each checks everything
+    /// before it changes anything.
     func change<R>(_ body: (inout Network) throws -> R) rethrows -> R {
         try lock.holding {
             var changed = network
+            network = Network()
+            defer { network = changed }
             let result = try body(&changed)
-            (network, computedSpaces) = (changed, nil)
+            computedSpaces = nil
             return result
         }
     }
