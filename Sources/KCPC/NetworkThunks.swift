@@ -178,12 +178,15 @@ public func kcp_network_cost(_ network: OpaquePointer?, _ nodeMACs: UnsafeMutabl
 
 @_cdecl("kcp_network_node_op")
 public func kcp_network_node_op(_ network: OpaquePointer?, _ node: Int64, _ op: UnsafeMutablePointer<Int32>?,
-                                _ attributes: UnsafeMutablePointer<Double>?, _ count: UnsafeMutablePointer<Int32>?) -> Int32
+                                _ attributes: UnsafeMutablePointer<Double>?, _ capacity: Int32,
+                                _ count: UnsafeMutablePointer<Int32>?) -> Int32
 {
     boundary {
         let nodes = try NetworkHandle.network(network).nodes
         try require(nodes.indices.contains(Int(node)), "node", "no node \(node)")
         let (code, values) = Arguments.encode(nodes[Int(node)].op)
+        try require(values.count <= Int(capacity), "attributes",
+                    "has room for \(capacity) entries, node '\(nodes[Int(node)].name)' has \(values.count)")
         try Arguments.output(op, "op").pointee = code
         try Arguments.output(attributes, "attributes").store(values) { $0 }
         try Arguments.output(count, "count").pointee = Int32(values.count)

@@ -88,6 +88,19 @@ struct NetworkQueryABITests {
                                                      &parameterCount))
     }
 
+    @Test("kcp_network_node_op: the op code and attributes, refused when they do not fit")
+    func op() {
+        let network = Self.network()
+        defer { kcp_network_destroy(network) }
+        var code: Int32 = -1, count: Int32 = -1, attributes = [Double](repeating: -1, count: 9)
+        #expect(kcp_network_node_op(network, 0, &code, &attributes, 9, &count) == 0)
+        #expect(code == 0 && count == 9 && attributes == [1, 1, 0, 0, 0, 0, 1, 1, 1])
+        attributes = [Double](repeating: -1, count: 9)
+        expectInvalid("attributes", kcp_network_node_op(network, 0, &code, &attributes, 8, &count))
+        #expect(attributes.allSatisfy { $0 == -1 })
+        expectInvalid("node", kcp_network_node_op(network, 2, &code, &attributes, 9, &count))
+    }
+
     @Test("kcp_network_ports: graph inputs and outputs, sized by the counts")
     func ports() {
         let network = Self.network()

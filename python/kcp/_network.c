@@ -225,9 +225,9 @@ PyObject *network_nodes(PyObject *self, PyObject *args) {
     if (network == NULL || (nodes = PyList_New(0)) == NULL) return NULL;
     for (long long node = 0; node < count; node++) {
         int32_t op = 0, attribute_count = 0;
-        double attributes[16];
+        double attributes[32];
         int64_t output = 0, inputs[256], parameters[8], input_count = 0, parameter_count = 0;
-        kcp_status status = kcp_network_node_op(network, node, &op, attributes, &attribute_count);
+        kcp_status status = kcp_network_node_op(network, node, &op, attributes, 32, &attribute_count);
         if (status == KCP_OK)
             status = kcp_network_node_edges(network, node, &output, inputs, 256, &input_count, parameters, 8,
                                             &parameter_count);

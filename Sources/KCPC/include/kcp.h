@@ -175,9 +175,10 @@ kcp_status kcp_network_add_output(kcp_network *network, int64_t value);
 /* Removes what was added after the network had `values` values, `parameters` parameters and `outputs`
  * outputs (an interrupted build step undone); fails, changing nothing, if what stays uses what goes. */
 kcp_status kcp_network_truncate(kcp_network *network, int64_t values, int64_t parameters, int64_t outputs);
-/* The op code and attributes (at most 16) of node `node`, in the order nodes were added. */
+/* The op code and attributes of node `node` (nodes numbered in the order they were added); `attributes`
+ * has room for `capacity` entries, and a node with more is an error. */
 kcp_status kcp_network_node_op(const kcp_network *network, int64_t node, int32_t *op, double *attributes,
-                               int32_t *count);
+                               int32_t capacity, int32_t *count);
 /* Indices into the `counts` array filled by kcp_network_counts. The revision grows with every change of
  * structure (an add or a truncation, not a parameter write): a caller's copy of names or nodes read at
  * one revision is current while the revision is. */
