@@ -16,6 +16,7 @@ import time
 
 import kcp
 from kcp.experiments.tasks import DENSE_TASKS, Task
+from machine import describe
 
 
 def main():
@@ -23,6 +24,7 @@ def main():
     parser.add_argument("--tasks", nargs="+", choices=DENSE_TASKS, default=list(DENSE_TASKS))
     parser.add_argument("--samples", type=int, default=256, help="calibration samples (from the training set)")
     args = parser.parse_args()
+    print(describe())
     print(f"{kcp.get_num_threads()} threads; validation metric of the network pruned without retraining")
     print(f"{'task':<13} {'criterion':<9} {'MACs':>6} {'dense':>7} {'pruned':>7} {'compensated':>11} {'seconds':>8}")
     for name in args.tasks:

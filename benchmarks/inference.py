@@ -24,6 +24,7 @@ import onnxruntime as ort
 
 import kcp
 from kcp import models
+from machine import describe
 
 
 def median_ms(functions, repeats):
@@ -54,6 +55,7 @@ def main():
     args = parser.parse_args()
     kcp.set_num_threads(args.threads)
     cases = [("ResNet-20", models.resnet(20, batch=64)), ("U-Net", models.unet(batch=8, image_size=64))]
+    print(describe())
     print(f"{args.threads} threads, median of {args.repeats} runs; MACs per sample")
     print(f"{'network':<10} {'form':<8} {'MACs':>12} {'kcp ms':>9} {'ORT ms':>9} {'kcp/ORT':>8}")
     with tempfile.TemporaryDirectory() as folder:

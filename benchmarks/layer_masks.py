@@ -11,7 +11,6 @@ the whole set over several repetitions, and the ratio.
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -19,6 +18,7 @@ import numpy as np
 
 import kcp
 from kcp.testing import reference as _reference
+from machine import describe
 from resnet50_shapes import resnet50_conv_shapes
 
 
@@ -45,8 +45,9 @@ def main():
     rng = np.random.default_rng(0)
     weights = [rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
     parameters = sum(w.size for w in weights)
+    print(describe())
     print(f"ResNet-50 conv weights: {len(weights)} layers, {parameters / 1e6:.1f}M parameters; "
-          f"{platform.processor() or platform.machine()}, {args.threads} threads, median of {args.repeats}")
+          f"{args.threads} threads, median of {args.repeats}")
 
     rows = []
     for center in ("mean", "median"):

@@ -43,6 +43,7 @@ import onnxruntime as ort
 
 import kcp
 from kcp import models
+from machine import describe
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "tests"))
 
@@ -86,23 +87,6 @@ CASES = {
     "U-Net 64 b8": kcp_case("unet", batch=8, image_size=64),
 }
 QUICK = {"ResNet-50 b1": REDUCTIONS[:1], "U-Net 512": ()}
-
-
-def cpu():
-    """``(model name, the vector extensions of interest it has)`` from /proc/cpuinfo."""
-    name, flags = "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name == "unknown":
-                    name = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "amx_tile")
-    return name, [flag for flag in wanted if flag in flags]
 
 
 def median_ms(functions, repeats):
@@ -231,11 +215,8 @@ def main():
     selected = {name: REDUCTIONS for name in args.cases or CASES} if not args.quick else QUICK
     repeats = 3 if args.quick else args.repeats
 
-    name, flags = cpu()
-    info = kcp.info()
     peak = sgemm_peak(repeats)
-    print(f"CPU: {name} ({', '.join(flags)}); engine kernels: {info['isa']} (of {', '.join(info['supported'])}), "
-          f"OpenBLAS {info['blas']}; {args.threads} threads; median of {repeats} runs, {args.clock} clock")
+    print(f"{describe()}; median of {repeats} runs, {args.clock} clock")
     print("\n| case | form | GMAC | kcp ms | ORT ms | PyTorch ms | kcp/ORT | kcp/PyTorch | speedup / MACs ratio |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     profiles = {}

@@ -25,6 +25,7 @@ import statistics
 import kcp
 from kcp.layer import CRITERIA
 from kcp.experiments.tasks import DENSE_TASKS, Task
+from machine import describe
 
 RECIPES = ("unpruned", "soft", "compacted", "compensated")
 
@@ -68,7 +69,8 @@ def main():
                 scores.setdefault((recipe, criterion), []).append(task.evaluate(net, val)[task.metric])
                 macs[(recipe, criterion)] = 1 - net.cost()[0] / dense.cost()[0]
         rows.append((task, scores, macs))
-    print(f"\n{kcp.get_num_threads()} threads; seeds {args.seeds}; validation metric, mean ± standard deviation")
+    print(f"\n{describe()}")
+    print(f"{kcp.get_num_threads()} threads; seeds {args.seeds}; validation metric, mean ± standard deviation")
     print(f"{'task':<13} {'metric':<8} {'recipe':<12} {'criterion':<9} {'fewer MACs':>10} {'score':>16}")
     for task, scores, macs in rows:
         for (recipe, criterion), values in scores.items():

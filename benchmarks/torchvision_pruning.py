@@ -28,7 +28,6 @@ import argparse
 import importlib.metadata
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -36,25 +35,9 @@ import warnings
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "tests"))
 
 import torchvision_models  # noqa: E402
+from machine import describe  # noqa: E402
 
 warnings.filterwarnings("ignore", category=UserWarning, module="torch_pruning")  # its notes on unwrapped parameters
-
-
-def cpu():
-    """``(model name, has avx512f)`` from /proc/cpuinfo."""
-    name, flags = None, set()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name is None:
-                    name = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    name = name or platform.processor() or "unknown"
-    return name, "avx512f" in flags
 
 
 def _percent(value):
@@ -129,9 +112,7 @@ def main():
 
     tp_version = importlib.metadata.version("torch-pruning")
 
-    name, avx512 = cpu()
-    header = [f"CPU: {name}; avx512f: {'yes' if avx512 else 'no'}; {os.cpu_count()} logical CPUs; "
-              f"torch threads {torch.get_num_threads()}; kcp threads {kcp.get_num_threads()}",
+    header = [f"{describe()}; {os.cpu_count()} logical CPUs; torch threads {torch.get_num_threads()}",
               f"torch {torch.__version__}, torchvision {torchvision.__version__} "
               f"(imported as: {torchvision_models.how_imported}), torch-pruning {tp_version}; "
               f"ratio {args.ratio}; inputs {'of the tests (--small)' if args.small else 'full size'}"]

@@ -105,6 +105,11 @@ def main():
             ms = torch_step_ms(name, args.repeats)
         print(json.dumps({"ms": ms, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
         return
+    import kcp
+    from machine import describe
+
+    kcp.set_num_threads(args.threads)
+    print(describe())
     print(f"{args.threads} threads, median of {args.repeats} steps, each framework in its own process")
     print(f"{'network':<10} {'kcp ms':>9} {'torch ms':>9} {'kcp/torch':>10} {'kcp MB':>8} {'torch MB':>9}")
     for name in CASES:

@@ -1,6 +1,11 @@
 // The CPlatform target only exposes include/platform.h to Swift.
 #include "platform.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <string.h>
+#endif
+
 int kcp_cpu_has_avx512(void) {
 #if defined(__x86_64__)
     // cpuid and xgetbv (the OS saves the zmm registers), as libgcc and compiler-rt check them.
@@ -8,6 +13,23 @@ int kcp_cpu_has_avx512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
         && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 #else
+    return 0;
+#endif
+}
+
+int kcp_cpu_name(char *name, int capacity) {
+#if defined(__x86_64__)
+    // The processor brand string: 48 bytes from cpuid leaves 0x80000002-4 (Intel SDM vol. 2A, CPUID).
+    unsigned int words[12];
+    if (capacity < 49 || __get_cpuid_max(0x80000000, 0) < 0x80000004) return 0;
+    for (unsigned int leaf = 0; leaf < 3; leaf++)
+        __get_cpuid(0x80000002 + leaf, &words[4 * leaf], &words[4 * leaf + 1], &words[4 * leaf + 2], &words[4 * leaf + 3]);
+    memcpy(name, words, 48);
+    name[48] = 0;
+    return 1;
+#else
+    (void)name;
+    (void)capacity;
     return 0;
 #endif
 }

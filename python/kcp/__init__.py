@@ -57,10 +57,11 @@ def get_num_threads():
 
 
 def info():
-    """What the engine chose for this machine: ``{"isa": "avx512" | "avx2" | "native"`` (its own
+    """The machine and what the engine chose for it: ``{"cpu"``: the processor's name,
+    ``"isa": "avx512" | "avx2" | "native"`` (its own
     vector kernels, chosen at load time from the CPU; ``KCP_ISA=avx2`` in the environment forces
     AVX2), ``"supported"``: the sets this CPU runs, widest first, ``"blas"``: OpenBLAS's kernel set,
     ``"threads"``: the engine's thread count``}``."""
     fields = dict(line.split(" ", 1) for line in _info().splitlines())
-    return {"isa": fields["isa"], "supported": fields["supported"].split(","), "blas": fields["blas"],
+    return {"cpu": fields["cpu"], "isa": fields["isa"], "supported": fields["supported"].split(","), "blas": fields["blas"],
             "threads": int(fields["threads"])}

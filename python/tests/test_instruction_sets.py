@@ -63,3 +63,12 @@ def test_every_set_gives_the_same_bytes():
         assert used == isa
         digests[isa] = digest
     assert len(set(digests.values())) == 1, digests
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux's /proc/cpuinfo as the oracle")
+def test_the_cpu_is_named_as_the_kernel_names_it():
+    with open("/proc/cpuinfo") as info:
+        names = [line.partition(":")[2].strip() for line in info if line.startswith("model name")]
+    if not names:
+        pytest.skip("/proc/cpuinfo names no model on this architecture")
+    assert kcp.info()["cpu"] == " ".join(names[0].split())

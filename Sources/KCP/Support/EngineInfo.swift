@@ -1,15 +1,25 @@
 import COpenBLAS
+import CPlatform
 
 /// What the engine chose for this machine, one `key value` line each:
-/// `isa` (the active `InstructionSet`), `supported` (the sets this CPU can
+/// `cpu` (the processor's brand string, or `unknown`), `isa` (the active `InstructionSet`), `supported` (the sets this CPU can
 /// run, widest first, comma-separated), `blas` (the kernel set OpenBLAS
 /// chose at load time, its `openblas_get_corename`) and `threads`.
 public var engineInfo: String {
     """
+    cpu \(cpuName)
     isa \(InstructionSet.active.rawValue)
     supported \(InstructionSet.supported.map(\.rawValue).joined(separator: ","))
     blas \(String(cString: openblas_get_corename()))
     threads \(Threads.count)
 
     """
+}
+
+/// The processor's brand string (cpuid), blanks trimmed, or `unknown`.
+private var cpuName: String {
+    var buffer = [CChar](repeating: 0, count: 49)
+    guard kcp_cpu_name(&buffer, Int32(buffer.count)) != 0 else { return "unknown" }
+    let name = String(cString: buffer).split(separator: " ").joined(separator: " ")
+    return name.isEmpty ? "unknown" : name
 }
