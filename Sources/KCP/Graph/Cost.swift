@@ -41,8 +41,8 @@ extension Network {
                                             shapes[x][3], shapes[x][4]], "node '\(node.name)' MACs")
             case .linear:
                 return try Checked.multiply(widths[y], widths[x], "node '\(node.name)' MACs")
-            case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,
-                 .flatten, .resize, .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
+            case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .maxPool3d, .avgPool3d,
+                 .adaptivePool, .globalAvgPool, .flatten, .resize, .resize3d, .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
                  .channelwise:
                 return 0
             }
