@@ -39,9 +39,10 @@ struct DirectConvolution {
 
     /// Floats per window that the tile size aims for (128 KB): it stays in
     /// the L2 cache while every channel block reads it.
-    private static let windowFloats = 1 << 15
+    static let windowFloats = 1 << 15
 
-    init(_ s: ConvGeometry) {
+    /// - Parameter windowFloats: the window size the tiles aim for (a volumetric conv's is larger).
+    init(_ s: ConvGeometry, windowFloats: Int = Self.windowFloats) {
         self.s = s
         let ((sy, sx), (dy, dx)) = (s.conv.stride, s.conv.dilation)
         pitch = s.outWidth + (s.kw - 1) * dx / sx
@@ -50,7 +51,7 @@ struct DirectConvolution {
         blocks = (s.outPerGroup + Self.channelsPerBlock - 1) / Self.channelsPerBlock
         // Tiles small enough for the cache, and enough of them to keep every thread busy. Each output is
         // summed in the same order whatever the tiles, so the result does not depend on them.
-        let most = max(1, Self.windowFloats / max(s.perGroup * sy * sx * pitch, 1))
+        let most = max(1, windowFloats / max(s.perGroup * sy * sx * pitch, 1))
         let busy = (4 * Threads.count + s.batch * s.groups - 1) / (s.batch * s.groups)
         let count = min(s.outHeight, max((s.outHeight + most - 1) / most, busy))
         tileRows = (s.outHeight + count - 1) / count
