@@ -30,17 +30,34 @@ CONVS = {
 }
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["conv3d", "conv3d-batchnorm-add-relu"])
 @pytest.mark.parametrize("case", CONVS.values(), ids=CONVS.keys())
-def test_conv3d_matches_numpy(case):
+def test_conv3d_matches_numpy(case, fused):
+    """With ``fused``, the batchnorm, a residual add and the relu after the conv run in its epilogue."""
     shape, outputs, kernel, stride, padding, dilation, groups = case
     net = kcp.Network(seed=3)
-    net.output(net.conv3d(net.input("x", shape), outputs, kernel, stride=stride, padding=padding, dilation=dilation,
-                          groups=groups, name="c"))
+    x_value = net.input("x", shape)
+    # With ``fused``, a conv of the same geometry made first: the fused chain adds it in its epilogue.
+    residual = net.conv3d(x_value, outputs, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                          bias=False, name="r") if fused else None
+    y = net.conv3d(x_value, outputs, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                   name="c")
     rng = np.random.default_rng(5)
     bias = rng.standard_normal(outputs).astype(np.float32)
     net.set_parameter("c.bias", bias)
     x = rng.standard_normal(shape).astype(np.float32)
     expected = reference.conv3d(x, net.parameters["c.weight"], bias, stride, padding, dilation, groups)
+    if fused:
+        expected_residual = reference.conv3d(x, net.parameters["r.weight"], None, stride, padding, dilation, groups)
+        y = net.relu(net.add(net.batchnorm(y, name="bn"), residual))
+        statistics = {"weight": rng.uniform(0.5, 2, outputs), "bias": rng.normal(0, 1, outputs),
+                      "running_mean": rng.normal(0, 1, outputs), "running_var": rng.uniform(0.5, 2, outputs)}
+        for part, value in statistics.items():
+            net.set_parameter(f"bn.{part}", value.astype(np.float32))
+        s = {k: v.reshape(-1, 1, 1, 1) for k, v in statistics.items()}
+        expected = np.maximum((expected - s["running_mean"]) / np.sqrt(s["running_var"] + 1e-5) * s["weight"]
+                              + s["bias"] + expected_residual, 0)
+    net.output(y)
     np.testing.assert_allclose(net(x)[0], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 

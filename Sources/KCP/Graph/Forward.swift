@@ -36,7 +36,7 @@ extension Network {
         return outputs.map { values[$0]! }
     }
 
-    /// For each conv, the nodes right after it that fold into it, each the
+    /// For each conv (2-D or 3-D), the nodes right after it that fold into it, each the
     /// only reader of the value before it (which is no graph output): its
     /// batchnorm, then an add whose other operand (`residual`) exists before
     /// the conv runs, then a relu. Nil where nothing folds.
@@ -51,7 +51,8 @@ extension Network {
                 && readers[nodes[index].output] == 1 && lastUse[nodes[index].output] == index + 1
         }
         return nodes.indices.map { index in
-            guard case .conv2d = nodes[index].op, readAlone(index), case .batchNorm = nodes[index + 1].op else { return nil }
+            guard [.conv2d, .conv3d].contains(nodes[index].op.kind), readAlone(index), case .batchNorm = nodes[index + 1].op
+            else { return nil }
             var (last, residual): (Int, Int?) = (index + 1, nil)
             if readAlone(last), nodes[last + 1].op == .binary(.add), nodes[last + 1].inputs.count == 2,
                let other = nodes[last + 1].inputs.first(where: { $0 != nodes[last].output }), producer[other] < index,
@@ -69,12 +70,20 @@ extension Network {
     private func fusedConvForward(_ chain: ArraySlice<Node>, _ x: Tensor, parameters p: [Tensor], residual: Tensor?,
                                   outputShape: [Int]) -> Tensor
     {
-        guard case let .conv2d(conv) = chain.first!.op, case let .batchNorm(epsilon) = chain.dropFirst().first!.op
+        guard case let .batchNorm(epsilon) = chain.dropFirst().first!.op
         else { preconditionFailure("a fused chain starts with conv, batchnorm") }
         let n = chain.dropFirst().first!.parameters.map { parameters[$0].tensor.data }
         let normalization = batchNormScaleShift(gamma: n[0], beta: n[1], mean: n[2], variance: n[3], epsilon: epsilon)
-        return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape,
-                             normalization: normalization, residual: residual, relu: chain.last!.op == .activation(.relu))
+        let (bias, relu) = (p.count > 1 ? p[1] : nil, chain.last!.op == .activation(.relu))
+        switch chain.first!.op {
+        case let .conv2d(conv):
+            return conv2dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
+                                 normalization: normalization, residual: residual, relu: relu)
+        case let .conv3d(conv):
+            return conv3dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
+                                 normalization: normalization, residual: residual, relu: relu)
+        default: preconditionFailure("a fused chain starts with a conv2d or conv3d")
+        }
     }
 
     /// Checks `inputs` against the network's inputs (one batch size, at

@@ -119,45 +119,28 @@ private func depthTapsSecond(_ packed: [Float], shape: [Int]) -> Tensor {
     return weight
 }
 
-/// `y = W * x + b` (see `Conv3d`), `y` shaped `outputShape`.
-func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, outputShape: [Int]) -> Tensor {
-    let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv), p = s.plane
+/// `y = W * x + b` (see `Conv3d`), `y` shaped `outputShape`; an inference
+/// batchnorm, a residual add and a relu that follow are applied to each tile
+/// as it is written, as `conv2dForward` does (`ConvEpilogue`).
+func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, outputShape: [Int],
+                   normalization: (scale: [Float], shift: [Float])? = nil, residual: Tensor? = nil,
+                   relu: Bool = false) -> Tensor
+{
+    let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
     let packed = depthTapsFirst(weight)
-    if DirectConvolution.suits(s.stacked) {
-        return Tensor(shape: outputShape) { ys in
-            x.data.withUnsafeBufferPointer { xs in
-                withOptionalBuffer(bias?.data) { bias in
-                    directConv3d(xs.baseAddress!, weight: packed, s, bias: bias, into: ys.baseAddress!)
-                }
-            }
-        }
-    }
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
-            packed.withUnsafeBufferPointer { ws in
-                withOptionalBuffer(bias?.data) { bias in
-                    parallelFor(s.batch * p.groups * s.outDepth * s.blocks, scratch: s.tileSize) { job, tile in
-                        let (block, z, sample) = (job % s.blocks, job / s.blocks % s.outDepth, job / s.blocks / s.outDepth)
-                        let (n, g) = (sample / p.groups, sample % p.groups), rows = s.rows(block)
-                        let span = rows.count * p.outWidth, taps = s.taps(z)
-                        let out = ys.baseAddress! + (n * p.outputs + g * p.outPerGroup) * s.outVolume + z * p.pixels
-                            + rows.lowerBound * p.outWidth
-                        if taps.isEmpty {
-                            for o in 0..<p.outPerGroup { (out + o * s.outVolume).update(repeating: 0, count: span) }
-                        } else {
-                            let input = xs.baseAddress! + (n * p.channels + g * p.perGroup) * s.volume
-                            for t in taps {
-                                unfold(input + s.slice(z, tap: t) * p.plane, p, rows: rows, into: tile + t * p.patch * span)
+            withOptionalBuffer(bias?.data) { bias in
+                withOptionalBuffer(normalization?.scale) { scale in
+                    withOptionalBuffer(normalization?.shift) { shift in
+                        withOptionalBuffer(residual?.data) { residual in
+                            let epilogue = ConvEpilogue(bias: bias, scale: scale, shift: shift, residual: residual,
+                                                        relu: relu, output: UnsafePointer(ys.baseAddress!))
+                            if DirectConvolution.suits(s.stacked) {
+                                directConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)
+                            } else {
+                                unfoldedConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)
                             }
-                            serialMatrixProduct(m: p.outPerGroup, n: span, k: taps.count * p.patch,
-                                                ws.baseAddress! + g * p.outPerGroup * s.patch + taps.lowerBound * p.patch,
-                                                lda: s.patch, tile + taps.lowerBound * p.patch * span, ldb: span,
-                                                out, ldc: s.outVolume)
-                        }
-                        guard let bias else { return }
-                        for o in 0..<p.outPerGroup {
-                            let line = out + o * s.outVolume, b = bias[g * p.outPerGroup + o]
-                            for k in 0..<span { line[k] += b }
                         }
                     }
                 }
@@ -166,14 +149,44 @@ func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, o
     }
 }
 
+/// Each tile of output rows of each output slice, sample and group as one
+/// product of the stacked unfolded taps, then through the epilogue in place.
+private func unfoldedConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Conv3dGeometry, epilogue: ConvEpilogue,
+                            into y: UnsafeMutablePointer<Float>)
+{
+    let p = s.plane
+    weight.withUnsafeBufferPointer { ws in
+        parallelFor(s.batch * p.groups * s.outDepth * s.blocks, scratch: s.tileSize) { job, tile in
+            let (block, z, sample) = (job % s.blocks, job / s.blocks % s.outDepth, job / s.blocks / s.outDepth)
+            let (n, g) = (sample / p.groups, sample % p.groups), rows = s.rows(block)
+            let span = rows.count * p.outWidth, taps = s.taps(z)
+            let out = y + (n * p.outputs + g * p.outPerGroup) * s.outVolume + z * p.pixels + rows.lowerBound * p.outWidth
+            if taps.isEmpty {
+                for o in 0..<p.outPerGroup { (out + o * s.outVolume).update(repeating: 0, count: span) }
+            } else {
+                let input = x + (n * p.channels + g * p.perGroup) * s.volume
+                for t in taps {
+                    unfold(input + s.slice(z, tap: t) * p.plane, p, rows: rows, into: tile + t * p.patch * span)
+                }
+                serialMatrixProduct(m: p.outPerGroup, n: span, k: taps.count * p.patch,
+                                    ws.baseAddress! + g * p.outPerGroup * s.patch + taps.lowerBound * p.patch,
+                                    lda: s.patch, tile + taps.lowerBound * p.patch * span, ldb: span, out, ldc: s.outVolume)
+            }
+            for o in 0..<p.outPerGroup {
+                let line = out + o * s.outVolume
+                epilogue.store(line, channel: g * p.outPerGroup + o, to: line, count: span)
+            }
+        }
+    }
+}
+
 /// The direct kernel over every tile of output rows of every output slice,
 /// sample and group, its window filled tap by tap from the input slices.
-private func directConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Conv3dGeometry, bias: UnsafePointer<Float>?,
+private func directConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Conv3dGeometry, epilogue: ConvEpilogue,
                           into y: UnsafeMutablePointer<Float>)
 {
     let p = s.plane, direct = DirectConvolution(s.stacked, windowFloats: Conv3dGeometry.windowFloats)
     let packed = direct.packedWeights(weight), offsets = direct.tapOffsets()
-    let epilogue = ConvEpilogue(bias: bias, scale: nil, shift: nil, residual: nil, relu: false, output: UnsafePointer(y))
     packed.withUnsafeBufferPointer { weights in
         offsets.withUnsafeBufferPointer { offsets in
             parallelFor(s.batch * p.groups * s.outDepth * direct.tiles, scratch: direct.scratchSize) { job, window in
