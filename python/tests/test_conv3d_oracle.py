@@ -104,3 +104,55 @@ def test_conv3d_weight_gradient_is_the_adjoint_of_the_oracle(case):
     lhs = float((gradients["c.weight"] * w2).sum())
     rhs = float((seed * reference.conv3d(x.astype(np.float32), w2, None, stride, padding, dilation, groups)).sum())
     assert abs(lhs - rhs) <= 1e-4 * max(abs(rhs), 1)
+
+
+def random_geometries(count, seed):
+    """Seeded random conv3d and conv_transpose3d layers that fit their inputs: sizes, kernels, strides,
+    dilations, asymmetric padding (past the kernel too), groups, output padding. Each reads a 1x1x1 conv,
+    whose weight gradient then checks the layer's input gradient."""
+    rng = np.random.default_rng(seed)
+    found = []
+    while len(found) < count:
+        groups = int(rng.choice([1, 1, 2, 3]))
+        shape = (int(rng.integers(1, 3)), groups * int(rng.integers(1, 4)), int(rng.integers(1, 7)),
+                 int(rng.integers(1, 8)), int(rng.choice([3, 9, 17, 33])))
+        kernel, stride, dilation = (tuple(int(v) for v in rng.integers(1, high, 3)) for high in (4, 4, 3))
+        padding = tuple(int(v) for v in rng.integers(0, 4, 6))
+        output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
+        transposed = bool(rng.random() < 0.4)
+        net = kcp.Network(seed=len(found))
+        x = net.conv3d(net.input("x", shape), shape[1], 1, name="mix")
+        try:
+            if transposed:
+                y = net.conv_transpose3d(x, groups * int(rng.choice([1, 2, 5, 8])), kernel, stride=stride,
+                                         padding=padding, output_padding=output_padding, dilation=dilation,
+                                         groups=groups, name="c")
+            else:
+                y = net.conv3d(x, groups * int(rng.choice([1, 2, 5, 8])), kernel, stride=stride, padding=padding,
+                               dilation=dilation, groups=groups, name="c")
+        except ValueError:  # the kernel does not fit, or the padding crops everything
+            continue
+        net.output(y)
+        found.append(net)
+    return found
+
+
+@pytest.mark.parametrize("net", random_geometries(40, seed=11), ids=lambda net: str(net.layers[1].attributes))
+def test_random_geometries_agree_with_pytorch(net):
+    torch = pytest.importorskip("torch")
+    from kcp.testing.torch_functional import torch_forward
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(net.inputs[0].shape).astype(np.float32)
+    out, = net(x)
+    seed = rng.standard_normal(out.shape).astype(np.float32)
+    _, gradients = net.gradients(x, output_gradients=[seed])
+    parameters = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in net.parameters.items()}
+    expected, = torch_forward(net, parameters, [torch.tensor(x, dtype=torch.float64)], False)
+    (expected * torch.tensor(seed, dtype=torch.float64)).sum().backward()
+    expected = expected.detach().numpy()
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * max(np.abs(expected).max(), 1e-6))
+    for name, tensor in parameters.items():
+        reference_gradient = tensor.grad.numpy()
+        np.testing.assert_allclose(gradients[name], reference_gradient, rtol=0,
+                                   atol=1e-4 * max(np.abs(reference_gradient).max(), 1e-6), err_msg=name)
