@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import kcp
+from kcp.testing import reference
 
 
 def chain():
@@ -254,6 +255,29 @@ def test_kcp_scores_features_read_only_by_a_correlation_from_their_producers():
     # Two producers (the left and right branches share the weight), each adding its normalised distances.
     np.testing.assert_allclose(scores, 2 * distances / distances.mean(), rtol=1e-6)
     assert sorted(chosen.pruned[feature_space]) == sorted(np.argsort(distances, kind="stable")[:4])
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv3d", "conv_transpose3d"])
+def test_kcp_scores_volumetric_kernels_as_the_layer_api_does(transposed):
+    """A channel read by a conv3d is scored by its kernel cluster of kd x kh x kw kernels, as
+    ``kcp.scores`` scores the 5-D weight; a transposed conv3d by its weight's rows."""
+    net = kcp.Network(seed=13)
+    hidden = net.relu(net.conv3d(net.input("volume", (1, 3, 4, 5, 6)), 8, 3, padding=1, name="first"))
+    if transposed:
+        net.output(net.conv_transpose3d(hidden, 4, (2, 3, 3), stride=2, name="second"))
+    else:
+        net.output(net.conv3d(hidden, 4, (2, 3, 3), padding=(1, 1, 1), name="second"))
+    chosen = kcp.plan(net, ratio=0.5)
+    space = next(s.index for s in kcp.spaces(net) if "first" in s.values)
+    weight = net.parameters["second.weight"].astype(np.float64)
+    if transposed:
+        rows = weight.reshape(8, -1)
+        distances = np.linalg.norm(rows - rows.mean(axis=0), axis=1)
+        expected = distances / distances.mean()
+    else:
+        expected = reference.scores(weight)
+    np.testing.assert_allclose(chosen.scores[space], expected, rtol=1e-5)
+    assert sorted(chosen.pruned[space]) == sorted(np.argsort(expected, kind="stable")[:4])
 
 
 def test_a_parameter_shared_by_layers_of_different_widths_is_frozen():
