@@ -13,7 +13,8 @@
 /// contiguous block of its rows and columns). Each job computes one tile of
 /// output rows of one slice of one sample and group, so the result does not
 /// depend on the thread count. On a `[1, 64, 48, 64, 128]` volume, 3x3x3,
-/// 64 -> 64, the direct kernel runs at PyTorch's speed (benchmarks/volume_ops.py).
+/// 64 -> 64, one thread, the forward takes 1.01x PyTorch 2.13's time and the
+/// forward with both gradients 1.05x (docs/results.md, benchmarks/volume_ops.py).
 
 /// The sizes of a volumetric convolution, `x [N, C, D, H, W]`,
 /// `W [O, C/g, kd, kh, kw]`, `y [N, O, Dout, Hout, Wout]`: the geometry of
