@@ -23,6 +23,8 @@ extension OpCode {
     var attributes: [String]? {
         let pool = ["kernel_h", "kernel_w", "stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right",
                     "count_include_pad", "ceil_mode", "dilation_h", "dilation_w"]
+        let window3d = ["kernel_d", "kernel_h", "kernel_w", "stride_d", "stride_h", "stride_w", "pad_front", "pad_top",
+                        "pad_left", "pad_back", "pad_bottom", "pad_right"]
         switch self {
         case .conv2d:
             return ["stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right", "dilation_h", "dilation_w",
@@ -40,6 +42,17 @@ extension OpCode {
         case .convTranspose2d:
             return ["stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right", "output_padding_h",
                     "output_padding_w", "dilation_h", "dilation_w", "groups"]
+        case .conv3d:
+            return ["stride_d", "stride_h", "stride_w", "pad_front", "pad_top", "pad_left", "pad_back", "pad_bottom",
+                    "pad_right", "dilation_d", "dilation_h", "dilation_w", "groups"]
+        case .convTranspose3d:
+            return ["stride_d", "stride_h", "stride_w", "pad_front", "pad_top", "pad_left", "pad_back", "pad_bottom",
+                    "pad_right", "output_padding_d", "output_padding_h", "output_padding_w", "dilation_d", "dilation_h",
+                    "dilation_w", "groups"]
+        // Each 3-D pool lists only the attributes it reads (no dilation for the average, as in PyTorch).
+        case .maxPool3d: return window3d + ["ceil_mode", "dilation_d", "dilation_h", "dilation_w"]
+        case .avgPool3d: return window3d + ["count_include_pad", "ceil_mode"]
+        case .resize3d: return ["depth", "height", "width", "mode", "align_corners"]
         case .channelwise: return nil
         case .concat, .globalAvgPool, .flatten, .linear, .softmax, .softArgmin, .identity: return []
         }
@@ -96,7 +109,23 @@ extension Arguments {
                    padding: (try integer(4), try integer(5), try integer(6), try integer(7)),
                    countIncludePad: try flag(8), ceilMode: try flag(9), dilation: (try integer(10), try integer(11)))
         }
+        /// A 3-D pool's window, then its `countIncludePad`, `ceilMode` and dilations.
+        func pool3d(countIncludePad: Bool, ceilMode: Bool, dilation: (Int, Int, Int)) throws -> Pool3d {
+            Pool3d(kernel: try integer(0), stride: try integer(3), front: try integer(6), back: try integer(9),
+                   dilation: dilation.0,
+                   plane: Pool2d(kernel: (try integer(1), try integer(2)), stride: (try integer(4), try integer(5)),
+                                 padding: (try integer(7), try integer(8), try integer(10), try integer(11)),
+                                 countIncludePad: countIncludePad, ceilMode: ceilMode, dilation: (dilation.1, dilation.2)))
+        }
         switch opCode {
+        case .maxPool3d:
+            return .maxPool3d(try pool3d(countIncludePad: false, ceilMode: try flag(12),
+                                         dilation: (try integer(13), try integer(14), try integer(15))))
+        case .avgPool3d: return .avgPool3d(try pool3d(countIncludePad: try flag(12), ceilMode: try flag(13), dilation: (1, 1, 1)))
+        case .resize3d:
+            return .resize3d(Resize3d(depth: try integer(0),
+                                      plane: Resize(height: try integer(1), width: try integer(2),
+                                                    mode: try kind(3, UpsampleMode.self), alignCorners: try flag(4))))
         case .conv2d:
             return .conv2d(Conv2d(stride: (try integer(0), try integer(1)),
                                   padding: (try integer(2), try integer(3), try integer(4), try integer(5)),
@@ -106,6 +135,20 @@ extension Arguments {
                                                     padding: (try integer(2), try integer(3), try integer(4), try integer(5)),
                                                     outputPadding: (try integer(6), try integer(7)),
                                                     dilation: (try integer(8), try integer(9)), groups: try integer(10)))
+        case .conv3d:
+            return .conv3d(Conv3d(depth: DepthAxis(stride: try integer(0), front: try integer(3), back: try integer(6),
+                                                   dilation: try integer(9)),
+                                  plane: Conv2d(stride: (try integer(1), try integer(2)),
+                                                padding: (try integer(4), try integer(5), try integer(7), try integer(8)),
+                                                dilation: (try integer(10), try integer(11)), groups: try integer(12))))
+        case .convTranspose3d:
+            let plane = ConvTranspose2d(stride: (try integer(1), try integer(2)),
+                                        padding: (try integer(4), try integer(5), try integer(7), try integer(8)),
+                                        outputPadding: (try integer(10), try integer(11)),
+                                        dilation: (try integer(13), try integer(14)), groups: try integer(15))
+            return .convTranspose3d(ConvTranspose3d(depth: DepthAxis(stride: try integer(0), front: try integer(3),
+                                                                     back: try integer(6), dilation: try integer(12)),
+                                                    depthOutputPadding: try integer(9), plane: plane))
         case .batchNorm: return .batchNorm(epsilon: Float(attributes[0]))
         case .activation:
             return .activation(Activation(try kind(0, Activation.Kind.self), alpha: Float(attributes[1]),
@@ -144,6 +187,11 @@ extension Arguments {
             [p.kernel.0, p.kernel.1, p.stride.0, p.stride.1, p.padding.0, p.padding.1, p.padding.2, p.padding.3,
              p.countIncludePad ? 1 : 0, p.ceilMode ? 1 : 0, p.dilation.0, p.dilation.1].map(Double.init)
         }
+        func window3d(_ p: Pool3d) -> [Double] {
+            let q = p.plane
+            return [p.kernel, q.kernel.0, q.kernel.1, p.stride, q.stride.0, q.stride.1, p.front, q.padding.0, q.padding.1,
+                    p.back, q.padding.2, q.padding.3].map(Double.init)
+        }
         let attributes: [Double]
         switch op {
         case let .conv2d(c):
@@ -152,11 +200,27 @@ extension Arguments {
         case let .convTranspose2d(t):
             attributes = [t.stride.0, t.stride.1, t.padding.0, t.padding.1, t.padding.2, t.padding.3, t.outputPadding.0,
                           t.outputPadding.1, t.dilation.0, t.dilation.1, t.groups].map(Double.init)
+        case let .conv3d(c):
+            let (d, p) = (c.depth, c.plane)
+            attributes = [d.stride, p.stride.0, p.stride.1, d.front, p.padding.0, p.padding.1, d.back, p.padding.2,
+                          p.padding.3, d.dilation, p.dilation.0, p.dilation.1, p.groups].map(Double.init)
+        case let .convTranspose3d(t):
+            let (d, p) = (t.depth, t.plane)
+            attributes = [d.stride, p.stride.0, p.stride.1, d.front, p.padding.0, p.padding.1, d.back, p.padding.2,
+                          p.padding.3, t.depthOutputPadding, p.outputPadding.0, p.outputPadding.1, d.dilation,
+                          p.dilation.0, p.dilation.1, p.groups].map(Double.init)
         case let .batchNorm(epsilon): attributes = [Double(epsilon)]
         case let .activation(a): attributes = [Double(a.kind.rawValue), Double(a.alpha), Double(a.beta)]
         case let .binary(b): attributes = [Double(b.kind.rawValue), b.constantFirst ? 1 : 0]
         case .concat, .globalAvgPool, .flatten, .linear, .softmax, .softArgmin, .identity: attributes = []
         case let .maxPool(p), let .avgPool(p): attributes = pool(p)
+        case let .maxPool3d(p):
+            attributes = window3d(p) + [p.plane.ceilMode ? 1 : 0, p.dilation, p.plane.dilation.0, p.plane.dilation.1].map(Double.init)
+        case let .avgPool3d(p):
+            attributes = window3d(p) + [p.plane.countIncludePad ? 1 : 0, p.plane.ceilMode ? 1 : 0]
+        case let .resize3d(r):
+            attributes = [Double(r.depth), Double(r.plane.height), Double(r.plane.width), Double(r.plane.mode.rawValue),
+                          r.plane.alignCorners ? 1 : 0]
         case let .adaptivePool(height, width, max): attributes = [Double(height), Double(width), max ? 1 : 0]
         case let .resize(r):
             attributes = [Double(r.height), Double(r.width), Double(r.mode.rawValue), r.alignCorners ? 1 : 0]

@@ -14,6 +14,9 @@
 
 #include "kcp.h"
 
+/* Room for one node's attributes in the extension's buffers (the longest op, conv_transpose3d, has 16). */
+#define ATTRIBUTE_CAPACITY 32
+
 /* kcp.KCPError: failures inside the engine. */
 extern PyObject *KCPError;
 

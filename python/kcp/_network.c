@@ -92,7 +92,7 @@ PyObject *network_add_node(PyObject *self, PyObject *args) {
     PyObject *capsule, *attributes_obj, *inputs_obj, *parameters_obj;
     const char *name;
     int op;
-    double attributes[16];
+    double attributes[ATTRIBUTE_CAPACITY];
     int64_t inputs[64], parameters[8], value;
     Py_ssize_t attribute_count, input_count, parameter_count;
     if (!PyArg_ParseTuple(args, "OsiOOO:network_add_node", &capsule, &name, &op, &attributes_obj, &inputs_obj,
@@ -103,9 +103,13 @@ PyObject *network_add_node(PyObject *self, PyObject *args) {
     PyObject *fast = PySequence_Fast(attributes_obj, "attributes");
     if (fast == NULL) return NULL;
     attribute_count = PySequence_Fast_GET_SIZE(fast);
-    for (Py_ssize_t i = 0; i < attribute_count && i < 16; i++) attributes[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, i));
+    for (Py_ssize_t i = 0; i < attribute_count && i < ATTRIBUTE_CAPACITY; i++)
+        attributes[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, i));
     Py_DECREF(fast);
-    if (attribute_count > 16) { PyErr_SetString(PyExc_ValueError, "attributes: at most 16"); return NULL; }
+    if (attribute_count > ATTRIBUTE_CAPACITY) {
+        PyErr_Format(PyExc_ValueError, "attributes: at most %d", ATTRIBUTE_CAPACITY);
+        return NULL;
+    }
     if (PyErr_Occurred()) return NULL;
     if (!read_indices(inputs_obj, inputs, 64, &input_count, "inputs")) return NULL;
     if (!read_indices(parameters_obj, parameters, 8, &parameter_count, "parameters")) return NULL;
@@ -225,9 +229,9 @@ PyObject *network_nodes(PyObject *self, PyObject *args) {
     if (network == NULL || (nodes = PyList_New(0)) == NULL) return NULL;
     for (long long node = 0; node < count; node++) {
         int32_t op = 0, attribute_count = 0;
-        double attributes[32];
+        double attributes[ATTRIBUTE_CAPACITY];
         int64_t output = 0, inputs[256], parameters[8], input_count = 0, parameter_count = 0;
-        kcp_status status = kcp_network_node_op(network, node, &op, attributes, 32, &attribute_count);
+        kcp_status status = kcp_network_node_op(network, node, &op, attributes, ATTRIBUTE_CAPACITY, &attribute_count);
         if (status == KCP_OK)
             status = kcp_network_node_edges(network, node, &output, inputs, 256, &input_count, parameters, 8,
                                             &parameter_count);

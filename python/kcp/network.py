@@ -63,7 +63,7 @@ def _op_table():
 OPS, ATTRIBUTES, _ENUMERATIONS = _op_table()
 _OP_NAMES = {code: name for name, code in OPS.items()}
 #: Ops whose first parameter is a weight that writes their output's channels (the layers plans report widths of).
-WEIGHTED_OPS = ("conv2d", "conv_transpose2d", "linear")
+WEIGHTED_OPS = ("conv2d", "conv_transpose2d", "conv3d", "conv_transpose3d", "linear")
 ACTIVATIONS = _ENUMERATIONS["activation"]
 BINARY = _ENUMERATIONS["binary"]
 UPSAMPLE_MODES = _ENUMERATIONS["resize_mode"]
@@ -72,7 +72,9 @@ _NODES = 1  # KCP_NETWORK_NODES
 
 #: An int, or a pair of ints ``(height, width)``.
 Pair = Union[int, Sequence[int]]
-#: An int, a pair, or ``(top, left, bottom, right)``.
+#: An int, or a triple of ints ``(depth, height, width)`` (a pair where the input has no depth).
+Triple = Union[int, Sequence[int]]
+#: An int, a pair, or ``(top, left, bottom, right)``; for volumes a triple or ``(front, top, left, back, bottom, right)``.
 Padding = Union[int, Sequence[int]]
 
 
@@ -160,6 +162,23 @@ def _padding(padding: Padding) -> tuple[int, ...]:
     if isinstance(padding, (tuple, list)) and len(padding) == 4:
         return tuple(padding)
     return _pair(padding, "padding") * 2
+
+
+def _triple(value: Triple, name: str, minimum: int = 0) -> tuple[int, int, int]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 3:
+            raise ValueError(f"{name}: expected an int or a triple, got {value!r}")
+        first, second, third = (_arguments.integer(v, name, minimum) for v in value)
+        return first, second, third
+    v = _arguments.integer(value, name, minimum)
+    return v, v, v
+
+
+def _volume_padding(padding: Padding) -> tuple[int, ...]:
+    """``(front, top, left, back, bottom, right)`` from an int, a triple (both sides of each axis) or those six."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 6:
+        return tuple(_arguments.integer(v, "padding", 0) for v in padding)
+    return _triple(padding, "padding") * 2
 
 
 def _initial_weight(rng: np.random.Generator, shape: tuple[int, ...], std: float, name: str) -> NDArray[np.float32]:
@@ -336,10 +355,10 @@ class Network:
                                                out_channels, bias)
         return self._node("conv2d", [x], attributes, parameters, name, reserved=True)
 
-    def _conv_parameters(self, name: str, shape: tuple[int, int, int, int], inputs_per_group: int, out_channels: int,
+    def _conv_parameters(self, name: str, shape: tuple[int, ...], inputs_per_group: int, out_channels: int,
                          bias: bool) -> list[str]:
-        """A conv's He-initialised weight of ``shape`` (fan-in ``inputs_per_group * kh * kw``) and zero bias."""
-        fan_in = inputs_per_group * shape[2] * shape[3]
+        """A conv's He-initialised weight of ``shape`` (fan-in ``inputs_per_group * kh * kw``, or with ``kd``) and zero bias."""
+        fan_in = inputs_per_group * int(np.prod(shape[2:]))
         parameters = [self._add_parameter(f"{name}.weight", _initial_weight(self._rng, shape, np.sqrt(2 / fan_in),
                                                                            "out_channels"))]
         if bias:
@@ -369,6 +388,57 @@ class Network:
         parameters = self._conv_parameters(name, (in_channels, out_channels // groups, kh, kw), in_channels // groups,
                                            out_channels, bias)
         return self._node("conv_transpose2d", [x], attributes, parameters, name, reserved=True)
+
+    def conv3d(self, x: Value, out_channels: int, kernel_size: Triple, *, stride: Triple = 1, padding: Padding = 0,
+               dilation: Triple = 1, groups: int = 1, bias: bool = True, share: str | None = None,
+               name: str | None = None) -> Value:
+        """Volumetric convolution of ``x [N, C, D, H, W]`` (PyTorch's ``Conv3d``):
+        weight ``[out_channels, in_channels / groups, kd, kh, kw]``;
+        ``kernel_size``, ``stride`` and ``dilation`` an int or a ``(d, h, w)``
+        triple, ``padding`` an int, a triple, or ``(front, top, left, back,
+        bottom, right)``. ``share`` as in :meth:`conv2d`. Formula in
+        ``Sources/KCP/Graph/Op.swift`` (``Conv3d``)."""
+        out_channels = _arguments.integer(out_channels, "out_channels", 1)
+        kernel = _triple(kernel_size, "kernel_size", 1)
+        groups = _arguments.integer(groups, "groups", 1)
+        attributes = (*_triple(stride, "stride"), *_volume_padding(padding), *_triple(dilation, "dilation"), groups)
+        name = self._name(name, "conv3d")
+        if len(x.shape) != 5:
+            raise ValueError(f"x: conv3d takes a 5-D input [N, C, D, H, W], got shape {x.shape}")
+        if share is not None:
+            parameters = self._shared(share)
+        else:
+            in_channels = x.shape[1]
+            if in_channels % groups:
+                raise ValueError(f"groups: {groups} groups do not divide {in_channels} input channels")
+            parameters = self._conv_parameters(name, (out_channels, in_channels // groups, *kernel), in_channels // groups,
+                                               out_channels, bias)
+        return self._node("conv3d", [x], attributes, parameters, name, reserved=True)
+
+    def conv_transpose3d(self, x: Value, out_channels: int, kernel_size: Triple, *, stride: Triple = 1,
+                         padding: Padding = 0, output_padding: Triple = 0, dilation: Triple = 1, groups: int = 1,
+                         bias: bool = True, name: str | None = None) -> Value:
+        """Volumetric transposed convolution (PyTorch's ``ConvTranspose3d``):
+        weight ``[in_channels, out_channels / groups, kd, kh, kw]``; each output
+        side is ``(in - 1) * stride - padding + dilation * (k - 1) + output_padding + 1``
+        (arguments as in :meth:`conv3d`, ``output_padding`` an int or a
+        triple, each smaller than its stride or dilation). Formulas in
+        ``Sources/KCP/Graph/Op.swift`` (``ConvTranspose3d``)."""
+        out_channels = _arguments.integer(out_channels, "out_channels", 1)
+        kernel = _triple(kernel_size, "kernel_size", 1)
+        groups = _arguments.integer(groups, "groups", 1)
+        attributes = (*_triple(stride, "stride"), *_volume_padding(padding), *_triple(output_padding, "output_padding"),
+                      *_triple(dilation, "dilation"), groups)
+        name = self._name(name, "conv_transpose3d")
+        if len(x.shape) != 5:
+            raise ValueError(f"x: conv_transpose3d takes a 5-D input [N, C, D, H, W], got shape {x.shape}")
+        in_channels = x.shape[1]
+        for channels, which in ((in_channels, "input"), (out_channels, "output")):
+            if channels % groups:
+                raise ValueError(f"groups: {groups} groups do not divide {channels} {which} channels")
+        parameters = self._conv_parameters(name, (in_channels, out_channels // groups, *kernel), in_channels // groups,
+                                           out_channels, bias)
+        return self._node("conv_transpose3d", [x], attributes, parameters, name, reserved=True)
 
     def linear(self, x: Value, out_features: int, *, bias: bool = True, share: str | None = None,
                name: str | None = None) -> Value:
@@ -507,20 +577,37 @@ class Network:
         """Concatenation along channels."""
         return self._node("concat", list(values), name=name)
 
-    def _pool(self, op: str, x: Value, kernel_size: Pair, stride: Pair | None, padding: Pair, count_include_pad: bool,
-              ceil_mode: bool, dilation: Pair, name: str | None) -> Value:
-        kernel = _pair(kernel_size, "kernel_size")
-        pads = _pair(padding, "padding") * 2
-        attributes = (*kernel, *_pair(stride if stride is not None else kernel_size, "stride"), *pads,
-                      int(bool(count_include_pad)), int(bool(ceil_mode)), *_pair(dilation, "dilation", 1))
-        return self._node(op, [x], attributes, name=name)
+    def _pool(self, op: str, x: Value, kernel_size: Triple, stride: Triple | None, padding: Triple,
+              count_include_pad: bool, ceil_mode: bool, dilation: Triple, name: str | None) -> Value:
+        """A 2-D pool of ``[N, C, H, W]`` (pairs) or a 3-D one of ``[N, C, D, H, W]`` (triples, op ``<op>3d``)."""
+        spatial = self._spatial_axes(x, op)
+        sizes = _pair if spatial == 2 else _triple
+        kernel = sizes(kernel_size, "kernel_size")
+        window = (*kernel, *sizes(stride if stride is not None else kernel_size, "stride"), *sizes(padding, "padding") * 2)
+        flags, dilations = (int(bool(count_include_pad)), int(bool(ceil_mode))), sizes(dilation, "dilation", 1)
+        if spatial == 2:
+            return self._node(op, [x], (*window, *flags, *dilations), name=name)
+        # 3-D pools carry only the attributes they read.
+        attributes = (*window, *flags) if op == "avg_pool" else (*window, flags[1], *dilations)
+        return self._node(f"{op}3d", [x], attributes, name=name)
 
-    def max_pool(self, x: Value, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0, *,
-                 dilation: Pair = 1, ceil_mode: bool = False, name: str | None = None) -> Value:
+    @staticmethod
+    def _spatial_axes(x: Value, op: str) -> int:
+        """2 for ``[N, C, H, W]``, 3 for ``[N, C, D, H, W]``; a ``ValueError`` naming ``x`` otherwise."""
+        rank = len(x.shape)
+        if rank not in (4, 5):
+            raise ValueError(f"x: {op} takes [N, C, H, W] or [N, C, D, H, W], got shape {x.shape}")
+        return rank - 2
+
+    def max_pool(self, x: Value, kernel_size: Triple, stride: Triple | None = None, padding: Triple = 0, *,
+                 dilation: Triple = 1, ceil_mode: bool = False, name: str | None = None) -> Value:
+        """Max pooling as PyTorch's ``max_pool2d`` (or, for a 5-D ``x``, ``max_pool3d``: sizes are
+        ints or ``(d, h, w)`` triples)."""
         return self._pool("max_pool", x, kernel_size, stride, padding, False, ceil_mode, dilation, name)
 
-    def avg_pool(self, x: Value, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0, *,
+    def avg_pool(self, x: Value, kernel_size: Triple, stride: Triple | None = None, padding: Triple = 0, *,
                  count_include_pad: bool = False, ceil_mode: bool = False, name: str | None = None) -> Value:
+        """Average pooling as PyTorch's ``avg_pool2d`` (or, for a 5-D ``x``, ``avg_pool3d``)."""
         return self._pool("avg_pool", x, kernel_size, stride, padding, count_include_pad, ceil_mode, 1, name)
 
     def adaptive_pool(self, x: Value, output_size: Pair, *, max: bool = False, name: str | None = None) -> Value:
@@ -533,19 +620,26 @@ class Network:
     def flatten(self, x: Value, *, name: str | None = None) -> Value:
         return self._node("flatten", [x], name=name)
 
-    def resize(self, x: Value, size: Pair, mode: Literal["nearest", "bilinear"] = "nearest", *,
+    def resize(self, x: Value, size: Triple, mode: Literal["nearest", "bilinear", "trilinear"] = "nearest", *,
                align_corners: bool = False, name: str | None = None) -> Value:
         """Resizing H and W to ``size`` as ``F.interpolate(x, size, mode=mode,
-        align_corners=align_corners)`` does (``"nearest"`` or ``"bilinear"``)."""
+        align_corners=align_corners)`` does (``"nearest"`` or ``"bilinear"``);
+        for a 5-D ``x``, D, H and W to a ``(d, h, w)`` ``size`` (``"nearest"``
+        or ``"trilinear"``)."""
+        if self._spatial_axes(x, "resize") == 3:
+            modes = {"nearest": UPSAMPLE_MODES["nearest"], "trilinear": UPSAMPLE_MODES["bilinear"]}
+            mode_code = _arguments.choice(mode, "mode", modes)
+            return self._node("resize3d", [x], (*_triple(size, "size", 1), mode_code, int(bool(align_corners))),
+                              name=name)
         mode_code = _arguments.choice(mode, "mode", UPSAMPLE_MODES)
         return self._node("resize", [x], (*_pair(size, "size", 1), mode_code, int(bool(align_corners))), name=name)
 
-    def upsample(self, x: Value, scale: int = 2, mode: Literal["nearest", "bilinear"] = "nearest", *,
+    def upsample(self, x: Value, scale: int = 2, mode: Literal["nearest", "bilinear", "trilinear"] = "nearest", *,
                  name: str | None = None) -> Value:
-        """Integer-factor upsampling; bilinear uses half-pixel centers (``align_corners=False``)."""
+        """Integer-factor upsampling of every spatial axis; bilinear (trilinear
+        for a 5-D ``x``) uses half-pixel centers (``align_corners=False``)."""
         scale = _arguments.integer(scale, "scale", 1)
-        height, width = x.shape[2:]
-        return self.resize(x, (height * scale, width * scale), mode, name=name)
+        return self.resize(x, tuple(size * scale for size in x.shape[2:]), mode, name=name)
 
     def correlation(self, left: Value, right: Value, max_disparity: int, *, name: str | None = None) -> Value:
         """Stereo cost volume ``y[d] = mean_c left[c, h, w] * right[c, h, w - d]``, ``d < max_disparity``."""

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import kcp
+from kcp.testing import reference
 
 
 def chain():
@@ -114,7 +115,26 @@ def decoder():
     return net
 
 
-ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized, decoder]
+def volume():
+    """A stereo-style 3-D aggregation of a [N, C, D, H, W] volume: conv3d-bn-relu,
+    a residual add, a strided and a grouped conv3d, transposed conv3d back up
+    (stride 2 with output padding, then a depthwise one), a pooled branch
+    (max and average pooling, trilinear upsampling) added back, and a 1x1x1 head."""
+    net = kcp.Network(seed=10)
+    x = net.relu(net.batchnorm(net.conv3d(net.input("volume", (2, 4, 6, 8, 10)), 8, 3, padding=1)))
+    y = net.batchnorm(net.conv3d(net.relu(net.batchnorm(net.conv3d(x, 8, 3, padding=1))), 8, 3, padding=1))
+    x = net.relu(net.add(x, y))
+    down = net.relu(net.batchnorm(net.conv3d(x, 12, 3, stride=2, padding=(1, 0, 1, 1, 2, 1))))
+    down = net.relu(net.conv3d(down, 12, (1, 3, 3), padding=(0, 1, 2), groups=3, dilation=(1, 1, 2)))
+    up = net.relu(net.conv_transpose3d(down, 8, 3, stride=2, padding=1, output_padding=1, name="up"))
+    pooled = net.avg_pool(net.max_pool(x, 2), 3, stride=1, padding=1, count_include_pad=True)
+    up = net.add(net.add(up, x), net.upsample(pooled, 2, "trilinear"))
+    up = net.conv_transpose3d(up, 16, 3, padding=1, groups=8, bias=False, name="dwup")
+    net.output(net.conv3d(net.relu(up), 1, 1))
+    return net
+
+
+ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized, decoder, volume]
 
 
 def inputs_for(net, seed=0):
@@ -235,6 +255,29 @@ def test_kcp_scores_features_read_only_by_a_correlation_from_their_producers():
     # Two producers (the left and right branches share the weight), each adding its normalised distances.
     np.testing.assert_allclose(scores, 2 * distances / distances.mean(), rtol=1e-6)
     assert sorted(chosen.pruned[feature_space]) == sorted(np.argsort(distances, kind="stable")[:4])
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv3d", "conv_transpose3d"])
+def test_kcp_scores_volumetric_kernels_as_the_layer_api_does(transposed):
+    """A channel read by a conv3d is scored by its kernel cluster of kd x kh x kw kernels, as
+    ``kcp.scores`` scores the 5-D weight; a transposed conv3d by its weight's rows."""
+    net = kcp.Network(seed=13)
+    hidden = net.relu(net.conv3d(net.input("volume", (1, 3, 4, 5, 6)), 8, 3, padding=1, name="first"))
+    if transposed:
+        net.output(net.conv_transpose3d(hidden, 4, (2, 3, 3), stride=2, name="second"))
+    else:
+        net.output(net.conv3d(hidden, 4, (2, 3, 3), padding=(1, 1, 1), name="second"))
+    chosen = kcp.plan(net, ratio=0.5)
+    space = next(s.index for s in kcp.spaces(net) if "first" in s.values)
+    weight = net.parameters["second.weight"].astype(np.float64)
+    if transposed:
+        rows = weight.reshape(8, -1)
+        distances = np.linalg.norm(rows - rows.mean(axis=0), axis=1)
+        expected = distances / distances.mean()
+    else:
+        expected = reference.scores(weight)
+    np.testing.assert_allclose(chosen.scores[space], expected, rtol=1e-5)
+    assert sorted(chosen.pruned[space]) == sorted(np.argsort(expected, kind="stable")[:4])
 
 
 def test_a_parameter_shared_by_layers_of_different_widths_is_frozen():

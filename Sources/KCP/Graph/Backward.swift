@@ -87,6 +87,12 @@ extension Op {
         case let .convTranspose2d(t):
             let g = convTranspose2dBackward(x, weight: p[0], hasBias: p.count > 1, t, gradient: gradient)
             return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
+        case let .conv3d(conv):
+            let g = conv3dBackward(x, weight: p[0], hasBias: p.count > 1, conv, gradient: gradient)
+            return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
+        case let .convTranspose3d(t):
+            let g = convTranspose3dBackward(x, weight: p[0], hasBias: p.count > 1, t, gradient: gradient)
+            return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
         case let .batchNorm(epsilon):
             let (mean, variance) = statistics ?? (p[2].data, p[3].data)
             let g = batchNormBackward(x, gamma: p[0].data, mean: mean, variance: variance, epsilon: epsilon,
@@ -105,12 +111,15 @@ extension Op {
         case let .maxPool(pool): return ([pool2dBackward(x, pool, max: true, gradient: gradient)], [])
         case let .avgPool(pool): return ([pool2dBackward(x, pool, max: false, gradient: gradient)], [])
         case let .adaptivePool(_, _, useMax): return ([adaptivePoolBackward(x, max: useMax, gradient: gradient)], [])
+        case let .maxPool3d(pool): return ([pool3dBackward(x, pool, max: true, gradient: gradient)], [])
+        case let .avgPool3d(pool): return ([pool3dBackward(x, pool, max: false, gradient: gradient)], [])
         case .globalAvgPool: return ([globalAvgPoolBackward(inputShape: x.shape, gradient: gradient)], [])
         case .flatten: return ([Tensor(shape: x.shape, data: gradient.data)], [])
         case .linear:
             let g = linearBackward(x, weight: p[0], hasBias: p.count > 1, gradient: gradient)
             return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
         case let .resize(r): return ([resizeBackward(gradient, inputShape: x.shape, r)], [])
+        case let .resize3d(r): return ([resize3dBackward(gradient, inputShape: x.shape, r)], [])
         case let .correlation(maxDisparity, scale):
             let g = correlationBackward(x, inputs[1], maxDisparity: maxDisparity, scale: scale, gradient: gradient)
             return ([g.left, g.right], [])

@@ -36,7 +36,7 @@ extension Network {
         return outputs.map { values[$0]! }
     }
 
-    /// For each conv, the nodes right after it that fold into it, each the
+    /// For each conv (2-D or 3-D), the nodes right after it that fold into it, each the
     /// only reader of the value before it (which is no graph output): its
     /// batchnorm, then an add whose other operand (`residual`) exists before
     /// the conv runs, then a relu. Nil where nothing folds.
@@ -51,7 +51,8 @@ extension Network {
                 && readers[nodes[index].output] == 1 && lastUse[nodes[index].output] == index + 1
         }
         return nodes.indices.map { index in
-            guard case .conv2d = nodes[index].op, readAlone(index), case .batchNorm = nodes[index + 1].op else { return nil }
+            guard [.conv2d, .conv3d].contains(nodes[index].op.kind), readAlone(index), case .batchNorm = nodes[index + 1].op
+            else { return nil }
             var (last, residual): (Int, Int?) = (index + 1, nil)
             if readAlone(last), nodes[last + 1].op == .binary(.add), nodes[last + 1].inputs.count == 2,
                let other = nodes[last + 1].inputs.first(where: { $0 != nodes[last].output }), producer[other] < index,
@@ -69,12 +70,20 @@ extension Network {
     private func fusedConvForward(_ chain: ArraySlice<Node>, _ x: Tensor, parameters p: [Tensor], residual: Tensor?,
                                   outputShape: [Int]) -> Tensor
     {
-        guard case let .conv2d(conv) = chain.first!.op, case let .batchNorm(epsilon) = chain.dropFirst().first!.op
+        guard case let .batchNorm(epsilon) = chain.dropFirst().first!.op
         else { preconditionFailure("a fused chain starts with conv, batchnorm") }
         let n = chain.dropFirst().first!.parameters.map { parameters[$0].tensor.data }
         let normalization = batchNormScaleShift(gamma: n[0], beta: n[1], mean: n[2], variance: n[3], epsilon: epsilon)
-        return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape,
-                             normalization: normalization, residual: residual, relu: chain.last!.op == .activation(.relu))
+        let (bias, relu) = (p.count > 1 ? p[1] : nil, chain.last!.op == .activation(.relu))
+        switch chain.first!.op {
+        case let .conv2d(conv):
+            return conv2dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
+                                 normalization: normalization, residual: residual, relu: relu)
+        case let .conv3d(conv):
+            return conv3dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
+                                 normalization: normalization, residual: residual, relu: relu)
+        default: preconditionFailure("a fused chain starts with a conv2d or conv3d")
+        }
     }
 
     /// Checks `inputs` against the network's inputs (one batch size, at
@@ -106,6 +115,10 @@ extension Op {
             return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape)
         case let .convTranspose2d(t):
             return convTranspose2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, t, outputShape: outputShape)
+        case let .conv3d(conv):
+            return conv3dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape)
+        case let .convTranspose3d(t):
+            return convTranspose3dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, t, outputShape: outputShape)
         case let .batchNorm(epsilon):
             return batchNormInference(x, gamma: p[0].data, beta: p[1].data, mean: p[2].data, variance: p[3].data,
                                       epsilon: epsilon)
@@ -117,10 +130,13 @@ extension Op {
         case let .maxPool(pool): return pool2dForward(x, pool, max: true, outputShape: outputShape)
         case let .avgPool(pool): return pool2dForward(x, pool, max: false, outputShape: outputShape)
         case let .adaptivePool(_, _, useMax): return adaptivePoolForward(x, max: useMax, outputShape: outputShape)
+        case let .maxPool3d(pool): return pool3dForward(x, pool, max: true, outputShape: outputShape)
+        case let .avgPool3d(pool): return pool3dForward(x, pool, max: false, outputShape: outputShape)
         case .globalAvgPool: return globalAvgPoolForward(x)
         case .flatten: return Tensor(shape: outputShape, data: x.data)
         case .linear: return linearForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil)
         case let .resize(r): return resizeForward(x, r)
+        case let .resize3d(r): return resize3dForward(x, r)
         case let .correlation(maxDisparity, scale):
             return correlationForward(x, inputs[1], maxDisparity: maxDisparity, scale: scale)
         case .softmax: return softmaxForward(x)

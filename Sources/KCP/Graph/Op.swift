@@ -3,7 +3,15 @@
 /// Every `switch` over `Op` is exhaustive (shape inference, MACs, forward,
 /// channel coupling, slicing), so adding a case breaks the build at every
 /// place that has to learn about it. Families (`activation`, `binary`) take
-/// a kind instead of adding a case per function. The codes and attribute
+/// a kind instead of adding a case per function. Ops on volumes
+/// `[N, C, D, H, W]` (`conv3d`, `convTranspose3d`, `maxPool3d`, `avgPool3d`,
+/// `resize3d`) are cases of their own whose settings are the 2-D op's for
+/// the (H, W) plane plus a depth axis, and whose kernels run the 2-D kernels
+/// (a conv over depth slices stacked as channels; pools and resizes as a
+/// plane pass and a depth pass, being separable): the 2-D ops, their
+/// attributes and every caller stay as they are, and the pruning rules of a
+/// 3-D op are its 2-D counterpart's. Element-wise ops, batchnorm, concat and
+/// global average pooling take any rank. The codes and attribute
 /// lists that cross the C ABI are stated once: names and code order in
 /// `Op.Kind`, attributes in the C ABI's `OpCoding.swift`.
 public enum Op: Equatable, Sendable {
@@ -12,6 +20,12 @@ public enum Op: Equatable, Sendable {
     /// Transposed convolution, the adjoint of `conv2d` in its input (see
     /// `ConvTranspose2d`); parameters `[weight [I, O/g, kh, kw], bias [O]?]`.
     case convTranspose2d(ConvTranspose2d)
+    /// Volumetric convolution of `[N, C, D, H, W]` (see `Conv3d`);
+    /// parameters `[weight [O, I/g, kd, kh, kw], bias [O]?]`.
+    case conv3d(Conv3d)
+    /// Volumetric transposed convolution, the adjoint of `conv3d` in its
+    /// input (see `ConvTranspose3d`); parameters `[weight [I, O/g, kd, kh, kw], bias [O]?]`.
+    case convTranspose3d(ConvTranspose3d)
     /// `y = gamma * (x - mean) / sqrt(var + epsilon) + beta` per channel;
     /// parameters `[gamma, beta, running mean, running var]`, each `[C]`.
     case batchNorm(epsilon: Float)
@@ -24,14 +38,18 @@ public enum Op: Equatable, Sendable {
     /// rank whose dimensions are equal or 1, or one input and a constant
     /// parameter shaped like one sample of it (dimensions equal or 1).
     case binary(Binary)
-    /// Concatenation along channels.
+    /// Concatenation along channels (of `[N, C, H, W]` or `[N, C, D, H, W]` inputs).
     case concat
     case maxPool(Pool2d)
     case avgPool(Pool2d)
+    /// Max pooling of `[N, C, D, H, W]` over `kd x kh x kw` windows (see `Pool3d`).
+    case maxPool3d(Pool3d)
+    /// Average pooling of `[N, C, D, H, W]` (see `Pool3d`).
+    case avgPool3d(Pool3d)
     /// Pooling to a fixed output size: output row `i` of `oh` covers input
     /// rows `floor(i H / oh) ..< ceil((i + 1) H / oh)` (PyTorch's adaptive bins).
     case adaptivePool(height: Int, width: Int, max: Bool)
-    /// `[N, C, H, W] -> [N, C, 1, 1]`.
+    /// `[N, C, ...] -> [N, C, 1, ...]`: the mean over every position (H, W, or D, H, W).
     case globalAvgPool
     /// `[N, C, H, W] -> [N, C * H * W]`.
     case flatten
@@ -39,6 +57,8 @@ public enum Op: Equatable, Sendable {
     case linear
     /// Resizing H and W to a fixed size (see `Resize`).
     case resize(Resize)
+    /// Resizing D, H and W of `[N, C, D, H, W]` to a fixed size (see `Resize3d`).
+    case resize3d(Resize3d)
     /// Stereo cost volume: `y[n, d, h, w] = scale * sum_c left[n, c, h, w] * right[n, c, h, w - d]`
     /// for `d` in `0..<maxDisparity` (zero where `w - d < 0`); `scale` is
     /// `1 / C` for a mean and stays fixed when channels are pruned.
@@ -70,7 +90,8 @@ extension Op {
         case conv2d, batchNorm = "batchnorm", activation, binary, concat, maxPool = "max_pool", avgPool = "avg_pool",
              adaptivePool = "adaptive_pool", globalAvgPool = "global_avg_pool", flatten, linear, resize, correlation,
              softmax, softArgmin = "soft_argmin", identity, channelShuffle = "channel_shuffle",
-             channelChunk = "channel_chunk", channelwise, normalization, convTranspose2d = "conv_transpose2d"
+             channelChunk = "channel_chunk", channelwise, normalization, convTranspose2d = "conv_transpose2d",
+             conv3d, convTranspose3d = "conv_transpose3d", maxPool3d = "max_pool3d", avgPool3d = "avg_pool3d", resize3d
     }
 }
 
@@ -122,6 +143,56 @@ public struct ConvTranspose2d: Equatable, Sendable {
     }
 }
 
+/// The depth axis of a volumetric convolution: input slice `od * stride + t * dilation - front`
+/// feeds output slice `od` through kernel slice `t`; `front` and `back` are zero slices padded before and after.
+public struct DepthAxis: Equatable, Sendable {
+    public var stride: Int, front: Int, back: Int, dilation: Int
+
+    public init(stride: Int = 1, front: Int = 0, back: Int = 0, dilation: Int = 1) {
+        (self.stride, self.front, self.back, self.dilation) = (stride, front, back, dilation)
+    }
+}
+
+/// Volumetric convolution (PyTorch's `conv3d`, ONNX `Conv` with 3-D kernels),
+/// NCDHW: `y[n, o, z, h, w] = b[o] + sum_{t, j, p, q} W[o, j, t, p, q] * x[n, g*I/g + j, z*sd + t*dd - front, h*sh + p*dh - top, w*sw + q*dw - left]`.
+///
+/// It is a sum over the `kd` depth taps of 2-D convolutions of depth slices,
+/// `y[:, :, z] = b + sum_t conv2d(x[:, :, z*sd + t*dd - front], W[:, :, t])`,
+/// so its settings are a `Conv2d` for the (H, W) plane (with the groups) and
+/// a `DepthAxis`, and its kernel runs the plane conv's kernels over the
+/// depth taps' slices stacked as channels (`conv3dForward`). Channels are
+/// pruned, compacted and scored as a conv2d's: a kernel is one
+/// `kd x kh x kw` slice `W[o, j]`.
+public struct Conv3d: Equatable, Sendable {
+    public var depth: DepthAxis
+    public var plane: Conv2d
+
+    public init(depth: DepthAxis = DepthAxis(), plane: Conv2d = Conv2d()) { (self.depth, self.plane) = (depth, plane) }
+
+    public var groups: Int { plane.groups }
+}
+
+/// Volumetric transposed convolution (PyTorch's `conv_transpose3d`, ONNX
+/// `ConvTranspose` with 3-D kernels): every input voxel scatters its kernels,
+/// `y[n, g*O/g + o, z*sd + t*dd - front, h*sh + p*dh - top, w*sw + q*dw - left] += W[g*I/g + j, o, t, p, q] * x[n, g*I/g + j, z, h, w]`
+/// (entries outside `y` dropped), plus `b[o]`: the adjoint of `conv` in its
+/// input, as `ConvTranspose2d` is of `Conv2d`. Each axis's output size is
+/// `(in - 1) * stride - (begin + end) + dilation * (k - 1) + outputPadding + 1`.
+public struct ConvTranspose3d: Equatable, Sendable {
+    public var depth: DepthAxis
+    /// Slices added at the back (smaller than the depth stride or dilation).
+    public var depthOutputPadding: Int
+    public var plane: ConvTranspose2d
+
+    public init(depth: DepthAxis = DepthAxis(), depthOutputPadding: Int = 0, plane: ConvTranspose2d = ConvTranspose2d()) {
+        (self.depth, self.depthOutputPadding, self.plane) = (depth, depthOutputPadding, plane)
+    }
+
+    public var groups: Int { plane.groups }
+    /// The convolution whose input adjoint this is: it reads `y` and writes `x`'s shape, with the weight as it is.
+    var conv: Conv3d { Conv3d(depth: depth, plane: plane.conv) }
+}
+
 public struct Pool2d: Equatable, Sendable {
     public var kernel: (Int, Int)
     public var stride: (Int, Int)
@@ -144,6 +215,50 @@ public struct Pool2d: Equatable, Sendable {
     public static func == (a: Pool2d, b: Pool2d) -> Bool {
         a.kernel == b.kernel && a.stride == b.stride && a.padding == b.padding && a.countIncludePad == b.countIncludePad
             && a.ceilMode == b.ceilMode && a.dilation == b.dilation
+    }
+}
+
+/// Pooling of `[N, C, D, H, W]` over windows of `kd` slices (from `z * stride - front`,
+/// taps `dilation` apart) by `kh x kw` (the `plane` settings, with `countIncludePad`
+/// and `ceilMode` for every axis), as PyTorch's `max_pool3d` and `avg_pool3d`.
+/// A window is the product of its depth taps and its plane window, and so
+/// is the average's divisor, so the op is separable: pooling each slice's
+/// plane (`plane`), then each column of the pooled slices over depth
+/// (`depthPool`, a `kd x 1` pool of `[N, C, D, H'*W']`). A max pool's
+/// first maximum in `(d, h, w)` order is the first slice's first maximum
+/// among the slices that hold the window's maximum, so gradients go where
+/// PyTorch sends them.
+public struct Pool3d: Equatable, Sendable {
+    public var kernel: Int, stride: Int, front: Int, back: Int, dilation: Int
+    public var plane: Pool2d
+
+    public init(kernel: Int, stride: Int, front: Int = 0, back: Int = 0, dilation: Int = 1, plane: Pool2d) {
+        (self.kernel, self.stride, self.front, self.back, self.dilation) = (kernel, stride, front, back, dilation)
+        self.plane = plane
+    }
+
+    /// The depth pass, pooling `[N, C, D, H'*W']` over `kd x 1` windows.
+    var depthPool: Pool2d {
+        Pool2d(kernel: (kernel, 1), stride: (stride, 1), padding: (front, 0, back, 0), countIncludePad: plane.countIncludePad,
+               ceilMode: plane.ceilMode, dilation: (dilation, 1))
+    }
+}
+
+/// Resizing `[N, C, D, H, W]` to `depth x height x width`, each axis as
+/// `Resize` maps it (nearest, or linear: trilinear, PyTorch's
+/// `F.interpolate(mode="trilinear")`). Trilinear weights are products of one
+/// weight per axis, so the op is separable: resizing each slice's plane
+/// (`plane`), then each column of the resized slices over depth
+/// (`depthResize`, a resize of `[N, C, D, H'*W']` that keeps its width).
+public struct Resize3d: Equatable, Sendable {
+    public var depth: Int
+    public var plane: Resize
+
+    public init(depth: Int, plane: Resize) { (self.depth, self.plane) = (depth, plane) }
+
+    /// The depth pass, resizing `[N, C, D, columns]` to `[N, C, depth, columns]`.
+    func depthResize(columns: Int) -> Resize {
+        Resize(height: depth, width: columns, mode: plane.mode, alignCorners: plane.alignCorners)
     }
 }
 

@@ -61,6 +61,37 @@ extension Op {
             let width = try transposedSize(x[3], kernel: w[3], stride: t.stride.1, padding: t.padding.1 + t.padding.3,
                                            outputPadding: t.outputPadding.1, dilation: t.dilation.1)
             return [x[0], try Checked.multiply(w[1], t.groups, "outputs per group * groups"), height, width]
+        case let .conv3d(conv):
+            try expectRank(x, 5)
+            let w = parameters[0]
+            try check(w.count == 5, "weight must be [O, I/g, kd, kh, kw], got \(w)")
+            try check(conv.groups >= 1 && w[0] % conv.groups == 0, "\(conv.groups) groups do not divide \(w[0]) outputs")
+            try check(x[1] == (try Checked.multiply(w[1], conv.groups, "weight input channels * groups")),
+                      "input \(x) has \(x[1]) channels, weight \(w) with \(conv.groups) groups reads \(w[1] * conv.groups)")
+            try checkBias(parameters, outputs: w[0])
+            let (d, p) = (conv.depth, conv.plane)
+            let depth = try outputSize(x[2], kernel: w[2], stride: d.stride, padding: (d.front, d.back), dilation: d.dilation,
+                                       axis: "d")
+            let height = try outputSize(x[3], kernel: w[3], stride: p.stride.0, padding: (p.padding.0, p.padding.2),
+                                        dilation: p.dilation.0, axis: "h")
+            let width = try outputSize(x[4], kernel: w[4], stride: p.stride.1, padding: (p.padding.1, p.padding.3),
+                                       dilation: p.dilation.1, axis: "w")
+            return [x[0], w[0], depth, height, width]
+        case let .convTranspose3d(t):
+            try expectRank(x, 5)
+            let w = parameters[0]
+            try check(w.count == 5, "weight must be [I, O/g, kd, kh, kw], got \(w)")
+            try check(t.groups >= 1 && w[0] % t.groups == 0, "\(t.groups) groups do not divide \(w[0]) inputs")
+            try check(x[1] == w[0], "input \(x) has \(x[1]) channels, weight \(w) reads \(w[0])")
+            try checkBias(parameters, outputs: w[1] * t.groups)
+            let (d, p) = (t.depth, t.plane)
+            let depth = try transposedSize(x[2], kernel: w[2], stride: d.stride, padding: d.front + d.back,
+                                           outputPadding: t.depthOutputPadding, dilation: d.dilation)
+            let height = try transposedSize(x[3], kernel: w[3], stride: p.stride.0, padding: p.padding.0 + p.padding.2,
+                                            outputPadding: p.outputPadding.0, dilation: p.dilation.0)
+            let width = try transposedSize(x[4], kernel: w[4], stride: p.stride.1, padding: p.padding.1 + p.padding.3,
+                                           outputPadding: p.outputPadding.1, dilation: p.dilation.1)
+            return [x[0], try Checked.multiply(w[1], t.groups, "outputs per group * groups"), depth, height, width]
         case .batchNorm:
             try check(x.count >= 2, "input must have channels, got \(x)")
             try check(parameters.allSatisfy { $0 == [x[1]] }, "parameters must each be [\(x[1])], got \(parameters)")
@@ -77,12 +108,12 @@ extension Op {
             let operands = inputs.count == 2 ? inputs : [x, [1] + parameters[0]]
             return try broadcastShape(operands[0], operands[1])
         case .concat:
+            try check(x.count >= 3, "expected inputs with positions [N, C, ...], got \(x)")
             for other in inputs {
-                try expectRank(other, 4)
-                try check(other[0] == x[0] && other[2...] == x[2...],
+                try check(other.count == x.count && other[0] == x[0] && other[2...] == x[2...],
                           "inputs must agree except in channels, got \(inputs)")
             }
-            return [x[0], try Checked.sum(inputs.map { $0[1] }, "concatenated channels"), x[2], x[3]]
+            return [x[0], try Checked.sum(inputs.map { $0[1] }, "concatenated channels")] + x[2...]
         case let .maxPool(pool), let .avgPool(pool):
             try expectRank(x, 4)
             try check(pool.kernel.0 >= 1 && pool.kernel.1 >= 1, "kernel must be positive")
@@ -98,9 +129,19 @@ extension Op {
             try expectRank(x, 4)
             try check(height >= 1 && width >= 1, "output size must be positive, got \(height)x\(width)")
             return [x[0], x[1], height, width]
+        case let .maxPool3d(pool), let .avgPool3d(pool):
+            try expectRank(x, 5)
+            let plane = try Op.maxPool(pool.plane).outputShape(inputs: [[x[0], x[1] * x[2], x[3], x[4]]], parameters: [])
+            try check(pool.kernel >= 1, "kernel must be positive")
+            try check(max(pool.front, pool.back) <= pool.kernel / 2,
+                      "padding (\(pool.front), \(pool.back)) must be at most half the kernel \(pool.kernel)")
+            return [x[0], x[1],
+                    try pooledSize(x[2], kernel: pool.kernel, stride: pool.stride, padding: (pool.front, pool.back),
+                                   dilation: pool.dilation, ceilMode: pool.plane.ceilMode, axis: "d"),
+                    plane[2], plane[3]]
         case .globalAvgPool:
-            try expectRank(x, 4)
-            return [x[0], x[1], 1, 1]
+            try check(x.count >= 3, "expected an input with positions [N, C, ...], got \(x)")
+            return [x[0], x[1]] + Array(repeating: 1, count: x.count - 2)
         case .flatten:
             try check(x.count >= 2, "input must have at least 2 dimensions, got \(x)")
             return [x[0], try Checked.product(x.dropFirst(), "flattened features")]
@@ -114,6 +155,11 @@ extension Op {
             try expectRank(x, 4)
             try check(r.height >= 1 && r.width >= 1, "output size must be positive, got \(r.height)x\(r.width)")
             return [x[0], x[1], r.height, r.width]
+        case let .resize3d(r):
+            try expectRank(x, 5)
+            try check(r.depth >= 1 && r.plane.height >= 1 && r.plane.width >= 1,
+                      "output size must be positive, got \(r.depth)x\(r.plane.height)x\(r.plane.width)")
+            return [x[0], x[1], r.depth, r.plane.height, r.plane.width]
         case let .correlation(maxDisparity, _):
             try expectRank(x, 4)
             try check(inputs[0] == inputs[1], "left and right must have equal shapes, got \(inputs[0]) and \(inputs[1])")
@@ -190,7 +236,8 @@ func outputSize(_ size: Int, kernel: Int, stride: Int, padding: (Int, Int), dila
 /// `size + padding - dilation * (kernel - 1) - 1`, the room the first window leaves.
 private func span(_ size: Int, kernel: Int, padding: (Int, Int), dilation: Int, axis: String) throws -> Int {
     let reach = try Checked.multiply(dilation, kernel - 1, "dilation_\(axis) * (kernel_\(axis) - 1)")
-    let padded = try Checked.sum([size, padding.0, padding.1], "input size + pad_\(axis == "h" ? "top" : "left") + pad_\(axis == "h" ? "bottom" : "right")")
+    let (begin, end) = axis == "d" ? ("front", "back") : axis == "h" ? ("top", "bottom") : ("left", "right")
+    let padded = try Checked.sum([size, padding.0, padding.1], "input size + pad_\(begin) + pad_\(end)")
     return padded - reach - 1
 }
 

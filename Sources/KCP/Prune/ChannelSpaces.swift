@@ -94,6 +94,8 @@ public struct ChannelSpaces: Sendable {
             switch node.op {
             case let .conv2d(conv): tieGroups(x, y, conv.groups)
             case let .convTranspose2d(t): tieGroups(x, y, t.groups)
+            case let .conv3d(conv): tieGroups(x, y, conv.groups)
+            case let .convTranspose3d(t): tieGroups(x, y, t.groups)
             case let .normalization(n):
                 tie(x, y)
                 // GroupNorm loses whole groups: a group's channels share statistics over its positions.
@@ -101,7 +103,8 @@ public struct ChannelSpaces: Sendable {
                     let perGroup = channels[x] / n.groups
                     for c in 0..<channels[x] where c % perGroup > 0 { channelSets.union(offsets[x] + c, offsets[x] + c - 1) }
                 }
-            case .batchNorm, .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .resize, .identity:
+            case .batchNorm, .activation, .maxPool, .avgPool, .maxPool3d, .avgPool3d, .adaptivePool, .globalAvgPool, .resize,
+                 .resize3d, .identity:
                 tie(x, y)
             case let .binary(binary):
                 for input in node.inputs where channels[input] == channels[y] { tie(input, y) }

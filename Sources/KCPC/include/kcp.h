@@ -147,9 +147,22 @@ enum {
     KCP_OP_CHANNELWISE = 18,    /* the output shape without batch (1 to 8 sizes); no kernel: prunable,
                                    not runnable */
     KCP_OP_NORMALIZATION = 19,  /* groups, spatial; epsilon; params weight, bias, statistics mask */
-    KCP_OP_CONV_TRANSPOSE2D = 20 /* stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
+    KCP_OP_CONV_TRANSPOSE2D = 20, /* stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
                                     output_padding_h, output_padding_w, dilation_h, dilation_w, groups;
                                     params weight [I, O/g, kh, kw] [, bias] */
+    KCP_OP_CONV3D = 21,         /* stride_d, stride_h, stride_w, pad_front, pad_top, pad_left, pad_back, pad_bottom,
+                                   pad_right, dilation_d, dilation_h, dilation_w, groups;
+                                   params weight [O, I/g, kd, kh, kw] [, bias] */
+    KCP_OP_CONV_TRANSPOSE3D = 22, /* stride_d, stride_h, stride_w, pad_front, pad_top, pad_left, pad_back,
+                                    pad_bottom, pad_right, output_padding_d, output_padding_h, output_padding_w,
+                                    dilation_d, dilation_h, dilation_w, groups;
+                                    params weight [I, O/g, kd, kh, kw] [, bias] */
+    KCP_OP_MAX_POOL3D = 23,     /* kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_front, pad_top,
+                                   pad_left, pad_back, pad_bottom, pad_right, ceil_mode, dilation_d, dilation_h,
+                                   dilation_w */
+    KCP_OP_AVG_POOL3D = 24,     /* kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_front, pad_top,
+                                   pad_left, pad_back, pad_bottom, pad_right, count_include_pad, ceil_mode */
+    KCP_OP_RESIZE3D = 25        /* depth, height, width, mode (KCP_RESIZE_MODE_*: bilinear is trilinear), align_corners */
 };
 enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RELU = 2, KCP_ACTIVATION_SIGMOID = 3,
        KCP_ACTIVATION_TANH = 4, KCP_ACTIVATION_SILU = 5, KCP_ACTIVATION_GELU = 6, KCP_ACTIVATION_GELU_TANH = 7,

@@ -214,10 +214,10 @@ class _Converter:
 
     def _placeholder(self, node):
         shape = _shape(node)
-        if shape is None or len(shape) not in (2, 4):
+        if shape is None or len(shape) not in (2, 4, 5):
             if self.strict:
-                raise ValueError(f"example_inputs: input '{node.name}' must be a [N, C, H, W] or [N, F] tensor, "
-                                 f"got shape {shape}")
+                raise ValueError(f"example_inputs: input '{node.name}' must be a [N, C, H, W], [N, C, D, H, W] or "
+                                 f"[N, F] tensor, got shape {shape}")
             return
         self.values[node] = self.net.input(fresh_name(node.name, self.taken), shape)
 
@@ -275,7 +275,7 @@ class _Converter:
                 self._mark_output(source)
                 self.traced.frozen_by[f"network output '{value.name}'"] = text
         shape = _shape(node)
-        if shape is not None and len(shape) in (2, 4):
+        if shape is not None and len(shape) in (2, 4, 5):
             value = self.net.input(fresh_name(node.name, self.taken), shape)
             self.values[node] = value
             self.traced.frozen_by[f"network input '{value.name}'"] = text
