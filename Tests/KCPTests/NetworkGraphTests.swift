@@ -65,7 +65,20 @@ let netBadNodeCases: [NetBadNodeCase] = [
                    parameters: [], fragment: "equal shapes"),
     NetBadNodeCase(label: "correlation disparity 0", op: .correlation(maxDisparity: 0, scale: 1),
                    inputs: [[1, 3, 4, 4], [1, 3, 4, 4]], parameters: [], fragment: "disparity"),
-    NetBadNodeCase(label: "soft-argmin rank", op: .softArgmin, inputs: [[1, 3]], parameters: [], fragment: "4-D"),
+    NetBadNodeCase(label: "soft-argmin rank", op: .softArgmin(sign: -1), inputs: [[1, 3]], parameters: [],
+                   fragment: "[N, D, H, W]"),
+    NetBadNodeCase(label: "soft-argmin volume channels", op: .softArgmin(sign: 1), inputs: [[1, 2, 3, 4, 4]],
+                   parameters: [], fragment: "one-channel volume"),
+    NetBadNodeCase(label: "soft-argmin sign", op: .softArgmin(sign: 2), inputs: [[1, 3, 4, 4]], parameters: [],
+                   fragment: "sign"),
+    NetBadNodeCase(label: "cost volume shapes", op: .costVolume(CostVolume(.concatenation, maxDisparity: 2)),
+                   inputs: [[1, 3, 4, 4], [1, 3, 4, 5]], parameters: [], fragment: "equal shapes"),
+    NetBadNodeCase(label: "cost volume disparity 0", op: .costVolume(CostVolume(.concatenation, maxDisparity: 0)),
+                   inputs: [[1, 3, 4, 4], [1, 3, 4, 4]], parameters: [], fragment: "disparity"),
+    NetBadNodeCase(label: "cost volume groups", op: .costVolume(CostVolume(.groupCorrelation, maxDisparity: 2, groups: 2)),
+                   inputs: [[1, 3, 4, 4], [1, 3, 4, 4]], parameters: [], fragment: "2 groups do not divide"),
+    NetBadNodeCase(label: "concatenation volume groups", op: .costVolume(CostVolume(.concatenation, maxDisparity: 2, groups: 3)),
+                   inputs: [[1, 3, 4, 4], [1, 3, 4, 4]], parameters: [], fragment: "groups 1 and scale 1"),
 ]
 
 @Suite("Network graph, shapes and cost")

@@ -31,7 +31,7 @@ extension Network {
             case .linear:
                 return try Checked.multiply(widths[y], widths[x], "node '\(node.name)' MACs")
             case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,
-                 .flatten, .resize, .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
+                 .flatten, .resize, .correlation, .costVolume, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
                  .channelwise:
                 return 0
             }

@@ -50,7 +50,7 @@ extension Network {
                     slices[constant] = ParameterSlice(keepOut: keep[y], masksToOne: binary.kind == .div && !binary.constantFirst)
                 }
             case .activation, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .flatten, .resize,
-                 .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk, .channelwise:
+                 .correlation, .costVolume, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk, .channelwise:
                 break
             }
         }

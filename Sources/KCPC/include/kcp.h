@@ -140,16 +140,19 @@ enum {
     KCP_OP_RESIZE = 11,         /* height, width, mode (KCP_RESIZE_*), align_corners */
     KCP_OP_CORRELATION = 12,    /* max_disparity, scale; inputs left, right */
     KCP_OP_SOFTMAX = 13,
-    KCP_OP_SOFT_ARGMIN = 14,
+    KCP_OP_SOFT_ARGMIN = 14,    /* sign (-1: GC-Net's softmax(-x), 1: PSMNet's softmax(x)); input [N, D, H, W]
+                                   or [N, 1, D, H, W] */
     KCP_OP_IDENTITY = 15,
     KCP_OP_CHANNEL_SHUFFLE = 16, /* groups */
     KCP_OP_CHANNEL_CHUNK = 17,  /* index, parts */
     KCP_OP_CHANNELWISE = 18,    /* the output shape without batch (1 to 8 sizes); no kernel: prunable,
                                    not runnable */
     KCP_OP_NORMALIZATION = 19,  /* groups, spatial; epsilon; params weight, bias, statistics mask */
-    KCP_OP_CONV_TRANSPOSE2D = 20 /* stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
+    KCP_OP_CONV_TRANSPOSE2D = 20, /* stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
                                     output_padding_h, output_padding_w, dilation_h, dilation_w, groups;
                                     params weight [I, O/g, kh, kw] [, bias] */
+    KCP_OP_COST_VOLUME = 21     /* kind (KCP_COST_VOLUME_*), max_disparity, groups, scale; inputs left, right
+                                   [N, C, H, W] -> [N, 2C or groups, max_disparity, H, W] */
 };
 enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RELU = 2, KCP_ACTIVATION_SIGMOID = 3,
        KCP_ACTIVATION_TANH = 4, KCP_ACTIVATION_SILU = 5, KCP_ACTIVATION_GELU = 6, KCP_ACTIVATION_GELU_TANH = 7,
@@ -157,6 +160,7 @@ enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RE
        KCP_ACTIVATION_MISH = 11, KCP_ACTIVATION_SOFTPLUS = 12, KCP_ACTIVATION_AFFINE = 13 };
 enum { KCP_BINARY_ADD = 0, KCP_BINARY_SUB = 1, KCP_BINARY_MUL = 2, KCP_BINARY_DIV = 3 };
 enum { KCP_RESIZE_MODE_NEAREST = 0, KCP_RESIZE_MODE_BILINEAR = 1 };
+enum { KCP_COST_VOLUME_CONCATENATION = 0, KCP_COST_VOLUME_GROUP_CORRELATION = 1 };
 
 kcp_status kcp_network_create(kcp_network **network);
 /* Releases a network (NULL is ignored). */
