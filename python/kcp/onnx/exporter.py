@@ -169,7 +169,7 @@ class _Writer:
             self.node("Correlation", x, domain=DOMAIN, max_disparity=i[0], scale=float(a[1]))
         elif op == "soft_argmin":
             self.functions["SoftArgmin"] = _soft_argmin_function
-            self.node("SoftArgmin", x, domain=DOMAIN)
+            self.node("SoftArgmin", x, domain=DOMAIN, sign=float(a[0]))
         else:
             raise _Refused(f"op {op!r} has no ONNX form")
 
@@ -392,14 +392,22 @@ def _correlation_function(helper, opset):
 
 
 def _soft_argmin_function(helper, opset):
+    """Views ``x`` as ``[N, D, H, W]`` (a ``[N, 1, D, H, W]`` volume as its ``D``
+    channels), then ``sum_d d * softmax_d(sign * x)`` over axis 1."""
     n = helper.make_node
     body = [
-        n("Neg", ["x"], ["negated"]), n("Softmax", ["negated"], ["p"], axis=1),
-        _constant(helper, "one", value_int=1), _constant(helper, "zero_f", value_float=0.0),
-        _constant(helper, "one_f", value_float=1.0), _constant(helper, "axes12", value_ints=[1, 2]),
-        _constant(helper, "axis1", value_ints=[1]),
-        n("Shape", ["x"], ["shape"]), n("Gather", ["shape", "one"], ["D"]), n("Cast", ["D"], ["D_f"], to=1),
+        _constant(helper, "sign", ref=("float", "sign")), _constant(helper, "one", value_int=1),
+        _constant(helper, "zero_f", value_float=0.0), _constant(helper, "one_f", value_float=1.0),
+        _constant(helper, "axes12", value_ints=[1, 2]), _constant(helper, "axis1", value_ints=[1]),
+        _constant(helper, "start", value_ints=[0]), _constant(helper, "batch_end", value_ints=[1]),
+        _constant(helper, "plane_start", value_ints=[-2]), _constant(helper, "end", value_ints=[2**62]),
+        _constant(helper, "rest", value_ints=[-1]),
+        n("Shape", ["x"], ["shape"]), n("Slice", ["shape", "start", "batch_end"], ["batch"]),
+        n("Slice", ["shape", "plane_start", "end"], ["plane"]), n("Concat", ["batch", "rest", "plane"], ["view"], axis=0),
+        n("Reshape", ["x", "view"], ["x4"]), n("Mul", ["x4", "sign"], ["signed"]),
+        n("Softmax", ["signed"], ["p"], axis=1),
+        n("Shape", ["x4"], ["shape4"]), n("Gather", ["shape4", "one"], ["D"]), n("Cast", ["D"], ["D_f"], to=1),
         n("Range", ["zero_f", "D_f", "one_f"], ["d"]), n("Unsqueeze", ["d", "axes12"], ["d3"]),
         n("Mul", ["p", "d3"], ["weighted"]), n("ReduceSum", ["weighted", "axis1"], ["y"], keepdims=1),
     ]
-    return helper.make_function(DOMAIN, "SoftArgmin", ["x"], ["y"], body, [helper.make_opsetid("", opset)])
+    return helper.make_function(DOMAIN, "SoftArgmin", ["x"], ["y"], body, [helper.make_opsetid("", opset)], ["sign"])

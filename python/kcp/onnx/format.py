@@ -9,7 +9,9 @@ unmodified; the importer recognises them by domain and op type:
 - ``Correlation(left, right)``, attributes ``max_disparity``, ``scale``:
   ``y[n, d, h, w] = scale * sum_c left[n, c, h, w] * right[n, c, h, w - d]``,
   zero where ``w - d < 0``;
-- ``SoftArgmin(x)``: ``y[n, 0] = sum_d d * softmax_d(-x[n, d])``.
+- ``SoftArgmin(x)``, attribute ``sign`` (-1 if absent):
+  ``y[n, 0] = sum_d d * softmax_d(sign * x[n, d])`` over the channels of
+  ``[N, D, H, W]`` or over ``D`` of ``[N, 1, D, H, W]``.
 
 ``onnx`` is imported on first use, so ``import kcp`` does not need it.
 

@@ -622,8 +622,12 @@ class _Importer:
         return lambda self, node, attributes, name: self._layer(name, op, [self._activation(node, 0)])
 
     _op_Identity = _unary("identity")
-    _op_GlobalAveragePool, _kcp_SoftArgmin = _unary("global_avg_pool"), _unary("soft_argmin")
+    _op_GlobalAveragePool = _unary("global_avg_pool")
     del _unary
+
+    def _kcp_SoftArgmin(self, node, attributes, name):
+        # Files written before the sign existed hold GC-Net's softmax(-x).
+        return self._layer(name, "soft_argmin", [self._activation(node, 0)], (attributes.get("sign", -1.0),))
 
     def _activation_op(kind, *defaults):
         """An ONNX activation read as ``kind``; ``defaults``: ``(attribute, default)`` giving alpha and beta."""
