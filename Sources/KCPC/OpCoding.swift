@@ -42,6 +42,13 @@ extension OpCode {
         case .convTranspose2d:
             return ["stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right", "output_padding_h",
                     "output_padding_w", "dilation_h", "dilation_w", "groups"]
+        case .conv3d:
+            return ["stride_d", "stride_h", "stride_w", "pad_front", "pad_top", "pad_left", "pad_back", "pad_bottom",
+                    "pad_right", "dilation_d", "dilation_h", "dilation_w", "groups"]
+        case .convTranspose3d:
+            return ["stride_d", "stride_h", "stride_w", "pad_front", "pad_top", "pad_left", "pad_back", "pad_bottom",
+                    "pad_right", "output_padding_d", "output_padding_h", "output_padding_w", "dilation_d", "dilation_h",
+                    "dilation_w", "groups"]
         case .channelwise: return nil
         case .concat, .globalAvgPool, .flatten, .linear, .softmax, .identity: return []
         }
@@ -110,6 +117,20 @@ extension Arguments {
                                                     padding: (try integer(2), try integer(3), try integer(4), try integer(5)),
                                                     outputPadding: (try integer(6), try integer(7)),
                                                     dilation: (try integer(8), try integer(9)), groups: try integer(10)))
+        case .conv3d:
+            return .conv3d(Conv3d(depth: DepthAxis(stride: try integer(0), front: try integer(3), back: try integer(6),
+                                                   dilation: try integer(9)),
+                                  plane: Conv2d(stride: (try integer(1), try integer(2)),
+                                                padding: (try integer(4), try integer(5), try integer(7), try integer(8)),
+                                                dilation: (try integer(10), try integer(11)), groups: try integer(12))))
+        case .convTranspose3d:
+            let plane = ConvTranspose2d(stride: (try integer(1), try integer(2)),
+                                        padding: (try integer(4), try integer(5), try integer(7), try integer(8)),
+                                        outputPadding: (try integer(10), try integer(11)),
+                                        dilation: (try integer(13), try integer(14)), groups: try integer(15))
+            return .convTranspose3d(ConvTranspose3d(depth: DepthAxis(stride: try integer(0), front: try integer(3),
+                                                                     back: try integer(6), dilation: try integer(12)),
+                                                    depthOutputPadding: try integer(9), plane: plane))
         case .batchNorm: return .batchNorm(epsilon: Float(attributes[0]))
         case .activation:
             return .activation(Activation(try kind(0, Activation.Kind.self), alpha: Float(attributes[1]),
@@ -159,6 +180,15 @@ extension Arguments {
         case let .convTranspose2d(t):
             attributes = [t.stride.0, t.stride.1, t.padding.0, t.padding.1, t.padding.2, t.padding.3, t.outputPadding.0,
                           t.outputPadding.1, t.dilation.0, t.dilation.1, t.groups].map(Double.init)
+        case let .conv3d(c):
+            let (d, p) = (c.depth, c.plane)
+            attributes = [d.stride, p.stride.0, p.stride.1, d.front, p.padding.0, p.padding.1, d.back, p.padding.2,
+                          p.padding.3, d.dilation, p.dilation.0, p.dilation.1, p.groups].map(Double.init)
+        case let .convTranspose3d(t):
+            let (d, p) = (t.depth, t.plane)
+            attributes = [d.stride, p.stride.0, p.stride.1, d.front, p.padding.0, p.padding.1, d.back, p.padding.2,
+                          p.padding.3, t.depthOutputPadding, p.outputPadding.0, p.outputPadding.1, d.dilation,
+                          p.dilation.0, p.dilation.1, p.groups].map(Double.init)
         case let .batchNorm(epsilon): attributes = [Double(epsilon)]
         case let .activation(a): attributes = [Double(a.kind.rawValue), Double(a.alpha), Double(a.beta)]
         case let .binary(b): attributes = [Double(b.kind.rawValue), b.constantFirst ? 1 : 0]

@@ -39,7 +39,7 @@ def _op_table():
 
 OPS, ATTRIBUTES, _ENUMERATIONS = _op_table()
 #: Ops whose first parameter is a weight that writes their output's channels (the layers plans report widths of).
-WEIGHTED_OPS = ("conv2d", "conv_transpose2d", "linear")
+WEIGHTED_OPS = ("conv2d", "conv_transpose2d", "conv3d", "conv_transpose3d", "linear")
 ACTIVATIONS = _ENUMERATIONS["activation"]
 BINARY = _ENUMERATIONS["binary"]
 UPSAMPLE_MODES = _ENUMERATIONS["resize_mode"]
@@ -79,6 +79,22 @@ def _pair(value, name, minimum=0):
         return tuple(_arguments.integer(v, name, minimum) for v in value)
     v = _arguments.integer(value, name, minimum)
     return v, v
+
+
+def _triple(value, name, minimum=0):
+    if isinstance(value, (tuple, list)):
+        if len(value) != 3:
+            raise ValueError(f"{name}: expected an int or a triple, got {value!r}")
+        return tuple(_arguments.integer(v, name, minimum) for v in value)
+    v = _arguments.integer(value, name, minimum)
+    return v, v, v
+
+
+def _volume_padding(padding):
+    """``(front, top, left, back, bottom, right)`` from an int, a triple (both sides of each axis) or those six."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 6:
+        return tuple(_arguments.integer(v, "padding", 0) for v in padding)
+    return _triple(padding, "padding") * 2
 
 
 def _initial_weight(rng, shape, std, name):
@@ -221,8 +237,8 @@ class Network:
         return self._node("conv2d", [x], attributes, parameters, name, reserved=True)
 
     def _conv_parameters(self, name, shape, inputs_per_group, out_channels, bias):
-        """A conv's He-initialised weight of ``shape`` (fan-in ``inputs_per_group * kh * kw``) and zero bias."""
-        fan_in = inputs_per_group * shape[2] * shape[3]
+        """A conv's He-initialised weight of ``shape`` (fan-in ``inputs_per_group * kh * kw``, or with ``kd``) and zero bias."""
+        fan_in = inputs_per_group * int(np.prod(shape[2:]))
         parameters = [self._add_parameter(f"{name}.weight", _initial_weight(self._rng, shape, np.sqrt(2 / fan_in),
                                                                            "out_channels"))]
         if bias:
@@ -251,6 +267,55 @@ class Network:
         parameters = self._conv_parameters(name, (in_channels, out_channels // groups, kh, kw), in_channels // groups,
                                            out_channels, bias)
         return self._node("conv_transpose2d", [x], attributes, parameters, name, reserved=True)
+
+    def conv3d(self, x, out_channels, kernel_size, *, stride=1, padding=0, dilation=1, groups=1, bias=True,
+               share=None, name=None):
+        """Volumetric convolution of ``x [N, C, D, H, W]`` (PyTorch's ``Conv3d``):
+        weight ``[out_channels, in_channels / groups, kd, kh, kw]``;
+        ``kernel_size``, ``stride`` and ``dilation`` an int or a ``(d, h, w)``
+        triple, ``padding`` an int, a triple, or ``(front, top, left, back,
+        bottom, right)``. ``share`` as in :meth:`conv2d`. Formula in
+        ``Sources/KCP/Graph/Op.swift`` (``Conv3d``)."""
+        out_channels = _arguments.integer(out_channels, "out_channels", 1)
+        kernel = _triple(kernel_size, "kernel_size", 1)
+        groups = _arguments.integer(groups, "groups", 1)
+        attributes = (*_triple(stride, "stride"), *_volume_padding(padding), *_triple(dilation, "dilation"), groups)
+        name = self._name(name, "conv3d")
+        if len(x.shape) != 5:
+            raise ValueError(f"x: conv3d takes a 5-D input [N, C, D, H, W], got shape {x.shape}")
+        if share is not None:
+            parameters = self._shared(share)
+        else:
+            in_channels = x.shape[1]
+            if in_channels % groups:
+                raise ValueError(f"groups: {groups} groups do not divide {in_channels} input channels")
+            parameters = self._conv_parameters(name, (out_channels, in_channels // groups, *kernel), in_channels // groups,
+                                               out_channels, bias)
+        return self._node("conv3d", [x], attributes, parameters, name, reserved=True)
+
+    def conv_transpose3d(self, x, out_channels, kernel_size, *, stride=1, padding=0, output_padding=0, dilation=1,
+                         groups=1, bias=True, name=None):
+        """Volumetric transposed convolution (PyTorch's ``ConvTranspose3d``):
+        weight ``[in_channels, out_channels / groups, kd, kh, kw]``; each output
+        side is ``(in - 1) * stride - padding + dilation * (k - 1) + output_padding + 1``
+        (arguments as in :meth:`conv3d`, ``output_padding`` an int or a
+        triple, each smaller than its stride or dilation). Formulas in
+        ``Sources/KCP/Graph/Op.swift`` (``ConvTranspose3d``)."""
+        out_channels = _arguments.integer(out_channels, "out_channels", 1)
+        kernel = _triple(kernel_size, "kernel_size", 1)
+        groups = _arguments.integer(groups, "groups", 1)
+        attributes = (*_triple(stride, "stride"), *_volume_padding(padding), *_triple(output_padding, "output_padding"),
+                      *_triple(dilation, "dilation"), groups)
+        name = self._name(name, "conv_transpose3d")
+        if len(x.shape) != 5:
+            raise ValueError(f"x: conv_transpose3d takes a 5-D input [N, C, D, H, W], got shape {x.shape}")
+        in_channels = x.shape[1]
+        for channels, which in ((in_channels, "input"), (out_channels, "output")):
+            if channels % groups:
+                raise ValueError(f"groups: {groups} groups do not divide {channels} {which} channels")
+        parameters = self._conv_parameters(name, (in_channels, out_channels // groups, *kernel), in_channels // groups,
+                                           out_channels, bias)
+        return self._node("conv_transpose3d", [x], attributes, parameters, name, reserved=True)
 
     def linear(self, x, out_features, *, bias=True, share=None, name=None):
         """``y = x W^T + b`` for ``x [N, F]``."""

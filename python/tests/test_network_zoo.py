@@ -114,7 +114,23 @@ def decoder():
     return net
 
 
-ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized, decoder]
+def volume():
+    """A stereo-style 3-D aggregation of a [N, C, D, H, W] volume: conv3d-bn-relu,
+    a residual add, a strided and a grouped conv3d, transposed conv3d back up
+    (stride 2 with output padding, then a depthwise one), and a 1x1x1 head."""
+    net = kcp.Network(seed=10)
+    x = net.relu(net.batchnorm(net.conv3d(net.input("volume", (2, 4, 6, 8, 10)), 8, 3, padding=1)))
+    y = net.batchnorm(net.conv3d(net.relu(net.batchnorm(net.conv3d(x, 8, 3, padding=1))), 8, 3, padding=1))
+    x = net.relu(net.add(x, y))
+    down = net.relu(net.batchnorm(net.conv3d(x, 12, 3, stride=2, padding=(1, 0, 1, 1, 2, 1))))
+    down = net.relu(net.conv3d(down, 12, (1, 3, 3), padding=(0, 1, 2), groups=3, dilation=(1, 1, 2)))
+    up = net.relu(net.conv_transpose3d(down, 8, 3, stride=2, padding=1, output_padding=1, name="up"))
+    up = net.conv_transpose3d(net.add(up, x), 16, 3, padding=1, groups=8, bias=False, name="dwup")
+    net.output(net.conv3d(net.relu(up), 1, 1))
+    return net
+
+
+ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized, decoder, volume]
 
 
 def inputs_for(net, seed=0):

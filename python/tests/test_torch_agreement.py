@@ -2,7 +2,8 @@
 networks, weights and batch: a CIFAR ResNet, the U-Net and the stereo
 network of ``kcp.models``, with batchnorm in training and in eval mode, and
 a network of LayerNorm, GroupNorm and InstanceNorm, dense and masked, and
-a decoder of transposed convs (strided, grouped, depthwise).
+a decoder of transposed convs (strided, grouped, depthwise), and a 3-D
+aggregation network of volumetric convs, transposed convs and batchnorm.
 
 PyTorch runs each network through ``kcp.testing.torch_functional.torch_forward``, a
 direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
@@ -11,7 +12,7 @@ direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
 import numpy as np
 import pytest
 import torch
-from test_network_zoo import decoder, normalized
+from test_network_zoo import decoder, normalized, volume
 
 import kcp
 from kcp import models
@@ -31,6 +32,7 @@ NETWORKS = {
     "normalized": normalized,
     "normalized_masked": masked_normalized,
     "decoder": decoder,
+    "volume": volume,
 }
 
 

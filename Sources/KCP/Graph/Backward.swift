@@ -87,6 +87,12 @@ extension Op {
         case let .convTranspose2d(t):
             let g = convTranspose2dBackward(x, weight: p[0], hasBias: p.count > 1, t, gradient: gradient)
             return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
+        case let .conv3d(conv):
+            let g = conv3dBackward(x, weight: p[0], hasBias: p.count > 1, conv, gradient: gradient)
+            return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
+        case let .convTranspose3d(t):
+            let g = convTranspose3dBackward(x, weight: p[0], hasBias: p.count > 1, t, gradient: gradient)
+            return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
         case let .batchNorm(epsilon):
             let (mean, variance) = statistics ?? (p[2].data, p[3].data)
             let g = batchNormBackward(x, gamma: p[0].data, mean: mean, variance: variance, epsilon: epsilon,

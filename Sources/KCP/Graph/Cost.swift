@@ -1,7 +1,8 @@
 /// Multiply-accumulates and parameter counts.
 ///
-/// MACs of a conv are `O * (I/g) * kh * kw * Hout * Wout`, of a transposed
-/// conv `I * (O/g) * kh * kw * Hin * Win`, of a linear layer `O * I`, per sample; other ops count none. Parameters count learnable
+/// MACs of a conv are `O * (I/g) * kh * kw * Hout * Wout` (a volumetric one
+/// `O * (I/g) * kd * kh * kw * Dout * Hout * Wout`), of a transposed conv
+/// `I * (O/g) * kh * kw * Hin * Win` (likewise with `kd * Din`), of a linear layer `O * I`, per sample; other ops count none. Parameters count learnable
 /// entries once even when nodes share them (batchnorm running statistics are
 /// buffers, not parameters).
 public struct Cost: Equatable, Sendable {
@@ -28,6 +29,16 @@ extension Network {
                 let groups = t.groups == 1 ? 1 : t.groups == shapes[x][1] ? widths[x] : t.groups
                 return try Checked.product([widths[x], widths[y] / max(groups, 1), w[2], w[3], shapes[x][2], shapes[x][3]],
                                            "node '\(node.name)' MACs")
+            case let .conv3d(conv):
+                let w = parameters[node.parameters[0]].tensor.shape
+                let groups = conv.groups == 1 ? 1 : conv.groups == shapes[x][1] ? widths[x] : conv.groups
+                return try Checked.product([widths[y], widths[x] / max(groups, 1), w[2], w[3], w[4], shapes[y][2],
+                                            shapes[y][3], shapes[y][4]], "node '\(node.name)' MACs")
+            case let .convTranspose3d(t):
+                let w = parameters[node.parameters[0]].tensor.shape
+                let groups = t.groups == 1 ? 1 : t.groups == shapes[x][1] ? widths[x] : t.groups
+                return try Checked.product([widths[x], widths[y] / max(groups, 1), w[2], w[3], w[4], shapes[x][2],
+                                            shapes[x][3], shapes[x][4]], "node '\(node.name)' MACs")
             case .linear:
                 return try Checked.multiply(widths[y], widths[x], "node '\(node.name)' MACs")
             case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,

@@ -106,6 +106,10 @@ extension Op {
             return conv2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape)
         case let .convTranspose2d(t):
             return convTranspose2dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, t, outputShape: outputShape)
+        case let .conv3d(conv):
+            return conv3dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, conv, outputShape: outputShape)
+        case let .convTranspose3d(t):
+            return convTranspose3dForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil, t, outputShape: outputShape)
         case let .batchNorm(epsilon):
             return batchNormInference(x, gamma: p[0].data, beta: p[1].data, mean: p[2].data, variance: p[3].data,
                                       epsilon: epsilon)

@@ -124,7 +124,7 @@ extension Op {
     /// The accepted numbers of inputs (0: one or more) and parameters.
     var signatures: [(inputs: Int, parameters: [Int])] {
         switch self {
-        case .conv2d, .convTranspose2d, .linear: return [(1, [1, 2])]
+        case .conv2d, .convTranspose2d, .conv3d, .convTranspose3d, .linear: return [(1, [1, 2])]
         case .batchNorm: return [(1, [4])]
         case .normalization: return [(1, [3])]
         case .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .flatten, .resize, .softmax, .softArgmin,
@@ -133,6 +133,25 @@ extension Op {
         case .binary: return [(2, [0]), (1, [1])]
         case .correlation, .costVolume: return [(2, [0])]
         case .concat, .channelwise: return [(0, [0])]
+        }
+    }
+
+    /// The groups of a conv or transposed conv, 2-D or 3-D; nil for other ops.
+    public var convolutionGroups: Int? {
+        switch self {
+        case let .conv2d(c): return c.groups
+        case let .convTranspose2d(t): return t.groups
+        case let .conv3d(c): return c.groups
+        case let .convTranspose3d(t): return t.groups
+        default: return nil
+        }
+    }
+
+    /// Whether it is a transposed conv (weight `[I, O/g, k...]`), 2-D or 3-D.
+    public var isTransposedConvolution: Bool {
+        switch self {
+        case .convTranspose2d, .convTranspose3d: return true
+        default: return false
         }
     }
 
@@ -157,6 +176,8 @@ extension Op {
         switch self {
         case .conv2d: return .conv2d
         case .convTranspose2d: return .convTranspose2d
+        case .conv3d: return .conv3d
+        case .convTranspose3d: return .convTranspose3d
         case .batchNorm: return .batchNorm
         case .normalization: return .normalization
         case .activation: return .activation

@@ -12,6 +12,12 @@ public enum Op: Equatable, Sendable {
     /// Transposed convolution, the adjoint of `conv2d` in its input (see
     /// `ConvTranspose2d`); parameters `[weight [I, O/g, kh, kw], bias [O]?]`.
     case convTranspose2d(ConvTranspose2d)
+    /// Volumetric convolution of `[N, C, D, H, W]` (see `Conv3d`);
+    /// parameters `[weight [O, I/g, kd, kh, kw], bias [O]?]`.
+    case conv3d(Conv3d)
+    /// Volumetric transposed convolution, the adjoint of `conv3d` in its
+    /// input (see `ConvTranspose3d`); parameters `[weight [I, O/g, kd, kh, kw], bias [O]?]`.
+    case convTranspose3d(ConvTranspose3d)
     /// `y = gamma * (x - mean) / sqrt(var + epsilon) + beta` per channel;
     /// parameters `[gamma, beta, running mean, running var]`, each `[C]`.
     case batchNorm(epsilon: Float)
@@ -77,7 +83,7 @@ extension Op {
              adaptivePool = "adaptive_pool", globalAvgPool = "global_avg_pool", flatten, linear, resize, correlation,
              softmax, softArgmin = "soft_argmin", identity, channelShuffle = "channel_shuffle",
              channelChunk = "channel_chunk", channelwise, normalization, convTranspose2d = "conv_transpose2d",
-             costVolume = "cost_volume"
+             conv3d, convTranspose3d = "conv_transpose3d", costVolume = "cost_volume"
     }
 }
 
@@ -127,6 +133,57 @@ public struct ConvTranspose2d: Equatable, Sendable {
     public static func == (a: ConvTranspose2d, b: ConvTranspose2d) -> Bool {
         a.conv == b.conv && a.outputPadding == b.outputPadding
     }
+}
+
+/// The depth axis of a volumetric convolution: input slice `od * stride + t * dilation - front`
+/// feeds output slice `od` through kernel slice `t`; `front` and `back` are zero slices padded before and after.
+public struct DepthAxis: Equatable, Sendable {
+    public var stride: Int, front: Int, back: Int, dilation: Int
+
+    public init(stride: Int = 1, front: Int = 0, back: Int = 0, dilation: Int = 1) {
+        (self.stride, self.front, self.back, self.dilation) = (stride, front, back, dilation)
+    }
+}
+
+/// Volumetric convolution (PyTorch's `conv3d`, ONNX `Conv` with 3-D kernels),
+/// NCDHW: `y[n, o, z, h, w] = b[o] + sum_{t, j, p, q} W[o, j, t, p, q] * x[n, g*I/g + j, z*sd + t*dd - front, h*sh + p*dh - top, w*sw + q*dw - left]`.
+///
+/// It is a sum over the `kd` depth taps of 2-D convolutions of depth slices,
+/// `y[:, :, z] = b + sum_t conv2d(x[:, :, z*sd + t*dd - front], W[:, :, t])`,
+/// so its settings are a `Conv2d` for the (H, W) plane (with the groups) and
+/// a `DepthAxis`, and its kernel reuses the plane conv's unfolding: the
+/// depth taps of one output slice are unfolded one under another and
+/// multiplied by the `[O/g, kd*I/g*kh*kw]` weights in one product. Channels
+/// are pruned, compacted and scored as a conv2d's: a kernel is one
+/// `kd x kh x kw` slice `W[o, j]`.
+public struct Conv3d: Equatable, Sendable {
+    public var depth: DepthAxis
+    public var plane: Conv2d
+
+    public init(depth: DepthAxis = DepthAxis(), plane: Conv2d = Conv2d()) { (self.depth, self.plane) = (depth, plane) }
+
+    public var groups: Int { plane.groups }
+}
+
+/// Volumetric transposed convolution (PyTorch's `conv_transpose3d`, ONNX
+/// `ConvTranspose` with 3-D kernels): every input voxel scatters its kernels,
+/// `y[n, g*O/g + o, z*sd + t*dd - front, h*sh + p*dh - top, w*sw + q*dw - left] += W[g*I/g + j, o, t, p, q] * x[n, g*I/g + j, z, h, w]`
+/// (entries outside `y` dropped), plus `b[o]`: the adjoint of `conv` in its
+/// input, as `ConvTranspose2d` is of `Conv2d`. Each axis's output size is
+/// `(in - 1) * stride - (begin + end) + dilation * (k - 1) + outputPadding + 1`.
+public struct ConvTranspose3d: Equatable, Sendable {
+    public var depth: DepthAxis
+    /// Slices added at the back (smaller than the depth stride or dilation).
+    public var depthOutputPadding: Int
+    public var plane: ConvTranspose2d
+
+    public init(depth: DepthAxis = DepthAxis(), depthOutputPadding: Int = 0, plane: ConvTranspose2d = ConvTranspose2d()) {
+        (self.depth, self.depthOutputPadding, self.plane) = (depth, depthOutputPadding, plane)
+    }
+
+    public var groups: Int { plane.groups }
+    /// The convolution whose input adjoint this is: it reads `y` and writes `x`'s shape, with the weight as it is.
+    var conv: Conv3d { Conv3d(depth: depth, plane: plane.conv) }
 }
 
 public struct Pool2d: Equatable, Sendable {

@@ -61,6 +61,37 @@ extension Op {
             let width = try transposedSize(x[3], kernel: w[3], stride: t.stride.1, padding: t.padding.1 + t.padding.3,
                                            outputPadding: t.outputPadding.1, dilation: t.dilation.1)
             return [x[0], try Checked.multiply(w[1], t.groups, "outputs per group * groups"), height, width]
+        case let .conv3d(conv):
+            try expectRank(x, 5)
+            let w = parameters[0]
+            try check(w.count == 5, "weight must be [O, I/g, kd, kh, kw], got \(w)")
+            try check(conv.groups >= 1 && w[0] % conv.groups == 0, "\(conv.groups) groups do not divide \(w[0]) outputs")
+            try check(x[1] == (try Checked.multiply(w[1], conv.groups, "weight input channels * groups")),
+                      "input \(x) has \(x[1]) channels, weight \(w) with \(conv.groups) groups reads \(w[1] * conv.groups)")
+            try checkBias(parameters, outputs: w[0])
+            let (d, p) = (conv.depth, conv.plane)
+            let depth = try outputSize(x[2], kernel: w[2], stride: d.stride, padding: (d.front, d.back), dilation: d.dilation,
+                                       axis: "d")
+            let height = try outputSize(x[3], kernel: w[3], stride: p.stride.0, padding: (p.padding.0, p.padding.2),
+                                        dilation: p.dilation.0, axis: "h")
+            let width = try outputSize(x[4], kernel: w[4], stride: p.stride.1, padding: (p.padding.1, p.padding.3),
+                                       dilation: p.dilation.1, axis: "w")
+            return [x[0], w[0], depth, height, width]
+        case let .convTranspose3d(t):
+            try expectRank(x, 5)
+            let w = parameters[0]
+            try check(w.count == 5, "weight must be [I, O/g, kd, kh, kw], got \(w)")
+            try check(t.groups >= 1 && w[0] % t.groups == 0, "\(t.groups) groups do not divide \(w[0]) inputs")
+            try check(x[1] == w[0], "input \(x) has \(x[1]) channels, weight \(w) reads \(w[0])")
+            try checkBias(parameters, outputs: w[1] * t.groups)
+            let (d, p) = (t.depth, t.plane)
+            let depth = try transposedSize(x[2], kernel: w[2], stride: d.stride, padding: d.front + d.back,
+                                           outputPadding: t.depthOutputPadding, dilation: d.dilation)
+            let height = try transposedSize(x[3], kernel: w[3], stride: p.stride.0, padding: p.padding.0 + p.padding.2,
+                                            outputPadding: p.outputPadding.0, dilation: p.dilation.0)
+            let width = try transposedSize(x[4], kernel: w[4], stride: p.stride.1, padding: p.padding.1 + p.padding.3,
+                                           outputPadding: p.outputPadding.1, dilation: p.dilation.1)
+            return [x[0], try Checked.multiply(w[1], t.groups, "outputs per group * groups"), depth, height, width]
         case .batchNorm:
             try check(x.count >= 2, "input must have channels, got \(x)")
             try check(parameters.allSatisfy { $0 == [x[1]] }, "parameters must each be [\(x[1])], got \(parameters)")
@@ -205,7 +236,8 @@ func outputSize(_ size: Int, kernel: Int, stride: Int, padding: (Int, Int), dila
 /// `size + padding - dilation * (kernel - 1) - 1`, the room the first window leaves.
 private func span(_ size: Int, kernel: Int, padding: (Int, Int), dilation: Int, axis: String) throws -> Int {
     let reach = try Checked.multiply(dilation, kernel - 1, "dilation_\(axis) * (kernel_\(axis) - 1)")
-    let padded = try Checked.sum([size, padding.0, padding.1], "input size + pad_\(axis == "h" ? "top" : "left") + pad_\(axis == "h" ? "bottom" : "right")")
+    let (begin, end) = axis == "d" ? ("front", "back") : axis == "h" ? ("top", "bottom") : ("left", "right")
+    let padded = try Checked.sum([size, padding.0, padding.1], "input size + pad_\(begin) + pad_\(end)")
     return padded - reach - 1
 }
 

@@ -46,7 +46,7 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
 }
 
 /// `body` with a pointer to `array`'s elements, or nil.
-private func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
     guard let array else { return body(nil) }
     return array.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
@@ -310,11 +310,12 @@ func conv2dInputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) ->
 }
 
 /// The kernels of the transposed convolution, `[I, O/g, kh, kw]`:
-/// `W'[g*I/g + j, o, p, q] = W[g*O/g + o, j, kh-1-p, kw-1-q]`.
+/// `W'[g*I/g + j, o, p, q] = W[g*O/g + o, j, kh-1-p, kw-1-q]` (every kernel
+/// axis flipped alike for a `[O, I/g, kd, kh, kw]` weight).
 func transposedKernels(_ weight: Tensor, groups: Int) -> Tensor {
-    let (outputs, perGroup, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-    let outPerGroup = outputs / groups, taps = kh * kw
-    var t = Tensor(zeros: [perGroup * groups, outPerGroup, kh, kw])
+    let (outputs, perGroup, kernel) = (weight.shape[0], weight.shape[1], Array(weight.shape.dropFirst(2)))
+    let outPerGroup = outputs / groups, taps = kernel.reduce(1, *)
+    var t = Tensor(zeros: [perGroup * groups, outPerGroup] + kernel)
     for g in 0..<groups {
         for o in 0..<outPerGroup {
             for j in 0..<perGroup {

@@ -13,14 +13,18 @@ struct ConvGeometry {
     let conv: Conv2d
     /// Output rows per tile (the last tile may have fewer), and tiles per sample.
     let blockRows: Int, blocks: Int
+    /// Floats from one input channel to the next in `unfold` and `fold`:
+    /// `H * W`, or `D * H * W` for the depth slices of a volumetric conv.
+    let channelStride: Int
 
     /// Floats per unfolded tile that the block size aims for (256 KB), and the
     /// fewest columns a tile has where the sample allows: OpenBLAS runs
     /// `[512, 4608] x [4608, 14]` at half its speed on `[4608, 49]` (measured).
     private static let tileFloats = 1 << 16, tileColumns = 128
 
-    init(input: [Int], weight: [Int], output: [Int], _ conv: Conv2d) {
+    init(input: [Int], weight: [Int], output: [Int], _ conv: Conv2d, channelStride: Int? = nil) {
         (batch, channels, height, width) = (input[0], input[1], input[2], input[3])
+        self.channelStride = channelStride ?? height * width
         (outputs, perGroup, kh, kw) = (weight[0], weight[1], weight[2], weight[3])
         (outHeight, outWidth, self.conv) = (output[2], output[3], conv)
         let most = max(1, (Self.tileColumns + outWidth - 1) / max(outWidth, 1),
@@ -63,7 +67,7 @@ struct ConvGeometry {
     }
 
     /// The outputs `i < output` with `0 <= i * step + offset < input`.
-    private static func inside(_ offset: Int, step: Int, input: Int, output: Int) -> Range<Int> {
+    static func inside(_ offset: Int, step: Int, input: Int, output: Int) -> Range<Int> {
         let first = offset < 0 ? (-offset + step - 1) / step : 0
         let end = min(output, input - offset <= 0 ? 0 : (input - offset + step - 1) / step)
         return first..<max(first, end)
@@ -81,7 +85,7 @@ struct Tap {
     let offset: Int, valid: Range<Int>
 }
 
-/// Tile of output rows `rows` of the unfolded `[C/g, H, W]` sample `input`,
+/// Tile of output rows `rows` of the unfolded `[C/g, H, W]` sample `input` (channels `channelStride` apart),
 /// a row-major `[C/g*kh*kw, rows.count*Wout]` matrix:
 /// `tile[(c, p, q), (oy - rows.lowerBound) * Wout + ox] = input[c, oy*sy + p*dy - top, ox*sx + q*dx - left]`,
 /// zero where that pixel lies outside the input; only the rows of `channels` (all if nil) are written.
@@ -101,7 +105,7 @@ func unfold(_ input: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, 
                 (out + rows.lowerBound * outWidth).update(repeating: 0, count: (lines.lowerBound - rows.lowerBound) * outWidth)
                 (out + lines.upperBound * outWidth).update(repeating: 0, count: (rows.upperBound - lines.upperBound) * outWidth)
                 // Output pixel (oy, ox) reads source[oy * sy * W + ox * sx].
-                let source = input + (c * s.height + vertical.offset) * width + horizontal.offset
+                let source = input + c * s.channelStride + vertical.offset * width + horizontal.offset
                 let (first, end) = (horizontal.valid.lowerBound, horizontal.valid.upperBound)
                 if s.copiesRuns && !lines.isEmpty {
                     let start = lines.lowerBound * outWidth + first
@@ -133,7 +137,7 @@ func fold(_ tile: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, int
     for c in 0..<s.perGroup {
         for vertical in rowTaps {
             for horizontal in columnTaps {
-                let target = input + (c * s.height + vertical.offset) * width + horizontal.offset
+                let target = input + c * s.channelStride + vertical.offset * width + horizontal.offset
                 for oy in vertical.valid.clamped(to: rows) {
                     let from = line + oy * outWidth, to = target + oy * sy * width
                     for ox in horizontal.valid { to[ox * sx] += from[ox] }

@@ -104,6 +104,8 @@ public struct ChannelSpaces: Sendable {
             switch node.op {
             case let .conv2d(conv): tieGroups(x, y, conv.groups)
             case let .convTranspose2d(t): tieGroups(x, y, t.groups)
+            case let .conv3d(conv): tieGroups(x, y, conv.groups)
+            case let .convTranspose3d(t): tieGroups(x, y, t.groups)
             case let .normalization(n):
                 tie(x, y)
                 // GroupNorm loses whole groups: a group's channels share statistics over its positions.

@@ -1,16 +1,17 @@
 /// The shape of one layer's weight, read as a convolution.
 ///
 /// A conv weight is `[O, I/g, kh, kw]` with `g` groups; a linear weight
-/// `[O, I]` is the case `kh = kw = 1, g = 1`. A *kernel* is one `kh x kw`
+/// `[O, I]` is the case `kh = kw = 1, g = 1`, a volumetric one `[O, I/g, kd, kh, kw]`
+/// the case of a `kd x kh x kw` kernel. A *kernel* is one `kh x kw` (or `kd x kh x kw`)
 /// slice `W[o, j]`; the *kernel cluster* of input channel `i` is every kernel
 /// that reads `i`, `W[o, j(i)]` for the outputs `o` of `i`'s group.
 public struct LayerGeometry: Equatable, Sendable {
-    /// The weight's shape, 2-D or 4-D.
+    /// The weight's shape, 2-D, 4-D or 5-D.
     public let shape: [Int]
     public let outChannels: Int
     public let inPerGroup: Int
     public let groups: Int
-    /// `kh * kw` (1 for a linear layer).
+    /// `kh * kw` (`kd * kh * kw` for a volumetric conv, 1 for a linear layer).
     public let kernelArea: Int
 
     public var inChannels: Int { inPerGroup * groups }
@@ -25,11 +26,11 @@ public struct LayerGeometry: Equatable, Sendable {
 
     /// Validates `shape` (2-D linear or 4-D conv) and `groups`.
     public init(shape: [Int], groups: Int) throws {
-        try require(shape.count == 2 || shape.count == 4, "weight",
-                    "expected a 2-D linear weight [O, I] or a 4-D conv weight [O, I/g, kh, kw], got \(shape.count)-D shape \(shape)")
+        try require(shape.count == 2 || shape.count == 4 || shape.count == 5, "weight",
+                    "expected a 2-D linear weight [O, I], a 4-D conv weight [O, I/g, kh, kw] or a 5-D one [O, I/g, kd, kh, kw], got \(shape.count)-D shape \(shape)")
         try require(shape.allSatisfy { $0 > 0 }, "weight", "every dimension must be positive, got shape \(shape)")
         try require(groups >= 1, "groups", "must be at least 1, got \(groups)")
-        try require(shape.count == 4 || groups == 1, "groups", "a linear weight has one group, got \(groups)")
+        try require(shape.count > 2 || groups == 1, "groups", "a linear weight has one group, got \(groups)")
         try require(shape[0] % groups == 0, "groups",
                     "\(groups) groups do not divide the \(shape[0]) output channels")
         var count = 1
@@ -42,7 +43,7 @@ public struct LayerGeometry: Equatable, Sendable {
         outChannels = shape[0]
         inPerGroup = shape[1]
         self.groups = groups
-        kernelArea = shape.count == 4 ? shape[2] * shape[3] : 1
+        kernelArea = shape.dropFirst(2).reduce(1, *)
     }
 
     /// The group of input channel `i` and its index `j` inside the group.

@@ -161,8 +161,8 @@ func classScores(_ network: Network, _ spaces: ChannelSpaces, criterion: Criteri
 /// Calls `body` with every conv, transposed conv and linear node, its
 /// weight (from `weights` by parameter index, else the network's own) and
 /// the weight's geometry. A transposed conv is scored as the conv it equals
-/// with stride 1: its weight `[I, O/g, kh, kw]` becomes `transposedKernels`'
-/// `[O, I/g, kh, kw]`, so the kernel cluster of input `i` is `W[i]` and a
+/// with stride 1: its weight `[I, O/g, kh, kw]` (or `[I, O/g, kd, kh, kw]`)
+/// becomes `transposedKernels`' `[O, I/g, kh, kw]`, so the kernel cluster of input `i` is `W[i]` and a
 /// filter gathers every kernel writing one output (the taps' flip changes no
 /// distance).
 private func forEachWeightedLayer(_ network: Network, _ weights: [Int: UnsafeBufferPointer<Float>],
@@ -171,13 +171,12 @@ private func forEachWeightedLayer(_ network: Network, _ weights: [Int: UnsafeBuf
     for node in network.nodes {
         let groups: Int
         switch node.op {
-        case let .conv2d(conv): groups = conv.groups
-        case let .convTranspose2d(t): groups = t.groups
+        case .conv2d, .convTranspose2d, .conv3d, .convTranspose3d: groups = node.op.convolutionGroups!
         case .linear: groups = 1
         default: continue
         }
         let own = network.parameters[node.parameters[0]].tensor, borrowed = weights[node.parameters[0]]
-        if case .convTranspose2d = node.op {
+        if node.op.isTransposedConvolution {
             let conv = transposedKernels(Tensor(shape: own.shape, data: borrowed.map(Array.init) ?? own.data), groups: groups)
             let geometry = try LayerGeometry(shape: conv.shape, groups: groups)
             try conv.data.withUnsafeBufferPointer { try body(node, $0, geometry) }

@@ -2,7 +2,7 @@
 ///
 /// Every parameter is sliced along axis 0 (the outputs a producer writes, or
 /// a batchnorm's channels) and axis 1 (the inputs a consumer reads), the
-/// other way round for a transposed conv's `[I, O/g, kh, kw]` weight; how is
+/// other way round for a transposed conv's `[I, O/g, kh, kw]` (or `[I, O/g, kd, kh, kw]`) weight; how is
 /// decided by the first node using it.
 extension Network {
     /// Which entries of a parameter survive: `out` over axis 0, `in` over
@@ -21,16 +21,18 @@ extension Network {
         for node in nodes {
             let x = node.inputs[0], y = node.output
             switch node.op {
-            case let .conv2d(conv):
+            case .conv2d, .conv3d:
                 // Grouped convs keep the same positions in every group (ChannelSpaces), so group 0's say which.
-                let weightIn = conv.groups == 1 ? keep[x] : conv.groups == keep[x].count ? nil
-                    : Array(keep[x].prefix(keep[x].count / conv.groups))
+                let groups = node.op.convolutionGroups!
+                let weightIn = groups == 1 ? keep[x] : groups == keep[x].count ? nil
+                    : Array(keep[x].prefix(keep[x].count / groups))
                 slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[y], keepIn: weightIn)
                 if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
-            case let .convTranspose2d(t):
-                // The weight [I, O/g, kh, kw] is read by input channels along axis 0 and writes outputs along axis 1.
-                let weightOut = t.groups == 1 ? keep[y] : t.groups == keep[x].count ? nil
-                    : Array(keep[y].prefix(keep[y].count / t.groups))
+            case .convTranspose2d, .convTranspose3d:
+                // The weight [I, O/g, k...] is read by input channels along axis 0 and writes outputs along axis 1.
+                let groups = node.op.convolutionGroups!
+                let weightOut = groups == 1 ? keep[y] : groups == keep[x].count ? nil
+                    : Array(keep[y].prefix(keep[y].count / groups))
                 slices[node.parameters[0]] = slices[node.parameters[0]] ?? ParameterSlice(keepOut: keep[x], keepIn: weightOut)
                 if node.parameters.count > 1 { slices[node.parameters[1]] = ParameterSlice(keepOut: keep[y]) }
             case .linear:
@@ -125,6 +127,12 @@ extension Network {
             case var .convTranspose2d(t) where t.groups > 1 && t.groups == keep[node.inputs[0]].count:
                 t.groups = keep[node.inputs[0]].filter { $0 }.count
                 result.nodes[index].op = .convTranspose2d(t)
+            case var .conv3d(conv) where conv.groups > 1 && conv.groups == keep[node.inputs[0]].count:
+                conv.plane.groups = keep[node.inputs[0]].filter { $0 }.count
+                result.nodes[index].op = .conv3d(conv)
+            case var .convTranspose3d(t) where t.groups > 1 && t.groups == keep[node.inputs[0]].count:
+                t.plane.groups = keep[node.inputs[0]].filter { $0 }.count
+                result.nodes[index].op = .convTranspose3d(t)
             case var .channelwise(shape):
                 shape[0] = keep[node.output].filter { $0 }.count
                 result.nodes[index].op = .channelwise(shape: shape)

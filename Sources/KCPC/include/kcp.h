@@ -151,7 +151,14 @@ enum {
     KCP_OP_CONV_TRANSPOSE2D = 20, /* stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
                                     output_padding_h, output_padding_w, dilation_h, dilation_w, groups;
                                     params weight [I, O/g, kh, kw] [, bias] */
-    KCP_OP_COST_VOLUME = 21     /* kind (KCP_COST_VOLUME_*), max_disparity, groups, scale; inputs left, right
+    KCP_OP_CONV3D = 21,         /* stride_d, stride_h, stride_w, pad_front, pad_top, pad_left, pad_back, pad_bottom,
+                                   pad_right, dilation_d, dilation_h, dilation_w, groups;
+                                   params weight [O, I/g, kd, kh, kw] [, bias] */
+    KCP_OP_CONV_TRANSPOSE3D = 22, /* stride_d, stride_h, stride_w, pad_front, pad_top, pad_left, pad_back,
+                                    pad_bottom, pad_right, output_padding_d, output_padding_h, output_padding_w,
+                                    dilation_d, dilation_h, dilation_w, groups;
+                                    params weight [I, O/g, kd, kh, kw] [, bias] */
+    KCP_OP_COST_VOLUME = 23     /* kind (KCP_COST_VOLUME_*), max_disparity, groups, scale; inputs left, right
                                    [N, C, H, W] -> [N, 2C or groups, max_disparity, H, W] */
 };
 enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RELU = 2, KCP_ACTIVATION_SIGMOID = 3,

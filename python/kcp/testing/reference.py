@@ -335,6 +335,62 @@ def apply_mask(weight, keep, axis="in"):
 
 
 # ---------------------------------------------------------------------------
+# Volumetric convolutions
+
+
+def conv3d(x, weight, bias=None, stride=(1, 1, 1), padding=(0,) * 6, dilation=(1, 1, 1), groups=1):
+    """``y[n, o, z, h, w] = b[o] + sum_{j, t, p, q} W[o, j, t, p, q] x[n, g(o) I/g + j, z sd + t dd - front, h sh + p dh - top, w sw + q dw - left]``
+    (zero outside ``x``), float64; ``padding`` is ``(front, top, left, back, bottom, right)``."""
+    x, w = np.asarray(x, np.float64), np.asarray(weight, np.float64)
+    x = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[3]), (padding[1], padding[4]), (padding[2], padding[5])))
+    outputs, per_group, *kernel = w.shape
+    out_size = [(x.shape[2 + a] - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1 for a in range(3)]
+    y = np.zeros((x.shape[0], outputs, *out_size))
+    for o in range(outputs):
+        g = o // (outputs // groups)
+        for t in range(kernel[0]):
+            for p in range(kernel[1]):
+                for q in range(kernel[2]):
+                    start = (t * dilation[0], p * dilation[1], q * dilation[2])
+                    window = x[:, g * per_group:(g + 1) * per_group,
+                               start[0]:start[0] + stride[0] * (out_size[0] - 1) + 1:stride[0],
+                               start[1]:start[1] + stride[1] * (out_size[1] - 1) + 1:stride[1],
+                               start[2]:start[2] + stride[2] * (out_size[2] - 1) + 1:stride[2]]
+                    y[:, o] += np.einsum("nczhw,c->nzhw", window, w[o, :, t, p, q])
+        if bias is not None:
+            y[:, o] += bias[o]
+    return y
+
+
+def conv_transpose3d(x, weight, bias=None, stride=(1, 1, 1), padding=(0,) * 6, output_padding=(0, 0, 0),
+                     dilation=(1, 1, 1), groups=1):
+    """Every input voxel scatters its kernels, float64:
+    ``y[n, g O/g + o, z sd + t dd - front, h sh + p dh - top, w sw + q dw - left] += W[g I/g + j, o, t, p, q] x[n, g I/g + j, z, h, w]``
+    over the full scatter, of which ``front, top, left`` are cropped at the
+    start and ``back - output_padding`` (per axis) at the end; plus ``b[o]``."""
+    x, w = np.asarray(x, np.float64), np.asarray(weight, np.float64)
+    inputs, out_per_group, *kernel = w.shape
+    per_group = inputs // groups
+    full = [(x.shape[2 + a] - 1) * stride[a] + dilation[a] * (kernel[a] - 1) + 1 + output_padding[a] for a in range(3)]
+    y = np.zeros((x.shape[0], out_per_group * groups, *full))
+    for i in range(inputs):
+        g = i // per_group
+        for t in range(kernel[0]):
+            for p in range(kernel[1]):
+                for q in range(kernel[2]):
+                    start = (t * dilation[0], p * dilation[1], q * dilation[2])
+                    y[:, g * out_per_group:(g + 1) * out_per_group,
+                      start[0]:start[0] + stride[0] * (x.shape[2] - 1) + 1:stride[0],
+                      start[1]:start[1] + stride[1] * (x.shape[3] - 1) + 1:stride[1],
+                      start[2]:start[2] + stride[2] * (x.shape[4] - 1) + 1:stride[2]] += \
+                        np.einsum("nzhw,o->nozhw", x[:, i], w[i, :, t, p, q])
+    y = y[:, :, padding[0]:full[0] - padding[3], padding[1]:full[1] - padding[4], padding[2]:full[2] - padding[5]]
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape(1, -1, 1, 1, 1)
+    return y
+
+
+# ---------------------------------------------------------------------------
 # Stereo cost volumes and disparity regression
 
 

@@ -113,6 +113,16 @@ def torch_forward(net, parameters, inputs, training):
                       (-left, ow - right, -top, oh - bottom))
             if len(p) > 1:
                 y = y + p[1].view(1, -1, 1, 1)
+        elif layer.op == "conv3d":
+            sd, sh, sw, front, top, left, back, bottom, right, dd, dh, dw, groups = a
+            y = F.conv3d(F.pad(x[0], (left, right, top, bottom, front, back)), p[0], p[1] if len(p) > 1 else None,
+                         stride=(sd, sh, sw), dilation=(dd, dh, dw), groups=groups)
+        elif layer.op == "conv_transpose3d":
+            sd, sh, sw, front, top, left, back, bottom, right, od, oh, ow, dd, dh, dw, groups = a
+            y = F.pad(F.conv_transpose3d(x[0], p[0], stride=(sd, sh, sw), dilation=(dd, dh, dw), groups=groups),
+                      (-left, ow - right, -top, oh - bottom, -front, od - back))
+            if len(p) > 1:
+                y = y + p[1].view(1, -1, 1, 1, 1)
         elif layer.op == "batchnorm":
             y = F.batch_norm(x[0], p[2], p[3], p[0], p[1], training=training, momentum=0.1, eps=layer.attributes[0])
         elif layer.op == "normalization":

@@ -1,0 +1,267 @@
+/// Volumetric convolution, NCDHW (see `Conv3d`), on the plane conv's unfolding.
+///
+/// Output slice `z` of a sample and group is `W_g X_z`, where `X_z` stacks
+/// the unfolded (`unfold`) input slices `z*sd + t*dd - front` of the valid
+/// depth taps `t` one under another, rows `(t, c, p, q)`, and `W_g` is the
+/// group's weights with the depth taps first, `[O/g, kd * I/g*kh*kw]`
+/// (`depthTapsFirst`); taps whose slice lies in the depth padding are left
+/// out of the product (a contiguous block of its rows and columns). Each job
+/// computes one tile of output rows of one slice of one sample and group with
+/// one SGEMM, so the result does not depend on the thread count.
+
+/// The sizes of a volumetric convolution, `x [N, C, D, H, W]`,
+/// `W [O, C/g, kd, kh, kw]`, `y [N, O, Dout, Hout, Wout]`: the geometry of
+/// one depth slice's plane conv (channels `D*H*W` apart), the depth axis,
+/// and tiles of output rows sized for the `kd` stacked unfoldings.
+struct Conv3dGeometry {
+    let plane: ConvGeometry
+    let depth: Int, outDepth: Int, kd: Int
+    let axis: DepthAxis
+    /// Output rows per tile (the last tile may have fewer), and tiles per slice.
+    let blockRows: Int, blocks: Int
+
+    /// Floats per stacked unfolded tile the block size aims for, and the fewest
+    /// columns a tile has where the slice allows (as `ConvGeometry`'s).
+    private static let tileFloats = 1 << 16, tileColumns = 128
+
+    init(input: [Int], weight: [Int], output: [Int], _ conv: Conv3d) {
+        (depth, outDepth, kd, axis) = (input[2], output[2], weight[2], conv.depth)
+        plane = ConvGeometry(input: [input[0], input[1], input[3], input[4]],
+                             weight: [weight[0], weight[1], weight[3], weight[4]],
+                             output: [output[0], output[1], output[3], output[4]], conv.plane,
+                             channelStride: input[2] * input[3] * input[4])
+        let (outHeight, outWidth) = (output[3], output[4])
+        let most = max(1, (Self.tileColumns + outWidth - 1) / max(outWidth, 1),
+                       Self.tileFloats / max(weight[1] * weight[2] * weight[3] * weight[4] * outWidth, 1))
+        blocks = max(1, (outHeight + most - 1) / most)
+        blockRows = max(1, (outHeight + blocks - 1) / blocks)
+    }
+
+    var batch: Int { plane.batch }
+    /// Input floats per channel.
+    var volume: Int { depth * plane.plane }
+    /// Output floats per channel.
+    var outVolume: Int { outDepth * plane.pixels }
+    /// Rows of the stacked unfolded matrix: `(t, c, p, q)`.
+    var patch: Int { kd * plane.patch }
+    /// Floats of the largest stacked tile.
+    var tileSize: Int { patch * blockRows * plane.outWidth }
+
+    /// The output rows of tile `block`.
+    func rows(_ block: Int) -> Range<Int> { (block * blockRows)..<min(plane.outHeight, (block + 1) * blockRows) }
+
+    /// The depth taps `t` whose input slice `slice(z, tap: t)` lies inside the input.
+    func taps(_ z: Int) -> Range<Int> {
+        ConvGeometry.inside(z * axis.stride - axis.front, step: axis.dilation, input: depth, output: kd)
+    }
+
+    /// The input slice depth tap `t` of output slice `z` reads.
+    func slice(_ z: Int, tap t: Int) -> Int { z * axis.stride + t * axis.dilation - axis.front }
+
+    /// Whether every stride is 1 and no padding reaches past the kernel's
+    /// extent, so that the input gradient is a convolution too.
+    var inputGradientIsConvolution: Bool {
+        let (p, (dh, dw)) = (plane.conv.padding, plane.conv.dilation)
+        let (rh, rw, rd) = (dh * (plane.kh - 1), dw * (plane.kw - 1), axis.dilation * (kd - 1))
+        return axis.stride == 1 && plane.conv.stride == (1, 1) && max(axis.front, axis.back) <= rd
+            && max(p.0, p.2) <= rh && max(p.1, p.3) <= rw
+    }
+}
+
+/// `W [O, I/g, kd, kh, kw]` rearranged to `[O, kd, I/g, kh, kw]`, the row order of a stacked tile.
+private func depthTapsFirst(_ weight: Tensor) -> [Float] {
+    let (outputs, perGroup, kd) = (weight.shape[0], weight.shape[1], weight.shape[2]), area = weight.shape[3] * weight.shape[4]
+    var packed = [Float](repeating: 0, count: weight.count)
+    for o in 0..<outputs {
+        for j in 0..<perGroup {
+            for t in 0..<kd {
+                let source = ((o * perGroup + j) * kd + t) * area, target = ((o * kd + t) * perGroup + j) * area
+                for k in 0..<area { packed[target + k] = weight.data[source + k] }
+            }
+        }
+    }
+    return packed
+}
+
+/// The inverse of `depthTapsFirst`, shaped `shape`.
+private func depthTapsSecond(_ packed: [Float], shape: [Int]) -> Tensor {
+    let (outputs, perGroup, kd) = (shape[0], shape[1], shape[2]), area = shape[3] * shape[4]
+    var weight = Tensor(zeros: shape)
+    for o in 0..<outputs {
+        for j in 0..<perGroup {
+            for t in 0..<kd {
+                let target = ((o * perGroup + j) * kd + t) * area, source = ((o * kd + t) * perGroup + j) * area
+                for k in 0..<area { weight.data[target + k] = packed[source + k] }
+            }
+        }
+    }
+    return weight
+}
+
+/// `y = W * x + b` (see `Conv3d`), `y` shaped `outputShape`.
+func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, outputShape: [Int]) -> Tensor {
+    let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv), p = s.plane
+    let packed = depthTapsFirst(weight)
+    return Tensor(shape: outputShape) { ys in
+        x.data.withUnsafeBufferPointer { xs in
+            packed.withUnsafeBufferPointer { ws in
+                withOptionalBuffer(bias?.data) { bias in
+                    parallelFor(s.batch * p.groups * s.outDepth * s.blocks, scratch: s.tileSize) { job, tile in
+                        let (block, z, sample) = (job % s.blocks, job / s.blocks % s.outDepth, job / s.blocks / s.outDepth)
+                        let (n, g) = (sample / p.groups, sample % p.groups), rows = s.rows(block)
+                        let span = rows.count * p.outWidth, taps = s.taps(z)
+                        let out = ys.baseAddress! + (n * p.outputs + g * p.outPerGroup) * s.outVolume + z * p.pixels
+                            + rows.lowerBound * p.outWidth
+                        if taps.isEmpty {
+                            for o in 0..<p.outPerGroup { (out + o * s.outVolume).update(repeating: 0, count: span) }
+                        } else {
+                            let input = xs.baseAddress! + (n * p.channels + g * p.perGroup) * s.volume
+                            for t in taps {
+                                unfold(input + s.slice(z, tap: t) * p.plane, p, rows: rows, into: tile + t * p.patch * span)
+                            }
+                            serialMatrixProduct(m: p.outPerGroup, n: span, k: taps.count * p.patch,
+                                                ws.baseAddress! + g * p.outPerGroup * s.patch + taps.lowerBound * p.patch,
+                                                lda: s.patch, tile + taps.lowerBound * p.patch * span, ldb: span,
+                                                out, ldc: s.outVolume)
+                        }
+                        guard let bias else { return }
+                        for o in 0..<p.outPerGroup {
+                            let line = out + o * s.outVolume, b = bias[g * p.outPerGroup + o]
+                            for k in 0..<span { line[k] += b }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Gradients of `conv3dForward` given `gradient = dL/dy`: `dL/dW_g = sum G_g X^T`
+/// over the stacked tiles (`conv3dWeightGradient`), `dL/dx` the adjoint
+/// (`conv3dInputGradient`), `dL/db[o] = sum_{n, z, h, w} G[n, o, z, h, w]`.
+/// - Returns: `dL/dx` shaped like `x`, `dL/dW` like `weight`, `dL/db` `[O]` if `hasBias`.
+func conv3dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ conv: Conv3d,
+                    gradient: Tensor) -> (input: Tensor, weight: Tensor, bias: Tensor?)
+{
+    let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: gradient.shape, conv)
+    return (conv3dInputGradient(weight: weight, s, gradient: gradient), conv3dWeightGradient(x, s, gradient: gradient),
+            hasBias ? channelSums(gradient) : nil)
+}
+
+/// Partial sums of a weight gradient: at most this many, whatever the thread count.
+private let weightGradientPartials = 16
+
+/// `dL/dW_g = sum over stacked tiles of G_g X^T` (only the valid taps' columns
+/// of each), in at most `weightGradientPartials` fixed runs of tiles whose
+/// partial sums are added in run order, as `conv2dWeightGradient` does.
+func conv3dWeightGradient(_ x: Tensor, _ s: Conv3dGeometry, gradient: Tensor) -> Tensor {
+    let p = s.plane, units = s.batch * s.outDepth * s.blocks, runs = min(units, weightGradientPartials)
+    let size = p.outputs * s.patch
+    var partials = [Float](repeating: 0, count: runs * size)
+    x.data.withUnsafeBufferPointer { xs in
+        gradient.data.withUnsafeBufferPointer { gs in
+            partials.withUnsafeMutableBufferPointer { partial in
+                parallelFor(runs * p.groups, scratch: s.tileSize) { job, tile in
+                    let (run, g) = (job / p.groups, job % p.groups)
+                    let sum = partial.baseAddress! + run * size + g * p.outPerGroup * s.patch
+                    for unit in (units * run / runs)..<(units * (run + 1) / runs) {
+                        let (block, z, n) = (unit % s.blocks, unit / s.blocks % s.outDepth, unit / s.blocks / s.outDepth)
+                        let rows = s.rows(block), span = rows.count * p.outWidth, taps = s.taps(z)
+                        if taps.isEmpty { continue }
+                        let input = xs.baseAddress! + (n * p.channels + g * p.perGroup) * s.volume
+                        for t in taps {
+                            unfold(input + s.slice(z, tap: t) * p.plane, p, rows: rows, into: tile + t * p.patch * span)
+                        }
+                        let rowGradient = gs.baseAddress! + (n * p.outputs + g * p.outPerGroup) * s.outVolume + z * p.pixels
+                            + rows.lowerBound * p.outWidth
+                        serialMatrixProduct(m: p.outPerGroup, n: taps.count * p.patch, k: span, rowGradient, lda: s.outVolume,
+                                            tile + taps.lowerBound * p.patch * span, ldb: span, transposeB: true, beta: 1,
+                                            sum + taps.lowerBound * p.patch, ldc: s.patch)
+                    }
+                }
+            }
+        }
+    }
+    var packed = [Float](repeating: 0, count: size)
+    partials.withUnsafeBufferPointer { partial in
+        packed.withUnsafeMutableBufferPointer { dws in
+            parallelFor(p.outputs) { o in
+                for run in 0..<runs {
+                    addScaled(dws.baseAddress! + o * s.patch, partial.baseAddress! + run * size + o * s.patch, 1, s.patch)
+                }
+            }
+        }
+    }
+    return depthTapsSecond(packed, shape: [p.outputs, p.perGroup, s.kd, p.kh, p.kw])
+}
+
+/// `dL/dx`, the adjoint of `conv3dForward` in its input. With unit strides
+/// (and padding within the kernel's reach) it is the convolution of `dL/dy`
+/// with the transposed, flipped kernels (`transposedKernels`) and padding
+/// `d*(k-1) - pad` on each side. Otherwise each input slice of each sample
+/// and group gathers, for every output slice `z` and tap `t` that read it,
+/// the unfolded gradient `W_t^T G_z` folded back onto it (`fold`): slices
+/// are written by one job each, in a fixed order. As a linear map of
+/// `gradient` this is the transposed convolution (`convTranspose3dForward`).
+func conv3dInputGradient(weight: Tensor, _ s: Conv3dGeometry, gradient: Tensor) -> Tensor {
+    let p = s.plane, inputShape = [s.batch, p.channels, s.depth, p.height, p.width]
+    if s.inputGradientIsConvolution {
+        let (pad, (dh, dw)) = (p.conv.padding, p.conv.dilation), rd = s.axis.dilation * (s.kd - 1)
+        let (rh, rw) = (dh * (p.kh - 1), dw * (p.kw - 1))
+        let transposed = Conv3d(depth: DepthAxis(front: rd - s.axis.front, back: rd - s.axis.back, dilation: s.axis.dilation),
+                                plane: Conv2d(padding: (rh - pad.0, rw - pad.1, rh - pad.2, rw - pad.3),
+                                              dilation: p.conv.dilation, groups: p.groups))
+        return conv3dForward(gradient, weight: transposedKernels(weight, groups: p.groups), bias: nil, transposed,
+                             outputShape: inputShape)
+    }
+    let packed = depthTapsFirst(weight)
+    var dx = Tensor(zeros: inputShape)
+    packed.withUnsafeBufferPointer { ws in
+        gradient.data.withUnsafeBufferPointer { gs in
+            dx.data.withUnsafeMutableBufferPointer { dxs in
+                parallelFor(s.batch * p.groups * s.depth, scratch: p.patch * s.blockRows * p.outWidth) { job, tile in
+                    let (slice, g, n) = (job % s.depth, job / s.depth % p.groups, job / s.depth / p.groups)
+                    let target = dxs.baseAddress! + (n * p.channels + g * p.perGroup) * s.volume + slice * p.plane
+                    for t in 0..<s.kd {
+                        let reach = slice + s.axis.front - t * s.axis.dilation
+                        guard reach >= 0, reach % s.axis.stride == 0, reach / s.axis.stride < s.outDepth else { continue }
+                        let z = reach / s.axis.stride
+                        for block in 0..<s.blocks {
+                            let rows = s.rows(block), span = rows.count * p.outWidth
+                            let rowGradient = gs.baseAddress! + (n * p.outputs + g * p.outPerGroup) * s.outVolume
+                                + z * p.pixels + rows.lowerBound * p.outWidth
+                            serialMatrixProduct(m: p.patch, n: span, k: p.outPerGroup,
+                                                ws.baseAddress! + g * p.outPerGroup * s.patch + t * p.patch, lda: s.patch,
+                                                transposeA: true, rowGradient, ldb: s.outVolume, tile, ldc: span)
+                            fold(tile, p, rows: rows, into: target)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return dx
+}
+
+/// Volumetric transposed convolution as the adjoint of `conv3dForward` (see
+/// `ConvTranspose3d` and, for the 2-D case, `convTranspose2dForward`):
+/// `y = C^T x + b` with `C` the conv `t.conv` from `y`'s shape to `x`'s.
+func convTranspose3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ t: ConvTranspose3d,
+                            outputShape: [Int]) -> Tensor
+{
+    let s = Conv3dGeometry(input: outputShape, weight: weight.shape, output: x.shape, t.conv)
+    var y = conv3dInputGradient(weight: weight, s, gradient: x)
+    if let bias { addChannelBias(&y, bias.data) }
+    return y
+}
+
+/// Gradients of `convTranspose3dForward` given `gradient = dL/dy`:
+/// `dL/dx = C dL/dy`, `dL/dW` the conv's weight gradient with `dL/dy` as its
+/// input and `x` as its output gradient, `dL/db[o] = sum dL/dy[n, o, ...]`.
+func convTranspose3dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ t: ConvTranspose3d,
+                             gradient: Tensor) -> (input: Tensor, weight: Tensor, bias: Tensor?)
+{
+    let s = Conv3dGeometry(input: gradient.shape, weight: weight.shape, output: x.shape, t.conv)
+    return (conv3dForward(gradient, weight: weight, bias: nil, t.conv, outputShape: x.shape),
+            conv3dWeightGradient(gradient, s, gradient: x), hasBias ? channelSums(gradient) : nil)
+}
