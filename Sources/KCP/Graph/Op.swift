@@ -30,7 +30,7 @@ public enum Op: Equatable, Sendable {
     /// rank whose dimensions are equal or 1, or one input and a constant
     /// parameter shaped like one sample of it (dimensions equal or 1).
     case binary(Binary)
-    /// Concatenation along channels.
+    /// Concatenation along channels of inputs of one rank (`[N, C, H, W]`, `[N, C, D, H, W]`).
     case concat
     case maxPool(Pool2d)
     case avgPool(Pool2d)

@@ -108,12 +108,12 @@ extension Op {
             let operands = inputs.count == 2 ? inputs : [x, [1] + parameters[0]]
             return try broadcastShape(operands[0], operands[1])
         case .concat:
+            try check(x.count >= 3, "inputs must be [N, C, ...] with spatial axes, got \(x)")
             for other in inputs {
-                try expectRank(other, 4)
-                try check(other[0] == x[0] && other[2...] == x[2...],
+                try check(other.count == x.count && other[0] == x[0] && other[2...] == x[2...],
                           "inputs must agree except in channels, got \(inputs)")
             }
-            return [x[0], try Checked.sum(inputs.map { $0[1] }, "concatenated channels"), x[2], x[3]]
+            return [x[0], try Checked.sum(inputs.map { $0[1] }, "concatenated channels")] + x.dropFirst(2)
         case let .maxPool(pool), let .avgPool(pool):
             try expectRank(x, 4)
             try check(pool.kernel.0 >= 1 && pool.kernel.1 >= 1, "kernel must be positive")

@@ -2,10 +2,10 @@
 
 /// Concatenates NCHW tensors along channels.
 func concatForward(_ xs: [Tensor]) -> Tensor {
-    let batch = xs[0].shape[0], inner = xs[0].shape[2] * xs[0].shape[3]
+    let batch = xs[0].shape[0], inner = xs[0].shape.dropFirst(2).reduce(1, *)
     let sizes = xs.map { $0.shape[1] * inner }
     let offsets = sizes.indices.map { sizes[..<$0].reduce(0, +) }, sampleSize = sizes.reduce(0, +)
-    return Tensor(shape: [batch, sampleSize / inner, xs[0].shape[2], xs[0].shape[3]]) { y in
+    return Tensor(shape: [batch, xs.reduce(0) { $0 + $1.shape[1] }] + xs[0].shape.dropFirst(2)) { y in
         parallelFor(batch * xs.count) { job in
             let (n, k) = (job / xs.count, job % xs.count)
             guard sizes[k] > 0 else { return }
@@ -19,10 +19,10 @@ func concatForward(_ xs: [Tensor]) -> Tensor {
 /// Gradient of `concatForward`: `gradient` split along channels into
 /// tensors of `channels[i]` channels each, in order.
 func concatBackward(_ gradient: Tensor, channels: [Int]) -> [Tensor] {
-    let (batch, total) = (gradient.shape[0], gradient.shape[1]), inner = gradient.shape[2] * gradient.shape[3]
+    let (batch, total) = (gradient.shape[0], gradient.shape[1]), inner = gradient.shape.dropFirst(2).reduce(1, *)
     var offset = 0
     return channels.map { count in
-        var part = Tensor(zeros: [batch, count, gradient.shape[2], gradient.shape[3]])
+        var part = Tensor(zeros: [batch, count] + gradient.shape.dropFirst(2))
         let size = count * inner
         for n in 0..<batch {
             let start = (n * total + offset) * inner
