@@ -148,3 +148,21 @@ def test_compact_equals_masked(kind, groups, activation):
     # copies them, and the consumer's masked kernels drop them.
     frozen = (activation, kind) == ("sigmoid", "group_correlation")
     assert pruned == 6 - (0 if frozen else (6 // groups // 2) * groups)
+
+
+@pytest.mark.parametrize(("kind", "groups", "sign"), [("concatenation", 1, 1), ("group_correlation", 3, 1),
+                                                     ("group_correlation", 1, 1), ("group_correlation", 1, -1)])
+@pytest.mark.parametrize("compact", [False, True], ids=["dense", "compact"])
+def test_onnx_export_runs_in_onnxruntime_and_reimports(kind, groups, sign, compact):
+    pytest.importorskip("onnxruntime")
+    from test_onnx import check_export
+
+    net = stereo_head(kind, groups, sign)
+    if compact:
+        net = kcp.plan(net, ratio=0.5).apply(net)
+    inputs = [np.random.default_rng(5).standard_normal(v.shape).astype(np.float32) for v in net.inputs]
+    model, again = check_export(net, inputs)
+    assert [(layer.op, layer.attributes) for layer in again.layers] == [(layer.op, layer.attributes)
+                                                                        for layer in net.layers]
+    expected = {"concatenation": "ConcatenationVolume"}.get(kind, "GroupCorrelationVolume")
+    assert ("ai.kcp", expected) in {(f.domain, f.name) for f in model.functions}

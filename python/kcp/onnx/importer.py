@@ -10,7 +10,7 @@ import re
 import numpy as np
 
 from .. import _arguments
-from ..network import ACTIVATIONS, BINARY
+from ..network import ACTIVATIONS, BINARY, COST_VOLUMES
 from .._native import KCPError
 from . import folding
 from .format import DOMAIN, fresh_name, onnx_module, remember_form
@@ -1135,6 +1135,20 @@ class _Importer:
             return self._layer(name, "resize", [x], (*out, 1, 0))
         raise _Refused(f"linear with coordinate_transformation_mode {transform!r} from {list(size)} by {factors} is "
                        "not supported (kcp: half_pixel with scales out/in, or align_corners)")
+
+    def _kcp_ConcatenationVolume(self, node, attributes, name):
+        return self._cost_volume(node, attributes, name, "concatenation", ("max_disparity",))
+
+    def _kcp_GroupCorrelationVolume(self, node, attributes, name):
+        return self._cost_volume(node, attributes, name, "group_correlation", ("max_disparity", "groups", "scale"))
+
+    def _cost_volume(self, node, attributes, name, kind, required):
+        if any(attribute not in attributes for attribute in required):
+            raise _Refused(f"needs the attributes {', '.join(required)}")
+        left, right = self._activation(node, 0), self._activation(node, 1)
+        return self._layer(name, "cost_volume", [left, right], (COST_VOLUMES[kind], attributes["max_disparity"],
+                                                                attributes.get("groups", 1),
+                                                                attributes.get("scale", 1.0)))
 
     def _kcp_Correlation(self, node, attributes, name):
         if "max_disparity" not in attributes or "scale" not in attributes:
