@@ -23,6 +23,8 @@ extension OpCode {
     var attributes: [String]? {
         let pool = ["kernel_h", "kernel_w", "stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right",
                     "count_include_pad", "ceil_mode", "dilation_h", "dilation_w"]
+        let window3d = ["kernel_d", "kernel_h", "kernel_w", "stride_d", "stride_h", "stride_w", "pad_front", "pad_top",
+                        "pad_left", "pad_back", "pad_bottom", "pad_right"]
         switch self {
         case .conv2d:
             return ["stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right", "dilation_h", "dilation_w",
@@ -49,6 +51,10 @@ extension OpCode {
             return ["stride_d", "stride_h", "stride_w", "pad_front", "pad_top", "pad_left", "pad_back", "pad_bottom",
                     "pad_right", "output_padding_d", "output_padding_h", "output_padding_w", "dilation_d", "dilation_h",
                     "dilation_w", "groups"]
+        // A node has at most 16 attributes (kcp_network_node_op), so each 3-D pool lists only those it reads.
+        case .maxPool3d: return window3d + ["ceil_mode", "dilation_d", "dilation_h", "dilation_w"]
+        case .avgPool3d: return window3d + ["count_include_pad", "ceil_mode"]
+        case .resize3d: return ["depth", "height", "width", "mode", "align_corners"]
         case .channelwise: return nil
         case .concat, .globalAvgPool, .flatten, .linear, .softmax, .identity: return []
         }
@@ -107,7 +113,23 @@ extension Arguments {
                    padding: (try integer(4), try integer(5), try integer(6), try integer(7)),
                    countIncludePad: try flag(8), ceilMode: try flag(9), dilation: (try integer(10), try integer(11)))
         }
+        /// A 3-D pool's window, then its `countIncludePad`, `ceilMode` and dilations.
+        func pool3d(countIncludePad: Bool, ceilMode: Bool, dilation: (Int, Int, Int)) throws -> Pool3d {
+            Pool3d(kernel: try integer(0), stride: try integer(3), front: try integer(6), back: try integer(9),
+                   dilation: dilation.0,
+                   plane: Pool2d(kernel: (try integer(1), try integer(2)), stride: (try integer(4), try integer(5)),
+                                 padding: (try integer(7), try integer(8), try integer(10), try integer(11)),
+                                 countIncludePad: countIncludePad, ceilMode: ceilMode, dilation: (dilation.1, dilation.2)))
+        }
         switch opCode {
+        case .maxPool3d:
+            return .maxPool3d(try pool3d(countIncludePad: false, ceilMode: try flag(12),
+                                         dilation: (try integer(13), try integer(14), try integer(15))))
+        case .avgPool3d: return .avgPool3d(try pool3d(countIncludePad: try flag(12), ceilMode: try flag(13), dilation: (1, 1, 1)))
+        case .resize3d:
+            return .resize3d(Resize3d(depth: try integer(0),
+                                      plane: Resize(height: try integer(1), width: try integer(2),
+                                                    mode: try kind(3, UpsampleMode.self), alignCorners: try flag(4))))
         case .conv2d:
             return .conv2d(Conv2d(stride: (try integer(0), try integer(1)),
                                   padding: (try integer(2), try integer(3), try integer(4), try integer(5)),
@@ -172,6 +194,11 @@ extension Arguments {
             [p.kernel.0, p.kernel.1, p.stride.0, p.stride.1, p.padding.0, p.padding.1, p.padding.2, p.padding.3,
              p.countIncludePad ? 1 : 0, p.ceilMode ? 1 : 0, p.dilation.0, p.dilation.1].map(Double.init)
         }
+        func window3d(_ p: Pool3d) -> [Double] {
+            let q = p.plane
+            return [p.kernel, q.kernel.0, q.kernel.1, p.stride, q.stride.0, q.stride.1, p.front, q.padding.0, q.padding.1,
+                    p.back, q.padding.2, q.padding.3].map(Double.init)
+        }
         let attributes: [Double]
         switch op {
         case let .conv2d(c):
@@ -194,6 +221,13 @@ extension Arguments {
         case let .binary(b): attributes = [Double(b.kind.rawValue), b.constantFirst ? 1 : 0]
         case .concat, .globalAvgPool, .flatten, .linear, .softmax, .identity: attributes = []
         case let .maxPool(p), let .avgPool(p): attributes = pool(p)
+        case let .maxPool3d(p):
+            attributes = window3d(p) + [p.plane.ceilMode ? 1 : 0, p.dilation, p.plane.dilation.0, p.plane.dilation.1].map(Double.init)
+        case let .avgPool3d(p):
+            attributes = window3d(p) + [p.plane.countIncludePad ? 1 : 0, p.plane.ceilMode ? 1 : 0]
+        case let .resize3d(r):
+            attributes = [Double(r.depth), Double(r.plane.height), Double(r.plane.width), Double(r.plane.mode.rawValue),
+                          r.plane.alignCorners ? 1 : 0]
         case let .adaptivePool(height, width, max): attributes = [Double(height), Double(width), max ? 1 : 0]
         case let .resize(r):
             attributes = [Double(r.height), Double(r.width), Double(r.mode.rawValue), r.alignCorners ? 1 : 0]

@@ -41,6 +41,9 @@ let conv3dCases: [Conv3dCase] = [
                depth: DepthAxis(stride: 2, front: 1, back: 1), stride: (2, 2), padding: (1, 1, 1, 1), groups: 3),
     Conv3dCase(label: "depth taps wholly in padding", input: [1, 2, 2, 3, 3], weight: [2, 2, 3, 1, 1],
                depth: DepthAxis(front: 3, back: 3)),
+    // Rows of 16 and 4 outputs: the direct kernel over the stacked depth taps.
+    Conv3dCase(label: "direct kernel, rows of 16", input: [1, 2, 3, 3, 16], weight: [4, 2, 3, 3, 3],
+               depth: DepthAxis(front: 2, back: 1), padding: (1, 1, 1, 1)),
 ]
 
 /// The row-major offset of `(a, b, c, d, e)` in `shape`.

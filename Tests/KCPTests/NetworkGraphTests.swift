@@ -46,7 +46,7 @@ let netBadNodeCases: [NetBadNodeCase] = [
     NetBadNodeCase(label: "concat volume and map", op: .concat, inputs: [[1, 3, 2, 5, 5], [1, 2, 5, 5]], parameters: [],
                    fragment: "except in channels"),
     NetBadNodeCase(label: "concat without spatial axes", op: .concat, inputs: [[1, 3], [1, 2]], parameters: [],
-                   fragment: "spatial axes"),
+                   fragment: "positions"),
     NetBadNodeCase(label: "linear features", op: .linear, inputs: [[1, 6]], parameters: [[4, 5]], fragment: "[4, 5]"),
     NetBadNodeCase(label: "linear on 4-D input", op: .linear, inputs: [[1, 6, 2, 2]], parameters: [[4, 24]],
                    fragment: "2-D"),

@@ -451,17 +451,34 @@ class Network:
         return self._node("concat", list(values), name=name)
 
     def _pool(self, op, x, kernel_size, stride, padding, count_include_pad, ceil_mode, dilation, name):
-        kernel = _pair(kernel_size, "kernel_size")
-        pads = _pair(padding, "padding") * 2
-        attributes = (*kernel, *_pair(stride if stride is not None else kernel_size, "stride"), *pads,
-                      int(bool(count_include_pad)), int(bool(ceil_mode)), *_pair(dilation, "dilation", 1))
-        return self._node(op, [x], attributes, name=name)
+        """A 2-D pool of ``[N, C, H, W]`` (pairs) or a 3-D one of ``[N, C, D, H, W]`` (triples, op ``<op>3d``)."""
+        spatial = self._spatial_axes(x, op)
+        sizes = _pair if spatial == 2 else _triple
+        kernel = sizes(kernel_size, "kernel_size")
+        window = (*kernel, *sizes(stride if stride is not None else kernel_size, "stride"), *sizes(padding, "padding") * 2)
+        flags, dilations = (int(bool(count_include_pad)), int(bool(ceil_mode))), sizes(dilation, "dilation", 1)
+        if spatial == 2:
+            return self._node(op, [x], (*window, *flags, *dilations), name=name)
+        # 3-D pools carry only the attributes they read (a node has at most 16).
+        attributes = (*window, *flags) if op == "avg_pool" else (*window, flags[1], *dilations)
+        return self._node(f"{op}3d", [x], attributes, name=name)
+
+    @staticmethod
+    def _spatial_axes(x, op):
+        """2 for ``[N, C, H, W]``, 3 for ``[N, C, D, H, W]``; a ``ValueError`` naming ``x`` otherwise."""
+        rank = len(x.shape)
+        if rank not in (4, 5):
+            raise ValueError(f"x: {op} takes [N, C, H, W] or [N, C, D, H, W], got shape {x.shape}")
+        return rank - 2
 
     def max_pool(self, x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, name=None):
+        """Max pooling as PyTorch's ``max_pool2d`` (or, for a 5-D ``x``, ``max_pool3d``: sizes are
+        ints or ``(d, h, w)`` triples)."""
         return self._pool("max_pool", x, kernel_size, stride, padding, False, ceil_mode, dilation, name)
 
     def avg_pool(self, x, kernel_size, stride=None, padding=0, *, count_include_pad=False, ceil_mode=False,
                  name=None):
+        """Average pooling as PyTorch's ``avg_pool2d`` (or, for a 5-D ``x``, ``avg_pool3d``)."""
         return self._pool("avg_pool", x, kernel_size, stride, padding, count_include_pad, ceil_mode, 1, name)
 
     def adaptive_pool(self, x, output_size, *, max=False, name=None):
@@ -476,15 +493,22 @@ class Network:
 
     def resize(self, x, size, mode="nearest", *, align_corners=False, name=None):
         """Resizing H and W to ``size`` as ``F.interpolate(x, size, mode=mode,
-        align_corners=align_corners)`` does (``"nearest"`` or ``"bilinear"``)."""
+        align_corners=align_corners)`` does (``"nearest"`` or ``"bilinear"``);
+        for a 5-D ``x``, D, H and W to a ``(d, h, w)`` ``size`` (``"nearest"``
+        or ``"trilinear"``)."""
+        if self._spatial_axes(x, "resize") == 3:
+            modes = {"nearest": UPSAMPLE_MODES["nearest"], "trilinear": UPSAMPLE_MODES["bilinear"]}
+            mode_code = _arguments.choice(mode, "mode", modes)
+            return self._node("resize3d", [x], (*_triple(size, "size", 1), mode_code, int(bool(align_corners))),
+                              name=name)
         mode_code = _arguments.choice(mode, "mode", UPSAMPLE_MODES)
         return self._node("resize", [x], (*_pair(size, "size", 1), mode_code, int(bool(align_corners))), name=name)
 
     def upsample(self, x, scale=2, mode="nearest", *, name=None):
-        """Integer-factor upsampling; bilinear uses half-pixel centers (``align_corners=False``)."""
+        """Integer-factor upsampling of every spatial axis; bilinear (trilinear
+        for a 5-D ``x``) uses half-pixel centers (``align_corners=False``)."""
         scale = _arguments.integer(scale, "scale", 1)
-        height, width = x.shape[2:]
-        return self.resize(x, (height * scale, width * scale), mode, name=name)
+        return self.resize(x, tuple(size * scale for size in x.shape[2:]), mode, name=name)
 
     def correlation(self, left, right, max_disparity, *, name=None):
         """Stereo cost volume ``y[d] = mean_c left[c, h, w] * right[c, h, w - d]``, ``d < max_disparity``."""

@@ -1,8 +1,11 @@
 """Volumetric convs (``conv3d``, ``conv_transpose3d``) against the float64
 NumPy oracles of ``kcp.testing.reference``: strides, asymmetric padding,
-dilation, groups, depthwise, depth taps that fall wholly in the padding,
-and the input gradient's two paths (a conv for unit strides, a gather of
-folded products otherwise)."""
+dilation, groups, depthwise, depth taps that fall wholly in the padding, on
+both kernels (the direct kernel over stacked depth taps, for 4 to 64 output
+channels per group and rows that fill its vectors; stacked unfolded
+products otherwise), and the transposed conv on both of the input
+gradient's paths (a conv for unit strides, a gather of folded products
+otherwise)."""
 
 import numpy as np
 import pytest
@@ -19,6 +22,11 @@ CONVS = {
     "padding past the kernel: whole depth taps in padding": ((1, 2, 2, 4, 4), 3, (3, 1, 1), (1, 1, 1), (3, 0, 0, 3, 0, 0),
                                                              (1, 1, 1), 1),
     "1x1x1": ((2, 5, 3, 4, 5), 7, (1, 1, 1), (1, 1, 1), (0,) * 6, (1, 1, 1), 1),
+    "direct kernel: 8 outputs, rows of 32": ((2, 3, 4, 5, 32), 8, (3, 3, 3), (1, 1, 1), (1,) * 6, (1, 1, 1), 1),
+    "direct kernel: stride 2, depth taps in padding": ((1, 4, 5, 6, 34), 6, (3, 3, 3), (2, 1, 2), (2, 1, 1, 2, 1, 1),
+                                                       (1, 1, 1), 1),
+    "direct kernel: 2 groups, dilated": ((1, 4, 6, 6, 40), 16, (3, 3, 3), (1, 1, 1), (2, 1, 2, 2, 1, 2), (2, 1, 2), 2),
+    "unfolded: 65 outputs": ((1, 3, 3, 4, 9), 65, (3, 3, 3), (1, 1, 1), (1,) * 6, (1, 1, 1), 1),
 }
 
 

@@ -117,7 +117,8 @@ def decoder():
 def volume():
     """A stereo-style 3-D aggregation of a [N, C, D, H, W] volume: conv3d-bn-relu,
     a residual add, a strided and a grouped conv3d, transposed conv3d back up
-    (stride 2 with output padding, then a depthwise one), and a 1x1x1 head."""
+    (stride 2 with output padding, then a depthwise one), a pooled branch
+    (max and average pooling, trilinear upsampling) added back, and a 1x1x1 head."""
     net = kcp.Network(seed=10)
     x = net.relu(net.batchnorm(net.conv3d(net.input("volume", (2, 4, 6, 8, 10)), 8, 3, padding=1)))
     y = net.batchnorm(net.conv3d(net.relu(net.batchnorm(net.conv3d(x, 8, 3, padding=1))), 8, 3, padding=1))
@@ -125,7 +126,9 @@ def volume():
     down = net.relu(net.batchnorm(net.conv3d(x, 12, 3, stride=2, padding=(1, 0, 1, 1, 2, 1))))
     down = net.relu(net.conv3d(down, 12, (1, 3, 3), padding=(0, 1, 2), groups=3, dilation=(1, 1, 2)))
     up = net.relu(net.conv_transpose3d(down, 8, 3, stride=2, padding=1, output_padding=1, name="up"))
-    up = net.conv_transpose3d(net.add(up, x), 16, 3, padding=1, groups=8, bias=False, name="dwup")
+    pooled = net.avg_pool(net.max_pool(x, 2), 3, stride=1, padding=1, count_include_pad=True)
+    up = net.add(net.add(up, x), net.upsample(pooled, 2, "trilinear"))
+    up = net.conv_transpose3d(up, 16, 3, padding=1, groups=8, bias=False, name="dwup")
     net.output(net.conv3d(net.relu(up), 1, 1))
     return net
 

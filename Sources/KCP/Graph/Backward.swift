@@ -111,12 +111,15 @@ extension Op {
         case let .maxPool(pool): return ([pool2dBackward(x, pool, max: true, gradient: gradient)], [])
         case let .avgPool(pool): return ([pool2dBackward(x, pool, max: false, gradient: gradient)], [])
         case let .adaptivePool(_, _, useMax): return ([adaptivePoolBackward(x, max: useMax, gradient: gradient)], [])
+        case let .maxPool3d(pool): return ([pool3dBackward(x, pool, max: true, gradient: gradient)], [])
+        case let .avgPool3d(pool): return ([pool3dBackward(x, pool, max: false, gradient: gradient)], [])
         case .globalAvgPool: return ([globalAvgPoolBackward(inputShape: x.shape, gradient: gradient)], [])
         case .flatten: return ([Tensor(shape: x.shape, data: gradient.data)], [])
         case .linear:
             let g = linearBackward(x, weight: p[0], hasBias: p.count > 1, gradient: gradient)
             return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
         case let .resize(r): return ([resizeBackward(gradient, inputShape: x.shape, r)], [])
+        case let .resize3d(r): return ([resize3dBackward(gradient, inputShape: x.shape, r)], [])
         case let .correlation(maxDisparity, scale):
             let g = correlationBackward(x, inputs[1], maxDisparity: maxDisparity, scale: scale, gradient: gradient)
             return ([g.left, g.right], [])

@@ -41,9 +41,9 @@ extension Network {
                                             shapes[x][3], shapes[x][4]], "node '\(node.name)' MACs")
             case .linear:
                 return try Checked.multiply(widths[y], widths[x], "node '\(node.name)' MACs")
-            case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool,
-                 .flatten, .resize, .correlation, .costVolume, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
-                 .channelwise:
+            case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .maxPool3d, .avgPool3d,
+                 .adaptivePool, .globalAvgPool, .flatten, .resize, .resize3d, .correlation, .costVolume, .softmax,
+                 .softArgmin, .identity, .channelShuffle, .channelChunk, .channelwise:
                 return 0
             }
         }

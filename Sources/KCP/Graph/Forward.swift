@@ -121,10 +121,13 @@ extension Op {
         case let .maxPool(pool): return pool2dForward(x, pool, max: true, outputShape: outputShape)
         case let .avgPool(pool): return pool2dForward(x, pool, max: false, outputShape: outputShape)
         case let .adaptivePool(_, _, useMax): return adaptivePoolForward(x, max: useMax, outputShape: outputShape)
+        case let .maxPool3d(pool): return pool3dForward(x, pool, max: true, outputShape: outputShape)
+        case let .avgPool3d(pool): return pool3dForward(x, pool, max: false, outputShape: outputShape)
         case .globalAvgPool: return globalAvgPoolForward(x)
         case .flatten: return Tensor(shape: outputShape, data: x.data)
         case .linear: return linearForward(x, weight: p[0], bias: p.count > 1 ? p[1] : nil)
         case let .resize(r): return resizeForward(x, r)
+        case let .resize3d(r): return resize3dForward(x, r)
         case let .correlation(maxDisparity, scale):
             return correlationForward(x, inputs[1], maxDisparity: maxDisparity, scale: scale)
         case .softmax: return softmaxForward(x)

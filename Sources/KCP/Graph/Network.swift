@@ -127,7 +127,8 @@ extension Op {
         case .conv2d, .convTranspose2d, .conv3d, .convTranspose3d, .linear: return [(1, [1, 2])]
         case .batchNorm: return [(1, [4])]
         case .normalization: return [(1, [3])]
-        case .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .flatten, .resize, .softmax, .softArgmin,
+        case .activation, .maxPool, .avgPool, .maxPool3d, .avgPool3d, .adaptivePool, .globalAvgPool, .flatten, .resize,
+             .resize3d, .softmax, .softArgmin,
              .identity, .channelShuffle, .channelChunk:
             return [(1, [0])]
         case .binary: return [(2, [0]), (1, [1])]
@@ -190,6 +191,9 @@ extension Op {
         case .flatten: return .flatten
         case .linear: return .linear
         case .resize: return .resize
+        case .resize3d: return .resize3d
+        case .maxPool3d: return .maxPool3d
+        case .avgPool3d: return .avgPool3d
         case .correlation: return .correlation
         case .costVolume: return .costVolume
         case .softmax: return .softmax

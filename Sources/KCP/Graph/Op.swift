@@ -30,14 +30,18 @@ public enum Op: Equatable, Sendable {
     /// rank whose dimensions are equal or 1, or one input and a constant
     /// parameter shaped like one sample of it (dimensions equal or 1).
     case binary(Binary)
-    /// Concatenation along channels of inputs of one rank (`[N, C, H, W]`, `[N, C, D, H, W]`).
+    /// Concatenation along channels (of `[N, C, H, W]` or `[N, C, D, H, W]` inputs).
     case concat
     case maxPool(Pool2d)
     case avgPool(Pool2d)
+    /// Max pooling of `[N, C, D, H, W]` over `kd x kh x kw` windows (see `Pool3d`).
+    case maxPool3d(Pool3d)
+    /// Average pooling of `[N, C, D, H, W]` (see `Pool3d`).
+    case avgPool3d(Pool3d)
     /// Pooling to a fixed output size: output row `i` of `oh` covers input
     /// rows `floor(i H / oh) ..< ceil((i + 1) H / oh)` (PyTorch's adaptive bins).
     case adaptivePool(height: Int, width: Int, max: Bool)
-    /// `[N, C, H, W] -> [N, C, 1, 1]`.
+    /// `[N, C, ...] -> [N, C, 1, ...]`: the mean over every position (H, W, or D, H, W).
     case globalAvgPool
     /// `[N, C, H, W] -> [N, C * H * W]`.
     case flatten
@@ -45,6 +49,8 @@ public enum Op: Equatable, Sendable {
     case linear
     /// Resizing H and W to a fixed size (see `Resize`).
     case resize(Resize)
+    /// Resizing D, H and W of `[N, C, D, H, W]` to a fixed size (see `Resize3d`).
+    case resize3d(Resize3d)
     /// Stereo cost volume: `y[n, d, h, w] = scale * sum_c left[n, c, h, w] * right[n, c, h, w - d]`
     /// for `d` in `0..<maxDisparity` (zero where `w - d < 0`); `scale` is
     /// `1 / C` for a mean and stays fixed when channels are pruned.
@@ -83,7 +89,8 @@ extension Op {
              adaptivePool = "adaptive_pool", globalAvgPool = "global_avg_pool", flatten, linear, resize, correlation,
              softmax, softArgmin = "soft_argmin", identity, channelShuffle = "channel_shuffle",
              channelChunk = "channel_chunk", channelwise, normalization, convTranspose2d = "conv_transpose2d",
-             conv3d, convTranspose3d = "conv_transpose3d", costVolume = "cost_volume"
+             conv3d, convTranspose3d = "conv_transpose3d", maxPool3d = "max_pool3d", avgPool3d = "avg_pool3d", resize3d,
+             costVolume = "cost_volume"
     }
 }
 
@@ -208,6 +215,50 @@ public struct Pool2d: Equatable, Sendable {
     public static func == (a: Pool2d, b: Pool2d) -> Bool {
         a.kernel == b.kernel && a.stride == b.stride && a.padding == b.padding && a.countIncludePad == b.countIncludePad
             && a.ceilMode == b.ceilMode && a.dilation == b.dilation
+    }
+}
+
+/// Pooling of `[N, C, D, H, W]` over windows of `kd` slices (from `z * stride - front`,
+/// taps `dilation` apart) by `kh x kw` (the `plane` settings, with `countIncludePad`
+/// and `ceilMode` for every axis), as PyTorch's `max_pool3d` and `avg_pool3d`.
+/// A window is the product of its depth taps and its plane window, and so
+/// is the average's divisor, so the op is separable: pooling each slice's
+/// plane (`plane`), then each column of the pooled slices over depth
+/// (`depthPool`, a `kd x 1` pool of `[N, C, D, H'*W']`). A max pool's
+/// first maximum in `(d, h, w)` order is the first slice's first maximum
+/// among the slices that hold the window's maximum, so gradients go where
+/// PyTorch sends them.
+public struct Pool3d: Equatable, Sendable {
+    public var kernel: Int, stride: Int, front: Int, back: Int, dilation: Int
+    public var plane: Pool2d
+
+    public init(kernel: Int, stride: Int, front: Int = 0, back: Int = 0, dilation: Int = 1, plane: Pool2d) {
+        (self.kernel, self.stride, self.front, self.back, self.dilation) = (kernel, stride, front, back, dilation)
+        self.plane = plane
+    }
+
+    /// The depth pass, pooling `[N, C, D, H'*W']` over `kd x 1` windows.
+    var depthPool: Pool2d {
+        Pool2d(kernel: (kernel, 1), stride: (stride, 1), padding: (front, 0, back, 0), countIncludePad: plane.countIncludePad,
+               ceilMode: plane.ceilMode, dilation: (dilation, 1))
+    }
+}
+
+/// Resizing `[N, C, D, H, W]` to `depth x height x width`, each axis as
+/// `Resize` maps it (nearest, or linear: trilinear, PyTorch's
+/// `F.interpolate(mode="trilinear")`). Trilinear weights are products of one
+/// weight per axis, so the op is separable: resizing each slice's plane
+/// (`plane`), then each column of the resized slices over depth
+/// (`depthResize`, a resize of `[N, C, D, H'*W']` that keeps its width).
+public struct Resize3d: Equatable, Sendable {
+    public var depth: Int
+    public var plane: Resize
+
+    public init(depth: Int, plane: Resize) { (self.depth, self.plane) = (depth, plane) }
+
+    /// The depth pass, resizing `[N, C, D, columns]` to `[N, C, depth, columns]`.
+    func depthResize(columns: Int) -> Resize {
+        Resize(height: depth, width: columns, mode: plane.mode, alignCorners: plane.alignCorners)
     }
 }
 

@@ -108,12 +108,12 @@ extension Op {
             let operands = inputs.count == 2 ? inputs : [x, [1] + parameters[0]]
             return try broadcastShape(operands[0], operands[1])
         case .concat:
-            try check(x.count >= 3, "inputs must be [N, C, ...] with spatial axes, got \(x)")
+            try check(x.count >= 3, "expected inputs with positions [N, C, ...], got \(x)")
             for other in inputs {
                 try check(other.count == x.count && other[0] == x[0] && other[2...] == x[2...],
                           "inputs must agree except in channels, got \(inputs)")
             }
-            return [x[0], try Checked.sum(inputs.map { $0[1] }, "concatenated channels")] + x.dropFirst(2)
+            return [x[0], try Checked.sum(inputs.map { $0[1] }, "concatenated channels")] + x[2...]
         case let .maxPool(pool), let .avgPool(pool):
             try expectRank(x, 4)
             try check(pool.kernel.0 >= 1 && pool.kernel.1 >= 1, "kernel must be positive")
@@ -129,9 +129,19 @@ extension Op {
             try expectRank(x, 4)
             try check(height >= 1 && width >= 1, "output size must be positive, got \(height)x\(width)")
             return [x[0], x[1], height, width]
+        case let .maxPool3d(pool), let .avgPool3d(pool):
+            try expectRank(x, 5)
+            let plane = try Op.maxPool(pool.plane).outputShape(inputs: [[x[0], x[1] * x[2], x[3], x[4]]], parameters: [])
+            try check(pool.kernel >= 1, "kernel must be positive")
+            try check(max(pool.front, pool.back) <= pool.kernel / 2,
+                      "padding (\(pool.front), \(pool.back)) must be at most half the kernel \(pool.kernel)")
+            return [x[0], x[1],
+                    try pooledSize(x[2], kernel: pool.kernel, stride: pool.stride, padding: (pool.front, pool.back),
+                                   dilation: pool.dilation, ceilMode: pool.plane.ceilMode, axis: "d"),
+                    plane[2], plane[3]]
         case .globalAvgPool:
-            try expectRank(x, 4)
-            return [x[0], x[1], 1, 1]
+            try check(x.count >= 3, "expected an input with positions [N, C, ...], got \(x)")
+            return [x[0], x[1]] + Array(repeating: 1, count: x.count - 2)
         case .flatten:
             try check(x.count >= 2, "input must have at least 2 dimensions, got \(x)")
             return [x[0], try Checked.product(x.dropFirst(), "flattened features")]
@@ -145,6 +155,11 @@ extension Op {
             try expectRank(x, 4)
             try check(r.height >= 1 && r.width >= 1, "output size must be positive, got \(r.height)x\(r.width)")
             return [x[0], x[1], r.height, r.width]
+        case let .resize3d(r):
+            try expectRank(x, 5)
+            try check(r.depth >= 1 && r.plane.height >= 1 && r.plane.width >= 1,
+                      "output size must be positive, got \(r.depth)x\(r.plane.height)x\(r.plane.width)")
+            return [x[0], x[1], r.depth, r.plane.height, r.plane.width]
         case let .correlation(maxDisparity, _):
             try expectRank(x, 4)
             try check(inputs[0] == inputs[1], "left and right must have equal shapes, got \(inputs[0]) and \(inputs[1])")

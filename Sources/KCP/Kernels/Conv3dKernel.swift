@@ -1,6 +1,12 @@
-/// Volumetric convolution, NCDHW (see `Conv3d`), on the plane conv's unfolding.
+/// Volumetric convolution, NCDHW (see `Conv3d`), on the plane conv's kernels.
 ///
-/// Output slice `z` of a sample and group is `W_g X_z`, where `X_z` stacks
+/// Output slice `z` of a sample and group is a plane conv whose input
+/// channels are the `kd * I/g` channels of its depth taps' input slices,
+/// stacked tap by tap, `(t, c)`, with the weights `[O, kd * I/g, kh, kw]`
+/// (`depthTapsFirst`): the `stacked` geometry. Where the direct kernel suits
+/// it (`DirectConvolution.suits`), each tile of output rows fills its window
+/// from the `kd` slices (zero for taps in the depth padding) and computes
+/// every tap in registers. Otherwise the output slice is `W_g X_z`, where `X_z` stacks
 /// the unfolded (`unfold`) input slices `z*sd + t*dd - front` of the valid
 /// depth taps `t` one under another, rows `(t, c, p, q)`, and `W_g` is the
 /// group's weights with the depth taps first, `[O/g, kd * I/g*kh*kw]`
@@ -23,8 +29,11 @@ struct Conv3dGeometry {
     /// Floats per stacked unfolded tile the block size aims for, and the fewest
     /// columns a tile has where the slice allows (as `ConvGeometry`'s).
     private static let tileFloats = 1 << 16, tileColumns = 128
+    /// Floats per stacked tile of a weight gradient, whose product sums over the tile's columns:
+    /// more of them per product (4 MB, L3) cost less than the partial sums' reads and writes.
+    static let gradientTileFloats = 1 << 20
 
-    init(input: [Int], weight: [Int], output: [Int], _ conv: Conv3d) {
+    init(input: [Int], weight: [Int], output: [Int], _ conv: Conv3d, tileFloats: Int = Self.tileFloats) {
         (depth, outDepth, kd, axis) = (input[2], output[2], weight[2], conv.depth)
         plane = ConvGeometry(input: [input[0], input[1], input[3], input[4]],
                              weight: [weight[0], weight[1], weight[3], weight[4]],
@@ -32,12 +41,20 @@ struct Conv3dGeometry {
                              channelStride: input[2] * input[3] * input[4])
         let (outHeight, outWidth) = (output[3], output[4])
         let most = max(1, (Self.tileColumns + outWidth - 1) / max(outWidth, 1),
-                       Self.tileFloats / max(weight[1] * weight[2] * weight[3] * weight[4] * outWidth, 1))
+                       tileFloats / max(weight[1] * weight[2] * weight[3] * weight[4] * outWidth, 1))
         blocks = max(1, (outHeight + most - 1) / most)
         blockRows = max(1, (outHeight + blocks - 1) / blocks)
     }
 
     var batch: Int { plane.batch }
+
+    /// The plane conv of one output slice over the stacked input channels `(t, c)` of its depth taps.
+    var stacked: ConvGeometry {
+        ConvGeometry(input: [batch, kd * plane.channels, plane.height, plane.width],
+                     weight: [plane.outputs, kd * plane.perGroup, plane.kh, plane.kw],
+                     output: [batch, plane.outputs, plane.outHeight, plane.outWidth], plane.conv,
+                     channelStride: volume, outputChannelStride: outVolume)
+    }
     /// Input floats per channel.
     var volume: Int { depth * plane.plane }
     /// Output floats per channel.
@@ -102,6 +119,15 @@ private func depthTapsSecond(_ packed: [Float], shape: [Int]) -> Tensor {
 func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, outputShape: [Int]) -> Tensor {
     let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv), p = s.plane
     let packed = depthTapsFirst(weight)
+    if DirectConvolution.suits(s.stacked) {
+        return Tensor(shape: outputShape) { ys in
+            x.data.withUnsafeBufferPointer { xs in
+                withOptionalBuffer(bias?.data) { bias in
+                    directConv3d(xs.baseAddress!, weight: packed, s, bias: bias, into: ys.baseAddress!)
+                }
+            }
+        }
+    }
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
             packed.withUnsafeBufferPointer { ws in
@@ -136,6 +162,36 @@ func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, o
     }
 }
 
+/// The direct kernel over every tile of output rows of every output slice,
+/// sample and group, its window filled tap by tap from the input slices.
+private func directConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Conv3dGeometry, bias: UnsafePointer<Float>?,
+                          into y: UnsafeMutablePointer<Float>)
+{
+    let p = s.plane, direct = DirectConvolution(s.stacked)
+    let packed = direct.packedWeights(weight), offsets = direct.tapOffsets()
+    let epilogue = ConvEpilogue(bias: bias, scale: nil, shift: nil, residual: nil, relu: false, output: UnsafePointer(y))
+    packed.withUnsafeBufferPointer { weights in
+        offsets.withUnsafeBufferPointer { offsets in
+            parallelFor(s.batch * p.groups * s.outDepth * direct.tiles, scratch: direct.scratchSize) { job, window in
+                let (tile, z, sample) = (job % direct.tiles, job / direct.tiles % s.outDepth, job / direct.tiles / s.outDepth)
+                let (n, g) = (sample / p.groups, sample % p.groups), rows = direct.rows(tile), taps = s.taps(z)
+                let input = x + (n * p.channels + g * p.perGroup) * s.volume
+                for t in 0..<s.kd {
+                    let planes = (t * p.perGroup)..<((t + 1) * p.perGroup)
+                    if taps.contains(t) {
+                        direct.fillWindow(input + s.slice(z, tap: t) * p.plane, rows: rows, channels: planes, into: window)
+                    } else {
+                        clearFloats(window + planes.lowerBound * direct.channelPitch, count: planes.count * direct.channelPitch)
+                    }
+                }
+                direct.compute(window: window, weights: weights.baseAddress!, group: g, rows: rows,
+                               offsets: offsets.baseAddress!, epilogue: epilogue, tile: window + direct.tileOffset,
+                               into: y + (n * p.outputs + g * p.outPerGroup) * s.outVolume + z * p.pixels)
+            }
+        }
+    }
+}
+
 /// Gradients of `conv3dForward` given `gradient = dL/dy`: `dL/dW_g = sum G_g X^T`
 /// over the stacked tiles (`conv3dWeightGradient`), `dL/dx` the adjoint
 /// (`conv3dInputGradient`), `dL/db[o] = sum_{n, z, h, w} G[n, o, z, h, w]`.
@@ -144,7 +200,9 @@ func conv3dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ conv: Conv3d,
                     gradient: Tensor) -> (input: Tensor, weight: Tensor, bias: Tensor?)
 {
     let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: gradient.shape, conv)
-    return (conv3dInputGradient(weight: weight, s, gradient: gradient), conv3dWeightGradient(x, s, gradient: gradient),
+    let wide = Conv3dGeometry(input: x.shape, weight: weight.shape, output: gradient.shape, conv,
+                              tileFloats: Conv3dGeometry.gradientTileFloats)
+    return (conv3dInputGradient(weight: weight, s, gradient: gradient), conv3dWeightGradient(x, wide, gradient: gradient),
             hasBias ? channelSums(gradient) : nil)
 }
 

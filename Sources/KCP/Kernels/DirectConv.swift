@@ -121,9 +121,14 @@ struct DirectConvolution {
     }
 
     /// Copies the padded input rows that output rows `rows` read from the
-    /// `[C/g, H, W]` sample `input` into the phases of `window` (zero where
-    /// they lie in the padding), and clears the overread after it.
-    func fillWindow(_ input: UnsafePointer<Float>, rows: Range<Int>, into window: UnsafeMutablePointer<Float>) {
+    /// `[C/g, H, W]` sample `input` (channels `channelStride` apart) into the
+    /// phases of `window` (zero where they lie in the padding), and clears
+    /// the overread after it. With `channels`, only those planes of the window
+    /// are filled, plane `c` from channel `c - channels.lowerBound` of `input`.
+    func fillWindow(_ input: UnsafePointer<Float>, rows: Range<Int>, channels: Range<Int>? = nil,
+                    into window: UnsafeMutablePointer<Float>)
+    {
+        let channels = channels ?? 0..<s.perGroup
         let ((sy, sx), top, left) = (s.conv.stride, s.conv.padding.0, s.conv.padding.1)
         for fy in 0..<sy {
             // Row i of the phase holds input row i*sy + shift, inside for i in firstRow..<endRow.
@@ -134,11 +139,12 @@ struct DirectConvolution {
                 // Column t holds input column t*sx + fx - left, inside for t in first..<end.
                 let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
                 let end = max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
-                for c in 0..<s.perGroup {
+                for c in channels {
                     let plane = window + ((c * sy + fy) * sx + fx) * phaseRows * pitch
                     clearFloats(plane, count: firstRow * pitch)
                     var line = plane + firstRow * pitch
-                    var source = input + (c * s.height + firstRow * sy + shift) * s.width + fx - left
+                    var source = input + (c - channels.lowerBound) * s.channelStride + (firstRow * sy + shift) * s.width
+                        + fx - left
                     for _ in firstRow..<endRow {
                         clearFloats(line, count: first)
                         switch sx {
@@ -157,7 +163,7 @@ struct DirectConvolution {
     }
 
     /// Output rows `rows` of group `g`'s channels from their `window`, each
-    /// stored through its `epilogue`: `out + o * pixels + oy * Wout + ox` is
+    /// stored through its `epilogue`: `out + o * outputChannelStride + oy * Wout + ox` is
     /// output `(o, oy, ox)` of the group.
     func compute(window: UnsafePointer<Float>, weights: UnsafePointer<Float>, group g: Int, rows: Range<Int>,
                  offsets: UnsafePointer<Int>, epilogue: ConvEpilogue, tile: UnsafeMutablePointer<Float>,
@@ -178,12 +184,12 @@ struct DirectConvolution {
         for block in 0..<blocks {
             let (first, count) = channels(block)
             let kernels = weights + (g * s.outPerGroup + first) * taps
-            let lines = out + first * s.pixels + rows.lowerBound * s.outWidth
+            let lines = out + first * s.outputChannelStride + rows.lowerBound * s.outWidth
             /// Stores lanes `lanes` of the register tile at output pixel `pixel` of the tile's rows.
             func store(_ lanes: Range<Int>, at pixel: Int) {
                 for r in 0..<count {
                     epilogue.store(tile + r * n + lanes.lowerBound, channel: g * s.outPerGroup + first + r,
-                                   to: lines + r * s.pixels + pixel, count: lanes.count)
+                                   to: lines + r * s.outputChannelStride + pixel, count: lanes.count)
                 }
             }
             if flat {

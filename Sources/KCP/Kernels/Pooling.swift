@@ -143,19 +143,50 @@ private struct PoolWindows {
     }
 }
 
-/// `y[n, c] = mean_{h, w} x[n, c, h, w]`.
+/// Max and average pooling of `[N, C, D, H, W]` (see `Pool3d`): each
+/// slice's plane pooled by `pool2dForward`, then each column of the pooled
+/// slices over depth.
+func pool3dForward(_ x: Tensor, _ pool: Pool3d, max useMax: Bool, outputShape: [Int]) -> Tensor {
+    let planes = pool3dPlanes(x, pool, max: useMax, outputShape: outputShape)
+    let (n, c, depth, columns) = (x.shape[0], x.shape[1], outputShape[2], outputShape[3] * outputShape[4])
+    let y = pool2dForward(planes, pool.depthPool, max: useMax, outputShape: [n, c, depth, columns])
+    return Tensor(shape: outputShape, data: y.data)
+}
+
+/// Gradient of `pool3dForward`: the depth pass's, then the plane pass's (`pool2dBackward`).
+func pool3dBackward(_ x: Tensor, _ pool: Pool3d, max useMax: Bool, gradient: Tensor) -> Tensor {
+    let planes = pool3dPlanes(x, pool, max: useMax, outputShape: gradient.shape)
+    let (n, c, depth, columns) = (x.shape[0], x.shape[1], gradient.shape[2], gradient.shape[3] * gradient.shape[4])
+    let dPlanes = pool2dBackward(planes, pool.depthPool, max: useMax,
+                                 gradient: Tensor(shape: [n, c, depth, columns], data: gradient.data))
+    let slices = [n, c * x.shape[2], x.shape[3], x.shape[4]]
+    let dx = pool2dBackward(Tensor(shape: slices, data: x.data), pool.plane, max: useMax,
+                            gradient: Tensor(shape: [n, c * x.shape[2], gradient.shape[3], gradient.shape[4]],
+                                             data: dPlanes.data))
+    return Tensor(shape: x.shape, data: dx.data)
+}
+
+/// The plane pass of `pool3dForward`: every slice pooled, as `[N, C, D, H'*W']`.
+private func pool3dPlanes(_ x: Tensor, _ pool: Pool3d, max useMax: Bool, outputShape: [Int]) -> Tensor {
+    let (n, c, depth) = (x.shape[0], x.shape[1], x.shape[2])
+    let planes = pool2dForward(Tensor(shape: [n, c * depth, x.shape[3], x.shape[4]], data: x.data), pool.plane,
+                               max: useMax, outputShape: [n, c * depth, outputShape[3], outputShape[4]])
+    return Tensor(shape: [n, c, depth, outputShape[3] * outputShape[4]], data: planes.data)
+}
+
+/// `y[n, c] = mean_{h, w} x[n, c, h, w]` (over `d, h, w` for a 5-D input).
 func globalAvgPoolForward(_ x: Tensor) -> Tensor {
-    let planes = x.shape[0] * x.shape[1], inner = x.shape[2] * x.shape[3]
-    var y = Tensor(zeros: [x.shape[0], x.shape[1], 1, 1])
+    let planes = x.shape[0] * x.shape[1], inner = x.count / max(planes, 1)
+    var y = Tensor(zeros: [x.shape[0], x.shape[1]] + Array(repeating: 1, count: x.shape.count - 2))
     x.data.withUnsafeBufferPointer { xs in
         for plane in 0..<planes { y.data[plane] = Float(sum(xs.baseAddress! + plane * inner, inner) / Double(inner)) }
     }
     return y
 }
 
-/// Gradient of `globalAvgPoolForward`: `dL/dx[n, c, h, w] = g[n, c] / (H * W)`.
+/// Gradient of `globalAvgPoolForward`: `dL/dx[n, c, h, w] = g[n, c] / (H * W)` (`/ (D * H * W)`).
 func globalAvgPoolBackward(inputShape: [Int], gradient: Tensor) -> Tensor {
-    let inner = inputShape[2] * inputShape[3]
+    let inner = inputShape.dropFirst(2).reduce(1, *)
     var dx = Tensor(zeros: inputShape)
     dx.data.withUnsafeMutableBufferPointer { dxs in
         parallelFor(gradient.count) { plane in

@@ -2,10 +2,10 @@
 
 /// Concatenates NCHW tensors along channels.
 func concatForward(_ xs: [Tensor]) -> Tensor {
-    let batch = xs[0].shape[0], inner = xs[0].shape.dropFirst(2).reduce(1, *)
+    let batch = xs[0].shape[0], positions = Array(xs[0].shape.dropFirst(2)), inner = positions.reduce(1, *)
     let sizes = xs.map { $0.shape[1] * inner }
     let offsets = sizes.indices.map { sizes[..<$0].reduce(0, +) }, sampleSize = sizes.reduce(0, +)
-    return Tensor(shape: [batch, xs.reduce(0) { $0 + $1.shape[1] }] + xs[0].shape.dropFirst(2)) { y in
+    return Tensor(shape: [batch, sampleSize / inner] + positions) { y in
         parallelFor(batch * xs.count) { job in
             let (n, k) = (job / xs.count, job % xs.count)
             guard sizes[k] > 0 else { return }
@@ -19,10 +19,11 @@ func concatForward(_ xs: [Tensor]) -> Tensor {
 /// Gradient of `concatForward`: `gradient` split along channels into
 /// tensors of `channels[i]` channels each, in order.
 func concatBackward(_ gradient: Tensor, channels: [Int]) -> [Tensor] {
-    let (batch, total) = (gradient.shape[0], gradient.shape[1]), inner = gradient.shape.dropFirst(2).reduce(1, *)
+    let (batch, total) = (gradient.shape[0], gradient.shape[1]), positions = Array(gradient.shape.dropFirst(2))
+    let inner = positions.reduce(1, *)
     var offset = 0
     return channels.map { count in
-        var part = Tensor(zeros: [batch, count] + gradient.shape.dropFirst(2))
+        var part = Tensor(zeros: [batch, count] + positions)
         let size = count * inner
         for n in 0..<batch {
             let start = (n * total + offset) * inner
@@ -59,6 +60,25 @@ func resizeForward(_ x: Tensor, _ r: Resize) -> Tensor {
             }
         }
     }
+}
+
+/// Resizing `[N, C, D, H, W]` (see `Resize3d`): every slice's plane by
+/// `resizeForward`, then every column of the resized slices over depth.
+func resize3dForward(_ x: Tensor, _ r: Resize3d) -> Tensor {
+    let (n, c, depth) = (x.shape[0], x.shape[1], x.shape[2]), columns = r.plane.height * r.plane.width
+    let planes = resizeForward(Tensor(shape: [n, c * depth, x.shape[3], x.shape[4]], data: x.data), r.plane)
+    let y = resizeForward(Tensor(shape: [n, c, depth, columns], data: planes.data), r.depthResize(columns: columns))
+    return Tensor(shape: [n, c, r.depth, r.plane.height, r.plane.width], data: y.data)
+}
+
+/// The adjoint of `resize3dForward`: the depth pass's adjoint, then the planes'.
+func resize3dBackward(_ gradient: Tensor, inputShape: [Int], _ r: Resize3d) -> Tensor {
+    let (n, c, depth) = (inputShape[0], inputShape[1], inputShape[2]), columns = r.plane.height * r.plane.width
+    let planes = resizeBackward(Tensor(shape: [n, c, r.depth, columns], data: gradient.data),
+                                inputShape: [n, c, depth, columns], r.depthResize(columns: columns))
+    let dx = resizeBackward(Tensor(shape: [n, c * depth, r.plane.height, r.plane.width], data: planes.data),
+                            inputShape: [n, c * depth, inputShape[3], inputShape[4]], r.plane)
+    return Tensor(shape: inputShape, data: dx.data)
 }
 
 /// The adjoint of `resizeForward` (given `gradient = dL/dy`): each output

@@ -13,18 +13,23 @@ struct ConvGeometry {
     let conv: Conv2d
     /// Output rows per tile (the last tile may have fewer), and tiles per sample.
     let blockRows: Int, blocks: Int
-    /// Floats from one input channel to the next in `unfold` and `fold`:
-    /// `H * W`, or `D * H * W` for the depth slices of a volumetric conv.
-    let channelStride: Int
+    /// Floats from one input channel to the next in `unfold`, `fold` and the
+    /// direct kernel's window, and from one output channel to the next in the
+    /// direct kernel: `H * W` and `Hout * Wout`, or `D * H * W` and
+    /// `Dout * Hout * Wout` for the depth slices of a volumetric conv.
+    let channelStride: Int, outputChannelStride: Int
 
     /// Floats per unfolded tile that the block size aims for (256 KB), and the
     /// fewest columns a tile has where the sample allows: OpenBLAS runs
     /// `[512, 4608] x [4608, 14]` at half its speed on `[4608, 49]` (measured).
     private static let tileFloats = 1 << 16, tileColumns = 128
 
-    init(input: [Int], weight: [Int], output: [Int], _ conv: Conv2d, channelStride: Int? = nil) {
+    init(input: [Int], weight: [Int], output: [Int], _ conv: Conv2d, channelStride: Int? = nil,
+         outputChannelStride: Int? = nil)
+    {
         (batch, channels, height, width) = (input[0], input[1], input[2], input[3])
         self.channelStride = channelStride ?? height * width
+        self.outputChannelStride = outputChannelStride ?? output[2] * output[3]
         (outputs, perGroup, kh, kw) = (weight[0], weight[1], weight[2], weight[3])
         (outHeight, outWidth, self.conv) = (output[2], output[3], conv)
         let most = max(1, (Self.tileColumns + outWidth - 1) / max(outWidth, 1),

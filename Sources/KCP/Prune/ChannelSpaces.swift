@@ -113,7 +113,8 @@ public struct ChannelSpaces: Sendable {
                     let perGroup = channels[x] / n.groups
                     for c in 0..<channels[x] where c % perGroup > 0 { channelSets.union(offsets[x] + c, offsets[x] + c - 1) }
                 }
-            case .batchNorm, .activation, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .resize, .identity:
+            case .batchNorm, .activation, .maxPool, .avgPool, .maxPool3d, .avgPool3d, .adaptivePool, .globalAvgPool, .resize,
+                 .resize3d, .identity:
                 tie(x, y)
             case let .binary(binary):
                 for input in node.inputs where channels[input] == channels[y] { tie(input, y) }

@@ -51,7 +51,8 @@ extension Network {
                 {
                     slices[constant] = ParameterSlice(keepOut: keep[y], masksToOne: binary.kind == .div && !binary.constantFirst)
                 }
-            case .activation, .concat, .maxPool, .avgPool, .adaptivePool, .globalAvgPool, .flatten, .resize,
+            case .activation, .concat, .maxPool, .avgPool, .maxPool3d, .avgPool3d, .adaptivePool, .globalAvgPool, .flatten,
+                 .resize, .resize3d,
                  .correlation, .costVolume, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk, .channelwise:
                 break
             }

@@ -158,7 +158,13 @@ enum {
                                     pad_bottom, pad_right, output_padding_d, output_padding_h, output_padding_w,
                                     dilation_d, dilation_h, dilation_w, groups;
                                     params weight [I, O/g, kd, kh, kw] [, bias] */
-    KCP_OP_COST_VOLUME = 23     /* kind (KCP_COST_VOLUME_*), max_disparity, groups, scale; inputs left, right
+    KCP_OP_MAX_POOL3D = 23,     /* kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_front, pad_top,
+                                   pad_left, pad_back, pad_bottom, pad_right, ceil_mode, dilation_d, dilation_h,
+                                   dilation_w */
+    KCP_OP_AVG_POOL3D = 24,     /* kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_front, pad_top,
+                                   pad_left, pad_back, pad_bottom, pad_right, count_include_pad, ceil_mode */
+    KCP_OP_RESIZE3D = 25,       /* depth, height, width, mode (KCP_RESIZE_MODE_*: bilinear is trilinear), align_corners */
+    KCP_OP_COST_VOLUME = 26     /* kind (KCP_COST_VOLUME_*), max_disparity, groups, scale; inputs left, right
                                    [N, C, H, W] -> [N, 2C or groups, max_disparity, H, W] */
 };
 enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RELU = 2, KCP_ACTIVATION_SIGMOID = 3,

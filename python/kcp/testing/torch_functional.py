@@ -143,11 +143,19 @@ def torch_forward(net, parameters, inputs, training):
             else:
                 y = F.avg_pool2d(x[0], (kh, kw), (sh, sw), (top, left), ceil_mode=bool(ceil),
                                  count_include_pad=bool(include))
+        elif layer.op in ("max_pool3d", "avg_pool3d"):
+            kernel, stride, (front, top, left, back, bottom, right) = a[0:3], a[3:6], a[6:12]
+            assert (front, top, left) == (back, bottom, right)
+            if layer.op == "max_pool3d":
+                y = F.max_pool3d(x[0], kernel, stride, (front, top, left), a[13:16], ceil_mode=bool(a[12]))
+            else:
+                y = F.avg_pool3d(x[0], kernel, stride, (front, top, left), ceil_mode=bool(a[13]),
+                                 count_include_pad=bool(a[12]))
         elif layer.op == "adaptive_pool":
             height, width, use_max = a
             y = (F.adaptive_max_pool2d if use_max else F.adaptive_avg_pool2d)(x[0], (height, width))
         elif layer.op == "global_avg_pool":
-            y = F.adaptive_avg_pool2d(x[0], 1)
+            y = x[0].mean(dim=tuple(range(2, x[0].dim())), keepdim=True)
         elif layer.op == "flatten":
             y = torch.flatten(x[0], 1)
         elif layer.op == "linear":
@@ -155,6 +163,10 @@ def torch_forward(net, parameters, inputs, training):
         elif layer.op == "resize":
             height, width, mode, align_corners = a
             y = F.interpolate(x[0], size=(height, width), mode="bilinear" if mode else "nearest",
+                              **({"align_corners": bool(align_corners)} if mode else {}))
+        elif layer.op == "resize3d":
+            depth, height, width, mode, align_corners = a
+            y = F.interpolate(x[0], size=(depth, height, width), mode="trilinear" if mode else "nearest",
                               **({"align_corners": bool(align_corners)} if mode else {}))
         elif layer.op == "correlation":
             disparities, scale = int(a[0]), layer.attributes[1]
