@@ -166,3 +166,19 @@ def test_onnx_export_runs_in_onnxruntime_and_reimports(kind, groups, sign, compa
                                                                         for layer in net.layers]
     expected = {"concatenation": "ConcatenationVolume"}.get(kind, "GroupCorrelationVolume")
     assert ("ai.kcp", expected) in {(f.domain, f.name) for f in model.functions}
+
+
+@pytest.mark.parametrize("build", [kcp.models.psmnet, kcp.models.gwcnet], ids=["psmnet", "gwcnet"])
+def test_stereo_models_prune_to_70_percent_fewer_macs_compact_equals_masked(build):
+    net = build(height=32, width=64, channels=1)
+    rng = np.random.default_rng(6)
+    for name, value in net.parameters.items():
+        if name.endswith(("running_var", "running_mean", ".bias")):
+            net.set_parameter(name, rng.uniform(0.5, 1.5, value.shape) if name.endswith("running_var")
+                              else rng.normal(0, 0.3, value.shape))
+    plan = kcp.plan(net, macs_reduction=0.7)
+    compact, masked = plan.apply(net, "compact"), plan.apply(net, "mask")
+    assert compact.cost()[0] == plan.macs_after <= 0.3 * plan.macs_before
+    inputs = [rng.standard_normal(v.shape).astype(np.float32) for v in net.inputs]
+    (got,), (expected,) = compact(*inputs), masked(*inputs)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())

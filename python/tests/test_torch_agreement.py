@@ -33,6 +33,8 @@ NETWORKS = {
     "resnet8": lambda: models.resnet(8, batch=4, image_size=16),
     "unet": lambda: models.unet(batch=2, image_size=16),
     "stereo": lambda: models.stereo_net(batch=2, height=16, width=32, max_disparity=8),
+    "psmnet": lambda: models.psmnet(batch=2, height=16, width=32, features=8, volume_width=4),
+    "gwcnet": lambda: models.gwcnet(batch=2, height=16, width=32, features=8, groups=4, volume_width=4),
     "normalized": normalized,
     "normalized_masked": masked_normalized,
     "decoder": decoder,

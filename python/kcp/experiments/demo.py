@@ -53,7 +53,7 @@ def run(task="segmentation", *, model=None, macs_reduction=0.7, criterion="kcp",
     if task not in DENSE_TASKS:
         raise ValueError(f"task: the demo runs a dense-labeling task ({', '.join(DENSE_TASKS)}), got {task!r}")
     checked_recipe(recipe)  # before training
-    spec = Task(task, **(QUICK if quick else {}), model=model)
+    spec = Task(task, **(QUICK if quick else {}), architecture=model)
     model = spec.model(seed)
     plan(model, macs_reduction=macs_reduction, criterion=criterion)  # a target out of reach fails before training
     train, val = spec.split("train"), spec.split("val")

@@ -77,7 +77,7 @@ class Task:
         train, val: sample counts (validation data uses another seed).
         epochs: training epochs of each phase (dense training, pruning).
         batch_size: samples per step.
-        model: the stereo task's network, one of :data:`STEREO_MODELS`
+        architecture: the stereo task's network, one of :data:`STEREO_MODELS`
             (``None``: ``"stereo_net"``); other tasks have one network.
     """
 
@@ -87,23 +87,23 @@ class Task:
     val: int = 64
     epochs: int = 12
     batch_size: int = 16
-    model: str | None = None
+    architecture: str | None = None
 
     def __post_init__(self):
         if self.name not in TASK_NAMES:
             raise ValueError(f"task: must be one of {', '.join(TASK_NAMES)}, got {self.name!r}")
         if self.size < 16 or self.size % 8:
             raise ValueError(f"size: must be a multiple of 8 and at least 16, got {self.size}")
-        if self.model is not None and (self.name != "stereo" or self.model not in STEREO_MODELS):
-            raise ValueError(f"model: the stereo task takes one of {', '.join(STEREO_MODELS)}, got {self.model!r} "
-                             f"for task {self.name!r}")
-        if self.model in ("psmnet", "gwcnet") and self.size % 16:
-            raise ValueError(f"size: {self.model} needs a multiple of 16, got {self.size}")
+        if self.architecture is not None and (self.name != "stereo" or self.architecture not in STEREO_MODELS):
+            raise ValueError(f"model: the stereo task takes one of {', '.join(STEREO_MODELS)}, got "
+                             f"{self.architecture!r} for task {self.name!r}")
+        if self.architecture in ("psmnet", "gwcnet") and self.size % 16:
+            raise ValueError(f"size: {self.architecture} needs a multiple of 16, got {self.size}")
 
     @property
     def output_stride(self):
         """How many image pixels one output pixel spans (the stereo network's 2, else 1)."""
-        return STEREO_MODELS[self.model or "stereo_net"] if self.name == "stereo" else 1
+        return STEREO_MODELS[self.architecture or "stereo_net"] if self.name == "stereo" else 1
 
     @property
     def metric(self):
@@ -136,8 +136,8 @@ class Task:
         if self.name == "classification":
             return models.resnet(20, classes=len(datasets.TEXTURES), image_size=self.size, channels=1, seed=seed)
         shape = dict(height=self.size, width=2 * self.size, channels=1, seed=seed)
-        if self.model in ("psmnet", "gwcnet"):
-            return getattr(models, self.model)(max_disparity=MAX_DISPARITY, **shape)
+        if self.architecture in ("psmnet", "gwcnet"):
+            return getattr(models, self.architecture)(max_disparity=MAX_DISPARITY, **shape)
         return models.stereo_net(max_disparity=MAX_DISPARITY // 2, **shape)
 
     def training_run(self, net, train, val, *, seed=0):
