@@ -23,13 +23,19 @@ def unfold(x, kernel, padding):
     return np.stack(columns, axis=-1).reshape(n * h * w, c * kernel * kernel)
 
 
-def two_convs(duplicated=False):
+def two_convs(duplicated=False, volume=False):
     """conv1 (3 -> 6 channels), relu, conv2 (6 -> 4, with bias); ``duplicated``:
-    conv1's channels 3-5 are copies of 0-2."""
+    conv1's channels 3-5 are copies of 0-2; ``volume``: 3-D convs of a
+    ``[N, 3, 5, 6, 7]`` volume (conv2 strided in depth, its taps reaching the padding)."""
     net = kcp.Network(seed=11)
-    x = net.input("image", (2, 3, 10, 12))
-    h = net.relu(net.conv2d(x, 6, 3, padding=1, name="conv1"))
-    net.output(net.conv2d(h, 4, 3, padding=1, name="conv2"))
+    if volume:
+        x = net.input("volume", (2, 3, 5, 6, 7))
+        h = net.relu(net.conv3d(x, 6, 3, padding=1, name="conv1"))
+        net.output(net.conv3d(h, 4, (3, 3, 2), stride=(2, 1, 1), padding=(2, 1, 0, 1, 1, 1), name="conv2"))
+    else:
+        x = net.input("image", (2, 3, 10, 12))
+        h = net.relu(net.conv2d(x, 6, 3, padding=1, name="conv1"))
+        net.output(net.conv2d(h, 4, 3, padding=1, name="conv2"))
     rng = np.random.default_rng(5)
     net.set_parameter("conv2.bias", rng.standard_normal(4).astype(np.float32))
     if duplicated:
@@ -76,8 +82,9 @@ def test_refitted_weights_are_the_ridge_least_squares_solution():
     np.testing.assert_array_equal(compensated.parameters["conv1.weight"], net.parameters["conv1.weight"][kept])
 
 
-def test_pruned_copies_of_kept_channels_are_recovered_exactly():
-    net = two_convs(duplicated=True)
+@pytest.mark.parametrize("volume", [False, True], ids=["conv2d", "conv3d"])
+def test_pruned_copies_of_kept_channels_are_recovered_exactly(volume):
+    net = two_convs(duplicated=True, volume=volume)
     plan = plan_pruning(net, [3, 4, 5])
     compensated = plan.compensate(net, calibration_for(net, 8, seed=2), ridge=0)
     test = calibration_for(net, 2, seed=3)

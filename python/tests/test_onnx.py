@@ -349,7 +349,7 @@ def test_unsupported_op_names_the_op_and_the_node(op):
     ([helper.make_node("Resize", ["c1", "", "s"], ["y"], name="r", mode="cubic")], "'r' (Resize): mode 'cubic'"),
     ([helper.make_node("Resize", ["c1", "", "s"], ["y"], name="r", mode="linear",
                        coordinate_transformation_mode="asymmetric")], "'asymmetric'"),
-    ([helper.make_node("Resize", ["c1", "", "s3"], ["y"], name="r")], "'r' (Resize): kcp resizes H and W only"),
+    ([helper.make_node("Resize", ["c1", "", "s3"], ["y"], name="r")], "'r' (Resize): kcp resizes the spatial axes only"),
     ([helper.make_node("Concat", ["c1", "c1"], ["y"], name="cat", axis=2)], "'cat' (Concat): only axis 1"),
     ([helper.make_node("Reshape", ["c1", "shape"], ["y"], name="view")], "'view' (Reshape): kcp reads a Reshape"),
     ([helper.make_node("Add", ["c1", "b"], ["y"], name="plus")], "'plus' (Add)"),
@@ -996,3 +996,60 @@ def test_normalization_errors_name_the_node(nodes, expected):
                        [(nodes[-1].output[0], None)], {"w1": weight((8, 3, 3, 3), 1), "b1": weight((8,), 2),
                                                        **initializers}, 21, check=False)
     assert expected in import_error(model)
+
+
+# -- volumes [N, C, D, H, W] -----------------------------------------------------
+
+def volume_model():
+    """A 3-D aggregation as PyTorch writes it: Conv with 3-D kernels (asymmetric pads, a strided one),
+    BatchNormalization, a residual Add, MaxPool and AveragePool (ceil_mode, count_include_pad), a
+    ConvTranspose back up (output_padding), Resize on D, H and W (linear, half-pixel), a Concat."""
+    bn = batchnorm_parameters("bn", 6, 3)
+    nodes = [conv("c1", "x", "w1", "b1", pads=[1, 1, 1, 1, 1, 1]),
+             node("BatchNormalization", ["c1", *bn], "n1"), node("Relu", ["n1"], "r1"),
+             conv("c2", "r1", "w2", "b2", pads=[1, 1, 1, 1, 1, 1]), node("Add", ["c2", "r1"], "sum"),
+             node("Relu", ["sum"], "r2"),
+             conv("down", "r2", "w3", "b3", strides=[2, 2, 2], pads=[1, 0, 1, 1, 1, 0]), node("Relu", ["down"], "r3"),
+             helper.make_node("ConvTranspose", ["r3", "t1", "tb1"], ["up"], name="up", strides=[2, 2, 2],
+                              pads=[1, 1, 1, 1, 1, 1], output_padding=[1, 1, 1]),
+             node("MaxPool", ["r2"], "mp", kernel_shape=[2, 2, 2], strides=[2, 2, 2]),
+             node("AveragePool", ["mp"], "ap", kernel_shape=[3, 3, 3], strides=[1, 1, 1], pads=[1, 1, 1, 1, 1, 1],
+                  count_include_pad=1, ceil_mode=1),
+             helper.make_node("Resize", ["ap", "", "scales"], ["rs"], name="rs", mode="linear",
+                              coordinate_transformation_mode="half_pixel"),
+             node("Concat", ["up", "rs"], "cat", axis=1), node("Relu", ["cat"], "r4"), conv("out", "r4", "w4", "b4")]
+    initializers = {"w1": weight((6, 2, 3, 3, 3), 1), "b1": weight((6,), 2), "w2": weight((6, 6, 3, 3, 3), 4),
+                    "b2": weight((6,), 5), "w3": weight((8, 6, 3, 3, 3), 6), "b3": weight((8,), 7),
+                    "t1": weight((8, 4, 3, 3, 3), 8), "tb1": weight((4,), 9), "w4": weight((3, 10, 1, 1, 1), 10),
+                    "b4": weight((3,), 11), "scales": np.array([1, 1, 2, 2, 2], np.float32), **bn}
+    return make_model(nodes, [("x", ["N", 2, 4, 6, 8])], [("out", [None] * 5)], initializers)
+
+
+def test_volume_model_imports_runs_exports_and_prunes():
+    net = check_everywhere(volume_model())
+    ops = {layer.name: layer.op for layer in net.layers}
+    assert {ops[n] for n in ("c1", "c2", "down", "out")} == {"conv3d"} and ops["up"] == "conv_transpose3d"
+    assert (ops["mp"], ops["ap"], ops["rs"]) == ("max_pool3d", "avg_pool3d", "resize3d")
+    down = next(layer for layer in net.layers if layer.name == "down")
+    assert [int(a) for a in down.attributes] == [2, 2, 2, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1]
+
+
+def volume_ops():
+    """The 3-D ops the zoo's volume network does not use: a dilated max pool, a ceil_mode average pool,
+    nearest and align_corners trilinear resizing, global average pooling."""
+    net = kcp.Network(seed=12)
+    x = net.relu(net.conv3d(net.input("volume", (2, 3, 5, 6, 7)), 6, 3, padding=1))
+    x = net.max_pool(x, (2, 3, 3), (1, 2, 2), (1, 1, 1), dilation=(2, 1, 1))
+    x = net.avg_pool(net.conv3d(x, 6, 3, padding=(1, 1, 0)), 2, 2, ceil_mode=True)
+    x = net.resize(net.resize(x, (5, 6, 7), "trilinear", align_corners=True), (7, 9, 8))
+    net.output(net.conv3d(x, 2, 1), net.global_avg_pool(net.conv3d(x, 3, 1)))
+    return net
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["dense", "compact"])
+def test_volume_ops_export(compact):
+    net = volume_ops()
+    if compact:
+        net = kcp.plan(net, ratio=0.5).apply(net)
+    _, again = check_export(net, inputs_for(net))
+    assert [(l.op, l.attributes) for l in again.layers] == [(l.op, l.attributes) for l in net.layers]

@@ -3,7 +3,7 @@ import COpenBLAS
 /// Retraining-free compensation of a pruned network.
 ///
 /// Removing channels changes what every layer reading them computes. Each
-/// such conv (one group) or linear layer of the pruned network is refitted,
+/// such conv (2-D or 3-D, one group) or linear layer of the pruned network is refitted,
 /// in network order, so that on calibration inputs its outputs match the
 /// dense network's (He et al., "Channel Pruning for Accelerating Very Deep
 /// Neural Networks", ICCV 2017, eq. 1 with the channels given; Luo et al.,
@@ -71,12 +71,13 @@ extension Network {
     }
 
     /// The weight parameters to refit, in network order, with the nodes
-    /// using each: those of convs with one group and linear layers reading
+    /// using each: those of convs (2-D or 3-D) with one group and linear layers reading
     /// a value that lost channels.
     private func refitsNeeded(keep: [[Bool]]) -> [(parameter: Int, users: [Int])] {
         func refittable(_ node: Node) -> Bool {
             switch node.op {
             case let .conv2d(conv): return conv.groups == 1
+            case let .conv3d(conv): return conv.groups == 1
             case .linear: return true
             default: return false
             }
@@ -89,6 +90,111 @@ extension Network {
             if users.allSatisfy({ refittable(nodes[$0]) }) { refits.append((weight, users)) }
         }
         return refits
+    }
+}
+
+/// A refitted layer's calibration input, unfolded in units of output rows
+/// (a linear layer is a 1x1 conv of a 1x1 image), rows `X` in the order of
+/// its weight's columns, and where each unit's targets lie.
+private enum CalibrationTiles {
+    /// A conv2d or linear layer: the conv's own tiles of one sample.
+    case plane(ConvGeometry, targetChannels: Int)
+    /// A conv3d: tiles of output rows of one output slice of one sample,
+    /// the stacked unfolding of its depth taps, rows `(t, c, p, q)`, reordered
+    /// to the weight's `(c, t, p, q)` (taps in the depth padding are zero).
+    case volume(Conv3dGeometry, targetChannels: Int)
+
+    init(inputs: [Int], op: Op, weightShape: [Int], targets: [Int], channels: Int) {
+        let batch = inputs[0]
+        switch op {
+        case let .conv2d(conv):
+            self = .plane(ConvGeometry(input: inputs, weight: weightShape, output: [batch, channels, targets[2], targets[3]],
+                                       conv), targetChannels: targets[1])
+        case let .conv3d(conv):
+            self = .volume(Conv3dGeometry(input: inputs, weight: weightShape, output: [batch, channels] + targets[2...],
+                                          conv), targetChannels: targets[1])
+        default:
+            self = .plane(ConvGeometry(input: inputs + [1, 1], weight: weightShape + [1, 1], output: [batch, channels, 1, 1],
+                                       Conv2d()), targetChannels: targets[1])
+        }
+    }
+
+    /// Rows of `X` (without a bias row).
+    var patch: Int {
+        switch self {
+        case let .plane(s, _): return s.patch
+        case let .volume(s, _): return s.patch
+        }
+    }
+
+    /// Columns of the widest unit.
+    var span: Int {
+        switch self {
+        case let .plane(s, _): return s.blockRows * s.outWidth
+        case let .volume(s, _): return s.blockRows * s.plane.outWidth
+        }
+    }
+
+    var units: Int {
+        switch self {
+        case let .plane(s, _): return s.batch * s.blocks
+        case let .volume(s, _): return s.batch * s.outDepth * s.blocks
+        }
+    }
+
+    /// Floats of staging a unit's unfolding needs besides its tile.
+    var staging: Int {
+        switch self {
+        case .plane: return 0
+        case let .volume(s, _): return s.tileSize
+        }
+    }
+
+    /// Fills `tile` with unit `unit` of `x`, unfolded (`patch` rows of the returned width).
+    func fill(_ unit: Int, _ x: UnsafePointer<Float>, into tile: UnsafeMutablePointer<Float>,
+                staging: UnsafeMutablePointer<Float>) -> Int
+    {
+        switch self {
+        case let .plane(s, _):
+            let (n, rows) = (unit / s.blocks, s.rows(unit % s.blocks)), width = rows.count * s.outWidth
+            let sample = x + n * s.channels * s.plane
+            if s.isPointwise {
+                for c in 0..<s.channels {
+                    copyFloats(sample + c * s.plane + rows.lowerBound * s.outWidth, to: tile + c * width, count: width)
+                }
+            } else {
+                unfold(sample, s, rows: rows, into: tile)
+            }
+            return width
+        case let .volume(s, _):
+            let p = s.plane, (block, z, n) = (unit % s.blocks, unit / s.blocks % s.outDepth, unit / s.blocks / s.outDepth)
+            let rows = s.rows(block), width = rows.count * p.outWidth, taps = s.taps(z), area = p.kh * p.kw
+            let sample = x + n * p.channels * s.volume
+            for t in 0..<s.kd {
+                let stacked = staging + t * p.patch * width
+                if taps.contains(t) {
+                    unfold(sample + s.slice(z, tap: t) * p.plane, p, rows: rows, into: stacked)
+                } else {
+                    stacked.update(repeating: 0, count: p.patch * width)
+                }
+                for c in 0..<p.perGroup {
+                    copyFloats(stacked + c * area * width, to: tile + (c * s.kd + t) * area * width, count: area * width)
+                }
+            }
+            return width
+        }
+    }
+
+    /// Where output channel `o`'s targets of unit `unit` start.
+    func target(_ unit: Int, channel o: Int) -> Int {
+        switch self {
+        case let .plane(s, targetChannels):
+            let (n, rows) = (unit / s.blocks, s.rows(unit % s.blocks))
+            return (n * targetChannels + o) * s.pixels + rows.lowerBound * s.outWidth
+        case let .volume(s, targetChannels):
+            let (block, z, n) = (unit % s.blocks, unit / s.blocks % s.outDepth, unit / s.blocks / s.outDepth)
+            return (n * targetChannels + o) * s.outVolume + z * s.plane.pixels + s.rows(block).lowerBound * s.plane.outWidth
+        }
     }
 }
 
@@ -116,41 +222,25 @@ struct NormalEquations {
     /// added to the double sums in run order: the result does not depend on
     /// the thread count.
     mutating func add(inputs: Tensor, op: Op, weightShape: [Int], targets: Tensor, channels: [Int], bias: Bool) {
-        let batch = inputs.shape[0]
-        let (conv, input, weight, output): (Conv2d, [Int], [Int], [Int])
-        if case let .conv2d(c) = op {
-            (conv, input, weight) = (c, inputs.shape, weightShape)
-            output = [batch, channels.count, targets.shape[2], targets.shape[3]]
-        } else {
-            (conv, input, weight) = (Conv2d(), inputs.shape + [1, 1], weightShape + [1, 1])
-            output = [batch, channels.count, 1, 1]
-        }
-        let s = ConvGeometry(input: input, weight: weight, output: output, conv)
-        let span = s.blockRows * s.outWidth, units = batch * s.blocks, runs = min(units, Self.partials)
-        let (columns, rows, targetChannels) = (self.columns, self.rows, targets.shape[1])
+        let tiles = CalibrationTiles(inputs: inputs.shape, op: op, weightShape: weightShape, targets: targets.shape,
+                                     channels: channels.count)
+        let (span, units) = (tiles.span, tiles.units), runs = min(units, Self.partials)
+        let (columns, rows, patch) = (self.columns, self.rows, tiles.patch)
         var partialGram = [Float](repeating: 0, count: runs * columns * columns)
         var partialCross = [Float](repeating: 0, count: runs * rows * columns)
         inputs.data.withUnsafeBufferPointer { xs in
             targets.data.withUnsafeBufferPointer { ys in
                 partialGram.withUnsafeMutableBufferPointer { grams in
                     partialCross.withUnsafeMutableBufferPointer { crosses in
-                        parallelFor(runs, scratch: (columns + rows) * span) { run, scratch in
+                        parallelFor(runs, scratch: (columns + rows) * span + tiles.staging) { run, scratch in
                             let (tile, fitted) = (scratch, scratch + columns * span)
                             for unit in (units * run / runs)..<(units * (run + 1) / runs) {
-                                let (n, tileRows) = (unit / s.blocks, s.rows(unit % s.blocks))
-                                let width = tileRows.count * s.outWidth, first = tileRows.lowerBound * s.outWidth
-                                let sample = xs.baseAddress! + n * s.channels * s.plane
-                                if s.isPointwise {
-                                    for c in 0..<s.channels {
-                                        copyFloats(sample + c * s.plane + first, to: tile + c * width, count: width)
-                                    }
-                                } else {
-                                    unfold(sample, s, rows: tileRows, into: tile)
-                                }
-                                if bias { (tile + s.patch * width).update(repeating: 1, count: width) }
+                                let width = tiles.fill(unit, xs.baseAddress!, into: tile,
+                                                         staging: fitted + rows * span)
+                                if bias { (tile + patch * width).update(repeating: 1, count: width) }
                                 for (r, o) in channels.enumerated() {
-                                    copyFloats(ys.baseAddress! + (n * targetChannels + o) * s.pixels + first,
-                                               to: fitted + r * width, count: width)
+                                    copyFloats(ys.baseAddress! + tiles.target(unit, channel: o), to: fitted + r * width,
+                                               count: width)
                                 }
                                 serialGramUpdate(n: columns, k: width, tile, lda: width,
                                                  grams.baseAddress! + run * columns * columns, ldc: columns)

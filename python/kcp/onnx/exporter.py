@@ -136,6 +136,11 @@ class _Writer:
         elif op == "conv_transpose2d":
             self.node("ConvTranspose", x + parameters, strides=i[0:2], pads=i[2:6], output_padding=i[6:8],
                       dilations=i[8:10], group=i[10])
+        elif op == "conv3d":
+            self.node("Conv", x + parameters, strides=i[0:3], pads=i[3:9], dilations=i[9:12], group=i[12])
+        elif op == "conv_transpose3d":
+            self.node("ConvTranspose", x + parameters, strides=i[0:3], pads=i[3:9], output_padding=i[9:12],
+                      dilations=i[12:15], group=i[15])
         elif op == "batchnorm":
             self.node("BatchNormalization", x + parameters, epsilon=float(a[0]))
         elif op == "normalization":
@@ -146,7 +151,11 @@ class _Writer:
             operands = x if not parameters else parameters + x if i[1] else x + parameters
             self.node(_BINARY[self.binary[i[0]]], operands)
         elif op in ("max_pool", "avg_pool"):
-            self._pool(op, x[0], i)
+            self._pool(op, x[0], i[0:2], i[2:4], i[4:8], i[8], i[9], i[10:12])
+        elif op == "max_pool3d":
+            self._pool("max_pool", x[0], i[0:3], i[3:6], i[6:12], 0, i[12], i[13:16])
+        elif op == "avg_pool3d":
+            self._pool("avg_pool", x[0], i[0:3], i[3:6], i[6:12], i[12], i[13], [1, 1, 1])
         elif op == "adaptive_pool":
             self._adaptive_pool(x[0], self.shapes[x[0]][2:], tuple(i[0:2]), bool(i[2]))
         elif op in ("flatten", "softmax"):
@@ -155,6 +164,8 @@ class _Writer:
             self.node("Gemm", x + parameters, transB=1)
         elif op == "resize":
             self._resize(x[0], i[0:2], i[2], i[3])
+        elif op == "resize3d":
+            self._resize(x[0], i[0:3], i[3], i[4])
         elif op == "channel_shuffle":
             self._channel_shuffle(x[0], i[0])
         elif op == "channel_chunk":
@@ -297,18 +308,18 @@ class _Writer:
                       "Add")
         self.node("Reshape", [y, self.constant([0, *shape[1:]], "shape", np.int64)])
 
-    def _pool(self, op, x, i):
-        kernel, strides, pads, include, ceil, dilations = i[0:2], i[2:4], i[4:8], i[8], i[9], i[10:12]
+    def _pool(self, op, x, kernel, strides, pads, include, ceil, dilations):
+        """MaxPool or AveragePool over 2 or 3 spatial axes (``pads`` begin..end per axis, as kcp's)."""
         extra = {}
         if ceil:
             extra["ceil_mode"] = 1
         if op == "avg_pool":
             extra["count_include_pad"] = include
-            if dilations != [1, 1]:
+            if any(d != 1 for d in dilations):
                 if self.opset < 19:
                     raise _Refused(f"AveragePool takes dilations from opset 19, exporting at {self.opset}")
                 extra["dilations"] = dilations
-        elif dilations != [1, 1]:
+        elif any(d != 1 for d in dilations):
             extra["dilations"] = dilations
         self.node("MaxPool" if op == "max_pool" else "AveragePool", [x], kernel_shape=kernel, strides=strides,
                   pads=pads, **extra)
@@ -336,7 +347,8 @@ class _Writer:
             self.node("Concat", rows, axis=2) if len(rows) > 1 else self.node("Identity", rows)
 
     def _resize(self, x, size, mode, align_corners):
-        """``Resize`` to ``sizes`` made of the input's N and C and the fixed H and W (as PyTorch writes it)."""
+        """``Resize`` to ``sizes`` made of the input's N and C and the fixed H and W (or D, H and W; as PyTorch
+        writes it)."""
         shape = self.step("Shape", [x], "Shape")
         batch_channels = self.step("Slice", [shape, self.constant([0], "zero", np.int64),
                                              self.constant([2], "two", np.int64)], "Slice")

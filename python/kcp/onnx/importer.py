@@ -25,8 +25,9 @@ def from_onnx(model):
     (:mod:`kcp.onnx.folding`; the batch reads as 1), so files written by
     ``torch.onnx.export`` read as written. The ops:
 
-    - Conv, BatchNormalization, Gemm, MatMul with a constant weight (and a
-      following bias Add); a zero-constant Pad of H and W folds into the Convs
+    - Conv and ConvTranspose (2-D, or 3-D on ``[N, C, D, H, W]``),
+      BatchNormalization (any rank), Gemm, MatMul with a constant weight (and a
+      following bias Add); a zero-constant Pad of H and W folds into the 2-D Convs
       reading it;
     - Relu, LeakyRelu, Sigmoid, Tanh, Clip (Relu6), HardSwish, HardSigmoid,
       Elu, Softplus, Mish, Gelu, and the decompositions PyTorch writes for
@@ -47,10 +48,11 @@ def from_onnx(model):
       channels-last tensor also passes through elementwise ops with scalar
       constants, and a MatMul with a constant weight (and a bias Add) is a
       1x1 Conv there;
-    - MaxPool and AveragePool (pads, ceil_mode, dilations), GlobalAveragePool,
-      GlobalMaxPool, ReduceMean and ReduceMax over H and W;
-    - Resize and Upsample on H and W (nearest as PyTorch computes it, or
-      linear with half-pixel centers or aligned corners);
+    - MaxPool and AveragePool (2-D or 3-D; pads, ceil_mode, dilations),
+      GlobalAveragePool, GlobalMaxPool, ReduceMean and ReduceMax over H and W;
+    - Resize on H and W, or D, H and W (nearest as PyTorch computes it, or
+      linear with half-pixel centers or aligned corners: bilinear, trilinear),
+      and Upsample on H and W;
     - other elementwise ops (Erf, Abs, Exp, Sqrt, Pow, Max, Min, a spatial
       Pad...): kcp prunes, compacts and exports them (as the op they came
       from) but does not run them natively;
@@ -120,9 +122,14 @@ def _attributes(node):
 
 
 def _pair(attributes, key, default):
+    return _per_axis(attributes, key, default, 2)
+
+
+def _per_axis(attributes, key, default, axes):
+    """The ``axes`` entries of attribute ``key`` (2 for H and W, 3 for D, H and W)."""
     value = tuple(attributes.get(key, default))
-    if len(value) != 2:
-        raise _Refused(f"{key} must have 2 entries (2-D), got {list(value)}")
+    if len(value) != axes:
+        raise _Refused(f"{key} must have {axes} entries ({axes}-D), got {list(value)}")
     return value
 
 
@@ -393,15 +400,13 @@ class _Importer:
             raise _Refused(f"only axis {expected} is supported, got axis {axis} of a {rank}-D input")
 
     def _pads(self, attributes, size, kernel, strides, dilations):
-        """``(top, left, bottom, right)`` from ``pads`` or ``auto_pad``."""
+        """``(top, left, bottom, right)`` (or ``(front, top, left, back, bottom, right)`` for a 3-D ``size``)
+        from ``pads`` or ``auto_pad``."""
         auto = attributes.get("auto_pad", "NOTSET")
         if auto == "NOTSET":
-            pads = tuple(attributes.get("pads", (0, 0, 0, 0)))
-            if len(pads) != 4:
-                raise _Refused(f"pads must have 4 entries (2-D), got {list(pads)}")
-            return pads
+            return _per_axis(attributes, "pads", (0,) * (2 * len(size)), 2 * len(size))
         if auto == "VALID":
-            return 0, 0, 0, 0
+            return (0,) * (2 * len(size))
         if auto not in ("SAME_UPPER", "SAME_LOWER"):
             raise _Refused(f"auto_pad {auto!r} is not supported")
         begin, end = [], []
@@ -462,40 +467,46 @@ class _Importer:
 
     def _op_Conv(self, node, attributes, name):
         x, extra, size = self._padded_input(node)
-        self._rank(x, (4,), "input (2-D convolution)")
-        kernel = self._conv_kernel(node, attributes, "[O, I/g, kh, kw]")
-        strides, dilations = _pair(attributes, "strides", (1, 1)), _pair(attributes, "dilations", (1, 1))
+        axes = len(self._rank(x, (4, 5), "input (2-D or 3-D convolution)").shape) - 2
+        kernel = self._conv_kernel(node, attributes, axes)
+        strides, dilations = (_per_axis(attributes, key, (1,) * axes, axes) for key in ("strides", "dilations"))
         pads = self._pads(attributes, size[2:], kernel, strides, dilations)
-        pads = tuple(p + e for p, e in zip(pads, extra))
+        pads = tuple(p + e for p, e in zip(pads, extra)) if axes == 2 else pads
         group = attributes.get("group", 1)
         parameters = [self._parameter(node, 1, ("conv", group))]
         if self._input_name(node, 2):
             parameters.append(self._parameter(node, 2, ("conv.bias", self._source(node, 1), group)))
-        return self._layer(name, "conv2d", [x], (*strides, *pads, *dilations, group), parameters)
+        return self._layer(name, "conv2d" if axes == 2 else "conv3d", [x], (*strides, *pads, *dilations, group),
+                           parameters)
 
-    def _conv_kernel(self, node, attributes, layout):
-        """``(kh, kw)`` of a Conv's or ConvTranspose's 4-D weight (``layout``), checked against ``kernel_shape``."""
+    def _conv_kernel(self, node, attributes, axes):
+        """The kernel sizes of a Conv's or ConvTranspose's weight over ``axes`` spatial axes (4-D or 5-D),
+        checked against ``kernel_shape``."""
         weight = self._constant(node, 1)
-        if weight.ndim != 4:
-            raise _Refused(f"weight must be 4-D {layout}, got shape {weight.shape}")
+        if weight.ndim != axes + 2:
+            layout = "[O, I/g, kh, kw]" if axes == 2 else "[O, I/g, kd, kh, kw]"
+            raise _Refused(f"weight must be {axes + 2}-D {layout} (I and O swapped for ConvTranspose), "
+                           f"got shape {weight.shape}")
         kernel = tuple(weight.shape[2:])
         if tuple(attributes.get("kernel_shape", kernel)) != kernel:
             raise _Refused(f"kernel_shape {attributes['kernel_shape']} disagrees with the weight {weight.shape}")
         return kernel
 
     def _op_ConvTranspose(self, node, attributes, name):
-        x = self._rank(self._activation(node, 0), (4,), "input (2-D transposed convolution)")
-        kernel = self._conv_kernel(node, attributes, "[I, O/g, kh, kw]")
+        x = self._rank(self._activation(node, 0), (4, 5), "input (2-D or 3-D transposed convolution)")
+        axes = len(x.shape) - 2
+        kernel = self._conv_kernel(node, attributes, axes)
         if "output_shape" in attributes or attributes.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             raise _Refused("output_shape and auto_pad SAME_* are not supported (give pads and output_padding)")
-        strides, dilations = _pair(attributes, "strides", (1, 1)), _pair(attributes, "dilations", (1, 1))
+        strides, dilations = (_per_axis(attributes, key, (1,) * axes, axes) for key in ("strides", "dilations"))
         pads = self._pads(attributes, x.shape[2:], kernel, strides, dilations)
         group = attributes.get("group", 1)
         parameters = [self._parameter(node, 1, ("conv_transpose", group))]
         if self._input_name(node, 2):
             parameters.append(self._parameter(node, 2, ("conv_transpose.bias", self._source(node, 1), group)))
-        return self._layer(name, "conv_transpose2d", [x], (*strides, *pads, *_pair(attributes, "output_padding", (0, 0)),
-                                                           *dilations, group), parameters)
+        output_padding = _per_axis(attributes, "output_padding", (0,) * axes, axes)
+        return self._layer(name, "conv_transpose2d" if axes == 2 else "conv_transpose3d", [x],
+                           (*strides, *pads, *output_padding, *dilations, group), parameters)
 
     def _padded_input(self, node):
         """``(value, extra (top, left, bottom, right) padding, shape)`` of input 0, through a folded zero Pad."""
@@ -937,15 +948,21 @@ class _Importer:
         return self._layer(name, "softmax", [x])
 
     def _pool(self, node, attributes, name, op):
-        x = self._rank(self._activation(node, 0), (4,), "input (2-D pooling)")
+        x = self._rank(self._activation(node, 0), (4, 5), "input (2-D or 3-D pooling)")
+        axes = len(x.shape) - 2
         if "kernel_shape" not in attributes:
             raise _Refused("needs kernel_shape")
-        kernel, strides = _pair(attributes, "kernel_shape", ()), _pair(attributes, "strides", (1, 1))
-        dilations = _pair(attributes, "dilations", (1, 1))
+        kernel, strides = _per_axis(attributes, "kernel_shape", (), axes), _per_axis(attributes, "strides", (1,) * axes, axes)
+        dilations = _per_axis(attributes, "dilations", (1,) * axes, axes)
         pads = self._pads(attributes, x.shape[2:], kernel, strides, dilations)
         include = int(attributes.get("count_include_pad", 0)) if op == "avg_pool" else 0
-        return self._layer(name, op, [x], (*kernel, *strides, *pads, include, int(attributes.get("ceil_mode", 0)),
-                                           *dilations))
+        ceil = int(attributes.get("ceil_mode", 0))
+        if axes == 2:
+            return self._layer(name, op, [x], (*kernel, *strides, *pads, include, ceil, *dilations))
+        if op == "avg_pool" and any(d != 1 for d in dilations):
+            raise _Refused(f"3-D AveragePool with dilations {list(dilations)} is not supported")
+        extra = (include, ceil) if op == "avg_pool" else (ceil, *dilations)
+        return self._layer(name, f"{op}3d", [x], (*kernel, *strides, *pads, *extra))
 
     def _op_MaxPool(self, node, attributes, name):
         return self._pool(node, attributes, name, "max_pool")
@@ -1075,12 +1092,13 @@ class _Importer:
         return add if other in self.constants and self.constants[other].size == outputs else None
 
     def _op_Resize(self, node, attributes, name):
-        x = self._rank(self._activation(node, 0), (4,))
+        x = self._rank(self._activation(node, 0), (4, 5))
+        rank = len(x.shape)
         transform = attributes.get("coordinate_transformation_mode", "half_pixel")
         if transform == "tf_crop_and_resize":
             raise _Refused("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
         scales, sizes = self._constant(node, 2, required=False), self._constant(node, 3, required=False)
-        axes = [int(a) % 4 for a in attributes.get("axes", range(4))]
+        axes = [int(a) % rank for a in attributes.get("axes", range(rank))]
         if sizes is not None and sizes.size:
             if attributes.get("keep_aspect_ratio_policy", "stretch") != "stretch":
                 raise _Refused(f"keep_aspect_ratio_policy {attributes['keep_aspect_ratio_policy']!r} is not supported")
@@ -1089,7 +1107,7 @@ class _Importer:
                 out[axis] = int(size)
             factors = [o / i for o, i in zip(out, x.shape)]
         elif scales is not None and scales.size:
-            factors = [1.0] * 4
+            factors = [1.0] * rank
             for axis, scale in zip(axes, scales.reshape(-1)):
                 factors[axis] = float(scale)
             if min(factors) <= 0 or not all(math.isfinite(f) for f in factors):
@@ -1098,7 +1116,7 @@ class _Importer:
         else:
             raise _Refused("needs constant scales or sizes")
         if out[:2] != list(x.shape[:2]) or min(out) < 1:
-            raise _Refused(f"kcp resizes H and W only, got {list(x.shape)} to {out}")
+            raise _Refused(f"kcp resizes the spatial axes only, got {list(x.shape)} to {out}")
         return self._resize(name, x, out[2:], factors[2:], attributes.get("mode", "nearest"), transform,
                             attributes.get("nearest_mode", "round_prefer_floor"), attributes.get("antialias", 0))
 
@@ -1112,15 +1130,15 @@ class _Importer:
         return self._resize(name, x, out, factors[2:], attributes.get("mode", "nearest"), "asymmetric", "floor", 0)
 
     def _resize(self, name, x, out, factors, mode, transform, rounding, antialias):
-        size = x.shape[2:]
-        if x.shape[1] * out[0] * out[1] > _arguments.INT32_MAX:  # before any work over the output size
+        size, op = x.shape[2:], "resize" if len(out) == 2 else "resize3d"
+        if x.shape[1] * math.prod(out) > _arguments.INT32_MAX:  # before any work over the output size
             raise ValueError(f"network: node {name!r} (resize): output {[x.shape[0], x.shape[1], *out]} has more than "
                              f"{_arguments.INT32_MAX} elements per sample")
         if mode == "nearest":
             sources = [_nearest_indices(f, n, o, transform, rounding) for n, o, f in zip(size, out, factors)]
             if all(found is not None and np.array_equal(found, np.arange(o) * n // o)
                    for found, n, o in zip(sources, size, out)):
-                return self._layer(name, "resize", [x], (*out, 0, 0))
+                return self._layer(name, op, [x], (*out, 0, 0))
             raise _Refused(f"nearest with coordinate_transformation_mode {transform!r} and nearest_mode {rounding!r} "
                            f"from {list(size)} to {out} is not PyTorch's nearest (source = floor(i * in / out))")
         if mode != "linear":
@@ -1128,11 +1146,11 @@ class _Importer:
         if antialias and any(o < n for n, o in zip(size, out)):
             raise _Refused("antialiased downsampling is not supported")
         if transform == "align_corners":
-            return self._layer(name, "resize", [x], (*out, 1, 1))
+            return self._layer(name, op, [x], (*out, 1, 1))
         exact = all(abs(f * n - o) <= 1e-5 * o for n, o, f in zip(size, out, factors))
         if transform in ("half_pixel", "pytorch_half_pixel") and exact and not (
                 transform == "pytorch_half_pixel" and any(o == 1 < n for n, o in zip(size, out))):
-            return self._layer(name, "resize", [x], (*out, 1, 0))
+            return self._layer(name, op, [x], (*out, 1, 0))
         raise _Refused(f"linear with coordinate_transformation_mode {transform!r} from {list(size)} by {factors} is "
                        "not supported (kcp: half_pixel with scales out/in, or align_corners)")
 
