@@ -391,14 +391,14 @@ def _shrink(model, keep, argument):
 
 def _match_sizes(module):
     """Sets a resized layer's size attributes from its tensors' shapes."""
-    if isinstance(module, nn.Conv2d):
+    if isinstance(module, (nn.Conv2d, nn.Conv3d)):
         out = module.weight.shape[0]
         if module.groups > 1 and module.groups == module.in_channels:  # depthwise: out_channels / groups per input
             module.groups = module.in_channels = out // (module.out_channels // module.groups)
         else:  # groups stay; each keeps as many channels
             module.in_channels = module.weight.shape[1] * module.groups
         module.out_channels = out
-    elif isinstance(module, nn.ConvTranspose2d):  # weight [in, out / groups, kh, kw]
+    elif isinstance(module, (nn.ConvTranspose2d, nn.ConvTranspose3d)):  # weight [in, out / groups, kernel...]
         if module.groups > 1 and module.groups == module.in_channels:  # depthwise: one group per input
             module.groups = module.weight.shape[0]
         module.in_channels = module.weight.shape[0]

@@ -1,21 +1,23 @@
 """What each PyTorch op becomes in a kcp network (used by :mod:`kcp.torch.trace`).
 
 The ``torch.nn`` modules, functions and tensor methods in the tables at the
-end become kcp layers: convolutions and transposed convolutions (zero
-padding; any groups; no ``output_size`` argument), batchnorm,
+end become kcp layers: 2-D and 3-D convolutions and transposed convolutions
+(zero padding; any groups; no ``output_size`` argument), batchnorm (2-D and 3-D),
 the activation family (ReLU, ReLU6 and Hardtanh, clamp, LeakyReLU, Sigmoid,
 Tanh, SiLU, GELU, Hardswish, Hardsigmoid, ELU, Mish, Softplus), add, sub,
 mul and div (two traced tensors with broadcasting; a tensor and a number,
 an affine activation; a tensor and a model parameter or buffer with one
 entry per channel, a constant operand), pools (``ceil_mode``, dilation),
 adaptive pools to any size, linear on ``[N, F]``, flatten, interpolation to
-the traced size (nearest, bilinear), dropout, torchvision's stochastic depth
+the traced size (nearest, bilinear; trilinear of ``[N, C, D, H, W]``), dropout, torchvision's stochastic depth
 and identity, softmax over channels, ``torch.cat`` and ``torch.chunk`` on
 channels, the view-transpose-view of a channel shuffle, LayerNorm over
 channels (channels-last, with the permutes and Linear layers around it),
 GroupNorm, InstanceNorm and PReLU. Ops along H and W (padding, crops,
-concatenation, flips, reductions keeping their axes) become ``channelwise``
-layers: pruned by rule, not run by the engine. Reading a tensor's shape never
+concatenation, flips, reductions keeping their axes, and ``torch.stack``
+along a new axis after the channels, as a cost volume is built disparity by
+disparity) become ``channelwise`` layers: pruned by rule, not run by the
+engine. Reading a tensor's shape never
 freezes its channels: the model recomputes shapes after pruning. Anything
 else raises :class:`Opaque` with the reason.
 
@@ -112,34 +114,42 @@ def _pair(value):
 
 # -- layers -------------------------------------------------------------------
 
+def _spatial(value, axes):
+    """An int or a sequence as one entry per spatial axis."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * axes
+
+
 def conv_layer(c, node, x, weight, bias, stride, padding, dilation, groups):
-    """A conv2d layer; ``weight``/``bias`` are ``(model name, tensor)`` or None."""
+    """A conv2d or conv3d layer (by the weight's rank); ``weight``/``bias``
+    are ``(model name, tensor)`` or None."""
     x_value = c.native(x)
-    kh, kw = weight[1].shape[2:]
-    dh, dw = _pair(dilation)
+    kernel = tuple(weight[1].shape[2:])
+    axes = len(kernel)
+    dilation = _spatial(dilation, axes)
     if padding == "valid":
         padding = 0
     if padding == "same":
-        total = (dh * (kh - 1), dw * (kw - 1))
-        pads = (total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2)
+        total = [d * (k - 1) for d, k in zip(dilation, kernel)]
+        pads = tuple(t // 2 for t in total) + tuple(t - t // 2 for t in total)
     else:
-        ph, pw = _pair(padding)
-        pads = (ph, pw, ph, pw)
+        pads = _spatial(padding, axes) * 2
     channels = x_value.shape[1]
     if channels % groups:
         raise Opaque(f"{groups} groups do not divide {channels} channels")
     out = c.reserve(node)
     depthwise = groups > 1 and groups == channels
-    axes = Axes(out) if depthwise else Axes(out, x_value.name, groups=groups)
-    parameters = [c.parameter(weight[0], weight[1], axes, scored=True)]
+    weight_axes = Axes(out) if depthwise else Axes(out, x_value.name, groups=groups)
+    parameters = [c.parameter(weight[0], weight[1], weight_axes, scored=True)]
     if bias is not None:
         parameters.append(c.parameter(bias[0], bias[1], Axes(out)))
-    return c.layer(node, "conv2d", [x_value], (*_pair(stride), *pads, dh, dw, groups), parameters, out)
+    return c.layer(node, "conv2d" if axes == 2 else "conv3d", [x_value],
+                   (*_spatial(stride, axes), *pads, *dilation, groups), parameters, out)
 
 
 def conv_transpose_layer(c, node, m):
-    """A conv_transpose2d layer of module ``m``; its weight's dimension 0
-    follows the input, dimension 1 the output (group 0's, for 1 < g < I)."""
+    """A conv_transpose2d or conv_transpose3d layer of module ``m``; its
+    weight's dimension 0 follows the input, dimension 1 the output (group
+    0's, for 1 < g < I)."""
     if m.padding_mode != "zeros":
         raise Opaque(f"padding_mode {m.padding_mode!r} is not supported (zeros only)")
     if len(node.args) > 1 or node.kwargs:
@@ -151,9 +161,9 @@ def conv_transpose_layer(c, node, m):
     parameters = [c.parameter(f"{node.target}.weight", m.weight, axes, scored=True)]
     if m.bias is not None:
         parameters.append(c.parameter(f"{node.target}.bias", m.bias, Axes(out)))
-    ph, pw = m.padding
-    attributes = (*m.stride, ph, pw, ph, pw, *m.output_padding, *m.dilation, m.groups)
-    return c.layer(node, "conv_transpose2d", [x], attributes, parameters, out)
+    attributes = (*m.stride, *m.padding, *m.padding, *m.output_padding, *m.dilation, m.groups)
+    return c.layer(node, "conv_transpose2d" if len(m.stride) == 2 else "conv_transpose3d", [x], attributes,
+                   parameters, out)
 
 
 def linear_layer(c, node, x, weight, bias):
@@ -204,8 +214,8 @@ def normalization_layer(c, node, x, groups, spatial, epsilon, weight, bias, modu
 
 def batchnorm_layer(c, node, module, shape):
     x = c.native(node.args[0])
-    if len(shape) != 4:
-        raise Opaque(f"kcp's batchnorm reads [N, C, H, W] tensors, got {list(shape)}")
+    if len(shape) not in (4, 5):
+        raise Opaque(f"kcp's batchnorm reads [N, C, H, W] or [N, C, D, H, W] tensors, got {list(shape)}")
     if c.strict and (module.running_mean is None or not module.affine):
         raise Opaque("kcp's batchnorm needs affine parameters and running statistics")
     out = c.reserve(node)
@@ -244,13 +254,15 @@ def adaptive_pool_layer(c, node, use_max, x, shape):
 
 
 def resize_layer(c, node, x, shape, mode, align_corners):
-    """A resize of ``x`` to the traced ``shape``'s H and W."""
-    if mode not in UPSAMPLE_MODES:
-        raise Opaque(f"mode {mode!r} is not supported (nearest or bilinear)")
-    x_value = c.native(x)
-    if len(shape) != 4:
-        raise Opaque("kcp resizes [N, C, H, W] tensors")
-    return c.layer(node, "resize", [x_value], (*shape[2:], UPSAMPLE_MODES[mode], int(bool(align_corners))))
+    """A resize of ``x`` to the traced ``shape``'s H and W (nearest or
+    bilinear), or D, H and W (nearest or trilinear)."""
+    modes = {4: ("nearest", "bilinear"), 5: ("nearest", "trilinear")}.get(len(shape), ())
+    if mode not in modes:
+        raise Opaque(f"mode {mode!r} of a {len(shape)}-D tensor is not supported (kcp: nearest or bilinear of "
+                     "[N, C, H, W], nearest or trilinear of [N, C, D, H, W])")
+    code = UPSAMPLE_MODES["bilinear" if mode == "trilinear" else mode]
+    return c.layer(node, "resize" if len(shape) == 4 else "resize3d", [c.native(x)],
+                   (*shape[2:], code, int(bool(align_corners))))
 
 
 def activation_layer(c, node, x, kind, alpha=0.0, beta=0.0):
@@ -535,9 +547,10 @@ def _activation_module(kind, *constants):
 
 
 MODULES = {
-    nn.Conv2d: _conv_module,
+    nn.Conv2d: _conv_module, nn.Conv3d: _conv_module,
     nn.ConvTranspose2d: lambda c, node, m, shape: conv_transpose_layer(c, node, m),
-    nn.BatchNorm2d: batchnorm_layer,
+    nn.ConvTranspose3d: lambda c, node, m, shape: conv_transpose_layer(c, node, m),
+    nn.BatchNorm2d: batchnorm_layer, nn.BatchNorm3d: batchnorm_layer,
     nn.SyncBatchNorm: batchnorm_layer,
     nn.ReLU: _activation_module("relu"),
     nn.ReLU6: _activation_module("clip", lambda m: 0.0, lambda m: 6.0),
@@ -641,6 +654,21 @@ def _cat(c, node, shape):
         return channelwise_layer(c, node, a["tensors"], shape)
     require_channels(c, a["tensors"][0], a["dim"])
     return c.layer(node, "concat", [c.native(t) for t in a["tensors"]])
+
+
+def _stack(c, node, shape):
+    """Tensors of one width stacked along a new axis after the channels
+    (the disparity axis of a cost volume built slice by slice): output
+    channel ``c`` holds channel ``c`` of each input."""
+    a = _bind(node, "tensors", ("dim", 0), ("out", None))
+    if not isinstance(a["tensors"], (tuple, list)) or a["out"] is not None:
+        raise Opaque("stacks a sequence kcp did not see built, or into out")
+    if not _off_channels(a["dim"], len(shape)):
+        raise Opaque("stacks along the batch or channel axis")
+    values = [c.native(t) for t in a["tensors"]]
+    if any(len(v.shape) != len(shape) - 1 or v.shape[1] != shape[1] for v in values):
+        raise Opaque(f"stacks tensors of other widths ({[list(v.shape) for v in values]} to {list(shape)})")
+    return c.layer(node, "channelwise", values, tuple(shape[1:]))
 
 
 def _pad(c, node, shape):
@@ -846,7 +874,7 @@ FUNCTIONS = {
     operator.sub: _binary("sub"), operator.isub: _binary("sub"), torch.sub: _binary("sub"),
     operator.mul: _binary("mul"), operator.imul: _binary("mul"), torch.mul: _binary("mul"),
     operator.truediv: _binary("div"), operator.itruediv: _binary("div"), torch.div: _binary("div"),
-    torch.cat: _cat, torch.concat: _cat, torch.concatenate: _cat,
+    torch.cat: _cat, torch.concat: _cat, torch.concatenate: _cat, torch.stack: _stack,
     torch.chunk: _chunk, operator.getitem: _getitem,
     torch.flatten: _flatten, torch.reshape: _reshape, torch.transpose: _transpose,
     torch.mean: _mean,
@@ -855,7 +883,7 @@ FUNCTIONS = {
     F.interpolate: _interpolate,
     F.dropout: _dropout, F.dropout2d: _dropout,
     torch.softmax: _softmax, F.softmax: _softmax,
-    F.conv2d: _conv2d, torch.conv2d: _conv2d,
+    F.conv2d: _conv2d, torch.conv2d: _conv2d, F.conv3d: _conv2d, torch.conv3d: _conv2d,
     F.linear: _linear,
     torch.permute: _permute, F.layer_norm: _layer_norm, F.group_norm: _group_norm,
     F.pad: _pad, torch.flip: _along("dims", "dims"), torch.roll: _along("dims", "shifts", ("dims", None)),

@@ -214,10 +214,10 @@ class _Converter:
 
     def _placeholder(self, node):
         shape = _shape(node)
-        if shape is None or len(shape) not in (2, 4):
+        if shape is None or len(shape) not in (2, 4, 5):
             if self.strict:
-                raise ValueError(f"example_inputs: input '{node.name}' must be a [N, C, H, W] or [N, F] tensor, "
-                                 f"got shape {shape}")
+                raise ValueError(f"example_inputs: input '{node.name}' must be a [N, C, H, W], [N, C, D, H, W] or "
+                                 f"[N, F] tensor, got shape {shape}")
             return
         self.values[node] = self.net.input(fresh_name(node.name, self.taken), shape)
 
@@ -227,7 +227,8 @@ class _Converter:
         for leaf in leaves:
             if not isinstance(self.values.get(leaf), Value):
                 if self.strict:
-                    raise ValueError(f"model: output {self.where(leaf)} is not a [N, C, H, W] or [N, F] tensor")
+                    raise ValueError(f"model: output {self.where(leaf)} is not a [N, C, H, W], [N, C, D, H, W] or "
+                                     "[N, F] tensor")
                 if isinstance(_followed_value(self.values.get(leaf)), Value):  # a view: its channels stay
                     self._mark_output(leaf)
                 continue
@@ -275,7 +276,7 @@ class _Converter:
                 self._mark_output(source)
                 self.traced.frozen_by[f"network output '{value.name}'"] = text
         shape = _shape(node)
-        if shape is not None and len(shape) in (2, 4):
+        if shape is not None and len(shape) in (2, 4, 5):
             value = self.net.input(fresh_name(node.name, self.taken), shape)
             self.values[node] = value
             self.traced.frozen_by[f"network input '{value.name}'"] = text
@@ -288,7 +289,7 @@ class _Converter:
         """The kcp value of an fx argument."""
         if not isinstance(arg, torch.fx.Node) or not isinstance(self.values.get(arg), Value):
             what = f"'{arg.name}'" if isinstance(arg, torch.fx.Node) else repr(arg)
-            raise Opaque(f"reads {what}, which kcp does not follow as a [N, C, H, W] or [N, F] tensor")
+            raise Opaque(f"reads {what}, which kcp does not follow as a [N, C, H, W], [N, C, D, H, W] or [N, F] tensor")
         return self.values[arg]
 
     def module_path(self, module):

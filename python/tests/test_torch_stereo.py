@@ -1,0 +1,105 @@
+"""PSMNet and GwcNet as PyTorch modules (python/tests/torch_stereo.py), their
+volumes built by the published loops, traced by kcp.torch, pruned to 70%
+fewer MACs and compacted: the compact model's outputs equal the masked
+model's."""
+
+import numpy as np
+import pytest
+import torch
+from torch_stereo import GwcNet, PSMNet
+
+import kcp.torch
+
+
+def randomized(model, seed=0):
+    """Non-trivial batchnorm statistics and affine parameters, in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+            n = module.num_features
+            module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
+            module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+            module.weight.data.copy_(1 + 0.2 * torch.randn(n, generator=generator))
+            module.bias.data.copy_(0.2 * torch.randn(n, generator=generator))
+    return model.eval()
+
+
+@pytest.mark.parametrize("build", [PSMNet, GwcNet], ids=["psmnet", "gwcnet"])
+def test_published_volume_loops_prune_to_70_percent_fewer_macs(build):
+    torch.manual_seed(0)
+    model = randomized(build())
+    inputs = (torch.randn(1, 3, 32, 64), torch.randn(1, 3, 32, 64))
+    pruner = kcp.torch.Pruner(model, inputs, macs_reduction=0.7)
+    plan = pruner.step()
+    before, after = pruner.macs()
+    assert after <= 0.3 * before and (before, after) == (plan.network.macs_before, plan.network.macs_after)
+    compact = pruner.compact().eval()
+    with torch.no_grad():
+        expected, got = model(*inputs), compact(*inputs)
+    assert got.shape == expected.shape == (1, 1, 32, 64)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=0, atol=1e-4 * expected.abs().max().item())
+    # The Siamese trunk (shared by both images) is pruned, and the 3-D aggregation reading the volume with it.
+    assert compact.feature_extraction.firstconv[0][0].out_channels < model.feature_extraction.firstconv[0][0].out_channels
+    assert compact.dres0[0][0].in_channels < model.dres0[0][0].in_channels
+    assert compact.hourglass.conv1[0][0].out_channels < model.hourglass.conv1[0][0].out_channels
+
+
+def test_concatenation_volume_loop_prunes_each_feature_in_both_halves():
+    """Feature channel c reaches the volume at c (left) and C + c (right): the first 3-D conv loses both."""
+    torch.manual_seed(1)
+    model = randomized(PSMNet())
+    inputs = (torch.randn(1, 3, 32, 64), torch.randn(1, 3, 32, 64))
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    compact = pruner.compact()
+    features = compact.feature_extraction.lastconv[2].out_channels
+    assert features == 4 and compact.dres0[0][0].in_channels == 2 * features
+
+
+def test_group_wise_features_are_kept_by_the_view_and_mean():
+    """kcp.torch does not follow the ``view(B, G, C // G, H, W).mean(2)`` of GwcNet's
+    correlation: the features it reads are kept; the concatenation volume's are pruned."""
+    model = randomized(GwcNet())
+    inputs = (torch.randn(1, 3, 32, 64), torch.randn(1, 3, 32, 64))
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    assert any("'mean' (.mean())" in reason for reason in pruner.frozen)
+    pruner.step()
+    compact = pruner.compact()
+    assert compact.feature_extraction.layer2.conv2[0].out_channels == 8
+    assert compact.concatconv[2].out_channels == 2
+
+
+class Aggregation3d(torch.nn.Module):
+    """Conv3d (strided, dilated, grouped), BatchNorm3d, ConvTranspose3d and trilinear upsampling."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = torch.nn.Sequential(torch.nn.Conv3d(4, 8, 3, 2, 1, bias=False), torch.nn.BatchNorm3d(8),
+                                        torch.nn.ReLU())
+        self.grouped = torch.nn.Conv3d(8, 8, (1, 3, 3), padding=(0, 2, 2), dilation=(1, 2, 2), groups=2)
+        self.up = torch.nn.ConvTranspose3d(8, 6, 3, 2, 1, 1)
+        self.head = torch.nn.Conv3d(6, 2, 1)
+
+    def forward(self, x):
+        y = self.up(torch.relu(self.grouped(self.down(x))))
+        return self.head(torch.nn.functional.interpolate(y, scale_factor=2, mode="trilinear", align_corners=False))
+
+
+def test_volumetric_modules_trace_to_native_layers_and_compute_the_model():
+    torch.manual_seed(2)
+    model = randomized(Aggregation3d())
+    inputs = (torch.randn(2, 4, 4, 6, 8),)
+    net = kcp.torch.to_kcp(model, inputs)
+    assert [layer.op for layer in net.layers if layer.op != "activation"] == \
+        ["conv3d", "batchnorm", "conv3d", "conv_transpose3d", "resize3d", "conv3d"]
+    with torch.no_grad():
+        expected = model(*inputs).numpy()
+    (native,) = net(inputs[0].numpy())
+    np.testing.assert_allclose(native, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    compact = pruner.compact().eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(compact(*inputs).numpy(), model(*inputs).numpy(), rtol=0,
+                                   atol=1e-4 * np.abs(expected).max())
+    assert compact.grouped.groups == 2 and compact.up.out_channels == 3
