@@ -56,17 +56,55 @@ def test_concatenation_volume_loop_prunes_each_feature_in_both_halves():
     assert features == 4 and compact.dres0[0][0].in_channels == 2 * features
 
 
-def test_group_wise_features_are_kept_by_the_view_and_mean():
-    """kcp.torch does not follow the ``view(B, G, C // G, H, W).mean(2)`` of GwcNet's
-    correlation: the features it reads are kept; the concatenation volume's are pruned."""
+def test_group_wise_volume_keeps_its_groups_and_rescales_its_readers():
+    """GwcNet's ``view(B, G, C // G, H, W).mean(2)``: every group keeps the same
+    positions, so G stays; the compact mean divides by fewer channels, and the
+    3-D conv reading it has those columns scaled by k' / k (here 2 / 4)."""
+    torch.manual_seed(3)
     model = randomized(GwcNet())
     inputs = (torch.randn(1, 3, 32, 64), torch.randn(1, 3, 32, 64))
     pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
-    assert any("'mean' (.mean())" in reason for reason in pruner.frozen)
+    plan = pruner.step()
+    compact = pruner.compact()
+    # 16 features (two blocks of 8) in 4 groups of 4: 2 positions of each group stay.
+    assert compact.feature_extraction.layer2.conv2[0].out_channels == 4
+    assert compact.feature_extraction.layer1.conv2[0].out_channels == 4
+    (columns, factor), = [plan.scale[name] for name in plan.scale]
+    assert list(columns) == [0, 1, 2, 3] and factor == 0.5 and list(plan.scale) == ["dres0.0.0.weight"]
+    assert_compact_equals_masked(model, compact, inputs)
+    again = kcp.torch.load_pruned(model, kcp.torch.TorchPlan.from_json(plan.to_json()))
+    assert_compact_equals_masked(model, again, inputs)
+
+
+class MeanThroughBatchnorm(torch.nn.Module):
+    """A group-wise mean read by a batchnorm, whose output a rescaled weight cannot restore."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = torch.nn.BatchNorm2d(2)
+        self.head = torch.nn.Conv2d(2, 2, 1)
+
+    def forward(self, x):
+        f = self.features(x)
+        batch, channels, height, width = f.shape
+        return self.head(self.norm((f * f).view(batch, 2, channels // 2, height, width).mean(2)))
+
+
+def test_a_group_mean_read_otherwise_keeps_its_channels():
+    model = randomized(MeanThroughBatchnorm())
+    inputs = (torch.randn(2, 3, 8, 8),)
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
     pruner.step()
     compact = pruner.compact()
-    assert compact.feature_extraction.layer2.conv2[0].out_channels == 8
-    assert compact.concatconv[2].out_channels == 2
+    assert compact.features.out_channels == 8
+    assert_compact_equals_masked(model, compact, inputs)
+
+
+def assert_compact_equals_masked(model, compact, inputs):
+    with torch.no_grad():
+        expected, got = model.eval()(*inputs), compact.eval()(*inputs)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=0, atol=1e-4 * expected.abs().max().item())
 
 
 class Aggregation3d(torch.nn.Module):

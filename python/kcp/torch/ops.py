@@ -25,7 +25,7 @@ The converter ``c`` a builder receives offers ``native(arg)`` (the kcp value
 of an fx argument), ``values`` (what each fx node became), ``reserve(node,
 suffix)`` (a fresh value name), ``layer(node, op, inputs, attributes,
 parameters, name)``, ``parameter(name, tensor, axes, scored)``,
-``statistics(module, value, axis, epsilon)``, ``module_path(module)``,
+``statistics(module, value, axis, epsilon)``, ``divisor(value, source, count)``, ``module_path(module)``,
 ``model``, ``graph_module`` and ``strict``.
 """
 
@@ -729,8 +729,29 @@ def _transpose(c, node, shape):
     return transpose_layer(c, node, node.args[0], node.args[1:3], shape)
 
 
+def group_mean_layer(c, node, view, dim, keepdim, dtype):
+    """``x.view(N, G, C / G, H, W).mean(2)``, the mean over each of ``G``
+    equal groups of channels (GwcNet's group-wise correlation), as a grouped
+    1x1 conv of weight ``G / C``. Every group keeps the same positions, as a
+    grouped conv's do, and the weight stays ``G / C``; the model's own mean
+    then divides by the fewer channels left, which compaction makes up for
+    in the layers that read it (:meth:`Converter.divisor`)."""
+    if view.transposed or dim is None or dim % 5 != 2 or keepdim or dtype is not None:
+        raise Opaque("kcp follows the mean over dimension 2 of a [N, G, C / G, H, W] view, without keepdim")
+    x, groups = view.value, view.groups
+    per_group = x.shape[1] // groups
+    out = c.reserve(node)
+    weight = (f"{out}.group_mean", np.full((groups, per_group, 1, 1), 1 / per_group, np.float32))
+    value = c.layer(node, "conv2d", [x], (1, 1, 0, 0, 0, 0, 1, 1, groups), [weight], out)
+    c.divisor(out, x.name, per_group)
+    return value
+
+
 def _mean(c, node, shape):
     a = _bind(node, "input", ("dim", None), ("keepdim", False), ("dtype", None))
+    source = c.values.get(a["input"]) if isinstance(a["input"], torch.fx.Node) else None
+    if isinstance(source, GroupedView):
+        return group_mean_layer(c, node, source, a["dim"], a["keepdim"], a["dtype"])
     x = c.native(a["input"])
     dims = a["dim"] if isinstance(a["dim"], (tuple, list)) else (a["dim"],)
     if len(x.shape) != 4 or a["dtype"] is not None or sorted(d % 4 for d in dims if d is not None) != [2, 3]:

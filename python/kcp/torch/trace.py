@@ -40,6 +40,9 @@ class Traced:
         statistics: per ``nn.LayerNorm`` path normalising channels, ``(kcp
             value name, axis of the module's input that holds the channels,
             epsilon)``: a masked model's statistics leave out pruned channels there.
+        divisors: per kcp value that is a mean over groups of channels,
+            ``(the value it averages, channels per group)``: the compact
+            model's mean divides by the channels left.
     """
 
     network: Network
@@ -48,6 +51,7 @@ class Traced:
     frozen_by: dict
     layers: list
     statistics: dict
+    divisors: dict
 
 
 def _shape(node):
@@ -186,7 +190,7 @@ class _Converter:
         self.values = {}  # fx node -> kcp Value
         self.taken = set()
         self.outputs = set()
-        self.traced = Traced(self.net, {}, {}, {}, [], {})
+        self.traced = Traced(self.net, {}, {}, {}, [], {}, {})
 
     def where(self, node):
         """``node`` in words: its module, or its function and the module whose forward calls it."""
@@ -298,6 +302,10 @@ class _Converter:
     def statistics(self, module, value, axis, epsilon):
         """Records that ``module`` (an ``nn.LayerNorm``) normalises the channels of ``value`` on ``axis`` of its input."""
         self.traced.statistics[self.module_path(module)] = (value, axis, epsilon)
+
+    def divisor(self, value, source, count):
+        """Records that ``value`` is a mean over groups of ``count`` channels of ``source``."""
+        self.traced.divisors[value] = (source, count)
 
     def reserve(self, node, suffix=""):
         """A new kcp value name for ``node``: its module path, or its fx name, and ``suffix``."""

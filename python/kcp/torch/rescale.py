@@ -1,0 +1,66 @@
+"""Means over groups of channels in a compact model.
+
+GwcNet's group-wise correlation averages each of ``G`` groups of channels
+(``x.view(N, G, C / G, H, W).mean(2)``). Pruning keeps the same positions in
+every group (:func:`kcp.torch.ops.group_mean_layer`), so the compact model's
+mean divides by the ``k'`` channels left where the masked model's divides by
+all ``k``: the compact mean is ``k / k'`` times the masked one. The conv and
+linear layers that read it, through crops, pads, stacks and concats (linear
+ops that keep its channels apart), have their weight columns over it scaled
+by ``k' / k`` when the model is compacted, so that the compact model's
+outputs equal the masked model's. A mean read any other way (a batchnorm, an
+activation) cannot be made up for: the channels it averages are kept.
+"""
+
+import numpy as np
+
+#: Ops that pass a mean's channels on unchanged in scale.
+PASSING = ("channelwise", "concat", "identity")
+#: Ops whose weight's dimension 1 reads their input's channels.
+READING = ("conv2d", "conv3d", "linear")
+
+
+def mean_readers(net, classes, axes, divisors):
+    """``({class labels of a mean: (averaged value, channels per group, [(model tensor, input value)])},
+    [averaged values whose mean is read otherwise])`` for the traced ``net``,
+    ``classes`` (value name -> class label per channel), ``axes`` (model
+    tensor -> :class:`kcp.torch.ops.Axes`) and ``divisors`` (:attr:`Traced.divisors`)."""
+    readers, unscalable = {}, []
+    groups = {}
+    for value, (source, count) in divisors.items():
+        labels = frozenset(int(label) for label in classes[value])
+        groups.setdefault(labels, (source, count, []))[2].append(value)
+    for labels, (source, count, means) in groups.items():
+        carrying = {name for name, per_channel in classes.items() if labels & set(int(c) for c in per_channel)}
+        tensors, ok = [], True
+        for layer in net.layers:
+            if layer.name in carrying and layer.name not in means and layer.op not in PASSING:
+                ok = False
+            for x in layer.inputs:
+                if x not in carrying or layer.op in PASSING:
+                    continue
+                weight = layer.parameters[0] if layer.parameters else None
+                groups_attribute = layer.attributes[-1] if layer.op in ("conv2d", "conv3d") else 1
+                if layer.op in READING and weight in axes and axes[weight].inp == x and groups_attribute == 1:
+                    tensors.append((weight, x))
+                else:
+                    ok = False
+        if ok:
+            readers[labels] = (source, count, tensors)
+        else:
+            unscalable.append(source)
+    return readers, unscalable
+
+
+def column_scales(readers, classes, keep_classes):
+    """Per model tensor, ``(its kept dimension-1 indices over a mean, k' / k)``
+    for the means that lose channels under ``keep_classes``."""
+    scales = {}
+    for labels, (source, count, tensors) in readers.items():
+        kept = int(keep_classes[classes[source]][:count].sum())  # group 0's positions: every group keeps as many
+        if kept == count:
+            continue
+        for name, x in tensors:
+            reads = np.isin(classes[x], list(labels))[keep_classes[classes[x]]]
+            scales[name] = (np.flatnonzero(reads), kept / count)
+    return scales
