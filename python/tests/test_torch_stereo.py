@@ -6,7 +6,7 @@ model's."""
 import numpy as np
 import pytest
 import torch
-from torch_stereo import GwcNet, PSMNet
+from torch_stereo import GwcNet, PSMNet, PublishedPSMNet, build_concat_volume_in_place
 
 import kcp.torch
 
@@ -24,7 +24,7 @@ def randomized(model, seed=0):
     return model.eval()
 
 
-@pytest.mark.parametrize("build", [PSMNet, GwcNet], ids=["psmnet", "gwcnet"])
+@pytest.mark.parametrize("build", [PSMNet, PublishedPSMNet, GwcNet], ids=["psmnet", "psmnet-in-place", "gwcnet"])
 def test_published_volume_loops_prune_to_70_percent_fewer_macs(build):
     torch.manual_seed(0)
     model = randomized(build())
@@ -141,3 +141,51 @@ def test_volumetric_modules_trace_to_native_layers_and_compute_the_model():
         np.testing.assert_allclose(compact(*inputs).numpy(), model(*inputs).numpy(), rtol=0,
                                    atol=1e-4 * np.abs(expected).max())
     assert compact.grouped.groups == 2 and compact.up.out_channels == 3
+
+
+class VolumeHead(torch.nn.Module):
+    """Siamese features written into a zero volume slice by slice (PSMNet's code), then a 3-D conv."""
+
+    def __init__(self, halves=(0, 1)):
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.aggregate = torch.nn.Conv3d(12, 4, 3, padding=1)
+        self.halves = halves
+
+    def forward(self, left, right):
+        if self.halves == (0, 1):
+            volume = build_concat_volume_in_place(self.features(left), self.features(right), 4)
+        else:  # only the left half written: not a cost volume kcp knows
+            fl = self.features(left)
+            volume = fl.new_zeros([fl.size()[0], 12, 4, fl.size()[2], fl.size()[3]])
+            for i in range(4):
+                volume[:, :6, i, :, i:] = fl[:, :, :, i:]
+        return self.aggregate(volume)
+
+
+def test_a_volume_written_slice_by_slice_is_the_native_cost_volume():
+    torch.manual_seed(4)
+    model = VolumeHead().eval()
+    inputs = (torch.randn(2, 3, 5, 9), torch.randn(2, 3, 5, 9))
+    net = kcp.torch.to_kcp(model, inputs)
+    assert [layer.op for layer in net.layers] == ["conv2d", "conv2d", "cost_volume", "conv3d"]
+    with torch.no_grad():
+        expected = model(*inputs).numpy()
+    (native,) = net(*(x.numpy() for x in inputs))
+    np.testing.assert_allclose(native, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    compact = pruner.compact()
+    assert compact.features.out_channels == 3 and compact.aggregate.in_channels == 6
+    assert_compact_equals_masked(model, compact, inputs)
+
+
+def test_a_volume_written_otherwise_keeps_the_features():
+    model = VolumeHead(halves=(0,)).eval()
+    inputs = (torch.randn(1, 3, 5, 9), torch.randn(1, 3, 5, 9))
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    assert any("concatenation volume" in reason for reason in pruner.frozen)
+    pruner.step()
+    compact = pruner.compact()
+    assert compact.features.out_channels == 6
+    assert_compact_equals_masked(model, compact, inputs)

@@ -32,7 +32,7 @@ parameters, name)``, ``parameter(name, tensor, axes, scored)``,
 import math
 import numbers
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..network import ACTIVATIONS, BINARY, UPSAMPLE_MODES, Value
+from ..network import ACTIVATIONS, BINARY, COST_VOLUMES, UPSAMPLE_MODES, Value
 
 
 @dataclass(frozen=True)
@@ -392,6 +392,81 @@ def is_multiple(node):
         node.op == "call_method" and node.target == "chunk")
 
 
+@dataclass(frozen=True)
+class Crop:
+    """``source[:, :, :, start:stop]``, a crop of W that is only written into a :class:`VolumeBuffer`."""
+
+    source: torch.fx.Node
+    start: int | None
+    stop: int | None
+
+
+@dataclass
+class VolumeBuffer:
+    """A zero ``[N, K, D, H, W]`` tensor (``x.new_zeros(...)``) that a loop over
+    disparities fills slice by slice (PSMNet's ``cost[:, :C, i, :, i:] =
+    left[:, :, :, i:]``): the writes, ``{(channel half, d): (Crop, W start)}``,
+    become a cost volume when a layer reads it (:meth:`volume`)."""
+
+    node: torch.fx.Node
+    shape: tuple
+    writes: dict = field(default_factory=dict)
+    refused: str | None = None  # why a write does not fit
+
+    def sources(self):
+        """The tensors written into it."""
+        return [crop.source for crop, _ in self.writes.values()]
+
+    def volume(self, c):
+        """The concatenation volume the writes make, or :class:`Opaque`: every
+        disparity ``d`` writes ``left[..., d:]`` into the first half and
+        ``right[..., :W - d]`` into the second, both at ``W`` positions ``d:``."""
+        if self.refused:
+            raise Opaque(self.refused)
+        n, channels, disparities, height, width = self.shape
+        sides = []
+        for half in (0, 1):
+            sources = {self.writes[half, d][0].source if (half, d) in self.writes else None for d in range(disparities)}
+            if len(sources) != 1 or None in sources:
+                raise Opaque("fills a zero volume other than as a concatenation volume, every disparity once")
+            sides.append(next(iter(sources)))
+        for (half, d), (crop, start) in self.writes.items():
+            expected = (d or None, None) if half == 0 else (None, (-d if d else None))
+            if (crop.start, crop.stop) not in (expected, (expected[0], width - d if half == 1 and d else None)) \
+                    or (start or 0) != d:
+                raise Opaque(f"writes disparity {d} other than as a concatenation volume")
+        left, right = (c.native(side) for side in sides)
+        if left.shape != right.shape or 2 * left.shape[1] != channels:
+            raise Opaque(f"fills a volume of {channels} channels from {list(left.shape)} and {list(right.shape)}")
+        return c.layer(self.node, "cost_volume", [left, right], (COST_VOLUMES["concatenation"], disparities, 1, 1.0))
+
+
+def _new_zeros(c, node, shape):
+    c.native(node.args[0])
+    if len(shape) != 5:
+        raise Opaque("kcp follows zero tensors filled as [N, 2C, D, H, W] cost volumes")
+    return VolumeBuffer(node, shape)
+
+
+def write_volume(c, node):
+    """``buffer[index] = value`` into a :class:`VolumeBuffer`: records the write."""
+    buffer, index, value = node.args
+    buffer = c.values[buffer]
+    whole = slice(None)
+    if not (isinstance(index, tuple) and len(index) == 5 and index[0] == whole and index[3] == whole
+            and isinstance(index[1], slice) and isinstance(index[2], int) and isinstance(index[4], slice)):
+        raise Opaque("writes a volume other than at [:, channels, d, :, w:]")
+    channels, d, positions = index[1], index[2], index[4]
+    if channels.step is not None or (channels.start is None) == (channels.stop is None):
+        raise Opaque("writes a volume's channels other than as its first or second half")
+    half = 0 if channels.start is None else 1
+    written = c.values.get(value)
+    crop = written if isinstance(written, Crop) else Crop(value, None, None) if isinstance(written, Value) else None
+    if crop is None or positions.step is not None or positions.stop is not None:
+        raise Opaque("writes a volume with something other than a tensor or a crop of its W")
+    buffer.writes[(half, d)] = (crop, positions.start)
+
+
 def reshape_layer(c, node, x, shape):
     """A view or reshape: flatten to ``[N, C*H*W]``, identity, or the steps of a channel shuffle."""
     source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
@@ -710,6 +785,10 @@ def _getitem(c, node, shape):
     whole = slice(None)
     if isinstance(source, Value) and len(index) >= 2 and index[:2] == (whole, whole) and \
             all(isinstance(i, slice) or i is Ellipsis for i in index):
+        if len(index) == 4 and index[2] == whole and index[3].step is None and node.users and all(
+                user.target is operator.setitem and user.args[2] is node and user.args[0] is not node
+                and isinstance(c.values.get(user.args[0]), VolumeBuffer) for user in node.users):
+            return Crop(node.args[0], index[3].start, index[3].stop)  # written into a volume: no layer of its own
         return channelwise_layer(c, node, [node.args[0]], shape)  # a crop of H or W
     raise Opaque("indexes a tensor; kcp follows the parts of a chunk and crops of H and W")
 
@@ -922,7 +1001,8 @@ METHODS = {
     "clamp": _clamp, "clamp_": _clamp, "clip": _clamp,
     "add": _binary("add"), "add_": _binary("add"), "sub": _binary("sub"), "sub_": _binary("sub"),
     "mul": _binary("mul"), "mul_": _binary("mul"), "div": _binary("div"), "div_": _binary("div"),
-    "chunk": _chunk, "flatten": _flatten, "view": _reshape, "reshape": _reshape, "transpose": _transpose,
+    "new_zeros": _new_zeros, "chunk": _chunk, "flatten": _flatten, "view": _reshape, "reshape": _reshape,
+    "transpose": _transpose,
     "mean": _mean, "softmax": _softmax, "contiguous": _identity, "permute": _permute,
     "flip": _along("dims", "dims"), "roll": _along("dims", "shifts", ("dims", None)),
     "amax": _along("dim", "dim", ("keepdim", False)), "amin": _along("dim", "dim", ("keepdim", False)),

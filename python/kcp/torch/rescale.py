@@ -9,7 +9,8 @@ linear layers that read it, through crops, pads, stacks and concats (linear
 ops that keep its channels apart), have their weight columns over it scaled
 by ``k' / k`` when the model is compacted, so that the compact model's
 outputs equal the masked model's. A mean read any other way (a batchnorm, an
-activation) cannot be made up for: the channels it averages are kept.
+activation, an op kcp does not follow, the model's output) cannot be made up
+for: the channels it averages are kept.
 """
 
 import numpy as np
@@ -26,13 +27,13 @@ def mean_readers(net, classes, axes, divisors):
     ``classes`` (value name -> class label per channel), ``axes`` (model
     tensor -> :class:`kcp.torch.ops.Axes`) and ``divisors`` (:attr:`Traced.divisors`)."""
     readers, unscalable = {}, []
-    groups = {}
+    groups, outputs = {}, {value.name for value in net.outputs}
     for value, (source, count) in divisors.items():
         labels = frozenset(int(label) for label in classes[value])
         groups.setdefault(labels, (source, count, []))[2].append(value)
     for labels, (source, count, means) in groups.items():
         carrying = {name for name, per_channel in classes.items() if labels & set(int(c) for c in per_channel)}
-        tensors, ok = [], True
+        tensors, ok = [], not carrying & outputs  # a mean the model returns (or an op kcp does not follow reads)
         for layer in net.layers:
             if layer.name in carrying and layer.name not in means and layer.op not in PASSING:
                 ok = False

@@ -23,7 +23,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from .._native import KCPError
 from ..network import Network, Value
 from ..onnx.format import fresh_name
-from .ops import ChannelsLast, GroupedView, Opaque, convert, is_multiple
+from .ops import ChannelsLast, GroupedView, Opaque, VolumeBuffer, convert, is_multiple, write_volume
 
 
 @dataclass
@@ -73,12 +73,23 @@ def _evaluating(model):
             module.training = training
 
 
+class _Proxy(torch.fx.Proxy):
+    """An fx proxy that records item assignment (``volume[:, :C, i] = x``) as an ``operator.setitem`` node."""
+
+    def __setitem__(self, index, value):
+        self.tracer.create_proxy("call_function", operator.setitem, (self, index, value), {})
+
+
 class _Tracer(torch.fx.Tracer):
-    """``torch.fx.Tracer`` remembering the module being traced, for error messages."""
+    """``torch.fx.Tracer`` remembering the module being traced, for error messages,
+    and following item assignment into tensors (:class:`_Proxy`)."""
 
     def __init__(self):
         super().__init__()
         self.inside = []
+
+    def proxy(self, node):
+        return _Proxy(node, self)
 
     def call_module(self, module, forward, args, kwargs):
         self.inside.append(self.path_of_module(module))
@@ -120,6 +131,8 @@ def _feeds_views_only(node):
             continue
         if user.op == "call_function" and user.target in (operator.floordiv, operator.mul) and _feeds_views_only(user):
             continue
+        if (user.op == "call_method" and user.target == "new_zeros") or user.target is operator.setitem:
+            continue  # the size or channel slice of a cost volume filled slice by slice (VolumeBuffer)
         return False
     return True
 
@@ -246,6 +259,14 @@ class _Converter:
 
     def _call(self, node):
         shape = _shape(node)
+        if node.target is operator.setitem and isinstance(self.values.get(node.args[0]), VolumeBuffer):
+            try:
+                write_volume(self, node)
+            except Opaque as reason:
+                written = self.values.get(node.args[2])
+                self._opaque(node, str(reason), frozen=[getattr(written, "source", node.args[2])])
+                self.values[node.args[0]].refused = str(reason)
+            return
         if shape is None and not is_multiple(node):
             # Sizes, dtypes and other plain values: the tensors built from them carry their traced shapes, and
             # the model's code recomputes them after pruning. A channel count used for more than the views
@@ -290,7 +311,16 @@ class _Converter:
     # -- what the builders of kcp.torch.ops use -------------------------------
 
     def native(self, arg):
-        """The kcp value of an fx argument."""
+        """The kcp value of an fx argument (a filled :class:`VolumeBuffer` becomes its volume here)."""
+        buffer = self.values.get(arg) if isinstance(arg, torch.fx.Node) else None
+        if isinstance(buffer, VolumeBuffer):
+            try:
+                self.values[arg] = buffer.volume(self)
+            except Opaque:
+                for source in buffer.sources():  # the written features must keep their channels
+                    if isinstance(self.values.get(source), Value) and source not in self.outputs:
+                        self._mark_output(source)
+                raise
         if not isinstance(arg, torch.fx.Node) or not isinstance(self.values.get(arg), Value):
             what = f"'{arg.name}'" if isinstance(arg, torch.fx.Node) else repr(arg)
             raise Opaque(f"reads {what}, which kcp does not follow as a [N, C, H, W], [N, C, D, H, W] or [N, F] tensor")
