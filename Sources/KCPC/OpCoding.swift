@@ -232,7 +232,8 @@ extension Arguments {
         case let .resize(r):
             attributes = [Double(r.height), Double(r.width), Double(r.mode.rawValue), r.alignCorners ? 1 : 0]
         case let .correlation(maxDisparity, scale): attributes = [Double(maxDisparity), Double(scale)]
-        case let .costVolume(v): attributes = [Double(v.kind.rawValue), Double(v.maxDisparity), Double(v.groups), Double(v.scale)]
+        case let .costVolume(v):
+            attributes = [Double(v.kind.rawValue), Double(v.maxDisparity), Double(v.groups), Double(v.scale)]
         case let .softArgmin(sign): attributes = [Double(sign)]
         case let .channelShuffle(groups): attributes = [Double(groups)]
         case let .channelChunk(index, parts): attributes = [Double(index), Double(parts)]

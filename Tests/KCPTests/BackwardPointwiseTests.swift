@@ -185,7 +185,8 @@ struct BackwardPointwiseTests {
     @Test("soft-argmin: g p_d (y - d) by hand")
     func softArgminLiteral() {
         // Equal costs over two disparities: p = (1/2, 1/2), y = 1/2.
-        let dx = softArgminBackward(Tensor(shape: [1, 2, 1, 1], data: [0, 0]), sign: -1, gradient: Tensor(shape: [1, 1, 1, 1], data: [2]))
+        let dx = softArgminBackward(Tensor(shape: [1, 2, 1, 1], data: [0, 0]), sign: -1,
+                                    gradient: Tensor(shape: [1, 1, 1, 1], data: [2]))
         #expect(dx.data == [0.5, -0.5])
         // Costs (0, ln 3): p = (3/4, 1/4), y = 1/4; dx = g (3/4 * 1/4, 1/4 * (1/4 - 1)) = g (3/16, -3/16).
         let skewed = softArgminBackward(Tensor(shape: [1, 2, 1, 1], data: [0, logf(3)]), sign: -1,
@@ -205,8 +206,8 @@ extension ThreadsTests {
             let d = correlationBackward(left, right, maxDisparity: 7, scale: 0.2, gradient: g)
             let v = groupCorrelationBackward(left, right, maxDisparity: 7, groups: 5, scale: 0.2,
                                              gradient: Tensor(shape: [2, 5, 7, 6, 9], data: (0..<3780).map { Float($0 % 13) }))
-            let c = concatenationVolumeBackward(inputShape: left.shape, maxDisparity: 7,
-                                                gradient: Tensor(shape: [2, 10, 7, 6, 9], data: (0..<7560).map { Float($0 % 11) }))
+            let gc = Tensor(shape: [2, 10, 7, 6, 9], data: (0..<7560).map { Float($0 % 11) })
+            let c = concatenationVolumeBackward(inputShape: left.shape, maxDisparity: 7, gradient: gc)
             return [d.left, d.right, v.left, v.right, c.left, c.right,
                     softmaxBackward(output: softmaxForward(x), gradient: gx), softArgminBackward(x, sign: -1, gradient: gs)]
         }

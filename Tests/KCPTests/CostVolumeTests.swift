@@ -18,8 +18,8 @@ func naiveCostVolume(_ l: Tensor, _ r: Tensor, _ volume: CostVolume) -> NetRefer
                             value = g < channels ? l[n, g, h, w] : r[n, g - channels, h, w - d]
                         } else {
                             let perGroup = channels / volume.groups
-                            let sum = (g * perGroup..<(g + 1) * perGroup).reduce(0.0) { $0 + l[n, $1, h, w] * r[n, $1, h, w - d] }
-                            value = Double(volume.scale) * sum
+                            let group = g * perGroup..<(g + 1) * perGroup
+                            value = Double(volume.scale) * group.reduce(0.0) { $0 + l[n, $1, h, w] * r[n, $1, h, w - d] }
                         }
                         y.data[(((n * k + g) * depth + d) * height + h) * width + w] = value
                     }
@@ -111,7 +111,8 @@ struct CostVolumeTests {
     }
 
     @Test("disparity regression: finite differences for both signs and ranks",
-          arguments: [([2, 4, 2, 3], Float(-1)), ([2, 1, 4, 2, 3], Float(1)), ([1, 1, 6, 1, 2], Float(-1))] as [([Int], Float)])
+          arguments: [([2, 4, 2, 3], Float(-1)), ([2, 1, 4, 2, 3], Float(1)), ([1, 1, 6, 1, 2], Float(-1))]
+            as [([Int], Float)])
     func regressionBackward(shape: [Int], sign: Float) {
         let x = pwTensor(shape, seed: 35, in: -2...2)
         pwCheckBackward([x], what: "regression \(shape) sign \(sign)", { softArgminForward($0[0], sign: sign) }) {
@@ -170,7 +171,8 @@ struct CostVolumeSpacesTests {
                       (CostVolume(.groupCorrelation, maxDisparity: 4, groups: 3, scale: 0.5), Activation(.tanh))])
     func compactEqualsMasked(_ volume: CostVolume, _ activation: Activation) throws {
         let (b, _) = try stereoNet(volume, activation: activation)
-        let plan = try NetworkPlan(network: b.net, target: PruningTarget(amount: .ratio(0.5), criterion: .kcp(center: .mean)))
+        let target = PruningTarget(amount: .ratio(0.5), criterion: .kcp(center: .mean))
+        let plan = try NetworkPlan(network: b.net, target: target)
         let compact = try b.net.compacted(plan.spaces, keepClasses: plan.keep)
         let masked = try b.net.masked(plan.spaces, keepClasses: plan.keep)
         #expect(try compact.cost() == plan.after && plan.after.macs < plan.before.macs)

@@ -81,7 +81,8 @@ let netBadNodeCases: [NetBadNodeCase] = [
                    inputs: [[1, 3, 4, 4], [1, 3, 4, 4]], parameters: [], fragment: "disparity"),
     NetBadNodeCase(label: "cost volume groups", op: .costVolume(CostVolume(.groupCorrelation, maxDisparity: 2, groups: 2)),
                    inputs: [[1, 3, 4, 4], [1, 3, 4, 4]], parameters: [], fragment: "2 groups do not divide"),
-    NetBadNodeCase(label: "concatenation volume groups", op: .costVolume(CostVolume(.concatenation, maxDisparity: 2, groups: 3)),
+    NetBadNodeCase(label: "concatenation volume groups",
+                   op: .costVolume(CostVolume(.concatenation, maxDisparity: 2, groups: 3)),
                    inputs: [[1, 3, 4, 4], [1, 3, 4, 4]], parameters: [], fragment: "groups 1 and scale 1"),
 ]
 

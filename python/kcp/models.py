@@ -207,7 +207,8 @@ def gwcnet(*, max_disparity=16, batch=1, height=64, width=128, features=16, grou
         x = net.concat(*_features(net, image, features, share))
         correlated.append(x)
         if concat_features:
-            y = net.relu(net.batchnorm(net.conv2d(x, 2 * features, 3, padding=1, bias=False, **_shared("concat1", share))))
+            y = net.conv2d(x, 2 * features, 3, padding=1, bias=False, **_shared("concat1", share))
+            y = net.relu(net.batchnorm(y))
             concatenated.append(net.conv2d(y, concat_features, 1, bias=False, **_shared("concat2", share)))
     volume = net.cost_volume(*correlated, max_disparity // 4, "group_correlation", groups=groups, name="gwc_volume")
     if concat_features:

@@ -131,7 +131,8 @@ def test_group_correlation_keeps_its_groups_and_scale():
     assert "group channels of cost volume 'volume'" in frozen
 
 
-@pytest.mark.parametrize(("kind", "groups", "activation"), [("concatenation", 1, "relu"), ("concatenation", 1, "sigmoid"),
+@pytest.mark.parametrize(("kind", "groups", "activation"), [("concatenation", 1, "relu"),
+                                                            ("concatenation", 1, "sigmoid"),
                                                             ("group_correlation", 2, "relu"),
                                                             ("group_correlation", 3, "tanh"),
                                                             ("group_correlation", 2, "sigmoid")])

@@ -174,9 +174,11 @@ extension Op {
             try check(v.maxDisparity >= 1, "max disparity must be positive, got \(v.maxDisparity)")
             switch v.kind {
             case .concatenation:
-                try check(v.groups == 1 && v.scale == 1, "a concatenation volume takes groups 1 and scale 1, got \(v.groups) and \(v.scale)")
+                try check(v.groups == 1 && v.scale == 1,
+                          "a concatenation volume takes groups 1 and scale 1, got \(v.groups) and \(v.scale)")
             case .groupCorrelation:
-                try check(v.groups >= 1 && x[1] % v.groups == 0, "\(v.groups) groups do not divide the \(x[1]) channels of \(x)")
+                try check(v.groups >= 1 && x[1] % v.groups == 0,
+                          "\(v.groups) groups do not divide the \(x[1]) channels of \(x)")
                 try check(v.scale.isFinite, "scale must be finite, got \(v.scale)")
             }
             let channels = v.kind == .concatenation ? try Checked.multiply(2, x[1], "2 * channels") : v.groups

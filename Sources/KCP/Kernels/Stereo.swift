@@ -27,7 +27,9 @@ func groupCorrelationForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int,
                         // Channel c of sample n's group g is plane (n G + g) C/G + c of the features.
                         let l = ls.baseAddress! + (group * perGroup + c) * plane
                         let r = rs.baseAddress! + (group * perGroup + c) * plane
-                        for row in stride(from: 0, to: plane, by: width) { addProduct(out + row + d, l + row + d, r + row, width - d) }
+                        for row in stride(from: 0, to: plane, by: width) {
+                            addProduct(out + row + d, l + row + d, r + row, width - d)
+                        }
                     }
                     if scale != 1 { for k in 0..<plane { out[k] *= scale } }
                 }

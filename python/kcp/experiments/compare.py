@@ -46,7 +46,8 @@ def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS,
     checked_recipe(recipe)
     for criterion in criteria:
         _arguments.choice(criterion, "criteria", ALL_CRITERIA)
-    specs = [Task(name, **(QUICK if quick else BUDGET), architecture=model if name == "stereo" else None) for name in tasks]
+    specs = [Task(name, **(QUICK if quick else BUDGET), architecture=model if name == "stereo" else None)
+             for name in tasks]
     for spec in specs:
         model = spec.model()
         for target in reductions:
