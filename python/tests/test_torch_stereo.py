@@ -6,7 +6,7 @@ model's."""
 import numpy as np
 import pytest
 import torch
-from torch_stereo import GwcNet, PSMNet, PublishedPSMNet, build_concat_volume_in_place
+from torch_stereo import GwcNet, PSMNet, PublishedGwcNet, PublishedPSMNet, build_concat_volume_in_place
 
 import kcp.torch
 
@@ -24,7 +24,8 @@ def randomized(model, seed=0):
     return model.eval()
 
 
-@pytest.mark.parametrize("build", [PSMNet, PublishedPSMNet, GwcNet], ids=["psmnet", "psmnet-in-place", "gwcnet"])
+@pytest.mark.parametrize("build", [PSMNet, PublishedPSMNet, GwcNet, PublishedGwcNet],
+                         ids=["psmnet", "psmnet-in-place", "gwcnet", "gwcnet-in-place"])
 def test_published_volume_loops_prune_to_70_percent_fewer_macs(build):
     torch.manual_seed(0)
     model = randomized(build())
@@ -56,12 +57,14 @@ def test_concatenation_volume_loop_prunes_each_feature_in_both_halves():
     assert features == 4 and compact.dres0[0][0].in_channels == 2 * features
 
 
-def test_group_wise_volume_keeps_its_groups_and_rescales_its_readers():
+@pytest.mark.parametrize("build", [GwcNet, PublishedGwcNet], ids=["stacked", "in-place"])
+def test_group_wise_volume_keeps_its_groups_and_rescales_its_readers(build):
     """GwcNet's ``view(B, G, C // G, H, W).mean(2)``: every group keeps the same
     positions, so G stays; the compact mean divides by fewer channels, and the
-    3-D conv reading it has those columns scaled by k' / k (here 2 / 4)."""
+    3-D conv reading it has those columns scaled by k' / k (here 2 / 4). Written
+    into a zero volume slice by slice, it is the engine's group-wise volume."""
     torch.manual_seed(3)
-    model = randomized(GwcNet())
+    model = randomized(build())
     inputs = (torch.randn(1, 3, 32, 64), torch.randn(1, 3, 32, 64))
     pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
     plan = pruner.step()
@@ -74,6 +77,8 @@ def test_group_wise_volume_keeps_its_groups_and_rescales_its_readers():
     assert_compact_equals_masked(model, compact, inputs)
     again = kcp.torch.load_pruned(model, kcp.torch.TorchPlan.from_json(plan.to_json()))
     assert_compact_equals_masked(model, again, inputs)
+    volumes = [layer.attributes for layer in pruner.network.layers if layer.op == "cost_volume"]
+    assert volumes == ([] if build is GwcNet else [(1, 4, 4, 0.25), (0, 4, 1, 1.0)])
 
 
 class MeanThroughBatchnorm(torch.nn.Module):

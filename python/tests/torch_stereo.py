@@ -164,3 +164,31 @@ class PublishedPSMNet(PSMNet):
         volume = build_concat_volume_in_place(self.feature_extraction(left), self.feature_extraction(right),
                                               self.max_disparity // 4)
         return self.regress(volume, left.shape[2], left.shape[3])
+
+
+def groupwise_correlation(fea1, fea2, num_groups):
+    batch, channels, height, width = fea1.shape
+    return (fea1 * fea2).view([batch, num_groups, channels // num_groups, height, width]).mean(dim=2)
+
+
+def build_gwc_volume_in_place(left, right, disparities, groups):
+    """GwcNet's published form: group-wise correlations written into a zero volume."""
+    batch, channels, height, width = left.shape
+    volume = left.new_zeros([batch, groups, disparities, height, width])
+    for i in range(disparities):
+        if i > 0:
+            volume[:, :, i, :, i:] = groupwise_correlation(left[:, :, :, i:], right[:, :, :, :-i], groups)
+        else:
+            volume[:, :, i, :, :] = groupwise_correlation(left, right, groups)
+    return volume
+
+
+class PublishedGwcNet(GwcNet):
+    """GwcNet whose volumes are written slice by slice into zeros, as the published code does."""
+
+    def forward(self, left, right):
+        fl, fr = self.feature_extraction(left), self.feature_extraction(right)
+        disparities = self.max_disparity // 4
+        volume = torch.cat([build_gwc_volume_in_place(fl, fr, disparities, self.groups),
+                            build_concat_volume_in_place(self.concatconv(fl), self.concatconv(fr), disparities)], 1)
+        return self.regress(volume, left.shape[2], left.shape[3])

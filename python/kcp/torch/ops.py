@@ -405,8 +405,10 @@ class Crop:
 class VolumeBuffer:
     """A zero ``[N, K, D, H, W]`` tensor (``x.new_zeros(...)``) that a loop over
     disparities fills slice by slice (PSMNet's ``cost[:, :C, i, :, i:] =
-    left[:, :, :, i:]``): the writes, ``{(channel half, d): (Crop, W start)}``,
-    become a cost volume when a layer reads it (:meth:`volume`)."""
+    left[:, :, :, i:]``, GwcNet's ``volume[:, :, i, :, i:] =
+    groupwise_correlation(left[..., i:], right[..., :-i], G)``): the writes,
+    ``{(channel half, or None for all channels, d): (Crop, W start)}``, become
+    a cost volume when a layer reads it (:meth:`volume`)."""
 
     node: torch.fx.Node
     shape: tuple
@@ -423,6 +425,8 @@ class VolumeBuffer:
         ``right[..., :W - d]`` into the second, both at ``W`` positions ``d:``."""
         if self.refused:
             raise Opaque(self.refused)
+        if any(half is None for half, _ in self.writes):
+            return self._group_correlation(c)
         n, channels, disparities, height, width = self.shape
         sides = []
         for half in (0, 1):
@@ -439,6 +443,44 @@ class VolumeBuffer:
         if left.shape != right.shape or 2 * left.shape[1] != channels:
             raise Opaque(f"fills a volume of {channels} channels from {list(left.shape)} and {list(right.shape)}")
         return c.layer(self.node, "cost_volume", [left, right], (COST_VOLUMES["concatenation"], disparities, 1, 1.0))
+
+    def _group_correlation(self, c):
+        """The group-wise correlation volume the writes make: every disparity
+        ``d`` writes the group mean (:func:`group_mean_layer`) of
+        ``left[..., d:] * right[..., :-d]`` at ``W`` positions ``d:``. The
+        layers that computed each slice stay in the network, read by none."""
+        n, groups, disparities, height, width = self.shape
+        pairs = set()
+        for d in range(disparities):
+            crop, start = self.writes.get((None, d), (None, None))
+            mean = crop.source if crop is not None else None
+            view = mean.args[0] if mean is not None and mean.target == "mean" else None
+            product = view.args[0] if view is not None and view.target in ("view", "reshape") else None
+            if product is None or (start or 0) != d or product.target not in (operator.mul, torch.mul, "mul"):
+                raise Opaque(f"writes disparity {d} other than as GwcNet's group-wise correlation")
+            pairs.add((_uncropped(product.args[0], d, d or None, None), _uncropped(product.args[1], d, None, -d or None)))
+        if len(pairs) != 1 or None in next(iter(pairs)) or len(self.writes) != disparities:
+            raise Opaque("fills a zero volume other than as a group-wise correlation volume, every disparity once")
+        left, right = (c.native(side) for side in pairs.pop())
+        channels = left.shape[1]
+        if left.shape != right.shape or channels % groups:
+            raise Opaque(f"fills {groups} groups from {list(left.shape)} and {list(right.shape)}")
+        value = c.layer(self.node, "cost_volume", [left, right],
+                        (COST_VOLUMES["group_correlation"], disparities, groups, groups / channels))
+        c.divisor(value.name, left.name, channels // groups)
+        return value
+
+
+def _uncropped(node, d, start, stop):
+    """The tensor ``node`` crops as ``[..., start:stop]`` of W (itself where ``d`` is 0), or None."""
+    if d == 0:
+        return node
+    index = node.args[1] if node.target is operator.getitem else None
+    whole = slice(None)
+    if isinstance(index, tuple) and len(index) == 4 and index[:3] == (whole,) * 3 and \
+            (index[3].start, index[3].stop, index[3].step) == (start, stop, None):
+        return node.args[0]
+    return None
 
 
 def _new_zeros(c, node, shape):
@@ -457,9 +499,9 @@ def write_volume(c, node):
             and isinstance(index[1], slice) and isinstance(index[2], int) and isinstance(index[4], slice)):
         raise Opaque("writes a volume other than at [:, channels, d, :, w:]")
     channels, d, positions = index[1], index[2], index[4]
-    if channels.step is not None or (channels.start is None) == (channels.stop is None):
-        raise Opaque("writes a volume's channels other than as its first or second half")
-    half = 0 if channels.start is None else 1
+    if channels.step is not None or (channels.start is not None and channels.stop is not None):
+        raise Opaque("writes a volume's channels other than whole or as its first or second half")
+    half = None if channels == whole else 0 if channels.start is None else 1
     written = c.values.get(value)
     crop = written if isinstance(written, Crop) else Crop(value, None, None) if isinstance(written, Value) else None
     if crop is None or positions.step is not None or positions.stop is not None:
