@@ -17,7 +17,10 @@ GroupNorm, InstanceNorm and PReLU. Ops along H and W (padding, crops,
 concatenation, flips, reductions keeping their axes, and ``torch.stack``
 along a new axis after the channels, as a cost volume is built disparity by
 disparity) become ``channelwise`` layers: pruned by rule, not run by the
-engine. Reading a tensor's shape never
+engine. A zero tensor (``x.new_zeros``) filled slice by slice as PSMNet's
+or GwcNet's cost volume (:class:`VolumeBuffer`) becomes the engine's
+``cost_volume``; ``x.view(N, G, C / G, H, W).mean(2)`` a group mean
+(:func:`group_mean_layer`). Reading a tensor's shape never
 freezes its channels: the model recomputes shapes after pruning. Anything
 else raises :class:`Opaque` with the reason.
 
