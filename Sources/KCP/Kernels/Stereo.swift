@@ -10,8 +10,11 @@ import Glibc
 /// GwcNet's group-wise correlation (Guo et al. 2019, `build_gwc_volume`),
 /// `[N, C, H, W]` x2 -> `[N, G, D, H, W]`:
 /// `y[n, g, d, h, w] = scale * sum_{c in group g} left[n, c, h, w] * right[n, c, h, w - d]`
-/// over the `C / G` channels `g C/G ..< (g + 1) C/G`. Parallel over the `N G D`
-/// output planes; each sums its channels in increasing order.
+/// over the `C / G` channels `g C/G ..< (g + 1) C/G`. Parallel over the `N G H`
+/// rows: a row's group of channels is copied together (planes lie a power
+/// of two apart and would share cache sets) and serves every disparity, and
+/// each output vector sums its channels in increasing order in registers
+/// (`groupProducts`).
 func groupCorrelationForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, groups: Int, scale: Float) -> Tensor {
     let (batch, channels, height, width) = (left.shape[0], left.shape[1], left.shape[2], left.shape[3])
     let (perGroup, plane) = (channels / groups, height * width)
@@ -19,24 +22,49 @@ func groupCorrelationForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int,
     left.data.withUnsafeBufferPointer { ls in
         right.data.withUnsafeBufferPointer { rs in
             y.data.withUnsafeMutableBufferPointer { ys in
-                parallelFor(batch * groups * maxDisparity) { job in
-                    let (group, d) = (job / maxDisparity, job % maxDisparity)
-                    guard d < width else { return }
-                    let out = ys.baseAddress! + job * plane
+                parallelFor(batch * groups * height, scratch: 2 * perGroup * width) { job, rows in
+                    let (group, row) = (job / height, job % height * width)
+                    // Channel c of sample n's group g is plane (n G + g) C/G + c of the features.
                     for c in 0..<perGroup {
-                        // Channel c of sample n's group g is plane (n G + g) C/G + c of the features.
-                        let l = ls.baseAddress! + (group * perGroup + c) * plane
-                        let r = rs.baseAddress! + (group * perGroup + c) * plane
-                        for row in stride(from: 0, to: plane, by: width) {
-                            addProduct(out + row + d, l + row + d, r + row, width - d)
-                        }
+                        let source = (group * perGroup + c) * plane + row
+                        copyFloats(ls.baseAddress! + source, to: rows + c * width, count: width)
+                        copyFloats(rs.baseAddress! + source, to: rows + (perGroup + c) * width, count: width)
                     }
-                    if scale != 1 { for k in 0..<plane { out[k] *= scale } }
+                    for d in 0..<min(maxDisparity, width) {
+                        groupProducts(ys.baseAddress! + (group * maxDisparity + d) * plane + row + d, rows + d,
+                                      rows + perGroup * width, channels: perGroup, stride: width, count: width - d,
+                                      scale: scale)
+                    }
                 }
             }
         }
     }
     return y
+}
+
+/// `y[k] = scale * sum_{c < channels} a[c stride + k] * b[c stride + k]` for
+/// `k < count`, eight outputs at a time summed in a register over `c` in
+/// increasing order.
+@inline(__always)
+private func groupProducts(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                           channels: Int, stride: Int, count: Int, scale: Float)
+{
+    var k = 0
+    while k + 8 <= count {
+        var sum = SIMD8<Float>()
+        for c in 0..<channels {
+            sum.addProduct(UnsafeRawPointer(a + c * stride + k).loadUnaligned(as: SIMD8<Float>.self),
+                           UnsafeRawPointer(b + c * stride + k).loadUnaligned(as: SIMD8<Float>.self))
+        }
+        UnsafeMutableRawPointer(y + k).storeBytes(of: sum * scale, as: SIMD8<Float>.self)
+        k += 8
+    }
+    while k < count {
+        var sum: Float = 0
+        for c in 0..<channels { sum.addProduct(a[c * stride + k], b[c * stride + k]) }
+        y[k] = sum * scale
+        k += 1
+    }
 }
 
 /// Backward of `groupCorrelationForward`, with `g(c)` the group of channel `c`:
