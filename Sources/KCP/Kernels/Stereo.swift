@@ -133,25 +133,25 @@ func correlationBackward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, sca
 func concatenationVolumeForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int) -> Tensor {
     let (batch, channels, height, width) = (left.shape[0], left.shape[1], left.shape[2], left.shape[3])
     let plane = height * width
-    var y = Tensor(zeros: [batch, 2 * channels, maxDisparity, height, width])
-    left.data.withUnsafeBufferPointer { ls in
+    return left.data.withUnsafeBufferPointer { ls in
         right.data.withUnsafeBufferPointer { rs in
-            y.data.withUnsafeMutableBufferPointer { ys in
+            // Every entry is written once: the copies, and zeros where w < d.
+            Tensor(shape: [batch, 2 * channels, maxDisparity, height, width]) { ys in
                 parallelFor(batch * 2 * channels) { job in
                     let (n, k) = (job / (2 * channels), job % (2 * channels))
                     let isLeft = k < channels
                     let source = (isLeft ? ls : rs).baseAddress! + (n * channels + k % channels) * plane
-                    for d in 0..<min(maxDisparity, width) {
-                        let out = ys.baseAddress! + (job * maxDisparity + d) * plane
+                    for d in 0..<maxDisparity {
+                        let out = ys.baseAddress! + (job * maxDisparity + d) * plane, shift = min(d, width)
                         for row in stride(from: 0, to: plane, by: width) {
-                            copyFloats(source + row + (isLeft ? d : 0), to: out + row + d, count: width - d)
+                            clearFloats(out + row, count: shift)
+                            copyFloats(source + row + (isLeft ? shift : 0), to: out + row + shift, count: width - shift)
                         }
                     }
                 }
             }
         }
     }
-    return y
 }
 
 /// Backward of `concatenationVolumeForward`:
