@@ -39,12 +39,18 @@ struct LayerGeometryTests {
         #expect(g.groupOf(inChannel: 3) == (group: 3, j: 0))
     }
 
+    /// A volumetric conv's kernel is its `kd x kh x kw` slice.
+    @Test func volumetric() throws {
+        let g = try LayerGeometry(shape: [6, 2, 3, 3, 2], groups: 2)
+        #expect(g.kernelArea == 18 && g.inChannels == 4 && g.clusterLength == 54 && g.filterLength == 36)
+    }
+
     @Test("invalid shapes and groups name their argument")
     func errors() {
         expectInvalidArgument("weight", "3-D") { _ = try LayerGeometry(shape: [2, 3, 4], groups: 1) }
         expectInvalidArgument("weight", "1-D") { _ = try LayerGeometry(shape: [5], groups: 1) }
         expectInvalidArgument("weight", "0-D") { _ = try LayerGeometry(shape: [], groups: 1) }
-        expectInvalidArgument("weight", "5-D") { _ = try LayerGeometry(shape: [1, 1, 1, 1, 1], groups: 1) }
+        expectInvalidArgument("weight", "6-D") { _ = try LayerGeometry(shape: [1, 1, 1, 1, 1, 1], groups: 1) }
         expectInvalidArgument("weight", "positive") { _ = try LayerGeometry(shape: [4, 0, 3, 3], groups: 1) }
         expectInvalidArgument("weight", "positive") { _ = try LayerGeometry(shape: [0, 4], groups: 1) }
         expectInvalidArgument("weight", "positive") { _ = try LayerGeometry(shape: [4, -2], groups: 1) }

@@ -2,7 +2,8 @@
 
 Kernel cluster pruning (Yu, Wu, Chen, "KCP: Kernel Cluster Pruning for Dense
 Labeling Neural Networks", arXiv:2101.06686). A conv weight ``W`` has shape
-``[O, I/g, kh, kw]``; a linear weight ``[O, I]`` is the case ``kh = kw = 1``.
+``[O, I/g, kh, kw]``; a linear weight ``[O, I]`` is the case ``kh = kw = 1``,
+a volumetric one ``[O, I/g, kd, kh, kw]`` that of a ``kd x kh x kw`` kernel.
 The *kernel cluster* of input channel ``i`` is every kernel reading ``i``,
 ``v_i = W[o, j(i)]`` over the outputs ``o`` of ``i``'s group, flattened. Its
 score is its distance to the center of all clusters, normalised per layer,
@@ -75,7 +76,7 @@ def cluster(weight: ArrayLike, ratio: float, *, center: Literal["mean", "median"
     and the ``floor(ratio * O * I/g)`` smallest are pruned.
 
     Args:
-        weight: ``[O, I/g, kh, kw]`` conv or ``[O, I]`` linear weight. Aligned,
+        weight: ``[O, I/g, kh, kw]`` conv (or ``[O, I/g, kd, kh, kw]``) or ``[O, I]`` linear weight. Aligned,
             C-contiguous float32 arrays are read in place; other real dtypes
             and layouts are converted to float32 first.
         ratio: fraction of channels (or kernels) to prune, in ``[0, 1)``.
@@ -119,7 +120,7 @@ def scores(weight: ArrayLike, criterion: Literal["kcp", "l1", "l2", "fpgm", "ran
     less important.
 
     Args:
-        weight: ``[O, I/g, kh, kw]`` or ``[O, I]`` weight (read in place when
+        weight: ``[O, I/g, kh, kw]``, ``[O, I/g, kd, kh, kw]`` or ``[O, I]`` weight (read in place when
             aligned, C-contiguous float32).
         criterion: ``"kcp"``, ``"l1"``, ``"l2"``, ``"fpgm"`` or ``"random"``.
         center: ``"mean"`` or ``"median"`` (``"kcp"`` only).

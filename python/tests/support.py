@@ -19,6 +19,8 @@ LAYERS = [
     ("conv5x5", (6, 4, 5, 5), 1),
     ("conv1x3", (9, 5, 1, 3), 1),
     ("wide", (24, 20, 3, 3), 1),
+    ("conv3x3x3", (8, 6, 3, 3, 3), 1),
+    ("grouped_volume", (8, 3, 2, 3, 3), 2),
 ]
 LAYER_IDS = [name for name, _, _ in LAYERS]
 

@@ -24,7 +24,7 @@ def raises(kind, argument, call):
 # The weight
 
 
-@pytest.mark.parametrize("shape", [(), (6,), (4, 6, 3), (4, 6, 3, 3, 1), (1,) * 9])
+@pytest.mark.parametrize("shape", [(), (6,), (4, 6, 3), (4, 6, 3, 3, 1, 1), (1,) * 9])
 @pytest.mark.parametrize("call", [kcp.scores, lambda w: kcp.cluster(w, 0.5)], ids=["scores", "cluster"])
 def test_wrong_number_of_dimensions(shape, call):
     message = raises(ValueError, "weight", lambda: call(np.ones(shape, np.float32)))

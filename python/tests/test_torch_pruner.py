@@ -285,7 +285,7 @@ def test_layer_norms_of_a_masked_model_leave_pruned_channels_out_of_their_statis
 
 
 @pytest.mark.parametrize("name", ["resnet_blocks", "unet", "decoder", "depthwise_separable", "two_outputs", "siamese",
-                                  "normalized"])
+                                  "normalized", "hourglass3d"])
 def test_to_kcp_computes_the_model_and_from_kcp_brings_a_compact_network_back(name):
     model, inputs = build(name)
     net = kcp.torch.to_kcp(model, inputs)
@@ -300,7 +300,7 @@ def test_to_kcp_computes_the_model_and_from_kcp_brings_a_compact_network_back(na
     assert kcp.torch.to_kcp(back, inputs).cost() == small.cost()
 
 
-@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "siamese"])
+@pytest.mark.parametrize("name", ["resnet_blocks", "unet", "siamese", "hourglass3d"])
 def test_a_compensated_network_comes_back_as_a_model_closer_to_the_dense_one(name):
     model, inputs = build(name)
     net = kcp.torch.to_kcp(model, inputs)
@@ -418,5 +418,40 @@ def test_every_traced_op_computes_what_pytorch_computes(dtype):
     for native, expected in zip(net(inputs[0].float().numpy()), outputs(model, inputs), strict=True):
         np.testing.assert_allclose(native, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
     pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)  # float64 weights reach the engine as float32 copies
+    pruner.step()
+    assert_same_outputs(model, pruner.compact(), inputs)
+
+
+class EveryOp3d(nn.Module):
+    """The 3-D forms kcp.torch traces and the hourglass does not use: F.conv3d with a weight of the model,
+    a dilated MaxPool3d in ceil_mode, AvgPool3d without the padding in its divisor, F.max_pool3d,
+    nearest F.interpolate, AdaptiveAvgPool3d(1), a grouped Conv3d."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv3d(3, 8, 3, padding=(1, 0, 1), stride=(1, 2, 1))
+        self.weight = nn.Parameter(torch.randn(8, 8, 1, 3, 3) * 0.2)
+        self.bn = nn.BatchNorm3d(8)
+        self.max = nn.MaxPool3d((2, 3, 3), stride=(1, 2, 2), padding=1, dilation=(2, 1, 1), ceil_mode=True)
+        self.avg = nn.AvgPool3d(3, stride=2, padding=1, count_include_pad=False)
+        self.grouped = nn.Conv3d(8, 8, 3, padding=1, groups=2)
+        self.gap = nn.AdaptiveAvgPool3d(1)
+
+    def forward(self, x):
+        x = F.relu(self.bn(F.conv3d(self.stem(x), self.weight, padding=(0, 1, 1))))
+        y = self.grouped(self.avg(self.max(x)))
+        y = F.interpolate(y, size=x.shape[2:], mode="nearest") + F.max_pool3d(x, 1)
+        return F.relu(y), self.gap(y)
+
+
+def test_every_traced_3d_op_computes_what_pytorch_computes():
+    torch.manual_seed(0)
+    model = EveryOp3d()
+    inputs = (torch.randn(2, 3, 5, 12, 9),)
+    net = kcp.torch.to_kcp(model, inputs)
+    assert {layer.op for layer in net.layers} >= {"conv3d", "max_pool3d", "avg_pool3d", "resize3d", "global_avg_pool"}
+    for native, expected in zip(net(inputs[0].numpy()), outputs(model, inputs), strict=True):
+        np.testing.assert_allclose(native, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
     pruner.step()
     assert_same_outputs(model, pruner.compact(), inputs)

@@ -313,6 +313,35 @@ class Decoder(nn.Module):
         return self.classifier(F.relu(self.depthwise(torch.cat([d1, e1], 1))))
 
 
+def conv_bn3d(cin, cout, stride=1):
+    return nn.Sequential(nn.Conv3d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+
+
+class Hourglass3d(nn.Module):
+    """A PSMNet-style 3-D aggregation of a [N, C, D, H, W] cost volume: a conv3d-bn-relu stem,
+    a strided encoder, ConvTranspose3d back up with residual adds, pooled context (MaxPool3d,
+    F.avg_pool3d) upsampled trilinearly, and a regression head read by F.interpolate."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(conv_bn3d(4, 8), conv_bn3d(8, 8))
+        self.down1 = conv_bn3d(8, 12, stride=2)
+        self.down2 = nn.Sequential(nn.Conv3d(12, 12, (1, 3, 3), padding=(0, 1, 1), groups=3), nn.BatchNorm3d(12))
+        self.up = nn.ConvTranspose3d(12, 8, 3, stride=2, padding=1, output_padding=1, bias=False)
+        self.bn_up = nn.BatchNorm3d(8)
+        self.pool = nn.MaxPool3d(2)
+        self.context = nn.Conv3d(8, 8, 3, padding=1)
+        self.head = nn.Conv3d(8, 1, 3, padding=1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        down = F.relu(self.down2(self.down1(x)) + self.down1(x))
+        y = F.relu(self.bn_up(self.up(down)) + x)
+        context = F.avg_pool3d(self.context(self.pool(y)), 3, stride=1, padding=1)
+        y = y + F.interpolate(context, scale_factor=2, mode="trilinear", align_corners=False)
+        return F.interpolate(self.head(y), size=(8, 12, 14), mode="trilinear", align_corners=True)
+
+
 ZOO = {
     "plain_chain": (PlainChain, [(2, 3, 16, 16)]),
     "resnet_blocks": (ResNetBlocks, [(2, 3, 16, 16)]),
@@ -328,6 +357,7 @@ ZOO = {
     "normalized": (Normalized, [(2, 3, 12, 12)]),
     "spatial_ops": (SpatialOps, [(2, 3, 9, 9)]),
     "resnet18": (lambda: resnet18(num_classes=10), [(1, 3, 64, 64)]),
+    "hourglass3d": (Hourglass3d, [(2, 4, 6, 8, 10)]),
 }
 
 
@@ -341,7 +371,7 @@ def randomized(model, seed=0):
             if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d)):
                 for tensor in (module.weight, module.bias):
                     tensor.copy_(torch.rand(tensor.shape, generator=generator) + (0.5 if tensor is module.weight else -0.5))
-            if isinstance(module, nn.BatchNorm2d):
+            if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm3d)):
                 for tensor, low, high in ((module.weight, 0.5, 1.5), (module.bias, -0.3, 0.3),
                                           (module.running_mean, -0.3, 0.3), (module.running_var, 0.5, 2.0)):
                     tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)

@@ -3,7 +3,15 @@
 /// Every `switch` over `Op` is exhaustive (shape inference, MACs, forward,
 /// channel coupling, slicing), so adding a case breaks the build at every
 /// place that has to learn about it. Families (`activation`, `binary`) take
-/// a kind instead of adding a case per function. The codes and attribute
+/// a kind instead of adding a case per function. Ops on volumes
+/// `[N, C, D, H, W]` (`conv3d`, `convTranspose3d`, `maxPool3d`, `avgPool3d`,
+/// `resize3d`) are cases of their own whose settings are the 2-D op's for
+/// the (H, W) plane plus a depth axis, and whose kernels run the 2-D kernels
+/// (a conv over depth slices stacked as channels; pools and resizes as a
+/// plane pass and a depth pass, being separable): the 2-D ops, their
+/// attributes and every caller stay as they are, and the pruning rules of a
+/// 3-D op are its 2-D counterpart's. Element-wise ops, batchnorm, concat and
+/// global average pooling take any rank. The codes and attribute
 /// lists that cross the C ABI are stated once: names and code order in
 /// `Op.Kind`, attributes in the C ABI's `OpCoding.swift`.
 public enum Op: Equatable, Sendable {
@@ -158,10 +166,9 @@ public struct DepthAxis: Equatable, Sendable {
 /// It is a sum over the `kd` depth taps of 2-D convolutions of depth slices,
 /// `y[:, :, z] = b + sum_t conv2d(x[:, :, z*sd + t*dd - front], W[:, :, t])`,
 /// so its settings are a `Conv2d` for the (H, W) plane (with the groups) and
-/// a `DepthAxis`, and its kernel reuses the plane conv's unfolding: the
-/// depth taps of one output slice are unfolded one under another and
-/// multiplied by the `[O/g, kd*I/g*kh*kw]` weights in one product. Channels
-/// are pruned, compacted and scored as a conv2d's: a kernel is one
+/// a `DepthAxis`, and its kernel runs the plane conv's kernels over the
+/// depth taps' slices stacked as channels (`conv3dForward`). Channels are
+/// pruned, compacted and scored as a conv2d's: a kernel is one
 /// `kd x kh x kw` slice `W[o, j]`.
 public struct Conv3d: Equatable, Sendable {
     public var depth: DepthAxis

@@ -1,19 +1,19 @@
 /// Volumetric convolution, NCDHW (see `Conv3d`), on the plane conv's kernels.
 ///
 /// Output slice `z` of a sample and group is a plane conv whose input
-/// channels are the `kd * I/g` channels of its depth taps' input slices,
-/// stacked tap by tap, `(t, c)`, with the weights `[O, kd * I/g, kh, kw]`
-/// (`depthTapsFirst`): the `stacked` geometry. Where the direct kernel suits
-/// it (`DirectConvolution.suits`), each tile of output rows fills its window
-/// from the `kd` slices (zero for taps in the depth padding) and computes
-/// every tap in registers. Otherwise the output slice is `W_g X_z`, where `X_z` stacks
-/// the unfolded (`unfold`) input slices `z*sd + t*dd - front` of the valid
-/// depth taps `t` one under another, rows `(t, c, p, q)`, and `W_g` is the
-/// group's weights with the depth taps first, `[O/g, kd * I/g*kh*kw]`
-/// (`depthTapsFirst`); taps whose slice lies in the depth padding are left
-/// out of the product (a contiguous block of its rows and columns). Each job
-/// computes one tile of output rows of one slice of one sample and group with
-/// one SGEMM, so the result does not depend on the thread count.
+/// channels are the `kd * I/g` channels of the input slices
+/// `z*sd + t*dd - front` of its depth taps `t`, stacked tap by tap, `(t, c)`,
+/// with the weights `[O, kd * I/g, kh, kw]` (`depthTapsFirst`): the
+/// `stacked` geometry. Where the direct kernel suits it
+/// (`DirectConvolution.suits`), each tile of output rows fills its window
+/// from the `kd` slices (zero for taps in the depth padding) and sums every
+/// tap in registers. Otherwise the output slice is `W_g X_z`, `X_z` the
+/// unfolded (`unfold`) slices of the valid taps one under another, rows
+/// `(t, c, p, q)`; taps in the depth padding are left out of the product (a
+/// contiguous block of its rows and columns). Each job computes one tile of
+/// output rows of one slice of one sample and group, so the result does not
+/// depend on the thread count. On a `[1, 64, 48, 64, 128]` volume, 3x3x3,
+/// 64 -> 64, the direct kernel runs at PyTorch's speed (benchmarks/volume_ops.py).
 
 /// The sizes of a volumetric convolution, `x [N, C, D, H, W]`,
 /// `W [O, C/g, kd, kh, kw]`, `y [N, O, Dout, Hout, Wout]`: the geometry of

@@ -50,10 +50,11 @@ class SplitMix64:
 
 
 def as_conv(weight):
-    """``weight`` as a float64 ``[O, I/g, K]`` array (a linear ``[O, I]`` has ``K = 1``)."""
+    """``weight`` as a float64 ``[O, I/g, K]`` array (a linear ``[O, I]`` has ``K = 1``, a volumetric
+    ``[O, I/g, kd, kh, kw]`` ``K = kd * kh * kw``)."""
     w = np.asarray(weight, dtype=np.float64)
-    if w.ndim not in (2, 4):
-        raise ValueError(f"weight: expected 2-D or 4-D, got shape {w.shape}")
+    if w.ndim not in (2, 4, 5):
+        raise ValueError(f"weight: expected 2-D, 4-D or 5-D, got shape {w.shape}")
     return w.reshape(w.shape[0], w.shape[1], -1)
 
 

@@ -414,7 +414,7 @@ def _match_sizes(module):
         else:  # groups stay; each keeps as many channels
             module.in_channels = module.weight.shape[1] * module.groups
         module.out_channels = out
-    elif isinstance(module, (nn.ConvTranspose2d, nn.ConvTranspose3d)):  # weight [in, out / groups, kernel...]
+    elif isinstance(module, (nn.ConvTranspose2d, nn.ConvTranspose3d)):  # weight [in, out / groups, (kd,) kh, kw]
         if module.groups > 1 and module.groups == module.in_channels:  # depthwise: one group per input
             module.groups = module.weight.shape[0]
         module.in_channels = module.weight.shape[0]

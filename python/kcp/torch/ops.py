@@ -9,8 +9,8 @@ mul and div (two traced tensors with broadcasting; a tensor and a number,
 an affine activation; a tensor and a model parameter or buffer with one
 entry per channel, a constant operand), pools (``ceil_mode``, dilation),
 adaptive pools to any size, linear on ``[N, F]``, flatten, interpolation to
-the traced size (nearest, bilinear; trilinear of ``[N, C, D, H, W]``), dropout, torchvision's stochastic depth
-and identity, softmax over channels, ``torch.cat`` and ``torch.chunk`` on
+the traced size (nearest, bilinear; trilinear of ``[N, C, D, H, W]``),
+dropout, torchvision's stochastic depth and identity, softmax over channels, ``torch.cat`` and ``torch.chunk`` on
 channels, the view-transpose-view of a channel shuffle, LayerNorm over
 channels (channels-last, with the permutes and Linear layers around it),
 GroupNorm, InstanceNorm and PReLU. Ops along H and W (padding, crops,
@@ -28,8 +28,8 @@ The converter ``c`` a builder receives offers ``native(arg)`` (the kcp value
 of an fx argument), ``values`` (what each fx node became), ``reserve(node,
 suffix)`` (a fresh value name), ``layer(node, op, inputs, attributes,
 parameters, name)``, ``parameter(name, tensor, axes, scored)``,
-``statistics(module, value, axis, epsilon)``, ``divisor(value, source, count)``, ``module_path(module)``,
-``model``, ``graph_module`` and ``strict``.
+``statistics(module, value, axis, epsilon)``, ``divisor(value, source,
+count)``, ``module_path(module)``, ``model``, ``graph_module`` and ``strict``.
 """
 
 import math
@@ -112,47 +112,50 @@ def _bind(node, *spec):
 
 
 def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    return _per_axis(value, 2)
+
+
+def _per_axis(value, axes):
+    """An int or a sequence as ``axes`` entries (2: H and W; 3: D, H and W)."""
+    value = tuple(value) if isinstance(value, (tuple, list)) else (value,) * axes
+    if len(value) != axes:
+        raise Opaque(f"expected {axes} sizes, got {list(value)}")
+    return value
 
 
 # -- layers -------------------------------------------------------------------
 
-def _spatial(value, axes):
-    """An int or a sequence as one entry per spatial axis."""
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * axes
-
-
 def conv_layer(c, node, x, weight, bias, stride, padding, dilation, groups):
-    """A conv2d or conv3d layer (by the weight's rank); ``weight``/``bias``
-    are ``(model name, tensor)`` or None."""
+    """A conv2d (or, for a 5-D weight, conv3d) layer; ``weight``/``bias`` are ``(model name, tensor)`` or None."""
     x_value = c.native(x)
     kernel = tuple(weight[1].shape[2:])
-    axes = len(kernel)
-    dilation = _spatial(dilation, axes)
+    spatial = len(kernel)
+    if len(x_value.shape) != spatial + 2:
+        raise Opaque(f"a {spatial}-D conv of a {len(x_value.shape)}-D input")
+    dilation = _per_axis(dilation, spatial)
     if padding == "valid":
         padding = 0
     if padding == "same":
         total = [d * (k - 1) for d, k in zip(dilation, kernel)]
-        pads = tuple(t // 2 for t in total) + tuple(t - t // 2 for t in total)
+        pads = (*(t // 2 for t in total), *(t - t // 2 for t in total))
     else:
-        pads = _spatial(padding, axes) * 2
+        pads = _per_axis(padding, spatial) * 2
     channels = x_value.shape[1]
     if channels % groups:
         raise Opaque(f"{groups} groups do not divide {channels} channels")
     out = c.reserve(node)
     depthwise = groups > 1 and groups == channels
-    weight_axes = Axes(out) if depthwise else Axes(out, x_value.name, groups=groups)
-    parameters = [c.parameter(weight[0], weight[1], weight_axes, scored=True)]
+    axes = Axes(out) if depthwise else Axes(out, x_value.name, groups=groups)
+    parameters = [c.parameter(weight[0], weight[1], axes, scored=True)]
     if bias is not None:
         parameters.append(c.parameter(bias[0], bias[1], Axes(out)))
-    return c.layer(node, "conv2d" if axes == 2 else "conv3d", [x_value],
-                   (*_spatial(stride, axes), *pads, *dilation, groups), parameters, out)
+    return c.layer(node, "conv2d" if spatial == 2 else "conv3d", [x_value],
+                   (*_per_axis(stride, spatial), *pads, *dilation, groups), parameters, out)
 
 
 def conv_transpose_layer(c, node, m):
-    """A conv_transpose2d or conv_transpose3d layer of module ``m``; its
-    weight's dimension 0 follows the input, dimension 1 the output (group
-    0's, for 1 < g < I)."""
+    """A conv_transpose2d (or conv_transpose3d) layer of module ``m``; its weight's dimension 0
+    follows the input, dimension 1 the output (group 0's, for 1 < g < I)."""
     if m.padding_mode != "zeros":
         raise Opaque(f"padding_mode {m.padding_mode!r} is not supported (zeros only)")
     if len(node.args) > 1 or node.kwargs:
@@ -165,7 +168,7 @@ def conv_transpose_layer(c, node, m):
     if m.bias is not None:
         parameters.append(c.parameter(f"{node.target}.bias", m.bias, Axes(out)))
     attributes = (*m.stride, *m.padding, *m.padding, *m.output_padding, *m.dilation, m.groups)
-    return c.layer(node, "conv_transpose2d" if len(m.stride) == 2 else "conv_transpose3d", [x], attributes,
+    return c.layer(node, "conv_transpose2d" if len(m.padding) == 2 else "conv_transpose3d", [x], attributes,
                    parameters, out)
 
 
@@ -218,7 +221,7 @@ def normalization_layer(c, node, x, groups, spatial, epsilon, weight, bias, modu
 def batchnorm_layer(c, node, module, shape):
     x = c.native(node.args[0])
     if len(shape) not in (4, 5):
-        raise Opaque(f"kcp's batchnorm reads [N, C, H, W] or [N, C, D, H, W] tensors, got {list(shape)}")
+        raise Opaque(f"kcp's batchnorm reads [N, C, H, W] and [N, C, D, H, W] tensors, got {list(shape)}")
     if c.strict and (module.running_mean is None or not module.affine):
         raise Opaque("kcp's batchnorm needs affine parameters and running statistics")
     out = c.reserve(node)
@@ -237,35 +240,44 @@ def batchnorm_layer(c, node, module, shape):
 
 def pool_layer(c, node, op, x, kernel, stride, padding, *, include_pad=True, ceil_mode=False, dilation=1,
                divisor_override=None):
+    """A 2-D pool of ``[N, C, H, W]`` or a 3-D one (``<op>3d``) of ``[N, C, D, H, W]``."""
     if divisor_override is not None:
         raise Opaque("divisor_override is not supported")
-    kh, kw = _pair(kernel)
-    stride = _pair(kernel if stride is None or stride == [] else stride)
-    ph, pw = _pair(padding)
-    return c.layer(node, op, [c.native(x)], (kh, kw, *stride, ph, pw, ph, pw, int(bool(include_pad)),
-                                             int(bool(ceil_mode)), *_pair(dilation)))
+    x_value = c.native(x)
+    axes = len(x_value.shape) - 2
+    if axes not in (2, 3):
+        raise Opaque(f"kcp pools [N, C, H, W] and [N, C, D, H, W] tensors, got {list(x_value.shape)}")
+    window = (*_per_axis(kernel, axes), *_per_axis(kernel if stride is None or stride == [] else stride, axes),
+              *_per_axis(padding, axes) * 2)
+    flags, dilation = (int(bool(include_pad)), int(bool(ceil_mode))), _per_axis(dilation, axes)
+    if axes == 2:
+        return c.layer(node, op, [x_value], (*window, *flags, *dilation))
+    if op == "avg_pool":
+        return c.layer(node, "avg_pool3d", [x_value], (*window, *flags))
+    return c.layer(node, "max_pool3d", [x_value], (*window, flags[1], *dilation))
 
 
 def adaptive_pool_layer(c, node, use_max, x, shape):
     """An adaptive pool to the traced ``shape`` (a global average where that is 1x1)."""
     x_value = c.native(x)
-    if len(shape) != 4:
-        raise Opaque("kcp pools [N, C, H, W] tensors")
-    if not use_max and shape[2:] == (1, 1):
+    if not use_max and len(shape) in (4, 5) and all(size == 1 for size in shape[2:]):
         return c.layer(node, "global_avg_pool", [x_value])
+    if len(shape) != 4:
+        raise Opaque("kcp pools [N, C, H, W] tensors to any size, [N, C, D, H, W] ones to their average")
     return c.layer(node, "adaptive_pool", [x_value], (*shape[2:], int(use_max)))
 
 
 def resize_layer(c, node, x, shape, mode, align_corners):
-    """A resize of ``x`` to the traced ``shape``'s H and W (nearest or
-    bilinear), or D, H and W (nearest or trilinear)."""
-    modes = {4: ("nearest", "bilinear"), 5: ("nearest", "trilinear")}.get(len(shape), ())
-    if mode not in modes:
-        raise Opaque(f"mode {mode!r} of a {len(shape)}-D tensor is not supported (kcp: nearest or bilinear of "
-                     "[N, C, H, W], nearest or trilinear of [N, C, D, H, W])")
-    code = UPSAMPLE_MODES["bilinear" if mode == "trilinear" else mode]
-    return c.layer(node, "resize" if len(shape) == 4 else "resize3d", [c.native(x)],
-                   (*shape[2:], code, int(bool(align_corners))))
+    """A resize of ``x`` to the traced ``shape``'s H and W (bilinear or nearest), or D, H and W
+    (trilinear or nearest)."""
+    x_value = c.native(x)
+    modes = {4: {"nearest": "nearest", "bilinear": "bilinear"}, 5: {"nearest": "nearest", "trilinear": "bilinear"}}
+    if len(shape) not in modes:
+        raise Opaque("kcp resizes [N, C, H, W] and [N, C, D, H, W] tensors")
+    if mode not in modes[len(shape)]:
+        raise Opaque(f"mode {mode!r} of a {len(shape)}-D tensor is not supported ({' or '.join(modes[len(shape)])})")
+    return c.layer(node, "resize" if len(shape) == 4 else "resize3d", [x_value],
+                   (*shape[2:], UPSAMPLE_MODES[modes[len(shape)][mode]], int(bool(align_corners))))
 
 
 def activation_layer(c, node, x, kind, alpha=0.0, beta=0.0):
@@ -667,10 +679,12 @@ def _activation_module(kind, *constants):
 
 
 MODULES = {
-    nn.Conv2d: _conv_module, nn.Conv3d: _conv_module,
+    nn.Conv2d: _conv_module,
     nn.ConvTranspose2d: lambda c, node, m, shape: conv_transpose_layer(c, node, m),
+    nn.Conv3d: _conv_module,
     nn.ConvTranspose3d: lambda c, node, m, shape: conv_transpose_layer(c, node, m),
-    nn.BatchNorm2d: batchnorm_layer, nn.BatchNorm3d: batchnorm_layer,
+    nn.BatchNorm2d: batchnorm_layer,
+    nn.BatchNorm3d: batchnorm_layer,
     nn.SyncBatchNorm: batchnorm_layer,
     nn.ReLU: _activation_module("relu"),
     nn.ReLU6: _activation_module("clip", lambda m: 0.0, lambda m: 6.0),
@@ -689,6 +703,9 @@ MODULES = {
     nn.Softplus: _activation_module("softplus", lambda m: m.beta, lambda m: m.threshold),
     nn.MaxPool2d: _max_pool_module,
     nn.AvgPool2d: _avg_pool_module,
+    nn.MaxPool3d: _max_pool_module,
+    nn.AvgPool3d: _avg_pool_module,
+    nn.AdaptiveAvgPool3d: lambda c, node, m, shape: adaptive_pool_layer(c, node, False, node.args[0], shape),
     nn.AdaptiveAvgPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, False, node.args[0], shape),
     nn.AdaptiveMaxPool2d: lambda c, node, m, shape: adaptive_pool_layer(c, node, True, node.args[0], shape),
     nn.Linear: _linear_module,
@@ -979,7 +996,7 @@ def _softmax(c, node, shape):
     return simple_layer(c, node, "softmax", a["input"])
 
 
-def _conv2d(c, node, shape):
+def _conv(c, node, shape):
     a = _bind(node, "input", "weight", ("bias", None), ("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))
     x = c.native(a["input"])
     if a["groups"] > 1 and a["groups"] == x.shape[1]:
@@ -1023,12 +1040,13 @@ FUNCTIONS = {
     torch.chunk: _chunk, operator.getitem: _getitem,
     torch.flatten: _flatten, torch.reshape: _reshape, torch.transpose: _transpose,
     torch.mean: _mean,
-    F.max_pool2d: _max_pool, F.avg_pool2d: _avg_pool,
+    F.max_pool2d: _max_pool, F.avg_pool2d: _avg_pool, F.max_pool3d: _max_pool, F.avg_pool3d: _avg_pool,
+    F.adaptive_avg_pool3d: _adaptive(False),
     F.adaptive_avg_pool2d: _adaptive(False), F.adaptive_max_pool2d: _adaptive(True),
     F.interpolate: _interpolate,
     F.dropout: _dropout, F.dropout2d: _dropout,
     torch.softmax: _softmax, F.softmax: _softmax,
-    F.conv2d: _conv2d, torch.conv2d: _conv2d, F.conv3d: _conv2d, torch.conv3d: _conv2d,
+    F.conv2d: _conv, torch.conv2d: _conv, F.conv3d: _conv, torch.conv3d: _conv,
     F.linear: _linear,
     torch.permute: _permute, F.layer_norm: _layer_norm, F.group_norm: _group_norm,
     F.pad: _pad, torch.flip: _along("dims", "dims"), torch.roll: _along("dims", "shifts", ("dims", None)),
