@@ -194,3 +194,24 @@ def test_a_volume_written_otherwise_keeps_the_features():
     compact = pruner.compact()
     assert compact.features.out_channels == 6
     assert_compact_equals_masked(model, compact, inputs)
+
+
+def test_published_psmnet_runs_natively_from_its_pytorch_code():
+    """The volume written into zeros and the regression ``sum(softmax(squeeze(cost, 1)) * arange(D), 1)``
+    become the engine's cost_volume and soft_argmin (sign 1): to_kcp computes the whole model."""
+    torch.manual_seed(5)
+    model = randomized(PublishedPSMNet())
+    inputs = (torch.randn(2, 3, 32, 64), torch.randn(2, 3, 32, 64))
+    net = kcp.torch.to_kcp(model, inputs)
+    ops = [layer.op for layer in net.layers]
+    assert ops.count("cost_volume") == 1 and ops[-1] == "soft_argmin" and "channelwise" not in ops
+    assert net.layers[-1].attributes == (1,)
+    with torch.no_grad():
+        expected = model(*inputs).numpy()
+    (native,) = net(*(x.numpy() for x in inputs))
+    np.testing.assert_allclose(native, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    small = kcp.plan(net, macs_reduction=0.7).apply(net)
+    back = kcp.torch.from_kcp(small, model).eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(back(*inputs).numpy(), small(*(x.numpy() for x in inputs))[0], rtol=0,
+                                   atol=1e-4 * np.abs(expected).max())

@@ -20,7 +20,10 @@ disparity) become ``channelwise`` layers: pruned by rule, not run by the
 engine. A zero tensor (``x.new_zeros``) filled slice by slice as PSMNet's
 or GwcNet's cost volume (:class:`VolumeBuffer`) becomes the engine's
 ``cost_volume``; ``x.view(N, G, C / G, H, W).mean(2)`` a group mean
-(:func:`group_mean_layer`). Reading a tensor's shape never
+(:func:`group_mean_layer`); PSMNet's regression ``sum(softmax(squeeze(x,
+1), 1) * arange(D).view(1, D, 1, 1), 1, keepdim=True)`` the ``soft_argmin``
+of sign 1 (:class:`Regression`; tensors the model computes from no input,
+such as ``arange(D)``, are read as constants). Reading a tensor's shape never
 freezes its channels: the model recomputes shapes after pruning. Anything
 else raises :class:`Opaque` with the reason.
 
@@ -408,6 +411,39 @@ def is_multiple(node):
 
 
 @dataclass(frozen=True)
+class Regression:
+    """PSMNet's and GwcNet's disparity regression of a one-channel volume
+    ``[N, 1, D, H, W]``, step by step: ``"squeezed"`` (``torch.squeeze(x, 1)``),
+    ``"probabilities"`` (its softmax over D), ``"weighted"`` (times
+    ``arange(D)`` as ``[1, D, 1, 1]``); summed over D with ``keepdim`` it is
+    the engine's ``soft_argmin`` with sign 1."""
+
+    value: object
+    stage: str
+
+
+def _squeeze(c, node, shape):
+    a = _bind(node, "input", ("dim", None))
+    x = c.native(a["input"])
+    if len(x.shape) != 5 or x.shape[1] != 1 or a["dim"] not in (1, -4):
+        raise Opaque("kcp follows squeezing the channel of a one-channel [N, 1, D, H, W] volume")
+    return Regression(x, "squeezed")
+
+
+def _regression_weights(c, a, b):
+    """The :class:`Regression` that ``a * b`` weighs by its disparities, or None."""
+    for x, weights in ((a, b), (b, a)):
+        source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+        constant = c.values.get(weights) if isinstance(weights, torch.fx.Node) else None
+        if isinstance(source, Regression) and source.stage == "probabilities" and isinstance(constant, torch.Tensor):
+            disparities = source.value.shape[2]
+            expected = torch.arange(disparities, dtype=constant.dtype).view(1, disparities, 1, 1)
+            if constant.shape == expected.shape and torch.equal(constant, expected):
+                return Regression(source.value, "weighted")
+    return None
+
+
+@dataclass(frozen=True)
 class Crop:
     """``source[:, :, :, start:stop]``, a crop of W that is only written into a :class:`VolumeBuffer`."""
 
@@ -754,6 +790,9 @@ def _binary(kind):
         a = _bind(node, "input", "other", ("alpha", 1), ("out", None))
         if a["alpha"] != 1 or a["out"] is not None:
             raise Opaque("alpha and out are not supported")
+        weighted = _regression_weights(c, a["input"], a["other"]) if kind == "mul" else None
+        if weighted is not None:
+            return weighted
         return binary_layer(c, node, kind, a["input"], a["other"], shape)
     return handler
 
@@ -813,6 +852,16 @@ def _pad(c, node, shape):
     if len(a["pad"]) > 2 * (len(shape) - 2):
         raise Opaque(f"pads {len(a['pad']) // 2} axes, the channels among them")
     return channelwise_layer(c, node, [a["input"]], shape)
+
+
+def _sum(c, node, shape):
+    a = _bind(node, "input", ("dim", None), ("keepdim", False), ("dtype", None))
+    source = c.values.get(a["input"]) if isinstance(a["input"], torch.fx.Node) else None
+    if isinstance(source, Regression) and source.stage == "weighted" and a["dim"] in (1, -3, (1,), [1]):
+        if not a["keepdim"]:
+            raise Opaque("a disparity regression without keepdim gives [N, H, W]; kcp's soft_argmin keeps the channel")
+        return c.layer(node, "soft_argmin", [source.value], (1,))
+    return _along("dim", "dim", ("keepdim", False), ("dtype", None))(c, node, shape)
 
 
 def _along(axes, *spec):
@@ -992,6 +1041,9 @@ def _group_norm(c, node, shape):
 
 def _softmax(c, node, shape):
     a = _bind(node, "input", "dim", ("_stacklevel", 3), ("dtype", None))
+    source = c.values.get(a["input"]) if isinstance(a["input"], torch.fx.Node) else None
+    if isinstance(source, Regression) and source.stage == "squeezed" and a["dim"] in (1, -3):
+        return Regression(source.value, "probabilities")
     require_channels(c, a["input"], a["dim"])
     return simple_layer(c, node, "softmax", a["input"])
 
@@ -1051,7 +1103,7 @@ FUNCTIONS = {
     torch.permute: _permute, F.layer_norm: _layer_norm, F.group_norm: _group_norm,
     F.pad: _pad, torch.flip: _along("dims", "dims"), torch.roll: _along("dims", "shifts", ("dims", None)),
     torch.amax: _along("dim", "dim", ("keepdim", False)), torch.amin: _along("dim", "dim", ("keepdim", False)),
-    torch.sum: _along("dim", "dim", ("keepdim", False), ("dtype", None)),
+    torch.sum: _sum, torch.squeeze: _squeeze,
 }
 
 # Functions of libraries kcp does not import, by ``module.qualname``.
@@ -1069,5 +1121,5 @@ METHODS = {
     "mean": _mean, "softmax": _softmax, "contiguous": _identity, "permute": _permute,
     "flip": _along("dims", "dims"), "roll": _along("dims", "shifts", ("dims", None)),
     "amax": _along("dim", "dim", ("keepdim", False)), "amin": _along("dim", "dim", ("keepdim", False)),
-    "sum": _along("dim", "dim", ("keepdim", False), ("dtype", None)),
+    "sum": _sum, "squeeze": _squeeze,
 }

@@ -23,7 +23,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from .._native import KCPError
 from ..network import Network, Value
 from ..onnx.format import fresh_name
-from .ops import ChannelsLast, GroupedView, Opaque, VolumeBuffer, convert, is_multiple, write_volume
+from .ops import ChannelsLast, GroupedView, Opaque, Regression, VolumeBuffer, convert, is_multiple, write_volume
 
 
 @dataclass
@@ -139,7 +139,7 @@ def _feeds_views_only(node):
 
 def _followed_value(value):
     """The kcp value a traced result stands for: itself, or the value a view of it shows."""
-    return value.value if isinstance(value, (ChannelsLast, GroupedView)) else value
+    return value.value if isinstance(value, (ChannelsLast, GroupedView, Regression)) else value
 
 
 def _summary(error):
@@ -161,10 +161,32 @@ class _Shapes(ShapeProp):
 
     def run_node(self, node):
         try:
-            return super().run_node(node)
+            result = super().run_node(node)
         except Exception as error:  # ShapeProp wraps the node's own error
             raise ValueError(f"example_inputs: {self.where(node)} fails on them "
                              f"({_summary(error.__cause__ or error)})") from None
+        if node.op == "call_function" or node.op == "call_method":
+            if isinstance(result, torch.Tensor) and result.numel() <= CONSTANT_SIZE and _is_constant(node):
+                node.meta["kcp_constant"] = result.detach().to("cpu").clone()
+        return result
+
+
+#: The most entries of a tensor the model computes from no input that kcp keeps (``torch.arange(D)``).
+CONSTANT_SIZE = 1 << 16
+
+
+def _is_constant(node):
+    """Whether ``node`` computes its tensor from no input of the model (reading a
+    tensor's dtype or device does not count)."""
+    if "kcp_is_constant" not in node.meta:
+        if node.op == "placeholder" or node.op == "call_module":
+            constant = False
+        elif node.op == "call_function" and node.target is getattr and node.args[1] in ("dtype", "device"):
+            constant = True
+        else:
+            constant = node.op != "output" and all(_is_constant(n) for n in node.all_input_nodes)
+        node.meta["kcp_is_constant"] = constant
+    return node.meta["kcp_is_constant"]
 
 
 def _example_tensors(example_inputs):
@@ -259,6 +281,9 @@ class _Converter:
 
     def _call(self, node):
         shape = _shape(node)
+        if "kcp_constant" in node.meta:  # computed from no input: a value for the ops that read it
+            self.values[node] = node.meta["kcp_constant"]
+            return
         if node.target is operator.setitem and isinstance(self.values.get(node.args[0]), VolumeBuffer):
             try:
                 write_volume(self, node)
