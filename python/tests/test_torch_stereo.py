@@ -215,3 +215,31 @@ def test_published_psmnet_runs_natively_from_its_pytorch_code():
     with torch.no_grad():
         np.testing.assert_allclose(back(*inputs).numpy(), small(*(x.numpy() for x in inputs))[0], rtol=0,
                                    atol=1e-4 * np.abs(expected).max())
+
+
+class SigmoidGroupCorrelation(torch.nn.Module):
+    """Sigmoid features into a group-wise correlation: a masked channel would add sigmoid(0)^2 to the mean."""
+
+    def __init__(self, activation):
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.activation = activation
+        self.head = torch.nn.Conv3d(2, 2, 1)
+
+    def forward(self, left, right):
+        fl, fr = self.activation(self.features(left)), self.activation(self.features(right))
+        batch, channels, height, width = fl.shape
+        slices = [torch.nn.functional.pad(fl[:, :, :, d:] * fr[:, :, :, :width - d], (d, 0))
+                  .view(batch, 2, channels // 2, height, width).mean(2) for d in range(3)]
+        return self.head(torch.stack(slices, 2))
+
+
+@pytest.mark.parametrize(("activation", "kept"), [(torch.nn.Sigmoid(), 8), (torch.nn.Tanh(), 4)])
+def test_features_nonzero_at_zero_before_a_group_mean_are_kept(activation, kept):
+    model = SigmoidGroupCorrelation(activation).eval()
+    inputs = (torch.randn(1, 3, 4, 8), torch.randn(1, 3, 4, 8))
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    compact = pruner.compact()
+    assert compact.features.out_channels == kept
+    assert_compact_equals_masked(model, compact, inputs)

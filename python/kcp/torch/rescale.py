@@ -10,10 +10,14 @@ ops that keep its channels apart), have their weight columns over it scaled
 by ``k' / k`` when the model is compacted, so that the compact model's
 outputs equal the masked model's. A mean read any other way (a batchnorm, an
 activation, an op kcp does not follow, the model's output) cannot be made up
-for: the channels it averages are kept.
+for, nor a mean of channels an activation with ``f(0) != 0`` produces (a
+masked channel would add ``sigmoid(0)`` products to the model's mean): the
+channels it averages are kept.
 """
 
 import numpy as np
+
+from ..network import Network
 
 #: Ops that pass a mean's channels on unchanged in scale.
 PASSING = ("channelwise", "concat", "identity")
@@ -34,6 +38,11 @@ def mean_readers(net, classes, axes, divisors):
     for labels, (source, count, means) in groups.items():
         carrying = {name for name, per_channel in classes.items() if labels & set(int(c) for c in per_channel)}
         tensors, ok = [], not carrying & outputs  # a mean the model returns (or an op kcp does not follow reads)
+        averaged = frozenset(int(label) for label in classes[source])
+        for layer in net.layers:
+            if layer.op == "activation" and averaged & set(int(c) for c in classes[layer.name]) and \
+                    not _keeps_zero(layer.attributes):
+                ok = False
         for layer in net.layers:
             if layer.name in carrying and layer.name not in means and layer.op not in PASSING:
                 ok = False
@@ -51,6 +60,13 @@ def mean_readers(net, classes, axes, divisors):
         else:
             unscalable.append(source)
     return readers, unscalable
+
+
+def _keeps_zero(attributes):
+    """Whether the engine's activation with these attributes maps 0 to 0."""
+    net = Network()
+    net.output(net.layer("activation", [net.input("x", (1, 1, 1, 1))], attributes))
+    return net(np.zeros((1, 1, 1, 1), np.float32))[0].item() == 0
 
 
 def column_scales(readers, classes, keep_classes):
