@@ -183,3 +183,17 @@ def test_stereo_models_prune_to_70_percent_fewer_macs_compact_equals_masked(buil
     inputs = [rng.standard_normal(v.shape).astype(np.float32) for v in net.inputs]
     (got,), (expected,) = compact(*inputs), masked(*inputs)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize(("attributes", "message"), [((5, 4, 1, 1.0), "kind"), ((1, 4, 0, 1.0), "groups"),
+                                                     ((1, 4, 4, float("nan")), "scale"),
+                                                     ((0, 10**14, 1, 1.0), "elements"),
+                                                     ((0, 4, 2, 1.0), "groups 1 and scale 1"),
+                                                     ((1, -3, 2, 0.5), "disparity")])
+def test_raw_attributes_are_checked_before_the_engine_runs(attributes, message):
+    net = kcp.Network()
+    left, right = net.input("left", (1, 4, 3, 8)), net.input("right", (1, 4, 3, 8))
+    with pytest.raises(ValueError, match=message):
+        net.layer("cost_volume", [left, right], attributes)
+    with pytest.raises(ValueError, match="sign"):
+        net.layer("soft_argmin", [left], (float("nan"),))
