@@ -243,3 +243,26 @@ def test_features_nonzero_at_zero_before_a_group_mean_are_kept(activation, kept)
     compact = pruner.compact()
     assert compact.features.out_channels == kept
     assert_compact_equals_masked(model, compact, inputs)
+
+
+def test_published_gwcnet_runs_natively_and_comes_back_compact():
+    """GwcNet's group-wise correlations written into zeros are the engine's volume: to_kcp runs the
+    model natively; from_kcp of the compact network scales the 3-D conv reading the model's mean by k' / k."""
+    torch.manual_seed(6)
+    model = randomized(PublishedGwcNet())
+    inputs = (torch.randn(1, 3, 32, 64), torch.randn(1, 3, 32, 64))
+    net = kcp.torch.to_kcp(model, inputs)
+    assert "channelwise" not in [layer.op for layer in net.layers]
+    arrays = [x.numpy() for x in inputs]
+    with torch.no_grad():
+        expected = model(*inputs).numpy()
+    np.testing.assert_allclose(net(*arrays)[0], expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    small = kcp.plan(net, ratio=0.5).apply(net)
+    back = kcp.torch.from_kcp(small, model).eval()
+    assert back.feature_extraction.layer2.conv2[0].out_channels == 4
+    # The 4 group-wise channels of the volume: the model's mean over 2 channels per group where the engine keeps 1/4.
+    weight = small.parameters["dres0.0.0.weight"]
+    np.testing.assert_allclose(back.dres0[0][0].weight.detach().numpy(),
+                               np.concatenate([weight[:, :4] / 2, weight[:, 4:]], 1))
+    with torch.no_grad():
+        np.testing.assert_allclose(back(*inputs).numpy(), small(*arrays)[0], rtol=0, atol=1e-4 * np.abs(expected).max())

@@ -33,7 +33,7 @@ import torch.nn as nn
 from .. import _arguments
 from ..plans import Plan, _structure, spaces
 from ..plans import plan as plan_network
-from .rescale import column_scales, mean_readers
+from .rescale import column_scales, mean_readers, native_scales
 from .trace import trace
 
 MODES = {"soft": "soft", "hard": "hard"}
@@ -113,7 +113,7 @@ class Pruner:
         net = self._traced.network
         per_value, self._space_of = _structure(net)[:2]  # fixed: the traced network is never changed
         self._classes = {value.name: classes for value, classes in zip(net._all_values(), per_value)}
-        self._means, unscalable = mean_readers(net, self._classes, self._traced.axes, self._traced.divisors)
+        self._means, unscalable = mean_readers(net, self._classes, set(self._traced.axes), self._traced.divisors)
         space_of = {name: space.index for space in spaces(net) for name in space.values}
         overrides = {**{space_of[value]: 0.0 for value in unscalable if value in space_of},
                      **self._overrides(ignored_layers)}
@@ -323,7 +323,10 @@ def from_kcp(net, model):
     """A copy of ``model`` holding the weights of ``net``, a network made by
     :func:`to_kcp` from the same architecture and then perhaps fine-tuned or
     compacted natively: layers are resized to ``net``'s parameter shapes.
-    Its ``state_dict()`` is the PyTorch state dict. ``model`` is left unchanged."""
+    Where the model averages groups of channels that lost some (GwcNet's
+    group-wise correlation), the layers reading the mean are scaled as
+    :mod:`kcp.torch.rescale` says. Its ``state_dict()`` is the PyTorch state
+    dict. ``model`` is left unchanged."""
     pruned = copy.deepcopy(_unwrapped(model))
     arrays = {}
     for name, array in net.parameters.items():
@@ -340,12 +343,17 @@ def from_kcp(net, model):
             raise ValueError(f"net: parameter {name!r} has shape {array.shape}, the model's {tuple(tensor.shape)}")
         keep[name] = tuple(np.arange(new) if new != old else None for new, old in zip(array.shape[:2], tensor.shape))
     _shrink(pruned, keep, "net")
+    classes = {value.name: labels for value, labels in zip(net._all_values(), _structure(net)[0])}
+    scales = native_scales(net, classes, set(arrays))
     with torch.no_grad():
         for name, array in arrays.items():
             tensor = _find(pruned, name, "net")[2]
             if tuple(tensor.shape) != array.shape:
                 raise ValueError(f"net: parameter {name!r} has shape {array.shape}, the model's {tuple(tensor.shape)}")
             tensor.copy_(torch.from_numpy(array))
+            if name in scales:
+                columns, factor = scales[name]
+                tensor[:, torch.as_tensor(columns, dtype=torch.long)] *= factor
     return pruned
 
 

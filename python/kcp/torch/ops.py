@@ -444,12 +444,32 @@ def _regression_weights(c, a, b):
 
 
 @dataclass(frozen=True)
-class Crop:
-    """``source[:, :, :, start:stop]``, a crop of W that is only written into a :class:`VolumeBuffer`."""
+class WrittenSlice:
+    """A tensor computed only to be written into a :class:`VolumeBuffer` (a crop
+    of W, or GwcNet's product, view and group mean of crops): no layer of its
+    own; the buffer reads how ``node`` was computed from the fx graph."""
 
-    source: torch.fx.Node
-    start: int | None
-    stop: int | None
+    node: torch.fx.Node
+
+
+#: The steps of a slice written into a volume: crops, GwcNet's product of two, its view and group mean.
+SLICE_STEPS = (operator.getitem, operator.mul, torch.mul, "mul", "view", "reshape", "mean")
+
+
+def written_into_volume(c, node):
+    """Whether every use of ``node`` (one of :data:`SLICE_STEPS`) ends, through
+    such steps, in a write into a :class:`VolumeBuffer` (reading its shape aside)."""
+    if node.target not in SLICE_STEPS or not node.users:
+        return False
+    for user in node.users:
+        if (user.target is getattr and user.args[1] == "shape") or user.target == "size":
+            continue
+        if user.target is operator.setitem:
+            if user.args[2] is not node or not isinstance(c.values.get(user.args[0]), VolumeBuffer):
+                return False
+        elif not written_into_volume(c, user):
+            return False
+    return True
 
 
 @dataclass
@@ -458,22 +478,29 @@ class VolumeBuffer:
     disparities fills slice by slice (PSMNet's ``cost[:, :C, i, :, i:] =
     left[:, :, :, i:]``, GwcNet's ``volume[:, :, i, :, i:] =
     groupwise_correlation(left[..., i:], right[..., :-i], G)``): the writes,
-    ``{(channel half, or None for all channels, d): (Crop, W start)}``, become
-    a cost volume when a layer reads it (:meth:`volume`)."""
+    ``{(channel half, or None for all channels, d): (written fx node, W start)}``,
+    become a cost volume when a layer reads it (:meth:`volume`)."""
 
     node: torch.fx.Node
     shape: tuple
     writes: dict = field(default_factory=dict)
     refused: str | None = None  # why a write does not fit
 
-    def sources(self):
-        """The tensors written into it."""
-        return [crop.source for crop, _ in self.writes.values()]
+    def sources(self, c):
+        """The traced tensors the writes read, directly or through slice steps."""
+        found, pending = [], [written for written, _ in self.writes.values()]
+        while pending:
+            node = pending.pop()
+            if isinstance(c.values.get(node), WrittenSlice):
+                pending.extend(node.all_input_nodes)
+            elif isinstance(c.values.get(node), Value) and node not in found:
+                found.append(node)
+        return found
 
     def volume(self, c):
-        """The concatenation volume the writes make, or :class:`Opaque`: every
-        disparity ``d`` writes ``left[..., d:]`` into the first half and
-        ``right[..., :W - d]`` into the second, both at ``W`` positions ``d:``."""
+        """The cost volume the writes make, or :class:`Opaque`: a concatenation
+        volume if every disparity ``d`` writes ``left[..., d:]`` into the first
+        half and ``right[..., :-d]`` into the second at ``W`` positions ``d:``."""
         if self.refused:
             raise Opaque(self.refused)
         if any(half is None for half, _ in self.writes):
@@ -481,35 +508,33 @@ class VolumeBuffer:
         n, channels, disparities, height, width = self.shape
         sides = []
         for half in (0, 1):
-            sources = {self.writes[half, d][0].source if (half, d) in self.writes else None for d in range(disparities)}
+            sources = set()
+            for d in range(disparities):
+                written, start = self.writes.get((half, d), (None, None))
+                crop = (d or None, None) if half == 0 else (None, -d or None)
+                sources.add(None if written is None or (start or 0) != d else _uncropped(written, d, *crop))
             if len(sources) != 1 or None in sources:
                 raise Opaque("fills a zero volume other than as a concatenation volume, every disparity once")
-            sides.append(next(iter(sources)))
-        for (half, d), (crop, start) in self.writes.items():
-            expected = (d or None, None) if half == 0 else (None, (-d if d else None))
-            if (crop.start, crop.stop) not in (expected, (expected[0], width - d if half == 1 and d else None)) \
-                    or (start or 0) != d:
-                raise Opaque(f"writes disparity {d} other than as a concatenation volume")
+            sides.append(sources.pop())
         left, right = (c.native(side) for side in sides)
-        if left.shape != right.shape or 2 * left.shape[1] != channels:
+        if left.shape != right.shape or 2 * left.shape[1] != channels or len(self.writes) != 2 * disparities:
             raise Opaque(f"fills a volume of {channels} channels from {list(left.shape)} and {list(right.shape)}")
         return c.layer(self.node, "cost_volume", [left, right], (COST_VOLUMES["concatenation"], disparities, 1, 1.0))
 
     def _group_correlation(self, c):
         """The group-wise correlation volume the writes make: every disparity
-        ``d`` writes the group mean (:func:`group_mean_layer`) of
-        ``left[..., d:] * right[..., :-d]`` at ``W`` positions ``d:``. The
-        layers that computed each slice stay in the network, read by none."""
+        ``d`` writes the group mean ``(left[..., d:] * right[..., :-d]).view(N,
+        G, C / G, H, W - d).mean(2)`` at ``W`` positions ``d:``."""
         n, groups, disparities, height, width = self.shape
         pairs = set()
         for d in range(disparities):
-            crop, start = self.writes.get((None, d), (None, None))
-            mean = crop.source if crop is not None else None
+            mean, start = self.writes.get((None, d), (None, None))
             view = mean.args[0] if mean is not None and mean.target == "mean" else None
             product = view.args[0] if view is not None and view.target in ("view", "reshape") else None
             if product is None or (start or 0) != d or product.target not in (operator.mul, torch.mul, "mul"):
                 raise Opaque(f"writes disparity {d} other than as GwcNet's group-wise correlation")
-            pairs.add((_uncropped(product.args[0], d, d or None, None), _uncropped(product.args[1], d, None, -d or None)))
+            pairs.add((_uncropped(product.args[0], d, d or None, None),
+                       _uncropped(product.args[1], d, None, -d or None)))
         if len(pairs) != 1 or None in next(iter(pairs)) or len(self.writes) != disparities:
             raise Opaque("fills a zero volume other than as a group-wise correlation volume, every disparity once")
         left, right = (c.native(side) for side in pairs.pop())
@@ -537,7 +562,7 @@ def _uncropped(node, d, start, stop):
 def _new_zeros(c, node, shape):
     c.native(node.args[0])
     if len(shape) != 5:
-        raise Opaque("kcp follows zero tensors filled as [N, 2C, D, H, W] cost volumes")
+        raise Opaque("kcp follows zero tensors filled as [N, K, D, H, W] cost volumes")
     return VolumeBuffer(node, shape)
 
 
@@ -552,12 +577,11 @@ def write_volume(c, node):
     channels, d, positions = index[1], index[2], index[4]
     if channels.step is not None or (channels.start is not None and channels.stop is not None):
         raise Opaque("writes a volume's channels other than whole or as its first or second half")
+    if not isinstance(c.values.get(value), (Value, WrittenSlice)) or positions.step is not None \
+            or positions.stop is not None:
+        raise Opaque("writes a volume with something other than a tensor or a slice computed for it")
     half = None if channels == whole else 0 if channels.start is None else 1
-    written = c.values.get(value)
-    crop = written if isinstance(written, Crop) else Crop(value, None, None) if isinstance(written, Value) else None
-    if crop is None or positions.step is not None or positions.stop is not None:
-        raise Opaque("writes a volume with something other than a tensor or a crop of its W")
-    buffer.writes[(half, d)] = (crop, positions.start)
+    buffer.writes[(half, d)] = (value, positions.start)
 
 
 def reshape_layer(c, node, x, shape):
@@ -896,10 +920,6 @@ def _getitem(c, node, shape):
     whole = slice(None)
     if isinstance(source, Value) and len(index) >= 2 and index[:2] == (whole, whole) and \
             all(isinstance(i, slice) or i is Ellipsis for i in index):
-        if len(index) == 4 and index[2] == whole and index[3].step is None and node.users and all(
-                user.target is operator.setitem and user.args[2] is node and user.args[0] is not node
-                and isinstance(c.values.get(user.args[0]), VolumeBuffer) for user in node.users):
-            return Crop(node.args[0], index[3].start, index[3].stop)  # written into a volume: no layer of its own
         return channelwise_layer(c, node, [node.args[0]], shape)  # a crop of H or W
     raise Opaque("indexes a tensor; kcp follows the parts of a chunk and crops of H and W")
 

@@ -17,7 +17,7 @@ channels it averages are kept.
 
 import numpy as np
 
-from ..network import Network
+from ..network import COST_VOLUMES, Network
 
 #: Ops that pass a mean's channels on unchanged in scale.
 PASSING = ("channelwise", "concat", "identity")
@@ -25,11 +25,11 @@ PASSING = ("channelwise", "concat", "identity")
 READING = ("conv2d", "conv3d", "linear")
 
 
-def mean_readers(net, classes, axes, divisors):
+def mean_readers(net, classes, tensors, divisors):
     """``({class labels of a mean: (averaged value, channels per group, [(model tensor, input value)])},
     [averaged values whose mean is read otherwise])`` for the traced ``net``,
-    ``classes`` (value name -> class label per channel), ``axes`` (model
-    tensor -> :class:`kcp.torch.ops.Axes`) and ``divisors`` (:attr:`Traced.divisors`)."""
+    ``classes`` (value name -> class label per channel), ``tensors`` (the
+    names of the model's tensors) and ``divisors`` (:attr:`Traced.divisors`)."""
     readers, unscalable = {}, []
     groups, outputs = {}, {value.name for value in net.outputs}
     for value, (source, count) in divisors.items():
@@ -37,7 +37,7 @@ def mean_readers(net, classes, axes, divisors):
         groups.setdefault(labels, (source, count, []))[2].append(value)
     for labels, (source, count, means) in groups.items():
         carrying = {name for name, per_channel in classes.items() if labels & set(int(c) for c in per_channel)}
-        tensors, ok = [], not carrying & outputs  # a mean the model returns (or an op kcp does not follow reads)
+        reading, ok = [], not carrying & outputs  # a mean the model returns (or an op kcp does not follow reads)
         averaged = frozenset(int(label) for label in classes[source])
         for layer in net.layers:
             if layer.op == "activation" and averaged & set(int(c) for c in classes[layer.name]) and \
@@ -51,12 +51,12 @@ def mean_readers(net, classes, axes, divisors):
                     continue
                 weight = layer.parameters[0] if layer.parameters else None
                 groups_attribute = layer.attributes[-1] if layer.op in ("conv2d", "conv3d") else 1
-                if layer.op in READING and weight in axes and axes[weight].inp == x and groups_attribute == 1:
-                    tensors.append((weight, x))
+                if layer.op in READING and weight in tensors and layer.inputs[0] == x and groups_attribute == 1:
+                    reading.append((weight, x))
                 else:
                     ok = False
         if ok:
-            readers[labels] = (source, count, tensors)
+            readers[labels] = (source, count, reading)
         else:
             unscalable.append(source)
     return readers, unscalable
@@ -69,15 +69,36 @@ def _keeps_zero(attributes):
     return net(np.zeros((1, 1, 1, 1), np.float32))[0].item() == 0
 
 
+def native_scales(net, classes, tensors):
+    """Per model tensor, ``(its dimension-1 indices over a mean, k' / k)`` for
+    the means of a compact native network ``net`` whose model divides by the
+    ``k'`` channels per group left where the engine keeps ``1 / k``: group-wise
+    cost volumes (``scale = 1 / k``) and group means (weight ``1 / k``)."""
+    divisors, factors = {}, {}
+    for layer in net.layers:
+        if layer.op == "cost_volume" and layer.attributes[0] == COST_VOLUMES["group_correlation"]:
+            groups, share = int(layer.attributes[2]), float(layer.attributes[3])
+        elif layer.op == "conv2d" and layer.parameters and layer.parameters[0].endswith(".group_mean"):
+            groups, share = int(layer.attributes[-1]), float(net.parameters[layer.parameters[0]].flat[0])
+        else:
+            continue
+        per_group = len(classes[layer.inputs[0]]) // groups
+        divisors[layer.name] = (layer.inputs[0], per_group)
+        factors[frozenset(int(label) for label in classes[layer.name])] = per_group * share
+    readers, _ = mean_readers(net, classes, tensors, divisors)
+    return {name: (np.flatnonzero(np.isin(classes[x], list(labels))), factors[labels])
+            for labels, (_, _, reading) in readers.items() if factors[labels] != 1 for name, x in reading}
+
+
 def column_scales(readers, classes, keep_classes):
     """Per model tensor, ``(its kept dimension-1 indices over a mean, k' / k)``
     for the means that lose channels under ``keep_classes``."""
     scales = {}
-    for labels, (source, count, tensors) in readers.items():
+    for labels, (source, count, reading) in readers.items():
         kept = int(keep_classes[classes[source]][:count].sum())  # group 0's positions: every group keeps as many
         if kept == count:
             continue
-        for name, x in tensors:
+        for name, x in reading:
             reads = np.isin(classes[x], list(labels))[keep_classes[classes[x]]]
             scales[name] = (np.flatnonzero(reads), kept / count)
     return scales

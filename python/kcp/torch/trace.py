@@ -23,7 +23,8 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from .._native import KCPError
 from ..network import Network, Value
 from ..onnx.format import fresh_name
-from .ops import ChannelsLast, GroupedView, Opaque, Regression, VolumeBuffer, convert, is_multiple, write_volume
+from .ops import (ChannelsLast, GroupedView, Opaque, Regression, VolumeBuffer, WrittenSlice, convert, is_multiple,
+                  write_volume, written_into_volume)
 
 
 @dataclass
@@ -285,12 +286,15 @@ class _Converter:
             self.values[node] = node.meta["kcp_constant"]
             return
         if node.target is operator.setitem and isinstance(self.values.get(node.args[0]), VolumeBuffer):
+            buffer = self.values[node.args[0]]
             try:
                 write_volume(self, node)
             except Opaque as reason:
-                written = self.values.get(node.args[2])
-                self._opaque(node, str(reason), frozen=[getattr(written, "source", node.args[2])])
-                self.values[node.args[0]].refused = str(reason)
+                buffer.refused = str(reason)
+                buffer.writes[None, None] = (node.args[2], None)  # its sources keep their channels too
+            return
+        if shape is not None and node.op in ("call_function", "call_method") and written_into_volume(self, node):
+            self.values[node] = WrittenSlice(node)  # computed for a volume buffer, which reads it from the graph
             return
         if shape is None and not is_multiple(node):
             # Sizes, dtypes and other plain values: the tensors built from them carry their traced shapes, and
@@ -342,8 +346,8 @@ class _Converter:
             try:
                 self.values[arg] = buffer.volume(self)
             except Opaque:
-                for source in buffer.sources():  # the written features must keep their channels
-                    if isinstance(self.values.get(source), Value) and source not in self.outputs:
+                for source in buffer.sources(self):  # the written features must keep their channels
+                    if source not in self.outputs:
                         self._mark_output(source)
                 raise
         if not isinstance(arg, torch.fx.Node) or not isinstance(self.values.get(arg), Value):
