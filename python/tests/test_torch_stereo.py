@@ -40,7 +40,8 @@ def test_published_volume_loops_prune_to_70_percent_fewer_macs(build):
     assert got.shape == expected.shape == (1, 1, 32, 64)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=0, atol=1e-4 * expected.abs().max().item())
     # The Siamese trunk (shared by both images) is pruned, and the 3-D aggregation reading the volume with it.
-    assert compact.feature_extraction.firstconv[0][0].out_channels < model.feature_extraction.firstconv[0][0].out_channels
+    first = (model.feature_extraction.firstconv[0][0], compact.feature_extraction.firstconv[0][0])
+    assert first[1].out_channels < first[0].out_channels
     assert compact.dres0[0][0].in_channels < model.dres0[0][0].in_channels
     assert compact.hourglass.conv1[0][0].out_channels < model.hourglass.conv1[0][0].out_channels
 
