@@ -267,3 +267,27 @@ def test_published_gwcnet_runs_natively_and_comes_back_compact():
                                np.concatenate([weight[:, :4] / 2, weight[:, 4:]], 1))
     with torch.no_grad():
         np.testing.assert_allclose(back(*inputs).numpy(), small(*arrays)[0], rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+class VolumeOut(torch.nn.Module):
+    """A volume written into zeros and returned, or read by an op kcp does not follow."""
+
+    def __init__(self, read):
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.read = read
+
+    def forward(self, left, right):
+        volume = build_concat_volume_in_place(self.features(left), self.features(right), 3)
+        return volume if self.read is None else self.read(volume)
+
+
+@pytest.mark.parametrize("read", [None, torch.nn.Hardshrink()], ids=["returned", "unknown-op"])
+def test_a_volume_the_model_returns_or_hands_to_an_unknown_op_keeps_its_channels(read):
+    model = VolumeOut(read).eval()
+    inputs = (torch.randn(1, 3, 4, 8), torch.randn(1, 3, 4, 8))
+    pruner = kcp.torch.Pruner(model, inputs, ratio=0.5)
+    pruner.step()
+    compact = pruner.compact()
+    assert compact.features.out_channels == 6
+    assert_compact_equals_masked(model, compact, inputs)

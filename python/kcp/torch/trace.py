@@ -265,6 +265,7 @@ class _Converter:
         leaves = []
         torch.fx.node.map_arg(node.args[0], leaves.append)
         for leaf in leaves:
+            self._settle(leaf)
             if not isinstance(self.values.get(leaf), Value):
                 if self.strict:
                     raise ValueError(f"model: output {self.where(leaf)} is not a [N, C, H, W], [N, C, D, H, W] or "
@@ -273,6 +274,14 @@ class _Converter:
                     self._mark_output(leaf)
                 continue
             self._mark_output(leaf)
+
+    def _settle(self, node):
+        """Makes a :class:`VolumeBuffer` read by the model's output or by an op
+        kcp does not follow its volume, or, if it is none kcp knows, keeps the
+        channels written into it."""
+        if isinstance(self.values.get(node), VolumeBuffer):
+            with contextlib.suppress(Opaque):
+                self.native(node)
 
     def _mark_output(self, node):
         """Makes the kcp value behind ``node`` (or behind its view) a network output."""
@@ -325,6 +334,7 @@ class _Converter:
             raise ValueError(f"model: {self.where(node)}: {reason}; kcp has no native form for it")
         text = f"{self.where(node)}: {reason}; the channels it reads and writes are kept"
         for source in node.all_input_nodes if frozen is None else frozen:
+            self._settle(source)
             value = _followed_value(self.values.get(source))
             if isinstance(value, Value) and source not in self.outputs:
                 self._mark_output(source)
