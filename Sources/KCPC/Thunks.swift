@@ -3,7 +3,7 @@ import KCP
 // The C ABI of include/kcp.h: validate, unwrap, call the engine, report.
 
 @_cdecl("kcp_abi_version")
-public func kcp_abi_version() -> Int32 { 6 }
+public func kcp_abi_version() -> Int32 { 7 }
 
 @_cdecl("kcp_op_table")
 public func kcp_op_table(_ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int64,

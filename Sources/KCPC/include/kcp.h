@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define KCP_ABI_VERSION 6
+#define KCP_ABI_VERSION 7
 
 typedef int32_t kcp_status;
 enum {
