@@ -36,6 +36,8 @@ extension OpCode {
         case .adaptivePool: return ["height", "width", "max"]
         case .resize: return ["height", "width", "mode", "align_corners"]
         case .correlation: return ["max_disparity", "scale"]
+        case .costVolume: return ["kind", "max_disparity", "groups", "scale"]
+        case .softArgmin: return ["sign"]
         case .channelShuffle: return ["groups"]
         case .channelChunk: return ["index", "parts"]
         case .normalization: return ["groups", "spatial", "epsilon"]
@@ -54,7 +56,7 @@ extension OpCode {
         case .avgPool3d: return window3d + ["count_include_pad", "ceil_mode"]
         case .resize3d: return ["depth", "height", "width", "mode", "align_corners"]
         case .channelwise: return nil
-        case .concat, .globalAvgPool, .flatten, .linear, .softmax, .softArgmin, .identity: return []
+        case .concat, .globalAvgPool, .flatten, .linear, .softmax, .identity: return []
         }
     }
 
@@ -67,6 +69,8 @@ extension OpCode {
             .map { ($0.0, $0.1.rawValue) }),
         ("binary", [("add", Binary.Kind.add), ("sub", .sub), ("mul", .mul), ("div", .div)].map { ($0.0, $0.1.rawValue) }),
         ("resize_mode", [("nearest", UpsampleMode.nearest), ("bilinear", .bilinear)].map { ($0.0, $0.1.rawValue) }),
+        ("cost_volume", [("concatenation", CostVolume.Kind.concatenation), ("group_correlation", .groupCorrelation)]
+            .map { ($0.0, $0.1.rawValue) }),
     ]
 
     /// The table as text, one line per op (`op CODE NAME attr,attr,...`, `*`
@@ -166,7 +170,10 @@ extension Arguments {
                                   alignCorners: try flag(3)))
         case .correlation: return .correlation(maxDisparity: try integer(0), scale: Float(attributes[1]))
         case .softmax: return .softmax
-        case .softArgmin: return .softArgmin
+        case .costVolume:
+            return .costVolume(CostVolume(try kind(0, CostVolume.Kind.self), maxDisparity: try integer(1),
+                                          groups: try integer(2), scale: Float(attributes[3])))
+        case .softArgmin: return .softArgmin(sign: Float(attributes[0]))
         case .identity: return .identity
         case .channelShuffle: return .channelShuffle(groups: try integer(0))
         case .channelChunk: return .channelChunk(index: try integer(0), parts: try integer(1))
@@ -212,7 +219,7 @@ extension Arguments {
         case let .batchNorm(epsilon): attributes = [Double(epsilon)]
         case let .activation(a): attributes = [Double(a.kind.rawValue), Double(a.alpha), Double(a.beta)]
         case let .binary(b): attributes = [Double(b.kind.rawValue), b.constantFirst ? 1 : 0]
-        case .concat, .globalAvgPool, .flatten, .linear, .softmax, .softArgmin, .identity: attributes = []
+        case .concat, .globalAvgPool, .flatten, .linear, .softmax, .identity: attributes = []
         case let .maxPool(p), let .avgPool(p): attributes = pool(p)
         case let .maxPool3d(p):
             attributes = window3d(p) + [p.plane.ceilMode ? 1 : 0, p.dilation, p.plane.dilation.0, p.plane.dilation.1].map(Double.init)
@@ -225,6 +232,9 @@ extension Arguments {
         case let .resize(r):
             attributes = [Double(r.height), Double(r.width), Double(r.mode.rawValue), r.alignCorners ? 1 : 0]
         case let .correlation(maxDisparity, scale): attributes = [Double(maxDisparity), Double(scale)]
+        case let .costVolume(v):
+            attributes = [Double(v.kind.rawValue), Double(v.maxDisparity), Double(v.groups), Double(v.scale)]
+        case let .softArgmin(sign): attributes = [Double(sign)]
         case let .channelShuffle(groups): attributes = [Double(groups)]
         case let .channelChunk(index, parts): attributes = [Double(index), Double(parts)]
         case let .channelwise(shape): attributes = shape.map(Double.init)

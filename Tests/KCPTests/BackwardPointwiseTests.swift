@@ -177,18 +177,19 @@ struct BackwardPointwiseTests {
     @Test("soft-argmin: finite differences", arguments: [[2, 4, 2, 3], [1, 1, 2, 2], [1, 7, 1, 1]])
     func softArgmin(shape: [Int]) {
         let x = pwTensor(shape, seed: 12, in: -2...2)
-        pwCheckBackward([x], what: "soft-argmin \(shape)", { softArgminForward($0[0]) }) {
-            [softArgminBackward(x, gradient: $0)]
+        pwCheckBackward([x], what: "soft-argmin \(shape)", { softArgminForward($0[0], sign: -1) }) {
+            [softArgminBackward(x, sign: -1, gradient: $0)]
         }
     }
 
     @Test("soft-argmin: g p_d (y - d) by hand")
     func softArgminLiteral() {
         // Equal costs over two disparities: p = (1/2, 1/2), y = 1/2.
-        let dx = softArgminBackward(Tensor(shape: [1, 2, 1, 1], data: [0, 0]), gradient: Tensor(shape: [1, 1, 1, 1], data: [2]))
+        let dx = softArgminBackward(Tensor(shape: [1, 2, 1, 1], data: [0, 0]), sign: -1,
+                                    gradient: Tensor(shape: [1, 1, 1, 1], data: [2]))
         #expect(dx.data == [0.5, -0.5])
         // Costs (0, ln 3): p = (3/4, 1/4), y = 1/4; dx = g (3/4 * 1/4, 1/4 * (1/4 - 1)) = g (3/16, -3/16).
-        let skewed = softArgminBackward(Tensor(shape: [1, 2, 1, 1], data: [0, logf(3)]),
+        let skewed = softArgminBackward(Tensor(shape: [1, 2, 1, 1], data: [0, logf(3)]), sign: -1,
                                         gradient: Tensor(shape: [1, 1, 1, 1], data: [16]))
         expectClose(skewed.data, [3, -3], tolerance: 1e-5)
     }
@@ -196,15 +197,19 @@ struct BackwardPointwiseTests {
 
 extension ThreadsTests {
     // In the serialized thread-count suite, so no other test sees the count change.
-    @Test("correlation, softmax and soft-argmin backward are bitwise the same for 1, 2 and 3 threads")
+    @Test("correlation, cost volume, softmax and soft-argmin backward are bitwise the same for 1, 2 and 3 threads")
     func backwardThreads() throws {
         let left = pwTensor([2, 5, 6, 9], seed: 20), right = pwTensor([2, 5, 6, 9], seed: 21)
         let g = pwTensor([2, 7, 6, 9], seed: 22), x = pwTensor([3, 7, 6, 9], seed: 23)
         let gx = pwTensor([3, 7, 6, 9], seed: 24), gs = pwTensor([3, 1, 6, 9], seed: 25)
         let run = {
             let d = correlationBackward(left, right, maxDisparity: 7, scale: 0.2, gradient: g)
-            return [d.left, d.right, softmaxBackward(output: softmaxForward(x), gradient: gx),
-                    softArgminBackward(x, gradient: gs)]
+            let v = groupCorrelationBackward(left, right, maxDisparity: 7, groups: 5, scale: 0.2,
+                                             gradient: Tensor(shape: [2, 5, 7, 6, 9], data: (0..<3780).map { Float($0 % 13) }))
+            let gc = Tensor(shape: [2, 10, 7, 6, 9], data: (0..<7560).map { Float($0 % 11) })
+            let c = concatenationVolumeBackward(inputShape: left.shape, maxDisparity: 7, gradient: gc)
+            return [d.left, d.right, v.left, v.right, c.left, c.right,
+                    softmaxBackward(output: softmaxForward(x), gradient: gx), softArgminBackward(x, sign: -1, gradient: gs)]
         }
         let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)
         #expect(one == two && one == three)

@@ -281,11 +281,11 @@ struct NetworkOpTests {
                 for k in 0..<12 { expected.data[n * 12 + k] += Double(d) * p[(n * 5 + d) * 12 + k] }
             }
         }
-        netExpect(try netRunOp(.softArgmin, [x]), expected)
+        netExpect(try netRunOp(.softArgmin(sign: -1), [x]), expected)
         // Equal costs: the mean disparity (0 + 1 + 2) / 3; one much lower cost: its disparity.
-        netExpect(try netRunOp(.softArgmin, [Tensor(shape: [1, 3, 1, 2], data: [0, 0, 0, 0, 0, -50])]),
+        netExpect(try netRunOp(.softArgmin(sign: -1), [Tensor(shape: [1, 3, 1, 2], data: [0, 0, 0, 0, 0, -50])]),
                   shape: [1, 1, 1, 2], [1, 2], tolerance: 1e-5)
-        netExpect(try netRunOp(.softArgmin, [Tensor(shape: [1, 1, 1, 1], data: [3])]), shape: [1, 1, 1, 1], [0])
+        netExpect(try netRunOp(.softArgmin(sign: -1), [Tensor(shape: [1, 1, 1, 1], data: [3])]), shape: [1, 1, 1, 1], [0])
     }
 
     @Test func batchSizeFollowsInputs() throws {

@@ -260,7 +260,7 @@ struct NetworkSpacesTests {
         let agg = try b.conv("agg", corr, out: 5)
         let r = try b.op("r", .activation(.relu), agg)
         let head = try b.conv("head", r, out: 3)
-        let disparity = try b.op("disp", .softArgmin, head)
+        let disparity = try b.op("disp", .softArgmin(sign: -1), head)
         try b.output(disparity)
         let s = try ChannelSpaces(b.net)
         #expect(s.classOf[cl] == [6, 7, 8, 9] && s.classOf[cr] == [6, 7, 8, 9])

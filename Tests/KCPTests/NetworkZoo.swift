@@ -74,7 +74,7 @@ enum NetZoo: String, CaseIterable, Sendable, CustomTestStringConvertible {
             let cost = try b.op("corr", .correlation(maxDisparity: 4, scale: 1.0 / 6), features[0], features[1])
             let a1 = try b.op("agg1.relu", .activation(.relu), try b.batchNorm("agg1.bn", try b.conv("agg1", cost, out: 8)))
             let a2 = try b.conv("agg2", a1, out: 4)
-            try b.output(try b.op("disparity", .softArgmin, a2))
+            try b.output(try b.op("disparity", .softArgmin(sign: -1), a2))
         case .depthwiseSeparable:
             let x = try b.input("x", [1, 3, 8, 8])
             let c1 = try b.op("c1.relu", .activation(.relu), try b.batchNorm("c1.bn", try b.conv("c1", x, out: 8)))

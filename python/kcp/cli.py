@@ -19,7 +19,7 @@ from . import KCPError, from_onnx, plan, spaces
 from .experiments import compare
 from .layer import CRITERIA
 from .plans import MODES
-from .experiments.tasks import DENSE_TASKS, PRUNING_RECIPES, TASK_NAMES
+from .experiments.tasks import DENSE_TASKS, PRUNING_RECIPES, STEREO_MODELS, TASK_NAMES
 
 #: Each command's extra, and the modules it imports from it: the demo plots with
 #: matplotlib, draws its data from scikit-image and writes ONNX files.
@@ -42,8 +42,8 @@ def _missing_extra(command):
 def _demo(args):
     from .experiments import demo
 
-    results = demo.run(args.task, macs_reduction=args.macs_reduction, criterion=args.criterion, recipe=args.recipe,
-                       quick=args.quick, out=args.out, seed=args.seed)
+    results = demo.run(args.task, model=args.model, macs_reduction=args.macs_reduction, criterion=args.criterion,
+                       recipe=args.recipe, quick=args.quick, out=args.out, seed=args.seed)
     how = (f"with {args.criterion} soft pruning" if args.recipe == "soft"
            else f"after {args.criterion} pruning and compensation")
     print(f"\n{args.task}: {results['settings']['epochs']} epochs dense, then as many {how}\n")
@@ -55,7 +55,7 @@ def _demo(args):
 
 def _compare(args):
     summary = compare.run(args.tasks, args.criteria, args.reductions, range(args.seeds), recipe=args.recipe,
-                          quick=args.quick, out=args.out)
+                          quick=args.quick, out=args.out, model=args.model)
     print(compare.table(summary))
     print(f"wrote {args.out}/: compare.json, compare.md, compare.png")
     return 0
@@ -137,6 +137,8 @@ def _parser():
 
     demo_parser = commands.add_parser("demo", help="train a dense-labeling network, prune it with KCP, compare")
     demo_parser.add_argument("--task", choices=DENSE_TASKS, default="segmentation")
+    demo_parser.add_argument("--model", choices=list(STEREO_MODELS), help="the stereo task's network "
+                             "(default stereo_net)")
     demo_parser.add_argument("--macs-reduction", type=float, default=0.7, help="fraction of MACs to remove")
     demo_parser.add_argument("--criterion", choices=list(CRITERIA), default="kcp")
     demo_parser.add_argument("--recipe", choices=PRUNING_RECIPES, default="soft",
@@ -148,6 +150,8 @@ def _parser():
 
     comparison = commands.add_parser("compare", help="KCP against the baseline criteria on the dense-labeling tasks")
     comparison.add_argument("--tasks", nargs="+", choices=TASK_NAMES, default=list(TASK_NAMES))
+    comparison.add_argument("--model", choices=list(STEREO_MODELS), help="the stereo task's network "
+                            "(default stereo_net)")
     comparison.add_argument("--criteria", nargs="+", choices=list(CRITERIA), default=list(compare.CRITERIA))
     comparison.add_argument("--reductions", nargs="+", type=float, default=list(compare.REDUCTIONS),
                          help="MACs reductions to prune to")

@@ -67,6 +67,7 @@ WEIGHTED_OPS = ("conv2d", "conv_transpose2d", "conv3d", "conv_transpose3d", "lin
 ACTIVATIONS = _ENUMERATIONS["activation"]
 BINARY = _ENUMERATIONS["binary"]
 UPSAMPLE_MODES = _ENUMERATIONS["resize_mode"]
+COST_VOLUMES = _ENUMERATIONS["cost_volume"]
 _VALUE, _PARAMETER = 0, 1  # KCP_NAME_VALUE, KCP_NAME_PARAMETER
 _NODES = 1  # KCP_NETWORK_NODES
 
@@ -651,9 +652,34 @@ class Network:
         """Softmax over channels."""
         return self._node("softmax", [x], name=name)
 
-    def soft_argmin(self, x: Value, *, name: str | None = None) -> Value:
-        """Disparity regression ``sum_d d * softmax_d(-x)``."""
-        return self._node("soft_argmin", [x], name=name)
+    def cost_volume(self, left: Value, right: Value, max_disparity: int,
+                    kind: Literal["concatenation", "group_correlation"] = "concatenation", *, groups: int = 1,
+                    name: str | None = None) -> Value:
+        """A 3-D stereo cost volume ``[N, K, max_disparity, H, W]`` of left and
+        right features ``[N, C, H, W]``, zero where ``w < d``:
+        ``"concatenation"`` (PSMNet): ``y[c, d, h, w] = left[c, h, w]``,
+        ``y[C + c, d, h, w] = right[c, h, w - d]``, ``K = 2C``;
+        ``"group_correlation"`` (GwcNet): ``y[g, d, h, w] = mean_{c in group g}
+        left[c, h, w] * right[c, h, w - d]`` over ``groups`` equal groups, ``K = groups``."""
+        kind_code = _arguments.choice(kind, "kind", COST_VOLUMES)
+        max_disparity = _arguments.integer(max_disparity, "max_disparity", 1)
+        groups = _arguments.integer(groups, "groups", 1)
+        channels = left.shape[1]
+        if kind == "concatenation" and groups != 1:
+            raise ValueError(f"groups must be 1 for a concatenation volume, got {groups}")
+        if channels % groups:
+            raise ValueError(f"groups ({groups}) must divide the {channels} channels of left")
+        scale = 1.0 if kind == "concatenation" else groups / channels
+        return self._node("cost_volume", [left, right], (kind_code, max_disparity, groups, scale), name=name)
+
+    def soft_argmin(self, x: Value, *, sign: Literal[-1, 1] = -1, name: str | None = None) -> Value:
+        """Disparity regression ``sum_d d * softmax_d(sign * x)`` over the
+        channels of ``[N, D, H, W]`` or over ``D`` of ``[N, 1, D, H, W]``:
+        ``sign=-1`` is GC-Net's soft argmin of a cost, ``sign=1`` PSMNet's and
+        GwcNet's regression of a score."""
+        if sign not in (-1, 1):
+            raise ValueError(f"sign must be -1 or 1, got {sign!r}")
+        return self._node("soft_argmin", [x], (sign,), name=name)
 
     def identity(self, x: Value, *, name: str | None = None) -> Value:
         return self._node("identity", [x], name=name)

@@ -91,3 +91,14 @@ def test_bad_arguments_fail_before_training(tmp_path, arguments, message):
     with pytest.raises(ValueError, match=message):
         compare.run(**settings, quick=True, out=str(tmp_path), progress=False)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("model", ["psmnet", "gwcnet"])
+def test_the_stereo_task_compares_a_3d_network(model, tmp_path):
+    summary = compare.run(["stereo"], ["kcp", "l1"], [0.7], [0], quick=True, out=str(tmp_path), model=model,
+                          progress=False)
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert data["settings"]["architecture"] == model
+    dense = next(r["macs"] for r in data["records"] if r["criterion"] == "dense")
+    assert all(r["macs"] <= 0.3 * dense for r in data["records"] if r["criterion"] in ("kcp", "l1"))
+    assert summary["tasks"]["stereo"]["pruned"]["kcp"][0]["macs_reduction"] >= 0.7

@@ -100,3 +100,26 @@ def test_the_compensated_recipe_fine_tunes_the_compensated_network(tmp_path):
     assert all(epoch["macs"] == results["macs_after"] for epoch in results["history"]["pruning"])
     with pytest.raises(ValueError, match="recipe"):
         demo.run("segmentation", recipe="hard", quick=True, out=str(tmp_path), progress=False)
+
+
+@pytest.mark.parametrize("model", ["psmnet", "gwcnet"])
+def test_stereo_demo_with_a_3d_network(model, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "kcp", "demo", "--task", "stereo", "--model", model, "--quick",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["settings"]["architecture"] == model and results["metric"] == "bad-3px"
+    assert results["macs_after"] <= 0.3 * results["macs_before"]
+    # The Siamese trunk is pruned; the classifier's single channel is the volume regressed over disparities.
+    before, after = results["widths_before"], results["widths_after"]
+    assert after["first"] < before["first"] and after["classifier"] == before["classifier"] == 1
+    task = Task("stereo", **demo.QUICK, architecture=model)
+    pruned = kcp.from_onnx(str(tmp_path / "pruned.onnx"))
+    assert pruned.cost() == (results["macs_after"], results["params_after"])
+    assert task.evaluate(pruned, task.split("val")) == pytest.approx(results["metrics_after"], abs=1e-12)
+
+
+def test_the_model_option_is_for_the_stereo_task(tmp_path):
+    with pytest.raises(ValueError, match="model"):
+        demo.run("segmentation", model="psmnet", quick=True, out=str(tmp_path), progress=False)
+    assert not any(tmp_path.iterdir())

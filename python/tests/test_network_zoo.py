@@ -134,7 +134,59 @@ def volume():
     return net
 
 
-ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized, decoder, volume]
+def siamese_features(net, width, shape=(1, 3, 8, 16)):
+    """Left and right features at half resolution from shared convs."""
+    left, right = net.input("left", shape), net.input("right", shape)
+    fl = net.conv2d(net.relu(net.conv2d(left, width, 3, stride=2, padding=1, name="f1")), width, 3, padding=1, name="f2")
+    fr = net.conv2d(net.relu(net.conv2d(right, width, 3, stride=2, padding=1, share="f1")), width, 3, padding=1,
+                    share="f2")
+    return fl, fr
+
+
+def hourglass(net, x, width):
+    """A 3-D hourglass: a strided conv3d down, a transposed conv3d back, a residual add."""
+    down = net.relu(net.batchnorm(net.conv3d(x, width + 4, 3, stride=2, padding=1)))
+    up = net.batchnorm(net.conv_transpose3d(down, width, 3, stride=2, padding=1, output_padding=1))
+    return net.relu(net.add(up, x))
+
+
+def concatenation_volume():
+    """PSMNet-style: a concatenation volume (each feature twice), 3-D aggregation
+    with an hourglass, regression over the volume's disparities."""
+    net = kcp.Network(seed=10)
+    volume = net.cost_volume(*siamese_features(net, 6), 4, name="volume")
+    x = net.relu(net.batchnorm(net.conv3d(volume, 8, 3, padding=1)))
+    net.output(net.soft_argmin(net.conv3d(hourglass(net, x, 8), 1, 3, padding=1), sign=1))
+    return net
+
+
+def group_correlation_volume():
+    """GwcNet-style: a group-wise correlation volume (4 groups of 3) concatenated
+    with a small concatenation volume of 1x1-reduced features, 3-D hourglass."""
+    net = kcp.Network(seed=11)
+    fl, fr = siamese_features(net, 12)
+    gwc = net.cost_volume(fl, fr, 4, "group_correlation", groups=4, name="gwc")
+    cl = net.conv2d(net.relu(fl), 3, 1, name="reduce")
+    cr = net.conv2d(net.relu(fr), 3, 1, share="reduce")
+    volume = net.concat(gwc, net.cost_volume(cl, cr, 4, name="concat_volume"))
+    x = net.relu(net.batchnorm(net.conv3d(volume, 8, 3, padding=1)))
+    net.output(net.soft_argmin(net.conv3d(hourglass(net, x, 8), 1, 3, padding=1), sign=1))
+    return net
+
+
+def correlation_decoder():
+    """DispNetC-style: a 2-D correlation at half resolution, aggregation, a
+    transposed conv back to full resolution, soft argmin."""
+    net = kcp.Network(seed=12)
+    cost = net.correlation(*siamese_features(net, 8), 6)
+    x = net.relu(net.batchnorm(net.conv2d(cost, 12, 3, padding=1)))
+    x = net.relu(net.conv_transpose2d(x, 8, 4, stride=2, padding=1, name="up"))
+    net.output(net.soft_argmin(net.conv2d(x, 6, 3, padding=1)))
+    return net
+
+
+ZOO = [chain, resnet_blocks, unet, stereo, depthwise_separable, grouped, two_outputs, normalized, decoder, volume,
+       concatenation_volume, group_correlation_volume, correlation_decoder]
 
 
 def inputs_for(net, seed=0):

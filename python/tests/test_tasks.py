@@ -69,9 +69,27 @@ def test_stereo_metric_matches_the_engine_at_half_resolution():
     np.testing.assert_allclose(full[:, :, 1::2, ::2], 2 * half, rtol=1e-5)
 
 
+@pytest.mark.parametrize("architecture", ["psmnet", "gwcnet"])
+def test_full_resolution_stereo_networks_train_on_full_resolution_disparities(architecture):
+    task = Task("stereo", size=16, train=8, val=4, epochs=1, architecture=architecture)
+    train, val = task.split("train"), task.split("val")
+    assert task.output_stride == 1
+    np.testing.assert_array_equal(val.targets, val.truth)
+    net = task.model()
+    assert net.outputs[0].shape == (1, 1, 16, 32)
+    run = task.training_run(net, train, val)
+    history = run.run(progress=False)
+    predicted = task.predict(run.network, val)
+    assert predicted.shape == val.truth.shape
+    assert disparity_scores(predicted, val.truth, val.valid)["EPE"] == pytest.approx(history[-1]["metric"], rel=1e-5)
+
+
 @pytest.mark.parametrize("settings, message", [({"name": "classify"}, "task"),
                                                ({"name": "stereo", "size": 20}, "size"),
-                                               ({"name": "segmentation", "size": 8}, "size")])
+                                               ({"name": "segmentation", "size": 8}, "size"),
+                                               ({"name": "segmentation", "architecture": "psmnet"}, "model"),
+                                               ({"name": "stereo", "architecture": "dispnet"}, "model"),
+                                               ({"name": "stereo", "size": 24, "architecture": "gwcnet"}, "size")])
 def test_bad_task_settings_name_the_argument(settings, message):
     with pytest.raises(ValueError, match=message):
         Task(**settings)

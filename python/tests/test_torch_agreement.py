@@ -2,8 +2,11 @@
 networks, weights and batch: a CIFAR ResNet, the U-Net and the stereo
 network of ``kcp.models``, with batchnorm in training and in eval mode, and
 a network of LayerNorm, GroupNorm and InstanceNorm, dense and masked, and
-a decoder of transposed convs (strided, grouped, depthwise), and a 3-D
-aggregation network of volumetric convs, transposed convs and batchnorm.
+a decoder of transposed convs (strided, grouped, depthwise), a 3-D
+aggregation network of volumetric convs, transposed convs and batchnorm,
+and stereo networks on PSMNet's concatenation volume, GwcNet's group-wise
+volume (PyTorch builds both with the published loops) and a correlation
+with a transposed-conv decoder.
 
 PyTorch runs each network through ``kcp.testing.torch_functional.torch_forward``, a
 direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
@@ -12,7 +15,8 @@ direct translation of ``net.layers`` into ``torch.nn.functional`` calls.
 import numpy as np
 import pytest
 import torch
-from test_network_zoo import decoder, normalized, volume
+from test_network_zoo import (concatenation_volume, correlation_decoder, decoder, group_correlation_volume, normalized,
+                               volume)
 
 import kcp
 from kcp import models
@@ -29,9 +33,14 @@ NETWORKS = {
     "resnet8": lambda: models.resnet(8, batch=4, image_size=16),
     "unet": lambda: models.unet(batch=2, image_size=16),
     "stereo": lambda: models.stereo_net(batch=2, height=16, width=32, max_disparity=8),
+    "psmnet": lambda: models.psmnet(batch=2, height=16, width=32, features=8, volume_width=4),
+    "gwcnet": lambda: models.gwcnet(batch=2, height=16, width=32, features=8, groups=4, volume_width=4),
     "normalized": normalized,
     "normalized_masked": masked_normalized,
     "decoder": decoder,
+    "concatenation_volume": concatenation_volume,
+    "group_correlation_volume": group_correlation_volume,
+    "correlation_decoder": correlation_decoder,
     "volume": volume,
 }
 

@@ -124,7 +124,13 @@ extension Op {
             let g = correlationBackward(x, inputs[1], maxDisparity: maxDisparity, scale: scale, gradient: gradient)
             return ([g.left, g.right], [])
         case .softmax: return ([softmaxBackward(output: output, gradient: gradient)], [])
-        case .softArgmin: return ([softArgminBackward(x, gradient: gradient)], [])
+        case let .costVolume(v):
+            let g = v.kind == .concatenation
+                ? concatenationVolumeBackward(inputShape: x.shape, maxDisparity: v.maxDisparity, gradient: gradient)
+                : groupCorrelationBackward(x, inputs[1], maxDisparity: v.maxDisparity, groups: v.groups, scale: v.scale,
+                                           gradient: gradient)
+            return ([g.left, g.right], [])
+        case let .softArgmin(sign): return ([softArgminBackward(x, sign: sign, gradient: gradient)], [])
         case .identity: return ([gradient], [])
         case let .channelShuffle(groups): return ([shuffleChannels(gradient, groups: gradient.shape[1] / groups)], [])
         case let .channelChunk(index, parts):

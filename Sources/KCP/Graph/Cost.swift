@@ -42,8 +42,8 @@ extension Network {
             case .linear:
                 return try Checked.multiply(widths[y], widths[x], "node '\(node.name)' MACs")
             case .batchNorm, .normalization, .activation, .binary, .concat, .maxPool, .avgPool, .maxPool3d, .avgPool3d,
-                 .adaptivePool, .globalAvgPool, .flatten, .resize, .resize3d, .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk,
-                 .channelwise:
+                 .adaptivePool, .globalAvgPool, .flatten, .resize, .resize3d, .correlation, .costVolume, .softmax,
+                 .softArgmin, .identity, .channelShuffle, .channelChunk, .channelwise:
                 return 0
             }
         }

@@ -140,7 +140,13 @@ extension Op {
         case let .correlation(maxDisparity, scale):
             return correlationForward(x, inputs[1], maxDisparity: maxDisparity, scale: scale)
         case .softmax: return softmaxForward(x)
-        case .softArgmin: return softArgminForward(x)
+        case let .costVolume(v):
+            switch v.kind {
+            case .concatenation: return concatenationVolumeForward(x, inputs[1], maxDisparity: v.maxDisparity)
+            case .groupCorrelation:
+                return groupCorrelationForward(x, inputs[1], maxDisparity: v.maxDisparity, groups: v.groups, scale: v.scale)
+            }
+        case let .softArgmin(sign): return softArgminForward(x, sign: sign)
         case .identity: return x
         case let .channelShuffle(groups): return shuffleChannels(x, groups: groups)
         case let .channelChunk(index, parts): return channelSlice(x, start: index * x.shape[1] / parts, count: outputShape[1])

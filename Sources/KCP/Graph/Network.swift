@@ -154,7 +154,7 @@ extension Op {
              .identity, .channelShuffle, .channelChunk:
             return [(1, [0])]
         case .binary: return [(2, [0]), (1, [1])]
-        case .correlation: return [(2, [0])]
+        case .correlation, .costVolume: return [(2, [0])]
         case .concat, .channelwise: return [(0, [0])]
         }
     }
@@ -217,6 +217,7 @@ extension Op {
         case .maxPool3d: return .maxPool3d
         case .avgPool3d: return .avgPool3d
         case .correlation: return .correlation
+        case .costVolume: return .costVolume
         case .softmax: return .softmax
         case .softArgmin: return .softArgmin
         case .identity: return .identity

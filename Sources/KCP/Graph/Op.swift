@@ -63,10 +63,16 @@ public enum Op: Equatable, Sendable {
     /// for `d` in `0..<maxDisparity` (zero where `w - d < 0`); `scale` is
     /// `1 / C` for a mean and stays fixed when channels are pruned.
     case correlation(maxDisparity: Int, scale: Float)
+    /// The 3-D stereo cost volumes `[N, C, H, W]` x2 -> `[N, K, D, H, W]`
+    /// (PSMNet's concatenation, GwcNet's group-wise correlation; see `CostVolume`).
+    case costVolume(CostVolume)
     /// Softmax over channels.
     case softmax
-    /// Disparity regression `y[n, 0] = sum_d d * softmax_d(-x[n, d])` (GC-Net).
-    case softArgmin
+    /// Disparity regression `y[n, 0, h, w] = sum_d d * softmax_d(sign * x[n, d, h, w])` over the
+    /// channels of `[N, D, H, W]`, or over `D` of a one-channel volume `[N, 1, D, H, W]`:
+    /// `sign = -1` is GC-Net's soft argmin of a cost (Kendall et al. 2017), `sign = 1`
+    /// PSMNet's and GwcNet's regression of a score (Chang and Chen 2018, Guo et al. 2019).
+    case softArgmin(sign: Float)
     /// Passes its input through (also dropout at inference).
     case identity
     /// ShuffleNet's channel shuffle (Zhang et al. 2018): `[N, g k, H, W]`
@@ -91,7 +97,8 @@ extension Op {
              adaptivePool = "adaptive_pool", globalAvgPool = "global_avg_pool", flatten, linear, resize, correlation,
              softmax, softArgmin = "soft_argmin", identity, channelShuffle = "channel_shuffle",
              channelChunk = "channel_chunk", channelwise, normalization, convTranspose2d = "conv_transpose2d",
-             conv3d, convTranspose3d = "conv_transpose3d", maxPool3d = "max_pool3d", avgPool3d = "avg_pool3d", resize3d
+             conv3d, convTranspose3d = "conv_transpose3d", maxPool3d = "max_pool3d", avgPool3d = "avg_pool3d", resize3d,
+             costVolume = "cost_volume"
     }
 }
 
@@ -279,6 +286,52 @@ public struct Resize: Equatable, Sendable {
 
     public init(height: Int, width: Int, mode: UpsampleMode, alignCorners: Bool = false) {
         (self.height, self.width, self.mode, self.alignCorners) = (height, width, mode, alignCorners)
+    }
+}
+
+extension Op {
+    /// Whether the op multiplies feature channels and sums them (DispNetC's
+    /// correlation, a group correlation volume): a pruned channel must be 0
+    /// there in the masked network, not `f(0)` of an activation.
+    var multipliesFeatures: Bool {
+        switch self {
+        case .correlation: return true
+        case let .costVolume(volume): return volume.kind == .groupCorrelation
+        default: return false
+        }
+    }
+}
+
+/// A stereo cost volume over disparities `d < maxDisparity` from left and
+/// right features `[N, C, H, W]`, zero where `w < d` (the right image has no
+/// pixel `w - d` there):
+/// - `concatenation` (PSMNet, Chang and Chen 2018; GwcNet's `build_concat_volume`):
+///   `[N, 2C, D, H, W]`, `y[n, c, d, h, w] = left[n, c, h, w]` and
+///   `y[n, C + c, d, h, w] = right[n, c, h, w - d]` for `w >= d`;
+///   `groups = 1`, `scale = 1`.
+/// - `groupCorrelation` (GwcNet, Guo et al. 2019, `build_gwc_volume`):
+///   `[N, G, D, H, W]`, `y[n, g, d, h, w] = scale * sum_{c in group g} left[n, c, h, w] * right[n, c, h, w - d]`
+///   over the `C / G` channels of group `g`; `scale = G / C` for GwcNet's mean.
+///
+/// DispNetC's `correlation` is the group correlation with `G = 1` and the
+/// volume's single channel squeezed (it shares the kernel); it stays its own
+/// op so that the C ABI's codes and the ONNX files of existing models keep
+/// their meaning. `scale` stays fixed when channels are pruned, so that a
+/// compact volume equals the masked one (every group loses the same
+/// positions; pruned channels are zero in the masked network).
+public struct CostVolume: Equatable, Sendable {
+    public enum Kind: Int32, CaseIterable, Sendable {
+        case concatenation = 0
+        case groupCorrelation = 1
+    }
+
+    public var kind: Kind
+    public var maxDisparity: Int
+    public var groups: Int
+    public var scale: Float
+
+    public init(_ kind: Kind, maxDisparity: Int, groups: Int = 1, scale: Float = 1) {
+        (self.kind, self.maxDisparity, self.groups, self.scale) = (kind, maxDisparity, groups, scale)
     }
 }
 

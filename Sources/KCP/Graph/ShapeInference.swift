@@ -168,9 +168,26 @@ extension Op {
         case .softmax:
             try check(x.count >= 2, "input must have channels, got \(x)")
             return x
-        case .softArgmin:
+        case let .costVolume(v):
             try expectRank(x, 4)
-            return [x[0], 1, x[2], x[3]]
+            try check(inputs[0] == inputs[1], "left and right must have equal shapes, got \(inputs[0]) and \(inputs[1])")
+            try check(v.maxDisparity >= 1, "max disparity must be positive, got \(v.maxDisparity)")
+            switch v.kind {
+            case .concatenation:
+                try check(v.groups == 1 && v.scale == 1,
+                          "a concatenation volume takes groups 1 and scale 1, got \(v.groups) and \(v.scale)")
+            case .groupCorrelation:
+                try check(v.groups >= 1 && x[1] % v.groups == 0,
+                          "\(v.groups) groups do not divide the \(x[1]) channels of \(x)")
+                try check(v.scale.isFinite, "scale must be finite, got \(v.scale)")
+            }
+            let channels = v.kind == .concatenation ? try Checked.multiply(2, x[1], "2 * channels") : v.groups
+            return [x[0], channels, v.maxDisparity, x[2], x[3]]
+        case let .softArgmin(sign):
+            try check(sign == 1 || sign == -1, "sign must be 1 or -1, got \(sign)")
+            try check(x.count == 4 || (x.count == 5 && x[1] == 1),
+                      "expected [N, D, H, W] or a one-channel volume [N, 1, D, H, W], got \(x)")
+            return [x[0], 1, x[x.count - 2], x[x.count - 1]]
         case let .channelShuffle(groups):
             try check(x.count >= 2 && groups >= 1 && x[1] % groups == 0, "\(groups) groups do not divide the channels of \(x)")
             return x

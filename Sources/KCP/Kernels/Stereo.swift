@@ -1,27 +1,40 @@
 import Glibc
 
-/// Stereo matching ops: the correlation cost volume and disparity regression.
+/// Stereo matching ops: cost volumes over disparities and disparity regression.
+///
+/// Every volume pairs left pixel `w` with right pixel `w - d` for `d < D`
+/// and is zero where `w < d`. Row `h` of plane `d` reads the row's last
+/// `W - d` entries of the left features and first `W - d` of the right ones,
+/// so the inner loops run over contiguous runs.
 
-/// `y[n, d, h, w] = scale * sum_c left[n, c, h, w] * right[n, c, h, w - d]`
-/// for `d < maxDisparity`, zero where `w - d < 0` (DispNetC-style
-/// correlation, Mayer et al. 2016).
-func correlationForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, scale: Float) -> Tensor {
+/// GwcNet's group-wise correlation (Guo et al. 2019, `build_gwc_volume`),
+/// `[N, C, H, W]` x2 -> `[N, G, D, H, W]`:
+/// `y[n, g, d, h, w] = scale * sum_{c in group g} left[n, c, h, w] * right[n, c, h, w - d]`
+/// over the `C / G` channels `g C/G ..< (g + 1) C/G`. Parallel over the `N G H`
+/// rows: a row's group of channels is copied together (planes lie a power
+/// of two apart and would share cache sets) and serves every disparity, and
+/// each output vector sums its channels in increasing order in registers
+/// (`groupProducts`).
+func groupCorrelationForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, groups: Int, scale: Float) -> Tensor {
     let (batch, channels, height, width) = (left.shape[0], left.shape[1], left.shape[2], left.shape[3])
-    let plane = height * width
-    var y = Tensor(zeros: [batch, maxDisparity, height, width])
+    let (perGroup, plane) = (channels / groups, height * width)
+    var y = Tensor(zeros: [batch, groups, maxDisparity, height, width])
     left.data.withUnsafeBufferPointer { ls in
         right.data.withUnsafeBufferPointer { rs in
             y.data.withUnsafeMutableBufferPointer { ys in
-                parallelFor(batch * maxDisparity) { job in
-                    let n = job / maxDisparity, d = job % maxDisparity
-                    let out = ys.baseAddress! + job * plane
-                    for c in 0..<channels {
-                        let l = ls.baseAddress! + (n * channels + c) * plane, r = rs.baseAddress! + (n * channels + c) * plane
-                        for h in 0..<height where d < width {
-                            for w in d..<width { out[h * width + w] += l[h * width + w] * r[h * width + w - d] }
-                        }
+                parallelFor(batch * groups * height, scratch: 2 * perGroup * width) { job, rows in
+                    let (group, row) = (job / height, job % height * width)
+                    // Channel c of sample n's group g is plane (n G + g) C/G + c of the features.
+                    for c in 0..<perGroup {
+                        let source = (group * perGroup + c) * plane + row
+                        copyFloats(ls.baseAddress! + source, to: rows + c * width, count: width)
+                        copyFloats(rs.baseAddress! + source, to: rows + (perGroup + c) * width, count: width)
                     }
-                    for k in 0..<plane { out[k] *= scale }
+                    for d in 0..<min(maxDisparity, width) {
+                        groupProducts(ys.baseAddress! + (group * maxDisparity + d) * plane + row + d, rows + d,
+                                      rows + perGroup * width, channels: perGroup, stride: width, count: width - d,
+                                      scale: scale)
+                    }
                 }
             }
         }
@@ -29,18 +42,43 @@ func correlationForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, scal
     return y
 }
 
-/// Backward of `correlationForward`, for `d < maxDisparity`:
-/// `dL/dleft[n, c, h, w] = scale * sum_{d <= w} gradient[n, d, h, w] * right[n, c, h, w - d]`,
-/// `dL/dright[n, c, h, v] = scale * sum_{d < width - v} gradient[n, d, h, v + d] * left[n, c, h, v + d]`.
+/// `y[k] = scale * sum_{c < channels} a[c stride + k] * b[c stride + k]` for
+/// `k < count`, eight outputs at a time summed in a register over `c` in
+/// increasing order.
+@inline(__always)
+private func groupProducts(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                           channels: Int, stride: Int, count: Int, scale: Float)
+{
+    var k = 0
+    while k + 8 <= count {
+        var sum = SIMD8<Float>()
+        for c in 0..<channels {
+            sum.addProduct(UnsafeRawPointer(a + c * stride + k).loadUnaligned(as: SIMD8<Float>.self),
+                           UnsafeRawPointer(b + c * stride + k).loadUnaligned(as: SIMD8<Float>.self))
+        }
+        UnsafeMutableRawPointer(y + k).storeBytes(of: sum * scale, as: SIMD8<Float>.self)
+        k += 8
+    }
+    while k < count {
+        var sum: Float = 0
+        for c in 0..<channels { sum.addProduct(a[c * stride + k], b[c * stride + k]) }
+        y[k] = sum * scale
+        k += 1
+    }
+}
+
+/// Backward of `groupCorrelationForward`, with `g(c)` the group of channel `c`:
+/// `dL/dleft[n, c, h, w] = scale * sum_{d <= w} gradient[n, g(c), d, h, w] * right[n, c, h, w - d]`,
+/// `dL/dright[n, c, h, v] = scale * sum_{d < W - v} gradient[n, g(c), d, h, v + d] * left[n, c, h, v + d]`.
 /// Parallel over `(n, c)` planes; each element sums over `d` in increasing
 /// order, so the result does not depend on the thread count.
-func correlationBackward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, scale: Float,
-                         gradient: Tensor) -> (left: Tensor, right: Tensor)
+func groupCorrelationBackward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, groups: Int, scale: Float,
+                              gradient: Tensor) -> (left: Tensor, right: Tensor)
 {
     let (batch, channels, height, width) = (left.shape[0], left.shape[1], left.shape[2], left.shape[3])
-    precondition(right.shape == left.shape && gradient.shape == [batch, maxDisparity, height, width],
+    precondition(right.shape == left.shape && gradient.count == batch * groups * maxDisparity * height * width,
                  "left \(left.shape), right \(right.shape) and gradient \(gradient.shape) do not match")
-    let plane = height * width
+    let (perGroup, plane) = (channels / groups, height * width)
     var dLeft = Tensor(zeros: left.shape), dRight = Tensor(zeros: right.shape)
     left.data.withUnsafeBufferPointer { ls in
         right.data.withUnsafeBufferPointer { rs in
@@ -48,22 +86,21 @@ func correlationBackward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, sca
                 dLeft.data.withUnsafeMutableBufferPointer { dls in
                     dRight.data.withUnsafeMutableBufferPointer { drs in
                         parallelFor(batch * channels) { job in
-                            let n = job / channels
+                            let group = job / perGroup
                             let l = ls.baseAddress! + job * plane, r = rs.baseAddress! + job * plane
                             let dl = dls.baseAddress! + job * plane, dr = drs.baseAddress! + job * plane
                             for d in 0..<min(maxDisparity, width) {
-                                let g = gs.baseAddress! + (n * maxDisparity + d) * plane
-                                for h in 0..<height {
-                                    let row = h * width
-                                    for w in d..<width {
-                                        dl[row + w] += g[row + w] * r[row + w - d]
-                                        dr[row + w - d] += g[row + w] * l[row + w]
-                                    }
+                                let g = gs.baseAddress! + (group * maxDisparity + d) * plane
+                                for row in stride(from: 0, to: plane, by: width) {
+                                    addProduct(dl + row + d, g + row + d, r + row, width - d)
+                                    addProduct(dr + row, g + row + d, l + row + d, width - d)
                                 }
                             }
-                            for k in 0..<plane {
-                                dl[k] *= scale
-                                dr[k] *= scale
+                            if scale != 1 {
+                                for k in 0..<plane {
+                                    dl[k] *= scale
+                                    dr[k] *= scale
+                                }
                             }
                         }
                     }
@@ -74,13 +111,88 @@ func correlationBackward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, sca
     return (dLeft, dRight)
 }
 
-/// Soft-argmin disparity regression (Kendall et al., GC-Net, 2017):
-/// `y[n, 0, h, w] = sum_d d * softmax_d(-x[n, d, h, w])`.
-func softArgminForward(_ x: Tensor) -> Tensor {
-    let negated = Tensor(shape: x.shape, data: x.data.map { -$0 })
-    let p = softmaxForward(negated)
-    let (batch, disparities, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-    var y = Tensor(zeros: [batch, 1, x.shape[2], x.shape[3]])
+/// DispNetC's correlation (Mayer et al. 2016), `[N, C, H, W]` x2 -> `[N, D, H, W]`:
+/// the group correlation with one group, its volume's channel squeezed.
+func correlationForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, scale: Float) -> Tensor {
+    let volume = groupCorrelationForward(left, right, maxDisparity: maxDisparity, groups: 1, scale: scale)
+    return Tensor(shape: [left.shape[0], maxDisparity, left.shape[2], left.shape[3]], data: volume.data)
+}
+
+/// Backward of `correlationForward`: the one-group correlation's.
+func correlationBackward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, scale: Float,
+                         gradient: Tensor) -> (left: Tensor, right: Tensor)
+{
+    groupCorrelationBackward(left, right, maxDisparity: maxDisparity, groups: 1, scale: scale, gradient: gradient)
+}
+
+/// PSMNet's concatenation volume (Chang and Chen 2018; GwcNet's
+/// `build_concat_volume`), `[N, C, H, W]` x2 -> `[N, 2C, D, H, W]`:
+/// `y[n, c, d, h, w] = left[n, c, h, w]`, `y[n, C + c, d, h, w] = right[n, c, h, w - d]`
+/// for `w >= d`, both halves zero where `w < d`. Parallel over the `N 2C`
+/// output channels.
+func concatenationVolumeForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int) -> Tensor {
+    let (batch, channels, height, width) = (left.shape[0], left.shape[1], left.shape[2], left.shape[3])
+    let plane = height * width
+    return left.data.withUnsafeBufferPointer { ls in
+        right.data.withUnsafeBufferPointer { rs in
+            // Every entry is written once: the copies, and zeros where w < d.
+            Tensor(shape: [batch, 2 * channels, maxDisparity, height, width]) { ys in
+                parallelFor(batch * 2 * channels) { job in
+                    let (n, k) = (job / (2 * channels), job % (2 * channels))
+                    let isLeft = k < channels
+                    let source = (isLeft ? ls : rs).baseAddress! + (n * channels + k % channels) * plane
+                    for d in 0..<maxDisparity {
+                        let out = ys.baseAddress! + (job * maxDisparity + d) * plane, shift = min(d, width)
+                        for row in stride(from: 0, to: plane, by: width) {
+                            clearFloats(out + row, count: shift)
+                            copyFloats(source + row + (isLeft ? shift : 0), to: out + row + shift, count: width - shift)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Backward of `concatenationVolumeForward`:
+/// `dL/dleft[n, c, h, w] = sum_{d <= w} gradient[n, c, d, h, w]`,
+/// `dL/dright[n, c, h, v] = sum_{d < W - v} gradient[n, C + c, d, h, v + d]`.
+/// Parallel over `(n, c)` planes, summing over `d` in increasing order.
+func concatenationVolumeBackward(inputShape: [Int], maxDisparity: Int, gradient: Tensor) -> (left: Tensor, right: Tensor) {
+    let (batch, channels, height, width) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+    precondition(gradient.count == batch * 2 * channels * maxDisparity * height * width,
+                 "gradient \(gradient.shape) does not match input \(inputShape)")
+    let plane = height * width
+    var dLeft = Tensor(zeros: inputShape), dRight = Tensor(zeros: inputShape)
+    gradient.data.withUnsafeBufferPointer { gs in
+        dLeft.data.withUnsafeMutableBufferPointer { dls in
+            dRight.data.withUnsafeMutableBufferPointer { drs in
+                parallelFor(batch * channels) { job in
+                    let (n, c) = (job / channels, job % channels)
+                    let dl = dls.baseAddress! + job * plane, dr = drs.baseAddress! + job * plane
+                    for d in 0..<min(maxDisparity, width) {
+                        let gl = gs.baseAddress! + ((n * 2 * channels + c) * maxDisparity + d) * plane
+                        let gr = gs.baseAddress! + ((n * 2 * channels + channels + c) * maxDisparity + d) * plane
+                        for row in stride(from: 0, to: plane, by: width) {
+                            addScaled(dl + row + d, gl + row + d, 1, width - d)
+                            addScaled(dr + row, gr + row + d, 1, width - d)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return (dLeft, dRight)
+}
+
+/// Disparity regression over the channels of `[N, D, H, W]` (or `D` of a
+/// one-channel volume `[N, 1, D, H, W]`, the same array):
+/// `y[n, 0, h, w] = sum_d d * p_d` with `p = softmax_d(sign * x)`; `sign = -1`
+/// is GC-Net's soft argmin (Kendall et al. 2017), `sign = 1` PSMNet's regression.
+func softArgminForward(_ x: Tensor, sign: Float) -> Tensor {
+    let p = regressionWeights(x, sign: sign)
+    let (batch, disparities, plane) = (p.shape[0], p.shape[1], p.shape[2] * p.shape[3])
+    var y = Tensor(zeros: [batch, 1, p.shape[2], p.shape[3]])
     for n in 0..<batch {
         for d in 1..<max(disparities, 1) {
             for k in 0..<plane { y.data[n * plane + k] += Float(d) * p.data[(n * disparities + d) * plane + k] }
@@ -89,22 +201,28 @@ func softArgminForward(_ x: Tensor) -> Tensor {
     return y
 }
 
-/// Backward of `softArgminForward`: with `p = softmax_d(-x)` and
-/// `y = sum_d d * p_d`, `dL/dx[n, d] = gradient[n, 0] * p_d * (y - d)`
-/// (at each pixel), computed as the negated `softmaxBackward` of `p` for the
-/// spread gradient `gradient[n, 0] * d`. Recomputes `p` from `x`.
-func softArgminBackward(_ x: Tensor, gradient: Tensor) -> Tensor {
-    let (batch, disparities, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-    precondition(gradient.shape == [batch, 1, x.shape[2], x.shape[3]],
+/// Backward of `softArgminForward`: with `y = sum_d d * p_d`,
+/// `dL/dx[n, d] = sign * gradient[n, 0] * p_d * (d - y)` (at each pixel),
+/// computed as `sign` times `softmaxBackward` of `p` for the spread gradient
+/// `gradient[n, 0] * d`. Recomputes `p` from `x`.
+func softArgminBackward(_ x: Tensor, sign: Float, gradient: Tensor) -> Tensor {
+    let p = regressionWeights(x, sign: sign)
+    let (batch, disparities, plane) = (p.shape[0], p.shape[1], p.shape[2] * p.shape[3])
+    precondition(gradient.shape == [batch, 1, p.shape[2], p.shape[3]],
                  "gradient \(gradient.shape) does not match input \(x.shape)")
-    let p = softmaxForward(Tensor(shape: x.shape, data: x.data.map { -$0 }))
-    var spread = Tensor(zeros: x.shape)
+    var spread = Tensor(zeros: p.shape)
     for n in 0..<batch {
         for d in 1..<max(disparities, 1) {
             for k in 0..<plane { spread.data[(n * disparities + d) * plane + k] = Float(d) * gradient.data[n * plane + k] }
         }
     }
-    var dx = softmaxBackward(output: p, gradient: spread)
-    dx.data = dx.data.map { -$0 }
-    return dx
+    let dx = softmaxBackward(output: p, gradient: spread)
+    return Tensor(shape: x.shape, data: sign == 1 ? dx.data : dx.data.map { sign * $0 })
+}
+
+/// `softmax_d(sign * x)` as `[N, D, H, W]`.
+private func regressionWeights(_ x: Tensor, sign: Float) -> Tensor {
+    let rank = x.shape.count
+    let shape = [x.shape[0], x.shape[rank - 3], x.shape[rank - 2], x.shape[rank - 1]]
+    return softmaxForward(Tensor(shape: shape, data: sign == 1 ? x.data : x.data.map { sign * $0 }))
 }

@@ -96,6 +96,23 @@ func addScaled(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ al
     }
 }
 
+/// `y[k] += a[k] * b[k]`.
+@inline(__always)
+func addProduct(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) {
+    var k = 0
+    while k + 8 <= count {
+        let sum = UnsafeRawPointer(y + k).loadUnaligned(as: SIMD8<Float>.self)
+            .addingProduct(UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self),
+                           UnsafeRawPointer(b + k).loadUnaligned(as: SIMD8<Float>.self))
+        UnsafeMutableRawPointer(y + k).storeBytes(of: sum, as: SIMD8<Float>.self)
+        k += 8
+    }
+    while k < count {
+        y[k] += a[k] * b[k]
+        k += 1
+    }
+}
+
 /// `to[k] = from[k]` for `k < count` (`count` 0 is fine), inline: the short
 /// runs of the conv kernels cost less than a call to `memmove`.
 @inline(__always)

@@ -11,8 +11,8 @@
 /// shuffle or chunk likewise the `j`-th channel of every group or part of
 /// its input (and each output channel to the input channel it moves), a
 /// concat each output segment to its input, a flatten of spatial size `S`
-/// columns `[c*S, (c+1)*S)` to channel `c`, a stereo correlation its left and
-/// right inputs, and nodes sharing a parameter their inputs and outputs. A *channel
+/// columns `[c*S, (c+1)*S)` to channel `c`, a stereo correlation or cost
+/// volume its left and right inputs, and nodes sharing a parameter their inputs and outputs. A *channel
 /// class* is one set of tied channels, pruned as a unit; a *space* is the
 /// set of values tied by any of these ops but concat, and its classes are its
 /// channels. A concat's output is a view: its channels are the ordered union
@@ -20,10 +20,20 @@
 ///
 /// A class is *frozen* (never pruned) if it touches a network input or
 /// output, or an op that mixes channels (softmax, soft-argmin, a
-/// correlation's disparity output), or is a divisor (`a / b`, `c / x`: a
-/// masked channel would divide by 0), or if an activation with `f(0) != 0`
-/// reaches a correlation: a masked channel there would be `sigmoid(0) = 0.5`,
+/// correlation's disparity output, a group correlation volume's groups), or
+/// is a divisor (`a / b`, `c / x`: a masked channel would divide by 0), or if
+/// an activation with `f(0) != 0` reaches a correlation (DispNetC's or a
+/// group-wise volume): a masked channel there would be `sigmoid(0) = 0.5`,
 /// not 0, and the correlation sums over channels.
+///
+/// Cost volumes tie their left and right features (a Siamese extractor's
+/// shared weights tie them too). A concatenation volume `[N, 2C, D, H, W]` is
+/// a view, as a concat of the two is: feature channel `c` is its channels `c`
+/// and `C + c`, so pruning `c` removes both. A group correlation's features
+/// keep the same positions in every group (as a grouped conv's), so that `G`
+/// and the volume's channels stay, and its fixed `scale` (the original
+/// `G / C`) keeps the compact volume equal to the masked one; whole groups
+/// would change `G`, which models written with a constant `G` cannot follow.
 public struct ChannelSpaces: Sendable {
     public struct Space: Sendable {
         /// Values of the space, ascending.
@@ -135,6 +145,19 @@ public struct ChannelSpaces: Sendable {
             case .correlation:
                 tie(x, node.inputs[1])
                 freeze([y], "disparity channels of correlation '\(node.name)'")
+            case let .costVolume(volume):
+                tie(x, node.inputs[1])
+                switch volume.kind {
+                case .concatenation:
+                    // Feature channel c appears twice: the left's at c, the right's at C + c.
+                    isView[y] = true
+                    tie(x, y, sameSpace: false)
+                    tie(node.inputs[1], y, sameSpace: false) { channels[x] + $0 }
+                case .groupCorrelation:
+                    // Every group keeps the same positions; the volume's G channels stay.
+                    alignGroups(x, volume.groups)
+                    freeze([y], "group channels of cost volume '\(node.name)'")
+                }
             case .softmax, .softArgmin:
                 freeze([x, y], "\(node.op.name) '\(node.name)' mixes channels")
             case .linear:
@@ -158,8 +181,7 @@ public struct ChannelSpaces: Sendable {
 
         let labels = channelSets.labels()
         classOf = (0..<network.valueCount).map { Array(labels[offsets[$0]..<offsets[$0 + 1]]) }
-        for correlation in network.nodes {
-            guard case .correlation = correlation.op else { continue }
+        for correlation in network.nodes where correlation.op.multipliesFeatures {
             let read = Set(classOf[correlation.inputs[0]])
             for node in network.nodes where !read.isDisjoint(with: classOf[node.output]) {
                 guard case let .activation(activation) = node.op, !activation.keepsZero else { continue }

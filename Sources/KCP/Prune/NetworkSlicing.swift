@@ -53,7 +53,7 @@ extension Network {
                 }
             case .activation, .concat, .maxPool, .avgPool, .maxPool3d, .avgPool3d, .adaptivePool, .globalAvgPool, .flatten,
                  .resize, .resize3d,
-                 .correlation, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk, .channelwise:
+                 .correlation, .costVolume, .softmax, .softArgmin, .identity, .channelShuffle, .channelChunk, .channelwise:
                 break
             }
         }

@@ -140,7 +140,8 @@ enum {
     KCP_OP_RESIZE = 11,         /* height, width, mode (KCP_RESIZE_*), align_corners */
     KCP_OP_CORRELATION = 12,    /* max_disparity, scale; inputs left, right */
     KCP_OP_SOFTMAX = 13,
-    KCP_OP_SOFT_ARGMIN = 14,
+    KCP_OP_SOFT_ARGMIN = 14,    /* sign (-1: GC-Net's softmax(-x), 1: PSMNet's softmax(x)); input [N, D, H, W]
+                                   or [N, 1, D, H, W] */
     KCP_OP_IDENTITY = 15,
     KCP_OP_CHANNEL_SHUFFLE = 16, /* groups */
     KCP_OP_CHANNEL_CHUNK = 17,  /* index, parts */
@@ -162,7 +163,9 @@ enum {
                                    dilation_w */
     KCP_OP_AVG_POOL3D = 24,     /* kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_front, pad_top,
                                    pad_left, pad_back, pad_bottom, pad_right, count_include_pad, ceil_mode */
-    KCP_OP_RESIZE3D = 25        /* depth, height, width, mode (KCP_RESIZE_MODE_*: bilinear is trilinear), align_corners */
+    KCP_OP_RESIZE3D = 25,       /* depth, height, width, mode (KCP_RESIZE_MODE_*: bilinear is trilinear), align_corners */
+    KCP_OP_COST_VOLUME = 26     /* kind (KCP_COST_VOLUME_*), max_disparity, groups, scale; inputs left, right
+                                   [N, C, H, W] -> [N, 2C or groups, max_disparity, H, W] */
 };
 enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RELU = 2, KCP_ACTIVATION_SIGMOID = 3,
        KCP_ACTIVATION_TANH = 4, KCP_ACTIVATION_SILU = 5, KCP_ACTIVATION_GELU = 6, KCP_ACTIVATION_GELU_TANH = 7,
@@ -170,6 +173,7 @@ enum { KCP_ACTIVATION_RELU = 0, KCP_ACTIVATION_CLIP = 1, KCP_ACTIVATION_LEAKY_RE
        KCP_ACTIVATION_MISH = 11, KCP_ACTIVATION_SOFTPLUS = 12, KCP_ACTIVATION_AFFINE = 13 };
 enum { KCP_BINARY_ADD = 0, KCP_BINARY_SUB = 1, KCP_BINARY_MUL = 2, KCP_BINARY_DIV = 3 };
 enum { KCP_RESIZE_MODE_NEAREST = 0, KCP_RESIZE_MODE_BILINEAR = 1 };
+enum { KCP_COST_VOLUME_CONCATENATION = 0, KCP_COST_VOLUME_GROUP_CORRELATION = 1 };
 
 kcp_status kcp_network_create(kcp_network **network);
 /* Releases a network (NULL is ignored). */

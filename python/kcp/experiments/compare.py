@@ -35,16 +35,19 @@ QUICK = {"size": 16, "train": 16, "val": 8, "epochs": 1}
 
 
 def run(tasks=TASK_NAMES, criteria=CRITERIA, reductions=REDUCTIONS, seeds=SEEDS, *, recipe="soft", quick=False,
-        out="kcp-compare", progress=True):
+        out="kcp-compare", model=None, progress=True):
     """Runs the comparison (see the module docstring); returns the summary.
-    Every argument is checked, and every target's reach, before training."""
+    ``model`` picks the stereo task's network (one of
+    :data:`~kcp.experiments.tasks.STEREO_MODELS`). Every argument is checked,
+    and every target's reach, before training."""
     for name, values in (("tasks", tasks), ("criteria", criteria), ("reductions", reductions), ("seeds", seeds)):
         if len(values) == 0:
             raise ValueError(f"{name}: needs at least one entry")
     checked_recipe(recipe)
     for criterion in criteria:
         _arguments.choice(criterion, "criteria", ALL_CRITERIA)
-    specs = [Task(name, **(QUICK if quick else BUDGET)) for name in tasks]
+    specs = [Task(name, **(QUICK if quick else BUDGET), architecture=model if name == "stereo" else None)
+             for name in tasks]
     for spec in specs:
         model = spec.model()
         for target in reductions:

@@ -45,13 +45,15 @@ def latency_ms(net, split, repeats=9):
     return float(np.median(times) * 1e3)
 
 
-def run(task="segmentation", *, macs_reduction=0.7, criterion="kcp", recipe="soft", quick=False, out="kcp-demo",
-        seed=0, progress=True):
-    """Runs the main job (see the module docstring); returns the results dict."""
+def run(task="segmentation", *, model=None, macs_reduction=0.7, criterion="kcp", recipe="soft", quick=False,
+        out="kcp-demo", seed=0, progress=True):
+    """Runs the main job (see the module docstring) with the task's network
+    (for stereo ``model`` picks one of :data:`~kcp.experiments.tasks.STEREO_MODELS`);
+    returns the results dict."""
     if task not in DENSE_TASKS:
         raise ValueError(f"task: the demo runs a dense-labeling task ({', '.join(DENSE_TASKS)}), got {task!r}")
     checked_recipe(recipe)  # before training
-    spec = Task(task, **(QUICK if quick else {}))
+    spec = Task(task, **(QUICK if quick else {}), architecture=model)
     model = spec.model(seed)
     plan(model, macs_reduction=macs_reduction, criterion=criterion)  # a target out of reach fails before training
     train, val = spec.split("train"), spec.split("val")

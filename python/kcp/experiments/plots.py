@@ -19,7 +19,7 @@ def training_curves(task, dense, pruning, phase="KCP soft pruning"):
     epochs = np.arange(1, len(history) + 1)
     figure = Figure(figsize=(8, 3.5), layout="constrained")
     metric_axis = figure.subplots()
-    label = {"segmentation": "validation mIoU", "stereo": "validation EPE (half-resolution px)",
+    label = {"segmentation": "validation mIoU", "stereo": "validation EPE (px at the output's resolution)",
              "classification": "validation accuracy"}[task]
     metric_axis.plot(epochs, [r["metric"] for r in history], "o-", color="tab:blue", label=label)
     metric_axis.set(xlabel="epoch", ylabel=label)

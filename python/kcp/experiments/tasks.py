@@ -7,11 +7,12 @@ classification for comparison:
 
 - ``segmentation``: texture mosaics, the U-Net; mean IoU over the classes
   present in prediction or truth, and pixel accuracy.
-- ``stereo``: stereo pairs of textured slanted planes, the correlation
-  stereo network (trained on half-resolution disparities, as it predicts);
-  predictions are brought to full resolution (nearest neighbour, doubled)
-  and scored on the visible pixels as KITTI does: end-point error and the
-  bad-3px rate, the fraction of pixels more than 3 px off.
+- ``stereo``: stereo pairs of textured slanted planes and one of
+  :data:`STEREO_MODELS`: the correlation stereo network (trained on
+  half-resolution disparities, as it predicts; predictions are brought to
+  full resolution, nearest neighbour, doubled), PSMNet or GwcNet (full
+  resolution); scored on the visible pixels as KITTI does: end-point error
+  and the bad-3px rate, the fraction of pixels more than 3 px off.
 - ``classification``: texture patches of the 8 embedded images, a CIFAR
   ResNet-20; accuracy.
 """
@@ -28,6 +29,8 @@ DENSE_TASKS = ("segmentation", "stereo")
 TASK_NAMES = (*DENSE_TASKS, "classification")
 CLASSES = 4  # segmentation
 MAX_DISPARITY = 16
+#: The stereo task's networks and the factor their output's resolution is below the images'.
+STEREO_MODELS = {"stereo_net": 2, "psmnet": 1, "gwcnet": 1}
 # How the main job prunes while it fine-tunes: softly from the dense network, or
 # once with compensation before fine-tuning the compact network.
 PRUNING_RECIPES = ("soft", "compensated")
@@ -74,6 +77,8 @@ class Task:
         train, val: sample counts (validation data uses another seed).
         epochs: training epochs of each phase (dense training, pruning).
         batch_size: samples per step.
+        architecture: the stereo task's network, one of :data:`STEREO_MODELS`
+            (``None``: ``"stereo_net"``); other tasks have one network.
     """
 
     name: str
@@ -82,12 +87,23 @@ class Task:
     val: int = 64
     epochs: int = 12
     batch_size: int = 16
+    architecture: str | None = None
 
     def __post_init__(self):
         if self.name not in TASK_NAMES:
             raise ValueError(f"task: must be one of {', '.join(TASK_NAMES)}, got {self.name!r}")
         if self.size < 16 or self.size % 8:
             raise ValueError(f"size: must be a multiple of 8 and at least 16, got {self.size}")
+        if self.architecture is not None and (self.name != "stereo" or self.architecture not in STEREO_MODELS):
+            raise ValueError(f"model: the stereo task takes one of {', '.join(STEREO_MODELS)}, got "
+                             f"{self.architecture!r} for task {self.name!r}")
+        if self.architecture in ("psmnet", "gwcnet") and self.size % 16:
+            raise ValueError(f"size: {self.architecture} needs a multiple of 16, got {self.size}")
+
+    @property
+    def output_stride(self):
+        """How many image pixels one output pixel spans (the stereo network's 2, else 1)."""
+        return STEREO_MODELS[self.architecture or "stereo_net"] if self.name == "stereo" else 1
 
     @property
     def metric(self):
@@ -109,8 +125,9 @@ class Task:
             return Split([images], labels, None, labels, None)
         left, right, disparity, valid = datasets.stereo_pairs(samples, height=self.size, width=2 * self.size,
                                                               max_disparity=MAX_DISPARITY, seed=seed)
-        half = (slice(None), slice(None), slice(None, None, 2), slice(None, None, 2))
-        return Split([left, right], disparity[half] / 2, valid[half], disparity, valid)
+        stride = self.output_stride
+        sampled = (slice(None), slice(None), slice(None, None, stride), slice(None, None, stride))
+        return Split([left, right], disparity[sampled] / stride, valid[sampled], disparity, valid)
 
     def model(self, seed=0):
         """A freshly initialised network for the task."""
@@ -118,8 +135,10 @@ class Task:
             return models.unet(classes=CLASSES, image_size=self.size, channels=1, seed=seed)
         if self.name == "classification":
             return models.resnet(20, classes=len(datasets.TEXTURES), image_size=self.size, channels=1, seed=seed)
-        return models.stereo_net(max_disparity=MAX_DISPARITY // 2, height=self.size, width=2 * self.size,
-                                 channels=1, seed=seed)
+        shape = dict(height=self.size, width=2 * self.size, channels=1, seed=seed)
+        if self.architecture in ("psmnet", "gwcnet"):
+            return getattr(models, self.architecture)(max_disparity=MAX_DISPARITY, **shape)
+        return models.stereo_net(max_disparity=MAX_DISPARITY // 2, **shape)
 
     def training_run(self, net, train, val, *, seed=0):
         """A :class:`kcp.FineTune` run that trains ``net`` from scratch with
@@ -169,7 +188,8 @@ class Task:
                                   for i in range(0, len(split.truth), batch)])
         if self.name != "stereo":
             return outputs.argmax(axis=1)
-        return 2 * outputs.repeat(2, axis=2).repeat(2, axis=3)
+        stride = self.output_stride
+        return stride * outputs.repeat(stride, axis=2).repeat(stride, axis=3)
 
     def evaluate(self, net, split):
         """The task's metrics of ``net`` on ``split``, as fractions (the

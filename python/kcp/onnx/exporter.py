@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import _arguments
-from ..network import ACTIVATIONS, BINARY, Network
+from ..network import ACTIVATIONS, BINARY, COST_VOLUMES, Network
 from .format import BATCH, DOMAIN, fresh_name, onnx_module, recall_form
 
 _SIMPLE = {"global_avg_pool": "GlobalAveragePool", "identity": "Identity", "concat": "Concat"}
@@ -181,9 +181,17 @@ class _Writer:
         elif op == "correlation":
             self.functions["Correlation"] = _correlation_function
             self.node("Correlation", x, domain=DOMAIN, max_disparity=i[0], scale=float(a[1]))
+        elif op == "cost_volume":
+            kind = {code: kind for kind, code in COST_VOLUMES.items()}[i[0]]
+            if kind == "concatenation":
+                self.functions["ConcatenationVolume"] = _concatenation_volume_function
+                self.node("ConcatenationVolume", x, domain=DOMAIN, max_disparity=i[1])
+            else:
+                self.functions["GroupCorrelationVolume"] = _group_correlation_volume_function
+                self.node("GroupCorrelationVolume", x, domain=DOMAIN, max_disparity=i[1], groups=i[2], scale=float(a[3]))
         elif op == "soft_argmin":
             self.functions["SoftArgmin"] = _soft_argmin_function
-            self.node("SoftArgmin", x, domain=DOMAIN)
+            self.node("SoftArgmin", x, domain=DOMAIN, sign=float(a[0]))
         else:
             raise _Refused(f"op {op!r} has no ONNX form")
 
@@ -387,16 +395,8 @@ def _correlation_function(helper, opset):
     """Gathers ``right[..., w - d]`` for every ``(d, w)`` at once ([N, C, H, D, W]),
     multiplies by ``left``, sums over channels, zeroes ``w < d``, scales."""
     n = helper.make_node
-    body = [
-        _constant(helper, "D", ref=("int", "max_disparity")), _constant(helper, "scale", ref=("float", "scale")),
-        _constant(helper, "zero", value_int=0), _constant(helper, "one", value_int=1),
-        _constant(helper, "three", value_int=3), _constant(helper, "axis0", value_ints=[0]),
-        _constant(helper, "axis1", value_ints=[1]), _constant(helper, "axis3", value_ints=[3]),
-        n("Shape", ["left"], ["shape"]), n("Gather", ["shape", "three"], ["W"]),
-        n("Range", ["zero", "D", "one"], ["d"]), n("Range", ["zero", "W", "one"], ["w"]),
-        n("Unsqueeze", ["w", "axis0"], ["w_row"]), n("Unsqueeze", ["d", "axis1"], ["d_column"]),
-        n("Sub", ["w_row", "d_column"], ["shift"]), n("Max", ["shift", "zero"], ["index"]),
-        n("GreaterOrEqual", ["shift", "zero"], ["inside"]), n("Cast", ["inside"], ["valid"], to=1),
+    body = _disparity_shift(helper) + [
+        _constant(helper, "scale", ref=("float", "scale")), _constant(helper, "axis3", value_ints=[3]),
         n("Gather", ["right", "index"], ["shifted"], axis=3), n("Unsqueeze", ["left", "axis3"], ["left5"]),
         n("Mul", ["shifted", "left5"], ["products"]), n("ReduceSum", ["products", "axis1"], ["sums"], keepdims=0),
         n("Mul", ["sums", "valid"], ["masked"]), n("Transpose", ["masked"], ["volume"], perm=[0, 2, 1, 3]),
@@ -406,15 +406,79 @@ def _correlation_function(helper, opset):
                                 [helper.make_opsetid("", opset)], ["max_disparity", "scale"])
 
 
+def _disparity_shift(helper):
+    """Nodes giving ``index[d, w] = max(w - d, 0)`` and ``valid[d, w] = (w >= d)``
+    (as floats) for ``d < max_disparity`` and the width of ``left``."""
+    n = helper.make_node
+    return [
+        _constant(helper, "D", ref=("int", "max_disparity")), _constant(helper, "zero", value_int=0),
+        _constant(helper, "one", value_int=1), _constant(helper, "three", value_int=3),
+        _constant(helper, "axis0", value_ints=[0]), _constant(helper, "axis1", value_ints=[1]),
+        n("Shape", ["left"], ["shape"]), n("Gather", ["shape", "three"], ["W"]),
+        n("Range", ["zero", "D", "one"], ["d"]), n("Range", ["zero", "W", "one"], ["w"]),
+        n("Unsqueeze", ["w", "axis0"], ["w_row"]), n("Unsqueeze", ["d", "axis1"], ["d_column"]),
+        n("Sub", ["w_row", "d_column"], ["shift"]), n("Max", ["shift", "zero"], ["index"]),
+        n("GreaterOrEqual", ["shift", "zero"], ["inside"]), n("Cast", ["inside"], ["valid"], to=1),
+    ]
+
+
+def _concatenation_volume_function(helper, opset):
+    """``left`` repeated over disparities and ``right[..., w - d]`` gathered for
+    every ``(d, w)``, both zeroed where ``w < d``, concatenated on channels."""
+    n = helper.make_node
+    body = _disparity_shift(helper) + [
+        _constant(helper, "axis2", value_ints=[2]),
+        n("Unsqueeze", ["valid", "axis1"], ["valid3"]),  # [D, 1, W]
+        n("Unsqueeze", ["left", "axis2"], ["left5"]), n("Mul", ["left5", "valid3"], ["left_volume"]),
+        n("Gather", ["right", "index"], ["shifted"], axis=3),  # [N, C, H, D, W]
+        n("Transpose", ["shifted"], ["right5"], perm=[0, 1, 3, 2, 4]), n("Mul", ["right5", "valid3"], ["right_volume"]),
+        n("Concat", ["left_volume", "right_volume"], ["y"], axis=1),
+    ]
+    return helper.make_function(DOMAIN, "ConcatenationVolume", ["left", "right"], ["y"], body,
+                                [helper.make_opsetid("", opset)], ["max_disparity"])
+
+
+def _group_correlation_volume_function(helper, opset):
+    """``left * right[..., w - d]`` for every ``(d, w)`` ([N, C, H, D, W]),
+    viewed as ``[N, G, C/G, H, D, W]``, summed over each group, zeroed where
+    ``w < d``, moved to ``[N, G, D, H, W]`` and scaled."""
+    n = helper.make_node
+    body = _disparity_shift(helper) + [
+        _constant(helper, "G", ref=("int", "groups")), _constant(helper, "scale", ref=("float", "scale")),
+        _constant(helper, "axis2", value_ints=[2]), _constant(helper, "axis3", value_ints=[3]),
+        _constant(helper, "rest", value_ints=[-1]), _constant(helper, "start", value_ints=[0]),
+        _constant(helper, "plane_start", value_ints=[2]), _constant(helper, "end", value_ints=[2**62]),
+        n("Gather", ["right", "index"], ["shifted"], axis=3), n("Unsqueeze", ["left", "axis3"], ["left5"]),
+        n("Mul", ["shifted", "left5"], ["products"]),
+        n("Shape", ["products"], ["products_shape"]), n("Slice", ["products_shape", "start", "axis1"], ["batch"]),
+        n("Slice", ["products_shape", "plane_start", "end"], ["planes"]), n("Unsqueeze", ["G", "axis0"], ["groups"]),
+        n("Concat", ["batch", "groups", "rest", "planes"], ["grouped_shape"], axis=0),
+        n("Reshape", ["products", "grouped_shape"], ["grouped"]),
+        n("ReduceSum", ["grouped", "axis2"], ["sums"], keepdims=0),  # [N, G, H, D, W]
+        n("Mul", ["sums", "valid"], ["masked"]), n("Transpose", ["masked"], ["volume"], perm=[0, 1, 3, 2, 4]),
+        n("Mul", ["volume", "scale"], ["y"]),
+    ]
+    return helper.make_function(DOMAIN, "GroupCorrelationVolume", ["left", "right"], ["y"], body,
+                                [helper.make_opsetid("", opset)], ["max_disparity", "groups", "scale"])
+
+
 def _soft_argmin_function(helper, opset):
+    """Views ``x`` as ``[N, D, H, W]`` (a ``[N, 1, D, H, W]`` volume as its ``D``
+    channels), then ``sum_d d * softmax_d(sign * x)`` over axis 1."""
     n = helper.make_node
     body = [
-        n("Neg", ["x"], ["negated"]), n("Softmax", ["negated"], ["p"], axis=1),
-        _constant(helper, "one", value_int=1), _constant(helper, "zero_f", value_float=0.0),
-        _constant(helper, "one_f", value_float=1.0), _constant(helper, "axes12", value_ints=[1, 2]),
-        _constant(helper, "axis1", value_ints=[1]),
-        n("Shape", ["x"], ["shape"]), n("Gather", ["shape", "one"], ["D"]), n("Cast", ["D"], ["D_f"], to=1),
+        _constant(helper, "sign", ref=("float", "sign")), _constant(helper, "one", value_int=1),
+        _constant(helper, "zero_f", value_float=0.0), _constant(helper, "one_f", value_float=1.0),
+        _constant(helper, "axes12", value_ints=[1, 2]), _constant(helper, "axis1", value_ints=[1]),
+        _constant(helper, "start", value_ints=[0]), _constant(helper, "batch_end", value_ints=[1]),
+        _constant(helper, "plane_start", value_ints=[-2]), _constant(helper, "end", value_ints=[2**62]),
+        _constant(helper, "rest", value_ints=[-1]),
+        n("Shape", ["x"], ["shape"]), n("Slice", ["shape", "start", "batch_end"], ["batch"]),
+        n("Slice", ["shape", "plane_start", "end"], ["plane"]), n("Concat", ["batch", "rest", "plane"], ["view"], axis=0),
+        n("Reshape", ["x", "view"], ["x4"]), n("Mul", ["x4", "sign"], ["signed"]),
+        n("Softmax", ["signed"], ["p"], axis=1),
+        n("Shape", ["x4"], ["shape4"]), n("Gather", ["shape4", "one"], ["D"]), n("Cast", ["D"], ["D_f"], to=1),
         n("Range", ["zero_f", "D_f", "one_f"], ["d"]), n("Unsqueeze", ["d", "axes12"], ["d3"]),
         n("Mul", ["p", "d3"], ["weighted"]), n("ReduceSum", ["weighted", "axis1"], ["y"], keepdims=1),
     ]
-    return helper.make_function(DOMAIN, "SoftArgmin", ["x"], ["y"], body, [helper.make_opsetid("", opset)])
+    return helper.make_function(DOMAIN, "SoftArgmin", ["x"], ["y"], body, [helper.make_opsetid("", opset)], ["sign"])

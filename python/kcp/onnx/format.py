@@ -1,7 +1,7 @@
 """What kcp's ONNX files share: the custom domain, the batch dimension's
 name, and the lazy import of ``onnx``.
 
-Every kcp op has a standard ONNX form (opset 13 or later) except the two
+Every kcp op has a standard ONNX form (opset 13 or later) except the
 stereo ops, which are written as model-local ONNX functions in the domain
 ``ai.kcp`` whose bodies use standard ops only, so onnxruntime runs the file
 unmodified; the importer recognises them by domain and op type:
@@ -9,7 +9,16 @@ unmodified; the importer recognises them by domain and op type:
 - ``Correlation(left, right)``, attributes ``max_disparity``, ``scale``:
   ``y[n, d, h, w] = scale * sum_c left[n, c, h, w] * right[n, c, h, w - d]``,
   zero where ``w - d < 0``;
-- ``SoftArgmin(x)``: ``y[n, 0] = sum_d d * softmax_d(-x[n, d])``.
+- ``ConcatenationVolume(left, right)``, attribute ``max_disparity``:
+  PSMNet's ``[N, 2C, D, H, W]`` volume, ``y[n, c, d, h, w] = left[n, c, h, w]``
+  and ``y[n, C + c, d, h, w] = right[n, c, h, w - d]``, zero where ``w < d``;
+- ``GroupCorrelationVolume(left, right)``, attributes ``max_disparity``,
+  ``groups``, ``scale``: GwcNet's ``[N, G, D, H, W]`` volume,
+  ``y[n, g, d, h, w] = scale * sum_{c in group g} left[n, c, h, w] * right[n, c, h, w - d]``,
+  zero where ``w < d``;
+- ``SoftArgmin(x)``, attribute ``sign`` (-1 if absent):
+  ``y[n, 0] = sum_d d * softmax_d(sign * x[n, d])`` over the channels of
+  ``[N, D, H, W]`` or over ``D`` of ``[N, 1, D, H, W]``.
 
 ``onnx`` is imported on first use, so ``import kcp`` does not need it.
 

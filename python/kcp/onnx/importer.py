@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _arguments
-from ..network import ACTIVATIONS, BINARY, Network
+from ..network import ACTIVATIONS, BINARY, COST_VOLUMES, Network
 from .._native import KCPError
 from . import folding
 from .format import DOMAIN, fresh_name, onnx_module, remember_form
@@ -637,8 +637,12 @@ class _Importer:
         return lambda self, node, attributes, name: self._layer(name, op, [self._activation(node, 0)])
 
     _op_Identity = _unary("identity")
-    _op_GlobalAveragePool, _kcp_SoftArgmin = _unary("global_avg_pool"), _unary("soft_argmin")
+    _op_GlobalAveragePool = _unary("global_avg_pool")
     del _unary
+
+    def _kcp_SoftArgmin(self, node, attributes, name):
+        # Files written before the sign existed hold GC-Net's softmax(-x).
+        return self._layer(name, "soft_argmin", [self._activation(node, 0)], (attributes.get("sign", -1.0),))
 
     @staticmethod
     def _activation_op(kind, *defaults):
@@ -1157,6 +1161,20 @@ class _Importer:
             return self._layer(name, op, [x], (*out, 1, 0))
         raise _Refused(f"linear with coordinate_transformation_mode {transform!r} from {list(size)} by {factors} is "
                        "not supported (kcp: half_pixel with scales out/in, or align_corners)")
+
+    def _kcp_ConcatenationVolume(self, node, attributes, name):
+        return self._cost_volume(node, attributes, name, "concatenation", ("max_disparity",))
+
+    def _kcp_GroupCorrelationVolume(self, node, attributes, name):
+        return self._cost_volume(node, attributes, name, "group_correlation", ("max_disparity", "groups", "scale"))
+
+    def _cost_volume(self, node, attributes, name, kind, required):
+        if any(attribute not in attributes for attribute in required):
+            raise _Refused(f"needs the attributes {', '.join(required)}")
+        left, right = self._activation(node, 0), self._activation(node, 1)
+        return self._layer(name, "cost_volume", [left, right], (COST_VOLUMES[kind], attributes["max_disparity"],
+                                                                attributes.get("groups", 1),
+                                                                attributes.get("scale", 1.0)))
 
     def _kcp_Correlation(self, node, attributes, name):
         if "max_disparity" not in attributes or "scale" not in attributes:

@@ -389,3 +389,41 @@ def conv_transpose3d(x, weight, bias=None, stride=(1, 1, 1), padding=(0,) * 6, o
     if bias is not None:
         y = y + np.asarray(bias, np.float64).reshape(1, -1, 1, 1, 1)
     return y
+
+
+# ---------------------------------------------------------------------------
+# Stereo cost volumes and disparity regression
+
+
+def cost_volume(left, right, max_disparity, kind="concatenation", groups=1, scale=1.0):
+    """The engine's ``cost_volume`` element by element, ``[N, C, H, W]`` x2 ->
+    ``[N, K, D, H, W]``, zero where ``w < d``: ``"concatenation"`` (PSMNet)
+    ``y[c, d, h, w] = left[c, h, w]``, ``y[C + c, d, h, w] = right[c, h, w - d]``;
+    ``"group_correlation"`` (GwcNet) ``y[g, d, h, w] = scale * sum_{c in g}
+    left[c, h, w] * right[c, h, w - d]`` over ``groups`` equal groups."""
+    left, right = np.asarray(left, np.float64), np.asarray(right, np.float64)
+    n, channels, height, width = left.shape
+    k = 2 * channels if kind == "concatenation" else groups
+    y = np.zeros((n, k, max_disparity, height, width))
+    per_group = channels // groups
+    for d in range(max_disparity):
+        for w in range(d, width):
+            if kind == "concatenation":
+                y[:, :channels, d, :, w] = left[:, :, :, w]
+                y[:, channels:, d, :, w] = right[:, :, :, w - d]
+            else:
+                for g in range(groups):
+                    part = slice(g * per_group, (g + 1) * per_group)
+                    y[:, g, d, :, w] = scale * (left[:, part, :, w] * right[:, part, :, w - d]).sum(1)
+    return y
+
+
+def soft_argmin(x, sign=-1):
+    """``y[n, 0, h, w] = sum_d d * softmax_d(sign * x)`` over the channels of
+    ``[N, D, H, W]`` or over ``D`` of ``[N, 1, D, H, W]``."""
+    x = np.asarray(x, np.float64)
+    x = x.reshape(x.shape[0], -1, *x.shape[-2:])
+    z = sign * x
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return (p * np.arange(x.shape[1]).reshape(1, -1, 1, 1)).sum(1, keepdims=True)

@@ -1,13 +1,14 @@
 """kcp networks evaluated by PyTorch: each layer of ``net.layers`` as a
 ``torch.nn.functional`` call, the stereo correlation and soft-argmin written
-out from their definitions. Used to check the engine against PyTorch and to
+out from their definitions, the cost volumes as PSMNet's and GwcNet's
+published code builds them. Used to check the engine against PyTorch and to
 compare their speed; needs ``torch``.
 """
 
 import torch
 import torch.nn.functional as F
 
-from ..network import ACTIVATIONS
+from ..network import ACTIVATIONS, COST_VOLUMES
 
 
 def activation(x, kind, alpha, beta):
@@ -46,6 +47,47 @@ def normalization(x, weight, bias, mask, groups, spatial, epsilon):
     variance = (counts * (v - mean) ** 2).sum(axes, keepdim=True) / entries
     y = ((v - mean) / torch.sqrt(variance + epsilon)).reshape(x.shape)
     return y * weight.view(1, channels, *ones) + bias.view(1, channels, *ones)
+
+
+def concatenation_volume(left, right, max_disparity):
+    """GwcNet's ``build_concat_volume`` (PSMNet's volume): per disparity ``i``,
+    ``volume[:, :C, i, :, i:] = left[..., i:]`` and ``volume[:, C:, i, :, i:] = right[..., :-i]``."""
+    n, channels, height, width = left.shape
+    volume = left.new_zeros([n, 2 * channels, max_disparity, height, width])
+    for i in range(max_disparity):
+        if i > 0:
+            volume[:, :channels, i, :, i:] = left[:, :, :, i:]
+            volume[:, channels:, i, :, i:] = right[:, :, :, :-i]
+        else:
+            volume[:, :channels, i, :, :] = left
+            volume[:, channels:, i, :, :] = right
+    return volume
+
+
+def group_correlation_volume(left, right, max_disparity, groups, scale):
+    """GwcNet's ``build_gwc_volume``: per disparity ``i``, ``groupwise_correlation``
+    of ``left[..., i:]`` and ``right[..., :-i]`` (``(f1 * f2).view(N, G, C // G, H, W)``
+    summed over the group's channels, times ``scale``; GwcNet's mean is ``scale = G / C``)."""
+    n, channels, height, width = left.shape
+    volume = left.new_zeros([n, groups, max_disparity, height, width])
+
+    def correlation(a, b):
+        return (a * b).view(n, groups, channels // groups, height, a.shape[3]).sum(2) * scale
+
+    for i in range(max_disparity):
+        if i > 0:
+            volume[:, :, i, :, i:] = correlation(left[:, :, :, i:], right[:, :, :, :-i])
+        else:
+            volume[:, :, i, :, :] = correlation(left, right)
+    return volume
+
+
+def disparity_regression(x, sign):
+    """``sum_d d * softmax_d(sign * x)`` over channels of ``[N, D, H, W]`` or over ``D``
+    of ``[N, 1, D, H, W]`` (PSMNet squeezes the channel first), keeping a channel of 1."""
+    x = x.reshape(x.shape[0], -1, *x.shape[-2:])
+    d = torch.arange(x.shape[1], dtype=x.dtype).view(1, -1, 1, 1)
+    return (torch.softmax(sign * x, dim=1) * d).sum(1, keepdim=True)
 
 
 def torch_forward(net, parameters, inputs, training):
@@ -132,11 +174,14 @@ def torch_forward(net, parameters, inputs, training):
             width = left.shape[3]
             y = torch.cat([(left * F.pad(right, (d, 0))[..., :width]).sum(1, keepdim=True) * scale
                            for d in range(disparities)], dim=1)
+        elif layer.op == "cost_volume":
+            kind, disparities, groups = a[:3]
+            y = (concatenation_volume(*x, disparities) if kind == COST_VOLUMES["concatenation"]
+                 else group_correlation_volume(*x, disparities, groups, layer.attributes[3]))
         elif layer.op == "softmax":
             y = torch.softmax(x[0], dim=1)
         elif layer.op == "soft_argmin":
-            d = torch.arange(x[0].shape[1], dtype=x[0].dtype).view(1, -1, 1, 1)
-            y = (torch.softmax(-x[0], dim=1) * d).sum(1, keepdim=True)
+            y = disparity_regression(x[0], a[0])
         elif layer.op == "identity":
             y = x[0]
         elif layer.op == "channel_shuffle":

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -42,6 +42,7 @@ from .. import _arguments
 from ..network import Network
 from ..plans import Plan, _structure, spaces
 from ..plans import plan as plan_network
+from .rescale import column_scales, mean_readers, native_scales
 from .trace import trace
 
 MODES = {"soft": "soft", "hard": "hard"}
@@ -56,16 +57,22 @@ class TorchPlan:
             and parameters per sample before and after, layer widths.
         keep: per parameter or buffer of the model that shrinks, by qualified
             name, the kept indices of its dimensions 0 and 1 (None: all).
+        scale: per weight reading a mean over groups of channels that loses
+            some (:mod:`kcp.torch.rescale`), its compact dimension-1 indices
+            over the mean and the factor ``k' / k`` they are multiplied by.
     """
 
     network: Plan
     keep: dict
+    scale: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The plan as JSON; :func:`load_pruned` rebuilds the pruned model from it."""
         return json.dumps({"format": "kcp-torch-plan/1", "network": json.loads(self.network.to_json()),
                            "keep": {name: [None if k is None else [int(i) for i in k] for k in kept]
-                                    for name, kept in self.keep.items()}})
+                                    for name, kept in self.keep.items()},
+                           "scale": {name: [[int(i) for i in columns], factor]
+                                     for name, (columns, factor) in self.scale.items()}})
 
     @classmethod
     def from_json(cls, text: str) -> TorchPlan:
@@ -73,7 +80,8 @@ class TorchPlan:
         if not isinstance(data, dict) or data.get("format") != "kcp-torch-plan/1":
             raise ValueError("text: not a kcp PyTorch plan (format 'kcp-torch-plan/1' expected)")
         keep = {name: tuple(kept) for name, kept in data["keep"].items()}
-        return cls(Plan.from_json(json.dumps(data["network"])), keep)
+        scale = {name: (columns, factor) for name, (columns, factor) in data.get("scale", {}).items()}
+        return cls(Plan.from_json(json.dumps(data["network"])), keep, scale)
 
 
 class Pruner:
@@ -116,11 +124,15 @@ class Pruner:
         self.mode = _arguments.choice(mode, "mode", MODES)
         self._traced = trace(self.model, example_inputs, strict=False)
         net = self._traced.network
-        self._settings = {"ratio": ratio, "macs_reduction": macs_reduction, "criterion": criterion,
-                          "round_to": round_to, "seed": seed, "overrides": self._overrides(ignored_layers)}
-        plan_network(net, **self._settings)  # checks the settings now, a MACs target's reach included
         per_value, self._space_of = _structure(net)[:2]  # fixed: the traced network is never changed
         self._classes = {value.name: classes for value, classes in zip(net._all_values(), per_value)}
+        self._means, unscalable = mean_readers(net, self._classes, set(self._traced.axes), self._traced.divisors)
+        space_of = {name: space.index for space in spaces(net) for name in space.values}
+        overrides = {**{space_of[value]: 0.0 for value in unscalable if value in space_of},
+                     **self._overrides(ignored_layers)}
+        self._settings = {"ratio": ratio, "macs_reduction": macs_reduction, "criterion": criterion,
+                          "round_to": round_to, "seed": seed, "overrides": overrides}
+        plan_network(net, **self._settings)  # checks the settings now, a MACs target's reach included
         self.plan: TorchPlan | None = None
         # tensor name -> pruned indices of dimensions 0 and 1 (None: none), on its device
         self._pruned: dict[str, tuple] = {}
@@ -196,7 +208,7 @@ class Pruner:
         self._hook_statistics(keep_classes)
         if self.mode == "hard" and optimizer is not None and id(optimizer) not in self._hooks:
             self._hooks[id(optimizer)] = optimizer.register_step_post_hook(lambda o, args, kwargs: self._zero(o))
-        self.plan = TorchPlan(network_plan, keep)
+        self.plan = TorchPlan(network_plan, keep, column_scales(self._means, self._classes, keep_classes))
         return self.plan
 
     def _hook_statistics(self, keep_classes):
@@ -301,6 +313,10 @@ def load_pruned(model: nn.Module, plan: TorchPlan | str, state_dict: dict[str, A
             if isinstance(hook, _KeptStatistics):
                 del module._forward_hooks[key]
     _shrink(pruned, plan.keep, "plan")
+    with torch.no_grad():
+        for name, (columns, factor) in plan.scale.items():
+            tensor = _find(pruned, name, "plan")[2]
+            tensor[:, torch.as_tensor(columns, dtype=torch.long)] *= factor
     if state_dict is not None:
         pruned.load_state_dict(state_dict)
     return pruned
@@ -321,11 +337,14 @@ def from_kcp(net: Network, model: nn.Module) -> nn.Module:
     """A copy of ``model`` holding the weights of ``net``, a network made by
     :func:`to_kcp` from the same architecture and then perhaps fine-tuned or
     compacted natively: layers are resized to ``net``'s parameter shapes.
-    Its ``state_dict()`` is the PyTorch state dict. ``model`` is left unchanged."""
+    Where the model averages groups of channels that lost some (GwcNet's
+    group-wise correlation), the layers reading the mean are scaled as
+    :mod:`kcp.torch.rescale` says. Its ``state_dict()`` is the PyTorch state
+    dict. ``model`` is left unchanged."""
     pruned = copy.deepcopy(_unwrapped(model))
     arrays = {}
     for name, array in net.parameters.items():
-        if name.endswith(".statistics_mask"):  # the engine's, all ones in a compact network
+        if name.endswith((".statistics_mask", ".group_mean")):  # the engine's own: no tensor of the model
             continue
         tensor = _find(pruned, name, "net")[2]
         # Trailing axes of size 1 the engine adds: a channels-last linear layer is a 1x1 conv, a PReLU weight [C, 1, 1].
@@ -338,12 +357,17 @@ def from_kcp(net: Network, model: nn.Module) -> nn.Module:
             raise ValueError(f"net: parameter {name!r} has shape {array.shape}, the model's {tuple(tensor.shape)}")
         keep[name] = tuple(np.arange(new) if new != old else None for new, old in zip(array.shape[:2], tensor.shape))
     _shrink(pruned, keep, "net")
+    classes = {value.name: labels for value, labels in zip(net._all_values(), _structure(net)[0])}
+    scales = native_scales(net, classes, set(arrays))
     with torch.no_grad():
         for name, array in arrays.items():
             tensor = _find(pruned, name, "net")[2]
             if tuple(tensor.shape) != array.shape:
                 raise ValueError(f"net: parameter {name!r} has shape {array.shape}, the model's {tuple(tensor.shape)}")
             tensor.copy_(torch.from_numpy(array))
+            if name in scales:
+                columns, factor = scales[name]
+                tensor[:, torch.as_tensor(columns, dtype=torch.long)] *= factor
     return pruned
 
 

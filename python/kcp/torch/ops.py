@@ -1,21 +1,29 @@
 """What each PyTorch op becomes in a kcp network (used by :mod:`kcp.torch.trace`).
 
 The ``torch.nn`` modules, functions and tensor methods in the tables at the
-end become kcp layers: convolutions and transposed convolutions (zero
-padding; any groups; no ``output_size`` argument), batchnorm,
+end become kcp layers: 2-D and 3-D convolutions and transposed convolutions
+(zero padding; any groups; no ``output_size`` argument), batchnorm (2-D and 3-D),
 the activation family (ReLU, ReLU6 and Hardtanh, clamp, LeakyReLU, Sigmoid,
 Tanh, SiLU, GELU, Hardswish, Hardsigmoid, ELU, Mish, Softplus), add, sub,
 mul and div (two traced tensors with broadcasting; a tensor and a number,
 an affine activation; a tensor and a model parameter or buffer with one
 entry per channel, a constant operand), pools (``ceil_mode``, dilation),
 adaptive pools to any size, linear on ``[N, F]``, flatten, interpolation to
-the traced size (nearest, bilinear), dropout, torchvision's stochastic depth
-and identity, softmax over channels, ``torch.cat`` and ``torch.chunk`` on
+the traced size (nearest, bilinear; trilinear of ``[N, C, D, H, W]``),
+dropout, torchvision's stochastic depth and identity, softmax over channels, ``torch.cat`` and ``torch.chunk`` on
 channels, the view-transpose-view of a channel shuffle, LayerNorm over
 channels (channels-last, with the permutes and Linear layers around it),
 GroupNorm, InstanceNorm and PReLU. Ops along H and W (padding, crops,
-concatenation, flips, reductions keeping their axes) become ``channelwise``
-layers: pruned by rule, not run by the engine. Reading a tensor's shape never
+concatenation, flips, reductions keeping their axes, and ``torch.stack``
+along a new axis after the channels, as a cost volume is built disparity by
+disparity) become ``channelwise`` layers: pruned by rule, not run by the
+engine. A zero tensor (``x.new_zeros``) filled slice by slice as PSMNet's
+or GwcNet's cost volume (:class:`VolumeBuffer`) becomes the engine's
+``cost_volume``; ``x.view(N, G, C / G, H, W).mean(2)`` a group mean
+(:func:`group_mean_layer`); PSMNet's regression ``sum(softmax(squeeze(x,
+1), 1) * arange(D).view(1, D, 1, 1), 1, keepdim=True)`` the ``soft_argmin``
+of sign 1 (:class:`Regression`; tensors the model computes from no input,
+such as ``arange(D)``, are read as constants). Reading a tensor's shape never
 freezes its channels: the model recomputes shapes after pruning. Anything
 else raises :class:`Opaque` with the reason.
 
@@ -23,14 +31,14 @@ The converter ``c`` a builder receives offers ``native(arg)`` (the kcp value
 of an fx argument), ``values`` (what each fx node became), ``reserve(node,
 suffix)`` (a fresh value name), ``layer(node, op, inputs, attributes,
 parameters, name)``, ``parameter(name, tensor, axes, scored)``,
-``statistics(module, value, axis, epsilon)``, ``module_path(module)``,
-``model``, ``graph_module`` and ``strict``.
+``statistics(module, value, axis, epsilon)``, ``divisor(value, source,
+count)``, ``module_path(module)``, ``model``, ``graph_module`` and ``strict``.
 """
 
 import math
 import numbers
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,7 +46,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..network import ACTIVATIONS, BINARY, UPSAMPLE_MODES, Value
+from ..network import ACTIVATIONS, BINARY, COST_VOLUMES, UPSAMPLE_MODES, Value
 
 
 @dataclass(frozen=True)
@@ -402,6 +410,180 @@ def is_multiple(node):
         node.op == "call_method" and node.target == "chunk")
 
 
+@dataclass(frozen=True)
+class Regression:
+    """PSMNet's and GwcNet's disparity regression of a one-channel volume
+    ``[N, 1, D, H, W]``, step by step: ``"squeezed"`` (``torch.squeeze(x, 1)``),
+    ``"probabilities"`` (its softmax over D), ``"weighted"`` (times
+    ``arange(D)`` as ``[1, D, 1, 1]``); summed over D with ``keepdim`` it is
+    the engine's ``soft_argmin`` with sign 1."""
+
+    value: object
+    stage: str
+
+
+def _squeeze(c, node, shape):
+    a = _bind(node, "input", ("dim", None))
+    x = c.native(a["input"])
+    if len(x.shape) != 5 or x.shape[1] != 1 or a["dim"] not in (1, -4):
+        raise Opaque("kcp follows squeezing the channel of a one-channel [N, 1, D, H, W] volume")
+    return Regression(x, "squeezed")
+
+
+def _regression_weights(c, a, b):
+    """The :class:`Regression` that ``a * b`` weighs by its disparities, or None."""
+    for x, weights in ((a, b), (b, a)):
+        source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
+        constant = c.values.get(weights) if isinstance(weights, torch.fx.Node) else None
+        if isinstance(source, Regression) and source.stage == "probabilities" and isinstance(constant, torch.Tensor):
+            disparities = source.value.shape[2]
+            expected = torch.arange(disparities, dtype=constant.dtype).view(1, disparities, 1, 1)
+            if constant.shape == expected.shape and torch.equal(constant, expected):
+                return Regression(source.value, "weighted")
+    return None
+
+
+@dataclass(frozen=True)
+class WrittenSlice:
+    """A tensor computed only to be written into a :class:`VolumeBuffer` (a crop
+    of W, or GwcNet's product, view and group mean of crops): no layer of its
+    own; the buffer reads how ``node`` was computed from the fx graph."""
+
+    node: torch.fx.Node
+
+
+#: The steps of a slice written into a volume: crops, GwcNet's product of two, its view and group mean.
+SLICE_STEPS = (operator.getitem, operator.mul, torch.mul, "mul", "view", "reshape", "mean")
+
+
+def written_into_volume(c, node):
+    """Whether every use of ``node`` (one of :data:`SLICE_STEPS`) ends, through
+    such steps, in a write into a :class:`VolumeBuffer` (reading its shape aside)."""
+    if node.target not in SLICE_STEPS or not node.users:
+        return False
+    for user in node.users:
+        if (user.target is getattr and user.args[1] == "shape") or user.target == "size":
+            continue
+        if user.target is operator.setitem:
+            if user.args[2] is not node or not isinstance(c.values.get(user.args[0]), VolumeBuffer):
+                return False
+        elif not written_into_volume(c, user):
+            return False
+    return True
+
+
+@dataclass
+class VolumeBuffer:
+    """A zero ``[N, K, D, H, W]`` tensor (``x.new_zeros(...)``) that a loop over
+    disparities fills slice by slice (PSMNet's ``cost[:, :C, i, :, i:] =
+    left[:, :, :, i:]``, GwcNet's ``volume[:, :, i, :, i:] =
+    groupwise_correlation(left[..., i:], right[..., :-i], G)``): the writes,
+    ``{(channel half, or None for all channels, d): (written fx node, W start)}``,
+    become a cost volume when a layer reads it (:meth:`volume`)."""
+
+    node: torch.fx.Node
+    shape: tuple
+    writes: dict = field(default_factory=dict)
+    refused: str | None = None  # why a write does not fit
+
+    def sources(self, c):
+        """The traced tensors the writes read, directly or through slice steps."""
+        found, pending = [], [written for written, _ in self.writes.values()]
+        while pending:
+            node = pending.pop()
+            if isinstance(c.values.get(node), WrittenSlice):
+                pending.extend(node.all_input_nodes)
+            elif isinstance(c.values.get(node), Value) and node not in found:
+                found.append(node)
+        return found
+
+    def volume(self, c):
+        """The cost volume the writes make, or :class:`Opaque`: a concatenation
+        volume if every disparity ``d`` writes ``left[..., d:]`` into the first
+        half and ``right[..., :-d]`` into the second at ``W`` positions ``d:``."""
+        if self.refused:
+            raise Opaque(self.refused)
+        if any(half is None for half, _ in self.writes):
+            return self._group_correlation(c)
+        n, channels, disparities, height, width = self.shape
+        sides = []
+        for half in (0, 1):
+            sources = set()
+            for d in range(disparities):
+                written, start = self.writes.get((half, d), (None, None))
+                crop = (d or None, None) if half == 0 else (None, -d or None)
+                sources.add(None if written is None or (start or 0) != d else _uncropped(written, d, *crop))
+            if len(sources) != 1 or None in sources:
+                raise Opaque("fills a zero volume other than as a concatenation volume, every disparity once")
+            sides.append(sources.pop())
+        left, right = (c.native(side) for side in sides)
+        if left.shape != right.shape or 2 * left.shape[1] != channels or len(self.writes) != 2 * disparities:
+            raise Opaque(f"fills a volume of {channels} channels from {list(left.shape)} and {list(right.shape)}")
+        return c.layer(self.node, "cost_volume", [left, right], (COST_VOLUMES["concatenation"], disparities, 1, 1.0))
+
+    def _group_correlation(self, c):
+        """The group-wise correlation volume the writes make: every disparity
+        ``d`` writes the group mean ``(left[..., d:] * right[..., :-d]).view(N,
+        G, C / G, H, W - d).mean(2)`` at ``W`` positions ``d:``."""
+        n, groups, disparities, height, width = self.shape
+        pairs = set()
+        for d in range(disparities):
+            mean, start = self.writes.get((None, d), (None, None))
+            view = mean.args[0] if mean is not None and mean.target == "mean" else None
+            product = view.args[0] if view is not None and view.target in ("view", "reshape") else None
+            if product is None or (start or 0) != d or product.target not in (operator.mul, torch.mul, "mul"):
+                raise Opaque(f"writes disparity {d} other than as GwcNet's group-wise correlation")
+            pairs.add((_uncropped(product.args[0], d, d or None, None),
+                       _uncropped(product.args[1], d, None, -d or None)))
+        if len(pairs) != 1 or None in next(iter(pairs)) or len(self.writes) != disparities:
+            raise Opaque("fills a zero volume other than as a group-wise correlation volume, every disparity once")
+        left, right = (c.native(side) for side in pairs.pop())
+        channels = left.shape[1]
+        if left.shape != right.shape or channels % groups:
+            raise Opaque(f"fills {groups} groups from {list(left.shape)} and {list(right.shape)}")
+        value = c.layer(self.node, "cost_volume", [left, right],
+                        (COST_VOLUMES["group_correlation"], disparities, groups, groups / channels))
+        c.divisor(value.name, left.name, channels // groups)
+        return value
+
+
+def _uncropped(node, d, start, stop):
+    """The tensor ``node`` crops as ``[..., start:stop]`` of W (itself where ``d`` is 0), or None."""
+    if d == 0:
+        return node
+    index = node.args[1] if node.target is operator.getitem else None
+    whole = slice(None)
+    if isinstance(index, tuple) and len(index) == 4 and index[:3] == (whole,) * 3 and \
+            (index[3].start, index[3].stop, index[3].step) == (start, stop, None):
+        return node.args[0]
+    return None
+
+
+def _new_zeros(c, node, shape):
+    c.native(node.args[0])
+    if len(shape) != 5:
+        raise Opaque("kcp follows zero tensors filled as [N, K, D, H, W] cost volumes")
+    return VolumeBuffer(node, shape)
+
+
+def write_volume(c, node):
+    """``buffer[index] = value`` into a :class:`VolumeBuffer`: records the write."""
+    buffer, index, value = node.args
+    buffer = c.values[buffer]
+    whole = slice(None)
+    if not (isinstance(index, tuple) and len(index) == 5 and index[0] == whole and index[3] == whole
+            and isinstance(index[1], slice) and isinstance(index[2], int) and isinstance(index[4], slice)):
+        raise Opaque("writes a volume other than at [:, channels, d, :, w:]")
+    channels, d, positions = index[1], index[2], index[4]
+    if channels.step is not None or (channels.start is not None and channels.stop is not None):
+        raise Opaque("writes a volume's channels other than whole or as its first or second half")
+    if not isinstance(c.values.get(value), (Value, WrittenSlice)) or positions.step is not None \
+            or positions.stop is not None:
+        raise Opaque("writes a volume with something other than a tensor or a slice computed for it")
+    half = None if channels == whole else 0 if channels.start is None else 1
+    buffer.writes[(half, d)] = (value, positions.start)
+
+
 def reshape_layer(c, node, x, shape):
     """A view or reshape: flatten to ``[N, C*H*W]``, identity, or the steps of a channel shuffle."""
     source = c.values.get(x) if isinstance(x, torch.fx.Node) else None
@@ -632,6 +814,9 @@ def _binary(kind):
         a = _bind(node, "input", "other", ("alpha", 1), ("out", None))
         if a["alpha"] != 1 or a["out"] is not None:
             raise Opaque("alpha and out are not supported")
+        weighted = _regression_weights(c, a["input"], a["other"]) if kind == "mul" else None
+        if weighted is not None:
+            return weighted
         return binary_layer(c, node, kind, a["input"], a["other"], shape)
     return handler
 
@@ -671,11 +856,36 @@ def _cat(c, node, shape):
     return c.layer(node, "concat", [c.native(t) for t in a["tensors"]])
 
 
+def _stack(c, node, shape):
+    """Tensors of one width stacked along a new axis after the channels
+    (the disparity axis of a cost volume built slice by slice): output
+    channel ``c`` holds channel ``c`` of each input."""
+    a = _bind(node, "tensors", ("dim", 0), ("out", None))
+    if not isinstance(a["tensors"], (tuple, list)) or a["out"] is not None:
+        raise Opaque("stacks a sequence kcp did not see built, or into out")
+    if not _off_channels(a["dim"], len(shape)):
+        raise Opaque("stacks along the batch or channel axis")
+    values = [c.native(t) for t in a["tensors"]]
+    if any(len(v.shape) != len(shape) - 1 or v.shape[1] != shape[1] for v in values):
+        raise Opaque(f"stacks tensors of other widths ({[list(v.shape) for v in values]} to {list(shape)})")
+    return c.layer(node, "channelwise", values, tuple(shape[1:]))
+
+
 def _pad(c, node, shape):
     a = _bind(node, "input", "pad", ("mode", "constant"), ("value", None))
     if len(a["pad"]) > 2 * (len(shape) - 2):
         raise Opaque(f"pads {len(a['pad']) // 2} axes, the channels among them")
     return channelwise_layer(c, node, [a["input"]], shape)
+
+
+def _sum(c, node, shape):
+    a = _bind(node, "input", ("dim", None), ("keepdim", False), ("dtype", None))
+    source = c.values.get(a["input"]) if isinstance(a["input"], torch.fx.Node) else None
+    if isinstance(source, Regression) and source.stage == "weighted" and a["dim"] in (1, -3, (1,), [1]):
+        if not a["keepdim"]:
+            raise Opaque("a disparity regression without keepdim gives [N, H, W]; kcp's soft_argmin keeps the channel")
+        return c.layer(node, "soft_argmin", [source.value], (1,))
+    return _along("dim", "dim", ("keepdim", False), ("dtype", None))(c, node, shape)
 
 
 def _along(axes, *spec):
@@ -729,8 +939,29 @@ def _transpose(c, node, shape):
     return transpose_layer(c, node, node.args[0], node.args[1:3], shape)
 
 
+def group_mean_layer(c, node, view, dim, keepdim, dtype):
+    """``x.view(N, G, C / G, H, W).mean(2)``, the mean over each of ``G``
+    equal groups of channels (GwcNet's group-wise correlation), as a grouped
+    1x1 conv of weight ``G / C``. Every group keeps the same positions, as a
+    grouped conv's do, and the weight stays ``G / C``; the model's own mean
+    then divides by the fewer channels left, which compaction makes up for
+    in the layers that read it (:meth:`Converter.divisor`)."""
+    if view.transposed or dim is None or dim % 5 != 2 or keepdim or dtype is not None:
+        raise Opaque("kcp follows the mean over dimension 2 of a [N, G, C / G, H, W] view, without keepdim")
+    x, groups = view.value, view.groups
+    per_group = x.shape[1] // groups
+    out = c.reserve(node)
+    weight = (f"{out}.group_mean", np.full((groups, per_group, 1, 1), 1 / per_group, np.float32))
+    value = c.layer(node, "conv2d", [x], (1, 1, 0, 0, 0, 0, 1, 1, groups), [weight], out)
+    c.divisor(out, x.name, per_group)
+    return value
+
+
 def _mean(c, node, shape):
     a = _bind(node, "input", ("dim", None), ("keepdim", False), ("dtype", None))
+    source = c.values.get(a["input"]) if isinstance(a["input"], torch.fx.Node) else None
+    if isinstance(source, GroupedView):
+        return group_mean_layer(c, node, source, a["dim"], a["keepdim"], a["dtype"])
     x = c.native(a["input"])
     dims = a["dim"] if isinstance(a["dim"], (tuple, list)) else (a["dim"],)
     if len(x.shape) != 4 or a["dtype"] is not None or sorted(d % 4 for d in dims if d is not None) != [2, 3]:
@@ -830,6 +1061,9 @@ def _group_norm(c, node, shape):
 
 def _softmax(c, node, shape):
     a = _bind(node, "input", "dim", ("_stacklevel", 3), ("dtype", None))
+    source = c.values.get(a["input"]) if isinstance(a["input"], torch.fx.Node) else None
+    if isinstance(source, Regression) and source.stage == "squeezed" and a["dim"] in (1, -3):
+        return Regression(source.value, "probabilities")
     require_channels(c, a["input"], a["dim"])
     return simple_layer(c, node, "softmax", a["input"])
 
@@ -874,7 +1108,7 @@ FUNCTIONS = {
     operator.sub: _binary("sub"), operator.isub: _binary("sub"), torch.sub: _binary("sub"),
     operator.mul: _binary("mul"), operator.imul: _binary("mul"), torch.mul: _binary("mul"),
     operator.truediv: _binary("div"), operator.itruediv: _binary("div"), torch.div: _binary("div"),
-    torch.cat: _cat, torch.concat: _cat, torch.concatenate: _cat,
+    torch.cat: _cat, torch.concat: _cat, torch.concatenate: _cat, torch.stack: _stack,
     torch.chunk: _chunk, operator.getitem: _getitem,
     torch.flatten: _flatten, torch.reshape: _reshape, torch.transpose: _transpose,
     torch.mean: _mean,
@@ -889,7 +1123,7 @@ FUNCTIONS = {
     torch.permute: _permute, F.layer_norm: _layer_norm, F.group_norm: _group_norm,
     F.pad: _pad, torch.flip: _along("dims", "dims"), torch.roll: _along("dims", "shifts", ("dims", None)),
     torch.amax: _along("dim", "dim", ("keepdim", False)), torch.amin: _along("dim", "dim", ("keepdim", False)),
-    torch.sum: _along("dim", "dim", ("keepdim", False), ("dtype", None)),
+    torch.sum: _sum, torch.squeeze: _squeeze,
 }
 
 # Functions of libraries kcp does not import, by ``module.qualname``.
@@ -902,9 +1136,10 @@ METHODS = {
     "clamp": _clamp, "clamp_": _clamp, "clip": _clamp,
     "add": _binary("add"), "add_": _binary("add"), "sub": _binary("sub"), "sub_": _binary("sub"),
     "mul": _binary("mul"), "mul_": _binary("mul"), "div": _binary("div"), "div_": _binary("div"),
-    "chunk": _chunk, "flatten": _flatten, "view": _reshape, "reshape": _reshape, "transpose": _transpose,
+    "new_zeros": _new_zeros, "chunk": _chunk, "flatten": _flatten, "view": _reshape, "reshape": _reshape,
+    "transpose": _transpose,
     "mean": _mean, "softmax": _softmax, "contiguous": _identity, "permute": _permute,
     "flip": _along("dims", "dims"), "roll": _along("dims", "shifts", ("dims", None)),
     "amax": _along("dim", "dim", ("keepdim", False)), "amin": _along("dim", "dim", ("keepdim", False)),
-    "sum": _along("dim", "dim", ("keepdim", False), ("dtype", None)),
+    "sum": _sum, "squeeze": _squeeze,
 }

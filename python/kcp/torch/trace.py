@@ -23,7 +23,8 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from .._native import KCPError
 from ..network import Network, Value
 from ..onnx.format import fresh_name
-from .ops import ChannelsLast, GroupedView, Opaque, convert, is_multiple
+from .ops import (ChannelsLast, GroupedView, Opaque, Regression, VolumeBuffer, WrittenSlice, convert, is_multiple,
+                  write_volume, written_into_volume)
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Traced:
         statistics: per ``nn.LayerNorm`` path normalising channels, ``(kcp
             value name, axis of the module's input that holds the channels,
             epsilon)``: a masked model's statistics leave out pruned channels there.
+        divisors: per kcp value that is a mean over groups of channels,
+            ``(the value it averages, channels per group)``: the compact
+            model's mean divides by the channels left.
     """
 
     network: Network
@@ -48,6 +52,7 @@ class Traced:
     frozen_by: dict
     layers: list
     statistics: dict
+    divisors: dict
 
 
 def _shape(node):
@@ -69,12 +74,23 @@ def _evaluating(model):
             module.training = training
 
 
+class _Proxy(torch.fx.Proxy):
+    """An fx proxy that records item assignment (``volume[:, :C, i] = x``) as an ``operator.setitem`` node."""
+
+    def __setitem__(self, index, value):
+        self.tracer.create_proxy("call_function", operator.setitem, (self, index, value), {})
+
+
 class _Tracer(torch.fx.Tracer):
-    """``torch.fx.Tracer`` remembering the module being traced, for error messages."""
+    """``torch.fx.Tracer`` remembering the module being traced, for error messages,
+    and following item assignment into tensors (:class:`_Proxy`)."""
 
     def __init__(self):
         super().__init__()
         self.inside = []
+
+    def proxy(self, node):
+        return _Proxy(node, self)
 
     def call_module(self, module, forward, args, kwargs):
         self.inside.append(self.path_of_module(module))
@@ -116,13 +132,15 @@ def _feeds_views_only(node):
             continue
         if user.op == "call_function" and user.target in (operator.floordiv, operator.mul) and _feeds_views_only(user):
             continue
+        if (user.op == "call_method" and user.target == "new_zeros") or user.target is operator.setitem:
+            continue  # the size or channel slice of a cost volume filled slice by slice (VolumeBuffer)
         return False
     return True
 
 
 def _followed_value(value):
     """The kcp value a traced result stands for: itself, or the value a view of it shows."""
-    return value.value if isinstance(value, (ChannelsLast, GroupedView)) else value
+    return value.value if isinstance(value, (ChannelsLast, GroupedView, Regression)) else value
 
 
 def _summary(error):
@@ -144,10 +162,32 @@ class _Shapes(ShapeProp):
 
     def run_node(self, node):
         try:
-            return super().run_node(node)
+            result = super().run_node(node)
         except Exception as error:  # ShapeProp wraps the node's own error
             raise ValueError(f"example_inputs: {self.where(node)} fails on them "
                              f"({_summary(error.__cause__ or error)})") from None
+        if node.op == "call_function" or node.op == "call_method":
+            if isinstance(result, torch.Tensor) and result.numel() <= CONSTANT_SIZE and _is_constant(node):
+                node.meta["kcp_constant"] = result.detach().to("cpu").clone()
+        return result
+
+
+#: The most entries of a tensor the model computes from no input that kcp keeps (``torch.arange(D)``).
+CONSTANT_SIZE = 1 << 16
+
+
+def _is_constant(node):
+    """Whether ``node`` computes its tensor from no input of the model (reading a
+    tensor's dtype or device does not count)."""
+    if "kcp_is_constant" not in node.meta:
+        if node.op == "placeholder" or node.op == "call_module":
+            constant = False
+        elif node.op == "call_function" and node.target is getattr and node.args[1] in ("dtype", "device"):
+            constant = True
+        else:
+            constant = node.op != "output" and all(_is_constant(n) for n in node.all_input_nodes)
+        node.meta["kcp_is_constant"] = constant
+    return node.meta["kcp_is_constant"]
 
 
 def _example_tensors(example_inputs):
@@ -186,7 +226,7 @@ class _Converter:
         self.values = {}  # fx node -> kcp Value
         self.taken = set()
         self.outputs = set()
-        self.traced = Traced(self.net, {}, {}, {}, [], {})
+        self.traced = Traced(self.net, {}, {}, {}, [], {}, {})
 
     def where(self, node):
         """``node`` in words: its module, or its function and the module whose forward calls it."""
@@ -225,13 +265,23 @@ class _Converter:
         leaves = []
         torch.fx.node.map_arg(node.args[0], leaves.append)
         for leaf in leaves:
+            self._settle(leaf)
             if not isinstance(self.values.get(leaf), Value):
                 if self.strict:
-                    raise ValueError(f"model: output {self.where(leaf)} is not a [N, C, H, W] or [N, F] tensor")
+                    raise ValueError(f"model: output {self.where(leaf)} is not a [N, C, H, W], [N, C, D, H, W] or "
+                                     "[N, F] tensor")
                 if isinstance(_followed_value(self.values.get(leaf)), Value):  # a view: its channels stay
                     self._mark_output(leaf)
                 continue
             self._mark_output(leaf)
+
+    def _settle(self, node):
+        """Makes a :class:`VolumeBuffer` read by the model's output or by an op
+        kcp does not follow its volume, or, if it is none kcp knows, keeps the
+        channels written into it."""
+        if isinstance(self.values.get(node), VolumeBuffer):
+            with contextlib.suppress(Opaque):
+                self.native(node)
 
     def _mark_output(self, node):
         """Makes the kcp value behind ``node`` (or behind its view) a network output."""
@@ -241,6 +291,20 @@ class _Converter:
 
     def _call(self, node):
         shape = _shape(node)
+        if "kcp_constant" in node.meta:  # computed from no input: a value for the ops that read it
+            self.values[node] = node.meta["kcp_constant"]
+            return
+        if node.target is operator.setitem and isinstance(self.values.get(node.args[0]), VolumeBuffer):
+            buffer = self.values[node.args[0]]
+            try:
+                write_volume(self, node)
+            except Opaque as reason:
+                buffer.refused = str(reason)
+                buffer.writes[None, None] = (node.args[2], None)  # its sources keep their channels too
+            return
+        if shape is not None and node.op in ("call_function", "call_method") and written_into_volume(self, node):
+            self.values[node] = WrittenSlice(node)  # computed for a volume buffer, which reads it from the graph
+            return
         if shape is None and not is_multiple(node):
             # Sizes, dtypes and other plain values: the tensors built from them carry their traced shapes, and
             # the model's code recomputes them after pruning. A channel count used for more than the views
@@ -270,6 +334,7 @@ class _Converter:
             raise ValueError(f"model: {self.where(node)}: {reason}; kcp has no native form for it")
         text = f"{self.where(node)}: {reason}; the channels it reads and writes are kept"
         for source in node.all_input_nodes if frozen is None else frozen:
+            self._settle(source)
             value = _followed_value(self.values.get(source))
             if isinstance(value, Value) and source not in self.outputs:
                 self._mark_output(source)
@@ -285,10 +350,19 @@ class _Converter:
     # -- what the builders of kcp.torch.ops use -------------------------------
 
     def native(self, arg):
-        """The kcp value of an fx argument."""
+        """The kcp value of an fx argument (a filled :class:`VolumeBuffer` becomes its volume here)."""
+        buffer = self.values.get(arg) if isinstance(arg, torch.fx.Node) else None
+        if isinstance(buffer, VolumeBuffer):
+            try:
+                self.values[arg] = buffer.volume(self)
+            except Opaque:
+                for source in buffer.sources(self):  # the written features must keep their channels
+                    if source not in self.outputs:
+                        self._mark_output(source)
+                raise
         if not isinstance(arg, torch.fx.Node) or not isinstance(self.values.get(arg), Value):
             what = f"'{arg.name}'" if isinstance(arg, torch.fx.Node) else repr(arg)
-            raise Opaque(f"reads {what}, which kcp does not follow as a [N, C, H, W] or [N, F] tensor")
+            raise Opaque(f"reads {what}, which kcp does not follow as a [N, C, H, W], [N, C, D, H, W] or [N, F] tensor")
         return self.values[arg]
 
     def module_path(self, module):
@@ -297,6 +371,10 @@ class _Converter:
     def statistics(self, module, value, axis, epsilon):
         """Records that ``module`` (an ``nn.LayerNorm``) normalises the channels of ``value`` on ``axis`` of its input."""
         self.traced.statistics[self.module_path(module)] = (value, axis, epsilon)
+
+    def divisor(self, value, source, count):
+        """Records that ``value`` is a mean over groups of ``count`` channels of ``source``."""
+        self.traced.divisors[value] = (source, count)
 
     def reserve(self, node, suffix=""):
         """A new kcp value name for ``node``: its module path, or its fx name, and ``suffix``."""
