@@ -33,12 +33,17 @@ def test_every_run_is_recorded(comparison):
         elif r["criterion"] != "dense":
             assert r["macs"] <= 0.5 * dense[r["task"], r["seed"]]
     assert (out / "compare.png").read_bytes().startswith(PNG)
-    assert (out / "compare.md").read_text().count("| kcp |") == 3
+    # One table per metric: mIoU and pixel accuracy, bad-3px and EPE, accuracy.
+    assert (out / "compare.md").read_text().count("| kcp |") == 5
 
 
 def test_summary_is_the_mean_and_spread_of_the_records(comparison):
     summary, data, _ = comparison
-    for task, entry in summary["tasks"].items():
+    entries = [(task, entry) for task, first in summary["tasks"].items() for entry in (first, *first["others"])]
+    assert [(task, entry["metric"]) for task, entry in entries] == [
+        ("segmentation", "mIoU"), ("segmentation", "pixel_accuracy"), ("stereo", "bad-3px"), ("stereo", "EPE"),
+        ("classification", "accuracy")]
+    for task, entry in entries:
         runs = [r for r in data["records"] if r["task"] == task]
         dense = {r["seed"]: r["metrics"][entry["metric"]] for r in runs if r["criterion"] == "dense"}
         unpruned = {r["seed"]: r["metrics"][entry["metric"]] for r in runs if r["criterion"] == "unpruned"}

@@ -100,7 +100,9 @@ def test_compensation_brings_every_zoo_network_closer_to_the_dense_one(build):
     randomize_batchnorm(net)
     plan = kcp.plan(net, ratio=0.5)
     before = {name: value.copy() for name, value in net.parameters.items()}
-    compensated = plan.compensate(net, calibration_for(net, 32, seed=4))
+    # 128 samples: a group-wise volume's lost products are made up for only by the conv3d reading it (the
+    # volume's channels stay), a fit that 32 samples leave worse than none on held-out inputs.
+    compensated = plan.compensate(net, calibration_for(net, 128, seed=4))
     test = calibration_for(net, 4, seed=5)
     for dense, pruned, fitted in zip(net(*test), plan.apply(net)(*test), compensated(*test)):
         assert np.mean((fitted - dense) ** 2) < np.mean((pruned - dense) ** 2)

@@ -28,6 +28,10 @@ from ..plans import plan
 from .tasks import TASK_NAMES, Task, checked_recipe
 
 CRITERIA = ("kcp", "l1", "l2", "fpgm", "random")
+#: Whether more is better, for every metric a task reports (:meth:`Task.evaluate`).
+HIGHER_IS_BETTER = {"mIoU": True, "pixel_accuracy": True, "accuracy": True, "bad-3px": False, "EPE": False}
+#: Metrics in pixels; the others are fractions, shown in percent.
+IN_PIXELS = ("EPE",)
 REDUCTIONS = (0.3, 0.5, 0.7)
 SEEDS = (0, 1, 2)
 BUDGET = {"size": 32, "train": 128, "val": 48, "epochs": 10}
@@ -104,59 +108,84 @@ def settings(spec, criteria, reductions, seeds, recipe):
 
 
 def summarize(records, specs):
-    """Per task: the headline metric of the dense and unpruned networks and,
-    per criterion and reduction, of the pruned ones (mean, std over seeds),
-    with the change against the unpruned network of the same seed."""
+    """Per task: for its headline metric (at the top level) and each other
+    metric it reports (under ``"others"``), the metric of the dense and
+    unpruned networks and, per criterion and reduction, of the pruned ones
+    (mean, std over seeds), with the change against the unpruned network of
+    the same seed."""
     summary = {"tasks": {}}
     for spec in specs:
         runs = [r for r in records if r["task"] == spec.name]
-
-        def by_seed(criterion, target=0.0):
-            return {r["seed"]: r for r in runs if r["criterion"] == criterion and r["macs_reduction_target"] == target}
-
-        reference = {seed: r["metrics"][spec.metric] for seed, r in by_seed("unpruned").items()}
-        dense_macs = next(iter(by_seed("dense").values()))["macs"]
-        entry = {"metric": spec.metric, "higher_is_better": spec.higher_is_better, "dense_macs": dense_macs,
-                 "pruned": {}}
-        for name in ("dense", "unpruned"):
-            values = [r["metrics"][spec.metric] for r in by_seed(name).values()]
-            entry[name] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
-        pruned = [r for r in runs if r["criterion"] not in ("dense", "unpruned")]
-        for criterion in dict.fromkeys(r["criterion"] for r in pruned):
-            rows = []
-            for target in dict.fromkeys(r["macs_reduction_target"] for r in pruned if r["criterion"] == criterion):
-                group = by_seed(criterion, target)
-                values = np.array([r["metrics"][spec.metric] for r in group.values()])
-                changes = values - np.array([reference[seed] for seed in group])
-                rows.append({"macs_reduction_target": target,
-                             "macs_reduction": float(np.mean([1 - r["macs"] / dense_macs for r in group.values()])),
-                             "mean": float(values.mean()), "std": float(values.std()),
-                             "change_mean": float(changes.mean()), "change_std": float(changes.std()),
-                             "seeds": len(group)})
-            entry["pruned"][criterion] = rows
-        summary["tasks"][spec.name] = entry
+        dense_macs = next(r["macs"] for r in runs if r["criterion"] == "dense")
+        names = [spec.metric] + [name for name in runs[0]["metrics"] if name != spec.metric]
+        headline, *others = (_metric_summary(runs, name) for name in names)
+        summary["tasks"][spec.name] = {**headline, "dense_macs": dense_macs, "others": others}
     return summary
 
 
+def _metric_summary(runs, metric):
+    """One metric of one task's ``runs``, summarised as :func:`summarize` says."""
+
+    def by_seed(criterion, target=0.0):
+        return {r["seed"]: r for r in runs if r["criterion"] == criterion and r["macs_reduction_target"] == target}
+
+    reference = {seed: r["metrics"][metric] for seed, r in by_seed("unpruned").items()}
+    dense_macs = next(iter(by_seed("dense").values()))["macs"]
+    entry = {"metric": metric, "higher_is_better": HIGHER_IS_BETTER[metric], "pruned": {}}
+    for name in ("dense", "unpruned"):
+        values = [r["metrics"][metric] for r in by_seed(name).values()]
+        entry[name] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    pruned = [r for r in runs if r["criterion"] not in ("dense", "unpruned")]
+    for criterion in dict.fromkeys(r["criterion"] for r in pruned):
+        rows = []
+        for target in dict.fromkeys(r["macs_reduction_target"] for r in pruned if r["criterion"] == criterion):
+            group = by_seed(criterion, target)
+            values = np.array([r["metrics"][metric] for r in group.values()])
+            changes = values - np.array([reference[seed] for seed in group])
+            rows.append({"macs_reduction_target": target,
+                         "macs_reduction": float(np.mean([1 - r["macs"] / dense_macs for r in group.values()])),
+                         "mean": float(values.mean()), "std": float(values.std()),
+                         "change_mean": float(changes.mean()), "change_std": float(changes.std()),
+                         "seeds": len(group)})
+        entry["pruned"][criterion] = rows
+    return entry
+
+
 def table(summary):
-    """The summary as a Markdown table per task: the metric in percent as
-    mean ± standard deviation over seeds, and its mean change against the
-    unpruned networks in points."""
+    """The summary as Markdown tables per task, the headline metric's first:
+    each metric as mean ± standard deviation over seeds (fractions in percent,
+    EPE in pixels), and its mean change against the unpruned networks (in
+    points, or pixels)."""
     lines = []
     for task, entry in summary["tasks"].items():
-        dense, unpruned = entry["dense"], entry["unpruned"]
-        better = "higher" if entry["higher_is_better"] else "lower"
-        lines += [f"**{task}**: {entry['metric']} in % ({better} is better) at {entry['dense_macs']:,} MACs: "
-                  f"dense {100 * dense['mean']:.1f} ± {100 * dense['std']:.1f}, unpruned after the same "
-                  f"fine-tuning {100 * unpruned['mean']:.1f} ± {100 * unpruned['std']:.1f}", ""]
-        criteria = list(entry["pruned"])
-        columns = [f"{row['macs_reduction']:.1%} fewer MACs (target {row['macs_reduction_target']:.0%})"
-                   for row in entry["pruned"][criteria[0]]]
-        lines.append("| criterion | " + " | ".join(columns) + " |")
-        lines.append("|---" * (len(columns) + 1) + "|")
-        for criterion in criteria:
-            cells = [f"{100 * row['mean']:.1f} ± {100 * row['std']:.1f} ({100 * row['change_mean']:+.1f})"
-                     for row in entry["pruned"][criterion]]
-            lines.append(f"| {criterion} | " + " | ".join(cells) + " |")
-        lines.append("")
+        for metric in (entry, *entry["others"]):
+            lines += _metric_table(task, metric, entry["dense_macs"])
     return "\n".join(lines)
+
+
+def _metric_table(task, entry, dense_macs):
+    """The lines of one metric's table (see :func:`table`)."""
+    unit, scale = ("px", 1) if entry["metric"] in IN_PIXELS else ("%", 100)
+    dense, unpruned = entry["dense"], entry["unpruned"]
+    better = "higher" if entry["higher_is_better"] else "lower"
+    lines = [f"**{task}**: {entry['metric']} in {unit} ({better} is better) at {dense_macs:,} MACs: "
+             f"dense {scale * dense['mean']:.{_digits(unit)}f} ± {scale * dense['std']:.{_digits(unit)}f}, unpruned after "
+             f"the same fine-tuning {scale * unpruned['mean']:.{_digits(unit)}f} ± {scale * unpruned['std']:.{_digits(unit)}f}",
+             ""]
+    criteria = list(entry["pruned"])
+    columns = [f"{row['macs_reduction']:.1%} fewer MACs (target {row['macs_reduction_target']:.0%})"
+               for row in entry["pruned"][criteria[0]]]
+    lines.append("| criterion | " + " | ".join(columns) + " |")
+    lines.append("|---" * (len(columns) + 1) + "|")
+    for criterion in criteria:
+        digits = _digits(unit)
+        cells = [f"{scale * row['mean']:.{digits}f} ± {scale * row['std']:.{digits}f} "
+                 f"({scale * row['change_mean']:+.{digits}f})" for row in entry["pruned"][criterion]]
+        lines.append(f"| {criterion} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def _digits(unit):
+    """Decimals shown: a tenth of a percent, a hundredth of a pixel."""
+    return 2 if unit == "px" else 1
