@@ -1,7 +1,7 @@
 """Native inference against onnxruntime, dense and compact, on the same models.
 
-ResNet-20 (CIFAR, batch 64, 32x32) and the small U-Net (batch 8, 64x64) from
-``kcp.models`` are pruned with KCP to 50% fewer MACs. The dense and compact
+ResNet-20 (CIFAR, batch 64, 32x32), the small U-Net (batch 8, 64x64) and
+PSMNet (published widths, 256x512, 64 disparities) from ``kcp.models`` are pruned with KCP to 50% fewer MACs. The dense and compact
 networks run in the engine and, exported to ONNX, in onnxruntime with the
 same thread count, in one run. Reported: median latency of several runs, the
 engine's compact-vs-dense speedup against the MACs ratio, and engine time
@@ -10,7 +10,7 @@ that another process slowing the machine down for a while weighs on both
 alike; onnxruntime runs one session after the other (the idle threads of
 one session spin for a while after each run and would slow the other down).
 
-    python benchmarks/inference.py [--repeats 15] [--threads N]
+    python benchmarks/inference.py [--repeats 15] [--threads N] [--cases NAME ...]
 """
 
 import argparse
@@ -25,6 +25,13 @@ import onnxruntime as ort
 import kcp
 from kcp import models
 from machine import describe
+
+
+CASES = {
+    "ResNet-20": lambda: models.resnet(20, batch=64),
+    "U-Net": lambda: models.unet(batch=8, image_size=64),
+    "PSMNet": lambda: models.psmnet(height=256, width=512, max_disparity=64, **models.PSMNET_PUBLISHED),
+}
 
 
 def median_ms(functions, repeats):
@@ -52,14 +59,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     args = parser.parse_args()
     kcp.set_num_threads(args.threads)
-    cases = [("ResNet-20", models.resnet(20, batch=64)), ("U-Net", models.unet(batch=8, image_size=64))]
+
     print(describe())
     print(f"{args.threads} threads, median of {args.repeats} runs; MACs per sample")
     print(f"{'network':<10} {'form':<8} {'MACs':>12} {'kcp ms':>9} {'ORT ms':>9} {'kcp/ORT':>8}")
     with tempfile.TemporaryDirectory() as folder:
-        for name, dense in cases:
+        for name in args.cases:
+            dense = CASES[name]()
             compact = kcp.plan(dense, macs_reduction=0.5).apply(dense)
             inputs = [np.random.default_rng(0).standard_normal(v.shape).astype(np.float32) for v in dense.inputs]
             forms = (("dense", dense), ("compact", compact))

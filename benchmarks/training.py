@@ -1,12 +1,13 @@
 """One training step (forward, backward, SGD with momentum) natively against PyTorch 2.13 CPU.
 
 ResNet-20 (batch 128, 32x32, classification), the U-Net (batch 8, 64x64,
-per-pixel classification) and the stereo network (batch 4, 64x128,
-disparity, smooth-L1) from ``kcp.models``, with the same weights, batch and
+per-pixel classification), the stereo network (batch 4, 64x128,
+disparity, smooth-L1) and PSMNet (published widths, batch 1, 256x512, 64
+disparities) from ``kcp.models``, with the same weights, batch and
 thread count. Each framework runs in a fresh process, so that the reported
 peak resident memory (ru_maxrss) is its own.
 
-    python benchmarks/training.py [--repeats 7] [--threads N]
+    python benchmarks/training.py [--repeats 7] [--threads N] [--cases NAME ...]
 """
 
 import argparse
@@ -20,16 +21,17 @@ import time
 
 import numpy as np
 
+from kcp import models
+
 CASES = {
     "ResNet-20": ("resnet", dict(depth=20, batch=128), "classification"),
     "U-Net": ("unet", dict(batch=8, image_size=64), "segmentation"),
     "stereo": ("stereo_net", dict(batch=4, height=64, width=128, max_disparity=16), "disparity"),
+    "PSMNet": ("psmnet", dict(height=256, width=512, max_disparity=64, **models.PSMNET_PUBLISHED), "disparity"),
 }
 
 
 def build(name):
-    from kcp import models
-
     factory, arguments, task = CASES[name]
     net = getattr(models, factory)(**arguments)
     rng = np.random.default_rng(0)
@@ -89,6 +91,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--run", nargs=2, metavar=("FRAMEWORK", "NETWORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -112,7 +115,7 @@ def main():
     print(describe())
     print(f"{args.threads} threads, median of {args.repeats} steps, each framework in its own process")
     print(f"{'network':<10} {'kcp ms':>9} {'torch ms':>9} {'kcp/torch':>10} {'kcp MB':>8} {'torch MB':>9}")
-    for name in CASES:
+    for name in args.cases:
         results = {}
         for framework in ("kcp", "torch"):
             command = [sys.executable, __file__, "--run", framework, name, "--repeats", str(args.repeats),

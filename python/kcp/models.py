@@ -168,6 +168,11 @@ def _stereo_inputs(net, batch, channels, height, width, max_disparity):
     return net.input("left", (batch, channels, height, width)), net.input("right", (batch, channels, height, width))
 
 
+#: :func:`psmnet`'s widths as Chang and Chen publish them: a 32-channel extractor, a four-level pyramid
+#: (their 64, 32, 16 and 8 pixel pools of a 256 x 512 crop), three hourglasses over 32 channels.
+PSMNET_PUBLISHED = dict(features=32, volume_width=32, hourglasses=3, pyramid=(1, 2, 4, 8))
+
+
 def psmnet(*, max_disparity=16, batch=1, height=64, width=128, features=16, volume_width=8, hourglasses=1,
            pyramid=(1, 2, 4), channels=3, seed=0):
     """PSMNet with small widths: Siamese features (:func:`_features`, width
