@@ -346,15 +346,20 @@ class Network:
         groups = _arguments.integer(groups, "groups", 1)
         attributes = (*_pair(stride, "stride"), *pads, *_pair(dilation, "dilation"), groups)
         name = self._name(name, "conv2d")
-        if share is not None:
-            parameters = self._shared(share)
-        else:
-            in_channels = x.shape[1]
-            if in_channels % groups:
-                raise ValueError(f"groups: {groups} groups do not divide {in_channels} input channels")
-            parameters = self._conv_parameters(name, (out_channels, in_channels // groups, kh, kw), in_channels // groups,
-                                               out_channels, bias)
+        parameters = self._filters(x, name, out_channels, (kh, kw), groups, bias, share)
         return self._node("conv2d", [x], attributes, parameters, name, reserved=True)
+
+    def _filters(self, x: Value, name: str, out_channels: int, kernel: tuple[int, ...], groups: int, bias: bool,
+                 share: str | None) -> list[str]:
+        """A conv's parameters: the layer ``share``'s, or a new weight ``[out_channels, C / groups, *kernel]``
+        (``C`` the channels of ``x``) and bias."""
+        if share is not None:
+            return self._shared(share)
+        in_channels = x.shape[1]
+        if in_channels % groups:
+            raise ValueError(f"groups: {groups} groups do not divide {in_channels} input channels")
+        return self._conv_parameters(name, (out_channels, in_channels // groups, *kernel), in_channels // groups,
+                                     out_channels, bias)
 
     def _conv_parameters(self, name: str, shape: tuple[int, ...], inputs_per_group: int, out_channels: int,
                          bias: bool) -> list[str]:
@@ -406,14 +411,7 @@ class Network:
         name = self._name(name, "conv3d")
         if len(x.shape) != 5:
             raise ValueError(f"x: conv3d takes a 5-D input [N, C, D, H, W], got shape {x.shape}")
-        if share is not None:
-            parameters = self._shared(share)
-        else:
-            in_channels = x.shape[1]
-            if in_channels % groups:
-                raise ValueError(f"groups: {groups} groups do not divide {in_channels} input channels")
-            parameters = self._conv_parameters(name, (out_channels, in_channels // groups, *kernel), in_channels // groups,
-                                               out_channels, bias)
+        parameters = self._filters(x, name, out_channels, kernel, groups, bias, share)
         return self._node("conv3d", [x], attributes, parameters, name, reserved=True)
 
     def conv_transpose3d(self, x: Value, out_channels: int, kernel_size: Triple, *, stride: Triple = 1,

@@ -6,9 +6,10 @@ model's."""
 import numpy as np
 import pytest
 import torch
-from torch_stereo import GwcNet, PSMNet, PublishedGwcNet, PublishedPSMNet, build_concat_volume_in_place
+from torch_stereo import GwcNet, PSMNet, PublishedGwcNet, PublishedPSMNet
 
 import kcp.torch
+from kcp.testing.torch_functional import concatenation_volume
 
 
 def randomized(model, seed=0):
@@ -160,7 +161,7 @@ class VolumeHead(torch.nn.Module):
 
     def forward(self, left, right):
         if self.halves == (0, 1):
-            volume = build_concat_volume_in_place(self.features(left), self.features(right), 4)
+            volume = concatenation_volume(self.features(left), self.features(right), 4)
         else:  # only the left half written: not a cost volume kcp knows
             fl = self.features(left)
             volume = fl.new_zeros([fl.size()[0], 12, 4, fl.size()[2], fl.size()[3]])
@@ -278,7 +279,7 @@ class VolumeOut(torch.nn.Module):
         self.read = read
 
     def forward(self, left, right):
-        volume = build_concat_volume_in_place(self.features(left), self.features(right), 3)
+        volume = concatenation_volume(self.features(left), self.features(right), 3)
         return volume if self.read is None else self.read(volume)
 
 

@@ -91,3 +91,14 @@ def test_it_imports_and_computes_in_a_bare_environment(installed):
     openblas, = [path for path in report["libraries"] if "libopenblas" in path]
     assert Path(openblas).resolve().parent == site / "kcp_prune.libs"
     assert not [path for path in report["libraries"] if "swift" in path.lower()]
+
+
+def test_the_main_job_runs_from_the_wheel(installed, tmp_path):
+    """``python -m kcp demo --quick`` from the installed wheel, in a bare environment (the demo extra's
+    packages come from the interpreter's site-packages, as ``pip install 'kcp-prune[demo]'`` puts them)."""
+    _, site, python = installed
+    result = subprocess.run(["env", "-i", f"PATH={BARE_PATH}", f"HOME={tmp_path}", str(python), "-m", "kcp", "demo",
+                             "--quick", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=600,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "demo" / "results.json").is_file()

@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from kcp.testing.torch_functional import concatenation_volume  # PSMNet's published form: slices into zeros
+
 
 def convbn(cin, cout, kernel=3, stride=1, dilation=1):
     pad = dilation if dilation > 1 else kernel // 2
@@ -143,25 +145,11 @@ class GwcNet(StereoNet):
         return self.regress(volume, left.shape[2], left.shape[3])
 
 
-def build_concat_volume_in_place(left, right, disparities):
-    """PSMNet's published form: slices written into a zero volume."""
-    channels = left.size()[1]
-    volume = left.new_zeros([left.size()[0], channels * 2, disparities, left.size()[2], left.size()[3]])
-    for i in range(disparities):
-        if i > 0:
-            volume[:, :channels, i, :, i:] = left[:, :, :, i:]
-            volume[:, channels:, i, :, i:] = right[:, :, :, :-i]
-        else:
-            volume[:, :channels, i, :, :] = left
-            volume[:, channels:, i, :, :] = right
-    return volume
-
-
 class PublishedPSMNet(PSMNet):
     """PSMNet whose volume is written slice by slice into zeros, as the published code does."""
 
     def forward(self, left, right):
-        volume = build_concat_volume_in_place(self.feature_extraction(left), self.feature_extraction(right),
+        volume = concatenation_volume(self.feature_extraction(left), self.feature_extraction(right),
                                               self.max_disparity // 4)
         return self.regress(volume, left.shape[2], left.shape[3])
 
@@ -190,5 +178,5 @@ class PublishedGwcNet(GwcNet):
         fl, fr = self.feature_extraction(left), self.feature_extraction(right)
         disparities = self.max_disparity // 4
         volume = torch.cat([build_gwc_volume_in_place(fl, fr, disparities, self.groups),
-                            build_concat_volume_in_place(self.concatconv(fl), self.concatconv(fr), disparities)], 1)
+                            concatenation_volume(self.concatconv(fl), self.concatconv(fr), disparities)], 1)
         return self.regress(volume, left.shape[2], left.shape[3])
