@@ -18,6 +18,7 @@ import torch
 
 import kcp
 from kcp.testing.torch_functional import concatenation_volume, group_correlation_volume
+from machine import describe
 
 CASES = [("concatenation", 32, 1), ("group_correlation", 320, 40)]
 
@@ -40,7 +41,8 @@ def main():
     args = parser.parse_args()
     kcp.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    print(f"{args.threads} threads, {args.disparities} disparities, features 64 x 128")
+    print(describe())
+    print(f"{args.disparities} disparities, features 64 x 128")
     print(f"{'volume':<18} {'C':>4} {'G':>3} {'kcp ms':>8} {'torch ms':>9} {'speed-up':>8}")
     rng = np.random.default_rng(0)
     for kind, channels, groups in CASES:

@@ -29,6 +29,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import kcp  # noqa: E402
+from machine import describe  # noqa: E402
 
 
 def cases(small):
@@ -82,10 +83,7 @@ def main():
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     kcp.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    name = next((line.partition(":")[2].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                "unknown")
-    print(f"CPU: {name}; kcp {kcp.info()['isa']} kernels; {args.threads} threads; "
-          f"best and median of {args.repeats} runs, {args.clock} clock")
+    print(f"{describe()}; best and median of {args.repeats} runs, {args.clock} clock")
     for case, (ours, theirs) in cases(args.small).items():
         times = {"kcp": [], "torch": []}
         ours(), theirs()
