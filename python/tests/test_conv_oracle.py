@@ -86,3 +86,47 @@ def test_conv_matches_numpy(case, fused):
         expected = np.maximum((expected - s["running_mean"]) / np.sqrt(s["running_var"] + 1e-5) * s["weight"]
                               + s["bias"], 0)
     np.testing.assert_allclose(net(image)[0], expected, rtol=0, atol=1e-5 * max(np.abs(expected).max(), 1))
+
+
+def numpy_conv_weight_gradient(x, g, kernel, stride, padding, dilation, groups):
+    """``dL/dw[o, c, p, q] = sum_{n, oy, ox} g[n, o, oy, ox] x[n, g(o) C/g + c, oy sy + p dy - top, ox sx + q dx - left]``."""
+    (sy, sx), (top, left, bottom, right), (dy, dx), (kh, kw) = stride, padding, dilation, kernel
+    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    outputs, (out_h, out_w), per_group = g.shape[1], g.shape[2:], x.shape[1] // groups
+    dw = np.zeros((outputs, per_group, kh, kw))
+    for o in range(outputs):
+        first = o // (outputs // groups) * per_group
+        for p in range(kh):
+            for q in range(kw):
+                window = x[:, first:first + per_group,
+                           p * dy:p * dy + sy * (out_h - 1) + 1:sy, q * dx:q * dx + sx * (out_w - 1) + 1:sx]
+                dw[o, :, p, q] = np.einsum("nchw,nhw->c", window, g[:, o].astype(np.float64))
+    return dw
+
+
+WEIGHT_GRADIENT_CASES = {
+    # input shape, outputs, kernel, stride, padding (top, left, bottom, right), dilation, groups
+    "16 samples of 4x4 in one product, dW's columns in 2 parts": ((16, 128, 4, 4), 64, 3, 1, (1, 1, 1, 1), 1, 1),
+    "a tile per product, 20 products in 16 partial sums": ((20, 2, 24, 24), 4, 3, 1, (1, 1, 1, 1), 1, 1),
+    "tiles of 5 and 4 rows in chunks of 3, groups 2": ((3, 64, 29, 40), 16, 3, 1, (1, 1, 1, 1), 1, 2),
+    "stride 2, dilation 2, asymmetric padding, 2 chunks": ((20, 6, 13, 13), 10, 3, 2, (2, 1, 0, 2), 2, 1),
+    "1x1, 6 samples copied into one product": ((6, 32, 5, 5), 16, 1, 1, (0, 0, 0, 0), 1, 1),
+    "1x1, a sample read in place": ((2, 8, 32, 32), 8, 1, 1, (0, 0, 0, 0), 1, 1),
+    "1x1 stride 2, 16 samples": ((16, 64, 8, 8), 96, 1, 2, (0, 0, 0, 0), 1, 1),
+}
+
+
+@pytest.mark.parametrize("case", WEIGHT_GRADIENT_CASES.values(), ids=WEIGHT_GRADIENT_CASES.keys())
+def test_conv_weight_gradient_matches_numpy(case):
+    """The weight gradient, computed in products over chunks of tiles of several samples, partial sums
+    and blocks of input channels, against the float64 oracle."""
+    shape, outputs, kernel, stride, padding, dilation, groups = case
+    net = kcp.Network(seed=3)
+    net.output(net.conv2d(net.input("image", shape), outputs, kernel, stride=stride, padding=padding,
+                          dilation=dilation, groups=groups, bias=False, name="conv"))
+    rng = np.random.default_rng(5)
+    image = rng.standard_normal(shape).astype(np.float32)
+    seed = rng.standard_normal(net.outputs[0].shape).astype(np.float32)
+    _, gradients = net.gradients(image, output_gradients=[seed])
+    expected = numpy_conv_weight_gradient(image, seed, _pair(kernel), _pair(stride), padding, _pair(dilation), groups)
+    np.testing.assert_allclose(gradients["conv.weight"], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
