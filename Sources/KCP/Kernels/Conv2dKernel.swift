@@ -294,8 +294,8 @@ func conv2dWeightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) -> T
 
 /// How `conv2dWeightGradient` shares out a conv's `batch * blocks` tiles
 /// (its units): chunks of `unitsPerChunk` consecutive tiles, each one
-/// product over at least `columns` pixels where the batch has them and at
-/// most `floats` unfolded floats; at most `partials` runs of consecutive
+/// product over at least `chunkColumns` pixels where the batch has them and
+/// at most `chunkFloats` unfolded floats; at most `partials` runs of consecutive
 /// chunks, each with its own partial sum; and `parts` blocks of input
 /// channels, enough for about `jobs` jobs where each keeps at least
 /// `partColumns` columns of `dL/dW`. OpenBLAS runs `[512, 256] x [256, 4608]`
@@ -307,13 +307,13 @@ struct WeightGradientSplit {
     let scratchSize: Int
     private let perGroup: Int
 
-    private static let columns = 512, floats = 1 << 21, partials = 16, jobs = 8, partColumns = 512
+    private static let partials = 16, jobs = 8, partColumns = 512
 
     init(_ s: ConvGeometry) {
         let tileColumns = s.blockRows * s.outWidth
         (units, perGroup) = (s.batch * s.blocks, s.perGroup)
-        unitsPerChunk = max(1, min(units, (Self.columns + tileColumns - 1) / max(1, tileColumns),
-                                   Self.floats / max(1, s.patch * tileColumns)))
+        unitsPerChunk = max(1, min(units, (chunkColumns + tileColumns - 1) / max(1, tileColumns),
+                                   chunkFloats / max(1, s.patch * tileColumns)))
         chunkCount = (units + unitsPerChunk - 1) / unitsPerChunk
         runs = max(1, min(chunkCount, Self.partials))
         let wanted = (Self.jobs + runs * s.groups - 1) / (runs * s.groups)
@@ -332,11 +332,14 @@ struct WeightGradientSplit {
 }
 
 /// `dL/dx`: the unfolded gradient `W_g^T G_g` of each tile, folded back
-/// onto its sample (`fold`), parallel over samples and groups. With stride 1
-/// this is itself a convolution, of `dL/dy` with the kernels transposed
-/// (`transposedKernels`) and padding `d*(k-1) - pad` on each side, which
-/// `conv2dForward` computes without the unfolded gradient. As a linear map
-/// of `gradient` this is the transposed convolution (`convTranspose2dForward`).
+/// onto its sample (`fold`), parallel over chunks of samples and groups.
+/// Where a sample is one tile of fewer than `chunkColumns` pixels (deep
+/// layers), a chunk's samples are one product: their rows of `dL/dy` copied
+/// side by side, their unfolded gradients computed side by side. With
+/// stride 1 this is itself a convolution, of `dL/dy` with the kernels
+/// transposed (`transposedKernels`) and padding `d*(k-1) - pad` on each
+/// side, which `conv2dForward` computes without the unfolded gradient. As a
+/// linear map of `gradient` this is the transposed convolution (`convTranspose2dForward`).
 func conv2dInputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
     let inputShape = [s.batch, s.channels, s.height, s.width]
     if s.conv.stride == (1, 1) {
@@ -346,19 +349,46 @@ func conv2dInputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) ->
         return conv2dForward(gradient, weight: transposedKernels(weight, groups: s.groups), bias: nil, transposed,
                              outputShape: inputShape)
     }
+    let chunk = s.blocks > 1 ? 1 : max(1, min(s.batch, (chunkColumns + s.pixels - 1) / max(1, s.pixels),
+                                              chunkFloats / max(1, s.patch * s.pixels)))
+    let chunks = (s.batch + chunk - 1) / chunk, widest = chunk * s.blockRows * s.outWidth
     var dx = Tensor(zeros: inputShape)
     weight.data.withUnsafeBufferPointer { ws in
         gradient.data.withUnsafeBufferPointer { gs in
             dx.data.withUnsafeMutableBufferPointer { dxs in
-                parallelFor(s.batch * s.groups, scratch: s.tileSize) { job, tile in
-                    let (n, g) = (job / s.groups, job % s.groups)
-                    for block in 0..<s.blocks {
-                        let rows = s.rows(block), span = rows.count * s.outWidth
-                        let rowGradient = gs.baseAddress! + (n * s.outputs + g * s.outPerGroup) * s.pixels
-                            + rows.lowerBound * s.outWidth
-                        serialMatrixProduct(m: s.patch, n: span, k: s.outPerGroup, ws.baseAddress! + g * s.outPerGroup * s.patch,
-                                            lda: s.patch, transposeA: true, rowGradient, ldb: s.pixels, tile, ldc: span)
-                        fold(tile, s, rows: rows, into: dxs.baseAddress! + (n * s.channels + g * s.perGroup) * s.plane)
+                parallelFor(chunks * s.groups, scratch: (s.patch + (chunk > 1 ? s.outPerGroup : 0)) * widest) { job, tile in
+                    let (samples, g) = ((job / s.groups * chunk)..<min(s.batch, (job / s.groups + 1) * chunk), job % s.groups)
+                    let weights = ws.baseAddress! + g * s.outPerGroup * s.patch
+                    /// Sample `n`'s rows of `dL/dy` of group `g`.
+                    func rowGradient(_ n: Int) -> UnsafePointer<Float> {
+                        gs.baseAddress! + (n * s.outputs + g * s.outPerGroup) * s.pixels
+                    }
+                    func input(_ n: Int) -> UnsafeMutablePointer<Float> {
+                        dxs.baseAddress! + (n * s.channels + g * s.perGroup) * s.plane
+                    }
+                    if chunk == 1 {
+                        for n in samples {
+                            for block in 0..<s.blocks {
+                                let rows = s.rows(block), span = rows.count * s.outWidth
+                                serialMatrixProduct(m: s.patch, n: span, k: s.outPerGroup, weights, lda: s.patch,
+                                                    transposeA: true, rowGradient(n) + rows.lowerBound * s.outWidth,
+                                                    ldb: s.pixels, tile, ldc: span)
+                                fold(tile, s, rows: rows, into: input(n))
+                            }
+                        }
+                        return
+                    }
+                    let columns = samples.count * s.pixels, rowGradients = tile + s.patch * columns
+                    for (i, n) in samples.enumerated() {
+                        for o in 0..<s.outPerGroup {
+                            (rowGradients + o * columns + i * s.pixels).update(from: rowGradient(n) + o * s.pixels,
+                                                                               count: s.pixels)
+                        }
+                    }
+                    serialMatrixProduct(m: s.patch, n: columns, k: s.outPerGroup, weights, lda: s.patch, transposeA: true,
+                                        rowGradients, ldb: columns, tile, ldc: columns)
+                    for (i, n) in samples.enumerated() {
+                        fold(tile + i * s.pixels, s, rows: 0..<s.outHeight, rowStride: columns, into: input(n))
                     }
                 }
             }
@@ -366,6 +396,10 @@ func conv2dInputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) ->
     }
     return dx
 }
+
+/// Pixels a backward product over a chunk of tiles aims for, and the most
+/// floats it unfolds (`WeightGradientSplit`, `conv2dInputGradient`).
+private let chunkColumns = 512, chunkFloats = 1 << 21
 
 /// The kernels of the transposed convolution, `[I, O/g, kh, kw]`:
 /// `W'[g*I/g + j, o, p, q] = W[g*O/g + o, j, kh-1-p, kw-1-q]` (every kernel

@@ -135,10 +135,12 @@ func unfold(_ input: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, 
 /// The adjoint of `unfold`: adds each entry of a tile back onto the input
 /// pixel it was copied from,
 /// `input[c, oy*sy + p*dy - top, ox*sx + q*dx - left] += tile[(c, p, q), (oy - rows.lowerBound) * Wout + ox]`
-/// (entries that were padding are dropped).
-func fold(_ tile: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, into input: UnsafeMutablePointer<Float>) {
+/// (entries that were padding are dropped); the tile's rows lie `rowStride` floats apart (`rows.count*Wout` if nil).
+func fold(_ tile: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, rowStride: Int? = nil,
+          into input: UnsafeMutablePointer<Float>)
+{
     let (rowTaps, columnTaps) = ((0..<s.kh).map(s.rows(tap:)), (0..<s.kw).map(s.columns(tap:)))
-    let (width, outWidth, (sy, sx)) = (s.width, s.outWidth, s.conv.stride)
+    let (width, outWidth, (sy, sx)) = (s.width, s.outWidth, s.conv.stride), rowStride = rowStride ?? rows.count * outWidth
     var line = tile - rows.lowerBound * outWidth  // line + oy * Wout: output row oy of the current tile row
     for c in 0..<s.perGroup {
         for vertical in rowTaps {
@@ -148,7 +150,7 @@ func fold(_ tile: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, int
                     let from = line + oy * outWidth, to = target + oy * sy * width
                     for ox in horizontal.valid { to[ox * sx] += from[ox] }
                 }
-                line += rows.count * outWidth
+                line += rowStride
             }
         }
     }
