@@ -102,9 +102,11 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
 /// kernels take rows in fours and slow down on the rest (11 output channels
 /// cost more than 12), so more than 4 output channels per group that are no
 /// multiple of 4 are computed with zero-padded weight rows into a per-worker
-/// staging tile, then stored into `y`.
+/// staging tile, then stored into `y`. Where each sample is one small tile
+/// (`samplesPerProduct`), a chunk of samples is one product: their tiles
+/// unfolded side by side, the product staged, then stored sample by sample.
 ///
-/// Where the tiles alone give every thread several jobs, each job unfolds
+/// Where the products alone give every thread several jobs, each job unfolds
 /// one tile into its own scratch, where it stays in cache for the product.
 /// Otherwise (batch 1, deep layers: ResNet-50's 7x7 layers have one tile per
 /// sample) each tile's product is also split into blocks of output channels
@@ -113,53 +115,84 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
 private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
                             into y: UnsafeMutablePointer<Float>)
 {
-    let staged = s.outPerGroup > 4 && s.outPerGroup % 4 != 0, m = staged ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
-    let weights = staged ? paddedRows(weight, groups: s.groups, rows: s.outPerGroup, to: m, columns: s.patch) : weight
-    let split = ConvSplit(s, rows: m), staging = staged ? m * s.blockRows * s.outWidth : 0
+    let chunk = s.samplesPerProduct, chunks = (s.batch + chunk - 1) / chunk
+    let staged = chunk > 1 || s.outPerGroup > 4 && s.outPerGroup % 4 != 0
+    let m = s.outPerGroup > 4 ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
+    let weights = m > s.outPerGroup ? paddedRows(weight, groups: s.groups, rows: s.outPerGroup, to: m, columns: s.patch) : weight
+    let tileSize = chunk * s.tileSize, split = ConvSplit(s, rows: m, tiles: chunks * s.groups * s.blocks, tileSize: tileSize)
+    let staging = staged ? m * chunk * s.blockRows * s.outWidth : 0
     if !staged { y.update(repeating: 0, count: s.batch * s.outputs * s.pixels) }  // the product adds into y
     weights.withUnsafeBufferPointer { ws in
-        /// The `[C/g, H, W]` input of tile `tile`'s sample and group.
-        func input(_ tile: Int) -> UnsafePointer<Float> {
-            x + (tile / s.blocks / s.groups * s.channels + tile / s.blocks % s.groups * s.perGroup) * s.plane
+        /// The samples, group and output rows of tile `tile` (of a chunk of samples).
+        func parts(_ tile: Int) -> (samples: Range<Int>, group: Int, rows: Range<Int>) {
+            let first = tile / s.blocks / s.groups * chunk
+            return (first..<min(s.batch, first + chunk), tile / s.blocks % s.groups, s.rows(tile % s.blocks))
+        }
+        /// The `[C/g, H, W]` input of sample `n` and group `g`.
+        func input(_ n: Int, _ g: Int) -> UnsafePointer<Float> { x + (n * s.channels + g * s.perGroup) * s.plane }
+        /// Tile `tile`'s channels `channels` unfolded into `b`, its samples side by side.
+        func unfoldTile(_ tile: Int, channels: Range<Int>? = nil, into b: UnsafeMutablePointer<Float>) {
+            let (samples, g, rows) = parts(tile), span = rows.count * s.outWidth
+            for (i, n) in samples.enumerated() {
+                unfold(input(n, g), s, rows: rows, channels: channels, rowStride: samples.count * span, into: b + i * span)
+            }
         }
         /// Rows `block` of the padded `m` rows of tile `tile`'s product with its unfolded matrix `b`, through the epilogue.
         func product(tile: Int, rows block: Range<Int>, _ b: UnsafePointer<Float>?, staging: UnsafeMutablePointer<Float>) {
-            let (sample, g) = (tile / s.blocks / s.groups, tile / s.blocks % s.groups), rows = s.rows(tile % s.blocks)
-            let span = rows.count * s.outWidth
-            let out = y + (sample * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
-            let (c, ldc) = staged ? (staging, span) : (out + block.lowerBound * s.pixels, s.pixels)
-            let (b, ldb) = s.isPointwise ? (input(tile) + rows.lowerBound * s.outWidth, s.plane) : (b!, span)
-            serialMatrixProduct(m: block.count, n: span, k: s.patch, ws.baseAddress! + (g * m + block.lowerBound) * s.patch,
+            let (samples, g, rows) = parts(tile), span = rows.count * s.outWidth, width = samples.count * span
+            /// Sample `n`'s output rows of the tile.
+            func out(_ n: Int) -> UnsafeMutablePointer<Float> {
+                y + (n * s.outputs + g * s.outPerGroup) * s.pixels + rows.lowerBound * s.outWidth
+            }
+            let (c, ldc) = staged ? (staging, width) : (out(samples.lowerBound) + block.lowerBound * s.pixels, s.pixels)
+            let (b, ldb) = s.isPointwise ? (input(samples.lowerBound, g) + rows.lowerBound * s.outWidth, s.plane)
+                                         : (b!, width)
+            serialMatrixProduct(m: block.count, n: width, k: s.patch, ws.baseAddress! + (g * m + block.lowerBound) * s.patch,
                                 lda: s.patch, b, ldb: ldb, beta: staged ? 0 : 1, c, ldc: ldc)
             for o in block.clamped(to: 0..<s.outPerGroup) {  // staged rows are stored from their tile, the others in place
-                let source = staged ? staging + (o - block.lowerBound) * span : out + o * s.pixels
-                epilogue.store(source, channel: g * s.outPerGroup + o, to: out + o * s.pixels, count: span)
+                for (i, n) in samples.enumerated() {
+                    let source = staged ? staging + (o - block.lowerBound) * width + i * span : out(n) + o * s.pixels
+                    epilogue.store(source, channel: g * s.outPerGroup + o, to: out(n) + o * s.pixels, count: span)
+                }
             }
         }
         if split.blocks == 1 {
-            parallelFor(split.tiles, scratch: (s.isPointwise ? 0 : s.tileSize) + staging) { tile, scratch in
-                if !s.isPointwise { unfold(input(tile), s, rows: s.rows(tile % s.blocks), into: scratch) }
-                product(tile: tile, rows: 0..<m, scratch, staging: scratch + (s.isPointwise ? 0 : s.tileSize))
+            parallelFor(split.tiles, scratch: (s.isPointwise ? 0 : tileSize) + staging) { tile, scratch in
+                if !s.isPointwise { unfoldTile(tile, into: scratch) }
+                product(tile: tile, rows: 0..<m, scratch, staging: scratch + (s.isPointwise ? 0 : tileSize))
             }
             return
         }
         let unfolded = s.isPointwise ? 0 : split.unfoldedTiles
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, unfolded * s.tileSize))
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, unfolded * tileSize))
         defer { buffer.deallocate() }
         for first in stride(from: 0, to: split.tiles, by: s.isPointwise ? split.tiles : unfolded) {
             let count = min(split.tiles - first, s.isPointwise ? split.tiles : unfolded)
             if !s.isPointwise {
                 parallelFor(count * split.channelParts) { job in
                     let (t, part) = (job / split.channelParts, job % split.channelParts)
-                    unfold(input(first + t), s, rows: s.rows((first + t) % s.blocks),
-                           channels: split.channels(part), into: buffer + t * s.tileSize)
+                    unfoldTile(first + t, channels: split.channels(part), into: buffer + t * tileSize)
                 }
             }
             parallelFor(count * split.blocks, scratch: staging) { job, scratch in
                 let (t, block) = (job / split.blocks, job % split.blocks)
-                product(tile: first + t, rows: split.rows(block), buffer + t * s.tileSize, staging: scratch)
+                product(tile: first + t, rows: split.rows(block), buffer + t * tileSize, staging: scratch)
             }
         }
+    }
+}
+
+extension ConvGeometry {
+    /// Samples whose tiles are unfolded side by side into one product of the
+    /// forward pass and the strided input gradient: where a sample is one
+    /// tile (`blocks == 1`) of fewer than `chunkColumns` pixels, enough for
+    /// that many columns (at most `chunkFloats` unfolded floats), else 1
+    /// (and 1 for 1x1 convs that multiply the input itself). OpenBLAS runs
+    /// `[512, 4608] x [4608, 256]` about twice as fast as sixteen
+    /// `[512, 4608] x [4608, 16]` products (measured).
+    var samplesPerProduct: Int {
+        guard blocks == 1, !isPointwise, pixels < chunkColumns else { return 1 }
+        return max(1, min(batch, (chunkColumns + pixels - 1) / max(1, pixels), chunkFloats / max(1, patch * pixels)))
     }
 }
 
@@ -183,13 +216,14 @@ struct ConvSplit {
     /// Floats of unfolded tiles shared by the blocks at once (16 MB): more than L2, what L3 holds.
     private static let unfoldedFloats = 1 << 22
 
-    init(_ s: ConvGeometry, rows: Int) {
+    /// `tiles` products of `tileSize` unfolded floats each.
+    init(_ s: ConvGeometry, rows: Int, tiles: Int, tileSize: Int) {
         let jobs = Self.jobs
-        (tiles, rowCount, perGroup) = (s.batch * s.groups * s.blocks, rows, s.perGroup)
+        (self.tiles, rowCount, perGroup) = (tiles, rows, s.perGroup)
         let wanted = (jobs + tiles - 1) / tiles
         blockRows = tiles >= jobs ? rows : max(64, (rows / wanted + 63) / 64 * 64)
         blocks = (rows + blockRows - 1) / blockRows
-        unfoldedTiles = min(tiles, max(1, Self.unfoldedFloats / max(1, s.tileSize)))
+        unfoldedTiles = min(tiles, max(1, Self.unfoldedFloats / max(1, tileSize)))
         channelParts = min(s.perGroup, (jobs + unfoldedTiles - 1) / unfoldedTiles)
     }
 
@@ -349,8 +383,7 @@ func conv2dInputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) ->
         return conv2dForward(gradient, weight: transposedKernels(weight, groups: s.groups), bias: nil, transposed,
                              outputShape: inputShape)
     }
-    let chunk = s.blocks > 1 ? 1 : max(1, min(s.batch, (chunkColumns + s.pixels - 1) / max(1, s.pixels),
-                                              chunkFloats / max(1, s.patch * s.pixels)))
+    let chunk = s.samplesPerProduct
     let chunks = (s.batch + chunk - 1) / chunk, widest = chunk * s.blockRows * s.outWidth
     var dx = Tensor(zeros: inputShape)
     weight.data.withUnsafeBufferPointer { ws in
