@@ -250,13 +250,14 @@ private func paddedRows(_ matrix: [Float], groups: Int, rows: Int, to padded: In
 /// `dL/dW_g = sum_tiles G_g X_g^T` (`conv2dWeightGradient`),
 /// `dL/dX_g = W_g^T G_g` folded back onto `x` (`conv2dInputGradient`), and
 /// `dL/db[o] = sum_{n, h, w} G[n, o, h, w]`.
-/// - Returns: `dL/dx` shaped like `x`, `dL/dW` like `weight`, `dL/db` `[O]` if `hasBias`.
-func conv2dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ conv: Conv2d,
-                    gradient: Tensor) -> (input: Tensor, weight: Tensor, bias: Tensor?)
+/// - Returns: `dL/dx` shaped like `x` (nil unless `inputGradient`: a network input needs none),
+///   `dL/dW` like `weight`, `dL/db` `[O]` if `hasBias`.
+func conv2dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ conv: Conv2d, gradient: Tensor,
+                    inputGradient: Bool = true) -> (input: Tensor?, weight: Tensor, bias: Tensor?)
 {
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: gradient.shape, conv)
-    return (conv2dInputGradient(weight: weight, s, gradient: gradient), conv2dWeightGradient(x, s, gradient: gradient),
-            hasBias ? channelSums(gradient) : nil)
+    return (inputGradient ? conv2dInputGradient(weight: weight, s, gradient: gradient) : nil,
+            conv2dWeightGradient(x, s, gradient: gradient), hasBias ? channelSums(gradient) : nil)
 }
 
 /// `dL/dW_g = sum over tiles of G_g X_g^T`, a product per chunk of tiles
