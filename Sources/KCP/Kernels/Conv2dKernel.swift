@@ -115,11 +115,11 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
 private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
                             into y: UnsafeMutablePointer<Float>)
 {
-    let chunk = s.samplesPerProduct, chunks = (s.batch + chunk - 1) / chunk
+    let chunk = s.samplesPerProduct
     let staged = chunk > 1 || s.outPerGroup > 4 && s.outPerGroup % 4 != 0
     let m = s.outPerGroup > 4 ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
     let weights = m > s.outPerGroup ? paddedRows(weight, groups: s.groups, rows: s.outPerGroup, to: m, columns: s.patch) : weight
-    let tileSize = chunk * s.tileSize, split = ConvSplit(s, rows: m, tiles: chunks * s.groups * s.blocks, tileSize: tileSize)
+    let split = ConvSplit(s, rows: m), tileSize = split.tileSize
     let staging = staged ? m * chunk * s.blockRows * s.outWidth : 0
     if !staged { y.update(repeating: 0, count: s.batch * s.outputs * s.pixels) }  // the product adds into y
     weights.withUnsafeBufferPointer { ws in
@@ -197,7 +197,7 @@ extension ConvGeometry {
 }
 
 /// How `unfoldedConv2d` shares a conv's `tiles` (of output rows of each
-/// sample and group) among the threads: the (padded) output channels `rows`
+/// chunk of `samplesPerProduct` samples and group) among the threads: the (padded) output channels `rows`
 /// of each tile's product in `blocks` blocks, one where the tiles alone make
 /// `jobs` jobs, else blocks of a multiple of 64 rows, enough for that where
 /// there are rows enough (OpenBLAS runs a 64 x 196 x 2304 product at 95% of
@@ -208,7 +208,9 @@ extension ConvGeometry {
 /// first, about `unfoldedFloats` at a time, in `channelParts` parts by
 /// input channel.
 struct ConvSplit {
-    let tiles: Int, blocks: Int, channelParts: Int, unfoldedTiles: Int
+    /// Products (tiles of a chunk of `samplesPerProduct` samples), and the unfolded floats of each.
+    let tiles: Int, tileSize: Int
+    let blocks: Int, channelParts: Int, unfoldedTiles: Int
     private let rowCount: Int, blockRows: Int, perGroup: Int
 
     /// Jobs per conv the split aims for: 4 for each of 8 threads.
@@ -216,10 +218,10 @@ struct ConvSplit {
     /// Floats of unfolded tiles shared by the blocks at once (16 MB): more than L2, what L3 holds.
     private static let unfoldedFloats = 1 << 22
 
-    /// `tiles` products of `tileSize` unfolded floats each.
-    init(_ s: ConvGeometry, rows: Int, tiles: Int, tileSize: Int) {
-        let jobs = Self.jobs
-        (self.tiles, rowCount, perGroup) = (tiles, rows, s.perGroup)
+    init(_ s: ConvGeometry, rows: Int) {
+        let jobs = Self.jobs, chunk = s.samplesPerProduct
+        (tiles, tileSize, rowCount, perGroup) = ((s.batch + chunk - 1) / chunk * s.groups * s.blocks, chunk * s.tileSize,
+                                                  rows, s.perGroup)
         let wanted = (jobs + tiles - 1) / tiles
         blockRows = tiles >= jobs ? rows : max(64, (rows / wanted + 63) / 64 * 64)
         blocks = (rows + blockRows - 1) / blockRows
