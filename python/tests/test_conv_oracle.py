@@ -5,8 +5,10 @@ group, rows whose pixel blocks leave few lanes idle), by unfolded matrix
 products (the rest), or as a plain product (1x1, stride 1, unpadded); each
 geometry below takes one of them, and a conv followed by batchnorm and
 relu also runs them with the fused epilogue. Products of a few tiles with
-many output channels are split into blocks of channels ("split"), and
-kernel rows and columns that read only padding are dropped ("padding taps").
+many output channels are split into blocks of channels ("split"), samples
+that are one small tile each are unfolded side by side into one product
+("chunk"), and kernel rows and columns that read only padding are dropped
+("padding taps"). Weight gradients are checked against their own oracle.
 """
 
 import numpy as np
@@ -52,6 +54,9 @@ CASES = {
     "split: 130 outputs of one 7x7 tile, in blocks": ((1, 20, 7, 7), 130, 3, 1, (1, 1, 1, 1), 1, 1),
     "split: 1x1 product, 256 outputs in blocks": ((1, 24, 9, 9), 256, 1, 1, (0, 0, 0, 0), 1, 1),
     "split: 1x1 stride 2, 192 outputs in blocks": ((1, 24, 14, 14), 192, 1, 2, (0, 0, 0, 0), 1, 1),
+    "chunk: 16 samples of 4x4 in one product, 130 outputs in blocks": ((16, 32, 4, 4), 130, 3, 1, (1, 1, 1, 1), 1, 1),
+    "chunk: 4 samples of 4x4 in one product, 32 groups of 3 outputs": ((4, 64, 4, 4), 96, 3, 1, (1, 1, 1, 1), 1, 32),
+    "chunk: 7 samples of 5x3 in one product, stride 2": ((7, 6, 9, 6), 70, 3, 2, (1, 1, 1, 1), 1, 1),
     "padding taps: dilation 7 on 6x6, a 1x1 conv": ((1, 8, 6, 6), 12, 3, 1, (7, 7, 7, 7), 7, 1),
     "padding taps: columns of dilation 6 on 5 columns": ((2, 5, 9, 5), 70, 3, 1, (2, 6, 2, 6), (2, 6), 1),
 }
