@@ -135,3 +135,50 @@ def test_conv_weight_gradient_matches_numpy(case):
     _, gradients = net.gradients(image, output_gradients=[seed])
     expected = numpy_conv_weight_gradient(image, seed, _pair(kernel), _pair(stride), padding, _pair(dilation), groups)
     np.testing.assert_allclose(gradients["conv.weight"], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def numpy_conv_input_gradient(g, w, input_shape, stride, padding, dilation, groups):
+    """``dL/dx``, the adjoint of ``numpy_conv`` in ``x``: each ``g[n, o, oy, ox] w[o, c, p, q]`` added onto the
+    input pixel ``(oy sy + p dy - top, ox sx + q dx - left)`` of channel ``g(o) C/g + c`` (padding dropped)."""
+    (sy, sx), (top, left, bottom, right), (dy, dx) = stride, padding, dilation
+    n, channels, height, width = input_shape
+    padded = np.zeros((n, channels, height + top + bottom, width + left + right))
+    outputs, per_group, kh, kw = w.shape
+    out_h, out_w = g.shape[2:]
+    for o in range(outputs):
+        first = o // (outputs // groups) * per_group
+        for p in range(kh):
+            for q in range(kw):
+                padded[:, first:first + per_group, p * dy:p * dy + sy * (out_h - 1) + 1:sy,
+                       q * dx:q * dx + sx * (out_w - 1) + 1:sx] += np.einsum("c,nhw->nchw", w[o, :, p, q].astype(np.float64),
+                                                                             g[:, o].astype(np.float64))
+    return padded[:, :, top:top + height, left:left + width]
+
+
+INPUT_GRADIENT_CASES = {
+    # input shape, outputs, kernel, stride, padding (top, left, bottom, right), dilation, groups
+    "stride 2, 16 samples of 4x4 in one product": ((16, 32, 8, 8), 64, 3, 2, (1, 1, 1, 1), 1, 1),
+    "stride 2, dilation 2, groups 2, asymmetric padding, 5 samples": ((5, 8, 13, 13), 12, 3, 2, (2, 1, 0, 2), 2, 2),
+    "stride 2, tiles of a few rows, a product per tile": ((2, 64, 60, 60), 8, 3, 2, (1, 1, 1, 1), 1, 1),
+    "stride 1 (a conv with the transposed kernels), 12 samples of 3x3": ((12, 16, 3, 3), 24, 3, 1, (1, 1, 1, 1), 1, 1),
+}
+
+
+@pytest.mark.parametrize("case", INPUT_GRADIENT_CASES.values(), ids=INPUT_GRADIENT_CASES.keys())
+def test_conv_input_gradient_matches_numpy(case):
+    """The input gradient, read through the weight gradient of an identity 1x1 conv before the conv
+    (``dL/dW1[c', c] = sum_{n, h, w} dL/dx[n, c', h, w] x[n, c, h, w]``), against the float64 oracle."""
+    shape, outputs, kernel, stride, padding, dilation, groups = case
+    net = kcp.Network(seed=3)
+    y = net.conv2d(net.input("image", shape), shape[1], 1, bias=False, name="identity")
+    net.output(net.conv2d(y, outputs, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                          bias=False, name="conv"))
+    net.set_parameter("identity.weight", np.eye(shape[1], dtype=np.float32)[:, :, None, None])
+    rng = np.random.default_rng(8)
+    image = rng.standard_normal(shape).astype(np.float32)
+    seed = rng.standard_normal(net.outputs[0].shape).astype(np.float32)
+    _, gradients = net.gradients(image, output_gradients=[seed])
+    dx = numpy_conv_input_gradient(seed, net.parameters["conv.weight"], shape, _pair(stride), padding, _pair(dilation),
+                                   groups)
+    expected = np.einsum("nchw,nkhw->ck", dx, image.astype(np.float64))[:, :, None, None]
+    np.testing.assert_allclose(gradients["identity.weight"], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
