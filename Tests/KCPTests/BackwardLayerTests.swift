@@ -66,7 +66,7 @@ struct BackwardConvTests {
         let w = Tensor(shape: [1, 1, 2, 2], data: [1, 1, 1, 1])
         let g = Tensor(shape: [1, 1, 2, 2], data: [1, 1, 1, 1])
         let d = conv2dBackward(x, weight: w, hasBias: true, Conv2d(), gradient: g)
-        fdExpectEqual(d.input.data, [1, 2, 1, 2, 4, 2, 1, 2, 1], "dx")
+        fdExpectEqual(d.input!.data, [1, 2, 1, 2, 4, 2, 1, 2, 1], "dx")
         fdExpectEqual(d.weight.data, [0 + 1 + 3 + 4, 1 + 2 + 4 + 5, 3 + 4 + 6 + 7, 4 + 5 + 7 + 8], "dW")
         fdExpectEqual(d.bias?.data ?? [], [4], "db")
         #expect(conv2dBackward(x, weight: w, hasBias: false, Conv2d(), gradient: g).bias == nil)
@@ -80,7 +80,7 @@ struct BackwardConvTests {
         let g = Tensor(shape: [1, 2, 2, 2], data: [1, 1, 1, 10, 1, 1, 1, 100])
         let d = conv2dBackward(x, weight: w, hasBias: false, Conv2d(stride: (2, 2), padding: (1, 1, 0, 0), groups: 2),
                                gradient: g)
-        fdExpectEqual(d.input.data, [0, 0, 0, 20, 0, 0, 0, 300], "dx")
+        fdExpectEqual(d.input!.data, [0, 0, 0, 20, 0, 0, 0, 300], "dx")
         fdExpectEqual(d.weight.data, [40, 800], "dW")
     }
 
@@ -99,7 +99,7 @@ struct BackwardConvTests {
                 },
                 backward: { r in
                     let d = conv2dBackward(x, weight: w, hasBias: c.bias, c.conv, gradient: r)
-                    return [d.input.data, d.weight.data] + (d.bias.map { [$0.data] } ?? [])
+                    return [d.input!.data, d.weight.data] + (d.bias.map { [$0.data] } ?? [])
                 })
     }
 
@@ -117,7 +117,7 @@ struct BackwardConvTests {
             let xn = Tensor(shape: [1, 4, 110, 110], data: Array(x.data[(n * plane)..<((n + 1) * plane)]))
             let gn = Tensor(shape: [1, 4, 110, 110], data: Array(g.data[(n * plane)..<((n + 1) * plane)]))
             let one = conv2dBackward(xn, weight: w, hasBias: true, conv, gradient: gn)
-            #expect(one.input.data == Array(whole.input.data[(n * plane)..<((n + 1) * plane)]), "sample \(n) dx")
+            #expect(one.input!.data == Array(whole.input!.data[(n * plane)..<((n + 1) * plane)]), "sample \(n) dx")
             for k in dw.indices { dw[k] += Double(one.weight.data[k]) }
             for k in db.indices { db[k] += Double(one.bias!.data[k]) }
         }
@@ -126,7 +126,7 @@ struct BackwardConvTests {
         fdExpectEqual(whole.bias!.data, db, tolerance: 1e-5 * db.reduce(0.0) { max($0, abs($1)) }, "db")
         // Adjoint identities: <conv(x), g> = <x, dx> = <W, dW> (no bias).
         let y = conv2dForward(x, weight: w, bias: nil, conv, outputShape: g.shape)
-        let (forward, inputSide, weightSide) = (fdDot(g, y), fdDot(x, whole.input), fdDot(w, whole.weight))
+        let (forward, inputSide, weightSide) = (fdDot(g, y), fdDot(x, whole.input!), fdDot(w, whole.weight))
         #expect(abs(forward - inputSide) <= 1e-4 * abs(forward) && abs(forward - weightSide) <= 1e-4 * abs(forward),
                 "<y, g> = \(forward), <x, dx> = \(inputSide), <W, dW> = \(weightSide)")
     }

@@ -82,7 +82,7 @@ struct ThreadsTests {
         let run = {
             let d = conv2dBackward(x, weight: w, hasBias: true, c.conv, gradient: g)
             return [conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape, normalization: affine, relu: true),
-                    d.input, d.weight]
+                    d.input!, d.weight]
         }
         let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)
         #expect(one == two && one == three)

@@ -52,18 +52,29 @@ extension Network {
             accumulate(&gradients[value], gradient)
         }
         var parameterGradients = [Tensor?](repeating: nil, count: parameters.count)
+        let needed = valuesNeedingGradients
         for (index, node) in nodes.enumerated().reversed() {
-            guard let gradient = gradients[node.output] else { continue }
+            guard needed[node.output], let gradient = gradients[node.output] else { continue }
             gradients[node.output] = nil
             let x = node.inputs.map { pass.values[$0] }
             let p = node.parameters.map { parameters[$0].tensor }
             let (inputGradients, weightGradients) = node.op.backward(
                 x, parameters: p, output: pass.values[node.output], statistics: pass.batchStatistics[index],
-                gradient: gradient)
-            for (value, g) in zip(node.inputs, inputGradients) { accumulate(&gradients[value], g) }
+                gradient: gradient, inputGradients: node.inputs.contains { needed[$0] })
+            for (value, g) in zip(node.inputs, inputGradients) where needed[value] { accumulate(&gradients[value], g) }
             for (parameter, g) in zip(node.parameters, weightGradients) { accumulate(&parameterGradients[parameter], g) }
         }
         return zip(parameterGradients, parameters).map { $0 ?? Tensor(zeros: $1.tensor.shape) }
+    }
+
+    /// By value index: whether a parameter lies upstream of the value, so
+    /// that the backward pass needs its gradient. A network input's gradient
+    /// is never needed, nor that of any value computed from inputs alone (the
+    /// first conv's `dL/dx` is skipped).
+    var valuesNeedingGradients: [Bool] {
+        var needed = [Bool](repeating: false, count: valueCount)
+        for node in nodes { needed[node.output] = !node.parameters.isEmpty || node.inputs.contains { needed[$0] } }
+        return needed
     }
 }
 
@@ -76,14 +87,18 @@ extension Op {
     /// Gradients with respect to each input and each parameter, given the
     /// gradient of the output. `statistics` are the batch statistics of a
     /// batchnorm run in training mode (nil: running statistics were used).
+    /// Without `inputGradients` (no input needs one), a conv may return no
+    /// input gradients.
     func backward(_ inputs: [Tensor], parameters p: [Tensor], output: Tensor,
-                  statistics: (mean: [Float], variance: [Float])?, gradient: Tensor) -> (inputs: [Tensor], parameters: [Tensor])
+                  statistics: (mean: [Float], variance: [Float])?, gradient: Tensor,
+                  inputGradients: Bool = true) -> (inputs: [Tensor], parameters: [Tensor])
     {
         let x = inputs[0]
         switch self {
         case let .conv2d(conv):
-            let g = conv2dBackward(x, weight: p[0], hasBias: p.count > 1, conv, gradient: gradient)
-            return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))
+            let g = conv2dBackward(x, weight: p[0], hasBias: p.count > 1, conv, gradient: gradient,
+                                   inputGradient: inputGradients)
+            return (g.input.map { [$0] } ?? [], [g.weight] + (g.bias.map { [$0] } ?? []))
         case let .convTranspose2d(t):
             let g = convTranspose2dBackward(x, weight: p[0], hasBias: p.count > 1, t, gradient: gradient)
             return ([g.input], [g.weight] + (g.bias.map { [$0] } ?? []))

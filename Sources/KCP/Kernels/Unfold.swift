@@ -93,15 +93,16 @@ struct Tap {
 /// Tile of output rows `rows` of the unfolded `[C/g, H, W]` sample `input` (channels `channelStride` apart),
 /// a row-major `[C/g*kh*kw, rows.count*Wout]` matrix:
 /// `tile[(c, p, q), (oy - rows.lowerBound) * Wout + ox] = input[c, oy*sy + p*dy - top, ox*sx + q*dx - left]`,
-/// zero where that pixel lies outside the input; only the rows of `channels` (all if nil) are written.
+/// zero where that pixel lies outside the input; only the rows of `channels` (all if nil) are written,
+/// `rowStride` floats apart (`rows.count*Wout` if nil; more to place tiles side by side in a wider matrix).
 func unfold(_ input: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, channels: Range<Int>? = nil,
-            into tile: UnsafeMutablePointer<Float>)
+            rowStride: Int? = nil, into tile: UnsafeMutablePointer<Float>)
 {
     let (rowTaps, columnTaps) = ((0..<s.kh).map(s.rows(tap:)), (0..<s.kw).map(s.columns(tap:)))
     let (width, outWidth, (sy, sx)) = (s.width, s.outWidth, s.conv.stride)
-    let channels = channels ?? 0..<s.perGroup
+    let channels = channels ?? 0..<s.perGroup, rowStride = rowStride ?? rows.count * outWidth
     // out + oy * Wout: output row oy of the current tile row
-    var out = tile + channels.lowerBound * s.kh * s.kw * rows.count * outWidth - rows.lowerBound * outWidth
+    var out = tile + channels.lowerBound * s.kh * s.kw * rowStride - rows.lowerBound * outWidth
     for c in channels {
         for vertical in rowTaps {
             let reading = vertical.valid.clamped(to: rows)
@@ -125,7 +126,7 @@ func unfold(_ input: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, 
                         for ox in end..<outWidth { line[ox] = 0 }
                     }
                 }
-                out += rows.count * outWidth
+                out += rowStride
             }
         }
     }
@@ -134,10 +135,12 @@ func unfold(_ input: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, 
 /// The adjoint of `unfold`: adds each entry of a tile back onto the input
 /// pixel it was copied from,
 /// `input[c, oy*sy + p*dy - top, ox*sx + q*dx - left] += tile[(c, p, q), (oy - rows.lowerBound) * Wout + ox]`
-/// (entries that were padding are dropped).
-func fold(_ tile: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, into input: UnsafeMutablePointer<Float>) {
+/// (entries that were padding are dropped); the tile's rows lie `rowStride` floats apart (`rows.count*Wout` if nil).
+func fold(_ tile: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, rowStride: Int? = nil,
+          into input: UnsafeMutablePointer<Float>)
+{
     let (rowTaps, columnTaps) = ((0..<s.kh).map(s.rows(tap:)), (0..<s.kw).map(s.columns(tap:)))
-    let (width, outWidth, (sy, sx)) = (s.width, s.outWidth, s.conv.stride)
+    let (width, outWidth, (sy, sx)) = (s.width, s.outWidth, s.conv.stride), rowStride = rowStride ?? rows.count * outWidth
     var line = tile - rows.lowerBound * outWidth  // line + oy * Wout: output row oy of the current tile row
     for c in 0..<s.perGroup {
         for vertical in rowTaps {
@@ -147,7 +150,7 @@ func fold(_ tile: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, int
                     let from = line + oy * outWidth, to = target + oy * sy * width
                     for ox in horizontal.valid { to[ox * sx] += from[ox] }
                 }
-                line += rows.count * outWidth
+                line += rowStride
             }
         }
     }
