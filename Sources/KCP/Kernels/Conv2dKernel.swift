@@ -26,19 +26,29 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
     }
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
-            withOptionalBuffer(bias?.data) { bias in
-                withOptionalBuffer(normalization?.scale) { scale in
-                    withOptionalBuffer(normalization?.shift) { shift in
-                        withOptionalBuffer(residual?.data) { residual in
-                            let epilogue = ConvEpilogue(bias: bias, scale: scale, shift: shift, residual: residual,
-                                                        relu: relu, output: UnsafePointer(ys.baseAddress!))
-                            if DirectConvolution.suits(s) {
-                                directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
-                            } else {
-                                unfoldedConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
-                            }
-                        }
-                    }
+            withConvEpilogue(bias: bias, normalization: normalization, residual: residual, relu: relu,
+                             output: ys.baseAddress!) { epilogue in
+                if DirectConvolution.suits(s) {
+                    directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                } else {
+                    unfoldedConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                }
+            }
+        }
+    }
+}
+
+/// `body` with the `ConvEpilogue` of these settings over the output `output`
+/// (the arrays it points into stay alive for the call).
+func withConvEpilogue(bias: Tensor?, normalization: (scale: [Float], shift: [Float])?, residual: Tensor?, relu: Bool,
+                      output: UnsafeMutablePointer<Float>, _ body: (ConvEpilogue) -> Void)
+{
+    withOptionalBuffer(bias?.data) { bias in
+        withOptionalBuffer(normalization?.scale) { scale in
+            withOptionalBuffer(normalization?.shift) { shift in
+                withOptionalBuffer(residual?.data) { residual in
+                    body(ConvEpilogue(bias: bias, scale: scale, shift: shift, residual: residual, relu: relu,
+                                      output: UnsafePointer(output)))
                 }
             }
         }
@@ -46,7 +56,7 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
 }
 
 /// `body` with a pointer to `array`'s elements, or nil.
-func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+private func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
     guard let array else { return body(nil) }
     return array.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

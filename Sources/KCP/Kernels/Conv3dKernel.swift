@@ -141,19 +141,12 @@ func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, o
     let packed = depthTapsFirst(weight)
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
-            withOptionalBuffer(bias?.data) { bias in
-                withOptionalBuffer(normalization?.scale) { scale in
-                    withOptionalBuffer(normalization?.shift) { shift in
-                        withOptionalBuffer(residual?.data) { residual in
-                            let epilogue = ConvEpilogue(bias: bias, scale: scale, shift: shift, residual: residual,
-                                                        relu: relu, output: UnsafePointer(ys.baseAddress!))
-                            if DirectConvolution.suits(s.stacked) {
-                                directConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)
-                            } else {
-                                unfoldedConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)
-                            }
-                        }
-                    }
+            withConvEpilogue(bias: bias, normalization: normalization, residual: residual, relu: relu,
+                             output: ys.baseAddress!) { epilogue in
+                if DirectConvolution.suits(s.stacked) {
+                    directConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)
+                } else {
+                    unfoldedConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)
                 }
             }
         }
