@@ -25,6 +25,14 @@ enum Arguments {
         return pointer
     }
 
+    /// `pointer`, not NULL and with room (`capacity`, as the caller says) for the `count` entries the call writes.
+    static func output<T>(_ pointer: UnsafeMutablePointer<T>?, _ name: String, capacity: Int64,
+                          count: Int) throws -> UnsafeMutablePointer<T>
+    {
+        try require(capacity >= Int64(count), name, "has room for \(capacity) entries, the call writes \(count)")
+        return try output(pointer, name)
+    }
+
     static func mask(_ pointer: UnsafePointer<UInt8>?, _ count: Int) -> [Bool]? {
         guard let pointer else { return nil }
         return (0..<count).map { pointer[$0] != 0 }

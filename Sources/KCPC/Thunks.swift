@@ -29,26 +29,25 @@ public func kcp_threads_get() -> Int32 { Int32(clamping: Threads.count) }
 
 @_cdecl("kcp_layer_geometry")
 public func kcp_layer_geometry(_ shape: UnsafePointer<Int64>?, _ ndim: Int32, _ groups: Int64,
-                               _ geometry: UnsafeMutablePointer<Int64>?) -> Int32
+                               _ geometry: UnsafeMutablePointer<Int64>?, _ capacity: Int64) -> Int32
 {
     boundary {
         let layer = try Arguments.geometry(shape, ndim, groups)
-        try Arguments.output(geometry, "geometry")
-            .store([layer.inChannels, layer.outChannels, layer.clusterLength, layer.kernelCount]) { Int64($0) }
+        let values = [layer.inChannels, layer.outChannels, layer.clusterLength, layer.kernelCount]
+        try Arguments.output(geometry, "geometry", capacity: capacity, count: values.count).store(values) { Int64($0) }
     }
 }
 
 @_cdecl("kcp_layer_scores")
 public func kcp_layer_scores(_ weight: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ ndim: Int32,
                              _ groups: Int64, _ criterion: Int32, _ center: Int32, _ seed: UInt64,
-                             _ scores: UnsafeMutablePointer<Double>?) -> Int32
+                             _ scores: UnsafeMutablePointer<Double>?, _ capacity: Int64) -> Int32
 {
     boundary {
         let layer = try Arguments.geometry(shape, ndim, groups)
-        let result = try layerScores(weight: Arguments.buffer(weight, layer.elementCount, "weight"),
-                                     geometry: layer,
+        let result = try layerScores(weight: Arguments.buffer(weight, layer.elementCount, "weight"), geometry: layer,
                                      criterion: Arguments.criterion(criterion, center: center, seed: seed))
-        try Arguments.output(scores, "scores").store(result) { $0 }
+        try Arguments.output(scores, "scores", capacity: capacity, count: result.count).store(result) { $0 }
     }
 }
 
@@ -57,22 +56,28 @@ public func kcp_layer_cluster(_ weight: UnsafePointer<Float>?, _ shape: UnsafePo
                               _ groups: Int64, _ ratio: Double, _ center: Int32, _ centers: Int32,
                               _ granularity: Int32, _ roundTo: Int32, _ seed: UInt64,
                               _ scores: UnsafeMutablePointer<Double>?, _ labels: UnsafeMutablePointer<Int32>?,
-                              _ centersOut: UnsafeMutablePointer<Float>?, _ keep: UnsafeMutablePointer<UInt8>?) -> Int32
+                              _ centersOut: UnsafeMutablePointer<Float>?, _ keep: UnsafeMutablePointer<UInt8>?,
+                              _ capacities: UnsafePointer<Int64>?) -> Int32
 {
     boundary {
         let layer = try Arguments.geometry(shape, ndim, groups)
         guard let granularity = Granularity(rawValue: granularity) else {
             throw KCPError.invalidArgument(argument: "granularity", reason: "unknown code \(granularity)")
         }
-        let scoresOut = try Arguments.output(scores, "scores"), keepOut = try Arguments.output(keep, "keep")
+        let room = try Arguments.buffer(capacities, 4, "capacities")
         let pruning = try LayerPruning(weight: Arguments.buffer(weight, layer.elementCount, "weight"),
                                        geometry: layer, ratio: ratio, center: Arguments.center(center),
                                        clusters: Int(centers), granularity: granularity,
                                        roundTo: Int(roundTo), seed: seed)
-        if granularity == .channel {
-            try Arguments.output(labels, "labels").store(pruning.labels) { Int32($0) }
-            try Arguments.output(centersOut, "centers").store(pruning.centers) { $0 }
-        }
+        // Every output is checked before any is written; channel granularity also writes labels and centers.
+        let scoresOut = try Arguments.output(scores, "scores", capacity: room[0], count: pruning.scores.count)
+        let keepOut = try Arguments.output(keep, "keep", capacity: room[3], count: pruning.keep.count)
+        let labelsOut = granularity == .channel
+            ? try Arguments.output(labels, "labels", capacity: room[1], count: pruning.labels.count) : nil
+        let centersOut = granularity == .channel
+            ? try Arguments.output(centersOut, "centers", capacity: room[2], count: pruning.centers.count) : nil
+        labelsOut?.store(pruning.labels) { Int32($0) }
+        centersOut?.store(pruning.centers) { $0 }
         scoresOut.store(pruning.scores) { $0 }
         keepOut.store(pruning.keep) { $0 ? 1 : 0 }
     }

@@ -44,64 +44,67 @@ struct CABITests {
     @Test("kcp_layer_geometry fills in_channels, out_channels, cluster_length, kernels")
     func geometry() {
         var g = [Int64](repeating: -1, count: 4)
-        #expect(kcp_layer_geometry([6, 2, 3, 3], 4, 3, &g) == 0)
+        #expect(kcp_layer_geometry([6, 2, 3, 3], 4, 3, &g, 4) == 0)
         #expect(g == [6, 6, 18, 12])
         #expect(lastError() == "")
-        #expect(kcp_layer_geometry([10, 4], 2, 1, &g) == 0)
+        #expect(kcp_layer_geometry([10, 4], 2, 1, &g, 4) == 0)
         #expect(g == [4, 10, 10, 40])
-        expectInvalid("shape", kcp_layer_geometry(nil, 4, 1, &g))
-        expectInvalid("weight", kcp_layer_geometry([6, 2, 3], 3, 1, &g))
-        expectInvalid("weight", kcp_layer_geometry([6, 2, 3], 0, 1, &g))
-        expectInvalid("weight", kcp_layer_geometry([1, 1, 1, 1, 1, 1, 1, 1, 1], 9, 1, &g))
-        expectInvalid("weight", kcp_layer_geometry([6, 0, 3, 3], 4, 1, &g))
-        expectInvalid("groups", kcp_layer_geometry([6, 2, 3, 3], 4, 4, &g))
-        expectInvalid("groups", kcp_layer_geometry([6, 2, 3, 3], 4, 0, &g))
-        expectInvalid("geometry", kcp_layer_geometry([6, 2, 3, 3], 4, 3, nil))
+        expectInvalid("shape", kcp_layer_geometry(nil, 4, 1, &g, 4))
+        expectInvalid("weight", kcp_layer_geometry([6, 2, 3], 3, 1, &g, 4))
+        expectInvalid("weight", kcp_layer_geometry([6, 2, 3], 0, 1, &g, 4))
+        expectInvalid("weight", kcp_layer_geometry([1, 1, 1, 1, 1, 1, 1, 1, 1], 9, 1, &g, 4))
+        expectInvalid("weight", kcp_layer_geometry([6, 0, 3, 3], 4, 1, &g, 4))
+        expectInvalid("groups", kcp_layer_geometry([6, 2, 3, 3], 4, 4, &g, 4))
+        expectInvalid("groups", kcp_layer_geometry([6, 2, 3, 3], 4, 0, &g, 4))
+        expectInvalid("geometry", kcp_layer_geometry([6, 2, 3, 3], 4, 3, nil, 4))
+        expectInvalid("geometry", kcp_layer_geometry([6, 2, 3, 3], 4, 3, &g, 3))
     }
 
     @Test("kcp_layer_scores: every criterion on a literal weight")
     func scores() {
         var s = [Double](repeating: -1, count: 5)
-        #expect(kcp_layer_scores(Self.w, Self.shape, 2, 1, kcpCriterion.kcp, kcpCenter.mean, 0, &s) == 0)
+        #expect(kcp_layer_scores(Self.w, Self.shape, 2, 1, kcpCriterion.kcp, kcpCenter.mean, 0, &s, 5) == 0)
         expectClose(s, [0, 25.0 / 12, 25.0 / 12, 5.0 / 12, 5.0 / 12])
         // Filters of [4, 2]: (0,0) (3,4) (6,8) (0,8), see CriteriaTests.
         let f: [Float] = [0, 0, 3, 4, 6, 8, 0, 8]
         var o = [Double](repeating: -1, count: 4)
-        #expect(kcp_layer_scores(f, [4, 2], 2, 1, kcpCriterion.l1, 0, 0, &o) == 0)
+        #expect(kcp_layer_scores(f, [4, 2], 2, 1, kcpCriterion.l1, 0, 0, &o, 4) == 0)
         expectClose(o, [0, 28.0 / 29, 56.0 / 29, 32.0 / 29])
-        #expect(kcp_layer_scores(f, [4, 2], 2, 1, kcpCriterion.l2, 0, 0, &o) == 0)
+        #expect(kcp_layer_scores(f, [4, 2], 2, 1, kcpCriterion.l2, 0, 0, &o, 4) == 0)
         expectClose(o, [0, 20.0 / 23, 40.0 / 23, 32.0 / 23])
-        #expect(kcp_layer_scores(f, [4, 2], 2, 1, kcpCriterion.fpgm, 0, 0, &o) == 0)
+        #expect(kcp_layer_scores(f, [4, 2], 2, 1, kcpCriterion.fpgm, 0, 0, &o, 4) == 0)
         expectClose(o, [46.0 / 39, 30.0 / 39, 42.0 / 39, 38.0 / 39])
-        #expect(kcp_layer_scores(f, [4, 2], 2, 1, kcpCriterion.random, 0, 0, &o) == 0)
+        #expect(kcp_layer_scores(f, [4, 2], 2, 1, kcpCriterion.random, 0, 0, &o, 4) == 0)
         expectClose(o, normalised([0.8833108082136426, 0.43152799704850997, 0.026433771592597743, 0.9708819781538285]),
                     tolerance: 1e-12)
         // Median of the collinear set t = 0, 1, 2, 3, 100 along (1, 2, 2).
         let t: [Float] = [0, 1, 2, 3, 100]
-        #expect(kcp_layer_scores(t + t.map { 2 * $0 } + t.map { 2 * $0 }, [3, 5], 2, 1, kcpCriterion.kcp, kcpCenter.median, 0, &s) == 0)
+        #expect(kcp_layer_scores(t + t.map { 2 * $0 } + t.map { 2 * $0 }, [3, 5], 2, 1, kcpCriterion.kcp, kcpCenter.median, 0, &s, 5) == 0)
         expectClose(s, [5.0 / 51, 5.0 / 102, 0, 5.0 / 102, 245.0 / 51], tolerance: 1e-5)
     }
 
     @Test("kcp_layer_scores errors")
     func scoresErrors() {
         var s = [Double](repeating: 0, count: 5)
-        expectInvalid("criterion", kcp_layer_scores(Self.w, Self.shape, 2, 1, 5, 0, 0, &s))
-        expectInvalid("criterion", kcp_layer_scores(Self.w, Self.shape, 2, 1, -1, 0, 0, &s))
-        expectInvalid("center", kcp_layer_scores(Self.w, Self.shape, 2, 1, kcpCriterion.kcp, 2, 0, &s))
-        expectInvalid("weight", kcp_layer_scores(nil, Self.shape, 2, 1, kcpCriterion.kcp, 0, 0, &s))
-        expectInvalid("shape", kcp_layer_scores(Self.w, nil, 2, 1, kcpCriterion.kcp, 0, 0, &s))
-        expectInvalid("weight", kcp_layer_scores(Self.w, Self.shape, 3, 1, kcpCriterion.kcp, 0, 0, &s))
-        expectInvalid("groups", kcp_layer_scores(Self.w, Self.shape, 2, 2, kcpCriterion.kcp, 0, 0, &s))
-        expectInvalid("groups", kcp_layer_scores(Self.w, [2, 5, 1, 1], 4, 3, kcpCriterion.l1, 0, 0, &s))
-        expectInvalid("scores", kcp_layer_scores(Self.w, Self.shape, 2, 1, kcpCriterion.kcp, 0, 0, nil))
+        expectInvalid("criterion", kcp_layer_scores(Self.w, Self.shape, 2, 1, 5, 0, 0, &s, 5))
+        expectInvalid("criterion", kcp_layer_scores(Self.w, Self.shape, 2, 1, -1, 0, 0, &s, 5))
+        expectInvalid("center", kcp_layer_scores(Self.w, Self.shape, 2, 1, kcpCriterion.kcp, 2, 0, &s, 5))
+        expectInvalid("weight", kcp_layer_scores(nil, Self.shape, 2, 1, kcpCriterion.kcp, 0, 0, &s, 5))
+        expectInvalid("shape", kcp_layer_scores(Self.w, nil, 2, 1, kcpCriterion.kcp, 0, 0, &s, 5))
+        expectInvalid("weight", kcp_layer_scores(Self.w, Self.shape, 3, 1, kcpCriterion.kcp, 0, 0, &s, 5))
+        expectInvalid("groups", kcp_layer_scores(Self.w, Self.shape, 2, 2, kcpCriterion.kcp, 0, 0, &s, 5))
+        expectInvalid("groups", kcp_layer_scores(Self.w, [2, 5, 1, 1], 4, 3, kcpCriterion.l1, 0, 0, &s, 5))
+        expectInvalid("scores", kcp_layer_scores(Self.w, Self.shape, 2, 1, kcpCriterion.kcp, 0, 0, nil, 9))
+        expectInvalid("scores", kcp_layer_scores(Self.w, Self.shape, 2, 1, kcpCriterion.kcp, 0, 0, &s, 4))
+        expectInvalid("scores", kcp_layer_scores(Self.w, Self.shape, 2, 1, kcpCriterion.l1, 0, 0, &s, 1))
         var bad = Self.w
         bad[6] = .nan // W[1, 1]
-        expectInvalid("weight", kcp_layer_scores(bad, Self.shape, 2, 1, kcpCriterion.kcp, 0, 0, &s))
+        expectInvalid("weight", kcp_layer_scores(bad, Self.shape, 2, 1, kcpCriterion.kcp, 0, 0, &s, 5))
         #expect(lastError().contains("nan at index [1, 1]"))
-        expectInvalid("weight", kcp_layer_scores(bad, Self.shape, 2, 1, kcpCriterion.l2, 0, 0, &s))
+        expectInvalid("weight", kcp_layer_scores(bad, Self.shape, 2, 1, kcpCriterion.l2, 0, 0, &s, 5))
         #expect(lastError().contains("nan at index [1, 1]"))
         // A numeric failure is status 2.
-        #expect(kcp_layer_scores([3e38, -3e38, 3e38, -3e38], [2, 2], 2, 1, kcpCriterion.kcp, 0, 0, &s) == 2)
+        #expect(kcp_layer_scores([3e38, -3e38, 3e38, -3e38], [2, 2], 2, 1, kcpCriterion.kcp, 0, 0, &s, 5) == 2)
         #expect(lastError().contains("overflow"))
         // Other criteria on weights near the float32 limit: status 2, or status 0 with finite scores.
         for (w, criterion, center): ([Float], Int32, Int32) in [([3e38, -3e38, 3e38, -3e38], kcpCriterion.kcp, kcpCenter.median),
@@ -109,7 +112,7 @@ struct CABITests {
                                                                 ([3e38, 3e38, -3e38, -3e38], kcpCriterion.l2, 0),
                                                                 ([3e38, 3e38, -3e38, -3e38], kcpCriterion.fpgm, 0)] {
             s = [.nan, .nan, 0, 0, 0]
-            let status = kcp_layer_scores(w, [2, 2], 2, 1, criterion, center, 0, &s)
+            let status = kcp_layer_scores(w, [2, 2], 2, 1, criterion, center, 0, &s, 5)
             let finite = s[0].isFinite && s[1].isFinite
             #expect(status == 2 && lastError().hasPrefix("weight") || status == 0 && finite,
                     "criterion \(criterion): status \(status), scores \(s[0..<2])")
@@ -120,18 +123,19 @@ struct CABITests {
     func cluster() {
         var s = [Double](repeating: -1, count: 9), labels = [Int32](repeating: -1, count: 9)
         var centers = [Float](repeating: -1, count: 6), keep = [UInt8](repeating: 9, count: 9)
+        let room: [Int64] = [9, 9, 6, 9]  // the entries each of s, labels, centers and keep has
         // ratio .6 of 5 prunes #0, #3, #4 (see SelectionTests.layerPruning).
-        #expect(kcp_layer_cluster(Self.w, Self.shape, 2, 1, 0.6, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep) == 0)
+        #expect(kcp_layer_cluster(Self.w, Self.shape, 2, 1, 0.6, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, room) == 0)
         expectClose(Array(s[0..<5]), [0, 25.0 / 12, 25.0 / 12, 5.0 / 12, 5.0 / 12])
         #expect(Array(labels[0..<5]) == [0, 0, 0, 0, 0] && Array(centers[0..<2]) == [1, 1])
         #expect(Array(keep[0..<5]) == [0, 1, 1, 0, 0])
         // k-means with 3 centers on the blobs: only the apexes stay (see KMeansCenterTests).
-        #expect(kcp_layer_cluster(KMeansCenterTests.blobs, [2, 9], 2, 1, 0.9, 0, 3, 0, 1, 0, &s, &labels, &centers, &keep) == 0)
+        #expect(kcp_layer_cluster(KMeansCenterTests.blobs, [2, 9], 2, 1, 0.9, 0, 3, 0, 1, 0, &s, &labels, &centers, &keep, room) == 0)
         #expect(keep == [0, 0, 0, 0, 0, 0, 1, 1, 1])
         #expect(Set(labels).count == 3)
         // Kernel granularity: labels and centers may be NULL.
         var t = [Double](repeating: -1, count: 6), kernelKeep = [UInt8](repeating: 9, count: 6)
-        #expect(kcp_layer_cluster(KernelGranularityTests.w, [3, 2, 1, 2], 4, 1, 0.5, 0, 1, 1, 1, 0, &t, nil, nil, &kernelKeep) == 0)
+        #expect(kcp_layer_cluster(KernelGranularityTests.w, [3, 2, 1, 2], 4, 1, 0.5, 0, 1, 1, 1, 0, &t, nil, nil, &kernelKeep, [6, 0, 0, 6]) == 0)
         expectClose(t, KernelGranularityTests.t)
         #expect(kernelKeep == [0, 0, 1, 0, 1, 1])
     }
@@ -140,27 +144,37 @@ struct CABITests {
     func clusterErrors() {
         var s = [Double](repeating: 0, count: 5), labels = [Int32](repeating: 0, count: 5)
         var centers = [Float](repeating: 0, count: 10), keep = [UInt8](repeating: 0, count: 5)
+        let room: [Int64] = [5, 5, 10, 5]
         let (w, shape) = (Self.w, Self.shape)
-        expectInvalid("granularity", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 2, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("granularity", kcp_layer_cluster(w, shape, 2, 1, 0.5, 1, 1, 1, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("center", kcp_layer_cluster(w, shape, 2, 1, 0.5, 7, 1, 0, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("centers", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 0, 0, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("centers", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 6, 0, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("ratio", kcp_layer_cluster(w, shape, 2, 1, 1.0, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("ratio", kcp_layer_cluster(w, shape, 2, 1, .nan, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("round_to", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 0, 0, &s, &labels, &centers, &keep))
-        expectInvalid("groups", kcp_layer_cluster(w, [2, 5, 1, 1], 4, 3, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("weight", kcp_layer_cluster(w, shape, 1, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("weight", kcp_layer_cluster(nil, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("shape", kcp_layer_cluster(w, nil, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep))
-        expectInvalid("scores", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, nil, &labels, &centers, &keep))
-        expectInvalid("labels", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, nil, &centers, &keep))
-        expectInvalid("centers", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, nil, &keep))
-        expectInvalid("keep", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, nil))
+        expectInvalid("granularity", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 2, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("granularity", kcp_layer_cluster(w, shape, 2, 1, 0.5, 1, 1, 1, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("center", kcp_layer_cluster(w, shape, 2, 1, 0.5, 7, 1, 0, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("centers", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 0, 0, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("centers", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 6, 0, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("ratio", kcp_layer_cluster(w, shape, 2, 1, 1.0, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("ratio", kcp_layer_cluster(w, shape, 2, 1, .nan, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("round_to", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 0, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("groups", kcp_layer_cluster(w, [2, 5, 1, 1], 4, 3, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("weight", kcp_layer_cluster(w, shape, 1, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("weight", kcp_layer_cluster(nil, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("shape", kcp_layer_cluster(w, nil, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, room))
+        expectInvalid("scores", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, nil, &labels, &centers, &keep, room))
+        expectInvalid("labels", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, nil, &centers, &keep, room))
+        expectInvalid("centers", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, nil, &keep, room))
+        expectInvalid("keep", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, nil, room))
         var bad = w
         bad[3] = -.infinity
-        expectInvalid("weight", kcp_layer_cluster(bad, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep))
+        expectInvalid("weight", kcp_layer_cluster(bad, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, room))
         #expect(lastError().contains("-inf at index [0, 3]"))
+        // An output with room for one entry too few is refused by name, and nothing is written.
+        for (index, (name, written)) in [("scores", 5), ("labels", 5), ("centers", 2), ("keep", 5)].enumerated() {
+            var short = room
+            short[index] = Int64(written - 1)
+            s = [Double](repeating: 7, count: 5)
+            expectInvalid(name, kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, short))
+            #expect(s.allSatisfy { $0 == 7 })
+        }
+        expectInvalid("capacities", kcp_layer_cluster(w, shape, 2, 1, 0.5, 0, 1, 0, 1, 0, &s, &labels, &centers, &keep, nil))
     }
 
     @Test("kcp_scores_select")
@@ -244,13 +258,13 @@ struct CABITests {
     @Test("a successful call clears the message")
     func clears() {
         var g = [Int64](repeating: 0, count: 4)
-        expectInvalid("groups", kcp_layer_geometry([6, 2, 3, 3], 4, 4, &g))
+        expectInvalid("groups", kcp_layer_geometry([6, 2, 3, 3], 4, 4, &g, 4))
         #expect(lastError().hasPrefix("groups: 4 groups do not divide the 6 output channels"))
         var keep = [UInt8](repeating: 0, count: 2)
         #expect(kcp_scores_select([1, 2], 2, 0.5, 1, &keep) == 0)
         #expect(lastError() == "")
         expectInvalid("keep", kcp_scores_select([1, 2], 2, 0.5, 1, nil))
-        #expect(kcp_layer_geometry([6, 2, 3, 3], 4, 3, &g) == 0)
+        #expect(kcp_layer_geometry([6, 2, 3, 3], 4, 3, &g, 4) == 0)
         #expect(lastError() == "")
     }
 
@@ -262,7 +276,7 @@ struct CABITests {
                                           (kcpCriterion.l2, 0), (kcpCriterion.fpgm, 0)]
         func run(_ c: (Int32, Int32)) -> [Double] {
             var s = [Double](repeating: 0, count: 48)
-            let status = kcp_layer_scores(w, shape, 4, 1, c.0, c.1, 0, &s)
+            let status = kcp_layer_scores(w, shape, 4, 1, c.0, c.1, 0, &s, 48)
             return status == 0 ? Array(s[0..<(c.0 == kcpCriterion.kcp ? 32 : 48)]) : []
         }
         let serial = criteria.map(run)
@@ -318,7 +332,7 @@ struct CABITests {
     @Test("the message is per thread")
     func perThread() {
         var g = [Int64](repeating: 0, count: 4)
-        expectInvalid("groups", kcp_layer_geometry([6, 2, 3, 3], 4, 4, &g))
+        expectInvalid("groups", kcp_layer_geometry([6, 2, 3, 3], 4, 4, &g, 4))
         // Another thread fails differently, then succeeds: this thread's message stays.
         var thread = pthread_t()
         let created = pthread_create(&thread, nil, { _ in

@@ -165,7 +165,7 @@ static PyObject *layer_scores(PyObject *self, PyObject *args) {
     if ((weight = read_float32(weight_obj, "weight")) == NULL) goto done;
     if (!check_ndim(weight, "weight")) goto done;
     copy_shape(weight, shape);
-    status = kcp_layer_geometry(shape, PyArray_NDIM(weight), groups, geometry);
+    status = kcp_layer_geometry(shape, PyArray_NDIM(weight), groups, geometry, KCP_GEOMETRY_COUNT);
     if (status != KCP_OK) { raise_status(status); goto done; }
 
     npy_intp count = geometry[criterion == KCP_CRITERION_KCP ? KCP_GEOMETRY_IN_CHANNELS : KCP_GEOMETRY_OUT_CHANNELS];
@@ -173,7 +173,7 @@ static PyObject *layer_scores(PyObject *self, PyObject *args) {
 
     Py_BEGIN_ALLOW_THREADS
     status = kcp_layer_scores(PyArray_DATA(weight), shape, PyArray_NDIM(weight), groups, criterion, center,
-                              seed, PyArray_DATA(scores));
+                              seed, PyArray_DATA(scores), PyArray_SIZE(scores));
     Py_END_ALLOW_THREADS
     if (status != KCP_OK) { raise_status(status); goto done; }
     result = (PyObject *)scores;
@@ -201,7 +201,7 @@ static PyObject *layer_cluster(PyObject *self, PyObject *args) {
     if ((weight = read_float32(weight_obj, "weight")) == NULL) goto done;
     if (!check_ndim(weight, "weight")) goto done;
     copy_shape(weight, shape);
-    status = kcp_layer_geometry(shape, PyArray_NDIM(weight), groups, geometry);
+    status = kcp_layer_geometry(shape, PyArray_NDIM(weight), groups, geometry, KCP_GEOMETRY_COUNT);
     if (status != KCP_OK) { raise_status(status); goto done; }
     if (centers < 1 || centers > geometry[KCP_GEOMETRY_IN_CHANNELS]) {
         PyErr_Format(PyExc_ValueError, "centers: must be between 1 and the %lld input channels, got %d",
@@ -222,11 +222,13 @@ static PyObject *layer_cluster(PyObject *self, PyObject *args) {
         if ((centers_out = (PyArrayObject *)PyArray_SimpleNew(2, centers_shape, NPY_FLOAT32)) == NULL) goto done;
     }
 
+    int64_t capacities[4] = {PyArray_SIZE(scores), labels ? PyArray_SIZE(labels) : 0,
+                             centers_out ? PyArray_SIZE(centers_out) : 0, PyArray_SIZE(keep)};
     Py_BEGIN_ALLOW_THREADS
     status = kcp_layer_cluster(PyArray_DATA(weight), shape, PyArray_NDIM(weight), groups, ratio, center, centers,
                                granularity, round_to, seed, PyArray_DATA(scores),
                                labels ? PyArray_DATA(labels) : NULL,
-                               centers_out ? PyArray_DATA(centers_out) : NULL, PyArray_DATA(keep));
+                               centers_out ? PyArray_DATA(centers_out) : NULL, PyArray_DATA(keep), capacities);
     Py_END_ALLOW_THREADS
     if (status != KCP_OK) { raise_status(status); goto done; }
     result = Py_BuildValue("(OOOO)", scores, labels ? (PyObject *)labels : Py_None,

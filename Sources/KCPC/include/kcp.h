@@ -76,26 +76,30 @@ int32_t kcp_threads_get(void);
  * [O, I/g, kh, kw] (conv with `groups` groups).
  */
 
-/* Validates a layer shape and fills geometry[KCP_GEOMETRY_COUNT]. */
-kcp_status kcp_layer_geometry(const int64_t *shape, int32_t ndim, int64_t groups, int64_t *geometry);
+/* Validates a layer shape and fills geometry[KCP_GEOMETRY_COUNT] (`capacity`: its room, at least that). */
+kcp_status kcp_layer_geometry(const int64_t *shape, int32_t ndim, int64_t groups, int64_t *geometry,
+                              int64_t capacity);
 
 /*
  * Normalised channel scores: `criterion` KCP gives in_channels scores (one
- * per kernel cluster), the others out_channels scores (one per filter).
+ * per kernel cluster), the others out_channels scores (one per filter);
+ * `scores` has room for `capacity` entries.
  */
 kcp_status kcp_layer_scores(const float *weight, const int64_t *shape, int32_t ndim, int64_t groups,
-                            int32_t criterion, int32_t center, uint64_t seed, double *scores);
+                            int32_t criterion, int32_t center, uint64_t seed, double *scores, int64_t capacity);
 
 /*
  * KCP on one layer. Channel granularity: scores and keep have in_channels
  * entries, labels in_channels, centers centers * cluster_length.
  * Kernel granularity: scores and keep have `kernels` entries ([O, I/g]),
  * labels and centers are not written (may be NULL).
+ * `capacities`: the room of scores, labels, centers_out and keep, in entries.
  */
 kcp_status kcp_layer_cluster(const float *weight, const int64_t *shape, int32_t ndim, int64_t groups,
                              double ratio, int32_t center, int32_t centers, int32_t granularity,
                              int32_t round_to, uint64_t seed,
-                             double *scores, int32_t *labels, float *centers_out, uint8_t *keep);
+                             double *scores, int32_t *labels, float *centers_out, uint8_t *keep,
+                             const int64_t capacities[4]);
 
 /* Keep mask (1 = keep) for `count` scores: prune floor(ratio * count), smallest first. */
 kcp_status kcp_scores_select(const double *scores, int64_t count, double ratio, int32_t round_to,
