@@ -325,24 +325,33 @@ func conv2dWeightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) -> T
                         }
                     }
                 }
-                partials.withUnsafeBufferPointer { partial in
-                    parallelFor(s.outputs) { o in
-                        for run in 1..<split.runs {
-                            addScaled(dws.baseAddress! + o * s.patch, partial.baseAddress! + (run - 1) * size + o * s.patch,
-                                      1, s.patch)
-                        }
-                    }
-                }
+                partials.withUnsafeBufferPointer { addPartialSums($0, into: dws.baseAddress!, rows: s.outputs, columns: s.patch) }
             }
         }
     }
     return dw
 }
 
+/// Partial sums of a weight gradient: at most this many, whatever the thread count.
+let weightGradientPartials = 16
+
+/// Adds the partial sums in `partials` (each `rows x columns`, one after
+/// another) onto `total` in their order, parallel over rows: the same sums
+/// for any thread count.
+func addPartialSums(_ partials: UnsafeBufferPointer<Float>, into total: UnsafeMutablePointer<Float>, rows: Int,
+                    columns: Int)
+{
+    let size = rows * columns
+    guard size > 0, let base = partials.baseAddress else { return }
+    parallelFor(rows) { r in
+        for k in 0..<(partials.count / size) { addScaled(total + r * columns, base + k * size + r * columns, 1, columns) }
+    }
+}
+
 /// How `conv2dWeightGradient` shares out a conv's `batch * blocks` tiles
 /// (its units): chunks of `unitsPerChunk` consecutive tiles, each one
 /// product over at least `chunkColumns` pixels where the batch has them and
-/// at most `chunkFloats` unfolded floats; at most `partials` runs of consecutive
+/// at most `chunkFloats` unfolded floats; at most `weightGradientPartials` runs of consecutive
 /// chunks, each with its own partial sum; and `parts` blocks of input
 /// channels, enough for about `jobs` jobs where each keeps at least
 /// `partColumns` columns of `dL/dW`. OpenBLAS runs `[512, 256] x [256, 4608]`
@@ -354,7 +363,7 @@ struct WeightGradientSplit {
     let scratchSize: Int
     private let perGroup: Int
 
-    private static let partials = 16, jobs = 8, partColumns = 512
+    private static let jobs = 8, partColumns = 512
 
     init(_ s: ConvGeometry) {
         let tileColumns = s.blockRows * s.outWidth
@@ -362,7 +371,7 @@ struct WeightGradientSplit {
         unitsPerChunk = max(1, min(units, (chunkColumns + tileColumns - 1) / max(1, tileColumns),
                                    chunkFloats / max(1, s.patch * tileColumns)))
         chunkCount = (units + unitsPerChunk - 1) / unitsPerChunk
-        runs = max(1, min(chunkCount, Self.partials))
+        runs = max(1, min(chunkCount, weightGradientPartials))
         let wanted = (Self.jobs + runs * s.groups - 1) / (runs * s.groups)
         parts = max(1, min(s.perGroup, wanted, s.patch / Self.partColumns))
         scratchSize = ((s.perGroup + parts - 1) / parts * s.kh * s.kw + s.outPerGroup) * unitsPerChunk * tileColumns

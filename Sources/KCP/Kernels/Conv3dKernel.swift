@@ -102,32 +102,22 @@ struct Conv3dGeometry {
 
 /// `W [O, I/g, kd, kh, kw]` rearranged to `[O, kd, I/g, kh, kw]`, the row order of a stacked tile.
 private func depthTapsFirst(_ weight: Tensor) -> [Float] {
-    let (outputs, perGroup, kd) = (weight.shape[0], weight.shape[1], weight.shape[2]), area = weight.shape[3] * weight.shape[4]
-    var packed = [Float](repeating: 0, count: weight.count)
-    for o in 0..<outputs {
-        for j in 0..<perGroup {
-            for t in 0..<kd {
-                let source = ((o * perGroup + j) * kd + t) * area, target = ((o * kd + t) * perGroup + j) * area
-                for k in 0..<area { packed[target + k] = weight.data[source + k] }
-            }
-        }
-    }
-    return packed
+    let shape = weight.shape
+    return swappingAxes(weight.data, outer: shape[0], shape[1], shape[2], inner: shape[3] * shape[4])
 }
 
-/// The inverse of `depthTapsFirst`, shaped `shape`.
-private func depthTapsSecond(_ packed: [Float], shape: [Int]) -> Tensor {
-    let (outputs, perGroup, kd) = (shape[0], shape[1], shape[2]), area = shape[3] * shape[4]
-    var weight = Tensor(zeros: shape)
-    for o in 0..<outputs {
-        for j in 0..<perGroup {
-            for t in 0..<kd {
-                let target = ((o * perGroup + j) * kd + t) * area, source = ((o * kd + t) * perGroup + j) * area
-                for k in 0..<area { weight.data[target + k] = packed[source + k] }
+/// Row-major `[outer, a, b, inner]` as `[outer, b, a, inner]` (swapped back with `a` and `b` exchanged).
+private func swappingAxes(_ data: [Float], outer: Int, _ a: Int, _ b: Int, inner: Int) -> [Float] {
+    var swapped = [Float](repeating: 0, count: data.count)
+    for o in 0..<outer {
+        for i in 0..<a {
+            for j in 0..<b {
+                let source = ((o * a + i) * b + j) * inner, target = ((o * b + j) * a + i) * inner
+                for k in 0..<inner { swapped[target + k] = data[source + k] }
             }
         }
     }
-    return weight
+    return swapped
 }
 
 /// `y = W * x + b` (see `Conv3d`), `y` shaped `outputShape`; an inference
@@ -227,9 +217,6 @@ func conv3dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ conv: Conv3d,
             hasBias ? channelSums(gradient) : nil)
 }
 
-/// Partial sums of a weight gradient: at most this many, whatever the thread count.
-private let weightGradientPartials = 16
-
 /// `dL/dW_g = sum G_g X^T`, gathered by input slice: each tile of output
 /// rows of each input slice `i` is unfolded once (`unfold`) and multiplied
 /// with the gradient of every output slice `z` that reads it through a tap
@@ -267,15 +254,10 @@ func conv3dWeightGradient(_ x: Tensor, _ s: Conv3dGeometry, gradient: Tensor) ->
     }
     var packed = [Float](repeating: 0, count: size)
     partials.withUnsafeBufferPointer { partial in
-        packed.withUnsafeMutableBufferPointer { dws in
-            parallelFor(p.outputs) { o in
-                for run in 0..<runs {
-                    addScaled(dws.baseAddress! + o * s.patch, partial.baseAddress! + run * size + o * s.patch, 1, s.patch)
-                }
-            }
-        }
+        packed.withUnsafeMutableBufferPointer { addPartialSums(partial, into: $0.baseAddress!, rows: p.outputs, columns: s.patch) }
     }
-    return depthTapsSecond(packed, shape: [p.outputs, p.perGroup, s.kd, p.kh, p.kw])
+    return Tensor(shape: [p.outputs, p.perGroup, s.kd, p.kh, p.kw],
+                  data: swappingAxes(packed, outer: p.outputs, s.kd, p.perGroup, inner: p.kh * p.kw))
 }
 
 /// `dL/dx`, the adjoint of `conv3dForward` in its input. With unit strides
