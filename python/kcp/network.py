@@ -182,6 +182,19 @@ def _volume_padding(padding: Padding) -> tuple[int, ...]:
     return _triple(padding, "padding") * 2
 
 
+def pool_form(op: str, window: Sequence[int], count_include_pad: bool, ceil_mode: bool,
+              dilation: Sequence[int]) -> tuple[str, tuple[float, ...]]:
+    """The op and attributes of a ``"max_pool"`` or ``"avg_pool"`` over the
+    axes ``dilation`` has: ``op`` over H and W, ``<op>3d`` over D, H and W.
+    ``window`` is the kernel, the strides and the padding before, then after,
+    each per axis. A 3-D pool carries only the attributes it reads: no
+    dilation for the average (as in PyTorch), no ``count_include_pad`` for the max."""
+    flags = (int(bool(count_include_pad)), int(bool(ceil_mode)))
+    if len(dilation) == 2:
+        return op, (*window, *flags, *dilation)
+    return f"{op}3d", (*window, *flags) if op == "avg_pool" else (*window, flags[1], *dilation)
+
+
 def _initial_weight(rng: np.random.Generator, shape: tuple[int, ...], std: float, name: str) -> NDArray[np.float32]:
     """Normal weights of ``shape`` with standard deviation ``std``, refusing
     more than ``INT32_MAX`` of them (``name`` is the argument that asked for
@@ -583,12 +596,8 @@ class Network:
         sizes = _pair if spatial == 2 else _triple
         kernel = sizes(kernel_size, "kernel_size")
         window = (*kernel, *sizes(stride if stride is not None else kernel_size, "stride"), *sizes(padding, "padding") * 2)
-        flags, dilations = (int(bool(count_include_pad)), int(bool(ceil_mode))), sizes(dilation, "dilation", 1)
-        if spatial == 2:
-            return self._node(op, [x], (*window, *flags, *dilations), name=name)
-        # 3-D pools carry only the attributes they read.
-        attributes = (*window, *flags) if op == "avg_pool" else (*window, flags[1], *dilations)
-        return self._node(f"{op}3d", [x], attributes, name=name)
+        layer_op, attributes = pool_form(op, window, count_include_pad, ceil_mode, sizes(dilation, "dilation", 1))
+        return self._node(layer_op, [x], attributes, name=name)
 
     @staticmethod
     def _spatial_axes(x: Value, op: str) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _arguments
-from ..network import ACTIVATIONS, BINARY, COST_VOLUMES, Network
+from ..network import ACTIVATIONS, BINARY, COST_VOLUMES, Network, pool_form
 from .._native import KCPError
 from . import folding
 from .format import DOMAIN, fresh_name, onnx_module, remember_form
@@ -963,13 +963,11 @@ class _Importer:
         dilations = _per_axis(attributes, "dilations", (1,) * axes, axes)
         pads = self._pads(attributes, x.shape[2:], kernel, strides, dilations)
         include = int(attributes.get("count_include_pad", 0)) if op == "avg_pool" else 0
-        ceil = int(attributes.get("ceil_mode", 0))
-        if axes == 2:
-            return self._layer(name, op, [x], (*kernel, *strides, *pads, include, ceil, *dilations))
-        if op == "avg_pool" and any(d != 1 for d in dilations):
+        if axes == 3 and op == "avg_pool" and any(d != 1 for d in dilations):
             raise _Refused(f"3-D AveragePool with dilations {list(dilations)} is not supported")
-        extra = (include, ceil) if op == "avg_pool" else (ceil, *dilations)
-        return self._layer(name, f"{op}3d", [x], (*kernel, *strides, *pads, *extra))
+        layer_op, numbers = pool_form(op, (*kernel, *strides, *pads), include, int(attributes.get("ceil_mode", 0)),
+                                      dilations)
+        return self._layer(name, layer_op, [x], numbers)
 
     def _op_MaxPool(self, node, attributes, name):
         return self._pool(node, attributes, name, "max_pool")

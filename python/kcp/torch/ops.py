@@ -46,7 +46,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..network import ACTIVATIONS, BINARY, COST_VOLUMES, UPSAMPLE_MODES, Value
+from ..network import ACTIVATIONS, BINARY, COST_VOLUMES, UPSAMPLE_MODES, Value, pool_form
 
 
 @dataclass(frozen=True)
@@ -252,12 +252,8 @@ def pool_layer(c, node, op, x, kernel, stride, padding, *, include_pad=True, cei
         raise Opaque(f"kcp pools [N, C, H, W] and [N, C, D, H, W] tensors, got {list(x_value.shape)}")
     window = (*_per_axis(kernel, axes), *_per_axis(kernel if stride is None or stride == [] else stride, axes),
               *_per_axis(padding, axes) * 2)
-    flags, dilation = (int(bool(include_pad)), int(bool(ceil_mode))), _per_axis(dilation, axes)
-    if axes == 2:
-        return c.layer(node, op, [x_value], (*window, *flags, *dilation))
-    if op == "avg_pool":
-        return c.layer(node, "avg_pool3d", [x_value], (*window, *flags))
-    return c.layer(node, "max_pool3d", [x_value], (*window, flags[1], *dilation))
+    layer_op, attributes = pool_form(op, window, include_pad, ceil_mode, _per_axis(dilation, axes))
+    return c.layer(node, layer_op, [x_value], attributes)
 
 
 def adaptive_pool_layer(c, node, use_max, x, shape):
