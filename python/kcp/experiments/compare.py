@@ -118,19 +118,18 @@ def summarize(records, specs):
         runs = [r for r in records if r["task"] == spec.name]
         dense_macs = next(r["macs"] for r in runs if r["criterion"] == "dense")
         names = [spec.metric] + [name for name in runs[0]["metrics"] if name != spec.metric]
-        headline, *others = (_metric_summary(runs, name) for name in names)
+        headline, *others = (_metric_summary(runs, name, dense_macs) for name in names)
         summary["tasks"][spec.name] = {**headline, "dense_macs": dense_macs, "others": others}
     return summary
 
 
-def _metric_summary(runs, metric):
-    """One metric of one task's ``runs``, summarised as :func:`summarize` says."""
+def _metric_summary(runs, metric, dense_macs):
+    """One metric of one task's ``runs`` (its dense network of ``dense_macs``), summarised as :func:`summarize` says."""
 
     def by_seed(criterion, target=0.0):
         return {r["seed"]: r for r in runs if r["criterion"] == criterion and r["macs_reduction_target"] == target}
 
     reference = {seed: r["metrics"][metric] for seed, r in by_seed("unpruned").items()}
-    dense_macs = next(iter(by_seed("dense").values()))["macs"]
     entry = {"metric": metric, "higher_is_better": HIGHER_IS_BETTER[metric], "pruned": {}}
     for name in ("dense", "unpruned"):
         values = [r["metrics"][metric] for r in by_seed(name).values()]
@@ -165,12 +164,13 @@ def table(summary):
 
 def _metric_table(task, entry, dense_macs):
     """The lines of one metric's table (see :func:`table`)."""
-    unit, scale = ("px", 1) if entry["metric"] in IN_PIXELS else ("%", 100)
+    # A hundredth of a pixel, a tenth of a percent.
+    unit, scale, digits = ("px", 1, 2) if entry["metric"] in IN_PIXELS else ("%", 100, 1)
     dense, unpruned = entry["dense"], entry["unpruned"]
     better = "higher" if entry["higher_is_better"] else "lower"
     lines = [f"**{task}**: {entry['metric']} in {unit} ({better} is better) at {dense_macs:,} MACs: "
-             f"dense {scale * dense['mean']:.{_digits(unit)}f} ± {scale * dense['std']:.{_digits(unit)}f}, unpruned after "
-             f"the same fine-tuning {scale * unpruned['mean']:.{_digits(unit)}f} ± {scale * unpruned['std']:.{_digits(unit)}f}",
+             f"dense {scale * dense['mean']:.{digits}f} ± {scale * dense['std']:.{digits}f}, unpruned after "
+             f"the same fine-tuning {scale * unpruned['mean']:.{digits}f} ± {scale * unpruned['std']:.{digits}f}",
              ""]
     criteria = list(entry["pruned"])
     columns = [f"{row['macs_reduction']:.1%} fewer MACs (target {row['macs_reduction_target']:.0%})"
@@ -178,14 +178,9 @@ def _metric_table(task, entry, dense_macs):
     lines.append("| criterion | " + " | ".join(columns) + " |")
     lines.append("|---" * (len(columns) + 1) + "|")
     for criterion in criteria:
-        digits = _digits(unit)
         cells = [f"{scale * row['mean']:.{digits}f} ± {scale * row['std']:.{digits}f} "
                  f"({scale * row['change_mean']:+.{digits}f})" for row in entry["pruned"][criterion]]
         lines.append(f"| {criterion} | " + " | ".join(cells) + " |")
     lines.append("")
     return lines
 
-
-def _digits(unit):
-    """Decimals shown: a tenth of a percent, a hundredth of a pixel."""
-    return 2 if unit == "px" else 1
