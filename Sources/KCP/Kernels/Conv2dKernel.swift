@@ -28,7 +28,9 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
         x.data.withUnsafeBufferPointer { xs in
             withConvEpilogue(bias: bias, normalization: normalization, residual: residual, relu: relu,
                              output: ys.baseAddress!) { epilogue in
-                if DirectConvolution.suits(s) {
+                if WinogradConvolution.suits(s) {
+                    winogradConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                } else if DirectConvolution.suits(s) {
                     directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else {
                     unfoldedConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)

@@ -90,5 +90,71 @@ func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<
                            residual: residual, relu: relu)
 }
 
+/// `KCPVector.winogradInputTiles` of the active set.
+@inline(__always)
+func winogradInputTiles(_ lines: UnsafePointer<Float>, linePitch: Int, phasePitch: Int, count: Int,
+                        into: UnsafeMutablePointer<Float>, pointPitch: Int)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.winogradInputTiles(lines, linePitch: linePitch, phasePitch: phasePitch, count: count,
+                                                  into: into, pointPitch: pointPitch)
+    }
+    #endif
+    KCPVector.winogradInputTiles(lines, linePitch: linePitch, phasePitch: phasePitch, count: count, into: into,
+                                 pointPitch: pointPitch)
+}
+
+/// `KCPVector.winogradOutputTiles` of the active set.
+@inline(__always)
+func winogradOutputTiles(_ products: UnsafePointer<Float>, pointPitch: Int, into lines: UnsafeMutablePointer<Float>,
+                         linePitch: Int, phasePitch: Int)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.winogradOutputTiles(products, pointPitch: pointPitch, into: lines, linePitch: linePitch,
+                                                   phasePitch: phasePitch)
+    }
+    #endif
+    KCPVector.winogradOutputTiles(products, pointPitch: pointPitch, into: lines, linePitch: linePitch,
+                                  phasePitch: phasePitch)
+}
+
+/// `KCPVector.winogradKernelTiles` of the active set.
+@inline(__always)
+func winogradKernelTiles(_ taps: UnsafePointer<Float>, tapPitch: Int, count: Int, into: UnsafeMutablePointer<Float>,
+                         pointPitch: Int)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.winogradKernelTiles(taps, tapPitch: tapPitch, count: count, into: into,
+                                                   pointPitch: pointPitch)
+    }
+    #endif
+    KCPVector.winogradKernelTiles(taps, tapPitch: tapPitch, count: count, into: into, pointPitch: pointPitch)
+}
+
+/// `KCPVector.splitPhases` of the active set.
+@inline(__always)
+func splitPhases(_ line: UnsafePointer<Float>, count: Int, into phases: UnsafeMutablePointer<Float>, phasePitch: Int) {
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.splitPhases(line, count: count, into: phases, phasePitch: phasePitch)
+    }
+    #endif
+    KCPVector.splitPhases(line, count: count, into: phases, phasePitch: phasePitch)
+}
+
+/// `KCPVector.joinPhases` of the active set.
+@inline(__always)
+func joinPhases(_ phases: UnsafePointer<Float>, phasePitch: Int, count: Int, into line: UnsafeMutablePointer<Float>) {
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.joinPhases(phases, phasePitch: phasePitch, count: count, into: line)
+    }
+    #endif
+    KCPVector.joinPhases(phases, phasePitch: phasePitch, count: count, into: line)
+}
+
 /// Output pixels and channels of one `directConvTile` (the same in every build).
 let directTile = (pixels: KCPVector.directTilePixels, channels: KCPVector.directTileChannels)

@@ -1,0 +1,67 @@
+import Testing
+@testable import KCP
+
+/// 3x3 stride-1 convs that take Winograd's F(4x4, 3x3): partial tiles at
+/// the right and bottom edges, padding wider than a tile on one side and
+/// none on the other, groups, two runs of 16 tiles in a band, and chunks
+/// of several bands.
+let winogradCases: [ConvCase] = [
+    ConvCase(label: "32 channels, 13x11: partial tiles, 3 samples", input: [3, 32, 13, 11], weight: [32, 32, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "asymmetric padding (5, 6, 0, 1)", input: [3, 32, 14, 15], weight: [40, 32, 3, 3],
+             conv: Conv2d(padding: (5, 6, 0, 1)), bias: false),
+    ConvCase(label: "groups 2 of 32, 18 tiles a band", input: [1, 64, 9, 70], weight: [64, 32, 3, 3],
+             conv: Conv2d(padding: (0, 2, 1, 0), groups: 2), bias: true),
+    ConvCase(label: "unpadded, 32 bands in chunks of 5", input: [2, 64, 66, 82], weight: [80, 64, 3, 3],
+             conv: Conv2d(), bias: false),
+]
+
+@Suite("Winograd convolution")
+struct WinogradTests {
+    @Test(arguments: winogradCases)
+    func matchesTheNaiveConvolution(_ c: ConvCase) {
+        let s = geometry(c)
+        #expect(WinogradConvolution.suits(s), "the case must take the Winograd path")
+        var rng = SplitMix64(seed: 23)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
+        let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+        let y = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth])
+        netExpect(y, naiveConv2d(x, w, b, c.conv))
+    }
+
+    @Test("the kernels transform as G g G^T, point by point")
+    func kernelTransform() {
+        var rng = SplitMix64(seed: 5)
+        let c = winogradCases[0], w = netTensor([19, 1, 3, 3], &rng)
+        let g: [[Double]] = [[1.0 / 2, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [1.0 / 6, -1.0 / 6, 1.0 / 6],
+                             [1.0 / 30, 1.0 / 15, 2.0 / 15], [-16.0 / 15, 8.0 / 15, -4.0 / 15], [0, 0, 1]]
+        let s = ConvGeometry(input: [1, 1, 8, 8], weight: w.shape, output: [1, 19, 8, 8], c.conv)
+        let u = WinogradConvolution(s).transformedKernels(w.data)
+        for kernel in 0..<19 {
+            for a in 0..<6 {
+                for b in 0..<6 {
+                    var expected = 0.0
+                    for p in 0..<3 { for q in 0..<3 { expected += g[a][p] * Double(w.data[kernel * 9 + p * 3 + q]) * g[b][q] } }
+                    #expect(abs(Double(u[(a * 6 + b) * 19 + kernel]) - expected) <= 1e-6 * (1 + abs(expected)))
+                }
+            }
+        }
+    }
+
+    @Test("convs with few channels or tiles, strides or dilation keep the other paths")
+    func unsuitedGeometries() {
+        let cases = [
+            ConvCase(label: "16 outputs", input: [1, 32, 32, 32], weight: [16, 32, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "16 tiles", input: [1, 64, 14, 14], weight: [64, 64, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "stride 2", input: [1, 64, 64, 64], weight: [64, 64, 3, 3],
+                     conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "dilation 2", input: [1, 64, 64, 64], weight: [64, 64, 3, 3],
+                     conv: Conv2d(padding: (2, 2, 2, 2), dilation: (2, 2)), bias: false),
+            ConvCase(label: "5x5", input: [1, 64, 64, 64], weight: [64, 64, 5, 5],
+                     conv: Conv2d(padding: (2, 2, 2, 2)), bias: false),
+        ]
+        for c in cases { #expect(!WinogradConvolution.suits(geometry(c)), "\(c.label)") }
+    }
+}
