@@ -7,8 +7,10 @@ geometry below takes one of them, and a conv followed by batchnorm and
 relu also runs them with the fused epilogue. Products of a few tiles with
 many output channels are split into blocks of channels ("split"), samples
 that are one small tile each are unfolded side by side into one product
-("chunk"), and kernel rows and columns that read only padding are dropped
-("padding taps"). Weight gradients are checked against their own oracle.
+("chunk"), kernel rows and columns that read only padding are dropped
+("padding taps"), and convs whose taps read mostly padding are a sum of
+each tap's 1x1 product over the outputs where it reads the input ("tap
+products"). Weight gradients are checked against their own oracle.
 """
 
 import numpy as np
@@ -59,6 +61,8 @@ CASES = {
     "chunk: 7 samples of 5x3 in one product, stride 2": ((7, 6, 9, 6), 70, 3, 2, (1, 1, 1, 1), 1, 1),
     "padding taps: dilation 7 on 6x6, a 1x1 conv": ((1, 8, 6, 6), 12, 3, 1, (7, 7, 7, 7), 7, 1),
     "padding taps: columns of dilation 6 on 5 columns": ((2, 5, 9, 5), 70, 3, 1, (2, 6, 2, 6), (2, 6), 1),
+    "tap products: dilation 12 on 16x16": ((1, 8, 16, 16), 72, 3, 1, (12, 12, 12, 12), 12, 1),
+    "tap products: groups 2, stride 2, dilation (9, 8)": ((2, 6, 45, 45), 140, 3, 2, (9, 7, 10, 8), (9, 8), 2),
 }
 
 
@@ -161,6 +165,7 @@ INPUT_GRADIENT_CASES = {
     "stride 2, dilation 2, groups 2, asymmetric padding, 5 samples": ((5, 8, 13, 13), 12, 3, 2, (2, 1, 0, 2), 2, 2),
     "stride 2, tiles of a few rows, a product per tile": ((2, 64, 60, 60), 8, 3, 2, (1, 1, 1, 1), 1, 1),
     "stride 1 (a conv with the transposed kernels), 12 samples of 3x3": ((12, 16, 3, 3), 24, 3, 1, (1, 1, 1, 1), 1, 1),
+    "stride 1, dilation 12 on 16x16 (tap products)": ((1, 72, 16, 16), 80, 3, 1, (12, 12, 12, 12), 12, 1),
 }
 
 

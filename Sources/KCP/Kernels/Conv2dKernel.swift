@@ -30,6 +30,8 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                              output: ys.baseAddress!) { epilogue in
                 if DirectConvolution.suits(s) {
                     directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                } else if TapProducts.suits(s) {
+                    tapProductConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else {
                     unfoldedConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 }
@@ -226,17 +228,23 @@ struct ConvSplit {
     /// Jobs per conv the split aims for: 4 for each of 8 threads.
     private static let jobs = 32
     /// Floats of unfolded tiles shared by the blocks at once (16 MB): more than L2, what L3 holds.
-    private static let unfoldedFloats = 1 << 22
+    static let unfoldedFloats = 1 << 22
 
     init(_ s: ConvGeometry, rows: Int) {
-        let jobs = Self.jobs, chunk = s.samplesPerProduct
+        let chunk = s.samplesPerProduct
         (tiles, tileSize, rowCount, perGroup) = ((s.batch + chunk - 1) / chunk * s.groups * s.blocks, chunk * s.tileSize,
                                                   rows, s.perGroup)
-        let wanted = (jobs + tiles - 1) / tiles
-        blockRows = tiles >= jobs ? rows : max(64, (rows / wanted + 63) / 64 * 64)
+        blockRows = Self.rowsPerBlock(rows, tiles: tiles)
         blocks = (rows + blockRows - 1) / blockRows
         unfoldedTiles = min(tiles, max(1, Self.unfoldedFloats / max(1, tileSize)))
-        channelParts = min(s.perGroup, (jobs + unfoldedTiles - 1) / unfoldedTiles)
+        channelParts = min(s.perGroup, (Self.jobs + unfoldedTiles - 1) / unfoldedTiles)
+    }
+
+    /// Rows per block of `rows` output channels of each of `tiles` products:
+    /// all of them where the tiles alone make `jobs` jobs, else a multiple of 64.
+    static func rowsPerBlock(_ rows: Int, tiles: Int) -> Int {
+        let wanted = (jobs + tiles - 1) / tiles
+        return tiles >= jobs ? rows : max(64, (rows / wanted + 63) / 64 * 64)
     }
 
     /// The padded output channels of block `block`.
