@@ -8,7 +8,7 @@ import Testing
 
 /// Geometries that take the tap products: dilation large against the
 /// plane, groups, strides (a strided gather), asymmetric padding, no tap
-/// covering every output, output channels in blocks.
+/// covering every output or none reading the input, output channels in blocks.
 let tapCases: [ConvCase] = [
     ConvCase(label: "dilation 12 on 16x16, the centre tap covers the output", input: [1, 66, 16, 16], weight: [72, 66, 3, 3],
              conv: Conv2d(padding: (12, 12, 12, 12), dilation: (12, 12)), bias: true),
@@ -19,6 +19,8 @@ let tapCases: [ConvCase] = [
              conv: Conv2d(padding: (12, 8, 4, 8), dilation: (8, 8)), bias: true),
     ConvCase(label: "5x5, stride (1, 3), 130 outputs in blocks of 64", input: [1, 4, 18, 60], weight: [130, 4, 5, 5],
              conv: Conv2d(stride: (1, 3), padding: (8, 8, 8, 8), dilation: (4, 4)), bias: true),
+    ConvCase(label: "no tap reads the input: the bias alone", input: [1, 3, 1, 256], weight: [70, 3, 1, 1],
+             conv: Conv2d(stride: (3, 1), padding: (1, 0, 1, 0)), bias: true),
 ]
 
 @Suite("Tap products")

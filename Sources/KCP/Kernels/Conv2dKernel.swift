@@ -2,10 +2,11 @@
 ///
 /// Convs with a few output channels per group and a kernel of several taps
 /// run the direct kernel (`DirectConvolution`, which says when it suits);
-/// the others run as matrix products (`unfoldedConv2d`). Either way the
-/// output is computed in tiles of output rows of each sample and group,
-/// independent of each other, so the result does not depend on the thread
-/// count, and each tile gets its epilogue while it is hot.
+/// those whose taps read mostly padding, a matrix product per tap
+/// (`TapProducts`); the others, matrix products of the unfolded input
+/// (`unfoldedConv2d`). Every path computes each output in a job that
+/// depends on the geometry alone, so the result does not depend on the
+/// thread count, and applies the epilogue to its outputs while they are hot.
 ///
 /// An inference batchnorm, a residual add and a relu that follow the conv
 /// can be applied in the same pass,

@@ -44,6 +44,12 @@ struct TapProducts {
         unitSize = sizes.reduce(0, +)
     }
 
+    /// The most product columns of a tap that covers part of each output row
+    /// (its product is staged, then added row by row), 0 where none does.
+    var stagedColumns: Int {
+        taps.map { $0.columns.valid.count < s.outWidth ? $0.rows.valid.count * $0.columns.valid.count : 0 }.max() ?? 0
+    }
+
     /// Whether the conv reads the input at less than `effectiveShare` of its
     /// nominal MACs, over at least `fewestPixels` outputs per channel.
     static func suits(_ s: ConvGeometry) -> Bool {
@@ -105,7 +111,7 @@ func tapProductConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeome
     let blockRows = ConvSplit.rowsPerBlock(s.outPerGroup, tiles: units)
     let blocks = (s.outPerGroup + blockRows - 1) / blockRows
     let chunk = min(units, max(1, ConvSplit.unfoldedFloats / max(1, t.unitSize)))
-    let staging = blockRows * t.taps.map { $0.columns.valid.count < s.outWidth ? $0.rows.valid.count * $0.columns.valid.count : 0 }.max()!
+    let staging = blockRows * t.stagedColumns
     let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, chunk * t.unitSize))
     defer { buffer.deallocate() }
     weights.withUnsafeBufferPointer { ws in
