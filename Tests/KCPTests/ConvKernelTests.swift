@@ -135,7 +135,7 @@ struct ConvKernelTests {
     }
 
     @Test("conv with batchnorm and relu epilogue = conv, then batchNormInference, then reluForward (bitwise)",
-          arguments: (unfoldCases + directCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+          arguments: (unfoldCases + directCases + tapCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func fusedEpilogue(_ c: ConvCase) {
         var rng = SplitMix64(seed: 203)
         let s = geometry(c), x = fdTensor(c.input, &rng), w = fdTensor(c.weight, &rng)

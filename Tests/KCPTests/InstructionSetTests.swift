@@ -3,7 +3,7 @@ import Testing
 
 // Every instruction set this CPU runs, on the conv paths whose inner loops
 // it builds (the direct kernel's register tiles, the fused epilogue on
-// direct and unfolded tiles): each against the naive reference, and all of
+// direct, unfolded and tap-product tiles): each against the naive reference, and all of
 // them bitwise equal (the builds do the same float operations in the same
 // order). Serialized: only this suite switches `InstructionSet.active`, so
 // nothing else can switch it back while a case runs.
@@ -20,7 +20,7 @@ struct InstructionSetTests {
     }
 
     @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
-          arguments: directCases + winogradCases + unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+          arguments: directCases + winogradCases + tapCases + unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func everyPathAgrees(_ c: ConvCase) {
         var rng = SplitMix64(seed: 31)
         let s = geometry(c), x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)

@@ -8,8 +8,10 @@ geometry below takes one of them, and a conv followed by batchnorm and
 relu also runs them with the fused epilogue. Products of a few tiles with
 many output channels are split into blocks of channels ("split"), samples
 that are one small tile each are unfolded side by side into one product
-("chunk"), and kernel rows and columns that read only padding are dropped
-("padding taps"). Weight gradients are checked against their own oracle.
+("chunk"), kernel rows and columns that read only padding are dropped
+("padding taps"), and convs whose taps read mostly padding are a sum of
+each tap's 1x1 product over the outputs where it reads the input ("tap
+products"). Weight gradients are checked against their own oracle.
 """
 
 import numpy as np
@@ -64,6 +66,8 @@ CASES = {
     "winograd: asymmetric padding wider than a tile": ((3, 32, 14, 15), 40, 3, 1, (5, 6, 0, 1), 1, 1),
     "winograd: groups 2 of 32, two runs of tiles a band": ((1, 64, 9, 70), 64, 3, 1, (0, 2, 1, 0), 1, 2),
     "winograd: chunks of bands": ((2, 64, 66, 82), 80, 3, 1, (0, 0, 0, 0), 1, 1),
+    "tap products: dilation 12 on 16x16": ((1, 8, 16, 16), 72, 3, 1, (12, 12, 12, 12), 12, 1),
+    "tap products: groups 2, stride 2, dilation (9, 8)": ((2, 6, 45, 45), 140, 3, 2, (9, 7, 10, 8), (9, 8), 2),
 }
 
 
@@ -166,6 +170,7 @@ INPUT_GRADIENT_CASES = {
     "stride 2, dilation 2, groups 2, asymmetric padding, 5 samples": ((5, 8, 13, 13), 12, 3, 2, (2, 1, 0, 2), 2, 2),
     "stride 2, tiles of a few rows, a product per tile": ((2, 64, 60, 60), 8, 3, 2, (1, 1, 1, 1), 1, 1),
     "stride 1 (a conv with the transposed kernels), 12 samples of 3x3": ((12, 16, 3, 3), 24, 3, 1, (1, 1, 1, 1), 1, 1),
+    "stride 1, dilation 12 on 16x16 (tap products)": ((1, 72, 16, 16), 80, 3, 1, (12, 12, 12, 12), 12, 1),
 }
 
 

@@ -1,11 +1,14 @@
 /// 2-D convolution, NCHW: `y[n, o] = b[o] + sum_{j, p, q} W[o, j, p, q] * x[n, g*I/g + j, h*s + p*d - pad, ...]`.
 ///
-/// Convs with a few output channels per group and a kernel of several taps
-/// run the direct kernel (`DirectConvolution`, which says when it suits);
-/// the others run as matrix products (`unfoldedConv2d`). Either way the
-/// output is computed in tiles of output rows of each sample and group,
-/// independent of each other, so the result does not depend on the thread
-/// count, and each tile gets its epilogue while it is hot.
+/// 3x3 stride-1 convs with channels and tiles enough run Winograd's
+/// F(4x4, 3x3) (`WinogradConvolution`, which says when it suits); convs
+/// with a few output channels per group and a kernel of several taps, the
+/// direct kernel (`DirectConvolution`); those whose taps read mostly
+/// padding, a matrix product per tap (`TapProducts`); the others, matrix
+/// products of the unfolded input (`unfoldedConv2d`). Every path computes
+/// each output in a job that depends on the geometry alone, so the result
+/// does not depend on the thread count, and applies the epilogue to its
+/// outputs while they are hot.
 ///
 /// An inference batchnorm, a residual add and a relu that follow the conv
 /// can be applied in the same pass,
@@ -32,6 +35,8 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                     winogradConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if DirectConvolution.suits(s) {
                     directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                } else if TapProducts.suits(s) {
+                    tapProductConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else {
                     unfoldedConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 }
@@ -228,17 +233,23 @@ struct ConvSplit {
     /// Jobs per conv the split aims for: 4 for each of 8 threads.
     private static let jobs = 32
     /// Floats of unfolded tiles shared by the blocks at once (16 MB): more than L2, what L3 holds.
-    private static let unfoldedFloats = 1 << 22
+    static let unfoldedFloats = 1 << 22
 
     init(_ s: ConvGeometry, rows: Int) {
-        let jobs = Self.jobs, chunk = s.samplesPerProduct
+        let chunk = s.samplesPerProduct
         (tiles, tileSize, rowCount, perGroup) = ((s.batch + chunk - 1) / chunk * s.groups * s.blocks, chunk * s.tileSize,
                                                   rows, s.perGroup)
-        let wanted = (jobs + tiles - 1) / tiles
-        blockRows = tiles >= jobs ? rows : max(64, (rows / wanted + 63) / 64 * 64)
+        blockRows = Self.rowsPerBlock(rows, tiles: tiles)
         blocks = (rows + blockRows - 1) / blockRows
         unfoldedTiles = min(tiles, max(1, Self.unfoldedFloats / max(1, tileSize)))
-        channelParts = min(s.perGroup, (jobs + unfoldedTiles - 1) / unfoldedTiles)
+        channelParts = min(s.perGroup, (Self.jobs + unfoldedTiles - 1) / unfoldedTiles)
+    }
+
+    /// Rows per block of `rows` output channels of each of `tiles` products:
+    /// all of them where the tiles alone make `jobs` jobs, else a multiple of 64.
+    static func rowsPerBlock(_ rows: Int, tiles: Int) -> Int {
+        let wanted = (jobs + tiles - 1) / tiles
+        return tiles >= jobs ? rows : max(64, (rows / wanted + 63) / 64 * 64)
     }
 
     /// The padded output channels of block `block`.
