@@ -34,15 +34,15 @@ private func outputRows(_ m: (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes)) -> (Lan
 }
 
 /// `V = B^T d B` for `count` (1 to 16) tiles side by side: tile `k`'s 6x6
-/// input `d[i][j]` is `lines[i * linePitch + (j % 4) * phasePitch + j / 4 + k]`
-/// (each input row split into four phase lines by column mod 4), and point
-/// `ξ = a * 6 + b` of its `V` goes to `into[ξ * pointPitch + k]`. Reads 17
-/// floats of each phase line, whatever `count`.
-public func winogradInputTiles(_ lines: UnsafePointer<Float>, linePitch: Int, phasePitch: Int, count: Int,
+/// input `d[i][j]` is `lines[i * linePitch + j * tapPitch + k]` (each input
+/// row of the tiles as six lines, the columns each tap of a row reads), and
+/// point `ξ = a * 6 + b` of its `V` goes to `into[ξ * pointPitch + k]`.
+/// Reads 16 floats of each line, whatever `count`.
+public func winogradInputTiles(_ lines: UnsafePointer<Float>, linePitch: Int, tapPitch: Int, count: Int,
                                into: UnsafeMutablePointer<Float>, pointPitch: Int)
 {
     func d(_ line: UnsafePointer<Float>, _ j: Int) -> Lanes {
-        UnsafeRawPointer(line + (j % 4) * phasePitch + j / 4).loadUnaligned(as: Lanes.self)
+        UnsafeRawPointer(line + j * tapPitch).loadUnaligned(as: Lanes.self)
     }
     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 36) { rows in  // (d B)[i][b] at i * 6 + b
         for i in 0..<6 {
@@ -144,5 +144,72 @@ public func joinPhases(_ phases: UnsafePointer<Float>, phasePitch: Int, count: I
     for k in 0..<count {
         let column = line + (k &<< 2)
         (column[0], column[1], column[2], column[3]) = (phases[k], p1[k], p2[k], p3[k])
+    }
+}
+
+/// `A x` for one column `x` of four vectors (`A` the transpose of `outputRows`'s `A^T`).
+@inline(__always)
+private func gradientRows(_ x: (Lanes, Lanes, Lanes, Lanes)) -> (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes) {
+    func c(_ value: Float) -> Lanes { Lanes(repeating: value) }
+    let (even, odd) = (x.0 + x.2, x.1 + x.3)
+    return (x.0, even + odd, even - odd, x.0 + x.1 * c(2) + x.2 * c(4) + x.3 * c(8),
+            x.0 - x.1 * c(0.5) + x.2 * c(0.25) - x.3 * c(0.125), x.3)
+}
+
+/// `A dY A^T` for `count` (1 to 16) 4x4 tiles of an output's gradient side
+/// by side, the adjoint of `winogradOutputTiles`: tile `k`'s `dY[r][c]` is
+/// `lines[r * linePitch + c * phasePitch + k]`, and point `ξ = a * 6 + b` of
+/// the result goes to `into[ξ * pointPitch + k]`. Reads 16 floats of each line.
+public func winogradGradientTiles(_ lines: UnsafePointer<Float>, linePitch: Int, phasePitch: Int, count: Int,
+                                  into: UnsafeMutablePointer<Float>, pointPitch: Int)
+{
+    func g(_ r: Int, _ c: Int) -> Lanes {
+        UnsafeRawPointer(lines + r * linePitch + c * phasePitch).loadUnaligned(as: Lanes.self)
+    }
+    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 24) { half in  // (dY A^T)[r][b] at r * 6 + b
+        for r in 0..<4 {
+            let h = gradientRows((g(r, 0), g(r, 1), g(r, 2), g(r, 3)))
+            (half[r * 6], half[r * 6 + 1], half[r * 6 + 2], half[r * 6 + 3], half[r * 6 + 4], half[r * 6 + 5]) = h
+        }
+        for b in 0..<6 {
+            let v = gradientRows((half[b], half[6 + b], half[12 + b], half[18 + b]))
+            store(v, point: { a in a * 6 + b }, count, into, pointPitch)  // (A dY A^T)[a][b] over a
+        }
+    }
+}
+
+/// `G^T x` for one column `x` of six vectors (the transpose of `kernelRows`'s `G`).
+@inline(__always)
+private func kernelGradientRows(_ x: (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes)) -> (Lanes, Lanes, Lanes) {
+    func c(_ value: Float) -> Lanes { Lanes(repeating: value) }
+    let (sum, difference) = ((x.1 + x.2) * c(-1.0 / 6), (x.2 - x.1) * c(1.0 / 6))
+    return (x.0 * c(0.5) + difference + x.3 * c(1.0 / 30) - x.4 * c(16.0 / 15),
+            sum + x.3 * c(1.0 / 15) + x.4 * c(8.0 / 15),
+            difference + x.3 * c(2.0 / 15) - x.4 * c(4.0 / 15) + x.5)
+}
+
+/// `dL/dg = G^T M G` for 16 kernels side by side, the adjoint of
+/// `winogradKernelTiles`: point `ξ = a * 6 + b` of kernel `k`'s `M` is
+/// `products[ξ * pointPitch + k]`, and its tap `(p, q)` goes to
+/// `taps[(p * 3 + q) * 16 + k]`. Reads and writes all 16 lanes.
+public func winogradKernelGradients(_ products: UnsafePointer<Float>, pointPitch: Int,
+                                    into taps: UnsafeMutablePointer<Float>)
+{
+    func m(_ a: Int, _ b: Int) -> Lanes {
+        UnsafeRawPointer(products + (a * 6 + b) * pointPitch).loadUnaligned(as: Lanes.self)
+    }
+    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 18) { half in  // (G^T M)[p][b] at p * 6 + b
+        for b in 0..<6 {
+            let h = kernelGradientRows((m(0, b), m(1, b), m(2, b), m(3, b), m(4, b), m(5, b)))
+            (half[b], half[6 + b], half[12 + b]) = h
+        }
+        for p in 0..<3 {
+            let w = kernelGradientRows((half[p * 6], half[p * 6 + 1], half[p * 6 + 2], half[p * 6 + 3],
+                                        half[p * 6 + 4], half[p * 6 + 5]))
+            let out = UnsafeMutableRawPointer(taps + p * 3 * 16), size = MemoryLayout<Lanes>.size
+            out.storeBytes(of: w.0, as: Lanes.self)
+            out.storeBytes(of: w.1, toByteOffset: size, as: Lanes.self)
+            out.storeBytes(of: w.2, toByteOffset: 2 * size, as: Lanes.self)
+        }
     }
 }

@@ -6,15 +6,46 @@ import Testing
 /// none on the other, groups, two runs of 16 tiles in a band, and chunks
 /// of several bands.
 let winogradCases: [ConvCase] = [
-    ConvCase(label: "32 channels, 13x11: partial tiles, 3 samples", input: [3, 32, 13, 11], weight: [32, 32, 3, 3],
+    ConvCase(label: "48 channels, 13x11: partial tiles, 3 samples", input: [3, 48, 13, 11], weight: [48, 48, 3, 3],
              conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
-    ConvCase(label: "asymmetric padding (5, 6, 0, 1)", input: [3, 32, 14, 15], weight: [40, 32, 3, 3],
+    ConvCase(label: "asymmetric padding (5, 6, 0, 1)", input: [3, 48, 14, 15], weight: [56, 48, 3, 3],
              conv: Conv2d(padding: (5, 6, 0, 1)), bias: false),
-    ConvCase(label: "groups 2 of 32, 18 tiles a band", input: [1, 64, 9, 70], weight: [64, 32, 3, 3],
+    ConvCase(label: "groups 2 of 32 on rows of 70", input: [1, 64, 9, 70], weight: [64, 32, 3, 3],
              conv: Conv2d(padding: (0, 2, 1, 0), groups: 2), bias: true),
     ConvCase(label: "unpadded, 32 bands in chunks of 5", input: [2, 64, 66, 82], weight: [80, 64, 3, 3],
              conv: Conv2d(), bias: false),
 ]
+
+/// `dL/dW[o, c, p, q] = sum_{n, oy, ox} dy[n, o, oy, ox] x[n, g(o) C/g + c, oy + p - top, ox + q - left]`
+/// (stride 1, dilation 1), in double.
+func naiveWinogradWeightGradient(_ x: Tensor, _ dy: Tensor, _ c: ConvCase) -> [Double] {
+    let s = geometry(c), (top, left) = (c.conv.padding.0, c.conv.padding.1)
+    var dw = [Double](repeating: 0, count: s.outputs * s.perGroup * 9)
+    for n in 0..<s.batch {
+        for o in 0..<s.outputs {
+            let g = o / s.outPerGroup
+            for ch in 0..<s.perGroup {
+                for p in 0..<3 {
+                    for q in 0..<3 {
+                        var sum = 0.0
+                        for oy in 0..<s.outHeight {
+                            let iy = oy + p - top
+                            guard iy >= 0 && iy < s.height else { continue }
+                            for ox in 0..<s.outWidth {
+                                let ix = ox + q - left
+                                guard ix >= 0 && ix < s.width else { continue }
+                                sum += Double(dy.data[((n * s.outputs + o) * s.outHeight + oy) * s.outWidth + ox])
+                                    * Double(x.data[((n * s.channels + g * s.perGroup + ch) * s.height + iy) * s.width + ix])
+                            }
+                        }
+                        dw[((o * s.perGroup + ch) * 3 + p) * 3 + q] += sum
+                    }
+                }
+            }
+        }
+    }
+    return dw
+}
 
 @Suite("Winograd convolution")
 struct WinogradTests {
@@ -27,6 +58,28 @@ struct WinogradTests {
         let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
         let y = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth])
         netExpect(y, naiveConv2d(x, w, b, c.conv))
+    }
+
+    @Test("the weight gradient matches the double-precision sum over outputs, and a finite difference",
+          arguments: winogradCases.prefix(3))
+    func weightGradient(_ c: ConvCase) {
+        let s = geometry(c), shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
+        var rng = SplitMix64(seed: 29)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), dy = netTensor(shape, &rng)
+        let dw = conv2dBackward(x, weight: w, hasBias: false, c.conv, gradient: dy).weight
+        let expected = naiveWinogradWeightGradient(x, dy, c)
+        let scale = expected.reduce(0.0) { max($0, abs($1)) }
+        fdExpectEqual(dw.data, expected, tolerance: 1e-5 * scale, "dW")
+        // L(w) = <dy, conv(x, w)> is linear in w: (L(w + h d) - L(w - h d)) / 2h = <dL/dw, d> for a direction d.
+        let direction = netTensor(c.weight, &rng), h: Float = 1e-2
+        func loss(_ sign: Float) -> Double {
+            let moved = Tensor(shape: c.weight, data: zip(w.data, direction.data).map { $0 + sign * h * $1 })
+            let y = conv2dForward(x, weight: moved, bias: nil, c.conv, outputShape: shape)
+            return zip(y.data, dy.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        let numeric = (loss(1) - loss(-1)) / (2 * Double(h))
+        let analytic = zip(dw.data, direction.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(numeric - analytic) <= 1e-3 * max(1, abs(analytic)), "\(numeric) vs \(analytic)")
     }
 
     @Test("the kernels transform as G g G^T, point by point")
@@ -52,6 +105,10 @@ struct WinogradTests {
     func unsuitedGeometries() {
         let cases = [
             ConvCase(label: "16 outputs", input: [1, 32, 32, 32], weight: [16, 32, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "32 channels on rows of 32", input: [8, 32, 32, 32], weight: [32, 32, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "32 tiles for 262144 kernels", input: [8, 512, 7, 7], weight: [512, 512, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
             ConvCase(label: "16 tiles", input: [1, 64, 14, 14], weight: [64, 64, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),

@@ -1,7 +1,7 @@
 """Conv forward against a float64 NumPy oracle, on every kernel path.
 
-The engine runs a conv by Winograd's F(4x4, 3x3) (3x3, stride 1, 32 or
-more channels and tiles), by its direct kernel (4 to 64 output channels per
+The engine runs a conv by Winograd's F(4x4, 3x3) (3x3, stride 1, 48 or
+more channels, 32 or more tiles), by its direct kernel (4 to 64 output channels per
 group, rows whose pixel blocks leave few lanes idle), by unfolded matrix
 products (the rest), or as a plain product (1x1, stride 1, unpadded); each
 geometry below takes one of them, and a conv followed by batchnorm and
@@ -62,8 +62,8 @@ CASES = {
     "chunk: 7 samples of 5x3 in one product, stride 2": ((7, 6, 9, 6), 70, 3, 2, (1, 1, 1, 1), 1, 1),
     "padding taps: dilation 7 on 6x6, a 1x1 conv": ((1, 8, 6, 6), 12, 3, 1, (7, 7, 7, 7), 7, 1),
     "padding taps: columns of dilation 6 on 5 columns": ((2, 5, 9, 5), 70, 3, 1, (2, 6, 2, 6), (2, 6), 1),
-    "winograd: 32 channels, partial tiles, 3 samples": ((3, 32, 13, 11), 32, 3, 1, (1, 1, 1, 1), 1, 1),
-    "winograd: asymmetric padding wider than a tile": ((3, 32, 14, 15), 40, 3, 1, (5, 6, 0, 1), 1, 1),
+    "winograd: 48 channels, partial tiles, 3 samples": ((3, 48, 13, 11), 48, 3, 1, (1, 1, 1, 1), 1, 1),
+    "winograd: asymmetric padding wider than a tile": ((3, 48, 14, 15), 56, 3, 1, (5, 6, 0, 1), 1, 1),
     "winograd: groups 2 of 32, two runs of tiles a band": ((1, 64, 9, 70), 64, 3, 1, (0, 2, 1, 0), 1, 2),
     "winograd: chunks of bands": ((2, 64, 66, 82), 80, 3, 1, (0, 0, 0, 0), 1, 1),
     "tap products: dilation 12 on 16x16": ((1, 8, 16, 16), 72, 3, 1, (12, 12, 12, 12), 12, 1),
@@ -127,6 +127,9 @@ WEIGHT_GRADIENT_CASES = {
     "1x1, 6 samples copied into one product": ((6, 32, 5, 5), 16, 1, 1, (0, 0, 0, 0), 1, 1),
     "1x1, a sample read in place": ((2, 8, 32, 32), 8, 1, 1, (0, 0, 0, 0), 1, 1),
     "1x1 stride 2, 16 samples": ((16, 64, 8, 8), 96, 1, 2, (0, 0, 0, 0), 1, 1),
+    "winograd: 48 channels on 13x11, 3 samples": ((3, 48, 13, 11), 48, 3, 1, (1, 1, 1, 1), 1, 1),
+    "winograd: groups 2 of 32, rows of 70, asymmetric padding": ((1, 64, 9, 70), 64, 3, 1, (0, 2, 1, 0), 1, 2),
+    "winograd: chunks of bands": ((2, 64, 66, 82), 80, 3, 1, (0, 0, 0, 0), 1, 1),
 }
 
 

@@ -297,6 +297,12 @@ func conv2dBackward(_ x: Tensor, weight: Tensor, hasBias: Bool, _ conv: Conv2d, 
 /// The split depends on the geometry alone, so the result does not depend on
 /// the thread count.
 func conv2dWeightGradient(_ x: Tensor, _ s: ConvGeometry, gradient: Tensor) -> Tensor {
+    if WinogradConvolution.suits(s) {
+        let dw = x.data.withUnsafeBufferPointer { xs in
+            gradient.data.withUnsafeBufferPointer { WinogradConvolution(s).weightGradient(xs.baseAddress!, gradient: $0.baseAddress!) }
+        }
+        return Tensor(shape: [s.outputs, s.perGroup, s.kh, s.kw], data: dw)
+    }
     let split = WeightGradientSplit(s), size = s.outputs * s.patch, taps = s.kh * s.kw
     var dw = Tensor(zeros: [s.outputs, s.perGroup, s.kh, s.kw])
     var partials = [Float](repeating: 0, count: (split.runs - 1) * size)

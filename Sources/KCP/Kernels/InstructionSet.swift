@@ -92,16 +92,16 @@ func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<
 
 /// `KCPVector.winogradInputTiles` of the active set.
 @inline(__always)
-func winogradInputTiles(_ lines: UnsafePointer<Float>, linePitch: Int, phasePitch: Int, count: Int,
+func winogradInputTiles(_ lines: UnsafePointer<Float>, linePitch: Int, tapPitch: Int, count: Int,
                         into: UnsafeMutablePointer<Float>, pointPitch: Int)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
-        return KCPVectorAVX512.winogradInputTiles(lines, linePitch: linePitch, phasePitch: phasePitch, count: count,
+        return KCPVectorAVX512.winogradInputTiles(lines, linePitch: linePitch, tapPitch: tapPitch, count: count,
                                                   into: into, pointPitch: pointPitch)
     }
     #endif
-    KCPVector.winogradInputTiles(lines, linePitch: linePitch, phasePitch: phasePitch, count: count, into: into,
+    KCPVector.winogradInputTiles(lines, linePitch: linePitch, tapPitch: tapPitch, count: count, into: into,
                                  pointPitch: pointPitch)
 }
 
@@ -132,6 +132,32 @@ func winogradKernelTiles(_ taps: UnsafePointer<Float>, tapPitch: Int, count: Int
     }
     #endif
     KCPVector.winogradKernelTiles(taps, tapPitch: tapPitch, count: count, into: into, pointPitch: pointPitch)
+}
+
+/// `KCPVector.winogradGradientTiles` of the active set.
+@inline(__always)
+func winogradGradientTiles(_ lines: UnsafePointer<Float>, linePitch: Int, phasePitch: Int, count: Int,
+                           into: UnsafeMutablePointer<Float>, pointPitch: Int)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.winogradGradientTiles(lines, linePitch: linePitch, phasePitch: phasePitch, count: count,
+                                                     into: into, pointPitch: pointPitch)
+    }
+    #endif
+    KCPVector.winogradGradientTiles(lines, linePitch: linePitch, phasePitch: phasePitch, count: count, into: into,
+                                    pointPitch: pointPitch)
+}
+
+/// `KCPVector.winogradKernelGradients` of the active set.
+@inline(__always)
+func winogradKernelGradients(_ products: UnsafePointer<Float>, pointPitch: Int, into taps: UnsafeMutablePointer<Float>) {
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.winogradKernelGradients(products, pointPitch: pointPitch, into: taps)
+    }
+    #endif
+    KCPVector.winogradKernelGradients(products, pointPitch: pointPitch, into: taps)
 }
 
 /// `KCPVector.splitPhases` of the active set.

@@ -20,9 +20,8 @@
 /// on it.
 struct WinogradConvolution {
     let s: ConvGeometry
-    /// Rows and columns of 4x4 output tiles per sample, bands per chunk, and
-    /// runs of 16 tiles per band.
-    let tileRows: Int, tileColumns: Int, bandsPerChunk: Int, runs: Int
+    /// Rows and columns of 4x4 output tiles per sample, and bands per chunk.
+    let tileRows: Int, tileColumns: Int, bandsPerChunk: Int
 
     /// Output tile side, input tile side, points of a transformed tile, tiles per transform call.
     static let m = 4, t = 6, points = 36, lanes = 16
@@ -33,26 +32,28 @@ struct WinogradConvolution {
         self.s = s
         (tileRows, tileColumns) = ((s.outHeight + Self.m - 1) / Self.m, (s.outWidth + Self.m - 1) / Self.m)
         bandsPerChunk = max(1, Self.chunkFloats / max(1, Self.points * (s.channels + s.outputs) * tileColumns))
-        runs = (tileColumns + Self.lanes - 1) / Self.lanes
     }
 
-    /// Whether a conv runs this way: 3x3, stride 1, dilation 1, at least 32 input and output channels
-    /// per group and 32 tiles. Against the direct and unfolded paths at 1 thread (AMD EPYC, AVX-512):
-    /// 0.50x the time for 64 -> 128 channels at 64x64, 0.5-0.6x for 64 to 128 channels at 28x28 to
-    /// 56x56, 0.64x for 128 at 20x20 (25 tiles), 0.74x for 512 at 7x7 in a batch of 8 (32 tiles);
-    /// 0.87x for 32 channels at 64x64, 1.16x for 24 at 128x128; 1.06x for 128 channels at 14x14
-    /// (16 tiles), and 3.6x for 512 at 7x7 (4 tiles), where reading the transformed kernels (4x the
-    /// kernels) outweighs the products.
+    /// Whether a conv runs this way: 3x3, stride 1, dilation 1; 48 or more input and output channels
+    /// per group (32 on rows of 64 or more, where the per-row work is spread over more tiles); and
+    /// 32 or more tiles, and one for every 4096 kernels, which the product reads transformed (4x their
+    /// size). Against the direct and unfolded paths, one conv at 1 thread (AMD EPYC, AVX-512):
+    /// 0.42-0.62x the time for 64 or 128 channels from 8x8 (batch 64) to 64x128 (batch 1); 0.64-0.75x
+    /// for 32 channels on 64x128 and 256x256, and 96 -> 32 on 256x256; 0.74x for 256 channels on
+    /// 14x14 (batch 8) and 0.77x on 7x7 (batch 16). Left out: 1.16-1.39x for 32 channels on 16x16
+    /// and 32x32 in batches of 8 to 64, 1.06x for 128 on 14x14 (16 tiles), 1.0-1.28x for 512 on 7x7
+    /// in a batch of 8 (32 tiles for 262144 kernels).
     static func suits(_ s: ConvGeometry) -> Bool {
-        s.kh == 3 && s.kw == 3 && s.conv.stride == (1, 1) && s.conv.dilation == (1, 1)
-            && min(s.perGroup, s.outPerGroup) >= 32 && s.batch * ((s.outHeight + 3) / 4) * ((s.outWidth + 3) / 4) >= 32
+        let tiles = s.batch * ((s.outHeight + 3) / 4) * ((s.outWidth + 3) / 4)
+        return s.kh == 3 && s.kw == 3 && s.conv.stride == (1, 1) && s.conv.dilation == (1, 1)
+            && s.channelStride == s.plane && s.outputChannelStride == s.pixels
+            && min(s.perGroup, s.outPerGroup) >= (s.outWidth >= 64 ? 32 : 48)
+            && tiles >= max(32, s.perGroup * s.outPerGroup / 4096)
     }
 
     var bands: Int { s.batch * tileRows }
-    /// Floats of a phase line (a row's columns `4k + φ` for one `φ`; the runs read 17 floats), and of a
-    /// row's four phase lines.
-    private var phasePitch: Int { runs * Self.lanes + 1 }
-    private var linePitch: Int { Self.m * phasePitch }
+    /// Floats of a line of a chunk's tiles (one value per tile, the last 16 read past the tiles).
+    private var tilePitch: Int { bandsPerChunk * tileColumns + Self.lanes }
 
     /// `U [36, O * C/g]`: `U[ξ][κ] = (G g_κ G^T)[ξ]` for each kernel `κ = o * C/g + c`, in blocks
     /// of 16 kernels, each block's taps transposed to `[9, 16]` first.
@@ -86,7 +87,7 @@ struct WinogradConvolution {
         defer { v.deallocate(); products.deallocate() }
         for first in stride(from: 0, to: bands, by: bandsPerChunk) {
             let chunk = first..<min(bands, first + bandsPerChunk), width = chunk.count * tileColumns
-            parallelFor(groups * inputs, scratch: Self.t * linePitch) { job, lines in
+            parallelFor(groups * inputs, scratch: Self.t * Self.t * tilePitch) { job, lines in
                 let (g, c) = (job / inputs, job % inputs)
                 transformInput(x, channel: g * inputs + c, bands: chunk, lines: lines,
                                into: v + (g * points * inputs + c) * width, pointPitch: inputs * width)
@@ -97,7 +98,7 @@ struct WinogradConvolution {
                                     lda: inputs, v + (g * points + point) * inputs * width, ldb: width,
                                     products + (g * points + point) * outputs * width, ldc: width)
             }
-            parallelFor(groups * outputs, scratch: Self.m * linePitch) { job, lines in
+            parallelFor(groups * outputs, scratch: Self.m * Self.m * tilePitch) { job, lines in
                 let (g, o) = (job / outputs, job % outputs)
                 transformOutput(products + (g * points * outputs + o) * width, pointPitch: outputs * width,
                                 channel: g * outputs + o, bands: chunk, epilogue: epilogue, lines: lines, into: y)
@@ -105,61 +106,131 @@ struct WinogradConvolution {
         }
     }
 
+    /// The conv's weight gradient `[O, C/g, 3, 3]` given its output's gradient `dy`, the adjoint of
+    /// `run`: `dL/dg_κ = G^T [sum_p (A dY_p A^T) ⊙ V_p] G`, where the sum over a group's tiles at
+    /// each point is one product `[O/g, P] x [P, C/g]` per chunk, added in chunk order.
+    func weightGradient(_ x: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>) -> [Float] {
+        let (points, groups, lanes) = (Self.points, s.groups, Self.lanes)
+        let (inputs, outputs) = (s.perGroup, s.outPerGroup), kernels = s.outputs * s.perGroup
+        let widest = bandsPerChunk * tileColumns
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * inputs * widest)
+        let transformed = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * outputs * widest)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: points * kernels + lanes)  // M[ξ][κ]; 16 lanes read
+        defer { v.deallocate(); transformed.deallocate(); sums.deallocate() }
+        for first in stride(from: 0, to: bands, by: bandsPerChunk) {
+            let chunk = first..<min(bands, first + bandsPerChunk), width = chunk.count * tileColumns
+            parallelFor(groups * inputs, scratch: Self.t * Self.t * tilePitch) { job, lines in
+                let (g, c) = (job / inputs, job % inputs)
+                transformInput(x, channel: g * inputs + c, bands: chunk, lines: lines,
+                               into: v + (g * points * inputs + c) * width, pointPitch: inputs * width)
+            }
+            parallelFor(groups * outputs, scratch: Self.m * Self.m * tilePitch) { job, lines in
+                let (g, o) = (job / outputs, job % outputs)
+                transformGradient(dy, channel: g * outputs + o, bands: chunk, lines: lines,
+                                  into: transformed + (g * points * outputs + o) * width, pointPitch: outputs * width)
+            }
+            parallelFor(groups * points) { job in
+                let (g, point) = (job / points, job % points)
+                serialMatrixProduct(m: outputs, n: inputs, k: width,
+                                    transformed + (g * points + point) * outputs * width, lda: width,
+                                    v + (g * points + point) * inputs * width, ldb: width, transposeB: true,
+                                    beta: first == 0 ? 0 : 1, sums + point * kernels + g * outputs * inputs, ldc: inputs)
+            }
+        }
+        return [Float](unsafeUninitializedCapacity: 9 * kernels) { dw, initialized in
+            parallelFor((kernels + lanes - 1) / lanes, scratch: 9 * lanes) { job, taps in
+                let first = job * lanes
+                winogradKernelGradients(sums + first, pointPitch: kernels, into: taps)
+                for k in 0..<min(lanes, kernels - first) {
+                    for tap in 0..<9 { dw[(first + k) * 9 + tap] = taps[tap * lanes + k] }
+                }
+            }
+            initialized = 9 * kernels
+        }
+    }
+
     /// `V[ξ][p] = (B^T d_p B)[ξ]` of input channel `channel` for each tile `p` of `bands`, at
-    /// `into + ξ * pointPitch + p`: each band's six input rows split into zero-padded phase lines,
-    /// then transformed 16 tiles at a time.
+    /// `into + ξ * pointPitch + p`: the tiles' input `d[i][j][p]` gathered into zero-padded `lines`
+    /// (the columns `4k + j - left` of input row `4 * row + i - top` for tile `k` of a band's row),
+    /// then transformed 16 tiles at a time, across bands.
     private func transformInput(_ x: UnsafePointer<Float>, channel: Int, bands: Range<Int>,
                                 lines: UnsafeMutablePointer<Float>, into: UnsafeMutablePointer<Float>, pointPitch: Int)
     {
-        let (m, lanes) = (Self.m, Self.lanes), (top, left) = (s.conv.padding.0, s.conv.padding.1)
+        let (m, t, lanes, pitch) = (Self.m, Self.t, Self.lanes, tilePitch), (top, left) = (s.conv.padding.0, s.conv.padding.1)
+        let width = bands.count * tileColumns
+        lines.update(repeating: 0, count: t * t * pitch)
         for (index, band) in bands.enumerated() {
             let (n, row) = (band / tileRows, band % tileRows)
             let plane = x + (n * s.channels + channel) * s.plane
-            lines.update(repeating: 0, count: Self.t * linePitch)
-            for i in 0..<Self.t where (0..<s.height).contains(row * m + i - top) {
-                let source = plane + (row * m + i - top) * s.width, line = lines + i * linePitch
-                // Groups of four columns 4k..<4k+4 (column left + ix reads input ix): whole ones, then the edges.
-                let whole = ((left + m - 1) / m)..<max((left + m - 1) / m, min(phasePitch, (left + s.width) / m))
-                splitPhases(source + whole.lowerBound * m - left, count: whole.count, into: line + whole.lowerBound,
-                            phasePitch: phasePitch)
-                func copyEdge(_ groups: Range<Int>) {
-                    for k in groups {
-                        for phase in 0..<m where (0..<s.width).contains(k * m + phase - left) {
-                            line[phase * phasePitch + k] = source[k * m + phase - left]
-                        }
-                    }
+            for i in 0..<t where (0..<s.height).contains(row * m + i - top) {
+                let source = plane + (row * m + i - top) * s.width, line = lines + i * t * pitch + index * tileColumns
+                /// Tap `j`'s value for tile `k`, or 0 in the padding.
+                func value(_ k: Int, _ j: Int) -> Float {
+                    (0..<s.width).contains(k * m + j - left) ? source[k * m + j - left] : 0
                 }
-                copyEdge(0..<whole.lowerBound)
-                copyEdge(whole.upperBound..<min(phasePitch, (left + s.width + m - 1) / m))
+                // Taps 0 to 3 of the tiles whose four columns are all inside, by splitting the row by column mod 4,
+                // then the edges; taps 4 and 5 are taps 0 and 1 of the next tile.
+                let whole = ((left + m - 1) / m)..<max((left + m - 1) / m, min(tileColumns, (left + s.width) / m))
+                splitPhases(source + whole.lowerBound * m - left, count: whole.count, into: line + whole.lowerBound,
+                            phasePitch: pitch)
+                for k in 0..<tileColumns where !whole.contains(k) {
+                    for j in 0..<m { line[j * pitch + k] = value(k, j) }
+                }
+                for j in m..<t {
+                    (line + j * pitch).update(from: line + (j - m) * pitch + 1, count: tileColumns - 1)
+                    line[j * pitch + tileColumns - 1] = value(tileColumns - 1, j)
+                }
             }
-            for r in 0..<runs {
-                winogradInputTiles(lines + r * lanes, linePitch: linePitch, phasePitch: phasePitch,
-                                   count: min(lanes, tileColumns - r * lanes),
-                                   into: into + index * tileColumns + r * lanes, pointPitch: pointPitch)
+        }
+        for first in stride(from: 0, to: width, by: lanes) {
+            winogradInputTiles(lines + first, linePitch: t * pitch, tapPitch: pitch, count: min(lanes, width - first),
+                               into: into + first, pointPitch: pointPitch)
+        }
+    }
+
+    /// `(A dY_p A^T)[ξ]` of output channel `channel` for each tile `p` of `bands`, at
+    /// `into + ξ * pointPitch + p`: the tiles' rows of `dy` split by column mod 4 into zero-padded
+    /// `lines` (nothing past the output's edge), then transformed 16 tiles at a time, across bands.
+    private func transformGradient(_ dy: UnsafePointer<Float>, channel: Int, bands: Range<Int>,
+                                   lines: UnsafeMutablePointer<Float>, into: UnsafeMutablePointer<Float>, pointPitch: Int)
+    {
+        let (m, lanes, pitch) = (Self.m, Self.lanes, tilePitch), width = bands.count * tileColumns
+        lines.update(repeating: 0, count: m * m * pitch)
+        for (index, band) in bands.enumerated() {
+            let (n, row) = (band / tileRows, band % tileRows)
+            for r in 0..<min(m, s.outHeight - row * m) {
+                let source = dy + (n * s.outputs + channel) * s.pixels + (row * m + r) * s.outWidth
+                let line = lines + r * m * pitch + index * tileColumns
+                splitPhases(source, count: s.outWidth / m, into: line, phasePitch: pitch)
+                for ox in (s.outWidth / m * m)..<s.outWidth { line[ox % m * pitch + ox / m] = source[ox] }
             }
+        }
+        for first in stride(from: 0, to: width, by: lanes) {
+            winogradGradientTiles(lines + first, linePitch: m * pitch, phasePitch: pitch, count: min(lanes, width - first),
+                                  into: into + first, pointPitch: pointPitch)
         }
     }
 
     /// Output channel `channel`'s tiles of `bands` from its products `M[ξ][p]` (at
-    /// `products + ξ * pointPitch + p`): `Y = A^T M A` 16 tiles at a time into phase `lines`,
-    /// interleaved into `y`'s rows, then the epilogue.
+    /// `products + ξ * pointPitch + p`): `Y = A^T M A` 16 tiles at a time, across bands, into
+    /// `lines` (`Y[r][c][p]`), interleaved into `y`'s rows, then the epilogue.
     private func transformOutput(_ products: UnsafePointer<Float>, pointPitch: Int, channel: Int, bands: Range<Int>,
                                  epilogue: ConvEpilogue, lines: UnsafeMutablePointer<Float>,
                                  into y: UnsafeMutablePointer<Float>)
     {
-        let (m, lanes) = (Self.m, Self.lanes)
+        let (m, lanes, pitch) = (Self.m, Self.lanes, tilePitch), width = bands.count * tileColumns
+        for first in stride(from: 0, to: width, by: lanes) {
+            winogradOutputTiles(products + first, pointPitch: pointPitch, into: lines + first, linePitch: m * pitch,
+                                phasePitch: pitch)
+        }
         for (index, band) in bands.enumerated() {
             let (n, row) = (band / tileRows, band % tileRows)
-            for r in 0..<runs {
-                winogradOutputTiles(products + index * tileColumns + r * lanes, pointPitch: pointPitch,
-                                    into: lines + r * lanes, linePitch: linePitch, phasePitch: phasePitch)
-            }
             let rows = (row * m)..<min(s.outHeight, row * m + m)
             let first = y + (n * s.outputs + channel) * s.pixels + rows.lowerBound * s.outWidth
             for r in 0..<rows.count {
-                let (out, source) = (first + r * s.outWidth, lines + r * linePitch)
-                joinPhases(source, phasePitch: phasePitch, count: s.outWidth / m, into: out)
-                for ox in (s.outWidth / m * m)..<s.outWidth { out[ox] = source[ox % m * phasePitch + ox / m] }
+                let (out, source) = (first + r * s.outWidth, lines + r * m * pitch + index * tileColumns)
+                joinPhases(source, phasePitch: pitch, count: s.outWidth / m, into: out)
+                for ox in (s.outWidth / m * m)..<s.outWidth { out[ox] = source[ox % m * pitch + ox / m] }
             }
             epilogue.store(first, channel: channel, to: first, count: rows.count * s.outWidth)
         }
