@@ -82,6 +82,19 @@ struct WinogradTests {
         #expect(abs(numeric - analytic) <= 1e-3 * max(1, abs(analytic)), "\(numeric) vs \(analytic)")
     }
 
+    @Test("a volumetric conv runs its slices through the same transforms")
+    func volumes() {
+        // Depth padding 2 in front and none behind: output slices 0 and 1 lose taps, slice 4 reads the last one.
+        let conv = Conv3d(depth: DepthAxis(front: 2), plane: Conv2d(padding: (1, 0, 1, 2), groups: 2))
+        let (input, weight, output) = ([2, 32, 5, 13, 11], [96, 16, 3, 3, 3], [2, 96, 5, 13, 11])
+        let s = Conv3dGeometry(input: input, weight: weight, output: output, conv)
+        #expect(s.winogradSlices.map { WinogradConvolution.suits(s.plane, slices: $0) } == true)
+        var rng = SplitMix64(seed: 37)
+        let x = netTensor(input, &rng), w = netTensor(weight, &rng), b = netTensor([96], &rng)
+        netExpect(conv3dForward(x, weight: w, bias: b, conv, outputShape: output),
+                  naiveConv3d(x, w, b, conv, outputShape: output))
+    }
+
     @Test("the kernels transform as G g G^T, point by point")
     func kernelTransform() {
         var rng = SplitMix64(seed: 5)

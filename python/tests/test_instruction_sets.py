@@ -2,7 +2,7 @@
 
 The engine picks its vector kernels once, at load time (``kcp.info()["isa"]``);
 ``KCP_ISA`` in the environment forces a narrower set. Each supported set runs
-the conv and layer oracle suites in a fresh process, and a network covering
+the conv, volumetric conv and layer oracle suites in a fresh process, and a network covering
 the direct kernel, the unfolded product, the Winograd transforms and the
 fused epilogues gives the same bytes on every set.
 """
@@ -51,7 +51,8 @@ def test_an_unknown_or_unsupported_name_falls_back_to_the_widest():
 
 @pytest.mark.parametrize("isa", SUPPORTED)
 def test_oracles_pass(isa):
-    result = run(isa, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_conv_oracle.py", "test_layer_oracle.py")
+    result = run(isa, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_conv_oracle.py", "test_conv3d_oracle.py",
+                 "test_layer_oracle.py")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 

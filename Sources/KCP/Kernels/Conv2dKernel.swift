@@ -32,7 +32,7 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
             withConvEpilogue(bias: bias, normalization: normalization, residual: residual, relu: relu,
                              output: ys.baseAddress!) { epilogue in
                 if WinogradConvolution.suits(s) {
-                    winogradConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                    winogradConvolution(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if DirectConvolution.suits(s) {
                     directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if TapProducts.suits(s) {

@@ -4,7 +4,11 @@
 /// channels are the `kd * I/g` channels of the input slices
 /// `z*sd + t*dd - front` of its depth taps `t`, stacked tap by tap, `(t, c)`,
 /// with the weights `[O, kd * I/g, kh, kw]` (`depthTapsFirst`): the
-/// `stacked` geometry. Where the direct kernel suits it
+/// `stacked` geometry. 3x3 plane taps of stride 1 with channels and tiles
+/// enough run Winograd's F(4x4, 3x3) over the slices (`WinogradConvolution`
+/// with `WinogradSlices`): each input slice is transformed once, and each
+/// output slice's product takes its taps' slices as one block of rows.
+/// Where the direct kernel suits it
 /// (`DirectConvolution.suits`), each tile of output rows fills its window
 /// from the `kd` slices (zero for taps in the depth padding) and sums every
 /// tap in registers. Otherwise the output slice is `W_g X_z`, `X_z` the
@@ -18,8 +22,9 @@
 
 /// The sizes of a volumetric convolution, `x [N, C, D, H, W]`,
 /// `W [O, C/g, kd, kh, kw]`, `y [N, O, Dout, Hout, Wout]`: the geometry of
-/// one depth slice's plane conv (channels `D*H*W` apart), the depth axis,
-/// and tiles of output rows sized for the `kd` stacked unfoldings.
+/// one depth slice's plane conv (channels `D*H*W` apart, output channels
+/// `Dout*Hout*Wout`), the depth axis, and tiles of output rows sized for the
+/// `kd` stacked unfoldings.
 struct Conv3dGeometry {
     let plane: ConvGeometry
     let depth: Int, outDepth: Int, kd: Int
@@ -44,7 +49,8 @@ struct Conv3dGeometry {
         plane = ConvGeometry(input: [input[0], input[1], input[3], input[4]],
                              weight: [weight[0], weight[1], weight[3], weight[4]],
                              output: [output[0], output[1], output[3], output[4]], conv.plane,
-                             channelStride: input[2] * input[3] * input[4])
+                             channelStride: input[2] * input[3] * input[4],
+                             outputChannelStride: output[2] * output[3] * output[4])
         let (outHeight, outWidth) = (output[3], output[4])
         let most = max(1, (Self.tileColumns + outWidth - 1) / max(outWidth, 1),
                        tileFloats / max(weight[1] * weight[2] * weight[3] * weight[4] * outWidth, 1))
@@ -90,6 +96,12 @@ struct Conv3dGeometry {
         }
     }
 
+    /// The depth axis as Winograd's plane convs take it, where its stride and dilation are 1.
+    var winogradSlices: WinogradSlices? {
+        guard axis.stride == 1 && axis.dilation == 1 else { return nil }
+        return WinogradSlices(count: depth, outputs: outDepth, taps: kd, front: axis.front)
+    }
+
     /// Whether every stride is 1 and no padding reaches past the kernel's
     /// extent, so that the input gradient is a convolution too.
     var inputGradientIsConvolution: Bool {
@@ -133,7 +145,10 @@ func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, o
         x.data.withUnsafeBufferPointer { xs in
             withConvEpilogue(bias: bias, normalization: normalization, residual: residual, relu: relu,
                              output: ys.baseAddress!) { epilogue in
-                if DirectConvolution.suits(s.stacked) {
+                if let slices = s.winogradSlices, WinogradConvolution.suits(s.plane, slices: slices) {
+                    winogradConvolution(xs.baseAddress!, weight: packed, s.plane, slices: slices, epilogue: epilogue,
+                                        into: ys.baseAddress!)
+                } else if DirectConvolution.suits(s.stacked) {
                     directConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else {
                     unfoldedConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)

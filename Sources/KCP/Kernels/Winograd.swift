@@ -19,7 +19,7 @@
 /// the same call whatever the thread count, so the result does not depend
 /// on it.
 struct WinogradConvolution {
-    let s: ConvGeometry
+    let s: ConvGeometry, slices: WinogradSlices
     /// Rows and columns of 4x4 output tiles per sample, and bands per chunk.
     let tileRows: Int, tileColumns: Int, bandsPerChunk: Int
 
@@ -28,10 +28,12 @@ struct WinogradConvolution {
     /// Floats of transformed inputs and products one chunk aims for (2 MB).
     private static let chunkFloats = 1 << 19
 
-    init(_ s: ConvGeometry) {
-        self.s = s
+    /// The conv of geometry `s` (one slice's, for a volumetric conv of depth `slices`).
+    init(_ s: ConvGeometry, slices: WinogradSlices = .plane) {
+        (self.s, self.slices) = (s, slices)
         (tileRows, tileColumns) = ((s.outHeight + Self.m - 1) / Self.m, (s.outWidth + Self.m - 1) / Self.m)
-        bandsPerChunk = max(1, Self.chunkFloats / max(1, Self.points * (s.channels + s.outputs) * tileColumns))
+        let floatsPerBand = Self.points * (slices.count * s.channels + slices.outputs * s.outputs) * tileColumns
+        bandsPerChunk = max(1, Self.chunkFloats / max(1, floatsPerBand))
     }
 
     /// Whether a conv runs this way: 3x3, stride 1, dilation 1; 48 or more input and output channels
@@ -43,22 +45,27 @@ struct WinogradConvolution {
     /// 14x14 (batch 8) and 0.77x on 7x7 (batch 16). Left out: 1.16-1.39x for 32 channels on 16x16
     /// and 32x32 in batches of 8 to 64, 1.06x for 128 on 14x14 (16 tiles), 1.0-1.28x for 512 on 7x7
     /// in a batch of 8 (32 tiles for 262144 kernels).
-    static func suits(_ s: ConvGeometry) -> Bool {
-        let tiles = s.batch * ((s.outHeight + 3) / 4) * ((s.outWidth + 3) / 4)
+    /// A volumetric conv counts the input channels of all its depth taps, and the tiles of all its
+    /// output slices.
+    static func suits(_ s: ConvGeometry, slices: WinogradSlices = .plane) -> Bool {
+        let tiles = s.batch * slices.outputs * ((s.outHeight + 3) / 4) * ((s.outWidth + 3) / 4)
+        let inputs = slices.taps * s.perGroup
         return s.kh == 3 && s.kw == 3 && s.conv.stride == (1, 1) && s.conv.dilation == (1, 1)
-            && s.channelStride == s.plane && s.outputChannelStride == s.pixels
-            && min(s.perGroup, s.outPerGroup) >= (s.outWidth >= 64 ? 32 : 48)
-            && tiles >= max(32, s.perGroup * s.outPerGroup / 4096)
+            && min(inputs, s.outPerGroup) >= (s.outWidth >= 64 ? 32 : 48)
+            && tiles >= max(32, inputs * s.outPerGroup / 4096)
     }
 
     var bands: Int { s.batch * tileRows }
     /// Floats of a line of a chunk's tiles (one value per tile, the last 16 read past the tiles).
     private var tilePitch: Int { bandsPerChunk * tileColumns + Self.lanes }
 
-    /// `U [36, O * C/g]`: `U[ξ][κ] = (G g_κ G^T)[ξ]` for each kernel `κ = o * C/g + c`, in blocks
-    /// of 16 kernels, each block's taps transposed to `[9, 16]` first.
+    /// Kernels of the conv: `O * kd * C/g` (`kd` depth taps).
+    var kernels: Int { s.outputs * slices.taps * s.perGroup }
+
+    /// `U [36, kernels]`: `U[ξ][κ] = (G g_κ G^T)[ξ]` for each kernel `κ = (o * kd + t) * C/g + c` of
+    /// `weight [O, kd, C/g, 3, 3]`, in blocks of 16 kernels, each block's taps transposed to `[9, 16]` first.
     func transformedKernels(_ weight: [Float]) -> [Float] {
-        let kernels = s.outputs * s.perGroup, lanes = Self.lanes
+        let (kernels, lanes) = (kernels, Self.lanes)
         return [Float](unsafeUninitializedCapacity: Self.points * kernels) { us, initialized in
             weight.withUnsafeBufferPointer { ws in
                 parallelFor((kernels + lanes - 1) / lanes, scratch: 9 * lanes) { job, taps in
@@ -75,39 +82,48 @@ struct WinogradConvolution {
     }
 
     /// The conv of `x` with kernels transformed by `transformedKernels`, through `epilogue`, into `y`.
+    /// Transformed inputs are laid out `[g][ξ][slice][C/g][tiles]`, so that the input slices an output
+    /// slice reads are one block of rows `(t, c)`, as its stacked kernels' columns are.
     func run(_ x: UnsafePointer<Float>, kernels u: UnsafePointer<Float>, epilogue: ConvEpilogue,
              into y: UnsafeMutablePointer<Float>)
     {
-        let (points, groups) = (Self.points, s.groups)
-        let (inputs, outputs) = (s.perGroup, s.outPerGroup), kernels = s.outputs * s.perGroup
+        let (points, groups, kernels, depth) = (Self.points, s.groups, kernels, slices)
+        let (inputs, outputs) = (s.perGroup, s.outPerGroup), stacked = depth.taps * s.perGroup
         let widest = bandsPerChunk * tileColumns
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * inputs * widest)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * depth.count * inputs * widest)
         // The last run of the last tiles reads 16 lanes.
-        let products = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * outputs * widest + Self.lanes)
+        let products = UnsafeMutablePointer<Float>.allocate(
+            capacity: groups * points * depth.outputs * outputs * widest + Self.lanes)
         defer { v.deallocate(); products.deallocate() }
         for first in stride(from: 0, to: bands, by: bandsPerChunk) {
             let chunk = first..<min(bands, first + bandsPerChunk), width = chunk.count * tileColumns
-            parallelFor(groups * inputs, scratch: Self.t * Self.t * tilePitch) { job, lines in
-                let (g, c) = (job / inputs, job % inputs)
-                transformInput(x, channel: g * inputs + c, bands: chunk, lines: lines,
-                               into: v + (g * points * inputs + c) * width, pointPitch: inputs * width)
+            parallelFor(groups * depth.count * inputs, scratch: Self.t * Self.t * tilePitch) { job, lines in
+                let (g, slice, c) = (job / inputs / depth.count, job / inputs % depth.count, job % inputs)
+                transformInput(x, channel: g * inputs + c, slice: slice, bands: chunk, lines: lines,
+                               into: v + ((g * points * depth.count + slice) * inputs + c) * width,
+                               pointPitch: depth.count * inputs * width)
             }
-            parallelFor(groups * points) { job in
-                let (g, point) = (job / points, job % points)
-                serialMatrixProduct(m: outputs, n: width, k: inputs, u + point * kernels + g * outputs * inputs,
-                                    lda: inputs, v + (g * points + point) * inputs * width, ldb: width,
-                                    products + (g * points + point) * outputs * width, ldc: width)
+            parallelFor(groups * points * depth.outputs) { job in
+                let (g, point, z) = (job / depth.outputs / points, job / depth.outputs % points, job % depth.outputs)
+                let taps = depth.taps(z), out = products + ((g * points + point) * depth.outputs + z) * outputs * width
+                guard !taps.isEmpty else { return out.update(repeating: 0, count: outputs * width) }
+                let firstSlice = z - depth.front + taps.lowerBound
+                serialMatrixProduct(m: outputs, n: width, k: taps.count * inputs,
+                                    u + point * kernels + g * outputs * stacked + taps.lowerBound * inputs, lda: stacked,
+                                    v + ((g * points + point) * depth.count + firstSlice) * inputs * width, ldb: width,
+                                    out, ldc: width)
             }
-            parallelFor(groups * outputs, scratch: Self.m * Self.m * tilePitch) { job, lines in
-                let (g, o) = (job / outputs, job % outputs)
-                transformOutput(products + (g * points * outputs + o) * width, pointPitch: outputs * width,
-                                channel: g * outputs + o, bands: chunk, epilogue: epilogue, lines: lines, into: y)
+            parallelFor(groups * depth.outputs * outputs, scratch: Self.m * Self.m * tilePitch) { job, lines in
+                let (g, z, o) = (job / outputs / depth.outputs, job / outputs % depth.outputs, job % outputs)
+                transformOutput(products + ((g * points * depth.outputs + z) * outputs + o) * width,
+                                pointPitch: depth.outputs * outputs * width, channel: g * outputs + o, slice: z,
+                                bands: chunk, epilogue: epilogue, lines: lines, into: y)
             }
         }
     }
 
-    /// The conv's weight gradient `[O, C/g, 3, 3]` given its output's gradient `dy`, the adjoint of
-    /// `run`: `dL/dg_κ = G^T [sum_p (A dY_p A^T) ⊙ V_p] G`, where the sum over a group's tiles at
+    /// The plane conv's weight gradient `[O, C/g, 3, 3]` given its output's gradient `dy`, the adjoint
+    /// of `run`: `dL/dg_κ = G^T [sum_p (A dY_p A^T) ⊙ V_p] G`, where the sum over a group's tiles at
     /// each point is one product `[O/g, P] x [P, C/g]` per chunk, added in chunk order.
     func weightGradient(_ x: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>) -> [Float] {
         let (points, groups, lanes) = (Self.points, s.groups, Self.lanes)
@@ -121,7 +137,7 @@ struct WinogradConvolution {
             let chunk = first..<min(bands, first + bandsPerChunk), width = chunk.count * tileColumns
             parallelFor(groups * inputs, scratch: Self.t * Self.t * tilePitch) { job, lines in
                 let (g, c) = (job / inputs, job % inputs)
-                transformInput(x, channel: g * inputs + c, bands: chunk, lines: lines,
+                transformInput(x, channel: g * inputs + c, slice: 0, bands: chunk, lines: lines,
                                into: v + (g * points * inputs + c) * width, pointPitch: inputs * width)
             }
             parallelFor(groups * outputs, scratch: Self.m * Self.m * tilePitch) { job, lines in
@@ -149,11 +165,11 @@ struct WinogradConvolution {
         }
     }
 
-    /// `V[ξ][p] = (B^T d_p B)[ξ]` of input channel `channel` for each tile `p` of `bands`, at
+    /// `V[ξ][p] = (B^T d_p B)[ξ]` of input channel `channel`, depth slice `slice`, for each tile `p` of `bands`, at
     /// `into + ξ * pointPitch + p`: the tiles' input `d[i][j][p]` gathered into zero-padded `lines`
     /// (the columns `4k + j - left` of input row `4 * row + i - top` for tile `k` of a band's row),
     /// then transformed 16 tiles at a time, across bands.
-    private func transformInput(_ x: UnsafePointer<Float>, channel: Int, bands: Range<Int>,
+    private func transformInput(_ x: UnsafePointer<Float>, channel: Int, slice: Int, bands: Range<Int>,
                                 lines: UnsafeMutablePointer<Float>, into: UnsafeMutablePointer<Float>, pointPitch: Int)
     {
         let (m, t, lanes, pitch) = (Self.m, Self.t, Self.lanes, tilePitch), (top, left) = (s.conv.padding.0, s.conv.padding.1)
@@ -161,7 +177,7 @@ struct WinogradConvolution {
         lines.update(repeating: 0, count: t * t * pitch)
         for (index, band) in bands.enumerated() {
             let (n, row) = (band / tileRows, band % tileRows)
-            let plane = x + (n * s.channels + channel) * s.plane
+            let plane = x + (n * s.channels + channel) * s.channelStride + slice * s.plane
             for i in 0..<t where (0..<s.height).contains(row * m + i - top) {
                 let source = plane + (row * m + i - top) * s.width, line = lines + i * t * pitch + index * tileColumns
                 /// Tap `j`'s value for tile `k`, or 0 in the padding.
@@ -199,7 +215,7 @@ struct WinogradConvolution {
         for (index, band) in bands.enumerated() {
             let (n, row) = (band / tileRows, band % tileRows)
             for r in 0..<min(m, s.outHeight - row * m) {
-                let source = dy + (n * s.outputs + channel) * s.pixels + (row * m + r) * s.outWidth
+                let source = dy + (n * s.outputs + channel) * s.outputChannelStride + (row * m + r) * s.outWidth
                 let line = lines + r * m * pitch + index * tileColumns
                 splitPhases(source, count: s.outWidth / m, into: line, phasePitch: pitch)
                 for ox in (s.outWidth / m * m)..<s.outWidth { line[ox % m * pitch + ox / m] = source[ox] }
@@ -211,10 +227,11 @@ struct WinogradConvolution {
         }
     }
 
-    /// Output channel `channel`'s tiles of `bands` from its products `M[ξ][p]` (at
+    /// Output channel `channel`'s tiles of `bands` in depth slice `slice` from its products `M[ξ][p]` (at
     /// `products + ξ * pointPitch + p`): `Y = A^T M A` 16 tiles at a time, across bands, into
     /// `lines` (`Y[r][c][p]`), interleaved into `y`'s rows, then the epilogue.
-    private func transformOutput(_ products: UnsafePointer<Float>, pointPitch: Int, channel: Int, bands: Range<Int>,
+    private func transformOutput(_ products: UnsafePointer<Float>, pointPitch: Int, channel: Int, slice: Int,
+                                 bands: Range<Int>,
                                  epilogue: ConvEpilogue, lines: UnsafeMutablePointer<Float>,
                                  into y: UnsafeMutablePointer<Float>)
     {
@@ -226,7 +243,8 @@ struct WinogradConvolution {
         for (index, band) in bands.enumerated() {
             let (n, row) = (band / tileRows, band % tileRows)
             let rows = (row * m)..<min(s.outHeight, row * m + m)
-            let first = y + (n * s.outputs + channel) * s.pixels + rows.lowerBound * s.outWidth
+            let first = y + (n * s.outputs + channel) * s.outputChannelStride + slice * s.pixels
+                + rows.lowerBound * s.outWidth
             for r in 0..<rows.count {
                 let (out, source) = (first + r * s.outWidth, lines + r * m * pitch + index * tileColumns)
                 joinPhases(source, phasePitch: pitch, count: s.outWidth / m, into: out)
@@ -237,11 +255,25 @@ struct WinogradConvolution {
     }
 }
 
-/// `conv2dForward`'s Winograd path: the kernels transformed once, then every chunk.
-func winogradConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
-                    into y: UnsafeMutablePointer<Float>)
+/// The depth axis of a volumetric conv run as plane convs, of stride and
+/// dilation 1: input slices `count`, output slices `outputs`, depth taps
+/// `taps`, and `front` padding; output slice `z` reads input slices
+/// `z - front + t`. A plane conv is one slice of one tap.
+struct WinogradSlices {
+    let count: Int, outputs: Int, taps: Int, front: Int
+
+    static let plane = WinogradSlices(count: 1, outputs: 1, taps: 1, front: 0)
+
+    /// The taps of output slice `z` that read an input slice (the others read the depth padding).
+    func taps(_ z: Int) -> Range<Int> { ConvGeometry.inside(z - front, step: 1, input: count, output: taps) }
+}
+
+/// `conv2dForward`'s and `conv3dForward`'s Winograd path: the kernels
+/// `[O, kd, C/g, 3, 3]` transformed once, then every chunk.
+func winogradConvolution(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, slices: WinogradSlices = .plane,
+                         epilogue: ConvEpilogue, into y: UnsafeMutablePointer<Float>)
 {
-    let winograd = WinogradConvolution(s)
+    let winograd = WinogradConvolution(s, slices: slices)
     winograd.transformedKernels(weight).withUnsafeBufferPointer { u in
         winograd.run(x, kernels: u.baseAddress!, epilogue: epilogue, into: y)
     }
