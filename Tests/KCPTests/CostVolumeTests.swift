@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import KCP
 
@@ -108,6 +109,21 @@ struct CostVolumeTests {
         // A much higher score picks its disparity.
         netExpect(try netRunOp(.softArgmin(sign: 1), [Tensor(shape: [1, 1, 3, 1, 1], data: [0, 0, 50])]),
                   shape: [1, 1, 1, 1], [2], tolerance: 1e-5)
+    }
+
+    @Test("disparity regression of two disparities is a logistic of the difference, over its whole range, in every run of 16 pixels and the partial last one")
+    func regressionExponential() {
+        // y = p_1 = 1 / (1 + e^(x0 - x1)) for sign 1: the vector exponential against the double one.
+        let pixels = 4101  // blocks of 4096 and a last run of 5
+        let differences = (0..<pixels).map { -90 + 180 * Double($0) / Double(pixels - 1) }
+        let x = Tensor(shape: [1, 2, 1, pixels], data: [Float](repeating: 0, count: pixels) + differences.map(Float.init))
+        let y = softArgminForward(x, sign: 1)
+        var worst = 0.0
+        for (value, difference) in zip(y.data, differences) {
+            let expected: Double = 1 / (1 + Glibc.exp(-Double(Float(difference))))
+            worst = max(worst, abs(Double(value) - expected))
+        }
+        #expect(worst < 3e-7, "worst error \(worst)")
     }
 
     @Test("disparity regression: finite differences for both signs and ranks",

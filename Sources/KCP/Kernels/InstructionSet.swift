@@ -160,6 +160,35 @@ func winogradKernelGradients(_ products: UnsafePointer<Float>, pointPitch: Int, 
     KCPVector.winogradKernelGradients(products, pointPitch: pointPitch, into: taps)
 }
 
+/// `KCPVector.softArgminPixels` of the active set.
+@inline(__always)
+func softArgminPixels(_ x: UnsafePointer<Float>, disparities: Int, stride: Int, count: Int, sign: Float,
+                      into y: UnsafeMutablePointer<Float>)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.softArgminPixels(x, disparities: disparities, stride: stride, count: count, sign: sign,
+                                                into: y)
+    }
+    #endif
+    KCPVector.softArgminPixels(x, disparities: disparities, stride: stride, count: count, sign: sign, into: y)
+}
+
+/// `KCPVector.softArgminGradientPixels` of the active set.
+@inline(__always)
+func softArgminGradientPixels(_ x: UnsafePointer<Float>, disparities: Int, stride: Int, count: Int, sign: Float,
+                              gradient g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.softArgminGradientPixels(x, disparities: disparities, stride: stride, count: count,
+                                                        sign: sign, gradient: g, into: dx)
+    }
+    #endif
+    KCPVector.softArgminGradientPixels(x, disparities: disparities, stride: stride, count: count, sign: sign,
+                                       gradient: g, into: dx)
+}
+
 /// `KCPVector.splitPhases` of the active set.
 @inline(__always)
 func splitPhases(_ line: UnsafePointer<Float>, count: Int, into phases: UnsafeMutablePointer<Float>, phasePitch: Int) {

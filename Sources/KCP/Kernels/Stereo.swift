@@ -190,39 +190,51 @@ func concatenationVolumeBackward(inputShape: [Int], maxDisparity: Int, gradient:
 /// `y[n, 0, h, w] = sum_d d * p_d` with `p = softmax_d(sign * x)`; `sign = -1`
 /// is GC-Net's soft argmin (Kendall et al. 2017), `sign = 1` PSMNet's regression.
 func softArgminForward(_ x: Tensor, sign: Float) -> Tensor {
-    let p = regressionWeights(x, sign: sign)
-    let (batch, disparities, plane) = (p.shape[0], p.shape[1], p.shape[2] * p.shape[3])
-    var y = Tensor(zeros: [batch, 1, p.shape[2], p.shape[3]])
-    for n in 0..<batch {
-        for d in 1..<max(disparities, 1) {
-            for k in 0..<plane { y.data[n * plane + k] += Float(d) * p.data[(n * disparities + d) * plane + k] }
+    let (batch, disparities, height, width) = regressionShape(x)
+    return Tensor(shape: [batch, 1, height, width]) { ys in
+        x.data.withUnsafeBufferPointer { xs in
+            forEachPixelBlock(batch: batch, plane: height * width) { n, pixels in
+                softArgminPixels(xs.baseAddress! + n * disparities * height * width + pixels.lowerBound,
+                                 disparities: disparities, stride: height * width, count: pixels.count, sign: sign,
+                                 into: ys.baseAddress! + n * height * width + pixels.lowerBound)
+            }
         }
     }
-    return y
 }
 
 /// Backward of `softArgminForward`: with `y = sum_d d * p_d`,
 /// `dL/dx[n, d] = sign * gradient[n, 0] * p_d * (d - y)` (at each pixel),
-/// computed as `sign` times `softmaxBackward` of `p` for the spread gradient
-/// `gradient[n, 0] * d`. Recomputes `p` from `x`.
+/// `p` and `y` recomputed from `x`.
 func softArgminBackward(_ x: Tensor, sign: Float, gradient: Tensor) -> Tensor {
-    let p = regressionWeights(x, sign: sign)
-    let (batch, disparities, plane) = (p.shape[0], p.shape[1], p.shape[2] * p.shape[3])
-    precondition(gradient.shape == [batch, 1, p.shape[2], p.shape[3]],
-                 "gradient \(gradient.shape) does not match input \(x.shape)")
-    var spread = Tensor(zeros: p.shape)
-    for n in 0..<batch {
-        for d in 1..<max(disparities, 1) {
-            for k in 0..<plane { spread.data[(n * disparities + d) * plane + k] = Float(d) * gradient.data[n * plane + k] }
+    let (batch, disparities, height, width) = regressionShape(x), plane = height * width
+    precondition(gradient.shape == [batch, 1, height, width], "gradient \(gradient.shape) does not match input \(x.shape)")
+    return Tensor(shape: x.shape) { dxs in
+        x.data.withUnsafeBufferPointer { xs in
+            gradient.data.withUnsafeBufferPointer { gs in
+                forEachPixelBlock(batch: batch, plane: plane) { n, pixels in
+                    let first = n * disparities * plane + pixels.lowerBound
+                    softArgminGradientPixels(xs.baseAddress! + first, disparities: disparities, stride: plane,
+                                             count: pixels.count, sign: sign,
+                                             gradient: gs.baseAddress! + n * plane + pixels.lowerBound,
+                                             into: dxs.baseAddress! + first)
+                }
+            }
         }
     }
-    let dx = softmaxBackward(output: p, gradient: spread)
-    return Tensor(shape: x.shape, data: sign == 1 ? dx.data : dx.data.map { sign * $0 })
 }
 
-/// `softmax_d(sign * x)` as `[N, D, H, W]`.
-private func regressionWeights(_ x: Tensor, sign: Float) -> Tensor {
+/// `[N, D, H, W]` of a regression's input (`[N, D, H, W]` or `[N, 1, D, H, W]`).
+private func regressionShape(_ x: Tensor) -> (batch: Int, disparities: Int, height: Int, width: Int) {
     let rank = x.shape.count
-    let shape = [x.shape[0], x.shape[rank - 3], x.shape[rank - 2], x.shape[rank - 1]]
-    return softmaxForward(Tensor(shape: shape, data: sign == 1 ? x.data : x.data.map { sign * $0 }))
+    return (x.shape[0], x.shape[rank - 3], x.shape[rank - 2], x.shape[rank - 1])
+}
+
+/// `body(n, pixels)` for blocks of 4096 pixels of each sample's plane, in parallel (each pixel's
+/// result depends on its own values alone, so the blocks change nothing but the threads' shares).
+private func forEachPixelBlock(batch: Int, plane: Int, _ body: (Int, Range<Int>) -> Void) {
+    let block = 4096, blocks = (plane + block - 1) / block
+    parallelFor(batch * blocks) { job in
+        let (n, first) = (job / blocks, job % blocks * block)
+        body(n, first..<min(plane, first + block))
+    }
 }

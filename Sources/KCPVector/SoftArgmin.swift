@@ -1,0 +1,90 @@
+/// Disparity regression over 16 pixels at a time, a pixel per lane:
+/// `y = sum_d d * p_d` with `p = softmax_d(sign * x)`, computed as
+/// `sum_d d e_d / sum_d e_d`, `e_d = exp(sign * x_d - max)`, without
+/// storing `p`; and its gradient `dL/dx_d = sign * g * p_d * (d - y)`.
+
+/// `e^x` in float (Cephes' `expf`: `2^n * P(r)`, `n = round(x / ln 2)`,
+/// `r = x - n ln 2` in two parts, a degree-5 polynomial; within 2 ulp for
+/// `x` in [-87.3, 88.7], to which it clamps). `2^n` is built in the
+/// exponent bits: adding `1.5 * 2^23` leaves `n` in the low bits.
+@inline(__always)
+func exponential(_ v: Lanes) -> Lanes {
+    func c(_ value: Float) -> Lanes { Lanes(repeating: value) }
+    let x = v.clamped(lowerBound: c(-87.3), upperBound: c(88.7)), magic = c(12582912)
+    let shifted = x * c(1.44269504088896341) + magic, n = shifted - magic
+    let r = x - n * c(0.693359375) + n * c(2.12194440e-4)
+    var p = c(1.9875691500e-4) * r + c(1.3981999507e-3)
+    p = p * r + c(8.3334519073e-3)
+    p = p * r + c(4.1665795894e-2)
+    p = p * r + c(1.6666665459e-1)
+    p = p * r + c(5.0000001201e-1)
+    let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- unsafeBitCast(magic, to: SIMD16<UInt32>.self)
+    return (p * r * r + r + c(1)) * unsafeBitCast((bits &+ 127) &<< 23, to: Lanes.self)
+}
+
+/// Runs `body(x, y, extra)` over `count` pixels 16 at a time, the last
+/// partial run through zero-padded copies (`columns` rows of `x` at `stride`,
+/// and the `extra` row), so every pixel takes the same vector operations.
+@inline(__always)
+private func byRuns(_ x: UnsafePointer<Float>, columns: Int, stride: Int, count: Int, extra: UnsafePointer<Float>?,
+                    into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                    _ body: (UnsafePointer<Float>, Int, UnsafePointer<Float>?, UnsafeMutablePointer<Float>, Int) -> Void)
+{
+    let whole = count / 16 * 16
+    for k in Swift.stride(from: 0, to: whole, by: 16) { body(x + k, stride, extra.map { $0 + k }, y + k, outputStride) }
+    guard whole < count else { return }
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: (2 * columns + 1) * 16) { buffer in
+        let (xs, ys, es) = (buffer.baseAddress!, buffer.baseAddress! + columns * 16, buffer.baseAddress! + 2 * columns * 16)
+        buffer.initialize(repeating: 0)
+        for d in 0..<columns { for k in whole..<count { xs[d * 16 + k - whole] = x[d * stride + k] } }
+        if let extra { for k in whole..<count { es[k - whole] = extra[k] } }
+        body(xs, 16, extra == nil ? nil : UnsafePointer(es), ys, 16)
+        for d in 0..<(outputStride == 0 ? 1 : columns) {
+            for k in whole..<count { y[d * outputStride + k] = ys[d * 16 + k - whole] }
+        }
+    }
+}
+
+/// `(max_d sign x_d, sum_d e_d, sum_d d e_d)` of 16 pixels, `x_d` at `x + d * stride`.
+@inline(__always)
+private func moments(_ x: UnsafePointer<Float>, _ disparities: Int, _ stride: Int, _ sign: Lanes) -> (Lanes, Lanes, Lanes) {
+    func load(_ d: Int) -> Lanes { UnsafeRawPointer(x + d * stride).loadUnaligned(as: Lanes.self) * sign }
+    var peak = load(0)
+    for d in 1..<max(disparities, 1) { peak = pointwiseMax(peak, load(d)) }
+    var (total, weighted) = (Lanes(), Lanes())
+    for d in 0..<disparities {
+        let e = exponential(load(d) - peak)
+        total += e
+        weighted.addProduct(e, Lanes(repeating: Float(d)))
+    }
+    return (peak, total, weighted)
+}
+
+/// `y[k] = sum_d d * softmax_d(sign * x)[d]` for `count` pixels whose `disparities` values lie
+/// `stride` apart (`x[d * stride + k]`).
+public func softArgminPixels(_ x: UnsafePointer<Float>, disparities: Int, stride: Int, count: Int, sign: Float,
+                             into y: UnsafeMutablePointer<Float>)
+{
+    byRuns(x, columns: disparities, stride: stride, count: count, extra: nil, into: y, outputStride: 0) { x, stride, _, y, _ in
+        let (_, total, weighted) = moments(x, disparities, stride, Lanes(repeating: sign))
+        UnsafeMutableRawPointer(y).storeBytes(of: weighted / total, as: Lanes.self)
+    }
+}
+
+/// `dx[d * stride + k] = sign * g[k] * p_d * (d - y)` for `count` pixels, `p` and `y` as in
+/// `softArgminPixels`.
+public func softArgminGradientPixels(_ x: UnsafePointer<Float>, disparities: Int, stride: Int, count: Int, sign: Float,
+                                     gradient g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>)
+{
+    byRuns(x, columns: disparities, stride: stride, count: count, extra: g, into: dx, outputStride: stride) {
+        x, stride, g, dx, outputStride in
+        let signs = Lanes(repeating: sign)
+        let (peak, total, weighted) = moments(x, disparities, stride, signs)
+        let y = weighted / total, scale = signs * UnsafeRawPointer(g!).loadUnaligned(as: Lanes.self) / total
+        for d in 0..<disparities {
+            let e = exponential(UnsafeRawPointer(x + d * stride).loadUnaligned(as: Lanes.self) * signs - peak)
+            UnsafeMutableRawPointer(dx + d * outputStride).storeBytes(of: scale * e * (Lanes(repeating: Float(d)) - y),
+                                                                       as: Lanes.self)
+        }
+    }
+}
