@@ -119,7 +119,7 @@ struct WinogradTests {
         let cases = [
             ConvCase(label: "16 outputs", input: [1, 32, 32, 32], weight: [16, 32, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
-            ConvCase(label: "32 channels on rows of 32", input: [8, 32, 32, 32], weight: [32, 32, 3, 3],
+            ConvCase(label: "32 channels on rows of 16", input: [64, 32, 16, 16], weight: [32, 32, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
             ConvCase(label: "32 tiles for 262144 kernels", input: [8, 512, 7, 7], weight: [512, 512, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),

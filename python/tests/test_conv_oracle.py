@@ -1,7 +1,7 @@
 """Conv forward against a float64 NumPy oracle, on every kernel path.
 
-The engine runs a conv by Winograd's F(4x4, 3x3) (3x3, stride 1, 48 or
-more channels, 16 or more tiles), by its direct kernel (4 to 64 output channels per
+The engine runs a conv by Winograd's F(4x4, 3x3) (3x3, stride 1, 32 to 48
+or more channels, 16 or more tiles), by its direct kernel (4 to 64 output channels per
 group, rows whose pixel blocks leave few lanes idle), by unfolded matrix
 products (the rest), or as a plain product (1x1, stride 1, unpadded); each
 geometry below takes one of them, and a conv followed by batchnorm and
