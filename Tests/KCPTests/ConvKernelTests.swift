@@ -19,7 +19,17 @@ let unfoldCases: [ConvCase] = backConvCases + [
              conv: Conv2d(padding: (-1, 2, 0, -1)), bias: false),
     ConvCase(label: "stride 2 rows only, several tiles", input: [1, 20, 60, 30], weight: [3, 20, 3, 3],
              conv: Conv2d(stride: (2, 1), padding: (1, 1, 1, 1)), bias: false),
-] + splitCases
+] + pointwiseCases + splitCases
+
+/// 1x1 convs whose products over a few rows fit OpenBLAS's small-matrix
+/// kernels (`smallProductRows`): tiles of 4 rows written in place, and
+/// tiles of 3 rows of 42 outputs padded to 44, staged.
+let pointwiseCases: [ConvCase] = [
+    ConvCase(label: "1x1, tiles of 4 rows in small products", input: [2, 60, 12, 100], weight: [40, 60, 1, 1],
+             conv: Conv2d(), bias: true),
+    ConvCase(label: "1x1, 42 outputs padded to 44, tiles of 3 rows", input: [1, 60, 10, 100], weight: [42, 60, 1, 1],
+             conv: Conv2d(), bias: false),
+]
 
 /// Products of few tiles with many output channels, split into blocks of
 /// channels (`ConvSplit`): a 3x3 conv whose 130 outputs are padded to 132
@@ -111,6 +121,20 @@ struct ConvKernelTests {
         let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = c.bias ? netTensor([c.weight[0]], &rng) : nil
         netExpect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth]),
                   naiveConv2d(x, w, b, c.conv))
+    }
+
+    @Test("1x1 convs are tiled for small products where one row fits, the result equal to the naive conv",
+          arguments: pointwiseCases)
+    func smallProducts(_ c: ConvCase) {
+        let s = geometry(c), m = (s.outPerGroup + 3) / 4 * 4
+        #expect(s.smallProductRows(m) == 1_000_000 / (m * s.patch * s.outWidth))
+        var rng = SplitMix64(seed: 9)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+        netExpect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth]),
+                  naiveConv2d(x, w, b, c.conv))
+        let wide = ConvCase(label: "one row too large", input: [1, 960, 4, 32], weight: [160, 960, 1, 1], conv: Conv2d(),
+                            bias: false)
+        #expect(geometry(wide).smallProductRows(160) == nil)
     }
 
     @Test("kernel rows and columns that read only padding are dropped, the result equal to the naive conv")
