@@ -60,12 +60,14 @@ private func accumulate(rows: Int, _ run: UnsafePointer<Float>, _ kernels: Unsaf
 
 /// A conv's epilogue on one line of `count` results `values` of one output
 /// channel, written to `line` (which may be `values`):
-/// `line[k] = max((values[k] + bias) * scale + shift + residual[k], 0)`,
-/// each step only where given (`relu` for the max), with the float
-/// operations of the separate ops (bias add, inference batchnorm, add, relu).
+/// `line[k] = f((values[k] + bias) * scale + shift + residual[k])`,
+/// each step only where given, `f` the relu `max(v, 0)` (`relu`), the
+/// hardswish `v * min(max(v / 6 + 1/2, 0), 1)` (`hardswish`) or none, with
+/// the float operations of the separate ops (bias add, inference batchnorm,
+/// add, activation).
 public func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<Float>, count: Int,
                          bias: Float?, normalization: (scale: Float, shift: Float)?,
-                         residual: UnsafePointer<Float>?, relu: Bool)
+                         residual: UnsafePointer<Float>?, relu: Bool, hardswish: Bool)
 {
     let (b, n) = (Lanes(repeating: bias ?? 0), normalization.map { (Lanes(repeating: $0.scale), Lanes(repeating: $0.shift)) })
     var k = 0
@@ -75,6 +77,12 @@ public func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutableP
         if let n { v = v * n.0 + n.1 }
         if let residual { v += UnsafeRawPointer(residual + k).loadUnaligned(as: Lanes.self) }
         if relu { v.replace(with: 0, where: v .<= 0) }  // Swift.max(v, 0), NaN kept
+        if hardswish {
+            var gate = v / 6 + 0.5
+            gate.replace(with: 0, where: gate .<= 0)  // Swift.max(gate, 0), NaN kept
+            gate.replace(with: 1, where: gate .> 1)  // Swift.min(gate, 1), NaN kept
+            v *= gate
+        }
         UnsafeMutableRawPointer(line + k).storeBytes(of: v, as: Lanes.self)
         k += 16
     }
@@ -84,6 +92,7 @@ public func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutableP
         if let n = normalization { v = v * n.scale + n.shift }
         if let residual { v += residual[k] }
         if relu { v = max(v, 0) }
+        if hardswish { v *= min(max(v / 6 + 0.5, 0), 1) }
         line[k] = v
         k += 1
     }

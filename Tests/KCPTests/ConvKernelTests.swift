@@ -158,7 +158,7 @@ struct ConvKernelTests {
         #expect(withoutPaddingTaps(geometry(splitCases[0]), weight: Tensor(zeros: splitCases[0].weight)) == nil)
     }
 
-    @Test("conv with batchnorm and relu epilogue = conv, then batchNormInference, then reluForward (bitwise)",
+    @Test("conv with batchnorm and activation epilogue = conv, then batchNormInference, then activationForward (bitwise)",
           arguments: (unfoldCases + directCases + tapCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func fusedEpilogue(_ c: ConvCase) {
         var rng = SplitMix64(seed: 203)
@@ -172,11 +172,13 @@ struct ConvKernelTests {
         let normalized = batchNormInference(plain, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
         let affine = batchNormScaleShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
         #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine) == normalized)
-        #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, relu: true)
-                == activationForward(normalized, .relu))
+        for kind in ConvEpilogue.activations {
+            #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, activation: kind)
+                    == activationForward(normalized, Activation(kind)), "\(kind)")
+        }
         let residual = fdTensor(shape, &rng)
         #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
-                              residual: residual, relu: true) == activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu))
+                              residual: residual, activation: .relu) == activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu))
     }
 
     @Test("a residual block's conv, batchnorm, add and relu run as one step when the add's other operand exists")
@@ -190,19 +192,35 @@ struct ConvKernelTests {
         #expect(folded.isSuperset(of: ["b1.bn2", "b1.add", "b1.relu", "b2.proj.bn", "b2.add", "b2.relu"]))
     }
 
+    @Test("a conv, batchnorm and hardswish run as one step, with the results of running node by node")
+    func hardswishChainsFold() throws {
+        let b = NetBuilder(seed: 5)
+        let x = try b.input("x", [1, 3, 9, 20])
+        try b.output(try b.op("hs", .activation(Activation(.hardswish)), try b.batchNorm("bn", try b.conv("c", x, out: 6))))
+        var seconds = [Double](repeating: -1, count: b.net.nodes.count)
+        let inputs = b.inputs(batch: 2)
+        #expect(try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs))
+        #expect(seconds.dropFirst().allSatisfy { $0 == 0 }, "batchnorm and hardswish fold into the conv")
+    }
+
     @Test("network inference fuses conv-batchnorm(-relu) chains with the results of running node by node",
           arguments: NetZoo.allCases)
     func fusedNetworkForward(_ zoo: NetZoo) throws {
         let b = try zoo.build()
-        let inputs = b.inputs(batch: 2), net = b.net
-        var values = [Tensor?](repeating: nil, count: net.valueCount)
-        for (tensor, input) in zip(inputs, net.inputs) { values[input.value] = tensor }
-        let shapes = try net.shapes(for: inputs)
-        for node in net.nodes {
-            values[node.output] = node.op.forward(node.inputs.map { values[$0]! },
-                                                  parameters: node.parameters.map { net.parameters[$0].tensor },
-                                                  outputShape: shapes[node.output])
-        }
-        #expect(try net.forward(inputs) == net.outputs.map { values[$0]! })
+        let inputs = b.inputs(batch: 2)
+        #expect(try b.net.forward(inputs) == nodeByNode(b.net, inputs))
     }
+}
+
+/// `net`'s outputs on `inputs`, each node run on its own (`Op.forward`), nothing fused.
+private func nodeByNode(_ net: Network, _ inputs: [Tensor]) throws -> [Tensor] {
+    var values = [Tensor?](repeating: nil, count: net.valueCount)
+    for (tensor, input) in zip(inputs, net.inputs) { values[input.value] = tensor }
+    let shapes = try net.shapes(for: inputs)
+    for node in net.nodes {
+        values[node.output] = node.op.forward(node.inputs.map { values[$0]! },
+                                              parameters: node.parameters.map { net.parameters[$0].tensor },
+                                              outputShape: shapes[node.output])
+    }
+    return net.outputs.map { values[$0]! }
 }
