@@ -132,9 +132,13 @@ struct ConvKernelTests {
         let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = c.bias ? netTensor([c.weight[0]], &rng) : nil
         netExpect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth]),
                   naiveConv2d(x, w, b, c.conv))
-        let wide = ConvCase(label: "one row too large", input: [1, 960, 4, 32], weight: [160, 960, 1, 1], conv: Conv2d(),
-                            bias: false)
-        #expect(geometry(wide).smallProductRows(160) == nil)
+        // One row's product too large; one row too narrow (28 columns); a 7x7 sample whole.
+        #expect(geometry(ConvCase(label: "", input: [1, 960, 4, 32], weight: [160, 960, 1, 1], conv: Conv2d(),
+                                  bias: false)).smallProductRows(160) == nil)
+        #expect(geometry(ConvCase(label: "", input: [1, 276, 28, 28], weight: [69, 276, 1, 1], conv: Conv2d(),
+                                  bias: false)).smallProductRows(72) == nil)
+        #expect(geometry(ConvCase(label: "", input: [1, 64, 7, 7], weight: [64, 64, 1, 1], conv: Conv2d(),
+                                  bias: false)).smallProductRows(64) == 7)
     }
 
     @Test("kernel rows and columns that read only padding are dropped, the result equal to the naive conv")

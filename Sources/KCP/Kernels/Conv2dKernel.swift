@@ -130,8 +130,8 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
 /// group's `[O/g, I/g*kh*kw]` weights) is added by SGEMM straight into those
 /// rows of the zeroed `y` (adding, OpenBLAS skips its pass that clears `C`).
 /// A 1x1 stride-1 unpadded conv multiplies the input itself, in tiles of
-/// as many rows as OpenBLAS's small-matrix kernels take where one row fits
-/// (`smallProductRows`); those products write their rows of `y` (`beta` 0)
+/// as many rows as OpenBLAS's small-matrix kernels take where those are
+/// wide enough (`smallProductRows`); those products write their rows of `y` (`beta` 0)
 /// instead of adding into it, so `y` is not cleared first. OpenBLAS's
 /// kernels take rows in fours and slow down on the rest (11 output channels
 /// cost more than 12), so more than 4 output channels per group that are no
@@ -222,15 +222,17 @@ private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Con
 extension ConvGeometry {
     /// Output rows per tile of a pointwise conv's forward product with `m`
     /// (padded) weight rows: the most whole rows whose product stays within
-    /// `smallProductMACs`, or nil where one row does not. MobileNetV3's
-    /// 1x1 convs of few channels at high resolution run 1.4-1.6x faster so
-    /// (72 -> 24 at 128x128: 1.4 -> 0.85 ms, 16 -> 16 at 256x256: 1.6 ->
-    /// 1.0 ms, 1 thread, with their input and output copies); 16 -> 64 at
-    /// 256x256 is even.
+    /// `smallProductMACs`, or nil where those are fewer than `tileColumns`
+    /// columns and not the whole sample. MobileNetV3's 1x1 convs of few
+    /// channels at high resolution run 1.4-1.6x faster so (72 -> 24 at
+    /// 128x128: 1.4 -> 0.85 ms, 16 -> 16 at 256x256: 1.6 -> 1.0 ms, 1 thread,
+    /// with their input and output copies); 16 -> 64 at 256x256 is even.
+    /// Narrower small products ran slower than the packed ones: ResNet-50's
+    /// 276 -> 69 at 28x28 (70% fewer MACs), one 28-pixel row each, 1.4x.
     func smallProductRows(_ m: Int) -> Int? {
         guard isPointwise else { return nil }
-        let most = smallProductMACs / max(1, m * patch * outWidth)
-        return most >= 1 ? min(outHeight, most) : nil
+        let rows = min(outHeight, smallProductMACs / max(1, m * patch * outWidth))
+        return rows >= 1 && (rows == outHeight || rows * outWidth >= Self.tileColumns) ? rows : nil
     }
 
     /// Samples whose tiles are unfolded side by side into one product of the
@@ -598,4 +600,3 @@ func linearBackward(_ x: Tensor, weight: Tensor, hasBias: Bool,
     }
     return (dx, dw, hasBias ? channelSums(gradient) : nil)
 }
-

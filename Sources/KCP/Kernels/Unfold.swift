@@ -22,7 +22,8 @@ struct ConvGeometry {
     /// Floats per unfolded tile that the block size aims for (256 KB), and the
     /// fewest columns a tile has where the sample allows: OpenBLAS runs
     /// `[512, 4608] x [4608, 14]` at half its speed on `[4608, 49]` (measured).
-    private static let tileFloats = 1 << 16, tileColumns = 128
+    private static let tileFloats = 1 << 16
+    static let tileColumns = 128
 
     init(input: [Int], weight: [Int], output: [Int], _ conv: Conv2d, channelStride: Int? = nil,
          outputChannelStride: Int? = nil)
