@@ -60,12 +60,14 @@ private func accumulate(rows: Int, _ run: UnsafePointer<Float>, _ kernels: Unsaf
 
 /// A conv's epilogue on one line of `count` results `values` of one output
 /// channel, written to `line` (which may be `values`):
-/// `line[k] = max((values[k] + bias) * scale + shift + residual[k], 0)`,
-/// each step only where given (`relu` for the max), with the float
-/// operations of the separate ops (bias add, inference batchnorm, add, relu).
+/// `line[k] = f((values[k] + bias) * scale + shift + residual[k])`,
+/// each step only where given, `f` the relu `max(v, 0)` (`relu`), the
+/// hardswish `v * min(max(v / 6 + 1/2, 0), 1)` (`hardswish`) or none, with
+/// the float operations of the separate ops (bias add, inference batchnorm,
+/// add, activation).
 public func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<Float>, count: Int,
                          bias: Float?, normalization: (scale: Float, shift: Float)?,
-                         residual: UnsafePointer<Float>?, relu: Bool)
+                         residual: UnsafePointer<Float>?, relu: Bool, hardswish: Bool)
 {
     let (b, n) = (Lanes(repeating: bias ?? 0), normalization.map { (Lanes(repeating: $0.scale), Lanes(repeating: $0.shift)) })
     var k = 0
@@ -75,6 +77,12 @@ public func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutableP
         if let n { v = v * n.0 + n.1 }
         if let residual { v += UnsafeRawPointer(residual + k).loadUnaligned(as: Lanes.self) }
         if relu { v.replace(with: 0, where: v .<= 0) }  // Swift.max(v, 0), NaN kept
+        if hardswish {
+            var gate = v / 6 + 0.5
+            gate.replace(with: 0, where: gate .<= 0)  // Swift.max(gate, 0), NaN kept
+            gate.replace(with: 1, where: gate .> 1)  // Swift.min(gate, 1), NaN kept
+            v *= gate
+        }
         UnsafeMutableRawPointer(line + k).storeBytes(of: v, as: Lanes.self)
         k += 16
     }
@@ -84,42 +92,64 @@ public func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutableP
         if let n = normalization { v = v * n.scale + n.shift }
         if let residual { v += residual[k] }
         if relu { v = max(v, 0) }
+        if hardswish { v *= min(max(v / 6 + 0.5, 0), 1) }
         line[k] = v
         k += 1
     }
 }
 
-/// One channel of a depthwise convolution over `count` flat output pixels,
-/// `out[i] = sum_{k < taps} kernel[k] * run[offsets[k] + i]`, with the float
-/// operations of `directConvTile(rows: 1, ...)` over one channel: 64 pixels
-/// (four independent vectors) at a time, then 16. `out` holds `count`
-/// rounded up to 16; the lanes past `count` read on into the caller's overread.
-public func depthwiseRun(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
-                         taps: Int, count: Int, into out: UnsafeMutablePointer<Float>)
+/// One channel of a depthwise convolution over `rows` runs of `width`
+/// output pixels, `pitch` floats apart in `run` and `out`,
+/// `out[r * pitch + i] = sum_{k < taps} kernel[k] * run[r * pitch + offsets[k] + i]`,
+/// with the float operations of `directConvTile(rows: 1, ...)` over one
+/// channel. The 16-pixel blocks of all the runs are taken four at a time,
+/// each with its own accumulator: a run of 32 pixels (MobileNetV3's 32x32
+/// layers) summed in one accumulator waited on each multiply-add's latency,
+/// 1.6x slower. Each run's last block computes all 16 lanes; the lanes past
+/// `width` read on into the next run or the caller's overread.
+public func depthwiseRows(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
+                          taps: Int, rows: Int, width: Int, pitch: Int, into out: UnsafeMutablePointer<Float>)
 {
-    let size = MemoryLayout<Lanes>.size
-    var i = 0
-    while i + 64 <= count {
-        var (a0, a1, a2, a3) = (Lanes(), Lanes(), Lanes(), Lanes())
-        for k in 0..<taps {
-            let x = UnsafeRawPointer(run + offsets[k] + i), w = Lanes(repeating: kernel[k])
-            a0.addProduct(x.loadUnaligned(as: Lanes.self), w)
-            a1.addProduct(x.loadUnaligned(fromByteOffset: size, as: Lanes.self), w)
-            a2.addProduct(x.loadUnaligned(fromByteOffset: 2 * size, as: Lanes.self), w)
-            a3.addProduct(x.loadUnaligned(fromByteOffset: 3 * size, as: Lanes.self), w)
+    let blocksPerRow = (width + 15) / 16, blocks = rows * blocksPerRow
+    var (row, column) = (0, 0)
+    /// The position of the next block, moving past it.
+    func next() -> Int {
+        let position = row * pitch + column
+        column += 16
+        if column >= blocksPerRow * 16 { (row, column) = (row + 1, 0) }
+        return position
+    }
+    var done = 0
+    while done < blocks {
+        let n = min(4, blocks - done)
+        let p0 = next(), p1 = n > 1 ? next() : p0, p2 = n > 2 ? next() : p0, p3 = n > 3 ? next() : p0
+        switch n {
+        case 4: depthwiseBlocks(4, run, kernel, offsets, taps, (p0, p1, p2, p3), out)
+        case 3: depthwiseBlocks(3, run, kernel, offsets, taps, (p0, p1, p2, p3), out)
+        case 2: depthwiseBlocks(2, run, kernel, offsets, taps, (p0, p1, p2, p3), out)
+        default: depthwiseBlocks(1, run, kernel, offsets, taps, (p0, p1, p2, p3), out)
         }
-        let o = UnsafeMutableRawPointer(out + i)
-        o.storeBytes(of: a0, as: Lanes.self)
-        o.storeBytes(of: a1, toByteOffset: size, as: Lanes.self)
-        o.storeBytes(of: a2, toByteOffset: 2 * size, as: Lanes.self)
-        o.storeBytes(of: a3, toByteOffset: 3 * size, as: Lanes.self)
-        i += 64
+        done += n
     }
-    while i < count {
-        var a = Lanes()
-        for k in 0..<taps { a.addProduct(UnsafeRawPointer(run + offsets[k] + i).loadUnaligned(as: Lanes.self),
-                                         Lanes(repeating: kernel[k])) }
-        UnsafeMutableRawPointer(out + i).storeBytes(of: a, as: Lanes.self)
-        i += 16
+}
+
+/// `depthwiseRows` for `n` (1 to 4, a constant once inlined) blocks at `p`.
+@inline(__always)
+private func depthwiseBlocks(_ n: Int, _ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>,
+                             _ offsets: UnsafePointer<Int>, _ taps: Int, _ p: (Int, Int, Int, Int),
+                             _ out: UnsafeMutablePointer<Float>)
+{
+    var (a0, a1, a2, a3) = (Lanes(), Lanes(), Lanes(), Lanes())
+    for k in 0..<taps {
+        let x = UnsafeRawPointer(run + offsets[k]), w = Lanes(repeating: kernel[k]), size = MemoryLayout<Float>.size
+        a0.addProduct(x.loadUnaligned(fromByteOffset: p.0 * size, as: Lanes.self), w)
+        if n > 1 { a1.addProduct(x.loadUnaligned(fromByteOffset: p.1 * size, as: Lanes.self), w) }
+        if n > 2 { a2.addProduct(x.loadUnaligned(fromByteOffset: p.2 * size, as: Lanes.self), w) }
+        if n > 3 { a3.addProduct(x.loadUnaligned(fromByteOffset: p.3 * size, as: Lanes.self), w) }
     }
+    let o = UnsafeMutableRawPointer(out), size = MemoryLayout<Float>.size
+    o.storeBytes(of: a0, toByteOffset: p.0 * size, as: Lanes.self)
+    if n > 1 { o.storeBytes(of: a1, toByteOffset: p.1 * size, as: Lanes.self) }
+    if n > 2 { o.storeBytes(of: a2, toByteOffset: p.2 * size, as: Lanes.self) }
+    if n > 3 { o.storeBytes(of: a3, toByteOffset: p.3 * size, as: Lanes.self) }
 }

@@ -19,7 +19,17 @@ let unfoldCases: [ConvCase] = backConvCases + [
              conv: Conv2d(padding: (-1, 2, 0, -1)), bias: false),
     ConvCase(label: "stride 2 rows only, several tiles", input: [1, 20, 60, 30], weight: [3, 20, 3, 3],
              conv: Conv2d(stride: (2, 1), padding: (1, 1, 1, 1)), bias: false),
-] + splitCases
+] + pointwiseCases + splitCases
+
+/// 1x1 convs whose products over a few rows fit OpenBLAS's small-matrix
+/// kernels (`smallProductRows`): tiles of 4 rows written in place, and
+/// tiles of 3 rows of 42 outputs padded to 44, staged.
+let pointwiseCases: [ConvCase] = [
+    ConvCase(label: "1x1, tiles of 4 rows in small products", input: [2, 60, 12, 100], weight: [40, 60, 1, 1],
+             conv: Conv2d(), bias: true),
+    ConvCase(label: "1x1, 42 outputs padded to 44, tiles of 3 rows", input: [1, 60, 10, 100], weight: [42, 60, 1, 1],
+             conv: Conv2d(), bias: false),
+]
 
 /// Products of few tiles with many output channels, split into blocks of
 /// channels (`ConvSplit`): a 3x3 conv whose 130 outputs are padded to 132
@@ -113,6 +123,24 @@ struct ConvKernelTests {
                   naiveConv2d(x, w, b, c.conv))
     }
 
+    @Test("1x1 convs are tiled for small products where one row fits, the result equal to the naive conv",
+          arguments: pointwiseCases)
+    func smallProducts(_ c: ConvCase) {
+        let s = geometry(c), m = (s.outPerGroup + 3) / 4 * 4
+        #expect(s.smallProductRows(m) == 1_000_000 / (m * s.patch * s.outWidth))
+        var rng = SplitMix64(seed: 9)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+        netExpect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth]),
+                  naiveConv2d(x, w, b, c.conv))
+        // One row's product too large; one row too narrow (28 columns); a 7x7 sample whole.
+        #expect(geometry(ConvCase(label: "", input: [1, 960, 4, 32], weight: [160, 960, 1, 1], conv: Conv2d(),
+                                  bias: false)).smallProductRows(160) == nil)
+        #expect(geometry(ConvCase(label: "", input: [1, 276, 28, 28], weight: [69, 276, 1, 1], conv: Conv2d(),
+                                  bias: false)).smallProductRows(72) == nil)
+        #expect(geometry(ConvCase(label: "", input: [1, 64, 7, 7], weight: [64, 64, 1, 1], conv: Conv2d(),
+                                  bias: false)).smallProductRows(64) == 7)
+    }
+
     @Test("kernel rows and columns that read only padding are dropped, the result equal to the naive conv")
     func paddingTapsDropped() {
         let cases = [  // (case, the kernel kept)
@@ -134,7 +162,7 @@ struct ConvKernelTests {
         #expect(withoutPaddingTaps(geometry(splitCases[0]), weight: Tensor(zeros: splitCases[0].weight)) == nil)
     }
 
-    @Test("conv with batchnorm and relu epilogue = conv, then batchNormInference, then reluForward (bitwise)",
+    @Test("conv with batchnorm and activation epilogue = conv, then batchNormInference, then activationForward (bitwise)",
           arguments: (unfoldCases + directCases + tapCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func fusedEpilogue(_ c: ConvCase) {
         var rng = SplitMix64(seed: 203)
@@ -148,11 +176,13 @@ struct ConvKernelTests {
         let normalized = batchNormInference(plain, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
         let affine = batchNormScaleShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
         #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine) == normalized)
-        #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, relu: true)
-                == activationForward(normalized, .relu))
+        for kind in ConvEpilogue.activations {
+            #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, activation: kind)
+                    == activationForward(normalized, Activation(kind)), "\(kind)")
+        }
         let residual = fdTensor(shape, &rng)
         #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
-                              residual: residual, relu: true) == activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu))
+                              residual: residual, activation: .relu) == activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu))
     }
 
     @Test("a residual block's conv, batchnorm, add and relu run as one step when the add's other operand exists")
@@ -166,19 +196,35 @@ struct ConvKernelTests {
         #expect(folded.isSuperset(of: ["b1.bn2", "b1.add", "b1.relu", "b2.proj.bn", "b2.add", "b2.relu"]))
     }
 
+    @Test("a conv, batchnorm and hardswish run as one step, with the results of running node by node")
+    func hardswishChainsFold() throws {
+        let b = NetBuilder(seed: 5)
+        let x = try b.input("x", [1, 3, 9, 20])
+        try b.output(try b.op("hs", .activation(Activation(.hardswish)), try b.batchNorm("bn", try b.conv("c", x, out: 6))))
+        var seconds = [Double](repeating: -1, count: b.net.nodes.count)
+        let inputs = b.inputs(batch: 2)
+        #expect(try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs))
+        #expect(seconds.dropFirst().allSatisfy { $0 == 0 }, "batchnorm and hardswish fold into the conv")
+    }
+
     @Test("network inference fuses conv-batchnorm(-relu) chains with the results of running node by node",
           arguments: NetZoo.allCases)
     func fusedNetworkForward(_ zoo: NetZoo) throws {
         let b = try zoo.build()
-        let inputs = b.inputs(batch: 2), net = b.net
-        var values = [Tensor?](repeating: nil, count: net.valueCount)
-        for (tensor, input) in zip(inputs, net.inputs) { values[input.value] = tensor }
-        let shapes = try net.shapes(for: inputs)
-        for node in net.nodes {
-            values[node.output] = node.op.forward(node.inputs.map { values[$0]! },
-                                                  parameters: node.parameters.map { net.parameters[$0].tensor },
-                                                  outputShape: shapes[node.output])
-        }
-        #expect(try net.forward(inputs) == net.outputs.map { values[$0]! })
+        let inputs = b.inputs(batch: 2)
+        #expect(try b.net.forward(inputs) == nodeByNode(b.net, inputs))
     }
+}
+
+/// `net`'s outputs on `inputs`, each node run on its own (`Op.forward`), nothing fused.
+private func nodeByNode(_ net: Network, _ inputs: [Tensor]) throws -> [Tensor] {
+    var values = [Tensor?](repeating: nil, count: net.valueCount)
+    for (tensor, input) in zip(inputs, net.inputs) { values[input.value] = tensor }
+    let shapes = try net.shapes(for: inputs)
+    for node in net.nodes {
+        values[node.output] = node.op.forward(node.inputs.map { values[$0]! },
+                                              parameters: node.parameters.map { net.parameters[$0].tensor },
+                                              outputShape: shapes[node.output])
+    }
+    return net.outputs.map { values[$0]! }
 }

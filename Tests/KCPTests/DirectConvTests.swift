@@ -5,7 +5,8 @@ import Testing
 // take each of its branches: balanced channel blocks with empty slots,
 // pixel blocks inside one row (with an idle tail) or running through the
 // rows of a tile, column and row phases of strides, dilation, negative
-// padding, groups, several tiles per sample, depthwise runs.
+// padding, groups, several tiles per sample, depthwise runs (blocks taken
+// in fours across rows, and the ones left over).
 
 let directCases: [ConvCase] = [
     ConvCase(label: "11 outputs in blocks of 6 and 5, rows of 32", input: [2, 5, 32, 32], weight: [11, 5, 3, 3],
@@ -34,6 +35,10 @@ let directCases: [ConvCase] = [
              conv: Conv2d(padding: (1, 1, 1, 1), groups: 4), bias: false),
     ConvCase(label: "depthwise 5x5, stride 2", input: [1, 3, 37, 80], weight: [3, 1, 5, 5],
              conv: Conv2d(stride: (2, 2), padding: (2, 2, 2, 2), groups: 3), bias: true),
+    ConvCase(label: "depthwise 5x5 dilation 2, rows of 32 (blocks in fours across rows)", input: [1, 3, 7, 32],
+             weight: [3, 1, 5, 5], conv: Conv2d(padding: (4, 4, 4, 4), dilation: (2, 2), groups: 3), bias: true),
+    ConvCase(label: "depthwise stride 2, rows of 48 (three blocks each, one left over)", input: [2, 2, 13, 96],
+             weight: [2, 1, 3, 3], conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1), groups: 2), bias: false),
 ]
 
 @Suite("Direct conv kernel")

@@ -19,6 +19,22 @@ struct InstructionSetTests {
         #endif
     }
 
+    @Test("each set's epilogue activations are activationForward's, bitwise, past the clamps and on infinities and NaN")
+    func epilogueActivations() {
+        let values: [Float] = (0..<37).map { Float($0 - 18) / 3 } + [-0.0, .infinity, -.infinity, .nan]  // 2 vectors, 9 more
+        for set in InstructionSet.supported {
+            for kind in ConvEpilogue.activations {
+                var line = [Float](repeating: 0, count: values.count)
+                InstructionSet.with(set) {
+                    convEpilogue(values, to: &line, count: values.count, bias: nil, normalization: nil, residual: nil,
+                                 relu: kind == .relu, hardswish: kind == .hardswish)
+                }
+                let expected = activationForward(Tensor(shape: [values.count], data: values), Activation(kind)).data
+                #expect(line.map(\.bitPattern) == expected.map(\.bitPattern), "\(set), \(kind)")
+            }
+        }
+    }
+
     @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
           arguments: directCases + winogradCases + tapCases + unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func everyPathAgrees(_ c: ConvCase) {
@@ -28,21 +44,27 @@ struct InstructionSetTests {
         let affine = (scale: netTensor([s.outputs], &rng).data, shift: netTensor([s.outputs], &rng).data)
         let shape = [s.batch, s.outputs, s.outHeight, s.outWidth], residual = netTensor(shape, &rng)
         let reference = naiveConv2d(x, w, b, c.conv)
-        let expected = NetReference(shape: shape, data: reference.data.enumerated().map { k, v in
-            let o = k / (s.outHeight * s.outWidth) % s.outputs
-            return max(v * Double(affine.scale[o]) + Double(affine.shift[o]) + Double(residual.data[k]), 0)
-        })
+        /// The reference through the epilogue, then `f`.
+        func expected(_ f: (Double) -> Double) -> NetReference {
+            NetReference(shape: shape, data: reference.data.enumerated().map { k, v in
+                let o = k / (s.outHeight * s.outWidth) % s.outputs
+                return f(v * Double(affine.scale[o]) + Double(affine.shift[o]) + Double(residual.data[k]))
+            })
+        }
         let results = InstructionSet.supported.map { set in
             InstructionSet.with(set) {
-                (conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape),
-                 conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
-                               residual: residual, relu: true))
+                [conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape)]
+                    + [Activation.Kind.relu, .hardswish].map {
+                        conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
+                                      residual: residual, activation: $0)
+                    }
             }
         }
-        for (set, (plain, fused)) in zip(InstructionSet.supported, results) {
-            netExpect(plain, reference)
-            netExpect(fused, expected)
-            #expect(plain == results[0].0 && fused == results[0].1, "\(set) differs from \(InstructionSet.supported[0])")
+        for (set, result) in zip(InstructionSet.supported, results) {
+            netExpect(result[0], reference)
+            netExpect(result[1], expected { max($0, 0) })
+            netExpect(result[2], expected { $0 * min(max($0 / 6 + 0.5, 0), 1) })
+            #expect(result == results[0], "\(set) differs from \(InstructionSet.supported[0])")
         }
     }
 }

@@ -20,6 +20,10 @@ let resizeCases: [ResizeCase] = [(5, 7), (2, 3), (7, 4), (1, 1), (3, 10)].flatMa
 } + [ResizeCase(input: [1, 2, 1, 1], resize: Resize(height: 3, width: 2, mode: .bilinear, alignCorners: true)),
      ResizeCase(input: [1, 2, 6, 9], resize: Resize(height: 4, width: 6, mode: .bilinear)),
      ResizeCase(input: [1, 2, 6, 9], resize: Resize(height: 4, width: 6, mode: .nearest))]
+    // Rows wider than a vector, each input row read by several output rows (and skipped when shrinking).
+    + [Resize(height: 19, width: 37, mode: .bilinear), Resize(height: 19, width: 37, mode: .bilinear, alignCorners: true),
+       Resize(height: 19, width: 37, mode: .nearest), Resize(height: 2, width: 20, mode: .bilinear)]
+        .map { ResizeCase(input: [1, 2, 5, 11], resize: $0) }
 
 @Suite("Resize")
 struct ResizeTests {

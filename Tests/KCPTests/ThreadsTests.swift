@@ -81,7 +81,7 @@ struct ThreadsTests {
         let g = fdTensor(shape, &rng), affine = (scale: fdTensor([shape[1]], &rng).data, shift: fdTensor([shape[1]], &rng).data)
         let run = {
             let d = conv2dBackward(x, weight: w, hasBias: true, c.conv, gradient: g)
-            return [conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape, normalization: affine, relu: true),
+            return [conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape, normalization: affine, activation: .relu),
                     d.input!, d.weight]
         }
         let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)

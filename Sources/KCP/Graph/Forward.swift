@@ -1,7 +1,7 @@
 extension Network {
     /// Runs the network on `inputs` (one tensor per graph input, any batch
     /// size) and returns its outputs. Values are freed after their last use.
-    /// A conv followed by a batchnorm (a residual add, a relu) that alone read
+    /// A conv followed by a batchnorm (a residual add, a relu or hardswish) that alone read
     /// its output runs as one step (`fusedChains`), with the same results.
     /// - Parameter nodeSeconds: if given, receives each node's wall time (a
     ///   fused chain's time is its conv's).
@@ -39,7 +39,7 @@ extension Network {
     /// For each conv (2-D or 3-D), the nodes right after it that fold into it, each the
     /// only reader of the value before it (which is no graph output): its
     /// batchnorm, then an add whose other operand (`residual`) exists before
-    /// the conv runs, then a relu. Nil where nothing folds.
+    /// the conv runs, then an activation of `ConvEpilogue.activations`. Nil where nothing folds.
     private func fusedChains(lastUse: [Int], shapes: [[Int]]) -> [(length: Int, residual: Int?)?] {
         var readers = [Int](repeating: 0, count: valueCount), producer = [Int](repeating: -1, count: valueCount)
         for (index, node) in nodes.enumerated() {
@@ -59,13 +59,15 @@ extension Network {
                shapes[other] == shapes[nodes[last].output] {
                 (last, residual) = (last + 1, other)
             }
-            if readAlone(last), nodes[last + 1].op == .activation(.relu) { last += 1 }
+            if readAlone(last), case let .activation(a) = nodes[last + 1].op, ConvEpilogue.activations.contains(a.kind) {
+                last += 1
+            }
             return (last - index, residual)
         }
     }
 
-    /// `chain` (conv, batchnorm, add?, relu?) on the conv's input `x`, the
-    /// batchnorm, the add of `residual` and the relu applied to each tile of
+    /// `chain` (conv, batchnorm, add?, activation?) on the conv's input `x`, the
+    /// batchnorm, the add of `residual` and the activation applied to each tile of
     /// the conv's output as it is written.
     private func fusedConvForward(_ chain: ArraySlice<Node>, _ x: Tensor, parameters p: [Tensor], residual: Tensor?,
                                   outputShape: [Int]) -> Tensor
@@ -74,14 +76,16 @@ extension Network {
         else { preconditionFailure("a fused chain starts with conv, batchnorm") }
         let n = chain.dropFirst().first!.parameters.map { parameters[$0].tensor.data }
         let normalization = batchNormScaleShift(gamma: n[0], beta: n[1], mean: n[2], variance: n[3], epsilon: epsilon)
-        let (bias, relu) = (p.count > 1 ? p[1] : nil, chain.last!.op == .activation(.relu))
+        let bias = p.count > 1 ? p[1] : nil
+        var activation: Activation.Kind? = nil
+        if case let .activation(a) = chain.last!.op { activation = a.kind }
         switch chain.first!.op {
         case let .conv2d(conv):
             return conv2dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
-                                 normalization: normalization, residual: residual, relu: relu)
+                                 normalization: normalization, residual: residual, activation: activation)
         case let .conv3d(conv):
             return conv3dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
-                                 normalization: normalization, residual: residual, relu: relu)
+                                 normalization: normalization, residual: residual, activation: activation)
         default: preconditionFailure("a fused chain starts with a conv2d or conv3d")
         }
     }

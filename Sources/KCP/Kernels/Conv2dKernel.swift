@@ -10,26 +10,27 @@
 /// does not depend on the thread count, and applies the epilogue to its
 /// outputs while they are hot.
 ///
-/// An inference batchnorm, a residual add and a relu that follow the conv
-/// can be applied in the same pass,
-/// `y = max(scale[o] * (Wx + b)[o] + shift[o] + r, 0)`, with the same float
-/// operations as `batchNormInference`, `addForward` and `reluForward` after it.
+/// An inference batchnorm, a residual add and a relu or hardswish that
+/// follow the conv can be applied in the same pass,
+/// `y = f(scale[o] * (Wx + b)[o] + shift[o] + r)`, with the same float
+/// operations as `batchNormInference`, `addForward` and `activationForward`
+/// after it.
 /// - Parameters:
 ///   - normalization: per output channel `(scale, shift)` (`batchNormScaleShift`), or nil.
 ///   - residual: a tensor shaped like the output, added after the normalization, or nil.
-///   - relu: whether a relu follows.
+///   - activation: the activation `f` that follows (one of `ConvEpilogue.activations`), or nil.
 func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, outputShape: [Int],
                    normalization: (scale: [Float], shift: [Float])? = nil, residual: Tensor? = nil,
-                   relu: Bool = false) -> Tensor
+                   activation: Activation.Kind? = nil) -> Tensor
 {
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
     if let cropped = withoutPaddingTaps(s, weight: weight) {
         return conv2dForward(x, weight: cropped.weight, bias: bias, cropped.conv, outputShape: outputShape,
-                             normalization: normalization, residual: residual, relu: relu)
+                             normalization: normalization, residual: residual, activation: activation)
     }
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
-            withConvEpilogue(bias: bias, normalization: normalization, residual: residual, relu: relu,
+            withConvEpilogue(bias: bias, normalization: normalization, residual: residual, activation: activation,
                              output: ys.baseAddress!) { epilogue in
                 if WinogradConvolution.suits(s) {
                     winogradConvolution(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
@@ -47,15 +48,15 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
 
 /// `body` with the `ConvEpilogue` of these settings over the output `output`
 /// (the arrays it points into stay alive for the call).
-func withConvEpilogue(bias: Tensor?, normalization: (scale: [Float], shift: [Float])?, residual: Tensor?, relu: Bool,
-                      output: UnsafeMutablePointer<Float>, _ body: (ConvEpilogue) -> Void)
+func withConvEpilogue(bias: Tensor?, normalization: (scale: [Float], shift: [Float])?, residual: Tensor?,
+                      activation: Activation.Kind?, output: UnsafeMutablePointer<Float>, _ body: (ConvEpilogue) -> Void)
 {
     withOptionalBuffer(bias?.data) { bias in
         withOptionalBuffer(normalization?.scale) { scale in
             withOptionalBuffer(normalization?.shift) { shift in
                 withOptionalBuffer(residual?.data) { residual in
-                    body(ConvEpilogue(bias: bias, scale: scale, shift: shift, residual: residual, relu: relu,
-                                      output: UnsafePointer(output)))
+                    body(ConvEpilogue(bias: bias, scale: scale, shift: shift, residual: residual,
+                                      activation: activation, output: UnsafePointer(output)))
                 }
             }
         }
@@ -70,14 +71,27 @@ private func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Flo
 
 /// What follows a conv in the same pass over each tile of its output `y`:
 /// bias, inference batchnorm (`scale`, `shift` per channel), residual add
-/// and relu, in that order. Pointers, not arrays: the kernels call `store`
+/// and activation, in that order. Pointers, not arrays: the kernels call `store`
 /// for every few pixels, and an array's reference count would be touched each time.
 struct ConvEpilogue {
     let bias: UnsafePointer<Float>?, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?
     /// Shaped like the output; entry `k` of the output reads entry `k` here.
     let residual: UnsafePointer<Float>?
-    let relu: Bool
+    let relu: Bool, hardswish: Bool
     let output: UnsafePointer<Float>
+
+    /// The activations an epilogue applies: a relu (ResNets) or a hardswish
+    /// (DeepLabV3-MobileNetV3, where it follows 20 of the 70 convs; applied
+    /// on its own it took 1.8 of the network's 227 ms, 1 thread).
+    static let activations: Set<Activation.Kind> = [.relu, .hardswish]
+
+    init(bias: UnsafePointer<Float>?, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?,
+         residual: UnsafePointer<Float>?, activation: Activation.Kind?, output: UnsafePointer<Float>)
+    {
+        precondition(activation.map(Self.activations.contains) ?? true, "no epilogue for \(activation!)")
+        (self.bias, self.scale, self.shift, self.residual, self.output) = (bias, scale, shift, residual, output)
+        (relu, hardswish) = (activation == .relu, activation == .hardswish)
+    }
 
     /// Writes `count` conv results `values` of output channel `o`, through
     /// the epilogue, to `line` (which may be `values`), with the float
@@ -86,7 +100,7 @@ struct ConvEpilogue {
     func store(_ values: UnsafePointer<Float>, channel o: Int, to line: UnsafeMutablePointer<Float>, count: Int) {
         convEpilogue(values, to: line, count: count, bias: bias.map { $0[o] },
                      normalization: scale.map { ($0[o], shift?[o] ?? 0) },
-                     residual: residual.map { $0 + (UnsafePointer(line) - output) }, relu: relu)
+                     residual: residual.map { $0 + (UnsafePointer(line) - output) }, relu: relu, hardswish: hardswish)
     }
 }
 
@@ -115,7 +129,10 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
 /// into a `[I/g*kh*kw, rows*Wout]` matrix `X`, and `W_g X` (`W_g` the
 /// group's `[O/g, I/g*kh*kw]` weights) is added by SGEMM straight into those
 /// rows of the zeroed `y` (adding, OpenBLAS skips its pass that clears `C`).
-/// A 1x1 stride-1 unpadded conv multiplies the input itself. OpenBLAS's
+/// A 1x1 stride-1 unpadded conv multiplies the input itself, in tiles of
+/// as many rows as OpenBLAS's small-matrix kernels take where those are
+/// wide enough (`smallProductRows`); those products write their rows of `y` (`beta` 0)
+/// instead of adding into it, so `y` is not cleared first. OpenBLAS's
 /// kernels take rows in fours and slow down on the rest (11 output channels
 /// cost more than 12), so more than 4 output channels per group that are no
 /// multiple of 4 are computed with zero-padded weight rows into a per-worker
@@ -132,13 +149,16 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
 private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
                             into y: UnsafeMutablePointer<Float>)
 {
+    let m = s.outPerGroup > 4 ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
+    let smallRows = s.smallProductRows(m)
+    let s = smallRows.map { s.tiled(rows: $0) } ?? s
     let chunk = s.samplesPerProduct
     let staged = chunk > 1 || s.outPerGroup > 4 && s.outPerGroup % 4 != 0
-    let m = s.outPerGroup > 4 ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup
+    let adds = !staged && smallRows == nil  // else each product writes its rows (beta 0)
     let weights = m > s.outPerGroup ? paddedRows(weight, groups: s.groups, rows: s.outPerGroup, to: m, columns: s.patch) : weight
     let split = ConvSplit(s, rows: m), tileSize = split.tileSize
     let staging = staged ? m * chunk * s.blockRows * s.outWidth : 0
-    if !staged { y.update(repeating: 0, count: s.batch * s.outputs * s.pixels) }  // the product adds into y
+    if adds { y.update(repeating: 0, count: s.batch * s.outputs * s.pixels) }  // the product adds into y
     weights.withUnsafeBufferPointer { ws in
         /// The samples, group and output rows of tile `tile` (of a chunk of samples).
         func parts(_ tile: Int) -> (samples: Range<Int>, group: Int, rows: Range<Int>) {
@@ -165,7 +185,7 @@ private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Con
             let (b, ldb) = s.isPointwise ? (input(samples.lowerBound, g) + rows.lowerBound * s.outWidth, s.plane)
                                          : (b!, width)
             serialMatrixProduct(m: block.count, n: width, k: s.patch, ws.baseAddress! + (g * m + block.lowerBound) * s.patch,
-                                lda: s.patch, b, ldb: ldb, beta: staged ? 0 : 1, c, ldc: ldc)
+                                lda: s.patch, b, ldb: ldb, beta: adds ? 1 : 0, c, ldc: ldc)
             for o in block.clamped(to: 0..<s.outPerGroup) {  // staged rows are stored from their tile, the others in place
                 for (i, n) in samples.enumerated() {
                     let source = staged ? staging + (o - block.lowerBound) * width + i * span : out(n) + o * s.pixels
@@ -200,6 +220,21 @@ private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Con
 }
 
 extension ConvGeometry {
+    /// Output rows per tile of a pointwise conv's forward product with `m`
+    /// (padded) weight rows: the most whole rows whose product stays within
+    /// `smallProductMACs`, or nil where those are fewer than `tileColumns`
+    /// columns and not the whole sample. MobileNetV3's 1x1 convs of few
+    /// channels at high resolution run 1.4-1.6x faster so (72 -> 24 at
+    /// 128x128: 1.4 -> 0.85 ms, 16 -> 16 at 256x256: 1.6 -> 1.0 ms, 1 thread,
+    /// with their input and output copies); 16 -> 64 at 256x256 is even.
+    /// Narrower small products ran slower than the packed ones: ResNet-50's
+    /// 276 -> 69 at 28x28 (70% fewer MACs), one 28-pixel row each, 1.4x.
+    func smallProductRows(_ m: Int) -> Int? {
+        guard isPointwise else { return nil }
+        let rows = min(outHeight, smallProductMACs / max(1, m * patch * outWidth))
+        return rows >= 1 && (rows == outHeight || rows * outWidth >= Self.tileColumns) ? rows : nil
+    }
+
     /// Samples whose tiles are unfolded side by side into one product of the
     /// forward pass and the strided input gradient: where a sample is one
     /// tile (`blocks == 1`) of fewer than `chunkColumns` pixels, enough for
@@ -470,6 +505,12 @@ func conv2dInputGradient(weight: Tensor, _ s: ConvGeometry, gradient: Tensor) ->
     }
     return dx
 }
+
+/// Multiply-adds up to which OpenBLAS (0.3.21, Skylake-X and Cooper Lake
+/// kernels) runs a product with its small-matrix kernels, which read both
+/// matrices in place and write `C` directly (with `beta` 0 without first
+/// clearing it), instead of packing them: `sgemm_small_kernel_permit`'s bound.
+private let smallProductMACs = 1_000_000
 
 /// Pixels a backward product over a chunk of tiles aims for, and the most
 /// floats it unfolds (`WeightGradientSplit`, `conv2dInputGradient`).

@@ -133,17 +133,17 @@ private func swappingAxes(_ data: [Float], outer: Int, _ a: Int, _ b: Int, inner
 }
 
 /// `y = W * x + b` (see `Conv3d`), `y` shaped `outputShape`; an inference
-/// batchnorm, a residual add and a relu that follow are applied to each tile
+/// batchnorm, a residual add and an activation that follow are applied to each tile
 /// as it is written, as `conv2dForward` does (`ConvEpilogue`).
 func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, outputShape: [Int],
                    normalization: (scale: [Float], shift: [Float])? = nil, residual: Tensor? = nil,
-                   relu: Bool = false) -> Tensor
+                   activation: Activation.Kind? = nil) -> Tensor
 {
     let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
     let packed = depthTapsFirst(weight)
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
-            withConvEpilogue(bias: bias, normalization: normalization, residual: residual, relu: relu,
+            withConvEpilogue(bias: bias, normalization: normalization, residual: residual, activation: activation,
                              output: ys.baseAddress!) { epilogue in
                 if let slices = s.winogradSlices, WinogradConvolution.suits(s.plane, slices: slices) {
                     winogradConvolution(xs.baseAddress!, weight: packed, s.plane, slices: slices, epilogue: epilogue,

@@ -62,32 +62,34 @@ func directConvTile(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePoi
                              channelPitch: channelPitch, into: tile)
 }
 
-/// `KCPVector.depthwiseRun` of the active set.
+/// `KCPVector.depthwiseRows` of the active set.
 @inline(__always)
-func depthwiseRun(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int,
-                  count: Int, into out: UnsafeMutablePointer<Float>)
+func depthwiseRows(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int,
+                   rows: Int, width: Int, pitch: Int, into out: UnsafeMutablePointer<Float>)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
-        return KCPVectorAVX512.depthwiseRun(run, kernel, offsets: offsets, taps: taps, count: count, into: out)
+        return KCPVectorAVX512.depthwiseRows(run, kernel, offsets: offsets, taps: taps, rows: rows, width: width,
+                                             pitch: pitch, into: out)
     }
     #endif
-    KCPVector.depthwiseRun(run, kernel, offsets: offsets, taps: taps, count: count, into: out)
+    KCPVector.depthwiseRows(run, kernel, offsets: offsets, taps: taps, rows: rows, width: width, pitch: pitch, into: out)
 }
 
 /// `KCPVector.convEpilogue` of the active set.
 @inline(__always)
 func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<Float>, count: Int, bias: Float?,
-                  normalization: (scale: Float, shift: Float)?, residual: UnsafePointer<Float>?, relu: Bool)
+                  normalization: (scale: Float, shift: Float)?, residual: UnsafePointer<Float>?, relu: Bool,
+                  hardswish: Bool)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
         return KCPVectorAVX512.convEpilogue(values, to: line, count: count, bias: bias, normalization: normalization,
-                                            residual: residual, relu: relu)
+                                            residual: residual, relu: relu, hardswish: hardswish)
     }
     #endif
     KCPVector.convEpilogue(values, to: line, count: count, bias: bias, normalization: normalization,
-                           residual: residual, relu: relu)
+                           residual: residual, relu: relu, hardswish: hardswish)
 }
 
 /// `KCPVector.winogradInputTiles` of the active set.

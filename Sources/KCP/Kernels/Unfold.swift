@@ -12,7 +12,7 @@ struct ConvGeometry {
     let outHeight: Int, outWidth: Int
     let conv: Conv2d
     /// Output rows per tile (the last tile may have fewer), and tiles per sample.
-    let blockRows: Int, blocks: Int
+    private(set) var blockRows: Int, blocks: Int
     /// Floats from one input channel to the next in `unfold`, `fold` and the
     /// direct kernel's window, and from one output channel to the next in the
     /// direct kernel: `H * W` and `Hout * Wout`, or `D * H * W` and
@@ -22,7 +22,8 @@ struct ConvGeometry {
     /// Floats per unfolded tile that the block size aims for (256 KB), and the
     /// fewest columns a tile has where the sample allows: OpenBLAS runs
     /// `[512, 4608] x [4608, 14]` at half its speed on `[4608, 49]` (measured).
-    private static let tileFloats = 1 << 16, tileColumns = 128
+    private static let tileFloats = 1 << 16
+    static let tileColumns = 128
 
     init(input: [Int], weight: [Int], output: [Int], _ conv: Conv2d, channelStride: Int? = nil,
          outputChannelStride: Int? = nil)
@@ -34,8 +35,20 @@ struct ConvGeometry {
         (outHeight, outWidth, self.conv) = (output[2], output[3], conv)
         let most = max(1, (Self.tileColumns + outWidth - 1) / max(outWidth, 1),
                        Self.tileFloats / max(perGroup * kh * kw * outWidth, 1))
-        blocks = max(1, (outHeight + most - 1) / most)
-        blockRows = max(1, (outHeight + blocks - 1) / blocks)
+        (blocks, blockRows) = Self.tiles(outHeight, most: most)
+    }
+
+    /// This geometry with tiles of at most `rows` output rows.
+    func tiled(rows: Int) -> ConvGeometry {
+        var s = self
+        (s.blocks, s.blockRows) = Self.tiles(outHeight, most: rows)
+        return s
+    }
+
+    /// `height` output rows in the fewest tiles of at most `most` rows, of balanced sizes.
+    private static func tiles(_ height: Int, most: Int) -> (count: Int, rows: Int) {
+        let count = max(1, (height + most - 1) / most)
+        return (count, max(1, (height + count - 1) / count))
     }
 
     var groups: Int { conv.groups }

@@ -79,6 +79,25 @@ func affineCombination(_ out: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Fl
     }
 }
 
+/// `out[k] = a[k] * wa + b[k] * wb`, two products and a sum per entry (no fused multiply-add).
+@inline(__always)
+func weightedSum(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ wa: Float,
+                 _ b: UnsafePointer<Float>, _ wb: Float, _ count: Int)
+{
+    let (av, bv) = (SIMD8<Float>(repeating: wa), SIMD8<Float>(repeating: wb))
+    var k = 0
+    while k + 8 <= count {
+        let value = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self) * av
+            + UnsafeRawPointer(b + k).loadUnaligned(as: SIMD8<Float>.self) * bv
+        UnsafeMutableRawPointer(out + k).storeBytes(of: value, as: SIMD8<Float>.self)
+        k += 8
+    }
+    while k < count {
+        out[k] = a[k] * wa + b[k] * wb
+        k += 1
+    }
+}
+
 /// `y[k] += alpha * x[k]`.
 @inline(__always)
 func addScaled(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ alpha: Float, _ count: Int) {
