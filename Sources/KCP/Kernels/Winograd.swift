@@ -129,9 +129,9 @@ struct WinogradConvolution {
     /// of `run`: `dL/dg_κ = G^T [sum_p (A dY_p A^T) ⊙ V_p] G`, where the sum over a group's tiles at
     /// each point is one product `[O/g, P] x [P, C/g]` per chunk, added in chunk order.
     func weightGradient(_ x: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>) -> [Float] {
-        let (points, groups, lanes) = (Self.points, s.groups, Self.lanes)
-        let (inputs, outputs) = (s.perGroup, s.outPerGroup), kernels = s.outputs * s.perGroup
-        let widest = bandsPerChunk * tileColumns
+        precondition(slices.taps == 1 && slices.count == 1, "the weight gradient is a plane conv's")
+        let (points, groups, lanes, kernels) = (Self.points, s.groups, Self.lanes, kernels)
+        let (inputs, outputs) = (s.perGroup, s.outPerGroup), widest = bandsPerChunk * tileColumns
         let v = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * inputs * widest)
         let transformed = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * outputs * widest)
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: points * kernels + lanes)  // M[ξ][κ]; 16 lanes read

@@ -31,6 +31,8 @@ CLASSES = 4  # segmentation
 MAX_DISPARITY = 16
 #: The stereo task's networks and the factor their output's resolution is below the images'.
 STEREO_MODELS = {"stereo_net": 2, "psmnet": 1, "gwcnet": 1}
+#: The stereo networks with a 3-D cost volume at a quarter of the image's size.
+VOLUMETRIC_STEREO_MODELS = ("psmnet", "gwcnet")
 # How the main job prunes while it fine-tunes: softly from the dense network, or
 # once with compensation before fine-tuning the compact network.
 PRUNING_RECIPES = ("soft", "compensated")
@@ -97,7 +99,7 @@ class Task:
         if self.architecture is not None and (self.name != "stereo" or self.architecture not in STEREO_MODELS):
             raise ValueError(f"model: the stereo task takes one of {', '.join(STEREO_MODELS)}, got "
                              f"{self.architecture!r} for task {self.name!r}")
-        if self.architecture in ("psmnet", "gwcnet") and self.size % 16:
+        if self.architecture in VOLUMETRIC_STEREO_MODELS and self.size % 16:
             raise ValueError(f"size: {self.architecture} needs a multiple of 16, got {self.size}")
 
     @property
@@ -136,7 +138,7 @@ class Task:
         if self.name == "classification":
             return models.resnet(20, classes=len(datasets.TEXTURES), image_size=self.size, channels=1, seed=seed)
         shape = dict(height=self.size, width=2 * self.size, channels=1, seed=seed)
-        if self.architecture in ("psmnet", "gwcnet"):
+        if self.architecture in VOLUMETRIC_STEREO_MODELS:
             return getattr(models, self.architecture)(max_disparity=MAX_DISPARITY, **shape)
         return models.stereo_net(max_disparity=MAX_DISPARITY // 2, **shape)
 
