@@ -52,11 +52,12 @@ struct CostVolumeTests {
     @Test(arguments: [CostVolume(.concatenation, maxDisparity: 4), CostVolume(.concatenation, maxDisparity: 9),
                       CostVolume(.groupCorrelation, maxDisparity: 3, groups: 2, scale: 1.0 / 3),
                       CostVolume(.groupCorrelation, maxDisparity: 7, groups: 6, scale: 1),
-                      CostVolume(.groupCorrelation, maxDisparity: 1, groups: 1, scale: -0.5)])
+                      CostVolume(.groupCorrelation, maxDisparity: 1, groups: 1, scale: -0.5),
+                      CostVolume(.groupCorrelation, maxDisparity: 22, groups: 3, scale: 0.5)])
     func volumesMatchTheNaiveOnes(_ volume: CostVolume) throws {
         var rng = SplitMix64(seed: 30)
-        // A width of 13 runs the vector loops and their tails; disparity 9 passes the width 5.
-        for shape in [[2, 6, 3, 13], [1, 6, 2, 5]] {
+        // Widths of 13 and 37 run the vector loops and their tails; disparities 7 to 22 pass the width 5.
+        for shape in [[2, 6, 3, 13], [1, 6, 2, 5], [1, 6, 2, 37]] {
             let l = netTensor(shape, &rng), r = netTensor(shape, &rng)
             netExpect(try netRunOp(.costVolume(volume), [l, r]), naiveCostVolume(l, r, volume))
         }

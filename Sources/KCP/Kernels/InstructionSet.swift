@@ -162,6 +162,22 @@ func winogradKernelGradients(_ products: UnsafePointer<Float>, pointPitch: Int, 
     KCPVector.winogradKernelGradients(products, pointPitch: pointPitch, into: taps)
 }
 
+/// `KCPVector.correlationRow` of the active set.
+@inline(__always)
+func correlationRow(_ left: UnsafePointer<Float>, _ right: UnsafePointer<Float>, channels: Int, pitch: Int, width: Int,
+                    firstDisparity: Int, count: Int, scale: Float, into y: UnsafeMutablePointer<Float>, planePitch: Int)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.correlationRow(left, right, channels: channels, pitch: pitch, width: width,
+                                              firstDisparity: firstDisparity, count: count, scale: scale, into: y,
+                                              planePitch: planePitch)
+    }
+    #endif
+    KCPVector.correlationRow(left, right, channels: channels, pitch: pitch, width: width, firstDisparity: firstDisparity,
+                             count: count, scale: scale, into: y, planePitch: planePitch)
+}
+
 /// `KCPVector.softArgminPixels` of the active set.
 @inline(__always)
 func softArgminPixels(_ x: UnsafePointer<Float>, disparities: Int, stride: Int, count: Int, sign: Float,

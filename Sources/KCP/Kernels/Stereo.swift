@@ -12,58 +12,35 @@ import Glibc
 /// `y[n, g, d, h, w] = scale * sum_{c in group g} left[n, c, h, w] * right[n, c, h, w - d]`
 /// over the `C / G` channels `g C/G ..< (g + 1) C/G`. Parallel over the `N G H`
 /// rows: a row's group of channels is copied together (planes lie a power
-/// of two apart and would share cache sets) and serves every disparity, and
-/// each output vector sums its channels in increasing order in registers
-/// (`groupProducts`).
+/// of two apart and would share cache sets), the right rows behind `D + 3`
+/// zeros that stand for `w < d`, and serves every disparity, four at a time
+/// (`correlationRow`, each output summing its channels in increasing order
+/// in a register).
 func groupCorrelationForward(_ left: Tensor, _ right: Tensor, maxDisparity: Int, groups: Int, scale: Float) -> Tensor {
     let (batch, channels, height, width) = (left.shape[0], left.shape[1], left.shape[2], left.shape[3])
     let (perGroup, plane) = (channels / groups, height * width)
-    var y = Tensor(zeros: [batch, groups, maxDisparity, height, width])
-    left.data.withUnsafeBufferPointer { ls in
-        right.data.withUnsafeBufferPointer { rs in
-            y.data.withUnsafeMutableBufferPointer { ys in
-                parallelFor(batch * groups * height, scratch: 2 * perGroup * width) { job, rows in
+    let lead = (maxDisparity + 3 + 15) / 16 * 16, pitch = lead + (width + 15) / 16 * 16
+    return Tensor(shape: [batch, groups, maxDisparity, height, width]) { ys in
+        left.data.withUnsafeBufferPointer { ls in
+            right.data.withUnsafeBufferPointer { rs in
+                parallelFor(batch * groups * height, scratch: 2 * perGroup * pitch) { job, rows in
                     let (group, row) = (job / height, job % height * width)
+                    let (lefts, rights) = (rows, rows + perGroup * pitch + lead)
                     // Channel c of sample n's group g is plane (n G + g) C/G + c of the features.
                     for c in 0..<perGroup {
                         let source = (group * perGroup + c) * plane + row
-                        copyFloats(ls.baseAddress! + source, to: rows + c * width, count: width)
-                        copyFloats(rs.baseAddress! + source, to: rows + (perGroup + c) * width, count: width)
+                        copyFloats(ls.baseAddress! + source, to: lefts + c * pitch, count: width)
+                        clearFloats(rights + c * pitch - lead, count: lead)
+                        copyFloats(rs.baseAddress! + source, to: rights + c * pitch, count: width)
                     }
-                    for d in 0..<min(maxDisparity, width) {
-                        groupProducts(ys.baseAddress! + (group * maxDisparity + d) * plane + row + d, rows + d,
-                                      rows + perGroup * width, channels: perGroup, stride: width, count: width - d,
-                                      scale: scale)
+                    for d in Swift.stride(from: 0, to: maxDisparity, by: 4) {
+                        correlationRow(lefts, rights, channels: perGroup, pitch: pitch, width: width, firstDisparity: d,
+                                       count: min(4, maxDisparity - d), scale: scale,
+                                       into: ys.baseAddress! + (group * maxDisparity + d) * plane + row, planePitch: plane)
                     }
                 }
             }
         }
-    }
-    return y
-}
-
-/// `y[k] = scale * sum_{c < channels} a[c stride + k] * b[c stride + k]` for
-/// `k < count`, eight outputs at a time summed in a register over `c` in
-/// increasing order.
-@inline(__always)
-private func groupProducts(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                           channels: Int, stride: Int, count: Int, scale: Float)
-{
-    var k = 0
-    while k + 8 <= count {
-        var sum = SIMD8<Float>()
-        for c in 0..<channels {
-            sum.addProduct(UnsafeRawPointer(a + c * stride + k).loadUnaligned(as: SIMD8<Float>.self),
-                           UnsafeRawPointer(b + c * stride + k).loadUnaligned(as: SIMD8<Float>.self))
-        }
-        UnsafeMutableRawPointer(y + k).storeBytes(of: sum * scale, as: SIMD8<Float>.self)
-        k += 8
-    }
-    while k < count {
-        var sum: Float = 0
-        for c in 0..<channels { sum.addProduct(a[c * stride + k], b[c * stride + k]) }
-        y[k] = sum * scale
-        k += 1
     }
 }
 
