@@ -22,12 +22,12 @@ func exponential(_ v: Lanes) -> Lanes {
     return (p * r * r + r + c(1)) * unsafeBitCast((bits &+ 127) &<< 23, to: Lanes.self)
 }
 
-/// Runs `body(x, y, extra)` over `count` pixels 16 at a time, the last
-/// partial run through zero-padded copies (`columns` rows of `x` at `stride`,
-/// and the `extra` row), so every pixel takes the same vector operations.
+/// Runs `body(x, stride, extra, y, outputStride)` over `count` pixels 16 at a time, the last
+/// partial run through zero-padded copies (`columns` rows of `x` at `stride`, the `extra` row,
+/// and `outputRows` rows of `y` at `outputStride`), so every pixel takes the same vector operations.
 @inline(__always)
 private func byRuns(_ x: UnsafePointer<Float>, columns: Int, stride: Int, count: Int, extra: UnsafePointer<Float>?,
-                    into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                    into y: UnsafeMutablePointer<Float>, outputRows: Int, outputStride: Int,
                     _ body: (UnsafePointer<Float>, Int, UnsafePointer<Float>?, UnsafeMutablePointer<Float>, Int) -> Void)
 {
     let whole = count / 16 * 16
@@ -39,7 +39,7 @@ private func byRuns(_ x: UnsafePointer<Float>, columns: Int, stride: Int, count:
         for d in 0..<columns { for k in whole..<count { xs[d * 16 + k - whole] = x[d * stride + k] } }
         if let extra { for k in whole..<count { es[k - whole] = extra[k] } }
         body(xs, 16, extra == nil ? nil : UnsafePointer(es), ys, 16)
-        for d in 0..<(outputStride == 0 ? 1 : columns) {
+        for d in 0..<outputRows {
             for k in whole..<count { y[d * outputStride + k] = ys[d * 16 + k - whole] }
         }
     }
@@ -65,7 +65,8 @@ private func moments(_ x: UnsafePointer<Float>, _ disparities: Int, _ stride: In
 public func softArgminPixels(_ x: UnsafePointer<Float>, disparities: Int, stride: Int, count: Int, sign: Float,
                              into y: UnsafeMutablePointer<Float>)
 {
-    byRuns(x, columns: disparities, stride: stride, count: count, extra: nil, into: y, outputStride: 0) { x, stride, _, y, _ in
+    byRuns(x, columns: disparities, stride: stride, count: count, extra: nil, into: y, outputRows: 1,
+           outputStride: 0) { x, stride, _, y, _ in
         let (_, total, weighted) = moments(x, disparities, stride, Lanes(repeating: sign))
         UnsafeMutableRawPointer(y).storeBytes(of: weighted / total, as: Lanes.self)
     }
@@ -76,7 +77,8 @@ public func softArgminPixels(_ x: UnsafePointer<Float>, disparities: Int, stride
 public func softArgminGradientPixels(_ x: UnsafePointer<Float>, disparities: Int, stride: Int, count: Int, sign: Float,
                                      gradient g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>)
 {
-    byRuns(x, columns: disparities, stride: stride, count: count, extra: g, into: dx, outputStride: stride) {
+    byRuns(x, columns: disparities, stride: stride, count: count, extra: g, into: dx, outputRows: disparities,
+           outputStride: stride) {
         x, stride, g, dx, outputStride in
         let signs = Lanes(repeating: sign)
         let (peak, total, weighted) = moments(x, disparities, stride, signs)

@@ -93,19 +93,14 @@ struct WinogradConvolution {
         let (points, groups, kernels, depth) = (Self.points, s.groups, kernels, slices)
         let (inputs, outputs) = (s.perGroup, s.outPerGroup), stacked = depth.taps * s.perGroup
         let widest = bandsPerChunk * tileColumns
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * depth.count * inputs * widest)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: transformedInputFloats)
         // The last run of the last tiles reads 16 lanes.
         let products = UnsafeMutablePointer<Float>.allocate(
             capacity: groups * points * depth.outputs * outputs * widest + Self.lanes)
         defer { v.deallocate(); products.deallocate() }
         for first in stride(from: 0, to: bands, by: bandsPerChunk) {
             let chunk = first..<min(bands, first + bandsPerChunk), width = chunk.count * tileColumns
-            parallelFor(groups * depth.count * inputs, scratch: Self.t * Self.t * tilePitch) { job, lines in
-                let (g, slice, c) = (job / inputs / depth.count, job / inputs % depth.count, job % inputs)
-                transformInput(x, channel: g * inputs + c, slice: slice, bands: chunk, lines: lines,
-                               into: v + ((g * points * depth.count + slice) * inputs + c) * width,
-                               pointPitch: depth.count * inputs * width)
-            }
+            transformInputs(x, bands: chunk, into: v)
             parallelFor(groups * points * depth.outputs) { job in
                 let (g, point, z) = (job / depth.outputs / points, job / depth.outputs % points, job % depth.outputs)
                 let taps = depth.taps(z), out = products + ((g * points + point) * depth.outputs + z) * outputs * width
@@ -132,17 +127,13 @@ struct WinogradConvolution {
         precondition(slices.taps == 1 && slices.count == 1, "the weight gradient is a plane conv's")
         let (points, groups, lanes, kernels) = (Self.points, s.groups, Self.lanes, kernels)
         let (inputs, outputs) = (s.perGroup, s.outPerGroup), widest = bandsPerChunk * tileColumns
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * inputs * widest)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: transformedInputFloats)
         let transformed = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * outputs * widest)
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: points * kernels + lanes)  // M[ξ][κ]; 16 lanes read
         defer { v.deallocate(); transformed.deallocate(); sums.deallocate() }
         for first in stride(from: 0, to: bands, by: bandsPerChunk) {
             let chunk = first..<min(bands, first + bandsPerChunk), width = chunk.count * tileColumns
-            parallelFor(groups * inputs, scratch: Self.t * Self.t * tilePitch) { job, lines in
-                let (g, c) = (job / inputs, job % inputs)
-                transformInput(x, channel: g * inputs + c, slice: 0, bands: chunk, lines: lines,
-                               into: v + (g * points * inputs + c) * width, pointPitch: inputs * width)
-            }
+            transformInputs(x, bands: chunk, into: v)
             parallelFor(groups * outputs, scratch: Self.m * Self.m * tilePitch) { job, lines in
                 let (g, o) = (job / outputs, job % outputs)
                 transformGradient(dy, channel: g * outputs + o, bands: chunk, lines: lines,
@@ -165,6 +156,20 @@ struct WinogradConvolution {
                 }
             }
             initialized = 9 * kernels
+        }
+    }
+
+    /// Floats of a chunk's transformed inputs.
+    private var transformedInputFloats: Int { s.groups * Self.points * slices.count * s.perGroup * bandsPerChunk * tileColumns }
+
+    /// `V` of every input channel and depth slice of `x` for the tiles of `bands`, laid out
+    /// `[g][ξ][slice][C/g][tiles]` in `v`, in parallel by channel and slice.
+    private func transformInputs(_ x: UnsafePointer<Float>, bands: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        let (points, inputs, depth, width) = (Self.points, s.perGroup, slices.count, bands.count * tileColumns)
+        parallelFor(s.groups * depth * inputs, scratch: Self.t * Self.t * tilePitch) { job, lines in
+            let (g, slice, c) = (job / inputs / depth, job / inputs % depth, job % inputs)
+            transformInput(x, channel: g * inputs + c, slice: slice, bands: bands, lines: lines,
+                           into: v + ((g * points * depth + slice) * inputs + c) * width, pointPitch: depth * inputs * width)
         }
     }
 
