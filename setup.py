@@ -1,4 +1,5 @@
-"""Builds `kcp._native`: the Swift engine, linked statically, plus the CPython glue.
+"""Builds `kcp._native`: the Swift engine, linked statically, plus the CPython glue; and
+`kcp._cpu`, the engine's CPU probe alone, which the package reads before the engine loads.
 
 `swift build` compiles the engine (Sources/KCP + the C ABI in Sources/KCPC) as
 a static library; the extension's C object is then linked against it by
@@ -28,6 +29,8 @@ class SwiftBuildExt(build_ext):
     """Builds the Swift engine, compiles the extension source, links with swiftc."""
 
     def build_extension(self, ext):
+        if ext is not native:
+            return super().build_extension(ext)
         self.spawn(["swift", "build", "-c", "release", "--product", "KCPEngine",
                     "--package-path", str(ROOT), "--scratch-path", str(SCRATCH), *SWIFT_SANITIZE])
         bin_dir = subprocess.check_output(
@@ -57,4 +60,11 @@ native = Extension(
     include_dirs=[numpy.get_include(), sysconfig.get_paths()["include"], str(ROOT / "Sources/KCPC/include")],
 )
 
-setup(ext_modules=[native], cmdclass={"build_ext": SwiftBuildExt})
+cpu = Extension(
+    "kcp._cpu",
+    sources=["python/kcp/_cpu.c", "Sources/CPlatform/platform.c"],
+    include_dirs=[str(ROOT / "Sources/CPlatform/include")],
+    extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],
+)
+
+setup(ext_modules=[native, cpu], cmdclass={"build_ext": SwiftBuildExt})

@@ -1,9 +1,10 @@
 // The CPlatform target only exposes include/platform.h to Swift.
 #include "platform.h"
 
+#include <stdlib.h>
+#include <string.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
-#include <string.h>
 #endif
 
 int kcp_cpu_has_avx512(void) {
@@ -15,6 +16,25 @@ int kcp_cpu_has_avx512(void) {
 #else
     return 0;
 #endif
+}
+
+const char *kcp_cpu_isa(void) {
+#if defined(__x86_64__)
+    const char *requested = getenv("KCP_ISA");
+    if (requested && strcmp(requested, "avx2") == 0) return "avx2";
+    return kcp_cpu_has_avx512() ? "avx512" : "avx2";
+#else
+    return "native";
+#endif
+}
+
+const char *kcp_blas_coretype(void) {
+    // OpenBLAS's kernels of the same width: SkylakeX's SGEMM is AVX-512 (Cooperlake and Sapphire Rapids
+    // add BF16 products only), Haswell's AVX2 + FMA.
+    const char *isa = kcp_cpu_isa();
+    if (strcmp(isa, "avx512") == 0) return "SkylakeX";
+    if (strcmp(isa, "avx2") == 0) return "Haswell";
+    return NULL;
 }
 
 int kcp_cpu_name(char *name, int capacity) {

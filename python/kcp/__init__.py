@@ -7,6 +7,7 @@ PyTorch models are pruned in their own training loops by ``kcp.torch``
 (``import kcp.torch``; ``import kcp`` itself never imports torch).
 """
 
+from . import _engine  # first: loads the engine with OpenBLAS's kernels for this CPU
 from . import _arguments, datasets, models
 from ._native import KCPError
 from ._native import get_num_threads as _get_num_threads
@@ -60,7 +61,8 @@ def info():
     """The machine and what the engine chose for it: ``{"cpu"``: the processor's name,
     ``"isa": "avx512" | "avx2" | "native"`` (its own
     vector kernels, chosen at load time from the CPU; ``KCP_ISA=avx2`` in the environment forces
-    AVX2), ``"supported"``: the sets this CPU runs, widest first, ``"blas"``: OpenBLAS's kernel set,
+    AVX2), ``"supported"``: the sets this CPU runs, widest first, ``"blas"``: OpenBLAS's kernel set
+    (as wide as ``"isa"`` unless ``OPENBLAS_CORETYPE`` names another),
     ``"threads"``: the engine's thread count``}``."""
     fields = dict(line.split(" ", 1) for line in _info().splitlines())
     return {"cpu": fields["cpu"], "isa": fields["isa"], "supported": fields["supported"].split(","), "blas": fields["blas"],

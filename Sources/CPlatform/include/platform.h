@@ -4,6 +4,17 @@
 /// 1 if the CPU and the OS support AVX-512 F, BW, DQ and VL (the set that
 /// `-target-cpu skylake-avx512` code may use), else 0.
 int kcp_cpu_has_avx512(void);
+/// The instruction set of the engine's own kernels: `KCP_ISA` ("avx2") where
+/// set, else the widest this CPU runs: "avx512" or "avx2" on x86-64, "native"
+/// elsewhere.
+const char *kcp_cpu_isa(void);
+/// The OpenBLAS kernel set (an `OPENBLAS_CORETYPE` name) as wide as
+/// `kcp_cpu_isa()`: "SkylakeX" or "Haswell", or NULL off x86-64. OpenBLAS
+/// picks its kernels from the CPU's model number when it loads, and falls
+/// back to SSE3 ("Prescott") on a model it does not know, such as an Emerald
+/// Rapids Xeon for OpenBLAS 0.3.21; the Python package names this set before
+/// the engine loads OpenBLAS.
+const char *kcp_blas_coretype(void);
 /// Writes the CPU's brand string (at most 48 characters and a 0) into `name`,
 /// which has room for `capacity` bytes (at least 49); returns 1, or 0 where
 /// the CPU reports none.

@@ -28,11 +28,8 @@ public enum InstructionSet: String, CaseIterable, Sendable {
         #endif
     }()
 
-    /// The set in use: `KCP_ISA` if supported, else the widest.
-    public private(set) nonisolated(unsafe) static var active: InstructionSet = {
-        let requested = getenv("KCP_ISA").flatMap { InstructionSet(rawValue: String(cString: $0)) }
-        return requested.flatMap { supported.contains($0) ? $0 : nil } ?? supported[0]
-    }()
+    /// The set in use: `KCP_ISA=avx2` if set, else the widest (`kcp_cpu_isa`).
+    public private(set) nonisolated(unsafe) static var active = InstructionSet(rawValue: String(cString: kcp_cpu_isa()))!
 
     /// Runs `body` with `set` active (tests run every supported path this way); not thread-safe.
     static func with<R>(_ set: InstructionSet, _ body: () throws -> R) rethrows -> R {
