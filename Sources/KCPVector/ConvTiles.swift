@@ -11,24 +11,34 @@ public let directTilePixels = 16, directTileChannels = 6
 /// One register tile of the direct convolution: `rows` (1 to 6) output
 /// channels x 16 output pixels,
 /// `tile[r * 16 + i] = sum_{c < channels, k < taps} kernels[(c * taps + k) * rows + r] * run[c * channelPitch + offsets[k] + i]`,
-/// each tap one weight broadcast per row and one 16-pixel load. The code is
-/// specialised for each `rows`.
-public func directConvTile(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
+/// each tap one weight broadcast per row and one 16-pixel load. With
+/// `blocks: 2`, the next 16 pixels too (`run + 16`, into the tile after it,
+/// `tile + 6 * 16`), each broadcast then feeding two products: 12 zmm
+/// accumulators hide the FMA's latency that 6 leave exposed (AVX-512 only;
+/// AVX2's 16 ymm registers hold one block's 12). The code is specialised for
+/// each `rows` and `blocks`.
+public func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
                            offsets: UnsafePointer<Int>, taps: Int, channels: Int, channelPitch: Int,
                            into tile: UnsafeMutablePointer<Float>)
 {
     let shape = (taps: taps, channels: channels, pitch: channelPitch)
-    switch rows {
-    case 6: accumulate(rows: 6, run, kernels, offsets, shape, tile)
-    case 5: accumulate(rows: 5, run, kernels, offsets, shape, tile)
-    case 4: accumulate(rows: 4, run, kernels, offsets, shape, tile)
-    case 3: accumulate(rows: 3, run, kernels, offsets, shape, tile)
-    case 2: accumulate(rows: 2, run, kernels, offsets, shape, tile)
+    switch (rows, blocks) {
+    case (6, 2): accumulatePair(rows: 6, run, kernels, offsets, shape, tile)
+    case (5, 2): accumulatePair(rows: 5, run, kernels, offsets, shape, tile)
+    case (4, 2): accumulatePair(rows: 4, run, kernels, offsets, shape, tile)
+    case (3, 2): accumulatePair(rows: 3, run, kernels, offsets, shape, tile)
+    case (2, 2): accumulatePair(rows: 2, run, kernels, offsets, shape, tile)
+    case (_, 2): accumulatePair(rows: 1, run, kernels, offsets, shape, tile)
+    case (6, _): accumulate(rows: 6, run, kernels, offsets, shape, tile)
+    case (5, _): accumulate(rows: 5, run, kernels, offsets, shape, tile)
+    case (4, _): accumulate(rows: 4, run, kernels, offsets, shape, tile)
+    case (3, _): accumulate(rows: 3, run, kernels, offsets, shape, tile)
+    case (2, _): accumulate(rows: 2, run, kernels, offsets, shape, tile)
     default: accumulate(rows: 1, run, kernels, offsets, shape, tile)
     }
 }
 
-/// `directConvTile` for a constant `rows`: `rows` vector accumulators.
+/// `directConvTile` of one block for a constant `rows`: `rows` vector accumulators.
 @inline(__always)
 private func accumulate(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
                         _ offsets: UnsafePointer<Int>, _ shape: (taps: Int, channels: Int, pitch: Int),
@@ -49,13 +59,49 @@ private func accumulate(rows: Int, _ run: UnsafePointer<Float>, _ kernels: Unsaf
             w += rows
         }
     }
+    store(rows: rows, (a0, a1, a2, a3, a4, a5), into: tile)
+}
+
+/// `directConvTile` of two blocks for a constant `rows`: `2 * rows` vector accumulators, each broadcast
+/// feeding one product per block.
+@inline(__always)
+private func accumulatePair(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
+                            _ offsets: UnsafePointer<Int>, _ shape: (taps: Int, channels: Int, pitch: Int),
+                            _ tile: UnsafeMutablePointer<Float>)
+{
+    var (a0, a1, a2, a3, a4, a5) = (Lanes(), Lanes(), Lanes(), Lanes(), Lanes(), Lanes())
+    var (b0, b1, b2, b3, b4, b5) = (Lanes(), Lanes(), Lanes(), Lanes(), Lanes(), Lanes())
+    var w = kernels
+    for c in 0..<shape.channels {
+        let channel = run + c * shape.pitch
+        for k in 0..<shape.taps {
+            let pixels = UnsafeRawPointer(channel + offsets[k])
+            let (x, y) = (pixels.loadUnaligned(as: Lanes.self),
+                          pixels.loadUnaligned(fromByteOffset: MemoryLayout<Lanes>.size, as: Lanes.self))
+            var v = Lanes(repeating: w[0])
+            a0.addProduct(x, v); b0.addProduct(y, v)
+            if rows > 1 { v = Lanes(repeating: w[1]); a1.addProduct(x, v); b1.addProduct(y, v) }
+            if rows > 2 { v = Lanes(repeating: w[2]); a2.addProduct(x, v); b2.addProduct(y, v) }
+            if rows > 3 { v = Lanes(repeating: w[3]); a3.addProduct(x, v); b3.addProduct(y, v) }
+            if rows > 4 { v = Lanes(repeating: w[4]); a4.addProduct(x, v); b4.addProduct(y, v) }
+            if rows > 5 { v = Lanes(repeating: w[5]); a5.addProduct(x, v); b5.addProduct(y, v) }
+            w += rows
+        }
+    }
+    store(rows: rows, (a0, a1, a2, a3, a4, a5), into: tile)
+    store(rows: rows, (b0, b1, b2, b3, b4, b5), into: tile + directTileChannels * directTilePixels)
+}
+
+/// Stores the first `rows` of a register tile's accumulators `v`, 16 floats apart.
+@inline(__always)
+private func store(rows: Int, _ v: (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes), into tile: UnsafeMutablePointer<Float>) {
     let out = UnsafeMutableRawPointer(tile), size = MemoryLayout<Lanes>.size
-    out.storeBytes(of: a0, as: Lanes.self)
-    if rows > 1 { out.storeBytes(of: a1, toByteOffset: size, as: Lanes.self) }
-    if rows > 2 { out.storeBytes(of: a2, toByteOffset: 2 * size, as: Lanes.self) }
-    if rows > 3 { out.storeBytes(of: a3, toByteOffset: 3 * size, as: Lanes.self) }
-    if rows > 4 { out.storeBytes(of: a4, toByteOffset: 4 * size, as: Lanes.self) }
-    if rows > 5 { out.storeBytes(of: a5, toByteOffset: 5 * size, as: Lanes.self) }
+    out.storeBytes(of: v.0, as: Lanes.self)
+    if rows > 1 { out.storeBytes(of: v.1, toByteOffset: size, as: Lanes.self) }
+    if rows > 2 { out.storeBytes(of: v.2, toByteOffset: 2 * size, as: Lanes.self) }
+    if rows > 3 { out.storeBytes(of: v.3, toByteOffset: 3 * size, as: Lanes.self) }
+    if rows > 4 { out.storeBytes(of: v.4, toByteOffset: 4 * size, as: Lanes.self) }
+    if rows > 5 { out.storeBytes(of: v.5, toByteOffset: 5 * size, as: Lanes.self) }
 }
 
 /// A conv's epilogue on one line of `count` results `values` of one output

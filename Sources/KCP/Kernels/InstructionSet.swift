@@ -43,20 +43,25 @@ public enum InstructionSet: String, CaseIterable, Sendable {
 
 // MARK: - Dispatch
 
-/// `KCPVector.directConvTile` of the active set.
+/// `KCPVector.directConvTile` of the active set for `blocks` (1 or 2)
+/// consecutive 16-pixel blocks, the second's tile after the first's: AVX-512
+/// computes two at once, AVX2 (whose registers hold one) one after the other.
 @inline(__always)
-func directConvTile(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
+func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
                     offsets: UnsafePointer<Int>, taps: Int, channels: Int, channelPitch: Int,
                     into tile: UnsafeMutablePointer<Float>)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
-        return KCPVectorAVX512.directConvTile(rows: rows, run, kernels, offsets: offsets, taps: taps,
+        return KCPVectorAVX512.directConvTile(rows: rows, blocks: blocks, run, kernels, offsets: offsets, taps: taps,
                                               channels: channels, channelPitch: channelPitch, into: tile)
     }
     #endif
-    KCPVector.directConvTile(rows: rows, run, kernels, offsets: offsets, taps: taps, channels: channels,
-                             channelPitch: channelPitch, into: tile)
+    for block in 0..<blocks {
+        KCPVector.directConvTile(rows: rows, blocks: 1, run + block * directTile.pixels, kernels, offsets: offsets,
+                                 taps: taps, channels: channels, channelPitch: channelPitch,
+                                 into: tile + block * directTile.pixels * directTile.channels)
+    }
 }
 
 /// `KCPVector.depthwiseRows` of the active set.
