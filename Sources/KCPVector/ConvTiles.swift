@@ -12,84 +12,94 @@ public let directTilePixels = 16, directTileChannels = 6
 /// channels x 16 output pixels,
 /// `tile[r * 16 + i] = sum_{c < channels, k < taps} kernels[(c * taps + k) * rows + r] * run[c * channelPitch + offsets[k] + i]`,
 /// each tap one weight broadcast per row and one 16-pixel load. With
-/// `blocks: 2`, the next 16 pixels too (`run + 16`, into the tile after it,
-/// `tile + 6 * 16`), each broadcast then feeding two products: 12 zmm
-/// accumulators hide the FMA's latency that 6 leave exposed (AVX-512 only;
-/// AVX2's 16 ymm registers hold one block's 12). The code is specialised for
-/// each `rows` and `blocks`.
+/// `blocks` 2 or 4, the next 16-pixel blocks too (block `b` at `run + 16 * b`,
+/// its tile at `tile + b * 6 * 16`), each broadcast feeding one product per
+/// block: AVX-512's 32 zmm registers hold 12 or 24 accumulators, which hide
+/// the FMA's latency and spread each broadcast over more products (AVX2's 16
+/// ymm registers hold one block's 12). The code is specialised for each
+/// `rows` and `blocks`.
 public func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
                            offsets: UnsafePointer<Int>, taps: Int, channels: Int, channelPitch: Int,
                            into tile: UnsafeMutablePointer<Float>)
 {
     let shape = (taps: taps, channels: channels, pitch: channelPitch)
-    switch (rows, blocks) {
-    case (6, 2): accumulatePair(rows: 6, run, kernels, offsets, shape, tile)
-    case (5, 2): accumulatePair(rows: 5, run, kernels, offsets, shape, tile)
-    case (4, 2): accumulatePair(rows: 4, run, kernels, offsets, shape, tile)
-    case (3, 2): accumulatePair(rows: 3, run, kernels, offsets, shape, tile)
-    case (2, 2): accumulatePair(rows: 2, run, kernels, offsets, shape, tile)
-    case (_, 2): accumulatePair(rows: 1, run, kernels, offsets, shape, tile)
-    case (6, _): accumulate(rows: 6, run, kernels, offsets, shape, tile)
-    case (5, _): accumulate(rows: 5, run, kernels, offsets, shape, tile)
-    case (4, _): accumulate(rows: 4, run, kernels, offsets, shape, tile)
-    case (3, _): accumulate(rows: 3, run, kernels, offsets, shape, tile)
-    case (2, _): accumulate(rows: 2, run, kernels, offsets, shape, tile)
-    default: accumulate(rows: 1, run, kernels, offsets, shape, tile)
+    switch blocks {
+    case 4: directConvTile(Four.self, rows: rows, run, kernels, offsets, shape, tile)
+    case 2: directConvTile(Two.self, rows: rows, run, kernels, offsets, shape, tile)
+    default: directConvTile(One.self, rows: rows, run, kernels, offsets, shape, tile)
     }
 }
 
-/// `directConvTile` of one block for a constant `rows`: `rows` vector accumulators.
-@inline(__always)
-private func accumulate(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
-                        _ offsets: UnsafePointer<Int>, _ shape: (taps: Int, channels: Int, pitch: Int),
-                        _ tile: UnsafeMutablePointer<Float>)
+/// A count fixed at compile time, so that the generic code specialised for it has its loops unrolled.
+protocol Count { static var value: Int { get } }
+enum One: Count { static var value: Int { 1 } }
+enum Two: Count { static var value: Int { 2 } }
+enum Three: Count { static var value: Int { 3 } }
+enum Four: Count { static var value: Int { 4 } }
+enum Five: Count { static var value: Int { 5 } }
+enum Six: Count { static var value: Int { 6 } }
+
+/// `directConvTile` for `B` blocks, specialised for each `rows`.
+private func directConvTile<B: Count>(_ blocks: B.Type, rows: Int, _ run: UnsafePointer<Float>,
+                                      _ kernels: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
+                                      _ shape: (taps: Int, channels: Int, pitch: Int), _ tile: UnsafeMutablePointer<Float>)
 {
-    var (a0, a1, a2, a3, a4, a5) = (Lanes(), Lanes(), Lanes(), Lanes(), Lanes(), Lanes())
-    var w = kernels
-    for c in 0..<shape.channels {
-        let channel = run + c * shape.pitch
-        for k in 0..<shape.taps {
-            let x = UnsafeRawPointer(channel + offsets[k]).loadUnaligned(as: Lanes.self)
-            a0.addProduct(x, Lanes(repeating: w[0]))
-            if rows > 1 { a1.addProduct(x, Lanes(repeating: w[1])) }
-            if rows > 2 { a2.addProduct(x, Lanes(repeating: w[2])) }
-            if rows > 3 { a3.addProduct(x, Lanes(repeating: w[3])) }
-            if rows > 4 { a4.addProduct(x, Lanes(repeating: w[4])) }
-            if rows > 5 { a5.addProduct(x, Lanes(repeating: w[5])) }
-            w += rows
-        }
+    switch rows {
+    case 6: accumulate(Six.self, B.self, run, kernels, offsets, shape, tile)
+    case 5: accumulate(Five.self, B.self, run, kernels, offsets, shape, tile)
+    case 4: accumulate(Four.self, B.self, run, kernels, offsets, shape, tile)
+    case 3: accumulate(Three.self, B.self, run, kernels, offsets, shape, tile)
+    case 2: accumulate(Two.self, B.self, run, kernels, offsets, shape, tile)
+    default: accumulate(One.self, B.self, run, kernels, offsets, shape, tile)
     }
-    store(rows: rows, (a0, a1, a2, a3, a4, a5), into: tile)
 }
 
-/// `directConvTile` of two blocks for a constant `rows`: `2 * rows` vector accumulators, each broadcast
-/// feeding one product per block.
+/// One output channel's accumulators, one per 16-pixel block (the first `blocks` used).
+private typealias Blocks = (Lanes, Lanes, Lanes, Lanes)
+
+/// `a += x * w` for the first `blocks` blocks.
 @inline(__always)
-private func accumulatePair(rows: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
-                            _ offsets: UnsafePointer<Int>, _ shape: (taps: Int, channels: Int, pitch: Int),
-                            _ tile: UnsafeMutablePointer<Float>)
+private func addProducts(_ a: inout Blocks, _ x: Blocks, _ w: Float, blocks: Int) {
+    let v = Lanes(repeating: w)
+    a.0.addProduct(x.0, v)
+    if blocks > 1 { a.1.addProduct(x.1, v) }
+    if blocks > 2 { a.2.addProduct(x.2, v); a.3.addProduct(x.3, v) }
+}
+
+/// `directConvTile` for `R` rows and `B` blocks: `R * B` vector accumulators.
+private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafePointer<Float>,
+                                            _ kernels: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
+                                            _ shape: (taps: Int, channels: Int, pitch: Int),
+                                            _ tile: UnsafeMutablePointer<Float>)
 {
-    var (a0, a1, a2, a3, a4, a5) = (Lanes(), Lanes(), Lanes(), Lanes(), Lanes(), Lanes())
-    var (b0, b1, b2, b3, b4, b5) = (Lanes(), Lanes(), Lanes(), Lanes(), Lanes(), Lanes())
+    let (rows, blocks) = (R.value, B.value)
+    let zero: Blocks = (Lanes(), Lanes(), Lanes(), Lanes()), size = MemoryLayout<Lanes>.size
+    var (a0, a1, a2, a3, a4, a5) = (zero, zero, zero, zero, zero, zero)
     var w = kernels
     for c in 0..<shape.channels {
         let channel = run + c * shape.pitch
         for k in 0..<shape.taps {
             let pixels = UnsafeRawPointer(channel + offsets[k])
-            let (x, y) = (pixels.loadUnaligned(as: Lanes.self),
-                          pixels.loadUnaligned(fromByteOffset: MemoryLayout<Lanes>.size, as: Lanes.self))
-            var v = Lanes(repeating: w[0])
-            a0.addProduct(x, v); b0.addProduct(y, v)
-            if rows > 1 { v = Lanes(repeating: w[1]); a1.addProduct(x, v); b1.addProduct(y, v) }
-            if rows > 2 { v = Lanes(repeating: w[2]); a2.addProduct(x, v); b2.addProduct(y, v) }
-            if rows > 3 { v = Lanes(repeating: w[3]); a3.addProduct(x, v); b3.addProduct(y, v) }
-            if rows > 4 { v = Lanes(repeating: w[4]); a4.addProduct(x, v); b4.addProduct(y, v) }
-            if rows > 5 { v = Lanes(repeating: w[5]); a5.addProduct(x, v); b5.addProduct(y, v) }
+            let x: Blocks = (pixels.loadUnaligned(as: Lanes.self),
+                             blocks > 1 ? pixels.loadUnaligned(fromByteOffset: size, as: Lanes.self) : Lanes(),
+                             blocks > 2 ? pixels.loadUnaligned(fromByteOffset: 2 * size, as: Lanes.self) : Lanes(),
+                             blocks > 2 ? pixels.loadUnaligned(fromByteOffset: 3 * size, as: Lanes.self) : Lanes())
+            addProducts(&a0, x, w[0], blocks: blocks)
+            if rows > 1 { addProducts(&a1, x, w[1], blocks: blocks) }
+            if rows > 2 { addProducts(&a2, x, w[2], blocks: blocks) }
+            if rows > 3 { addProducts(&a3, x, w[3], blocks: blocks) }
+            if rows > 4 { addProducts(&a4, x, w[4], blocks: blocks) }
+            if rows > 5 { addProducts(&a5, x, w[5], blocks: blocks) }
             w += rows
         }
     }
-    store(rows: rows, (a0, a1, a2, a3, a4, a5), into: tile)
-    store(rows: rows, (b0, b1, b2, b3, b4, b5), into: tile + directTileChannels * directTilePixels)
+    let next = directTileChannels * directTilePixels  // floats from one block's tile to the next's
+    store(rows: rows, (a0.0, a1.0, a2.0, a3.0, a4.0, a5.0), into: tile)
+    if blocks > 1 { store(rows: rows, (a0.1, a1.1, a2.1, a3.1, a4.1, a5.1), into: tile + next) }
+    if blocks > 2 {
+        store(rows: rows, (a0.2, a1.2, a2.2, a3.2, a4.2, a5.2), into: tile + 2 * next)
+        store(rows: rows, (a0.3, a1.3, a2.3, a3.3, a4.3, a5.3), into: tile + 3 * next)
+    }
 }
 
 /// Stores the first `rows` of a register tile's accumulators `v`, 16 floats apart.

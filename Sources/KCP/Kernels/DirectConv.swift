@@ -9,9 +9,8 @@
 /// pixels (`directConvTile`, 6 zmm or 12 ymm registers) accumulates
 /// `y[o, oy, ox] = sum_{c, p, q} W[o, c, p, q] * padded[c, oy*sy + p*dy, ox*sx + q*dx]`
 /// over every tap, one weight broadcast per channel and one 16-pixel load;
-/// with AVX-512, two tiles of consecutive pixels at once, each broadcast
-/// feeding both (12 zmm accumulators: 16 channels on 32x32 at batch 64 ran
-/// 1.7x faster than with one, ResNet-20 and the 64-pixel U-Net 1.07-1.1x).
+/// with AVX-512, up to four tiles of consecutive pixels at once, each
+/// broadcast feeding all (up to 24 zmm accumulators).
 ///
 /// The window holds the padded input rows one tile of output rows reads,
 /// split into `sy x sx` phases, phase `(fy, fx)` holding the pixels
@@ -85,7 +84,13 @@ struct DirectConvolution {
     /// Floats of one worker's scratch: the window, its overread, then one register tile (a depthwise
     /// conv's: the flat pixels of a tile's rows, rounded up to a vector).
     var scratchSize: Int {
-        tileOffset + (s.isDepthwise ? tileRows * pitch + Self.pixelsPerBlock : 2 * Self.channelsPerBlock * Self.pixelsPerBlock)
+        tileOffset + (s.isDepthwise ? tileRows * pitch + Self.pixelsPerBlock : 4 * Self.channelsPerBlock * Self.pixelsPerBlock)
+    }
+
+    /// Pixel blocks (4, 2 or 1) of one `directConvTile` call from pixel `first`: the most that each
+    /// hold a pixel before `end`, so that none reads further than the last block alone would.
+    static func blocks(from first: Int, to end: Int) -> Int {
+        first + 3 * pixelsPerBlock < end ? 4 : first + pixelsPerBlock < end ? 2 : 1
     }
 
     /// The output rows of tile `tile`.
@@ -210,23 +215,29 @@ struct DirectConvolution {
             if flat {
                 // Flat pixel j is output (j / pitch, j % pitch), a column past Wout for the ones dropped.
                 let end = (rows.count - 1) * pitch + s.outWidth
-                for j in stride(from: 0, to: end, by: 2 * n) {
-                    directConvTile(rows: count, blocks: j + n < end ? 2 : 1, window + j, kernels, offsets: offsets,
+                var j = 0
+                while j < end {
+                    let span = Self.blocks(from: j, to: end) * n
+                    directConvTile(rows: count, blocks: span / n, window + j, kernels, offsets: offsets,
                                    taps: s.kh * s.kw, channels: s.perGroup, channelPitch: channelPitch, into: tile)
                     var k = j
-                    while k < min(j + 2 * n, end) {
-                        let (oy, ox) = (k / pitch, k % pitch), run = min(j + 2 * n - k, s.outWidth - ox)
+                    while k < min(j + span, end) {
+                        let (oy, ox) = (k / pitch, k % pitch), run = min(j + span - k, s.outWidth - ox)
                         if ox < s.outWidth { store((k - j)..<(k - j + run), at: oy * s.outWidth + ox) }
                         k += ox < s.outWidth ? run : pitch - ox
                     }
+                    j += span
                 }
             } else {
                 for oy in 0..<rows.count {
-                    for ox in stride(from: 0, to: s.outWidth, by: 2 * n) {
-                        directConvTile(rows: count, blocks: ox + n < s.outWidth ? 2 : 1, window + oy * pitch + ox, kernels,
+                    var ox = 0
+                    while ox < s.outWidth {
+                        let span = Self.blocks(from: ox, to: s.outWidth) * n
+                        directConvTile(rows: count, blocks: span / n, window + oy * pitch + ox, kernels,
                                        offsets: offsets, taps: s.kh * s.kw, channels: s.perGroup, channelPitch: channelPitch,
                                        into: tile)
-                        store(0..<min(2 * n, s.outWidth - ox), at: oy * s.outWidth + ox)
+                        store(0..<min(span, s.outWidth - ox), at: oy * s.outWidth + ox)
+                        ox += span
                     }
                 }
             }

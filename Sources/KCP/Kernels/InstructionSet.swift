@@ -43,9 +43,9 @@ public enum InstructionSet: String, CaseIterable, Sendable {
 
 // MARK: - Dispatch
 
-/// `KCPVector.directConvTile` of the active set for `blocks` (1 or 2)
-/// consecutive 16-pixel blocks, the second's tile after the first's: AVX-512
-/// computes two at once, AVX2 (whose registers hold one) one after the other.
+/// `KCPVector.directConvTile` of the active set for `blocks` (1, 2 or 4)
+/// consecutive 16-pixel blocks, each block's tile after the one before:
+/// AVX-512 computes them at once, AVX2 (whose registers hold one) in turn.
 @inline(__always)
 func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
                     offsets: UnsafePointer<Int>, taps: Int, channels: Int, channelPitch: Int,
