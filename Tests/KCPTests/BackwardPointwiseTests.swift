@@ -103,17 +103,18 @@ struct BackwardPointwiseTests {
         #expect(literal.data == [0.5, 3])
     }
 
-    @Test("add passes the gradient to both inputs; mul multiplies it by the other input")
-    func addAndMul() {
-        let a = pwTensor([2, 3, 4, 5], seed: 4), b = pwTensor([2, 3, 4, 5], seed: 5, in: -2...2)
-        pwCheckBackward([a, b], what: "add", { binaryForward($0[0], $0[1], .add, outputShape: a.shape) }) {
-            let (da, db) = binaryBackward(a, b, .add, gradient: $0)
+    @Test("add passes the gradient to both inputs; mul multiplies it by the other input; sub, div: finite differences",
+          arguments: Binary.Kind.allCases)
+    func sameShapeBinary(_ kind: Binary.Kind) {
+        let a = pwTensor([2, 3, 4, 5], seed: 4), b = pwTensor([2, 3, 4, 5], seed: 5, in: kind == .div ? 0.5...2 : -2...2)
+        pwCheckBackward([a, b], what: "\(kind)", { binaryForward($0[0], $0[1], Binary(kind), outputShape: a.shape) }) {
+            let (da, db) = binaryBackward(a, b, Binary(kind), gradient: $0)
             return [da, db]
         }
-        pwCheckBackward([a, b], what: "mul", { binaryForward($0[0], $0[1], .mul, outputShape: a.shape) }) {
-            let (da, db) = binaryBackward(a, b, .mul, gradient: $0)
-            return [da, db]
-        }
+    }
+
+    @Test("mul by hand")
+    func mulLiteral() {
         let (da, db) = binaryBackward(Tensor(shape: [2], data: [2, 3]), Tensor(shape: [2], data: [5, 7]), .mul,
                                       gradient: Tensor(shape: [2], data: [1, -2]))
         #expect(da.data == [5, -14] && db.data == [2, -6])

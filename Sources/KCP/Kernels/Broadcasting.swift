@@ -47,6 +47,10 @@ private func combineRun(_ layout: BroadcastLayout, _ l: UnsafePointer<Float>, _ 
 /// `dl = g, g, g r, g / r` and `dr = g, -g, g l, -g l / r^2` (add, sub, mul, div).
 func binaryBackward(_ a: Tensor, _ b: Tensor, _ op: Binary, gradient: Tensor) -> (a: Tensor, b: Tensor) {
     let (left, right) = op.constantFirst ? (b, a) : (a, b)
+    if left.shape == gradient.shape && right.shape == gradient.shape {
+        let (dl, dr) = elementGradients(left, right, op.kind, gradient: gradient)
+        return op.constantFirst ? (dr, dl) : (dl, dr)
+    }
     let layout = BroadcastLayout(output: gradient.shape, left.shape, right.shape)
     var dl = Tensor(zeros: left.shape), dr = Tensor(zeros: right.shape)
     left.data.withUnsafeBufferPointer { ls in
@@ -75,6 +79,21 @@ func binaryBackward(_ a: Tensor, _ b: Tensor, _ op: Binary, gradient: Tensor) ->
         }
     }
     return op.constantFirst ? (dr, dl) : (dl, dr)
+}
+
+/// `binaryBackward` where neither operand broadcasts: nothing to sum, so
+/// each gradient is one element-wise pass (an add's both `g` itself, shared
+/// rather than copied: the residual adds of a ResNet's backward pass), with
+/// the float operations of the general loop.
+private func elementGradients(_ l: Tensor, _ r: Tensor, _ kind: Binary.Kind, gradient g: Tensor) -> (Tensor, Tensor) {
+    let (x, y, dy) = (l.data, r.data, g.data)
+    func gradient(_ f: (Int) -> Float) -> Tensor { Tensor(shape: g.shape, data: dy.indices.map(f)) }
+    switch kind {
+    case .add: return (g, g)
+    case .sub: return (g, gradient { 0 - dy[$0] })
+    case .mul: return (gradient { 0 + dy[$0] * y[$0] }, gradient { 0 + dy[$0] * x[$0] })
+    case .div: return (gradient { 0 + dy[$0] / y[$0] }, gradient { 0 - dy[$0] * x[$0] / (y[$0] * y[$0]) })
+    }
 }
 
 /// How two operands map onto a broadcast output: the output is split into
