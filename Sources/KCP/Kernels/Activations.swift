@@ -7,64 +7,141 @@ import Glibc
 func activationForward(_ x: Tensor, _ a: Activation) -> Tensor {
     let (alpha, beta) = (a.alpha, a.beta)
     switch a.kind {
-    case .relu: return map(x) { Swift.max($0, 0) }
-    case .clip: return map(x) { Swift.min(Swift.max($0, alpha), beta) }
-    case .leakyRelu: return map(x) { $0 >= 0 ? $0 : alpha * $0 }
-    case .sigmoid: return map(x) { sigmoid($0) }
-    case .tanh: return map(x) { tanhf($0) }
-    case .silu: return map(x) { $0 * sigmoid($0) }
-    case .gelu: return map(x) { 0.5 * $0 * (1 + erff($0 * Float(0.5.squareRoot()))) }
-    case .geluTanh: return map(x) { 0.5 * $0 * (1 + tanhf(geluTanhInner($0))) }
-    case .hardswish: return map(x) { $0 * Swift.min(Swift.max($0 / 6 + 0.5, 0), 1) }
-    case .hardsigmoid: return map(x) { Swift.min(Swift.max(alpha * $0 + beta, 0), 1) }
-    case .elu: return map(x) { $0 > 0 ? $0 : alpha * (expf($0) - 1) }
-    case .mish: return map(x) { $0 * tanhf(softplus($0)) }
-    case .softplus: return map(x) { alpha * $0 > beta ? $0 : softplus(alpha * $0) / alpha }
-    case .affine: return map(x) { alpha * $0 + beta }
+    case .relu: return map(x, Relu())
+    case .clip: return map(x, Clip(alpha: alpha, beta: beta))
+    case .leakyRelu: return map(x, LeakyRelu(alpha: alpha))
+    case .sigmoid: return map(x, Sigmoid())
+    case .tanh: return map(x, Tanh())
+    case .silu: return map(x, Silu())
+    case .gelu: return map(x, Gelu())
+    case .geluTanh: return map(x, GeluTanh())
+    case .hardswish: return map(x, Hardswish())
+    case .hardsigmoid: return map(x, Hardsigmoid(alpha: alpha, beta: beta))
+    case .elu: return map(x, Elu(alpha: alpha))
+    case .mish: return map(x, Mish())
+    case .softplus: return map(x, Softplus(alpha: alpha, beta: beta))
+    case .affine: return map(x, Affine(alpha: alpha, beta: beta))
     }
 }
 
 func activationBackward(_ x: Tensor, _ a: Activation, output y: Tensor, gradient: Tensor) -> Tensor {
     let (alpha, beta) = (a.alpha, a.beta)
     switch a.kind {
-    case .relu: return combine(x, gradient) { $0 > 0 ? $1 : 0 }
-    case .clip: return combine(x, gradient) { $0 > alpha && $0 < beta ? $1 : 0 }
-    case .leakyRelu: return combine(x, gradient) { $0 > 0 ? $1 : alpha * $1 }
-    case .sigmoid: return combine(y, gradient) { $1 * $0 * (1 - $0) }
-    case .tanh: return combine(y, gradient) { $1 * (1 - $0 * $0) }
-    case .silu:
-        return combine(x, gradient) { x, g in
-            let s = sigmoid(x)
-            return g * s * (1 + x * (1 - s))
-        }
-    case .gelu:
-        return combine(x, gradient) { x, g in
-            let cdf = 0.5 * (1 + erff(x * Float(0.5.squareRoot())))
-            let pdf = expf(-0.5 * x * x) / Float((2 * Double.pi).squareRoot())
-            return g * (cdf + x * pdf)
-        }
-    case .geluTanh:
-        return combine(x, gradient) { x, g in
-            let t = tanhf(geluTanhInner(x))
-            let inner = Float((2 / Double.pi).squareRoot()) * (1 + 3 * 0.044715 * x * x)
-            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner)
-        }
-    case .hardswish: return combine(x, gradient) { $0 < -3 ? 0 : $0 <= 3 ? $1 * ($0 / 3 + 0.5) : $1 }
-    case .hardsigmoid:
-        return combine(x, gradient) { x, g in
-            let u = alpha * x + beta
-            return u > 0 && u < 1 ? g * alpha : 0
-        }
-    case .elu: return combine(x, gradient) { $0 > 0 ? $1 : $1 * alpha * expf($0) }
-    case .mish:
-        return combine(x, gradient) { x, g in
-            let t = tanhf(softplus(x))
-            return g * (t + x * sigmoid(x) * (1 - t * t))
-        }
-    case .softplus:
-        return combine(x, gradient) { x, g in alpha * x > beta ? g : g * sigmoid(alpha * x) }
-    case .affine: return map(gradient) { alpha * $0 }
+    case .relu: return combine(x, gradient, ReluGradient())
+    case .clip: return combine(x, gradient, ClipGradient(alpha: alpha, beta: beta))
+    case .leakyRelu: return combine(x, gradient, LeakyReluGradient(alpha: alpha))
+    case .sigmoid: return combine(y, gradient, SigmoidGradient())
+    case .tanh: return combine(y, gradient, TanhGradient())
+    case .silu: return combine(x, gradient, SiluGradient())
+    case .gelu: return combine(x, gradient, GeluGradient())
+    case .geluTanh: return combine(x, gradient, GeluTanhGradient())
+    case .hardswish: return combine(x, gradient, HardswishGradient())
+    case .hardsigmoid: return combine(x, gradient, HardsigmoidGradient(alpha: alpha, beta: beta))
+    case .elu: return combine(x, gradient, EluGradient(alpha: alpha))
+    case .mish: return combine(x, gradient, MishGradient())
+    case .softplus: return combine(x, gradient, SoftplusGradient(alpha: alpha, beta: beta))
+    case .affine: return map(gradient, Scale(alpha: alpha))
     }
+}
+
+// MARK: - The activations, `y = f(x)`
+
+private struct Relu: ElementFunction { func callAsFunction(_ x: Float) -> Float { Swift.max(x, 0) } }
+private struct Clip: ElementFunction {
+    let alpha: Float, beta: Float
+    func callAsFunction(_ x: Float) -> Float { Swift.min(Swift.max(x, alpha), beta) }
+}
+private struct LeakyRelu: ElementFunction {
+    let alpha: Float
+    func callAsFunction(_ x: Float) -> Float { x >= 0 ? x : alpha * x }
+}
+private struct Sigmoid: ElementFunction { func callAsFunction(_ x: Float) -> Float { sigmoid(x) } }
+private struct Tanh: ElementFunction { func callAsFunction(_ x: Float) -> Float { tanhf(x) } }
+private struct Silu: ElementFunction { func callAsFunction(_ x: Float) -> Float { x * sigmoid(x) } }
+private struct Gelu: ElementFunction {
+    func callAsFunction(_ x: Float) -> Float { 0.5 * x * (1 + erff(x * Float(0.5.squareRoot()))) }
+}
+private struct GeluTanh: ElementFunction { func callAsFunction(_ x: Float) -> Float { 0.5 * x * (1 + tanhf(geluTanhInner(x))) } }
+private struct Hardswish: ElementFunction { func callAsFunction(_ x: Float) -> Float { x * Swift.min(Swift.max(x / 6 + 0.5, 0), 1) } }
+private struct Hardsigmoid: ElementFunction {
+    let alpha: Float, beta: Float
+    func callAsFunction(_ x: Float) -> Float { Swift.min(Swift.max(alpha * x + beta, 0), 1) }
+}
+private struct Elu: ElementFunction {
+    let alpha: Float
+    func callAsFunction(_ x: Float) -> Float { x > 0 ? x : alpha * (expf(x) - 1) }
+}
+private struct Mish: ElementFunction { func callAsFunction(_ x: Float) -> Float { x * tanhf(softplus(x)) } }
+private struct Softplus: ElementFunction {
+    let alpha: Float, beta: Float
+    func callAsFunction(_ x: Float) -> Float { alpha * x > beta ? x : softplus(alpha * x) / alpha }
+}
+private struct Affine: ElementFunction {
+    let alpha: Float, beta: Float
+    func callAsFunction(_ x: Float) -> Float { alpha * x + beta }
+}
+/// The affine's backward: `alpha * g`.
+private struct Scale: ElementFunction {
+    let alpha: Float
+    func callAsFunction(_ g: Float) -> Float { alpha * g }
+}
+
+// MARK: - Their backwards, `dL/dx` from `x` (or `y` for sigmoid and tanh) and `g = dL/dy`
+
+private struct ReluGradient: ElementPairFunction { func callAsFunction(_ x: Float, _ g: Float) -> Float { x > 0 ? g : 0 } }
+private struct ClipGradient: ElementPairFunction {
+    let alpha: Float, beta: Float
+    func callAsFunction(_ x: Float, _ g: Float) -> Float { x > alpha && x < beta ? g : 0 }
+}
+private struct LeakyReluGradient: ElementPairFunction {
+    let alpha: Float
+    func callAsFunction(_ x: Float, _ g: Float) -> Float { x > 0 ? g : alpha * g }
+}
+private struct SigmoidGradient: ElementPairFunction { func callAsFunction(_ y: Float, _ g: Float) -> Float { g * y * (1 - y) } }
+private struct TanhGradient: ElementPairFunction { func callAsFunction(_ y: Float, _ g: Float) -> Float { g * (1 - y * y) } }
+private struct SiluGradient: ElementPairFunction {
+    func callAsFunction(_ x: Float, _ g: Float) -> Float {
+        let s = sigmoid(x)
+        return g * s * (1 + x * (1 - s))
+    }
+}
+private struct GeluGradient: ElementPairFunction {
+    func callAsFunction(_ x: Float, _ g: Float) -> Float {
+        let cdf = 0.5 * (1 + erff(x * Float(0.5.squareRoot())))
+        let pdf = expf(-0.5 * x * x) / Float((2 * Double.pi).squareRoot())
+        return g * (cdf + x * pdf)
+    }
+}
+private struct GeluTanhGradient: ElementPairFunction {
+    func callAsFunction(_ x: Float, _ g: Float) -> Float {
+        let t = tanhf(geluTanhInner(x))
+        let inner = Float((2 / Double.pi).squareRoot()) * (1 + 3 * 0.044715 * x * x)
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner)
+    }
+}
+private struct HardswishGradient: ElementPairFunction {
+    func callAsFunction(_ x: Float, _ g: Float) -> Float { x < -3 ? 0 : x <= 3 ? g * (x / 3 + 0.5) : g }
+}
+private struct HardsigmoidGradient: ElementPairFunction {
+    let alpha: Float, beta: Float
+    func callAsFunction(_ x: Float, _ g: Float) -> Float {
+        let u = alpha * x + beta
+        return u > 0 && u < 1 ? g * alpha : 0
+    }
+}
+private struct EluGradient: ElementPairFunction {
+    let alpha: Float
+    func callAsFunction(_ x: Float, _ g: Float) -> Float { x > 0 ? g : g * alpha * expf(x) }
+}
+private struct MishGradient: ElementPairFunction {
+    func callAsFunction(_ x: Float, _ g: Float) -> Float {
+        let t = tanhf(softplus(x))
+        return g * (t + x * sigmoid(x) * (1 - t * t))
+    }
+}
+private struct SoftplusGradient: ElementPairFunction {
+    let alpha: Float, beta: Float
+    func callAsFunction(_ x: Float, _ g: Float) -> Float { alpha * x > beta ? g : g * sigmoid(alpha * x) }
 }
 
 @inline(__always) private func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }

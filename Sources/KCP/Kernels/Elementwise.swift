@@ -36,9 +36,16 @@ func addAssign(_ x: inout Tensor, _ y: Tensor) {
 /// Elements per parallel chunk: large enough to amortise dispatch.
 private let chunk = 1 << 14
 
+/// A function of one element. `map` and `combine` take theirs as types, not
+/// closures: each loop is then compiled for its function and vectorised,
+/// where a closure stays an indirect call per element (a ReLU over 4M floats
+/// took 1.5 ms on 1 thread and 4.7 ms on 2 that way).
+protocol ElementFunction { func callAsFunction(_ x: Float) -> Float }
+/// A function of two elements (an activation's input or output and its gradient).
+protocol ElementPairFunction { func callAsFunction(_ x: Float, _ g: Float) -> Float }
+
 /// `y[i] = f(x[i])` in parallel chunks.
-@inline(__always)
-func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+func map<F: ElementFunction>(_ x: Tensor, _ f: F) -> Tensor {
     x.data.withUnsafeBufferPointer { xs in
         Tensor(shape: x.shape) { ys in
             let count = ys.count
@@ -50,8 +57,7 @@ func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
 }
 
 /// `y[i] = f(a[i], b[i])` for equally shaped `a` and `b`, in parallel chunks.
-@inline(__always)
-func combine(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+func combine<F: ElementPairFunction>(_ a: Tensor, _ b: Tensor, _ f: F) -> Tensor {
     precondition(a.shape == b.shape, "shapes \(a.shape) and \(b.shape) differ")
     return a.data.withUnsafeBufferPointer { xs in
         b.data.withUnsafeBufferPointer { bs in
