@@ -1,7 +1,7 @@
 """Loads the engine, ``kcp._native``, with OpenBLAS's kernels chosen for this CPU.
 
 OpenBLAS picks its kernels once, when it loads, from the CPU's model number,
-and falls back to SSE3 ("Prescott", a third of the speed or less) on a model
+and falls back to SSE3 ("Prescott", a quarter of the speed) on a model
 it does not know: OpenBLAS 0.3.21 does so on Emerald Rapids Xeons. So the
 package names, from the CPU's features, the kernel set as wide as the
 engine's own (``OPENBLAS_CORETYPE``: ``SkylakeX`` for AVX-512, ``Haswell``
@@ -19,7 +19,7 @@ _CORETYPE = "OPENBLAS_CORETYPE"
 
 # The OpenBLAS kernel sets (lower case) whose SGEMM is at least as wide as each chosen one.
 _AVX512 = {"skylakex", "cooperlake", "sapphirerapids"}
-AS_WIDE = {"SkylakeX": _AVX512, "Haswell": _AVX512 | {"haswell", "zen"}}
+_AS_WIDE = {"SkylakeX": _AVX512, "Haswell": _AVX512 | {"haswell", "zen"}}
 
 chosen = None if _CORETYPE in os.environ else _cpu.blas_coretype()
 if chosen:
@@ -31,7 +31,7 @@ finally:
         del os.environ[_CORETYPE]
 
 loaded = next(line.split(" ", 1)[1] for line in _native.info().splitlines() if line.startswith("blas "))
-if chosen and loaded.lower() not in AS_WIDE[chosen]:
+if chosen and loaded.lower() not in _AS_WIDE[chosen]:
     warnings.warn(f"OpenBLAS was loaded before kcp and runs its {loaded} kernels on this CPU, narrower than "
                   f"{chosen}'s: set {_CORETYPE}={chosen} in the environment before Python starts",
                   RuntimeWarning, stacklevel=2)

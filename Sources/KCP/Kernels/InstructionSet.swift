@@ -1,5 +1,4 @@
 import CPlatform
-import Glibc
 import KCPVector
 #if arch(x86_64)
 import KCPVectorAVX512
