@@ -10,7 +10,7 @@
 @inline(__always)
 func exponential(_ v: Lanes) -> Lanes {
     func c(_ value: Float) -> Lanes { Lanes(repeating: value) }
-    let x = v.clamped(lowerBound: c(-87.3), upperBound: c(88.7)), magic = c(12582912)
+    let x = smaller(larger(v, c(-87.3)), c(88.7)), magic = c(12582912)
     let shifted = x * c(1.44269504088896341) + magic, n = shifted - magic
     let r = x - n * c(0.693359375) + n * c(2.12194440e-4)
     var p = c(1.9875691500e-4) * r + c(1.3981999507e-3)
@@ -21,6 +21,14 @@ func exponential(_ v: Lanes) -> Lanes {
     let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- unsafeBitCast(magic, to: SIMD16<UInt32>.self)
     return (p * r * r + r + c(1)) * unsafeBitCast((bits &+ 127) &<< 23, to: Lanes.self)
 }
+
+/// The larger and the smaller of each lane of two vectors without NaNs, as one compare and one
+/// blend: the standard library's `pointwiseMax`, `pointwiseMin` and `clamped` run lane by lane
+/// (the regression over 48 x 256 x 512 values: 38.8 ms with them).
+@inline(__always)
+func larger(_ a: Lanes, _ b: Lanes) -> Lanes { a.replacing(with: b, where: b .> a) }
+@inline(__always)
+func smaller(_ a: Lanes, _ b: Lanes) -> Lanes { a.replacing(with: b, where: b .< a) }
 
 /// Runs `body(x, stride, extra, y, outputStride)` over `count` pixels 16 at a time, the last
 /// partial run through zero-padded copies (`columns` rows of `x` at `stride`, the `extra` row,
@@ -50,7 +58,7 @@ private func byRuns(_ x: UnsafePointer<Float>, columns: Int, stride: Int, count:
 private func moments(_ x: UnsafePointer<Float>, _ disparities: Int, _ stride: Int, _ sign: Lanes) -> (Lanes, Lanes, Lanes) {
     func load(_ d: Int) -> Lanes { UnsafeRawPointer(x + d * stride).loadUnaligned(as: Lanes.self) * sign }
     var peak = load(0)
-    for d in 1..<max(disparities, 1) { peak = pointwiseMax(peak, load(d)) }
+    for d in 1..<max(disparities, 1) { peak = larger(peak, load(d)) }
     var (total, weighted) = (Lanes(), Lanes())
     for d in 0..<disparities {
         let e = exponential(load(d) - peak)
