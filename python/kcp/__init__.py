@@ -11,7 +11,6 @@ from . import _engine  # first: loads the engine with OpenBLAS's kernels for thi
 from . import _arguments, datasets, models
 from ._native import KCPError
 from ._native import get_num_threads as _get_num_threads
-from ._native import info as _info
 from ._native import set_num_threads as _set_num_threads
 from .finetuning import FineTune, PruneSchedule, finetune
 from .layer import ClusterResult, apply_mask, cluster, compact, scores, select
@@ -64,6 +63,6 @@ def info():
     AVX2), ``"supported"``: the sets this CPU runs, widest first, ``"blas"``: OpenBLAS's kernel set
     (as wide as ``"isa"`` unless ``OPENBLAS_CORETYPE`` names another),
     ``"threads"``: the engine's thread count``}``."""
-    fields = dict(line.split(" ", 1) for line in _info().splitlines())
+    fields = _engine.info_fields()
     return {"cpu": fields["cpu"], "isa": fields["isa"], "supported": fields["supported"].split(","), "blas": fields["blas"],
             "threads": int(fields["threads"])}

@@ -30,7 +30,13 @@ finally:
     if chosen:
         del os.environ[_CORETYPE]
 
-loaded = next(line.split(" ", 1)[1] for line in _native.info().splitlines() if line.startswith("blas "))
+
+def info_fields():
+    """The engine's choices for this machine (``kcp_info``) as ``{key: value}`` text."""
+    return dict(line.split(" ", 1) for line in _native.info().splitlines())
+
+
+loaded = info_fields()["blas"]
 if chosen and loaded.lower() not in _AS_WIDE[chosen]:
     warnings.warn(f"OpenBLAS was loaded before kcp and runs its {loaded} kernels on this CPU, narrower than "
                   f"{chosen}'s: set {_CORETYPE}={chosen} in the environment before Python starts",

@@ -7,13 +7,14 @@
 func binaryForward(_ a: Tensor, _ b: Tensor, _ op: Binary, outputShape: [Int]) -> Tensor {
     let (left, right) = op.constantFirst ? (b, a) : (a, b)
     let layout = BroadcastLayout(output: outputShape, left.shape, right.shape)
-    // Runs longer than a piece (two same-shaped operands make one run) are shared out in pieces.
-    let piece = 1 << 14, pieces = (layout.length + piece - 1) / piece
+    // Runs longer than a chunk (two same-shaped operands make one run) are shared out in chunks.
+    let pieces = (layout.length + elementChunk - 1) / elementChunk
     return left.data.withUnsafeBufferPointer { ls in
         right.data.withUnsafeBufferPointer { rs in
             Tensor(shape: outputShape) { ys in
                 parallelFor(layout.runs * pieces) { job in
-                    let (run, first) = (job / pieces, job % pieces * piece), length = min(piece, layout.length - first)
+                    let (run, first) = (job / pieces, job % pieces * elementChunk)
+                    let length = min(elementChunk, layout.length - first)
                     let (l, r) = layout.offsets(run), (lstep, rstep) = layout.steps
                     let (lp, rp) = (ls.baseAddress! + l + first * lstep, rs.baseAddress! + r + first * rstep)
                     let yp = ys.baseAddress! + run * layout.length + first

@@ -24,6 +24,8 @@
 /// computing the `pitch - Wout` columns between rows only to drop them.
 struct DirectConvolution {
     static let channelsPerBlock = directTile.channels, pixelsPerBlock = directTile.pixels
+    /// The most pixel blocks one `directConvTile` call computes.
+    static let blocksPerCall = 4
 
     let s: ConvGeometry
     /// Output rows per tile (the last tile may have fewer) and tiles per sample.
@@ -84,13 +86,14 @@ struct DirectConvolution {
     /// Floats of one worker's scratch: the window, its overread, then one register tile (a depthwise
     /// conv's: the flat pixels of a tile's rows, rounded up to a vector).
     var scratchSize: Int {
-        tileOffset + (s.isDepthwise ? tileRows * pitch + Self.pixelsPerBlock : 4 * Self.channelsPerBlock * Self.pixelsPerBlock)
+        tileOffset + (s.isDepthwise ? tileRows * pitch + Self.pixelsPerBlock
+                                      : Self.blocksPerCall * Self.channelsPerBlock * Self.pixelsPerBlock)
     }
 
-    /// Pixel blocks (4, 2 or 1) of one `directConvTile` call from pixel `first`: the most that each
-    /// hold a pixel before `end`, so that none reads further than the last block alone would.
+    /// Pixel blocks (`blocksPerCall`, 2 or 1) of one `directConvTile` call from pixel `first`: the most
+    /// that each hold a pixel before `end`, so that none reads further than the last block alone would.
     static func blocks(from first: Int, to end: Int) -> Int {
-        first + 3 * pixelsPerBlock < end ? 4 : first + pixelsPerBlock < end ? 2 : 1
+        first + (blocksPerCall - 1) * pixelsPerBlock < end ? blocksPerCall : first + pixelsPerBlock < end ? 2 : 1
     }
 
     /// The output rows of tile `tile`.

@@ -25,16 +25,17 @@ func addAssign(_ x: inout Tensor, _ y: Tensor) {
     y.data.withUnsafeBufferPointer { ys in
         x.data.withUnsafeMutableBufferPointer { xs in
             let count = xs.count
-            parallelFor((count + chunk - 1) / chunk) { block in
-                let first = block * chunk
-                addScaled(xs.baseAddress! + first, ys.baseAddress! + first, 1, min(chunk, count - first))
+            parallelFor((count + elementChunk - 1) / elementChunk) { block in
+                let first = block * elementChunk
+                addScaled(xs.baseAddress! + first, ys.baseAddress! + first, 1, min(elementChunk, count - first))
             }
         }
     }
 }
 
-/// Elements per parallel chunk: large enough to amortise dispatch.
-private let chunk = 1 << 14
+/// Elements per parallel chunk of the element-wise loops (here and the binary ops'): large enough
+/// to amortise dispatch.
+let elementChunk = 1 << 14
 
 /// A function of one element. `map` and `combine` take theirs as types, not
 /// closures: each loop is then compiled for its function and vectorised,
@@ -49,8 +50,8 @@ func map<F: ElementFunction>(_ x: Tensor, _ f: F) -> Tensor {
     x.data.withUnsafeBufferPointer { xs in
         Tensor(shape: x.shape) { ys in
             let count = ys.count
-            parallelFor((count + chunk - 1) / chunk) { block in
-                for i in (block * chunk)..<min(count, (block + 1) * chunk) { ys[i] = f(xs[i]) }
+            parallelFor((count + elementChunk - 1) / elementChunk) { block in
+                for i in (block * elementChunk)..<min(count, (block + 1) * elementChunk) { ys[i] = f(xs[i]) }
             }
         }
     }
@@ -63,8 +64,8 @@ func combine<F: ElementPairFunction>(_ a: Tensor, _ b: Tensor, _ f: F) -> Tensor
         b.data.withUnsafeBufferPointer { bs in
             Tensor(shape: a.shape) { ys in
                 let count = ys.count
-                parallelFor((count + chunk - 1) / chunk) { block in
-                    for i in (block * chunk)..<min(count, (block + 1) * chunk) { ys[i] = f(xs[i], bs[i]) }
+                parallelFor((count + elementChunk - 1) / elementChunk) { block in
+                    for i in (block * elementChunk)..<min(count, (block + 1) * elementChunk) { ys[i] = f(xs[i], bs[i]) }
                 }
             }
         }
