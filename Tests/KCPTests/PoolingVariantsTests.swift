@@ -28,6 +28,19 @@ let dilatedPoolCases: [NetPoolCase] = [
                 pool: Pool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true, dilation: (2, 2))),
 ]
 
+/// Rows wide enough for whole 8-output vectors and a partial last one, for
+/// each stride's phases of the padded line (`PoolLines`), the pads, ceil mode and dilation.
+let widePoolCases: [NetPoolCase] = [
+    NetPoolCase(label: "3x3 stride 2 padding 1 (ResNet's stem) on 23x37", input: [1, 3, 23, 37],
+                pool: Pool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1))),
+    NetPoolCase(label: "3x3 stride 1 padding 1, include pad, on 9x29", input: [2, 2, 9, 29],
+                pool: Pool2d(kernel: (3, 3), stride: (1, 1), padding: (1, 1, 1, 1), countIncludePad: true)),
+    NetPoolCase(label: "2x4 stride 3 padding (0,2,1,2), ceil, on 7x53", input: [1, 2, 7, 53],
+                pool: Pool2d(kernel: (2, 4), stride: (3, 3), padding: (0, 2, 1, 2), ceilMode: true)),
+    NetPoolCase(label: "3x3 stride 2 dilation 3 padding 1, ceil, on 11x41", input: [1, 2, 11, 41],
+                pool: Pool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1), ceilMode: true, dilation: (3, 3))),
+]
+
 /// Input sizes and output sizes of adaptive pools, most not dividing.
 let adaptiveCases: [([Int], Int, Int)] = [([2, 3, 7, 5], 3, 2), ([1, 2, 5, 5], 3, 3), ([1, 2, 4, 6], 6, 4),
                                           ([2, 2, 6, 6], 3, 2), ([1, 3, 5, 7], 1, 1)]
@@ -50,7 +63,7 @@ struct PoolingVariantsTests {
         #expect(try size(5, Pool2d(kernel: (2, 2), stride: (2, 2), ceilMode: true)) == 3)
         // Dilation 2 spans 5 pixels: 7 -> 3 with stride 1.
         #expect(try size(7, Pool2d(kernel: (3, 3), stride: (1, 1), dilation: (2, 2))) == 3)
-        for c in ceilPoolCases + dilatedPoolCases {
+        for c in ceilPoolCases + dilatedPoolCases + widePoolCases {
             let shape = try Op.maxPool(c.pool).outputShape(inputs: [c.input], parameters: [])
             let expected = [naivePooledSize(c.input[2], kernel: c.pool.kernel.0, stride: c.pool.stride.0,
                                             padding: (c.pool.padding.0, c.pool.padding.2), dilation: c.pool.dilation.0,
@@ -91,6 +104,16 @@ struct PoolingVariantsTests {
         let x = netTensor(c.input, &rng)
         netExpect(try netRunOp(.maxPool(c.pool), [x]), naivePool(x, c.pool, max: true))
         netExpect(try netRunOp(.avgPool(c.pool), [x]), naivePool(x, c.pool, max: false))
+    }
+
+    @Test(arguments: widePoolCases)
+    func wideRowsForward(_ c: NetPoolCase) throws {
+        var rng = SplitMix64(seed: 55)
+        let x = netTensor(c.input, &rng)
+        netExpect(try netRunOp(.maxPool(c.pool), [x]), naivePool(x, c.pool, max: true))
+        if c.pool.dilation == (1, 1) {  // average pooling has no dilation
+            netExpect(try netRunOp(.avgPool(c.pool), [x]), naivePool(x, c.pool, max: false))
+        }
     }
 
     @Test(arguments: dilatedPoolCases)

@@ -31,33 +31,150 @@ func adaptivePoolBackward(_ x: Tensor, max useMax: Bool, gradient: Tensor) -> Te
                                       outWidth: gradient.shape[3]), max: useMax, gradient: gradient)
 }
 
-/// The max or average of each output's window.
+/// The max or average of each output's window, separably: for each output
+/// row, its window's input rows are reduced column by column into a line
+/// (`reduceRows`), then each output reduces its window's columns of that
+/// line (`reduceColumns`), 8 columns or outputs per vector. The average sums
+/// each column's rows in window order, then the columns, and divides.
 private func windowPoolForward(_ x: Tensor, _ windows: PoolWindows, max useMax: Bool, outputShape: [Int]) -> Tensor {
     let (height, width) = (x.shape[2], x.shape[3])
     let (outHeight, outWidth) = (outputShape[2], outputShape[3])
+    let lines = PoolLines(windows, width: width, outWidth: outWidth)
     var y = Tensor(zeros: outputShape)
     x.data.withUnsafeBufferPointer { xs in
         y.data.withUnsafeMutableBufferPointer { ys in
-            parallelFor(x.shape[0] * x.shape[1]) { plane in
+            parallelFor(x.shape[0] * x.shape[1], scratch: lines.scratchSize) { plane, scratch in
                 let input = xs.baseAddress! + plane * height * width
                 let output = ys.baseAddress! + plane * outHeight * outWidth
+                lines.clearPadding(scratch, max: useMax)
                 for oy in 0..<outHeight {
-                    for ox in 0..<outWidth {
-                        var best = -Float.infinity, sum: Float = 0
-                        for iy in windows.rows[oy] {
-                            for ix in windows.cols[ox] {
-                                let v = input[iy * width + ix]
-                                best = Swift.max(best, v)
-                                sum += v
-                            }
-                        }
-                        output[oy * outWidth + ox] = useMax ? best : sum / windows.divisor(oy, ox)
-                    }
+                    reduceRows(input, windows.rows[oy], width: width, max: useMax, into: scratch + lines.left)
+                    lines.reduceColumns(scratch, row: oy, max: useMax, into: output + oy * outWidth)
                 }
             }
         }
     }
     return y
+}
+
+/// The column pass of `windowPoolForward` over one output row's line,
+/// laid out in a worker's scratch as `[left pad | line of W | right pad]`,
+/// then the line's `stride` phases and the row's divisors. With a regular
+/// window (`kernel` taps `dilation` apart, outputs `stride` apart), output
+/// `ox` reads phase `j * dilation % stride` of the padded line at
+/// `ox + j * dilation / stride` for tap `j`: consecutive outputs read
+/// consecutive floats, and the pads (-inf for the max, 0 for the sum)
+/// stand for the taps outside the input. Adaptive windows are reduced one
+/// output at a time.
+private struct PoolLines {
+    let windows: PoolWindows, width: Int, outWidth: Int
+    let left: Int, padded: Int, phaseLength: Int
+
+    typealias Lanes = SIMD8<Float>
+
+    init(_ windows: PoolWindows, width: Int, outWidth: Int) {
+        (self.windows, self.width, self.outWidth) = (windows, width, outWidth)
+        let vectors = (outWidth + Lanes.scalarCount - 1) / Lanes.scalarCount * Lanes.scalarCount
+        if let r = windows.regular {
+            left = r.padding
+            // Every lane of the last vector reads inside the padded line.
+            padded = Swift.max(left + width, (vectors - 1) * r.stride + (r.kernel - 1) * r.dilation + 1)
+            phaseLength = r.stride == 1 ? 0 : (padded + r.stride - 1) / r.stride
+        } else {
+            (left, padded, phaseLength) = (0, width, 0)
+        }
+    }
+
+    var phases: Int { windows.regular?.stride ?? 1 }
+    var scratchSize: Int { padded + (phaseLength > 0 ? phases * phaseLength : 0) + outWidth + Lanes.scalarCount }
+
+    /// Fills the pads on either side of the line with the reduction's identity.
+    func clearPadding(_ scratch: UnsafeMutablePointer<Float>, max useMax: Bool) {
+        let identity: Float = useMax ? -.infinity : 0
+        scratch.update(repeating: identity, count: left)
+        (scratch + left + width).update(repeating: identity, count: padded - left - width)
+    }
+
+    /// Output row `oy` from the reduced line in `scratch` (see `PoolLines`).
+    func reduceColumns(_ scratch: UnsafeMutablePointer<Float>, row oy: Int, max useMax: Bool,
+                       into out: UnsafeMutablePointer<Float>)
+    {
+        let divisors = scratch + padded + (phaseLength > 0 ? phases * phaseLength : 0)
+        if !useMax { for ox in 0..<outWidth { divisors[ox] = windows.divisor(oy, ox) } }
+        guard let r = windows.regular else {
+            return windows.columns.withUnsafeBufferPointer { columns in
+                for (ox, taps) in columns.enumerated() {
+                    var a: Float = useMax ? -.infinity : 0
+                    for t in 0..<taps.count {
+                        let v = scratch[taps.first + t * taps.step]
+                        a = useMax ? Swift.max(a, v) : a + v
+                    }
+                    out[ox] = useMax ? a : a / divisors[ox]
+                }
+            }
+        }
+        let phase = phaseLength > 0 ? scratch + padded : scratch
+        if phaseLength > 0 {
+            for f in 0..<r.stride {
+                let (target, count) = (phase + f * phaseLength, (padded - f + r.stride - 1) / r.stride)
+                if r.stride == 2 {
+                    copyEvenFloats(scratch + f, to: target, 0..<count)
+                } else {
+                    for t in 0..<count { target[t] = scratch[f + t * r.stride] }
+                }
+            }
+        }
+        /// Where tap `j` of output 0 reads.
+        func tap(_ j: Int) -> UnsafePointer<Float> {
+            let offset = j * r.dilation
+            return UnsafePointer(phase + offset % r.stride * phaseLength + offset / r.stride)
+        }
+        var ox = 0
+        while ox < outWidth {
+            var a = UnsafeRawPointer(tap(0) + ox).loadUnaligned(as: Lanes.self)
+            for j in 1..<r.kernel {
+                let v = UnsafeRawPointer(tap(j) + ox).loadUnaligned(as: Lanes.self)
+                a = useMax ? a.replacing(with: v, where: v .> a) : a + v
+            }
+            if !useMax { a /= UnsafeRawPointer(divisors + ox).loadUnaligned(as: Lanes.self) }
+            if ox + Lanes.scalarCount <= outWidth {
+                UnsafeMutableRawPointer(out + ox).storeBytes(of: a, as: Lanes.self)
+            } else {
+                for lane in 0..<(outWidth - ox) { out[ox + lane] = a[lane] }
+            }
+            ox += Lanes.scalarCount
+        }
+    }
+}
+
+/// `line[ix]` = the max (or the sum, in tap order) over the taps `rows` of
+/// the `[H, width]` plane's `input[iy, ix]`, for every `ix < width`:
+/// `-inf` (or 0) where `rows` is empty.
+private func reduceRows(_ input: UnsafePointer<Float>, _ rows: PoolTaps, width: Int, max useMax: Bool,
+                        into line: UnsafeMutablePointer<Float>)
+{
+    typealias Lanes = SIMD8<Float>
+    guard rows.count > 0 else { return line.update(repeating: useMax ? -.infinity : 0, count: width) }
+    let first = input + rows.first * width, rowStep = rows.step * width
+    var ix = 0
+    while ix + Lanes.scalarCount <= width {
+        var a = UnsafeRawPointer(first + ix).loadUnaligned(as: Lanes.self)
+        for t in 1..<rows.count {
+            let v = UnsafeRawPointer(first + t * rowStep + ix).loadUnaligned(as: Lanes.self)
+            a = useMax ? a.replacing(with: v, where: v .> a) : a + v
+        }
+        UnsafeMutableRawPointer(line + ix).storeBytes(of: a, as: Lanes.self)
+        ix += Lanes.scalarCount
+    }
+    while ix < width {
+        var a = first[ix]
+        for t in 1..<rows.count {
+            let v = first[t * rowStep + ix]
+            a = useMax ? Swift.max(a, v) : a + v
+        }
+        line[ix] = a
+        ix += 1
+    }
 }
 
 /// The gradient of `windowPoolForward` (see `pool2dBackward`).
@@ -73,20 +190,22 @@ private func windowPoolBackward(_ x: Tensor, _ windows: PoolWindows, max useMax:
                     let output = gs.baseAddress! + plane * outHeight * outWidth
                     let target = dxs.baseAddress! + plane * height * width
                     for oy in 0..<outHeight {
+                        let rows = windows.rows[oy]
                         for ox in 0..<outWidth {
-                            let g = output[oy * outWidth + ox]
+                            let (g, columns) = (output[oy * outWidth + ox], windows.columns[ox])
                             if useMax {
                                 var best = -Float.infinity, argmax = -1
-                                for iy in windows.rows[oy] {
-                                    for ix in windows.cols[ox] where argmax < 0 || input[iy * width + ix] > best {
-                                        (best, argmax) = (input[iy * width + ix], iy * width + ix)
+                                for i in 0..<rows.count {
+                                    for j in 0..<columns.count {
+                                        let k = rows[i] * width + columns[j]
+                                        if argmax < 0 || input[k] > best { (best, argmax) = (input[k], k) }
                                     }
                                 }
                                 if argmax >= 0 { target[argmax] += g }
                             } else {
                                 let share = g / windows.divisor(oy, ox)
-                                for iy in windows.rows[oy] {
-                                    for ix in windows.cols[ox] { target[iy * width + ix] += share }
+                                for i in 0..<rows.count {
+                                    for j in 0..<columns.count { target[rows[i] * width + columns[j]] += share }
                                 }
                             }
                         }
@@ -98,20 +217,35 @@ private func windowPoolBackward(_ x: Tensor, _ windows: PoolWindows, max useMax:
     return dx
 }
 
+/// The input positions of one output's window along one axis, inside the
+/// input: `first + t * step` for `t < count`.
+private struct PoolTaps {
+    let first: Int, step: Int, count: Int
+
+    subscript(t: Int) -> Int { first + t * step }
+}
+
 /// The input rows and columns each output position reads (dilated taps
 /// inside the input), and the average's divisor.
 private struct PoolWindows {
-    var rows: [[Int]]
-    var cols: [[Int]]
+    var rows: [PoolTaps]
+    var columns: [PoolTaps]
     /// Per output row (column): the window's extent clipped to the padded input.
     var rowExtent: [Int]
-    var colExtent: [Int]
+    var columnExtent: [Int]
     var countIncludePad: Bool
+    /// The columns' window where it is the same at every output (not adaptive): `kernel` taps
+    /// `dilation` apart from `ox * stride - padding`.
+    var regular: (kernel: Int, stride: Int, dilation: Int, padding: Int)?
 
     init(_ pool: Pool2d, height: Int, width: Int, outHeight: Int, outWidth: Int) {
-        func taps(_ count: Int, kernel: Int, stride: Int, padding: Int, dilation: Int, size: Int) -> [[Int]] {
+        /// Taps `j < kernel` at `o * stride - padding + j * dilation` of each output `o`, those in `0..<size`.
+        func taps(_ count: Int, kernel: Int, stride: Int, padding: Int, dilation: Int, size: Int) -> [PoolTaps] {
             (0..<count).map { o in
-                (0..<kernel).map { o * stride - padding + $0 * dilation }.filter { (0..<size).contains($0) }
+                let start = o * stride - padding
+                let low = start >= 0 ? 0 : (-start + dilation - 1) / dilation
+                let high = start >= size ? 0 : Swift.min(kernel, (size - 1 - start) / dilation + 1)
+                return PoolTaps(first: start + low * dilation, step: dilation, count: Swift.max(0, high - low))
             }
         }
         // A window starts `padding` before the input and ends at most `end` padding after it.
@@ -120,26 +254,30 @@ private struct PoolWindows {
         }
         rows = taps(outHeight, kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0,
                     dilation: pool.dilation.0, size: height)
-        cols = taps(outWidth, kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1,
-                    dilation: pool.dilation.1, size: width)
+        columns = taps(outWidth, kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1,
+                       dilation: pool.dilation.1, size: width)
         rowExtent = extents(outHeight, kernel: pool.kernel.0, stride: pool.stride.0, padding: pool.padding.0,
                             end: pool.padding.2, size: height)
-        colExtent = extents(outWidth, kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1,
-                            end: pool.padding.3, size: width)
+        columnExtent = extents(outWidth, kernel: pool.kernel.1, stride: pool.stride.1, padding: pool.padding.1,
+                               end: pool.padding.3, size: width)
         countIncludePad = pool.countIncludePad
+        regular = (pool.kernel.1, pool.stride.1, pool.dilation.1, pool.padding.1)
     }
 
     /// PyTorch's adaptive bins, `floor(i size / count) ..< ceil((i + 1) size / count)`, averaged over their elements.
     init(adaptive height: Int, _ width: Int, outHeight: Int, outWidth: Int) {
-        func bins(_ size: Int, _ count: Int) -> [[Int]] {
-            (0..<count).map { i in Array((i * size / count)..<(((i + 1) * size + count - 1) / count)) }
+        func bins(_ size: Int, _ count: Int) -> [PoolTaps] {
+            (0..<count).map { i in
+                let first = i * size / count
+                return PoolTaps(first: first, step: 1, count: ((i + 1) * size + count - 1) / count - first)
+            }
         }
-        (rows, cols) = (bins(height, outHeight), bins(width, outWidth))
-        (rowExtent, colExtent, countIncludePad) = ([], [], false)
+        (rows, columns) = (bins(height, outHeight), bins(width, outWidth))
+        (rowExtent, columnExtent, countIncludePad) = ([], [], false)
     }
 
     func divisor(_ oy: Int, _ ox: Int) -> Float {
-        Float(Swift.max(countIncludePad ? rowExtent[oy] * colExtent[ox] : rows[oy].count * cols[ox].count, 1))
+        Float(Swift.max(countIncludePad ? rowExtent[oy] * columnExtent[ox] : rows[oy].count * columns[ox].count, 1))
     }
 }
 
