@@ -17,14 +17,16 @@ func withoutPaddingTaps(_ s: ConvGeometry, weight: Tensor) -> (conv: Conv2d, wei
     let (p1, q1, (dy, dx), pad) = (rows.last! + 1, columns.last! + 1, s.conv.dilation, s.conv.padding)
     var conv = s.conv
     conv.padding = (pad.0 - p0 * dy, pad.1 - q0 * dx, pad.2 - (s.kh - p1) * dy, pad.3 - (s.kw - q1) * dx)
-    let kernels = s.outputs * s.perGroup
-    var data = [Float]()
-    data.reserveCapacity(kernels * rows.count * columns.count)
-    for kernel in 0..<kernels {
-        for p in p0..<p1 {
-            let row = (kernel * s.kh + p) * s.kw
-            data += weight.data[(row + q0)..<(row + q1)]
+    let (kernels, height, width) = (s.outputs * s.perGroup, p1 - p0, q1 - q0)
+    let cropped = Tensor(shape: [s.outputs, s.perGroup, height, width]) { out in
+        weight.data.withUnsafeBufferPointer { w in
+            for kernel in 0..<kernels {
+                for p in p0..<p1 {
+                    copyFloats(w.baseAddress! + (kernel * s.kh + p) * s.kw + q0,
+                               to: out.baseAddress! + (kernel * height + p - p0) * width, count: width)
+                }
+            }
         }
     }
-    return (conv, Tensor(shape: [s.outputs, s.perGroup, p1 - p0, q1 - q0], data: data))
+    return (conv, cropped)
 }
