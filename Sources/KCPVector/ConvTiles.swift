@@ -12,23 +12,30 @@ public let directTilePixels = 16, directTileChannels = 6
 /// channels x 16 output pixels,
 /// `tile[r * 16 + i] = sum_{c < channels, k < taps} kernels[(c * taps + k) * rows + r] * run[c * channelPitch + offsets[k] + i]`,
 /// each tap one weight broadcast per row and one 16-pixel load. With
-/// `blocks` 2 or 4, the next 16-pixel blocks too (block `b` at `run + 16 * b`,
-/// its tile at `tile + b * 6 * 16`), each broadcast feeding one product per
-/// block: AVX-512's 32 zmm registers hold 12 or 24 accumulators, which hide
-/// the FMA's latency and spread each broadcast over more products (AVX2's 16
+/// `blocks` 2 or 4, more 16-pixel blocks too (block `b` at
+/// `run + blockOffsets.b`, which may lie on other output rows; its tile at
+/// `tile + b * 6 * 16`), each broadcast feeding one product per block:
+/// AVX-512's 32 zmm registers hold 12 or 24 accumulators, which hide the
+/// FMA's latency and spread each broadcast over more products (AVX2's 16
 /// ymm registers hold one block's 12). The code is specialised for each
 /// `rows` and `blocks`.
-public func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
-                           offsets: UnsafePointer<Int>, taps: Int, channels: Int, channelPitch: Int,
-                           into tile: UnsafeMutablePointer<Float>)
+public func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, blockOffsets: BlockOffsets,
+                           _ kernels: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int, channels: Int,
+                           channelPitch: Int, into tile: UnsafeMutablePointer<Float>)
 {
     let shape = (taps: taps, channels: channels, pitch: channelPitch)
+    let bytes = MemoryLayout<Float>.stride
+    let at = (blockOffsets.1 * bytes, blockOffsets.2 * bytes, blockOffsets.3 * bytes)
     switch blocks {
-    case 4: directConvTile(Four.self, rows: rows, run, kernels, offsets, shape, tile)
-    case 2: directConvTile(Two.self, rows: rows, run, kernels, offsets, shape, tile)
-    default: directConvTile(One.self, rows: rows, run, kernels, offsets, shape, tile)
+    case 4: directConvTile(Four.self, rows: rows, run, at, kernels, offsets, shape, tile)
+    case 2: directConvTile(Two.self, rows: rows, run, at, kernels, offsets, shape, tile)
+    default: directConvTile(One.self, rows: rows, run, at, kernels, offsets, shape, tile)
     }
 }
+
+/// Where each of a `directConvTile`'s pixel blocks starts, in floats from its first block's start
+/// (`.0` is 0); `(0, 16, 32, 48)` for consecutive blocks.
+public typealias BlockOffsets = (Int, Int, Int, Int)
 
 /// A count fixed at compile time, so that the generic code specialised for it has its loops unrolled.
 protocol Count { static var value: Int { get } }
@@ -40,19 +47,22 @@ enum Five: Count { static var value: Int { 5 } }
 enum Six: Count { static var value: Int { 6 } }
 
 /// `directConvTile` for `B` blocks, specialised for each `rows`.
-private func directConvTile<B: Count>(_ blocks: B.Type, rows: Int, _ run: UnsafePointer<Float>,
+private func directConvTile<B: Count>(_ blocks: B.Type, rows: Int, _ run: UnsafePointer<Float>, _ at: ByteOffsets,
                                       _ kernels: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
                                       _ shape: (taps: Int, channels: Int, pitch: Int), _ tile: UnsafeMutablePointer<Float>)
 {
     switch rows {
-    case 6: accumulate(Six.self, B.self, run, kernels, offsets, shape, tile)
-    case 5: accumulate(Five.self, B.self, run, kernels, offsets, shape, tile)
-    case 4: accumulate(Four.self, B.self, run, kernels, offsets, shape, tile)
-    case 3: accumulate(Three.self, B.self, run, kernels, offsets, shape, tile)
-    case 2: accumulate(Two.self, B.self, run, kernels, offsets, shape, tile)
-    default: accumulate(One.self, B.self, run, kernels, offsets, shape, tile)
+    case 6: accumulate(Six.self, B.self, run, at, kernels, offsets, shape, tile)
+    case 5: accumulate(Five.self, B.self, run, at, kernels, offsets, shape, tile)
+    case 4: accumulate(Four.self, B.self, run, at, kernels, offsets, shape, tile)
+    case 3: accumulate(Three.self, B.self, run, at, kernels, offsets, shape, tile)
+    case 2: accumulate(Two.self, B.self, run, at, kernels, offsets, shape, tile)
+    default: accumulate(One.self, B.self, run, at, kernels, offsets, shape, tile)
     }
 }
+
+/// Byte offsets of the second, third and fourth pixel blocks from the first.
+private typealias ByteOffsets = (Int, Int, Int)
 
 /// One output channel's accumulators, one per 16-pixel block (the first `blocks` used).
 private typealias Blocks = (Lanes, Lanes, Lanes, Lanes)
@@ -67,13 +77,13 @@ private func addProducts(_ a: inout Blocks, _ x: Blocks, _ w: Float, blocks: Int
 }
 
 /// `directConvTile` for `R` rows and `B` blocks: `R * B` vector accumulators.
-private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafePointer<Float>,
+private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafePointer<Float>, _ at: ByteOffsets,
                                             _ kernels: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
                                             _ shape: (taps: Int, channels: Int, pitch: Int),
                                             _ tile: UnsafeMutablePointer<Float>)
 {
     let (rows, blocks) = (R.value, B.value)
-    let zero: Blocks = (Lanes(), Lanes(), Lanes(), Lanes()), size = MemoryLayout<Lanes>.size
+    let zero: Blocks = (Lanes(), Lanes(), Lanes(), Lanes())
     var (a0, a1, a2, a3, a4, a5) = (zero, zero, zero, zero, zero, zero)
     var w = kernels
     for c in 0..<shape.channels {
@@ -81,9 +91,9 @@ private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafeP
         for k in 0..<shape.taps {
             let pixels = UnsafeRawPointer(channel + offsets[k])
             let x: Blocks = (pixels.loadUnaligned(as: Lanes.self),
-                             blocks > 1 ? pixels.loadUnaligned(fromByteOffset: size, as: Lanes.self) : Lanes(),
-                             blocks > 2 ? pixels.loadUnaligned(fromByteOffset: 2 * size, as: Lanes.self) : Lanes(),
-                             blocks > 2 ? pixels.loadUnaligned(fromByteOffset: 3 * size, as: Lanes.self) : Lanes())
+                             blocks > 1 ? pixels.loadUnaligned(fromByteOffset: at.0, as: Lanes.self) : Lanes(),
+                             blocks > 2 ? pixels.loadUnaligned(fromByteOffset: at.1, as: Lanes.self) : Lanes(),
+                             blocks > 2 ? pixels.loadUnaligned(fromByteOffset: at.2, as: Lanes.self) : Lanes())
             addProducts(&a0, x, w[0], blocks: blocks)
             if rows > 1 { addProducts(&a1, x, w[1], blocks: blocks) }
             if rows > 2 { addProducts(&a2, x, w[2], blocks: blocks) }

@@ -43,22 +43,25 @@ public enum InstructionSet: String, CaseIterable, Sendable {
 // MARK: - Dispatch
 
 /// `KCPVector.directConvTile` of the active set for `blocks` (1, 2 or 4)
-/// consecutive 16-pixel blocks, each block's tile after the one before:
-/// AVX-512 computes them at once, AVX2 (whose registers hold one) in turn.
+/// 16-pixel blocks at `run + blockOffsets.b`, each block's tile after the
+/// one before: AVX-512 computes them at once, AVX2 (whose registers hold
+/// one) in turn.
 @inline(__always)
-func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, _ kernels: UnsafePointer<Float>,
-                    offsets: UnsafePointer<Int>, taps: Int, channels: Int, channelPitch: Int,
-                    into tile: UnsafeMutablePointer<Float>)
+func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, blockOffsets: KCPVector.BlockOffsets,
+                    _ kernels: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int, channels: Int,
+                    channelPitch: Int, into tile: UnsafeMutablePointer<Float>)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
-        return KCPVectorAVX512.directConvTile(rows: rows, blocks: blocks, run, kernels, offsets: offsets, taps: taps,
-                                              channels: channels, channelPitch: channelPitch, into: tile)
+        return KCPVectorAVX512.directConvTile(rows: rows, blocks: blocks, run, blockOffsets: blockOffsets, kernels,
+                                              offsets: offsets, taps: taps, channels: channels,
+                                              channelPitch: channelPitch, into: tile)
     }
     #endif
     for block in 0..<blocks {
-        KCPVector.directConvTile(rows: rows, blocks: 1, run + block * directTile.pixels, kernels, offsets: offsets,
-                                 taps: taps, channels: channels, channelPitch: channelPitch,
+        let start = block == 0 ? 0 : block == 1 ? blockOffsets.1 : block == 2 ? blockOffsets.2 : blockOffsets.3
+        KCPVector.directConvTile(rows: rows, blocks: 1, run + start, blockOffsets: (0, 0, 0, 0), kernels,
+                                 offsets: offsets, taps: taps, channels: channels, channelPitch: channelPitch,
                                  into: tile + block * directTile.pixels * directTile.channels)
     }
 }
