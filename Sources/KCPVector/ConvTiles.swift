@@ -5,16 +5,18 @@
 
 typealias Lanes = SIMD16<Float>
 
-/// Output pixels and channels of a register tile of `directConvTile`.
-public let directTilePixels = 16, directTileChannels = 6
+/// Output pixels and channels of a register tile of `directConvTile`, and
+/// the floats from one channel's results to the next in the tile written:
+/// room for the 4 blocks of a call, so that a channel's blocks lie side by side.
+public let directTilePixels = 16, directTileChannels = 6, directTileRowPitch = 4 * directTilePixels
 
 /// One register tile of the direct convolution: `rows` (1 to 6) output
 /// channels x 16 output pixels,
 /// `tile[r * 16 + i] = sum_{c < channels, k < taps} kernels[(c * taps + k) * rows + r] * run[c * channelPitch + offsets[k] + i]`,
 /// each tap one weight broadcast per row and one 16-pixel load. With
 /// `blocks` 2 or 4, more 16-pixel blocks too (block `b` at
-/// `run + blockOffsets.b`, which may lie on other output rows; its tile at
-/// `tile + b * 6 * 16`), each broadcast feeding one product per block:
+/// `run + blockOffsets.b`, which may lie on other output rows; its results
+/// at `tile + r * 64 + b * 16`), each broadcast feeding one product per block:
 /// AVX-512's 32 zmm registers hold 12 or 24 accumulators, which hide the
 /// FMA's latency and spread each broadcast over more products (AVX2's 16
 /// ymm registers hold one block's 12). The code is specialised for each
@@ -103,7 +105,7 @@ private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafeP
             w += rows
         }
     }
-    let next = directTileChannels * directTilePixels  // floats from one block's tile to the next's
+    let next = directTilePixels  // floats from one block's results to the next's
     store(rows: rows, (a0.0, a1.0, a2.0, a3.0, a4.0, a5.0), into: tile)
     if blocks > 1 { store(rows: rows, (a0.1, a1.1, a2.1, a3.1, a4.1, a5.1), into: tile + next) }
     if blocks > 2 {
@@ -112,16 +114,16 @@ private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafeP
     }
 }
 
-/// Stores the first `rows` of a register tile's accumulators `v`, 16 floats apart.
+/// Stores the first `rows` of one block's accumulators `v`, `directTileRowPitch` floats apart.
 @inline(__always)
 private func store(rows: Int, _ v: (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes), into tile: UnsafeMutablePointer<Float>) {
-    let out = UnsafeMutableRawPointer(tile), size = MemoryLayout<Lanes>.size
+    let out = UnsafeMutableRawPointer(tile), pitch = directTileRowPitch * MemoryLayout<Float>.stride
     out.storeBytes(of: v.0, as: Lanes.self)
-    if rows > 1 { out.storeBytes(of: v.1, toByteOffset: size, as: Lanes.self) }
-    if rows > 2 { out.storeBytes(of: v.2, toByteOffset: 2 * size, as: Lanes.self) }
-    if rows > 3 { out.storeBytes(of: v.3, toByteOffset: 3 * size, as: Lanes.self) }
-    if rows > 4 { out.storeBytes(of: v.4, toByteOffset: 4 * size, as: Lanes.self) }
-    if rows > 5 { out.storeBytes(of: v.5, toByteOffset: 5 * size, as: Lanes.self) }
+    if rows > 1 { out.storeBytes(of: v.1, toByteOffset: pitch, as: Lanes.self) }
+    if rows > 2 { out.storeBytes(of: v.2, toByteOffset: 2 * pitch, as: Lanes.self) }
+    if rows > 3 { out.storeBytes(of: v.3, toByteOffset: 3 * pitch, as: Lanes.self) }
+    if rows > 4 { out.storeBytes(of: v.4, toByteOffset: 4 * pitch, as: Lanes.self) }
+    if rows > 5 { out.storeBytes(of: v.5, toByteOffset: 5 * pitch, as: Lanes.self) }
 }
 
 /// A conv's epilogue on one line of `count` results `values` of one output

@@ -27,7 +27,7 @@
 struct DirectConvolution {
     static let channelsPerBlock = directTile.channels, pixelsPerBlock = directTile.pixels
     /// The most pixel blocks one `directConvTile` call computes.
-    static let blocksPerCall = 4
+    static let blocksPerCall = directTile.rowPitch / directTile.pixels
 
     let s: ConvGeometry
     /// Output rows per tile (the last tile may have fewer) and tiles per sample.
@@ -89,7 +89,7 @@ struct DirectConvolution {
     /// conv's: the flat pixels of a tile's rows, rounded up to a vector).
     var scratchSize: Int {
         tileOffset + (s.isDepthwise ? tileRows * pitch + Self.pixelsPerBlock
-                                      : Self.blocksPerCall * Self.channelsPerBlock * Self.pixelsPerBlock)
+                                      : Self.channelsPerBlock * directTile.rowPitch)
     }
 
     /// Pixel blocks (`blocksPerCall`, 2 or 1) of one `directConvTile` call from pixel `first`: the most
@@ -202,19 +202,12 @@ struct DirectConvolution {
             let (first, count) = channels(block)
             let kernels = weights + (g * s.outPerGroup + first) * taps
             let lines = out + first * s.outputChannelStride + rows.lowerBound * s.outWidth
-            /// Stores lanes `lanes` of the register tiles (lane `i` of tile `i / n`) at output pixel `pixel`
+            /// Stores lanes `lanes` of the register tile (lane `i` of block `i / 16`) at output pixel `pixel`
             /// of the tile's rows.
             func store(_ lanes: Range<Int>, at pixel: Int) {
-                var lane = lanes.lowerBound
-                while lane < lanes.upperBound {
-                    let part = min(lanes.upperBound, (lane / n + 1) * n) - lane
-                    let values = tile + lane / n * Self.channelsPerBlock * n + lane % n
-                    let line = lines + pixel + lane - lanes.lowerBound
-                    for r in 0..<count {
-                        epilogue.store(values + r * n, channel: g * s.outPerGroup + first + r,
-                                       to: line + r * s.outputChannelStride, count: part)
-                    }
-                    lane += part
+                for r in 0..<count {
+                    epilogue.store(tile + r * directTile.rowPitch + lanes.lowerBound, channel: g * s.outPerGroup + first + r,
+                                   to: lines + r * s.outputChannelStride + pixel, count: lanes.count)
                 }
             }
             if flat {
@@ -244,18 +237,22 @@ struct DirectConvolution {
                 }
                 var i = 0
                 while i < total {
-                    let calls = total - i >= Self.blocksPerCall ? Self.blocksPerCall : total - i >= 2 ? 2 : 1
+                    let inCall = total - i >= Self.blocksPerCall ? Self.blocksPerCall : total - i >= 2 ? 2 : 1
                     let first = block(i).window
                     let at = (0, block(min(i + 1, total - 1)).window - first, block(min(i + 2, total - 1)).window - first,
                               block(min(i + 3, total - 1)).window - first)
-                    directConvTile(rows: count, blocks: calls, window + first, blockOffsets: at, kernels,
+                    directConvTile(rows: count, blocks: inCall, window + first, blockOffsets: at, kernels,
                                    offsets: offsets, taps: s.kh * s.kw, channels: s.perGroup,
                                    channelPitch: channelPitch, into: tile)
-                    for b in 0..<calls {
-                        let pixel = block(i + b).pixel
-                        store((b * n)..<(b * n + min(n, s.outWidth - pixel % s.outWidth)), at: pixel)
+                    var b = 0
+                    while b < inCall {  // each run of blocks on one row in one store
+                        let pixel = block(i + b).pixel, row = (i + b) / perRow
+                        var end = b + 1
+                        while end < inCall && (i + end) / perRow == row { end += 1 }
+                        store((b * n)..<(b * n + min((end - b) * n, s.outWidth - pixel % s.outWidth)), at: pixel)
+                        b = end
                     }
-                    i += calls
+                    i += inCall
                 }
             }
         }

@@ -43,9 +43,9 @@ public enum InstructionSet: String, CaseIterable, Sendable {
 // MARK: - Dispatch
 
 /// `KCPVector.directConvTile` of the active set for `blocks` (1, 2 or 4)
-/// 16-pixel blocks at `run + blockOffsets.b`, each block's tile after the
-/// one before: AVX-512 computes them at once, AVX2 (whose registers hold
-/// one) in turn.
+/// 16-pixel blocks at `run + blockOffsets.b`, each block's results 16
+/// floats after the one before's: AVX-512 computes them at once, AVX2
+/// (whose registers hold one) in turn.
 @inline(__always)
 func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, blockOffsets: KCPVector.BlockOffsets,
                     _ kernels: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int, channels: Int,
@@ -62,7 +62,7 @@ func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, blockOf
         let start = block == 0 ? 0 : block == 1 ? blockOffsets.1 : block == 2 ? blockOffsets.2 : blockOffsets.3
         KCPVector.directConvTile(rows: rows, blocks: 1, run + start, blockOffsets: (0, 0, 0, 0), kernels,
                                  offsets: offsets, taps: taps, channels: channels, channelPitch: channelPitch,
-                                 into: tile + block * directTile.pixels * directTile.channels)
+                                 into: tile + block * directTile.pixels)
     }
 }
 
@@ -234,4 +234,5 @@ func joinPhases(_ phases: UnsafePointer<Float>, phasePitch: Int, count: Int, int
 }
 
 /// Output pixels and channels of one `directConvTile` (the same in every build).
-let directTile = (pixels: KCPVector.directTilePixels, channels: KCPVector.directTileChannels)
+let directTile = (pixels: KCPVector.directTilePixels, channels: KCPVector.directTileChannels,
+                  rowPitch: KCPVector.directTileRowPitch)
