@@ -142,13 +142,56 @@ struct PoolingVariantsTests {
         #expect(zip(adaptive.data, global.data).allSatisfy { abs($0 - $1) <= 1e-6 })
     }
 
-    @Test(arguments: ceilPoolCases + dilatedPoolCases)
+    @Test(arguments: ceilPoolCases + dilatedPoolCases + widePoolCases)
     func finiteDifferences(_ c: NetPoolCase) {
         var rng = SplitMix64(seed: 54)
         // Values 0.05 apart: a step of 0.01 never changes a window's maximum.
         let x = fdDistinct(c.input, &rng)
         fdCheckOp(.maxPool(c.pool), [x], seed: 55)
         if c.pool.dilation == (1, 1) { fdCheckOp(.avgPool(c.pool), [x], seed: 56) }
+    }
+
+    @Test("max pooling passes a window's NaN on, and its gradient goes to the first maximal element of each window (or its first NaN; the first element where all are -inf)",
+          arguments: widePoolCases + [NetPoolCase(label: "ResNet's stem, 3x3 stride 2 padding 1", input: [1, 3, 12, 20],
+                                                  pool: Pool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1, 1, 1)))])
+    func maxTiesAndNaN(_ c: NetPoolCase) throws {
+        var rng = SplitMix64(seed: 60)
+        let (height, width) = (c.input[2], c.input[3]), plane = height * width
+        // Values in {0, 1, 2} (ties in every window), a few NaNs, and the last plane all -inf.
+        let values: [Float] = (0..<c.input.reduce(1, *)).map { k in
+            let u = rng.next() % 64
+            return k >= c.input.reduce(1, *) - plane ? -.infinity : u == 0 ? .nan : Float(u % 3)
+        }
+        let x = Tensor(shape: c.input, data: values)
+        let y = try netRunOp(.maxPool(c.pool), [x])
+        let gradient = Tensor(shape: y.shape, data: (0..<y.count).map { Float($0 % 7 + 1) })
+        let dx = pool2dBackward(x, c.pool, max: true, gradient: gradient)
+        // The reference: each window's elements in row-major order inside the input.
+        var expected = [Float](repeating: 0, count: x.count)
+        let (outHeight, outWidth) = (y.shape[2], y.shape[3])
+        for planeIndex in 0..<(c.input[0] * c.input[1]) {
+            for oy in 0..<outHeight {
+                for ox in 0..<outWidth {
+                    var elements: [Int] = []
+                    for p in 0..<c.pool.kernel.0 {
+                        let iy = oy * c.pool.stride.0 - c.pool.padding.0 + p * c.pool.dilation.0
+                        for q in 0..<c.pool.kernel.1 {
+                            let ix = ox * c.pool.stride.1 - c.pool.padding.1 + q * c.pool.dilation.1
+                            if iy >= 0 && iy < height && ix >= 0 && ix < width {
+                                elements.append(planeIndex * plane + iy * width + ix)
+                            }
+                        }
+                    }
+                    let out = (planeIndex * outHeight + oy) * outWidth + ox
+                    let nan = elements.first { values[$0].isNaN }
+                    let best = elements.map { values[$0] }.max()!
+                    #expect(nan == nil ? y.data[out] == best : y.data[out].isNaN, "output \(out)")
+                    expected[nan ?? elements.first { values[$0] == best }!] += gradient.data[out]
+                }
+            }
+        }
+        let wrong = zip(dx.data, expected).filter { $0 != $1 }.count
+        #expect(wrong == 0, "\(wrong) of \(x.count) gradients differ")
     }
 
     @Test(arguments: adaptiveCases)

@@ -522,16 +522,19 @@ private let chunkColumns = 512, chunkFloats = 1 << 21
 func transposedKernels(_ weight: Tensor, groups: Int) -> Tensor {
     let (outputs, perGroup, kernel) = (weight.shape[0], weight.shape[1], Array(weight.shape.dropFirst(2)))
     let outPerGroup = outputs / groups, taps = kernel.reduce(1, *)
-    var t = Tensor(zeros: [perGroup * groups, outPerGroup] + kernel)
-    for g in 0..<groups {
-        for o in 0..<outPerGroup {
-            for j in 0..<perGroup {
-                let source = ((g * outPerGroup + o) * perGroup + j) * taps, target = ((g * perGroup + j) * outPerGroup + o) * taps
-                for k in 0..<taps { t.data[target + k] = weight.data[source + taps - 1 - k] }
+    return Tensor(shape: [perGroup * groups, outPerGroup] + kernel) { t in
+        weight.data.withUnsafeBufferPointer { w in
+            for g in 0..<groups {
+                for o in 0..<outPerGroup {
+                    for j in 0..<perGroup {
+                        let source = w.baseAddress! + ((g * outPerGroup + o) * perGroup + j) * taps + taps - 1
+                        let target = t.baseAddress! + ((g * perGroup + j) * outPerGroup + o) * taps
+                        for k in 0..<taps { target[k] = source[-k] }
+                    }
+                }
             }
         }
     }
-    return t
 }
 
 /// `y[n, c, ...] += bias[c]` for NCHW (or `[N, C]`) tensors.

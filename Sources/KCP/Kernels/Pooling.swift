@@ -10,7 +10,8 @@ func pool2dForward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, outputShape: [
 
 /// Gradient of `pool2dForward` given `gradient = dL/dy`: max pooling sends
 /// each window's `g` to its first maximal element in row-major window order
-/// (the element PyTorch's argmax picks; ties get nothing else); average
+/// (the element PyTorch's argmax picks; ties get nothing else), or its first
+/// NaN, which the forward passes on as PyTorch does; average
 /// pooling adds `g / divisor` to every real element of the window, with the
 /// forward's divisor.
 func pool2dBackward(_ x: Tensor, _ pool: Pool2d, max useMax: Bool, gradient: Tensor) -> Tensor {
@@ -57,6 +58,15 @@ private func windowPoolForward(_ x: Tensor, _ windows: PoolWindows, max useMax: 
     return y
 }
 
+typealias PoolLanes = SIMD8<Float>
+
+/// The larger of `a` and `v`, or `v` where it is NaN: a window holding a NaN pools to NaN, as in PyTorch.
+@inline(__always)
+private func poolMax(_ a: PoolLanes, _ v: PoolLanes) -> PoolLanes { a.replacing(with: v, where: v .> a .| v .!= v) }
+
+@inline(__always)
+private func poolMax(_ a: Float, _ v: Float) -> Float { v > a || v.isNaN ? v : a }
+
 /// The column pass of `windowPoolForward` over one output row's line,
 /// laid out in a worker's scratch as `[left pad | line of W | right pad]`,
 /// then the line's `stride` phases and the row's divisors. With a regular
@@ -70,7 +80,7 @@ private struct PoolLines {
     let windows: PoolWindows, width: Int, outWidth: Int
     let left: Int, padded: Int, phaseLength: Int
 
-    typealias Lanes = SIMD8<Float>
+    typealias Lanes = PoolLanes
 
     init(_ windows: PoolWindows, width: Int, outWidth: Int) {
         (self.windows, self.width, self.outWidth) = (windows, width, outWidth)
@@ -107,34 +117,21 @@ private struct PoolLines {
                     var a: Float = useMax ? -.infinity : 0
                     for t in 0..<taps.count {
                         let v = scratch[taps.first + t * taps.step]
-                        a = useMax ? Swift.max(a, v) : a + v
+                        a = useMax ? poolMax(a, v) : a + v
                     }
                     out[ox] = useMax ? a : a / divisors[ox]
                 }
             }
         }
-        let phase = phaseLength > 0 ? scratch + padded : scratch
-        if phaseLength > 0 {
-            for f in 0..<r.stride {
-                let (target, count) = (phase + f * phaseLength, (padded - f + r.stride - 1) / r.stride)
-                if r.stride == 2 {
-                    copyEvenFloats(scratch + f, to: target, 0..<count)
-                } else {
-                    for t in 0..<count { target[t] = scratch[f + t * r.stride] }
-                }
-            }
-        }
+        let phase = splitPhases(scratch)
         /// Where tap `j` of output 0 reads.
-        func tap(_ j: Int) -> UnsafePointer<Float> {
-            let offset = j * r.dilation
-            return UnsafePointer(phase + offset % r.stride * phaseLength + offset / r.stride)
-        }
+        func tap(_ j: Int) -> UnsafePointer<Float> { self.tap(j, of: phase) }
         var ox = 0
         while ox < outWidth {
             var a = UnsafeRawPointer(tap(0) + ox).loadUnaligned(as: Lanes.self)
             for j in 1..<r.kernel {
                 let v = UnsafeRawPointer(tap(j) + ox).loadUnaligned(as: Lanes.self)
-                a = useMax ? a.replacing(with: v, where: v .> a) : a + v
+                a = useMax ? poolMax(a, v) : a + v
             }
             if !useMax { a /= UnsafeRawPointer(divisors + ox).loadUnaligned(as: Lanes.self) }
             if ox + Lanes.scalarCount <= outWidth {
@@ -142,6 +139,49 @@ private struct PoolLines {
             } else {
                 for lane in 0..<(outWidth - ox) { out[ox + lane] = a[lane] }
             }
+            ox += Lanes.scalarCount
+        }
+    }
+
+    /// The padded line in `scratch` split into its `stride` phases (after it in the scratch), or the line
+    /// itself with stride 1; a regular window's only.
+    private func splitPhases(_ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let stride = windows.regular!.stride
+        guard phaseLength > 0 else { return UnsafePointer(scratch) }
+        let phase = scratch + padded
+        for f in 0..<stride {
+            let (target, count) = (phase + f * phaseLength, (padded - f + stride - 1) / stride)
+            if stride == 2 {
+                copyEvenFloats(scratch + f, to: target, 0..<count)
+            } else {
+                for t in 0..<count { target[t] = scratch[f + t * stride] }
+            }
+        }
+        return UnsafePointer(phase)
+    }
+
+    /// Where tap `j` of output 0 reads in the phases `phase` of a regular window's padded line.
+    private func tap(_ j: Int, of phase: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        let r = windows.regular!, offset = j * r.dilation
+        return phase + offset % r.stride * phaseLength + offset / r.stride
+    }
+
+    /// For one input row's padded line in `scratch` (row tap `i` of a regular window): `winner[ox]`
+    /// becomes `i * kernel + j` for the first column tap `j` whose value equals `best[ox]`, or is NaN,
+    /// where no earlier tap has (`winner[ox] < 0`). `best` and `winner` are read a vector at a time.
+    func firstMatches(_ scratch: UnsafeMutablePointer<Float>, rowTap i: Int, best: UnsafePointer<Float>,
+                      winner: UnsafeMutablePointer<Float>)
+    {
+        let kernel = windows.regular!.kernel, phase = splitPhases(scratch)
+        var ox = 0
+        while ox < outWidth {
+            let b = UnsafeRawPointer(best + ox).loadUnaligned(as: Lanes.self)
+            var w = UnsafeRawPointer(winner + ox).loadUnaligned(as: Lanes.self)
+            for j in 0..<kernel {
+                let v = UnsafeRawPointer(tap(j, of: phase) + ox).loadUnaligned(as: Lanes.self)
+                w.replace(with: Float(i * kernel + j), where: (v .== b .| v .!= v) .& w .< 0)
+            }
+            UnsafeMutableRawPointer(winner + ox).storeBytes(of: w, as: Lanes.self)
             ox += Lanes.scalarCount
         }
     }
@@ -153,7 +193,7 @@ private struct PoolLines {
 private func reduceRows(_ input: UnsafePointer<Float>, _ rows: PoolTaps, width: Int, max useMax: Bool,
                         into line: UnsafeMutablePointer<Float>)
 {
-    typealias Lanes = SIMD8<Float>
+    typealias Lanes = PoolLanes
     guard rows.count > 0 else { return line.update(repeating: useMax ? -.infinity : 0, count: width) }
     let first = input + rows.first * width, rowStep = rows.step * width
     var ix = 0
@@ -161,7 +201,7 @@ private func reduceRows(_ input: UnsafePointer<Float>, _ rows: PoolTaps, width: 
         var a = UnsafeRawPointer(first + ix).loadUnaligned(as: Lanes.self)
         for t in 1..<rows.count {
             let v = UnsafeRawPointer(first + t * rowStep + ix).loadUnaligned(as: Lanes.self)
-            a = useMax ? a.replacing(with: v, where: v .> a) : a + v
+            a = useMax ? poolMax(a, v) : a + v
         }
         UnsafeMutableRawPointer(line + ix).storeBytes(of: a, as: Lanes.self)
         ix += Lanes.scalarCount
@@ -170,25 +210,46 @@ private func reduceRows(_ input: UnsafePointer<Float>, _ rows: PoolTaps, width: 
         var a = first[ix]
         for t in 1..<rows.count {
             let v = first[t * rowStep + ix]
-            a = useMax ? Swift.max(a, v) : a + v
+            a = useMax ? poolMax(a, v) : a + v
         }
         line[ix] = a
         ix += 1
     }
 }
 
-/// The gradient of `windowPoolForward` (see `pool2dBackward`).
+/// The gradient of `windowPoolForward` (see `pool2dBackward`). Max pooling
+/// over regular windows finds each output's element a vector of outputs at
+/// a time (`maxPoolWinners`); adaptive windows and the average go one output at a time.
 private func windowPoolBackward(_ x: Tensor, _ windows: PoolWindows, max useMax: Bool, gradient: Tensor) -> Tensor {
     let (height, width) = (x.shape[2], x.shape[3])
     let (outHeight, outWidth) = (gradient.shape[2], gradient.shape[3])
+    let lines = PoolLines(windows, width: width, outWidth: outWidth), outputLine = outWidth + PoolLanes.scalarCount
     var dx = Tensor(zeros: x.shape)
     x.data.withUnsafeBufferPointer { xs in
         gradient.data.withUnsafeBufferPointer { gs in
             dx.data.withUnsafeMutableBufferPointer { dxs in
-                parallelFor(x.shape[0] * x.shape[1]) { plane in
+                parallelFor(x.shape[0] * x.shape[1], scratch: lines.scratchSize + 2 * outputLine) { plane, scratch in
                     let input = xs.baseAddress! + plane * height * width
                     let output = gs.baseAddress! + plane * outHeight * outWidth
                     let target = dxs.baseAddress! + plane * height * width
+                    if useMax, let r = windows.regular {
+                        let (best, winner) = (scratch + lines.scratchSize, scratch + lines.scratchSize + outputLine)
+                        lines.clearPadding(scratch, max: true)
+                        for oy in 0..<outHeight {
+                            let rows = windows.rows[oy]
+                            maxPoolWinners(input, rows, lines, row: oy, scratch: scratch, best: best, winner: winner)
+                            for ox in 0..<outWidth {
+                                let (w, g, columns) = (Int(winner[ox]), output[oy * outWidth + ox], windows.columns[ox])
+                                if w >= 0 && (best[ox] > -.infinity || best[ox].isNaN) {
+                                    let ix = ox * r.stride - r.padding + w % r.kernel * r.dilation
+                                    target[rows[w / r.kernel] * width + ix] += g
+                                } else if rows.count > 0 && columns.count > 0 {  // every element -inf: the first
+                                    target[rows.first * width + columns.first] += g
+                                }
+                            }
+                        }
+                        return
+                    }
                     for oy in 0..<outHeight {
                         let rows = windows.rows[oy]
                         for ox in 0..<outWidth {
@@ -215,6 +276,25 @@ private func windowPoolBackward(_ x: Tensor, _ windows: PoolWindows, max useMax:
         }
     }
     return dx
+}
+
+/// For output row `oy` of max pooling over regular windows: each output's
+/// max into `best` (as `windowPoolForward`), then the index `i * kernel + j`
+/// of the first element of its window (row taps `i` in order, then column
+/// taps `j`) equal to it, or NaN, into `winner` (as floats; -1 for none),
+/// each of the window's input rows padded and split into phases in turn.
+private func maxPoolWinners(_ input: UnsafePointer<Float>, _ rows: PoolTaps, _ lines: PoolLines, row oy: Int,
+                            scratch: UnsafeMutablePointer<Float>, best: UnsafeMutablePointer<Float>,
+                            winner: UnsafeMutablePointer<Float>)
+{
+    let width = lines.width
+    reduceRows(input, rows, width: width, max: true, into: scratch + lines.left)
+    lines.reduceColumns(scratch, row: oy, max: true, into: best)
+    winner.update(repeating: -1, count: lines.outWidth + PoolLanes.scalarCount)
+    for i in 0..<rows.count {
+        copyFloats(input + rows[i] * width, to: scratch + lines.left, count: width)
+        lines.firstMatches(scratch, rowTap: i, best: best, winner: winner)
+    }
 }
 
 /// The input positions of one output's window along one axis, inside the
