@@ -6,9 +6,9 @@
 /// direct kernel (`DirectConvolution`); those whose taps read mostly
 /// padding, a matrix product per tap (`TapProducts`); the others, matrix
 /// products of the unfolded input (`unfoldedConv2d`). Every path computes
-/// each output in a job that depends on the geometry alone, so the result
-/// does not depend on the thread count, and applies the epilogue to its
-/// outputs while they are hot.
+/// each output in a job that depends on the geometry (and the machine's
+/// processor count) alone, so the result does not depend on the thread
+/// count, and applies the epilogue to its outputs while they are hot.
 ///
 /// An inference batchnorm, a residual add and a relu or hardswish that
 /// follow the conv can be applied in the same pass,
@@ -252,21 +252,26 @@ extension ConvGeometry {
 /// chunk of `samplesPerProduct` samples and group) among the threads: the (padded) output channels `rows`
 /// of each tile's product in `blocks` blocks, one where the tiles alone make
 /// `jobs` jobs, else blocks of a multiple of 64 rows, enough for that where
-/// there are rows enough (OpenBLAS runs a 64 x 196 x 2304 product at 95% of
-/// its 256-row speed, measured). The split depends on the geometry alone,
-/// not on the thread count: OpenBLAS rounds a product differently by its
-/// size (small products take other kernels), so each output is computed by
-/// the same call whatever the threads. When split, the tiles are unfolded
-/// first, about `unfoldedFloats` at a time, in `channelParts` parts by
-/// input channel.
+/// there are rows enough. Each product costs OpenBLAS a pass packing its
+/// whole `[K, columns]` input, so products of few rows run slower: ResNet-50's
+/// 512 -> 2048 1x1 conv on 7x7 ran at 34 GMAC/s in 64-row products, 42 in
+/// 128-row ones and 53 whole; DeepLabV3's 960 -> 256 on 32x32 at 56 in 64-row
+/// products of 128 columns and 79 in 256 x 512 ones (1 thread, Xeon,
+/// AVX-512). The jobs follow the machine's processors, not the thread count:
+/// OpenBLAS rounds a product differently by its size (small products take
+/// other kernels), so each output is computed by the same call whatever
+/// the threads. When split, the tiles are unfolded first, about
+/// `unfoldedFloats` at a time, in `channelParts` parts by input channel.
 struct ConvSplit {
     /// Products (tiles of a chunk of `samplesPerProduct` samples), and the unfolded floats of each.
     let tiles: Int, tileSize: Int
     let blocks: Int, channelParts: Int, unfoldedTiles: Int
     private let rowCount: Int, blockRows: Int, perGroup: Int
 
-    /// Jobs per conv the split aims for: 4 for each of 8 threads.
-    private static let jobs = 32
+    /// Jobs per conv the split aims for: 4 for each processor of the machine. Against 32 on the
+    /// 2-core Xeon (batch 1, ms of the network): DeepLabV3-MobileNetV3 at 512 72-75 -> 63-69 on 2
+    /// threads (its 1x1 convs 50-51 -> 43-44 on 1), ResNet-50 at 224 45.6-47.3 -> 42.6-44.8 on 2.
+    private static let jobs = 4 * Threads.available
     /// Floats of unfolded tiles shared by the blocks at once (16 MB): more than L2, what L3 holds.
     static let unfoldedFloats = 1 << 22
 
