@@ -58,7 +58,7 @@ private func windowPoolForward(_ x: Tensor, _ windows: PoolWindows, max useMax: 
     return y
 }
 
-typealias PoolLanes = SIMD8<Float>
+private typealias PoolLanes = SIMD8<Float>
 
 /// The larger of `a` and `v`, or `v` where it is NaN: a window holding a NaN pools to NaN, as in PyTorch.
 @inline(__always)
@@ -259,7 +259,8 @@ private func windowPoolBackward(_ x: Tensor, _ windows: PoolWindows, max useMax:
                                 for i in 0..<rows.count {
                                     for j in 0..<columns.count {
                                         let k = rows[i] * width + columns[j]
-                                        if argmax < 0 || input[k] > best { (best, argmax) = (input[k], k) }
+                                        let v = input[k]  // the first maximal element, or the first NaN
+                                        if argmax < 0 || v > best || v.isNaN && !best.isNaN { (best, argmax) = (v, k) }
                                     }
                                 }
                                 if argmax >= 0 { target[argmax] += g }
