@@ -194,6 +194,15 @@ struct PoolingVariantsTests {
         #expect(wrong == 0, "\(wrong) of \(x.count) gradients differ")
     }
 
+    @Test("adaptive max pooling passes a bin's NaN on, and its gradient goes to the bin's first NaN")
+    func adaptiveMaxNaN() throws {
+        let x = Tensor(shape: [1, 1, 1, 6], data: [1, .nan, 3, 4, .nan, 2])
+        let y = try netRunOp(.adaptivePool(height: 1, width: 2, max: true), [x])  // bins [0, 3), [3, 6)
+        #expect(y.data[0].isNaN && y.data[1].isNaN)
+        let dx = adaptivePoolBackward(x, max: true, gradient: Tensor(shape: [1, 1, 1, 2], data: [5, 7]))
+        #expect(dx.data == [0, 5, 0, 0, 7, 0])
+    }
+
     @Test(arguments: adaptiveCases)
     func adaptiveFiniteDifferences(_ input: [Int], _ height: Int, _ width: Int) {
         var rng = SplitMix64(seed: 57)
