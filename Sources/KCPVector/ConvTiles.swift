@@ -12,7 +12,7 @@ public let directTilePixels = 16, directTileChannels = 6, directTileRowPitch = 4
 
 /// One register tile of the direct convolution: `rows` (1 to 6) output
 /// channels x 16 output pixels,
-/// `tile[r * 16 + i] = sum_{c < channels, k < taps} kernels[(c * taps + k) * rows + r] * run[c * channelPitch + offsets[k] + i]`,
+/// `tile[r * 64 + i] = sum_{c < channels, k < taps} kernels[(c * taps + k) * rows + r] * run[c * channelPitch + offsets[k] + i]`,
 /// each tap one weight broadcast per row and one 16-pixel load. With
 /// `blocks` 2 or 4, more 16-pixel blocks too (block `b` at
 /// `run + blockOffsets.b`, which may lie on other output rows; its results
