@@ -207,6 +207,33 @@ struct ConvKernelTests {
         #expect(seconds.dropFirst().allSatisfy { $0 == 0 }, "batchnorm and hardswish fold into the conv")
     }
 
+    @Test("a resize that only the next node, a concat, reads is written into the concat's channels, with the results of running node by node",
+          arguments: [Resize(height: 10, width: 21, mode: .bilinear), Resize(height: 9, width: 14, mode: .nearest),
+                      Resize(height: 10, width: 14, mode: .bilinear, alignCorners: true)])
+    func resizesIntoConcats(_ r: Resize) throws {
+        let b = NetBuilder(seed: 6)
+        let x = try b.input("x", [1, 3, 5, 7])
+        let before = try b.op("before", .resize(r), try b.conv("c1", x, out: 2))
+        let late = try b.conv("c2", x, out: 4)
+        let middle = try b.op("middle", .resize(r), late)
+        let joined = try b.op("joined", .concat, before, middle, try b.op("same", .resize(r), try b.conv("c3", x, out: 3)))
+        // Not folded: a resize that is also an output, and one read again after the concat.
+        let c5 = try b.op("c5 up", .resize(r), try b.conv("c5", x, out: 2))
+        let shown = try b.op("shown", .resize(r), x)
+        try b.output(try b.op("after shown", .concat, c5, shown))
+        let c6 = try b.op("c6 up", .resize(r), try b.conv("c6", x, out: 2))
+        let twice = try b.op("twice", .resize(r), c6)
+        let again = try b.op("after twice", .concat, c6, twice)
+        try b.output(try b.op("sum", .binary(.add), again, try b.op("twice again", .concat, twice, twice)))
+        try b.output(joined)
+        try b.output(shown)
+        var seconds = [Double](repeating: -1, count: b.net.nodes.count)
+        let inputs = b.inputs(batch: 3)
+        #expect(try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs))
+        let folded = Set(b.net.nodes.indices.filter { seconds[$0] == 0 }.map { b.net.valueNames[b.net.nodes[$0].output] })
+        #expect(folded == ["joined"], "only the concat after `same` takes its resize in: \(folded)")
+    }
+
     @Test("network inference fuses conv-batchnorm(-relu) chains with the results of running node by node",
           arguments: NetZoo.allCases)
     func fusedNetworkForward(_ zoo: NetZoo) throws {

@@ -2,14 +2,38 @@
 
 /// Concatenates NCHW tensors along channels.
 func concatForward(_ xs: [Tensor]) -> Tensor {
-    let batch = xs[0].shape[0], positions = Array(xs[0].shape.dropFirst(2)), inner = positions.reduce(1, *)
-    let sizes = xs.map { $0.shape[1] * inner }
+    concatForward(xs.map { .tensor($0) })
+}
+
+/// One input of `concatForward(_ parts:)`: a tensor, or a tensor resized as
+/// it is written into its channels of the result (`resizeForward`'s float
+/// operations), which saves writing the resized tensor and copying it.
+enum ConcatPart {
+    case tensor(Tensor)
+    case resized(Tensor, Resize)
+
+    /// Its `[N, C, H, W]` shape in the result.
+    var shape: [Int] {
+        switch self {
+        case let .tensor(x): return x.shape
+        case let .resized(x, r): return [x.shape[0], x.shape[1], r.height, r.width]
+        }
+    }
+}
+
+/// Concatenates NCHW parts along channels, each resized part resized into its channels.
+func concatForward(_ parts: [ConcatPart]) -> Tensor {
+    let shape = parts[0].shape, batch = shape[0], positions = Array(shape.dropFirst(2)), inner = positions.reduce(1, *)
+    let sizes = parts.map { $0.shape[1] * inner }
     let offsets = sizes.indices.map { sizes[..<$0].reduce(0, +) }, sampleSize = sizes.reduce(0, +)
     return Tensor(shape: [batch, sampleSize / inner] + positions) { y in
-        parallelFor(batch * xs.count) { job in
-            let (n, k) = (job / xs.count, job % xs.count)
-            guard sizes[k] > 0 else { return }
-            xs[k].data.withUnsafeBufferPointer { x in
+        for (k, part) in parts.enumerated() {
+            if case let .resized(x, r) = part { resize(x, r, into: y.baseAddress! + offsets[k], sampleStride: sampleSize) }
+        }
+        parallelFor(batch * parts.count) { job in
+            let (n, k) = (job / parts.count, job % parts.count)
+            guard sizes[k] > 0, case let .tensor(x) = parts[k] else { return }
+            x.data.withUnsafeBufferPointer { x in
                 (y.baseAddress! + n * sampleSize + offsets[k]).update(from: x.baseAddress! + n * sizes[k], count: sizes[k])
             }
         }
@@ -45,34 +69,40 @@ func concatBackward(_ gradient: Tensor, channels: [Int]) -> [Tensor] {
 /// faster on DeepLabV3's 21 x 32x32 -> 512x512 (4.97 -> 1.1 ms, 1 thread),
 /// whose output rows share their input rows 16 at a time.
 func resizeForward(_ x: Tensor, _ r: Resize) -> Tensor {
-    let (height, width, outHeight, outWidth) = (x.shape[2], x.shape[3], r.height, r.width)
+    Tensor(shape: [x.shape[0], x.shape[1], r.height, r.width]) { ys in
+        resize(x, r, into: ys.baseAddress!, sampleStride: x.shape[1] * r.height * r.width)
+    }
+}
+
+/// `resizeForward` written to `out`, sample `n`'s resized channels from
+/// `out + n * sampleStride` on (a concat's channels of its result).
+private func resize(_ x: Tensor, _ r: Resize, into out: UnsafeMutablePointer<Float>, sampleStride: Int) {
+    let (channels, height, width, outHeight, outWidth) = (x.shape[1], x.shape[2], x.shape[3], r.height, r.width)
     let rows = sourceCoordinates(outHeight, from: height, r), cols = sourceCoordinates(outWidth, from: width, r)
-    return Tensor(shape: [x.shape[0], x.shape[1], outHeight, outWidth]) { ys in
-        x.data.withUnsafeBufferPointer { xs in
-            cols.withUnsafeBufferPointer { cols in
-                rows.withUnsafeBufferPointer { rows in
-                    parallelFor(x.shape[0] * x.shape[1], scratch: 2 * outWidth) { plane, lines in
-                        let input = xs.baseAddress! + plane * height * width
-                        let output = ys.baseAddress! + plane * outHeight * outWidth
-                        /// Input row `y` blended horizontally into `line`.
-                        func blendRow(_ y: Int, into line: UnsafeMutablePointer<Float>) {
-                            let source = input + y * width
-                            for ox in 0..<outWidth {
-                                let (x0, x1, fx) = cols[ox]
-                                line[ox] = source[x0] * (1 - fx) + source[x1] * fx
-                            }
+    x.data.withUnsafeBufferPointer { xs in
+        cols.withUnsafeBufferPointer { cols in
+            rows.withUnsafeBufferPointer { rows in
+                parallelFor(x.shape[0] * channels, scratch: 2 * outWidth) { plane, lines in
+                    let input = xs.baseAddress! + plane * height * width
+                    let output = out + plane / channels * sampleStride + plane % channels * outHeight * outWidth
+                    /// Input row `y` blended horizontally into `line`.
+                    func blendRow(_ y: Int, into line: UnsafeMutablePointer<Float>) {
+                        let source = input + y * width
+                        for ox in 0..<outWidth {
+                            let (x0, x1, fx) = cols[ox]
+                            line[ox] = source[x0] * (1 - fx) + source[x1] * fx
                         }
-                        var (upper, lower) = (lines, lines + outWidth)
-                        var held = (-1, -1)  // the input rows in `upper` and `lower`
-                        for oy in 0..<outHeight {
-                            let (y0, y1, fy) = rows[oy]
-                            if held.0 != y0 {
-                                if held.1 == y0 { swap(&upper, &lower); held.1 = -1 } else { blendRow(y0, into: upper) }
-                            }
-                            if held.1 != y1 { blendRow(y1, into: lower) }
-                            held = (y0, y1)
-                            weightedSum(output + oy * outWidth, upper, 1 - fy, lower, fy, outWidth)
+                    }
+                    var (upper, lower) = (lines, lines + outWidth)
+                    var held = (-1, -1)  // the input rows in `upper` and `lower`
+                    for oy in 0..<outHeight {
+                        let (y0, y1, fy) = rows[oy]
+                        if held.0 != y0 {
+                            if held.1 == y0 { swap(&upper, &lower); held.1 = -1 } else { blendRow(y0, into: upper) }
                         }
+                        if held.1 != y1 { blendRow(y1, into: lower) }
+                        held = (y0, y1)
+                        weightedSum(output + oy * outWidth, upper, 1 - fy, lower, fy, outWidth)
                     }
                 }
             }
