@@ -92,11 +92,9 @@ struct DirectConvolution {
                                       : Self.channelsPerBlock * directTile.rowPitch)
     }
 
-    /// Pixel blocks (`blocksPerCall`, 2 or 1) of one `directConvTile` call from pixel `first`: the most
-    /// that each hold a pixel before `end`, so that none reads further than the last block alone would.
-    static func blocks(from first: Int, to end: Int) -> Int {
-        first + (blocksPerCall - 1) * pixelsPerBlock < end ? blocksPerCall : first + pixelsPerBlock < end ? 2 : 1
-    }
+    /// Pixel blocks (`blocksPerCall`, 2 or 1) of one `directConvTile` call with `left` blocks still to
+    /// compute: the most that each hold a pixel, so that none reads further than the last block alone would.
+    static func blocks(left: Int) -> Int { left >= blocksPerCall ? blocksPerCall : left >= 2 ? 2 : 1 }
 
     /// The output rows of tile `tile`.
     func rows(_ tile: Int) -> Range<Int> { (tile * tileRows)..<min(s.outHeight, (tile + 1) * tileRows) }
@@ -215,7 +213,7 @@ struct DirectConvolution {
                 let end = (rows.count - 1) * pitch + s.outWidth
                 var j = 0
                 while j < end {
-                    let span = Self.blocks(from: j, to: end) * n
+                    let span = Self.blocks(left: (end - j + n - 1) / n) * n
                     directConvTile(rows: count, blocks: span / n, window + j, blockOffsets: (0, n, 2 * n, 3 * n),
                                    kernels, offsets: offsets, taps: s.kh * s.kw, channels: s.perGroup,
                                    channelPitch: channelPitch, into: tile)
@@ -237,7 +235,7 @@ struct DirectConvolution {
                 }
                 var i = 0
                 while i < total {
-                    let inCall = total - i >= Self.blocksPerCall ? Self.blocksPerCall : total - i >= 2 ? 2 : 1
+                    let inCall = Self.blocks(left: total - i)
                     let first = block(i).window
                     let at = (0, block(min(i + 1, total - 1)).window - first, block(min(i + 2, total - 1)).window - first,
                               block(min(i + 3, total - 1)).window - first)

@@ -24,10 +24,8 @@ func addAssign(_ x: inout Tensor, _ y: Tensor) {
     precondition(x.shape == y.shape, "shapes \(x.shape) and \(y.shape) differ")
     y.data.withUnsafeBufferPointer { ys in
         x.data.withUnsafeMutableBufferPointer { xs in
-            let count = xs.count
-            parallelFor((count + elementChunk - 1) / elementChunk) { block in
-                let first = block * elementChunk
-                addScaled(xs.baseAddress! + first, ys.baseAddress! + first, 1, min(elementChunk, count - first))
+            parallelChunks(xs.count) { chunk in
+                addScaled(xs.baseAddress! + chunk.lowerBound, ys.baseAddress! + chunk.lowerBound, 1, chunk.count)
             }
         }
     }
@@ -36,6 +34,14 @@ func addAssign(_ x: inout Tensor, _ y: Tensor) {
 /// Elements per parallel chunk of the element-wise loops (here and the binary ops'): large enough
 /// to amortise dispatch.
 let elementChunk = 1 << 14
+
+/// `body(chunk)` for the consecutive chunks of `elementChunk` indices of `0..<count`, in parallel.
+@inline(__always)
+func parallelChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
+    parallelFor((count + elementChunk - 1) / elementChunk) { block in
+        body((block * elementChunk)..<min(count, (block + 1) * elementChunk))
+    }
+}
 
 /// A function of one element. `map` and `combine` take theirs as types, not
 /// closures: each loop is then compiled for its function and vectorised,
@@ -49,9 +55,8 @@ protocol ElementPairFunction { func callAsFunction(_ x: Float, _ g: Float) -> Fl
 func map<F: ElementFunction>(_ x: Tensor, _ f: F) -> Tensor {
     x.data.withUnsafeBufferPointer { xs in
         Tensor(shape: x.shape) { ys in
-            let count = ys.count
-            parallelFor((count + elementChunk - 1) / elementChunk) { block in
-                for i in (block * elementChunk)..<min(count, (block + 1) * elementChunk) { ys[i] = f(xs[i]) }
+            parallelChunks(ys.count) { chunk in
+                for i in chunk { ys[i] = f(xs[i]) }
             }
         }
     }
@@ -63,9 +68,8 @@ func combine<F: ElementPairFunction>(_ a: Tensor, _ b: Tensor, _ f: F) -> Tensor
     return a.data.withUnsafeBufferPointer { xs in
         b.data.withUnsafeBufferPointer { bs in
             Tensor(shape: a.shape) { ys in
-                let count = ys.count
-                parallelFor((count + elementChunk - 1) / elementChunk) { block in
-                    for i in (block * elementChunk)..<min(count, (block + 1) * elementChunk) { ys[i] = f(xs[i], bs[i]) }
+                parallelChunks(ys.count) { chunk in
+                    for i in chunk { ys[i] = f(xs[i], bs[i]) }
                 }
             }
         }
