@@ -2,7 +2,7 @@ import Testing
 @testable import KCP
 
 // Every instruction set this CPU runs, on the conv paths whose inner loops
-// it builds (the direct kernel's register tiles, the fused epilogue on
+// it builds (the direct and channel-vector kernels' register tiles, the fused epilogue on
 // direct, unfolded and tap-product tiles): each against the naive reference, and all of
 // them bitwise equal (the builds do the same float operations in the same
 // order). Serialized: only this suite switches `InstructionSet.active`, so
@@ -36,7 +36,7 @@ struct InstructionSetTests {
     }
 
     @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
-          arguments: directCases + winogradCases + tapCases + unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+          arguments: directCases + channelVectorCases + winogradCases + tapCases + unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func everyPathAgrees(_ c: ConvCase) {
         var rng = SplitMix64(seed: 31)
         let s = geometry(c), x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)

@@ -38,6 +38,8 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                     directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if TapProducts.suits(s) {
                     tapProductConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                } else if ChannelVectorConvolution.suits(s) {
+                    channelVectorConv2d(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else {
                     unfoldedConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 }

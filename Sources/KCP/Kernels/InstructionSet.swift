@@ -66,6 +66,47 @@ func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, blockOf
     }
 }
 
+/// `KCPVector.channelVectorTile` of the active set for `vectors` (1 to 4)
+/// 16-channel vectors: AVX-512 computes them at once, AVX2 (whose registers
+/// hold one vector's 6 pixels) in turn.
+@inline(__always)
+func channelVectorTile(vectors: Int, pixels: Int, _ run: UnsafePointer<Float>, pixelOffsets: PixelOffsets,
+                       _ kernels: UnsafePointer<Float>, kernelPitch: Int, offsets: UnsafePointer<Int>, taps: Int,
+                       channels: Int, channelPitch: Int, accumulating: Bool, into tile: UnsafeMutablePointer<Float>,
+                       tilePitch: Int)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.channelVectorTile(vectors: vectors, pixels: pixels, run, pixelOffsets: pixelOffsets,
+                                                 kernels, kernelPitch: kernelPitch, offsets: offsets, taps: taps,
+                                                 channels: channels, channelPitch: channelPitch,
+                                                 accumulating: accumulating, into: tile, tilePitch: tilePitch)
+    }
+    #endif
+    let lanes = channelVectorTileShape.lanes
+    for vector in 0..<vectors {
+        KCPVector.channelVectorTile(vectors: 1, pixels: pixels, run, pixelOffsets: pixelOffsets, kernels + vector * lanes,
+                                    kernelPitch: kernelPitch, offsets: offsets, taps: taps, channels: channels,
+                                    channelPitch: channelPitch, accumulating: accumulating,
+                                    into: tile + vector * lanes, tilePitch: tilePitch)
+    }
+}
+
+/// `KCPVector.transposeTiles` of the active set.
+@inline(__always)
+func transposeTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
+                    into lines: UnsafeMutablePointer<Float>, linePitch: Int)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.transposeTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, into: lines,
+                                              linePitch: linePitch)
+    }
+    #endif
+    KCPVector.transposeTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, into: lines,
+                             linePitch: linePitch)
+}
+
 /// `KCPVector.depthwiseRows` of the active set.
 @inline(__always)
 func depthwiseRows(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int,
@@ -233,6 +274,12 @@ func joinPhases(_ phases: UnsafePointer<Float>, phasePitch: Int, count: Int, int
     KCPVector.joinPhases(phases, phasePitch: phasePitch, count: count, into: line)
 }
 
+/// Where each pixel of a `channelVectorTile` reads, in floats from the run's start.
+typealias PixelOffsets = KCPVector.PixelOffsets
+
 /// Output pixels and channels of one `directConvTile` (the same in every build).
 let directTile = (pixels: KCPVector.directTilePixels, channels: KCPVector.directTileChannels,
                   rowPitch: KCPVector.directTileRowPitch)
+
+/// Output channels per vector and output pixels of one `channelVectorTile` (the same in every build).
+let channelVectorTileShape = (lanes: KCPVector.channelVectorLanes, pixels: KCPVector.channelVectorPixels)

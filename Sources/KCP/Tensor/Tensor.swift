@@ -1,7 +1,9 @@
 /// A dense, row-major float32 array the engine owns (NCHW for activations).
 public struct Tensor: Equatable, Sendable {
-    public var shape: [Int]
-    public var data: [Float]
+    public var shape: [Int] { didSet { derived.clear() } }
+    public var data: [Float] { didSet { derived.clear() } }
+    /// Forms of the values that kernels made from them (`DerivedForms`).
+    let derived = DerivedForms()
 
     public init(shape: [Int], data: [Float]) {
         precondition(shape.reduce(1, *) == data.count, "shape \(shape) does not match \(data.count) elements")
@@ -23,6 +25,14 @@ public struct Tensor: Equatable, Sendable {
     }
 
     public var count: Int { data.count }
+
+    /// Equal shapes and values (the derived forms aside).
+    public static func == (a: Tensor, b: Tensor) -> Bool { a.shape == b.shape && a.data == b.data }
+
+    /// The form `kind` (of layout `layout`) that `make` derives from these values, made once.
+    func derived(_ kind: String, layout: [Int], make: () -> [Float]) -> [Float] {
+        derived.form(DerivedForms.Key(kind: kind, layout: layout), of: data, make: make)
+    }
 
     /// Samples `range` of a tensor whose first axis is the batch.
     func samples(_ range: Range<Int>) -> Tensor {

@@ -1,0 +1,197 @@
+/// Direct convolution with the output channels along the vector lanes: a
+/// register tile of 16-channel vectors x 6 output pixels
+/// (`channelVectorTile`) accumulates
+/// `y[o, oy, ox] = sum_{c, p, q} W[o, c, p, q] * padded[c, oy*sy + p*dy, ox*sx + q*dx]`
+/// over every input channel and tap, each term one 16-channel weight load
+/// per vector and one broadcast input pixel per output pixel. The pixels of
+/// a tile may lie anywhere, so no lane idles on short rows (ResNet-50's 7x7
+/// and 14x14 layers) and strided convs read their input in place; the
+/// weights, packed once into `[groups, O/g / 64, C/g, kh*kw, 64]` blocks,
+/// are read in order. A 1x1 conv without padding reads its input as it is,
+/// the others a zero-padded copy of it.
+///
+/// Pixel vectors (`DirectConvolution`) suit convs of few output channels on
+/// long rows; this suits many output channels (ResNet-50's, past 64):
+/// each broadcast pixel feeds a product for each of the 64 channels of a
+/// block, against 6 in `directConvTile`.
+struct ChannelVectorConvolution {
+    /// Output channels per vector, per block (the most one call computes), and output pixels per call.
+    static let vectorChannels = channelVectorTileShape.lanes, blockChannels = 64, tilePixels = channelVectorTileShape.pixels
+    /// Output pixels per job (16 tiles): its results, `[pixels, 64]`, stay in the L1 cache.
+    static let chunkPixels = 16 * tilePixels
+
+    let s: ConvGeometry
+    /// Whether the taps read a zero-padded copy of the input (else the input itself).
+    let padded: Bool
+    /// Columns and floats of each channel's plane that the taps read.
+    let planeWidth: Int, planeSize: Int
+    /// Output channels per group, rounded up to a vector; blocks of `blockChannels` per group.
+    let paddedOutputs: Int, blocks: Int
+    /// Output pixels per job and jobs per sample, group and block.
+    let chunkSize: Int, chunks: Int
+
+    init(_ s: ConvGeometry) {
+        self.s = s
+        let (top, left, bottom, right) = s.conv.padding
+        padded = s.kh * s.kw > 1 || top + left + bottom + right > 0
+        planeWidth = padded ? left + s.width + right : s.width
+        planeSize = padded ? (top + s.height + bottom) * planeWidth : s.plane
+        paddedOutputs = (s.outPerGroup + Self.vectorChannels - 1) / Self.vectorChannels * Self.vectorChannels
+        blocks = (paddedOutputs + Self.blockChannels - 1) / Self.blockChannels
+        chunks = (s.pixels + Self.chunkPixels - 1) / Self.chunkPixels
+        chunkSize = (s.pixels + chunks - 1) / chunks
+    }
+
+    /// Whether a worker's consecutive jobs take each block of output channels
+    /// for one chunk of pixels (so the chunk's input stays in cache), rather
+    /// than each chunk for one block (so the block's weights do): where a
+    /// group's weights fit in `cachedWeightFloats`. ResNet-50's 256 -> 512
+    /// stride-2 1x1 conv, whose 3.2 MB input each block read again, ran
+    /// 2.5 -> ? ms so (1 thread, Xeon, AVX-512).
+    var blocksInner: Bool { s.outPerGroup * s.patch <= Self.cachedWeightFloats }
+    static let cachedWeightFloats = 1 << 18
+
+    /// Whether this kernel handles the convolution, measured against the
+    /// unfolded product (1 thread, Xeon, AVX-512): more than 64 output
+    /// channels per group (fewer take `DirectConvolution`), no cropping
+    /// (negative padding), and either a kernel of several taps (ResNet-50's
+    /// 3x3 convs of 128 to 512 channels on 7x7 to 28x28 ran in 0.68-0.76 of
+    /// the time at batch 1, 0.7-0.87 at batch 8: no unfolded copy to make), or a
+    /// 1x1 stride-1 conv of at least 512 input channels on fewer than 256
+    /// pixels, which OpenBLAS runs in narrow products (ResNet-50's on 14x14
+    /// and 7x7: 0.85-0.9). OpenBLAS runs the other 1x1 convs as one product
+    /// that writes its outputs in place, faster than computing them in tiles
+    /// and transposing those: 64 -> 256 on 56x56 ran 1.5x slower here, 256 ->
+    /// 1024 on 14x14 1.1x, DeepLabV3's 1280 -> 256 on 32x32 1.5x. A strided
+    /// one reads a subsampled copy of its input there, and here each block
+    /// of 64 output channels would read the whole input again (256 -> 512,
+    /// stride 2, on 56x56: 1.2x slower).
+    static func suits(_ s: ConvGeometry) -> Bool {
+        let (top, left, bottom, right) = s.conv.padding
+        return s.outPerGroup > 64 && !s.isDepthwise && min(top, left, bottom, right) >= 0
+            && (s.kh * s.kw > 1 || s.isPointwise && s.patch >= 512 && s.pixels < 256)
+    }
+
+    /// Output channels `first..<first + count` (within its group) of block `block`.
+    func channels(_ block: Int) -> (first: Int, count: Int) {
+        let first = block * Self.blockChannels
+        return (first, min(Self.blockChannels, s.outPerGroup - first))
+    }
+
+    /// The weights as `[groups, paddedOutputs / 64, C/g, kh*kw, 64]`, the
+    /// last block of each group `[C/g, kh*kw, 16 * v]` for its `v` vectors,
+    /// the channels past `O/g` zero.
+    func packedWeights(_ weight: UnsafePointer<Float>) -> [Float] {
+        let patch = s.patch
+        return [Float](unsafeUninitializedCapacity: s.groups * paddedOutputs * patch) { packed, initialized in
+            let packed = packed.baseAddress!
+            parallelFor(s.groups * blocks) { job in
+                let (g, block) = (job / blocks, job % blocks), (first, count) = channels(block)
+                let width = min(Self.blockChannels, paddedOutputs - first)
+                let out = packed + (g * paddedOutputs + first) * patch
+                let kernels = weight + (g * s.outPerGroup + first) * patch
+                for k in 0..<patch {
+                    for r in 0..<count { out[k * width + r] = kernels[r * patch + k] }
+                    for r in count..<width { out[k * width + r] = 0 }
+                }
+            }
+            initialized = s.groups * paddedOutputs * patch
+        }
+    }
+
+    /// Input channels summed per pass over a job's tiles: a block's weights
+    /// for them (`partFloats`) stay in the L1 cache while every tile reads them.
+    var channelsPerPart: Int { max(1, Self.partFloats / (s.kh * s.kw * Self.blockChannels)) }
+    static let partFloats = 1 << 13
+
+    /// Where in a channel's plane tap `(p, q)` (row-major `k`) of output `(0, 0)` reads.
+    func tapOffsets() -> [Int] {
+        let (dy, dx) = s.conv.dilation
+        return (0..<(s.kh * s.kw)).map { k in (k / s.kw) * dy * planeWidth + (k % s.kw) * dx }
+    }
+
+    /// Where in a channel's plane output pixel `j` (row-major) reads its first tap.
+    @inline(__always)
+    func position(_ j: Int) -> Int {
+        let (sy, sx) = s.conv.stride
+        return j / s.outWidth * sy * planeWidth + j % s.outWidth * sx
+    }
+
+    /// Copies channel plane `plane` (`n * C + c`) of `x` into its zero-padded plane of `padded`.
+    func pad(_ x: UnsafePointer<Float>, plane: Int, into padded: UnsafeMutablePointer<Float>) {
+        let (top, left, bottom, _) = s.conv.padding
+        let (source, target) = (x + plane * s.plane, padded + plane * planeSize)
+        clearFloats(target, count: top * planeWidth + left)
+        for row in 0..<s.height {
+            let line = target + (top + row) * planeWidth + left
+            copyFloats(source + row * s.width, to: line, count: s.width)
+            clearFloats(line + s.width, count: row + 1 < s.height ? planeWidth - s.width : planeWidth - s.width - left)
+        }
+        clearFloats(target + (top + s.height) * planeWidth, count: bottom * planeWidth)
+    }
+
+    /// Output pixels `pixels` of block `block`'s channels of sample `n`, group `g`, each channel's
+    /// line through `epilogue` into `y`; `stage` holds `2 * chunkSize * 64` floats.
+    func compute(_ planes: UnsafePointer<Float>, weights: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
+                 sample n: Int, group g: Int, block: Int, pixels: Range<Int>, epilogue: ConvEpilogue,
+                 stage: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>)
+    {
+        let (first, count) = channels(block)
+        let vectors = (count + Self.vectorChannels - 1) / Self.vectorChannels, width = Self.blockChannels
+        let (taps, kernelPitch) = (s.kh * s.kw, vectors * Self.vectorChannels)
+        let input = planes + (n * s.channels + g * s.perGroup) * planeSize
+        let kernels = weights + (g * paddedOutputs + first) * s.patch
+        // Each tile's pixels: where in a plane the first reads, and the others from there.
+        let tiles = stride(from: pixels.lowerBound, to: pixels.upperBound, by: Self.tilePixels).map { j in
+            let count = min(Self.tilePixels, pixels.upperBound - j), base = position(j)
+            let at = { (i: Int) in i < count ? position(j + i) - base : 0 }
+            return (base: base, count: count, at: (0, at(1), at(2), at(3), at(4), at(5)))
+        }
+        let part = channelsPerPart
+        for c in stride(from: 0, to: s.perGroup, by: part) {
+            for (t, tile) in tiles.enumerated() {
+                channelVectorTile(vectors: vectors, pixels: tile.count, input + c * planeSize + tile.base,
+                                  pixelOffsets: tile.at, kernels + c * taps * kernelPitch, kernelPitch: kernelPitch,
+                                  offsets: offsets, taps: taps, channels: min(part, s.perGroup - c),
+                                  channelPitch: planeSize, accumulating: c > 0,
+                                  into: stage + t * Self.tilePixels * width, tilePitch: width)
+            }
+        }
+        let lines = stage + chunkSize * width
+        transposeTiles(stage, tilePitch: width, pixels: pixels.count, channels: count, into: lines, linePitch: chunkSize)
+        for r in 0..<count {
+            let o = g * s.outPerGroup + first + r
+            epilogue.store(lines + r * chunkSize, channel: o, to: y + (n * s.outputs + o) * s.pixels + pixels.lowerBound,
+                           count: pixels.count)
+        }
+    }
+}
+
+/// The channel-vector kernel over every sample, group, block of output channels and chunk of output pixels.
+func channelVectorConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometry, epilogue: ConvEpilogue,
+                         into y: UnsafeMutablePointer<Float>)
+{
+    let conv = ChannelVectorConvolution(s)
+    let packed = weight.derived("channel vectors", layout: [s.outputs, s.perGroup, s.kh, s.kw, s.groups]) {
+        weight.data.withUnsafeBufferPointer { conv.packedWeights($0.baseAddress!) }
+    }
+    let offsets = conv.tapOffsets()
+    let planes = conv.padded ? UnsafeMutablePointer<Float>.allocate(capacity: s.batch * s.channels * conv.planeSize) : nil
+    defer { planes?.deallocate() }
+    if let planes { parallelFor(s.batch * s.channels) { conv.pad(x, plane: $0, into: planes) } }
+    let jobsPerSample = s.groups * conv.blocks * conv.chunks
+    packed.withUnsafeBufferPointer { weights in
+        offsets.withUnsafeBufferPointer { offsets in
+            parallelFor(s.batch * jobsPerSample, scratch: 2 * conv.chunkSize * ChannelVectorConvolution.blockChannels) {
+                job, stage in
+                let (n, rest) = job.quotientAndRemainder(dividingBy: jobsPerSample)
+                let (g, inner) = rest.quotientAndRemainder(dividingBy: conv.blocks * conv.chunks)
+                let (block, chunk) = conv.blocksInner ? (inner % conv.blocks, inner / conv.blocks)
+                                                      : (inner / conv.chunks, inner % conv.chunks)
+                let pixels = (chunk * conv.chunkSize)..<min(s.pixels, (chunk + 1) * conv.chunkSize)
+                conv.compute(UnsafePointer(planes) ?? x, weights: weights.baseAddress!, offsets: offsets.baseAddress!,
+                             sample: n, group: g, block: block, pixels: pixels, epilogue: epilogue, stage: stage, into: y)
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+/// The inner loop of the channel-vector convolution: output channels along
+/// the vector lanes, input pixels broadcast (the transpose of
+/// `directConvTile`'s register tile).
+
+/// Output pixels of one `channelVectorTile` call, and output channels per vector.
+public let channelVectorPixels = 6, channelVectorLanes = 16
+
+/// Where each of a `channelVectorTile`'s pixels reads, in floats from the run's start.
+public typealias PixelOffsets = (Int, Int, Int, Int, Int, Int)
+
+/// One register tile of the channel-vector convolution: `vectors` (1 to
+/// 4) x 16 output channels x `pixels` (1 to 6) output pixels,
+/// `tile[p * tilePitch + 16 * v + i] (+)= sum_{c < channels, k < taps} kernels[(c * taps + k) * kernelPitch + 16 * v + i] * run[c * channelPitch + offsets[k] + pixelOffsets.p]`,
+/// summed in that order, one multiply-add per term, onto the tile's values
+/// where `accumulating` (so a sum over many channels can be taken a few
+/// channels at a time, with the same float operations). Each tap is one 16-lane
+/// weight load per vector and one broadcast per pixel, feeding
+/// `vectors * pixels` products: with AVX-512's 32 zmm registers, 4 x 6 = 24
+/// accumulators; AVX2's 16 ymm registers hold 1 x 6 (12 ymm). The code is
+/// specialised for each `vectors` and `pixels`.
+public func channelVectorTile(vectors: Int, pixels: Int, _ run: UnsafePointer<Float>, pixelOffsets: PixelOffsets,
+                              _ kernels: UnsafePointer<Float>, kernelPitch: Int, offsets: UnsafePointer<Int>,
+                              taps: Int, channels: Int, channelPitch: Int, accumulating: Bool,
+                              into tile: UnsafeMutablePointer<Float>, tilePitch: Int)
+{
+    let shape = ChannelVectorShape(taps: taps, channels: channels, channelPitch: channelPitch,
+                                   kernelPitch: kernelPitch, tilePitch: tilePitch, accumulating: accumulating)
+    switch vectors {
+    case 4: channelVectorTile(Four.self, pixels: pixels, run, pixelOffsets, kernels, offsets, shape, tile)
+    case 3: channelVectorTile(Three.self, pixels: pixels, run, pixelOffsets, kernels, offsets, shape, tile)
+    case 2: channelVectorTile(Two.self, pixels: pixels, run, pixelOffsets, kernels, offsets, shape, tile)
+    default: channelVectorTile(One.self, pixels: pixels, run, pixelOffsets, kernels, offsets, shape, tile)
+    }
+}
+
+/// The strides of one `channelVectorTile` call.
+private struct ChannelVectorShape {
+    let taps: Int, channels: Int, channelPitch: Int, kernelPitch: Int, tilePitch: Int, accumulating: Bool
+}
+
+/// `channelVectorTile` for `V` vectors, specialised for each `pixels`.
+private func channelVectorTile<V: Count>(_: V.Type, pixels: Int, _ run: UnsafePointer<Float>, _ at: PixelOffsets,
+                                         _ kernels: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
+                                         _ shape: ChannelVectorShape, _ tile: UnsafeMutablePointer<Float>)
+{
+    switch pixels {
+    case 6: accumulate(V.self, Six.self, run, at, kernels, offsets, shape, tile)
+    case 5: accumulate(V.self, Five.self, run, at, kernels, offsets, shape, tile)
+    case 4: accumulate(V.self, Four.self, run, at, kernels, offsets, shape, tile)
+    case 3: accumulate(V.self, Three.self, run, at, kernels, offsets, shape, tile)
+    case 2: accumulate(V.self, Two.self, run, at, kernels, offsets, shape, tile)
+    default: accumulate(V.self, One.self, run, at, kernels, offsets, shape, tile)
+    }
+}
+
+/// One pixel's accumulators, one per 16-channel vector (the first `vectors` used).
+private typealias Vectors = (Lanes, Lanes, Lanes, Lanes)
+
+/// `a += w * x` for the first `vectors` vectors.
+@inline(__always)
+private func addProducts(_ a: inout Vectors, _ w: Vectors, _ x: Float, vectors: Int) {
+    let v = Lanes(repeating: x)
+    a.0.addProduct(w.0, v)
+    if vectors > 1 { a.1.addProduct(w.1, v) }
+    if vectors > 2 { a.2.addProduct(w.2, v) }
+    if vectors > 3 { a.3.addProduct(w.3, v) }
+}
+
+/// `channelVectorTile` for `V` vectors and `P` pixels: `V * P` vector accumulators.
+private func accumulate<V: Count, P: Count>(_: V.Type, _: P.Type, _ run: UnsafePointer<Float>, _ at: PixelOffsets,
+                                            _ kernels: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
+                                            _ shape: ChannelVectorShape, _ tile: UnsafeMutablePointer<Float>)
+{
+    let (vectors, pixels, pitch) = (V.value, P.value, shape.tilePitch)
+    let zero: Vectors = (Lanes(), Lanes(), Lanes(), Lanes())
+    var (a0, a1, a2, a3, a4, a5) = (zero, zero, zero, zero, zero, zero)
+    if shape.accumulating {
+        a0 = load(vectors: vectors, from: tile)
+        if pixels > 1 { a1 = load(vectors: vectors, from: tile + pitch) }
+        if pixels > 2 { a2 = load(vectors: vectors, from: tile + 2 * pitch) }
+        if pixels > 3 { a3 = load(vectors: vectors, from: tile + 3 * pitch) }
+        if pixels > 4 { a4 = load(vectors: vectors, from: tile + 4 * pitch) }
+        if pixels > 5 { a5 = load(vectors: vectors, from: tile + 5 * pitch) }
+    }
+    var w = UnsafeRawPointer(kernels)
+    let next = MemoryLayout<Lanes>.size, kernelStride = shape.kernelPitch * MemoryLayout<Float>.stride
+    for c in 0..<shape.channels {
+        let channel = run + c * shape.channelPitch
+        for k in 0..<shape.taps {
+            let x = channel + offsets[k]
+            let weights: Vectors = (w.loadUnaligned(as: Lanes.self),
+                                    vectors > 1 ? w.loadUnaligned(fromByteOffset: next, as: Lanes.self) : Lanes(),
+                                    vectors > 2 ? w.loadUnaligned(fromByteOffset: 2 * next, as: Lanes.self) : Lanes(),
+                                    vectors > 3 ? w.loadUnaligned(fromByteOffset: 3 * next, as: Lanes.self) : Lanes())
+            addProducts(&a0, weights, x[at.0], vectors: vectors)
+            if pixels > 1 { addProducts(&a1, weights, x[at.1], vectors: vectors) }
+            if pixels > 2 { addProducts(&a2, weights, x[at.2], vectors: vectors) }
+            if pixels > 3 { addProducts(&a3, weights, x[at.3], vectors: vectors) }
+            if pixels > 4 { addProducts(&a4, weights, x[at.4], vectors: vectors) }
+            if pixels > 5 { addProducts(&a5, weights, x[at.5], vectors: vectors) }
+            w += kernelStride
+        }
+    }
+    store(vectors: vectors, a0, into: tile)
+    if pixels > 1 { store(vectors: vectors, a1, into: tile + pitch) }
+    if pixels > 2 { store(vectors: vectors, a2, into: tile + 2 * pitch) }
+    if pixels > 3 { store(vectors: vectors, a3, into: tile + 3 * pitch) }
+    if pixels > 4 { store(vectors: vectors, a4, into: tile + 4 * pitch) }
+    if pixels > 5 { store(vectors: vectors, a5, into: tile + 5 * pitch) }
+}
+
+/// Stores the first `vectors` of one pixel's accumulators `a`, side by side.
+@inline(__always)
+private func store(vectors: Int, _ a: Vectors, into tile: UnsafeMutablePointer<Float>) {
+    let out = UnsafeMutableRawPointer(tile), next = MemoryLayout<Lanes>.size
+    out.storeBytes(of: a.0, as: Lanes.self)
+    if vectors > 1 { out.storeBytes(of: a.1, toByteOffset: next, as: Lanes.self) }
+    if vectors > 2 { out.storeBytes(of: a.2, toByteOffset: 2 * next, as: Lanes.self) }
+    if vectors > 3 { out.storeBytes(of: a.3, toByteOffset: 3 * next, as: Lanes.self) }
+}
+
+/// The first `vectors` of one pixel's accumulators, side by side at `tile` (the others zero).
+@inline(__always)
+private func load(vectors: Int, from tile: UnsafeMutablePointer<Float>) -> Vectors {
+    let values = UnsafeRawPointer(tile), next = MemoryLayout<Lanes>.size
+    return (values.loadUnaligned(as: Lanes.self),
+            vectors > 1 ? values.loadUnaligned(fromByteOffset: next, as: Lanes.self) : Lanes(),
+            vectors > 2 ? values.loadUnaligned(fromByteOffset: 2 * next, as: Lanes.self) : Lanes(),
+            vectors > 3 ? values.loadUnaligned(fromByteOffset: 3 * next, as: Lanes.self) : Lanes())
+}
+
+/// The `[pixels, channels]` results `tiles` (`tilePitch` floats from one
+/// pixel's to the next) as `[channels, pixels]` lines (`linePitch` floats
+/// apart): `lines[r * linePitch + p] = tiles[p * tilePitch + r]`. Whole
+/// 16 x 16 blocks are transposed in registers: each of 4 rounds takes, for
+/// rows `2i` and `2i + 1`, their even lanes into row `i` and their odd
+/// lanes into row `8 + i`, which moves element `(i, j)` by rotating the 8 bits
+/// of `16 i + j` right by one, so four rounds swap `i` and `j`.
+public func transposeTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
+                           into lines: UnsafeMutablePointer<Float>, linePitch: Int)
+{
+    let source = UnsafeRawPointer(tiles), target = UnsafeMutableRawPointer(lines), size = MemoryLayout<Float>.stride
+    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 32) { rows in
+        let (a, b) = (rows.baseAddress!, rows.baseAddress! + 16)
+        var p = 0
+        while p + 16 <= pixels {
+            var r = 0
+            while r + 16 <= channels {
+                for i in 0..<16 { a[i] = source.loadUnaligned(fromByteOffset: ((p + i) * tilePitch + r) * size, as: Lanes.self) }
+                interleave(a, into: b)
+                interleave(b, into: a)
+                interleave(a, into: b)
+                interleave(b, into: a)
+                for i in 0..<16 { target.storeBytes(of: a[i], toByteOffset: ((r + i) * linePitch + p) * size, as: Lanes.self) }
+                r += 16
+            }
+            for c in r..<channels {
+                for i in 0..<16 { lines[c * linePitch + p + i] = tiles[(p + i) * tilePitch + c] }
+            }
+            p += 16
+        }
+        for c in 0..<channels {
+            for i in p..<pixels { lines[c * linePitch + i] = tiles[i * tilePitch + c] }
+        }
+    }
+}
+
+/// One round of `transposeTiles`: rows `2i` and `2i + 1` of `from`'s 16 to rows `i` (their even lanes)
+/// and `8 + i` (their odd lanes) of `to`.
+@inline(__always)
+private func interleave(_ from: UnsafeMutablePointer<Lanes>, into to: UnsafeMutablePointer<Lanes>) {
+    for i in 0..<8 {
+        to[i] = Lanes(lowHalf: from[2 * i].evenHalf, highHalf: from[2 * i + 1].evenHalf)
+        to[8 + i] = Lanes(lowHalf: from[2 * i].oddHalf, highHalf: from[2 * i + 1].oddHalf)
+    }
+}

@@ -1,0 +1,105 @@
+import Testing
+@testable import KCP
+
+// The channel-vector conv kernel against the naive reference, on geometries
+// that take each of its branches: a last block of 1 to 3 vectors with zero
+// channels past the outputs, tiles of 6 pixels across rows with a short
+// tail, several chunks of pixels, sums over several parts of the input
+// channels, strides, dilation, asymmetric padding, groups, batches, a 1x1
+// conv read in place, and both job orders (`blocksInner`).
+
+let channelVectorCases: [ConvCase] = [
+    ConvCase(label: "96 outputs (a block and 2 vectors), rows of 14", input: [2, 7, 14, 14], weight: [96, 7, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "67 outputs (a 3-channel vector), 5 tiles of 6 and a 1-pixel tail", input: [1, 5, 1, 31],
+             weight: [67, 5, 3, 3], conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+    ConvCase(label: "130 outputs of 20 channels in 3 parts, 400 pixels in 5 chunks", input: [1, 20, 20, 20],
+             weight: [130, 20, 3, 3], conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "stride 2, asymmetric padding, dilation 2", input: [1, 9, 23, 19], weight: [80, 9, 3, 3],
+             conv: Conv2d(stride: (2, 2), padding: (2, 1, 0, 3), dilation: (2, 2)), bias: true),
+    ConvCase(label: "5x2 kernel, stride (3, 1), dilation (2, 1)", input: [2, 4, 17, 11], weight: [70, 4, 5, 2],
+             conv: Conv2d(stride: (3, 1), padding: (3, 0, 1, 0), dilation: (2, 1)), bias: false),
+    ConvCase(label: "groups 2 of 72 outputs", input: [1, 8, 10, 10], weight: [144, 4, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1), groups: 2), bias: true),
+    ConvCase(label: "batch 3, 3x3 without padding", input: [3, 6, 9, 8], weight: [65, 6, 3, 3],
+             conv: Conv2d(), bias: false),
+    ConvCase(label: "1x1 read in place, 600 channels in 10 parts, 7x7", input: [2, 600, 7, 7], weight: [100, 600, 1, 1],
+             conv: Conv2d(), bias: true),
+    ConvCase(label: "weights past the cache: each chunk for one block", input: [1, 240, 9, 11], weight: [130, 240, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+]
+
+@Suite("Channel-vector conv kernel")
+struct ChannelVectorConvTests {
+    @Test(arguments: channelVectorCases)
+    func matchesTheNaiveConvolution(_ c: ConvCase) {
+        let s = geometry(c)
+        #expect(ChannelVectorConvolution.suits(s) && !DirectConvolution.suits(s) && !WinogradConvolution.suits(s)
+                && !TapProducts.suits(s), "the case must take the channel-vector kernel")
+        var rng = SplitMix64(seed: 23)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
+        let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+        let y = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth])
+        netExpect(y, naiveConv2d(x, w, b, c.conv))
+    }
+
+    @Test("the cases cover both job orders, several chunks and parts, and tails of every kind")
+    func casesCoverTheBranches() {
+        let kernels = channelVectorCases.map { ChannelVectorConvolution(geometry($0)) }
+        #expect(kernels.contains { $0.blocksInner } && kernels.contains { !$0.blocksInner })
+        #expect(kernels.contains { $0.chunks > 1 } && kernels.contains { $0.s.perGroup > $0.channelsPerPart })
+        #expect(kernels.contains { !$0.padded } && kernels.contains { $0.s.outPerGroup % 64 == 3 })
+    }
+
+    @Test("1x1 convs of few channels or many pixels, strided 1x1 convs and cropping take the other paths")
+    func unsuitedGeometries() {
+        let cases = [
+            ConvCase(label: "256 channels", input: [1, 256, 7, 7], weight: [128, 256, 1, 1], conv: Conv2d(), bias: false),
+            ConvCase(label: "256 pixels", input: [1, 512, 16, 16], weight: [128, 512, 1, 1], conv: Conv2d(), bias: false),
+            ConvCase(label: "1x1 stride 2", input: [1, 512, 14, 14], weight: [128, 512, 1, 1],
+                     conv: Conv2d(stride: (2, 2)), bias: false),
+            ConvCase(label: "64 outputs", input: [1, 8, 16, 16], weight: [64, 8, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "negative padding", input: [1, 8, 16, 16], weight: [80, 8, 3, 3],
+                     conv: Conv2d(padding: (-1, 1, 1, 1)), bias: false),
+        ]
+        for c in cases { #expect(!ChannelVectorConvolution.suits(geometry(c)), "\(c.label)") }
+    }
+
+    @Test("packed weights are made once per weight values: a changed weight, or a changed copy, is packed again")
+    func packedWeightsFollowTheValues() {
+        let c = channelVectorCases[0], s = geometry(c), shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
+        var rng = SplitMix64(seed: 5)
+        let x = netTensor(c.input, &rng)
+        var w = netTensor(c.weight, &rng)
+        netExpect(conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape), naiveConv2d(x, w, nil, c.conv))
+        let packed = w.derived("channel vectors", layout: [s.outputs, s.perGroup, s.kh, s.kw, s.groups]) { [] }
+        #expect(packed.count == (s.outputs + 15) / 16 * 16 * s.patch, "the first conv kept its packed weights")
+        var copy = w
+        copy.data[7] += 1
+        w.data[3] -= 2
+        netExpect(conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape), naiveConv2d(x, w, nil, c.conv))
+        netExpect(conv2dForward(x, weight: copy, bias: nil, c.conv, outputShape: shape),
+                  naiveConv2d(x, copy, nil, c.conv))
+        netExpect(conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape), naiveConv2d(x, w, nil, c.conv))
+    }
+
+    @Test("transposed tiles: whole 16 x 16 blocks and the channels and pixels past them")
+    func transposedTiles() {
+        for (pixels, channels) in [(16, 16), (37, 64), (5, 3), (32, 50)] {
+            let pitch = 64, linePitch = pixels + 3
+            let tiles = (0..<(pixels * pitch)).map { Float($0) }
+            for set in InstructionSet.supported {
+                var lines = [Float](repeating: -1, count: channels * linePitch)
+                InstructionSet.with(set) {
+                    transposeTiles(tiles, tilePitch: pitch, pixels: pixels, channels: channels, into: &lines,
+                                   linePitch: linePitch)
+                }
+                let expected = (0..<(channels * linePitch)).map { k in
+                    k % linePitch < pixels ? Float(k % linePitch * pitch + k / linePitch) : -1
+                }
+                #expect(lines == expected, "\(set), \(pixels) pixels, \(channels) channels")
+            }
+        }
+    }
+}
