@@ -6,7 +6,9 @@ import Testing
 // channels past the outputs, tiles of 6 pixels across rows with a short
 // tail, several chunks of pixels, sums over several parts of the input
 // channels, strides, dilation, asymmetric padding, groups, batches, a 1x1
-// conv read in place, and both job orders (`blocksInner`).
+// conv read in place, and both job orders (`blocksInner`). The kernel is
+// called itself, so it is tested whatever set is active (convs take it with
+// AVX-512 only); `InstructionSetTests` runs it on every set.
 
 let channelVectorCases: [ConvCase] = [
     ConvCase(label: "96 outputs (a block and 2 vectors), rows of 14", input: [2, 7, 14, 14], weight: [96, 7, 3, 3],
@@ -34,13 +36,12 @@ struct ChannelVectorConvTests {
     @Test(arguments: channelVectorCases)
     func matchesTheNaiveConvolution(_ c: ConvCase) {
         let s = geometry(c)
-        #expect(ChannelVectorConvolution.suits(s) && !DirectConvolution.suits(s) && !WinogradConvolution.suits(s)
-                && !TapProducts.suits(s), "the case must take the channel-vector kernel")
+        #expect(ChannelVectorConvolution.pays(s) && !DirectConvolution.suits(s) && !WinogradConvolution.suits(s)
+                && !TapProducts.suits(s), "the case must take the channel-vector kernel with AVX-512")
         var rng = SplitMix64(seed: 23)
         let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
         let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
-        let y = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth])
-        netExpect(y, naiveConv2d(x, w, b, c.conv))
+        netExpect(channelVectorForward(x, weight: w, bias: b, c), naiveConv2d(x, w, b, c.conv))
     }
 
     @Test("the cases cover both job orders, several chunks and parts, and tails of every kind")
@@ -68,20 +69,19 @@ struct ChannelVectorConvTests {
 
     @Test("packed weights are made once per weight values: a changed weight, or a changed copy, is packed again")
     func packedWeightsFollowTheValues() {
-        let c = channelVectorCases[0], s = geometry(c), shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
+        let c = channelVectorCases[0], s = geometry(c)
         var rng = SplitMix64(seed: 5)
         let x = netTensor(c.input, &rng)
         var w = netTensor(c.weight, &rng)
-        netExpect(conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape), naiveConv2d(x, w, nil, c.conv))
+        netExpect(channelVectorForward(x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
         let packed = w.derived("channel vectors", layout: [s.outputs, s.perGroup, s.kh, s.kw, s.groups]) { [] }
         #expect(packed.count == (s.outputs + 15) / 16 * 16 * s.patch, "the first conv kept its packed weights")
         var copy = w
         copy.data[7] += 1
         w.data[3] -= 2
-        netExpect(conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape), naiveConv2d(x, w, nil, c.conv))
-        netExpect(conv2dForward(x, weight: copy, bias: nil, c.conv, outputShape: shape),
-                  naiveConv2d(x, copy, nil, c.conv))
-        netExpect(conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape), naiveConv2d(x, w, nil, c.conv))
+        netExpect(channelVectorForward(x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
+        netExpect(channelVectorForward(x, weight: copy, bias: nil, c), naiveConv2d(x, copy, nil, c.conv))
+        netExpect(channelVectorForward(x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
     }
 
     @Test("transposed tiles: whole 16 x 16 blocks and the channels and pixels past them")
@@ -89,16 +89,27 @@ struct ChannelVectorConvTests {
         for (pixels, channels) in [(16, 16), (37, 64), (5, 3), (32, 50)] {
             let pitch = 64, linePitch = pixels + 3
             let tiles = (0..<(pixels * pitch)).map { Float($0) }
-            for set in InstructionSet.supported {
-                var lines = [Float](repeating: -1, count: channels * linePitch)
-                InstructionSet.with(set) {
-                    transposeTiles(tiles, tilePitch: pitch, pixels: pixels, channels: channels, into: &lines,
-                                   linePitch: linePitch)
-                }
-                let expected = (0..<(channels * linePitch)).map { k in
-                    k % linePitch < pixels ? Float(k % linePitch * pitch + k / linePitch) : -1
-                }
-                #expect(lines == expected, "\(set), \(pixels) pixels, \(channels) channels")
+            var lines = [Float](repeating: -1, count: channels * linePitch)
+            transposeTiles(tiles, tilePitch: pitch, pixels: pixels, channels: channels, into: &lines, linePitch: linePitch)
+            let expected = (0..<(channels * linePitch)).map { k in
+                k % linePitch < pixels ? Float(k % linePitch * pitch + k / linePitch) : -1
+            }
+            #expect(lines == expected, "\(pixels) pixels, \(channels) channels")
+        }
+    }
+}
+
+/// Case `c`'s conv of `x` through the channel-vector kernel itself on the active set, with the epilogue given.
+func channelVectorForward(_ x: Tensor, weight w: Tensor, bias b: Tensor?, _ c: ConvCase,
+                          normalization: (scale: [Float], shift: [Float])? = nil, residual: Tensor? = nil,
+                          activation: Activation.Kind? = nil) -> Tensor
+{
+    let s = geometry(c)
+    return Tensor(shape: [s.batch, s.outputs, s.outHeight, s.outWidth]) { ys in
+        x.data.withUnsafeBufferPointer { xs in
+            withConvEpilogue(bias: b, normalization: normalization, residual: residual, activation: activation,
+                             output: ys.baseAddress!) { epilogue in
+                channelVectorConv2d(xs.baseAddress!, weight: w, s, epilogue: epilogue, into: ys.baseAddress!)
             }
         }
     }

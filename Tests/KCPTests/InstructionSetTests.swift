@@ -2,7 +2,7 @@ import Testing
 @testable import KCP
 
 // Every instruction set this CPU runs, on the conv paths whose inner loops
-// it builds (the direct and channel-vector kernels' register tiles, the fused epilogue on
+// it builds (the direct kernel's register tiles, the fused epilogue on
 // direct, unfolded and tap-product tiles): each against the naive reference, and all of
 // them bitwise equal (the builds do the same float operations in the same
 // order). Serialized: only this suite switches `InstructionSet.active`, so
@@ -36,8 +36,32 @@ struct InstructionSetTests {
     }
 
     @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
-          arguments: directCases + channelVectorCases + winogradCases + tapCases + unfoldCases.filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+          arguments: directCases + winogradCases + tapCases + unfoldCases.filter {
+              // Those the channel-vector kernel takes with AVX-512 only (`channelVectorKernelAgrees`).
+              $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 && !ChannelVectorConvolution.pays(geometry($0))
+          })
     func everyPathAgrees(_ c: ConvCase) {
+        agree(c) { x, w, b, shape, epilogue in
+            conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: epilogue?.normalization,
+                          residual: epilogue?.residual, activation: epilogue?.activation)
+        }
+    }
+
+    @Test("each supported set runs the channel-vector kernel as the naive conv, with the fused epilogue, bitwise equal",
+          arguments: channelVectorCases)
+    func channelVectorKernelAgrees(_ c: ConvCase) {
+        agree(c) { x, w, b, _, epilogue in
+            channelVectorForward(x, weight: w, bias: b, c, normalization: epilogue?.normalization,
+                                 residual: epilogue?.residual, activation: epilogue?.activation)
+        }
+    }
+
+    /// The epilogue of a case: per-channel `(scale, shift)`, a residual and an activation.
+    typealias Epilogue = (normalization: (scale: [Float], shift: [Float]), residual: Tensor, activation: Activation.Kind)
+
+    /// Case `c` by `conv` (input, weight, bias, output shape, and the epilogue or nil) on every supported set, plain
+    /// and with each activation of the epilogue: each against the naive reference, all bitwise equal.
+    private func agree(_ c: ConvCase, _ conv: (Tensor, Tensor, Tensor?, [Int], Epilogue?) -> Tensor) {
         var rng = SplitMix64(seed: 31)
         let s = geometry(c), x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
         let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
@@ -53,11 +77,7 @@ struct InstructionSetTests {
         }
         let results = InstructionSet.supported.map { set in
             InstructionSet.with(set) {
-                [conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape)]
-                    + [Activation.Kind.relu, .hardswish].map {
-                        conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
-                                      residual: residual, activation: $0)
-                    }
+                [conv(x, w, b, shape, nil)] + [Activation.Kind.relu, .hardswish].map { conv(x, w, b, shape, (affine, residual, $0)) }
             }
         }
         for (set, result) in zip(InstructionSet.supported, results) {

@@ -5,7 +5,9 @@ The engine picks its vector kernels once, at load time (``kcp.info()["isa"]``);
 the conv, volumetric conv and layer oracle suites in a fresh process, and a network covering
 the direct kernel, the unfolded product, the Winograd transforms and the
 fused epilogues gives the same bytes on every set, with OpenBLAS held to one
-kernel set (each engine set otherwise loads OpenBLAS's of its width).
+kernel set (each engine set otherwise loads OpenBLAS's of its width). Convs
+of more than 64 output channels take the channel-vector kernel with AVX-512
+only, so a network with one rounds differently between sets.
 """
 
 import os
@@ -25,7 +27,7 @@ import hashlib, numpy as np, kcp
 net = kcp.Network(seed=3)
 x = net.input("x", (2, 8, 30, 34))
 a = net.relu(net.batchnorm(net.conv2d(x, 12, 3, padding=1)))             # direct kernel, fused epilogue
-b = net.relu(net.batchnorm(net.conv2d(a, 70, 3, stride=2, padding=1)))   # unfolded product, 70 outputs
+b = net.relu(net.batchnorm(net.conv2d(a, 70, 1, stride=2)))              # unfolded product, 70 outputs
 w = net.relu(net.batchnorm(net.conv2d(b, 40, 3, padding=1)))            # Winograd's F(4x4, 3x3)
 c = net.add(net.batchnorm(net.conv2d(w, 70, 1)), b)                      # plain product, residual add
 net.output(net.relu(c))
