@@ -131,7 +131,8 @@ private func load(vectors: Int, from tile: UnsafeMutablePointer<Float>) -> Vecto
 
 /// The `[pixels, channels]` results `tiles` (`tilePitch` floats from one
 /// pixel's to the next) as `[channels, pixels]` lines (`linePitch` floats
-/// apart): `lines[r * linePitch + p] = tiles[p * tilePitch + r]`. Whole
+/// apart): `lines[r * linePitch + p] = tiles[p * tilePitch + r]` (and so
+/// the weights `[O, K]` as the packed `[K, O]`). Whole
 /// 16 x 16 blocks are transposed in registers: each of 4 rounds takes, for
 /// rows `2i` and `2i + 1`, their even lanes into row `i` and their odd
 /// lanes into row `8 + i`, which moves element `(i, j)` by rotating the 8 bits

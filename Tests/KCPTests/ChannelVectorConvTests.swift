@@ -4,7 +4,7 @@ import Testing
 // The channel-vector conv kernel against the naive reference, on geometries
 // that take each of its branches: a last block of 1 to 3 vectors with zero
 // channels past the outputs, tiles of 6 pixels across rows with a short
-// tail, several chunks of pixels, sums over several parts of the input
+// tail, several chunks of pixels (across samples), sums over several parts of the input
 // channels, strides, dilation, asymmetric padding, groups, batches, a 1x1
 // conv read in place, and both job orders (`blocksInner`). The kernel is
 // called itself, so it is tested whatever set is active (convs take it with
@@ -23,8 +23,10 @@ let channelVectorCases: [ConvCase] = [
              conv: Conv2d(stride: (3, 1), padding: (3, 0, 1, 0), dilation: (2, 1)), bias: false),
     ConvCase(label: "groups 2 of 72 outputs", input: [1, 8, 10, 10], weight: [144, 4, 3, 3],
              conv: Conv2d(padding: (1, 1, 1, 1), groups: 2), bias: true),
-    ConvCase(label: "batch 3, 3x3 without padding", input: [3, 6, 9, 8], weight: [65, 6, 3, 3],
-             conv: Conv2d(), bias: false),
+    ConvCase(label: "batch 3, 3x3 without padding: a chunk and a tile across samples", input: [3, 6, 9, 8],
+             weight: [65, 6, 3, 3], conv: Conv2d(), bias: false),
+    ConvCase(label: "batch 5 of 2x2 pixels: tiles across samples", input: [5, 8, 2, 2], weight: [72, 8, 3, 3],
+             conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
     ConvCase(label: "1x1 read in place, 600 channels in 10 parts, 7x7", input: [2, 600, 7, 7], weight: [100, 600, 1, 1],
              conv: Conv2d(), bias: true),
     ConvCase(label: "weights past the cache: each chunk for one block", input: [1, 240, 9, 11], weight: [130, 240, 3, 3],
@@ -49,6 +51,7 @@ struct ChannelVectorConvTests {
         let kernels = channelVectorCases.map { ChannelVectorConvolution(geometry($0)) }
         #expect(kernels.contains { $0.blocksInner } && kernels.contains { !$0.blocksInner })
         #expect(kernels.contains { $0.chunks > 1 } && kernels.contains { $0.s.perGroup > $0.channelsPerPart })
+        #expect(kernels.contains { $0.chunkSize > $0.s.pixels && $0.chunks > 1 })
         #expect(kernels.contains { !$0.padded } && kernels.contains { $0.s.outPerGroup % 64 == 3 })
     }
 

@@ -27,7 +27,9 @@ struct ChannelVectorConvolution {
     let planeWidth: Int, planeSize: Int
     /// Output channels per group, rounded up to a vector; blocks of `blockChannels` per group.
     let paddedOutputs: Int, blocks: Int
-    /// Output pixels per job and jobs per sample, group and block.
+    /// Output pixels per job and jobs per group and block: the pixels of all the samples in turn, so
+    /// that a chunk of small samples spans several (ResNet-18's 4x4 layers at batch 16 read their
+    /// 9.4 MB of weights once per chunk of 96 pixels, not once per sample of 16).
     let chunkSize: Int, chunks: Int
 
     init(_ s: ConvGeometry) {
@@ -38,16 +40,16 @@ struct ChannelVectorConvolution {
         planeSize = padded ? (top + s.height + bottom) * planeWidth : s.plane
         paddedOutputs = (s.outPerGroup + Self.vectorChannels - 1) / Self.vectorChannels * Self.vectorChannels
         blocks = (paddedOutputs + Self.blockChannels - 1) / Self.blockChannels
-        chunks = (s.pixels + Self.chunkPixels - 1) / Self.chunkPixels
-        chunkSize = (s.pixels + chunks - 1) / chunks
+        chunks = (s.batch * s.pixels + Self.chunkPixels - 1) / Self.chunkPixels
+        chunkSize = (s.batch * s.pixels + chunks - 1) / chunks
     }
 
     /// Whether a worker's consecutive jobs take each block of output channels
     /// for one chunk of pixels (so the chunk's input stays in cache), rather
     /// than each chunk for one block (so the block's weights do): where a
-    /// group's weights fit in `cachedWeightFloats`. ResNet-50's 256 -> 512
-    /// stride-2 1x1 conv, whose 3.2 MB input each block read again, ran
-    /// 2.5 -> ? ms so (1 thread, Xeon, AVX-512).
+    /// group's weights fit in `cachedWeightFloats` (1 MB, half the L2 cache
+    /// of the Xeon measured): the input is read again for each block, the
+    /// weights for each chunk.
     var blocksInner: Bool { s.outPerGroup * s.patch <= Self.cachedWeightFloats }
     static let cachedWeightFloats = 1 << 18
 
@@ -96,11 +98,9 @@ struct ChannelVectorConvolution {
                 let (g, block) = (job / blocks, job % blocks), (first, count) = channels(block)
                 let width = min(Self.blockChannels, paddedOutputs - first)
                 let out = packed + (g * paddedOutputs + first) * patch
-                let kernels = weight + (g * s.outPerGroup + first) * patch
-                for k in 0..<patch {
-                    for r in 0..<count { out[k * width + r] = kernels[r * patch + k] }
-                    for r in count..<width { out[k * width + r] = 0 }
-                }
+                transposeTiles(weight + (g * s.outPerGroup + first) * patch, tilePitch: patch, pixels: count,
+                               channels: patch, into: out, linePitch: width)
+                for k in 0..<patch { clearFloats(out + k * width + count, count: width - count) }
             }
             initialized = s.groups * paddedOutputs * patch
         }
@@ -117,11 +117,12 @@ struct ChannelVectorConvolution {
         return (0..<(s.kh * s.kw)).map { k in (k / s.kw) * dy * planeWidth + (k % s.kw) * dx }
     }
 
-    /// Where in a channel's plane output pixel `j` (row-major) reads its first tap.
+    /// Where, from its group's first plane of the first sample, output pixel `j` of all the samples'
+    /// (row-major) reads its first tap.
     @inline(__always)
     func position(_ j: Int) -> Int {
-        let (sy, sx) = s.conv.stride
-        return j / s.outWidth * sy * planeWidth + j % s.outWidth * sx
+        let (sy, sx) = s.conv.stride, (n, pixel) = j.quotientAndRemainder(dividingBy: s.pixels)
+        return n * s.channels * planeSize + pixel / s.outWidth * sy * planeWidth + pixel % s.outWidth * sx
     }
 
     /// Copies channel plane `plane` (`n * C + c`) of `x` into its zero-padded plane of `padded`.
@@ -137,18 +138,18 @@ struct ChannelVectorConvolution {
         clearFloats(target + (top + s.height) * planeWidth, count: bottom * planeWidth)
     }
 
-    /// Output pixels `pixels` of block `block`'s channels of sample `n`, group `g`, each channel's
-    /// line through `epilogue` into `y`; `stage` holds `2 * chunkSize * 64` floats.
+    /// Output pixels `pixels` (of all the samples', in turn) of block `block`'s channels of group `g`,
+    /// each channel's line of each sample through `epilogue` into `y`; `stage` holds `2 * chunkSize * 64` floats.
     func compute(_ planes: UnsafePointer<Float>, weights: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
-                 sample n: Int, group g: Int, block: Int, pixels: Range<Int>, epilogue: ConvEpilogue,
+                 group g: Int, block: Int, pixels: Range<Int>, epilogue: ConvEpilogue,
                  stage: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>)
     {
         let (first, count) = channels(block)
         let vectors = (count + Self.vectorChannels - 1) / Self.vectorChannels, width = Self.blockChannels
         let (taps, kernelPitch) = (s.kh * s.kw, vectors * Self.vectorChannels)
-        let input = planes + (n * s.channels + g * s.perGroup) * planeSize
+        let input = planes + g * s.perGroup * planeSize
         let kernels = weights + (g * paddedOutputs + first) * s.patch
-        // Each tile's pixels: where in a plane the first reads, and the others from there.
+        // Each tile's pixels: where the first reads, and the others from there.
         let tiles = stride(from: pixels.lowerBound, to: pixels.upperBound, by: Self.tilePixels).map { j in
             let count = min(Self.tilePixels, pixels.upperBound - j), base = position(j)
             let at = { (i: Int) in i < count ? position(j + i) - base : 0 }
@@ -166,15 +167,20 @@ struct ChannelVectorConvolution {
         }
         let lines = stage + chunkSize * width
         transposeTiles(stage, tilePitch: width, pixels: pixels.count, channels: count, into: lines, linePitch: chunkSize)
-        for r in 0..<count {
-            let o = g * s.outPerGroup + first + r
-            epilogue.store(lines + r * chunkSize, channel: o, to: y + (n * s.outputs + o) * s.pixels + pixels.lowerBound,
-                           count: pixels.count)
+        var j = pixels.lowerBound
+        while j < pixels.upperBound {  // the chunk's run of each sample
+            let (n, pixel) = j.quotientAndRemainder(dividingBy: s.pixels), run = min(pixels.upperBound - j, s.pixels - pixel)
+            for r in 0..<count {
+                let o = g * s.outPerGroup + first + r
+                epilogue.store(lines + r * chunkSize + j - pixels.lowerBound, channel: o,
+                               to: y + (n * s.outputs + o) * s.pixels + pixel, count: run)
+            }
+            j += run
         }
     }
 }
 
-/// The channel-vector kernel over every sample, group, block of output channels and chunk of output pixels.
+/// The channel-vector kernel over every group, block of output channels and chunk of output pixels.
 func channelVectorConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometry, epilogue: ConvEpilogue,
                          into y: UnsafeMutablePointer<Float>)
 {
@@ -186,18 +192,17 @@ func channelVectorConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeo
     let planes = conv.padded ? UnsafeMutablePointer<Float>.allocate(capacity: s.batch * s.channels * conv.planeSize) : nil
     defer { planes?.deallocate() }
     if let planes { parallelFor(s.batch * s.channels) { conv.pad(x, plane: $0, into: planes) } }
-    let jobsPerSample = s.groups * conv.blocks * conv.chunks
+    let jobsPerGroup = conv.blocks * conv.chunks, total = s.batch * s.pixels
     packed.withUnsafeBufferPointer { weights in
         offsets.withUnsafeBufferPointer { offsets in
-            parallelFor(s.batch * jobsPerSample, scratch: 2 * conv.chunkSize * ChannelVectorConvolution.blockChannels) {
+            parallelFor(s.groups * jobsPerGroup, scratch: 2 * conv.chunkSize * ChannelVectorConvolution.blockChannels) {
                 job, stage in
-                let (n, rest) = job.quotientAndRemainder(dividingBy: jobsPerSample)
-                let (g, inner) = rest.quotientAndRemainder(dividingBy: conv.blocks * conv.chunks)
+                let (g, inner) = job.quotientAndRemainder(dividingBy: jobsPerGroup)
                 let (block, chunk) = conv.blocksInner ? (inner % conv.blocks, inner / conv.blocks)
                                                       : (inner / conv.chunks, inner % conv.chunks)
-                let pixels = (chunk * conv.chunkSize)..<min(s.pixels, (chunk + 1) * conv.chunkSize)
+                let pixels = (chunk * conv.chunkSize)..<min(total, (chunk + 1) * conv.chunkSize)
                 conv.compute(UnsafePointer(planes) ?? x, weights: weights.baseAddress!, offsets: offsets.baseAddress!,
-                             sample: n, group: g, block: block, pixels: pixels, epilogue: epilogue, stage: stage, into: y)
+                             group: g, block: block, pixels: pixels, epilogue: epilogue, stage: stage, into: y)
             }
         }
     }

@@ -4,8 +4,10 @@
 /// F(4x4, 3x3) (`WinogradConvolution`, which says when it suits); convs
 /// with a few output channels per group and a kernel of several taps, the
 /// direct kernel (`DirectConvolution`); those whose taps read mostly
-/// padding, a matrix product per tap (`TapProducts`); the others, matrix
-/// products of the unfolded input (`unfoldedConv2d`). Every path computes
+/// padding, a matrix product per tap (`TapProducts`); with AVX-512, those
+/// of many output channels, the channel-vector kernel
+/// (`ChannelVectorConvolution`); the others, matrix products of the
+/// unfolded input (`unfoldedConv2d`). Every path computes
 /// each output in a job that depends on the geometry (and the machine's
 /// processor count) alone, so the result does not depend on the thread
 /// count, and applies the epilogue to its outputs while they are hot.
