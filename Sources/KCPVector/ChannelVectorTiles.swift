@@ -53,26 +53,13 @@ private func channelVectorTile<V: Count>(_: V.Type, pixels: Int, _ run: UnsafePo
     }
 }
 
-/// One pixel's accumulators, one per 16-channel vector (the first `vectors` used).
-private typealias Vectors = (Lanes, Lanes, Lanes, Lanes)
-
-/// `a += w * x` for the first `vectors` vectors.
-@inline(__always)
-private func addProducts(_ a: inout Vectors, _ w: Vectors, _ x: Float, vectors: Int) {
-    let v = Lanes(repeating: x)
-    a.0.addProduct(w.0, v)
-    if vectors > 1 { a.1.addProduct(w.1, v) }
-    if vectors > 2 { a.2.addProduct(w.2, v) }
-    if vectors > 3 { a.3.addProduct(w.3, v) }
-}
-
 /// `channelVectorTile` for `V` vectors and `P` pixels: `V * P` vector accumulators.
 private func accumulate<V: Count, P: Count>(_: V.Type, _: P.Type, _ run: UnsafePointer<Float>, _ at: PixelOffsets,
                                             _ kernels: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
                                             _ shape: ChannelVectorShape, _ tile: UnsafeMutablePointer<Float>)
 {
     let (vectors, pixels, pitch) = (V.value, P.value, shape.tilePitch)
-    let zero: Vectors = (Lanes(), Lanes(), Lanes(), Lanes())
+    let zero: Blocks = (Lanes(), Lanes(), Lanes(), Lanes())
     var (a0, a1, a2, a3, a4, a5) = (zero, zero, zero, zero, zero, zero)
     if shape.accumulating {
         a0 = load(vectors: vectors, from: tile)
@@ -88,16 +75,16 @@ private func accumulate<V: Count, P: Count>(_: V.Type, _: P.Type, _ run: UnsafeP
         let channel = run + c * shape.channelPitch
         for k in 0..<shape.taps {
             let x = channel + offsets[k]
-            let weights: Vectors = (w.loadUnaligned(as: Lanes.self),
+            let weights: Blocks = (w.loadUnaligned(as: Lanes.self),
                                     vectors > 1 ? w.loadUnaligned(fromByteOffset: next, as: Lanes.self) : Lanes(),
                                     vectors > 2 ? w.loadUnaligned(fromByteOffset: 2 * next, as: Lanes.self) : Lanes(),
                                     vectors > 3 ? w.loadUnaligned(fromByteOffset: 3 * next, as: Lanes.self) : Lanes())
-            addProducts(&a0, weights, x[at.0], vectors: vectors)
-            if pixels > 1 { addProducts(&a1, weights, x[at.1], vectors: vectors) }
-            if pixels > 2 { addProducts(&a2, weights, x[at.2], vectors: vectors) }
-            if pixels > 3 { addProducts(&a3, weights, x[at.3], vectors: vectors) }
-            if pixels > 4 { addProducts(&a4, weights, x[at.4], vectors: vectors) }
-            if pixels > 5 { addProducts(&a5, weights, x[at.5], vectors: vectors) }
+            addProducts(&a0, weights, x[at.0], count: vectors)
+            if pixels > 1 { addProducts(&a1, weights, x[at.1], count: vectors) }
+            if pixels > 2 { addProducts(&a2, weights, x[at.2], count: vectors) }
+            if pixels > 3 { addProducts(&a3, weights, x[at.3], count: vectors) }
+            if pixels > 4 { addProducts(&a4, weights, x[at.4], count: vectors) }
+            if pixels > 5 { addProducts(&a5, weights, x[at.5], count: vectors) }
             w += kernelStride
         }
     }
@@ -111,7 +98,7 @@ private func accumulate<V: Count, P: Count>(_: V.Type, _: P.Type, _ run: UnsafeP
 
 /// Stores the first `vectors` of one pixel's accumulators `a`, side by side.
 @inline(__always)
-private func store(vectors: Int, _ a: Vectors, into tile: UnsafeMutablePointer<Float>) {
+private func store(vectors: Int, _ a: Blocks, into tile: UnsafeMutablePointer<Float>) {
     let out = UnsafeMutableRawPointer(tile), next = MemoryLayout<Lanes>.size
     out.storeBytes(of: a.0, as: Lanes.self)
     if vectors > 1 { out.storeBytes(of: a.1, toByteOffset: next, as: Lanes.self) }
@@ -121,7 +108,7 @@ private func store(vectors: Int, _ a: Vectors, into tile: UnsafeMutablePointer<F
 
 /// The first `vectors` of one pixel's accumulators, side by side at `tile` (the others zero).
 @inline(__always)
-private func load(vectors: Int, from tile: UnsafeMutablePointer<Float>) -> Vectors {
+private func load(vectors: Int, from tile: UnsafeMutablePointer<Float>) -> Blocks {
     let values = UnsafeRawPointer(tile), next = MemoryLayout<Lanes>.size
     return (values.loadUnaligned(as: Lanes.self),
             vectors > 1 ? values.loadUnaligned(fromByteOffset: next, as: Lanes.self) : Lanes(),

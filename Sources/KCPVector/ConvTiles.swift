@@ -66,16 +66,18 @@ private func directConvTile<B: Count>(_ blocks: B.Type, rows: Int, _ run: Unsafe
 /// Byte offsets of the second, third and fourth pixel blocks from the first.
 private typealias ByteOffsets = (Int, Int, Int)
 
-/// One output channel's accumulators, one per 16-pixel block (the first `blocks` used).
-private typealias Blocks = (Lanes, Lanes, Lanes, Lanes)
+/// Up to four vectors of a register tile: one output channel's accumulators, one per 16-pixel block,
+/// here; one pixel's, one per 16-channel vector, in `channelVectorTile`.
+typealias Blocks = (Lanes, Lanes, Lanes, Lanes)
 
-/// `a += x * w` for the first `blocks` blocks.
+/// `a += x * w` for the first `count` vectors.
 @inline(__always)
-private func addProducts(_ a: inout Blocks, _ x: Blocks, _ w: Float, blocks: Int) {
+func addProducts(_ a: inout Blocks, _ x: Blocks, _ w: Float, count: Int) {
     let v = Lanes(repeating: w)
     a.0.addProduct(x.0, v)
-    if blocks > 1 { a.1.addProduct(x.1, v) }
-    if blocks > 2 { a.2.addProduct(x.2, v); a.3.addProduct(x.3, v) }
+    if count > 1 { a.1.addProduct(x.1, v) }
+    if count > 2 { a.2.addProduct(x.2, v) }
+    if count > 3 { a.3.addProduct(x.3, v) }
 }
 
 /// `directConvTile` for `R` rows and `B` blocks: `R * B` vector accumulators.
@@ -96,12 +98,12 @@ private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafeP
                              blocks > 1 ? pixels.loadUnaligned(fromByteOffset: at.0, as: Lanes.self) : Lanes(),
                              blocks > 2 ? pixels.loadUnaligned(fromByteOffset: at.1, as: Lanes.self) : Lanes(),
                              blocks > 2 ? pixels.loadUnaligned(fromByteOffset: at.2, as: Lanes.self) : Lanes())
-            addProducts(&a0, x, w[0], blocks: blocks)
-            if rows > 1 { addProducts(&a1, x, w[1], blocks: blocks) }
-            if rows > 2 { addProducts(&a2, x, w[2], blocks: blocks) }
-            if rows > 3 { addProducts(&a3, x, w[3], blocks: blocks) }
-            if rows > 4 { addProducts(&a4, x, w[4], blocks: blocks) }
-            if rows > 5 { addProducts(&a5, x, w[5], blocks: blocks) }
+            addProducts(&a0, x, w[0], count: blocks)
+            if rows > 1 { addProducts(&a1, x, w[1], count: blocks) }
+            if rows > 2 { addProducts(&a2, x, w[2], count: blocks) }
+            if rows > 3 { addProducts(&a3, x, w[3], count: blocks) }
+            if rows > 4 { addProducts(&a4, x, w[4], count: blocks) }
+            if rows > 5 { addProducts(&a5, x, w[5], count: blocks) }
             w += rows
         }
     }

@@ -5,7 +5,8 @@
 /// over every input channel and tap, each term one 16-channel weight load
 /// per vector and one broadcast input pixel per output pixel. The pixels of
 /// a tile may lie anywhere, so no lane idles on short rows (ResNet-50's 7x7
-/// and 14x14 layers) and strided convs read their input in place; the
+/// and 14x14 layers), strided convs need no subsampled copy, and a tile
+/// may run on from one sample into the next; the
 /// weights, packed once into `[groups, O/g / 64, C/g, kh*kw, 64]` blocks,
 /// are read in order. A 1x1 conv without padding reads its input as it is,
 /// the others a zero-padded copy of it.
@@ -107,7 +108,7 @@ struct ChannelVectorConvolution {
     }
 
     /// Input channels summed per pass over a job's tiles: a block's weights
-    /// for them (`partFloats`) stay in the L1 cache while every tile reads them.
+    /// for them (`partFloats`, 32 KB) stay in the L1 cache while every tile reads them.
     var channelsPerPart: Int { max(1, Self.partFloats / (s.kh * s.kw * Self.blockChannels)) }
     static let partFloats = 1 << 13
 
@@ -117,9 +118,9 @@ struct ChannelVectorConvolution {
         return (0..<(s.kh * s.kw)).map { k in (k / s.kw) * dy * planeWidth + (k % s.kw) * dx }
     }
 
-    /// Where, from its group's first plane of the first sample, each output pixel `pixels` of all the
-    /// samples' (row-major) reads its first tap: stepped through rows and samples, as two divisions
-    /// per pixel cost a third of a 1x1 conv of 64 channels.
+    /// Where, from its group's first plane of the first sample, each of the output pixels `pixels` of
+    /// all the samples (row-major, sample after sample) reads its first tap: stepped through rows and
+    /// samples, where two divisions per pixel would cost a third of a 1x1 conv of 64 channels.
     func positions(_ pixels: Range<Int>) -> [Int] {
         let (sy, sx) = s.conv.stride
         var (n, pixel) = pixels.lowerBound.quotientAndRemainder(dividingBy: s.pixels)
