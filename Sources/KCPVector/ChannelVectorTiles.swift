@@ -119,46 +119,85 @@ private func load(vectors: Int, from tile: UnsafeMutablePointer<Float>) -> Block
 /// The `[pixels, channels]` results `tiles` (`tilePitch` floats from one
 /// pixel's to the next) as `[channels, pixels]` lines (`linePitch` floats
 /// apart): `lines[r * linePitch + p] = tiles[p * tilePitch + r]` (and so
-/// the weights `[O, K]` as the packed `[K, O]`). Whole
-/// 16 x 16 blocks are transposed in registers: each of 4 rounds takes, for
-/// rows `2i` and `2i + 1`, their even lanes into row `i` and their odd
-/// lanes into row `8 + i`, which moves element `(i, j)` by rotating the 8 bits
-/// of `16 i + j` right by one, so four rounds swap `i` and `j`.
+/// the weights `[O, K]` as the packed `[K, O]`).
 public func transposeTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
                            into lines: UnsafeMutablePointer<Float>, linePitch: Int)
 {
-    let source = UnsafeRawPointer(tiles), target = UnsafeMutableRawPointer(lines), size = MemoryLayout<Float>.stride
-    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 32) { rows in
-        let (a, b) = (rows.baseAddress!, rows.baseAddress! + 16)
+    transposing(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels) { values, r, p, count in
+        (lines + r * linePitch + p).update(from: values, count: count)
+    }
+}
+
+/// `transposeTiles` with each line written through the conv epilogue:
+/// `lines[r * linePitch + p] = f((tiles[p * tilePitch + r] + bias[r]) * scale[r] + shift[r] + residual[r * linePitch + p])`
+/// with the float operations of `convEpilogue` (each step only where
+/// given), so that a conv computed with its output channels along the
+/// vector lanes stores them, transposed, in one pass.
+public func storeTransposedTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
+                                 bias: UnsafePointer<Float>?, scale: UnsafePointer<Float>?,
+                                 shift: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool,
+                                 hardswish: Bool, into lines: UnsafeMutablePointer<Float>, linePitch: Int)
+{
+    transposing(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels) { values, r, p, count in
+        convEpilogue(values, to: lines + r * linePitch + p, count: count, bias: bias.map { $0[r] },
+                     normalization: scale.map { ($0[r], shift?[r] ?? 0) },
+                     residual: residual.map { $0 + r * linePitch + p }, relu: relu, hardswish: hardswish)
+    }
+}
+
+/// Calls `emit(values, r, p, count)` with the `count` values of channel `r`
+/// at pixels `p..<p + count` of the `[pixels, channels]` `tiles`, side by
+/// side, for every channel and pixel. Whole 16 x 16 blocks are transposed
+/// in registers: each of 4 rounds takes, for rows `2i` and `2i + 1`, their
+/// even lanes into row `i` and their odd lanes into row `8 + i`, which
+/// moves element `(i, j)` by rotating the 8 bits of `16 i + j` right by
+/// one, so four rounds swap `i` and `j`. The rest is gathered a channel at a time.
+@inline(__always)
+private func transposing(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
+                         _ emit: (UnsafePointer<Float>, Int, Int, Int) -> Void)
+{
+    let source = UnsafeRawPointer(tiles), size = MemoryLayout<Float>.stride, lanes = MemoryLayout<Lanes>.stride
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 33 * 16) { buffer in
+        let (a, b) = (UnsafeMutableRawPointer(buffer.baseAddress!), UnsafeMutableRawPointer(buffer.baseAddress! + 256))
+        let line = buffer.baseAddress! + 512
+        /// Channel `c`'s values at pixels `p..<p + count` (at most 16), through `emit`.
+        func gather(_ c: Int, _ p: Int, _ count: Int) {
+            for i in 0..<count { line[i] = tiles[(p + i) * tilePitch + c] }
+            emit(line, c, p, count)
+        }
         var p = 0
         while p + 16 <= pixels {
             var r = 0
             while r + 16 <= channels {
-                for i in 0..<16 { a[i] = source.loadUnaligned(fromByteOffset: ((p + i) * tilePitch + r) * size, as: Lanes.self) }
+                for i in 0..<16 {
+                    a.storeBytes(of: source.loadUnaligned(fromByteOffset: ((p + i) * tilePitch + r) * size, as: Lanes.self),
+                                 toByteOffset: i * lanes, as: Lanes.self)
+                }
                 interleave(a, into: b)
                 interleave(b, into: a)
                 interleave(a, into: b)
                 interleave(b, into: a)
-                for i in 0..<16 { target.storeBytes(of: a[i], toByteOffset: ((r + i) * linePitch + p) * size, as: Lanes.self) }
+                for i in 0..<16 { emit(buffer.baseAddress! + 16 * i, r + i, p, 16) }
                 r += 16
             }
-            for c in r..<channels {
-                for i in 0..<16 { lines[c * linePitch + p + i] = tiles[(p + i) * tilePitch + c] }
-            }
+            for c in r..<channels { gather(c, p, 16) }
             p += 16
         }
-        for c in 0..<channels {
-            for i in p..<pixels { lines[c * linePitch + i] = tiles[i * tilePitch + c] }
+        if p < pixels {
+            for c in 0..<channels { gather(c, p, pixels - p) }
         }
     }
 }
 
-/// One round of `transposeTiles`: rows `2i` and `2i + 1` of `from`'s 16 to rows `i` (their even lanes)
-/// and `8 + i` (their odd lanes) of `to`.
+/// One round of `transposing`: rows `2i` and `2i + 1` of the 16 vectors at `from` to rows `i` (their
+/// even lanes) and `8 + i` (their odd lanes) at `to`.
 @inline(__always)
-private func interleave(_ from: UnsafeMutablePointer<Lanes>, into to: UnsafeMutablePointer<Lanes>) {
+private func interleave(_ from: UnsafeMutableRawPointer, into to: UnsafeMutableRawPointer) {
+    let lanes = MemoryLayout<Lanes>.stride
     for i in 0..<8 {
-        to[i] = Lanes(lowHalf: from[2 * i].evenHalf, highHalf: from[2 * i + 1].evenHalf)
-        to[8 + i] = Lanes(lowHalf: from[2 * i].oddHalf, highHalf: from[2 * i + 1].oddHalf)
+        let (even, odd) = (from.loadUnaligned(fromByteOffset: 2 * i * lanes, as: Lanes.self),
+                           from.loadUnaligned(fromByteOffset: (2 * i + 1) * lanes, as: Lanes.self))
+        to.storeBytes(of: Lanes(lowHalf: even.evenHalf, highHalf: odd.evenHalf), toByteOffset: i * lanes, as: Lanes.self)
+        to.storeBytes(of: Lanes(lowHalf: even.oddHalf, highHalf: odd.oddHalf), toByteOffset: (8 + i) * lanes, as: Lanes.self)
     }
 }

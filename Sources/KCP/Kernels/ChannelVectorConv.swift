@@ -149,7 +149,7 @@ struct ChannelVectorConvolution {
     }
 
     /// Output pixels `pixels` (of all the samples', in turn) of block `block`'s channels of group `g`,
-    /// each channel's line of each sample through `epilogue` into `y`; `stage` holds `2 * chunkSize * 64` floats.
+    /// each channel's line of each sample through `epilogue` into `y`; `stage` holds `chunkSize * 64` floats.
     func compute(_ planes: UnsafePointer<Float>, weights: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
                  group g: Int, block: Int, pixels: Range<Int>, epilogue: ConvEpilogue,
                  stage: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>)
@@ -176,16 +176,13 @@ struct ChannelVectorConvolution {
                                   into: stage + t * Self.tilePixels * width, tilePitch: width)
             }
         }
-        let lines = stage + chunkSize * width
-        transposeTiles(stage, tilePitch: width, pixels: pixels.count, channels: count, into: lines, linePitch: chunkSize)
         var j = pixels.lowerBound
         while j < pixels.upperBound {  // the chunk's run of each sample
             let (n, pixel) = j.quotientAndRemainder(dividingBy: s.pixels), run = min(pixels.upperBound - j, s.pixels - pixel)
-            for r in 0..<count {
-                let o = g * s.outPerGroup + first + r
-                epilogue.store(lines + r * chunkSize + j - pixels.lowerBound, channel: o,
-                               to: y + (n * s.outputs + o) * s.pixels + pixel, count: run)
-            }
+            let o = g * s.outPerGroup + first
+            epilogue.storeTransposed(stage + (j - pixels.lowerBound) * width, tilePitch: width, count: run,
+                                     channels: o..<(o + count), to: y + (n * s.outputs + o) * s.pixels + pixel,
+                                     linePitch: s.pixels)
             j += run
         }
     }
@@ -206,7 +203,7 @@ func channelVectorConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeo
     let jobsPerGroup = conv.blocks * conv.chunks, total = s.batch * s.pixels
     packed.withUnsafeBufferPointer { weights in
         offsets.withUnsafeBufferPointer { offsets in
-            parallelFor(s.groups * jobsPerGroup, scratch: 2 * conv.chunkSize * ChannelVectorConvolution.blockChannels) {
+            parallelFor(s.groups * jobsPerGroup, scratch: conv.chunkSize * ChannelVectorConvolution.blockChannels) {
                 job, stage in
                 let (g, inner) = job.quotientAndRemainder(dividingBy: jobsPerGroup)
                 let (block, chunk) = conv.blocksInner ? (inner % conv.blocks, inner / conv.blocks)

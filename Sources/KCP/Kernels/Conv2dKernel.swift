@@ -106,6 +106,19 @@ struct ConvEpilogue {
                      normalization: scale.map { ($0[o], shift?[o] ?? 0) },
                      residual: residual.map { $0 + (UnsafePointer(line) - output) }, relu: relu, hardswish: hardswish)
     }
+
+    /// Writes the `[count, channels]` conv results `tiles` (`tilePitch` floats from one pixel's to the
+    /// next) of output channels `o..<o + channels`, transposed, through the epilogue to their lines
+    /// (`linePitch` floats apart) from `line` on (`storeTransposedTiles`).
+    func storeTransposed(_ tiles: UnsafePointer<Float>, tilePitch: Int, count: Int, channels: Range<Int>,
+                         to line: UnsafeMutablePointer<Float>, linePitch: Int)
+    {
+        let o = channels.lowerBound
+        storeTransposedTiles(tiles, tilePitch: tilePitch, pixels: count, channels: channels.count, bias: bias.map { $0 + o },
+                             scale: scale.map { $0 + o }, shift: shift.map { $0 + o },
+                             residual: residual.map { $0 + (UnsafePointer(line) - output) }, relu: relu,
+                             hardswish: hardswish, into: line, linePitch: linePitch)
+    }
 }
 
 /// The direct kernel over every tile of output rows of every sample and group.

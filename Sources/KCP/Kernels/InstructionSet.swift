@@ -107,6 +107,25 @@ func transposeTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, 
                              linePitch: linePitch)
 }
 
+/// `KCPVector.storeTransposedTiles` of the active set.
+@inline(__always)
+func storeTransposedTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
+                          bias: UnsafePointer<Float>?, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?,
+                          residual: UnsafePointer<Float>?, relu: Bool, hardswish: Bool,
+                          into lines: UnsafeMutablePointer<Float>, linePitch: Int)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.storeTransposedTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels,
+                                                    bias: bias, scale: scale, shift: shift, residual: residual,
+                                                    relu: relu, hardswish: hardswish, into: lines, linePitch: linePitch)
+    }
+    #endif
+    KCPVector.storeTransposedTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, bias: bias,
+                                   scale: scale, shift: shift, residual: residual, relu: relu, hardswish: hardswish,
+                                   into: lines, linePitch: linePitch)
+}
+
 /// `KCPVector.depthwiseRows` of the active set.
 @inline(__always)
 func depthwiseRows(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int,
