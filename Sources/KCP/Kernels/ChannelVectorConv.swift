@@ -8,8 +8,8 @@
 /// and 14x14 layers), strided convs need no subsampled copy, and a tile
 /// may run on from one sample into the next; the
 /// weights, packed once into `[groups, O/g / 64, C/g, kh*kw, 64]` blocks,
-/// are read in order. A 1x1 conv without padding reads its input as it is,
-/// the others a zero-padded copy of it.
+/// are read in order. A conv without padding reads its input as it is, the
+/// others a zero-padded copy of it.
 ///
 /// Pixel vectors (`DirectConvolution`) suit convs of few output channels on
 /// long rows; this suits many output channels (ResNet-50's, past 64):
@@ -36,9 +36,9 @@ struct ChannelVectorConvolution {
     init(_ s: ConvGeometry) {
         self.s = s
         let (top, left, bottom, right) = s.conv.padding
-        padded = s.kh * s.kw > 1 || top + left + bottom + right > 0
-        planeWidth = padded ? left + s.width + right : s.width
-        planeSize = padded ? (top + s.height + bottom) * planeWidth : s.plane
+        padded = top + left + bottom + right > 0
+        planeWidth = left + s.width + right
+        planeSize = (top + s.height + bottom) * planeWidth
         paddedOutputs = (s.outPerGroup + Self.vectorChannels - 1) / Self.vectorChannels * Self.vectorChannels
         blocks = (paddedOutputs + Self.blockChannels - 1) / Self.blockChannels
         chunks = (s.batch * s.pixels + Self.chunkPixels - 1) / Self.chunkPixels

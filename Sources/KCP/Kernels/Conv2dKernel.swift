@@ -104,7 +104,13 @@ struct ConvEpilogue {
     func store(_ values: UnsafePointer<Float>, channel o: Int, to line: UnsafeMutablePointer<Float>, count: Int) {
         convEpilogue(values, to: line, count: count, bias: bias.map { $0[o] },
                      normalization: scale.map { ($0[o], shift?[o] ?? 0) },
-                     residual: residual.map { $0 + (UnsafePointer(line) - output) }, relu: relu, hardswish: hardswish)
+                     residual: residual(at: line), relu: relu, hardswish: hardswish)
+    }
+
+    /// The residual's entry that output entry `line` adds, or nil.
+    @inline(__always)
+    private func residual(at line: UnsafeMutablePointer<Float>) -> UnsafePointer<Float>? {
+        residual.map { $0 + (UnsafePointer(line) - output) }
     }
 
     /// Writes the `[count, channels]` conv results `tiles` (`tilePitch` floats from one pixel's to the
@@ -115,9 +121,8 @@ struct ConvEpilogue {
     {
         let o = channels.lowerBound
         storeTransposedTiles(tiles, tilePitch: tilePitch, pixels: count, channels: channels.count, bias: bias.map { $0 + o },
-                             scale: scale.map { $0 + o }, shift: shift.map { $0 + o },
-                             residual: residual.map { $0 + (UnsafePointer(line) - output) }, relu: relu,
-                             hardswish: hardswish, into: line, linePitch: linePitch)
+                             scale: scale.map { $0 + o }, shift: shift.map { $0 + o }, residual: residual(at: line),
+                             relu: relu, hardswish: hardswish, into: line, linePitch: linePitch)
     }
 }
 

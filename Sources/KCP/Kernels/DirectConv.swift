@@ -108,18 +108,18 @@ struct DirectConvolution {
     /// The weights as `[groups, blocks, C/g, kh*kw, count]`, `count` the
     /// block's channels: block `b` of group `g` starts at `(g * O/g + first) * C/g * kh*kw`.
     func packedWeights(_ weight: [Float]) -> [Float] {
-        let taps = s.perGroup * s.kh * s.kw
-        var packed = [Float](repeating: 0, count: weight.count)
-        for g in 0..<s.groups {
-            for block in 0..<blocks {
-                let (first, count) = channels(block), base = (g * s.outPerGroup + first) * taps
-                for r in 0..<count {
-                    let o = g * s.outPerGroup + first + r
-                    for k in 0..<taps { packed[base + k * count + r] = weight[o * taps + k] }
+        [Float](unsafeUninitializedCapacity: weight.count) { packed, initialized in
+            weight.withUnsafeBufferPointer { weight in
+                for g in 0..<s.groups {
+                    for block in 0..<blocks {
+                        let (first, count) = channels(block), base = (g * s.outPerGroup + first) * s.patch
+                        transposeTiles(weight.baseAddress! + base, tilePitch: s.patch, pixels: count, channels: s.patch,
+                                       into: packed.baseAddress! + base, linePitch: count)
+                    }
                 }
             }
+            initialized = weight.count
         }
-        return packed
     }
 
     /// Where in a channel's window tap `(p, q)` (row-major `k`) of output

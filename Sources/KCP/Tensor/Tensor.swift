@@ -1,9 +1,9 @@
 /// A dense, row-major float32 array the engine owns (NCHW for activations).
 public struct Tensor: Equatable, Sendable {
-    public var shape: [Int] { didSet { derived.clear() } }
-    public var data: [Float] { didSet { derived.clear() } }
+    public var shape: [Int] { didSet { forms.clear() } }
+    public var data: [Float] { didSet { forms.clear() } }
     /// Forms of the values that kernels made from them (`DerivedForms`).
-    let derived = DerivedForms()
+    let forms = DerivedForms()
 
     public init(shape: [Int], data: [Float]) {
         precondition(shape.reduce(1, *) == data.count, "shape \(shape) does not match \(data.count) elements")
@@ -31,7 +31,7 @@ public struct Tensor: Equatable, Sendable {
 
     /// The form `kind` (of layout `layout`) that `make` derives from these values, made once.
     func derived(_ kind: String, layout: [Int], make: () -> [Float]) -> [Float] {
-        derived.form(DerivedForms.Key(kind: kind, layout: layout), of: data, make: make)
+        forms.form(DerivedForms.Key(kind: kind, layout: layout), of: data, make: make)
     }
 
     /// Samples `range` of a tensor whose first axis is the batch.
