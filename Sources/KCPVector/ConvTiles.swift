@@ -90,21 +90,32 @@ private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafeP
     let zero: Blocks = (Lanes(), Lanes(), Lanes(), Lanes())
     var (a0, a1, a2, a3, a4, a5) = (zero, zero, zero, zero, zero, zero)
     var w = kernels
-    for c in 0..<shape.channels {
-        let channel = run + c * shape.pitch
-        for k in 0..<shape.taps {
-            let pixels = UnsafeRawPointer(channel + offsets[k])
-            let x: Blocks = (pixels.loadUnaligned(as: Lanes.self),
-                             blocks > 1 ? pixels.loadUnaligned(fromByteOffset: at.0, as: Lanes.self) : Lanes(),
-                             blocks > 2 ? pixels.loadUnaligned(fromByteOffset: at.1, as: Lanes.self) : Lanes(),
-                             blocks > 2 ? pixels.loadUnaligned(fromByteOffset: at.2, as: Lanes.self) : Lanes())
-            addProducts(&a0, x, w[0], count: blocks)
-            if rows > 1 { addProducts(&a1, x, w[1], count: blocks) }
-            if rows > 2 { addProducts(&a2, x, w[2], count: blocks) }
-            if rows > 3 { addProducts(&a3, x, w[3], count: blocks) }
-            if rows > 4 { addProducts(&a4, x, w[4], count: blocks) }
-            if rows > 5 { addProducts(&a5, x, w[5], count: blocks) }
-            w += rows
+    /// The products of one tap of one channel, reading its pixel blocks at `pixels`.
+    @inline(__always)
+    func add(_ pixels: UnsafeRawPointer) {
+        let x: Blocks = (pixels.loadUnaligned(as: Lanes.self),
+                         blocks > 1 ? pixels.loadUnaligned(fromByteOffset: at.0, as: Lanes.self) : Lanes(),
+                         blocks > 2 ? pixels.loadUnaligned(fromByteOffset: at.1, as: Lanes.self) : Lanes(),
+                         blocks > 2 ? pixels.loadUnaligned(fromByteOffset: at.2, as: Lanes.self) : Lanes())
+        addProducts(&a0, x, w[0], count: blocks)
+        if rows > 1 { addProducts(&a1, x, w[1], count: blocks) }
+        if rows > 2 { addProducts(&a2, x, w[2], count: blocks) }
+        if rows > 3 { addProducts(&a3, x, w[3], count: blocks) }
+        if rows > 4 { addProducts(&a4, x, w[4], count: blocks) }
+        if rows > 5 { addProducts(&a5, x, w[5], count: blocks) }
+        w += rows
+    }
+    if shape.taps == 1 {  // a 1x1 conv: one loop over the channels, without a loop over taps in each
+        var pixels = UnsafeRawPointer(run + offsets[0])
+        let step = shape.pitch * MemoryLayout<Float>.stride
+        for _ in 0..<shape.channels {
+            add(pixels)
+            pixels += step
+        }
+    } else {
+        for c in 0..<shape.channels {
+            let channel = run + c * shape.pitch
+            for k in 0..<shape.taps { add(UnsafeRawPointer(channel + offsets[k])) }
         }
     }
     let next = directTilePixels  // floats from one block's results to the next's

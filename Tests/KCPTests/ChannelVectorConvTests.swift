@@ -5,8 +5,8 @@ import Testing
 // that take each of its branches: a last block of 1 to 3 vectors with zero
 // channels past the outputs, tiles of 6 pixels across rows with a short
 // tail, several chunks of pixels (across samples), sums over several parts of the input
-// channels, strides, dilation, asymmetric padding, groups, batches, a 1x1
-// conv read in place, and both job orders (`blocksInner`). The kernel is
+// channels, strides, dilation, asymmetric padding, groups, batches, an
+// unpadded conv read in place, and both job orders (`blocksInner`). The kernel is
 // called itself, so it is tested whatever set is active (convs take it with
 // AVX-512 only); `InstructionSetTests` runs it on every set.
 
@@ -27,7 +27,7 @@ let channelVectorCases: [ConvCase] = [
              weight: [65, 6, 3, 3], conv: Conv2d(), bias: false),
     ConvCase(label: "batch 5 of 2x2 pixels: tiles across samples", input: [5, 8, 2, 2], weight: [72, 8, 3, 3],
              conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
-    ConvCase(label: "1x1 read in place, 600 channels in 10 parts, 7x7", input: [2, 600, 7, 7], weight: [100, 600, 1, 1],
+    ConvCase(label: "3x3 read in place, 200 channels in 15 parts, 7x7", input: [2, 200, 9, 9], weight: [100, 200, 3, 3],
              conv: Conv2d(), bias: true),
     ConvCase(label: "weights past the cache: each chunk for one block", input: [1, 240, 9, 11], weight: [130, 240, 3, 3],
              conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
@@ -43,7 +43,7 @@ struct ChannelVectorConvTests {
         var rng = SplitMix64(seed: 23)
         let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
         let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
-        netExpect(channelVectorForward(x, weight: w, bias: b, c), naiveConv2d(x, w, b, c.conv))
+        netExpect(pathForward(channelVectorConv2d, x, weight: w, bias: b, c), naiveConv2d(x, w, b, c.conv))
     }
 
     @Test("the cases cover both job orders, several chunks and parts, and tails of every kind")
@@ -55,11 +55,10 @@ struct ChannelVectorConvTests {
         #expect(kernels.contains { !$0.padded } && kernels.contains { $0.s.outPerGroup % 64 == 3 })
     }
 
-    @Test("1x1 convs of few channels or many pixels, strided 1x1 convs and cropping take the other paths")
+    @Test("1x1 convs (the pointwise kernel's, or strided), 64 outputs and cropping take the other paths")
     func unsuitedGeometries() {
         let cases = [
-            ConvCase(label: "256 channels", input: [1, 256, 7, 7], weight: [128, 256, 1, 1], conv: Conv2d(), bias: false),
-            ConvCase(label: "256 pixels", input: [1, 512, 16, 16], weight: [128, 512, 1, 1], conv: Conv2d(), bias: false),
+            ConvCase(label: "1x1", input: [1, 512, 7, 7], weight: [128, 512, 1, 1], conv: Conv2d(), bias: false),
             ConvCase(label: "1x1 stride 2", input: [1, 512, 14, 14], weight: [128, 512, 1, 1],
                      conv: Conv2d(stride: (2, 2)), bias: false),
             ConvCase(label: "64 outputs", input: [1, 8, 16, 16], weight: [64, 8, 3, 3],
@@ -76,15 +75,15 @@ struct ChannelVectorConvTests {
         var rng = SplitMix64(seed: 5)
         let x = netTensor(c.input, &rng)
         var w = netTensor(c.weight, &rng)
-        netExpect(channelVectorForward(x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
+        netExpect(pathForward(channelVectorConv2d, x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
         let packed = w.derived("channel vectors", layout: [s.outputs, s.perGroup, s.kh, s.kw, s.groups]) { [] }
         #expect(packed.count == (s.outputs + 15) / 16 * 16 * s.patch, "the first conv kept its packed weights")
         var copy = w
         copy.data[7] += 1
         w.data[3] -= 2
-        netExpect(channelVectorForward(x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
-        netExpect(channelVectorForward(x, weight: copy, bias: nil, c), naiveConv2d(x, copy, nil, c.conv))
-        netExpect(channelVectorForward(x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
+        netExpect(pathForward(channelVectorConv2d, x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
+        netExpect(pathForward(channelVectorConv2d, x, weight: copy, bias: nil, c), naiveConv2d(x, copy, nil, c.conv))
+        netExpect(pathForward(channelVectorConv2d, x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
     }
 
     @Test("transposed tiles: whole 16 x 16 blocks and the channels and pixels past them")
@@ -98,22 +97,6 @@ struct ChannelVectorConvTests {
                 k % linePitch < pixels ? Float(k % linePitch * pitch + k / linePitch) : -1
             }
             #expect(lines == expected, "\(pixels) pixels, \(channels) channels")
-        }
-    }
-}
-
-/// Case `c`'s conv of `x` through the channel-vector kernel itself on the active set, with the epilogue given.
-func channelVectorForward(_ x: Tensor, weight w: Tensor, bias b: Tensor?, _ c: ConvCase,
-                          normalization: (scale: [Float], shift: [Float])? = nil, residual: Tensor? = nil,
-                          activation: Activation.Kind? = nil) -> Tensor
-{
-    let s = geometry(c)
-    return Tensor(shape: [s.batch, s.outputs, s.outHeight, s.outWidth]) { ys in
-        x.data.withUnsafeBufferPointer { xs in
-            withConvEpilogue(bias: b, normalization: normalization, residual: residual, activation: activation,
-                             output: ys.baseAddress!) { epilogue in
-                channelVectorConv2d(xs.baseAddress!, weight: w, s, epilogue: epilogue, into: ys.baseAddress!)
-            }
         }
     }
 }

@@ -19,12 +19,12 @@ let unfoldCases: [ConvCase] = backConvCases + [
              conv: Conv2d(padding: (-1, 2, 0, -1)), bias: false),
     ConvCase(label: "stride 2 rows only, several tiles", input: [1, 20, 60, 30], weight: [3, 20, 3, 3],
              conv: Conv2d(stride: (2, 1), padding: (1, 1, 1, 1)), bias: false),
-] + pointwiseCases + splitCases
+] + smallProductCases + splitCases
 
 /// 1x1 convs whose products over a few rows fit OpenBLAS's small-matrix
 /// kernels (`smallProductRows`): tiles of 4 rows written in place, and
 /// tiles of 3 rows of 42 outputs padded to 44, staged.
-let pointwiseCases: [ConvCase] = [
+let smallProductCases: [ConvCase] = [
     ConvCase(label: "1x1, tiles of 4 rows in small products", input: [2, 60, 12, 100], weight: [40, 60, 1, 1],
              conv: Conv2d(), bias: true),
     ConvCase(label: "1x1, 42 outputs padded to 44, tiles of 3 rows", input: [1, 60, 10, 100], weight: [42, 60, 1, 1],
@@ -49,6 +49,29 @@ func geometry(_ c: ConvCase) -> ConvGeometry {
     let outHeight = (c.input[2] + pt + pb - c.conv.dilation.0 * (c.weight[2] - 1) - 1) / c.conv.stride.0 + 1
     let outWidth = (c.input[3] + pl + pr - c.conv.dilation.1 * (c.weight[3] - 1) - 1) / c.conv.stride.1 + 1
     return ConvGeometry(input: c.input, weight: c.weight, output: [c.input[0], c.weight[0], outHeight, outWidth], c.conv)
+}
+
+/// One conv path called itself: input, weights, geometry, epilogue, output.
+typealias ConvPath = (UnsafePointer<Float>, Tensor, ConvGeometry, ConvEpilogue, UnsafeMutablePointer<Float>) -> Void
+
+/// The unfolded product (`unfoldedConv2d`) as a `ConvPath`.
+let unfoldedPath: ConvPath = { unfoldedConv2d($0, weight: $1.data, $2, epilogue: $3, into: $4) }
+
+/// Case `c`'s conv of `x` through `path` itself on the active set, whichever
+/// path `conv2dForward` would choose, with the epilogue given.
+func pathForward(_ path: ConvPath, _ x: Tensor, weight w: Tensor, bias b: Tensor?, _ c: ConvCase,
+                 normalization: (scale: [Float], shift: [Float])? = nil, residual: Tensor? = nil,
+                 activation: Activation.Kind? = nil) -> Tensor
+{
+    let s = geometry(c)
+    return Tensor(shape: [s.batch, s.outputs, s.outHeight, s.outWidth]) { ys in
+        x.data.withUnsafeBufferPointer { xs in
+            withConvEpilogue(bias: b, normalization: normalization, residual: residual, activation: activation,
+                             output: ys.baseAddress!) { epilogue in
+                path(xs.baseAddress!, w, s, epilogue, ys.baseAddress!)
+            }
+        }
+    }
 }
 
 @Suite("Conv kernels: unfold, fold, fused epilogue")
@@ -119,19 +142,17 @@ struct ConvKernelTests {
         #expect(ConvSplit(s, rows: (s.outPerGroup + 3) / 4 * 4).blocks > 1)
         var rng = SplitMix64(seed: 7)
         let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = c.bias ? netTensor([c.weight[0]], &rng) : nil
-        netExpect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth]),
-                  naiveConv2d(x, w, b, c.conv))
+        netExpect(pathForward(unfoldedPath, x, weight: w, bias: b, c), naiveConv2d(x, w, b, c.conv))
     }
 
     @Test("1x1 convs are tiled for small products where one row fits, the result equal to the naive conv",
-          arguments: pointwiseCases)
+          arguments: smallProductCases)
     func smallProducts(_ c: ConvCase) {
         let s = geometry(c), m = (s.outPerGroup + 3) / 4 * 4
         #expect(s.smallProductRows(m) == 1_000_000 / (m * s.patch * s.outWidth))
         var rng = SplitMix64(seed: 9)
         let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = c.bias ? netTensor([c.weight[0]], &rng) : nil
-        netExpect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth]),
-                  naiveConv2d(x, w, b, c.conv))
+        netExpect(pathForward(unfoldedPath, x, weight: w, bias: b, c), naiveConv2d(x, w, b, c.conv))
         // One row's product too large; one row too narrow (28 columns); a 7x7 sample whole.
         #expect(geometry(ConvCase(label: "", input: [1, 960, 4, 32], weight: [160, 960, 1, 1], conv: Conv2d(),
                                   bias: false)).smallProductRows(160) == nil)

@@ -37,8 +37,10 @@ struct InstructionSetTests {
 
     @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
           arguments: directCases + winogradCases + tapCases + unfoldCases.filter {
-              // Those the channel-vector kernel takes with AVX-512 only (`channelVectorKernelAgrees`).
+              // Those the channel-vector and pointwise kernels take with AVX-512 only (`channelVectorKernelAgrees`,
+              // `pointwiseKernelAgrees`).
               $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 && !ChannelVectorConvolution.pays(geometry($0))
+                  && !PointwiseConvolution.pays(geometry($0))
           })
     func everyPathAgrees(_ c: ConvCase) {
         agree(c) { x, w, b, shape, epilogue in
@@ -51,8 +53,17 @@ struct InstructionSetTests {
           arguments: channelVectorCases)
     func channelVectorKernelAgrees(_ c: ConvCase) {
         agree(c) { x, w, b, _, epilogue in
-            channelVectorForward(x, weight: w, bias: b, c, normalization: epilogue?.normalization,
-                                 residual: epilogue?.residual, activation: epilogue?.activation)
+            pathForward(channelVectorConv2d, x, weight: w, bias: b, c, normalization: epilogue?.normalization,
+                        residual: epilogue?.residual, activation: epilogue?.activation)
+        }
+    }
+
+    @Test("each supported set runs the pointwise kernel as the naive conv, with the fused epilogue, bitwise equal",
+          arguments: pointwiseKernelCases)
+    func pointwiseKernelAgrees(_ c: ConvCase) {
+        agree(c) { x, w, b, _, epilogue in
+            pathForward(pointwiseConv2d, x, weight: w, bias: b, c, normalization: epilogue?.normalization,
+                        residual: epilogue?.residual, activation: epilogue?.activation)
         }
     }
 

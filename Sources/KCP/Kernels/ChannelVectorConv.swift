@@ -64,22 +64,16 @@ struct ChannelVectorConvolution {
     /// Whether the geometry pays, measured against the unfolded product
     /// (1 thread, Xeon, AVX-512): more than 64 output channels per group
     /// (fewer take `DirectConvolution`), no cropping (negative padding), and
-    /// either a kernel of several taps (ResNet-50's 3x3 convs of 128 to 512
+    /// a kernel of several taps (ResNet-50's 3x3 convs of 128 to 512
     /// channels on 7x7 to 28x28 ran in 0.68-0.76 of the time at batch 1,
-    /// 0.7-0.87 at batch 8: no unfolded copy to make), or a 1x1 stride-1 conv
-    /// of at least 512 input channels on fewer than 256 pixels, which
-    /// OpenBLAS runs in narrow products (ResNet-50's on 14x14 and 7x7:
-    /// 0.85-0.9). OpenBLAS runs the other 1x1 convs as one product that
-    /// writes its outputs in place, faster than computing them in tiles and
-    /// transposing those: 64 -> 256 on 56x56 ran 1.5x slower here, 256 ->
-    /// 1024 on 14x14 1.1x, DeepLabV3's 1280 -> 256 on 32x32 1.5x. A strided
-    /// one reads a subsampled copy of its input there, and here each block
-    /// of 64 output channels would read the whole input again (256 -> 512,
-    /// stride 2, on 56x56: 1.2x slower).
+    /// 0.7-0.87 at batch 8: no unfolded copy to make). 1x1 stride-1 convs
+    /// take `PointwiseConvolution`, whose results need no transpose. A
+    /// strided 1x1 conv reads a subsampled copy of its input in OpenBLAS's
+    /// product, and here each block of 64 output channels would read the
+    /// whole input again (256 -> 512, stride 2, on 56x56: 1.2x slower).
     static func pays(_ s: ConvGeometry) -> Bool {
         let (top, left, bottom, right) = s.conv.padding
-        return s.outPerGroup > 64 && !s.isDepthwise && min(top, left, bottom, right) >= 0
-            && (s.kh * s.kw > 1 || s.isPointwise && s.patch >= 512 && s.pixels < 256)
+        return s.outPerGroup > 64 && !s.isDepthwise && min(top, left, bottom, right) >= 0 && s.kh * s.kw > 1
     }
 
     /// Output channels `first..<first + count` (within its group) of block `block`.

@@ -4,10 +4,11 @@
 /// F(4x4, 3x3) (`WinogradConvolution`, which says when it suits); convs
 /// with a few output channels per group and a kernel of several taps, the
 /// direct kernel (`DirectConvolution`); those whose taps read mostly
-/// padding, a matrix product per tap (`TapProducts`); with AVX-512, those
-/// of many output channels, the channel-vector kernel
-/// (`ChannelVectorConvolution`); the others, matrix products of the
-/// unfolded input (`unfoldedConv2d`). Every path computes
+/// padding, a matrix product per tap (`TapProducts`); with AVX-512, 1x1
+/// stride-1 convs, register tiles over pixel vectors
+/// (`PointwiseConvolution`), and those of many output channels, the
+/// channel-vector kernel (`ChannelVectorConvolution`); the others, matrix
+/// products of the unfolded input (`unfoldedConv2d`). Every path computes
 /// each output in a job that depends on the geometry (and the machine's
 /// processor count) alone, so the result does not depend on the thread
 /// count, and applies the epilogue to its outputs while they are hot.
@@ -39,7 +40,9 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                 } else if DirectConvolution.suits(s) {
                     directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if TapProducts.suits(s) {
-                    tapProductConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                    tapProductConv2d(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
+                } else if PointwiseConvolution.suits(s) {
+                    pointwiseConv2d(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if ChannelVectorConvolution.suits(s) {
                     channelVectorConv2d(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else {
@@ -168,7 +171,7 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
 /// sample) each tile's product is also split into blocks of output channels
 /// (`ConvSplit`), and the tiles are unfolded first, in parallel by input
 /// channels, into a shared buffer that each block then reads.
-private func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
+func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
                             into y: UnsafeMutablePointer<Float>)
 {
     let m = s.outPerGroup > 4 ? (s.outPerGroup + 3) / 4 * 4 : s.outPerGroup

@@ -8,6 +8,8 @@
 /// with `p`), read as before with padding `top - p0*dy` and
 /// `bottom - (kh - p1)*dy`, which leaves `Hout` unchanged (and the same for
 /// columns).
+/// The cropped weights are a form of `weight` (`Tensor.derived`), made once
+/// per weight values, and keep their own packed forms.
 /// - Returns: the conv and its `[O, C/g, p1 - p0, q1 - q0]` weights, or nil
 ///   where every row and column reads the input somewhere (or none does).
 func withoutPaddingTaps(_ s: ConvGeometry, weight: Tensor) -> (conv: Conv2d, weight: Tensor)? {
@@ -18,12 +20,14 @@ func withoutPaddingTaps(_ s: ConvGeometry, weight: Tensor) -> (conv: Conv2d, wei
     var conv = s.conv
     conv.padding = (pad.0 - p0 * dy, pad.1 - q0 * dx, pad.2 - (s.kh - p1) * dy, pad.3 - (s.kw - q1) * dx)
     let (kernels, height, width) = (s.outputs * s.perGroup, p1 - p0, q1 - q0)
-    let cropped = Tensor(shape: [s.outputs, s.perGroup, height, width]) { out in
-        weight.data.withUnsafeBufferPointer { w in
-            for kernel in 0..<kernels {
-                for p in p0..<p1 {
-                    copyFloats(w.baseAddress! + (kernel * s.kh + p) * s.kw + q0,
-                               to: out.baseAddress! + (kernel * height + p - p0) * width, count: width)
+    let cropped = weight.derived("taps reading the input", layout: [p0, p1, q0, q1]) {
+        Tensor(shape: [s.outputs, s.perGroup, height, width]) { out in
+            weight.data.withUnsafeBufferPointer { w in
+                for kernel in 0..<kernels {
+                    for p in p0..<p1 {
+                        copyFloats(w.baseAddress! + (kernel * s.kh + p) * s.kw + q0,
+                                   to: out.baseAddress! + (kernel * height + p - p0) * width, count: width)
+                    }
                 }
             }
         }

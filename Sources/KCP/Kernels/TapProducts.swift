@@ -59,21 +59,25 @@ struct TapProducts {
         return Double(rows * columns) < effectiveShare * Double(s.kh * s.kw * s.pixels)
     }
 
-    /// The `[O, C/g, kh, kw]` weights as `[g, taps, O/g, C/g]`: each tap's `[O/g, C/g]` matrix of each group.
-    func tapWeights(_ weight: [Float]) -> [Float] {
+    /// The `[O, C/g, kh, kw]` weights as `[g, taps, O/g, C/g]`: each tap's
+    /// `[O/g, C/g]` matrix of each group, a form of `weight` made once per
+    /// weight values and taps.
+    func tapWeights(_ weight: Tensor) -> [Float] {
         let (perGroup, outPerGroup, kernel) = (s.perGroup, s.outPerGroup, s.kh * s.kw)
         let sources = taps.map { $0.p * s.kw + $0.q }
-        return [Float](unsafeUninitializedCapacity: s.outputs * perGroup * taps.count) { out, count in
-            weight.withUnsafeBufferPointer { w in
-                for o in 0..<s.outputs {  // a row of weights stays in L1 while each tap reads it
-                    let (g, row) = (o / outPerGroup, o % outPerGroup), source = w.baseAddress! + o * perGroup * kernel
-                    for (t, from) in sources.enumerated() {
-                        let target = out.baseAddress! + ((g * taps.count + t) * outPerGroup + row) * perGroup
-                        for c in 0..<perGroup { target[c] = source[c * kernel + from] }
+        return weight.derived("tap matrices", layout: [s.groups] + sources) {
+            [Float](unsafeUninitializedCapacity: s.outputs * perGroup * taps.count) { out, count in
+                weight.data.withUnsafeBufferPointer { w in
+                    for o in 0..<s.outputs {  // a row of weights stays in L1 while each tap reads it
+                        let (g, row) = (o / outPerGroup, o % outPerGroup), source = w.baseAddress! + o * perGroup * kernel
+                        for (t, from) in sources.enumerated() {
+                            let target = out.baseAddress! + ((g * taps.count + t) * outPerGroup + row) * perGroup
+                            for c in 0..<perGroup { target[c] = source[c * kernel + from] }
+                        }
                     }
                 }
+                count = s.outputs * perGroup * taps.count
             }
-            count = s.outputs * perGroup * taps.count
         }
     }
 
@@ -104,7 +108,7 @@ struct TapProducts {
 /// (`ConvSplit.rowsPerBlock`), each adding its taps in their fixed order into
 /// its rows of `y` (through a per-worker staging tile where a tap covers
 /// part of each row), so the result does not depend on the thread count.
-func tapProductConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
+func tapProductConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometry, epilogue: ConvEpilogue,
                       into y: UnsafeMutablePointer<Float>)
 {
     let t = TapProducts(s), weights = t.tapWeights(weight), units = s.batch * s.groups

@@ -30,7 +30,7 @@ public struct Tensor: Equatable, Sendable {
     public static func == (a: Tensor, b: Tensor) -> Bool { a.shape == b.shape && a.data == b.data }
 
     /// The form `kind` (of layout `layout`) that `make` derives from these values, made once.
-    func derived(_ kind: String, layout: [Int], make: () -> [Float]) -> [Float] {
+    func derived<Form: Sendable>(_ kind: String, layout: [Int], make: () -> Form) -> Form {
         forms.form(DerivedForms.Key(kind: kind, layout: layout), of: data, make: make)
     }
 

@@ -1,0 +1,140 @@
+/// A 1x1 stride-1 conv (`ConvGeometry.isPointwise`) in register tiles of
+/// output channels x pixel vectors, `y[n, o, i] = sum_c W[o, c] x[n, c, i]`,
+/// summed over `c` in order, one multiply-add per term.
+///
+/// A chunk of output pixels of one sample and group is copied into a
+/// `[C/g, chunk]` block: in the input, a channel's pixels lie a plane after
+/// the one before's, and planes of 32x32 or 64x64 floats put every
+/// channel's pixels in the same few cache sets. Each block of up to 6
+/// output channels then reads the chunk 64 pixels at a time through
+/// `directConvTile` (6 x 4 vectors of 16 pixels, 24 zmm accumulators: per
+/// input channel, 4 pixel loads and 6 weight broadcasts feed 24
+/// multiply-adds) and stores its rows through the conv epilogue while they
+/// are in the cache. This is the product OpenBLAS would compute, without
+/// its packing of the weights on every call or a second pass for the
+/// epilogue; its results go straight to the output's rows, where the
+/// channel-vector kernel's need a transpose.
+struct PointwiseConvolution {
+    /// Pixels of one `directConvTile` call (its 4 blocks of 16).
+    static let callPixels = DirectConvolution.blocksPerCall * DirectConvolution.pixelsPerBlock
+    /// Floats of a chunk's block that the chunk size aims for (16 KB, in
+    /// L1 with the weights and the tile): 64 pixels from 64 input channels
+    /// up, more below (with 16 input channels, 256 pixels).
+    static let chunkFloats = 1 << 12
+
+    let s: ConvGeometry
+    /// Output pixels per chunk, chunks per sample and group, output channel
+    /// blocks per group, and the parts of those blocks that jobs split.
+    let chunkPixels: Int, chunks: Int, blocks: Int, parts: Int
+
+    init(_ s: ConvGeometry) {
+        self.s = s
+        chunkPixels = max(1, Self.chunkFloats / s.perGroup / Self.callPixels) * Self.callPixels
+        chunks = (s.pixels + chunkPixels - 1) / chunkPixels
+        blocks = (s.outPerGroup + DirectConvolution.channelsPerBlock - 1) / DirectConvolution.channelsPerBlock
+        // Enough jobs to keep every thread busy where the chunks are few (a 7x7 plane is one chunk). Every
+        // output is summed in the same order whatever the jobs, so the result does not depend on them.
+        let units = s.batch * s.groups * chunks
+        parts = min(blocks, max(1, (4 * Threads.count + units - 1) / units))
+    }
+
+    /// With AVX-512 (on the AVX2 path, whose 16 ymm registers hold 6 x 1
+    /// vectors, OpenBLAS's Haswell products ran ResNet-50's and DeepLabV3's
+    /// 1x1 convs 1.1-1.2x faster), where it pays.
+    static func suits(_ s: ConvGeometry) -> Bool { InstructionSet.active == .avx512 && pays(s) }
+
+    /// Whether the geometry pays, measured against the OpenBLAS product
+    /// (`unfoldedConv2d`; 1 thread, Xeon, AVX-512, one conv at a time,
+    /// alternating builds): a pointwise conv of at least 32 output
+    /// channels per group. ResNet-50's and DeepLabV3's 1x1 convs ran at
+    /// 1.0-1.25x the GMAC/s on 7x7 to 56x56 (512 -> 128 on 28x28: 61 -> 77;
+    /// 960 -> 160 on 32x32: 70 -> 83; 256 -> 1024 on 14x14: 71 -> 77; 512 ->
+    /// 2048 on 7x7: 71 -> 74), pruned widths too (37 -> 150 on 56x56: 30 ->
+    /// 36). With 16 output channels, the copy of each chunk is shared by too
+    /// few products (64 -> 16 on 256x256: 22 -> 18).
+    static func pays(_ s: ConvGeometry) -> Bool { s.isPointwise && !s.isDepthwise && s.outPerGroup >= 32 }
+
+    /// Output channels `first..<first + count` (within its group) of block
+    /// `block`: balanced sizes of at most 6.
+    func channels(_ block: Int) -> (first: Int, count: Int) {
+        let first = block * s.outPerGroup / blocks
+        return (first, (block + 1) * s.outPerGroup / blocks - first)
+    }
+
+    /// The `[O, C/g]` weights as `[groups, blocks, C/g, count]`, `count` the
+    /// block's channels: block `b` of group `g` starts at `(g * O/g + first) * C/g`.
+    func packedWeights(_ weight: UnsafePointer<Float>) -> [Float] {
+        [Float](unsafeUninitializedCapacity: s.outputs * s.perGroup) { packed, initialized in
+            for g in 0..<s.groups {
+                for block in 0..<blocks {
+                    let (first, count) = channels(block), base = (g * s.outPerGroup + first) * s.perGroup
+                    transposeTiles(weight + base, tilePitch: s.perGroup, pixels: count, channels: s.perGroup,
+                                   into: packed.baseAddress! + base, linePitch: count)
+                }
+            }
+            initialized = s.outputs * s.perGroup
+        }
+    }
+
+    /// Floats of one worker's scratch: a chunk's block, then one register tile.
+    var scratchSize: Int { s.perGroup * chunkPixels + DirectConvolution.channelsPerBlock * directTile.rowPitch }
+
+    /// Output channel blocks of part `part`.
+    func blocks(part: Int) -> Range<Int> { (part * blocks / parts)..<((part + 1) * blocks / parts) }
+
+    /// Chunk `chunk` of sample `n` and group `g`, for the output channel
+    /// blocks `channelBlocks`, each output stored through `epilogue`.
+    func compute(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, sample n: Int, group g: Int, chunk: Int,
+                 channelBlocks: Range<Int>, epilogue: ConvEpilogue, scratch: UnsafeMutablePointer<Float>,
+                 into y: UnsafeMutablePointer<Float>)
+    {
+        let first = chunk * chunkPixels, count = min(chunkPixels, s.pixels - first)
+        // The block's rows hold whole calls; the lanes past `count` read zeros and are not stored.
+        let pitch = (count + Self.callPixels - 1) / Self.callPixels * Self.callPixels
+        let source = x + (n * s.channels + g * s.perGroup) * s.plane + first
+        for c in 0..<s.perGroup {
+            copyFloats(source + c * s.plane, to: scratch + c * pitch, count: count)
+            clearFloats(scratch + c * pitch + count, count: pitch - count)
+        }
+        let tile = scratch + s.perGroup * chunkPixels, lanes = DirectConvolution.pixelsPerBlock
+        withUnsafePointer(to: 0) { offset in
+            for block in channelBlocks {
+                let (o, rows) = channels(block), channel = g * s.outPerGroup + o
+                let kernels = weights + channel * s.perGroup, out = y + (n * s.outputs + channel) * s.pixels + first
+                var done = 0
+                while done < count {
+                    let calls = DirectConvolution.blocks(left: (count - done + lanes - 1) / lanes)
+                    directConvTile(rows: rows, blocks: calls, scratch + done,
+                                   blockOffsets: (0, lanes, 2 * lanes, 3 * lanes), kernels, offsets: offset, taps: 1,
+                                   channels: s.perGroup, channelPitch: pitch, into: tile)
+                    let stored = min(calls * lanes, count - done)
+                    for r in 0..<rows {
+                        epilogue.store(tile + r * directTile.rowPitch, channel: channel + r,
+                                       to: out + r * s.pixels + done, count: stored)
+                    }
+                    done += stored
+                }
+            }
+        }
+    }
+}
+
+/// The pointwise kernel over every sample, group, chunk of output pixels
+/// and part of the output channels.
+func pointwiseConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometry, epilogue: ConvEpilogue,
+                     into y: UnsafeMutablePointer<Float>)
+{
+    let conv = PointwiseConvolution(s)
+    let packed = weight.derived("pointwise blocks", layout: [s.outputs, s.perGroup, s.groups]) {
+        weight.data.withUnsafeBufferPointer { conv.packedWeights($0.baseAddress!) }
+    }
+    let jobsPerUnit = conv.chunks * conv.parts
+    packed.withUnsafeBufferPointer { weights in
+        parallelFor(s.batch * s.groups * jobsPerUnit, scratch: conv.scratchSize) { job, scratch in
+            let (unit, inner) = job.quotientAndRemainder(dividingBy: jobsPerUnit)
+            let (chunk, part) = inner.quotientAndRemainder(dividingBy: conv.parts)
+            conv.compute(x, weights: weights.baseAddress!, sample: unit / s.groups, group: unit % s.groups, chunk: chunk,
+                         channelBlocks: conv.blocks(part: part), epilogue: epilogue, scratch: scratch, into: y)
+        }
+    }
+}

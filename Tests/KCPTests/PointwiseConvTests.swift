@@ -1,0 +1,60 @@
+import Testing
+@testable import KCP
+
+// The pointwise conv kernel against the naive reference, on geometries that
+// take each of its branches: output channel blocks of 6 and 5, chunks of
+// 64 pixels and of more (few input channels), a last chunk of a few pixels
+// with idle lanes, a plane of one pixel, groups, batches, and jobs that
+// split the output channels where chunks are few. The kernel is called
+// itself, so it is tested whatever set is active (convs take it with
+// AVX-512 only); `InstructionSetTests` runs it on every set.
+
+let pointwiseKernelCases: [ConvCase] = [
+    ConvCase(label: "70 outputs (blocks of 6 and 5), 20 channels: chunks of 192 pixels, the last of 29",
+             input: [1, 20, 17, 13], weight: [70, 20, 1, 1], conv: Conv2d(), bias: true),
+    ConvCase(label: "300 channels: chunks of 64 pixels, 7x7 in one chunk, outputs split among jobs",
+             input: [1, 300, 7, 7], weight: [32, 300, 1, 1], conv: Conv2d(), bias: false),
+    ConvCase(label: "batch 3, groups 2 of 33 outputs", input: [3, 16, 10, 10], weight: [66, 8, 1, 1],
+             conv: Conv2d(groups: 2), bias: true),
+    ConvCase(label: "batch 4 of one pixel", input: [4, 40, 1, 1], weight: [36, 40, 1, 1], conv: Conv2d(), bias: true),
+    ConvCase(label: "64 channels on 3 chunks of 64 pixels and one of 3", input: [2, 64, 5, 39], weight: [48, 64, 1, 1],
+             conv: Conv2d(), bias: false),
+]
+
+@Suite("Pointwise conv kernel")
+struct PointwiseConvTests {
+    @Test(arguments: pointwiseKernelCases)
+    func matchesTheNaiveConvolution(_ c: ConvCase) {
+        #expect(PointwiseConvolution.pays(geometry(c)), "the case must take the pointwise kernel with AVX-512")
+        var rng = SplitMix64(seed: 29)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
+        let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+        netExpect(pathForward(pointwiseConv2d, x, weight: w, bias: b, c), naiveConv2d(x, w, b, c.conv))
+    }
+
+    @Test("the cases cover chunks of 64 pixels and more, short last chunks, channel blocks of two sizes and split jobs")
+    func casesCoverTheBranches() {
+        let kernels = pointwiseKernelCases.map { PointwiseConvolution(geometry($0)) }
+        #expect(kernels.contains { $0.chunkPixels == PointwiseConvolution.callPixels }
+                && kernels.contains { $0.chunkPixels > PointwiseConvolution.callPixels })
+        #expect(kernels.contains { (1..<16).contains($0.s.pixels % $0.chunkPixels) })
+        #expect(kernels.contains { $0.channels(0).count != $0.channels($0.blocks - 1).count })
+        #expect(kernels.contains { $0.parts > 1 })
+    }
+
+    @Test("strided or padded 1x1 convs, those of few outputs, and kxk convs take the other paths")
+    func unsuitedGeometries() {
+        let cases = [
+            ConvCase(label: "stride 2", input: [1, 64, 14, 14], weight: [128, 64, 1, 1], conv: Conv2d(stride: (2, 2)),
+                     bias: false),
+            ConvCase(label: "padding", input: [1, 64, 14, 14], weight: [128, 64, 1, 1], conv: Conv2d(padding: (1, 1, 1, 1)),
+                     bias: false),
+            ConvCase(label: "16 outputs", input: [1, 64, 32, 32], weight: [16, 64, 1, 1], conv: Conv2d(), bias: false),
+            ConvCase(label: "depthwise", input: [1, 64, 14, 14], weight: [64, 1, 1, 1], conv: Conv2d(groups: 64),
+                     bias: false),
+            ConvCase(label: "3x3", input: [1, 64, 14, 14], weight: [128, 64, 3, 3], conv: Conv2d(padding: (1, 1, 1, 1)),
+                     bias: false),
+        ]
+        for c in cases { #expect(!PointwiseConvolution.pays(geometry(c)), "\(c.label)") }
+    }
+}
