@@ -16,8 +16,8 @@ forms), all with the same thread count. Reported: the CPU, the instruction
 set the engine chose (``kcp.info()``), median milliseconds, kcp over each
 peer, and the compact speedup as a fraction of the MACs ratio. Then GMAC/s
 per layer kind of the dense networks (``Network.profile``) against the
-engine's SGEMM peak, measured as a 1x1 conv 1024 -> 1024 on 64x64 pixels
-(one 1024 x 4096 x 1024 product).
+engine's SGEMM peak, measured as a linear layer 1024 -> 1024 on 4096 rows
+(one OpenBLAS product, 4096 x 1024 x 1024).
 
 Every form in every framework runs in turn, run by run, so that another
 process slowing the machine down weighs on all of them alike; so that they
@@ -152,10 +152,11 @@ def kinds(net, inputs, repeats, total_ms):
 
 
 def sgemm_peak(repeats):
-    """GMAC/s of the engine on one 1024 x 4096 x 1024 product (a 1x1 conv on 64x64 pixels), its best run."""
+    """GMAC/s of the engine's OpenBLAS on one 4096 x 1024 x 1024 product (a linear layer 1024 -> 1024 on
+    4096 rows; a 1x1 conv would take the engine's own pointwise kernel), its best run."""
     net = kcp.Network()
-    net.output(net.conv2d(net.input("x", (1, 1024, 64, 64)), 1024, 1, bias=False))
-    x = np.random.default_rng(0).standard_normal((1, 1024, 64, 64)).astype(np.float32)
+    net.output(net.linear(net.input("x", (4096, 1024)), 1024, bias=False))
+    x = np.random.default_rng(0).standard_normal((4096, 1024)).astype(np.float32)
     net(x)
     best = min(timed(lambda: net(x)) for _ in range(repeats))
     return 1024 * 4096 * 1024 / best / 1e9

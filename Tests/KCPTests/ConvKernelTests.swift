@@ -183,6 +183,27 @@ struct ConvKernelTests {
         #expect(withoutPaddingTaps(geometry(splitCases[0]), weight: Tensor(zeros: splitCases[0].weight)) == nil)
     }
 
+    @Test("forms made from the weights (tap matrices, cropped taps, packed blocks) follow the weights and their copies")
+    func weightFormsFollowTheWeights() {
+        let cropped = ConvCase(label: "dilation 7 on 6x6: 1x1", input: [1, 8, 6, 6], weight: [12, 8, 3, 3],
+                               conv: Conv2d(padding: (7, 7, 7, 7), dilation: (7, 7)), bias: false)
+        for c in [tapCases[0], cropped, pointwiseKernelCases[0], channelVectorCases[0]] {
+            let s = geometry(c), shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
+            var rng = SplitMix64(seed: 13)
+            let x = netTensor(c.input, &rng)
+            var w = netTensor(c.weight, &rng)
+            netExpect(conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape), naiveConv2d(x, w, nil, c.conv))
+            // Weights that every path reads: the centre tap (or the only one) of input channels 0 and 1.
+            let (first, second) = (s.kh * s.kw / 2, s.kh * s.kw + s.kh * s.kw / 2)
+            var copy = w
+            copy.data[second] += 1
+            w.data[first] -= 2
+            netExpect(conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape), naiveConv2d(x, w, nil, c.conv))
+            netExpect(conv2dForward(x, weight: copy, bias: nil, c.conv, outputShape: shape),
+                      naiveConv2d(x, copy, nil, c.conv))
+        }
+    }
+
     @Test("conv with batchnorm and activation epilogue = conv, then batchNormInference, then activationForward (bitwise)",
           arguments: (unfoldCases + directCases + tapCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func fusedEpilogue(_ c: ConvCase) {
