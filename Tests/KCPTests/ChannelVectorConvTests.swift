@@ -40,10 +40,7 @@ struct ChannelVectorConvTests {
         let s = geometry(c)
         #expect(ChannelVectorConvolution.pays(s) && !DirectConvolution.suits(s) && !WinogradConvolution.suits(s)
                 && !TapProducts.suits(s), "the case must take the channel-vector kernel with AVX-512")
-        var rng = SplitMix64(seed: 23)
-        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
-        let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
-        netExpect(pathForward(channelVectorConv2d, x, weight: w, bias: b, c), naiveConv2d(x, w, b, c.conv))
+        expectPathMatchesNaive(channelVectorConv2d, c, seed: 23)
     }
 
     @Test("the cases cover both job orders, several chunks and parts, and tails of every kind")

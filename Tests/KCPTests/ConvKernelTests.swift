@@ -74,6 +74,14 @@ func pathForward(_ path: ConvPath, _ x: Tensor, weight w: Tensor, bias b: Tensor
     }
 }
 
+/// Case `c` through `path` itself against the naive conv, on input, weights and bias drawn from `seed`.
+func expectPathMatchesNaive(_ path: ConvPath, _ c: ConvCase, seed: UInt64) {
+    var rng = SplitMix64(seed: seed)
+    let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
+    let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
+    netExpect(pathForward(path, x, weight: w, bias: b, c), naiveConv2d(x, w, b, c.conv))
+}
+
 @Suite("Conv kernels: unfold, fold, fused epilogue")
 struct ConvKernelTests {
     @Test(arguments: unfoldCases)

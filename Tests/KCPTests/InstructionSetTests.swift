@@ -37,8 +37,7 @@ struct InstructionSetTests {
 
     @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
           arguments: directCases + winogradCases + tapCases + unfoldCases.filter {
-              // Those the channel-vector and pointwise kernels take with AVX-512 only (`channelVectorKernelAgrees`,
-              // `pointwiseKernelAgrees`).
+              // Those the channel-vector and pointwise kernels take with AVX-512 only (`wideKernelAgrees`).
               $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 && !ChannelVectorConvolution.pays(geometry($0))
                   && !PointwiseConvolution.pays(geometry($0))
           })
@@ -49,20 +48,11 @@ struct InstructionSetTests {
         }
     }
 
-    @Test("each supported set runs the channel-vector kernel as the naive conv, with the fused epilogue, bitwise equal",
-          arguments: channelVectorCases)
-    func channelVectorKernelAgrees(_ c: ConvCase) {
+    @Test("each supported set runs the AVX-512-only kernels as the naive conv, with the fused epilogue, bitwise equal",
+          arguments: WideKernel.allCases.flatMap { kernel in kernel.cases.map { (kernel, $0) } })
+    func wideKernelAgrees(_ kernel: WideKernel, _ c: ConvCase) {
         agree(c) { x, w, b, _, epilogue in
-            pathForward(channelVectorConv2d, x, weight: w, bias: b, c, normalization: epilogue?.normalization,
-                        residual: epilogue?.residual, activation: epilogue?.activation)
-        }
-    }
-
-    @Test("each supported set runs the pointwise kernel as the naive conv, with the fused epilogue, bitwise equal",
-          arguments: pointwiseKernelCases)
-    func pointwiseKernelAgrees(_ c: ConvCase) {
-        agree(c) { x, w, b, _, epilogue in
-            pathForward(pointwiseConv2d, x, weight: w, bias: b, c, normalization: epilogue?.normalization,
+            pathForward(kernel.path, x, weight: w, bias: b, c, normalization: epilogue?.normalization,
                         residual: epilogue?.residual, activation: epilogue?.activation)
         }
     }
@@ -98,4 +88,12 @@ struct InstructionSetTests {
             #expect(result == results[0], "\(set) differs from \(InstructionSet.supported[0])")
         }
     }
+}
+
+/// The kernels convs take with AVX-512 only, each called itself on its cases.
+enum WideKernel: String, CaseIterable, Sendable {
+    case channelVector, pointwise
+
+    var path: ConvPath { self == .channelVector ? channelVectorConv2d : pointwiseConv2d }
+    var cases: [ConvCase] { self == .channelVector ? channelVectorCases : pointwiseKernelCases }
 }

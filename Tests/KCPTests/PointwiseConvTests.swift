@@ -26,10 +26,7 @@ struct PointwiseConvTests {
     @Test(arguments: pointwiseKernelCases)
     func matchesTheNaiveConvolution(_ c: ConvCase) {
         #expect(PointwiseConvolution.pays(geometry(c)), "the case must take the pointwise kernel with AVX-512")
-        var rng = SplitMix64(seed: 29)
-        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
-        let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
-        netExpect(pathForward(pointwiseConv2d, x, weight: w, bias: b, c), naiveConv2d(x, w, b, c.conv))
+        expectPathMatchesNaive(pointwiseConv2d, c, seed: 29)
     }
 
     @Test("the cases cover chunks of 64 pixels and more, short last chunks, channel blocks of two sizes and split jobs")
