@@ -48,10 +48,11 @@ struct PointwiseConvolution {
     /// alternating builds): a pointwise conv of at least 32 output
     /// channels per group. ResNet-50's and DeepLabV3's 1x1 convs ran at
     /// 1.0-1.25x the GMAC/s on 7x7 to 56x56 (512 -> 128 on 28x28: 61 -> 77;
-    /// 960 -> 160 on 32x32: 70 -> 83; 256 -> 1024 on 14x14: 71 -> 77; 512 ->
-    /// 2048 on 7x7: 71 -> 74), pruned widths too (37 -> 150 on 56x56: 30 ->
-    /// 36). With 16 output channels, the copy of each chunk is shared by too
-    /// few products (64 -> 16 on 256x256: 22 -> 18).
+    /// 960 -> 160 on 32x32: 70 -> 82; 256 -> 1024 on 14x14: 71 -> 77; 512 ->
+    /// 2048 on 7x7, against the channel-vector kernel that took it: 71 ->
+    /// 74), pruned widths too (37 -> 150 on 56x56: 30 -> 36). With 16
+    /// output channels, the copy of each chunk is shared by too few
+    /// products (64 -> 16 on 256x256: 22 -> 18).
     static func pays(_ s: ConvGeometry) -> Bool { s.isPointwise && !s.isDepthwise && s.outPerGroup >= 32 }
 
     /// Output channels `first..<first + count` (within its group) of block

@@ -3,8 +3,9 @@ import Synchronization
 /// Forms that kernels derive from a tensor's values (a conv's weights
 /// packed into the blocks its kernel reads, or cropped to the taps that
 /// read the input), made once and kept with the tensor while its values
-/// stay the same, as onnxruntime packs a model's weights once at load. Packing ResNet-50's 512 -> 512 3x3 weights took
-/// about as long as the conv itself on 7x7 outputs.
+/// stay the same, as onnxruntime packs a model's weights once at load.
+/// Packing ResNet-50's 512 -> 512 3x3 weights took about as long as the
+/// conv itself on 7x7 outputs.
 ///
 /// Copies of a tensor share its forms until one of them changes: any change
 /// to a tensor's values or shape clears them (`Tensor`'s observers), and each
