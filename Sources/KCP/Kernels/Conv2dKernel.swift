@@ -134,7 +134,7 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
                           into y: UnsafeMutablePointer<Float>)
 {
     let direct = DirectConvolution(s)
-    let packed = direct.packedWeights(weight), offsets = direct.tapOffsets()
+    let packed = direct.channelBlocks.packedWeights(weight), offsets = direct.tapOffsets()
     packed.withUnsafeBufferPointer { weights in
         offsets.withUnsafeBufferPointer { offsets in
             parallelFor(s.batch * s.groups * direct.tiles, scratch: direct.scratchSize) { job, scratch in

@@ -195,7 +195,7 @@ private func directConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Conv3
                           into y: UnsafeMutablePointer<Float>)
 {
     let p = s.plane, direct = DirectConvolution(s.stacked, windowFloats: Conv3dGeometry.windowFloats)
-    let packed = direct.packedWeights(weight), offsets = direct.tapOffsets()
+    let packed = direct.channelBlocks.packedWeights(weight), offsets = direct.tapOffsets()
     packed.withUnsafeBufferPointer { weights in
         offsets.withUnsafeBufferPointer { offsets in
             parallelFor(s.batch * p.groups * s.outDepth * direct.tiles, scratch: direct.scratchSize) { job, window in

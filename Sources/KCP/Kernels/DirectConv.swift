@@ -40,8 +40,8 @@ struct DirectConvolution {
     let flat: Bool
     /// Columns computed per output row: its `Wout` pixels and the lanes left idle.
     let pixelColumns: Int
-    /// Output channel blocks per group (balanced sizes, at most `channelsPerBlock`, no empty slots).
-    let blocks: Int
+    /// The output channels of a group in the blocks each tile computes, and the weights packed for them.
+    let channelBlocks: ChannelBlocks
 
     /// Floats per window that the tile size aims for (128 KB): it stays in
     /// the L2 cache while every channel block reads it.
@@ -54,7 +54,7 @@ struct DirectConvolution {
         pitch = s.outWidth + (s.kw - 1) * dx / sx
         let rounded = (s.outWidth + Self.pixelsPerBlock - 1) / Self.pixelsPerBlock * Self.pixelsPerBlock
         (flat, pixelColumns) = (pitch < rounded, min(pitch, rounded))  // the fewer idle lanes
-        blocks = (s.outPerGroup + Self.channelsPerBlock - 1) / Self.channelsPerBlock
+        channelBlocks = ChannelBlocks(s)
         // Tiles small enough for the cache, and enough of them to keep every thread busy. Each output is
         // summed in the same order whatever the tiles, so the result does not depend on them.
         let most = max(1, windowFloats / max(s.perGroup * sy * sx * pitch, 1))
@@ -98,29 +98,6 @@ struct DirectConvolution {
 
     /// The output rows of tile `tile`.
     func rows(_ tile: Int) -> Range<Int> { (tile * tileRows)..<min(s.outHeight, (tile + 1) * tileRows) }
-
-    /// Output channels `first..<first + count` (within its group) of block `block`.
-    func channels(_ block: Int) -> (first: Int, count: Int) {
-        let first = block * s.outPerGroup / blocks
-        return (first, (block + 1) * s.outPerGroup / blocks - first)
-    }
-
-    /// The weights as `[groups, blocks, C/g, kh*kw, count]`, `count` the
-    /// block's channels: block `b` of group `g` starts at `(g * O/g + first) * C/g * kh*kw`.
-    func packedWeights(_ weight: [Float]) -> [Float] {
-        [Float](unsafeUninitializedCapacity: weight.count) { packed, initialized in
-            weight.withUnsafeBufferPointer { weight in
-                for g in 0..<s.groups {
-                    for block in 0..<blocks {
-                        let (first, count) = channels(block), base = (g * s.outPerGroup + first) * s.patch
-                        transposeTiles(weight.baseAddress! + base, tilePitch: s.patch, pixels: count, channels: s.patch,
-                                       into: packed.baseAddress! + base, linePitch: count)
-                    }
-                }
-            }
-            initialized = weight.count
-        }
-    }
 
     /// Where in a channel's window tap `(p, q)` (row-major `k`) of output
     /// `(0, 0)` reads.
@@ -196,8 +173,8 @@ struct DirectConvolution {
             }
             return
         }
-        for block in 0..<blocks {
-            let (first, count) = channels(block)
+        for block in 0..<channelBlocks.count {
+            let (first, count) = channelBlocks.channels(block)
             let kernels = weights + (g * s.outPerGroup + first) * taps
             let lines = out + first * s.outputChannelStride + rows.lowerBound * s.outWidth
             /// Stores lanes `lanes` of the register tile (lane `i` of block `i / 16`) at output pixel `pixel`
@@ -253,6 +230,44 @@ struct DirectConvolution {
                     i += inCall
                 }
             }
+        }
+    }
+}
+
+/// A group's output channels in the blocks that one `directConvTile` call
+/// computes as its rows (balanced sizes of at most `directTile.channels`, no
+/// empty slots), and the weights packed for them block by block. The
+/// pixel-vector and pointwise kernels share both.
+struct ChannelBlocks {
+    let s: ConvGeometry
+    /// Blocks per group.
+    let count: Int
+
+    init(_ s: ConvGeometry) {
+        self.s = s
+        count = (s.outPerGroup + directTile.channels - 1) / directTile.channels
+    }
+
+    /// Output channels `first..<first + count` (within its group) of block `block`.
+    func channels(_ block: Int) -> (first: Int, count: Int) {
+        let first = block * s.outPerGroup / count
+        return (first, (block + 1) * s.outPerGroup / count - first)
+    }
+
+    /// The weights as `[groups, blocks, C/g, kh*kw, count]`, `count` the
+    /// block's channels: block `b` of group `g` starts at `(g * O/g + first) * C/g * kh*kw`.
+    func packedWeights(_ weight: [Float]) -> [Float] {
+        [Float](unsafeUninitializedCapacity: weight.count) { packed, initialized in
+            weight.withUnsafeBufferPointer { weight in
+                for g in 0..<s.groups {
+                    for block in 0..<count {
+                        let (first, rows) = channels(block), base = (g * s.outPerGroup + first) * s.patch
+                        transposeTiles(weight.baseAddress! + base, tilePitch: s.patch, pixels: rows, channels: s.patch,
+                                       into: packed.baseAddress! + base, linePitch: rows)
+                    }
+                }
+            }
+            initialized = weight.count
         }
     }
 }

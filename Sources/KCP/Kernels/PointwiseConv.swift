@@ -23,19 +23,21 @@ struct PointwiseConvolution {
     static let chunkFloats = 1 << 12
 
     let s: ConvGeometry
-    /// Output pixels per chunk, chunks per sample and group, output channel
-    /// blocks per group, and the parts of those blocks that jobs split.
-    let chunkPixels: Int, chunks: Int, blocks: Int, parts: Int
+    /// Output pixels per chunk, chunks per sample and group, and the parts of
+    /// the output channel blocks that jobs split.
+    let chunkPixels: Int, chunks: Int, parts: Int
+    /// The output channels of a group in the blocks each tile computes, and the weights packed for them.
+    let channelBlocks: ChannelBlocks
 
     init(_ s: ConvGeometry) {
         self.s = s
         chunkPixels = max(1, Self.chunkFloats / s.perGroup / Self.callPixels) * Self.callPixels
         chunks = (s.pixels + chunkPixels - 1) / chunkPixels
-        blocks = (s.outPerGroup + DirectConvolution.channelsPerBlock - 1) / DirectConvolution.channelsPerBlock
+        channelBlocks = ChannelBlocks(s)
         // Enough jobs to keep every thread busy where the chunks are few (a 7x7 plane is one chunk). Every
         // output is summed in the same order whatever the jobs, so the result does not depend on them.
         let units = s.batch * s.groups * chunks
-        parts = min(blocks, max(1, (4 * Threads.count + units - 1) / units))
+        parts = min(channelBlocks.count, max(1, (4 * Threads.count + units - 1) / units))
     }
 
     /// With AVX-512 (on the AVX2 path, whose 16 ymm registers hold 6 x 1
@@ -55,38 +57,18 @@ struct PointwiseConvolution {
     /// products (64 -> 16 on 256x256: 22 -> 18).
     static func pays(_ s: ConvGeometry) -> Bool { s.isPointwise && !s.isDepthwise && s.outPerGroup >= 32 }
 
-    /// Output channels `first..<first + count` (within its group) of block
-    /// `block`: balanced sizes of at most 6.
-    func channels(_ block: Int) -> (first: Int, count: Int) {
-        let first = block * s.outPerGroup / blocks
-        return (first, (block + 1) * s.outPerGroup / blocks - first)
-    }
-
-    /// The `[O, C/g]` weights as `[groups, blocks, C/g, count]`, `count` the
-    /// block's channels: block `b` of group `g` starts at `(g * O/g + first) * C/g`.
-    func packedWeights(_ weight: UnsafePointer<Float>) -> [Float] {
-        [Float](unsafeUninitializedCapacity: s.outputs * s.perGroup) { packed, initialized in
-            for g in 0..<s.groups {
-                for block in 0..<blocks {
-                    let (first, count) = channels(block), base = (g * s.outPerGroup + first) * s.perGroup
-                    transposeTiles(weight + base, tilePitch: s.perGroup, pixels: count, channels: s.perGroup,
-                                   into: packed.baseAddress! + base, linePitch: count)
-                }
-            }
-            initialized = s.outputs * s.perGroup
-        }
-    }
-
     /// Floats of one worker's scratch: a chunk's block, then one register tile.
     var scratchSize: Int { s.perGroup * chunkPixels + DirectConvolution.channelsPerBlock * directTile.rowPitch }
 
     /// Output channel blocks of part `part`.
-    func blocks(part: Int) -> Range<Int> { (part * blocks / parts)..<((part + 1) * blocks / parts) }
+    func blocks(part: Int) -> Range<Int> {
+        (part * channelBlocks.count / parts)..<((part + 1) * channelBlocks.count / parts)
+    }
 
     /// Chunk `chunk` of sample `n` and group `g`, for the output channel
-    /// blocks `channelBlocks`, each output stored through `epilogue`.
+    /// blocks `blocks`, each output stored through `epilogue`.
     func compute(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, sample n: Int, group g: Int, chunk: Int,
-                 channelBlocks: Range<Int>, epilogue: ConvEpilogue, scratch: UnsafeMutablePointer<Float>,
+                 blocks: Range<Int>, epilogue: ConvEpilogue, scratch: UnsafeMutablePointer<Float>,
                  into y: UnsafeMutablePointer<Float>)
     {
         let first = chunk * chunkPixels, count = min(chunkPixels, s.pixels - first)
@@ -99,8 +81,8 @@ struct PointwiseConvolution {
         }
         let tile = scratch + s.perGroup * chunkPixels, lanes = DirectConvolution.pixelsPerBlock
         withUnsafePointer(to: 0) { offset in
-            for block in channelBlocks {
-                let (o, rows) = channels(block), channel = g * s.outPerGroup + o
+            for block in blocks {
+                let (o, rows) = channelBlocks.channels(block), channel = g * s.outPerGroup + o
                 let kernels = weights + channel * s.perGroup, out = y + (n * s.outputs + channel) * s.pixels + first
                 var done = 0
                 while done < count {
@@ -127,7 +109,7 @@ func pointwiseConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometr
 {
     let conv = PointwiseConvolution(s)
     let packed = weight.derived("pointwise blocks", layout: [s.outputs, s.perGroup, s.groups]) {
-        weight.data.withUnsafeBufferPointer { conv.packedWeights($0.baseAddress!) }
+        conv.channelBlocks.packedWeights(weight.data)
     }
     let jobsPerUnit = conv.chunks * conv.parts
     packed.withUnsafeBufferPointer { weights in
@@ -135,7 +117,7 @@ func pointwiseConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometr
             let (unit, inner) = job.quotientAndRemainder(dividingBy: jobsPerUnit)
             let (chunk, part) = inner.quotientAndRemainder(dividingBy: conv.parts)
             conv.compute(x, weights: weights.baseAddress!, sample: unit / s.groups, group: unit % s.groups, chunk: chunk,
-                         channelBlocks: conv.blocks(part: part), epilogue: epilogue, scratch: scratch, into: y)
+                         blocks: conv.blocks(part: part), epilogue: epilogue, scratch: scratch, into: y)
         }
     }
 }
