@@ -4,8 +4,9 @@ import Testing
 // The pointwise conv kernel against the naive reference, on geometries that
 // take each of its branches: output channel blocks of 6 and 5, chunks of
 // 64 pixels and of more (few input channels), a last chunk of a few pixels
-// with idle lanes, a plane of one pixel, groups, batches, and jobs that
-// split the output channels where chunks are few. The kernel is called
+// with idle lanes, a plane of one pixel, groups, batches, jobs that split
+// the output channels where chunks are few, and strides (the subsampled
+// copy of every second pixel, and of every third). The kernel is called
 // itself, so it is tested whatever set is active (convs take it with
 // AVX-512 only); `InstructionSetTests` runs it on every set.
 
@@ -19,6 +20,12 @@ let pointwiseKernelCases: [ConvCase] = [
     ConvCase(label: "batch 4 of one pixel", input: [4, 40, 1, 1], weight: [36, 40, 1, 1], conv: Conv2d(), bias: true),
     ConvCase(label: "64 channels on 3 chunks of 64 pixels and one of 3", input: [2, 64, 5, 39], weight: [48, 64, 1, 1],
              conv: Conv2d(), bias: false),
+    ConvCase(label: "stride 2 on 15x41: 8x21 outputs, chunks across output rows", input: [2, 64, 15, 41],
+             weight: [40, 64, 1, 1], conv: Conv2d(stride: (2, 2)), bias: true),
+    ConvCase(label: "stride (3, 1)", input: [1, 24, 11, 10], weight: [38, 24, 1, 1],
+             conv: Conv2d(stride: (3, 1)), bias: false),
+    ConvCase(label: "stride (1, 3), groups 3", input: [1, 24, 9, 20], weight: [96, 8, 1, 1],
+             conv: Conv2d(stride: (1, 3), groups: 3), bias: true),
 ]
 
 @Suite("Pointwise conv kernel")
@@ -29,7 +36,7 @@ struct PointwiseConvTests {
         expectPathMatchesNaive(pointwiseConv2d, c, seed: 29)
     }
 
-    @Test("the cases cover chunks of 64 pixels and more, short last chunks, channel blocks of two sizes and split jobs")
+    @Test("the cases cover chunks of 64 pixels and more, short last chunks, channel blocks of two sizes, split jobs and strides")
     func casesCoverTheBranches() {
         let kernels = pointwiseKernelCases.map { PointwiseConvolution(geometry($0)) }
         #expect(kernels.contains { $0.chunkPixels == PointwiseConvolution.callPixels }
@@ -40,13 +47,12 @@ struct PointwiseConvTests {
             return blocks.channels(0).count != blocks.channels(blocks.count - 1).count
         })
         #expect(kernels.contains { $0.parts > 1 })
+        #expect(kernels.contains { $0.s.conv.stride.1 == 2 } && kernels.contains { $0.s.conv.stride.1 > 2 })
     }
 
-    @Test("strided or padded 1x1 convs, those of few outputs, and kxk convs take the other paths")
+    @Test("padded 1x1 convs, those of few outputs, and kxk convs take the other paths")
     func unsuitedGeometries() {
         let cases = [
-            ConvCase(label: "stride 2", input: [1, 64, 14, 14], weight: [128, 64, 1, 1], conv: Conv2d(stride: (2, 2)),
-                     bias: false),
             ConvCase(label: "padding", input: [1, 64, 14, 14], weight: [128, 64, 1, 1], conv: Conv2d(padding: (1, 1, 1, 1)),
                      bias: false),
             ConvCase(label: "16 outputs", input: [1, 64, 32, 32], weight: [16, 64, 1, 1], conv: Conv2d(), bias: false),

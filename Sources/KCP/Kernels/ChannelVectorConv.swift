@@ -66,11 +66,11 @@ struct ChannelVectorConvolution {
     /// (fewer take `DirectConvolution`), no cropping (negative padding), and
     /// a kernel of several taps (ResNet-50's 3x3 convs of 128 to 512
     /// channels on 7x7 to 28x28 ran in 0.68-0.76 of the time at batch 1,
-    /// 0.7-0.87 at batch 8: no unfolded copy to make). 1x1 stride-1 convs
-    /// take `PointwiseConvolution`, whose results need no transpose. A
-    /// strided 1x1 conv reads a subsampled copy of its input in OpenBLAS's
-    /// product, and here each block of 64 output channels would read the
-    /// whole input again (256 -> 512, stride 2, on 56x56: 1.2x slower).
+    /// 0.7-0.87 at batch 8: no unfolded copy to make). 1x1 convs take
+    /// `PointwiseConvolution`, whose results need no transpose and whose
+    /// subsampled copy of a strided conv's input serves every output
+    /// channel, where here each block of 64 would read the whole input
+    /// again (256 -> 512, stride 2, on 56x56: 1.2x slower than OpenBLAS).
     static func pays(_ s: ConvGeometry) -> Bool {
         let (top, left, bottom, right) = s.conv.padding
         return s.outPerGroup > 64 && !s.isDepthwise && min(top, left, bottom, right) >= 0 && s.kh * s.kw > 1

@@ -1,9 +1,11 @@
-/// A 1x1 stride-1 conv (`ConvGeometry.isPointwise`) in register tiles of
-/// output channels x pixel vectors, `y[n, o, i] = sum_c W[o, c] x[n, c, i]`,
-/// summed over `c` in order, one multiply-add per term.
+/// A 1x1 conv without padding (`ConvGeometry.readsOnePixel`) in register
+/// tiles of output channels x pixel vectors,
+/// `y[n, o, oy, ox] = sum_c W[o, c] x[n, c, oy*sy, ox*sx]`, summed over `c`
+/// in order, one multiply-add per term.
 ///
 /// A chunk of output pixels of one sample and group is copied into a
-/// `[C/g, chunk]` block: in the input, a channel's pixels lie a plane after
+/// `[C/g, chunk]` block, the input pixels they read (every `sx`-th of a
+/// row where strided): in the input, a channel's pixels lie a plane after
 /// the one before's, and planes of 32x32 or 64x64 floats put every
 /// channel's pixels in the same few cache sets. Each block of up to 6
 /// output channels then reads the chunk 64 pixels at a time through
@@ -47,15 +49,18 @@ struct PointwiseConvolution {
 
     /// Whether the geometry pays, measured against the OpenBLAS product
     /// (`unfoldedConv2d`; 1 thread, Xeon, AVX-512, one conv at a time,
-    /// alternating builds): a pointwise conv of at least 32 output
-    /// channels per group. ResNet-50's and DeepLabV3's 1x1 convs ran at
-    /// 1.0-1.25x the GMAC/s on 7x7 to 56x56 (512 -> 128 on 28x28: 61 -> 77;
-    /// 960 -> 160 on 32x32: 70 -> 82; 256 -> 1024 on 14x14: 71 -> 77; 512 ->
-    /// 2048 on 7x7, against the channel-vector kernel that took it: 71 ->
-    /// 74), pruned widths too (37 -> 150 on 56x56: 30 -> 36). With 16
-    /// output channels, the copy of each chunk is shared by too few
-    /// products (64 -> 16 on 256x256: 22 -> 18).
-    static func pays(_ s: ConvGeometry) -> Bool { s.isPointwise && !s.isDepthwise && s.outPerGroup >= 32 }
+    /// alternating builds): a 1x1 conv of at least 32 output channels per
+    /// group. ResNet-50's and DeepLabV3's 1x1 convs ran at 1.0-1.25x the
+    /// GMAC/s on 7x7 to 56x56 (512 -> 128 on 28x28: 61 -> 77; 960 -> 160 on
+    /// 32x32: 70 -> 82; 256 -> 1024 on 14x14: 71 -> 77; 512 -> 2048 on 7x7,
+    /// against the channel-vector kernel that took it: 71 -> 74), pruned
+    /// widths too (37 -> 150 on 56x56: 30 -> 36), and the ResNets'
+    /// stride-2 shortcut convs at 1.1-1.3x (inputs 56x56 to 14x14; 256 ->
+    /// 512 with its residual add: 59 -> 65; 1024 -> 2048: 51 -> 55; 64 ->
+    /// 128: 43 -> 53; 128 -> 256: 49 -> 61). With 16 output channels, the
+    /// copy of each chunk is shared by too few products (64 -> 16 on
+    /// 256x256: 22 -> 18).
+    static func pays(_ s: ConvGeometry) -> Bool { s.readsOnePixel && !s.isDepthwise && s.outPerGroup >= 32 }
 
     /// Floats of one worker's scratch: a chunk's block, then one register tile.
     var scratchSize: Int { s.perGroup * chunkPixels + DirectConvolution.channelsPerBlock * directTile.rowPitch }
@@ -74,9 +79,9 @@ struct PointwiseConvolution {
         let first = chunk * chunkPixels, count = min(chunkPixels, s.pixels - first)
         // The block's rows hold whole calls; the lanes past `count` read zeros and are not stored.
         let pitch = (count + Self.callPixels - 1) / Self.callPixels * Self.callPixels
-        let source = x + (n * s.channels + g * s.perGroup) * s.plane + first
+        let source = x + (n * s.channels + g * s.perGroup) * s.plane
         for c in 0..<s.perGroup {
-            copyFloats(source + c * s.plane, to: scratch + c * pitch, count: count)
+            copyPixels(source + c * s.plane, first..<first + count, to: scratch + c * pitch)
             clearFloats(scratch + c * pitch + count, count: pitch - count)
         }
         let tile = scratch + s.perGroup * chunkPixels, lanes = DirectConvolution.pixelsPerBlock
@@ -98,6 +103,27 @@ struct PointwiseConvolution {
                     done += stored
                 }
             }
+        }
+    }
+
+    /// `to[k] = plane[pixel first + k]` for the output pixels `first + k` in
+    /// `pixels`: one copy with stride 1, else a row of every `sx`-th input
+    /// pixel for each output row the range meets.
+    @inline(__always)
+    private func copyPixels(_ plane: UnsafePointer<Float>, _ pixels: Range<Int>, to: UnsafeMutablePointer<Float>) {
+        let (sy, sx) = s.conv.stride
+        guard (sy, sx) != (1, 1) else { return copyFloats(plane + pixels.lowerBound, to: to, count: pixels.count) }
+        var pixel = pixels.lowerBound
+        while pixel < pixels.upperBound {
+            let (oy, ox) = pixel.quotientAndRemainder(dividingBy: s.outWidth)
+            let count = min(s.outWidth - ox, pixels.upperBound - pixel)
+            let row = plane + oy * sy * s.width + ox * sx, out = to + (pixel - pixels.lowerBound)
+            if sx == 2 {
+                copyEvenFloats(row, to: out, 0..<count)
+            } else {
+                for k in 0..<count { out[k] = row[k * sx] }
+            }
+            pixel += count
         }
     }
 }

@@ -63,9 +63,11 @@ struct ConvGeometry {
     var isDepthwise: Bool { perGroup == 1 && outPerGroup == 1 }
     /// A 1x1 conv with stride 1 and no padding reads each input pixel once,
     /// in order: a sample's `[C/g, H*W]` channels are already its unfolded matrix.
-    var isPointwise: Bool {
-        kh == 1 && kw == 1 && conv.stride == (1, 1) && conv.padding == (0, 0, 0, 0)
-    }
+    var isPointwise: Bool { readsOnePixel && conv.stride == (1, 1) }
+    /// A 1x1 conv without padding: output pixel `(oy, ox)` reads input
+    /// pixel `(oy*sy, ox*sx)` of each channel, a product with a subsampled
+    /// input.
+    var readsOnePixel: Bool { kh == 1 && kw == 1 && conv.padding == (0, 0, 0, 0) }
 
     /// The output rows of tile `block`.
     func rows(_ block: Int) -> Range<Int> { (block * blockRows)..<min(outHeight, (block + 1) * blockRows) }
