@@ -191,7 +191,7 @@ struct ConvKernelTests {
         #expect(withoutPaddingTaps(geometry(splitCases[0]), weight: Tensor(zeros: splitCases[0].weight)) == nil)
     }
 
-    @Test("forms made from the weights (tap matrices, cropped taps, packed blocks) follow the weights and their copies")
+    @Test("forms made from the weights (tap blocks, cropped taps, packed blocks) follow the weights and their copies")
     func weightFormsFollowTheWeights() {
         let cropped = ConvCase(label: "dilation 7 on 6x6: 1x1", input: [1, 8, 6, 6], weight: [12, 8, 3, 3],
                                conv: Conv2d(padding: (7, 7, 7, 7), dilation: (7, 7)), bias: false)

@@ -260,14 +260,21 @@ struct ChannelBlocks {
         [Float](unsafeUninitializedCapacity: weight.count) { packed, initialized in
             weight.withUnsafeBufferPointer { weight in
                 for g in 0..<s.groups {
-                    for block in 0..<count {
-                        let (first, rows) = channels(block), base = (g * s.outPerGroup + first) * s.patch
-                        transposeTiles(weight.baseAddress! + base, tilePitch: s.patch, pixels: rows, channels: s.patch,
-                                       into: packed.baseAddress! + base, linePitch: rows)
-                    }
+                    let base = g * s.outPerGroup * s.patch
+                    pack(weight.baseAddress! + base, patch: s.patch, into: packed.baseAddress! + base)
                 }
             }
             initialized = weight.count
+        }
+    }
+
+    /// One group's row-major `[O/g, patch]` weights in blocks: block `b` as
+    /// `[patch, count]` from `first * patch` on.
+    func pack(_ weights: UnsafePointer<Float>, patch: Int, into packed: UnsafeMutablePointer<Float>) {
+        for block in 0..<count {
+            let (first, rows) = channels(block)
+            transposeTiles(weights + first * patch, tilePitch: patch, pixels: rows, channels: patch,
+                           into: packed + first * patch, linePitch: rows)
         }
     }
 }
