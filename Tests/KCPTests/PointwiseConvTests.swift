@@ -4,7 +4,7 @@ import Testing
 // The pointwise conv kernel against the naive reference, on geometries that
 // take each of its branches: output channel blocks of 6 and 5, chunks of
 // 64 pixels and of more (few input channels), a last chunk of a few pixels
-// with idle lanes, a plane of one pixel, groups, batches, jobs that split
+// with idle lanes, a plane of one vector, groups, batches, jobs that split
 // the output channels where chunks are few, and strides (the subsampled
 // copy of every second pixel, and of every third). The kernel is called
 // itself, so it is tested whatever set is active (convs take it with
@@ -17,7 +17,7 @@ let pointwiseKernelCases: [ConvCase] = [
              input: [1, 300, 7, 7], weight: [32, 300, 1, 1], conv: Conv2d(), bias: false),
     ConvCase(label: "batch 3, groups 2 of 33 outputs", input: [3, 16, 10, 10], weight: [66, 8, 1, 1],
              conv: Conv2d(groups: 2), bias: true),
-    ConvCase(label: "batch 4 of one pixel", input: [4, 40, 1, 1], weight: [36, 40, 1, 1], conv: Conv2d(), bias: true),
+    ConvCase(label: "batch 4 of 4x4", input: [4, 40, 4, 4], weight: [36, 40, 1, 1], conv: Conv2d(), bias: true),
     ConvCase(label: "64 channels on 3 chunks of 64 pixels and one of 3", input: [2, 64, 5, 39], weight: [48, 64, 1, 1],
              conv: Conv2d(), bias: false),
     ConvCase(label: "stride 2 on 15x41: 8x21 outputs, chunks across output rows", input: [2, 64, 15, 41],
@@ -50,12 +50,13 @@ struct PointwiseConvTests {
         #expect(kernels.contains { $0.s.conv.stride.1 == 2 } && kernels.contains { $0.s.conv.stride.1 > 2 })
     }
 
-    @Test("padded 1x1 convs, those of few outputs, and kxk convs take the other paths")
+    @Test("padded 1x1 convs, those of few outputs or few pixels, and kxk convs take the other paths")
     func unsuitedGeometries() {
         let cases = [
             ConvCase(label: "padding", input: [1, 64, 14, 14], weight: [128, 64, 1, 1], conv: Conv2d(padding: (1, 1, 1, 1)),
                      bias: false),
             ConvCase(label: "16 outputs", input: [1, 64, 32, 32], weight: [16, 64, 1, 1], conv: Conv2d(), bias: false),
+            ConvCase(label: "3x3 outputs", input: [2, 96, 3, 3], weight: [64, 96, 1, 1], conv: Conv2d(), bias: false),
             ConvCase(label: "depthwise", input: [1, 64, 14, 14], weight: [64, 1, 1, 1], conv: Conv2d(groups: 64),
                      bias: false),
             ConvCase(label: "3x3", input: [1, 64, 14, 14], weight: [128, 64, 3, 3], conv: Conv2d(padding: (1, 1, 1, 1)),

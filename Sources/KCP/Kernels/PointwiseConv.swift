@@ -59,8 +59,11 @@ struct PointwiseConvolution {
     /// 512 with its residual add: 59 -> 65; 1024 -> 2048: 51 -> 55; 64 ->
     /// 128: 43 -> 53; 128 -> 256: 49 -> 61). With 16 output channels, the
     /// copy of each chunk is shared by too few products (64 -> 16 on
-    /// 256x256: 22 -> 18).
-    static func pays(_ s: ConvGeometry) -> Bool { s.readsOnePixel && !s.isDepthwise && s.outPerGroup >= 32 }
+    /// 256x256: 22 -> 18); with fewer than 16 output pixels, a vector's
+    /// lanes mostly idle (the squeeze-and-excitation convs on 1x1 of
+    /// MobileNetV3 and EfficientNet, 960 -> 240: 11.7-15 us in OpenBLAS's
+    /// product against 104; 512 -> 512 on 2x2: 32-36 against 95-112).
+    static func pays(_ s: ConvGeometry) -> Bool { s.readsOnePixel && !s.isDepthwise && s.outPerGroup >= 32 && s.pixels >= 16 }
 
     /// Floats of one worker's scratch: a chunk's block, then one register tile.
     var scratchSize: Int { s.perGroup * chunkPixels + DirectConvolution.channelsPerBlock * directTile.rowPitch }
