@@ -31,6 +31,8 @@ let channelVectorCases: [ConvCase] = [
              conv: Conv2d(), bias: true),
     ConvCase(label: "weights past the cache: each chunk for one block", input: [1, 240, 9, 11], weight: [130, 240, 3, 3],
              conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+    ConvCase(label: "stride 2, 48 outputs (ahead of the direct kernel)", input: [3, 20, 17, 16], weight: [48, 20, 3, 3],
+             conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: true),
 ]
 
 @Suite("Channel-vector conv kernel")
@@ -38,8 +40,8 @@ struct ChannelVectorConvTests {
     @Test(arguments: channelVectorCases)
     func matchesTheNaiveConvolution(_ c: ConvCase) {
         let s = geometry(c)
-        #expect(ChannelVectorConvolution.pays(s) && !DirectConvolution.suits(s) && !WinogradConvolution.suits(s)
-                && !TapProducts.suits(s), "the case must take the channel-vector kernel with AVX-512")
+        #expect(ChannelVectorConvolution.pays(s) && !WinogradConvolution.suits(s) && !TapProducts.suits(s),
+                "the case must take the channel-vector kernel with AVX-512")
         expectPathMatchesNaive(channelVectorConv2d, c, seed: 23)
     }
 
@@ -52,9 +54,11 @@ struct ChannelVectorConvTests {
         #expect(kernels.contains { !$0.padded } && kernels.contains { $0.s.outPerGroup % 64 == 3 })
     }
 
-    @Test("1x1 convs (the pointwise kernel's, or strided), 64 outputs and cropping take the other paths")
+    @Test("1x1 convs (the pointwise kernel's, or strided), 64 outputs, 16 strided ones and cropping take the other paths")
     func unsuitedGeometries() {
         let cases = [
+            ConvCase(label: "16 outputs, stride 2", input: [1, 8, 16, 16], weight: [16, 8, 3, 3],
+                     conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: false),
             ConvCase(label: "1x1", input: [1, 512, 7, 7], weight: [128, 512, 1, 1], conv: Conv2d(), bias: false),
             ConvCase(label: "1x1 stride 2", input: [1, 512, 14, 14], weight: [128, 512, 1, 1],
                      conv: Conv2d(stride: (2, 2)), bias: false),

@@ -5,10 +5,11 @@
 /// with a few output channels per group and a kernel of several taps, the
 /// direct kernel (`DirectConvolution`); those whose taps read mostly
 /// padding, a matrix product per tap (`TapProducts`); with AVX-512, 1x1
-/// stride-1 convs, register tiles over pixel vectors
-/// (`PointwiseConvolution`), and those of many output channels, the
-/// channel-vector kernel (`ChannelVectorConvolution`); the others, matrix
-/// products of the unfolded input (`unfoldedConv2d`). Every path computes
+/// convs, register tiles over pixel vectors (`PointwiseConvolution`), and
+/// those of many output channels or strided ones of 32 or more, the
+/// channel-vector kernel (`ChannelVectorConvolution`, ahead of the direct
+/// kernel); the others, matrix products of the unfolded input
+/// (`unfoldedConv2d`). Every path computes
 /// each output in a job that depends on the geometry (and the machine's
 /// processor count) alone, so the result does not depend on the thread
 /// count, and applies the epilogue to its outputs while they are hot.
@@ -37,7 +38,7 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                              output: ys.baseAddress!) { epilogue in
                 if WinogradConvolution.suits(s) {
                     winogradConvolution(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
-                } else if DirectConvolution.suits(s) {
+                } else if DirectConvolution.suits(s) && !ChannelVectorConvolution.suits(s) {
                     directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if TapProducts.suits(s) {
                     tapProductConv2d(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
