@@ -250,9 +250,24 @@ struct ChannelBlocks {
 
     /// Output channels `first..<first + count` (within its group) of block `block`.
     func channels(_ block: Int) -> (first: Int, count: Int) {
-        let first = block * s.outPerGroup / count
-        return (first, (block + 1) * s.outPerGroup / count - first)
+        let range = channels(of: block..<block + 1)
+        return (range.lowerBound, range.count)
     }
+
+    /// The output channels (within their group) of the blocks `blocks`.
+    func channels(of blocks: Range<Int>) -> Range<Int> {
+        (blocks.lowerBound * s.outPerGroup / count)..<(blocks.upperBound * s.outPerGroup / count)
+    }
+
+    /// Parts to split a group's blocks into, each a job, so that `units`
+    /// jobs of other kinds (samples, groups, chunks of pixels) times the parts
+    /// give every thread about 4 (a 7x7 plane or a batch of 1 leaves few
+    /// units). The jobs only schedule the work: every output is summed in
+    /// the same order, whatever the thread count.
+    func parts(units: Int) -> Int { min(count, max(1, (4 * Threads.count + units - 1) / units)) }
+
+    /// The blocks of part `part` of `parts`.
+    func blocks(part: Int, of parts: Int) -> Range<Int> { (part * count / parts)..<((part + 1) * count / parts) }
 
     /// The weights as `[groups, blocks, C/g, kh*kw, count]`, `count` the
     /// block's channels: block `b` of group `g` starts at `(g * O/g + first) * C/g * kh*kw`.

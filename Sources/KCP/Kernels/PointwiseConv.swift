@@ -36,10 +36,7 @@ struct PointwiseConvolution {
         chunkPixels = max(1, Self.chunkFloats / s.perGroup / Self.callPixels) * Self.callPixels
         chunks = (s.pixels + chunkPixels - 1) / chunkPixels
         channelBlocks = ChannelBlocks(s)
-        // Enough jobs to keep every thread busy where the chunks are few (a 7x7 plane is one chunk). Every
-        // output is summed in the same order whatever the jobs, so the result does not depend on them.
-        let units = s.batch * s.groups * chunks
-        parts = min(channelBlocks.count, max(1, (4 * Threads.count + units - 1) / units))
+        parts = channelBlocks.parts(units: s.batch * s.groups * chunks)
     }
 
     /// With AVX-512 (on the AVX2 path, whose 16 ymm registers hold 6 x 1
@@ -67,11 +64,6 @@ struct PointwiseConvolution {
 
     /// Floats of one worker's scratch: a chunk's block, then one register tile.
     var scratchSize: Int { s.perGroup * chunkPixels + DirectConvolution.channelsPerBlock * directTile.rowPitch }
-
-    /// Output channel blocks of part `part`.
-    func blocks(part: Int) -> Range<Int> {
-        (part * channelBlocks.count / parts)..<((part + 1) * channelBlocks.count / parts)
-    }
 
     /// Chunk `chunk` of sample `n` and group `g`, for the output channel
     /// blocks `blocks`, each output stored through `epilogue`.
@@ -146,7 +138,7 @@ func pointwiseConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometr
             let (unit, inner) = job.quotientAndRemainder(dividingBy: jobsPerUnit)
             let (chunk, part) = inner.quotientAndRemainder(dividingBy: conv.parts)
             conv.compute(x, weights: weights.baseAddress!, sample: unit / s.groups, group: unit % s.groups, chunk: chunk,
-                         blocks: conv.blocks(part: part), epilogue: epilogue, scratch: scratch, into: y)
+                         blocks: conv.channelBlocks.blocks(part: part, of: conv.parts), epilogue: epilogue, scratch: scratch, into: y)
         }
     }
 }

@@ -190,8 +190,7 @@ func tapProductConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeomet
     let t = TapProducts(s), channelBlocks = ChannelBlocks(s), units = s.batch * s.groups
     let weights = t.tapWeights(weight, blocks: channelBlocks)
     let chunk = min(units, max(1, ConvSplit.unfoldedFloats / max(1, t.unitSize)))
-    // Enough jobs to keep every thread busy at batch 1.
-    let parts = min(channelBlocks.count, max(1, (4 * Threads.count + chunk - 1) / chunk))
+    let parts = channelBlocks.parts(units: chunk)
     let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, chunk * t.unitSize))
     defer { buffer.deallocate() }
     weights.withUnsafeBufferPointer { ws in
@@ -204,9 +203,7 @@ func tapProductConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeomet
             }
             parallelFor(count * parts, scratch: directTile.channels * directTile.rowPitch) { job, tile in
                 let (unit, part) = (first + job / parts, job % parts), (n, g) = (unit / s.groups, unit % s.groups)
-                let blocks = (part * channelBlocks.count / parts)..<((part + 1) * channelBlocks.count / parts)
-                let channels = channelBlocks.channels(blocks.lowerBound).first
-                    ..< (blocks.upperBound < channelBlocks.count ? channelBlocks.channels(blocks.upperBound).first : s.outPerGroup)
+                let blocks = channelBlocks.blocks(part: part, of: parts), channels = channelBlocks.channels(of: blocks)
                 let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels
                 if !t.firstCoversOutput {
                     (out + channels.lowerBound * s.pixels).update(repeating: 0, count: channels.count * s.pixels)
