@@ -36,6 +36,14 @@ struct TapProductTests {
                   naiveConv2d(x, w, b, c.conv))
     }
 
+    @Test("the cases cover rows split across 64-pixel segments, partial last segments and strided gathers")
+    func casesCoverTheSegments() {
+        let taps = tapCases.flatMap { c in TapProducts(geometry(c)).taps.map { (s: geometry(c), tap: $0) } }
+        #expect(taps.contains { 64 % $0.tap.columns.valid.count != 0 && $0.tap.rows.valid.count > 1 })
+        #expect(taps.contains { $0.tap.rows.valid.count * $0.tap.columns.valid.count % 64 != 0 })
+        #expect(taps.contains { $0.s.conv.stride.1 > 1 })
+    }
+
     @Test("the stride-1 input gradient, a conv of dL/dy that takes the tap products, is the adjoint: <conv(x), g> = <x, dx(g)>",
           arguments: tapCases.filter { $0.conv.stride == (1, 1) })
     func inputGradientIsTheAdjoint(_ c: ConvCase) {

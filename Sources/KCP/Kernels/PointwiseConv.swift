@@ -60,7 +60,9 @@ struct PointwiseConvolution {
     /// lanes mostly idle (the squeeze-and-excitation convs on 1x1 of
     /// MobileNetV3 and EfficientNet, 960 -> 240: 11.7-15 us in OpenBLAS's
     /// product against 104; 512 -> 512 on 2x2: 32-36 against 95-112).
-    static func pays(_ s: ConvGeometry) -> Bool { s.readsOnePixel && !s.isDepthwise && s.outPerGroup >= 32 && s.pixels >= 16 }
+    static func pays(_ s: ConvGeometry) -> Bool {
+        s.readsOnePixel && !s.isDepthwise && s.outPerGroup >= 32 && s.pixels >= 16
+    }
 
     /// Floats of one worker's scratch: a chunk's block, then one register tile.
     var scratchSize: Int { s.perGroup * chunkPixels + DirectConvolution.channelsPerBlock * directTile.rowPitch }
@@ -138,7 +140,8 @@ func pointwiseConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometr
             let (unit, inner) = job.quotientAndRemainder(dividingBy: jobsPerUnit)
             let (chunk, part) = inner.quotientAndRemainder(dividingBy: conv.parts)
             conv.compute(x, weights: weights.baseAddress!, sample: unit / s.groups, group: unit % s.groups, chunk: chunk,
-                         blocks: conv.channelBlocks.blocks(part: part, of: conv.parts), epilogue: epilogue, scratch: scratch, into: y)
+                         blocks: conv.channelBlocks.blocks(part: part, of: conv.parts), epilogue: epilogue,
+                         scratch: scratch, into: y)
         }
     }
 }

@@ -143,16 +143,16 @@ struct TapProducts {
             while done < span {
                 let calls = DirectConvolution.blocks(left: (span - done + lanes - 1) / lanes)
                 let stored = min(calls * lanes, span - done)
+                let (segment, lane) = done.quotientAndRemainder(dividingBy: Self.segmentPixels)
+                let pixels = block + segment * s.perGroup * Self.segmentPixels + lane
                 for b in blocks {
                     let (first, count) = channelBlocks.channels(b)
-                    let (segment, lane) = done.quotientAndRemainder(dividingBy: Self.segmentPixels)
-                    directConvTile(rows: count, blocks: calls, block + segment * s.perGroup * Self.segmentPixels + lane,
-                                   blockOffsets: (0, lanes, 2 * lanes, 3 * lanes), weights + first * s.perGroup,
-                                   offsets: offset, taps: 1, channels: s.perGroup, channelPitch: Self.segmentPixels,
-                                   into: tile)
+                    directConvTile(rows: count, blocks: calls, pixels, blockOffsets: (0, lanes, 2 * lanes, 3 * lanes),
+                                   weights + first * s.perGroup, offsets: offset, taps: 1, channels: s.perGroup,
+                                   channelPitch: Self.segmentPixels, into: tile)
                     for r in 0..<count {
-                        place(tile + r * directTile.rowPitch, at: done..<done + stored, of: rows, columns, writes: writes,
-                              into: out + (first + r) * s.pixels)
+                        place(tile + r * directTile.rowPitch, at: done..<done + stored, of: rows, columns,
+                              writes: writes, into: out + (first + r) * s.pixels)
                     }
                 }
                 done += stored
