@@ -16,7 +16,7 @@
 /// where OpenBLAS packed each tap's weights and block again on every call
 /// (1 thread, Xeon, AVX-512, alternating builds: 960 -> 256 on 32x32 with
 /// dilation 12, DeepLabV3's ASPP, 26-27 -> 21-23 ms, dilation 24 12.2 ->
-/// 10.0 ms; on the AVX2 path as fast as OpenBLAS's Haswell products).
+/// 10.0-10.3 ms; on the AVX2 path as fast as OpenBLAS's Haswell products).
 struct TapProducts {
     let s: ConvGeometry
     /// The taps, the one covering every output first where there is one (it writes the output, the others add).
