@@ -26,8 +26,8 @@
 /// computing the `pitch - Wout` columns between rows only to drop them.
 struct DirectConvolution {
     static let channelsPerBlock = directTile.channels, pixelsPerBlock = directTile.pixels
-    /// The most pixel blocks one `directConvTile` call computes.
-    static let blocksPerCall = directTile.rowPitch / directTile.pixels
+    /// The most pixel blocks one `directConvTile` call computes, and the floats of the tile it stores.
+    static let blocksPerCall = directTile.rowPitch / directTile.pixels, tileFloats = channelsPerBlock * directTile.rowPitch
 
     let s: ConvGeometry
     /// Output rows per tile (the last tile may have fewer) and tiles per sample.
@@ -89,7 +89,7 @@ struct DirectConvolution {
     /// conv's: the flat pixels of a tile's rows, rounded up to a vector).
     var scratchSize: Int {
         tileOffset + (s.isDepthwise ? tileRows * pitch + Self.pixelsPerBlock
-                                      : Self.channelsPerBlock * directTile.rowPitch)
+                                      : Self.tileFloats)
     }
 
     /// Pixel blocks (`blocksPerCall`, 2 or 1) of one `directConvTile` call with `left` blocks still to
@@ -141,11 +141,7 @@ struct DirectConvolution {
                         }
                         let source = channel + (iy + fy) * s.width
                         clearFloats(phaseLine, count: first)
-                        switch sx {
-                        case 1: copyFloats(source + first, to: phaseLine + first, count: end - first)
-                        case 2: copyEvenFloats(source, to: phaseLine, first..<end)
-                        default: for t in first..<end { phaseLine[t] = source[t * sx] }
-                        }
+                        copyStridedFloats(source, step: sx, to: phaseLine, first..<end)
                         clearFloats(phaseLine + end, count: pitch - end)
                     }
                     (line, iy) = (line + pitch, iy + sy)

@@ -65,7 +65,7 @@ struct PointwiseConvolution {
     }
 
     /// Floats of one worker's scratch: a chunk's block, then one register tile.
-    var scratchSize: Int { s.perGroup * chunkPixels + DirectConvolution.channelsPerBlock * directTile.rowPitch }
+    var scratchSize: Int { s.perGroup * chunkPixels + DirectConvolution.tileFloats }
 
     /// Chunk `chunk` of sample `n` and group `g`, for the output channel
     /// blocks `blocks`, each output stored through `epilogue`.
@@ -82,24 +82,36 @@ struct PointwiseConvolution {
             clearFloats(scratch + c * pitch + count, count: pitch - count)
         }
         let tile = scratch + s.perGroup * chunkPixels, lanes = DirectConvolution.pixelsPerBlock
-        withUnsafePointer(to: 0) { offset in
-            for block in blocks {
-                let (o, rows) = channelBlocks.channels(block), channel = g * s.outPerGroup + o
-                let kernels = weights + channel * s.perGroup, out = y + (n * s.outputs + channel) * s.pixels + first
-                var done = 0
-                while done < count {
-                    let calls = DirectConvolution.blocks(left: (count - done + lanes - 1) / lanes)
-                    directConvTile(rows: rows, blocks: calls, scratch + done,
-                                   blockOffsets: (0, lanes, 2 * lanes, 3 * lanes), kernels, offsets: offset, taps: 1,
-                                   channels: s.perGroup, channelPitch: pitch, into: tile)
-                    let stored = min(calls * lanes, count - done)
-                    for r in 0..<rows {
-                        epilogue.store(tile + r * directTile.rowPitch, channel: channel + r,
-                                       to: out + r * s.pixels + done, count: stored)
-                    }
-                    done += stored
+        for block in blocks {
+            let (o, rows) = channelBlocks.channels(block), channel = g * s.outPerGroup + o
+            let kernels = weights + channel * s.perGroup, out = y + (n * s.outputs + channel) * s.pixels + first
+            var done = 0
+            while done < count {
+                let calls = DirectConvolution.blocks(left: (count - done + lanes - 1) / lanes)
+                Self.productTile(rows: rows, blocks: calls, scratch + done, pitch: pitch, kernels, channels: s.perGroup,
+                                 into: tile)
+                let stored = min(calls * lanes, count - done)
+                for r in 0..<rows {
+                    epilogue.store(tile + r * directTile.rowPitch, channel: channel + r, to: out + r * s.pixels + done,
+                                   count: stored)
                 }
+                done += stored
             }
+        }
+    }
+
+    /// One register tile of a 1x1 product (`directConvTile` with one tap):
+    /// `rows` output channels x `blocks` consecutive 16-pixel blocks from
+    /// `pixels` on, its input channels `pitch` floats apart, from weights
+    /// packed `[channels, rows]`.
+    @inline(__always)
+    static func productTile(rows: Int, blocks: Int, _ pixels: UnsafePointer<Float>, pitch: Int,
+                            _ kernels: UnsafePointer<Float>, channels: Int, into tile: UnsafeMutablePointer<Float>)
+    {
+        let lanes = DirectConvolution.pixelsPerBlock
+        withUnsafePointer(to: 0) { offset in
+            directConvTile(rows: rows, blocks: blocks, pixels, blockOffsets: (0, lanes, 2 * lanes, 3 * lanes), kernels,
+                           offsets: offset, taps: 1, channels: channels, channelPitch: pitch, into: tile)
         }
     }
 
@@ -114,12 +126,8 @@ struct PointwiseConvolution {
         while pixel < pixels.upperBound {
             let (oy, ox) = pixel.quotientAndRemainder(dividingBy: s.outWidth)
             let count = min(s.outWidth - ox, pixels.upperBound - pixel)
-            let row = plane + oy * sy * s.width + ox * sx, out = to + (pixel - pixels.lowerBound)
-            if sx == 2 {
-                copyEvenFloats(row, to: out, 0..<count)
-            } else {
-                for k in 0..<count { out[k] = row[k * sx] }
-            }
+            copyStridedFloats(plane + oy * sy * s.width + ox * sx, step: sx, to: to + (pixel - pixels.lowerBound),
+                              0..<count)
             pixel += count
         }
     }

@@ -114,11 +114,7 @@ struct TapProducts {
                 while j < width {  // the row's pixels, split where segments end
                     let (segment, lane) = (i * width + j).quotientAndRemainder(dividingBy: pixels)
                     let count = min(width - j, pixels - lane), to = block + (segment * s.perGroup + c) * pixels + lane
-                    if sx == 1 {
-                        copyFloats(from + j, to: to, count: count)
-                    } else {
-                        for k in 0..<count { to[k] = from[(j + k) * sx] }
-                    }
+                    copyStridedFloats(from + j * sx, step: sx, to: to, 0..<count)
                     j += count
                 }
             }
@@ -138,25 +134,22 @@ struct TapProducts {
     {
         let (rows, columns) = (taps[t].rows.valid, taps[t].columns.valid), span = rows.count * columns.count
         let lanes = DirectConvolution.pixelsPerBlock
-        withUnsafePointer(to: 0) { offset in
-            var done = 0
-            while done < span {
-                let calls = DirectConvolution.blocks(left: (span - done + lanes - 1) / lanes)
-                let stored = min(calls * lanes, span - done)
-                let (segment, lane) = done.quotientAndRemainder(dividingBy: Self.segmentPixels)
-                let pixels = block + segment * s.perGroup * Self.segmentPixels + lane
-                for b in blocks {
-                    let (first, count) = channelBlocks.channels(b)
-                    directConvTile(rows: count, blocks: calls, pixels, blockOffsets: (0, lanes, 2 * lanes, 3 * lanes),
-                                   weights + first * s.perGroup, offsets: offset, taps: 1, channels: s.perGroup,
-                                   channelPitch: Self.segmentPixels, into: tile)
-                    for r in 0..<count {
-                        place(tile + r * directTile.rowPitch, at: done..<done + stored, of: rows, columns,
-                              writes: writes, into: out + (first + r) * s.pixels)
-                    }
+        var done = 0
+        while done < span {
+            let calls = DirectConvolution.blocks(left: (span - done + lanes - 1) / lanes)
+            let stored = min(calls * lanes, span - done)
+            let (segment, lane) = done.quotientAndRemainder(dividingBy: Self.segmentPixels)
+            let pixels = block + segment * s.perGroup * Self.segmentPixels + lane
+            for b in blocks {
+                let (first, count) = channelBlocks.channels(b)
+                PointwiseConvolution.productTile(rows: count, blocks: calls, pixels, pitch: Self.segmentPixels,
+                                                 weights + first * s.perGroup, channels: s.perGroup, into: tile)
+                for r in 0..<count {
+                    place(tile + r * directTile.rowPitch, at: done..<done + stored, of: rows, columns, writes: writes,
+                          into: out + (first + r) * s.pixels)
                 }
-                done += stored
             }
+            done += stored
         }
     }
 
@@ -201,7 +194,7 @@ func tapProductConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeomet
                 t.gather(x + (unit / s.groups * s.channels + unit % s.groups * s.perGroup) * s.plane, tap: tap,
                          into: buffer + (unit - first) * t.unitSize + t.offsets[tap])
             }
-            parallelFor(count * parts, scratch: directTile.channels * directTile.rowPitch) { job, tile in
+            parallelFor(count * parts, scratch: DirectConvolution.tileFloats) { job, tile in
                 let (unit, part) = (first + job / parts, job % parts), (n, g) = (unit / s.groups, unit % s.groups)
                 let blocks = channelBlocks.blocks(part: part, of: parts), channels = channelBlocks.channels(of: blocks)
                 let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels

@@ -137,7 +137,7 @@ func unfold(_ input: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, 
                     for oy in lines {
                         let line = out + oy * outWidth, from = source + oy * sy * width
                         for ox in 0..<first { line[ox] = 0 }
-                        for ox in first..<end { line[ox] = from[ox * sx] }
+                        copyStridedFloats(from, step: sx, to: line, first..<end)
                         for ox in end..<outWidth { line[ox] = 0 }
                     }
                 }

@@ -164,6 +164,18 @@ func copyEvenFloats(_ from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float
     }
 }
 
+/// `to[t] = from[step * t]` for `t` in `range`: the strided convs'
+/// subsampled copies, one copy for step 1 and `copyEvenFloats` for step 2
+/// (reading no float past `from[step (range.upperBound - 1)]`).
+@inline(__always)
+func copyStridedFloats(_ from: UnsafePointer<Float>, step: Int, to: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    switch step {
+    case 1: copyFloats(from + range.lowerBound, to: to + range.lowerBound, count: range.count)
+    case 2: copyEvenFloats(from, to: to, range)
+    default: for t in range { to[t] = from[t * step] }
+    }
+}
+
 /// `to[k] = 0` for `k < count`, inline as `copyFloats`.
 @inline(__always)
 func clearFloats(_ to: UnsafeMutablePointer<Float>, count: Int) {
