@@ -3,7 +3,7 @@ import Testing
 
 // The pointwise conv kernel against the naive reference, on geometries that
 // take each of its branches: output channel blocks of 6 and 5, chunks of
-// 64 pixels and of more (few input channels), a last chunk of a few pixels
+// 64 pixels (1024 input channels) and of more, a last chunk of a few pixels
 // with idle lanes, a plane of one vector, groups, batches, jobs that split
 // the output channels where chunks are few, and strides (the subsampled
 // copy of every second pixel, and of every third). The kernel is called
@@ -11,17 +11,19 @@ import Testing
 // AVX-512 only); `InstructionSetTests` runs it on every set.
 
 let pointwiseKernelCases: [ConvCase] = [
-    ConvCase(label: "70 outputs (blocks of 6 and 5), 20 channels: chunks of 192 pixels, the last of 29",
-             input: [1, 20, 17, 13], weight: [70, 20, 1, 1], conv: Conv2d(), bias: true),
-    ConvCase(label: "300 channels: chunks of 64 pixels, 7x7 in one chunk, outputs split among jobs",
+    ConvCase(label: "70 outputs (blocks of 6 and 5), 20 channels: chunks of 3264 pixels, the last of 29",
+             input: [1, 20, 37, 89], weight: [70, 20, 1, 1], conv: Conv2d(), bias: true),
+    ConvCase(label: "1024 channels: chunks of 64 pixels, the last of 1", input: [1, 1024, 5, 13],
+             weight: [32, 1024, 1, 1], conv: Conv2d(), bias: false),
+    ConvCase(label: "300 channels: 7x7 in one chunk, outputs split among jobs",
              input: [1, 300, 7, 7], weight: [32, 300, 1, 1], conv: Conv2d(), bias: false),
     ConvCase(label: "batch 3, groups 2 of 33 outputs", input: [3, 16, 10, 10], weight: [66, 8, 1, 1],
              conv: Conv2d(groups: 2), bias: true),
     ConvCase(label: "batch 4 of 4x4", input: [4, 40, 4, 4], weight: [36, 40, 1, 1], conv: Conv2d(), bias: true),
-    ConvCase(label: "64 channels on 3 chunks of 64 pixels and one of 3", input: [2, 64, 5, 39], weight: [48, 64, 1, 1],
-             conv: Conv2d(), bias: false),
-    ConvCase(label: "stride 2 on 15x41: 8x21 outputs, chunks across output rows", input: [2, 64, 15, 41],
-             weight: [40, 64, 1, 1], conv: Conv2d(stride: (2, 2)), bias: true),
+    ConvCase(label: "64 channels: 195 pixels in one chunk, its last call on 3", input: [2, 64, 5, 39],
+             weight: [48, 64, 1, 1], conv: Conv2d(), bias: false),
+    ConvCase(label: "stride 2 on 33x41: 17x21 outputs, chunks of 256 across output rows", input: [2, 256, 33, 41],
+             weight: [40, 256, 1, 1], conv: Conv2d(stride: (2, 2)), bias: true),
     ConvCase(label: "stride (3, 1)", input: [1, 24, 11, 10], weight: [38, 24, 1, 1],
              conv: Conv2d(stride: (3, 1)), bias: false),
     ConvCase(label: "stride (1, 3), groups 3", input: [1, 24, 9, 20], weight: [96, 8, 1, 1],
@@ -36,7 +38,7 @@ struct PointwiseConvTests {
         expectPathMatchesNaive(pointwiseConv2d, c, seed: 29)
     }
 
-    @Test("the cases cover chunks of 64 pixels and more, short last chunks, channel blocks of two sizes, split jobs and strides")
+    @Test("the cases cover chunks of 64 pixels and more, short last chunks, channel blocks of two sizes, split jobs, strides and strided chunks that start mid-row")
     func casesCoverTheBranches() {
         let kernels = pointwiseKernelCases.map { PointwiseConvolution(geometry($0)) }
         #expect(kernels.contains { $0.chunkPixels == PointwiseConvolution.callPixels }
@@ -48,6 +50,7 @@ struct PointwiseConvTests {
         })
         #expect(kernels.contains { $0.parts > 1 })
         #expect(kernels.contains { $0.s.conv.stride.1 == 2 } && kernels.contains { $0.s.conv.stride.1 > 2 })
+        #expect(kernels.contains { $0.s.conv.stride != (1, 1) && $0.chunks > 1 && $0.chunkPixels % $0.s.outWidth != 0 })
     }
 
     @Test("padded 1x1 convs, those of few outputs or few pixels, and kxk convs take the other paths")

@@ -4,10 +4,10 @@
 /// in order, one multiply-add per term.
 ///
 /// A chunk of output pixels of one sample and group is copied into a
-/// `[C/g, chunk]` block, the input pixels they read (every `sx`-th of a
-/// row where strided): in the input, a channel's pixels lie a plane after
-/// the one before's, and planes of 32x32 or 64x64 floats put every
-/// channel's pixels in the same few cache sets. Each block of up to 6
+/// `[C/g, chunk]` block in the L2 cache, the input pixels they read (every
+/// `sx`-th of a row where strided): in the input, a channel's pixels lie a
+/// plane after the one before's, and planes of 32x32 or 64x64 floats put
+/// every channel's pixels in the same few cache sets. Each block of up to 6
 /// output channels then reads the chunk 64 pixels at a time through
 /// `directConvTile` (6 x 4 vectors of 16 pixels, 24 zmm accumulators: per
 /// input channel, 4 pixel loads and 6 weight broadcasts feed 24
@@ -19,10 +19,17 @@
 struct PointwiseConvolution {
     /// Pixels of one `directConvTile` call (its 4 blocks of 16).
     static let callPixels = DirectConvolution.blocksPerCall * DirectConvolution.pixelsPerBlock
-    /// Floats of a chunk's block that the chunk size aims for (16 KB, in
-    /// L1 with the weights and the tile): 64 pixels from 64 input channels
-    /// up, more below (with 16 input channels, 256 pixels).
-    static let chunkFloats = 1 << 12
+    /// Floats of a chunk's block that the chunk size aims for (256 KB, a
+    /// quarter of the smallest L2 cache of the CPUs with AVX-512): 64 pixels
+    /// from 1024 input channels up, more below (with 64 input channels, 1024
+    /// pixels). Each output channel's results are written as one run of the
+    /// chunk's pixels; with 16 KB chunks (in L1, 64 pixels from 64 input
+    /// channels up), ResNet-50's 1x1 convs on 56x56 wrote 256 runs of 256
+    /// bytes per chunk and, once the outputs outgrew the L2 cache, took
+    /// 1.5-1.9x as long per sample at batch 8 as at batch 1 (Xeon, 1 thread;
+    /// the network's 1x1 convs at batch 8: 468 -> 351 ms, batch 1: 56 -> 52,
+    /// DeepLabV3's 46 -> 44).
+    static let chunkFloats = 1 << 16
 
     let s: ConvGeometry
     /// Output pixels per chunk, chunks per sample and group, and the parts of
