@@ -139,7 +139,7 @@ public func storeTransposedTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, 
                                  hardswish: Bool, into lines: UnsafeMutablePointer<Float>, linePitch: Int)
 {
     transposing(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels) { values, r, p, count in
-        convEpilogue(values, to: lines + r * linePitch + p, count: count, bias: bias.map { $0[r] },
+        epilogueLine(values, to: lines + r * linePitch + p, count: count, bias: bias.map { $0[r] },
                      normalization: scale.map { ($0[r], shift?[r] ?? 0) },
                      residual: residual.map { $0 + r * linePitch + p }, relu: relu, hardswish: hardswish)
     }

@@ -212,7 +212,9 @@ extension ThreadsTests {
             return [d.left, d.right, v.left, v.right, c.left, c.right,
                     softmaxBackward(output: softmaxForward(x), gradient: gx), softArgminBackward(x, sign: -1, gradient: gs)]
         }
-        let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)
-        #expect(one == two && one == three)
+        try withSteadyInstructionSet {
+            let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)
+            #expect(one == two && one == three)
+        }
     }
 }

@@ -214,25 +214,28 @@ struct ConvKernelTests {
 
     @Test("conv with batchnorm and activation epilogue = conv, then batchNormInference, then activationForward (bitwise)",
           arguments: (unfoldCases + directCases + tapCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
-    func fusedEpilogue(_ c: ConvCase) {
-        var rng = SplitMix64(seed: 203)
-        let s = geometry(c), x = fdTensor(c.input, &rng), w = fdTensor(c.weight, &rng)
-        let b = c.bias ? fdTensor([c.weight[0]], &rng) : nil
-        let (gamma, beta, mean) = (fdTensor([s.outputs], &rng).data, fdTensor([s.outputs], &rng).data,
-                                   fdTensor([s.outputs], &rng).data)
-        let variance = fdTensor([s.outputs], &rng).data.map { $0 * $0 + 0.1 }
-        let shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
-        let plain = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape)
-        let normalized = batchNormInference(plain, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
-        let affine = batchNormScaleShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
-        #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine) == normalized)
-        for kind in ConvEpilogue.activations {
-            #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, activation: kind)
-                    == activationForward(normalized, Activation(kind)), "\(kind)")
+    func fusedEpilogue(_ c: ConvCase) throws {
+        try withSteadyInstructionSet {  // runs compared bitwise
+            var rng = SplitMix64(seed: 203)
+            let s = geometry(c), x = fdTensor(c.input, &rng), w = fdTensor(c.weight, &rng)
+            let b = c.bias ? fdTensor([c.weight[0]], &rng) : nil
+            let (gamma, beta, mean) = (fdTensor([s.outputs], &rng).data, fdTensor([s.outputs], &rng).data,
+                                       fdTensor([s.outputs], &rng).data)
+            let variance = fdTensor([s.outputs], &rng).data.map { $0 * $0 + 0.1 }
+            let shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
+            let plain = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape)
+            let normalized = batchNormInference(plain, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
+            let affine = batchNormScaleShift(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5)
+            #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine) == normalized)
+            for kind in ConvEpilogue.activations {
+                #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, activation: kind)
+                        == activationForward(normalized, Activation(kind)), "\(kind)")
+            }
+            let residual = fdTensor(shape, &rng)
+            #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
+                                  residual: residual, activation: .relu)
+                    == activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu))
         }
-        let residual = fdTensor(shape, &rng)
-        #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
-                              residual: residual, activation: .relu) == activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu))
     }
 
     @Test("a residual block's conv, batchnorm, add and relu run as one step when the add's other operand exists")
@@ -253,7 +256,7 @@ struct ConvKernelTests {
         try b.output(try b.op("hs", .activation(Activation(.hardswish)), try b.batchNorm("bn", try b.conv("c", x, out: 6))))
         var seconds = [Double](repeating: -1, count: b.net.nodes.count)
         let inputs = b.inputs(batch: 2)
-        #expect(try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs))
+        #expect(try withSteadyInstructionSet { try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs) })
         #expect(seconds.dropFirst().allSatisfy { $0 == 0 }, "batchnorm and hardswish fold into the conv")
     }
 
@@ -279,7 +282,7 @@ struct ConvKernelTests {
         try b.output(shown)
         var seconds = [Double](repeating: -1, count: b.net.nodes.count)
         let inputs = b.inputs(batch: 3)
-        #expect(try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs))
+        #expect(try withSteadyInstructionSet { try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs) })
         let folded = Set(b.net.nodes.indices.filter { seconds[$0] == 0 }.map { b.net.valueNames[b.net.nodes[$0].output] })
         #expect(folded == ["joined"], "only the concat after `same` takes its resize in: \(folded)")
     }
@@ -289,7 +292,7 @@ struct ConvKernelTests {
     func fusedNetworkForward(_ zoo: NetZoo) throws {
         let b = try zoo.build()
         let inputs = b.inputs(batch: 2)
-        #expect(try b.net.forward(inputs) == nodeByNode(b.net, inputs))
+        #expect(try withSteadyInstructionSet { try b.net.forward(inputs) == nodeByNode(b.net, inputs) })
     }
 }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import KCP
 
@@ -7,6 +8,23 @@ import Testing
 // them bitwise equal (the builds do the same float operations in the same
 // order). Serialized: only this suite switches `InstructionSet.active`, so
 // nothing else can switch it back while a case runs.
+
+/// `InstructionSet.active` is process-wide while the suites run side by
+/// side: the switches happen under this lock (`withInstructionSet`), and the
+/// tests elsewhere that compare several conv runs bitwise hold it
+/// (`withSteadyInstructionSet`), or a switch between their runs (AVX-512's
+/// pointwise kernel on one, OpenBLAS on the next) would show as a difference.
+private let instructionSetSwitch = Mutex(())
+
+/// `body` with `set` active, while no other test switches the set or compares runs.
+func withInstructionSet<R>(_ set: InstructionSet, _ body: () -> R) -> R {
+    instructionSetSwitch.withLock { _ in InstructionSet.with(set, body) }
+}
+
+/// `body` while no test switches the instruction set.
+func withSteadyInstructionSet<R>(_ body: () throws -> R) throws -> R {
+    try instructionSetSwitch.withLock { _ in try body() }
+}
 
 @Suite("Instruction sets", .serialized)
 struct InstructionSetTests {
@@ -25,9 +43,10 @@ struct InstructionSetTests {
         for set in InstructionSet.supported {
             for kind in ConvEpilogue.activations {
                 var line = [Float](repeating: 0, count: values.count)
-                InstructionSet.with(set) {
-                    convEpilogue(values, to: &line, count: values.count, bias: nil, normalization: nil, residual: nil,
-                                 relu: kind == .relu, hardswish: kind == .hardswish)
+                withInstructionSet(set) {
+                    convEpilogue(values, valuePitch: 0, to: &line, linePitch: 0, rows: 1, count: values.count, bias: nil,
+                                 scale: nil, shift: nil, channelStep: 0, residual: nil, relu: kind == .relu,
+                                 hardswish: kind == .hardswish)
                 }
                 let expected = activationForward(Tensor(shape: [values.count], data: values), Activation(kind)).data
                 #expect(line.map(\.bitPattern) == expected.map(\.bitPattern), "\(set), \(kind)")
@@ -77,7 +96,7 @@ struct InstructionSetTests {
             })
         }
         let results = InstructionSet.supported.map { set in
-            InstructionSet.with(set) {
+            withInstructionSet(set) {
                 [conv(x, w, b, shape, nil)] + [Activation.Kind.relu, .hardswish].map { conv(x, w, b, shape, (affine, residual, $0)) }
             }
         }

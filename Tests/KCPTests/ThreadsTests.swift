@@ -84,8 +84,10 @@ struct ThreadsTests {
             return [conv2dForward(x, weight: w, bias: nil, c.conv, outputShape: shape, normalization: affine, activation: .relu),
                     d.input!, d.weight]
         }
-        let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)
-        #expect(one == two && one == three)
+        try withSteadyInstructionSet {
+            let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)
+            #expect(one == two && one == three)
+        }
     }
 
     @Test("Threads.set and kcp_threads_set change the count and validate n")

@@ -101,14 +101,18 @@ struct ConvEpilogue {
         (relu, hardswish) = (activation == .relu, activation == .hardswish)
     }
 
-    /// Writes `count` conv results `values` of output channel `o`, through
-    /// the epilogue, to `line` (which may be `values`), with the float
-    /// operations of the ops it stands for (`convEpilogue`).
+    /// Writes `rows` lines of `count` conv results, row `r` at
+    /// `values + r * valuePitch` of output channel `o + r * channelStep`,
+    /// through the epilogue to `line + r * linePitch` (which may be the
+    /// values), with the float operations of the ops it stands for
+    /// (`convEpilogue`).
     @inline(__always)
-    func store(_ values: UnsafePointer<Float>, channel o: Int, to line: UnsafeMutablePointer<Float>, count: Int) {
-        convEpilogue(values, to: line, count: count, bias: bias.map { $0[o] },
-                     normalization: scale.map { ($0[o], shift?[o] ?? 0) },
-                     residual: residual(at: line), relu: relu, hardswish: hardswish)
+    func store(_ values: UnsafePointer<Float>, channel o: Int, to line: UnsafeMutablePointer<Float>, count: Int,
+               rows: Int = 1, valuePitch: Int = 0, linePitch: Int = 0, channelStep: Int = 1)
+    {
+        convEpilogue(values, valuePitch: valuePitch, to: line, linePitch: linePitch, rows: rows, count: count,
+                     bias: bias.map { $0 + o }, scale: scale.map { $0 + o }, shift: shift.map { $0 + o },
+                     channelStep: channelStep, residual: residual(at: line), relu: relu, hardswish: hardswish)
     }
 
     /// The residual's entry that output entry `line` adds, or nil.
@@ -212,11 +216,13 @@ func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometr
                                          : (b!, width)
             serialMatrixProduct(m: block.count, n: width, k: s.patch, ws.baseAddress! + (g * m + block.lowerBound) * s.patch,
                                 lda: s.patch, b, ldb: ldb, beta: adds ? 1 : 0, c, ldc: ldc)
-            for o in block.clamped(to: 0..<s.outPerGroup) {  // staged rows are stored from their tile, the others in place
-                for (i, n) in samples.enumerated() {
-                    let source = staged ? staging + (o - block.lowerBound) * width + i * span : out(n) + o * s.pixels
-                    epilogue.store(source, channel: g * s.outPerGroup + o, to: out(n) + o * s.pixels, count: span)
-                }
+            let channels = block.clamped(to: 0..<s.outPerGroup)
+            for (i, n) in samples.enumerated() {  // staged rows are stored from their tile, the others in place
+                let line = out(n) + channels.lowerBound * s.pixels
+                let (source, pitch) = staged ? (staging + (channels.lowerBound - block.lowerBound) * width + i * span, width)
+                                             : (line, s.pixels)
+                epilogue.store(source, channel: g * s.outPerGroup + channels.lowerBound, to: line, count: span,
+                               rows: channels.count, valuePitch: pitch, linePitch: s.pixels)
             }
         }
         if split.blocks == 1 {

@@ -181,10 +181,8 @@ private func unfoldedConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Con
                                     ws.baseAddress! + g * p.outPerGroup * s.patch + taps.lowerBound * p.patch,
                                     lda: s.patch, tile + taps.lowerBound * p.patch * span, ldb: span, out, ldc: s.outVolume)
             }
-            for o in 0..<p.outPerGroup {
-                let line = out + o * s.outVolume
-                epilogue.store(line, channel: g * p.outPerGroup + o, to: line, count: span)
-            }
+            epilogue.store(out, channel: g * p.outPerGroup, to: out, count: span, rows: p.outPerGroup,
+                           valuePitch: s.outVolume, linePitch: s.outVolume)
         }
     }
 }

@@ -164,9 +164,8 @@ struct DirectConvolution {
             let (runs, width) = flat ? (1, (rows.count - 1) * pitch + s.outWidth) : (rows.count, s.outWidth)
             depthwiseRows(window, weights + g * taps, offsets: offsets, taps: taps, rows: runs, width: width, pitch: pitch,
                           into: tile)
-            for oy in 0..<rows.count {
-                epilogue.store(tile + oy * pitch, channel: g, to: lines + oy * s.outWidth, count: s.outWidth)
-            }
+            epilogue.store(tile, channel: g, to: lines, count: s.outWidth, rows: rows.count, valuePitch: pitch,
+                           linePitch: s.outWidth, channelStep: 0)
             return
         }
         for block in 0..<channelBlocks.count {
@@ -176,10 +175,9 @@ struct DirectConvolution {
             /// Stores lanes `lanes` of the register tile (lane `i` of block `i / 16`) at output pixel `pixel`
             /// of the tile's rows.
             func store(_ lanes: Range<Int>, at pixel: Int) {
-                for r in 0..<count {
-                    epilogue.store(tile + r * directTile.rowPitch + lanes.lowerBound, channel: g * s.outPerGroup + first + r,
-                                   to: lines + r * s.outputChannelStride + pixel, count: lanes.count)
-                }
+                epilogue.store(tile + lanes.lowerBound, channel: g * s.outPerGroup + first, to: lines + pixel,
+                               count: lanes.count, rows: count, valuePitch: directTile.rowPitch,
+                               linePitch: s.outputChannelStride)
             }
             if flat {
                 // Flat pixel j is output (j / pitch, j % pitch), a column past Wout for the ones dropped.

@@ -142,18 +142,22 @@ func depthwiseRows(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, 
 
 /// `KCPVector.convEpilogue` of the active set.
 @inline(__always)
-func convEpilogue(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<Float>, count: Int, bias: Float?,
-                  normalization: (scale: Float, shift: Float)?, residual: UnsafePointer<Float>?, relu: Bool,
+func convEpilogue(_ values: UnsafePointer<Float>, valuePitch: Int, to lines: UnsafeMutablePointer<Float>, linePitch: Int,
+                  rows: Int, count: Int, bias: UnsafePointer<Float>?, scale: UnsafePointer<Float>?,
+                  shift: UnsafePointer<Float>?, channelStep: Int, residual: UnsafePointer<Float>?, relu: Bool,
                   hardswish: Bool)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
-        return KCPVectorAVX512.convEpilogue(values, to: line, count: count, bias: bias, normalization: normalization,
-                                            residual: residual, relu: relu, hardswish: hardswish)
+        return KCPVectorAVX512.convEpilogue(values, valuePitch: valuePitch, to: lines, linePitch: linePitch, rows: rows,
+                                            count: count, bias: bias, scale: scale, shift: shift,
+                                            channelStep: channelStep, residual: residual, relu: relu,
+                                            hardswish: hardswish)
     }
     #endif
-    KCPVector.convEpilogue(values, to: line, count: count, bias: bias, normalization: normalization,
-                           residual: residual, relu: relu, hardswish: hardswish)
+    KCPVector.convEpilogue(values, valuePitch: valuePitch, to: lines, linePitch: linePitch, rows: rows, count: count,
+                           bias: bias, scale: scale, shift: shift, channelStep: channelStep, residual: residual,
+                           relu: relu, hardswish: hardswish)
 }
 
 /// `KCPVector.winogradInputTiles` of the active set.

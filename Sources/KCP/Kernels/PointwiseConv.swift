@@ -98,10 +98,8 @@ struct PointwiseConvolution {
                 Self.productTile(rows: rows, blocks: calls, scratch + done, pitch: pitch, kernels, channels: s.perGroup,
                                  into: tile)
                 let stored = min(calls * lanes, count - done)
-                for r in 0..<rows {
-                    epilogue.store(tile + r * directTile.rowPitch, channel: channel + r, to: out + r * s.pixels + done,
-                                   count: stored)
-                }
+                epilogue.store(tile, channel: channel, to: out + done, count: stored, rows: rows,
+                               valuePitch: directTile.rowPitch, linePitch: s.pixels)
                 done += stored
             }
         }

@@ -207,10 +207,9 @@ func tapProductConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeomet
                                  channelBlocks: channelBlocks, writes: k == 0 && t.firstCoversOutput, tile: tile,
                                  into: out)
                 }
-                for o in channels {
-                    epilogue.store(out + o * s.pixels, channel: g * s.outPerGroup + o, to: out + o * s.pixels,
-                                   count: s.pixels)
-                }
+                let lines = out + channels.lowerBound * s.pixels
+                epilogue.store(lines, channel: g * s.outPerGroup + channels.lowerBound, to: lines, count: s.pixels,
+                               rows: channels.count, valuePitch: s.pixels, linePitch: s.pixels)
             }
         }
     }
