@@ -196,7 +196,7 @@ func channelVectorConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeo
         weight.data.withUnsafeBufferPointer { conv.packedWeights($0.baseAddress!) }
     }
     let offsets = conv.tapOffsets()
-    let planes = conv.padded ? UnsafeMutablePointer<Float>.allocate(capacity: s.batch * s.channels * conv.planeSize) : nil
+    let planes = conv.padded ? allocateAlignedFloats(s.batch * s.channels * conv.planeSize) : nil
     defer { planes?.deallocate() }
     if let planes { parallelFor(s.batch * s.channels) { conv.pad(x, plane: $0, into: planes) } }
     let jobsPerGroup = conv.blocks * conv.chunks, total = s.batch * s.pixels

@@ -233,7 +233,7 @@ func unfoldedConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometr
             return
         }
         let unfolded = s.isPointwise ? 0 : split.unfoldedTiles
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, unfolded * tileSize))
+        let buffer = allocateAlignedFloats(unfolded * tileSize)
         defer { buffer.deallocate() }
         for first in stride(from: 0, to: split.tiles, by: s.isPointwise ? split.tiles : unfolded) {
             let count = min(split.tiles - first, s.isPointwise ? split.tiles : unfolded)

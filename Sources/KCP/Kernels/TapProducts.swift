@@ -184,7 +184,7 @@ func tapProductConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeomet
     let weights = t.tapWeights(weight, blocks: channelBlocks)
     let chunk = min(units, max(1, ConvSplit.unfoldedFloats / max(1, t.unitSize)))
     let parts = channelBlocks.parts(units: chunk)
-    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, chunk * t.unitSize))
+    let buffer = allocateAlignedFloats(chunk * t.unitSize)
     defer { buffer.deallocate() }
     weights.withUnsafeBufferPointer { ws in
         for first in stride(from: 0, to: units, by: chunk) {

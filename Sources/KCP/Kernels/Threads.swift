@@ -35,12 +35,13 @@ public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
 
 /// `parallelFor` whose body also gets a scratch buffer of `scratch` floats,
 /// one per worker, reused across that worker's iterations (its contents on
-/// entry are whatever the previous iteration left).
+/// entry are whatever the previous iteration left), each starting on a
+/// cache line (`allocateAlignedFloats`).
 func parallelFor(_ count: Int, scratch: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
-    let workers = min(Threads.count, count)
-    let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(1, workers * scratch))
+    let workers = min(Threads.count, count), pitch = (scratch + 15) / 16 * 16
+    let buffers = allocateAlignedFloats(workers * pitch)
     defer { buffers.deallocate() }
-    forEachWorker(count, workers: workers) { worker, i in body(i, buffers + worker * scratch) }
+    forEachWorker(count, workers: workers) { worker, i in body(i, buffers + worker * pitch) }
 }
 
 /// Runs by `workers` workers, concurrently: each takes the next run of

@@ -136,8 +136,8 @@ struct WinogradConvolution {
             }
             return
         }
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: transformedInputFloats)
-        let products = UnsafeMutablePointer<Float>.allocate(capacity: productFloats)
+        let v = allocateAlignedFloats(transformedInputFloats)
+        let products = allocateAlignedFloats(productFloats)
         defer { v.deallocate(); products.deallocate() }
         for index in 0..<chunks { compute(chunk: index, v: v, products: products, lines: nil) }
     }
@@ -159,9 +159,9 @@ struct WinogradConvolution {
         precondition(slices.taps == 1 && slices.count == 1, "the weight gradient is a plane conv's")
         let (points, groups, lanes, kernels) = (Self.points, s.groups, Self.lanes, kernels)
         let (inputs, outputs) = (s.perGroup, s.outPerGroup), widest = bandsPerChunk * tileColumns
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: transformedInputFloats)
-        let transformed = UnsafeMutablePointer<Float>.allocate(capacity: groups * points * outputs * widest)
-        let sums = UnsafeMutablePointer<Float>.allocate(capacity: points * kernels + lanes)  // M[ξ][κ]; 16 lanes read
+        let v = allocateAlignedFloats(transformedInputFloats)
+        let transformed = allocateAlignedFloats(groups * points * outputs * widest)
+        let sums = allocateAlignedFloats(points * kernels + lanes)  // M[ξ][κ]; 16 lanes read
         defer { v.deallocate(); transformed.deallocate(); sums.deallocate() }
         for first in stride(from: 0, to: bands, by: bandsPerChunk) {
             let chunk = first..<min(bands, first + bandsPerChunk), width = chunk.count * tileColumns
