@@ -136,9 +136,9 @@ func unfold(_ input: UnsafePointer<Float>, _ s: ConvGeometry, rows: Range<Int>, 
                 } else {
                     for oy in lines {
                         let line = out + oy * outWidth, from = source + oy * sy * width
-                        for ox in 0..<first { line[ox] = 0 }
+                        clearFloats(line, count: first)
                         copyStridedFloats(from, step: sx, to: line, first..<end)
-                        for ox in end..<outWidth { line[ox] = 0 }
+                        clearFloats(line + end, count: outWidth - end)
                     }
                 }
                 out += rowStride
