@@ -6,7 +6,8 @@ import Testing
 // pixel blocks inside one row (with an idle tail) or running through the
 // rows of a tile, column and row phases of strides, dilation, negative
 // padding, groups, several tiles per sample, depthwise runs (blocks taken
-// in fours across rows, and the ones left over).
+// in fours across rows, and the ones left over) and depthwise columns (2 to
+// 7 kernel rows, dilated rows, calls of fewer blocks).
 
 let directCases: [ConvCase] = [
     ConvCase(label: "11 outputs in blocks of 6 and 5, rows of 32", input: [2, 5, 32, 32], weight: [11, 5, 3, 3],
@@ -43,6 +44,14 @@ let directCases: [ConvCase] = [
              weight: [3, 1, 5, 5], conv: Conv2d(padding: (4, 4, 4, 4), dilation: (2, 2), groups: 3), bias: true),
     ConvCase(label: "depthwise stride 2, rows of 48 (three blocks each, one left over)", input: [2, 2, 13, 96],
              weight: [2, 1, 3, 3], conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1), groups: 2), bias: false),
+    ConvCase(label: "depthwise 7x7, rows of 100 in columns of 3, 3 and 1 blocks", input: [1, 2, 11, 100],
+             weight: [2, 1, 7, 7], conv: Conv2d(padding: (3, 3, 3, 3), groups: 2), bias: true),
+    ConvCase(label: "depthwise 2x3, dilation (3, 1): columns of rows 3 apart, rows of 36", input: [2, 3, 14, 36],
+             weight: [3, 1, 2, 3], conv: Conv2d(padding: (2, 1, 1, 1), dilation: (3, 1), groups: 3), bias: false),
+    ConvCase(label: "depthwise 6x3, dilation (2, 1), 11 rows of 50", input: [1, 2, 11, 50], weight: [2, 1, 6, 3],
+             conv: Conv2d(padding: (5, 1, 5, 1), dilation: (2, 1), groups: 2), bias: true),
+    ConvCase(label: "depthwise 1x5, flat through rows of 40", input: [1, 2, 6, 40], weight: [2, 1, 1, 5],
+             conv: Conv2d(padding: (0, 2, 0, 2), groups: 2), bias: false),
 ]
 
 @Suite("Direct conv kernel")

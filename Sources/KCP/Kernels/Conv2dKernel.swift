@@ -139,16 +139,16 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvG
                           into y: UnsafeMutablePointer<Float>)
 {
     let direct = DirectConvolution(s)
-    let packed = direct.channelBlocks.packedWeights(weight), offsets = direct.tapOffsets()
+    let packed = direct.channelBlocks.packedWeights(weight)
     packed.withUnsafeBufferPointer { weights in
-        offsets.withUnsafeBufferPointer { offsets in
+        direct.withTaps { taps in
             parallelFor(s.batch * s.groups * direct.tiles, scratch: direct.scratchSize) { job, scratch in
                 let (sample, tile) = (job / direct.tiles, job % direct.tiles), (n, g) = (sample / s.groups, sample % s.groups)
                 let rows = direct.rows(tile)
                 direct.fillWindow(x + (n * s.channels + g * s.perGroup) * s.plane, rows: rows, into: scratch)
                 let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels
                 direct.compute(window: scratch, weights: weights.baseAddress!, group: g, rows: rows,
-                               offsets: offsets.baseAddress!, epilogue: epilogue, tile: scratch + direct.tileOffset,
+                               taps: taps, epilogue: epilogue, tile: scratch + direct.tileOffset,
                                into: out)
             }
         }

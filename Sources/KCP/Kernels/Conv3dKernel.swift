@@ -193,9 +193,9 @@ private func directConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Conv3
                           into y: UnsafeMutablePointer<Float>)
 {
     let p = s.plane, direct = DirectConvolution(s.stacked, windowFloats: Conv3dGeometry.windowFloats)
-    let packed = direct.channelBlocks.packedWeights(weight), offsets = direct.tapOffsets()
+    let packed = direct.channelBlocks.packedWeights(weight)
     packed.withUnsafeBufferPointer { weights in
-        offsets.withUnsafeBufferPointer { offsets in
+        direct.withTaps { windowTaps in
             parallelFor(s.batch * p.groups * s.outDepth * direct.tiles, scratch: direct.scratchSize) { job, window in
                 let (tile, z, sample) = (job % direct.tiles, job / direct.tiles % s.outDepth, job / direct.tiles / s.outDepth)
                 let (n, g) = (sample / p.groups, sample % p.groups), rows = direct.rows(tile), taps = s.taps(z)
@@ -209,7 +209,7 @@ private func directConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Conv3
                     }
                 }
                 direct.compute(window: window, weights: weights.baseAddress!, group: g, rows: rows,
-                               offsets: offsets.baseAddress!, epilogue: epilogue, tile: window + direct.tileOffset,
+                               taps: windowTaps, epilogue: epilogue, tile: window + direct.tileOffset,
                                into: y + (n * p.outputs + g * p.outPerGroup) * s.outVolume + z * p.pixels)
             }
         }

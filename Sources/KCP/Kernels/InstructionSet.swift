@@ -126,18 +126,49 @@ func storeTransposedTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels:
                                    into: lines, linePitch: linePitch)
 }
 
-/// `KCPVector.depthwiseRows` of the active set.
+/// Blocks per `depthwiseColumns` call of the active set for `kernelRows`
+/// kernel rows, 0 where one block's accumulators do not fit the registers:
+/// AVX-512's 32 zmm registers hold 24 accumulators besides the loads,
+/// AVX2's 16 ymm registers 5 (two ymm each).
+func depthwiseColumnBlocks(kernelRows: Int) -> Int {
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 { return min(4, 24 / kernelRows) }
+    #endif
+    return min(4, 5 / kernelRows)
+}
+
+/// `KCPVector.depthwiseColumns` of the active set.
 @inline(__always)
-func depthwiseRows(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int,
-                   rows: Int, width: Int, pitch: Int, into out: UnsafeMutablePointer<Float>)
+func depthwiseColumns(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, kernelSize: (Int, Int),
+                      lines: UnsafePointer<Int>, columns: UnsafePointer<Int>, tapStep: Int, rows: Int, width: Int,
+                      outPitch: Int, blocksPerCall: Int, into out: UnsafeMutablePointer<Float>)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
-        return KCPVectorAVX512.depthwiseRows(run, kernel, offsets: offsets, taps: taps, rows: rows, width: width,
-                                             pitch: pitch, into: out)
+        return KCPVectorAVX512.depthwiseColumns(run, kernel, kernelSize: kernelSize, lines: lines, columns: columns,
+                                                tapStep: tapStep, rows: rows, width: width, outPitch: outPitch,
+                                                blocksPerCall: blocksPerCall, into: out)
     }
     #endif
-    KCPVector.depthwiseRows(run, kernel, offsets: offsets, taps: taps, rows: rows, width: width, pitch: pitch, into: out)
+    KCPVector.depthwiseColumns(run, kernel, kernelSize: kernelSize, lines: lines, columns: columns, tapStep: tapStep,
+                               rows: rows, width: width, outPitch: outPitch, blocksPerCall: blocksPerCall, into: out)
+}
+
+/// `KCPVector.depthwiseRuns` of the active set.
+@inline(__always)
+func depthwiseRuns(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, kernelSize: (Int, Int),
+                   lines: UnsafePointer<Int>, columns: UnsafePointer<Int>, tapStep: Int, rows: Int, width: Int,
+                   pitch: Int, outPitch: Int, into out: UnsafeMutablePointer<Float>)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.depthwiseRuns(run, kernel, kernelSize: kernelSize, lines: lines, columns: columns,
+                                             tapStep: tapStep, rows: rows, width: width, pitch: pitch,
+                                             outPitch: outPitch, into: out)
+    }
+    #endif
+    KCPVector.depthwiseRuns(run, kernel, kernelSize: kernelSize, lines: lines, columns: columns, tapStep: tapStep,
+                            rows: rows, width: width, pitch: pitch, outPitch: outPitch, into: out)
 }
 
 /// `KCPVector.convEpilogue` of the active set.
