@@ -6,8 +6,9 @@ import Testing
 // pixel blocks inside one row (with an idle tail) or running through the
 // rows of a tile, column and row phases of strides, dilation, negative
 // padding, groups, several tiles per sample, depthwise runs (blocks taken
-// in fours across rows, and the ones left over) and depthwise columns (2 to
-// 7 kernel rows, dilated rows, calls of fewer blocks).
+// in fours across rows, and the ones left over), depthwise columns (2 to
+// 7 kernel rows, dilated rows, calls of fewer blocks) and jobs of several
+// groups.
 
 let directCases: [ConvCase] = [
     ConvCase(label: "11 outputs in blocks of 6 and 5, rows of 32", input: [2, 5, 32, 32], weight: [11, 5, 3, 3],
@@ -52,6 +53,11 @@ let directCases: [ConvCase] = [
              conv: Conv2d(padding: (5, 1, 5, 1), dilation: (2, 1), groups: 2), bias: true),
     ConvCase(label: "depthwise 1x5, flat through rows of 40", input: [1, 2, 6, 40], weight: [2, 1, 1, 5],
              conv: Conv2d(padding: (0, 2, 0, 2), groups: 2), bias: false),
+    ConvCase(label: "depthwise 5x5 on rows of 14: direct for its taps, whatever its idle lanes", input: [1, 3, 14, 14],
+             weight: [3, 1, 5, 5], conv: Conv2d(padding: (2, 2, 2, 2), groups: 3), bias: true),
+    ConvCase(label: "depthwise, 64 channels: several per job through one window, its padding cleared once",
+             input: [2, 64, 12, 20], weight: [64, 1, 3, 3], conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1), groups: 64),
+             bias: true),
 ]
 
 @Suite("Direct conv kernel")

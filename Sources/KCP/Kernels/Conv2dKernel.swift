@@ -134,22 +134,26 @@ struct ConvEpilogue {
     }
 }
 
-/// The direct kernel over every tile of output rows of every sample and group.
+/// The direct kernel over every tile of output rows of every sample and
+/// group, the groups of a job (`groupsPerJob`) in turn through one window.
 private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
                           into y: UnsafeMutablePointer<Float>)
 {
     let direct = DirectConvolution(s)
     let packed = direct.channelBlocks.packedWeights(weight)
+    let perJob = direct.groupsPerJob, parts = (s.groups + perJob - 1) / perJob
     packed.withUnsafeBufferPointer { weights in
         direct.withTaps { taps in
-            parallelFor(s.batch * s.groups * direct.tiles, scratch: direct.scratchSize) { job, scratch in
-                let (sample, tile) = (job / direct.tiles, job % direct.tiles), (n, g) = (sample / s.groups, sample % s.groups)
+            parallelFor(s.batch * parts * direct.tiles, scratch: direct.scratchSize) { job, scratch in
+                let (tile, part, n) = (job % direct.tiles, job / direct.tiles % parts, job / direct.tiles / parts)
                 let rows = direct.rows(tile)
-                direct.fillWindow(x + (n * s.channels + g * s.perGroup) * s.plane, rows: rows, into: scratch)
-                let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels
-                direct.compute(window: scratch, weights: weights.baseAddress!, group: g, rows: rows,
-                               taps: taps, epilogue: epilogue, tile: scratch + direct.tileOffset,
-                               into: out)
+                for g in (part * perJob)..<min(s.groups, (part + 1) * perJob) {
+                    direct.fillWindow(x + (n * s.channels + g * s.perGroup) * s.plane, rows: rows,
+                                      paddingCleared: g > part * perJob, into: scratch)
+                    let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels
+                    direct.compute(window: scratch, weights: weights.baseAddress!, group: g, rows: rows, taps: taps,
+                                   epilogue: epilogue, tile: scratch + direct.tileOffset, into: out)
+                }
             }
         }
     }

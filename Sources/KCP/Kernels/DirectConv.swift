@@ -81,9 +81,14 @@ struct DirectConvolution {
     /// faster direct on 3x3 layers of 32 to 128 pixels, whose products of one
     /// row would leave OpenBLAS idle), and pixel blocks that leave at most a tenth
     /// of their lanes idle (with 8-pixel rows, 80% busy, the two are even).
+    /// A depthwise conv of 25 taps or more that depthwise columns compute
+    /// takes the direct kernel whatever its idle lanes: unfolding copies each
+    /// pixel once per tap (5x5 and 7x7 kernels on rows of 7, 14 and 28
+    /// pixels 1.25-2.8x faster direct; 5x5 on 14 pixels 1.04x slower).
     static func suits(_ s: ConvGeometry) -> Bool {
-        s.kh * s.kw > 1 && ((4...64).contains(s.outPerGroup) || s.isDepthwise)
-            && 10 * s.outWidth >= 9 * DirectConvolution(s).pixelColumns
+        guard s.kh * s.kw > 1 && ((4...64).contains(s.outPerGroup) || s.isDepthwise) else { return false }
+        let direct = DirectConvolution(s)
+        return 10 * s.outWidth >= 9 * direct.pixelColumns || (direct.columnBlocks > 0 && s.kh * s.kw >= 25)
     }
 
     var phases: Int { s.conv.stride.0 * s.conv.stride.1 }
@@ -107,6 +112,11 @@ struct DirectConvolution {
     /// Pixel blocks (`blocksPerCall`, 2 or 1) of one `directConvTile` call with `left` blocks still to
     /// compute: the most that each hold a pixel, so that none reads further than the last block alone would.
     static func blocks(left: Int) -> Int { left >= blocksPerCall ? blocksPerCall : left >= 2 ? 2 : 1 }
+
+    /// Groups per job of one tile of one sample, whose window's padding is
+    /// cleared once for all of them (`fillWindow(paddingCleared:)`), while the
+    /// jobs still give every thread about 8.
+    var groupsPerJob: Int { max(1, min(s.groups, s.batch * s.groups * tiles / (8 * Threads.count))) }
 
     /// The output rows of tile `tile`.
     func rows(_ tile: Int) -> Range<Int> { (tile * tileRows)..<min(s.outHeight, (tile + 1) * tileRows) }
@@ -132,12 +142,14 @@ struct DirectConvolution {
     /// phases of `window` (zero where they lie in the padding), and clears
     /// the overread after it. With `channels`, only those planes of the window
     /// are filled, plane `c` from channel `c - channels.lowerBound` of `input`.
+    /// With `paddingCleared` (the window last filled for the same `rows`), only
+    /// the input's pixels are copied: the padding and the overread are zero still.
     /// The input rows of a column phase are read in order, every row phase
     /// at once: with stride 2, reading every other row for one row phase
     /// and then the others copied 1.2x slower (the copy is most of a
     /// stride-2 depthwise conv: MobileNetV3's 64 channels at 256x256).
     func fillWindow(_ input: UnsafePointer<Float>, rows: Range<Int>, channels: Range<Int>? = nil,
-                    into window: UnsafeMutablePointer<Float>)
+                    paddingCleared: Bool = false, into window: UnsafeMutablePointer<Float>)
     {
         let channels = channels ?? 0..<s.perGroup
         let ((sy, sx), top, left) = (s.conv.stride, s.conv.padding.0, s.conv.padding.1)
@@ -153,20 +165,23 @@ struct DirectConvolution {
                 for _ in 0..<phaseRows {
                     for fy in 0..<sy {
                         let phaseLine = line + fy * sx * planeSize
-                        if iy + fy < 0 || iy + fy >= s.height {
-                            clearFloats(phaseLine, count: pitch)
-                            continue
+                        let inside = iy + fy >= 0 && iy + fy < s.height
+                        if inside {
+                            copyStridedFloats(channel + (iy + fy) * s.width, step: sx, to: phaseLine, first..<end)
                         }
-                        let source = channel + (iy + fy) * s.width
-                        clearFloats(phaseLine, count: first)
-                        copyStridedFloats(source, step: sx, to: phaseLine, first..<end)
-                        clearFloats(phaseLine + end, count: pitch - end)
+                        if paddingCleared { continue }
+                        if inside {
+                            clearFloats(phaseLine, count: first)
+                            clearFloats(phaseLine + end, count: pitch - end)
+                        } else {
+                            clearFloats(phaseLine, count: pitch)
+                        }
                     }
                     (line, iy) = (line + pitch, iy + sy)
                 }
             }
         }
-        clearFloats(window + s.perGroup * channelPitch, count: Self.overread)
+        if !paddingCleared { clearFloats(window + s.perGroup * channelPitch, count: Self.overread) }
     }
 
     /// Output rows `rows` of group `g`'s channels from their `window`, each
