@@ -144,30 +144,32 @@ struct DirectConvolution {
     /// are filled, plane `c` from channel `c - channels.lowerBound` of `input`.
     /// With `paddingCleared` (the window last filled for the same `rows`), only
     /// the input's pixels are copied: the padding and the overread are zero still.
-    /// The input rows of a column phase are read in order, every row phase
-    /// at once: with stride 2, reading every other row for one row phase
-    /// and then the others copied 1.2x slower (the copy is most of a
-    /// stride-2 depthwise conv: MobileNetV3's 64 channels at 256x256).
+    /// The input rows are read in order, each into every column phase in
+    /// turn (it stays in the L1 cache), every row phase at once: with stride 2,
+    /// reading every other row for one row phase and then the others copied
+    /// 1.2x slower, and reading all rows for each column phase in turn,
+    /// MobileNetV3's stride-2 depthwise conv on 64 channels of 256x256
+    /// (most of whose time is the copy) 1.xx slower.
     func fillWindow(_ input: UnsafePointer<Float>, rows: Range<Int>, channels: Range<Int>? = nil,
                     paddingCleared: Bool = false, into window: UnsafeMutablePointer<Float>)
     {
         let channels = channels ?? 0..<s.perGroup
         let ((sy, sx), top, left) = (s.conv.stride, s.conv.padding.0, s.conv.padding.1)
         let planeSize = phaseRows * pitch
-        for fx in 0..<sx {
-            // Column t of phase fx holds input column t*sx + fx - left, inside for t in first..<end.
-            let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
-            let end = max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
-            for c in channels {
-                let channel = input + (c - channels.lowerBound) * s.channelStride + fx - left
-                var line = window + (c * sy * sx + fx) * planeSize  // row i of phase (fy, fx): line + fy*sx*planeSize + i*pitch
-                var iy = rows.lowerBound * sy - top  // the input row of row i of phase fy: iy + fy
-                for _ in 0..<phaseRows {
-                    for fy in 0..<sy {
-                        let phaseLine = line + fy * sx * planeSize
-                        let inside = iy + fy >= 0 && iy + fy < s.height
+        for c in channels {
+            let channel = input + (c - channels.lowerBound) * s.channelStride - left
+            var line = window + c * sy * sx * planeSize  // row i of phase (fy, fx): line + (fy*sx + fx)*planeSize + i*pitch
+            var iy = rows.lowerBound * sy - top  // the input row of row i of phase fy: iy + fy
+            for _ in 0..<phaseRows {
+                for fy in 0..<sy {
+                    let inside = iy + fy >= 0 && iy + fy < s.height
+                    for fx in 0..<sx {
+                        let phaseLine = line + (fy * sx + fx) * planeSize
+                        // Column t of phase fx holds input column t*sx + fx - left, inside for t in first..<end.
+                        let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
+                        let end = max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
                         if inside {
-                            copyStridedFloats(channel + (iy + fy) * s.width, step: sx, to: phaseLine, first..<end)
+                            copyStridedFloats(channel + (iy + fy) * s.width + fx, step: sx, to: phaseLine, first..<end)
                         }
                         if paddingCleared { continue }
                         if inside {
@@ -177,8 +179,8 @@ struct DirectConvolution {
                             clearFloats(phaseLine, count: pitch)
                         }
                     }
-                    (line, iy) = (line + pitch, iy + sy)
                 }
+                (line, iy) = (line + pitch, iy + sy)
             }
         }
         if !paddingCleared { clearFloats(window + s.perGroup * channelPitch, count: Self.overread) }
