@@ -48,6 +48,7 @@ enum Four: Count { static var value: Int { 4 } }
 enum Five: Count { static var value: Int { 5 } }
 enum Six: Count { static var value: Int { 6 } }
 enum Seven: Count { static var value: Int { 7 } }
+enum Eight: Count { static var value: Int { 8 } }
 
 /// `directConvTile` for `B` blocks, specialised for each `rows`.
 private func directConvTile<B: Count>(_ blocks: B.Type, rows: Int, _ run: UnsafePointer<Float>, _ at: ByteOffsets,

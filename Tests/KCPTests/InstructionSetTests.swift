@@ -55,7 +55,7 @@ struct InstructionSetTests {
     }
 
     @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
-          arguments: directCases + winogradCases + tapCases + unfoldCases.filter {
+          arguments: directCases + depthwiseVectorCases + winogradCases + tapCases + unfoldCases.filter {
               // Those the channel-vector and pointwise kernels take with AVX-512 only (`wideKernelAgrees`).
               $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 && !ChannelVectorConvolution.pays(geometry($0))
                   && !PointwiseConvolution.pays(geometry($0))

@@ -73,7 +73,7 @@ struct ThreadsTests {
     }
 
     @Test("conv forward (fused epilogue too) and backward are bitwise the same for 1, 2 and 3 threads",
-          arguments: (unfoldCases + directCases + winogradCases + tapCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+          arguments: (unfoldCases + directCases + depthwiseVectorCases + winogradCases + tapCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func convBitwise(_ c: ConvCase) throws {
         var rng = SplitMix64(seed: 45)
         let x = fdTensor(c.input, &rng), w = fdTensor(c.weight, &rng)

@@ -1,9 +1,10 @@
 /// 2-D convolution, NCHW: `y[n, o] = b[o] + sum_{j, p, q} W[o, j, p, q] * x[n, g*I/g + j, h*s + p*d - pad, ...]`.
 ///
 /// 3x3 stride-1 convs with channels and tiles enough run Winograd's
-/// F(4x4, 3x3) (`WinogradConvolution`, which says when it suits); convs
-/// with a few output channels per group and a kernel of several taps, the
-/// direct kernel (`DirectConvolution`); those whose taps read mostly
+/// F(4x4, 3x3) (`WinogradConvolution`, which says when it suits);
+/// depthwise convs of short rows, 16 channels along the vector lanes
+/// (`DepthwiseVectorConvolution`); convs with a few output channels per
+/// group and a kernel of several taps, the direct kernel (`DirectConvolution`); those whose taps read mostly
 /// padding, a matrix product per tap (`TapProducts`); with AVX-512, 1x1
 /// convs, register tiles over pixel vectors (`PointwiseConvolution`), and
 /// those of many output channels or strided ones of 32 or more, the
@@ -38,6 +39,9 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
                              output: ys.baseAddress!) { epilogue in
                 if WinogradConvolution.suits(s) {
                     winogradConvolution(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                } else if DepthwiseVectorConvolution.suits(s) {
+                    depthwiseVectorConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue,
+                                          into: ys.baseAddress!)
                 } else if DirectConvolution.suits(s) && !ChannelVectorConvolution.suits(s) {
                     directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if TapProducts.suits(s) {

@@ -81,14 +81,9 @@ struct DirectConvolution {
     /// faster direct on 3x3 layers of 32 to 128 pixels, whose products of one
     /// row would leave OpenBLAS idle), and pixel blocks that leave at most a tenth
     /// of their lanes idle (with 8-pixel rows, 80% busy, the two are even).
-    /// A depthwise conv of 25 taps or more that depthwise columns compute
-    /// takes the direct kernel whatever its idle lanes: unfolding copies each
-    /// pixel once per tap (5x5 and 7x7 kernels on rows of 7, 14 and 28
-    /// pixels 1.25-2.8x faster direct; 5x5 on 14 pixels 1.04x slower).
     static func suits(_ s: ConvGeometry) -> Bool {
-        guard s.kh * s.kw > 1 && ((4...64).contains(s.outPerGroup) || s.isDepthwise) else { return false }
-        let direct = DirectConvolution(s)
-        return 10 * s.outWidth >= 9 * direct.pixelColumns || (direct.columnBlocks > 0 && s.kh * s.kw >= 25)
+        s.kh * s.kw > 1 && ((4...64).contains(s.outPerGroup) || s.isDepthwise)
+            && 10 * s.outWidth >= 9 * DirectConvolution(s).pixelColumns
     }
 
     var phases: Int { s.conv.stride.0 * s.conv.stride.1 }
@@ -145,11 +140,11 @@ struct DirectConvolution {
     /// With `paddingCleared` (the window last filled for the same `rows`), only
     /// the input's pixels are copied: the padding and the overread are zero still.
     /// The input rows are read in order, each into every column phase in
-    /// turn (it stays in the L1 cache), every row phase at once: with stride 2,
-    /// reading every other row for one row phase and then the others copied
-    /// 1.2x slower, and reading all rows for each column phase in turn,
-    /// MobileNetV3's stride-2 depthwise conv on 64 channels of 256x256
-    /// (most of whose time is the copy) 1.xx slower.
+    /// turn while it is in the L1 cache, every row phase at once: with
+    /// stride 2, reading every other row for one row phase and then the
+    /// others copied 1.2x slower, and all the rows for one column phase and
+    /// then again for the other made MobileNetV3's stride-2 depthwise convs
+    /// (most of whose time is the copy) 1.04-1.08x slower.
     func fillWindow(_ input: UnsafePointer<Float>, rows: Range<Int>, channels: Range<Int>? = nil,
                     paddingCleared: Bool = false, into window: UnsafeMutablePointer<Float>)
     {

@@ -171,6 +171,29 @@ func depthwiseRuns(_ run: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, 
                             rows: rows, width: width, pitch: pitch, outPitch: outPitch, into: out)
 }
 
+/// `KCPVector.depthwiseVectorTile` of the active set for `pixels` (1 to 8)
+/// pixels: AVX-512 computes them at once, AVX2 (whose 16 ymm registers
+/// hold 4 pixels' accumulators) 4 at a time.
+@inline(__always)
+func depthwiseVectorTile(pixels: Int, _ window: UnsafePointer<Float>, pixelOffsets: UnsafePointer<Int>,
+                         _ kernels: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int,
+                         into tile: UnsafeMutablePointer<Float>)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.depthwiseVectorTile(pixels: pixels, window, pixelOffsets: pixelOffsets, kernels,
+                                                   offsets: offsets, taps: taps, into: tile)
+    }
+    #endif
+    var done = 0
+    while done < pixels {
+        let count = min(4, pixels - done)
+        KCPVector.depthwiseVectorTile(pixels: count, window, pixelOffsets: pixelOffsets + done, kernels, offsets: offsets,
+                                      taps: taps, into: tile + done * KCPVector.channelVectorLanes)
+        done += count
+    }
+}
+
 /// `KCPVector.convEpilogue` of the active set.
 @inline(__always)
 func convEpilogue(_ values: UnsafePointer<Float>, valuePitch: Int, to lines: UnsafeMutablePointer<Float>, linePitch: Int,
@@ -334,6 +357,9 @@ typealias PixelOffsets = KCPVector.PixelOffsets
 /// Output pixels and channels of one `directConvTile` (the same in every build).
 let directTile = (pixels: KCPVector.directTilePixels, channels: KCPVector.directTileChannels,
                   rowPitch: KCPVector.directTileRowPitch)
+
+/// The most output pixels of one `depthwiseVectorTile` call (the same in every build).
+let depthwiseVectorPixels = KCPVector.depthwiseVectorPixels
 
 /// Output channels per vector and output pixels of one `channelVectorTile` (the same in every build).
 let channelVectorTileShape = (lanes: KCPVector.channelVectorLanes, pixels: KCPVector.channelVectorPixels)

@@ -1,0 +1,1 @@
+../KCPVector/DepthwiseVectorTiles.swift
