@@ -3,7 +3,9 @@
 Cases (random weights, eval mode, nothing downloaded):
 
 * torchvision ResNet-50 through ``kcp.torch.to_kcp``, 224x224, batch 1 and 8;
-* torchvision DeepLabV3-MobileNetV3-Large through ``kcp.torch.to_kcp``, 512x512;
+* torchvision DeepLabV3-MobileNetV3-Large through ``kcp.torch.to_kcp``, 512x512,
+  and the MobileNetV3-Large classifier at 224x224 (depthwise convs on 7x7
+  to 112x112 planes);
 * the U-Net of ``kcp.models`` at 512x512 and its stereo network at 256x512
   (48 disparities);
 * the small cases of ``benchmarks/inference.py`` (ResNet-20 b64 32x32, U-Net
@@ -81,6 +83,7 @@ CASES = {
     "ResNet-50 b1": torchvision_case("resnet50", 224, 1),
     "ResNet-50 b8": torchvision_case("resnet50", 224, 8),
     "DeepLabV3-MNv3 512": torchvision_case("deeplabv3_mobilenet_v3_large", 512, 1),
+    "MobileNetV3-L b1": torchvision_case("mobilenet_v3_large", 224, 1),
     "U-Net 512": kcp_case("unet", batch=1, image_size=512),
     "stereo 256x512": kcp_case("stereo_net", batch=1, height=256, width=512, max_disparity=48),
     "ResNet-20 b64": kcp_case("resnet", depth=20, batch=64),
