@@ -4,7 +4,8 @@
 /// F(4x4, 3x3) (`WinogradConvolution`, which says when it suits);
 /// depthwise convs of short rows, 16 channels along the vector lanes
 /// (`DepthwiseVectorConvolution`); convs with a few output channels per
-/// group and a kernel of several taps, the direct kernel (`DirectConvolution`); those whose taps read mostly
+/// group and a kernel of several taps, the direct kernel
+/// (`DirectConvolution`); those whose taps read mostly
 /// padding, a matrix product per tap (`TapProducts`); with AVX-512, 1x1
 /// convs, register tiles over pixel vectors (`PointwiseConvolution`), and
 /// those of many output channels or strided ones of 32 or more, the

@@ -39,13 +39,14 @@ struct DepthwiseVectorConvolution {
     /// that the pixel-vector kernel leaves (`DirectConvolution.suits`) and
     /// would be unfolded. Measured against those (1 thread, Xeon, with
     /// batchnorm and hardswish): 672 channels 14x14 -> 7x7 with 5x5 taps,
-    /// stride 2, unfolded 0.87 -> 0.20 ms; 960 of 7x7 with 3x3 taps 0.26 ->
-    /// 0.13; 240 of 28x28 -> 14x14, stride 2, direct 0.28 -> 0.16; 7x7 taps
-    /// on 192 channels of 28x28, direct 0.40 -> 0.31, 3x3 0.33 -> 0.27, and
-    /// even on 5x5 (0.17). On rows of 32 pixels and more the direct kernel
-    /// wins: its fill copies each float once, the transposes here read and
-    /// write each about three times (32x32, 672 channels, 3x3: 0.68 against
-    /// 1.05; 56x56, 144 channels: 0.53 against 0.66).
+    /// stride 2, unfolded 0.87 -> 0.10 ms; 960 of 7x7 with 3x3 taps 0.26 ->
+    /// 0.13; 240 of 28x28 -> 14x14, stride 2, direct 0.28 -> 0.11; 192 of
+    /// 28x28, direct, with 7x7 taps 0.40 -> 0.31, 3x3 0.33 -> 0.27, 5x5
+    /// even. From rows of 32 pixels on, the two are even or the direct
+    /// kernel is ahead: its window copies each float once, the transposes
+    /// here read and write each about three times (672 channels of 32x32,
+    /// 3x3: 0.62 against 0.96; 56x56, 3x3 on 144 channels 0.59 against
+    /// 0.54, 7x7 on 96 0.49 against 0.55; 64x64 and up 1.4-2.3x).
     static func suits(_ s: ConvGeometry) -> Bool {
         let (top, left, bottom, right) = s.conv.padding
         return s.isDepthwise && min(top, left, bottom, right) >= 0
