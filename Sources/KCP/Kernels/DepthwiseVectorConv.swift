@@ -110,12 +110,12 @@ struct DepthwiseVectorConvolution {
     {
         let (sy, sx) = s.conv.stride, count = rows.count * s.outWidth
         withUnsafeTemporaryAllocation(of: Int.self, capacity: depthwiseVectorPixels) { at in
-            var j = 0
+            var (j, oy, ox) = (0, 0, 0)  // the next pixel, and its row and column
             while j < count {
                 let pixels = min(depthwiseVectorPixels, count - j)
                 for i in 0..<pixels {
-                    let (oy, ox) = (j + i).quotientAndRemainder(dividingBy: s.outWidth)
                     at[i] = (oy * sy * columns + ox * sx) * Self.lanes
+                    (oy, ox) = ox + 1 < s.outWidth ? (oy, ox + 1) : (oy + 1, 0)
                 }
                 depthwiseVectorTile(pixels: pixels, window, pixelOffsets: at.baseAddress!, weights, offsets: offsets,
                                     taps: s.kh * s.kw, into: tile + j * Self.lanes)

@@ -151,31 +151,34 @@ struct DirectConvolution {
         let channels = channels ?? 0..<s.perGroup
         let ((sy, sx), top, left) = (s.conv.stride, s.conv.padding.0, s.conv.padding.1)
         let planeSize = phaseRows * pitch
-        for c in channels {
-            let channel = input + (c - channels.lowerBound) * s.channelStride - left
-            var line = window + c * sy * sx * planeSize  // row i of phase (fy, fx): line + (fy*sx + fx)*planeSize + i*pitch
-            var iy = rows.lowerBound * sy - top  // the input row of row i of phase fy: iy + fy
-            for _ in 0..<phaseRows {
-                for fy in 0..<sy {
-                    let inside = iy + fy >= 0 && iy + fy < s.height
-                    for fx in 0..<sx {
-                        let phaseLine = line + (fy * sx + fx) * planeSize
-                        // Column t of phase fx holds input column t*sx + fx - left, inside for t in first..<end.
-                        let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
-                        let end = max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
-                        if inside {
-                            copyStridedFloats(channel + (iy + fy) * s.width + fx, step: sx, to: phaseLine, first..<end)
-                        }
-                        if paddingCleared { continue }
-                        if inside {
-                            clearFloats(phaseLine, count: first)
-                            clearFloats(phaseLine + end, count: pitch - end)
-                        } else {
-                            clearFloats(phaseLine, count: pitch)
+        withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: sx) { inside in
+            for fx in 0..<sx {  // column t of phase fx holds input column t*sx + fx - left, inside for t in inside[fx]
+                let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
+                inside[fx] = first..<max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
+            }
+            for c in channels {
+                let channel = input + (c - channels.lowerBound) * s.channelStride - left
+                var line = window + c * sy * sx * planeSize  // row i of phase (fy, fx): line + (fy*sx + fx)*planeSize + i*pitch
+                var iy = rows.lowerBound * sy - top  // the input row of row i of phase fy: iy + fy
+                for _ in 0..<phaseRows {
+                    for fy in 0..<sy {
+                        let rowInside = iy + fy >= 0 && iy + fy < s.height
+                        for fx in 0..<sx {
+                            let (phaseLine, columns) = (line + (fy * sx + fx) * planeSize, inside[fx])
+                            if rowInside {
+                                copyStridedFloats(channel + (iy + fy) * s.width + fx, step: sx, to: phaseLine, columns)
+                            }
+                            if paddingCleared { continue }
+                            if rowInside {
+                                clearFloats(phaseLine, count: columns.lowerBound)
+                                clearFloats(phaseLine + columns.upperBound, count: pitch - columns.upperBound)
+                            } else {
+                                clearFloats(phaseLine, count: pitch)
+                            }
                         }
                     }
+                    (line, iy) = (line + pitch, iy + sy)
                 }
-                (line, iy) = (line + pitch, iy + sy)
             }
         }
         if !paddingCleared { clearFloats(window + s.perGroup * channelPitch, count: Self.overread) }
