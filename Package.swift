@@ -38,11 +38,13 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
 
-        // glibc's malloc tuning (malloc.h) and CPU features, which the Glibc module lacks.
+        // glibc's malloc tuning (malloc.h), CPU features and a prefetch hint, which the Glibc module lacks.
         .target(name: "CPlatform"),
     ]
-    // MARK: Vector kernels, one build per instruction set (pure Swift on raw pointers)
-    + vectorBuilds.map { .target(name: $0.name, swiftSettings: engineSettings($0.cpuFlags)) }
+    // MARK: Vector kernels, one build per instruction set (Swift on raw pointers, CPlatform's prefetch hint)
+    + vectorBuilds.map {
+        .target(name: $0.name, dependencies: ["CPlatform"], swiftSettings: engineSettings($0.cpuFlags))
+    }
     + [
         // MARK: Engine (pure Swift, no Foundation)
         .target(name: "KCP", dependencies: ["COpenBLAS", "CPlatform"] + vectorBuilds.map { .target(name: $0.name) },

@@ -1,3 +1,5 @@
+import CPlatform
+
 /// The convolution's inner loops on raw pointers, built once per instruction
 /// set (see Package.swift): 16-float vectors are one zmm register with
 /// AVX-512 and two ymm registers with AVX2, with the same float operations
@@ -21,11 +23,18 @@ public let directTilePixels = 16, directTileChannels = 6, directTileRowPitch = 4
 /// FMA's latency and spread each broadcast over more products (AVX2's 16
 /// ymm registers hold one block's 12). The code is specialised for each
 /// `rows` and `blocks`.
+///
+/// A 1x1 call (`taps` 1) given `ahead` prefetches the weights of the next
+/// call from there on, `rows` floats per channel as it reads its own: the
+/// pointwise kernel reads each block's weights once per chunk, and a layer
+/// whose weights outgrow the L2 cache would otherwise wait on memory at
+/// every block (`PointwiseConvolution`).
 public func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, blockOffsets: BlockOffsets,
                            _ kernels: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int, channels: Int,
-                           channelPitch: Int, into tile: UnsafeMutablePointer<Float>)
+                           channelPitch: Int, prefetching ahead: UnsafeRawPointer? = nil,
+                           into tile: UnsafeMutablePointer<Float>)
 {
-    let shape = (taps: taps, channels: channels, pitch: channelPitch)
+    let shape = (taps: taps, channels: channels, pitch: channelPitch, ahead: ahead)
     let bytes = MemoryLayout<Float>.stride
     let at = (blockOffsets.1 * bytes, blockOffsets.2 * bytes, blockOffsets.3 * bytes)
     switch blocks {
@@ -53,7 +62,7 @@ enum Eight: Count { static var value: Int { 8 } }
 /// `directConvTile` for `B` blocks, specialised for each `rows`.
 private func directConvTile<B: Count>(_ blocks: B.Type, rows: Int, _ run: UnsafePointer<Float>, _ at: ByteOffsets,
                                       _ kernels: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
-                                      _ shape: (taps: Int, channels: Int, pitch: Int), _ tile: UnsafeMutablePointer<Float>)
+                                      _ shape: Shape, _ tile: UnsafeMutablePointer<Float>)
 {
     switch rows {
     case 6: accumulate(Six.self, B.self, run, at, kernels, offsets, shape, tile)
@@ -67,6 +76,10 @@ private func directConvTile<B: Count>(_ blocks: B.Type, rows: Int, _ run: Unsafe
 
 /// Byte offsets of the second, third and fourth pixel blocks from the first.
 private typealias ByteOffsets = (Int, Int, Int)
+
+/// The loops of one `directConvTile` call: taps and channels, the floats from one channel to the
+/// next, and where the weights of the next call start, to prefetch, if given.
+private typealias Shape = (taps: Int, channels: Int, pitch: Int, ahead: UnsafeRawPointer?)
 
 /// Up to four vectors of a register tile: one output channel's accumulators, one per 16-pixel block,
 /// here; one pixel's, one per 16-channel vector, in `channelVectorTile`.
@@ -85,8 +98,7 @@ func addProducts(_ a: inout Blocks, _ x: Blocks, _ w: Float, count: Int) {
 /// `directConvTile` for `R` rows and `B` blocks: `R * B` vector accumulators.
 private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafePointer<Float>, _ at: ByteOffsets,
                                             _ kernels: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
-                                            _ shape: (taps: Int, channels: Int, pitch: Int),
-                                            _ tile: UnsafeMutablePointer<Float>)
+                                            _ shape: Shape, _ tile: UnsafeMutablePointer<Float>)
 {
     let (rows, blocks) = (R.value, B.value)
     let zero: Blocks = (Lanes(), Lanes(), Lanes(), Lanes())
@@ -110,9 +122,18 @@ private func accumulate<R: Count, B: Count>(_: R.Type, _: B.Type, _ run: UnsafeP
     if shape.taps == 1 {  // a 1x1 conv: one loop over the channels, without a loop over taps in each
         var pixels = UnsafeRawPointer(run + offsets[0])
         let step = shape.pitch * MemoryLayout<Float>.stride
-        for _ in 0..<shape.channels {
-            add(pixels)
-            pixels += step
+        if var ahead = shape.ahead {
+            for _ in 0..<shape.channels {
+                kcp_prefetch(ahead)
+                add(pixels)
+                pixels += step
+                ahead += rows * MemoryLayout<Float>.stride
+            }
+        } else {
+            for _ in 0..<shape.channels {
+                add(pixels)
+                pixels += step
+            }
         }
     } else {
         for c in 0..<shape.channels {

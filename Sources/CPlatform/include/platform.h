@@ -1,4 +1,4 @@
-// glibc interfaces the Swift Glibc module does not carry.
+// glibc interfaces the Swift Glibc module does not carry, CPU features, and a prefetch hint.
 #include <malloc.h>
 
 /// 1 if the CPU and the OS support AVX-512 F, BW, DQ and VL (the set that
@@ -19,3 +19,8 @@ const char *kcp_blas_coretype(void);
 /// which has room for `capacity` bytes (at least 49); returns 1, or 0 where
 /// the CPU reports none.
 int kcp_cpu_name(char *name, int capacity);
+
+/// Asks the CPU to bring the cache line holding `address` into the L2 cache
+/// (`prefetcht1` on x86-64), without waiting for it: a hint, which never
+/// faults, whatever the address.
+static inline void kcp_prefetch(const void *address) { __builtin_prefetch(address, 0, 2); }

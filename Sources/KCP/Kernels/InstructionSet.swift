@@ -49,20 +49,21 @@ public enum InstructionSet: String, CaseIterable, Sendable {
 @inline(__always)
 func directConvTile(rows: Int, blocks: Int, _ run: UnsafePointer<Float>, blockOffsets: KCPVector.BlockOffsets,
                     _ kernels: UnsafePointer<Float>, offsets: UnsafePointer<Int>, taps: Int, channels: Int,
-                    channelPitch: Int, into tile: UnsafeMutablePointer<Float>)
+                    channelPitch: Int, prefetching ahead: UnsafeRawPointer? = nil,
+                    into tile: UnsafeMutablePointer<Float>)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
         return KCPVectorAVX512.directConvTile(rows: rows, blocks: blocks, run, blockOffsets: blockOffsets, kernels,
                                               offsets: offsets, taps: taps, channels: channels,
-                                              channelPitch: channelPitch, into: tile)
+                                              channelPitch: channelPitch, prefetching: ahead, into: tile)
     }
     #endif
     for block in 0..<blocks {
         let start = block == 0 ? 0 : block == 1 ? blockOffsets.1 : block == 2 ? blockOffsets.2 : blockOffsets.3
         KCPVector.directConvTile(rows: rows, blocks: 1, run + start, blockOffsets: (0, 0, 0, 0), kernels,
                                  offsets: offsets, taps: taps, channels: channels, channelPitch: channelPitch,
-                                 into: tile + block * directTile.pixels)
+                                 prefetching: block == 0 ? ahead : nil, into: tile + block * directTile.pixels)
     }
 }
 
