@@ -304,17 +304,17 @@ struct ChannelBlocks {
     }
 
     /// Parts to split a group's blocks into, each a job, so that `units`
-    /// jobs of other kinds (samples, groups, chunks of pixels) times the parts
-    /// give every thread one (a 7x7 plane or a batch of 1 leaves few units),
-    /// and no more: each part copies its unit's input once more (the
-    /// pointwise kernel's chunk, the tap products' unit). With 4 per thread,
-    /// a single thread ran 4 parts of each 7x7 and 14x14 1x1 conv of
-    /// MobileNetV3-Large and ResNet-50: one part each, their 1x1 convs took
-    /// 2.88 ms against 3.17 and 24.2 against 25.0; with 2 threads,
-    /// MobileNetV3-Large's 2.25 against 2.56, DeepLabV3's kxk convs 17.2
-    /// against 19.7 (the tap products), ResNet-50's 1x1 convs 14.8 against
-    /// 14.7 (Xeon, AVX-512, medians of alternating rounds in one process). The jobs
-    /// only schedule the work: every output is summed in the same order,
+    /// jobs of other kinds (samples, groups, chunks of pixels) times the
+    /// parts give every thread one (a 7x7 plane or a batch of 1 leaves few
+    /// units), and no more: each part copies its unit's input once more
+    /// (the pointwise kernel's chunk, the tap products' unit). With 4 per
+    /// thread, a single thread ran 4 parts of each 1x1 conv on 7x7 and
+    /// 14x14; with one, MobileNetV3-Large's 1x1 convs took 2.88 ms against
+    /// 3.17 and ResNet-50's 24.2 against 25.0; on 2 threads,
+    /// MobileNetV3-Large's 2.25 against 2.56, DeepLabV3's tap products 17.2
+    /// against 19.7, ResNet-50's 1x1 convs 14.8 against 14.7 (Xeon, AVX-512,
+    /// medians of alternating rounds in one process). The jobs only
+    /// schedule the work: every output is summed in the same order,
     /// whatever the thread count.
     func parts(units: Int) -> Int { min(count, max(1, (Threads.count + units - 1) / units)) }
 

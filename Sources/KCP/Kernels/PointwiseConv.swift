@@ -18,13 +18,13 @@
 /// channel-vector kernel's need a transpose.
 ///
 /// Each block's last call of a chunk prefetches the next block's weights
-/// (`directConvTile(prefetching:)`): in a network, the weights of a layer
-/// come from memory (ResNet-50's on 7x7 and 14x14 hold 1-4 MB), read in
-/// order but too slowly for the 2-4 KB a call takes from each 64 input
-/// channels. ResNet-50 at batch 1: 2048 -> 512 on 7x7 0.83-0.87 -> 0.68-0.71
-/// ms, 1024 -> 256 on 14x14 0.60 -> 0.55-0.56, the network's 1x1 convs
-/// 25.9-26.0 -> 23.9-24.3 (Xeon, AVX-512, 1 thread, per-layer medians,
-/// alternating builds).
+/// (`directConvTile(prefetching:)`): in a network, a layer's weights come
+/// from memory (ResNet-50's on 7x7 and 14x14 hold 1-4 MB), and a call,
+/// which reads its block's 6 weights per input channel in order, waited
+/// for each of their cache lines. ResNet-50 at batch 1: 2048 -> 512 on
+/// 7x7 0.83-0.87 -> 0.68-0.71 ms, 1024 -> 256 on 14x14 0.60 -> 0.55-0.56,
+/// the network's 1x1 convs 25.9-26.0 -> 23.9-24.3 (Xeon, AVX-512, 1
+/// thread, per-layer medians, alternating builds).
 struct PointwiseConvolution {
     /// Pixels of one `directConvTile` call (its 4 blocks of 16).
     static let callPixels = DirectConvolution.blocksPerCall * DirectConvolution.pixelsPerBlock
