@@ -204,6 +204,14 @@ struct DirectConvolution {
                               columns: windowTaps.columns, tapStep: s.conv.dilation.0, rows: runs, width: width,
                               pitch: pitch, outPitch: depthwisePitch, into: tile)
             }
+            if s.outWidth % Self.pixelsPerBlock != 0 && rows.count > 1 {
+                // Rows packed together in the tile (each moves down; `copyFloats` reads a run before
+                // writing it), so that only the tile's last vector is partial where each row's was: the
+                // epilogue takes a partial vector lane by lane (72 channels of 56x56 with batchnorm and
+                // hardswish, 1 thread: 195 -> 135 us; MobileNetV3-Large's depthwise convs 1.88 -> 1.76 ms).
+                for r in 1..<rows.count { copyFloats(tile + r * depthwisePitch, to: tile + r * s.outWidth, count: s.outWidth) }
+                return epilogue.store(tile, channel: g, to: lines, count: rows.count * s.outWidth)
+            }
             epilogue.store(tile, channel: g, to: lines, count: s.outWidth, rows: rows.count, valuePitch: depthwisePitch,
                            linePitch: s.outWidth, channelStep: 0)
             return
