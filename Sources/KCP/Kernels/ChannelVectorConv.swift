@@ -20,8 +20,6 @@ import CPlatform
 struct ChannelVectorConvolution {
     /// Output channels per vector, per block (the most one call computes), and output pixels per call.
     static let vectorChannels = channelVectorTileShape.lanes, blockChannels = 64, tilePixels = channelVectorTileShape.pixels
-    /// Floats of a cache line.
-    static let lineFloats = 16
     /// Output pixels per job (16 tiles): its results, `[pixels, 64]`, stay in the L1 cache.
     static let chunkPixels = 16 * tilePixels
 
@@ -179,10 +177,10 @@ struct ChannelVectorConvolution {
         for c in stride(from: 0, to: s.perGroup, by: part) {
             // The next part's weights, a share of their cache lines before each tile.
             let next = UnsafeRawPointer(kernels + (c + part) * taps * kernelPitch)
-            let lines = max(0, min(part, s.perGroup - c - part)) * taps * kernelPitch / Self.lineFloats
+            let lines = max(0, min(part, s.perGroup - c - part)) * taps * kernelPitch / cacheLineFloats
             for (t, tile) in tiles.enumerated() {
                 for line in (t * lines / tiles.count)..<((t + 1) * lines / tiles.count) {
-                    kcp_prefetch(next + line * Self.lineFloats * MemoryLayout<Float>.stride)
+                    kcp_prefetch(next + line * cacheLineFloats * MemoryLayout<Float>.stride)
                 }
                 channelVectorTile(vectors: vectors, pixels: tile.count, input + c * planeSize + tile.base,
                                   pixelOffsets: tile.at, kernels + c * taps * kernelPitch, kernelPitch: kernelPitch,

@@ -92,7 +92,9 @@ struct DirectConvolution {
     static let overread = 2 * pixelsPerBlock
     /// Where one worker's register tile starts in its scratch, after the window and its overread, on a
     /// cache line.
-    var tileOffset: Int { (s.perGroup * channelPitch + Self.overread + 15) / 16 * 16 }
+    var tileOffset: Int {
+        (s.perGroup * channelPitch + Self.overread + cacheLineFloats - 1) / cacheLineFloats * cacheLineFloats
+    }
     /// Floats from one output row to the next in a depthwise conv's tile: the window's pitch where
     /// pixel blocks run through the rows, else the row's blocks.
     var depthwisePitch: Int {
