@@ -191,11 +191,16 @@ struct ConvKernelTests {
         #expect(withoutPaddingTaps(geometry(splitCases[0]), weight: Tensor(zeros: splitCases[0].weight)) == nil)
     }
 
-    @Test("forms made from the weights (tap blocks, cropped taps, packed blocks) follow the weights and their copies")
+    @Test("forms made from the weights (tap blocks, cropped taps, packed blocks, Winograd kernels, depthwise vectors) follow the weights and their copies")
     func weightFormsFollowTheWeights() {
         let cropped = ConvCase(label: "dilation 7 on 6x6: 1x1", input: [1, 8, 6, 6], weight: [12, 8, 3, 3],
                                conv: Conv2d(padding: (7, 7, 7, 7), dilation: (7, 7)), bias: false)
-        for c in [tapCases[0], cropped, pointwiseKernelCases[0], channelVectorCases[0]] {
+        // The paths that keep forms on every instruction set, each case taking its path.
+        #expect(WinogradConvolution.suits(geometry(winogradCases[0])))
+        #expect(DirectConvolution.suits(geometry(directCases[0])) && !TapProducts.suits(geometry(directCases[0])))
+        #expect(DepthwiseVectorConvolution.suits(geometry(depthwiseVectorCases[0])))
+        for c in [tapCases[0], cropped, pointwiseKernelCases[0], channelVectorCases[0], winogradCases[0], directCases[0],
+                  depthwiseVectorCases[0]] {
             let s = geometry(c), shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
             var rng = SplitMix64(seed: 13)
             let x = netTensor(c.input, &rng)

@@ -39,12 +39,12 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
             withConvEpilogue(bias: bias, normalization: normalization, residual: residual, activation: activation,
                              output: ys.baseAddress!) { epilogue in
                 if WinogradConvolution.suits(s) {
-                    winogradConvolution(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                    winogradConvolution(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if DepthwiseVectorConvolution.suits(s) {
-                    depthwiseVectorConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue,
+                    depthwiseVectorConv2d(xs.baseAddress!, weight: weight, s, epilogue: epilogue,
                                           into: ys.baseAddress!)
                 } else if DirectConvolution.suits(s) && !ChannelVectorConvolution.suits(s) {
-                    directConv2d(xs.baseAddress!, weight: weight.data, s, epilogue: epilogue, into: ys.baseAddress!)
+                    directConv2d(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if TapProducts.suits(s) {
                     tapProductConv2d(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else if PointwiseConvolution.suits(s) {
@@ -141,11 +141,11 @@ struct ConvEpilogue {
 
 /// The direct kernel over every tile of output rows of every sample and
 /// group, the groups of a job (`groupsPerJob`) in turn through one window.
-private func directConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
+private func directConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometry, epilogue: ConvEpilogue,
                           into y: UnsafeMutablePointer<Float>)
 {
     let direct = DirectConvolution(s)
-    let packed = direct.channelBlocks.packedWeights(weight)
+    let packed = direct.channelBlocks.packedWeights(of: weight)
     let perJob = direct.groupsPerJob, parts = (s.groups + perJob - 1) / perJob
     packed.withUnsafeBufferPointer { weights in
         direct.withTaps { taps in

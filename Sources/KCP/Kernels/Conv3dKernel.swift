@@ -140,18 +140,18 @@ func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, o
                    activation: Activation.Kind? = nil) -> Tensor
 {
     let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
-    let packed = depthTapsFirst(weight)
     return Tensor(shape: outputShape) { ys in
         x.data.withUnsafeBufferPointer { xs in
             withConvEpilogue(bias: bias, normalization: normalization, residual: residual, activation: activation,
                              output: ys.baseAddress!) { epilogue in
                 if let slices = s.winogradSlices, WinogradConvolution.suits(s.plane, slices: slices) {
-                    winogradConvolution(xs.baseAddress!, weight: packed, s.plane, slices: slices, epilogue: epilogue,
-                                        into: ys.baseAddress!)
+                    winogradConvolution(xs.baseAddress!, weight: weight, arranged: depthTapsFirst, s.plane, slices: slices,
+                                        epilogue: epilogue, into: ys.baseAddress!)
                 } else if DirectConvolution.suits(s.stacked) {
-                    directConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)
+                    directConv3d(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
                 } else {
-                    unfoldedConv3d(xs.baseAddress!, weight: packed, s, epilogue: epilogue, into: ys.baseAddress!)
+                    let arranged = weight.derived("depth taps first", layout: []) { depthTapsFirst(weight) }
+                    unfoldedConv3d(xs.baseAddress!, weight: arranged, s, epilogue: epilogue, into: ys.baseAddress!)
                 }
             }
         }
@@ -189,11 +189,11 @@ private func unfoldedConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Con
 
 /// The direct kernel over every tile of output rows of every output slice,
 /// sample and group, its window filled tap by tap from the input slices.
-private func directConv3d(_ x: UnsafePointer<Float>, weight: [Float], _ s: Conv3dGeometry, epilogue: ConvEpilogue,
+private func directConv3d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: Conv3dGeometry, epilogue: ConvEpilogue,
                           into y: UnsafeMutablePointer<Float>)
 {
     let p = s.plane, direct = DirectConvolution(s.stacked, windowFloats: Conv3dGeometry.windowFloats)
-    let packed = direct.channelBlocks.packedWeights(weight)
+    let packed = direct.channelBlocks.packedWeights(of: weight, arranged: depthTapsFirst)
     packed.withUnsafeBufferPointer { weights in
         direct.withTaps { windowTaps in
             parallelFor(s.batch * p.groups * s.outDepth * direct.tiles, scratch: direct.scratchSize) { job, window in

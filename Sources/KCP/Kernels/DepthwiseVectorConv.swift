@@ -129,11 +129,12 @@ struct DepthwiseVectorConvolution {
 
 /// The depthwise conv over every tile of output rows of every block of 16
 /// channels of every sample.
-func depthwiseVectorConv2d(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, epilogue: ConvEpilogue,
+func depthwiseVectorConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometry, epilogue: ConvEpilogue,
                            into y: UnsafeMutablePointer<Float>)
 {
     let conv = DepthwiseVectorConvolution(s), lanes = DepthwiseVectorConvolution.lanes
-    let packed = conv.packedWeights(weight), offsets = conv.tapOffsets()
+    let packed = weight.derived("depthwise vectors", layout: []) { conv.packedWeights(weight.data) }
+    let offsets = conv.tapOffsets()
     packed.withUnsafeBufferPointer { weights in
         offsets.withUnsafeBufferPointer { offsets in
             parallelFor(s.batch * conv.blocks * conv.tiles, scratch: conv.scratchSize) { job, scratch in

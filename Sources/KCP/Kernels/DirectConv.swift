@@ -331,6 +331,12 @@ struct ChannelBlocks {
     /// The blocks of part `part` of `parts`.
     func blocks(part: Int, of parts: Int) -> Range<Int> { (part * count / parts)..<((part + 1) * count / parts) }
 
+    /// `packedWeights` of `weight`'s values (`arranged` from them; a plane
+    /// conv's are those), packed once for those values (`Tensor.derived`).
+    func packedWeights(of weight: Tensor, arranged: (Tensor) -> [Float] = { $0.data }) -> [Float] {
+        weight.derived("channel blocks", layout: [s.groups]) { packedWeights(arranged(weight)) }
+    }
+
     /// The weights as `[groups, blocks, C/g, kh*kw, count]`, `count` the
     /// block's channels: block `b` of group `g` starts at `(g * O/g + first) * C/g * kh*kw`.
     func packedWeights(_ weight: [Float]) -> [Float] {

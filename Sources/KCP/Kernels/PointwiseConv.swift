@@ -158,9 +158,7 @@ func pointwiseConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometr
                      into y: UnsafeMutablePointer<Float>)
 {
     let conv = PointwiseConvolution(s)
-    let packed = weight.derived("pointwise blocks", layout: [s.outputs, s.perGroup, s.groups]) {
-        conv.channelBlocks.packedWeights(weight.data)
-    }
+    let packed = conv.channelBlocks.packedWeights(of: weight)
     let jobsPerUnit = conv.chunks * conv.parts
     packed.withUnsafeBufferPointer { weights in
         parallelFor(s.batch * s.groups * jobsPerUnit, scratch: conv.scratchSize) { job, scratch in

@@ -42,16 +42,17 @@ struct WinogradConvolution {
 
     /// Whether a conv runs this way: 3x3, stride 1, dilation 1; 48 or more input and output channels
     /// per group (32 on rows of 32 or more, where the per-row work is spread over more tiles); and
-    /// 16 or more tiles, and one for every 2048 kernels, which the products read transformed (4x
-    /// their size). Against the direct and unfolded paths, one conv at 1 thread (AMD EPYC, AVX-512):
+    /// 16 or more tiles, and one for every 8192 kernels, which the products read transformed (4x
+    /// their size; transformed once for the weights' values, `winogradConvolution`). Against the
+    /// direct and unfolded paths, one conv at 1 thread (AMD EPYC, AVX-512, kernels transformed per call):
     /// 0.42-0.62x the time for 64 or 128 channels from 8x8 (batch 64) to 64x128 (batch 1); 0.64-0.84x
     /// for 32 channels on 32x32 (batch 16), 64x128 and 256x256, 40 on 64x64, 48 on 16x16 (batch 64),
     /// and 96 -> 32 on 256x256; 0.83x for 128 channels on 14x14 (16 tiles), 0.74x for 256 on 14x14
     /// (batch 8), 0.96x with batch 2 (32 tiles), 0.77x on 7x7 (batch 16). Left out: 1.0-1.3x for 32
-    /// channels on 16x16 in batches of 8 and 64, 0.92-1.08x for 24 channels, 1.33x for 16; 1.08x for
-    /// 256 channels on 14x14 (16 tiles for 65536 kernels), 1.0-1.6x for 512 on 7x7 in batches of 4
-    /// and 8, and 3.6x alone (4 tiles), where writing and reading the transformed kernels outweighs
-    /// the products.
+    /// channels on 16x16 in batches of 8 and 64, 0.92-1.08x for 24 channels, 1.33x for 16. With the
+    /// kernels transformed once (AMD EPYC, AVX2): 0.62-0.66x for 256 channels on 14x14 (16 tiles for
+    /// 65536 kernels), even for 512 on 7x7 in a batch of 8 (32 tiles); left out, 1.17x in a batch of
+    /// 4 and 1.6x alone (4 tiles), where reading the transformed kernels outweighs the products.
     /// A volumetric conv counts the input channels of all its depth taps, and the tiles of all its
     /// output slices.
     static func suits(_ s: ConvGeometry, slices: WinogradSlices = .plane) -> Bool {
@@ -59,7 +60,7 @@ struct WinogradConvolution {
         let inputs = slices.taps * s.perGroup
         return s.kh == 3 && s.kw == 3 && s.conv.stride == (1, 1) && s.conv.dilation == (1, 1)
             && min(inputs, s.outPerGroup) >= (s.outWidth >= 32 ? 32 : 48)
-            && tiles >= max(16, inputs * s.outPerGroup / 2048)
+            && tiles >= max(16, inputs * s.outPerGroup / 8192)
     }
 
     var bands: Int { s.batch * tileRows }
@@ -311,12 +312,17 @@ struct WinogradSlices {
 }
 
 /// `conv2dForward`'s and `conv3dForward`'s Winograd path: the kernels
-/// `[O, kd, C/g, 3, 3]` transformed once, then every chunk.
-func winogradConvolution(_ x: UnsafePointer<Float>, weight: [Float], _ s: ConvGeometry, slices: WinogradSlices = .plane,
-                         epilogue: ConvEpilogue, into y: UnsafeMutablePointer<Float>)
+/// `[O, kd, C/g, 3, 3]` (`arranged` from `weight`'s values; a plane conv's
+/// are those) transformed once for the weight's values (`Tensor.derived`),
+/// then every chunk. Transformed on every call, the kernels of 256
+/// channels took 29% of a conv on 14x14 (AMD EPYC, AVX2, 1 thread).
+func winogradConvolution(_ x: UnsafePointer<Float>, weight: Tensor, arranged: (Tensor) -> [Float] = { $0.data },
+                         _ s: ConvGeometry, slices: WinogradSlices = .plane, epilogue: ConvEpilogue,
+                         into y: UnsafeMutablePointer<Float>)
 {
     let winograd = WinogradConvolution(s, slices: slices)
-    winograd.transformedKernels(weight).withUnsafeBufferPointer { u in
+    let kernels = weight.derived("winograd kernels", layout: [s.groups]) { winograd.transformedKernels(arranged(weight)) }
+    kernels.withUnsafeBufferPointer { u in
         winograd.run(x, kernels: u.baseAddress!, epilogue: epilogue, into: y)
     }
 }
