@@ -264,6 +264,28 @@ def test_plan_round_trips_through_json_and_rebuilds_the_pruned_model():
         kcp.torch.load_pruned(fresh, json.dumps({"format": "other"}))
 
 
+def test_compact_and_returned_models_share_no_memory_with_the_model():
+    """The copies are made without cloning what they shrink, so every tensor
+    they hold must still be new: training or scaling one leaves the model
+    unchanged, including the tensors kept whole."""
+    model, inputs = build("unet")
+    pruner = kcp.torch.Pruner(model, inputs, macs_reduction=0.6)
+    plan = pruner.step()
+    before = copy.deepcopy(model.state_dict())
+    copies = [pruner.compact(), kcp.torch.load_pruned(model, plan), kcp.torch.from_kcp(kcp.torch.to_kcp(model, inputs), model)]
+    # from_kcp passes every parameter through the shrinking, most of them kept whole.
+    assert all(copies[2].state_dict()[name].shape == tensor.shape for name, tensor in before.items())
+    ours = {t.untyped_storage().data_ptr() for t in model.state_dict().values() if t.numel()}
+    for other in copies:
+        theirs = {t.untyped_storage().data_ptr() for t in other.state_dict().values() if t.numel()}
+        assert not ours & theirs
+        with torch.no_grad():
+            for t in other.state_dict().values():
+                t.add_(1)  # ints too (batchnorm counters)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
 def test_layer_norms_of_a_masked_model_leave_pruned_channels_out_of_their_statistics():
     """ConvNeXt's LayerNorms (over channels-last features, and LayerNorm2d) get hooks while they lose channels;
     the compact model's smaller LayerNorms and GroupNorm (whole groups) need none."""

