@@ -18,7 +18,7 @@ private let blasRunsSingleThreaded: Void = openblas_set_num_threads(1)
 /// multiplies, and with one column to share them that copy is most of the
 /// time (1 thread, AMD EPYC, AVX2: the squeeze-and-excitation 1x1 convs of
 /// MobileNetV3-Large on one pixel, 960 -> 240, 109 -> 49 us, all of them
-/// 0.83 -> 0.37 ms; its classifier, 960 -> 1280 -> 1000 at batch 1,
+/// 0.82 -> 0.40 ms; its classifier, 960 -> 1280 -> 1000 at batch 1,
 /// 1.20 -> 0.51 ms).
 func serialMatrixProduct(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool = false,
                          _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false, beta: Float = 0,
