@@ -44,13 +44,13 @@ struct WinogradConvolution {
     /// per group (32 on rows of 32 or more, where the per-row work is spread over more tiles); and
     /// 16 or more tiles, and one for every 8192 kernels, which the products read transformed (4x
     /// their size; transformed once for the weights' values, `winogradConvolution`). Against the
-    /// direct and unfolded paths, one conv at 1 thread (AMD EPYC, AVX-512, kernels transformed per call):
+    /// direct and unfolded paths, one conv at 1 thread (AMD EPYC Zen 4, AVX-512, kernels transformed per call):
     /// 0.42-0.62x the time for 64 or 128 channels from 8x8 (batch 64) to 64x128 (batch 1); 0.64-0.84x
     /// for 32 channels on 32x32 (batch 16), 64x128 and 256x256, 40 on 64x64, 48 on 16x16 (batch 64),
     /// and 96 -> 32 on 256x256; 0.83x for 128 channels on 14x14 (16 tiles), 0.74x for 256 on 14x14
     /// (batch 8), 0.96x with batch 2 (32 tiles), 0.77x on 7x7 (batch 16). Left out: 1.0-1.3x for 32
     /// channels on 16x16 in batches of 8 and 64, 0.92-1.08x for 24 channels, 1.33x for 16. With the
-    /// kernels transformed once (AMD EPYC, AVX2): 0.62-0.66x for 256 channels on 14x14 (16 tiles for
+    /// kernels transformed once (AMD EPYC Zen 3, AVX2): 0.62-0.66x for 256 channels on 14x14 (16 tiles for
     /// 65536 kernels), even for 512 on 7x7 in a batch of 8 (32 tiles); left out, 1.17x in a batch of
     /// 4 and 1.6x alone (4 tiles), where reading the transformed kernels outweighs the products.
     /// A volumetric conv counts the input channels of all its depth taps, and the tiles of all its
