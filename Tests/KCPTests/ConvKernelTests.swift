@@ -195,10 +195,13 @@ struct ConvKernelTests {
     func weightFormsFollowTheWeights() {
         let cropped = ConvCase(label: "dilation 7 on 6x6: 1x1", input: [1, 8, 6, 6], weight: [12, 8, 3, 3],
                                conv: Conv2d(padding: (7, 7, 7, 7), dilation: (7, 7)), bias: false)
-        // The paths that keep forms on every instruction set, each case taking its path.
-        #expect(WinogradConvolution.suits(geometry(winogradCases[0])))
-        #expect(DirectConvolution.suits(geometry(directCases[0])) && !TapProducts.suits(geometry(directCases[0])))
-        #expect(DepthwiseVectorConvolution.suits(geometry(depthwiseVectorCases[0])))
+        // The paths that keep forms on every instruction set, each case taking its path (in dispatch order).
+        let (winograd, direct, depthwise) = (geometry(winogradCases[0]), geometry(directCases[0]),
+                                             geometry(depthwiseVectorCases[0]))
+        #expect(WinogradConvolution.suits(winograd))
+        #expect(!WinogradConvolution.suits(depthwise) && DepthwiseVectorConvolution.suits(depthwise))
+        #expect(!WinogradConvolution.suits(direct) && !DepthwiseVectorConvolution.suits(direct)
+                && DirectConvolution.suits(direct) && !ChannelVectorConvolution.suits(direct))
         for c in [tapCases[0], cropped, pointwiseKernelCases[0], channelVectorCases[0], winogradCases[0], directCases[0],
                   depthwiseVectorCases[0]] {
             let s = geometry(c), shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
