@@ -140,20 +140,19 @@ struct Conv3dTests {
     }
 
     @Test("the kernels' forms (Winograd, direct, unfolded) follow the weights and their copies")
-    func weightFormsFollowTheWeights() {
+    func weightFormsFollowTheWeights() throws {
         let winograd = Conv3dCase(label: "Winograd slices", input: [1, 32, 3, 10, 10], weight: [48, 32, 3, 3, 3],
                                   depth: DepthAxis(front: 1, back: 1), padding: (1, 1, 1, 1))
         let cases = [winograd, conv3dCases[5], conv3dCases[0]]
-        let geometries = cases.map { c in
-            Conv3dGeometry(input: c.input, weight: c.weight,
-                           output: try! Op.conv3d(c.conv).outputShape(inputs: [c.input], parameters: [c.weight]), c.conv)
+        let shapes = try cases.map { try Op.conv3d($0.conv).outputShape(inputs: [$0.input], parameters: [$0.weight]) }
+        let geometries = zip(cases, shapes).map { c, shape in
+            Conv3dGeometry(input: c.input, weight: c.weight, output: shape, c.conv)
         }
         let winogradSuits = geometries.map { s in s.winogradSlices.map { WinogradConvolution.suits(s.plane, slices: $0) } ?? false }
         #expect(winogradSuits == [true, false, false])
         #expect(geometries.map { DirectConvolution.suits($0.stacked) }.dropFirst() == [true, false])
-        for c in cases {
+        for (c, shape) in zip(cases, shapes) {
             let (x, original, _) = arguments(c, outputs: c.weight[0], seed: 91)
-            let shape = try! Op.conv3d(c.conv).outputShape(inputs: [x.shape], parameters: [original.shape])
             var weight = original
             netExpect(conv3dForward(x, weight: weight, bias: nil, c.conv, outputShape: shape),
                       naiveConv3d(x, weight, nil, c.conv, outputShape: shape), tolerance: 1e-5)
