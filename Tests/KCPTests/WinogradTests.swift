@@ -134,4 +134,19 @@ struct WinogradTests {
         ]
         for c in cases { #expect(!WinogradConvolution.suits(geometry(c)), "\(c.label)") }
     }
+
+    @Test("a conv of few tiles for its kernels goes to the channel-vector kernel where that runs it, else to Winograd")
+    func tileBoundFollowsTheOtherPath() {
+        // 16 tiles for 65536 kernels: one per 4096, within 8192, beyond 2048.
+        let c = ConvCase(label: "256 channels on 14x14", input: [1, 256, 14, 14], weight: [256, 256, 3, 3],
+                         conv: Conv2d(padding: (1, 1, 1, 1)), bias: false)
+        let s = geometry(c)
+        for set in InstructionSet.supported {
+            let (winograd, channelVectors) = withInstructionSet(set) {
+                (WinogradConvolution.suits(s), ChannelVectorConvolution.suits(s))
+            }
+            #expect(winograd == !channelVectors, "\(set)")
+            #expect(channelVectors == (set == .avx512), "\(set)")
+        }
+    }
 }

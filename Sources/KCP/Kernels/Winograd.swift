@@ -42,25 +42,36 @@ struct WinogradConvolution {
 
     /// Whether a conv runs this way: 3x3, stride 1, dilation 1; 48 or more input and output channels
     /// per group (32 on rows of 32 or more, where the per-row work is spread over more tiles); and
-    /// 16 or more tiles, and one for every 8192 kernels, which the products read transformed (4x
-    /// their size; transformed once for the weights' values, `winogradConvolution`). Against the
-    /// direct and unfolded paths, one conv at 1 thread (AMD EPYC Zen 4, AVX-512, kernels transformed per call):
-    /// 0.42-0.62x the time for 64 or 128 channels from 8x8 (batch 64) to 64x128 (batch 1); 0.64-0.84x
-    /// for 32 channels on 32x32 (batch 16), 64x128 and 256x256, 40 on 64x64, 48 on 16x16 (batch 64),
-    /// and 96 -> 32 on 256x256; 0.83x for 128 channels on 14x14 (16 tiles), 0.74x for 256 on 14x14
-    /// (batch 8), 0.96x with batch 2 (32 tiles), 0.77x on 7x7 (batch 16). Left out: 1.0-1.3x for 32
-    /// channels on 16x16 in batches of 8 and 64, 0.92-1.08x for 24 channels, 1.33x for 16. With the
-    /// kernels transformed once (AMD EPYC Zen 3, AVX2): 0.62-0.66x for 256 channels on 14x14 (16 tiles for
-    /// 65536 kernels), even for 512 on 7x7 in a batch of 8 (32 tiles); left out, 1.17x in a batch of
-    /// 4 and 1.6x alone (4 tiles), where reading the transformed kernels outweighs the products.
-    /// A volumetric conv counts the input channels of all its depth taps, and the tiles of all its
+    /// 16 or more tiles, and one for every `kernelsPerTile` kernels, which the products read
+    /// transformed (4x their size; transformed once for the weights' values, `winogradConvolution`).
+    /// Against the direct and unfolded paths, one conv at 1 thread (AMD EPYC Zen 4, AVX-512, kernels
+    /// transformed per call): 0.42-0.62x the time for 64 or 128 channels from 8x8 (batch 64) to 64x128
+    /// (batch 1); 0.64-0.84x for 32 channels on 32x32 (batch 16), 64x128 and 256x256, 40 on 64x64, 48
+    /// on 16x16 (batch 64), and 96 -> 32 on 256x256; 0.83x for 128 channels on 14x14 (16 tiles), 0.74x
+    /// for 256 on 14x14 (batch 8), 0.96x with batch 2 (32 tiles), 0.77x on 7x7 (batch 16). Left out:
+    /// 1.0-1.3x for 32 channels on 16x16 in batches of 8 and 64, 0.92-1.08x for 24 channels, 1.33x for
+    /// 16. A volumetric conv counts the input channels of all its depth taps, and the tiles of all its
     /// output slices.
     static func suits(_ s: ConvGeometry, slices: WinogradSlices = .plane) -> Bool {
         let tiles = s.batch * slices.outputs * ((s.outHeight + 3) / 4) * ((s.outWidth + 3) / 4)
         let inputs = slices.taps * s.perGroup
         return s.kh == 3 && s.kw == 3 && s.conv.stride == (1, 1) && s.conv.dilation == (1, 1)
             && min(inputs, s.outPerGroup) >= (s.outWidth >= 32 ? 32 : 48)
-            && tiles >= max(16, inputs * s.outPerGroup / 8192)
+            && tiles >= max(16, inputs * s.outPerGroup / kernelsPerTile(s, slices: slices))
+    }
+
+    /// The kernels that one tile may pay the reading of, which depends on the path that would run the
+    /// conv otherwise. The channel-vector kernel (AVX-512; `ChannelVectorConvolution.suits`) reads each
+    /// kernel's 9 taps once for many pixels, and stays ahead where the transformed kernels outgrow the
+    /// caches: one tile per 2048 kernels (AMD EPYC Zen 5, AVX-512, 1 thread, with batchnorm and relu:
+    /// 256 channels on 14x14, 16 tiles, 1.5-1.6 ms against Winograd's 2.0-3.5; 512 on 7x7 in a batch
+    /// of 16, 64 tiles, 20-24 against 35-39; even for 256 channels on 14x14 in batches of 2 and 8;
+    /// Winograd 0.4-0.8x for 128 channels on 28x28 and 64 on 56x56). The direct and unfolded paths, one
+    /// tile per 8192 (AMD EPYC Zen 3, AVX2): 0.62-0.66x for 256 channels on 14x14 (16 tiles), even for
+    /// 512 on 7x7 in a batch of 8 (32 tiles); left out, 1.17x in a batch of 4 and 1.6x alone (4
+    /// tiles), where reading the transformed kernels outweighs the products.
+    static func kernelsPerTile(_ s: ConvGeometry, slices: WinogradSlices) -> Int {
+        slices.taps == 1 && slices.outputs == 1 && ChannelVectorConvolution.suits(s) ? 2048 : 8192
     }
 
     var bands: Int { s.batch * tileRows }
