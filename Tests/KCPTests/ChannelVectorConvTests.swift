@@ -54,11 +54,13 @@ struct ChannelVectorConvTests {
         #expect(kernels.contains { !$0.padded } && kernels.contains { $0.s.outPerGroup % 64 == 3 })
     }
 
-    @Test("1x1 convs (the pointwise kernel's, or strided), 64 outputs, 16 strided ones and cropping take the other paths")
+    @Test("1x1 convs (the pointwise kernel's, or strided), 64 outputs, strided ones of 16 outputs or from 3 channels, and cropping take the other paths")
     func unsuitedGeometries() {
         let cases = [
             ConvCase(label: "16 outputs, stride 2", input: [1, 8, 16, 16], weight: [16, 8, 3, 3],
                      conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "an image's 3 channels, 7x7 stride 2", input: [1, 3, 32, 32], weight: [64, 3, 7, 7],
+                     conv: Conv2d(stride: (2, 2), padding: (3, 3, 3, 3)), bias: false),
             ConvCase(label: "1x1", input: [1, 512, 7, 7], weight: [128, 512, 1, 1], conv: Conv2d(), bias: false),
             ConvCase(label: "1x1 stride 2", input: [1, 512, 14, 14], weight: [128, 512, 1, 1],
                      conv: Conv2d(stride: (2, 2)), bias: false),
@@ -67,7 +69,7 @@ struct ChannelVectorConvTests {
             ConvCase(label: "negative padding", input: [1, 8, 16, 16], weight: [80, 8, 3, 3],
                      conv: Conv2d(padding: (-1, 1, 1, 1)), bias: false),
         ]
-        for c in cases { #expect(!ChannelVectorConvolution.suits(geometry(c)), "\(c.label)") }
+        for c in cases { #expect(!ChannelVectorConvolution.pays(geometry(c)), "\(c.label)") }
     }
 
     @Test("packed weights are made once per weight values: a changed weight, or a changed copy, is packed again")

@@ -73,13 +73,18 @@ struct ChannelVectorConvolution {
     /// subsampled copy of a strided conv's input serves every output
     /// channel, where here each block of 64 would read the whole input
     /// again (256 -> 512, stride 2, on 56x56: 1.2x slower than OpenBLAS).
-    /// Strided convs of 32 to 64 output channels run here too, ahead of the
-    /// direct kernel's stride-phase copies (ResNet-20 at batch 64: 32 -> 64,
-    /// stride 2, from 16x16, 2.24-2.29 -> 1.46-1.50 ms; 16 -> 32 from 32x32,
-    /// 2.23-2.28 -> 2.03-2.06).
+    /// Strided convs of 32 to 64 output channels from 16 or more input
+    /// channels per group run here too, ahead of the direct kernel's
+    /// stride-phase copies (ResNet-20 at batch 64: 32 -> 64, stride 2, from
+    /// 16x16, 2.24-2.29 -> 1.46-1.50 ms; 16 -> 32 from 32x32, 2.23-2.28 ->
+    /// 2.03-2.06; Xeon). From fewer, an image's 3 channels, each output's
+    /// few products do not pay for its transpose, and the direct kernel is
+    /// ahead (AMD EPYC Zen 5, AVX-512, 1 thread, with batchnorm and relu:
+    /// ResNet-50's 7x7 stem, 3 -> 64 on 224x224, 1.28-1.30 -> 1.02-1.06 ms,
+    /// 11.5-12.8 -> 8.4-8.5 at batch 8; a 3x3 stem 3 -> 64, 0.54 -> 0.29).
     static func pays(_ s: ConvGeometry) -> Bool {
         let (top, left, bottom, right) = s.conv.padding
-        let outputs = s.outPerGroup > 64 || (s.conv.stride != (1, 1) && s.outPerGroup >= 32)
+        let outputs = s.outPerGroup > 64 || (s.conv.stride != (1, 1) && s.outPerGroup >= 32 && s.perGroup >= 16)
         return outputs && !s.isDepthwise && min(top, left, bottom, right) >= 0 && s.kh * s.kw > 1
     }
 
