@@ -64,11 +64,10 @@ func pathForward(_ path: ConvPath, _ x: Tensor, weight w: Tensor, bias b: Tensor
                  activation: Activation.Kind? = nil) -> Tensor
 {
     let s = geometry(c)
-    return Tensor(shape: [s.batch, s.outputs, s.outHeight, s.outWidth]) { ys in
+    return convOutput(shape: [s.batch, s.outputs, s.outHeight, s.outWidth], residual: residual, reusable: false) { y, r in
         x.data.withUnsafeBufferPointer { xs in
-            withConvEpilogue(bias: b, normalization: normalization, residual: residual, activation: activation,
-                             output: ys.baseAddress!) { epilogue in
-                path(xs.baseAddress!, w, s, epilogue, ys.baseAddress!)
+            withConvEpilogue(bias: b, normalization: normalization, residual: r, activation: activation, output: y) {
+                path(xs.baseAddress!, w, s, $0, y)
             }
         }
     }
@@ -221,7 +220,8 @@ struct ConvKernelTests {
     }
 
     @Test("conv with batchnorm and activation epilogue = conv, then batchNormInference, then activationForward (bitwise)",
-          arguments: (unfoldCases + directCases + tapCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+          arguments: (unfoldCases + directCases + tapCases + winogradCases + depthwiseVectorCases + channelVectorCases)
+              .filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func fusedEpilogue(_ c: ConvCase) throws {
         try withSteadyInstructionSet {  // runs compared bitwise
             var rng = SplitMix64(seed: 203)
@@ -240,9 +240,24 @@ struct ConvKernelTests {
                         == activationForward(normalized, Activation(kind)), "\(kind)")
             }
             let residual = fdTensor(shape, &rng)
+            let expected = activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu)
             #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
-                                  residual: residual, activation: .relu)
-                    == activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu))
+                                  residual: residual, activation: .relu) == expected)
+            // A reusable residual: the same sum, written over it by a path that writes each output once.
+            var spare: Tensor? = Tensor(shape: shape, data: residual.data.map { $0 })
+            let memory = spare!.data.withUnsafeBufferPointer { $0.baseAddress! }
+            let reused = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
+                                       residual: spare.take(), residualReusable: true, activation: .relu)
+            #expect(reused == expected)
+            let taken = withoutPaddingTaps(s, weight: w).map { ConvGeometry(input: c.input, weight: $0.weight.shape,
+                                                                             output: shape, $0.conv) } ?? s
+            #expect(reused.data.withUnsafeBufferPointer { $0.baseAddress! == memory } == Conv2dPath(taken).writesEachOutputOnce,
+                    "\(Conv2dPath(taken))")
+            // Memory another tensor holds is not written: the residual stays as it was.
+            let before = residual.data
+            #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
+                                  residual: residual, residualReusable: true, activation: .relu) == expected)
+            #expect(residual.data == before)
         }
     }
 
@@ -266,6 +281,31 @@ struct ConvKernelTests {
         let inputs = b.inputs(batch: 2)
         #expect(try withSteadyInstructionSet { try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs) })
         #expect(seconds.dropFirst().allSatisfy { $0 == 0 }, "batchnorm and hardswish fold into the conv")
+    }
+
+    @Test("a residual that the add reads last takes the conv's output; one that a graph input, the conv's input or a later node holds is left as it was")
+    func residualsReusedInPlace() throws {
+        let b = NetBuilder(seed: 8)
+        let x = try b.input("x", [1, 8, 12, 32])
+        /// `relu(batchnorm(conv(input)) + residual)`: one fused step (direct kernel, each output written once).
+        func block(_ name: String, _ input: Int, residual: Int) throws -> Int {
+            let sum = try b.op("\(name).add", .binary(.add), try b.batchNorm("\(name).bn", try b.conv(name, input, out: 8)), residual)
+            return try b.op("\(name).relu", .activation(Activation(.relu)), sum)
+        }
+        let first = try block("on x", x, residual: x)  // the graph input
+        let own = try block("own", first, residual: first)  // the conv's own input
+        let kept = try b.conv("kept", own, out: 8)
+        let reused = try block("reused", own, residual: try b.conv("spent", own, out: 8))  // read last by the add
+        let later = try block("later", reused, residual: kept)
+        try b.output(try b.op("kept again", .binary(.mul), later, kept))  // `kept` read after its add
+        var seconds = [Double](repeating: -1, count: b.net.nodes.count)
+        let inputs = b.inputs(batch: 2), copies = inputs.map { Tensor(shape: $0.shape, data: $0.data.map { $0 }) }
+        #expect(try withSteadyInstructionSet { try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs) })
+        #expect(inputs == copies)
+        let folded = Set(b.net.nodes.indices.filter { seconds[$0] == 0 }.map { b.net.valueNames[b.net.nodes[$0].output] })
+        #expect(folded.isSuperset(of: ["on x.add", "own.add", "reused.add", "later.add"]), "\(folded)")
+        #expect(Conv2dPath(ConvGeometry(input: [2, 8, 12, 32], weight: [8, 8, 3, 3], output: [2, 8, 12, 32],
+                                        Conv2d(padding: (1, 1, 1, 1)))).writesEachOutputOnce)
     }
 
     @Test("a resize that only the next node, a concat, reads is written into the concat's channels, with the results of running node by node",

@@ -25,8 +25,15 @@ extension Network {
             let p = node.parameters.map { parameters[$0].tensor }
             let start = monotonicSeconds()
             if let chain = chains[index] {
+                let residual = chain.residual.map { values[$0]! }
+                // The residual's memory may take the output where the chain's add reads it last, and
+                // neither the caller (a graph input) nor the conv (its own input) holds it.
+                let reusable = chain.residual.map { r in
+                    lastUse[r] <= last && !node.inputs.contains(r) && !self.inputs.contains { $0.value == r }
+                } ?? false
+                if reusable { values[chain.residual!] = nil }
                 values[nodes[last].output] = fusedConvForward(nodes[index...last], x[0], parameters: p,
-                                                              residual: chain.residual.map { values[$0]! },
+                                                              residual: consume residual, residualReusable: reusable,
                                                               outputShape: shapes[node.output])
             } else if resizesIntoConcats[index], case let .resize(r) = node.op {
                 values[nodes[last].output] = concatForward(nodes[last].inputs.map { value in
@@ -88,9 +95,9 @@ extension Network {
 
     /// `chain` (conv, batchnorm, add?, activation?) on the conv's input `x`, the
     /// batchnorm, the add of `residual` and the activation applied to each tile of
-    /// the conv's output as it is written.
-    private func fusedConvForward(_ chain: ArraySlice<Node>, _ x: Tensor, parameters p: [Tensor], residual: Tensor?,
-                                  outputShape: [Int]) -> Tensor
+    /// the conv's output as it is written (over the residual, where it is `residualReusable`).
+    private func fusedConvForward(_ chain: ArraySlice<Node>, _ x: Tensor, parameters p: [Tensor],
+                                  residual: consuming Tensor?, residualReusable: Bool, outputShape: [Int]) -> Tensor
     {
         guard case let .batchNorm(epsilon) = chain.dropFirst().first!.op
         else { preconditionFailure("a fused chain starts with conv, batchnorm") }
@@ -102,10 +109,12 @@ extension Network {
         switch chain.first!.op {
         case let .conv2d(conv):
             return conv2dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
-                                 normalization: normalization, residual: residual, activation: activation)
+                                 normalization: normalization, residual: consume residual, residualReusable: residualReusable,
+                                 activation: activation)
         case let .conv3d(conv):
             return conv3dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
-                                 normalization: normalization, residual: residual, activation: activation)
+                                 normalization: normalization, residual: consume residual, residualReusable: residualReusable,
+                                 activation: activation)
         default: preconditionFailure("a fused chain starts with a conv2d or conv3d")
         }
     }

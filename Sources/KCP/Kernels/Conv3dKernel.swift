@@ -134,27 +134,51 @@ private func swappingAxes(_ data: [Float], outer: Int, _ a: Int, _ b: Int, inner
 
 /// `y = W * x + b` (see `Conv3d`), `y` shaped `outputShape`; an inference
 /// batchnorm, a residual add and an activation that follow are applied to each tile
-/// as it is written, as `conv2dForward` does (`ConvEpilogue`).
+/// as it is written, as `conv2dForward` does (`ConvEpilogue`, `convOutput`).
 func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, outputShape: [Int],
-                   normalization: (scale: [Float], shift: [Float])? = nil, residual: Tensor? = nil,
-                   activation: Activation.Kind? = nil) -> Tensor
+                   normalization: (scale: [Float], shift: [Float])? = nil, residual: consuming Tensor? = nil,
+                   residualReusable: Bool = false, activation: Activation.Kind? = nil) -> Tensor
 {
     let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
-    return Tensor(shape: outputShape) { ys in
+    let path = Conv3dPath(s)
+    return convOutput(shape: outputShape, residual: consume residual, reusable: residualReusable && path.writesEachOutputOnce) {
+        y, r in
         x.data.withUnsafeBufferPointer { xs in
-            withConvEpilogue(bias: bias, normalization: normalization, residual: residual, activation: activation,
-                             output: ys.baseAddress!) { epilogue in
-                if let slices = s.winogradSlices, WinogradConvolution.suits(s.plane, slices: slices) {
-                    winogradConvolution(xs.baseAddress!, weight: weight, arranged: depthTapsFirst, s.plane, slices: slices,
-                                        epilogue: epilogue, into: ys.baseAddress!)
-                } else if DirectConvolution.suits(s.stacked) {
-                    directConv3d(xs.baseAddress!, weight: weight, s, epilogue: epilogue, into: ys.baseAddress!)
-                } else {
+            withConvEpilogue(bias: bias, normalization: normalization, residual: r, activation: activation,
+                             output: y) { epilogue in
+                let x = xs.baseAddress!
+                switch path {
+                case let .winograd(slices):
+                    winogradConvolution(x, weight: weight, arranged: depthTapsFirst, s.plane, slices: slices,
+                                        epilogue: epilogue, into: y)
+                case .direct: directConv3d(x, weight: weight, s, epilogue: epilogue, into: y)
+                case .unfolded:
                     let arranged = weight.derived("depth taps first", layout: []) { depthTapsFirst(weight) }
-                    unfoldedConv3d(xs.baseAddress!, weight: arranged, s, epilogue: epilogue, into: ys.baseAddress!)
+                    unfoldedConv3d(x, weight: arranged, s, epilogue: epilogue, into: y)
                 }
             }
         }
+    }
+}
+
+/// The path `conv3dForward` takes for a geometry: the first, in this order, that suits it.
+enum Conv3dPath {
+    case winograd(WinogradSlices), direct, unfolded
+
+    init(_ s: Conv3dGeometry) {
+        if let slices = s.winogradSlices, WinogradConvolution.suits(s.plane, slices: slices) {
+            self = .winograd(slices)
+        } else if DirectConvolution.suits(s.stacked) {
+            self = .direct
+        } else {
+            self = .unfolded
+        }
+    }
+
+    /// Whether the path writes each output once, through the epilogue (`Conv2dPath.writesEachOutputOnce`).
+    var writesEachOutputOnce: Bool {
+        if case .direct = self { return true }
+        return false
     }
 }
 
