@@ -1,10 +1,19 @@
 """The line every benchmark prints first: the machine it ran on and what the engine chose for it."""
 
+import os
+
 import kcp
+from kcp import _cpu
 
 
 def describe():
-    """``CPU: <name>; engine kernels: <isa> (of <supported>); OpenBLAS <kernels>; <n> engine threads``."""
+    """``CPU: <name>; engine kernels: <isa> (of <supported>); OpenBLAS <kernels>; <n> engine threads``,
+    with a note where ``OPENBLAS_CORETYPE`` in the environment named other OpenBLAS kernels than the
+    engine would."""
     info = kcp.info()
+    own = _cpu.blas_coretype()
+    named = os.environ.get("OPENBLAS_CORETYPE")
+    blas = info["blas"] if not named or own in (None, info["blas"]) else \
+        f"{info['blas']} (named by OPENBLAS_CORETYPE; the engine would load {own})"
     return (f"CPU: {info['cpu']}; engine kernels: {info['isa']} (of {', '.join(info['supported'])}); "
-            f"OpenBLAS {info['blas']}; {info['threads']} engine threads")
+            f"OpenBLAS {blas}; {info['threads']} engine threads")
