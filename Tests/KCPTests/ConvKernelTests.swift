@@ -64,7 +64,8 @@ func pathForward(_ path: ConvPath, _ x: Tensor, weight w: Tensor, bias b: Tensor
                  activation: Activation.Kind? = nil) -> Tensor
 {
     let s = geometry(c)
-    return convOutput(shape: [s.batch, s.outputs, s.outHeight, s.outWidth], residual: residual, reusable: false) { y, r in
+    let shape = [s.batch, s.outputs, s.outHeight, s.outWidth]
+    return convOutput(shape: shape, residual: residual, reusable: false) { y, r in
         x.data.withUnsafeBufferPointer { xs in
             withConvEpilogue(bias: b, normalization: normalization, residual: r, activation: activation, output: y) {
                 path(xs.baseAddress!, w, s, $0, y)
@@ -251,8 +252,8 @@ struct ConvKernelTests {
             #expect(reused == expected)
             let taken = withoutPaddingTaps(s, weight: w).map { ConvGeometry(input: c.input, weight: $0.weight.shape,
                                                                              output: shape, $0.conv) } ?? s
-            #expect(reused.data.withUnsafeBufferPointer { $0.baseAddress! == memory } == Conv2dPath(taken).writesEachOutputOnce,
-                    "\(Conv2dPath(taken))")
+            let inPlace = reused.data.withUnsafeBufferPointer { $0.baseAddress! == memory }
+            #expect(inPlace == Conv2dPath(taken).writesEachOutputOnce, "\(Conv2dPath(taken))")
             // Memory another tensor holds is not written: the residual stays as it was.
             let before = residual.data
             #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
@@ -283,13 +284,14 @@ struct ConvKernelTests {
         #expect(seconds.dropFirst().allSatisfy { $0 == 0 }, "batchnorm and hardswish fold into the conv")
     }
 
-    @Test("a residual that the add reads last takes the conv's output; one that a graph input, the conv's input or a later node holds is left as it was")
+    @Test("residuals that the add reads last, that are graph inputs, the conv's input or read later: node-by-node results, inputs unchanged")
     func residualsReusedInPlace() throws {
         let b = NetBuilder(seed: 8)
         let x = try b.input("x", [1, 8, 12, 32])
         /// `relu(batchnorm(conv(input)) + residual)`: one fused step (direct kernel, each output written once).
         func block(_ name: String, _ input: Int, residual: Int) throws -> Int {
-            let sum = try b.op("\(name).add", .binary(.add), try b.batchNorm("\(name).bn", try b.conv(name, input, out: 8)), residual)
+            let normalized = try b.batchNorm("\(name).bn", try b.conv(name, input, out: 8))
+            let sum = try b.op("\(name).add", .binary(.add), normalized, residual)
             return try b.op("\(name).relu", .activation(Activation(.relu)), sum)
         }
         let first = try block("on x", x, residual: x)  // the graph input
@@ -300,7 +302,9 @@ struct ConvKernelTests {
         try b.output(try b.op("kept again", .binary(.mul), later, kept))  // `kept` read after its add
         var seconds = [Double](repeating: -1, count: b.net.nodes.count)
         let inputs = b.inputs(batch: 2), copies = inputs.map { Tensor(shape: $0.shape, data: $0.data.map { $0 }) }
-        #expect(try withSteadyInstructionSet { try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs) })
+        #expect(try withSteadyInstructionSet {
+            try b.net.forward(inputs, nodeSeconds: &seconds) == nodeByNode(b.net, inputs)
+        })
         #expect(inputs == copies)
         let folded = Set(b.net.nodes.indices.filter { seconds[$0] == 0 }.map { b.net.valueNames[b.net.nodes[$0].output] })
         #expect(folded.isSuperset(of: ["on x.add", "own.add", "reused.add", "later.add"]), "\(folded)")

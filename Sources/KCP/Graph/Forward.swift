@@ -109,12 +109,12 @@ extension Network {
         switch chain.first!.op {
         case let .conv2d(conv):
             return conv2dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
-                                 normalization: normalization, residual: consume residual, residualReusable: residualReusable,
-                                 activation: activation)
+                                 normalization: normalization, residual: consume residual,
+                                 residualReusable: residualReusable, activation: activation)
         case let .conv3d(conv):
             return conv3dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
-                                 normalization: normalization, residual: consume residual, residualReusable: residualReusable,
-                                 activation: activation)
+                                 normalization: normalization, residual: consume residual,
+                                 residualReusable: residualReusable, activation: activation)
         default: preconditionFailure("a fused chain starts with a conv2d or conv3d")
         }
     }

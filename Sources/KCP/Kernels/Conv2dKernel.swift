@@ -34,12 +34,11 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
     let s = ConvGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
     if let cropped = withoutPaddingTaps(s, weight: weight) {
         return conv2dForward(x, weight: cropped.weight, bias: bias, cropped.conv, outputShape: outputShape,
-                             normalization: normalization, residual: consume residual, residualReusable: residualReusable,
-                             activation: activation)
+                             normalization: normalization, residual: consume residual,
+                             residualReusable: residualReusable, activation: activation)
     }
-    let path = Conv2dPath(s)
-    return convOutput(shape: outputShape, residual: consume residual, reusable: residualReusable && path.writesEachOutputOnce) {
-        y, r in
+    let path = Conv2dPath(s), reusable = residualReusable && path.writesEachOutputOnce
+    return convOutput(shape: outputShape, residual: consume residual, reusable: reusable) { y, r in
         x.data.withUnsafeBufferPointer { xs in
             withConvEpilogue(bias: bias, normalization: normalization, residual: r, activation: activation,
                              output: y) { epilogue in
@@ -59,7 +58,7 @@ func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv2d, o
 }
 
 /// The path `conv2dForward` takes for a geometry: the first, in this order, that suits it.
-enum Conv2dPath: CaseIterable {
+enum Conv2dPath {
     case winograd, depthwiseVectors, direct, tapProducts, pointwise, channelVectors, unfolded
 
     init(_ s: ConvGeometry) {

@@ -140,9 +140,8 @@ func conv3dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ conv: Conv3d, o
                    residualReusable: Bool = false, activation: Activation.Kind? = nil) -> Tensor
 {
     let s = Conv3dGeometry(input: x.shape, weight: weight.shape, output: outputShape, conv)
-    let path = Conv3dPath(s)
-    return convOutput(shape: outputShape, residual: consume residual, reusable: residualReusable && path.writesEachOutputOnce) {
-        y, r in
+    let path = Conv3dPath(s), reusable = residualReusable && path.writesEachOutputOnce
+    return convOutput(shape: outputShape, residual: consume residual, reusable: reusable) { y, r in
         x.data.withUnsafeBufferPointer { xs in
             withConvEpilogue(bias: bias, normalization: normalization, residual: r, activation: activation,
                              output: y) { epilogue in
