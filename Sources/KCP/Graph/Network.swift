@@ -35,7 +35,9 @@ public struct Network: Sendable {
     /// Counts the changes of structure (values, nodes, parameters, outputs
     /// added or truncated), so that a caller's view of the structure can
     /// tell it is stale; parameter values changing leave it.
-    public private(set) var revision = 0
+    public private(set) var revision = 0 { didSet { stepThreading = StepThreading() } }
+    /// Which steps of inference run on one thread, learnt as it runs (for this structure only).
+    private(set) var stepThreading = StepThreading()
     /// The index of each value name and parameter name (the latest of that
     /// name, should names repeat).
     private var valueIndex: [String: Int] = [:]
