@@ -42,7 +42,8 @@ final class StepThreading: Sendable {
             states.withLock { $0[key] = .decided(serially: alone < seconds) }
         case .seen?:
             let seconds = Self.seconds(body)
-            states.withLock { $0[key] = seconds < Self.trialLimit ? .shared(seconds: seconds) : .decided(serially: false) }
+            let state = seconds < Self.trialLimit ? State.shared(seconds: seconds) : .decided(serially: false)
+            states.withLock { $0[key] = state }
         case nil:
             body()
             states.withLock { $0[key] = .seen }
