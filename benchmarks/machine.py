@@ -7,7 +7,8 @@ from kcp import _cpu
 
 
 def describe():
-    """``CPU: <name>; engine kernels: <isa> (of <supported>); OpenBLAS <kernels>; <n> engine threads``,
+    """``CPU: <name> (family <f>, model <m>); engine kernels: <isa> (of <supported>); OpenBLAS <kernels>;
+    <n> engine threads``,
     with a note where ``OPENBLAS_CORETYPE`` in the environment named other OpenBLAS kernels than the
     engine would."""
     info = kcp.info()
@@ -15,5 +16,6 @@ def describe():
     named = os.environ.get("OPENBLAS_CORETYPE")
     blas = info["blas"] if not named or own in (None, info["blas"]) else \
         f"{info['blas']} (named by OPENBLAS_CORETYPE; the engine would load {own})"
-    return (f"CPU: {info['cpu']}; engine kernels: {info['isa']} (of {', '.join(info['supported'])}); "
+    cpu = info["cpu"] if info["family"] is None else f"{info['cpu']} (family {info['family']}, model {info['model']})"
+    return (f"CPU: {cpu}; engine kernels: {info['isa']} (of {', '.join(info['supported'])}); "
             f"OpenBLAS {blas}; {info['threads']} engine threads")

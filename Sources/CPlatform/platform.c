@@ -53,3 +53,18 @@ int kcp_cpu_name(char *name, int capacity) {
     return 0;
 #endif
 }
+
+int kcp_cpu_family_model(int *family, int *model) {
+#if defined(__x86_64__)
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+    unsigned int base = (eax >> 8) & 0xF, low = (eax >> 4) & 0xF;
+    *family = (int)(base == 0xF ? base + ((eax >> 20) & 0xFF) : base);
+    *model = (int)(base == 0x6 || base == 0xF ? low + (((eax >> 16) & 0xF) << 4) : low);
+    return 1;
+#else
+    (void)family;
+    (void)model;
+    return 0;
+#endif
+}

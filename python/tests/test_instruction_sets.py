@@ -82,3 +82,14 @@ def test_the_cpu_is_named_as_the_kernel_names_it():
     if not names:
         pytest.skip("/proc/cpuinfo names no model on this architecture")
     assert kcp.info()["cpu"] == " ".join(names[0].split())
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux's /proc/cpuinfo as the oracle")
+def test_the_cpu_family_and_model_are_the_kernels():
+    with open("/proc/cpuinfo") as info:
+        fields = dict(line.split(":", 1) for line in info.read().split("\n\n")[0].splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    if "cpu family" not in fields:
+        assert (kcp.info()["family"], kcp.info()["model"]) == (None, None)
+        return
+    assert (kcp.info()["family"], kcp.info()["model"]) == (int(fields["cpu family"]), int(fields["model"]))

@@ -19,6 +19,10 @@ const char *kcp_blas_coretype(void);
 /// which has room for `capacity` bytes (at least 49); returns 1, or 0 where
 /// the CPU reports none.
 int kcp_cpu_name(char *name, int capacity);
+/// Writes the CPU's family and model as the OS reports them (cpuid leaf 1,
+/// extended fields added: Intel SDM vol. 2A, CPUID, "Family and Model"),
+/// e.g. 26 and 2 for an AMD Zen 5 core; returns 1, or 0 off x86-64.
+int kcp_cpu_family_model(int *family, int *model);
 
 /// Asks the CPU to bring the cache line holding `address` into the L2 cache
 /// (`prefetcht1` on x86-64), without waiting for it: a hint, which never

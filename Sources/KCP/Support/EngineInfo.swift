@@ -2,12 +2,17 @@ import COpenBLAS
 import CPlatform
 
 /// What the engine chose for this machine, one `key value` line each:
-/// `cpu` (the processor's brand string, or `unknown`), `isa` (the active `InstructionSet`), `supported` (the sets this CPU can
+/// `cpu` (the processor's brand string, or `unknown`), `family` and `model` (the CPU's, as the OS
+/// reports them; `unknown` off x86-64), `isa` (the active `InstructionSet`), `supported` (the sets this CPU can
 /// run, widest first, comma-separated), `blas` (the kernel set OpenBLAS
 /// chose at load time, its `openblas_get_corename`) and `threads`.
 public var engineInfo: String {
-    """
+    var (family, model): (Int32, Int32) = (0, 0)
+    let known = kcp_cpu_family_model(&family, &model) != 0
+    return """
     cpu \(cpuName)
+    family \(known ? String(family) : "unknown")
+    model \(known ? String(model) : "unknown")
     isa \(InstructionSet.active.rawValue)
     supported \(InstructionSet.supported.map(\.rawValue).joined(separator: ","))
     blas \(String(cString: openblas_get_corename()))
