@@ -75,20 +75,27 @@ def test_every_set_gives_the_same_bytes():
     assert len(set(digests.values())) == 1, digests
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux's /proc/cpuinfo as the oracle")
+READS_CPUINFO = pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux's /proc/cpuinfo as the oracle")
+
+
+def first_processor():
+    """The ``key: value`` fields of the first processor in ``/proc/cpuinfo``, blanks trimmed."""
+    with open("/proc/cpuinfo") as info:
+        lines = info.read().split("\n\n")[0].splitlines()
+    return {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in lines if ":" in line)}
+
+
+@READS_CPUINFO
 def test_the_cpu_is_named_as_the_kernel_names_it():
-    with open("/proc/cpuinfo") as info:
-        names = [line.partition(":")[2].strip() for line in info if line.startswith("model name")]
-    if not names:
+    name = first_processor().get("model name")
+    if name is None:
         pytest.skip("/proc/cpuinfo names no model on this architecture")
-    assert kcp.info()["cpu"] == " ".join(names[0].split())
+    assert kcp.info()["cpu"] == " ".join(name.split())
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux's /proc/cpuinfo as the oracle")
+@READS_CPUINFO
 def test_the_cpu_family_and_model_are_the_kernels():
-    with open("/proc/cpuinfo") as info:
-        fields = dict(line.split(":", 1) for line in info.read().split("\n\n")[0].splitlines() if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    fields = first_processor()
     if "cpu family" not in fields:
         assert (kcp.info()["family"], kcp.info()["model"]) == (None, None)
         return
