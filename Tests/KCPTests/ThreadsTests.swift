@@ -1,4 +1,6 @@
+import Dispatch
 import Glibc
+import Synchronization
 import Testing
 @testable import KCP
 import KCPC
@@ -9,6 +11,23 @@ func withThreads<R>(_ n: Int, _ body: () throws -> R) throws -> R {
     try Threads.set(n)
     defer { try? Threads.set(previous) }
     return try body()
+}
+
+/// Counts of the visits to each index of `0..<count`, shared by threads.
+struct Visits {
+    let count: Int, hits: UnsafeMutablePointer<Atomic<Int>>
+    func visit(_ i: Int) { hits[i].add(1, ordering: .relaxed) }
+    /// Visits row `row` of `width` indices in a parallel loop of its own.
+    func visitRow(_ row: Int, of width: Int) { parallelFor(width) { visit(row * width + $0) } }
+
+    /// How many times `loop` visits each index.
+    static func of(_ count: Int, _ loop: (Visits) -> Void) -> [Int] {
+        let visits = Visits(count: count, hits: .allocate(capacity: max(count, 1)))
+        for i in 0..<count { (visits.hits + i).initialize(to: Atomic(0)) }
+        defer { visits.hits.deallocate() }
+        loop(visits)
+        return (0..<count).map { visits.hits[$0].load(ordering: .relaxed) }
+    }
 }
 
 /// Every test that changes the process-wide thread count lives here, one at a time.
@@ -120,6 +139,45 @@ struct ThreadsTests {
                     #expect(hits == [Int](repeating: 1, count: count), "threads \(n), count \(count)")
                 }
             }
+        }
+    }
+
+    @Test("parallel loops in quick succession, after the helpers sleep, nested and from two threads at once visit every index once")
+    func workerPoolLoops() throws {
+        let previous = Threads.count
+        try Threads.set(3)
+        defer { try? Threads.set(previous) }
+        let once = { (count: Int) in [Int](repeating: 1, count: count) }
+        for round in 0..<2000 {  // loops one after another, each helper spinning for the next
+            let count = round % 37
+            #expect(Visits.of(count) { v in parallelFor(count, v.visit) } == once(count), "round \(round)")
+        }
+        for round in 0..<5 {  // after each pause the helpers have gone to sleep
+            usleep(UInt32(2e6 * WorkerPool.spinSeconds))
+            #expect(Visits.of(64) { v in parallelFor(64, v.visit) } == once(64), "after a pause, round \(round)")
+        }
+        let nested: [Int] = Visits.of(8 * 16) { (v: Visits) -> Void in
+            parallelFor(8) { (outer: Int) -> Void in v.visitRow(outer, of: 16) }
+        }
+        #expect(nested == once(8 * 16))
+        let concurrent: [Int] = Visits.of(2 * 500 * 24) { (v: Visits) -> Void in
+            DispatchQueue.concurrentPerform(iterations: 2) { (caller: Int) -> Void in
+                for round in 0..<500 { v.visitRow(caller * 500 + round, of: 24) }
+            }
+        }
+        #expect(concurrent == once(2 * 500 * 24))
+    }
+
+    @Test("a parallel loop of several threads runs on the pool's helpers as well as the caller")
+    func workerPoolHelpersTakePart() throws {
+        try withThreads(2) {
+            let caller = pthread_self()
+            let elsewhere = Atomic<Int>(0)
+            parallelFor(16) { _ in
+                // The caller lingers over each of its iterations, so that the helper takes some of them.
+                if pthread_equal(pthread_self(), caller) != 0 { usleep(2000) } else { elsewhere.add(1, ordering: .relaxed) }
+            }
+            #expect(elsewhere.load(ordering: .relaxed) > 0)
         }
     }
 

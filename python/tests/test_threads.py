@@ -1,6 +1,7 @@
 """kcp.set_num_threads / get_num_threads, and calls from several Python threads at once."""
 
 import os
+import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -82,3 +83,29 @@ def test_conv_results_do_not_depend_on_the_thread_count():
             results.append(net(image)[0])
         for result in results[1:]:
             assert np.array_equal(result, results[0])
+
+
+def test_a_forked_child_runs_parallel_loops():
+    """A child made by fork after parallel loops ran makes helper threads of its own, and gives the
+    parent's bytes (the parent's helpers do not exist in the child)."""
+    net = kcp.Network(seed=3)
+    x = net.input("x", (2, 16, 24, 24))
+    net.output(net.relu(net.conv2d(net.relu(net.conv2d(x, 32, 3, padding=1)), 32, 3, padding=1)))
+    image = np.random.default_rng(3).standard_normal((2, 16, 24, 24)).astype(np.float32)
+    kcp.set_num_threads(2)
+    expected = net(image)[0]
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's outcome is its exit status)
+        try:
+            signal.alarm(60)  # a child waiting for helpers that do not exist ends here
+            same = all(np.array_equal(net(image)[0], expected) for _ in range(20))
+            os.write(write, b"1" if same else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(child, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert answer == b"1"

@@ -1,4 +1,5 @@
-// glibc interfaces the Swift Glibc module does not carry, CPU features, and a prefetch hint.
+// glibc interfaces the Swift Glibc module does not carry, CPU features, a prefetch hint and a
+// spin-wait hint.
 #include <malloc.h>
 
 /// 1 if the CPU and the OS support AVX-512 F, BW, DQ and VL (the set that
@@ -28,3 +29,15 @@ int kcp_cpu_family_model(int *family, int *model);
 /// (`prefetcht1` on x86-64), without waiting for it: a hint, which never
 /// faults, whatever the address.
 static inline void kcp_prefetch(const void *address) { __builtin_prefetch(address, 0, 2); }
+
+/// Tells the CPU that the calling thread spins, waiting for another to write
+/// a value (`pause` on x86-64, `yield` on ARM): the core saves power and
+/// leaves the other thread of its core more of the pipeline, and the spin
+/// ends without the memory-order misspeculation that a plain loop pays.
+static inline void kcp_spin_pause(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}

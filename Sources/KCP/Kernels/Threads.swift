@@ -1,4 +1,3 @@
-import Dispatch
 import Glibc
 import Synchronization
 
@@ -56,9 +55,9 @@ func parallelFor(_ count: Int, scratch: Int, _ body: (Int, UnsafeMutablePointer<
     forEachWorker(count, workers: workers) { worker, i in body(i, buffers + worker * pitch) }
 }
 
-/// Runs by `workers` workers, concurrently: each takes the next run of
-/// about `count / (8 * workers)` iterations from a shared counter until none
-/// is left, calling `body(worker, i)` for each.
+/// Runs by `workers` workers, concurrently (`WorkerPool`): each takes the
+/// next run of about `count / (8 * workers)` iterations from a shared counter
+/// until none is left, calling `body(worker, i)` for each.
 private func forEachWorker(_ count: Int, workers: Int, _ body: (Int, Int) -> Void) {
     if workers <= 1 {
         for i in 0..<count { body(0, i) }
@@ -66,13 +65,11 @@ private func forEachWorker(_ count: Int, workers: Int, _ body: (Int, Int) -> Voi
     }
     let run = max(1, count / (8 * workers))
     let next = Atomic<Int>(0)
-    withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            while true {
-                let start = next.wrappingAdd(run, ordering: .relaxed).oldValue
-                guard start < count else { return }
-                for i in start..<min(count, start + run) { body(worker, i) }
-            }
+    WorkerPool.run(workers: workers) { worker in
+        while true {
+            let start = next.wrappingAdd(run, ordering: .relaxed).oldValue
+            guard start < count else { return }
+            for i in start..<min(count, start + run) { body(worker, i) }
         }
     }
 }
