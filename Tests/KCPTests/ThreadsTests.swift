@@ -93,7 +93,7 @@ struct ThreadsTests {
     }
 
     @Test("conv forward (fused epilogue too) and backward are bitwise the same for 1, 2 and 3 threads",
-          arguments: (unfoldCases + directCases + depthwiseVectorCases + winogradCases + tapCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
+          arguments: (unfoldCases + directCases + depthwiseVectorCases + winogradCases + tapCases + pointwiseKernelCases).filter { $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 })
     func convBitwise(_ c: ConvCase) throws {
         var rng = SplitMix64(seed: 45)
         let x = fdTensor(c.input, &rng), w = fdTensor(c.weight, &rng)
@@ -108,6 +108,33 @@ struct ThreadsTests {
             let one = try withThreads(1, run), two = try withThreads(2, run), three = try withThreads(3, run)
             #expect(one == two && one == three)
         }
+    }
+
+    @Test("the pointwise kernel's chunks share out whole calls evenly within the cache bound, and few jobs come in a multiple of the thread count",
+          arguments: [1, 2, 3])
+    func pointwiseChunks(threads: Int) throws {
+        let call = PointwiseConvolution.callPixels
+        func kernel(_ channels: Int, _ side: Int, batch: Int) throws -> PointwiseConvolution {
+            let c = ConvCase(label: "", input: [batch, channels, side, side], weight: [64, channels, 1, 1],
+                             conv: Conv2d(), bias: false)
+            return try withThreads(threads) { PointwiseConvolution(geometry(c)) }
+        }
+        for (channels, side, batch) in [(64, 56, 1), (128, 28, 1), (1024, 14, 1), (16, 112, 1), (256, 14, 1),
+                                        (256, 56, 1), (512, 7, 8), (2048, 7, 2)] {
+            let k = try kernel(channels, side, batch: batch), pixels = side * side
+            let spans = (0..<k.chunks).map(k.pixels), label = "\(channels) channels on \(side)x\(side), batch \(batch)"
+            #expect(spans.first?.lowerBound == 0 && spans.last?.upperBound == pixels, "\(label)")
+            #expect(zip(spans, spans.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "\(label)")
+            #expect(spans.dropLast().allSatisfy { $0.count % call == 0 && $0.count >= k.chunkPixels - call }, "\(label)")
+            #expect(spans.allSatisfy { !$0.isEmpty && $0.count <= k.chunkPixels }, "\(label)")
+            #expect(channels * k.blockPitch <= max(PointwiseConvolution.chunkFloats, channels * call), "\(label)")
+            let jobs = batch * k.chunks, calls = (pixels + call - 1) / call
+            if (threads..<(4 * threads)).contains(jobs) {
+                #expect(jobs % threads == 0 || k.chunks == calls, "\(label): \(k.chunks) chunks")
+            }
+        }
+        // 64 channels on 56x56: chunks of at most 1024 pixels, so 4 of them; on 3 threads, 6.
+        #expect(try kernel(64, 56, batch: 1).chunks == [1: 4, 2: 4, 3: 6][threads]!)
     }
 
     @Test("Threads.set and kcp_threads_set change the count and validate n")

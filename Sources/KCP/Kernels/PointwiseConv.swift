@@ -41,19 +41,45 @@ struct PointwiseConvolution {
     static let chunkFloats = 1 << 16
 
     let s: ConvGeometry
-    /// Output pixels per chunk, chunks per sample and group, and the parts of
-    /// the output channel blocks that jobs split.
-    let chunkPixels: Int, chunks: Int, parts: Int
+    /// Chunks per sample and group, the most output pixels one holds, and the parts of the output
+    /// channel blocks that jobs split.
+    let chunks: Int, chunkPixels: Int, parts: Int
     /// The output channels of a group in the blocks each tile computes, and the weights packed for them.
     let channelBlocks: ChannelBlocks
 
+    /// The chunks share out a plane's calls (`callPixels`) evenly, the fewest that keep each block to
+    /// `chunkFloats`; where their jobs are few (from one per thread to 4), as many more as make the
+    /// jobs a multiple of the thread count (fewer than one per thread split the output channels:
+    /// `parts`). Chunks of `chunkFloats` and a short last one left one thread of 2 with twice the
+    /// other's work: 64 -> 256 channels on 56x56 (chunks of 1024, 1024, 1024 and 64 pixels) took 0.33
+    /// ms on 2 threads, 0.25-0.26 in 4 of 768-832; 128 -> 512 on 28x28 (512 and 272) 0.30, 0.23-0.24
+    /// in 2 of 384 and 400; 16 -> 64 on 112x112 0.137, 0.105 (AMD EPYC Zen 5, with batchnorm and relu;
+    /// on 1 thread even). With 8 jobs per thread, 256 -> 64 on 56x56 in 14 chunks instead of 13 took
+    /// 0.28 against 0.26. Each output is summed in the same order whatever the chunks, so the result
+    /// does not depend on them.
     init(_ s: ConvGeometry) {
         self.s = s
-        chunkPixels = max(1, Self.chunkFloats / s.perGroup / Self.callPixels) * Self.callPixels
-        chunks = (s.pixels + chunkPixels - 1) / chunkPixels
+        let most = max(1, Self.chunkFloats / s.perGroup / Self.callPixels) * Self.callPixels
+        let (units, calls) = (s.batch * s.groups, (s.pixels + Self.callPixels - 1) / Self.callPixels)
+        var chunks = (s.pixels + most - 1) / most
+        if (Threads.count..<(4 * Threads.count)).contains(units * chunks) {
+            while (units * chunks) % Threads.count != 0 && chunks < calls { chunks += 1 }
+        }
+        self.chunks = chunks
+        chunkPixels = min(s.pixels, (calls + chunks - 1) / chunks * Self.callPixels)
         channelBlocks = ChannelBlocks(s)
-        parts = channelBlocks.parts(units: s.batch * s.groups * chunks)
+        parts = channelBlocks.parts(units: units * chunks)
     }
+
+    /// The output pixels of chunk `chunk` of a sample and group: whole calls, but for the last chunk's last.
+    func pixels(_ chunk: Int) -> Range<Int> {
+        let calls = (s.pixels + Self.callPixels - 1) / Self.callPixels
+        let bound = { (chunk: Int) in min(s.pixels, chunk * calls / chunks * Self.callPixels) }
+        return bound(chunk)..<bound(chunk + 1)
+    }
+
+    /// Floats from one input channel's pixels to the next in a chunk's block: whole calls.
+    var blockPitch: Int { (chunkPixels + Self.callPixels - 1) / Self.callPixels * Self.callPixels }
 
     /// With AVX-512 (on the AVX2 path, whose 16 ymm registers hold 6 x 1
     /// vectors, OpenBLAS's Haswell products ran ResNet-50's and DeepLabV3's
@@ -81,7 +107,7 @@ struct PointwiseConvolution {
     }
 
     /// Floats of one worker's scratch: a chunk's block, then one register tile.
-    var scratchSize: Int { s.perGroup * chunkPixels + DirectConvolution.tileFloats }
+    var scratchSize: Int { s.perGroup * blockPitch + DirectConvolution.tileFloats }
 
     /// Chunk `chunk` of sample `n` and group `g`, for the output channel
     /// blocks `blocks`, each output stored through `epilogue`.
@@ -89,7 +115,7 @@ struct PointwiseConvolution {
                  blocks: Range<Int>, epilogue: ConvEpilogue, scratch: UnsafeMutablePointer<Float>,
                  into y: UnsafeMutablePointer<Float>)
     {
-        let first = chunk * chunkPixels, count = min(chunkPixels, s.pixels - first)
+        let pixels = pixels(chunk), first = pixels.lowerBound, count = pixels.count
         // The block's rows hold whole calls; the lanes past `count` read zeros and are not stored.
         let pitch = (count + Self.callPixels - 1) / Self.callPixels * Self.callPixels
         let source = x + (n * s.channels + g * s.perGroup) * s.plane
@@ -97,7 +123,7 @@ struct PointwiseConvolution {
             copyPixels(source + c * s.plane, first..<first + count, to: scratch + c * pitch)
             clearFloats(scratch + c * pitch + count, count: pitch - count)
         }
-        let tile = scratch + s.perGroup * chunkPixels, lanes = DirectConvolution.pixelsPerBlock
+        let tile = scratch + s.perGroup * blockPitch, lanes = DirectConvolution.pixelsPerBlock
         for block in blocks {
             let (o, rows) = channelBlocks.channels(block), channel = g * s.outPerGroup + o
             let kernels = weights + channel * s.perGroup, out = y + (n * s.outputs + channel) * s.pixels + first
