@@ -7,8 +7,10 @@ same thread count, in one run. Reported: median latency of several runs, the
 engine's compact-vs-dense speedup against the MACs ratio, and engine time
 over onnxruntime time. The engine's dense and compact runs alternate, so
 that another process slowing the machine down for a while weighs on both
-alike; onnxruntime runs one session after the other (the idle threads of
-one session spin for a while after each run and would slow the other down).
+alike; onnxruntime runs one session after the other. onnxruntime's threads
+spin for work within a run, as by default, and stop when it returns
+(``session.force_spinning_stop``): left spinning, they took a core from the
+engine's runs 200 ms later.
 
     python benchmarks/inference.py [--repeats 15] [--threads N] [--cases NAME ...] [--clock wall|cpu]
 """
@@ -53,6 +55,7 @@ def onnxruntime_session(net, path, threads):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
@@ -77,7 +80,6 @@ def main():
             compact = kcp.plan(dense, macs_reduction=0.5).apply(dense)
             inputs = [np.random.default_rng(0).standard_normal(v.shape).astype(np.float32) for v in dense.inputs]
             forms = (("dense", dense), ("compact", compact))
-            # The engine first, then onnxruntime, whose idle threads spin for a while after each run.
             engine = median_ms({form: (lambda net=net: net(*inputs)) for form, net in forms}, args.repeats)
             runtime = {}
             for form, net in forms:

@@ -22,11 +22,14 @@ engine's SGEMM peak, measured as a linear layer 1024 -> 1024 on 4096 rows
 (one OpenBLAS product, 4096 x 1024 x 1024).
 
 Every form in every framework runs in turn, run by run, so that another
-process slowing the machine down weighs on all of them alike; so that they
-do not slow each other down, idle threads sleep instead of spinning
-(onnxruntime's ``session.intra_op.allow_spinning`` off, PyTorch's OpenMP
-``OMP_WAIT_POLICY=PASSIVE``; the engine's threads never spin). The peak is
-the best of its runs at the start and at the end.
+process slowing the machine down weighs on all of them alike. So that they do
+not slow each other down, no framework's threads spin once its run is over:
+onnxruntime's spin for work within a run, as by default, and stop when it
+returns (``session.force_spinning_stop``; left spinning, they took a core from
+the engine's runs 200 ms later); PyTorch's OpenMP threads sleep
+(``OMP_WAIT_POLICY=PASSIVE``); the engine's spin for 100 us after each parallel
+loop, and each run with several threads is followed by a pause of 1 ms
+(``PAUSE``). The peak is the best of its runs at the start and at the end.
 
     python benchmarks/real_sizes.py [--quick] [--training] [--repeats 7] [--threads N] [--clock wall|cpu]
         [--cases NAME ...]
@@ -97,19 +100,21 @@ def median_ms(functions, repeats):
     times = {name: [] for name in functions}
     for function in functions.values():
         function()
+        time.sleep(PAUSE)
     for _ in range(repeats):
         for name, function in functions.items():
             times[name].append(timed(function))
+            time.sleep(PAUSE)
     return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def onnxruntime_run(net, inputs, path, threads):
-    """A callable running ``net`` exported to ONNX in onnxruntime, its idle threads not spinning."""
+    """A callable running ``net`` exported to ONNX in onnxruntime, its threads spinning within a run only."""
     net.to_onnx(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feed = {i.name: x for i, x in zip(session.get_inputs(), inputs)}
     return lambda: session.run(None, feed)
@@ -166,6 +171,7 @@ def sgemm_peak(repeats):
 
 
 CLOCK = time.perf_counter  # or time.process_time (--clock cpu)
+PAUSE = 0.0  # seconds after each run: 0.001 with several threads, so that the engine's stop spinning
 
 
 def timed(function):
@@ -211,8 +217,9 @@ def main():
                         help="cpu: the process's CPU time, which other processes on a busy machine barely "
                              "change; with --threads 1 it is the latency a quiet machine would show")
     args = parser.parse_args()
-    global CLOCK
+    global CLOCK, PAUSE
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    PAUSE = 0.001 if args.threads > 1 else 0.0
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when PyTorch, imported later, loads OpenMP
     warnings.filterwarnings("ignore", category=UserWarning)
     kcp.set_num_threads(args.threads)

@@ -53,8 +53,9 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Runs `body(w)` for `w` in `0..<workers`, concurrently: `body(0)` on the
     /// calling thread, the others on helpers. Where another loop holds the
-    /// pool, runs `body(0)` alone: `body` must then do all of the loop's work
-    /// in worker 0 (as a loop over a shared counter does).
+    /// pool, runs `body(0)` alone, and where the system refuses helper threads,
+    /// with fewer: `body` must do all of the loop's work in the workers that
+    /// run (as a loop over a shared counter does).
     static func run(workers: Int, _ body: (Int) -> Void) {
         _ = forkHandler
         let started: Void? = shared.withLockIfAvailable { pool in
@@ -64,13 +65,16 @@ final class WorkerPool: @unchecked Sendable {
         if started == nil { body(0) }
     }
 
+    /// Runs `body(0)` here and `body(w)` on helpers `w` of `1..<workers`, or on as many as the system
+    /// let start.
     private func run(workers: Int, _ body: (Int) -> Void) {
-        while helpers.count < workers - 1 { startHelper() }
+        while helpers.count < workers - 1 && startHelper() {}
+        let helping = min(workers - 1, helpers.count)
         withoutActuallyEscaping(body) { body in
             self.body = body
             loops += 1
-            unfinished.store(workers - 1, ordering: .relaxed)
-            for helper in helpers.prefix(workers - 1) { helper.ticket.store(loops, ordering: .sequentiallyConsistent) }
+            unfinished.store(helping, ordering: .relaxed)
+            for helper in helpers.prefix(helping) { helper.ticket.store(loops, ordering: .sequentiallyConsistent) }
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 pthread_mutex_lock(lock)
                 pthread_cond_broadcast(wake)
@@ -87,16 +91,22 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    private func startHelper() {
+    /// Starts one more helper; false where the system refuses a thread (its loops then share fewer).
+    private func startHelper() -> Bool {
         let helper = Helper(pool: self, worker: helpers.count + 1, joined: loops)
-        helpers.append(helper)
+        let context = Unmanaged.passRetained(helper)
         var thread = pthread_t()
         let started = pthread_create(&thread, nil, { context in
             let helper = Unmanaged<Helper>.fromOpaque(context!).takeRetainedValue()
             helper.pool.serve(helper)
-        }, Unmanaged.passRetained(helper).toOpaque())
-        precondition(started == 0, "could not start a worker thread (error \(started))")
+        }, context.toOpaque())
+        guard started == 0 else {
+            context.release()
+            return false
+        }
         pthread_detach(thread)
+        helpers.append(helper)
+        return true
     }
 
     /// A helper's life: wait for a loop past the last it ran, run its part, say it is done.
