@@ -51,8 +51,7 @@ def set_num_threads(n):
 
     The loops run on the calling thread and on helper threads, which spin for 100 us after a loop
     before they sleep; a loop started while another runs (from a second Python thread) runs on its
-    calling thread alone. A network's inference times its small steps on one thread too, and keeps
-    each the faster way (the results do not depend on the thread count)."""
+    calling thread alone. The results do not depend on the thread count."""
     _set_num_threads(_arguments.integer(n, "n", 1, 1024))
 
 

@@ -3,8 +3,7 @@ extension Network {
     /// size) and returns its outputs. Values are freed after their last use.
     /// A conv followed by a batchnorm (a residual add, a relu or hardswish) that alone read
     /// its output runs as one step (`fusedChains`), and so does a resize whose
-    /// output only the next node, a concat, reads (`resizesIntoConcats`), with the same results;
-    /// small steps keep to one thread where that is faster (`StepThreading`).
+    /// output only the next node, a concat, reads (`resizesIntoConcats`), with the same results.
     /// - Parameter nodeSeconds: if given, receives each node's wall time (a
     ///   fused chain's time is its first node's).
     public func forward(_ inputs: [Tensor], nodeSeconds: UnsafeMutablePointer<Double>? = nil) throws -> [Tensor] {
@@ -19,32 +18,29 @@ extension Network {
         for (tensor, input) in zip(inputs, self.inputs) { values[input.value] = tensor }
         let chains = fusedChains(lastUse: lastUse, readers: readers, shapes: shapes)
         let resizesIntoConcats = resizesIntoConcats(lastUse: lastUse, readers: readers)
-        let batch = inputs.first?.shape.first ?? 1
         var index = 0
         while index < nodes.count {
             let node = nodes[index], last = index + (chains[index]?.length ?? (resizesIntoConcats[index] ? 1 : 0))
             let x = node.inputs.map { values[$0]! }
             let p = node.parameters.map { parameters[$0].tensor }
             let start = monotonicSeconds()
-            stepThreading.run(step: index, batch: batch) {
-                if let chain = chains[index] {
-                    let residual = chain.residual.map { values[$0]! }
-                    // The residual's memory may take the output where the chain's add reads it last, and
-                    // neither the caller (a graph input) nor the conv (its own input) holds it.
-                    let reusable = chain.residual.map { r in
-                        lastUse[r] <= last && !node.inputs.contains(r) && !self.inputs.contains { $0.value == r }
-                    } ?? false
-                    if reusable { values[chain.residual!] = nil }
-                    values[nodes[last].output] = fusedConvForward(nodes[index...last], x[0], parameters: p,
-                                                                  residual: consume residual, residualReusable: reusable,
-                                                                  outputShape: shapes[node.output])
-                } else if resizesIntoConcats[index], case let .resize(r) = node.op {
-                    values[nodes[last].output] = concatForward(nodes[last].inputs.map { value in
-                        value == node.output ? .resized(x[0], r) : .tensor(values[value]!)
-                    })
-                } else {
-                    values[node.output] = node.op.forward(x, parameters: p, outputShape: shapes[node.output])
-                }
+            if let chain = chains[index] {
+                let residual = chain.residual.map { values[$0]! }
+                // The residual's memory may take the output where the chain's add reads it last, and
+                // neither the caller (a graph input) nor the conv (its own input) holds it.
+                let reusable = chain.residual.map { r in
+                    lastUse[r] <= last && !node.inputs.contains(r) && !self.inputs.contains { $0.value == r }
+                } ?? false
+                if reusable { values[chain.residual!] = nil }
+                values[nodes[last].output] = fusedConvForward(nodes[index...last], x[0], parameters: p,
+                                                              residual: consume residual, residualReusable: reusable,
+                                                              outputShape: shapes[node.output])
+            } else if resizesIntoConcats[index], case let .resize(r) = node.op {
+                values[nodes[last].output] = concatForward(nodes[last].inputs.map { value in
+                    value == node.output ? .resized(x[0], r) : .tensor(values[value]!)
+                })
+            } else {
+                values[node.output] = node.op.forward(x, parameters: p, outputShape: shapes[node.output])
             }
             for step in index...last {
                 nodeSeconds?[step] = step == index ? monotonicSeconds() - start : 0

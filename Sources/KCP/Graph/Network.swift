@@ -35,9 +35,7 @@ public struct Network: Sendable {
     /// Counts the changes of structure (values, nodes, parameters, outputs
     /// added or truncated), so that a caller's view of the structure can
     /// tell it is stale; parameter values changing leave it.
-    public private(set) var revision = 0 { didSet { stepThreading = StepThreading() } }
-    /// Which steps of inference run on one thread, learnt as it runs (for this structure only).
-    private(set) var stepThreading = StepThreading()
+    public private(set) var revision = 0
     /// The index of each value name and parameter name (the latest of that
     /// name, should names repeat).
     private var valueIndex: [String: Int] = [:]

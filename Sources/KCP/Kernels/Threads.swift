@@ -20,28 +20,16 @@ public enum Threads {
         try require(n >= 1, "n", "thread count must be at least 1, got \(n)")
         configured.store(n, ordering: .relaxed)
     }
-
-    /// Whether the parallel loops started on this thread stay on it (`serially`).
-    @TaskLocal static var keptOnThisThread = false
-
-    /// `body` with the parallel loops it starts run on the calling thread alone.
-    static func serially(_ body: () -> Void) {
-        $keptOnThisThread.withValue(true, operation: body)
-    }
-
-    /// The workers that a parallel loop of `iterations` started on this thread runs on.
-    static func workers(_ iterations: Int) -> Int { keptOnThisThread ? 1 : min(count, iterations) }
 }
 
-/// Runs `body(i)` for `i` in `0..<count` on up to `Threads.count` threads
-/// (on the calling thread alone within `Threads.serially`).
+/// Runs `body(i)` for `i` in `0..<count` on up to `Threads.count` threads.
 ///
 /// Iterations are handed out in small runs to whichever worker is free, so
 /// a worker slowed down (by another process on its core) does less of the
 /// loop; a loop whose iterations write disjoint outputs gives the same
 /// result for any thread count and any schedule.
 public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
-    forEachWorker(count, workers: Threads.workers(count)) { _, i in body(i) }
+    forEachWorker(count, workers: min(Threads.count, count)) { _, i in body(i) }
 }
 
 /// `parallelFor` whose body also gets a scratch buffer of `scratch` floats,
@@ -49,7 +37,7 @@ public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
 /// entry are whatever the previous iteration left), each starting on a
 /// cache line (`allocateAlignedFloats`).
 func parallelFor(_ count: Int, scratch: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
-    let workers = Threads.workers(count), pitch = (scratch + 15) / 16 * 16
+    let workers = min(Threads.count, count), pitch = (scratch + 15) / 16 * 16
     let buffers = allocateAlignedFloats(workers * pitch)
     defer { buffers.deallocate() }
     forEachWorker(count, workers: workers) { worker, i in body(i, buffers + worker * pitch) }
