@@ -15,14 +15,14 @@ func withThreads<R>(_ n: Int, _ body: () throws -> R) throws -> R {
 
 /// Counts of the visits to each index of `0..<count`, shared by threads.
 struct Visits {
-    let count: Int, hits: UnsafeMutablePointer<Atomic<Int>>
+    let hits: UnsafeMutablePointer<Atomic<Int>>
     func visit(_ i: Int) { hits[i].add(1, ordering: .relaxed) }
     /// Visits row `row` of `width` indices in a parallel loop of its own.
     func visitRow(_ row: Int, of width: Int) { parallelFor(width) { visit(row * width + $0) } }
 
     /// How many times `loop` visits each index.
     static func of(_ count: Int, _ loop: (Visits) -> Void) -> [Int] {
-        let visits = Visits(count: count, hits: .allocate(capacity: max(count, 1)))
+        let visits = Visits(hits: .allocate(capacity: max(count, 1)))
         for i in 0..<count { (visits.hits + i).initialize(to: Atomic(0)) }
         defer { visits.hits.deallocate() }
         loop(visits)
