@@ -169,13 +169,14 @@ struct ThreadsTests {
         }
     }
 
-    @Test("parallel loops in quick succession, after the helpers sleep, nested and from two threads at once visit every index once")
-    func workerPoolLoops() throws {
+    @Test("parallel loops in quick succession, after the helpers sleep, nested and from two threads at once visit every index once, with spinning helpers and with more threads than processors",
+          arguments: [max(2, Threads.available), Threads.available + 1])
+    func workerPoolLoops(threads: Int) throws {
         let previous = Threads.count
-        try Threads.set(3)
+        try Threads.set(threads)
         defer { try? Threads.set(previous) }
         let once = { (count: Int) in [Int](repeating: 1, count: count) }
-        for round in 0..<2000 {  // loops one after another, each helper spinning for the next
+        for round in 0..<2000 {  // loops one after another, each helper spinning for the next where it may
             let count = round % 37
             #expect(Visits.of(count) { v in parallelFor(count, v.visit) } == once(count), "round \(round)")
         }

@@ -4,8 +4,8 @@ import Synchronization
 
 /// The helper threads that run the engine's parallel loops beside the
 /// calling thread. After a loop each helper spins for the next one for
-/// `spinSeconds` before it sleeps, as onnxruntime's and OpenBLAS's threads
-/// do: a sleeping thread takes 10-30 us to wake (a futex wake-up through the
+/// `spinSeconds` before it sleeps (where the threads fit the processors),
+/// as onnxruntime's and OpenBLAS's threads do: a sleeping thread takes 10-30 us to wake (a futex wake-up through the
 /// hypervisor; AMD EPYC Zen 5 VM, libdispatch's `concurrentPerform`), and a
 /// network's steps each start one to three loops of often less than 100 us.
 ///
@@ -119,9 +119,11 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// The helper's next loop past `last`: spins for it for `spinSeconds`, then sleeps until it comes.
+    /// The helper's next loop past `last`: spins for it for `spinSeconds` (not at all where the
+    /// threads outnumber the processors, and a spinning helper would hold up a working one), then
+    /// sleeps until it comes.
     private func next(after last: Int, _ helper: Helper) -> Int {
-        let deadline = monotonicSeconds() + Self.spinSeconds
+        let deadline = monotonicSeconds() + (Threads.count <= Threads.available ? Self.spinSeconds : 0)
         var spins = 0
         while true {
             let ticket = helper.ticket.load(ordering: .acquiring)
