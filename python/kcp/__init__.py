@@ -50,8 +50,9 @@ def set_num_threads(n):
     """Set the thread count of the engine's parallel loops (OpenBLAS runs one thread per call inside them).
 
     The loops run on the calling thread and on helper threads, which spin for 100 us after a loop
-    before they sleep; a loop started while another runs (from a second Python thread) runs on its
-    calling thread alone. The results do not depend on the thread count."""
+    before they sleep (where the threads are no more than the processors); a loop started while
+    another runs (from a second Python thread) runs on its calling thread alone. The results do not
+    depend on the thread count."""
     _set_num_threads(_arguments.integer(n, "n", 1, 1024))
 
 
