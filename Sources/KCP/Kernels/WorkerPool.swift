@@ -5,9 +5,10 @@ import Synchronization
 /// The helper threads that run the engine's parallel loops beside the
 /// calling thread. After a loop each helper spins for the next one for
 /// `spinSeconds` before it sleeps (where the threads fit the processors),
-/// as onnxruntime's and OpenBLAS's threads do: a sleeping thread takes 10-30 us to wake (a futex wake-up through the
-/// hypervisor; AMD EPYC Zen 5 VM, libdispatch's `concurrentPerform`), and a
-/// network's steps each start one to three loops of often less than 100 us.
+/// as onnxruntime's and OpenBLAS's threads do: a sleeping thread takes
+/// 10-30 us to wake (a futex wake-up through the hypervisor; AMD EPYC Zen 5
+/// VM, libdispatch's `concurrentPerform`), and a network's steps each start
+/// one to three loops of often less than 100 us.
 ///
 /// One loop runs at a time. A loop started while another runs (from a
 /// helper, within a loop's body, or from a second thread of the caller's)
