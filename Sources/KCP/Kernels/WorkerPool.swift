@@ -60,8 +60,8 @@ final class WorkerPool: @unchecked Sendable {
     static func run(workers: Int, _ body: (Int) -> Void) {
         _ = forkHandler
         let started: Void? = shared.withLockIfAvailable { pool in
-            let pool = pool ?? { let made = WorkerPool(); pool = made; return made }()
-            pool.run(workers: workers, body)
+            if pool == nil { pool = WorkerPool() }
+            pool!.run(workers: workers, body)
         }
         if started == nil { body(0) }
     }
