@@ -119,12 +119,21 @@ private func load(vectors: Int, from tile: UnsafeMutablePointer<Float>) -> Block
 /// The `[pixels, channels]` results `tiles` (`tilePitch` floats from one
 /// pixel's to the next) as `[channels, pixels]` lines (`linePitch` floats
 /// apart): `lines[r * linePitch + p] = tiles[p * tilePitch + r]` (and so
-/// the weights `[O, K]` as the packed `[K, O]`).
+/// the weights `[O, K]` as the packed `[K, O]`). With `wholeRows`, each
+/// pixel's `tilePitch` floats may be read (a tile in scratch, not a
+/// tensor's last plane), so that channels past the last 16 are transposed
+/// as a block too.
 public func transposeTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
-                           into lines: UnsafeMutablePointer<Float>, linePitch: Int)
+                           wholeRows: Bool = false, into lines: UnsafeMutablePointer<Float>, linePitch: Int)
 {
-    transposing(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels) { values, r, p, count in
-        (lines + r * linePitch + p).update(from: values, count: count)
+    transposing(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, wholeRows: wholeRows) { values, r, p, count in
+        let line = lines + r * linePitch + p
+        if count == 16 {
+            UnsafeMutableRawPointer(line).storeBytes(of: UnsafeRawPointer(values).loadUnaligned(as: Lanes.self),
+                                                     as: Lanes.self)
+        } else {
+            for i in 0..<count { line[i] = values[i] }
+        }
     }
 }
 
@@ -138,7 +147,7 @@ public func storeTransposedTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, 
                                  shift: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool,
                                  hardswish: Bool, into lines: UnsafeMutablePointer<Float>, linePitch: Int)
 {
-    transposing(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels) { values, r, p, count in
+    transposing(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, wholeRows: false) { values, r, p, count in
         epilogueLine(values, to: lines + r * linePitch + p, count: count, bias: bias.map { $0[r] },
                      normalization: scale.map { ($0[r], shift?[r] ?? 0) },
                      residual: residual.map { $0 + r * linePitch + p }, relu: relu, hardswish: hardswish)
@@ -147,29 +156,29 @@ public func storeTransposedTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, 
 
 /// Calls `emit(values, r, p, count)` with the `count` values of channel `r`
 /// at pixels `p..<p + count` of the `[pixels, channels]` `tiles`, side by
-/// side, for every channel and pixel. Whole 16 x 16 blocks are transposed
+/// side, for every channel and pixel. Blocks of 16 x 16 are transposed
 /// in registers: each of 4 rounds takes, for rows `2i` and `2i + 1`, their
 /// even lanes into row `i` and their odd lanes into row `8 + i`, which
 /// moves element `(i, j)` by rotating the 8 bits of `16 i + j` right by
-/// one, so four rounds swap `i` and `j`. The rest is gathered a channel at a time.
+/// one, so four rounds swap `i` and `j`. The last pixels (fewer than 16)
+/// are a block of their rows, the lanes past them emitted for none, and
+/// so are the last channels with `wholeRows`; else those are gathered a
+/// channel at a time. A 14x14 plane's 4 last pixels of each 16 channels
+/// gathered one by one took longer than its 12 blocks.
 @inline(__always)
-private func transposing(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
+private func transposing(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int, wholeRows: Bool,
                          _ emit: (UnsafePointer<Float>, Int, Int, Int) -> Void)
 {
     let source = UnsafeRawPointer(tiles), size = MemoryLayout<Float>.stride, lanes = MemoryLayout<Lanes>.stride
     withUnsafeTemporaryAllocation(of: Float.self, capacity: 33 * 16) { buffer in
         let (a, b) = (UnsafeMutableRawPointer(buffer.baseAddress!), UnsafeMutableRawPointer(buffer.baseAddress! + 256))
         let line = buffer.baseAddress! + 512
-        /// Channel `c`'s values at pixels `p..<p + count` (at most 16), through `emit`.
-        func gather(_ c: Int, _ p: Int, _ count: Int) {
-            for i in 0..<count { line[i] = tiles[(p + i) * tilePitch + c] }
-            emit(line, c, p, count)
-        }
         var p = 0
-        while p + 16 <= pixels {
+        while p < pixels {
+            let count = min(16, pixels - p)
             var r = 0
-            while r + 16 <= channels {
-                for i in 0..<16 {
+            while r + 16 <= channels || (r < channels && wholeRows && r + 16 <= tilePitch) {
+                for i in 0..<count {
                     a.storeBytes(of: source.loadUnaligned(fromByteOffset: ((p + i) * tilePitch + r) * size, as: Lanes.self),
                                  toByteOffset: i * lanes, as: Lanes.self)
                 }
@@ -177,14 +186,14 @@ private func transposing(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: 
                 interleave(b, into: a)
                 interleave(a, into: b)
                 interleave(b, into: a)
-                for i in 0..<16 { emit(buffer.baseAddress! + 16 * i, r + i, p, 16) }
+                for i in 0..<min(16, channels - r) { emit(buffer.baseAddress! + 16 * i, r + i, p, count) }
                 r += 16
             }
-            for c in r..<channels { gather(c, p, 16) }
+            for c in min(r, channels)..<channels {
+                for i in 0..<count { line[i] = tiles[(p + i) * tilePitch + c] }
+                emit(line, c, p, count)
+            }
             p += 16
-        }
-        if p < pixels {
-            for c in 0..<channels { gather(c, p, pixels - p) }
         }
     }
 }

@@ -193,21 +193,14 @@ func epilogueLine(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<
                   normalization: (scale: Float, shift: Float)?, residual: UnsafePointer<Float>?, relu: Bool,
                   hardswish: Bool)
 {
-    let (b, n) = (Lanes(repeating: bias ?? 0), normalization.map { (Lanes(repeating: $0.scale), Lanes(repeating: $0.shift)) })
+    let b = bias.map { Lanes(repeating: $0) }
+    let n = normalization.map { (Lanes(repeating: $0.scale), Lanes(repeating: $0.shift)) }
     var k = 0
     while k + 16 <= count {
-        var v = UnsafeRawPointer(values + k).loadUnaligned(as: Lanes.self)
-        if bias != nil { v += b }
-        if let n { v = v * n.0 + n.1 }
-        if let residual { v += UnsafeRawPointer(residual + k).loadUnaligned(as: Lanes.self) }
-        if relu { v.replace(with: 0, where: v .<= 0) }  // Swift.max(v, 0), NaN kept
-        if hardswish {
-            var gate = v / 6 + 0.5
-            gate.replace(with: 0, where: gate .<= 0)  // Swift.max(gate, 0), NaN kept
-            gate.replace(with: 1, where: gate .> 1)  // Swift.min(gate, 1), NaN kept
-            v *= gate
-        }
-        UnsafeMutableRawPointer(line + k).storeBytes(of: v, as: Lanes.self)
+        let v = UnsafeRawPointer(values + k).loadUnaligned(as: Lanes.self)
+        let r = residual.map { UnsafeRawPointer($0 + k).loadUnaligned(as: Lanes.self) }
+        UnsafeMutableRawPointer(line + k).storeBytes(of: epilogue(v, bias: b, normalization: n, residual: r, relu: relu,
+                                                                  hardswish: hardswish), as: Lanes.self)
         k += 16
     }
     while k < count {
@@ -219,6 +212,50 @@ func epilogueLine(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<
         if hardswish { v *= min(max(v / 6 + 0.5, 0), 1) }
         line[k] = v
         k += 1
+    }
+}
+
+/// `convEpilogue` on one vector of results `v`, each lane's parameters in
+/// the same lane of `bias`, `normalization` and `residual`.
+@inline(__always)
+func epilogue(_ v: Lanes, bias: Lanes?, normalization: (scale: Lanes, shift: Lanes)?, residual: Lanes?, relu: Bool,
+              hardswish: Bool) -> Lanes
+{
+    var v = v
+    if let bias { v += bias }
+    if let normalization { v = v * normalization.scale + normalization.shift }
+    if let residual { v += residual }
+    if relu { v.replace(with: 0, where: v .<= 0) }  // Swift.max(v, 0), NaN kept
+    if hardswish {
+        var gate = v / 6 + 0.5
+        gate.replace(with: 0, where: gate .<= 0)  // Swift.max(gate, 0), NaN kept
+        gate.replace(with: 1, where: gate .> 1)  // Swift.min(gate, 1), NaN kept
+        v *= gate
+    }
+    return v
+}
+
+/// `convEpilogue` in place on `count` pixels' results with 16 channels
+/// along the lanes (`[count, 16]`, `tile[16 * j + i]` channel `i` of pixel
+/// `j`), channel `i`'s parameters `bias[i]`, `scale[i]`, `shift[i]` for
+/// `i < channels` (lanes past those compute on zeros, and no one reads
+/// them): the parameters are loaded once per tile, where the epilogue of
+/// each transposed line of 16 pixels loaded its channel's each time.
+public func laneEpilogue(_ tile: UnsafeMutablePointer<Float>, count: Int, channels: Int, bias: UnsafePointer<Float>?,
+                         scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, relu: Bool, hardswish: Bool)
+{
+    /// The first `channels` of `values` in lanes, zero past them.
+    func lanes(_ values: UnsafePointer<Float>) -> Lanes {
+        var v = Lanes()
+        for i in 0..<channels { v[i] = values[i] }
+        return v
+    }
+    let b = bias.map(lanes), n = scale.map { (lanes($0), shift.map(lanes) ?? Lanes()) }
+    var at = UnsafeMutableRawPointer(tile)
+    for _ in 0..<count {
+        at.storeBytes(of: epilogue(at.loadUnaligned(as: Lanes.self), bias: b, normalization: n, residual: nil, relu: relu,
+                                   hardswish: hardswish), as: Lanes.self)
+        at += MemoryLayout<Lanes>.stride
     }
 }
 

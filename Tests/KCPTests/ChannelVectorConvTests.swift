@@ -89,17 +89,20 @@ struct ChannelVectorConvTests {
         netExpect(pathForward(channelVectorConv2d, x, weight: w, bias: nil, c), naiveConv2d(x, w, nil, c.conv))
     }
 
-    @Test("transposed tiles: whole 16 x 16 blocks and the channels and pixels past them")
+    @Test("transposed tiles: whole 16 x 16 blocks and the channels and pixels past them, gathered or as blocks of whole rows")
     func transposedTiles() {
-        for (pixels, channels) in [(16, 16), (37, 64), (5, 3), (32, 50)] {
-            let pitch = 64, linePitch = pixels + 3
-            let tiles = (0..<(pixels * pitch)).map { Float($0) }
-            var lines = [Float](repeating: -1, count: channels * linePitch)
-            transposeTiles(tiles, tilePitch: pitch, pixels: pixels, channels: channels, into: &lines, linePitch: linePitch)
-            let expected = (0..<(channels * linePitch)).map { k in
-                k % linePitch < pixels ? Float(k % linePitch * pitch + k / linePitch) : -1
+        for (pixels, channels) in [(16, 16), (37, 64), (5, 3), (32, 50), (20, 60)] {
+            for wholeRows in [false, true] {
+                let pitch = 64, linePitch = pixels + 3
+                let tiles = (0..<(pixels * pitch)).map { Float($0) }
+                var lines = [Float](repeating: -1, count: channels * linePitch)
+                transposeTiles(tiles, tilePitch: pitch, pixels: pixels, channels: channels, wholeRows: wholeRows,
+                               into: &lines, linePitch: linePitch)
+                let expected = (0..<(channels * linePitch)).map { k in
+                    k % linePitch < pixels ? Float(k % linePitch * pitch + k / linePitch) : -1
+                }
+                #expect(lines == expected, "\(pixels) pixels, \(channels) channels, whole rows \(wholeRows)")
             }
-            #expect(lines == expected, "\(pixels) pixels, \(channels) channels")
         }
     }
 }

@@ -13,7 +13,7 @@ let depthwiseVectorCases: [ConvCase] = [
              conv: Conv2d(stride: (2, 2), padding: (2, 2, 2, 2), groups: 16), bias: false),
     ConvCase(label: "3x3 dilation 2, asymmetric padding, 20 channels", input: [1, 20, 11, 13], weight: [20, 1, 3, 3],
              conv: Conv2d(padding: (2, 1, 0, 3), dilation: (2, 2), groups: 20), bias: true),
-    ConvCase(label: "7x7 on 28x28 rows, 3 channels", input: [1, 3, 9, 28], weight: [3, 1, 7, 7],
+    ConvCase(label: "7x7 on rows of 14, 3 channels", input: [1, 3, 9, 14], weight: [3, 1, 7, 7],
              conv: Conv2d(padding: (3, 3, 3, 3), groups: 3), bias: true),
     ConvCase(label: "stride (2, 3), the window narrower than the input", input: [1, 17, 10, 12], weight: [17, 1, 3, 2],
              conv: Conv2d(stride: (2, 3), groups: 17), bias: false),
@@ -36,11 +36,13 @@ struct DepthwiseVectorConvTests {
         netExpect(y, naiveConv2d(x, w, b, c.conv))
     }
 
-    @Test("rows of 32 pixels or more that the direct kernel suits, and cropping, are left to the others")
+    @Test("rows of 16 pixels or more that the direct kernel suits, and cropping, are left to the others")
     func unsuitedGeometries() {
         let cases = [
             ConvCase(label: "rows of 32", input: [1, 16, 8, 32], weight: [16, 1, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1), groups: 16), bias: false),
+            ConvCase(label: "rows of 28, 5x5 taps", input: [1, 16, 8, 28], weight: [16, 1, 5, 5],
+                     conv: Conv2d(padding: (2, 2, 2, 2), groups: 16), bias: false),
             ConvCase(label: "cropping", input: [1, 16, 8, 8], weight: [16, 1, 3, 3],
                      conv: Conv2d(padding: (-1, 1, 1, 1), groups: 16), bias: false),
             ConvCase(label: "not depthwise", input: [1, 16, 8, 8], weight: [16, 2, 3, 3],

@@ -76,11 +76,12 @@ struct InstructionSetTests {
         }
     }
 
-    /// The epilogue of a case: per-channel `(scale, shift)`, a residual and an activation.
-    typealias Epilogue = (normalization: (scale: [Float], shift: [Float]), residual: Tensor, activation: Activation.Kind)
+    /// The epilogue of a case: per-channel `(scale, shift)`, a residual or none, and an activation.
+    typealias Epilogue = (normalization: (scale: [Float], shift: [Float]), residual: Tensor?, activation: Activation.Kind)
 
-    /// Case `c` by `conv` (input, weight, bias, output shape, and the epilogue or nil) on every supported set, plain
-    /// and with each activation of the epilogue: each against the naive reference, all bitwise equal.
+    /// Case `c` by `conv` (input, weight, bias, output shape, and the epilogue or nil) on every supported set, plain,
+    /// with each activation of the epilogue and a residual, and with a hardswish and none (kernels with the channels
+    /// along the lanes apply that epilogue there): each against the naive reference, all bitwise equal.
     private func agree(_ c: ConvCase, _ conv: (Tensor, Tensor, Tensor?, [Int], Epilogue?) -> Tensor) {
         var rng = SplitMix64(seed: 31)
         let s = geometry(c), x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng)
@@ -89,21 +90,24 @@ struct InstructionSetTests {
         let shape = [s.batch, s.outputs, s.outHeight, s.outWidth], residual = netTensor(shape, &rng)
         let reference = naiveConv2d(x, w, b, c.conv)
         /// The reference through the epilogue, then `f`.
-        func expected(_ f: (Double) -> Double) -> NetReference {
+        func expected(residual: Tensor? = residual, _ f: (Double) -> Double) -> NetReference {
             NetReference(shape: shape, data: reference.data.enumerated().map { k, v in
                 let o = k / (s.outHeight * s.outWidth) % s.outputs
-                return f(v * Double(affine.scale[o]) + Double(affine.shift[o]) + Double(residual.data[k]))
+                return f(v * Double(affine.scale[o]) + Double(affine.shift[o]) + Double(residual?.data[k] ?? 0))
             })
         }
         let results = InstructionSet.supported.map { set in
             withInstructionSet(set) {
                 [conv(x, w, b, shape, nil)] + [Activation.Kind.relu, .hardswish].map { conv(x, w, b, shape, (affine, residual, $0)) }
+                    + [conv(x, w, b, shape, (affine, nil, .hardswish))]
             }
         }
+        let hardswish = { (v: Double) in v * min(max(v / 6 + 0.5, 0), 1) }
         for (set, result) in zip(InstructionSet.supported, results) {
             netExpect(result[0], reference)
             netExpect(result[1], expected { max($0, 0) })
-            netExpect(result[2], expected { $0 * min(max($0 / 6 + 0.5, 0), 1) })
+            netExpect(result[2], expected(hardswish))
+            netExpect(result[3], expected(residual: nil, hardswish))
             #expect(result == results[0], "\(set) differs from \(InstructionSet.supported[0])")
         }
     }

@@ -35,22 +35,29 @@ struct DepthwiseVectorConvolution {
     }
 
     /// Whether this kernel handles the convolution: a depthwise conv without
-    /// cropping whose output rows are shorter than two pixel vectors, or
-    /// that the pixel-vector kernel leaves (`DirectConvolution.suits`) and
-    /// would be unfolded. Measured against those (1 thread, Xeon, with
-    /// batchnorm and hardswish): 672 channels 14x14 -> 7x7 with 5x5 taps,
-    /// stride 2, unfolded 0.87 -> 0.10 ms; 960 of 7x7 with 3x3 taps 0.26 ->
-    /// 0.13; 240 of 28x28 -> 14x14, stride 2, direct 0.28 -> 0.11; 192 of
-    /// 28x28, direct, with 7x7 taps 0.40 -> 0.31, 3x3 0.33 -> 0.27, 5x5
-    /// even. From rows of 32 pixels on, the two are even or the direct
-    /// kernel is ahead: its window copies each float once, the transposes
-    /// here read and write each about three times (672 channels of 32x32,
-    /// 3x3: 0.62 against 0.96; 56x56, 3x3 on 144 channels 0.59 against
-    /// 0.54, 7x7 on 96 0.49 against 0.55; 64x64 and up 1.4-2.3x).
+    /// cropping whose output rows are shorter than a pixel vector, or that
+    /// the pixel-vector kernel leaves (`DirectConvolution.suits`) and would
+    /// be unfolded. Measured against those (1 thread, Xeon, with batchnorm
+    /// and hardswish): 672 channels 14x14 -> 7x7 with 5x5 taps, stride 2,
+    /// unfolded 0.87 -> 0.10 ms; 960 of 7x7 with 3x3 taps 0.26 -> 0.13. On
+    /// rows of 16 to 31 pixels the two differed by CPU: on the Xeon this
+    /// kernel was ahead (240 of 28x28 -> 14x14, stride 2, 0.28 -> 0.11; 192
+    /// of 28x28 with 7x7 taps 0.40 -> 0.31, 3x3 0.33 -> 0.27), on the AMD
+    /// EPYC Zen 5 the direct kernel is, for 28-pixel rows (192 of 28x28: 7x7
+    /// taps 0.21 -> 0.175, 3x3 0.147 -> 0.115; 120 with 5x5 taps 0.117 ->
+    /// 0.087; 72 of 56x56 -> 28x28, 5x5 stride 2, 0.15 -> 0.12;
+    /// MobileNetV3-Large's three such layers in the network 0.35 -> 0.23),
+    /// and this one for 14-pixel rows (672 of 14x14, 3x3: 0.13 against
+    /// 0.16; 5x5, stride 2, 0.09 against 0.15). From rows of 32 pixels on,
+    /// the direct kernel is ahead on both: its window copies each float
+    /// once, the transposes here read and write each about three times (672
+    /// channels of 32x32, 3x3: 0.62 against 0.96; 56x56, 3x3 on 144
+    /// channels 0.59 against 0.54, 7x7 on 96 0.49 against 0.55; 64x64 and
+    /// up 1.4-2.3x; Xeon).
     static func suits(_ s: ConvGeometry) -> Bool {
         let (top, left, bottom, right) = s.conv.padding
         return s.isDepthwise && min(top, left, bottom, right) >= 0
-            && (s.outWidth < 2 * Self.lanes || !DirectConvolution.suits(s))
+            && (s.outWidth < Self.lanes || !DirectConvolution.suits(s))
     }
 
     /// Blocks of 16 channels per sample (the last may have fewer).
@@ -122,8 +129,8 @@ struct DepthwiseVectorConvolution {
                 j += pixels
             }
         }
-        epilogue.storeTransposed(tile, tilePitch: Self.lanes, count: count, channels: channels,
-                                 to: out + rows.lowerBound * s.outWidth, linePitch: s.outputChannelStride)
+        epilogue.storeLanes(tile, count: count, channels: channels, to: out + rows.lowerBound * s.outWidth,
+                            linePitch: s.outputChannelStride)
     }
 }
 

@@ -38,7 +38,8 @@ struct DirectConvolution {
     let phaseRows: Int
     /// Whether pixel blocks run through the rows of a tile (else each stays in one row).
     let flat: Bool
-    /// Columns per output row where pixel blocks leave the fewest lanes idle: its `Wout` pixels and those lanes.
+    /// Columns each output row's pixel blocks take: the pitch where they run through the rows, else
+    /// its `Wout` pixels rounded up to whole blocks (its pixels and the lanes they leave idle).
     let pixelColumns: Int
     /// The output channels of a group in the blocks each tile computes, and the weights packed for them.
     let channelBlocks: ChannelBlocks
@@ -60,7 +61,8 @@ struct DirectConvolution {
         let rounded = (s.outWidth + Self.pixelsPerBlock - 1) / Self.pixelsPerBlock * Self.pixelsPerBlock
         columnBlocks = s.isDepthwise && sy == 1 && (2...7).contains(s.kh) ? depthwiseColumnBlocks(kernelRows: s.kh) : 0
         // The fewer idle lanes, except that depthwise columns keep to rows even where that leaves more.
-        (flat, pixelColumns) = (pitch < rounded && columnBlocks == 0, min(pitch, rounded))
+        flat = pitch < rounded && columnBlocks == 0
+        pixelColumns = flat ? pitch : rounded
         channelBlocks = ChannelBlocks(s)
         // Tiles small enough for the cache, and enough of them to keep every thread busy. Each output is
         // summed in the same order whatever the tiles, so the result does not depend on them.
@@ -80,10 +82,15 @@ struct DirectConvolution {
     /// at 28x28 run 1.1x faster unfolded) or a depthwise conv (1.8-2.8x
     /// faster direct on 3x3 layers of 32 to 128 pixels, whose products of one
     /// row would leave OpenBLAS idle), and pixel blocks that leave at most a tenth
-    /// of their lanes idle (with 8-pixel rows, 80% busy, the two are even).
+    /// of their lanes idle (with 8-pixel rows, 80% busy, the two are even), a
+    /// quarter for a depthwise conv, whose other kernel transposes its input
+    /// and output (`DepthwiseVectorConvolution.suits`; AMD EPYC Zen 5, 1
+    /// thread, 96 channels, 3x3: rows of 36, 75% busy, 0.089 ms here against
+    /// 0.12 there, of 50 0.14 against 0.24, of 20 even, of 17 0.035 against 0.032).
     static func suits(_ s: ConvGeometry) -> Bool {
-        s.kh * s.kw > 1 && ((4...64).contains(s.outPerGroup) || s.isDepthwise)
-            && 10 * s.outWidth >= 9 * DirectConvolution(s).pixelColumns
+        let columns = DirectConvolution(s).pixelColumns
+        return s.kh * s.kw > 1 && ((4...64).contains(s.outPerGroup) || s.isDepthwise)
+            && (s.isDepthwise ? 4 * s.outWidth >= 3 * columns : 10 * s.outWidth >= 9 * columns)
     }
 
     var phases: Int { s.conv.stride.0 * s.conv.stride.1 }

@@ -95,17 +95,32 @@ func channelVectorTile(vectors: Int, pixels: Int, _ run: UnsafePointer<Float>, p
 
 /// `KCPVector.transposeTiles` of the active set.
 @inline(__always)
-func transposeTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
+func transposeTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int, wholeRows: Bool = false,
                     into lines: UnsafeMutablePointer<Float>, linePitch: Int)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
-        return KCPVectorAVX512.transposeTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, into: lines,
-                                              linePitch: linePitch)
+        return KCPVectorAVX512.transposeTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels,
+                                              wholeRows: wholeRows, into: lines, linePitch: linePitch)
     }
     #endif
-    KCPVector.transposeTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, into: lines,
-                             linePitch: linePitch)
+    KCPVector.transposeTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, wholeRows: wholeRows,
+                             into: lines, linePitch: linePitch)
+}
+
+/// `KCPVector.laneEpilogue` of the active set.
+@inline(__always)
+func laneEpilogue(_ tile: UnsafeMutablePointer<Float>, count: Int, channels: Int, bias: UnsafePointer<Float>?,
+                  scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, relu: Bool, hardswish: Bool)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        return KCPVectorAVX512.laneEpilogue(tile, count: count, channels: channels, bias: bias, scale: scale,
+                                            shift: shift, relu: relu, hardswish: hardswish)
+    }
+    #endif
+    KCPVector.laneEpilogue(tile, count: count, channels: channels, bias: bias, scale: scale, shift: shift, relu: relu,
+                           hardswish: hardswish)
 }
 
 /// `KCPVector.storeTransposedTiles` of the active set.
