@@ -163,8 +163,7 @@ public func storeTransposedTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, 
 /// one, so four rounds swap `i` and `j`. The last pixels (fewer than 16)
 /// are a block of their rows, the lanes past them emitted for none, and
 /// so are the last channels with `wholeRows`; else those are gathered a
-/// channel at a time. A 14x14 plane's 4 last pixels of each 16 channels
-/// gathered one by one took longer than its 12 blocks.
+/// channel at a time.
 @inline(__always)
 private func transposing(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int, wholeRows: Bool,
                          _ emit: (UnsafePointer<Float>, Int, Int, Int) -> Void)
