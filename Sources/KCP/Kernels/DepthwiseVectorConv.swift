@@ -89,22 +89,28 @@ struct DepthwiseVectorConvolution {
     /// output rows `rows` read, zero in the padding (and in the lanes of
     /// missing channels, which no output stores). The rows are transposed
     /// at once into `staging` (in 16 x 16 blocks; row by row, rows of 14
-    /// pixels took a gather per pixel), then copied into the window's rows.
+    /// pixels took a gather per pixel), then copied into the window's rows;
+    /// only the padding around them is cleared.
     func fillWindow(_ input: UnsafePointer<Float>, channels: Range<Int>, rows: Range<Int>,
                     staging: UnsafeMutablePointer<Float>, into window: UnsafeMutablePointer<Float>)
     {
         let (top, left) = (s.conv.padding.0, s.conv.padding.1), top0 = rows.lowerBound * s.conv.stride.0 - top
         let height = (rows.count - 1) * s.conv.stride.0 + (s.kh - 1) * s.conv.dilation.0 + 1
         let (first, end) = (max(0, top0), min(s.height, top0 + height))  // the input rows the window holds
-        let width = min(s.width, columns - left)  // and their columns
-        clearFloats(window, count: windowSize)
-        guard first < end && width > 0 else { return }
+        let width = max(0, min(s.width, columns - left))  // and their columns
+        guard first < end && width > 0 else { return clearFloats(window, count: windowSize) }
+        if channels.count < Self.lanes { clearFloats(staging, count: stagingSize) }  // lanes the transpose leaves
         transposeTiles(input + channels.lowerBound * s.channelStride + first * s.width, tilePitch: s.channelStride,
                        pixels: channels.count, channels: (end - first) * s.width, into: staging, linePitch: Self.lanes)
+        let line = columns * Self.lanes, right = columns - left - width
+        clearFloats(window, count: (first - top0) * line)  // the padding rows above, then each row's padding
         for y in first..<end {
-            copyFloats(staging + (y - first) * s.width * Self.lanes, to: window + ((y - top0) * columns + left) * Self.lanes,
-                       count: width * Self.lanes)
+            let row = window + (y - top0) * line
+            clearFloats(row, count: left * Self.lanes)
+            copyFloats(staging + (y - first) * s.width * Self.lanes, to: row + left * Self.lanes, count: width * Self.lanes)
+            clearFloats(row + (left + width) * Self.lanes, count: right * Self.lanes)
         }
+        clearFloats(window + (end - top0) * line, count: windowSize - (end - top0) * line)  // and below
     }
 
     /// Output rows `rows` of channels `channels` from their `window`, up to
