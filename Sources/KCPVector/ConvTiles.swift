@@ -247,16 +247,19 @@ func epilogue(_ v: Lanes, bias: Lanes?, normalization: (scale: Lanes, shift: Lan
 public func laneEpilogue(_ tile: UnsafeMutablePointer<Float>, count: Int, channels: Int, bias: UnsafePointer<Float>?,
                          scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, relu: Bool, hardswish: Bool)
 {
-    /// The first `channels` of `values` in lanes, zero past them.
-    func lanes(_ values: UnsafePointer<Float>) -> Lanes {
+    /// The first `channels` of `values` in lanes, zero past them (and all zero without values).
+    func lanes(_ values: UnsafePointer<Float>?) -> Lanes {
         var v = Lanes()
-        for i in 0..<channels { v[i] = values[i] }
+        if let values { for i in 0..<channels { v[i] = values[i] } }
         return v
     }
-    let b = bias.map(lanes), n = scale.map { (lanes($0), shift.map(lanes) ?? Lanes()) }
+    // Plain vectors held across the loop, the optionals made at each use: an optional pair of
+    // vectors held across it had its case read through a call for every pixel.
+    let (b, n) = (lanes(bias), (lanes(scale), lanes(shift)))
     var at = UnsafeMutableRawPointer(tile)
     for _ in 0..<count {
-        at.storeBytes(of: epilogue(at.loadUnaligned(as: Lanes.self), bias: b, normalization: n, residual: nil, relu: relu,
+        at.storeBytes(of: epilogue(at.loadUnaligned(as: Lanes.self), bias: bias == nil ? nil : b,
+                                   normalization: scale == nil ? nil : n, residual: nil, relu: relu,
                                    hardswish: hardswish), as: Lanes.self)
         at += MemoryLayout<Lanes>.stride
     }
