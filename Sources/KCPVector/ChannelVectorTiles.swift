@@ -169,9 +169,10 @@ private func transposing(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: 
                          _ emit: (UnsafePointer<Float>, Int, Int, Int) -> Void)
 {
     let source = UnsafeRawPointer(tiles), size = MemoryLayout<Float>.stride, lanes = MemoryLayout<Lanes>.stride
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 33 * 16) { buffer in
-        let (a, b) = (UnsafeMutableRawPointer(buffer.baseAddress!), UnsafeMutableRawPointer(buffer.baseAddress! + 256))
-        let line = buffer.baseAddress! + 512
+    var vectors = InlineArray<33, Lanes>(repeating: Lanes())  // two blocks of 16 rows, then one line
+    withUnsafeMutableBytes(of: &vectors) { bytes in
+        let (a, b) = (bytes.baseAddress!, bytes.baseAddress! + 16 * lanes)
+        let rows = bytes.bindMemory(to: Float.self).baseAddress!, line = rows + 512
         var p = 0
         while p < pixels {
             let count = min(16, pixels - p)
@@ -185,7 +186,7 @@ private func transposing(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: 
                 interleave(b, into: a)
                 interleave(a, into: b)
                 interleave(b, into: a)
-                for i in 0..<min(16, channels - r) { emit(buffer.baseAddress! + 16 * i, r + i, p, count) }
+                for i in 0..<min(16, channels - r) { emit(rows + 16 * i, r + i, p, count) }
                 r += 16
             }
             for c in min(r, channels)..<channels {

@@ -11,22 +11,21 @@ public func correlationRow(_ left: UnsafePointer<Float>, _ right: UnsafePointer<
 {
     func load(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
     let scales = Lanes(repeating: scale)
-    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 4) { sums in
-        for w in Swift.stride(from: 0, to: width, by: 16) {
-            var (s0, s1, s2, s3) = (Lanes(), Lanes(), Lanes(), Lanes())
-            for c in 0..<channels {
-                let l = load(left + c * pitch + w), r = right + c * pitch + w - d0
-                s0.addProduct(l, load(r))
-                if count > 1 { s1.addProduct(l, load(r - 1)) }
-                if count > 2 { s2.addProduct(l, load(r - 2)) }
-                if count > 3 { s3.addProduct(l, load(r - 3)) }
-            }
-            (sums[0], sums[1], sums[2], sums[3]) = (s0 * scales, s1 * scales, s2 * scales, s3 * scales)
-            for j in 0..<count {
-                let out = y + j * planePitch + w
-                if w + 16 <= width { UnsafeMutableRawPointer(out).storeBytes(of: sums[j], as: Lanes.self); continue }
-                for i in 0..<(width - w) { out[i] = sums[j][i] }
-            }
+    var sums = InlineArray<4, Lanes>(repeating: Lanes())
+    for w in Swift.stride(from: 0, to: width, by: 16) {
+        var (s0, s1, s2, s3) = (Lanes(), Lanes(), Lanes(), Lanes())
+        for c in 0..<channels {
+            let l = load(left + c * pitch + w), r = right + c * pitch + w - d0
+            s0.addProduct(l, load(r))
+            if count > 1 { s1.addProduct(l, load(r - 1)) }
+            if count > 2 { s2.addProduct(l, load(r - 2)) }
+            if count > 3 { s3.addProduct(l, load(r - 3)) }
+        }
+        (sums[0], sums[1], sums[2], sums[3]) = (s0 * scales, s1 * scales, s2 * scales, s3 * scales)
+        for j in 0..<count {
+            let out = y + j * planePitch + w
+            if w + 16 <= width { UnsafeMutableRawPointer(out).storeBytes(of: sums[j], as: Lanes.self); continue }
+            for i in 0..<(width - w) { out[i] = sums[j][i] }
         }
     }
 }

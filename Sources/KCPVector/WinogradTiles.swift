@@ -44,17 +44,16 @@ public func winogradInputTiles(_ lines: UnsafePointer<Float>, linePitch: Int, ta
     func d(_ line: UnsafePointer<Float>, _ j: Int) -> Lanes {
         UnsafeRawPointer(line + j * tapPitch).loadUnaligned(as: Lanes.self)
     }
-    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 36) { rows in  // (d B)[i][b] at i * 6 + b
-        for i in 0..<6 {
-            let line = lines + i * linePitch
-            let u = inputRows((d(line, 0), d(line, 1), d(line, 2), d(line, 3), d(line, 4), d(line, 5)))
-            (rows[i * 6], rows[i * 6 + 1], rows[i * 6 + 2]) = (u.0, u.1, u.2)
-            (rows[i * 6 + 3], rows[i * 6 + 4], rows[i * 6 + 5]) = (u.3, u.4, u.5)
-        }
-        for b in 0..<6 {
-            let v = inputRows((rows[b], rows[6 + b], rows[12 + b], rows[18 + b], rows[24 + b], rows[30 + b]))
-            store(v, point: { a in a * 6 + b }, count, into, pointPitch)  // (B^T d B)[a][b] over a
-        }
+    var rows = InlineArray<36, Lanes>(repeating: Lanes())  // (d B)[i][b] at i * 6 + b
+    for i in 0..<6 {
+        let line = lines + i * linePitch
+        let u = inputRows((d(line, 0), d(line, 1), d(line, 2), d(line, 3), d(line, 4), d(line, 5)))
+        (rows[i * 6], rows[i * 6 + 1], rows[i * 6 + 2]) = (u.0, u.1, u.2)
+        (rows[i * 6 + 3], rows[i * 6 + 4], rows[i * 6 + 5]) = (u.3, u.4, u.5)
+    }
+    for b in 0..<6 {
+        let v = inputRows((rows[b], rows[6 + b], rows[12 + b], rows[18 + b], rows[24 + b], rows[30 + b]))
+        store(v, point: { a in a * 6 + b }, count, into, pointPitch)  // (B^T d B)[a][b] over a
     }
 }
 
@@ -81,17 +80,16 @@ public func winogradOutputTiles(_ products: UnsafePointer<Float>, pointPitch: In
     func put(_ x: Lanes, _ r: Int, _ c: Int) {
         UnsafeMutableRawPointer(lines + r * linePitch + c * phasePitch).storeBytes(of: x, as: Lanes.self)
     }
-    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 24) { half in  // (A^T M)[r][b] at r * 6 + b
-        for b in 0..<6 {
-            func m(_ a: Int) -> Lanes { UnsafeRawPointer(products + (a * 6 + b) * pointPitch).loadUnaligned(as: Lanes.self) }
-            let z = outputRows((m(0), m(1), m(2), m(3), m(4), m(5)))
-            (half[b], half[6 + b], half[12 + b], half[18 + b]) = (z.0, z.1, z.2, z.3)
-        }
-        for r in 0..<4 {
-            let y = outputRows((half[r * 6], half[r * 6 + 1], half[r * 6 + 2], half[r * 6 + 3], half[r * 6 + 4],
-                                half[r * 6 + 5]))
-            put(y.0, r, 0); put(y.1, r, 1); put(y.2, r, 2); put(y.3, r, 3)
-        }
+    var half = InlineArray<24, Lanes>(repeating: Lanes())  // (A^T M)[r][b] at r * 6 + b
+    for b in 0..<6 {
+        func m(_ a: Int) -> Lanes { UnsafeRawPointer(products + (a * 6 + b) * pointPitch).loadUnaligned(as: Lanes.self) }
+        let z = outputRows((m(0), m(1), m(2), m(3), m(4), m(5)))
+        (half[b], half[6 + b], half[12 + b], half[18 + b]) = (z.0, z.1, z.2, z.3)
+    }
+    for r in 0..<4 {
+        let y = outputRows((half[r * 6], half[r * 6 + 1], half[r * 6 + 2], half[r * 6 + 3], half[r * 6 + 4],
+                            half[r * 6 + 5]))
+        put(y.0, r, 0); put(y.1, r, 1); put(y.2, r, 2); put(y.3, r, 3)
     }
 }
 
@@ -114,15 +112,14 @@ public func winogradKernelTiles(_ taps: UnsafePointer<Float>, tapPitch: Int, cou
                                 into: UnsafeMutablePointer<Float>, pointPitch: Int)
 {
     func tap(_ p: Int, _ q: Int) -> Lanes { UnsafeRawPointer(taps + (p * 3 + q) * tapPitch).loadUnaligned(as: Lanes.self) }
-    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 18) { half in  // (G g)[a][q] at a * 3 + q
-        for q in 0..<3 {
-            let h = kernelRows((tap(0, q), tap(1, q), tap(2, q)))
-            (half[q], half[3 + q], half[6 + q], half[9 + q], half[12 + q], half[15 + q]) = h
-        }
-        for a in 0..<6 {
-            let u = kernelRows((half[a * 3], half[a * 3 + 1], half[a * 3 + 2]))  // (G g G^T)[a][b] over b
-            store(u, point: { b in a * 6 + b }, count, into, pointPitch)
-        }
+    var half = InlineArray<18, Lanes>(repeating: Lanes())  // (G g)[a][q] at a * 3 + q
+    for q in 0..<3 {
+        let h = kernelRows((tap(0, q), tap(1, q), tap(2, q)))
+        (half[q], half[3 + q], half[6 + q], half[9 + q], half[12 + q], half[15 + q]) = h
+    }
+    for a in 0..<6 {
+        let u = kernelRows((half[a * 3], half[a * 3 + 1], half[a * 3 + 2]))  // (G g G^T)[a][b] over b
+        store(u, point: { b in a * 6 + b }, count, into, pointPitch)
     }
 }
 
@@ -166,15 +163,14 @@ public func winogradGradientTiles(_ lines: UnsafePointer<Float>, linePitch: Int,
     func g(_ r: Int, _ c: Int) -> Lanes {
         UnsafeRawPointer(lines + r * linePitch + c * phasePitch).loadUnaligned(as: Lanes.self)
     }
-    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 24) { half in  // (dY A^T)[r][b] at r * 6 + b
-        for r in 0..<4 {
-            let h = gradientRows((g(r, 0), g(r, 1), g(r, 2), g(r, 3)))
-            (half[r * 6], half[r * 6 + 1], half[r * 6 + 2], half[r * 6 + 3], half[r * 6 + 4], half[r * 6 + 5]) = h
-        }
-        for b in 0..<6 {
-            let v = gradientRows((half[b], half[6 + b], half[12 + b], half[18 + b]))
-            store(v, point: { a in a * 6 + b }, count, into, pointPitch)  // (A dY A^T)[a][b] over a
-        }
+    var half = InlineArray<24, Lanes>(repeating: Lanes())  // (dY A^T)[r][b] at r * 6 + b
+    for r in 0..<4 {
+        let h = gradientRows((g(r, 0), g(r, 1), g(r, 2), g(r, 3)))
+        (half[r * 6], half[r * 6 + 1], half[r * 6 + 2], half[r * 6 + 3], half[r * 6 + 4], half[r * 6 + 5]) = h
+    }
+    for b in 0..<6 {
+        let v = gradientRows((half[b], half[6 + b], half[12 + b], half[18 + b]))
+        store(v, point: { a in a * 6 + b }, count, into, pointPitch)  // (A dY A^T)[a][b] over a
     }
 }
 
@@ -198,18 +194,17 @@ public func winogradKernelGradients(_ products: UnsafePointer<Float>, pointPitch
     func m(_ a: Int, _ b: Int) -> Lanes {
         UnsafeRawPointer(products + (a * 6 + b) * pointPitch).loadUnaligned(as: Lanes.self)
     }
-    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 18) { half in  // (G^T M)[p][b] at p * 6 + b
-        for b in 0..<6 {
-            let h = kernelGradientRows((m(0, b), m(1, b), m(2, b), m(3, b), m(4, b), m(5, b)))
-            (half[b], half[6 + b], half[12 + b]) = h
-        }
-        for p in 0..<3 {
-            let w = kernelGradientRows((half[p * 6], half[p * 6 + 1], half[p * 6 + 2], half[p * 6 + 3],
-                                        half[p * 6 + 4], half[p * 6 + 5]))
-            let out = UnsafeMutableRawPointer(taps + p * 3 * 16), size = MemoryLayout<Lanes>.size
-            out.storeBytes(of: w.0, as: Lanes.self)
-            out.storeBytes(of: w.1, toByteOffset: size, as: Lanes.self)
-            out.storeBytes(of: w.2, toByteOffset: 2 * size, as: Lanes.self)
-        }
+    var half = InlineArray<18, Lanes>(repeating: Lanes())  // (G^T M)[p][b] at p * 6 + b
+    for b in 0..<6 {
+        let h = kernelGradientRows((m(0, b), m(1, b), m(2, b), m(3, b), m(4, b), m(5, b)))
+        (half[b], half[6 + b], half[12 + b]) = h
+    }
+    for p in 0..<3 {
+        let w = kernelGradientRows((half[p * 6], half[p * 6 + 1], half[p * 6 + 2], half[p * 6 + 3],
+                                    half[p * 6 + 4], half[p * 6 + 5]))
+        let out = UnsafeMutableRawPointer(taps + p * 3 * 16), size = MemoryLayout<Lanes>.size
+        out.storeBytes(of: w.0, as: Lanes.self)
+        out.storeBytes(of: w.1, toByteOffset: size, as: Lanes.self)
+        out.storeBytes(of: w.2, toByteOffset: 2 * size, as: Lanes.self)
     }
 }
