@@ -238,33 +238,6 @@ func epilogue(_ v: Lanes, bias: Lanes?, normalization: (scale: Lanes, shift: Lan
     return v
 }
 
-/// `convEpilogue` in place on `count` pixels' results with 16 channels
-/// along the lanes (`[count, 16]`, `tile[16 * j + i]` channel `i` of pixel
-/// `j`), channel `i`'s parameters `bias[i]`, `scale[i]`, `shift[i]` for
-/// `i < channels` (lanes past those compute on zeros, and no one reads
-/// them): the parameters are loaded once per tile, where the epilogue of
-/// each transposed line of 16 pixels loaded its channel's each time.
-public func laneEpilogue(_ tile: UnsafeMutablePointer<Float>, count: Int, channels: Int, bias: UnsafePointer<Float>?,
-                         scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, relu: Bool, hardswish: Bool)
-{
-    /// The first `channels` of `values` in lanes, zero past them (and all zero without values).
-    func lanes(_ values: UnsafePointer<Float>?) -> Lanes {
-        var v = Lanes()
-        if let values { for i in 0..<channels { v[i] = values[i] } }
-        return v
-    }
-    // Plain vectors held across the loop, the optionals made at each use: an optional pair of
-    // vectors held across it had its case read through a call for every pixel.
-    let (b, n) = (lanes(bias), (lanes(scale), lanes(shift)))
-    var at = UnsafeMutableRawPointer(tile)
-    for _ in 0..<count {
-        at.storeBytes(of: epilogue(at.loadUnaligned(as: Lanes.self), bias: bias == nil ? nil : b,
-                                   normalization: scale == nil ? nil : n, residual: nil, relu: relu,
-                                   hardswish: hardswish), as: Lanes.self)
-        at += MemoryLayout<Lanes>.stride
-    }
-}
-
 /// One channel of a depthwise convolution with stride 1 over `rows` rows
 /// of `width` output pixels and 2 to 7 kernel rows,
 /// `out[r * outPitch + i] = sum_{p < kh, q < kw} kernel[p * kw + q] * run[lines[r + p * tapStep] + columns[q] + i]`,

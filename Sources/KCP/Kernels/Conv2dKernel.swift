@@ -180,34 +180,18 @@ struct ConvEpilogue {
         residual.map { $0 + (UnsafePointer(line) - output) }
     }
 
-    /// Writes the `[count, 16]` conv results `tile` of output channels
-    /// `channels` (at most 16, along the lanes), transposed, through the
-    /// epilogue to their lines (`linePitch` floats apart) from `line` on:
-    /// without a residual, the epilogue in the lanes (`laneEpilogue`, the tile
-    /// changed), then a plain transpose; with one, `storeTransposed`.
-    func storeLanes(_ tile: UnsafeMutablePointer<Float>, count: Int, channels: Range<Int>,
-                    to line: UnsafeMutablePointer<Float>, linePitch: Int)
-    {
-        guard residual == nil else {
-            return storeTransposed(tile, tilePitch: 16, count: count, channels: channels, to: line, linePitch: linePitch)
-        }
-        let o = channels.lowerBound
-        laneEpilogue(tile, count: count, channels: channels.count, bias: bias.map { $0 + o }, scale: scale.map { $0 + o },
-                     shift: shift.map { $0 + o }, relu: relu, hardswish: hardswish)
-        transposeTiles(tile, tilePitch: 16, pixels: count, channels: channels.count, wholeRows: true, into: line,
-                       linePitch: linePitch)
-    }
-
     /// Writes the `[count, channels]` conv results `tiles` (`tilePitch` floats from one pixel's to the
     /// next) of output channels `o..<o + channels`, transposed, through the epilogue to their lines
-    /// (`linePitch` floats apart) from `line` on (`storeTransposedTiles`).
+    /// (`linePitch` floats apart) from `line` on (`storeTransposedTiles`; `wholeRows` where each pixel's
+    /// `tilePitch` floats may be read).
     func storeTransposed(_ tiles: UnsafePointer<Float>, tilePitch: Int, count: Int, channels: Range<Int>,
-                         to line: UnsafeMutablePointer<Float>, linePitch: Int)
+                         wholeRows: Bool = false, to line: UnsafeMutablePointer<Float>, linePitch: Int)
     {
         let o = channels.lowerBound
-        storeTransposedTiles(tiles, tilePitch: tilePitch, pixels: count, channels: channels.count, bias: bias.map { $0 + o },
-                             scale: scale.map { $0 + o }, shift: shift.map { $0 + o }, residual: residual(at: line),
-                             relu: relu, hardswish: hardswish, into: line, linePitch: linePitch)
+        storeTransposedTiles(tiles, tilePitch: tilePitch, pixels: count, channels: channels.count, wholeRows: wholeRows,
+                             bias: bias.map { $0 + o }, scale: scale.map { $0 + o }, shift: shift.map { $0 + o },
+                             residual: residual(at: line), relu: relu, hardswish: hardswish, into: line,
+                             linePitch: linePitch)
     }
 }
 

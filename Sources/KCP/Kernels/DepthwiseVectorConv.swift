@@ -135,8 +135,8 @@ struct DepthwiseVectorConvolution {
                 j += pixels
             }
         }
-        epilogue.storeLanes(tile, count: count, channels: channels, to: out + rows.lowerBound * s.outWidth,
-                            linePitch: s.outputChannelStride)
+        epilogue.storeTransposed(tile, tilePitch: Self.lanes, count: count, channels: channels, wholeRows: true,
+                                 to: out + rows.lowerBound * s.outWidth, linePitch: s.outputChannelStride)
     }
 }
 

@@ -108,38 +108,24 @@ func transposeTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, 
                              into: lines, linePitch: linePitch)
 }
 
-/// `KCPVector.laneEpilogue` of the active set.
-@inline(__always)
-func laneEpilogue(_ tile: UnsafeMutablePointer<Float>, count: Int, channels: Int, bias: UnsafePointer<Float>?,
-                  scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, relu: Bool, hardswish: Bool)
-{
-    #if arch(x86_64)
-    if InstructionSet.active == .avx512 {
-        return KCPVectorAVX512.laneEpilogue(tile, count: count, channels: channels, bias: bias, scale: scale,
-                                            shift: shift, relu: relu, hardswish: hardswish)
-    }
-    #endif
-    KCPVector.laneEpilogue(tile, count: count, channels: channels, bias: bias, scale: scale, shift: shift, relu: relu,
-                           hardswish: hardswish)
-}
-
 /// `KCPVector.storeTransposedTiles` of the active set.
 @inline(__always)
 func storeTransposedTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,
-                          bias: UnsafePointer<Float>?, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?,
-                          residual: UnsafePointer<Float>?, relu: Bool, hardswish: Bool,
+                          wholeRows: Bool = false, bias: UnsafePointer<Float>?, scale: UnsafePointer<Float>?,
+                          shift: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool, hardswish: Bool,
                           into lines: UnsafeMutablePointer<Float>, linePitch: Int)
 {
     #if arch(x86_64)
     if InstructionSet.active == .avx512 {
         return KCPVectorAVX512.storeTransposedTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels,
-                                                    bias: bias, scale: scale, shift: shift, residual: residual,
-                                                    relu: relu, hardswish: hardswish, into: lines, linePitch: linePitch)
+                                                    wholeRows: wholeRows, bias: bias, scale: scale, shift: shift,
+                                                    residual: residual, relu: relu, hardswish: hardswish, into: lines,
+                                                    linePitch: linePitch)
     }
     #endif
-    KCPVector.storeTransposedTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, bias: bias,
-                                   scale: scale, shift: shift, residual: residual, relu: relu, hardswish: hardswish,
-                                   into: lines, linePitch: linePitch)
+    KCPVector.storeTransposedTiles(tiles, tilePitch: tilePitch, pixels: pixels, channels: channels, wholeRows: wholeRows,
+                                   bias: bias, scale: scale, shift: shift, residual: residual, relu: relu,
+                                   hardswish: hardswish, into: lines, linePitch: linePitch)
 }
 
 /// Blocks per `depthwiseColumns` call of the active set for `kernelRows`
