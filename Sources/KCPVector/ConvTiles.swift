@@ -193,14 +193,19 @@ func epilogueLine(_ values: UnsafePointer<Float>, to line: UnsafeMutablePointer<
                   normalization: (scale: Float, shift: Float)?, residual: UnsafePointer<Float>?, relu: Bool,
                   hardswish: Bool)
 {
-    let b = bias.map { Lanes(repeating: $0) }
-    let n = normalization.map { (Lanes(repeating: $0.scale), Lanes(repeating: $0.shift)) }
+    // Plain vectors, the optionals made at each use: a residual's vector made by `map` was
+    // gathered a float at a time (ResNet-20's 16-channel 3x3 conv on 32x32 at batch 64, with its
+    // residual add: 1.81-1.86 -> 1.59-1.64 ms, 1.57-1.61 without; AMD EPYC Zen 5, 1 thread).
+    let b = Lanes(repeating: bias ?? 0)
+    let n = (Lanes(repeating: normalization?.scale ?? 0), Lanes(repeating: normalization?.shift ?? 0))
     var k = 0
     while k + 16 <= count {
         let v = UnsafeRawPointer(values + k).loadUnaligned(as: Lanes.self)
-        let r = residual.map { UnsafeRawPointer($0 + k).loadUnaligned(as: Lanes.self) }
-        UnsafeMutableRawPointer(line + k).storeBytes(of: epilogue(v, bias: b, normalization: n, residual: r, relu: relu,
-                                                                  hardswish: hardswish), as: Lanes.self)
+        var r = Lanes()
+        if let residual { r = UnsafeRawPointer(residual + k).loadUnaligned(as: Lanes.self) }
+        let y = epilogue(v, bias: bias == nil ? nil : b, normalization: normalization == nil ? nil : n,
+                         residual: residual == nil ? nil : r, relu: relu, hardswish: hardswish)
+        UnsafeMutableRawPointer(line + k).storeBytes(of: y, as: Lanes.self)
         k += 16
     }
     while k < count {
