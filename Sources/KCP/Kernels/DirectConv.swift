@@ -158,38 +158,46 @@ struct DirectConvolution {
                     paddingCleared: Bool = false, into window: UnsafeMutablePointer<Float>)
     {
         let channels = channels ?? 0..<s.perGroup
-        let ((sy, sx), top, left) = (s.conv.stride, s.conv.padding.0, s.conv.padding.1)
+        let (top, left) = (s.conv.padding.0, s.conv.padding.1)
         let planeSize = phaseRows * pitch
-        withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: sx) { inside in
-            for fx in 0..<sx {  // column t of phase fx holds input column t*sx + fx - left, inside for t in inside[fx]
-                let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
-                inside[fx] = first..<max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
-            }
-            for c in channels {
-                let channel = input + (c - channels.lowerBound) * s.channelStride - left
-                var line = window + c * sy * sx * planeSize  // row i of phase (fy, fx): line + (fy*sx + fx)*planeSize + i*pitch
-                var iy = rows.lowerBound * sy - top  // the input row of row i of phase fy: iy + fy
-                for _ in 0..<phaseRows {
-                    for fy in 0..<sy {
-                        let rowInside = iy + fy >= 0 && iy + fy < s.height
-                        for fx in 0..<sx {
-                            let (phaseLine, columns) = (line + (fy * sx + fx) * planeSize, inside[fx])
-                            if rowInside {
-                                copyStridedFloats(channel + (iy + fy) * s.width + fx, step: sx, to: phaseLine, columns)
-                            }
-                            if paddingCleared { continue }
-                            if rowInside {
-                                clearFloats(phaseLine, count: columns.lowerBound)
-                                clearFloats(phaseLine + columns.upperBound, count: pitch - columns.upperBound)
-                            } else {
-                                clearFloats(phaseLine, count: pitch)
+        /// The fill for strides `sy` and `sx`, called with the constants 1 and 1 where they are, so
+        /// that its loops are compiled for them: the generic loops' steps for each row took 13% of a
+        /// 32-channel 3x3 conv on 16x16 at batch 64, which ran 1.51-1.54 -> 1.41-1.47 ms (AMD EPYC
+        /// Zen 5, AVX-512, 1 thread, with batchnorm and relu).
+        @inline(__always)
+        func fill(_ sy: Int, _ sx: Int) {
+            withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: sx) { inside in
+                for fx in 0..<sx {  // column t of phase fx holds input column t*sx + fx - left, inside for t in inside[fx]
+                    let first = min(pitch, max(0, (left - fx + sx - 1) / sx))
+                    inside[fx] = first..<max(first, min(pitch, (s.width + left - fx + sx - 1) / sx))
+                }
+                for c in channels {
+                    let channel = input + (c - channels.lowerBound) * s.channelStride - left
+                    var line = window + c * sy * sx * planeSize  // row i of phase (fy, fx): line + (fy*sx + fx)*planeSize + i*pitch
+                    var iy = rows.lowerBound * sy - top  // the input row of row i of phase fy: iy + fy
+                    for _ in 0..<phaseRows {
+                        for fy in 0..<sy {
+                            let rowInside = iy + fy >= 0 && iy + fy < s.height
+                            for fx in 0..<sx {
+                                let (phaseLine, columns) = (line + (fy * sx + fx) * planeSize, inside[fx])
+                                if rowInside {
+                                    copyStridedFloats(channel + (iy + fy) * s.width + fx, step: sx, to: phaseLine, columns)
+                                }
+                                if paddingCleared { continue }
+                                if rowInside {
+                                    clearFloats(phaseLine, count: columns.lowerBound)
+                                    clearFloats(phaseLine + columns.upperBound, count: pitch - columns.upperBound)
+                                } else {
+                                    clearFloats(phaseLine, count: pitch)
+                                }
                             }
                         }
+                        (line, iy) = (line + pitch, iy + sy)
                     }
-                    (line, iy) = (line + pitch, iy + sy)
                 }
             }
         }
+        if s.conv.stride == (1, 1) { fill(1, 1) } else { fill(s.conv.stride.0, s.conv.stride.1) }
         if !paddingCleared { clearFloats(window + s.perGroup * channelPitch, count: Self.overread) }
     }
 
