@@ -240,10 +240,16 @@ struct ConvKernelTests {
                 #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine, activation: kind)
                         == activationForward(normalized, Activation(kind)), "\(kind)")
             }
-            let residual = fdTensor(shape, &rng)
-            let expected = activationForward(binaryForward(residual, normalized, .add, outputShape: shape), .relu)
+            for kind in ConvEpilogue.activations {  // without batchnorm: the bias, then the activation
+                #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, activation: kind)
+                        == activationForward(plain, Activation(kind)), "\(kind) without batchnorm")
+            }
+            let residual = fdTensor(shape, &rng), sum = binaryForward(residual, normalized, .add, outputShape: shape)
+            let expected = activationForward(sum, .relu)
             #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
                                   residual: residual, activation: .relu) == expected)
+            #expect(conv2dForward(x, weight: w, bias: b, c.conv, outputShape: shape, normalization: affine,
+                                  residual: residual) == sum, "a residual without activation")
             // A reusable residual: the same sum, written over it by a path that writes each output once.
             var spare: Tensor? = Tensor(shape: shape, data: residual.data.map { $0 })
             let memory = spare!.data.withUnsafeBufferPointer { $0.baseAddress! }
