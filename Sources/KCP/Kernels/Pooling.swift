@@ -41,10 +41,14 @@ private func windowPoolForward(_ x: Tensor, _ windows: PoolWindows, max useMax: 
     let (height, width) = (x.shape[2], x.shape[3])
     let (outHeight, outWidth) = (outputShape[2], outputShape[3])
     let lines = PoolLines(windows, width: width, outWidth: outWidth)
-    var y = Tensor(zeros: outputShape)
-    x.data.withUnsafeBufferPointer { xs in
-        y.data.withUnsafeMutableBufferPointer { ys in
-            parallelFor(x.shape[0] * x.shape[1], scratch: lines.scratchSize) { plane, scratch in
+    return Tensor(shape: outputShape) { ys in  // every output written below
+        x.data.withUnsafeBufferPointer { xs in
+            /// Plane `plane`, called with `useMax` a constant, so that the loops are compiled for
+            /// it: testing it for every vector, and zeroing the output first, took a fifth of
+            /// ResNet-50's 3x3 stride-2 max pool (64 channels of 112x112: 0.194-0.201 ->
+            /// 0.161-0.164 ms; AMD EPYC Zen 5, AVX-512, 1 thread).
+            @inline(__always)
+            func pool(_ plane: Int, _ scratch: UnsafeMutablePointer<Float>, max useMax: Bool) {
                 let input = xs.baseAddress! + plane * height * width
                 let output = ys.baseAddress! + plane * outHeight * outWidth
                 lines.clearPadding(scratch, max: useMax)
@@ -53,9 +57,11 @@ private func windowPoolForward(_ x: Tensor, _ windows: PoolWindows, max useMax: 
                     lines.reduceColumns(scratch, row: oy, max: useMax, into: output + oy * outWidth)
                 }
             }
+            parallelFor(x.shape[0] * x.shape[1], scratch: lines.scratchSize) { plane, scratch in
+                if useMax { pool(plane, scratch, max: true) } else { pool(plane, scratch, max: false) }
+            }
         }
     }
-    return y
 }
 
 private typealias PoolLanes = SIMD8<Float>
@@ -106,6 +112,7 @@ private struct PoolLines {
     }
 
     /// Output row `oy` from the reduced line in `scratch` (see `PoolLines`).
+    @inline(__always)
     func reduceColumns(_ scratch: UnsafeMutablePointer<Float>, row oy: Int, max useMax: Bool,
                        into out: UnsafeMutablePointer<Float>)
     {
@@ -190,6 +197,7 @@ private struct PoolLines {
 /// `line[ix]` = the max (or the sum, in tap order) over the taps `rows` of
 /// the `[H, width]` plane's `input[iy, ix]`, for every `ix < width`:
 /// `-inf` (or 0) where `rows` is empty.
+@inline(__always)
 private func reduceRows(_ input: UnsafePointer<Float>, _ rows: PoolTaps, width: Int, max useMax: Bool,
                         into line: UnsafeMutablePointer<Float>)
 {
