@@ -82,6 +82,22 @@ struct WinogradTests {
         #expect(abs(numeric - analytic) <= 1e-3 * max(1, abs(analytic)), "\(numeric) vs \(analytic)")
     }
 
+    @Test("one to three chunks give the naive result and the same bytes on 1 and 2 threads, whether the passes or whole chunks are shared out",
+          arguments: [1, 2, 3])
+    func chunksOnThreads(_ chunks: Int) throws {
+        // Rows of 16 tiles, 4 bands per chunk (64 tiles); 16 output rows per chunk.
+        let c = ConvCase(label: "\(chunks) chunks", input: [1, 32, 16 * chunks, 64], weight: [32, 32, 3, 3],
+                         conv: Conv2d(padding: (1, 1, 1, 1)), bias: true)
+        let s = geometry(c), winograd = WinogradConvolution(s)
+        #expect(WinogradConvolution.suits(s) && (winograd.bands + winograd.bandsPerChunk - 1) / winograd.bandsPerChunk == chunks)
+        var rng = SplitMix64(seed: 41)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = netTensor([32], &rng)
+        let run = { conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [1, 32, s.outHeight, s.outWidth]) }
+        let one = try withThreads(1, run)
+        netExpect(one, naiveConv2d(x, w, b, c.conv))
+        #expect(try withThreads(2, run) == one)
+    }
+
     @Test("a volumetric conv runs its slices through the same transforms")
     func volumes() {
         // Depth padding 2 in front and none behind: output slices 0 and 1 lose taps, slice 4 reads the last one.

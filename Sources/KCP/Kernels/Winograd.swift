@@ -104,10 +104,16 @@ struct WinogradConvolution {
     /// Transformed inputs are laid out `[g][ξ][slice][C/g][tiles]`, so that the input slices an output
     /// slice reads are one block of rows `(t, c)`, as its stacked kernels' columns are.
     ///
-    /// With two or more chunks per thread, each worker runs whole chunks, their three passes in its
-    /// own scratch, so that a chunk's transformed inputs and products stay in its core's cache (U-Net
+    /// With a chunk or more per thread, each worker runs whole chunks, their three passes in its own
+    /// scratch, so that a chunk's transformed inputs and products stay in its core's cache (U-Net
     /// 512's 32-channel convs on 256x256, one band per chunk, ran 1.24-1.3x faster on 2 threads than
-    /// on 1 with the passes shared, 1.7-1.8x so); else the chunks run in turn, each pass shared.
+    /// on 1 with the passes shared, 1.7-1.8x so). Even where the chunks do not share out evenly this
+    /// is ahead: with passes shared, each moved its results to the other core, and 2 threads ran
+    /// slower than 1 (AMD EPYC Zen 5, AVX-512, with batchnorm and relu, 1 -> 2 threads: 64 channels
+    /// on 56x56 at batch 1, 3 chunks, 0.62 -> 0.73-0.76 ms shared, 0.48-0.60 whole; 128 on 14x14 at
+    /// batch 8, 2 chunks, 1.6-1.7 -> 1.35-1.54 shared, 0.95-1.03 whole; ResNet-50 at batch 1, its kxk
+    /// convs of 64 channels or fewer, 3.20 -> 2.71 ms at 2 threads). With fewer chunks than threads,
+    /// the chunks run in turn, each pass shared.
     func run(_ x: UnsafePointer<Float>, kernels u: UnsafePointer<Float>, epilogue: ConvEpilogue,
              into y: UnsafeMutablePointer<Float>)
     {
@@ -141,7 +147,7 @@ struct WinogradConvolution {
                                 bands: chunk, epilogue: epilogue, lines: lines, into: y)
             }
         }
-        if Threads.count > 1 && chunks >= 2 * Threads.count {
+        if Threads.count > 1 && chunks >= Threads.count {
             parallelFor(chunks, scratch: transformedInputFloats + productFloats + lineFloats) { index, scratch in
                 compute(chunk: index, v: scratch, products: scratch + transformedInputFloats,
                         lines: scratch + transformedInputFloats + productFloats)
