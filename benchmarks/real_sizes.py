@@ -29,7 +29,8 @@ returns (``session.force_spinning_stop``; left spinning, they took a core from
 the engine's runs 200 ms later); PyTorch's OpenMP threads sleep
 (``OMP_WAIT_POLICY=PASSIVE``); the engine's spin for 100 us after each parallel
 loop, and each run with several threads is followed by a pause of 1 ms
-(``PAUSE``). The peak is the best of its runs at the start and at the end.
+(``PAUSE``). Each form runs ``WARMUP`` times before it is timed. The peak is
+the best of its runs at the start and at the end.
 
     python benchmarks/real_sizes.py [--quick] [--training] [--repeats 7] [--threads N] [--clock wall|cpu]
         [--cases NAME ...]
@@ -96,11 +97,13 @@ QUICK = {"ResNet-50 b1": REDUCTIONS[:1], "U-Net 512": ()}
 
 
 def median_ms(functions, repeats):
-    """``{name: median milliseconds}`` of ``functions`` (name -> callable), run in turn ``repeats`` times."""
+    """``{name: median milliseconds}`` of ``functions`` (name -> callable), run in turn ``repeats`` times
+    after ``WARMUP`` runs each."""
     times = {name: [] for name in functions}
-    for function in functions.values():
-        function()
-        time.sleep(PAUSE)
+    for _ in range(WARMUP):
+        for function in functions.values():
+            function()
+            time.sleep(PAUSE)
     for _ in range(repeats):
         for name, function in functions.items():
             times[name].append(timed(function))
@@ -171,6 +174,9 @@ def sgemm_peak(repeats):
 
 
 CLOCK = time.perf_counter  # or time.process_time (--clock cpu)
+# Runs of each form before the timed ones: the engine's heap grows over its first few runs (ResNet-50
+# at batch 1 page-faulted 25,600 pages in its first run, then 2,300, 400 and 500, none from the fifth).
+WARMUP = 3
 PAUSE = 0.0  # seconds after each run: 0.001 with several threads, so that the engine's stop spinning
 
 
