@@ -54,10 +54,12 @@ struct ChannelVectorConvTests {
         #expect(kernels.contains { !$0.padded } && kernels.contains { $0.s.outPerGroup % 64 == 3 })
     }
 
-    @Test("1x1 convs (the pointwise kernel's, or strided), 64 outputs, strided ones of 16 outputs or from 3 channels, and cropping take the other paths")
+    @Test("1x1 convs (the pointwise kernel's, or strided), 64 outputs, strided ones of 16 outputs, from 3 channels or on rows of a pixel vector or more, and cropping take the other paths")
     func unsuitedGeometries() {
         let cases = [
             ConvCase(label: "16 outputs, stride 2", input: [1, 8, 16, 16], weight: [16, 8, 3, 3],
+                     conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "48 outputs, stride 2, on rows of 16", input: [2, 20, 32, 32], weight: [48, 20, 3, 3],
                      conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: false),
             ConvCase(label: "an image's 3 channels, 7x7 stride 2", input: [1, 3, 32, 32], weight: [64, 3, 7, 7],
                      conv: Conv2d(stride: (2, 2), padding: (3, 3, 3, 3)), bias: false),

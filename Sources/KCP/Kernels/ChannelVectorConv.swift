@@ -74,17 +74,27 @@ struct ChannelVectorConvolution {
     /// channel, where here each block of 64 would read the whole input
     /// again (256 -> 512, stride 2, on 56x56: 1.2x slower than OpenBLAS).
     /// Strided convs of 32 to 64 output channels from 16 or more input
-    /// channels per group run here too, ahead of the direct kernel's
-    /// stride-phase copies (ResNet-20 at batch 64: 32 -> 64, stride 2, from
-    /// 16x16, 2.24-2.29 -> 1.46-1.50 ms; 16 -> 32 from 32x32, 2.23-2.28 ->
-    /// 2.03-2.06; Xeon). From fewer, an image's 3 channels, each output's
+    /// channels per group whose output rows are shorter than a pixel vector
+    /// run here too, where the direct kernel's blocks would run through
+    /// the rows or idle (ResNet-20 at batch 64: 32 -> 64, stride 2, from
+    /// 16x16, 2.24-2.29 -> 1.46-1.50 ms, Xeon; 64 -> 64 from 28x28 at
+    /// batch 8, 0.75-0.77 -> 0.59-0.61, AMD EPYC Zen 5). On longer rows the
+    /// direct kernel's stride-phase windows are ahead of the padded copy
+    /// and transposed stores here (Zen 5, 1 thread, with batchnorm and
+    /// relu: 16 -> 32 from 32x32 at batch 64, 1.32-1.44 -> 1.03-1.04 ms,
+    /// in ResNet-20 1.40 -> 1.16; 32 -> 32 from 256x256, 2.5-2.6 ->
+    /// 1.9-2.2; 24 -> 48 from 64x64 at batch 8, 1.0-1.4 -> 0.87-0.91;
+    /// 64 -> 64 from 56x56 at batch 64, 34 -> 26.5; even for 64 -> 64 from
+    /// 112x112 and 32 -> 64 from 56x56 at batch 1, and 1.3x faster on 2
+    /// threads). From fewer input channels, an image's 3, each output's
     /// few products do not pay for its transpose, and the direct kernel is
     /// ahead (AMD EPYC Zen 5, AVX-512, 1 thread, with batchnorm and relu:
     /// ResNet-50's 7x7 stem, 3 -> 64 on 224x224, 1.28-1.30 -> 1.02-1.06 ms,
     /// 11.5-12.8 -> 8.4-8.5 at batch 8; a 3x3 stem 3 -> 64, 0.54 -> 0.29).
     static func pays(_ s: ConvGeometry) -> Bool {
         let (top, left, bottom, right) = s.conv.padding
-        let outputs = s.outPerGroup > 64 || (s.conv.stride != (1, 1) && s.outPerGroup >= 32 && s.perGroup >= 16)
+        let outputs = s.outPerGroup > 64 || (s.conv.stride != (1, 1) && s.outPerGroup >= 32 && s.perGroup >= 16
+                                                 && s.outWidth < DirectConvolution.pixelsPerBlock)
         return outputs && !s.isDepthwise && min(top, left, bottom, right) >= 0 && s.kh * s.kw > 1
     }
 
