@@ -41,7 +41,11 @@ struct WinogradConvolution {
     }
 
     /// Whether a conv runs this way: 3x3, stride 1, dilation 1; 48 or more input and output channels
-    /// per group (32 on rows of 32 or more, where the per-row work is spread over more tiles); and
+    /// per group (32 on rows of 32 or more, where the per-row work is spread over more tiles; 20 on
+    /// rows shorter than a pixel vector, where the direct kernel's lanes idle or its blocks run
+    /// through the rows: AMD EPYC Zen 5, AVX-512, with batchnorm and relu, 1 and 2 threads, at
+    /// batch 64 on 8x8 0.86x the time for 22 -> 44 channels, 0.8x for 32, 0.69x for 44, 0.94x for
+    /// 24, even for 16; 0.75x for 40 on 14x14 at batch 8, 0.71x for 32 on 4x4); and
     /// 16 or more tiles, and one for every `kernelsPerTile` kernels, which the products read
     /// transformed (4x their size; transformed once for the weights' values, `winogradConvolution`).
     /// Against the direct and unfolded paths, one conv at 1 thread (AMD EPYC Zen 4, AVX-512, kernels
@@ -56,7 +60,7 @@ struct WinogradConvolution {
         let tiles = s.batch * slices.outputs * ((s.outHeight + 3) / 4) * ((s.outWidth + 3) / 4)
         let inputs = slices.taps * s.perGroup
         return s.kh == 3 && s.kw == 3 && s.conv.stride == (1, 1) && s.conv.dilation == (1, 1)
-            && min(inputs, s.outPerGroup) >= (s.outWidth >= 32 ? 32 : 48)
+            && min(inputs, s.outPerGroup) >= (s.outWidth >= 32 ? 32 : s.outWidth >= DirectConvolution.pixelsPerBlock ? 48 : 20)
             && tiles >= max(16, inputs * s.outPerGroup / kernelsPerTile(s, slices: slices))
     }
 
