@@ -45,7 +45,8 @@ struct WinogradConvolution {
     /// rows shorter than a pixel vector, where the direct kernel's lanes idle or its blocks run
     /// through the rows: AMD EPYC Zen 5, AVX-512, with batchnorm and relu, 1 and 2 threads, at
     /// batch 64 on 8x8 0.86x the time for 22 -> 44 channels, 0.8x for 32, 0.69x for 44, 0.94x for
-    /// 24, even for 16; 0.75x for 40 on 14x14 at batch 8, 0.71x for 32 on 4x4); and
+    /// 24, even for 16; 0.75x for 40 on 14x14 at batch 8, 0.71x for 32 on 4x4; its AVX2 path
+    /// 0.58-0.78x for the same convs); and
     /// 16 or more tiles, and one for every `kernelsPerTile` kernels, which the products read
     /// transformed (4x their size; transformed once for the weights' values, `winogradConvolution`).
     /// Against the direct and unfolded paths, one conv at 1 thread (AMD EPYC Zen 4, AVX-512, kernels
