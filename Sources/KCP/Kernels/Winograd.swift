@@ -80,6 +80,8 @@ struct WinogradConvolution {
     }
 
     var bands: Int { s.batch * tileRows }
+    /// Chunks of `bandsPerChunk` bands (the last may have fewer).
+    var chunks: Int { (bands + bandsPerChunk - 1) / bandsPerChunk }
     /// Floats of a line of a chunk's tiles (one value per tile, the last 16 read past the tiles).
     private var tilePitch: Int { bandsPerChunk * tileColumns + Self.lanes }
 
@@ -124,7 +126,6 @@ struct WinogradConvolution {
     {
         let (points, groups, kernels, depth) = (Self.points, s.groups, kernels, slices)
         let (inputs, outputs) = (s.perGroup, s.outPerGroup), stacked = depth.taps * s.perGroup
-        let chunks = (bands + bandsPerChunk - 1) / bandsPerChunk
         // The last run of the last tiles reads 16 lanes.
         let productFloats = groups * points * depth.outputs * outputs * bandsPerChunk * tileColumns + Self.lanes
         /// Chunk `index`: its inputs transformed into `v`, its products into `products`, its outputs
