@@ -94,7 +94,7 @@ struct ChannelVectorConvolution {
     static func pays(_ s: ConvGeometry) -> Bool {
         let (top, left, bottom, right) = s.conv.padding
         let outputs = s.outPerGroup > 64 || (s.conv.stride != (1, 1) && s.outPerGroup >= 32 && s.perGroup >= 16
-                                                 && s.outWidth < DirectConvolution.pixelsPerBlock)
+                                                 && DirectConvolution.shortRows(s))
         return outputs && !s.isDepthwise && min(top, left, bottom, right) >= 0 && s.kh * s.kw > 1
     }
 

@@ -57,7 +57,7 @@ struct DepthwiseVectorConvolution {
     static func suits(_ s: ConvGeometry) -> Bool {
         let (top, left, bottom, right) = s.conv.padding
         return s.isDepthwise && min(top, left, bottom, right) >= 0
-            && (s.outWidth < Self.lanes || !DirectConvolution.suits(s))
+            && (DirectConvolution.shortRows(s) || !DirectConvolution.suits(s))
     }
 
     /// Blocks of 16 channels per sample (the last may have fewer).

@@ -74,6 +74,12 @@ struct DirectConvolution {
         phaseRows = tileRows + (s.kh - 1) * dy / sy
     }
 
+    /// Whether the output rows are shorter than a pixel vector, so that this kernel's lanes idle or
+    /// its blocks run through the rows: there the kernels with channels along the lanes
+    /// (`DepthwiseVectorConvolution`, `ChannelVectorConvolution` for strided convs) are ahead, and
+    /// Winograd pays from fewer channels.
+    static func shortRows(_ s: ConvGeometry) -> Bool { s.outWidth < pixelsPerBlock }
+
     /// Whether the direct kernel handles this convolution, measured against
     /// the unfolded product (`unfoldedConv2d`): a kernel of several taps
     /// (a 1x1 conv reads each pixel once, so unfolding it is no loss: 1.9x

@@ -61,7 +61,7 @@ struct WinogradConvolution {
         let tiles = s.batch * slices.outputs * ((s.outHeight + 3) / 4) * ((s.outWidth + 3) / 4)
         let inputs = slices.taps * s.perGroup
         return s.kh == 3 && s.kw == 3 && s.conv.stride == (1, 1) && s.conv.dilation == (1, 1)
-            && min(inputs, s.outPerGroup) >= (s.outWidth >= 32 ? 32 : s.outWidth >= DirectConvolution.pixelsPerBlock ? 48 : 20)
+            && min(inputs, s.outPerGroup) >= (s.outWidth >= 32 ? 32 : DirectConvolution.shortRows(s) ? 20 : 48)
             && tiles >= max(16, inputs * s.outPerGroup / kernelsPerTile(s, slices: slices))
     }
 
