@@ -98,6 +98,22 @@ struct WinogradTests {
         #expect(try withThreads(2, run) == one)
     }
 
+    @Test("a few chunks that the machine's threads cannot share evenly are fewer and wider, where they fit")
+    func chunksForWorkers() {
+        // 12 bands of 16 tiles: 3 chunks of 4 bands for one worker; 2 of 6 for two.
+        let narrow = geometry(ConvCase(label: "12 bands", input: [1, 32, 48, 64], weight: [32, 32, 3, 3],
+                                       conv: Conv2d(padding: (1, 1, 1, 1)), bias: false))
+        #expect([1, 2, 3, 4].map { WinogradConvolution(narrow, workers: $0).chunks } == [3, 2, 3, 3])
+        // 11 bands: 4, 4 and 3 for one worker; 2 of 6 for two, 1 for four, fewer than them (passes shared).
+        let odd = geometry(ConvCase(label: "11 bands", input: [1, 32, 44, 64], weight: [32, 32, 3, 3],
+                                    conv: Conv2d(padding: (1, 1, 1, 1)), bias: false))
+        #expect([1, 2, 4].map { WinogradConvolution(odd, workers: $0).chunks } == [3, 2, 3])
+        // 256 channels: a band's transformed inputs and products fill a chunk, which cannot be wider.
+        let wide = geometry(ConvCase(label: "256 channels", input: [1, 256, 12, 64], weight: [256, 256, 3, 3],
+                                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false))
+        #expect(WinogradConvolution(wide).chunks == 3 && WinogradConvolution(wide, workers: 2).chunks == 3)
+    }
+
     @Test("a volumetric conv runs its slices through the same transforms")
     func volumes() {
         // Depth padding 2 in front and none behind: output slices 0 and 1 lose taps, slice 4 reads the last one.

@@ -28,16 +28,39 @@ struct WinogradConvolution {
     /// Floats of transformed inputs and products one chunk aims for (2 MB).
     private static let chunkFloats = 1 << 19
 
-    /// The conv of geometry `s` (one slice's, for a volumetric conv of depth `slices`).
-    init(_ s: ConvGeometry, slices: WinogradSlices = .plane) {
+    /// The conv of geometry `s` (one slice's, for a volumetric conv of depth `slices`), its chunks
+    /// shared out to `workers` threads (`run`).
+    ///
+    /// At least 8 chunks where each keeps 64 tiles or more, so that whole chunks can be shared out
+    /// (ResNet-20's 64 channels on 8x8 and the 64-pixel U-Net 4-6% faster on 2 threads); narrower
+    /// chunks make the products too narrow (ResNet-50's 28x28 at batch 1: 5% slower). Where that
+    /// leaves a few chunks that the workers cannot share evenly, they are fewer and wider, if they
+    /// fit, as many as a multiple of the workers: ResNet-50's 64 channels on 56x56 at batch 1 in 2
+    /// chunks of 7 bands, not 3 of 5, 5 and 4, one of which a thread of 2 ran alone, 0.41 -> 0.30 ms
+    /// on 2 threads, 0.61 -> 0.58 on 1 (AMD EPYC Zen 5, AVX-512, with batchnorm and relu); the
+    /// network's kxk convs of 64 channels or fewer 2.4-2.6 -> 1.9-2.2 ms on 2 threads. The chunks
+    /// decide the products' widths, and OpenBLAS's results depend on them in the last bits: the
+    /// workers are the machine's processors (`Threads.available`), not the threads a caller sets,
+    /// so that the result does not depend on those.
+    init(_ s: ConvGeometry, slices: WinogradSlices = .plane, workers: Int = 1) {
         (self.s, self.slices) = (s, slices)
         (tileRows, tileColumns) = ((s.outHeight + Self.m - 1) / Self.m, (s.outWidth + Self.m - 1) / Self.m)
         let floatsPerBand = Self.points * (slices.count * s.channels + slices.outputs * s.outputs) * tileColumns
-        // At least 8 chunks where each keeps 64 tiles or more, so that whole chunks can be shared
-        // out (ResNet-20's 64 channels on 8x8 and the 64-pixel U-Net 4-6% faster on 2 threads);
-        // narrower chunks make the products too narrow (ResNet-50's 28x28 at batch 1: 5% slower).
-        let spread = max((s.batch * tileRows + 7) / 8, (64 + tileColumns - 1) / tileColumns)
-        bandsPerChunk = max(1, min(Self.chunkFloats / max(1, floatsPerBand), spread))
+        let (bands, most) = (s.batch * tileRows, max(1, Self.chunkFloats / max(1, floatsPerBand)))
+        let spread = max((bands + 7) / 8, (64 + tileColumns - 1) / tileColumns)
+        var perChunk = max(1, min(most, spread))
+        /// Chunks of `width` bands.
+        func count(_ width: Int) -> Int { (bands + width - 1) / width }
+        if workers > 1 && (workers + 1..<4 * workers).contains(count(perChunk)) {
+            var target = count(perChunk) / workers * workers
+            while target >= workers && count(perChunk) % workers != 0 {
+                let wider = (bands + target - 1) / target
+                if wider > most { break }
+                if count(wider) % workers == 0 { perChunk = wider }
+                target -= workers
+            }
+        }
+        bandsPerChunk = perChunk
     }
 
     /// Whether a conv runs this way: 3x3, stride 1, dilation 1; 48 or more input and output channels
@@ -343,7 +366,7 @@ func winogradConvolution(_ x: UnsafePointer<Float>, weight: Tensor, arranged: (T
                          _ s: ConvGeometry, slices: WinogradSlices = .plane, epilogue: ConvEpilogue,
                          into y: UnsafeMutablePointer<Float>)
 {
-    let winograd = WinogradConvolution(s, slices: slices)
+    let winograd = WinogradConvolution(s, slices: slices, workers: Threads.available)
     let kernels = weight.derived("winograd kernels", layout: [s.groups]) { winograd.transformedKernels(arranged(weight)) }
     kernels.withUnsafeBufferPointer { u in
         winograd.run(x, kernels: u.baseAddress!, epilogue: epilogue, into: y)
