@@ -53,6 +53,21 @@ struct PointwiseConvTests {
         #expect(kernels.contains { $0.s.conv.stride != (1, 1) && $0.chunks > 1 && $0.chunkPixels % $0.s.outWidth != 0 })
     }
 
+    @Test("few chunks of unequal pixels split their output channels among the threads, with the bytes of one thread")
+    func unequalChunksOnThreads() throws {
+        // 196 pixels of 1024 channels: chunks of 64, 64, 64 and 4 pixels, of which 2 threads would run 128 and 68.
+        let c = ConvCase(label: "1024 channels on 14x14", input: [1, 1024, 14, 14], weight: [64, 1024, 1, 1],
+                         conv: Conv2d(), bias: true)
+        let s = geometry(c)
+        #expect(try [1, 2].map { n in try withThreads(n) { PointwiseConvolution(s).parts } } == [1, 2])
+        #expect(balance([64, 64, 64, 4], threads: 2) == 196.0 / 256 && balance([64, 64, 64, 4], threads: 1) == 1)
+        var rng = SplitMix64(seed: 31)
+        let x = netTensor(c.input, &rng), w = netTensor(c.weight, &rng), b = netTensor([64], &rng)
+        let one = try withThreads(1) { pathForward(pointwiseConv2d, x, weight: w, bias: b, c) }
+        netExpect(one, naiveConv2d(x, w, b, c.conv))
+        #expect(try withThreads(2) { pathForward(pointwiseConv2d, x, weight: w, bias: b, c) } == one)
+    }
+
     @Test("padded 1x1 convs, those of few outputs or few pixels, and kxk convs take the other paths")
     func unsuitedGeometries() {
         let cases = [

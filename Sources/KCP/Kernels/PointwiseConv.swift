@@ -55,8 +55,13 @@ struct PointwiseConvolution {
     /// ms on 2 threads, 0.25-0.26 in 4 of 768-832; 128 -> 512 on 28x28 (512 and 272) 0.30, 0.23-0.24
     /// in 2 of 384 and 400; 16 -> 64 on 112x112 0.137, 0.105 (AMD EPYC Zen 5, with batchnorm and relu;
     /// on 1 thread even). With 8 jobs per thread, 256 -> 64 on 56x56 in 14 chunks instead of 13 took
-    /// 0.28 against 0.26. Each output is summed in the same order whatever the chunks, so the result
-    /// does not depend on them.
+    /// 0.28 against 0.26. Where a few jobs differ in size (a plane's last call may hold a few of its
+    /// pixels), so that whole chunks would keep the threads busy less than 90% of the time
+    /// (`balance`), each chunk's output channels are split among the threads too: ResNet-50's 1x1
+    /// convs on 14x14 at batch 1 (chunks of 64, 64, 64 and 4 pixels) on 2 threads, 1024 -> 512 0.565
+    /// -> 0.48 ms, 1024 -> 256 0.29 -> 0.26, 512 -> 1024 of stride 2 from 28x28 0.58 -> 0.49 (each
+    /// chunk is copied once per part; on 1 thread the split took 3-5% longer). Each output is summed
+    /// in the same order whatever the chunks and parts, so the result does not depend on them.
     init(_ s: ConvGeometry) {
         self.s = s
         let most = max(1, Self.chunkFloats / s.perGroup / Self.callPixels) * Self.callPixels
@@ -68,13 +73,21 @@ struct PointwiseConvolution {
         self.chunks = chunks
         chunkPixels = min(s.pixels, (calls + chunks - 1) / chunks * Self.callPixels)
         channelBlocks = ChannelBlocks(s)
-        parts = channelBlocks.parts(units: units * chunks)
+        var parts = channelBlocks.parts(units: units * chunks)
+        if parts == 1 && Threads.count > 1 && units * chunks < 4 * Threads.count {
+            let sizes = (0..<units * chunks).map { Self.pixels($0 % chunks, of: chunks, in: s.pixels).count }
+            if balance(sizes) < 0.9 { parts = min(channelBlocks.count, Threads.count) }
+        }
+        self.parts = parts
     }
 
     /// The output pixels of chunk `chunk` of a sample and group: whole calls, but for the last chunk's last.
-    func pixels(_ chunk: Int) -> Range<Int> {
-        let calls = (s.pixels + Self.callPixels - 1) / Self.callPixels
-        let bound = { (chunk: Int) in min(s.pixels, chunk * calls / chunks * Self.callPixels) }
+    func pixels(_ chunk: Int) -> Range<Int> { Self.pixels(chunk, of: chunks, in: s.pixels) }
+
+    /// The output pixels of chunk `chunk` of `chunks` of a plane of `pixels`: its share of the calls.
+    private static func pixels(_ chunk: Int, of chunks: Int, in pixels: Int) -> Range<Int> {
+        let calls = (pixels + callPixels - 1) / callPixels
+        let bound = { (chunk: Int) in min(pixels, chunk * calls / chunks * callPixels) }
         return bound(chunk)..<bound(chunk + 1)
     }
 

@@ -44,6 +44,14 @@ func parallelFor(_ count: Int, scratch: Int, _ body: (Int, UnsafeMutablePointer<
     forEachWorker(count, workers: workers) { worker, i in body(i, buffers + worker * pitch) }
 }
 
+/// The share of the threads' time that `parallelFor` keeps busy on jobs of these sizes (any
+/// unit), run in order, each by the first thread free: `sum / (threads * the longest thread's sum)`.
+func balance(_ sizes: [Int], threads: Int = Threads.count) -> Double {
+    var loads = [Int](repeating: 0, count: max(1, threads))
+    for size in sizes { loads[loads.indices.min { loads[$0] < loads[$1] }!] += size }
+    return Double(sizes.reduce(0, +)) / Double(max(1, loads.count * loads.max()!))
+}
+
 /// Runs by `workers` workers, concurrently (`WorkerPool`): each takes the
 /// next run of about `count / (8 * workers)` iterations from a shared counter
 /// until none is left, calling `body(worker, i)` for each.
