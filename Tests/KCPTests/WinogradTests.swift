@@ -85,7 +85,8 @@ struct WinogradTests {
     @Test("one to three chunks give the naive result and the same bytes on 1 and 2 threads, whether the passes or whole chunks are shared out",
           arguments: [1, 2, 3])
     func chunksOnThreads(_ chunks: Int) throws {
-        // Rows of 16 tiles, 4 bands per chunk (64 tiles); 16 output rows per chunk.
+        // Rows of 16 tiles, 4 bands per chunk (64 tiles); 16 output rows per chunk (for one worker: the machine's
+        // processors may share 3 as 2 wider ones, `chunksForWorkers`).
         let c = ConvCase(label: "\(chunks) chunks", input: [1, 32, 16 * chunks, 64], weight: [32, 32, 3, 3],
                          conv: Conv2d(padding: (1, 1, 1, 1)), bias: true)
         let s = geometry(c), winograd = WinogradConvolution(s)
@@ -104,7 +105,7 @@ struct WinogradTests {
         let narrow = geometry(ConvCase(label: "12 bands", input: [1, 32, 48, 64], weight: [32, 32, 3, 3],
                                        conv: Conv2d(padding: (1, 1, 1, 1)), bias: false))
         #expect([1, 2, 3, 4].map { WinogradConvolution(narrow, workers: $0).chunks } == [3, 2, 3, 3])
-        // 11 bands: 4, 4 and 3 for one worker; 2 of 6 for two, 1 for four, fewer than them (passes shared).
+        // 11 bands: 4, 4 and 3 for one worker; 2 of 6 for two; the 3 for four, fewer than them (passes shared).
         let odd = geometry(ConvCase(label: "11 bands", input: [1, 32, 44, 64], weight: [32, 32, 3, 3],
                                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false))
         #expect([1, 2, 4].map { WinogradConvolution(odd, workers: $0).chunks } == [3, 2, 3])
