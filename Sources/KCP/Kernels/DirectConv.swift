@@ -186,6 +186,12 @@ struct DirectConvolution {
                     for _ in 0..<phaseRows {
                         for fy in 0..<sy {
                             let rowInside = iy + fy >= 0 && iy + fy < s.height
+                            if sx == 2 && rowInside {  // both column phases, and their padding, in one pass
+                                splitPaddedColumns(channel + left + (iy + fy) * s.width, width: s.width, left: left,
+                                                   even: line + fy * 2 * planeSize, odd: line + (fy * 2 + 1) * planeSize,
+                                                   count: pitch)
+                                continue
+                            }
                             for fx in 0..<sx {
                                 let (phaseLine, columns) = (line + (fy * sx + fx) * planeSize, inside[fx])
                                 if rowInside {
