@@ -14,6 +14,8 @@ let winogradCases: [ConvCase] = [
              conv: Conv2d(padding: (0, 2, 1, 0), groups: 2), bias: true),
     ConvCase(label: "unpadded, 32 bands in chunks of 4", input: [2, 64, 66, 82], weight: [80, 64, 3, 3],
              conv: Conv2d(), bias: false),
+    ConvCase(label: "66 -> 22 channels (harmonic mean 33) on rows of 40", input: [1, 66, 9, 40],
+             weight: [22, 66, 3, 3], conv: Conv2d(padding: (1, 1, 1, 1)), bias: true),
 ]
 
 /// `dL/dW[o, c, p, q] = sum_{n, oy, ox} dy[n, o, oy, ox] x[n, g(o) C/g + c, oy + p - top, ox + q - left]`
@@ -151,6 +153,10 @@ struct WinogradTests {
     func unsuitedGeometries() {
         let cases = [
             ConvCase(label: "16 outputs", input: [1, 32, 32, 32], weight: [16, 32, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "16 -> 32 channels, harmonic mean 21", input: [1, 16, 64, 64], weight: [32, 16, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "128 -> 11 channels, harmonic mean 20", input: [1, 128, 32, 32], weight: [11, 128, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
             ConvCase(label: "32 channels on rows of 16", input: [64, 32, 16, 16], weight: [32, 32, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),

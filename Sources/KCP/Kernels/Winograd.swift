@@ -64,12 +64,13 @@ struct WinogradConvolution {
     }
 
     /// Whether a conv runs this way: 3x3, stride 1, dilation 1; 48 or more input and output channels
-    /// per group (32 on rows of 32 or more, where the per-row work is spread over more tiles; 20 on
-    /// rows shorter than a pixel vector, where the direct kernel's lanes idle or its blocks run
-    /// through the rows: AMD EPYC Zen 5, AVX-512, with batchnorm and relu, 1 and 2 threads, at
-    /// batch 64 on 8x8 0.86x the time for 22 -> 44 channels, 0.8x for 32, 0.69x for 44, 0.94x for
-    /// 24, even for 16; 0.75x for 40 on 14x14 at batch 8, 0.71x for 32 on 4x4; its AVX2 path
-    /// 0.58-0.78x for the same convs); and
+    /// per group (20 on rows shorter than a pixel vector, where the direct kernel's lanes idle or its
+    /// blocks run through the rows: AMD EPYC Zen 5, AVX-512, with batchnorm and relu, 1 and 2
+    /// threads, at batch 64 on 8x8 0.86x the time for 22 -> 44 channels, 0.8x for 32, 0.69x for 44,
+    /// 0.94x for 24, even for 16; 0.75x for 40 on 14x14 at batch 8, 0.71x for 32 on 4x4; its AVX2
+    /// path 0.58-0.78x for the same convs); on rows of 32 or more, where the per-row work is spread
+    /// over more tiles, input and output channels `I` and `O` of harmonic mean 28 or more,
+    /// `1/I + 1/O <= 1/14` (`harmonicChannels`); and
     /// 16 or more tiles, and one for every `kernelsPerTile` kernels, which the products read
     /// transformed (4x their size; transformed once for the weights' values, `winogradConvolution`).
     /// Against the direct and unfolded paths, one conv at 1 thread (AMD EPYC Zen 4, AVX-512, kernels
@@ -84,9 +85,23 @@ struct WinogradConvolution {
         let tiles = s.batch * slices.outputs * ((s.outHeight + 3) / 4) * ((s.outWidth + 3) / 4)
         let inputs = slices.taps * s.perGroup
         return s.kh == 3 && s.kw == 3 && s.conv.stride == (1, 1) && s.conv.dilation == (1, 1)
-            && min(inputs, s.outPerGroup) >= (s.outWidth >= 32 ? 32 : DirectConvolution.shortRows(s) ? 20 : 48)
+            && (s.outWidth >= 32 ? 2 * inputs * s.outPerGroup >= harmonicChannels * (inputs + s.outPerGroup)
+                : min(inputs, s.outPerGroup) >= (DirectConvolution.shortRows(s) ? 20 : 48))
             && tiles >= max(16, inputs * s.outPerGroup / kernelsPerTile(s, slices: slices))
     }
+
+    /// The harmonic mean of the input and output channels per group, `2IO / (I + O)`, from which
+    /// Winograd pays on rows of 32 pixels or more. Its products take `2.25 I O` MACs per output pixel
+    /// against the direct kernel's `9 I O`; its input transforms are shared by the `O` outputs, its
+    /// output transforms by the `I` inputs, so each costs per product as the inverse of the other
+    /// count, and Winograd pays where `1/I + 1/O` is small. AMD EPYC Zen 5, AVX-512, 1 thread, with
+    /// batchnorm and relu, direct -> Winograd on 256x256: 20 -> 64 channels 6.9-7.4 -> 5.7-5.9 ms, 66
+    /// -> 22 (the 512-pixel U-Net's decoder, pruned) 9.5-10.2 -> 7.7-8.6; even for 64 -> 20, 96 -> 16,
+    /// 40 -> 24 and 16 -> 48, and 24 -> 32 on 64x64; the direct kernel ahead for 16 -> 32 (2.8-2.9
+    /// against 3.9-4.1), 12 -> 64, 24 -> 24, 22 -> 22 and 128 -> 11, and on 512x512 for 48 -> 16
+    /// (22.3-22.6 against 25.5) and 33 -> 11. Both counts had to reach 32 before, which left the
+    /// convs of unequal counts that pay to the direct kernel.
+    static let harmonicChannels = 28
 
     /// The kernels that one tile may pay the reading of, which depends on the path that would run the
     /// conv otherwise. The channel-vector kernel (AVX-512; `ChannelVectorConvolution.suits`) reads each
