@@ -152,11 +152,7 @@ struct WinogradTests {
     @Test("convs with few channels or tiles, strides or dilation keep the other paths")
     func unsuitedGeometries() {
         let cases = [
-            ConvCase(label: "16 outputs", input: [1, 32, 32, 32], weight: [16, 32, 3, 3],
-                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
-            ConvCase(label: "16 -> 32 channels, harmonic mean 21", input: [1, 16, 64, 64], weight: [32, 16, 3, 3],
-                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
-            ConvCase(label: "128 -> 11 channels, harmonic mean 20", input: [1, 128, 32, 32], weight: [11, 128, 3, 3],
+            ConvCase(label: "12 channels", input: [1, 12, 32, 32], weight: [12, 12, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
             ConvCase(label: "32 channels on rows of 16", input: [64, 32, 16, 16], weight: [32, 32, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
@@ -172,6 +168,22 @@ struct WinogradTests {
                      conv: Conv2d(padding: (2, 2, 2, 2)), bias: false),
         ]
         for c in cases { #expect(!WinogradConvolution.suits(geometry(c)), "\(c.label)") }
+    }
+
+    @Test("on rows of 32 or more, the harmonic mean of the channel counts decides, by instruction set")
+    func harmonicChannels() {
+        let conv = { (inputs: Int, outputs: Int) in
+            geometry(ConvCase(label: "\(inputs) -> \(outputs)", input: [1, inputs, 32, 64], weight: [outputs, inputs, 3, 3],
+                              conv: Conv2d(padding: (1, 1, 1, 1)), bias: false))
+        }
+        for set in InstructionSet.supported {
+            withInstructionSet(set) {
+                #expect(WinogradConvolution.suits(conv(66, 22)) && WinogradConvolution.suits(conv(20, 64)), "\(set)")
+                #expect(WinogradConvolution.suits(conv(16, 32)) == (set == .avx2), "\(set): harmonic mean 21")
+                #expect(WinogradConvolution.suits(conv(48, 16)) == (set == .avx2), "\(set): harmonic mean 24")
+                #expect(!WinogradConvolution.suits(conv(16, 16)), "\(set): harmonic mean 16")
+            }
+        }
     }
 
     @Test("a conv of few tiles for its kernels goes to the channel-vector kernel where that runs it, else to Winograd")

@@ -69,8 +69,8 @@ struct WinogradConvolution {
     /// threads, at batch 64 on 8x8 0.86x the time for 22 -> 44 channels, 0.8x for 32, 0.69x for 44,
     /// 0.94x for 24, even for 16; 0.75x for 40 on 14x14 at batch 8, 0.71x for 32 on 4x4; its AVX2
     /// path 0.58-0.78x for the same convs); on rows of 32 or more, where the per-row work is spread
-    /// over more tiles, input and output channels `I` and `O` of harmonic mean 28 or more,
-    /// `1/I + 1/O <= 1/14` (`harmonicChannels`); and
+    /// over more tiles, input and output channels `I` and `O` of harmonic mean `harmonicChannels`
+    /// or more (28 with AVX-512: `1/I + 1/O <= 1/14`); and
     /// 16 or more tiles, and one for every `kernelsPerTile` kernels, which the products read
     /// transformed (4x their size; transformed once for the weights' values, `winogradConvolution`).
     /// Against the direct and unfolded paths, one conv at 1 thread (AMD EPYC Zen 4, AVX-512, kernels
@@ -91,17 +91,25 @@ struct WinogradConvolution {
     }
 
     /// The harmonic mean of the input and output channels per group, `2IO / (I + O)`, from which
-    /// Winograd pays on rows of 32 pixels or more. Its products take `2.25 I O` MACs per output pixel
-    /// against the direct kernel's `9 I O`; its input transforms are shared by the `O` outputs, its
-    /// output transforms by the `I` inputs, so each costs per product as the inverse of the other
-    /// count, and Winograd pays where `1/I + 1/O` is small. AMD EPYC Zen 5, AVX-512, 1 thread, with
-    /// batchnorm and relu, direct -> Winograd on 256x256: 20 -> 64 channels 6.9-7.4 -> 5.7-5.9 ms, 66
-    /// -> 22 (the 512-pixel U-Net's decoder, pruned) 9.5-10.2 -> 7.7-8.6; even for 64 -> 20, 96 -> 16,
-    /// 40 -> 24 and 16 -> 48, and 24 -> 32 on 64x64; the direct kernel ahead for 16 -> 32 (2.8-2.9
-    /// against 3.9-4.1), 12 -> 64, 24 -> 24, 22 -> 22 and 128 -> 11, and on 512x512 for 48 -> 16
-    /// (22.3-22.6 against 25.5) and 33 -> 11. Both counts had to reach 32 before, which left the
-    /// convs of unequal counts that pay to the direct kernel.
-    static let harmonicChannels = 28
+    /// Winograd pays on rows of 32 pixels or more, on the active instruction set. Its products take
+    /// `2.25 I O` MACs per output pixel against the direct kernel's `9 I O`; its input transforms are
+    /// shared by the `O` outputs, its output transforms by the `I` inputs, so each costs per product
+    /// as the inverse of the other count, and Winograd pays where `1/I + 1/O` is small. AMD EPYC Zen
+    /// 5, 1 thread, with batchnorm and relu, direct -> Winograd on 256x256 (ms):
+    /// - AVX-512, 28: 20 -> 64 channels 6.9-7.4 -> 5.7-5.9, 66 -> 22 (the 512-pixel U-Net's decoder,
+    ///   pruned) 9.5-10.2 -> 7.7-8.6; even for 64 -> 20, 96 -> 16, 40 -> 24 and 16 -> 48, and 24 -> 32
+    ///   on 64x64; the direct kernel ahead for 16 -> 32 (2.8-2.9 against 3.9-4.1), 12 -> 64, 24 -> 24,
+    ///   22 -> 22 and 128 -> 11, and on 512x512 for 48 -> 16 (22.3-22.6 against 25.5) and 33 -> 11.
+    /// - AVX2, whose direct kernel holds 6 x 16 pixels in 12 ymm registers, 20: 66 -> 22 16.7-17.0 ->
+    ///   12.2-12.9, 20 -> 64 13.0-13.1 -> 8.2-8.6, 64 -> 20 15.5-15.8 -> 11.5-12.1, 40 -> 24 10.0 ->
+    ///   7.4-7.7, 24 -> 24 5.8-6.3 -> 4.7-5.0, 16 -> 32 5.7 -> 4.5-4.9, 48 -> 16 on 512x512 40-41 ->
+    ///   30; even at 16 and below for 12 -> 24, 8 -> 64 and 16 -> 16 on 512x512 (12.6-12.9 -> 12.0);
+    ///   the direct kernel ahead for 16 -> 16 on 32x32 at batch 64 (3.0 against 3.5-3.8) and 12 -> 12
+    ///   on 512x512 (6.5-6.8 against 8.5-8.8).
+    ///
+    /// Both counts had to reach 32 before, on both sets, which left the convs of unequal counts that
+    /// pay to the direct kernel.
+    static var harmonicChannels: Int { InstructionSet.active == .avx512 ? 28 : 20 }
 
     /// The kernels that one tile may pay the reading of, which depends on the path that would run the
     /// conv otherwise. The channel-vector kernel (AVX-512; `ChannelVectorConvolution.suits`) reads each
