@@ -154,7 +154,7 @@ struct WinogradTests {
         let cases = [
             ConvCase(label: "12 channels", input: [1, 12, 32, 32], weight: [12, 12, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
-            ConvCase(label: "32 channels on rows of 16", input: [64, 32, 16, 16], weight: [32, 32, 3, 3],
+            ConvCase(label: "24 channels on rows of 16", input: [64, 24, 16, 16], weight: [24, 24, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
             ConvCase(label: "16 tiles for 262144 kernels", input: [4, 512, 7, 7], weight: [512, 512, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
@@ -170,18 +170,22 @@ struct WinogradTests {
         for c in cases { #expect(!WinogradConvolution.suits(geometry(c)), "\(c.label)") }
     }
 
-    @Test("on rows of 32 or more, the harmonic mean of the channel counts decides, by instruction set")
-    func harmonicChannels() {
-        let conv = { (inputs: Int, outputs: Int) in
-            geometry(ConvCase(label: "\(inputs) -> \(outputs)", input: [1, inputs, 32, 64], weight: [outputs, inputs, 3, 3],
-                              conv: Conv2d(padding: (1, 1, 1, 1)), bias: false))
+    @Test("the harmonic mean of the channel counts decides, by row length and instruction set")
+    func channelBound() {
+        let conv = { (inputs: Int, outputs: Int, width: Int) in
+            geometry(ConvCase(label: "\(inputs) -> \(outputs)", input: [4, inputs, 16, width],
+                              weight: [outputs, inputs, 3, 3], conv: Conv2d(padding: (1, 1, 1, 1)), bias: false))
         }
         for set in InstructionSet.supported {
             withInstructionSet(set) {
-                #expect(WinogradConvolution.suits(conv(66, 22)) && WinogradConvolution.suits(conv(20, 64)), "\(set)")
-                #expect(WinogradConvolution.suits(conv(16, 32)) == (set == .avx2), "\(set): harmonic mean 21")
-                #expect(WinogradConvolution.suits(conv(48, 16)) == (set == .avx2), "\(set): harmonic mean 24")
-                #expect(!WinogradConvolution.suits(conv(16, 16)), "\(set): harmonic mean 16")
+                let suits = { (inputs: Int, outputs: Int, width: Int) in WinogradConvolution.suits(conv(inputs, outputs, width)) }
+                // Rows of 64: harmonic means 33, 31, 21, 24 and 16.
+                #expect(suits(66, 22, 64) && suits(20, 64, 64), "\(set)")
+                #expect(suits(16, 32, 64) == (set == .avx2) && suits(48, 16, 64) == (set == .avx2), "\(set)")
+                #expect(!suits(16, 16, 64), "\(set)")
+                // Rows of 28: 51 and 32; rows of 8: 26 and 16.
+                #expect(suits(32, 128, 28) && suits(32, 32, 28) == (set == .avx2), "\(set)")
+                #expect(suits(64, 16, 8) && !suits(16, 16, 8), "\(set)")
             }
         }
     }

@@ -63,53 +63,72 @@ struct WinogradConvolution {
         bandsPerChunk = perChunk
     }
 
-    /// Whether a conv runs this way: 3x3, stride 1, dilation 1; 48 or more input and output channels
-    /// per group (20 on rows shorter than a pixel vector, where the direct kernel's lanes idle or its
-    /// blocks run through the rows: AMD EPYC Zen 5, AVX-512, with batchnorm and relu, 1 and 2
-    /// threads, at batch 64 on 8x8 0.86x the time for 22 -> 44 channels, 0.8x for 32, 0.69x for 44,
-    /// 0.94x for 24, even for 16; 0.75x for 40 on 14x14 at batch 8, 0.71x for 32 on 4x4; its AVX2
-    /// path 0.58-0.78x for the same convs); on rows of 32 or more, where the per-row work is spread
-    /// over more tiles, input and output channels `I` and `O` of harmonic mean `harmonicChannels`
-    /// or more (28 with AVX-512: `1/I + 1/O <= 1/14`); and
-    /// 16 or more tiles, and one for every `kernelsPerTile` kernels, which the products read
-    /// transformed (4x their size; transformed once for the weights' values, `winogradConvolution`).
-    /// Against the direct and unfolded paths, one conv at 1 thread (AMD EPYC Zen 4, AVX-512, kernels
-    /// transformed per call): 0.42-0.62x the time for 64 or 128 channels from 8x8 (batch 64) to 64x128
-    /// (batch 1); 0.64-0.84x for 32 channels on 32x32 (batch 16), 64x128 and 256x256, 40 on 64x64, 48
-    /// on 16x16 (batch 64), and 96 -> 32 on 256x256; 0.83x for 128 channels on 14x14 (16 tiles), 0.74x
-    /// for 256 on 14x14 (batch 8), 0.96x with batch 2 (32 tiles), 0.77x on 7x7 (batch 16). Left out:
-    /// 1.0-1.3x for 32 channels on 16x16 in batches of 8 and 64, 0.92-1.08x for 24 channels, 1.33x for
-    /// 16. A volumetric conv counts the input channels of all its depth taps, and the tiles of all its
-    /// output slices.
+    /// Whether a conv runs this way: 3x3, stride 1, dilation 1; input and output channels per group
+    /// of harmonic mean `channelBound` or more; and 16 or more tiles, and one for every
+    /// `kernelsPerTile` kernels, which the products read transformed (4x their size; transformed once
+    /// for the weights' values, `winogradConvolution`). Against the direct and unfolded paths, one
+    /// conv at 1 thread (AMD EPYC Zen 4, AVX-512, kernels transformed per call): 0.42-0.62x the time
+    /// for 64 or 128 channels from 8x8 (batch 64) to 64x128 (batch 1); 0.64-0.84x for 32 channels on
+    /// 32x32 (batch 16), 64x128 and 256x256, 40 on 64x64, 48 on 16x16 (batch 64), and 96 -> 32 on
+    /// 256x256; 0.83x for 128 channels on 14x14 (16 tiles), 0.74x for 256 on 14x14 (batch 8), 0.96x
+    /// with batch 2 (32 tiles), 0.77x on 7x7 (batch 16). Left out: 1.0-1.3x for 32 channels on 16x16
+    /// in batches of 8 and 64, 0.92-1.08x for 24 channels, 1.33x for 16. A volumetric conv counts the
+    /// input channels of all its depth taps, and the tiles of all its output slices.
     static func suits(_ s: ConvGeometry, slices: WinogradSlices = .plane) -> Bool {
         let tiles = s.batch * slices.outputs * ((s.outHeight + 3) / 4) * ((s.outWidth + 3) / 4)
         let inputs = slices.taps * s.perGroup
         return s.kh == 3 && s.kw == 3 && s.conv.stride == (1, 1) && s.conv.dilation == (1, 1)
-            && (s.outWidth >= 32 ? 2 * inputs * s.outPerGroup >= harmonicChannels * (inputs + s.outPerGroup)
-                : min(inputs, s.outPerGroup) >= (DirectConvolution.shortRows(s) ? 20 : 48))
+            && 2 * inputs * s.outPerGroup >= channelBound(s) * (inputs + s.outPerGroup)
             && tiles >= max(16, inputs * s.outPerGroup / kernelsPerTile(s, slices: slices))
     }
 
     /// The harmonic mean of the input and output channels per group, `2IO / (I + O)`, from which
-    /// Winograd pays on rows of 32 pixels or more, on the active instruction set. Its products take
-    /// `2.25 I O` MACs per output pixel against the direct kernel's `9 I O`; its input transforms are
-    /// shared by the `O` outputs, its output transforms by the `I` inputs, so each costs per product
-    /// as the inverse of the other count, and Winograd pays where `1/I + 1/O` is small. AMD EPYC Zen
-    /// 5, 1 thread, with batchnorm and relu, direct -> Winograd on 256x256 (ms):
-    /// - AVX-512, 28: 20 -> 64 channels 6.9-7.4 -> 5.7-5.9, 66 -> 22 (the 512-pixel U-Net's decoder,
-    ///   pruned) 9.5-10.2 -> 7.7-8.6; even for 64 -> 20, 96 -> 16, 40 -> 24 and 16 -> 48, and 24 -> 32
-    ///   on 64x64; the direct kernel ahead for 16 -> 32 (2.8-2.9 against 3.9-4.1), 12 -> 64, 24 -> 24,
-    ///   22 -> 22 and 128 -> 11, and on 512x512 for 48 -> 16 (22.3-22.6 against 25.5) and 33 -> 11.
-    /// - AVX2, whose direct kernel holds 6 x 16 pixels in 12 ymm registers, 20: 66 -> 22 16.7-17.0 ->
-    ///   12.2-12.9, 20 -> 64 13.0-13.1 -> 8.2-8.6, 64 -> 20 15.5-15.8 -> 11.5-12.1, 40 -> 24 10.0 ->
-    ///   7.4-7.7, 24 -> 24 5.8-6.3 -> 4.7-5.0, 16 -> 32 5.7 -> 4.5-4.9, 48 -> 16 on 512x512 40-41 ->
-    ///   30; even at 16 and below for 12 -> 24, 8 -> 64 and 16 -> 16 on 512x512 (12.6-12.9 -> 12.0);
-    ///   the direct kernel ahead for 16 -> 16 on 32x32 at batch 64 (3.0 against 3.5-3.8) and 12 -> 12
-    ///   on 512x512 (6.5-6.8 against 8.5-8.8).
+    /// Winograd pays on the active instruction set, by the length of the output rows:
     ///
-    /// Both counts had to reach 32 before, on both sets, which left the convs of unequal counts that
-    /// pay to the direct kernel.
-    static var harmonicChannels: Int { InstructionSet.active == .avx512 ? 28 : 20 }
+    /// | rows | AVX-512 | AVX2 |
+    /// |---|---:|---:|
+    /// | 32 pixels or more | 28 | 20 |
+    /// | 16 to 31 | 48 | 28 |
+    /// | shorter than a pixel vector | 20 | 20 |
+    ///
+    /// Its products take `2.25 I O` MACs per output pixel against the direct kernel's `9 I O`; its
+    /// input transforms are shared by the `O` outputs, its output transforms by the `I` inputs, so each
+    /// costs per product as the inverse of the other count, and Winograd pays where `1/I + 1/O` is
+    /// small. On longer rows the per-row work is spread over more tiles; on rows shorter than a pixel
+    /// vector the direct kernel's lanes idle or its blocks run through the rows; the AVX2 path's
+    /// direct kernel holds a quarter of the AVX-512 one's pixels (6 x 16 in 12 ymm registers). AMD EPYC
+    /// Zen 5, 1 thread (and 2 where said), with batchnorm and relu, direct (or the channel-vector
+    /// kernel past 64 outputs) -> Winograd, ms:
+    /// - Rows of 32 or more, AVX-512, on 256x256: 20 -> 64 channels 6.9-7.4 -> 5.7-5.9, 66 -> 22 (the
+    ///   512-pixel U-Net's decoder, pruned) 9.5-10.2 -> 7.7-8.6; even for 64 -> 20, 96 -> 16, 40 -> 24
+    ///   and 16 -> 48, and 24 -> 32 on 64x64; the direct kernel ahead for 16 -> 32 (2.8-2.9 against
+    ///   3.9-4.1), 12 -> 64, 24 -> 24, 22 -> 22 and 128 -> 11, and on 512x512 for 48 -> 16 (22.3-22.6
+    ///   against 25.5) and 33 -> 11. AVX2: 66 -> 22 16.7-17.0 -> 12.2-12.9, 20 -> 64 13.0-13.1 ->
+    ///   8.2-8.6, 64 -> 20 15.5-15.8 -> 11.5-12.1, 40 -> 24 10.0 -> 7.4-7.7, 24 -> 24 5.8-6.3 ->
+    ///   4.7-5.0, 16 -> 32 5.7 -> 4.5-4.9, 48 -> 16 on 512x512 40-41 -> 30; even at 16 and below for
+    ///   12 -> 24, 8 -> 64 and 16 -> 16 on 512x512 (12.6-12.9 -> 12.0); the direct kernel ahead for
+    ///   16 -> 16 on 32x32 at batch 64 (3.0 against 3.5-3.8) and 12 -> 12 on 512x512 (6.5-6.8 against
+    ///   8.5-8.8).
+    /// - Rows of 16 to 31, at batch 16 unless said, AVX-512: 32 -> 128 on 28x28 at batch 1 0.28 ->
+    ///   0.17-0.21 (2 threads 0.15-0.17 -> 0.10); even for 128 -> 32 there (2 threads 0.17-0.21 ->
+    ///   0.14) and 24 -> 24; for 32 -> 32 Winograd ahead on 28x28 (1.14 -> 1.01-1.03), the direct
+    ///   kernel on 16x16 (0.34 against 0.38). AVX2: 32 -> 32 on 28x28 2.15-2.20 -> 1.35-1.39, on 16x16
+    ///   0.66 -> 0.52, 24 -> 24 on 28x28 1.16 -> 0.93-0.96; even for 24 -> 24 on 16x16 and 20 -> 20 on
+    ///   28x28 (1 thread 0.92-0.95 -> 0.75, 2 threads 0.49-0.50 -> 0.51-0.54); the direct kernel
+    ///   ahead for 16 -> 16 and, on 2 threads, 16 -> 32 on 16x16 (0.20-0.22 against 0.47-0.50).
+    /// - Rows shorter than a pixel vector, both sets, at batch 64 on 8x8: 0.86x the time for 22 -> 44
+    ///   channels, 0.8x for 32, 0.69x for 44, 0.94x for 24, even for 16; 0.75x for 40 on 14x14 at batch
+    ///   8, 0.71x for 32 on 4x4; the AVX2 path 0.58-0.78x for the same convs; 64 -> 16 on 8x8 0.97-1.28
+    ///   -> 0.73 (2 threads 1.16-1.36 -> 0.35-0.52), 16 -> 64 0.45-0.61 -> 0.47-0.50 (2 threads
+    ///   0.60-0.69 -> 0.24).
+    ///
+    /// Both counts had to reach the bound before (32 on rows of 32 or more), on both sets, which left
+    /// the convs of unequal counts that pay to the other paths.
+    static func channelBound(_ s: ConvGeometry) -> Int {
+        let avx512 = InstructionSet.active == .avx512
+        if DirectConvolution.shortRows(s) { return 20 }
+        return s.outWidth >= 32 ? (avx512 ? 28 : 20) : (avx512 ? 48 : 28)
+    }
 
     /// The kernels that one tile may pay the reading of, which depends on the path that would run the
     /// conv otherwise. The channel-vector kernel (AVX-512; `ChannelVectorConvolution.suits`) reads each
