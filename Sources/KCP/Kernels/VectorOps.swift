@@ -181,7 +181,7 @@ func copyEvenFloats(_ from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float
 /// `padded[j] = from[j - left]`, split into its even and odd columns:
 /// `even[t] = padded[2t]`, `odd[t] = padded[2t + 1]` for `t < count`. One
 /// 16-float load gives 8 columns of both, and the zeros are written in the
-/// same pass, where the two halves copied one at a time (`copyEvenFloats`),
+/// same pass. Against the two halves copied one at a time (`copyEvenFloats`),
 /// each between two clears of its padding (AMD EPYC Zen 5, AVX-512, 1
 /// thread, with batchnorm and relu): a 16 -> 32-channel 3x3 conv of stride
 /// 2 on 32x32 at batch 64 1.05-1.08 -> 0.93-0.99 ms, depthwise 3x3 on 64
