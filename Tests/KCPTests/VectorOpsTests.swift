@@ -13,9 +13,9 @@ struct VectorOpsTests {
         for width in 1...41 {
             for left in -3...7 {
                 for count in 1...26 {
-                    var row = (0..<width).map { Float($0 + 1) } + [Float.nan]
+                    let row = (0..<width).map { Float($0 + 1) } + [Float.nan]
                     var (even, odd) = ([Float](repeating: -1, count: count), [Float](repeating: -1, count: count))
-                    row.withUnsafeMutableBufferPointer { row in
+                    row.withUnsafeBufferPointer { row in
                         splitPaddedColumns(row.baseAddress!, width: width, left: left, even: &even, odd: &odd, count: count)
                     }
                     let padded = { (j: Int) -> Float in (0..<width).contains(j - left) ? row[j - left] : 0 }

@@ -153,7 +153,9 @@ struct DirectConvolution {
     /// the overread after it. With `channels`, only those planes of the window
     /// are filled, plane `c` from channel `c - channels.lowerBound` of `input`.
     /// With `paddingCleared` (the window last filled for the same `rows`), only
-    /// the input's pixels are copied: the padding and the overread are zero still.
+    /// the input's pixels are copied: the padding and the overread are zero still
+    /// (a row split into two column phases, `splitPaddedColumns`, writes its
+    /// zeros in the same pass either way).
     /// The input rows are read in order, each into every column phase in
     /// turn while it is in the L1 cache, every row phase at once: with
     /// stride 2, reading every other row for one row phase and then the
