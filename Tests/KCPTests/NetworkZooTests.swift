@@ -237,7 +237,7 @@ struct NetworkZooTests {
         let count = net.parameters[c2].tensor.count
         let target = PruningTarget(amount: .ratio(0.5))
         let short = [Float](repeating: 1, count: count - 1), nan = [Float](repeating: .nan, count: count)
-        try short.withUnsafeBufferPointer { weight in
+        short.withUnsafeBufferPointer { weight in
             netExpectInvalidArgument("weights", ["'c2.weight' has \(count) elements, got \(count - 1)"]) {
                 _ = try NetworkPlan(network: net, target: target, weights: [c2: weight])
             }
@@ -245,7 +245,7 @@ struct NetworkZooTests {
                 _ = try NetworkPlan(network: net, target: target, weights: [net.parameters.count: weight])
             }
         }
-        try nan.withUnsafeBufferPointer { weight in
+        nan.withUnsafeBufferPointer { weight in
             netExpectInvalidArgument("weight", ["must be finite"]) {
                 _ = try NetworkPlan(network: net, target: target, weights: [c2: weight])
             }

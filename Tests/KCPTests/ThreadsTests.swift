@@ -5,12 +5,18 @@ import Testing
 @testable import KCP
 import KCPC
 
-/// Runs `body` with `Threads.count == n`, then restores the previous count.
+/// Held while a test sets the thread count: tests run in parallel, and one that reads what the
+/// count decides (a kernel's chunks and parts) would otherwise see another test's count.
+private let threadCountSwitch = Mutex(())
+
+/// Runs `body` with `Threads.count == n`, while no other test sets the count, then restores it.
 func withThreads<R>(_ n: Int, _ body: () throws -> R) throws -> R {
-    let previous = Threads.count
-    try Threads.set(n)
-    defer { try? Threads.set(previous) }
-    return try body()
+    try threadCountSwitch.withLock { _ in
+        let previous = Threads.count
+        try Threads.set(n)
+        defer { try? Threads.set(previous) }
+        return try body()
+    }
 }
 
 /// Counts of the visits to each index of `0..<count`, shared by threads.
@@ -139,17 +145,15 @@ struct ThreadsTests {
 
     @Test("Threads.set and kcp_threads_set change the count and validate n")
     func setAndGet() throws {
-        let previous = Threads.count
-        defer { try? Threads.set(previous) }
-        try Threads.set(3)
-        #expect(Threads.count == 3 && kcp_threads_get() == 3)
-        #expect(kcp_threads_set(1) == 0 && lastError() == "")
-        #expect(Threads.count == 1 && kcp_threads_get() == 1)
-        expectInvalidArgument("n") { try Threads.set(0) }
-        #expect(Threads.count == 1)
-        expectInvalid("n", kcp_threads_set(0))
-        #expect(kcp_threads_set(Int32(previous)) == 0)
-        #expect(Threads.count == previous)
+        try withThreads(3) {
+            #expect(Threads.count == 3 && kcp_threads_get() == 3)
+            #expect(kcp_threads_set(1) == 0 && lastError() == "")
+            #expect(Threads.count == 1 && kcp_threads_get() == 1)
+            expectInvalidArgument("n") { try Threads.set(0) }
+            #expect(Threads.count == 1)
+            expectInvalid("n", kcp_threads_set(0))
+            #expect(Threads.count == 1)
+        }
         #expect(Threads.available >= 1)
     }
 
@@ -172,28 +176,27 @@ struct ThreadsTests {
     @Test("parallel loops in quick succession, after the helpers sleep, nested and from two threads at once visit every index once, with spinning helpers and with more threads than processors",
           arguments: [max(2, Threads.available), Threads.available + 1])
     func workerPoolLoops(threads: Int) throws {
-        let previous = Threads.count
-        try Threads.set(threads)
-        defer { try? Threads.set(previous) }
-        let once = { (count: Int) in [Int](repeating: 1, count: count) }
-        for round in 0..<2000 {  // loops one after another, each helper spinning for the next where it may
-            let count = round % 37
-            #expect(Visits.of(count) { v in parallelFor(count, v.visit) } == once(count), "round \(round)")
-        }
-        for round in 0..<5 {  // after each pause the helpers have gone to sleep
-            usleep(UInt32(2e6 * WorkerPool.spinSeconds))
-            #expect(Visits.of(64) { v in parallelFor(64, v.visit) } == once(64), "after a pause, round \(round)")
-        }
-        let nested: [Int] = Visits.of(8 * 16) { (v: Visits) -> Void in
-            parallelFor(8) { (outer: Int) -> Void in v.visitRow(outer, of: 16) }
-        }
-        #expect(nested == once(8 * 16))
-        let concurrent: [Int] = Visits.of(2 * 500 * 24) { (v: Visits) -> Void in
-            DispatchQueue.concurrentPerform(iterations: 2) { (caller: Int) -> Void in
-                for round in 0..<500 { v.visitRow(caller * 500 + round, of: 24) }
+        try withThreads(threads) {
+            let once = { (count: Int) in [Int](repeating: 1, count: count) }
+            for round in 0..<2000 {  // loops one after another, each helper spinning for the next where it may
+                let count = round % 37
+                #expect(Visits.of(count) { v in parallelFor(count, v.visit) } == once(count), "round \(round)")
             }
+            for round in 0..<5 {  // after each pause the helpers have gone to sleep
+                usleep(UInt32(2e6 * WorkerPool.spinSeconds))
+                #expect(Visits.of(64) { v in parallelFor(64, v.visit) } == once(64), "after a pause, round \(round)")
+            }
+            let nested: [Int] = Visits.of(8 * 16) { (v: Visits) -> Void in
+                parallelFor(8) { (outer: Int) -> Void in v.visitRow(outer, of: 16) }
+            }
+            #expect(nested == once(8 * 16))
+            let concurrent: [Int] = Visits.of(2 * 500 * 24) { (v: Visits) -> Void in
+                DispatchQueue.concurrentPerform(iterations: 2) { (caller: Int) -> Void in
+                    for round in 0..<500 { v.visitRow(caller * 500 + round, of: 24) }
+                }
+            }
+            #expect(concurrent == once(2 * 500 * 24))
         }
-        #expect(concurrent == once(2 * 500 * 24))
     }
 
     @Test("a parallel loop of several threads runs on the pool's helpers as well as the caller")
