@@ -6,9 +6,10 @@ import Testing
 // channels past the outputs, tiles of 6 pixels across rows with a short
 // tail, several chunks of pixels (across samples), sums over several parts of the input
 // channels, strides, dilation, asymmetric padding, groups, batches, an
-// unpadded conv read in place, and both job orders (`blocksInner`). The kernel is
+// unpadded conv read in place, 1x1 convs on planes that leave the pointwise
+// kernel's lanes idle, and both job orders (`blocksInner`). The kernel is
 // called itself, so it is tested whatever set is active (convs take it with
-// AVX-512 only); `InstructionSetTests` runs it on every set.
+// AVX-512, and on AVX2's short rows); `InstructionSetTests` runs it on every set.
 
 let channelVectorCases: [ConvCase] = [
     ConvCase(label: "96 outputs (a block and 2 vectors), rows of 14", input: [2, 7, 14, 14], weight: [96, 7, 3, 3],
@@ -33,6 +34,10 @@ let channelVectorCases: [ConvCase] = [
              conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
     ConvCase(label: "stride 2, 48 outputs (ahead of the direct kernel)", input: [3, 20, 17, 16], weight: [48, 20, 3, 3],
              conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: true),
+    ConvCase(label: "1x1 on 7x7, 3 samples: tiles across samples", input: [3, 24, 7, 7], weight: [80, 24, 1, 1],
+             conv: Conv2d(), bias: true),
+    ConvCase(label: "1x1, stride 2, to 5x5", input: [2, 16, 10, 9], weight: [70, 16, 1, 1],
+             conv: Conv2d(stride: (2, 2)), bias: false),
 ]
 
 @Suite("Channel-vector conv kernel")
@@ -56,7 +61,7 @@ struct ChannelVectorConvTests {
         #expect(kernels.contains { !$0.padded } && kernels.contains { $0.s.outPerGroup % 64 == 3 })
     }
 
-    @Test("1x1 convs (the pointwise kernel's, or strided), 64 outputs, strided ones of 16 outputs, from 3 channels or on rows of a pixel vector or more, and cropping take the other paths")
+    @Test("1x1 convs whose pixel blocks fill their lanes (the pointwise kernel's), 64 outputs, strided ones of 16 outputs, from 3 channels or on rows of a pixel vector or more, and cropping take the other paths")
     func unsuitedGeometries() {
         let cases = [
             ConvCase(label: "16 outputs, stride 2", input: [1, 8, 16, 16], weight: [16, 8, 3, 3],
@@ -65,15 +70,48 @@ struct ChannelVectorConvTests {
                      conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: false),
             ConvCase(label: "an image's 3 channels, 7x7 stride 2", input: [1, 3, 32, 32], weight: [64, 3, 7, 7],
                      conv: Conv2d(stride: (2, 2), padding: (3, 3, 3, 3)), bias: false),
-            ConvCase(label: "1x1", input: [1, 512, 7, 7], weight: [128, 512, 1, 1], conv: Conv2d(), bias: false),
-            ConvCase(label: "1x1 stride 2", input: [1, 512, 14, 14], weight: [128, 512, 1, 1],
+            ConvCase(label: "1x1", input: [1, 512, 14, 14], weight: [128, 512, 1, 1], conv: Conv2d(), bias: false),
+            ConvCase(label: "1x1 stride 2", input: [1, 512, 28, 28], weight: [128, 512, 1, 1],
                      conv: Conv2d(stride: (2, 2)), bias: false),
+            ConvCase(label: "1x1 on 7x7, 64 outputs", input: [1, 512, 7, 7], weight: [64, 512, 1, 1], conv: Conv2d(),
+                     bias: false),
             ConvCase(label: "64 outputs", input: [1, 8, 16, 16], weight: [64, 8, 3, 3],
                      conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
             ConvCase(label: "negative padding", input: [1, 8, 16, 16], weight: [80, 8, 3, 3],
                      conv: Conv2d(padding: (-1, 1, 1, 1)), bias: false),
         ]
         for c in cases { #expect(!ChannelVectorConvolution.pays(geometry(c)), "\(c.label)") }
+    }
+
+    @Test("pixel blocks fill their lanes on planes of 90% of whole blocks or more")
+    func lanesFilled() {
+        let planes = [(4, 4), (5, 5), (7, 7), (14, 14), (28, 28), (3, 15), (9, 13)]
+        let filled = planes.map { h, w in
+            PointwiseConvolution.fillsLanes(geometry(ConvCase(label: "", input: [2, 32, h, w], weight: [96, 32, 1, 1],
+                                                              conv: Conv2d(), bias: false)))
+        }
+        // 16 of 16 lanes, 25 of 32, 49 of 64, 196 of 208, 784 of 784, 45 of 48, 117 of 128.
+        #expect(filled == [true, false, false, true, true, true, true])
+    }
+
+    @Test("with AVX-512 the kernel takes 1x1 convs on 7x7 and strided convs of long rows; with AVX2 only convs of several taps on short rows")
+    func pathsBySet() throws {
+        let convs = [
+            ConvCase(label: "1x1 on 7x7", input: [1, 512, 7, 7], weight: [2048, 512, 1, 1], conv: Conv2d(), bias: false),
+            ConvCase(label: "1x1 on 14x14", input: [1, 1024, 14, 14], weight: [256, 1024, 1, 1], conv: Conv2d(),
+                     bias: false),
+            ConvCase(label: "3x3 on 7x7", input: [1, 512, 7, 7], weight: [512, 512, 3, 3],
+                     conv: Conv2d(padding: (1, 1, 1, 1)), bias: false),
+            ConvCase(label: "3x3, stride 2, to 28x28", input: [1, 128, 56, 56], weight: [128, 128, 3, 3],
+                     conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: false),
+        ].map(geometry)
+        let expected: [InstructionSet: [Conv2dPath]] = [
+            .avx512: [.channelVectors, .pointwise, .channelVectors, .channelVectors],
+            .avx2: [.unfolded, .unfolded, .channelVectors, .unfolded],
+        ]
+        for set in InstructionSet.supported {
+            #expect(withInstructionSet(set) { convs.map(Conv2dPath.init) } == expected[set], "\(set)")
+        }
     }
 
     @Test("packed weights are made once per weight values: a changed weight, or a changed copy, is packed again")

@@ -56,7 +56,7 @@ struct InstructionSetTests {
 
     @Test("each supported set matches the naive conv, with the fused epilogue, bitwise equal to the others",
           arguments: directCases + depthwiseVectorCases + winogradCases + tapCases + unfoldCases.filter {
-              // Those the channel-vector and pointwise kernels take with AVX-512 only (`wideKernelAgrees`).
+              // Those the channel-vector and pointwise kernels take on some sets only (`wideKernelAgrees`).
               $0.conv.padding.0 >= 0 && $0.conv.padding.1 >= 0 && !ChannelVectorConvolution.pays(geometry($0))
                   && !PointwiseConvolution.pays(geometry($0))
           })
@@ -67,7 +67,7 @@ struct InstructionSetTests {
         }
     }
 
-    @Test("each supported set runs the AVX-512-only kernels as the naive conv, with the fused epilogue, bitwise equal",
+    @Test("each supported set runs the kernels written for AVX-512 as the naive conv, with the fused epilogue, bitwise equal",
           arguments: WideKernel.allCases.flatMap { kernel in kernel.cases.map { (kernel, $0) } })
     func wideKernelAgrees(_ kernel: WideKernel, _ c: ConvCase) {
         agree(c) { x, w, b, _, epilogue in
@@ -113,7 +113,8 @@ struct InstructionSetTests {
     }
 }
 
-/// The kernels convs take with AVX-512 only, each called itself on its cases.
+/// The kernels written for AVX-512's registers (convs take the channel-vector kernel on AVX2's short rows too),
+/// each called itself on its cases.
 enum WideKernel: String, CaseIterable, Sendable {
     case channelVector, pointwise
 

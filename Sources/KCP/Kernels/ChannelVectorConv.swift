@@ -57,11 +57,27 @@ struct ChannelVectorConvolution {
     static let cachedWeightFloats = 1 << 18
 
     /// Whether this kernel handles the convolution on the active instruction
-    /// set: AVX-512 only, whose 32 registers hold 4 vectors x 6 pixels of
-    /// accumulators; AVX2's 16 hold one vector's 6 pixels, and OpenBLAS's
-    /// Haswell kernels ran ResNet-50's 1x1 convs 1.1-1.2x faster than that
-    /// and its 3x3 convs as fast (Xeon, `KCP_ISA=avx2`).
-    static func suits(_ s: ConvGeometry) -> Bool { InstructionSet.active == .avx512 && pays(s) }
+    /// set. With AVX-512, whose 32 registers hold 4 vectors x 6 pixels of
+    /// accumulators, wherever it pays. AVX2's 16 hold one vector's 6 pixels
+    /// (a block's tile is 4 calls, each reading the pixels again): convs of
+    /// several taps on rows shorter than a pixel vector, where the unfolded
+    /// product is slower (AMD EPYC Zen 4, `KCP_ISA=avx2`, 1 thread, with
+    /// batchnorm and relu, medians of runs in turn in one process: ResNet-20's
+    /// 32 -> 64, stride 2, from 16x16 at batch 64 4.80 -> 3.18-3.34 ms;
+    /// ResNet-50's 512 channels on 7x7 4.55 -> 3.97-3.98, 512, stride 2, from
+    /// 14x14 4.31 -> 3.91-3.93, 256, stride 2, from 14x14 at batch 8 7.80 ->
+    /// 6.41). On longer rows it is not ahead (128, stride 2, from 56x56 4.24
+    /// against 4.23-4.32; 96 channels 5x5 on 64x64 26.1 against 28.7), and
+    /// OpenBLAS's products run 1x1 convs faster (2048 -> 512 on 7x7 1.85
+    /// against 2.42; so did they on a Xeon, 1.1-1.2x, for ResNet-50's 1x1
+    /// convs on every plane).
+    static func suits(_ s: ConvGeometry) -> Bool {
+        switch InstructionSet.active {
+        case .avx512: pays(s)
+        case .avx2: pays(s) && s.kh * s.kw > 1 && DirectConvolution.shortRows(s)
+        case .native: false
+        }
+    }
 
     /// Whether the geometry pays, measured against the unfolded product
     /// (1 thread, Xeon, AVX-512): more than 64 output channels per group
@@ -72,7 +88,9 @@ struct ChannelVectorConvolution {
     /// `PointwiseConvolution`, whose results need no transpose and whose
     /// subsampled copy of a strided conv's input serves every output
     /// channel, where here each block of 64 would read the whole input
-    /// again (256 -> 512, stride 2, on 56x56: 1.2x slower than OpenBLAS).
+    /// again (256 -> 512, stride 2, on 56x56: 1.2x slower than OpenBLAS),
+    /// but for those whose planes leave that kernel's lanes idle
+    /// (`PointwiseConvolution.fillsLanes`; ResNet-50's on 7x7).
     /// Strided convs of 32 to 64 output channels from 16 or more input
     /// channels per group whose output rows are shorter than a pixel vector
     /// run here too, where the direct kernel's blocks would run through
@@ -93,9 +111,12 @@ struct ChannelVectorConvolution {
     /// 11.5-12.8 -> 8.4-8.5 at batch 8; a 3x3 stem 3 -> 64, 0.54 -> 0.29).
     static func pays(_ s: ConvGeometry) -> Bool {
         let (top, left, bottom, right) = s.conv.padding
-        let outputs = s.outPerGroup > 64 || (s.conv.stride != (1, 1) && s.outPerGroup >= 32 && s.perGroup >= 16
-                                                 && DirectConvolution.shortRows(s))
-        return outputs && !s.isDepthwise && min(top, left, bottom, right) >= 0 && s.kh * s.kw > 1
+        let many = s.outPerGroup > 64
+        let stridedShortRows = s.conv.stride != (1, 1) && s.outPerGroup >= 32 && s.perGroup >= 16
+            && DirectConvolution.shortRows(s)
+        let taken = s.kh * s.kw > 1 ? many || stridedShortRows
+            : s.readsOnePixel && many && !PointwiseConvolution.fillsLanes(s)
+        return taken && !s.isDepthwise && min(top, left, bottom, right) >= 0
     }
 
     /// Output channels `first..<first + count` (within its group) of block `block`.

@@ -8,9 +8,10 @@
 /// (`DirectConvolution`); those whose taps read mostly
 /// padding, a matrix product per tap (`TapProducts`); with AVX-512, 1x1
 /// convs, register tiles over pixel vectors (`PointwiseConvolution`), and
-/// those of many output channels or strided ones of 32 or more on short
-/// rows, the channel-vector kernel (`ChannelVectorConvolution`, ahead of
-/// the direct kernel); the others, matrix products of the unfolded input
+/// those of many output channels (1x1 ones where the pixel vectors would
+/// idle) or strided ones of 32 or more on short rows, the channel-vector
+/// kernel (`ChannelVectorConvolution`, ahead of the direct kernel; with
+/// AVX2, on short rows); the others, matrix products of the unfolded input
 /// (`unfoldedConv2d`). Every path computes
 /// each output in a job that depends on the geometry (and the machine's
 /// processor count) alone, so the result does not depend on the thread

@@ -139,9 +139,12 @@ struct WinogradConvolution {
     /// Winograd 0.4-0.8x for 128 channels on 28x28 and 64 on 56x56). The direct and unfolded paths, one
     /// tile per 8192 (AMD EPYC Zen 3, AVX2): 0.62-0.66x for 256 channels on 14x14 (16 tiles), even for
     /// 512 on 7x7 in a batch of 8 (32 tiles); left out, 1.17x in a batch of 4 and 1.6x alone (4
-    /// tiles), where reading the transformed kernels outweighs the products.
+    /// tiles), where reading the transformed kernels outweighs the products. So does the AVX2
+    /// path's channel-vector kernel, whose tiles of one vector read each pixel four times (Zen 4:
+    /// 256 channels on 14x14 3.04-3.05 ms in Winograd against 3.93).
     static func kernelsPerTile(_ s: ConvGeometry, slices: WinogradSlices) -> Int {
-        slices.taps == 1 && slices.outputs == 1 && ChannelVectorConvolution.suits(s) ? 2048 : 8192
+        slices.taps == 1 && slices.outputs == 1 && InstructionSet.active == .avx512 && ChannelVectorConvolution.suits(s)
+            ? 2048 : 8192
     }
 
     var bands: Int { s.batch * tileRows }
