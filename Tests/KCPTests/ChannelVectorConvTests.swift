@@ -95,7 +95,7 @@ struct ChannelVectorConvTests {
     }
 
     @Test("with AVX-512 the kernel takes 1x1 convs on 7x7 and strided convs of long rows; with AVX2 only convs of several taps on short rows")
-    func pathsBySet() throws {
+    func pathsBySet() {
         let convs = [
             ConvCase(label: "1x1 on 7x7", input: [1, 512, 7, 7], weight: [2048, 512, 1, 1], conv: Conv2d(), bias: false),
             ConvCase(label: "1x1 on 14x14", input: [1, 1024, 14, 14], weight: [256, 1024, 1, 1], conv: Conv2d(),
