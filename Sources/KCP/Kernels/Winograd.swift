@@ -131,7 +131,7 @@ struct WinogradConvolution {
     }
 
     /// The kernels that one tile may pay the reading of, which depends on the path that would run the
-    /// conv otherwise. The channel-vector kernel (AVX-512; `ChannelVectorConvolution.suits`) reads each
+    /// conv otherwise. The channel-vector kernel (AVX-512; `ChannelVectorConvolution.pays`) reads each
     /// kernel's 9 taps once for many pixels, and stays ahead where the transformed kernels outgrow the
     /// caches: one tile per 2048 kernels (AMD EPYC Zen 5, AVX-512, 1 thread, with batchnorm and relu:
     /// 256 channels on 14x14, 16 tiles, 1.5-1.6 ms against Winograd's 2.0-3.5; 512 on 7x7 in a batch
@@ -143,7 +143,7 @@ struct WinogradConvolution {
     /// path's channel-vector kernel, whose tiles of one vector read each pixel four times (Zen 4:
     /// 256 channels on 14x14 3.04-3.05 ms in Winograd against 3.93).
     static func kernelsPerTile(_ s: ConvGeometry, slices: WinogradSlices) -> Int {
-        slices.taps == 1 && slices.outputs == 1 && InstructionSet.active == .avx512 && ChannelVectorConvolution.suits(s)
+        slices.taps == 1 && slices.outputs == 1 && InstructionSet.active == .avx512 && ChannelVectorConvolution.pays(s)
             ? 2048 : 8192
     }
 
