@@ -280,9 +280,13 @@ func epilogue(_ v: Lanes, bias: Lanes?, normalization: (scale: Lanes, shift: Lan
 /// `directConvTile(rows: 1, ...)` over one channel. `lines[y]` is where
 /// the window's line `y` starts (`rows + (kh - 1) * tapStep` lines),
 /// `columns[q]` how far past it column tap `q` reads. Each row is computed
-/// in 16-pixel blocks, `outPitch` at least the width rounded up to 16;
-/// the lanes past `width` read on into the row's padding, the next line or
-/// the caller's overread.
+/// in 16-pixel blocks; the lanes past `width` read on into the row's
+/// padding, the next line or the caller's overread, and are stored past
+/// `width`. The blocks go from a row's last to its first, each down the
+/// rows in order, so that with `tapStep` 1 `outPitch` may be the width
+/// itself: a row's last block spills into the next row's first pixels,
+/// which that row's first block writes later (with a larger `tapStep`,
+/// `outPitch` is at least the width rounded up to 16).
 ///
 /// The rows that read the same lines (`tapStep` apart) are computed
 /// together, `blocksPerCall` (1 to 4) blocks of each at once
@@ -300,16 +304,16 @@ public func depthwiseColumns(_ run: UnsafePointer<Float>, _ kernel: UnsafePointe
         let shape = DepthwiseColumn(kernel: kernel, columns: columns, kw: kw, lines: lines + first, lineStep: tapStep,
                                     rows: (rows - first + tapStep - 1) / tapStep, out: out + first * outPitch,
                                     outStep: tapStep * outPitch)
-        var column = 0
-        while column < blocksPerRow {
-            let blocks = min(blocksPerCall, blocksPerRow - column)
+        var end = blocksPerRow  // the blocks before it are still to compute
+        while end > 0 {
+            let blocks = min(blocksPerCall, end), column = end - blocks
             switch blocks {
             case 4: depthwiseColumn(kernelRows: kh, Four.self, run + column * 16, shape, column * 16)
             case 3: depthwiseColumn(kernelRows: kh, Three.self, run + column * 16, shape, column * 16)
             case 2: depthwiseColumn(kernelRows: kh, Two.self, run + column * 16, shape, column * 16)
             default: depthwiseColumn(kernelRows: kh, One.self, run + column * 16, shape, column * 16)
             }
-            column += blocks
+            end = column
         }
     }
 }

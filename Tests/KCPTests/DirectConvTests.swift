@@ -7,8 +7,9 @@ import Testing
 // rows of a tile, column and row phases of strides, dilation, negative
 // padding, groups, several tiles per sample, depthwise runs (blocks taken
 // in fours across rows, and the ones left over), depthwise columns (2 to
-// 7 kernel rows, dilated rows, calls of fewer blocks) and jobs of several
-// groups.
+// 7 kernel rows, dilated rows, calls of fewer blocks), depthwise rows
+// computed in place in the tile (spilling into the next) and jobs of
+// several groups.
 
 let directCases: [ConvCase] = [
     ConvCase(label: "11 outputs in blocks of 6 and 5, rows of 32", input: [2, 5, 32, 32], weight: [11, 5, 3, 3],
@@ -51,6 +52,10 @@ let directCases: [ConvCase] = [
              weight: [3, 1, 2, 3], conv: Conv2d(padding: (2, 1, 1, 1), dilation: (3, 1), groups: 3), bias: false),
     ConvCase(label: "depthwise 6x3, dilation (2, 1), 11 rows of 50", input: [1, 2, 11, 50], weight: [2, 1, 6, 3],
              conv: Conv2d(padding: (5, 1, 5, 1), dilation: (2, 1), groups: 2), bias: true),
+    ConvCase(label: "depthwise 3x3, rows of 28 in place: each row's last block spills into the next row",
+             input: [2, 3, 9, 28], weight: [3, 1, 3, 3], conv: Conv2d(padding: (1, 1, 1, 1), groups: 3), bias: true),
+    ConvCase(label: "depthwise 5x5 stride 2, runs of 28 in place", input: [1, 2, 12, 56], weight: [2, 1, 5, 5],
+             conv: Conv2d(stride: (2, 2), padding: (2, 2, 2, 2), groups: 2), bias: false),
     ConvCase(label: "depthwise 1x5, flat through rows of 40", input: [1, 2, 6, 40], weight: [2, 1, 1, 5],
              conv: Conv2d(padding: (0, 2, 0, 2), groups: 2), bias: false),
     ConvCase(label: "depthwise, 64 channels: several per job through one window, its padding cleared once",

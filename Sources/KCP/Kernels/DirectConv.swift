@@ -109,9 +109,14 @@ struct DirectConvolution {
         (s.perGroup * channelPitch + Self.overread + cacheLineFloats - 1) / cacheLineFloats * cacheLineFloats
     }
     /// Floats from one output row to the next in a depthwise conv's tile: the window's pitch where
-    /// pixel blocks run through the rows, else the row's blocks.
+    /// pixel blocks run through the rows; the row's blocks for columns of rows `dy > 1` apart, which
+    /// are not computed in order (`depthwiseColumns`); else the row itself, each row's last block
+    /// spilling into the next row's first pixels, which that row writes later, so that the tile
+    /// holds the output rows as they lie in the output plane (`compute`).
     var depthwisePitch: Int {
-        flat ? pitch : (s.outWidth + Self.pixelsPerBlock - 1) / Self.pixelsPerBlock * Self.pixelsPerBlock
+        if flat { return pitch }
+        let rounded = (s.outWidth + Self.pixelsPerBlock - 1) / Self.pixelsPerBlock * Self.pixelsPerBlock
+        return columnBlocks > 0 && s.conv.dilation.0 > 1 ? rounded : s.outWidth
     }
     /// Floats of one worker's scratch: the window, its overread, then one register tile (a depthwise
     /// conv's: a tile's rows, and a vector for the last row's last block).
@@ -229,7 +234,7 @@ struct DirectConvolution {
                  into out: UnsafeMutablePointer<Float>)
     {
         let taps = s.perGroup * s.kh * s.kw, n = Self.pixelsPerBlock
-        if s.isDepthwise {  // one channel: all the tile's pixels in one call, then each row stored
+        if s.isDepthwise {  // one channel: all the tile's pixels in one call, then stored as one run
             let lines = out + rows.lowerBound * s.outWidth
             let (runs, width) = flat ? (1, (rows.count - 1) * pitch + s.outWidth) : (rows.count, s.outWidth)
             if columnBlocks > 0 {
@@ -241,17 +246,17 @@ struct DirectConvolution {
                               columns: windowTaps.columns, tapStep: s.conv.dilation.0, rows: runs, width: width,
                               pitch: pitch, outPitch: depthwisePitch, into: tile)
             }
-            if s.outWidth % Self.pixelsPerBlock != 0 && rows.count > 1 {
-                // Rows packed together in the tile (each moves down; `copyFloats` reads a run before
-                // writing it), so that only the tile's last vector is partial where each row's was: the
-                // epilogue takes a partial vector lane by lane (72 channels of 56x56 with batchnorm and
-                // hardswish, 1 thread: 195 -> 135 us; MobileNetV3-Large's depthwise convs 1.88 -> 1.76 ms).
+            // The tile's rows as one run, so that only its last vector is partial where each row's
+            // was: the epilogue takes a partial vector lane by lane. Rows a pitch apart are moved
+            // together first (each moves down; `copyFloats` reads a run before writing it): 72
+            // channels of 56x56 with batchnorm and hardswish, 1 thread, 195 -> 135 us; MobileNetV3-
+            // Large's depthwise convs 1.88 -> 1.76 ms (Xeon). Rows computed in place of the move
+            // (`depthwisePitch`): its 56x56 and 28x28 ones, 0.131 -> 0.116 ms (72 channels, 3x3)
+            // and 0.101-0.103 -> 0.088 (120, 5x5; AMD EPYC Zen 4, AVX-512, in the network).
+            if depthwisePitch != s.outWidth {
                 for r in 1..<rows.count { copyFloats(tile + r * depthwisePitch, to: tile + r * s.outWidth, count: s.outWidth) }
-                return epilogue.store(tile, channel: g, to: lines, count: rows.count * s.outWidth)
             }
-            epilogue.store(tile, channel: g, to: lines, count: s.outWidth, rows: rows.count, valuePitch: depthwisePitch,
-                           linePitch: s.outWidth, channelStep: 0)
-            return
+            return epilogue.store(tile, channel: g, to: lines, count: rows.count * s.outWidth)
         }
         let offsets = windowTaps.offsets
         for block in 0..<channelBlocks.count {
