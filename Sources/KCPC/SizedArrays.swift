@@ -63,6 +63,5 @@ func inputTensors(_ net: Network, _ inputs: UnsafeRawPointer?, _ batch: Int64, _
     -> [Tensor]
 {
     try require(batch >= 1, "batch", "must be positive, got \(batch)")
-    let shapes = try net.inferShapes(batch: Int(batch))
-    return try SizedArrays(inputs, name).tensors(net.inputs.map { shapes[$0.value] })
+    return try SizedArrays(inputs, name).tensors(net.inputs.map { [Int(batch)] + $0.shape.dropFirst() })
 }
