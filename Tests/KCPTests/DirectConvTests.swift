@@ -54,7 +54,7 @@ let directCases: [ConvCase] = [
              conv: Conv2d(padding: (5, 1, 5, 1), dilation: (2, 1), groups: 2), bias: true),
     ConvCase(label: "depthwise 3x3, rows of 28 in place: each row's last block spills into the next row",
              input: [2, 3, 9, 28], weight: [3, 1, 3, 3], conv: Conv2d(padding: (1, 1, 1, 1), groups: 3), bias: true),
-    ConvCase(label: "depthwise 5x5 stride 2, runs of 28 in place", input: [1, 2, 12, 56], weight: [2, 1, 5, 5],
+    ConvCase(label: "depthwise 5x5 stride 2, runs of 30 in place", input: [1, 2, 12, 60], weight: [2, 1, 5, 5],
              conv: Conv2d(stride: (2, 2), padding: (2, 2, 2, 2), groups: 2), bias: false),
     ConvCase(label: "depthwise 1x5, flat through rows of 40", input: [1, 2, 6, 40], weight: [2, 1, 1, 5],
              conv: Conv2d(padding: (0, 2, 0, 2), groups: 2), bias: false),
@@ -74,6 +74,17 @@ struct DirectConvTests {
         let b = c.bias ? netTensor([c.weight[0]], &rng) : nil
         let y = conv2dForward(x, weight: w, bias: b, c.conv, outputShape: [s.batch, s.outputs, s.outHeight, s.outWidth])
         netExpect(y, naiveConv2d(x, w, b, c.conv))
+    }
+
+    @Test("a depthwise tile holds its rows as the output plane does, but for flat runs and dilated columns")
+    func depthwiseRowsInPlace() {
+        let pitch = { (label: String) in
+            DirectConvolution(geometry(directCases.first { $0.label.hasPrefix(label) }!)).depthwisePitch
+        }
+        #expect(pitch("depthwise 3x3, rows of 28 in place") == 28)
+        #expect(pitch("depthwise 5x5 stride 2, runs of 30 in place") == 30)
+        #expect(pitch("depthwise 6x3, dilation (2, 1), 11 rows of 50") == 64)
+        #expect(pitch("depthwise stride 2, flat through rows of 33") == 34)
     }
 
     @Test("the kernel takes 1x1 convs, more than 64 outputs per group and 8-pixel rows to the unfolded product")

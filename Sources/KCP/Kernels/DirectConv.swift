@@ -251,8 +251,8 @@ struct DirectConvolution {
             // together first (each moves down; `copyFloats` reads a run before writing it): 72
             // channels of 56x56 with batchnorm and hardswish, 1 thread, 195 -> 135 us; MobileNetV3-
             // Large's depthwise convs 1.88 -> 1.76 ms (Xeon). Rows computed in place of the move
-            // (`depthwisePitch`): its 56x56 and 28x28 ones, 0.131 -> 0.116 ms (72 channels, 3x3)
-            // and 0.101-0.103 -> 0.088 (120, 5x5; AMD EPYC Zen 4, AVX-512, in the network).
+            // (`depthwisePitch`): its 56x56 and 28x28 ones, 0.126 -> 0.109 ms (72 channels, 3x3)
+            // and 0.099-0.100 -> 0.085-0.087 (120, 5x5; AMD EPYC Zen 4, AVX-512, in the network).
             if depthwisePitch != s.outWidth {
                 for r in 1..<rows.count { copyFloats(tile + r * depthwisePitch, to: tile + r * s.outWidth, count: s.outWidth) }
             }
