@@ -83,7 +83,7 @@ struct DirectConvTests {
         }
         #expect(pitch("depthwise 3x3, rows of 28 in place") == 28)
         #expect(pitch("depthwise 5x5 stride 2, runs of 30 in place") == 30)
-        #expect(pitch("depthwise 6x3, dilation (2, 1), 11 rows of 50") == 64)
+        #expect(pitch("depthwise 2x3, dilation (3, 1): columns of rows 3 apart, rows of 36") == 48)
         #expect(pitch("depthwise stride 2, flat through rows of 33") == 34)
     }
 
