@@ -108,16 +108,12 @@ struct DirectConvolution {
     var tileOffset: Int {
         (s.perGroup * channelPitch + Self.overread + cacheLineFloats - 1) / cacheLineFloats * cacheLineFloats
     }
-    /// Floats from one output row to the next in a depthwise conv's tile: the window's pitch where
-    /// pixel blocks run through the rows; the row's blocks for columns of rows `dy > 1` apart, which
-    /// are not computed in order (`depthwiseColumns`); else the row itself, each row's last block
-    /// spilling into the next row's first pixels, which that row writes later, so that the tile
-    /// holds the output rows as they lie in the output plane (`compute`).
-    var depthwisePitch: Int {
-        if flat { return pitch }
-        let rounded = (s.outWidth + Self.pixelsPerBlock - 1) / Self.pixelsPerBlock * Self.pixelsPerBlock
-        return columnBlocks > 0 && s.conv.dilation.0 > 1 ? rounded : s.outWidth
-    }
+    /// Floats from one output row to the next in a depthwise conv's tile: the row's `pixelColumns`
+    /// where pixel blocks run through the rows (the window's pitch) or for columns of rows `dy > 1`
+    /// apart, which are not computed in order (`depthwiseColumns`); else the row itself, each row's
+    /// last block spilling into the next row's first pixels, which that row writes later, so that
+    /// the tile holds the output rows as they lie in the output plane (`compute`).
+    var depthwisePitch: Int { flat || (columnBlocks > 0 && s.conv.dilation.0 > 1) ? pixelColumns : s.outWidth }
     /// Floats of one worker's scratch: the window, its overread, then one register tile (a depthwise
     /// conv's: a tile's rows, and a vector for the last row's last block).
     var scratchSize: Int {
