@@ -318,6 +318,34 @@ struct ConvKernelTests {
                                         Conv2d(padding: (1, 1, 1, 1)))).writesEachOutputOnce)
     }
 
+    @Test("an expansion and the depthwise conv that alone reads it run as one step in bands, with the results of running node by node")
+    func expansionsFold() throws {
+        let b = NetBuilder(seed: 9)
+        let x = try b.input("x", [1, 16, 80, 80])
+        /// A 1x1 conv to `expanded` channels, batchnorm and relu, then a 3x3 depthwise conv, batchnorm and hardswish.
+        func expansion(_ name: String, _ input: Int, _ expanded: Int, stride: Int) throws -> Int {
+            let e = try b.op("\(name).relu", .activation(Activation(.relu)),
+                             try b.batchNorm("\(name).bn", try b.conv(name, input, out: expanded, kernel: 1)))
+            let d = try b.conv("\(name).dw", e, out: expanded, stride: stride, groups: expanded)
+            return try b.op("\(name).hs", .activation(Activation(.hardswish)), try b.batchNorm("\(name).dw.bn", d))
+        }
+        let first = try expansion("first", x, 64, stride: 2)  // 1.6 MB expanded: two bands
+        let narrow = try b.conv("narrow", first, out: 96, kernel: 1)
+        try b.output(try expansion("second", narrow, 192, stride: 1))  // 96 input channels: two convs
+        var seconds = [Double](repeating: -1, count: b.net.nodes.count)
+        let inputs = b.inputs(batch: 2)
+        let (result, expected) = try withSteadyInstructionSet {
+            (try b.net.forward(inputs, nodeSeconds: &seconds), try nodeByNode(b.net, inputs))
+        }
+        // AVX2's 1x1 convs alone are OpenBLAS products, in bands the pointwise kernel: rounding differs there.
+        let bitwise = result == expected  // (a Bool: the tensors' values would fill the report)
+        if InstructionSet.active == .avx512 { #expect(bitwise) }
+        netExpect(result[0], NetReference(shape: expected[0].shape, data: expected[0].data.map(Double.init)), tolerance: 1e-5)
+        let folded = Set(b.net.nodes.indices.filter { seconds[$0] == 0 }.map { b.net.valueNames[b.net.nodes[$0].output] })
+        #expect(folded == ["first.bn", "first.relu", "first.dw", "first.dw.bn", "first.hs", "second.bn", "second.relu",
+                           "second.dw.bn", "second.hs"], "\(folded)")
+    }
+
     @Test("a resize that only the next node, a concat, reads is written into the concat's channels, with the results of running node by node",
           arguments: [Resize(height: 10, width: 21, mode: .bilinear), Resize(height: 9, width: 14, mode: .nearest),
                       Resize(height: 10, width: 14, mode: .bilinear, alignCorners: true)])

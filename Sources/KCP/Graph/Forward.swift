@@ -2,7 +2,8 @@ extension Network {
     /// Runs the network on `inputs` (one tensor per graph input, any batch
     /// size) and returns its outputs. Values are freed after their last use.
     /// A conv followed by a batchnorm (a residual add, a relu or hardswish) that alone read
-    /// its output runs as one step (`fusedChains`), and so does a resize whose
+    /// its output runs as one step (`fusedChains`), and so do two such chains of a 1x1 conv and
+    /// the depthwise conv that alone reads it (`expansions`), and a resize whose
     /// output only the next node, a concat, reads (`resizesIntoConcats`), with the same results.
     /// - Parameter nodeSeconds: if given, receives each node's wall time (a
     ///   fused chain's time is its first node's).
@@ -17,14 +18,20 @@ extension Network {
         var values = [Tensor?](repeating: nil, count: valueCount)
         for (tensor, input) in zip(inputs, self.inputs) { values[input.value] = tensor }
         let chains = fusedChains(lastUse: lastUse, readers: readers, shapes: shapes)
+        let expansions = expansions(chains: chains, lastUse: lastUse, readers: readers, shapes: shapes)
         let resizesIntoConcats = resizesIntoConcats(lastUse: lastUse, readers: readers)
         var index = 0
         while index < nodes.count {
-            let node = nodes[index], last = index + (chains[index]?.length ?? (resizesIntoConcats[index] ? 1 : 0))
+            let node = nodes[index]
+            let last = expansions[index].map { $0 + chains[$0]!.length }
+                ?? index + (chains[index]?.length ?? (resizesIntoConcats[index] ? 1 : 0))
             let x = node.inputs.map { values[$0]! }
             let p = node.parameters.map { parameters[$0].tensor }
             let start = monotonicSeconds()
-            if let chain = chains[index] {
+            if let depthwise = expansions[index] {
+                values[nodes[last].output] = expandedDepthwiseForward(nodes[index..<depthwise], nodes[depthwise...last], x[0],
+                                                                      shapes: shapes)
+            } else if let chain = chains[index] {
                 let residual = chain.residual.map { values[$0]! }
                 // The residual's memory may take the output where the chain's add reads it last, and
                 // neither the caller (a graph input) nor the conv (its own input) holds it.
@@ -78,6 +85,28 @@ extension Network {
         }
     }
 
+    /// For each fused chain (`fusedChains`) of a 1x1 conv whose output only the chain of a depthwise
+    /// conv reads, neither adding a residual, where the two run band by band (`ExpandedDepthwise`):
+    /// the index of the depthwise conv. Nil elsewhere.
+    private func expansions(chains: [(length: Int, residual: Int?)?], lastUse: [Int], readers: [Int],
+                            shapes: [[Int]]) -> [Int?]
+    {
+        nodes.indices.map { index in
+            guard let chain = chains[index], chain.residual == nil else { return nil }
+            let (output, next) = (nodes[index + chain.length].output, index + chain.length + 1)
+            guard next < nodes.count, let after = chains[next], after.residual == nil, nodes[next].inputs == [output],
+                  readers[output] == 1, lastUse[output] == next,
+                  case let .conv2d(e) = nodes[index].op, case let .conv2d(d) = nodes[next].op
+            else { return nil }
+            let geometry = { (node: Node, conv: Conv2d) in
+                ConvGeometry(input: shapes[node.inputs[0]], weight: self.parameters[node.parameters[0]].tensor.shape,
+                             output: shapes[node.output], conv)
+            }
+            return ExpandedDepthwise.suits(expand: geometry(nodes[index], e), depthwise: geometry(nodes[next], d))
+                ? next : nil
+        }
+    }
+
     /// For each node, whether it is a 2-D resize whose output only the next node, a concat, reads
     /// (once, and it is no graph output): the resize then writes into the concat's channels
     /// (`ConcatPart.resized`), the concat's other inputs being computed already. A U-Net's decoder
@@ -99,13 +128,7 @@ extension Network {
     private func fusedConvForward(_ chain: ArraySlice<Node>, _ x: Tensor, parameters p: [Tensor],
                                   residual: consuming Tensor?, residualReusable: Bool, outputShape: [Int]) -> Tensor
     {
-        guard case let .batchNorm(epsilon) = chain.dropFirst().first!.op
-        else { preconditionFailure("a fused chain starts with conv, batchnorm") }
-        let n = chain.dropFirst().first!.parameters.map { parameters[$0].tensor.data }
-        let normalization = batchNormScaleShift(gamma: n[0], beta: n[1], mean: n[2], variance: n[3], epsilon: epsilon)
-        let bias = p.count > 1 ? p[1] : nil
-        var activation: Activation.Kind? = nil
-        if case let .activation(a) = chain.last!.op { activation = a.kind }
+        let (bias, normalization, activation) = epilogueSettings(chain)
         switch chain.first!.op {
         case let .conv2d(conv):
             return conv2dForward(x, weight: p[0], bias: bias, conv, outputShape: outputShape,
@@ -117,6 +140,50 @@ extension Network {
                                  residualReusable: residualReusable, activation: activation)
         default: preconditionFailure("a fused chain starts with a conv2d or conv3d")
         }
+    }
+
+    /// The chain `expand` (a 1x1 conv, batchnorm, activation?) on `x` and the chain `depthwise` (a
+    /// depthwise conv, batchnorm, activation?) on its output, band by band (`ExpandedDepthwise`).
+    private func expandedDepthwiseForward(_ expand: ArraySlice<Node>, _ depthwise: ArraySlice<Node>, _ x: Tensor,
+                                          shapes: [[Int]]) -> Tensor
+    {
+        guard case let .conv2d(e) = expand.first!.op, case let .conv2d(d) = depthwise.first!.op
+        else { preconditionFailure("an expansion pairs two conv2d chains") }
+        let weights = (parameters[expand.first!.parameters[0]].tensor, parameters[depthwise.first!.parameters[0]].tensor)
+        let pair = ExpandedDepthwise(
+            expand: ConvGeometry(input: x.shape, weight: weights.0.shape, output: shapes[expand.first!.output], e),
+            depthwise: ConvGeometry(input: shapes[depthwise.first!.inputs[0]], weight: weights.1.shape,
+                                    output: shapes[depthwise.first!.output], d))
+        let (first, second) = (epilogueSettings(expand), epilogueSettings(depthwise))
+        return Tensor(shape: shapes[depthwise.first!.output]) { ys in
+            let y = ys.baseAddress!
+            x.data.withUnsafeBufferPointer { xs in
+                withConvEpilogue(bias: first.bias, normalization: first.normalization, residual: nil,
+                                 activation: first.activation, output: y) { expandEpilogue in
+                    withConvEpilogue(bias: second.bias, normalization: second.normalization, residual: nil,
+                                     activation: second.activation, output: y) { depthwiseEpilogue in
+                        KCP.expandedDepthwiseForward(xs.baseAddress!, pair, expandWeight: weights.0,
+                                                     expandEpilogue: expandEpilogue, depthwiseWeight: weights.1,
+                                                     depthwiseEpilogue: depthwiseEpilogue, into: y)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The epilogue of a fused chain (conv, batchnorm, add?, activation?): the conv's bias, the
+    /// batchnorm's scale and shift, and the activation.
+    private func epilogueSettings(_ chain: ArraySlice<Node>)
+        -> (bias: Tensor?, normalization: (scale: [Float], shift: [Float]), activation: Activation.Kind?)
+    {
+        guard case let .batchNorm(epsilon) = chain.dropFirst().first!.op
+        else { preconditionFailure("a fused chain starts with conv, batchnorm") }
+        let n = chain.dropFirst().first!.parameters.map { parameters[$0].tensor.data }
+        let normalization = batchNormScaleShift(gamma: n[0], beta: n[1], mean: n[2], variance: n[3], epsilon: epsilon)
+        let conv = chain.first!.parameters
+        var activation: Activation.Kind? = nil
+        if case let .activation(a) = chain.last!.op { activation = a.kind }
+        return (conv.count > 1 ? parameters[conv[1]].tensor : nil, normalization, activation)
     }
 
     /// Checks `inputs` against the network's inputs (one batch size, at

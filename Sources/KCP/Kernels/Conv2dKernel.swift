@@ -198,7 +198,7 @@ struct ConvEpilogue {
 
 /// The direct kernel over every tile of output rows of every sample and
 /// group, the groups of a job (`groupsPerJob`) in turn through one window.
-private func directConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometry, epilogue: ConvEpilogue,
+func directConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGeometry, epilogue: ConvEpilogue,
                           into y: UnsafeMutablePointer<Float>)
 {
     let direct = DirectConvolution(s)
@@ -210,9 +210,9 @@ private func directConv2d(_ x: UnsafePointer<Float>, weight: Tensor, _ s: ConvGe
                 let (tile, part, n) = (job % direct.tiles, job / direct.tiles % parts, job / direct.tiles / parts)
                 let rows = direct.rows(tile)
                 for g in (part * perJob)..<min(s.groups, (part + 1) * perJob) {
-                    direct.fillWindow(x + (n * s.channels + g * s.perGroup) * s.plane, rows: rows,
+                    direct.fillWindow(x + (n * s.channels + g * s.perGroup) * s.channelStride, rows: rows,
                                       paddingCleared: g > part * perJob, into: scratch)
-                    let out = y + (n * s.outputs + g * s.outPerGroup) * s.pixels
+                    let out = y + (n * s.outputs + g * s.outPerGroup) * s.outputChannelStride
                     direct.compute(window: scratch, weights: weights.baseAddress!, group: g, rows: rows, taps: taps,
                                    epilogue: epilogue, tile: scratch + direct.tileOffset, into: out)
                 }

@@ -34,3 +34,8 @@ func withoutPaddingTaps(_ s: ConvGeometry, weight: Tensor) -> (conv: Conv2d, wei
     }
     return (conv, cropped)
 }
+
+/// Whether some kernel row or column of the conv reads only padding, for every output.
+func hasPaddingTaps(_ s: ConvGeometry) -> Bool {
+    (0..<s.kh).contains { s.rows(tap: $0).valid.isEmpty } || (0..<s.kw).contains { s.columns(tap: $0).valid.isEmpty }
+}

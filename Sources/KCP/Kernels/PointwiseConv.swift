@@ -146,15 +146,15 @@ struct PointwiseConvolution {
         let pixels = pixels(chunk), first = pixels.lowerBound, count = pixels.count
         // The block's rows hold whole calls; the lanes past `count` read zeros and are not stored.
         let pitch = (count + Self.callPixels - 1) / Self.callPixels * Self.callPixels
-        let source = x + (n * s.channels + g * s.perGroup) * s.plane
+        let source = x + (n * s.channels + g * s.perGroup) * s.channelStride
         for c in 0..<s.perGroup {
-            copyPixels(source + c * s.plane, first..<first + count, to: scratch + c * pitch)
+            copyPixels(source + c * s.channelStride, first..<first + count, to: scratch + c * pitch)
             clearFloats(scratch + c * pitch + count, count: pitch - count)
         }
         let tile = scratch + s.perGroup * blockPitch, lanes = DirectConvolution.pixelsPerBlock
         for block in blocks {
             let (o, rows) = channelBlocks.channels(block), channel = g * s.outPerGroup + o
-            let kernels = weights + channel * s.perGroup, out = y + (n * s.outputs + channel) * s.pixels + first
+            let kernels = weights + channel * s.perGroup, out = y + (n * s.outputs + channel) * s.outputChannelStride + first
             var done = 0
             while done < count {
                 let calls = DirectConvolution.blocks(left: (count - done + lanes - 1) / lanes)
@@ -165,7 +165,7 @@ struct PointwiseConvolution {
                 Self.productTile(rows: rows, blocks: calls, scratch + done, pitch: pitch, kernels, channels: s.perGroup,
                                  prefetching: ahead, into: tile)
                 epilogue.store(tile, channel: channel, to: out + done, count: stored, rows: rows,
-                               valuePitch: directTile.rowPitch, linePitch: s.pixels)
+                               valuePitch: directTile.rowPitch, linePitch: s.outputChannelStride)
                 done += stored
             }
         }
