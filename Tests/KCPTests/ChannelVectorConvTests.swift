@@ -47,8 +47,9 @@ struct ChannelVectorConvTests {
         let s = geometry(c)
         // Winograd's bound depends on the set: on AVX2, where convs never take this kernel, it is lower.
         let beforeWinograd = try withSteadyInstructionSet { InstructionSet.active != .avx512 || !WinogradConvolution.suits(s) }
-        #expect(ChannelVectorConvolution.pays(s) && beforeWinograd && !TapProducts.suits(s),
-                "the case must take the channel-vector kernel with AVX-512")
+        // 1x1 convs on planes that idle the pointwise kernel's lanes take this kernel on 256-bit units only.
+        let taken = ChannelVectorConvolution.pays(s) || (s.kh * s.kw == 1 && !InstructionSet.halfWidthUnits)
+        #expect(taken && beforeWinograd && !TapProducts.suits(s), "the case must take the channel-vector kernel with AVX-512")
         expectPathMatchesNaive(channelVectorConv2d, c, seed: 23)
     }
 
@@ -94,7 +95,7 @@ struct ChannelVectorConvTests {
         #expect(filled == [true, false, false, true, true, true, true])
     }
 
-    @Test("with AVX-512 the kernel takes 1x1 convs on 7x7 and strided convs of long rows; with AVX2 only convs of several taps on short rows")
+    @Test("with AVX-512 the kernel takes strided convs of long rows, and 1x1 convs on 7x7 on 256-bit units; with AVX2 only convs of several taps on short rows")
     func pathsBySet() {
         let convs = [
             ConvCase(label: "1x1 on 7x7", input: [1, 512, 7, 7], weight: [2048, 512, 1, 1], conv: Conv2d(), bias: false),
@@ -106,7 +107,8 @@ struct ChannelVectorConvTests {
                      conv: Conv2d(stride: (2, 2), padding: (1, 1, 1, 1)), bias: false),
         ].map(geometry)
         let expected: [InstructionSet: [Conv2dPath]] = [
-            .avx512: [.channelVectors, .pointwise, .channelVectors, .channelVectors],
+            .avx512: [InstructionSet.halfWidthUnits ? .channelVectors : .pointwise, .pointwise, .channelVectors,
+                      .channelVectors],
             .avx2: [.unfolded, .unfolded, .channelVectors, .unfolded],
         ]
         for set in InstructionSet.supported {

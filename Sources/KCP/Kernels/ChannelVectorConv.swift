@@ -89,8 +89,8 @@ struct ChannelVectorConvolution {
     /// subsampled copy of a strided conv's input serves every output
     /// channel, where here each block of 64 would read the whole input
     /// again (256 -> 512, stride 2, on 56x56: 1.2x slower than OpenBLAS),
-    /// but for those whose planes leave that kernel's lanes idle
-    /// (`PointwiseConvolution.fillsLanes`; ResNet-50's on 7x7).
+    /// but for those whose planes leave that kernel's lanes idle on a CPU
+    /// with 256-bit units (`PointwiseConvolution.fillsLanes`; ResNet-50's on 7x7).
     /// Strided convs of 32 to 64 output channels from 16 or more input
     /// channels per group whose output rows are shorter than a pixel vector
     /// run here too, where the direct kernel's blocks would run through
@@ -115,7 +115,7 @@ struct ChannelVectorConvolution {
         let stridedShortRows = s.conv.stride != (1, 1) && s.outPerGroup >= 32 && s.perGroup >= 16
             && DirectConvolution.shortRows(s)
         let taken = s.kh * s.kw > 1 ? many || stridedShortRows
-            : s.readsOnePixel && many && !PointwiseConvolution.fillsLanes(s)
+            : s.readsOnePixel && many && !PointwiseConvolution.fillsLanes(s) && InstructionSet.halfWidthUnits
         return taken && !s.isDepthwise && min(top, left, bottom, right) >= 0
     }
 

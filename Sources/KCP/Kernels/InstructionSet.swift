@@ -27,6 +27,14 @@ public enum InstructionSet: String, CaseIterable, Sendable {
         #endif
     }()
 
+    /// Whether the CPU runs each 512-bit vector operation as two halves on 256-bit units: AMD's
+    /// Zen 4 (cpuid family 25, the only one of that family with AVX-512). Where a kernel choice
+    /// was measured to differ between such units and 512-bit ones, the rule reads this.
+    public static let halfWidthUnits: Bool = {
+        var (family, model): (Int32, Int32) = (0, 0)
+        return kcp_cpu_family_model(&family, &model) != 0 && family == 25 && kcp_cpu_has_avx512() != 0
+    }()
+
     /// The set in use: `KCP_ISA=avx2` if set, else the widest (`kcp_cpu_isa`).
     public private(set) nonisolated(unsafe) static var active = InstructionSet(rawValue: String(cString: kcp_cpu_isa()))!
 

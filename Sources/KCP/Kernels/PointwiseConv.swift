@@ -121,13 +121,16 @@ struct PointwiseConvolution {
     }
 
     /// Whether the pixel blocks of a plane hold a pixel in at least 90% of their lanes. A plane
-    /// ends its last block (the chunks are a sample's), so a 7x7 plane fills 49 of 64 lanes, and
-    /// the channel-vector kernel, whose tiles of 6 pixels run on from one sample into the next,
+    /// ends its last block (the chunks are a sample's), so a 7x7 plane fills 49 of 64 lanes. On a
+    /// CPU that runs 512-bit vectors as two halves (`InstructionSet.halfWidthUnits`), the
+    /// channel-vector kernel, whose tiles of 6 pixels run on from one sample into the next,
     /// takes such convs of more than 64 output channels (`ChannelVectorConvolution.pays`). AMD
-    /// EPYC Zen 4, AVX-512, 1 thread, with batchnorm and relu, medians of runs in turn in one
-    /// process, ms: ResNet-50's 2048 -> 512 on 7x7 1.36 -> 1.15 (8 samples 10.2 -> 8.9), 512 ->
-    /// 2048 1.30 -> 1.24 (8 samples 10.3 -> 9.1), 1024 -> 2048 of stride 2 from 14x14 2.66 ->
-    /// 2.40; MobileNetV3's 960 -> 160 on 7x7 0.217 -> 0.176.
+    /// EPYC Zen 4, 1 thread, with batchnorm and relu, medians of runs in turn in one process, ms:
+    /// ResNet-50's 2048 -> 512 on 7x7 1.36 -> 1.15 (8 samples 10.2 -> 8.9), 512 -> 2048 1.30 ->
+    /// 1.24 (8 samples 10.3 -> 9.1), 1024 -> 2048 of stride 2 from 14x14 2.66 -> 2.40;
+    /// MobileNetV3's 960 -> 160 on 7x7 0.217 -> 0.176. On 512-bit units the idle lanes cost less
+    /// than the transposes: Zen 5, the same convs 0.69 -> 0.61 (8 samples 5.25 -> 5.06), 0.63 ->
+    /// 0.60, 1.60 -> 1.25, in ResNet-50 its seven such convs 4.7-5.5 -> 3.9 (1 thread, per layer).
     static func fillsLanes(_ s: ConvGeometry) -> Bool {
         let lanes = (s.pixels + DirectConvolution.pixelsPerBlock - 1) / DirectConvolution.pixelsPerBlock
             * DirectConvolution.pixelsPerBlock
