@@ -132,7 +132,21 @@ struct ExpandedDepthwiseTests {
         #expect(suits(16, 64, 256, kernel: 3, stride: 2) && suits(24, 72, 128, kernel: 3))  // DeepLabV3's, at 512x512
         #expect(!suits(24, 72, 56, kernel: 3), "1 MB expanded: one band")
         #expect(!suits(24, 72, 128, kernel: 5, stride: 2) && !suits(40, 120, 64, kernel: 5), "taps of 5 rows")
-        #expect(!suits(80, 480, 32, kernel: 3) && !suits(160, 960, 32, kernel: 5, dilation: 2), "many input channels")
+        #expect(!suits(40, 240, 64, kernel: 3, stride: 2) && !suits(80, 480, 32, kernel: 3)
+                && !suits(160, 960, 32, kernel: 5, dilation: 2), "more input channels")
         #expect(!suits(16, 16, 256, kernel: 3, stride: 2), "16 outputs: no pointwise kernel")
+    }
+
+    @Test("a batch of few bands has as many for each thread, and which pairs run in bands does not depend on the threads")
+    func bandsForThreads() throws {
+        // DeepLabV3's 24 -> 72, 3x3 on 128x128: 5 bands of 1 MB, 6 on 2 threads.
+        let expand = ConvGeometry(input: [1, 24, 128, 128], weight: [72, 24, 1, 1], output: [1, 72, 128, 128], Conv2d())
+        let depthwise = ConvGeometry(input: [1, 72, 128, 128], weight: [72, 1, 3, 3], output: [1, 72, 128, 128],
+                                     Conv2d(padding: (1, 1, 1, 1), groups: 72))
+        let (one, two) = try (withThreads(1) { ExpandedDepthwise(expand: expand, depthwise: depthwise) },
+                              withThreads(2) { ExpandedDepthwise(expand: expand, depthwise: depthwise) })
+        #expect((one.bands, two.bands) == (5, 6))
+        let suited = try [1, 2, 3].map { n in try withThreads(n) { ExpandedDepthwise.suits(expand: expand, depthwise: depthwise) } }
+        #expect(suited == [true, true, true])
     }
 }

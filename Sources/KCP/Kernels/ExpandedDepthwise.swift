@@ -31,35 +31,52 @@ struct ExpandedDepthwise {
     /// - Parameter bandFloats: the expanded floats a band aims for.
     init(expand: ConvGeometry, depthwise: ConvGeometry, bandFloats: Int = Self.bandFloats) {
         (self.expand, self.depthwise, depthwisePath) = (expand, depthwise, Conv2dPath(depthwise))
-        let ((sy, _), (dy, _)) = (depthwise.conv.stride, depthwise.conv.dilation)
-        kernelRows = (depthwise.kh - 1) * dy + 1
-        let most = max(1, (bandFloats / (depthwise.channels * depthwise.width) - kernelRows) / sy + 1)
-        let count = (depthwise.outHeight + most - 1) / most
+        kernelRows = Self.kernelRows(depthwise)
+        // Bands of `bandFloats`, then more where a batch has too few for every thread to take as many.
+        var count = Self.bandCount(depthwise, rows: Self.sizedRows(depthwise, bandFloats: bandFloats))
+        let threads = Threads.count
+        if depthwise.batch * count < 4 * threads { count = min(depthwise.outHeight, (count + threads - 1) / threads * threads) }
         bandRows = (depthwise.outHeight + count - 1) / count
         bands = (depthwise.outHeight + bandRows - 1) / bandRows
     }
+
+    /// The input rows one output row's taps span, `(kh - 1) * dy + 1`.
+    private static func kernelRows(_ s: ConvGeometry) -> Int { (s.kh - 1) * s.conv.dilation.0 + 1 }
+
+    /// The most output rows of `s` whose taps' expanded rows fit in `bandFloats`.
+    private static func sizedRows(_ s: ConvGeometry, bandFloats: Int) -> Int {
+        max(1, (bandFloats / (s.channels * s.width) - kernelRows(s)) / s.conv.stride.0 + 1)
+    }
+
+    /// The fewest bands of at most `rows` output rows each.
+    private static func bandCount(_ s: ConvGeometry, rows: Int) -> Int { (s.outHeight + rows - 1) / rows }
 
     /// Whether the pair runs band by band: the 1x1 conv suits the pointwise
     /// kernel (stride 1, no padding, 32 or more outputs per group,
     /// `PointwiseConvolution.pays`), the depthwise conv takes the direct or
     /// depthwise-vector kernel with every tap reading the input somewhere, a
     /// sample's expanded tensor fills more than one band, and the rows two
-    /// bands both expand cost few products: `C * (rows a tap window spans -
-    /// sy) < 3 * (band rows * sy)`, `C` the 1x1 conv's input channels. On
-    /// the layers measured (bands of 1 MB, per pair), with `C` 16 and 24 the
-    /// pairs gained (above; 40 -> 240, then 3x3 stride 2, on 64x64, at 2.5,
-    /// took 0.99 against 1.02 ms); 24 -> 72 with 5x5 taps of stride 2 on
-    /// 128x128, at 3, 0.99 against 0.92; 40 -> 120 with 5x5 taps on 64x64,
-    /// at 5.3, 0.61 against 0.52; 80 -> 480 on 32x32, at 14, 1.06 against
-    /// 0.70, and DeepLabV3's dilated 5x5 taps on 32x32 up to 8x the time.
-    /// Planes of up to 1 MB stay in the caches between the two convs (none of
-    /// MobileNetV3-Large's 56x56 and smaller planes gained).
+    /// bands both expand cost few products: `C * (kernel rows - sy) <= 2 *
+    /// band rows * sy`, `C` the 1x1 conv's input channels, the products per
+    /// expanded float done again over those per float kept out of memory.
+    /// Measured per pair in the networks (bands of 1 MB, 1 thread; 2 threads
+    /// in brackets): where it is 1.1 and 1.8 (16 and 24 channels, above),
+    /// the pairs gained; 40 -> 240, then 3x3 stride 2, on 64x64, at 2.5, 0.99
+    /// against 1.02 ms (0.52-0.63 against 0.48-0.53); 24 -> 72 with 5x5
+    /// taps of stride 2 on 128x128, at 3, 0.99 against 0.92; 40 -> 120 with
+    /// 5x5 taps on 64x64, at 5.3, 0.61 against 0.52; 80 -> 480 on 32x32, at
+    /// 14, 1.06 against 0.70, and DeepLabV3's dilated 5x5 taps on 32x32 up to
+    /// 8x the time. Planes of up to 1 MB stay in the caches between the two
+    /// convs (none of MobileNetV3-Large's 56x56 and smaller planes gained).
     static func suits(expand: ConvGeometry, depthwise: ConvGeometry) -> Bool {
         guard expand.isPointwise, PointwiseConvolution.pays(expand), depthwise.isDepthwise,
               [.direct, .depthwiseVectors].contains(Conv2dPath(depthwise)), !hasPaddingTaps(depthwise)
         else { return false }
-        let pair = ExpandedDepthwise(expand: expand, depthwise: depthwise), sy = depthwise.conv.stride.0
-        return pair.bands > 1 && expand.channels * (pair.kernelRows - sy) < 3 * pair.bandRows * sy
+        // By the bands of `bandFloats`, whatever the thread count: where the two convs' results differ in
+        // rounding (AVX2), they do not depend on it.
+        let count = bandCount(depthwise, rows: sizedRows(depthwise, bandFloats: bandFloats))
+        let (rows, sy) = ((depthwise.outHeight + count - 1) / count, depthwise.conv.stride.0)
+        return count > 1 && expand.channels * (kernelRows(depthwise) - sy) <= 2 * rows * sy
     }
 
     /// Floats of one worker's scratch: a full band's expanded rows.
