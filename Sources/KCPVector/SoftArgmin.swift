@@ -3,25 +3,6 @@
 /// `sum_d d e_d / sum_d e_d`, `e_d = exp(sign * x_d - max)`, without
 /// storing `p`; and its gradient `dL/dx_d = sign * g * p_d * (d - y)`.
 
-/// `e^x` in float (Cephes' `expf`: `2^n * P(r)`, `n = round(x / ln 2)`,
-/// `r = x - n ln 2` in two parts, a degree-5 polynomial; within 2 ulp for
-/// `x` in [-87.3, 88.7], to which it clamps). `2^n` is built in the
-/// exponent bits: adding `1.5 * 2^23` leaves `n` in the low bits.
-@inline(__always)
-func exponential(_ v: Lanes) -> Lanes {
-    func c(_ value: Float) -> Lanes { Lanes(repeating: value) }
-    let x = smaller(larger(v, c(-87.3)), c(88.7)), magic = c(12582912)
-    let shifted = x * c(1.44269504088896341) + magic, n = shifted - magic
-    let r = x - n * c(0.693359375) + n * c(2.12194440e-4)
-    var p = c(1.9875691500e-4) * r + c(1.3981999507e-3)
-    p = p * r + c(8.3334519073e-3)
-    p = p * r + c(4.1665795894e-2)
-    p = p * r + c(1.6666665459e-1)
-    p = p * r + c(5.0000001201e-1)
-    let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- unsafeBitCast(magic, to: SIMD16<UInt32>.self)
-    return (p * r * r + r + c(1)) * unsafeBitCast((bits &+ 127) &<< 23, to: Lanes.self)
-}
-
 /// The larger and the smaller of each lane of two vectors without NaNs, as one compare and one
 /// blend: the standard library's `pointwiseMax`, `pointwiseMin` and `clamped` run lane by lane
 /// (the regression over 48 x 256 x 512 values: 38.8 ms with them).

@@ -84,6 +84,43 @@ struct ActivationTests {
         fdCheckOp(.activation(c.activation), [x], seed: 32)
     }
 
+    @Test("sigmoid, SiLU and its backward by the vector exp: within 3 ulp of doubles over the normal range, the same bits on every set, glibc's results at the ends")
+    func exponentialActivations() {
+        // Every 1/64 from -90 to 90 with the ends of the range and the specials, not a multiple of 16.
+        let values = (-5760...5760).map { Float($0) / 64 } + [88.72, 88.73, -87.33, -87.34, .infinity, -.infinity, .nan, -0.0]
+        let x = Tensor(shape: [values.count], data: values), g = Tensor(shape: [values.count], data: values.map { $0 / 7 + 1 })
+        let results = InstructionSet.supported.map { set in
+            withInstructionSet(set) {
+                [activationForward(x, .sigmoid), activationForward(x, Activation(.silu)),
+                 activationBackward(x, Activation(.silu), output: x, gradient: g)]
+            }
+        }
+        let bits = results.map { $0.map { $0.data.map(\.bitPattern) } }  // NaN included
+        for (set, result) in zip(InstructionSet.supported, bits) {
+            #expect(result == bits[0], "\(set) differs from \(InstructionSet.supported[0])")
+        }
+        let (sigmoid, silu, gradient) = (results[0][0].data, results[0][1].data, results[0][2].data)
+        // Relative errors of the sigmoid and SiLU; the backward's `1 + x (1 - s)` cancels near x = -1.28,
+        // so its error is taken relative to `|g| (1 + |x|)`.
+        var worst = (0.0, 0.0)
+        for (i, v) in values.enumerated() where v.isFinite && v > -87.3 && v < 88.7 {
+            let x = Double(v), s = 1 / (1 + exp(-x)), d = Double(g.data[i])
+            for (got, want) in [(sigmoid[i], s), (silu[i], x * s)] where abs(want) >= Double(Float.leastNormalMagnitude) {
+                worst.0 = max(worst.0, abs(Double(got) - want) / abs(want))
+            }
+            worst.1 = max(worst.1, abs(Double(gradient[i]) - d * s * (1 + x * (1 - s))) / (abs(d) * (1 + abs(x))))
+        }
+        let ulp = Double(Float.ulpOfOne) / 2
+        #expect(worst.0 <= 3 * ulp && worst.1 <= 4 * ulp, "largest relative errors \(worst)")
+        // glibc's expf at the ends: exp(-x) overflows past 88.72 (sigmoid 0, SiLU -0 or NaN at -inf), NaN stays.
+        let ends = values.suffix(8).map { Float($0) }, n = values.count - 8
+        let glibc = ends.map { 1 / (1 + expf(-$0)) }
+        #expect(Array(sigmoid[n...]).map(\.bitPattern).enumerated().allSatisfy { k, bits in
+            ends[k].isNaN ? Float(bitPattern: bits).isNaN : abs(Float(bitPattern: bits) - glibc[k]) <= 1e-6 * max(1, glibc[k])
+        })
+        #expect(silu[n + 5].isNaN && silu[n + 6].isNaN && silu[n + 4] == .infinity && sigmoid[n + 5] == 0)
+    }
+
     /// `keepsZero` says whether a pruned (zero) channel stays zero: it must be `f(0) == 0`.
     @Test(arguments: activationCases + [ActivationCase(activation: Activation(.clip, alpha: 0.5, beta: 2), kinks: []),
                                         ActivationCase(activation: Activation(.affine, alpha: 2, beta: 0), kinks: [])])

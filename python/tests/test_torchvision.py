@@ -136,3 +136,21 @@ def test_native_network_computes_the_model(built, request):
     got = net(example.numpy())[0]
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+def test_full_size_expansion_in_bands_computes_the_model():
+    """At 224x224 MobileNetV3-Large's first expansion, 16 -> 64 channels on 112x112 with a relu, runs
+    with its depthwise conv as one step, band by band of rows (the depthwise conv's time folds into the
+    1x1 conv's in ``Network.profile``); the features up to there are the model's within 1e-4."""
+    torch.manual_seed(0)
+    model = BUILDERS["mobilenet_v3_large"]().features[:4].eval()
+    example = torch.randn(1, 3, 224, 224)
+    net = kcp.torch.to_kcp(model, example)
+    with torch.no_grad():
+        expected = model(example).numpy()
+    got = net(example.numpy())[0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    times, parameters = net.profile(example.numpy(), repeats=1), net.parameters
+    folded = [layer.name for layer in net.layers if layer.op == "conv2d" and layer.attributes[-1] > 1
+              and parameters[layer.parameters[0]].shape[2] > 1 and times[layer.name] == 0]
+    assert folded == ["2.block.1.0"], folded  # features[2]: the block's depthwise conv

@@ -1,4 +1,5 @@
 import Glibc
+import KCPVector
 
 /// The activation family, forward and backward (see `Activation.Kind` for
 /// each formula). A backward takes the forward's input `x`, its output `y`
@@ -10,9 +11,9 @@ func activationForward(_ x: Tensor, _ a: Activation) -> Tensor {
     case .relu: return map(x, Relu())
     case .clip: return map(x, Clip(alpha: alpha, beta: beta))
     case .leakyRelu: return map(x, LeakyRelu(alpha: alpha))
-    case .sigmoid: return map(x, Sigmoid())
+    case .sigmoid: return exponentialMap(x, nil, .sigmoid)
     case .tanh: return map(x, Tanh())
-    case .silu: return map(x, Silu())
+    case .silu: return exponentialMap(x, nil, .silu)
     case .gelu: return map(x, Gelu())
     case .geluTanh: return map(x, GeluTanh())
     case .hardswish: return map(x, Hardswish())
@@ -32,7 +33,7 @@ func activationBackward(_ x: Tensor, _ a: Activation, output y: Tensor, gradient
     case .leakyRelu: return combine(x, gradient, LeakyReluGradient(alpha: alpha))
     case .sigmoid: return combine(y, gradient, SigmoidGradient())
     case .tanh: return combine(y, gradient, TanhGradient())
-    case .silu: return combine(x, gradient, SiluGradient())
+    case .silu: return exponentialMap(x, gradient, .siluGradient)
     case .gelu: return combine(x, gradient, GeluGradient())
     case .geluTanh: return combine(x, gradient, GeluTanhGradient())
     case .hardswish: return combine(x, gradient, HardswishGradient())
@@ -55,9 +56,7 @@ private struct LeakyRelu: ElementFunction {
     let alpha: Float
     func callAsFunction(_ x: Float) -> Float { x >= 0 ? x : alpha * x }
 }
-private struct Sigmoid: ElementFunction { func callAsFunction(_ x: Float) -> Float { sigmoid(x) } }
 private struct Tanh: ElementFunction { func callAsFunction(_ x: Float) -> Float { tanhf(x) } }
-private struct Silu: ElementFunction { func callAsFunction(_ x: Float) -> Float { x * sigmoid(x) } }
 private struct Gelu: ElementFunction {
     func callAsFunction(_ x: Float) -> Float { 0.5 * x * (1 + erff(x * Float(0.5.squareRoot()))) }
 }
@@ -99,12 +98,6 @@ private struct LeakyReluGradient: ElementPairFunction {
 }
 private struct SigmoidGradient: ElementPairFunction { func callAsFunction(_ y: Float, _ g: Float) -> Float { g * y * (1 - y) } }
 private struct TanhGradient: ElementPairFunction { func callAsFunction(_ y: Float, _ g: Float) -> Float { g * (1 - y * y) } }
-private struct SiluGradient: ElementPairFunction {
-    func callAsFunction(_ x: Float, _ g: Float) -> Float {
-        let s = sigmoid(x)
-        return g * s * (1 + x * (1 - s))
-    }
-}
 private struct GeluGradient: ElementPairFunction {
     func callAsFunction(_ x: Float, _ g: Float) -> Float {
         let cdf = 0.5 * (1 + erff(x * Float(0.5.squareRoot())))
@@ -144,7 +137,27 @@ private struct SoftplusGradient: ElementPairFunction {
     func callAsFunction(_ x: Float, _ g: Float) -> Float { alpha * x > beta ? g : g * sigmoid(alpha * x) }
 }
 
-@inline(__always) private func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+/// `f` of `x` (and `gradient`) through the vector kernels (`exponentialActivation`), in parallel chunks.
+private func exponentialMap(_ x: Tensor, _ gradient: Tensor?, _ f: ExponentialActivation) -> Tensor {
+    precondition(gradient.map { $0.shape == x.shape } ?? true, "shapes \(x.shape) and \(gradient!.shape) differ")
+    return x.data.withUnsafeBufferPointer { xs in
+        withOptionalBuffer(gradient?.data) { g in
+            Tensor(shape: x.shape) { ys in
+                parallelChunks(ys.count) { chunk in
+                    exponentialActivation(f, xs.baseAddress! + chunk.lowerBound, gradient: g.map { $0 + chunk.lowerBound },
+                                          into: ys.baseAddress! + chunk.lowerBound, count: chunk.count)
+                }
+            }
+        }
+    }
+}
+
+/// The sigmoid of one float, as the sigmoid activation computes it.
+private func sigmoid(_ x: Float) -> Float {
+    var (x, y) = (x, Float(0))
+    exponentialActivation(.sigmoid, &x, gradient: nil, into: &y, count: 1)
+    return y
+}
 
 /// `log(1 + exp(x))` without overflow.
 @inline(__always) private func softplus(_ x: Float) -> Float { x > 20 ? x : log1pf(expf(x)) }

@@ -116,6 +116,24 @@ func transposeTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, 
                              into: lines, linePitch: linePitch)
 }
 
+/// `KCPVector.exponentialActivation` of the active set.
+@inline(__always)
+func exponentialActivation(_ f: KCPVector.ExponentialActivation, _ x: UnsafePointer<Float>, gradient: UnsafePointer<Float>?,
+                           into y: UnsafeMutablePointer<Float>, count: Int)
+{
+    #if arch(x86_64)
+    if InstructionSet.active == .avx512 {
+        let g: KCPVectorAVX512.ExponentialActivation = switch f {
+        case .sigmoid: .sigmoid
+        case .silu: .silu
+        case .siluGradient: .siluGradient
+        }
+        return KCPVectorAVX512.exponentialActivation(g, x, gradient: gradient, into: y, count: count)
+    }
+    #endif
+    KCPVector.exponentialActivation(f, x, gradient: gradient, into: y, count: count)
+}
+
 /// `KCPVector.storeTransposedTiles` of the active set.
 @inline(__always)
 func storeTransposedTiles(_ tiles: UnsafePointer<Float>, tilePitch: Int, pixels: Int, channels: Int,

@@ -1,0 +1,1 @@
+../KCPVector/Exponential.swift
