@@ -332,6 +332,11 @@ struct ConvKernelTests {
         let first = try expansion("first", x, 64, stride: 2)  // 1.6 MB expanded: two bands
         let narrow = try b.conv("narrow", first, out: 96, kernel: 1)
         try b.output(try expansion("second", narrow, 192, stride: 1))  // 96 input channels: two convs
+        // MobileNetV2's block: a ReLU6 that no epilogue applies, between the convs and after them.
+        let relu6 = Op.activation(Activation(.clip, alpha: 0, beta: 6))
+        let wide = try b.op("third.relu6", relu6, try b.batchNorm("third.bn", try b.conv("third", x, out: 64, kernel: 1)))
+        let d = try b.batchNorm("third.dw.bn", try b.conv("third.dw", wide, out: 64, stride: 2, groups: 64))
+        try b.output(try b.op("third.dw.relu6", relu6, d))
         var seconds = [Double](repeating: -1, count: b.net.nodes.count)
         let inputs = b.inputs(batch: 2)
         let (result, expected) = try withSteadyInstructionSet {
@@ -340,10 +345,12 @@ struct ConvKernelTests {
         // AVX2's 1x1 convs alone are OpenBLAS products, in bands the pointwise kernel: rounding differs there.
         let bitwise = result == expected  // (a Bool: the tensors' values would fill the report)
         if InstructionSet.active == .avx512 { #expect(bitwise) }
-        netExpect(result[0], NetReference(shape: expected[0].shape, data: expected[0].data.map(Double.init)), tolerance: 1e-5)
+        for (got, want) in zip(result, expected) {
+            netExpect(got, NetReference(shape: want.shape, data: want.data.map(Double.init)), tolerance: 1e-5)
+        }
         let folded = Set(b.net.nodes.indices.filter { seconds[$0] == 0 }.map { b.net.valueNames[b.net.nodes[$0].output] })
         #expect(folded == ["first.bn", "first.relu", "first.dw", "first.dw.bn", "first.hs", "second.bn", "second.relu",
-                           "second.dw.bn", "second.hs"], "\(folded)")
+                           "second.dw.bn", "second.hs", "third.bn", "third.relu6", "third.dw", "third.dw.bn"], "\(folded)")
     }
 
     @Test("a resize that only the next node, a concat, reads is written into the concat's channels, with the results of running node by node",

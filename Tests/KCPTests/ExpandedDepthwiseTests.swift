@@ -58,28 +58,36 @@ struct ExpandedDepthwiseTests {
         let pair = ExpandedDepthwise(expand: e, depthwise: d, bandFloats: c.bandFloats)
         #expect(pair.bands >= 3, "a first, a middle and a last band")
         let shape = [d.batch, d.outputs, d.outHeight, d.outWidth]
-        let results = InstructionSet.supported.map { set in
-            withInstructionSet(set) {
-                let expanded = pathForward({ pointwiseConv2d($0, weight: $1, $2, epilogue: $3, into: $4) }, x, weight: w1,
-                                           bias: b1, ConvCase(label: "", input: c.input, weight: w1.shape, conv: Conv2d(),
-                                                              bias: true), normalization: n1, activation: .relu)
-                let twoConvs = conv2dForward(expanded, weight: w2, bias: b2, c.depthwise, outputShape: shape,
-                                             normalization: n2, activation: .hardswish)
-                let bands = Tensor(shape: shape) { ys in
-                    x.data.withUnsafeBufferPointer { xs in
-                        withConvEpilogue(bias: b1, normalization: n1, residual: nil, activation: .relu,
-                                         output: ys.baseAddress!) { first in
-                            withConvEpilogue(bias: b2, normalization: n2, residual: nil, activation: .hardswish,
-                                             output: ys.baseAddress!) { second in
-                                expandedDepthwiseForward(xs.baseAddress!, pair, expandWeight: w1, expandEpilogue: first,
-                                                         depthwiseWeight: w2, depthwiseEpilogue: second, into: ys.baseAddress!)
-                            }
+        /// The two convs and the bands, with `between` applied to the expanded rows where given.
+        func run(between: Activation?) -> (twoConvs: Tensor, bands: Tensor) {
+            var expanded = pathForward({ pointwiseConv2d($0, weight: $1, $2, epilogue: $3, into: $4) }, x, weight: w1,
+                                       bias: b1, ConvCase(label: "", input: c.input, weight: w1.shape, conv: Conv2d(),
+                                                          bias: true), normalization: n1, activation: .relu)
+            if let between { expanded = activationForward(expanded, between) }
+            let twoConvs = conv2dForward(expanded, weight: w2, bias: b2, c.depthwise, outputShape: shape,
+                                         normalization: n2, activation: .hardswish)
+            let bands = Tensor(shape: shape) { ys in
+                x.data.withUnsafeBufferPointer { xs in
+                    withConvEpilogue(bias: b1, normalization: n1, residual: nil, activation: .relu,
+                                     output: ys.baseAddress!) { first in
+                        withConvEpilogue(bias: b2, normalization: n2, residual: nil, activation: .hardswish,
+                                         output: ys.baseAddress!) { second in
+                            expandedDepthwiseForward(xs.baseAddress!, pair, expandWeight: w1, expandEpilogue: first,
+                                                     activation: between, depthwiseWeight: w2, depthwiseEpilogue: second,
+                                                     into: ys.baseAddress!)
                         }
                     }
                 }
-                return (twoConvs, bands)
             }
+            return (twoConvs, bands)
         }
+        // ReLU6 and SiLU between the convs, as MobileNetV2 and EfficientNet have them: the same bits as applied alone.
+        for between in [Activation(.clip, alpha: 0, beta: 6), Activation(.silu)] {
+            let (twoConvs, bands) = run(between: between)
+            let same = bands.data.map(\.bitPattern) == twoConvs.data.map(\.bitPattern)
+            #expect(same, "\(between.kind) between")
+        }
+        let results = InstructionSet.supported.map { set in withInstructionSet(set) { run(between: nil) } }
         // The naive convs, each through its epilogue in doubles.
         let expandedReference = naiveConv2d(x, w1, b1, Conv2d())
         let plane = c.input[2] * c.input[3]

@@ -3,7 +3,7 @@ extension Network {
     /// size) and returns its outputs. Values are freed after their last use.
     /// A conv followed by a batchnorm (a residual add, a relu or hardswish) that alone read
     /// its output runs as one step (`fusedChains`), and so do two such chains of a 1x1 conv and
-    /// the depthwise conv that alone reads it (`expansions`), and a resize whose
+    /// the depthwise conv that alone reads it, an activation between them or not (`expansions`), and a resize whose
     /// output only the next node, a concat, reads (`resizesIntoConcats`), with the same results.
     /// - Parameter nodeSeconds: if given, receives each node's wall time (a
     ///   fused chain's time is its first node's).
@@ -23,14 +23,16 @@ extension Network {
         var index = 0
         while index < nodes.count {
             let node = nodes[index]
-            let last = expansions[index].map { $0 + chains[$0]!.length }
+            let last = expansions[index].map { $0.depthwise + chains[$0.depthwise]!.length }
                 ?? index + (chains[index]?.length ?? (resizesIntoConcats[index] ? 1 : 0))
             let x = node.inputs.map { values[$0]! }
             let p = node.parameters.map { parameters[$0].tensor }
             let start = monotonicSeconds()
-            if let depthwise = expansions[index] {
-                values[nodes[last].output] = expandedDepthwiseForward(nodes[index..<depthwise], nodes[depthwise...last], x[0],
-                                                                      shapes: shapes)
+            if let (depthwise, between) = expansions[index] {
+                var activation: Activation? = nil
+                if let between, case let .activation(a) = nodes[between].op { activation = a }
+                values[nodes[last].output] = expandedDepthwiseForward(nodes[index..<(between ?? depthwise)], activation,
+                                                                      nodes[depthwise...last], x[0], shapes: shapes)
             } else if let chain = chains[index] {
                 let residual = chain.residual.map { values[$0]! }
                 // The residual's memory may take the output where the chain's add reads it last, and
@@ -86,16 +88,24 @@ extension Network {
     }
 
     /// For each fused chain (`fusedChains`) of a 1x1 conv whose output only the chain of a depthwise
-    /// conv reads, neither adding a residual, where the two run band by band (`ExpandedDepthwise`):
-    /// the index of the depthwise conv. Nil elsewhere.
+    /// conv reads, directly or through an activation the epilogue does not apply (MobileNetV2's ReLU6,
+    /// EfficientNet's SiLU) that alone reads it, neither chain adding a residual, where the two run
+    /// band by band (`ExpandedDepthwise`): the index of the depthwise conv, and of the activation.
     private func expansions(chains: [(length: Int, residual: Int?)?], lastUse: [Int], readers: [Int],
-                            shapes: [[Int]]) -> [Int?]
+                            shapes: [[Int]]) -> [(depthwise: Int, activation: Int?)?]
     {
-        nodes.indices.map { index in
-            guard let chain = chains[index], chain.residual == nil else { return nil }
-            let (output, next) = (nodes[index + chain.length].output, index + chain.length + 1)
-            guard next < nodes.count, let after = chains[next], after.residual == nil, nodes[next].inputs == [output],
-                  readers[output] == 1, lastUse[output] == next,
+        /// Whether node `index`'s output is read by the next node alone.
+        func readByNext(_ index: Int) -> Bool {
+            let output = nodes[index].output
+            return index + 1 < nodes.count && nodes[index + 1].inputs == [output] && readers[output] == 1
+                && lastUse[output] == index + 1
+        }
+        return nodes.indices.map { index in
+            guard let chain = chains[index], chain.residual == nil, readByNext(index + chain.length)
+            else { return nil }
+            var next = index + chain.length + 1, between: Int? = nil
+            if case .activation = nodes[next].op, readByNext(next) { (between, next) = (next, next + 1) }
+            guard let after = chains[next], after.residual == nil,
                   case let .conv2d(e) = nodes[index].op, case let .conv2d(d) = nodes[next].op
             else { return nil }
             let geometry = { (node: Node, conv: Conv2d) in
@@ -103,7 +113,7 @@ extension Network {
                              output: shapes[node.output], conv)
             }
             return ExpandedDepthwise.suits(expand: geometry(nodes[index], e), depthwise: geometry(nodes[next], d))
-                ? next : nil
+                ? (next, between) : nil
         }
     }
 
@@ -142,10 +152,11 @@ extension Network {
         }
     }
 
-    /// The chain `expand` (a 1x1 conv, batchnorm, activation?) on `x` and the chain `depthwise` (a
-    /// depthwise conv, batchnorm, activation?) on its output, band by band (`ExpandedDepthwise`).
-    private func expandedDepthwiseForward(_ expand: ArraySlice<Node>, _ depthwise: ArraySlice<Node>, _ x: Tensor,
-                                          shapes: [[Int]]) -> Tensor
+    /// The chain `expand` (a 1x1 conv, batchnorm, activation?) on `x`, then `activation` where given,
+    /// and the chain `depthwise` (a depthwise conv, batchnorm, activation?) on that, band by band
+    /// (`ExpandedDepthwise`).
+    private func expandedDepthwiseForward(_ expand: ArraySlice<Node>, _ activation: Activation?,
+                                          _ depthwise: ArraySlice<Node>, _ x: Tensor, shapes: [[Int]]) -> Tensor
     {
         guard case let .conv2d(e) = expand.first!.op, case let .conv2d(d) = depthwise.first!.op
         else { preconditionFailure("an expansion pairs two conv2d chains") }
@@ -163,8 +174,9 @@ extension Network {
                     withConvEpilogue(bias: second.bias, normalization: second.normalization, residual: nil,
                                      activation: second.activation, output: y) { depthwiseEpilogue in
                         KCP.expandedDepthwiseForward(xs.baseAddress!, pair, expandWeight: weights.0,
-                                                     expandEpilogue: expandEpilogue, depthwiseWeight: weights.1,
-                                                     depthwiseEpilogue: depthwiseEpilogue, into: y)
+                                                     expandEpilogue: expandEpilogue, activation: activation,
+                                                     depthwiseWeight: weights.1, depthwiseEpilogue: depthwiseEpilogue,
+                                                     into: y)
                     }
                 }
             }

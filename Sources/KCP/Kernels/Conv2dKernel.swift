@@ -132,7 +132,7 @@ func withConvEpilogue(bias: Tensor?, normalization: (scale: [Float], shift: [Flo
 }
 
 /// `body` with a pointer to `array`'s elements, or nil.
-func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+private func withOptionalBuffer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
     guard let array else { return body(nil) }
     return array.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

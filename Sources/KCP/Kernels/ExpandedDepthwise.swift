@@ -61,8 +61,8 @@ struct ExpandedDepthwise {
     /// expanded float done again over those per float kept out of memory.
     /// Measured per pair in the networks (bands of 1 MB, 1 thread; 2 threads
     /// in brackets): where it is 1.1 and 1.8 (16 and 24 channels, above),
-    /// the pairs gained; 40 -> 240, then 3x3 stride 2, on 64x64, at 2.5, 0.99
-    /// against 1.02 ms (0.52-0.63 against 0.48-0.53); 24 -> 72 with 5x5
+    /// the pairs gained; 40 -> 240, then 3x3 stride 2, on 64x64, at 2.5,
+    /// 0.99-1.31 against 1.02-1.35 ms (0.52-0.75 against 0.48-0.76); 24 -> 72 with 5x5
     /// taps of stride 2 on 128x128, at 3, 0.99 against 0.92; 40 -> 120 with
     /// 5x5 taps on 64x64, at 5.3, 0.61 against 0.52; 80 -> 480 on 32x32, at
     /// 14, 1.06 against 0.70, and DeepLabV3's dilated 5x5 taps on 32x32 up to
@@ -106,9 +106,10 @@ struct ExpandedDepthwise {
 }
 
 /// The pair `ExpandedDepthwise` describes on `x`, each conv with its
-/// epilogue (neither adds a residual), into `y`, the depthwise conv's output.
+/// epilogue (neither adds a residual) and `activation` between them where
+/// given, applied to each band's buffer, into `y`, the depthwise conv's output.
 func expandedDepthwiseForward(_ x: UnsafePointer<Float>, _ pair: ExpandedDepthwise,
-                              expandWeight: Tensor, expandEpilogue: ConvEpilogue,
+                              expandWeight: Tensor, expandEpilogue: ConvEpilogue, activation: Activation? = nil,
                               depthwiseWeight: Tensor, depthwiseEpilogue: ConvEpilogue,
                               into y: UnsafeMutablePointer<Float>)
 {
@@ -118,6 +119,7 @@ func expandedDepthwiseForward(_ x: UnsafePointer<Float>, _ pair: ExpandedDepthwi
         let part = pair.band(band)
         pointwiseConv2d(x + n * e.channels * e.plane + part.rows.lowerBound * e.width, weight: expandWeight,
                         part.expand, epilogue: expandEpilogue, into: buffer)
+        if let activation { applyActivation(activation, buffer, into: buffer, count: part.expand.outputs * part.expand.pixels) }
         let out = y + n * s.outputs * s.pixels + part.outputRows.lowerBound * s.outWidth
         switch pair.depthwisePath {
         case .depthwiseVectors:
