@@ -49,7 +49,8 @@ struct ChannelVectorConvTests {
         let beforeWinograd = try withSteadyInstructionSet { InstructionSet.active != .avx512 || !WinogradConvolution.suits(s) }
         // 1x1 convs on planes that idle the pointwise kernel's lanes take this kernel on 256-bit units only.
         let taken = ChannelVectorConvolution.pays(s) || (s.kh * s.kw == 1 && !InstructionSet.halfWidthUnits)
-        #expect(taken && beforeWinograd && !TapProducts.suits(s), "the case must take the channel-vector kernel with AVX-512")
+        #expect(taken && beforeWinograd && !TapProducts.suits(s),
+                "the case must take the channel-vector kernel with AVX-512 (a 1x1 conv: on 256-bit units)")
         expectPathMatchesNaive(channelVectorConv2d, c, seed: 23)
     }
 

@@ -66,10 +66,12 @@ def info():
     ``"family"``, ``"model"``: its family and model numbers as the OS reports them (None off x86-64),
     ``"isa": "avx512" | "avx2" | "native"`` (its own
     vector kernels, chosen at load time from the CPU; ``KCP_ISA=avx2`` in the environment forces
-    AVX2), ``"supported"``: the sets this CPU runs, widest first, ``"blas"``: OpenBLAS's kernel set
-    (as wide as ``"isa"`` unless ``OPENBLAS_CORETYPE`` names another),
+    AVX2), ``"supported"``: the sets this CPU runs, widest first, ``"half_width_units"``: whether it
+    runs 512-bit operations as two 256-bit halves (AMD Zen 4; some kernel choices follow it),
+    ``"blas"``: OpenBLAS's kernel set (as wide as ``"isa"`` unless ``OPENBLAS_CORETYPE`` names another),
     ``"threads"``: the engine's thread count``}``."""
     fields = _engine.info_fields()
     family, model = (None if fields[key] == "unknown" else int(fields[key]) for key in ("family", "model"))
     return {"cpu": fields["cpu"], "family": family, "model": model, "isa": fields["isa"],
-            "supported": fields["supported"].split(","), "blas": fields["blas"], "threads": int(fields["threads"])}
+            "supported": fields["supported"].split(","), "half_width_units": fields["halfwidth"] == "1",
+            "blas": fields["blas"], "threads": int(fields["threads"])}

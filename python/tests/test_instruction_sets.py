@@ -100,3 +100,12 @@ def test_the_cpu_family_and_model_are_the_kernels():
         assert (kcp.info()["family"], kcp.info()["model"]) == (None, None)
         return
     assert (kcp.info()["family"], kcp.info()["model"]) == (int(fields["cpu family"]), int(fields["model"]))
+
+
+@READS_CPUINFO
+def test_half_width_units_are_zen_4s():
+    """AMD's family 25 with AVX-512 (Zen 4) runs 512-bit operations as two halves; Zen 3, of the same
+    family, has no AVX-512, and other families run them whole."""
+    fields = first_processor()
+    expected = fields.get("cpu family") == "25" and "avx512f" in fields.get("flags", "").split()
+    assert kcp.info()["half_width_units"] == expected

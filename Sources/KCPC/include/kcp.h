@@ -60,7 +60,8 @@ kcp_status kcp_op_table(char *buffer, int64_t capacity, int64_t *length);
  * What the engine chose for this machine, one "key value" line each: "cpu" (the processor's brand
  * string), "family" and "model" (as the OS reports them, or "unknown"), "isa" (the instruction set of
  * its own vector kernels, "avx512", "avx2" or "native"; KCP_ISA=avx2 in the environment at load
- * time forces AVX2), "supported" (the sets this CPU runs, widest first, comma-separated), "blas"
+ * time forces AVX2), "supported" (the sets this CPU runs, widest first, comma-separated),
+ * "halfwidth" ("1" where the CPU runs 512-bit operations as two 256-bit halves, "0" otherwise), "blas"
  * (OpenBLAS's kernel set), "threads". *length as in kcp_op_table.
  */
 kcp_status kcp_info(char *buffer, int64_t capacity, int64_t *length);
