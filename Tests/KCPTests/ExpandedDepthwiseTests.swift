@@ -134,7 +134,7 @@ struct ExpandedDepthwiseTests {
             let depthwise = ConvGeometry(input: [1, e, size, size], weight: [e, 1, kernel, kernel], output: [1, e, out, out],
                                          Conv2d(stride: (stride, stride), padding: (pad, pad, pad, pad),
                                                 dilation: (dilation, dilation), groups: e))
-            return ExpandedDepthwise.suits(expand: expand, depthwise: depthwise)
+            return ExpandedDepthwise.inBands(expand: expand, depthwise: depthwise) != nil
         }
         #expect(suits(16, 64, 112, kernel: 3, stride: 2))  // MobileNetV3-Large's first expansion
         #expect(suits(16, 64, 256, kernel: 3, stride: 2) && suits(24, 72, 128, kernel: 3))  // DeepLabV3's, at 512x512
@@ -154,7 +154,9 @@ struct ExpandedDepthwiseTests {
         let (one, two) = try (withThreads(1) { ExpandedDepthwise(expand: expand, depthwise: depthwise) },
                               withThreads(2) { ExpandedDepthwise(expand: expand, depthwise: depthwise) })
         #expect((one.bands, two.bands) == (5, 6))
-        let suited = try [1, 2, 3].map { n in try withThreads(n) { ExpandedDepthwise.suits(expand: expand, depthwise: depthwise) } }
+        let suited = try [1, 2, 3].map { n in
+            try withThreads(n) { ExpandedDepthwise.inBands(expand: expand, depthwise: depthwise) != nil }
+        }
         #expect(suited == [true, true, true])
     }
 }

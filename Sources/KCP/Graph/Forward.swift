@@ -28,11 +28,12 @@ extension Network {
             let x = node.inputs.map { values[$0]! }
             let p = node.parameters.map { parameters[$0].tensor }
             let start = monotonicSeconds()
-            if let (depthwise, between) = expansions[index] {
+            if let (depthwise, between, pair) = expansions[index] {
                 var activation: Activation? = nil
                 if let between, case let .activation(a) = nodes[between].op { activation = a }
-                values[nodes[last].output] = expandedDepthwiseForward(nodes[index..<(between ?? depthwise)], activation,
-                                                                      nodes[depthwise...last], x[0], shapes: shapes)
+                values[nodes[last].output] = expandedDepthwiseForward(pair, nodes[index..<(between ?? depthwise)],
+                                                                      activation, nodes[depthwise...last], x[0],
+                                                                      outputShape: shapes[nodes[depthwise].output])
             } else if let chain = chains[index] {
                 let residual = chain.residual.map { values[$0]! }
                 // The residual's memory may take the output where the chain's add reads it last, and
@@ -90,9 +91,10 @@ extension Network {
     /// For each fused chain (`fusedChains`) of a 1x1 conv whose output only the chain of a depthwise
     /// conv reads, directly or through an activation the epilogue does not apply (MobileNetV2's ReLU6,
     /// EfficientNet's SiLU) that alone reads it, neither chain adding a residual, where the two run
-    /// band by band (`ExpandedDepthwise`): the index of the depthwise conv, and of the activation.
+    /// band by band (`ExpandedDepthwise.inBands`): the index of the depthwise conv, of the activation,
+    /// and the pair.
     private func expansions(chains: [(length: Int, residual: Int?)?], lastUse: [Int], readers: [Int],
-                            shapes: [[Int]]) -> [(depthwise: Int, activation: Int?)?]
+                            shapes: [[Int]]) -> [(depthwise: Int, activation: Int?, pair: ExpandedDepthwise)?]
     {
         /// Whether node `index`'s output is read by the next node alone.
         func readByNext(_ index: Int) -> Bool {
@@ -112,8 +114,8 @@ extension Network {
                 ConvGeometry(input: shapes[node.inputs[0]], weight: self.parameters[node.parameters[0]].tensor.shape,
                              output: shapes[node.output], conv)
             }
-            return ExpandedDepthwise.suits(expand: geometry(nodes[index], e), depthwise: geometry(nodes[next], d))
-                ? (next, between) : nil
+            return ExpandedDepthwise.inBands(expand: geometry(nodes[index], e), depthwise: geometry(nodes[next], d))
+                .map { (next, between, $0) }
         }
     }
 
@@ -154,19 +156,14 @@ extension Network {
 
     /// The chain `expand` (a 1x1 conv, batchnorm, activation?) on `x`, then `activation` where given,
     /// and the chain `depthwise` (a depthwise conv, batchnorm, activation?) on that, band by band
-    /// (`ExpandedDepthwise`).
-    private func expandedDepthwiseForward(_ expand: ArraySlice<Node>, _ activation: Activation?,
-                                          _ depthwise: ArraySlice<Node>, _ x: Tensor, shapes: [[Int]]) -> Tensor
+    /// (`pair`).
+    private func expandedDepthwiseForward(_ pair: ExpandedDepthwise, _ expand: ArraySlice<Node>,
+                                          _ activation: Activation?, _ depthwise: ArraySlice<Node>, _ x: Tensor,
+                                          outputShape: [Int]) -> Tensor
     {
-        guard case let .conv2d(e) = expand.first!.op, case let .conv2d(d) = depthwise.first!.op
-        else { preconditionFailure("an expansion pairs two conv2d chains") }
         let weights = (parameters[expand.first!.parameters[0]].tensor, parameters[depthwise.first!.parameters[0]].tensor)
-        let pair = ExpandedDepthwise(
-            expand: ConvGeometry(input: x.shape, weight: weights.0.shape, output: shapes[expand.first!.output], e),
-            depthwise: ConvGeometry(input: shapes[depthwise.first!.inputs[0]], weight: weights.1.shape,
-                                    output: shapes[depthwise.first!.output], d))
         let (first, second) = (epilogueSettings(expand), epilogueSettings(depthwise))
-        return Tensor(shape: shapes[depthwise.first!.output]) { ys in
+        return Tensor(shape: outputShape) { ys in
             let y = ys.baseAddress!
             x.data.withUnsafeBufferPointer { xs in
                 withConvEpilogue(bias: first.bias, normalization: first.normalization, residual: nil,

@@ -27,32 +27,26 @@ struct ExpandedDepthwise {
     /// Output rows per band (the last may have fewer), bands per sample, and the rows one output
     /// row's taps span.
     let bandRows: Int, bands: Int, kernelRows: Int
+    /// Output rows per band of `bandFloats`, whatever the thread count (the rule reads these, so that
+    /// where the two convs' results differ in rounding, AVX2, they do not depend on it).
+    let sizedRows: Int
 
     /// - Parameter bandFloats: the expanded floats a band aims for.
     init(expand: ConvGeometry, depthwise: ConvGeometry, bandFloats: Int = Self.bandFloats) {
         (self.expand, self.depthwise, depthwisePath) = (expand, depthwise, Conv2dPath(depthwise))
-        kernelRows = Self.kernelRows(depthwise)
+        kernelRows = (depthwise.kh - 1) * depthwise.conv.dilation.0 + 1
         // Bands of `bandFloats`, then more where a batch has too few for every thread to take as many.
-        var count = Self.bandCount(depthwise, rows: Self.sizedRows(depthwise, bandFloats: bandFloats))
+        let most = max(1, (bandFloats / (depthwise.channels * depthwise.width) - kernelRows) / depthwise.conv.stride.0 + 1)
+        var count = (depthwise.outHeight + most - 1) / most
+        sizedRows = (depthwise.outHeight + count - 1) / count
         let threads = Threads.count
         if depthwise.batch * count < 4 * threads { count = min(depthwise.outHeight, (count + threads - 1) / threads * threads) }
         bandRows = (depthwise.outHeight + count - 1) / count
         bands = (depthwise.outHeight + bandRows - 1) / bandRows
     }
 
-    /// The input rows one output row's taps span, `(kh - 1) * dy + 1`.
-    private static func kernelRows(_ s: ConvGeometry) -> Int { (s.kh - 1) * s.conv.dilation.0 + 1 }
-
-    /// The most output rows of `s` whose taps' expanded rows fit in `bandFloats`.
-    private static func sizedRows(_ s: ConvGeometry, bandFloats: Int) -> Int {
-        max(1, (bandFloats / (s.channels * s.width) - kernelRows(s)) / s.conv.stride.0 + 1)
-    }
-
-    /// The fewest bands of at most `rows` output rows each.
-    private static func bandCount(_ s: ConvGeometry, rows: Int) -> Int { (s.outHeight + rows - 1) / rows }
-
-    /// Whether the pair runs band by band: the 1x1 conv suits the pointwise
-    /// kernel (stride 1, no padding, 32 or more outputs per group,
+    /// The pair of these convs, where it runs band by band; nil where the two run alone. The 1x1
+    /// conv suits the pointwise kernel (stride 1, no padding, 32 or more outputs per group,
     /// `PointwiseConvolution.pays`), the depthwise conv takes the direct or
     /// depthwise-vector kernel with every tap reading the input somewhere, a
     /// sample's expanded tensor fills more than one band, and the rows two
@@ -68,15 +62,14 @@ struct ExpandedDepthwise {
     /// 14, 1.06 against 0.70, and DeepLabV3's dilated 5x5 taps on 32x32 up to
     /// 8x the time. Planes of up to 1 MB stay in the caches between the two
     /// convs (none of MobileNetV3-Large's 56x56 and smaller planes gained).
-    static func suits(expand: ConvGeometry, depthwise: ConvGeometry) -> Bool {
-        guard expand.isPointwise, PointwiseConvolution.pays(expand), depthwise.isDepthwise,
-              [.direct, .depthwiseVectors].contains(Conv2dPath(depthwise)), !hasPaddingTaps(depthwise)
-        else { return false }
-        // By the bands of `bandFloats`, whatever the thread count: where the two convs' results differ in
-        // rounding (AVX2), they do not depend on it.
-        let count = bandCount(depthwise, rows: sizedRows(depthwise, bandFloats: bandFloats))
-        let (rows, sy) = ((depthwise.outHeight + count - 1) / count, depthwise.conv.stride.0)
-        return count > 1 && expand.channels * (kernelRows(depthwise) - sy) <= 2 * rows * sy
+    static func inBands(expand: ConvGeometry, depthwise: ConvGeometry) -> ExpandedDepthwise? {
+        guard expand.isPointwise, PointwiseConvolution.pays(expand), depthwise.isDepthwise, !hasPaddingTaps(depthwise)
+        else { return nil }
+        let pair = ExpandedDepthwise(expand: expand, depthwise: depthwise), sy = depthwise.conv.stride.0
+        guard [.direct, .depthwiseVectors].contains(pair.depthwisePath), pair.sizedRows < depthwise.outHeight,
+              expand.channels * (pair.kernelRows - sy) <= 2 * pair.sizedRows * sy
+        else { return nil }
+        return pair
     }
 
     /// Floats of one worker's scratch: a full band's expanded rows.

@@ -13,8 +13,7 @@
 /// - Returns: the conv and its `[O, C/g, p1 - p0, q1 - q0]` weights, or nil
 ///   where every row and column reads the input somewhere (or none does).
 func withoutPaddingTaps(_ s: ConvGeometry, weight: Tensor) -> (conv: Conv2d, weight: Tensor)? {
-    let rows = (0..<s.kh).filter { !s.rows(tap: $0).valid.isEmpty }
-    let columns = (0..<s.kw).filter { !s.columns(tap: $0).valid.isEmpty }
+    let (rows, columns) = tapsReadingInput(s)
     guard rows.count < s.kh || columns.count < s.kw, let p0 = rows.first, let q0 = columns.first else { return nil }
     let (p1, q1, (dy, dx), pad) = (rows.last! + 1, columns.last! + 1, s.conv.dilation, s.conv.padding)
     var conv = s.conv
@@ -37,5 +36,11 @@ func withoutPaddingTaps(_ s: ConvGeometry, weight: Tensor) -> (conv: Conv2d, wei
 
 /// Whether some kernel row or column of the conv reads only padding, for every output.
 func hasPaddingTaps(_ s: ConvGeometry) -> Bool {
-    (0..<s.kh).contains { s.rows(tap: $0).valid.isEmpty } || (0..<s.kw).contains { s.columns(tap: $0).valid.isEmpty }
+    let (rows, columns) = tapsReadingInput(s)
+    return rows.count < s.kh || columns.count < s.kw
+}
+
+/// The kernel rows and the kernel columns whose taps read the input for some output.
+private func tapsReadingInput(_ s: ConvGeometry) -> (rows: [Int], columns: [Int]) {
+    ((0..<s.kh).filter { !s.rows(tap: $0).valid.isEmpty }, (0..<s.kw).filter { !s.columns(tap: $0).valid.isEmpty })
 }
